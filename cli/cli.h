@@ -1,0 +1,56 @@
+/* cli/cli.h - the command line's commands and their shared helpers.
+ * The cli sits above every layer and wires them together. */
+#ifndef PEERFS_CLI_H
+#define PEERFS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/crypto.h"
+
+#define CLI_USAGE 2	/* exit status for bad usage */
+
+struct cli_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+int cmd_init(int argc, char **argv);
+int cmd_supplier(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* "4K", "2G", "1.5M", "4MiB", "100" -> bytes. -EINVAL on junk. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* "4+2" -> k, m within 1..CR_EC_MAX. -EINVAL otherwise. */
+int cli_parse_ec(const char *s, int *k, int *m);
+/* "500ms", "30s", "2m", "1h" -> milliseconds. */
+int cli_parse_duration(const char *s, uint64_t *ms);
+
+/* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a
+ * malloc()'d absolute path. */
+char *cli_home(const char *opt);
+/* <home>/<name>, malloc()'d. */
+char *cli_path(const char *home, const char *name);
+int cli_mkdir_p(const char *path, int mode);
+
+/* Passphrase from --passphrase-file, $PEERFS_PASSPHRASE, or a prompt on
+ * the terminal when `prompt` is set. *out is malloc()'d (may be ""). */
+int cli_passphrase(const char *file, int prompt, int confirm, char **out);
+/* Loads <home>/key, prompting for the passphrase when needed. Prints a
+ * clear error and returns -errno on failure. */
+int cli_load_identity(const char *home, const char *pass_file,
+    struct cr_identity **out);
+
+/* getopt error -> one line on stderr; returns CLI_USAGE. */
+int cli_bad_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Reads the root control attribute of a mount into a malloc()'d string. */
+int cli_ctl_get(const char *mnt, const char *name, char **out);
+
+#endif

@@ -1,0 +1,306 @@
+/* cli/common.c - option values, the home directory, passphrases. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int
+cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v;
+	uint64_t mult = 1;
+
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || v < 0)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': mult = 1ull << 10; end++; break;
+	case 'M': mult = 1ull << 20; end++; break;
+	case 'G': mult = 1ull << 30; end++; break;
+	case 'T': mult = 1ull << 40; end++; break;
+	}
+	if (mult > 1 && *end == 'i')
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (*end != '\0' || v * mult > 9e18)
+		return -EINVAL;
+	*out = (uint64_t)llround(v * mult);
+	return 0;
+}
+
+int
+cli_parse_ec(const char *s, int *k, int *m)
+{
+	char *end;
+	long a, b;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	a = strtol(s, &end, 10);
+	if (*end != '+' || !isdigit((unsigned char)end[1]))
+		return -EINVAL;
+	b = strtol(end + 1, &end, 10);
+	if (*end || a < 1 || b < 1 || a + b > CR_EC_MAX)
+		return -EINVAL;
+	*k = (int)a;
+	*m = (int)b;
+	return 0;
+}
+
+int
+cli_parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	v = strtod(s, &end);
+	if (!strcmp(end, "ms"))
+		;
+	else if (!strcmp(end, "s") || !*end)
+		v *= 1e3;
+	else if (!strcmp(end, "m"))
+		v *= 60e3;
+	else if (!strcmp(end, "h"))
+		v *= 3600e3;
+	else
+		return -EINVAL;
+	*ms = (uint64_t)v;
+	return 0;
+}
+
+char *
+cli_home(const char *opt)
+{
+	const char *h = opt;
+	char buf[PATH_MAX];
+
+	if (!h || !*h)
+		h = getenv("PEERFS_HOME");
+	if (!h || !*h) {
+		const char *home = getenv("HOME");
+		snprintf(buf, sizeof buf, "%s/.peerfs", home ? home : "/root");
+		h = buf;
+	}
+	if (h[0] != '/') {
+		char cwd[PATH_MAX], *p;
+		if (!getcwd(cwd, sizeof cwd))
+			return strdup(h);
+		if (asprintf(&p, "%s/%s", cwd, h) < 0)
+			return NULL;
+		return p;
+	}
+	return strdup(h);
+}
+
+char *
+cli_path(const char *home, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", home, name) < 0) {
+		fprintf(stderr, "peerfs: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+int
+cli_mkdir_p(const char *path, int mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int
+read_line(FILE *f, char **out)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, f);
+
+	if (n < 0) {
+		free(line);
+		line = strdup("");
+		if (!line)
+			return -ENOMEM;
+	} else {
+		line[strcspn(line, "\r\n")] = '\0';
+	}
+	*out = line;
+	return 0;
+}
+
+static int
+prompt_tty(const char *question, char **out)
+{
+	struct termios old, quiet;
+	FILE *tty = fopen("/dev/tty", "r+");
+	int rc;
+
+	if (!tty)
+		return -ENOTTY;
+	fprintf(tty, "%s", question);
+	fflush(tty);
+	tcgetattr(fileno(tty), &old);
+	quiet = old;
+	quiet.c_lflag &= ~ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	rc = read_line(tty, out);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fprintf(tty, "\n");
+	fclose(tty);
+	return rc;
+}
+
+int
+cli_passphrase(const char *file, int prompt, int confirm, char **out)
+{
+	const char *env = getenv("PEERFS_PASSPHRASE");
+	int rc;
+
+	if (file) {
+		FILE *f = fopen(file, "r");
+		if (!f) {
+			rc = -errno;
+			fprintf(stderr, "peerfs: passphrase file %s: %s\n", file,
+			    strerror(errno));
+			return rc;
+		}
+		rc = read_line(f, out);
+		fclose(f);
+		return rc;
+	}
+	if (env) {
+		*out = strdup(env);
+		return *out ? 0 : -ENOMEM;
+	}
+	if (!prompt)
+		return -ENOENT;
+	if ((rc = prompt_tty("passphrase: ", out)) < 0) {
+		fprintf(stderr, "peerfs: a passphrase is needed: use "
+		    "--passphrase-file, PEERFS_PASSPHRASE or a terminal\n");
+		return rc;
+	}
+	if (confirm) {
+		char *again;
+		if ((rc = prompt_tty("passphrase again: ", &again)) < 0)
+			return rc;
+		rc = strcmp(again, *out) ? -EINVAL : 0;
+		free(again);
+		if (rc) {
+			fprintf(stderr, "peerfs: passphrases differ\n");
+			free(*out);
+		}
+	}
+	return rc;
+}
+
+int
+cli_load_identity(const char *home, const char *pass_file,
+    struct cr_identity **out)
+{
+	char *key = cli_path(home, "key"), *pass = NULL;
+	int rc;
+
+	if ((rc = cr_init()) < 0)
+		goto out;
+	rc = cr_keyfile_has_passphrase(key);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "peerfs: no key in %s (run `peerfs init --home "
+		    "%s` first)\n", home, home);
+		goto out;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "peerfs: key file %s: %s\n", key, strerror(-rc));
+		goto out;
+	}
+	if (rc == 1 && (rc = cli_passphrase(pass_file, 1, 0, &pass)) < 0)
+		goto out;
+	rc = cr_keyfile_load(key, pass, out);
+	if (rc == -EACCES)
+		fprintf(stderr, "peerfs: wrong passphrase for %s\n", key);
+	else if (rc == -EINVAL)
+		fprintf(stderr, "peerfs: key file %s is damaged or not a peerfs "
+		    "key\n", key);
+	else if (rc < 0)
+		fprintf(stderr, "peerfs: key file %s: %s\n", key, strerror(-rc));
+out:
+	if (pass) {
+		memset(pass, 0, strlen(pass));
+		free(pass);
+	}
+	free(key);
+	return rc;
+}
+
+int
+cli_bad_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "peerfs %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see peerfs %s --help)\n", cmd);
+	return CLI_USAGE;
+}
+
+int
+cli_ctl_get(const char *mnt, const char *name, char **out)
+{
+	ssize_t n;
+	char *buf;
+
+	/* The answer is generated per call; ask for the size, then retry if
+	 * it grew in between. */
+	for (int tries = 0; tries < 5; tries++) {
+		n = getxattr(mnt, name, NULL, 0);
+		if (n < 0)
+			return -errno;
+		if (!(buf = malloc(n + 4096 + 1)))
+			return -ENOMEM;
+		n = getxattr(mnt, name, buf, n + 4096);
+		if (n >= 0) {
+			buf[n] = '\0';
+			*out = buf;
+			return 0;
+		}
+		free(buf);
+		if (errno != ERANGE)
+			return -errno;
+	}
+	return -ERANGE;
+}

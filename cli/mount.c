@@ -1,0 +1,380 @@
+/* cli/mount.c - `peerfs mount`: open the home's metadata, connect to the
+ * suppliers, mount, and stay in the background like sshfs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "fs/fs.h"
+#include "log.h"
+#include "net/net.h"
+#include "store/store.h"
+
+#define MAX_PEERS 256
+#define DEFAULT_CACHE (128ull << 20)
+
+static const char mount_help[] =
+"usage: peerfs mount [--home DIR] [--peer HOST:PORT]... [--ec K+M]\n"
+"                    [--block-size SIZE] [--cache-size SIZE] [-f]\n"
+"                    [-o FUSE_OPTS] MOUNTPOINT\n"
+"\n"
+"Mounts the owner's folder and returns once it serves (the daemon stays in\n"
+"the background; its log is DIR/mount.log).\n"
+"  --home DIR            home made by `peerfs init` (default $PEERFS_HOME or\n"
+"                        ~/.peerfs)\n"
+"  --peer HOST:PORT      a supplier; remembered in DIR/peers for next time\n"
+"  --ec K+M              erasure code for new blocks (default 4+2)\n"
+"  --block-size SIZE     block size, fixed at the first mount (default 4M)\n"
+"  --cache-size SIZE     read cache in memory (default 128M; 0 = none)\n"
+"  --timeout DURATION    network request timeout (default 10s)\n"
+"  --passphrase-file F   passphrase of the key file\n"
+"  -f                    stay in the foreground, log to stderr\n"
+"  -o OPTS               FUSE mount options (allow_other, ...)\n"
+"  --debug               verbose log\n";
+
+struct mount_opts {
+	const char *home_opt, *pass_file, *fuse_opts, *mnt;
+	const char *peers[MAX_PEERS];
+	int npeers, k, m, foreground;
+	uint64_t block_size, cache_size, timeout_ms;
+	int block_size_set;
+};
+
+/* Adds the configured peers of <home>/peers to o and writes back the
+ * union, so that peers given once are remembered. */
+static int
+merge_peers(const char *home, struct mount_opts *o)
+{
+	char *path = cli_path(home, "peers"), *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int given = o->npeers;
+
+	if ((f = fopen(path, "r"))) {
+		while ((n = getline(&line, &cap, f)) > 0) {
+			line[strcspn(line, "\r\n \t#")] = '\0';
+			if (!*line)
+				continue;
+			int dup = 0;
+			for (int i = 0; i < o->npeers; i++)
+				dup |= !strcmp(o->peers[i], line);
+			if (!dup && o->npeers < MAX_PEERS)
+				o->peers[o->npeers++] = strdup(line);
+		}
+		fclose(f);
+	}
+	free(line);
+	if (given) {
+		char *tmp = cli_path(home, "peers.tmp");
+		if ((f = fopen(tmp, "w"))) {
+			for (int i = 0; i < o->npeers; i++)
+				fprintf(f, "%s\n", o->peers[i]);
+			if (fclose(f) == 0)
+				rename(tmp, path);
+		}
+		free(tmp);
+	}
+	free(path);
+	return 0;
+}
+
+/* The block size decides which bytes an extent covers, so it is fixed by
+ * the first mount of a home. */
+static int
+settle_block_size(struct store *st, struct mount_opts *o)
+{
+	struct store_txn *t;
+	uint32_t stored = 0;
+	int rc;
+
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	rc = store_misc_get(t, "conf.block_size", &stored, sizeof stored);
+	if (rc == (int)sizeof stored) {
+		store_txn_abort(t);
+		if (o->block_size_set && stored != o->block_size) {
+			log_error("this home uses --block-size %u; it cannot "
+			    "change after the first mount", stored);
+			return -EINVAL;
+		}
+		o->block_size = stored;
+		return 0;
+	}
+	stored = (uint32_t)o->block_size;
+	if ((rc = store_misc_put(t, "conf.block_size", &stored, sizeof stored)) < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static int
+parse(int argc, char **argv, struct mount_opts *o)
+{
+	static const struct option opts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "peer", required_argument, NULL, 'P' },
+		{ "ec", required_argument, NULL, 'e' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "cache-size", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->k = 4;
+	o->m = 2;
+	o->block_size = 4u << 20;
+	o->cache_size = DEFAULT_CACHE;
+	o->timeout_ms = 10000;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hfo:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': o->home_opt = optarg; break;
+		case 'P':
+			if (!strchr(optarg, ':'))
+				return cli_bad_usage("mount", "bad --peer '%s' (HOST:PORT)", optarg);
+			if (o->npeers == MAX_PEERS)
+				return cli_bad_usage("mount", "too many --peer");
+			o->peers[o->npeers++] = optarg;
+			break;
+		case 'e':
+			if (cli_parse_ec(optarg, &o->k, &o->m) < 0)
+				return cli_bad_usage("mount", "bad --ec '%s' (K+M, e.g. 4+2)", optarg);
+			break;
+		case 'b':
+			if (cli_parse_size(optarg, &o->block_size) < 0 ||
+			    o->block_size < 4096 || o->block_size > (16u << 20) ||
+			    (o->block_size & 4095))
+				return cli_bad_usage("mount", "bad --block-size '%s' "
+				    "(a multiple of 4K, at most 16M)", optarg);
+			o->block_size_set = 1;
+			break;
+		case 'c':
+			if (cli_parse_size(optarg, &o->cache_size) < 0)
+				return cli_bad_usage("mount", "bad --cache-size '%s'", optarg);
+			break;
+		case 't':
+			if (cli_parse_duration(optarg, &o->timeout_ms) < 0 || !o->timeout_ms)
+				return cli_bad_usage("mount", "bad --timeout '%s'", optarg);
+			break;
+		case 'p': o->pass_file = optarg; break;
+		case 'f': o->foreground = 1; break;
+		case 'o': o->fuse_opts = optarg; break;
+		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
+		case 'h': fputs(mount_help, stdout); exit(0);
+		case ':': return cli_bad_usage("mount", "%s needs a value", argv[optind - 1]);
+		default:  return cli_bad_usage("mount", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_bad_usage("mount", optind < argc ?
+		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
+	o->mnt = argv[optind];
+	return 0;
+}
+
+/* Detaches like sshfs: the parent returns once the child reports that the
+ * folder is mounted (or prints the child's error). */
+static int
+detach(int *notify_fd)
+{
+	int fds[2];
+	char msg[512];
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		return -errno;
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid > 0) {
+		close(fds[1]);
+		ssize_t n = read(fds[0], msg, sizeof msg - 1);
+		if (n == 2 && !memcmp(msg, "ok", 2))
+			_exit(0);
+		_exit(1);
+	}
+	close(fds[0]);
+	setsid();
+	*notify_fd = fds[1];
+	return 0;
+}
+
+static void
+detached_ready(int notify_fd, const char *home)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	if (write(notify_fd, "ok", 2) != 2)
+		log_warn("could not tell the caller that the mount is ready");
+	close(notify_fd);
+}
+
+struct mounted {
+	struct store *st;
+	struct store_cache *cache;
+	struct cr_ec *ec;
+	struct net *net;
+	struct fs *fs;
+};
+
+static void
+unmount_all(struct mounted *m)
+{
+	fs_free(m->fs);
+	net_free(m->net);
+	cr_ec_free(m->ec);
+	store_cache_free(m->cache);
+	if (m->st)
+		store_close(m->st);
+}
+
+/* Opens every layer and mounts; on failure logs why and returns -errno. */
+static int
+mount_all(struct mounted *m, const char *home, struct cr_identity *id,
+    struct mount_opts *o)
+{
+	int rc;
+
+	if ((rc = store_open(&m->st, home, 0)) < 0) {
+		log_error("metadata in %s/meta: %s", home, strerror(-rc));
+		return rc;
+	}
+	if ((rc = settle_block_size(m->st, o)) < 0)
+		return rc;
+	if ((rc = store_cache_new(&m->cache, o->cache_size)) < 0)
+		return rc;
+	if ((rc = cr_ec_new(&m->ec, o->k, o->m)) < 0) {
+		log_error("cannot set up erasure code %d+%d: %s", o->k, o->m,
+		    strerror(-rc));
+		return rc;
+	}
+	struct net_conf nc = {
+		.id = id, .store = m->st, .ec = m->ec,
+		.timeout_ms = (int)o->timeout_ms,
+	};
+	if ((rc = net_new(&m->net, &nc)) < 0) {
+		log_error("network: %s", strerror(-rc));
+		return rc;
+	}
+	for (int i = 0; i < o->npeers; i++)
+		if ((rc = net_add_peer(m->net, o->peers[i])) < 0)
+			log_warn("peer %s: %s", o->peers[i], strerror(-rc));
+	int want = o->npeers < o->k + o->m ? o->npeers : o->k + o->m;
+	int up = want ? net_wait_online(m->net, want, 5000) : 0;
+	if (up < o->k + o->m)
+		log_warn("%d of %d suppliers online (%d+%d needs %d): writes stay "
+		    "in the journal until enough are reachable", up, o->npeers,
+		    o->k, o->m, o->k + o->m);
+	struct fs_conf fc = {
+		.store = m->st, .cache = m->cache, .net = m->net,
+		.block_size = (uint32_t)o->block_size,
+	};
+	cr_subkey(fc.datakey, id, CR_SUBKEY_DATA);
+	rc = fs_new(&m->fs, &fc);
+	sodium_memzero(fc.datakey, sizeof fc.datakey);
+	if (rc < 0) {
+		log_error("filesystem: %s", strerror(-rc));
+		return rc;
+	}
+	if ((rc = fs_mount(m->fs, o->mnt, o->fuse_opts)) < 0)
+		return rc;
+	log_info("mounted %s (%d+%d, %s, block %llu, cache %llu)", o->mnt,
+	    o->k, o->m, cr_ec_backend(m->ec), (unsigned long long)o->block_size,
+	    (unsigned long long)o->cache_size);
+	return 0;
+}
+
+int
+cmd_mount(int argc, char **argv)
+{
+	struct mount_opts o = { 0 };
+	struct mounted m = { 0 };
+	struct cr_identity *id = NULL;
+	struct stat sb;
+	char *home, *lock_path, *log_path, *pid_path, *abs_mnt;
+	int rc, lock_fd, notify_fd = -1;
+	FILE *logf = NULL;
+
+	if ((rc = parse(argc, argv, &o)) != 0)
+		return rc;
+	if (stat(o.mnt, &sb) != 0) {
+		fprintf(stderr, "peerfs mount: mountpoint %s: %s\n", o.mnt,
+		    strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "peerfs mount: mountpoint %s is not a directory\n",
+		    o.mnt);
+		return 1;
+	}
+	if (!(abs_mnt = realpath(o.mnt, NULL))) {
+		fprintf(stderr, "peerfs mount: %s: %s\n", o.mnt, strerror(errno));
+		return 1;
+	}
+	o.mnt = abs_mnt;
+	home = cli_home(o.home_opt);
+	if (cli_load_identity(home, o.pass_file, &id) < 0)
+		return 1;
+	merge_peers(home, &o);
+	if (o.npeers == 0)
+		fprintf(stderr, "peerfs mount: no suppliers known (--peer "
+		    "HOST:PORT): mounting offline\n");
+
+	/* One mount per home: the journal and metadata have one writer. */
+	lock_path = cli_path(home, "mount.lock");
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "peerfs mount: home %s is already mounted by "
+		    "another peerfs\n", home);
+		return 1;
+	}
+	/* Fork before any thread or LMDB environment exists. */
+	if (!o.foreground && (rc = detach(&notify_fd)) < 0) {
+		fprintf(stderr, "peerfs mount: cannot detach: %s\n", strerror(-rc));
+		return 1;
+	}
+	log_path = cli_path(home, "mount.log");
+	pid_path = cli_path(home, "mount.pid");
+	if (!o.foreground && (logf = fopen(log_path, "a"))) {
+		setvbuf(logf, NULL, _IOLBF, 0);
+		log_set_file(logf);
+	}
+	rc = mount_all(&m, home, id, &o);
+	if (rc < 0) {
+		fprintf(stderr, "peerfs mount: cannot mount %s (see %s)\n", o.mnt,
+		    o.foreground ? "above" : log_path);
+		unmount_all(&m);
+		cr_identity_free(id);
+		return 1;
+	}
+	FILE *pf = fopen(pid_path, "w");
+	if (pf) {
+		fprintf(pf, "%d\n", (int)getpid());
+		fclose(pf);
+	}
+	if (!o.foreground)
+		detached_ready(notify_fd, home);
+	rc = fs_loop(m.fs);
+	log_info("unmounted %s", o.mnt);
+	unmount_all(&m);
+	cr_identity_free(id);
+	unlink(pid_path);
+	return rc < 0 ? 1 : 0;
+}

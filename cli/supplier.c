@@ -1,0 +1,201 @@
+/* cli/supplier.c - `peerfs supplier`: lend disk space to owners. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "log.h"
+#include "net/net.h"
+#include "store/store.h"
+
+static const char supplier_help[] =
+"usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
+"                       [--quota SIZE] [--daemon] [--debug]\n"
+"\n"
+"Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
+"stored under the store directory, acknowledged only after fsync.\n"
+"  --home DIR        identity of this supplier (created, without a\n"
+"                    passphrase, when DIR has no key yet)\n"
+"  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
+"  --store DIR       where fragments are kept\n"
+"  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
+"  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n";
+
+struct ready_ctx {
+	const char *home;
+	int notify_fd;		/* --daemon: tells the parent we listen */
+};
+
+static void
+on_ready(void *arg, const char *addr)
+{
+	struct ready_ctx *r = arg;
+
+	log_info("supplier listening on %s", addr);
+	if (r->notify_fd >= 0) {
+		/* Detached: errors up to here went to the caller's terminal. */
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 2);
+			close(null);
+		}
+		ssize_t n = write(r->notify_fd, "ok", 2);
+		(void)n;
+		close(r->notify_fd);
+		r->notify_fd = -1;
+	}
+}
+
+/* A supplier runs unattended: its key is created without a passphrase
+ * unless PEERFS_PASSPHRASE says otherwise. */
+static int
+supplier_identity(const char *home, struct cr_identity **id)
+{
+	char *key = cli_path(home, "key");
+	int rc;
+
+	if (access(key, F_OK) != 0) {
+		if ((rc = cli_mkdir_p(home, 0700)) < 0) {
+			fprintf(stderr, "peerfs supplier: cannot create %s: %s\n",
+			    home, strerror(-rc));
+			free(key);
+			return rc;
+		}
+		rc = cr_keyfile_create(key, getenv("PEERFS_PASSPHRASE"), id);
+		if (rc < 0)
+			fprintf(stderr, "peerfs supplier: cannot create %s: %s\n",
+			    key, strerror(-rc));
+		free(key);
+		return rc;
+	}
+	free(key);
+	return cli_load_identity(home, NULL, id);
+}
+
+static int
+daemonize(const char *home, int *notify_fd)
+{
+	int fds[2], null;
+	char buf[8];
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		return -errno;
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid > 0) {
+		close(fds[1]);
+		ssize_t n = read(fds[0], buf, sizeof buf);
+		_exit(n == 2 ? 0 : 1);
+	}
+	close(fds[0]);
+	setsid();
+	char *log_path = cli_path(home, "supplier.log");
+	FILE *lf = fopen(log_path, "a");
+	free(log_path);
+	if (lf) {
+		setvbuf(lf, NULL, _IOLBF, 0);
+		log_set_file(lf);
+	}
+	if ((null = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		if (null > 2)
+			close(null);
+	}
+	char *pid_path = cli_path(home, "supplier.pid");
+	FILE *pf = fopen(pid_path, "w");
+	if (pf) {
+		fprintf(pf, "%d\n", (int)getpid());
+		fclose(pf);
+	}
+	free(pid_path);
+	*notify_fd = fds[1];
+	return 0;
+}
+
+int
+cmd_supplier(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "store", required_argument, NULL, 's' },
+		{ "quota", required_argument, NULL, 'q' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
+	uint64_t quota = 0;
+	int daemon = 0, c, rc;
+	struct ready_ctx ready = { .notify_fd = -1 };
+	struct cr_identity *id = NULL;
+	struct store_frag *frags = NULL;
+	char *home;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': home_opt = optarg; break;
+		case 'l': listen = optarg; break;
+		case 's': store_dir = optarg; break;
+		case 'q':
+			if (cli_parse_size(optarg, &quota) < 0)
+				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
+			break;
+		case 'd': daemon = 1; break;
+		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
+		case 'h': fputs(supplier_help, stdout); return 0;
+		case ':': return cli_bad_usage("supplier", "%s needs a value", argv[optind - 1]);
+		default:  return cli_bad_usage("supplier", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_bad_usage("supplier", "unexpected argument '%s'", argv[optind]);
+	if (!listen || !strchr(listen, ':'))
+		return cli_bad_usage("supplier", "--listen HOST:PORT is required");
+	if (!store_dir)
+		return cli_bad_usage("supplier", "--store DIR is required");
+	if (cr_init() < 0)
+		return 1;
+	home = cli_home(home_opt);
+	if (supplier_identity(home, &id) < 0)
+		return 1;
+	log_init("peerfs-supplier", log_get_level(), NULL);
+	/* Fork before LMDB opens: an environment must not cross a fork. */
+	if (daemon && (rc = daemonize(home, &ready.notify_fd)) < 0) {
+		fprintf(stderr, "peerfs supplier: cannot detach: %s\n", strerror(-rc));
+		return 1;
+	}
+	if ((rc = cli_mkdir_p(store_dir, 0700)) < 0 ||
+	    (rc = store_frag_open(&frags, store_dir, quota)) < 0) {
+		fprintf(stderr, "peerfs supplier: store %s: %s\n", store_dir,
+		    strerror(-rc));
+		cr_identity_free(id);
+		return 1;
+	}
+	ready.home = home;
+	struct net_supplier_conf conf = {
+		.id = id, .listen = listen, .frags = frags,
+		.on_ready = on_ready, .arg = &ready,
+	};
+	rc = net_supplier_run(&conf);
+	if (rc < 0)
+		log_error("supplier on %s: %s", listen, strerror(-rc));
+	store_frag_close(frags);
+	cr_identity_free(id);
+	if (daemon) {
+		char *pid_path = cli_path(home, "supplier.pid");
+		unlink(pid_path);
+		free(pid_path);
+	}
+	free(home);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,172 @@
+/* crypto/crypto.h - identity and key file, block sealing, erasure coding,
+ * session handshake. Uses libsodium and liberasurecode; knows no other layer.
+ *
+ * Every function returns 0 (or a length) on success and -errno on failure.
+ * Keys live in sodium_malloc() memory and are never logged. */
+#ifndef PEERFS_CRYPTO_H
+#define PEERFS_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sodium.h>
+
+#define CR_PK_BYTES	32	/* Ed25519 public key = peer id */
+#define CR_SK_BYTES	64
+#define CR_SIG_BYTES	64
+#define CR_KEY_BYTES	32
+#define CR_HASH_BYTES	32	/* BLAKE2b-256 */
+#define CR_ID_BYTES	32	/* block id = BLAKE2b-256(ciphertext) */
+#define CR_SEAL_ABYTES	16	/* XChaCha20-Poly1305 tag appended to a block */
+#define CR_STREAM_ABYTES 17	/* crypto_secretstream_xchacha20poly1305_ABYTES */
+#define CR_EC_MAX	32	/* k + m at most */
+
+/* Must be called once (thread-safe, idempotent). -EIO when libsodium fails. */
+int cr_init(void);
+
+/* ---- identity and key file ---------------------------------------------- */
+
+struct cr_identity {
+	unsigned char pk[CR_PK_BYTES];		/* Ed25519 public key */
+	unsigned char sk[CR_SK_BYTES];		/* Ed25519 secret key */
+	unsigned char master[CR_KEY_BYTES];	/* master secret for subkeys */
+};
+
+/* Creates a fresh identity (new Ed25519 keypair, random master) and writes
+ * it to path (mode 0600, created with O_EXCL: -EEXIST if present), sealed
+ * with passphrase via crypto_pwhash Argon2id (OPSLIMIT/MEMLIMIT_INTERACTIVE)
+ * + crypto_secretbox. passphrase NULL or "" means no passphrase (a fixed
+ * empty passphrase is used, the file records that none was set).
+ * On success *out is sodium_malloc()'d; free with cr_identity_free(). */
+int cr_keyfile_create(const char *path, const char *passphrase,
+    struct cr_identity **out);
+
+/* Loads and opens the key file. -ENOENT no file; -EACCES wrong passphrase
+ * (or passphrase required: passphrase NULL for a protected file);
+ * -EINVAL malformed file. */
+int cr_keyfile_load(const char *path, const char *passphrase,
+    struct cr_identity **out);
+
+/* 1 when the key file was sealed with a real passphrase, 0 when not. */
+int cr_keyfile_has_passphrase(const char *path);
+
+void cr_identity_free(struct cr_identity *id);
+
+/* Subkeys of the master secret (crypto_kdf, context "peerfs__").
+ * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index. */
+enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2 };
+void cr_subkey(unsigned char out[CR_KEY_BYTES],
+    const struct cr_identity *id, uint64_t subkey_id);
+
+/* ---- hashing ------------------------------------------------------------- */
+
+/* BLAKE2b-256 of p[0..n). */
+void cr_hash(unsigned char out[CR_HASH_BYTES], const void *p, size_t n);
+
+/* ---- block sealing --------------------------------------------------------
+ * Convergent per owner: key = BLAKE2b-256 keyed by datakey over the
+ * plaintext; nonce (24 bytes) = BLAKE2b-192 keyed by key over "peerfs-nonce"
+ * (safe because a key encrypts exactly one plaintext); cipher
+ * XChaCha20-Poly1305-IETF, no additional data; block id = BLAKE2b-256 of
+ * the ciphertext (tag included). */
+
+/* cipher must hold len + CR_SEAL_ABYTES bytes. Always succeeds (0). */
+int cr_block_seal(unsigned char *cipher, unsigned char key[CR_KEY_BYTES],
+    unsigned char id[CR_ID_BYTES], const void *plain, size_t len,
+    const unsigned char datakey[CR_KEY_BYTES]);
+
+/* plain must hold clen - CR_SEAL_ABYTES bytes. Checks the id (when id is
+ * not NULL) and the AEAD tag: -EBADMSG on any mismatch, -EINVAL when
+ * clen < CR_SEAL_ABYTES. */
+int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
+    const unsigned char key[CR_KEY_BYTES], const unsigned char id[CR_ID_BYTES]);
+
+/* ---- erasure coding (liberasurecode) -------------------------------------
+ * Backend: ISA-L RS Vandermonde when available, else liberasurecode_rs_vand.
+ * Fragments are liberasurecode fragments (their own header included), all
+ * of the same length. An instance is safe to use from several threads. */
+struct cr_ec;
+
+/* k >= 1, m >= 1, k + m <= CR_EC_MAX; -EINVAL bad parameters, -ENOTSUP
+ * when no backend works. */
+int cr_ec_new(struct cr_ec **out, int k, int m);
+void cr_ec_free(struct cr_ec *ec);
+const char *cr_ec_backend(const struct cr_ec *ec);	/* "isa_l_rs_vand" ... */
+int cr_ec_k(const struct cr_ec *ec);
+int cr_ec_m(const struct cr_ec *ec);
+
+/* Encodes len bytes into k + m fragments. On success frags[0..k+m) point
+ * to fragments of *frag_len bytes each; release with cr_ec_encode_free().
+ * Fragment i is the one with index i (data 0..k-1, parity k..k+m-1). */
+int cr_ec_encode(struct cr_ec *ec, const void *data, size_t len,
+    unsigned char *frags[CR_EC_MAX], size_t *frag_len);
+void cr_ec_encode_free(struct cr_ec *ec, unsigned char *frags[CR_EC_MAX]);
+
+/* Decodes from n >= k fragments (any order, each frag_len bytes, taken from
+ * cr_ec_encode's output). Writes exactly the original bytes to out, which
+ * must hold out_cap bytes; *out_len gets the original length.
+ * -EIO when fewer than k usable fragments, -ENOSPC when out_cap is short,
+ * -EBADMSG on inconsistent fragments. */
+int cr_ec_decode(struct cr_ec *ec, unsigned char *const *frags, int n,
+    size_t frag_len, void *out, size_t out_cap, size_t *out_len);
+
+/* Index (0..k+m-1) recorded in a fragment's header, or -EINVAL. */
+int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
+
+/* ---- session handshake ----------------------------------------------------
+ * Three messages over a plain byte stream, then one secretstream per
+ * direction:
+ *   client -> server  HELLO  : "PEERFS1\0" | eph X25519 pk | Ed25519 pk
+ *   server -> client  REPLY  : "PEERFS1\0" | eph X25519 pk | Ed25519 pk
+ *                              | sig_s(transcript) | secretstream header s->c
+ *   client -> server  FINISH : sig_c(transcript) | secretstream header c->s
+ * transcript = BLAKE2b-256("peerfs-hs-v1" | HELLO | REPLY without sig and
+ * header) for the server signature; the client signs the same hash with
+ * the label "peerfs-hs-client". Session keys: crypto_kx from the
+ * ephemeral keys, then each key = BLAKE2b-256 keyed by the kx key over the
+ * transcript hash. Both sides learn and check the peer's Ed25519 key. */
+#define CR_HS_MAGIC "PEERFS1"		/* 8 bytes with the NUL */
+#define CR_HS_HELLO_BYTES  (8 + 32 + 32)
+#define CR_HS_REPLY_BYTES  (8 + 32 + 32 + 64 + 24)
+#define CR_HS_FINISH_BYTES (64 + 24)
+
+struct cr_stream {
+	crypto_secretstream_xchacha20poly1305_state st;
+};
+
+struct cr_hs {
+	int is_client;
+	unsigned char eph_pk[32], eph_sk[32];
+	unsigned char hello[CR_HS_HELLO_BYTES];
+	unsigned char th[CR_HASH_BYTES];	/* transcript hash */
+	unsigned char rx_key[32], tx_key[32];
+	unsigned char peer_pk[CR_PK_BYTES];	/* valid after the handshake */
+	struct cr_stream tx, rx;		/* valid after the handshake */
+};
+
+/* Client: fills HELLO. */
+int cr_hs_client_hello(struct cr_hs *hs, const struct cr_identity *me,
+    unsigned char out[CR_HS_HELLO_BYTES]);
+/* Server: checks HELLO (-EPROTO bad magic/key), fills REPLY; tx ready. */
+int cr_hs_server_reply(struct cr_hs *hs, const struct cr_identity *me,
+    const unsigned char hello[CR_HS_HELLO_BYTES],
+    unsigned char out[CR_HS_REPLY_BYTES]);
+/* Client: checks REPLY (-EPROTO malformed, -EBADMSG bad signature), fills
+ * FINISH; tx and rx ready, peer_pk set. */
+int cr_hs_client_finish(struct cr_hs *hs, const struct cr_identity *me,
+    const unsigned char reply[CR_HS_REPLY_BYTES],
+    unsigned char out[CR_HS_FINISH_BYTES]);
+/* Server: checks FINISH (-EBADMSG bad signature); rx ready, peer_pk set. */
+int cr_hs_server_finish(struct cr_hs *hs,
+    const unsigned char finish[CR_HS_FINISH_BYTES]);
+/* Wipes ephemeral and session key material (streams stay usable). */
+void cr_hs_wipe(struct cr_hs *hs);
+
+/* One record of a direction: c gets mlen + CR_STREAM_ABYTES bytes. */
+int cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
+    size_t mlen);
+/* m gets clen - CR_STREAM_ABYTES bytes. -EBADMSG on a bad MAC or a
+ * final/rekey tag; -EINVAL when clen < CR_STREAM_ABYTES. */
+int cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
+    size_t clen);
+
+#endif

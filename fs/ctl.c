@@ -1,0 +1,280 @@
+/* fs/ctl.c - control attributes on the mount's root, so that `peerfs
+ * status/sync/umount MOUNTPOINT` need nothing but the mountpoint:
+ *   getxattr user.peerfs.status       status as JSON
+ *   setxattr user.peerfs.sync         returns when everything is uploaded
+ *   setxattr user.peerfs.drop_cache   empties the block cache */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/internal.h"
+#include "log.h"
+#include "util.h"
+
+#define CTL_MAX_PEERS 256
+
+/* A growing string; on allocation failure it goes into an error state
+ * that the caller checks once at the end. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (sb->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			sb->failed = 1;
+			return;
+		}
+		if (sb->len + n < sb->cap) {
+			sb->len += n;
+			return;
+		}
+		size_t cap = (sb->cap + n + 1) * 2;
+		char *p = realloc(sb->p, cap);
+		if (!p) {
+			sb->failed = 1;
+			return;
+		}
+		sb->p = p;
+		sb->cap = cap;
+	}
+}
+
+struct redundancy {
+	const struct net_peer_info *peers;
+	int npeers;
+	uint64_t total, full, degraded, lost;
+	uint64_t *frags_on;	/* per peer: fragments placed there */
+};
+
+static int
+peer_online(const struct redundancy *r, const unsigned char *pk, int *idx)
+{
+	for (int i = 0; i < r->npeers; i++)
+		if (memcmp(r->peers[i].pk, pk, CR_PK_BYTES) == 0) {
+			*idx = i;
+			return r->peers[i].state == NET_PEER_ONLINE;
+		}
+	*idx = -1;
+	return 0;
+}
+
+static int
+count_block(void *arg, const struct store_block *b)
+{
+	struct redundancy *r = arg;
+	int n = b->k + b->m, up = 0, idx;
+
+	for (int i = 0; i < n && i < CR_EC_MAX; i++) {
+		up += peer_online(r, b->peer[i], &idx);
+		if (idx >= 0)
+			r->frags_on[idx]++;
+	}
+	r->total++;
+	if (up == n)
+		r->full++;
+	else if (up >= b->k)
+		r->degraded++;
+	else
+		r->lost++;
+	return 0;
+}
+
+static const char *
+state_name(enum net_peer_state s)
+{
+	switch (s) {
+	case NET_PEER_ONLINE:	return "online";
+	case NET_PEER_OFFLINE:	return "offline";
+	default:		return "connecting";
+	}
+}
+
+struct status {
+	struct net_peer_info *peers;
+	struct redundancy r;
+	struct fs_data_stats ds;
+	uint64_t pending, journal_bytes, cache_bytes;
+	int online;
+};
+
+static void
+status_release(struct status *s)
+{
+	free(s->r.frags_on);
+	free(s->peers);
+}
+
+static int
+status_collect(struct fs *fs, struct status *s)
+{
+	struct store_txn *t;
+	int n, rc;
+
+	memset(s, 0, sizeof *s);
+	s->peers = calloc(CTL_MAX_PEERS, sizeof *s->peers);
+	s->r.frags_on = calloc(CTL_MAX_PEERS, sizeof *s->r.frags_on);
+	if (!s->peers || !s->r.frags_on)
+		return -ENOMEM;
+	n = net_peers(fs->conf.net, s->peers, CTL_MAX_PEERS, 1);
+	s->r.peers = s->peers;
+	s->r.npeers = n < 0 ? 0 : n > CTL_MAX_PEERS ? CTL_MAX_PEERS : n;
+	for (int i = 0; i < s->r.npeers; i++)
+		s->online += s->peers[i].state == NET_PEER_ONLINE;
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+		return rc;
+	rc = store_block_iter(t, count_block, &s->r);
+	if (rc == 0)
+		rc = store_jrnl_count(t, &s->pending);
+	store_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	fs__data_stats(fs, &s->ds);
+	s->journal_bytes = store_jrnl_bytes(fs->conf.store);
+	s->cache_bytes = store_cache_bytes(fs->conf.cache);
+	return 0;
+}
+
+/* Addresses and paths are ours, but a path may hold any byte. */
+static void
+sb_json_str(struct sbuf *sb, const char *str)
+{
+	sb_printf(sb, "\"");
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			sb_printf(sb, "\\%c", *p);
+		else if (*p < 0x20)
+			sb_printf(sb, "\\u%04x", *p);
+		else
+			sb_printf(sb, "%c", *p);
+	}
+	sb_printf(sb, "\"");
+}
+
+static void
+status_json(struct fs *fs, const struct status *s, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"pid\": %d, \"mountpoint\": ", (int)getpid());
+	sb_json_str(sb, fs->mountpoint ? fs->mountpoint : "");
+	sb_printf(sb, ", \"suppliers\": [");
+	for (int i = 0; i < s->r.npeers; i++) {
+		const struct net_peer_info *p = &s->peers[i];
+		char id[2 * CR_PK_BYTES + 1];
+
+		hex_encode(id, p->pk, CR_PK_BYTES);
+		sb_printf(sb, "%s{\"id\": \"%s\", \"address\": ", i ? ", " : "", id);
+		sb_json_str(sb, p->addr);
+		sb_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
+		    "\"fragments\": %llu, \"bytes\": %llu, "
+		    "\"placed_fragments\": %llu, \"avail\": %llu, "
+		    "\"quota\": %llu, \"last_error\": ",
+		    state_name(p->state), p->rtt_ms,
+		    (unsigned long long)p->fragments,
+		    (unsigned long long)p->bytes,
+		    (unsigned long long)s->r.frags_on[i],
+		    (unsigned long long)p->avail, (unsigned long long)p->quota);
+		sb_json_str(sb, p->last_error);
+		sb_printf(sb, "}");
+	}
+	sb_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
+	sb_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
+	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu}, ",
+	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
+	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
+	    (unsigned long long)s->pending);
+	sb_printf(sb, "\"uploading\": %llu, \"uploaded\": %llu, "
+	    "\"upload_errors\": %llu, ",
+	    (unsigned long long)s->ds.uploading,
+	    (unsigned long long)s->ds.uploaded_blocks,
+	    (unsigned long long)s->ds.upload_errors);
+	sb_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
+	    "\"block_size\": %u}\n",
+	    (unsigned long long)s->journal_bytes,
+	    (unsigned long long)s->cache_bytes, fs->conf.block_size);
+}
+
+static void
+status_text(struct fs *fs, const struct status *s, struct sbuf *sb)
+{
+	sb_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
+	    fs->mountpoint ? fs->mountpoint : "?", (int)getpid(),
+	    s->online ? "online" : "OFFLINE", s->online, s->r.npeers);
+	sb_printf(sb, "%-16s  %-21s  %-10s  %8s  %9s  %12s\n", "supplier",
+	    "address", "state", "rtt ms", "fragments", "bytes");
+	for (int i = 0; i < s->r.npeers; i++) {
+		const struct net_peer_info *p = &s->peers[i];
+		char id[2 * CR_PK_BYTES + 1];
+
+		hex_encode(id, p->pk, CR_PK_BYTES);
+		id[16] = '\0';
+		sb_printf(sb, "%-16s  %-21s  %-10s  %8.2f  %9llu  %12llu%s%s\n",
+		    id, p->addr, state_name(p->state), p->rtt_ms,
+		    (unsigned long long)p->fragments,
+		    (unsigned long long)p->bytes,
+		    p->last_error[0] ? "  " : "", p->last_error);
+	}
+	sb_printf(sb, "\nblocks: %llu stored (%llu full, %llu degraded, %llu "
+	    "lost), %llu pending upload, %llu uploading\n",
+	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
+	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
+	    (unsigned long long)s->pending, (unsigned long long)s->ds.uploading);
+	sb_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
+	    s->journal_bytes / 1048576.0, s->cache_bytes / 1048576.0);
+}
+
+int
+fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len)
+{
+	struct sbuf sb = { 0 };
+	struct status s;
+	int rc, text = 0;
+
+	if (strcmp(name, FS_CTL_PREFIX "status.text") == 0)
+		text = 1;
+	else if (strcmp(name, FS_CTL_PREFIX "status") != 0)
+		return -ENODATA;
+	if ((rc = status_collect(fs, &s)) == 0) {
+		if (text)
+			status_text(fs, &s, &sb);
+		else
+			status_json(fs, &s, &sb);
+		if (sb.failed)
+			rc = -ENOMEM;
+	}
+	status_release(&s);
+	if (rc < 0) {
+		free(sb.p);
+		return rc;
+	}
+	*val = sb.p;
+	*len = sb.len;
+	return 0;
+}
+
+int
+fs__ctl_set(struct fs *fs, const char *name, const void *val, size_t len)
+{
+	if (strcmp(name, FS_CTL_PREFIX "sync") == 0)
+		return fs__data_sync_all(fs);
+	/* Benchmarks and tests read cold data without remounting. */
+	if (strcmp(name, FS_CTL_PREFIX "drop_cache") == 0) {
+		store_cache_clear(fs->conf.cache);
+		return 0;
+	}
+	return -EPERM;
+}

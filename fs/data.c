@@ -1,0 +1,1457 @@
+/* fs/data.c - file contents: read, write-back journal, upload workers,
+ * truncate and drop.
+ *
+ * Block b of a file covers [b*bs, (b+1)*bs). Its newest bytes are either in
+ * a journal staging file (a jrnl record exists) or in a stored block (an
+ * extent points at a block record); neither means a hole. Bytes past a
+ * block's plain_len or past a staging file's end read as zeros, and no
+ * stored byte past the inode size is ever non-zero (truncate cuts), so
+ * growing a file needs nothing but the size.
+ *
+ * Concurrency. Every (ino, bno) hashes to one of STRIPES mutexes; it is
+ * held while a staging file is written, read for an upload, cut, or
+ * unlinked after an upload commits, so an uploader never commits bytes
+ * older than the newest write. Each dirty block has an entry in d->tab
+ * (a mirror of the jrnl records) whose gen changes on every write; an
+ * upload commits only if gen is unchanged and the jrnl record still exists
+ * (the LMDB write lock orders it against truncate and drop).
+ * Lock order: stripe -> LMDB write txn -> d->lock; fh->lock alone.
+ * LMDB write txns are never held across network calls. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "fs/internal.h"
+#include "log.h"
+
+#define STRIPES		256
+#define BUCKETS		4096
+#define IDLE_MS		2000	/* a block untouched this long is uploaded */
+#define SCAN_MS		500
+#define BACKOFF_MIN_MS	1000
+#define BACKOFF_MAX_MS	30000
+#define FRING		1024	/* recent forgets remembered */
+
+/* A dirty block: a jrnl record exists for (ino, bno). */
+struct dblk {
+	uint64_t ino, bno;
+	uint64_t gen;		/* d->seq at the last change */
+	uint64_t serial;	/* d->seq at creation */
+	int64_t last_ms;	/* monotonic time of the last write */
+	int64_t retry_ms;	/* not before (after a failed upload) */
+	int backoff_ms;
+	unsigned queued : 1, inflight : 1;
+	struct dblk *hnext;
+	TAILQ_ENTRY(dblk) qlink;
+};
+TAILQ_HEAD(dblk_q, dblk);
+
+struct fs__data {
+	struct fs *fs;
+	uint32_t bs;
+	pthread_mutex_t stripe[STRIPES];
+
+	pthread_mutex_t lock;	/* protects everything below */
+	pthread_cond_t work;	/* workers: queue not empty or stop */
+	pthread_cond_t done;	/* syncers: a dirty block went away */
+	struct dblk *tab[BUCKETS];
+	struct dblk_q queue;
+	uint64_t seq;
+	uint64_t count;		/* entries in tab */
+	uint64_t inflight;	/* uploads running */
+	uint64_t uploaded, errors;
+	int failing;		/* last upload failed: log once per streak */
+	int64_t next_scan_ms;
+	int stop;
+	struct {
+		unsigned char id[CR_ID_BYTES];
+		uint64_t seq;		/* slot = seq % FRING */
+		int sent;
+	} fring[FRING];
+	uint64_t fseq;		/* last forget noted */
+
+	int nthreads;
+	pthread_t *threads;
+};
+
+/* fi->fh: the last stored block read through this handle, so sequential
+ * reads of an uncached block fetch it once even with no cache. */
+struct fh {
+	pthread_mutex_t lock;
+	int valid;
+	unsigned char id[CR_ID_BYTES];
+	uint32_t len;
+	unsigned char *buf;	/* bs bytes, allocated on first use */
+};
+
+/* Block records deleted in a transaction, to forget after its commit.
+ * Each is also noted in d->fring (seq) until its deletes are sent: an
+ * upload that stored the same bytes meanwhile must not record fragments
+ * those deletes may remove. */
+struct forget {
+	struct fs__data *d;	/* NULL before fs__data_init */
+	struct store_block *v;
+	uint64_t *seq;
+	size_t n, cap;
+};
+#define FORGET_INIT(d) { (d), NULL, NULL, 0, 0 }
+
+struct u64v {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+blk_hash(uint64_t ino, uint64_t bno)
+{
+	uint64_t h = ino * 0x9E3779B97F4A7C15ull ^ (bno + 1) * 0xC2B2AE3D27D4EB4Full;
+
+	return (uint32_t)(h ^ h >> 29 ^ h >> 43);
+}
+
+static pthread_mutex_t *
+stripe_of(struct fs__data *d, uint64_t ino, uint64_t bno)
+{
+	return &d->stripe[blk_hash(ino, bno) % STRIPES];
+}
+
+static int
+u64v_push(struct u64v *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		uint64_t *v = realloc(a->v, cap * sizeof *v);
+
+		if (v == NULL)
+			return -ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
+
+static int
+forget_push(struct forget *f, const struct store_block *b)
+{
+	struct fs__data *d = f->d;
+	uint64_t seq = 0;
+
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 4;
+		struct store_block *v = realloc(f->v, cap * sizeof *v);
+		uint64_t *q;
+
+		if (v == NULL)
+			return -ENOMEM;
+		f->v = v;
+		if ((q = realloc(f->seq, cap * sizeof *q)) == NULL)
+			return -ENOMEM;
+		f->seq = q;
+		f->cap = cap;
+	}
+	if (d != NULL) {
+		pthread_mutex_lock(&d->lock);
+		seq = ++d->fseq;
+		memcpy(d->fring[seq % FRING].id, b->id, CR_ID_BYTES);
+		d->fring[seq % FRING].seq = seq;
+		d->fring[seq % FRING].sent = 0;
+		pthread_mutex_unlock(&d->lock);
+	}
+	f->v[f->n] = *b;
+	f->seq[f->n++] = seq;
+	return 0;
+}
+
+/* After the commit that deleted their records (send): ask the suppliers
+ * to drop the fragments and forget the plaintext. After an abort (!send)
+ * only clears the notes. */
+static void
+forget_run(struct fs *fs, struct forget *f, int send)
+{
+	struct fs__data *d = f->d;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (send && fs->conf.net != NULL)
+			net_block_forget(fs->conf.net, &f->v[i]);
+		if (send && fs->conf.cache != NULL)
+			store_cache_drop(fs->conf.cache, f->v[i].id);
+		if (d != NULL && f->seq[i] != 0) {
+			pthread_mutex_lock(&d->lock);
+			if (d->fring[f->seq[i] % FRING].seq == f->seq[i])
+				d->fring[f->seq[i] % FRING].sent = 1;
+			pthread_mutex_unlock(&d->lock);
+		}
+	}
+	if (f->v != NULL)
+		sodium_memzero(f->v, f->cap * sizeof *f->v);
+	free(f->v);
+	free(f->seq);
+	f->v = NULL;
+	f->seq = NULL;
+	f->n = f->cap = 0;
+}
+
+/* 1 when fragments of id stored after forget number `since` may be hit by
+ * a delete: one noted after since, or one not sent yet (d->lock held). */
+static int
+fring_conflict(struct fs__data *d, const unsigned char *id, uint64_t since)
+{
+	if (d->fseq - since > FRING)
+		return 1;	/* forgotten too many to tell */
+	for (int i = 0; i < FRING; i++)
+		if (d->fring[i].seq != 0 &&
+		    (d->fring[i].seq > since || !d->fring[i].sent) &&
+		    memcmp(d->fring[i].id, id, CR_ID_BYTES) == 0)
+			return 1;
+	return 0;
+}
+
+/* One extent less points at id: refcount--, the record goes (and lands in
+ * f) at 0. A missing record is logged and ignored. */
+static int
+block_unref(struct store_txn *t, const unsigned char *id, struct forget *f)
+{
+	struct store_block b;
+	int rc;
+
+	if ((rc = store_block_get(t, id, &b)) == -ENOENT) {
+		log_warn("data: extent points at a missing block record");
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (b.refcount > 1) {
+		b.refcount--;
+		rc = store_block_put(t, &b);
+	} else if ((rc = store_block_del(t, id)) == 0) {
+		rc = forget_push(f, &b);
+	}
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+/* ---- dirty block table (d->lock held) ---------------------------------- */
+
+static struct dblk *
+tab_find(struct fs__data *d, uint64_t ino, uint64_t bno)
+{
+	struct dblk *e = d->tab[blk_hash(ino, bno) % BUCKETS];
+
+	while (e != NULL && (e->ino != ino || e->bno != bno))
+		e = e->hnext;
+	return e;
+}
+
+static struct dblk *
+tab_get(struct fs__data *d, uint64_t ino, uint64_t bno)
+{
+	struct dblk *e = tab_find(d, ino, bno);
+	uint32_t h;
+
+	if (e != NULL)
+		return e;
+	if ((e = calloc(1, sizeof *e)) == NULL)
+		return NULL;
+	h = blk_hash(ino, bno) % BUCKETS;
+	e->ino = ino;
+	e->bno = bno;
+	e->serial = e->gen = ++d->seq;
+	e->last_ms = now_ms();
+	e->hnext = d->tab[h];
+	d->tab[h] = e;
+	d->count++;
+	return e;
+}
+
+static void
+tab_del(struct fs__data *d, struct dblk *e)
+{
+	struct dblk **pp = &d->tab[blk_hash(e->ino, e->bno) % BUCKETS];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->queued)
+		TAILQ_REMOVE(&d->queue, e, qlink);
+	d->count--;
+	free(e);
+	pthread_cond_broadcast(&d->done);
+}
+
+static void
+enqueue(struct fs__data *d, struct dblk *e)
+{
+	if (e->queued || e->inflight)
+		return;
+	e->queued = 1;
+	TAILQ_INSERT_TAIL(&d->queue, e, qlink);
+	pthread_cond_signal(&d->work);
+}
+
+/* Queues every dirty block of ino (0: of every file), backoff or not.
+ * Returns how many are still dirty. */
+static uint64_t
+enqueue_ino(struct fs__data *d, uint64_t ino)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
+			if (ino == 0 || e->ino == ino) {
+				enqueue(d, e);
+				n++;
+			}
+	return n;
+}
+
+static uint64_t
+count_ino(struct fs__data *d, uint64_t ino)
+{
+	uint64_t n = 0;
+
+	if (ino == 0)
+		return d->count;
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
+			n += e->ino == ino;
+	return n;
+}
+
+static void
+scan_idle(struct fs__data *d, int64_t now)
+{
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
+			if (now - e->last_ms >= IDLE_MS && now >= e->retry_ms)
+				enqueue(d, e);
+}
+
+/* A write or truncate changed (ino, bno): its stripe is held, its jrnl
+ * record committed. */
+static void
+mark_dirty(struct fs__data *d, uint64_t ino, uint64_t bno, int full)
+{
+	struct dblk *e;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if ((e = tab_get(d, ino, bno)) == NULL) {
+		log_error("data: out of memory: block %" PRIu64 " of inode %"
+		    PRIu64 " waits for the next mount", bno, ino);
+	} else {
+		e->gen = ++d->seq;
+		e->last_ms = now_ms();
+		if (full)
+			enqueue(d, e);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void
+forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
+{
+	struct dblk *e;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (bnos != NULL) {
+		for (size_t i = 0; i < bnos->n; i++)
+			if ((e = tab_find(d, ino, bnos->v[i])) != NULL)
+				tab_del(d, e);
+	} else {
+		for (size_t i = 0; i < BUCKETS; i++) {
+			struct dblk *next;
+
+			for (e = d->tab[i]; e != NULL; e = next) {
+				next = e->hnext;
+				if (e->ino == ino)
+					tab_del(d, e);
+			}
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- block contents ----------------------------------------------------- */
+
+static int
+pread_full(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = pread(fd, (char *)buf + n, len - n, off + n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		n += r;
+	}
+	*got = n;
+	return 0;
+}
+
+static int
+pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = pwrite(fd, (const char *)buf + n, len - n, off + n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		n += r;
+	}
+	return 0;
+}
+
+/* The plaintext of stored block b into buf (bs bytes): cache, else the
+ * suppliers (then cached). Returns b->plain_len or -errno. */
+static int
+block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
+{
+	ssize_t n;
+	int rc;
+
+	if (b->plain_len > bs) {
+		log_error("data: block of %" PRIu32 " bytes exceeds the block "
+		    "size %" PRIu32, b->plain_len, bs);
+		return -EIO;
+	}
+	if (fs->conf.cache != NULL) {
+		n = store_cache_get(fs->conf.cache, b->id, buf, bs);
+		if (n == (ssize_t)b->plain_len)
+			return (int)n;
+	}
+	if (fs->conf.net == NULL)
+		return -EIO;
+	if ((rc = net_block_fetch(fs->conf.net, b, buf)) < 0) {
+		log_warn("data: block fetch failed: %s", strerror(-rc));
+		return -EIO;
+	}
+	if (fs->conf.cache != NULL)
+		store_cache_put(fs->conf.cache, b->id, buf, b->plain_len);
+	return (int)b->plain_len;
+}
+
+/* Reads [boff, boff+len) of block bno into dst (pre-zeroed). */
+static int
+read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
+    uint32_t boff, uint32_t len, char *dst)
+{
+	struct fs__data *d = fs->data;
+	struct store *st = fs->conf.store;
+	pthread_mutex_t *sl = stripe_of(d, ino, bno);
+	struct store_txn *t;
+	struct store_block b;
+	unsigned char id[CR_ID_BYTES];
+	unsigned char *buf = NULL;
+	size_t got;
+	int rc, fd, plen;
+
+	pthread_mutex_lock(sl);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0) {
+		pthread_mutex_unlock(sl);
+		return rc;
+	}
+	if ((rc = store_jrnl_has(t, ino, bno)) > 0) {
+		store_txn_abort(t);
+		fd = store_jrnl_fd(st, ino, bno, O_RDONLY);
+		if (fd == -ENOENT)
+			rc = 0;		/* record without bytes: zeros */
+		else if (fd < 0)
+			rc = fd;
+		else {
+			rc = pread_full(fd, dst, len, boff, &got);
+			close(fd);
+		}
+		pthread_mutex_unlock(sl);
+		return rc;
+	}
+	if (rc == 0)
+		rc = store_extent_get(t, ino, bno, id);
+	if (rc == 0)
+		rc = store_block_get(t, id, &b);
+	store_txn_abort(t);
+	pthread_mutex_unlock(sl);
+	if (rc == -ENOENT)
+		return 0;		/* hole */
+	if (rc < 0)
+		return rc;
+
+	if (fh != NULL) {
+		pthread_mutex_lock(&fh->lock);
+		if (fh->buf == NULL && (fh->buf = malloc(d->bs)) == NULL) {
+			pthread_mutex_unlock(&fh->lock);
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (!fh->valid || memcmp(fh->id, b.id, CR_ID_BYTES) != 0) {
+			fh->valid = 0;
+			if ((plen = block_plain(fs, d->bs, &b, fh->buf)) < 0) {
+				pthread_mutex_unlock(&fh->lock);
+				rc = plen;
+				goto out;
+			}
+			memcpy(fh->id, b.id, CR_ID_BYTES);
+			fh->len = plen;
+			fh->valid = 1;
+		}
+		if (boff < fh->len)
+			memcpy(dst, fh->buf + boff,
+			    len < fh->len - boff ? len : fh->len - boff);
+		pthread_mutex_unlock(&fh->lock);
+		rc = 0;
+		goto out;
+	}
+	if ((buf = malloc(d->bs)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((plen = block_plain(fs, d->bs, &b, buf)) < 0) {
+		rc = plen;
+		goto out;
+	}
+	if (boff < (uint32_t)plen)
+		memcpy(dst, buf + boff,
+		    len < plen - boff ? len : plen - boff);
+	rc = 0;
+out:
+	free(buf);
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+/* Writes len bytes at boff of block bno into its staging file, creating
+ * it (from the stored block when the write leaves some of it) and the
+ * jrnl record when needed; end is the file offset just past the write. */
+static int
+write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
+    const char *src, uint32_t len)
+{
+	struct fs__data *d = fs->data;
+	struct store *st = fs->conf.store;
+	pthread_mutex_t *sl = stripe_of(d, ino, bno);
+	struct store_txn *t = NULL;
+	struct store_inode in;
+	struct store_block b;
+	unsigned char id[CR_ID_BYTES];
+	unsigned char *old = NULL;
+	uint64_t end = bno * d->bs + boff + len;
+	int rc, has, rmw = 0, fd = -1, plen;
+
+	pthread_mutex_lock(sl);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		goto out;
+	if ((rc = has = store_jrnl_has(t, ino, bno)) < 0)
+		goto out;
+	if (!has) {
+		rc = store_extent_get(t, ino, bno, id);
+		if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0)
+			rmw = boff > 0 || len < b.plain_len;
+		else if (rc == -ENOENT)
+			rc = 0;
+		if (rc < 0)
+			goto out;
+	}
+	store_txn_abort(t);
+	t = NULL;
+
+	if (has) {
+		fd = store_jrnl_fd(st, ino, bno, O_RDWR);
+		if (fd == -ENOENT)
+			fd = store_jrnl_fd(st, ino, bno, O_RDWR | O_CREAT);
+	} else {
+		/* A file left without a record is stale: start empty. */
+		fd = store_jrnl_fd(st, ino, bno, O_RDWR | O_CREAT | O_TRUNC);
+	}
+	if ((rc = fd) < 0)
+		goto out;
+	if (rmw) {
+		if ((old = malloc(d->bs)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if ((rc = plen = block_plain(fs, d->bs, &b, old)) < 0)
+			goto out;
+		if ((rc = pwrite_full(fd, old, plen, 0)) < 0)
+			goto out;
+	}
+	if ((rc = pwrite_full(fd, src, len, boff)) < 0)
+		goto out;
+	/* The journal now holds bytes the user did not write in this call
+	 * and that exist nowhere else once the extent goes: make them
+	 * durable before the record says so. */
+	if (rmw && fdatasync(fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		goto out;
+	if (!has && (rc = store_jrnl_put(t, ino, bno)) < 0)
+		goto out;
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		goto out;
+	if (end > in.size)
+		in.size = end;
+	fs__touch(&in, FS_MTIME | FS_CTIME);
+	if ((rc = store_ino_put(t, &in)) < 0)
+		goto out;
+	rc = store_txn_commit(t);
+	t = NULL;
+	if (rc == 0)
+		mark_dirty(d, ino, bno, boff + len == d->bs);
+out:
+	if (t != NULL)
+		store_txn_abort(t);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(sl);
+	free(old);
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+/* ---- upload workers ---------------------------------------------------- */
+
+enum { UP_DONE, UP_STALE, UP_FAIL };
+
+struct jrnl_list {
+	uint64_t ino;
+	uint64_t from;
+	struct u64v bnos;
+};
+
+static int
+jrnl_collect(void *arg, uint64_t ino, uint64_t bno)
+{
+	struct jrnl_list *l = arg;
+
+	if (ino != l->ino || bno < l->from)
+		return 0;
+	return u64v_push(&l->bnos, bno);
+}
+
+struct ext_list {
+	struct u64v bnos;
+	unsigned char (*ids)[CR_ID_BYTES];
+	size_t cap;
+};
+
+static int
+ext_collect(void *arg, uint64_t bno, const unsigned char *id)
+{
+	struct ext_list *l = arg;
+
+	if (l->bnos.n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *v = realloc(l->ids, cap * CR_ID_BYTES);
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->ids = v;
+		l->cap = cap;
+	}
+	memcpy(l->ids[l->bnos.n], id, CR_ID_BYTES);
+	return u64v_push(&l->bnos, bno);
+}
+
+/* Deletes every extent of ino from bno `from` on, inside t. */
+static int
+extents_drop(struct store_txn *t, uint64_t ino, uint64_t from,
+    struct forget *f)
+{
+	struct ext_list l = { { NULL, 0, 0 }, NULL, 0 };
+	int rc;
+
+	rc = store_extent_iter(t, ino, from, ext_collect, &l);
+	for (size_t i = 0; rc == 0 && i < l.bnos.n; i++) {
+		if ((rc = store_extent_del(t, ino, l.bnos.v[i])) == 0)
+			rc = block_unref(t, l.ids[i], f);
+	}
+	free(l.bnos.v);
+	free(l.ids);
+	return rc;
+}
+
+/* Deletes the jrnl records of ino from bno `from` on, inside t; their
+ * numbers land in out (staging files to unlink after the commit). */
+static int
+jrnl_drop(struct store_txn *t, uint64_t ino, uint64_t from, struct u64v *out)
+{
+	struct jrnl_list l = { ino, from, { NULL, 0, 0 } };
+	int rc;
+
+	rc = store_jrnl_iter(t, ino, jrnl_collect, &l);
+	for (size_t i = 0; rc == 0 && i < l.bnos.n; i++)
+		rc = store_jrnl_del(t, ino, l.bnos.v[i]);
+	*out = l.bnos;
+	return rc;
+}
+
+static int
+all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* In one txn: the extent of (ino, bno) becomes rec (NULL: a hole), the
+ * old block loses a reference, the jrnl record goes. 1 when the record or
+ * the inode is gone meanwhile, 2 when rec's fragments may have been hit by
+ * a forget since forget number `since` (store again); nothing changed. */
+static int
+upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
+    struct store_block *rec, uint64_t since, struct forget *f)
+{
+	struct fs__data *d = fs->data;
+	struct store_txn *t;
+	struct store_inode in;
+	struct store_block cur;
+	unsigned char old[CR_ID_BYTES];
+	int rc, have_old;
+
+	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+		return rc;
+	if ((rc = store_jrnl_has(t, ino, bno)) <= 0 ||
+	    (rc = store_ino_get(t, ino, &in)) < 0) {
+		store_txn_abort(t);
+		return rc == 0 || rc == -ENOENT ? 1 : rc;
+	}
+	if ((rc = store_extent_get(t, ino, bno, old)) < 0 && rc != -ENOENT)
+		goto fail;
+	have_old = rc == 0;
+	if (have_old && rec != NULL &&
+	    memcmp(old, rec->id, CR_ID_BYTES) == 0)
+		goto jrnl;	/* same bytes as before */
+	if (have_old && (rc = block_unref(t, old, f)) < 0)
+		goto fail;
+	if (rec != NULL) {
+		rc = store_block_get(t, rec->id, &cur);
+		if (rc == 0) {
+			/* Same content elsewhere: the fragments just stored
+			 * have the same ids, so keep the known record. */
+			cur.refcount++;
+			rc = store_block_put(t, &cur);
+			sodium_memzero(&cur, sizeof cur);
+		} else if (rc == -ENOENT) {
+			pthread_mutex_lock(&d->lock);
+			rc = fring_conflict(d, rec->id, since) ? 2 : 0;
+			pthread_mutex_unlock(&d->lock);
+			if (rc == 2) {
+				store_txn_abort(t);
+				return 2;
+			}
+			rec->refcount = 1;
+			rc = store_block_put(t, rec);
+		}
+		if (rc < 0 || (rc = store_extent_put(t, ino, bno, rec->id)) < 0)
+			goto fail;
+	} else if (have_old && (rc = store_extent_del(t, ino, bno)) < 0) {
+		goto fail;
+	}
+jrnl:
+	if ((rc = store_jrnl_del(t, ino, bno)) < 0)
+		goto fail;
+	return store_txn_commit(t);
+fail:
+	store_txn_abort(t);
+	return rc;
+}
+
+static int
+upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
+{
+	struct fs__data *d = fs->data;
+	struct store *st = fs->conf.store;
+	pthread_mutex_t *sl = stripe_of(d, ino, bno);
+	struct store_txn *t;
+	struct store_inode in;
+	struct store_block rec, *recp = &rec;
+	struct forget f = FORGET_INIT(d);
+	struct dblk *e;
+	uint64_t gen, since;
+	size_t len = 0, got = 0;
+	int rc, fd, ret;
+
+	pthread_mutex_lock(sl);
+	pthread_mutex_lock(&d->lock);
+	e = tab_find(d, ino, bno);
+	gen = e != NULL ? e->gen : 0;
+	pthread_mutex_unlock(&d->lock);
+	if (e == NULL) {
+		pthread_mutex_unlock(sl);
+		return UP_DONE;
+	}
+	if ((rc = store_txn_begin(st, 1, &t)) == 0) {
+		rc = store_ino_get(t, ino, &in);
+		store_txn_abort(t);
+	}
+	if (rc == 0 && in.size > bno * d->bs) {
+		len = in.size - bno * d->bs;
+		if (len > d->bs)
+			len = d->bs;
+		fd = store_jrnl_fd(st, ino, bno, O_RDONLY);
+		if (fd >= 0) {
+			rc = pread_full(fd, buf, len, 0, &got);
+			close(fd);
+		} else if (fd != -ENOENT) {
+			rc = fd;
+		} else {
+			log_warn("data: staging file of block %" PRIu64
+			    " of inode %" PRIu64 " is missing: zeros",
+			    bno, ino);
+		}
+		memset(buf + got, 0, len - got);
+	} else if (rc == -ENOENT) {
+		rc = 0;		/* inode gone: drop the record */
+	}
+	pthread_mutex_unlock(sl);
+	if (rc < 0) {
+		log_error("data: reading block %" PRIu64 " of inode %" PRIu64
+		    ": %s", bno, ino, strerror(-rc));
+		return UP_FAIL;
+	}
+
+	pthread_mutex_lock(&d->lock);
+	since = d->fseq;
+	pthread_mutex_unlock(&d->lock);
+	if (len == 0 || all_zero(buf, len)) {
+		recp = NULL;
+	} else {
+		if (fs->conf.net == NULL)
+			rc = -ENOTCONN;
+		else
+			rc = net_block_store(fs->conf.net, buf, len,
+			    fs->conf.datakey, &rec);
+		if (rc < 0) {
+			pthread_mutex_lock(&d->lock);
+			d->errors++;
+			if (!d->failing)
+				log_warn("data: upload failed: %s (retrying)",
+				    strerror(-rc));
+			d->failing = 1;
+			pthread_mutex_unlock(&d->lock);
+			return UP_FAIL;
+		}
+	}
+
+	pthread_mutex_lock(sl);
+	pthread_mutex_lock(&d->lock);
+	e = tab_find(d, ino, bno);
+	ret = e != NULL && e->gen == gen ? UP_DONE : UP_STALE;
+	pthread_mutex_unlock(&d->lock);
+	if (ret == UP_STALE) {
+		/* Newer bytes came in: the fragments just stored may be
+		 * orphans (left for supplier-side collection). */
+		pthread_mutex_unlock(sl);
+		sodium_memzero(&rec, sizeof rec);
+		return ret;
+	}
+	rc = upload_commit(fs, ino, bno, recp, since, &f);
+	if (rc < 0 || rc == 2) {
+		pthread_mutex_unlock(sl);
+		if (rc < 0)
+			log_error("data: committing block %" PRIu64
+			    " of inode %" PRIu64 ": %s", bno, ino,
+			    strerror(-rc));
+		else
+			log_debug("data: block %" PRIu64 " of inode %" PRIu64
+			    " raced a forget of the same bytes: again",
+			    bno, ino);
+		sodium_memzero(&rec, sizeof rec);
+		forget_run(fs, &f, 0);
+		return rc < 0 ? UP_FAIL : UP_STALE;
+	}
+	store_jrnl_unlink(st, ino, bno);
+	/* Before the entry goes, so a syncer woken by it sees the old
+	 * block forgotten and the new one cached. */
+	forget_run(fs, &f, 1);
+	if (rc == 0 && recp != NULL && fs->conf.cache != NULL)
+		store_cache_put(fs->conf.cache, rec.id, buf, len);
+	pthread_mutex_lock(&d->lock);
+	if ((e = tab_find(d, ino, bno)) != NULL)
+		tab_del(d, e);
+	if (rc == 0 && recp != NULL)
+		d->uploaded++;
+	if (d->failing)
+		log_info("data: uploads work again");
+	d->failing = 0;
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(sl);
+
+	if (rc == 0)
+		log_debug("data: block %" PRIu64 " of inode %" PRIu64
+		    " stored (%zu bytes)", bno, ino, len);
+	sodium_memzero(&rec, sizeof rec);
+	return UP_DONE;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct fs__data *d = arg;
+	struct dblk *e;
+	unsigned char *buf = malloc(d->bs);
+	struct timespec ts;
+	uint64_t ino, bno, serial;
+	int64_t now;
+	int r;
+
+	if (buf == NULL) {
+		log_error("data: upload worker: out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		now = now_ms();
+		if (now >= d->next_scan_ms) {
+			d->next_scan_ms = now + SCAN_MS;
+			scan_idle(d, now);
+		}
+		if ((e = TAILQ_FIRST(&d->queue)) == NULL) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += SCAN_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&d->work, &d->lock, &ts);
+			continue;
+		}
+		TAILQ_REMOVE(&d->queue, e, qlink);
+		e->queued = 0;
+		e->inflight = 1;
+		ino = e->ino;
+		bno = e->bno;
+		serial = e->serial;
+		d->inflight++;
+		pthread_mutex_unlock(&d->lock);
+
+		r = upload_one(d->fs, ino, bno, buf);
+
+		pthread_mutex_lock(&d->lock);
+		d->inflight--;
+		e = tab_find(d, ino, bno);
+		if (e != NULL && e->serial == serial) {
+			e->inflight = 0;
+			if (r == UP_FAIL) {
+				e->backoff_ms = e->backoff_ms == 0 ?
+				    BACKOFF_MIN_MS : e->backoff_ms * 2;
+				if (e->backoff_ms > BACKOFF_MAX_MS)
+					e->backoff_ms = BACKOFF_MAX_MS;
+				e->retry_ms = now_ms() + e->backoff_ms;
+			} else {
+				e->backoff_ms = 0;
+				e->retry_ms = 0;
+				enqueue(d, e);	/* stale: newer bytes */
+			}
+		}
+		pthread_cond_broadcast(&d->done);
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(buf);
+	return NULL;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+static int
+requeue_cb(void *arg, uint64_t ino, uint64_t bno)
+{
+	struct fs__data *d = arg;
+	struct dblk *e = tab_get(d, ino, bno);
+
+	if (e == NULL)
+		return -ENOMEM;
+	enqueue(d, e);
+	return 0;
+}
+
+int
+fs__data_init(struct fs *fs)
+{
+	struct fs__data *d;
+	struct store_txn *t;
+	pthread_condattr_t ca;
+	int rc, i;
+
+	if ((d = calloc(1, sizeof *d)) == NULL)
+		return -ENOMEM;
+	d->fs = fs;
+	d->bs = fs->conf.block_size ? fs->conf.block_size : 4u << 20;
+	for (i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&d->stripe[i], NULL);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->work, &ca);
+	pthread_cond_init(&d->done, &ca);
+	pthread_condattr_destroy(&ca);
+	TAILQ_INIT(&d->queue);
+	fs->data = d;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+		pthread_mutex_lock(&d->lock);
+		rc = store_jrnl_iter(t, 0, requeue_cb, d);
+		pthread_mutex_unlock(&d->lock);
+		store_txn_abort(t);
+	}
+	if (rc < 0) {
+		log_error("data: reading the journal: %s", strerror(-rc));
+		fs__data_destroy(fs);
+		return rc;
+	}
+	if (d->count > 0)
+		log_info("data: %" PRIu64 " journal blocks to upload",
+		    d->count);
+
+	d->nthreads = fs->conf.upload_threads > 0 ? fs->conf.upload_threads : 2;
+	if ((d->threads = calloc(d->nthreads, sizeof *d->threads)) == NULL) {
+		fs__data_destroy(fs);
+		return -ENOMEM;
+	}
+	for (i = 0; i < d->nthreads; i++) {
+		if ((rc = pthread_create(&d->threads[i], NULL, worker_main,
+		    d)) != 0) {
+			d->nthreads = i;
+			fs__data_destroy(fs);
+			return -rc;
+		}
+	}
+	return 0;
+}
+
+void
+fs__data_destroy(struct fs *fs)
+{
+	struct fs__data *d = fs->data;
+	struct dblk *e, *next;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = 1;
+	pthread_cond_broadcast(&d->work);
+	pthread_cond_broadcast(&d->done);
+	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	free(d->threads);
+	if (d->count > 0)
+		log_info("data: %" PRIu64 " blocks stay in the journal",
+		    d->count);
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (e = d->tab[i]; e != NULL; e = next) {
+			next = e->hnext;
+			free(e);
+		}
+	for (int i = 0; i < STRIPES; i++)
+		pthread_mutex_destroy(&d->stripe[i]);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->done);
+	free(d);
+	fs->data = NULL;
+}
+
+static int
+sync_wait(struct fs *fs, uint64_t ino)
+{
+	struct fs__data *d = fs->data;
+	int ms = fs->conf.sync_timeout_ms > 0 ? fs->conf.sync_timeout_ms :
+	    120000;
+	struct timespec ts;
+	uint64_t left;
+	int rc = 0;
+
+	if (d == NULL)
+		return -EIO;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&d->lock);
+	enqueue_ino(d, ino);
+	while ((left = count_ino(d, ino)) > 0 && !d->stop && rc == 0)
+		rc = pthread_cond_timedwait(&d->done, &d->lock, &ts);
+	pthread_mutex_unlock(&d->lock);
+	if (left > 0) {
+		log_warn("data: sync gave up: %" PRIu64 " blocks of %s still "
+		    "in the journal", left, ino ? "the file" : "all files");
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+int
+fs__data_sync_ino(struct fs *fs, uint64_t ino)
+{
+	return sync_wait(fs, ino);
+}
+
+int
+fs__data_sync_all(struct fs *fs)
+{
+	return sync_wait(fs, 0);
+}
+
+void
+fs__data_stats(struct fs *fs, struct fs_data_stats *out)
+{
+	struct fs__data *d = fs->data;
+
+	memset(out, 0, sizeof *out);
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	out->pending_blocks = d->count;
+	out->uploading = d->inflight;
+	out->uploaded_blocks = d->uploaded;
+	out->upload_errors = d->errors;
+	pthread_mutex_unlock(&d->lock);
+}
+
+int
+fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
+    struct store_inode *out)
+{
+	struct fs__data *d = fs->data;
+	struct store *st = fs->conf.store;
+	uint32_t bs = d->bs;
+	uint64_t pb = size / bs, plen = size % bs;
+	uint64_t gone = pb + (plen != 0);
+	pthread_mutex_t *sl = stripe_of(d, ino, pb);
+	struct store_txn *t = NULL;
+	struct store_inode in;
+	struct store_block b;
+	struct forget f = FORGET_INIT(d);
+	struct u64v unl = { NULL, 0, 0 };
+	unsigned char id[CR_ID_BYTES];
+	unsigned char *buf = NULL;
+	int rc, has = 0, rmw = 0, fd = -1, n, committed = 0;
+	uint64_t old;
+
+	pthread_mutex_lock(sl);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		goto out;
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		goto out;
+	old = in.size;
+	if (size < old && plen != 0) {
+		if ((rc = has = store_jrnl_has(t, ino, pb)) < 0)
+			goto out;
+		if (!has) {
+			rc = store_extent_get(t, ino, pb, id);
+			if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0)
+				rmw = b.plain_len > plen;
+			else if (rc == -ENOENT)
+				rc = 0;
+			if (rc < 0)
+				goto out;
+		}
+	}
+	store_txn_abort(t);
+	t = NULL;
+
+	if (rmw) {
+		/* The cut block's head must survive in the journal. */
+		if ((buf = malloc(bs)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if ((rc = n = block_plain(fs, bs, &b, buf)) < 0)
+			goto out;
+		fd = store_jrnl_fd(st, ino, pb, O_RDWR | O_CREAT | O_TRUNC);
+		if ((rc = fd) < 0)
+			goto out;
+		if ((rc = pwrite_full(fd, buf, (uint64_t)n < plen ? (uint64_t)n : plen,
+		    0)) < 0)
+			goto out;
+		if (fdatasync(fd) < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		goto out;
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		goto out;
+	if (size < in.size) {
+		if ((rc = extents_drop(t, ino, gone, &f)) < 0 ||
+		    (rc = jrnl_drop(t, ino, gone, &unl)) < 0)
+			goto out;
+	}
+	if (rmw && (rc = store_jrnl_put(t, ino, pb)) < 0)
+		goto out;
+	in.size = size;
+	fs__touch(&in, FS_MTIME | FS_CTIME);
+	if ((rc = store_ino_put(t, &in)) < 0)
+		goto out;
+	rc = store_txn_commit(t);
+	t = NULL;
+	if (rc < 0)
+		goto out;
+	committed = 1;
+	if (has) {
+		int tfd = store_jrnl_fd(st, ino, pb, O_RDWR);
+
+		if (tfd >= 0) {
+			if (ftruncate(tfd, plen) < 0)
+				log_error("data: cutting a staging file: %s",
+				    strerror(errno));
+			close(tfd);
+		}
+		mark_dirty(d, ino, pb, 0);
+	}
+	if (rmw)
+		mark_dirty(d, ino, pb, 0);
+	forget_dirty(d, ino, &unl);
+	for (size_t i = 0; i < unl.n; i++)
+		store_jrnl_unlink(st, ino, unl.v[i]);
+	*out = in;
+out:
+	if (t != NULL)
+		store_txn_abort(t);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(sl);
+	free(buf);
+	free(unl.v);
+	forget_run(fs, &f, committed);
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+int
+fs__data_drop(struct fs *fs, uint64_t ino)
+{
+	struct store *st = fs->conf.store;
+	struct store_txn *t;
+	struct forget f = FORGET_INIT(fs->data);
+	struct u64v unl = { NULL, 0, 0 };
+	int rc;
+
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	if ((rc = extents_drop(t, ino, 0, &f)) < 0 ||
+	    (rc = jrnl_drop(t, ino, 0, &unl)) < 0) {
+		store_txn_abort(t);
+		goto out;
+	}
+	if ((rc = store_txn_commit(t)) < 0)
+		goto out;
+	/* Workers still uploading a block of ino find its jrnl record gone
+	 * and commit nothing. */
+	forget_dirty(fs->data, ino, NULL);
+	for (size_t i = 0; i < unl.n; i++)
+		store_jrnl_unlink(st, ino, unl.v[i]);
+out:
+	free(unl.v);
+	forget_run(fs, &f, rc == 0);
+	if (rc < 0)
+		log_error("data: freeing inode %" PRIu64 ": %s", ino,
+		    strerror(-rc));
+	return rc;
+}
+
+int
+fs__data_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = calloc(1, sizeof *fh);
+
+	if (fh == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&fh->lock, NULL);
+	fi->fh = (uintptr_t)fh;
+	fi->keep_cache = 0;
+	fi->direct_io = 0;
+	return 0;
+}
+
+static void
+fh_free(struct fh *fh)
+{
+	if (fh == NULL)
+		return;
+	pthread_mutex_destroy(&fh->lock);
+	free(fh->buf);
+	free(fh);
+}
+
+/* ---- FUSE operations --------------------------------------------------- */
+
+static void
+data_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = fs__data_open(fs__from_req(req), ino, fi);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (fuse_reply_open(req, fi) != 0)
+		fh_free((struct fh *)(uintptr_t)fi->fh);	/* interrupted */
+}
+
+/* Blocks the FUSE worker on the network for uncached blocks; the design
+ * wants the reply sent from the net loop instead. */
+static void
+data_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__from_req(req);
+	struct fs__data *d = fs->data;
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	struct store_txn *t;
+	struct store_inode in;
+	char *buf;
+	uint64_t pos, end;
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+		rc = store_ino_get(t, ino, &in);
+		store_txn_abort(t);
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, rc == -ENOENT ? ENOENT : EIO);
+		return;
+	}
+	if (off < 0 || (uint64_t)off >= in.size || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	end = in.size - off < size ? in.size : off + size;
+	if ((buf = calloc(1, end - off)) == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (pos = off; pos < end && rc == 0; ) {
+		uint64_t bno = pos / d->bs;
+		uint32_t boff = pos % d->bs;
+		uint64_t n = d->bs - boff;
+
+		if (n > end - pos)
+			n = end - pos;
+		rc = read_block(fs, fh, ino, bno, boff, n, buf + (pos - off));
+		pos += n;
+	}
+	if (rc < 0) {
+		log_warn("data: read of inode %" PRIu64 " at %" PRIu64
+		    ": %s", (uint64_t)ino, (uint64_t)off, strerror(-rc));
+		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
+	} else {
+		fuse_reply_buf(req, buf, end - off);
+	}
+	free(buf);
+}
+
+static void
+data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
+    off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__from_req(req);
+	struct fs__data *d = fs->data;
+	size_t done = 0;
+	int rc = 0;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	while (done < size) {
+		uint64_t pos = off + done;
+		uint32_t boff = pos % d->bs;
+		size_t n = d->bs - boff;
+
+		if (n > size - done)
+			n = size - done;
+		rc = write_block(fs, ino, pos / d->bs, boff, src + done, n);
+		if (rc < 0)
+			break;
+		done += n;
+	}
+	if (done > 0) {
+		fuse_reply_write(req, done);
+		return;
+	}
+	log_warn("data: write to inode %" PRIu64 " at %" PRIu64 ": %s",
+	    (uint64_t)ino, (uint64_t)off, strerror(-rc));
+	fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -ENOMEM ?
+	    -rc : EIO);
+}
+
+static void
+data_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs__data *d = fs__from_req(req)->data;
+
+	pthread_mutex_lock(&d->lock);
+	enqueue_ino(d, ino);
+	pthread_mutex_unlock(&d->lock);
+	fuse_reply_err(req, 0);
+}
+
+static void
+data_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs__data *d = fs__from_req(req)->data;
+
+	pthread_mutex_lock(&d->lock);
+	enqueue_ino(d, ino);
+	pthread_mutex_unlock(&d->lock);
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	fi->fh = 0;
+	fuse_reply_err(req, 0);
+}
+
+static void
+data_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs__from_req(req);
+	int rc = fs__data_sync_ino(fs, ino);
+
+	if (rc == 0)
+		rc = store_sync(fs->conf.store);
+	fuse_reply_err(req, rc < 0 ? EIO : 0);
+}
+
+void
+fs__data_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->open = data_open;
+	ops->read = data_read;
+	ops->write = data_write;
+	ops->flush = data_flush;
+	ops->release = data_release;
+	ops->fsync = data_fsync;
+}

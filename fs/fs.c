@@ -1,0 +1,168 @@
+/* fs/fs.c - the FUSE session: wires fs/ops.c (metadata), fs/data.c
+ * (contents) and fs/ctl.c (control attributes) into one operation table,
+ * mounts and runs the multi-threaded loop. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/internal.h"
+#include "log.h"
+
+#define FS_MAX_WRITE (1u << 20)
+
+static void
+fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* libfuse's buffer holds 256 pages, so 1 MiB writes arrive whole. */
+	conn->max_write = FS_MAX_WRITE;
+	conn->max_readahead = FS_MAX_WRITE;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Writes must reach fs/data.c in order and with their real offsets;
+	 * the kernel's writeback cache would reorder and merge them. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+static void
+fs_log_from_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	if (level <= FUSE_LOG_ERR)
+		log_error("fuse: %s", line);
+	else if (level <= FUSE_LOG_NOTICE)
+		log_info("fuse: %s", line);
+	else
+		log_debug("fuse: %s", line);
+}
+
+int
+fs_new(struct fs **out, const struct fs_conf *conf)
+{
+	struct fs *fs;
+	int rc;
+
+	if (!(fs = calloc(1, sizeof *fs)))
+		return -ENOMEM;
+	fs->conf = *conf;
+	if (!fs->conf.block_size)
+		fs->conf.block_size = 4u << 20;
+	if (!fs->conf.upload_threads)
+		fs->conf.upload_threads = 2;
+	if (!fs->conf.sync_timeout_ms)
+		fs->conf.sync_timeout_ms = 120000;
+	if (!fs->conf.max_threads)
+		fs->conf.max_threads = 16;
+	if ((rc = fs__meta_init(fs)) < 0) {
+		free(fs);
+		return rc;
+	}
+	if ((rc = fs__data_init(fs)) < 0) {
+		fs__meta_destroy(fs);
+		free(fs);
+		return rc;
+	}
+	*out = fs;
+	return 0;
+}
+
+int
+fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts)
+{
+	struct fuse_lowlevel_ops ops;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct stat st;
+	int rc = -EIO;
+
+	if (stat(mountpoint, &st) != 0) {
+		rc = -errno;
+		log_error("mountpoint %s: %s", mountpoint, strerror(errno));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("mountpoint %s: not a directory", mountpoint);
+		return -ENOTDIR;
+	}
+	memset(&ops, 0, sizeof ops);
+	fs__meta_ops(&ops);
+	fs__data_ops(&ops);
+	ops.init = fs_init;
+	fuse_set_log_func(fs_log_from_fuse);
+
+	/* default_permissions: the kernel checks mode bits exactly as for a
+	 * local filesystem, so other users see ext4's rules. */
+	if (fuse_opt_add_arg(&args, "peerfs") ||
+	    fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, "default_permissions,fsname=peerfs,subtype=peerfs"))
+		goto out;
+	if (fuse_opts && *fuse_opts &&
+	    (fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, fuse_opts)))
+		goto out;
+	fs->se = fuse_session_new(&args, &ops, sizeof ops, fs);
+	if (!fs->se) {
+		log_error("cannot create the FUSE session (bad -o options?)");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(fs->se) != 0) {
+		rc = -EIO;
+		goto out_destroy;
+	}
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
+		log_error("cannot mount on %s (is /dev/fuse usable, the "
+		    "directory empty or -o nonempty given?)", mountpoint);
+		rc = -EIO;
+		goto out_signals;
+	}
+	if (!(fs->mountpoint = strdup(mountpoint))) {
+		rc = -ENOMEM;
+		fuse_session_unmount(fs->se);
+		goto out_signals;
+	}
+	fuse_opt_free_args(&args);
+	return 0;
+
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_destroy:
+	fuse_session_destroy(fs->se);
+	fs->se = NULL;
+out:
+	fuse_opt_free_args(&args);
+	return rc;
+}
+
+int
+fs_loop(struct fs *fs)
+{
+	struct fuse_loop_config cfg = {
+		.clone_fd = 0,
+		.max_idle_threads = (unsigned)fs->conf.max_threads,
+	};
+	int rc;
+
+	rc = fuse_session_loop_mt(fs->se, &cfg);
+	fuse_session_unmount(fs->se);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_session_destroy(fs->se);
+	fs->se = NULL;
+	return rc < 0 ? rc : 0;
+}
+
+void
+fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs__data_destroy(fs);
+	fs__meta_destroy(fs);
+	free(fs->mountpoint);
+	free(fs);
+}

@@ -1,0 +1,124 @@
+/* fs/internal.h - private to fs/. fs/ops.c owns the metadata operations
+ * (lookup, getattr, setattr, mkdir, mknod, create, unlink, rmdir, rename,
+ * link, symlink, readlink, opendir, readdir(plus), statfs, xattrs, access,
+ * forget); fs/data.c owns file contents (open, read, write, flush, fsync,
+ * release, truncate, the journal and the upload workers); fs/ctl.c answers
+ * the control attributes on the root (user.peerfs.*); fs/fs.c wires them. */
+#ifndef PEERFS_FS_INTERNAL_H
+#define PEERFS_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs/fs.h"
+
+#define FS_CTL_PREFIX "user.peerfs."
+
+struct fs__meta;	/* fs/ops.c */
+struct fs__data;	/* fs/data.c */
+
+struct fs {
+	struct fs_conf conf;
+	struct fuse_session *se;
+	char *mountpoint;
+	struct fs__meta *meta;
+	struct fs__data *data;
+};
+
+static inline struct fs *
+fs__from_req(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- fs/ops.c ---- */
+int  fs__meta_init(struct fs *fs);	/* cleans orphans left by a crash */
+void fs__meta_destroy(struct fs *fs);
+void fs__meta_ops(struct fuse_lowlevel_ops *ops);
+
+/* ---- fs/data.c ---- */
+int  fs__data_init(struct fs *fs);	/* starts upload workers, requeues
+					 * journal records left from before */
+void fs__data_destroy(struct fs *fs);	/* stops workers; journal stays */
+void fs__data_ops(struct fuse_lowlevel_ops *ops);	/* open read write
+						 * flush fsync release */
+/* Sets fi->fh etc. for a regular file just opened or created (fs/ops.c's
+ * create calls it before fuse_reply_create). */
+int  fs__data_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi);
+/* Sets the size of ino to size: drops extents and journal blocks past the
+ * end, cuts the new last block (read-modify-write when needed), updates
+ * size, mtime and ctime in one transaction, fills *out with the result. */
+int  fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
+    struct store_inode *out);
+/* Frees the contents of an inode that is gone (nlink 0, not open): drops
+ * extents (block refcounts, forgetting blocks that reach 0), journal
+ * records and staging files. Own transaction. */
+int  fs__data_drop(struct fs *fs, uint64_t ino);
+/* Return once every block of ino (or of every file) written so far is
+ * stored on suppliers: 0, or -EIO/-ETIMEDOUT after sync_timeout_ms. */
+int  fs__data_sync_ino(struct fs *fs, uint64_t ino);
+int  fs__data_sync_all(struct fs *fs);
+struct fs_data_stats {
+	uint64_t pending_blocks;	/* journal records */
+	uint64_t uploading;		/* blocks in flight */
+	uint64_t uploaded_blocks;	/* since mount */
+	uint64_t upload_errors;
+};
+void fs__data_stats(struct fs *fs, struct fs_data_stats *out);
+
+/* ---- fs/ctl.c ---- */
+/* Root-directory control attributes: getxattr "user.peerfs.status" gives
+ * the status JSON; setxattr "user.peerfs.sync" runs fs__data_sync_all.
+ * get: *val is malloc()'d; -ENODATA for unknown names. */
+int fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len);
+int fs__ctl_set(struct fs *fs, const char *name, const void *val, size_t len);
+
+/* ---- shared helpers ---- */
+static inline void
+fs__inode_to_stat(const struct store_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = in->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (in->size + 511) / 512;
+	st->st_atim.tv_sec = in->atime_sec;
+	st->st_atim.tv_nsec = in->atime_nsec;
+	st->st_mtim.tv_sec = in->mtime_sec;
+	st->st_mtim.tv_nsec = in->mtime_nsec;
+	st->st_ctim.tv_sec = in->ctime_sec;
+	st->st_ctim.tv_nsec = in->ctime_nsec;
+}
+
+enum { FS_ATIME = 1, FS_MTIME = 2, FS_CTIME = 4 };
+
+static inline void
+fs__touch(struct store_inode *in, int which)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (which & FS_ATIME) {
+		in->atime_sec = now.tv_sec;
+		in->atime_nsec = now.tv_nsec;
+	}
+	if (which & FS_MTIME) {
+		in->mtime_sec = now.tv_sec;
+		in->mtime_nsec = now.tv_nsec;
+	}
+	if (which & FS_CTIME) {
+		in->ctime_sec = now.tv_sec;
+		in->ctime_nsec = now.tv_nsec;
+	}
+}
+
+#endif

@@ -1,0 +1,201 @@
+/* fs/xattr.c - extended attributes: user.*, trusted.*, security.* kept in
+ * the store; "user.peerfs.*" on the root answered by fs/ctl.c; no ACLs
+ * (system.* is EOPNOTSUPP, so tools fall back to the mode bits). Names
+ * outside those namespaces (such as FS_PARENT_XATTR) are never shown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/xattr.h>
+
+#include "fs/meta.h"
+#include "log.h"
+
+static int
+has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* 0 for a name users may keep here, -EOPNOTSUPP otherwise. */
+static int
+check_ns(const char *name)
+{
+	if (has_prefix(name, "user.") || has_prefix(name, "trusted.") ||
+	    has_prefix(name, "security."))
+		return strlen(name) > 255 ? -ERANGE : 0;
+	return -EOPNOTSUPP;
+}
+
+static int
+is_ctl(fuse_ino_t ino, const char *name)
+{
+	return ino == FUSE_ROOT_ID && has_prefix(name, FS_CTL_PREFIX);
+}
+
+/* Shown in listxattr: trusted.* only to root, as Linux does. */
+static int
+listed(fuse_req_t req, const char *name)
+{
+	if (has_prefix(name, "trusted."))
+		return fuse_req_ctx(req)->uid == 0;
+	return check_ns(name) == 0;
+}
+
+/* A read-write change of ino's xattrs that also bumps ctime. */
+static int
+change(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
+    size_t len, int flags, int del)
+{
+	struct store_inode in;
+	struct store_txn *t;
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+		return rc;
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		goto out;
+	if (del)
+		rc = store_xattr_del(t, ino, name);
+	else
+		rc = store_xattr_set(t, ino, name, val, len, flags);
+	if (rc == -ENOENT)
+		rc = -ENODATA;
+	if (rc < 0)
+		goto out;
+	fs__touch(&in, FS_CTIME);
+	rc = store_ino_put(t, &in);
+out:
+	if (rc < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static void
+op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+    const char *value, size_t size, int flags)
+{
+	struct fs *fs = fs__from_req(req);
+	int rc;
+
+	if (is_ctl(ino, name))
+		return fs__meta_reply_err(req, fs__ctl_set(fs, name, value,
+		    size));
+	if ((rc = check_ns(name)) < 0)
+		return fs__meta_reply_err(req, rc);
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return fs__meta_reply_err(req, -EINVAL);
+	fs__meta_reply_err(req, change(fs, ino, name, value, size, flags, 0));
+}
+
+/* Answers a get or list of len bytes in val for a caller's size. */
+static void
+reply_value(fuse_req_t req, const void *val, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
+static void
+op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs__from_req(req);
+	struct store_inode in;
+	struct store_txn *t;
+	char *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (is_ctl(ino, name)) {
+		if ((rc = fs__ctl_get(fs, name, &buf, &len)) < 0)
+			return fs__meta_reply_err(req, rc);
+		reply_value(req, buf, len, size);
+		free(buf);
+		return;
+	}
+	if ((rc = check_ns(name)) < 0)
+		return fs__meta_reply_err(req, rc);
+	if (size && !(buf = malloc(size)))
+		return fs__meta_reply_err(req, -ENOMEM);
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+		if ((rc = store_ino_get(t, ino, &in)) == 0)
+			rc = store_xattr_get(t, ino, name, buf, size);
+		store_txn_abort(t);
+	}
+	if (rc == -ENOENT)
+		rc = -ENODATA;
+	if (rc < 0)
+		fs__meta_reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, rc);
+	else
+		fuse_reply_buf(req, buf, rc);
+	free(buf);
+}
+
+static void
+op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs__from_req(req);
+	struct store_inode in;
+	struct store_txn *t;
+	char *buf = NULL, *p, *end, *out;
+	int rc, len;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+		return fs__meta_reply_err(req, rc);
+	if ((rc = store_ino_get(t, ino, &in)) == 0 &&
+	    (rc = store_xattr_list(t, ino, NULL, 0)) > 0) {
+		len = rc;
+		if (!(buf = malloc(len)))
+			rc = -ENOMEM;
+		else
+			rc = store_xattr_list(t, ino, buf, len);
+	}
+	store_txn_abort(t);
+	if (rc < 0) {
+		free(buf);
+		return fs__meta_reply_err(req, rc);
+	}
+	/* Drops hidden names in place. */
+	out = buf;
+	for (p = buf, end = buf + (buf ? rc : 0); p < end; ) {
+		size_t n = strnlen(p, end - p);
+
+		if (p + n == end)
+			break;		/* unterminated: the store's bug */
+		if (listed(req, p)) {
+			memmove(out, p, n + 1);
+			out += n + 1;
+		}
+		p += n + 1;
+	}
+	reply_value(req, buf, out - buf, size);
+	free(buf);
+}
+
+static void
+op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = fs__from_req(req);
+	int rc;
+
+	if (is_ctl(ino, name))
+		return fs__meta_reply_err(req, -ENODATA);
+	if ((rc = check_ns(name)) < 0)
+		return fs__meta_reply_err(req, rc);
+	fs__meta_reply_err(req, change(fs, ino, name, NULL, 0, 0, 1));
+}
+
+void
+fs__xattr_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->setxattr = op_setxattr;
+	ops->getxattr = op_getxattr;
+	ops->listxattr = op_listxattr;
+	ops->removexattr = op_removexattr;
+}

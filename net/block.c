@@ -1,0 +1,467 @@
+/* net/block.c - placement, block upload and fetch. Sealing, encoding,
+ * decoding and opening run in the calling thread (a worker, never the
+ * loop); the loop only moves fragments and checks their hashes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "net/internal.h"
+#include "util.h"
+
+static void
+blk_name(char out[17], const unsigned char *id)
+{
+	hex_encode(out, id, 8);
+}
+
+static int
+peer_usable(const struct net_peer *p)
+{
+	return p->state == NET_PEER_ONLINE && p->s &&
+	    p->s->state == NET_SESS_UP;
+}
+
+/* Most space first, then lowest rtt (unknown rtt last). */
+static int
+peer_better(const struct net_peer *a, const struct net_peer *b)
+{
+	uint64_t aa = a->have_pong ? a->avail : 0, ba = b->have_pong ? b->avail : 0;
+	double ar = a->rtt_ms < 0 ? 1e9 : a->rtt_ms;
+	double br = b->rtt_ms < 0 ? 1e9 : b->rtt_ms;
+
+	/* Differences below 64 MiB are noise between similar disks. */
+	if (aa / (64u << 20) != ba / (64u << 20))
+		return aa > ba;
+	return ar < br;
+}
+
+/* ==== store ============================================================= */
+
+struct store_op {
+	struct net_op op;
+	int total;
+	unsigned char *const *frags;
+	size_t frag_len;
+	const unsigned char *id;
+	struct net_req req[CR_EC_MAX];
+	struct net_peer *holder[CR_EC_MAX];
+	int acked[CR_EC_MAX];
+	struct net_peer **tried;
+	int ntried, cap;
+	int outstanding, nacked;
+	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
+};
+
+static int
+was_tried(struct store_op *o, struct net_peer *p)
+{
+	for (int i = 0; i < o->ntried; i++)
+		if (o->tried[i] == p)
+			return 1;
+	return 0;
+}
+
+static void put_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf);
+
+/* Sends fragment i to the best untried online peer; 0 or -EIO. */
+static int
+put_next(struct net *n, struct store_op *o, int i)
+{
+	for (;;) {
+		struct net_peer *best = NULL;
+		for (struct net_peer *p = n->peers; p; p = p->next)
+			if (peer_usable(p) && !was_tried(o, p) &&
+			    (!best || peer_better(p, best)))
+				best = p;
+		if (!best || o->ntried >= o->cap)
+			return -EIO;
+		o->tried[o->ntried++] = best;
+		if (net__req_send(best, &o->req[i]) == 0) {
+			o->holder[i] = best;
+			o->outstanding++;
+			return 0;
+		}
+	}
+}
+
+static void
+store_finish(struct net *n, struct store_op *o)
+{
+	int rc = o->nacked == o->total ? 0 : -EIO;
+
+	if (rc < 0) {
+		char name[17];
+		blk_name(name, o->id);
+		log_error("block %s: only %d of %d fragments placed", name,
+		    o->nacked, o->total);
+	}
+	for (int i = 0; i < o->total; i++)
+		if (o->acked[i])
+			memcpy(o->pk[i], o->holder[i]->pk, CR_PK_BYTES);
+	free(o->tried);
+	o->tried = NULL;
+	net__op_done(n, &o->op, rc);
+}
+
+static void
+put_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	struct store_op *o = r->arg;
+	struct net_peer *p = r->p;
+	struct net *n = p->n;
+	int i = r->idx;
+
+	o->outstanding--;
+	if (rc == 0) {
+		o->acked[i] = 1;
+		o->nacked++;
+	} else {
+		char name[17];
+		blk_name(name, o->id);
+		if (m && m->type == NET_ERR)
+			log_warn("supplier %s: fragment %d of block %s "
+			    "refused: %.*s", p->addr, i, name,
+			    (int)m->errmsg_len, m->errmsg);
+		else
+			log_warn("supplier %s: fragment %d of block %s: %s",
+			    p->addr, i, name, strerror(-rc));
+		o->holder[i] = NULL;
+		put_next(n, o, i);
+	}
+	if (o->outstanding == 0)
+		store_finish(n, o);
+}
+
+static void
+store_start(struct net *n, struct net_op *op)
+{
+	struct store_op *o = (struct store_op *)op;
+	struct net_peer *cand[256];
+	int nc = 0, w, start;
+
+	for (struct net_peer *p = n->peers; p && nc < 256; p = p->next)
+		if (peer_usable(p))
+			cand[nc++] = p;
+	if (nc < o->total)
+		return net__op_done(n, op, -EAGAIN);
+	o->cap = n->npeers + 1;
+	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
+		return net__op_done(n, op, -ENOMEM);
+	/* Insertion sort (few peers), best first. */
+	for (int i = 1; i < nc; i++)
+		for (int j = i; j > 0 && peer_better(cand[j], cand[j - 1]); j--) {
+			struct net_peer *t = cand[j];
+			cand[j] = cand[j - 1];
+			cand[j - 1] = t;
+		}
+	/* Rotate within the best few so equal suppliers share the load. */
+	w = nc < 2 * o->total ? nc : 2 * o->total;
+	start = (int)(n->rr++ % (unsigned)w);
+	for (int i = 0; i < o->total; i++) {
+		struct net_peer *p = cand[(start + i) % w];
+		o->tried[o->ntried++] = p;
+		o->req[i].msg.type = NET_PUT;
+		memcpy(o->req[i].fragid, o->id, CR_ID_BYTES);
+		o->req[i].fragid[CR_ID_BYTES] = (unsigned char)i;
+		o->req[i].msg.fragid = o->req[i].fragid;
+		o->req[i].msg.data = o->frags[i];
+		o->req[i].msg.data_len = o->frag_len;
+		o->req[i].cb = put_done;
+		o->req[i].arg = o;
+		o->req[i].idx = i;
+		if (net__req_send(p, &o->req[i]) == 0) {
+			o->holder[i] = p;
+			o->outstanding++;
+		} else {
+			put_next(n, o, i);
+		}
+	}
+	if (o->outstanding == 0)
+		store_finish(n, o);
+}
+
+int
+net_block_store(struct net *n, const void *plain, size_t len,
+    const unsigned char datakey[CR_KEY_BYTES], struct store_block *out)
+{
+	struct store_op o = { .op.start = store_start };
+	unsigned char *sealed, *frags[CR_EC_MAX];
+	unsigned char id[CR_ID_BYTES];
+	struct store_block b;
+	size_t frag_len;
+	int rc, total = n->k + n->m;
+
+	if (len > UINT32_MAX - CR_SEAL_ABYTES)
+		return -EFBIG;
+	if (!(sealed = malloc(len + CR_SEAL_ABYTES)))
+		return -ENOMEM;
+	memset(&b, 0, sizeof b);
+	cr_block_seal(sealed, b.key, id, plain, len, datakey);
+	rc = cr_ec_encode(n->conf.ec, sealed, len + CR_SEAL_ABYTES, frags,
+	    &frag_len);
+	free(sealed);
+	if (rc < 0)
+		goto out;
+	if (frag_len + NET_MSG_HDR + STORE_FRAGID_BYTES + CR_STREAM_ABYTES >
+	    NET_FRAME_MAX) {
+		rc = -EFBIG;
+		goto out_frags;
+	}
+	memcpy(b.id, id, CR_ID_BYTES);
+	b.plain_len = (uint32_t)len;
+	b.frag_len = (uint32_t)frag_len;
+	b.k = (uint8_t)n->k;
+	b.m = (uint8_t)n->m;
+	for (int i = 0; i < total; i++)
+		cr_hash(b.frag_hash[i], frags[i], frag_len);
+	o.total = total;
+	o.frags = frags;
+	o.frag_len = frag_len;
+	o.id = id;
+	if ((rc = net__op_run(n, &o.op)) < 0) {
+		/* Do not leave orphans behind: forget what was placed. */
+		struct store_block part = b;
+		memcpy(part.peer, o.pk, sizeof o.pk);
+		for (int i = 0; i < total; i++)
+			if (!o.acked[i])
+				memset(part.peer[i], 0, CR_PK_BYTES);
+		if (o.nacked > 0)
+			net_block_forget(n, &part);
+		sodium_memzero(&part, sizeof part);
+		goto out_frags;
+	}
+	memcpy(b.peer, o.pk, sizeof o.pk);
+	*out = b;
+out_frags:
+	cr_ec_encode_free(n->conf.ec, frags);
+out:
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+/* ==== fetch ============================================================= */
+
+struct fetch_op {
+	struct net_op op;
+	const struct store_block *b;
+	int k, total;
+	struct net_req req[CR_EC_MAX];
+	unsigned char *buf[CR_EC_MAX];
+	const unsigned char *frag[CR_EC_MAX];
+	int order[CR_EC_MAX], norder, next;
+	int good, outstanding;
+	char failed[512];
+};
+
+static void
+fail_note(struct fetch_op *o, const char *addr, const char *why)
+{
+	size_t l = strlen(o->failed);
+
+	if (l < sizeof o->failed - 1)
+		snprintf(o->failed + l, sizeof o->failed - l, "%s%s (%s)",
+		    l ? ", " : "", addr, why);
+}
+
+static void
+note_offline(struct fetch_op *o, const struct net_peer *p,
+    const unsigned char *pk)
+{
+	char name[40];
+
+	if (p) {
+		fail_note(o, p->addr, "offline");
+		return;
+	}
+	memcpy(name, "key ", 4);
+	hex_encode(name + 4, pk, 8);
+	fail_note(o, name, "unknown supplier");
+}
+
+static void get_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf);
+
+static void
+get_more(struct net *n, struct fetch_op *o)
+{
+	while (o->good + o->outstanding < o->k && o->next < o->norder) {
+		int i = o->order[o->next++];
+		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
+		struct net_req *r = &o->req[i];
+
+		if (!p || !peer_usable(p)) {
+			note_offline(o, p, o->b->peer[i]);
+			continue;
+		}
+		memset(r, 0, sizeof *r);
+		r->msg.type = NET_GET;
+		memcpy(r->fragid, o->b->id, CR_ID_BYTES);
+		r->fragid[CR_ID_BYTES] = (unsigned char)i;
+		r->msg.fragid = r->fragid;
+		r->cb = get_done;
+		r->arg = o;
+		r->idx = i;
+		if (net__req_send(p, r) == 0)
+			o->outstanding++;
+		else
+			fail_note(o, p->addr, "offline");
+	}
+	if (o->outstanding == 0) {
+		if (o->good < o->k) {
+			char name[17];
+			blk_name(name, o->b->id);
+			log_error("block %s: %d of %d fragments: suppliers "
+			    "unreachable or failing: %s", name, o->good,
+			    o->k, o->failed[0] ? o->failed : "none known");
+		}
+		net__op_done(n, &o->op, o->good >= o->k ? 0 : -EIO);
+	}
+}
+
+static void
+get_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	struct fetch_op *o = r->arg;
+	struct net_peer *p = r->p;
+	int i = r->idx;
+
+	o->outstanding--;
+	if (rc == 0) {
+		unsigned char h[CR_HASH_BYTES];
+		if (m->data_len == o->b->frag_len)
+			cr_hash(h, m->data, m->data_len);
+		if (m->data_len != o->b->frag_len ||
+		    sodium_memcmp(h, o->b->frag_hash[i], CR_HASH_BYTES) != 0) {
+			char name[17];
+			blk_name(name, o->b->id);
+			log_warn("supplier %s: fragment %d of block %s has a "
+			    "wrong hash: dropped", p->addr, i, name);
+			fail_note(o, p->addr, "bad fragment");
+		} else {
+			o->buf[i] = *buf;
+			*buf = NULL;
+			o->frag[i] = m->data;
+			o->good++;
+		}
+	} else {
+		fail_note(o, p->addr, strerror(-rc));
+	}
+	get_more(p->n, o);
+}
+
+static void
+fetch_start(struct net *n, struct net_op *op)
+{
+	struct fetch_op *o = (struct fetch_op *)op;
+	double rtt[CR_EC_MAX];
+
+	/* Online holders, lowest rtt first; offline ones are noted now. */
+	for (int i = 0; i < o->total; i++) {
+		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
+		if (!p || !peer_usable(p)) {
+			note_offline(o, p, o->b->peer[i]);
+			continue;
+		}
+		rtt[i] = p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
+		int j = o->norder++;
+		for (; j > 0 && rtt[o->order[j - 1]] > rtt[i]; j--)
+			o->order[j] = o->order[j - 1];
+		o->order[j] = i;
+	}
+	get_more(n, o);
+}
+
+int
+net_block_fetch(struct net *n, const struct store_block *b, void *plain)
+{
+	struct fetch_op o = { .op.start = fetch_start, .b = b };
+	unsigned char *frags[CR_EC_MAX], *sealed = NULL;
+	size_t clen = (size_t)b->plain_len + CR_SEAL_ABYTES, got;
+	int rc, nf = 0;
+
+	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
+		return -EINVAL;
+	o.k = b->k;
+	o.total = b->k + b->m;
+	rc = net__op_run(n, &o.op);
+	if (rc < 0)
+		goto out;
+	for (int i = 0; i < o.total; i++)
+		if (o.frag[i])
+			frags[nf++] = (unsigned char *)o.frag[i];
+	if (!(sealed = malloc(clen))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = cr_ec_decode(n->conf.ec, frags, nf, b->frag_len, sealed, clen,
+	    &got);
+	if (rc == 0 && got != clen)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = cr_block_open(plain, sealed, clen, b->key, b->id);
+	if (rc < 0) {
+		char name[17];
+		blk_name(name, b->id);
+		log_error("block %s: cannot decode or open: %s", name,
+		    strerror(-rc));
+		rc = -EIO;
+	}
+out:
+	free(sealed);
+	for (int i = 0; i < CR_EC_MAX; i++)
+		free(o.buf[i]);
+	return rc;
+}
+
+/* ==== forget ============================================================ */
+
+struct forget_op {
+	struct net_op op;
+	const struct store_block *b;
+};
+
+static void
+del_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	free(r);
+}
+
+static void
+forget_start(struct net *n, struct net_op *op)
+{
+	const struct store_block *b = ((struct forget_op *)op)->b;
+	static const unsigned char zero[CR_PK_BYTES];
+
+	for (int i = 0; i < b->k + b->m && i < CR_EC_MAX; i++) {
+		struct net_peer *p;
+		struct net_req *r;
+
+		if (memcmp(b->peer[i], zero, CR_PK_BYTES) == 0)
+			continue;
+		p = net__peer_by_pk(n, b->peer[i]);
+		if (!p || !peer_usable(p) || !(r = calloc(1, sizeof *r)))
+			continue;
+		r->msg.type = NET_DEL;
+		memcpy(r->fragid, b->id, CR_ID_BYTES);
+		r->fragid[CR_ID_BYTES] = (unsigned char)i;
+		r->msg.fragid = r->fragid;
+		r->cb = del_done;
+		if (net__req_send(p, r) < 0)
+			free(r);
+	}
+	net__op_done(n, op, 0);
+}
+
+int
+net_block_forget(struct net *n, const struct store_block *b)
+{
+	struct forget_op o = { .op.start = forget_start, .b = b };
+
+	return net__op_run(n, &o.op);
+}

@@ -1,0 +1,687 @@
+/* net/client.c - the owner's client: a loop thread holding one session per
+ * supplier, reconnecting, pinging, matching responses to requests and
+ * timing them out. Other threads reach the loop through a locked queue of
+ * net_op drained by one uv_async. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "net/internal.h"
+#include "util.h"
+
+#define TICK_MS		200
+#define PING_MS		5000
+
+static void peer_connect(struct net_peer *p);
+
+/* ---- cross-thread calls ------------------------------------------------ */
+
+int
+net__op_run(struct net *n, struct net_op *op)
+{
+	int rc;
+
+	pthread_cond_init(&op->cond, NULL);
+	op->done = 0;
+	op->next = NULL;
+	pthread_mutex_lock(&n->lock);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->lock);
+		pthread_cond_destroy(&op->cond);
+		return -ESHUTDOWN;
+	}
+	if (n->q_tail)
+		n->q_tail->next = op;
+	else
+		n->q_head = op;
+	n->q_tail = op;
+	pthread_mutex_unlock(&n->lock);
+	uv_async_send(&n->async);
+	pthread_mutex_lock(&n->lock);
+	while (!op->done)
+		pthread_cond_wait(&op->cond, &n->lock);
+	rc = op->rc;
+	pthread_mutex_unlock(&n->lock);
+	pthread_cond_destroy(&op->cond);
+	return rc;
+}
+
+void
+net__op_done(struct net *n, struct net_op *op, int rc)
+{
+	pthread_mutex_lock(&n->lock);
+	op->rc = rc;
+	op->done = 1;
+	pthread_cond_signal(&op->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void
+list_del(struct net_req **head, struct net_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		*head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+}
+
+static int
+req_write(struct net_peer *p, struct net_req *r)
+{
+	int rc = net_sess_send(p->s, &r->msg);
+
+	if (rc < 0)
+		return rc;
+	r->deadline = uv_now(&p->n->loop) + p->n->conf.timeout_ms;
+	r->t0_ns = uv_hrtime();
+	r->prev = NULL;
+	r->next = p->pending;
+	if (r->next)
+		r->next->prev = r;
+	p->pending = r;
+	return 0;
+}
+
+int
+net__req_send(struct net_peer *p, struct net_req *r)
+{
+	if (p->state != NET_PEER_ONLINE || !p->s ||
+	    p->s->state != NET_SESS_UP)
+		return -ENOTCONN;
+	r->p = p;
+	r->msg.reqid = ++p->n->next_reqid;
+	r->next = r->prev = NULL;
+	if (p->parked || p->s->queued > NET_SESS_QUEUE_MAX) {
+		/* Backpressure: written (and timed) once the queue drains. */
+		r->deadline = 0;
+		r->prev = p->parked_tail;
+		if (p->parked_tail)
+			p->parked_tail->next = r;
+		else
+			p->parked = r;
+		p->parked_tail = r;
+		return 0;
+	}
+	return req_write(p, r);
+}
+
+static void
+parked_del(struct net_peer *p, struct net_req *r)
+{
+	if (p->parked_tail == r)
+		p->parked_tail = r->prev;
+	list_del(&p->parked, r);
+}
+
+/* ---- peers ------------------------------------------------------------- */
+
+static void
+set_online(struct net *n, int delta)
+{
+	pthread_mutex_lock(&n->lock);
+	n->online += delta;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int
+is_stopping(struct net *n)
+{
+	int s;
+
+	pthread_mutex_lock(&n->lock);
+	s = n->stopping;
+	pthread_mutex_unlock(&n->lock);
+	return s;
+}
+
+static void
+on_retry(uv_timer_t *t)
+{
+	struct net_peer *p = t->data;
+
+	if (!p->s && !is_stopping(p->n))
+		peer_connect(p);
+}
+
+/* The session of p is gone (or must go): fail what waits on it and
+ * schedule a reconnect. */
+static void
+peer_drop(struct net_peer *p, int err, const char *why)
+{
+	struct net *n = p->n;
+	struct net_sess *s = p->s;
+	struct net_req *r;
+
+	if (!s)
+		return;
+	p->s = NULL;
+	net_sess_close(s, err, why);
+	if (!why)
+		why = s->why;
+	net_sess_unref(s);
+	if (p->state == NET_PEER_ONLINE)
+		set_online(n, -1);
+	p->state = NET_PEER_OFFLINE;
+	if (err < 0 && !p->refused)
+		snprintf(p->last_error, sizeof p->last_error, "%s",
+		    why ? why : uv_strerror(err));
+	while ((r = p->parked)) {
+		parked_del(p, r);
+		r->cb(r, -ECONNRESET, NULL, NULL);
+	}
+	while ((r = p->pending)) {
+		list_del(&p->pending, r);
+		r->cb(r, err == -ETIMEDOUT ? -ETIMEDOUT : -ECONNRESET,
+		    NULL, NULL);
+	}
+	if (!is_stopping(n))
+		uv_timer_start(&p->retry, on_retry, n->conf.reconnect_ms, 0);
+}
+
+static void
+refresh_check(struct net *n)
+{
+	struct net_op **pp = &n->refresh, *op;
+
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (p->ping_busy)
+			return;
+	while ((op = *pp)) {
+		*pp = op->next;
+		net__op_done(n, op, 0);
+	}
+}
+
+static void
+ping_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	struct net_peer *p = r->p;
+
+	p->ping_busy = 0;
+	if (rc == 0) {
+		p->rtt_ms = (double)(uv_hrtime() - r->t0_ns) / 1e6;
+		p->bytes = m->bytes;
+		p->fragments = m->fragments;
+		p->avail = m->avail;
+		p->quota = m->quota;
+		p->have_pong = 1;
+	}
+	refresh_check(p->n);
+}
+
+static void
+peer_ping(struct net_peer *p)
+{
+	if (p->ping_busy || p->state != NET_PEER_ONLINE)
+		return;
+	memset(&p->ping, 0, sizeof p->ping);
+	p->ping.msg.type = NET_PING;
+	p->ping.cb = ping_done;
+	if (net__req_send(p, &p->ping) == 0)
+		p->ping_busy = 1;
+}
+
+static int
+cli_on_up(struct net_sess *s)
+{
+	struct net_peer *p = s->data;
+	struct net *n = p->n;
+	int rc;
+
+	if (p->s != s)
+		return -1;
+	if (n->conf.store) {
+		rc = store_peer_pin(n->conf.store, p->addr, s->peer_pk);
+		if (rc == -EKEYREJECTED) {
+			if (!p->refused)
+				log_error("supplier %s presented a different "
+				    "key than the one pinned: refusing",
+				    p->addr);
+			p->refused = 1;
+			snprintf(p->last_error, sizeof p->last_error,
+			    "key differs from the pinned one: refused");
+			return -1;
+		}
+		if (rc < 0) {
+			log_error("supplier %s: cannot pin its key: %s",
+			    p->addr, strerror(-rc));
+			snprintf(p->last_error, sizeof p->last_error,
+			    "cannot pin key: %s", strerror(-rc));
+			return -1;
+		}
+	}
+	p->refused = 0;
+	memcpy(p->pk, s->peer_pk, CR_PK_BYTES);
+	p->have_pk = 1;
+	p->last_error[0] = '\0';
+	log_debug("supplier %s: session up", p->addr);
+	/* sess.c marks the session up right after this returns. */
+	return 0;
+}
+
+static void
+cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
+{
+	struct net_peer *p = s->data;
+	struct net_req *r;
+	int rc = 0;
+
+	if (p->s != s)
+		return;
+	if (m->type < 0x80) {
+		peer_drop(p, -EPROTO, "unexpected request from supplier");
+		return;
+	}
+	for (r = p->pending; r; r = r->next)
+		if (r->msg.reqid == m->reqid)
+			break;
+	if (!r) {
+		peer_drop(p, -EPROTO, "response to an unknown request id");
+		return;
+	}
+	if (m->type != NET_ERR && m->type != (r->msg.type | 0x80)) {
+		peer_drop(p, -EPROTO, "unexpected response type");
+		return;
+	}
+	if (m->type == NET_ERR)
+		rc = -(int)m->err;
+	list_del(&p->pending, r);
+	r->cb(r, rc, m, buf);
+}
+
+static void
+cli_on_drain(struct net_sess *s)
+{
+	struct net_peer *p = s->data;
+	struct net_req *r;
+
+	while (p->s == s && (r = p->parked) &&
+	    s->queued <= NET_SESS_QUEUE_MAX) {
+		parked_del(p, r);
+		if (req_write(p, r) < 0) {
+			r->cb(r, -ECONNRESET, NULL, NULL);
+			peer_drop(p, -EIO, "cannot send");
+		}
+	}
+}
+
+static void
+cli_on_close(struct net_sess *s, int err)
+{
+	struct net_peer *p = s->data;
+
+	if (p->s == s)
+		peer_drop(p, err ? err : -ECONNRESET, NULL);
+}
+
+static void peer_check_up(struct net_peer *p);
+
+static void
+cli_on_ready(struct net_sess *s)
+{
+	struct net_peer *p = s->data;
+
+	if (p->s == s)
+		peer_check_up(p);
+}
+
+static const struct net_sess_ops cli_ops = {
+	.on_up = cli_on_up, .on_ready = cli_on_ready, .on_msg = cli_on_msg, .on_drain = cli_on_drain,
+	.on_close = cli_on_close,
+};
+
+static void
+peer_connect(struct net_peer *p)
+{
+	struct net *n = p->n;
+	int rc;
+
+	if (p->state == NET_PEER_ONLINE || p->s)
+		return;
+	rc = net_sess_connect(&n->loop, n->conf.id, (struct sockaddr *)&p->sa,
+	    p->addr, &cli_ops, p, &p->s);
+	if (rc < 0) {
+		p->s = NULL;
+		snprintf(p->last_error, sizeof p->last_error, "%s",
+		    uv_strerror(rc));
+		uv_timer_start(&p->retry, on_retry, n->conf.reconnect_ms, 0);
+	}
+}
+
+struct net_peer *
+net__peer_by_pk(struct net *n, const unsigned char *pk)
+{
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (p->have_pk && memcmp(p->pk, pk, CR_PK_BYTES) == 0)
+			return p;
+	return NULL;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/* A session is up once sess.c has flipped its state after on_up; the
+ * tick notices the change (at most TICK_MS later) unless this does. */
+static void
+peer_check_up(struct net_peer *p)
+{
+	if (p->state != NET_PEER_ONLINE && p->s &&
+	    p->s->state == NET_SESS_UP) {
+		p->state = NET_PEER_ONLINE;
+		set_online(p->n, 1);
+		log_info("supplier %s: online", p->addr);
+		peer_ping(p);
+	}
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+	struct net *n = t->data;
+	uint64_t now = uv_now(&n->loop);
+	int ping = now - n->last_ping >= PING_MS;
+
+	if (ping)
+		n->last_ping = now;
+	for (struct net_peer *p = n->peers; p; p = p->next) {
+		peer_check_up(p);
+		for (struct net_req *r = p->pending; r; r = r->next) {
+			if (r->deadline && r->deadline <= now) {
+				log_warn("supplier %s: request timed out after "
+				    "%d ms", p->addr, n->conf.timeout_ms);
+				/* The session is broken: drop it first so
+				 * the callback does not pick it again. */
+				list_del(&p->pending, r);
+				peer_drop(p, -ETIMEDOUT, NULL);
+				snprintf(p->last_error, sizeof p->last_error,
+				    "request timed out");
+				r->cb(r, -ETIMEDOUT, NULL, NULL);
+				break;
+			}
+		}
+		if (ping)
+			peer_ping(p);
+	}
+}
+
+struct add_op {
+	struct net_op op;
+	const char *addr;
+	struct sockaddr_storage sa;
+};
+
+static void
+add_start(struct net *n, struct net_op *op)
+{
+	struct add_op *a = (struct add_op *)op;
+	struct net_peer *p, **pp;
+
+	for (pp = &n->peers; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->addr, a->addr) == 0)
+			return net__op_done(n, op, 0);
+	if (!(p = calloc(1, sizeof *p)))
+		return net__op_done(n, op, -ENOMEM);
+	p->n = n;
+	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
+	p->sa = a->sa;
+	p->state = NET_PEER_CONNECTING;
+	p->rtt_ms = -1;
+	uv_timer_init(&n->loop, &p->retry);
+	p->retry.data = p;
+	*pp = p;
+	n->npeers++;
+	peer_connect(p);
+	net__op_done(n, op, 0);
+}
+
+int
+net_add_peer(struct net *n, const char *hostport)
+{
+	struct add_op a = { .op.start = add_start, .addr = hostport };
+	int rc;
+
+	if (!hostport || strlen(hostport) >= sizeof ((struct net_peer *)0)->addr)
+		return -EINVAL;
+	if ((rc = net__parse_addr(hostport, &a.sa)) < 0)
+		return rc;
+	return net__op_run(n, &a.op);
+}
+
+static void
+stop_loop(struct net *n)
+{
+	struct net_op *op;
+
+	for (struct net_peer *p = n->peers; p; p = p->next) {
+		peer_drop(p, 0, NULL);
+		uv_timer_stop(&p->retry);
+		uv_close((uv_handle_t *)&p->retry, NULL);
+	}
+	while ((op = n->refresh)) {
+		n->refresh = op->next;
+		net__op_done(n, op, 0);
+	}
+	uv_close((uv_handle_t *)&n->tick, NULL);
+	uv_close((uv_handle_t *)&n->async, NULL);
+	pthread_mutex_lock(&n->lock);
+	while ((op = n->q_head)) {
+		n->q_head = op->next;
+		op->rc = -ESHUTDOWN;
+		op->done = 1;
+		pthread_cond_signal(&op->cond);
+	}
+	n->q_tail = NULL;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void
+on_async(uv_async_t *h)
+{
+	struct net *n = h->data;
+	struct net_op *op;
+	int stopping;
+
+	for (;;) {
+		pthread_mutex_lock(&n->lock);
+		stopping = n->stopping;
+		op = stopping ? NULL : n->q_head;
+		if (op && !(n->q_head = op->next))
+			n->q_tail = NULL;
+		pthread_mutex_unlock(&n->lock);
+		if (!op)
+			break;
+		op->start(n, op);
+	}
+	if (stopping)
+		stop_loop(n);
+}
+
+static void *
+loop_main(void *arg)
+{
+	struct net *n = arg;
+
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+int
+net_new(struct net **out, const struct net_conf *conf)
+{
+	struct net *n;
+	pthread_condattr_t ca;
+	struct sigaction sa;
+	int rc;
+
+	if (!conf || !conf->id || !conf->ec)
+		return -EINVAL;
+	/* A supplier closing its end must not kill us on the next write. */
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+	if (!(n = calloc(1, sizeof *n)))
+		return -ENOMEM;
+	n->conf = *conf;
+	if (n->conf.timeout_ms <= 0)
+		n->conf.timeout_ms = 10000;
+	if (n->conf.reconnect_ms <= 0)
+		n->conf.reconnect_ms = 1000;
+	n->k = cr_ec_k(conf->ec);
+	n->m = cr_ec_m(conf->ec);
+	if ((rc = uv_loop_init(&n->loop)) < 0) {
+		free(n);
+		return rc;
+	}
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	uv_async_init(&n->loop, &n->async, on_async);
+	n->async.data = n;
+	uv_timer_init(&n->loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+	n->last_ping = uv_now(&n->loop);
+	if ((rc = pthread_create(&n->thread, NULL, loop_main, n)) != 0) {
+		uv_close((uv_handle_t *)&n->async, NULL);
+		uv_close((uv_handle_t *)&n->tick, NULL);
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&n->loop);
+		pthread_cond_destroy(&n->cond);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return -rc;
+	}
+	*out = n;
+	return 0;
+}
+
+void
+net_free(struct net *n)
+{
+	struct net_peer *p;
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stopping = 1;
+	pthread_mutex_unlock(&n->lock);
+	uv_async_send(&n->async);
+	pthread_join(n->thread, NULL);
+	if (uv_loop_close(&n->loop) < 0)
+		log_warn("net: loop close: handles left open");
+	while ((p = n->peers)) {
+		n->peers = p->next;
+		free(p);
+	}
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+int
+net_wait_online(struct net *n, int count, int timeout_ms)
+{
+	struct timespec ts;
+	int online;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&n->lock);
+	while (n->online < count &&
+	    pthread_cond_timedwait(&n->cond, &n->lock, &ts) == 0)
+		;
+	online = n->online;
+	pthread_mutex_unlock(&n->lock);
+	return online;
+}
+
+struct peers_op {
+	struct net_op op;
+	struct net_peer_info *out;
+	int max, refresh, count;
+};
+
+static void
+peers_fill(struct net *n, struct peers_op *a)
+{
+	int i = 0;
+
+	for (struct net_peer *p = n->peers; p; p = p->next, i++) {
+		if (i >= a->max)
+			continue;
+		struct net_peer_info *o = &a->out[i];
+		memset(o, 0, sizeof *o);
+		if (p->have_pk)
+			memcpy(o->pk, p->pk, CR_PK_BYTES);
+		snprintf(o->addr, sizeof o->addr, "%s", p->addr);
+		o->state = p->state;
+		o->rtt_ms = p->rtt_ms;
+		o->fragments = p->fragments;
+		o->bytes = p->bytes;
+		o->avail = p->avail;
+		o->quota = p->quota;
+		snprintf(o->last_error, sizeof o->last_error, "%s",
+		    p->last_error);
+	}
+	a->count = i;
+}
+
+static void
+peers_start(struct net *n, struct net_op *op)
+{
+	int busy = 0;
+
+	if (((struct peers_op *)op)->refresh) {
+		for (struct net_peer *p = n->peers; p; p = p->next) {
+			peer_check_up(p);
+			peer_ping(p);
+			busy |= p->ping_busy;
+		}
+		if (busy) {
+			op->next = n->refresh;
+			n->refresh = op;
+			return;
+		}
+	}
+	net__op_done(n, op, 0);
+}
+
+/* Fill on the loop thread after the pings (if any): a second op, so the
+ * figures are read where they are written. */
+static void
+peers_fill_start(struct net *n, struct net_op *op)
+{
+	peers_fill(n, (struct peers_op *)op);
+	net__op_done(n, op, 0);
+}
+
+int
+net_peers(struct net *n, struct net_peer_info *out, int max, int refresh)
+{
+	struct peers_op a = { .op.start = peers_start, .out = out, .max = max,
+	    .refresh = refresh };
+	int rc;
+
+	if (refresh && (rc = net__op_run(n, &a.op)) < 0)
+		return rc;
+	a.op.start = peers_fill_start;
+	if ((rc = net__op_run(n, &a.op)) < 0)
+		return rc;
+	return a.count;
+}

@@ -1,0 +1,253 @@
+/* net/internal.h - private to net/: the wire format codec (net/wire.c).
+ *
+ * On the TCP stream, after the handshake (crypto/crypto.h cr_hs_*), every
+ * record is: u32 big-endian length L | L bytes of one secretstream message.
+ * 0 < L <= NET_FRAME_MAX, anything else closes the session.
+ * The decrypted record is: u8 type | u64 BE request id | payload.
+ *
+ *  type            payload
+ *  PUT     0x01    fragid[33] | fragment bytes (>= 1)
+ *  GET     0x02    fragid[33]
+ *  DEL     0x03    fragid[33]
+ *  LIST    0x04    after fragid[33] (all zero = from the start) | u32 max
+ *  PING    0x05    (empty)
+ *  PUT_OK  0x81    (empty)
+ *  GET_OK  0x82    fragment bytes (>= 1)
+ *  DEL_OK  0x83    (empty)
+ *  LIST_OK 0x84    u32 n | n x (fragid[33] | u64 size)   (n <= 65536)
+ *  PONG    0x85    u64 bytes | u64 fragments (the owner's) | u64 avail |
+ *                  u64 quota
+ *  ERR     0xff    u32 errno (positive) | message (0..255 bytes, UTF-8)
+ * A response carries the request id of its request.  */
+#ifndef PEERFS_NET_INTERNAL_H
+#define PEERFS_NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+#define NET_FRAME_MAX	(16u * 1024 * 1024 + 4096)	/* ciphertext bytes */
+#define NET_MSG_HDR	9				/* type + reqid */
+#define NET_LIST_MAX	65536
+#define NET_ERRMSG_MAX	255
+
+enum net_msg_type {
+	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
+	NET_PING = 0x05,
+	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
+	NET_LIST_OK = 0x84, NET_PONG = 0x85,
+	NET_ERR = 0xff,
+};
+
+/* A decoded record; pointers point into the decoded buffer. */
+struct net_msg {
+	uint8_t type;
+	uint64_t reqid;
+	const unsigned char *fragid;		/* PUT GET DEL LIST */
+	const unsigned char *data;		/* PUT GET_OK */
+	size_t data_len;
+	uint32_t max;				/* LIST */
+	uint32_t n;				/* LIST_OK entries */
+	const unsigned char *entries;		/* LIST_OK: n x 41 bytes */
+	uint64_t bytes, fragments, avail, quota;	/* PONG */
+	uint32_t err;				/* ERR: positive errno */
+	const char *errmsg;			/* ERR: not NUL-terminated */
+	size_t errmsg_len;
+};
+
+/* Parses a decrypted record. -EPROTO for anything malformed: short
+ * header, unknown type, wrong payload size for the type, errno 0 or
+ * > 4095, LIST_OK count not matching the size or > NET_LIST_MAX. */
+int net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n);
+
+/* Encodes m into out (cap bytes). Returns the length, or -ENOSPC when cap
+ * is short, -EINVAL for an unknown type. For PUT/GET_OK the caller may
+ * pass data NULL and copy the bytes at out + net_msg_data_offset(type)
+ * itself (avoids a copy). */
+ssize_t net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m);
+size_t net_msg_encoded_len(const struct net_msg *m);
+size_t net_msg_data_offset(uint8_t type);
+
+/* Splits a byte stream into frames. Feed it what the socket read; each
+ * complete frame comes out malloc()'d (caller frees). */
+struct net_framer {
+	unsigned char lenbuf[4];
+	size_t len_have;
+	unsigned char *frame;
+	uint32_t frame_len, frame_have;
+};
+void net_framer_init(struct net_framer *f);
+void net_framer_release(struct net_framer *f);
+/* Consumes bytes from *p and *n (advancing them). Returns 1 with *frame and *len
+ * set when a frame is complete (call again for the rest of the input),
+ * 0 when all input is consumed without completing one, -EPROTO for a
+ * length of 0 or > NET_FRAME_MAX, -ENOMEM. */
+int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
+    unsigned char **frame, size_t *len);
+
+/* ---- sessions (net/sess.c) ---- */
+#include <uv.h>
+
+#define NET_HS_TIMEOUT_MS	10000
+#define NET_SESS_QUEUE_MAX	(64u * 1024 * 1024)	/* queued write bytes */
+
+struct net_sess;
+
+/* Callbacks of a session, all on the loop thread. */
+struct net_sess_ops {
+	/* The peer's key is known (s->peer_pk): client after the server's
+	 * REPLY checked (before FINISH goes out), server after FINISH.
+	 * Non-zero refuses: the session closes (the callback logs why). */
+	int (*on_up)(struct net_sess *s);
+	/* One decoded record. *buf holds the decrypted bytes m points into;
+	 * the callback may keep them (set *buf = NULL and free() later). It
+	 * may call net_sess_close(). */
+	void (*on_msg)(struct net_sess *s, const struct net_msg *m,
+	    unsigned char **buf);
+	/* The session is up (after on_up accepted); may be NULL. */
+	void (*on_ready)(struct net_sess *s);
+	/* Queued write bytes fell below NET_SESS_QUEUE_MAX; may be NULL. */
+	void (*on_drain)(struct net_sess *s);
+	/* Once, after the socket is closed (err 0 = closed on purpose or by
+	 * the peer). s stays valid until its last net_sess_unref(). */
+	void (*on_close)(struct net_sess *s, int err);
+};
+
+enum net_sess_state { NET_SESS_HS, NET_SESS_UP, NET_SESS_CLOSED };
+
+struct net_sess {
+	uv_tcp_t tcp;
+	uv_timer_t timer;		/* handshake deadline */
+	uv_connect_t conn;
+	const struct net_sess_ops *ops;
+	void *data;			/* the owner's */
+	const struct cr_identity *id;
+	int is_client;
+	enum net_sess_state state;
+	int refs;			/* freed when 0 */
+	int nclose;			/* handles still closing */
+	int err;
+	const char *why;		/* static reason it was closed */
+	int reading, paused;
+	struct cr_hs *hs;		/* sodium_malloc()'d: stream keys */
+	unsigned char hsbuf[CR_HS_REPLY_BYTES];
+	size_t hs_have, hs_need;
+	struct net_framer fr;
+	unsigned char *rdbuf;
+	size_t queued;			/* bytes handed to uv_write */
+	size_t work_bytes;		/* owner's in-flight accounting */
+	unsigned work_n;
+	unsigned char peer_pk[CR_PK_BYTES];	/* valid once up */
+	char name[64];			/* "1.2.3.4:7070" */
+	struct net_sess *next, *prev;	/* owner's list */
+};
+
+/* Parses "HOST:PORT" or "[V6]:PORT" (numeric, else getaddrinfo).
+ * -EINVAL when malformed or unresolvable. */
+int net__parse_addr(const char *hostport, struct sockaddr_storage *out);
+void net__addr_name(const struct sockaddr *sa, char *out, size_t size);
+
+/* Starts a client session to sa (name used in log lines). *out has one
+ * reference for the caller, in addition to the one the socket holds. */
+int net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const char *name,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out);
+/* Accepts a pending connection of server (no extra reference: the
+ * socket's reference is released after on_close). */
+int net_sess_accept(uv_stream_t *server, const struct cr_identity *id,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out);
+/* Encrypts and queues one record. -EPIPE when closed, -EMSGSIZE. */
+int net_sess_send(struct net_sess *s, const struct net_msg *m);
+/* Closes once; why != NULL logs one warning naming the peer. */
+void net_sess_close(struct net_sess *s, int err, const char *why);
+void net_sess_pause(struct net_sess *s);	/* stop reading */
+void net_sess_resume(struct net_sess *s);
+void net_sess_ref(struct net_sess *s);
+void net_sess_unref(struct net_sess *s);
+
+/* ---- client (net/client.c, net/block.c) ---- */
+#include <pthread.h>
+#include "net/net.h"
+
+struct net_req;
+struct net_peer;
+struct net;
+
+/* rc 0 with m the response (m->type is the expected *_OK), or -errno
+ * (ERR from the supplier: -m->err with m set; session loss or timeout:
+ * m NULL). May keep *buf like net_sess_ops.on_msg. Runs on the loop. */
+typedef void (*net_req_cb)(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf);
+
+struct net_req {
+	struct net_req *next, *prev;	/* peer's pending or parked list */
+	struct net_peer *p;
+	struct net_msg msg;		/* borrowed pointers, until cb */
+	unsigned char fragid[STORE_FRAGID_BYTES];
+	uint64_t deadline;		/* uv_now() ms; 0 while parked */
+	uint64_t t0_ns;			/* uv_hrtime() when sent */
+	net_req_cb cb;
+	void *arg;
+	int idx;
+};
+
+struct net_peer {
+	struct net *n;
+	struct net_peer *next;
+	char addr[64];
+	struct sockaddr_storage sa;
+	enum net_peer_state state;
+	int refused;			/* pinned key mismatch */
+	struct net_sess *s;		/* referenced while not NULL */
+	uv_timer_t retry;
+	int have_pk, have_pong;
+	unsigned char pk[CR_PK_BYTES];
+	double rtt_ms;
+	uint64_t fragments, bytes, avail, quota;
+	char last_error[128];
+	struct net_req *pending;	/* sent, waiting for the answer */
+	struct net_req *parked, *parked_tail;	/* waiting for queue room */
+	struct net_req ping;
+	int ping_busy;
+};
+
+/* A call from another thread, run by the loop: start() runs on the loop,
+ * which later calls net__op_done(); the caller waits on cond. */
+struct net_op {
+	struct net_op *next;
+	void (*start)(struct net *n, struct net_op *op);
+	pthread_cond_t cond;
+	int done, rc;
+};
+
+struct net {
+	struct net_conf conf;
+	int k, m;
+	uv_loop_t loop;
+	uv_async_t async;
+	uv_timer_t tick;		/* deadlines and pings */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* online changed */
+	struct net_op *q_head, *q_tail;	/* protected by lock */
+	int online;			/* protected by lock */
+	int stopping;			/* protected by lock */
+	/* Loop thread only: */
+	struct net_peer *peers;
+	int npeers;
+	uint64_t next_reqid;
+	unsigned rr;			/* placement rotation */
+	uint64_t last_ping;
+	struct net_op *refresh;		/* net_peers() waiting for pings */
+};
+
+int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
+void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */
+/* Sends r (msg, cb, arg set) to p. Never calls cb when it fails. */
+int  net__req_send(struct net_peer *p, struct net_req *r);
+struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
+
+#endif

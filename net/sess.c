@@ -1,0 +1,522 @@
+/* net/sess.c - one TCP session, shared by supplier and client: the three
+ * fixed-size handshake messages (crypto/crypto.h cr_hs_*), then records
+ * u32 BE length | secretstream ciphertext. Anything malformed closes the
+ * session with one warning naming the peer; nothing a peer sends can make
+ * it assert or block. Only the loop thread calls in here. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "net/internal.h"
+#include "util.h"
+
+#define RDBUF_BYTES	(64 * 1024)
+
+struct wreq {
+	uv_write_t req;
+	struct net_sess *s;
+	size_t len;
+	unsigned char data[];
+};
+
+static void sess_feed(struct net_sess *s, const unsigned char *p, size_t n);
+
+void
+net__addr_name(const struct sockaddr *sa, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		uv_ip6_name(a, host, sizeof host);
+		snprintf(out, size, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		uv_ip4_name(a, host, sizeof host);
+		snprintf(out, size, "%s:%u", host, ntohs(a->sin_port));
+	} else {
+		snprintf(out, size, "?");
+	}
+}
+
+int
+net__parse_addr(const char *hostport, struct sockaddr_storage *out)
+{
+	char host[256];
+	const char *port, *h = hostport;
+	size_t hl;
+	char *end;
+	long pn;
+
+	if (!hostport)
+		return -EINVAL;
+	if (*h == '[') {
+		const char *rb = strchr(h, ']');
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h++;
+		hl = rb - h;
+		port = rb + 2;
+	} else {
+		const char *c = strrchr(h, ':');
+		if (!c || strchr(h, ':') != c)
+			return -EINVAL;
+		hl = c - h;
+		port = c + 1;
+	}
+	if (hl == 0 || hl >= sizeof host)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	pn = strtol(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || errno || pn < 0 || pn > 65535)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	if (uv_ip4_addr(host, (int)pn, (struct sockaddr_in *)out) == 0)
+		return 0;
+	if (uv_ip6_addr(host, (int)pn, (struct sockaddr_in6 *)out) == 0)
+		return 0;
+
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+		return -EINVAL;
+	memcpy(out, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static struct net_sess *
+sess_new(const struct cr_identity *id, const struct net_sess_ops *ops,
+    void *data, int is_client)
+{
+	struct net_sess *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	/* cr_hs holds the stream keys: locked, guarded memory. Rounded up
+	 * because sodium_malloc() aligns only whole multiples. */
+	s->hs = sodium_malloc((sizeof *s->hs + 63) & ~(size_t)63);
+	s->rdbuf = malloc(RDBUF_BYTES);
+	if (!s->hs || !s->rdbuf) {
+		if (s->hs)
+			sodium_free(s->hs);
+		free(s->rdbuf);
+		free(s);
+		return NULL;
+	}
+	memset(s->hs, 0, sizeof *s->hs);
+	s->id = id;
+	s->ops = ops;
+	s->data = data;
+	s->is_client = is_client;
+	s->state = NET_SESS_HS;
+	s->refs = 1;
+	s->hs_need = is_client ? CR_HS_REPLY_BYTES : CR_HS_HELLO_BYTES;
+	net_framer_init(&s->fr);
+	snprintf(s->name, sizeof s->name, "?");
+	return s;
+}
+
+void
+net_sess_ref(struct net_sess *s)
+{
+	s->refs++;
+}
+
+void
+net_sess_unref(struct net_sess *s)
+{
+	if (--s->refs > 0)
+		return;
+	net_framer_release(&s->fr);
+	sodium_memzero(s->hs, sizeof *s->hs);
+	sodium_free(s->hs);
+	free(s->rdbuf);
+	free(s);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct net_sess *s = h->data;
+
+	if (--s->nclose > 0)
+		return;
+	s->ops->on_close(s, s->err);
+	net_sess_unref(s);
+}
+
+void
+net_sess_close(struct net_sess *s, int err, const char *why)
+{
+	if (s->state == NET_SESS_CLOSED)
+		return;
+	if (why)
+		log_warn("session %s: %s: closing", s->name, why);
+	s->state = NET_SESS_CLOSED;
+	s->err = err;
+	s->why = why;
+	s->nclose = 2;
+	uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+static void
+on_write(uv_write_t *req, int status)
+{
+	struct wreq *w = container_of(req, struct wreq, req);
+	struct net_sess *s = w->s;
+	int was_full = s->queued > NET_SESS_QUEUE_MAX;
+
+	s->queued -= w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED) {
+		net_sess_close(s, status, NULL);
+		log_debug("session %s: write: %s", s->name, uv_strerror(status));
+		return;
+	}
+	if (was_full && s->queued <= NET_SESS_QUEUE_MAX &&
+	    s->state == NET_SESS_UP && s->ops->on_drain)
+		s->ops->on_drain(s);
+}
+
+static int
+sess_write(struct net_sess *s, struct wreq *w)
+{
+	uv_buf_t b = uv_buf_init((char *)w->data, w->len);
+	int rc;
+
+	w->s = s;
+	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		free(w);
+		net_sess_close(s, rc, NULL);
+		return rc;
+	}
+	s->queued += w->len;
+	return 0;
+}
+
+static int
+sess_write_raw(struct net_sess *s, const void *p, size_t n)
+{
+	struct wreq *w = malloc(sizeof *w + n);
+
+	if (!w)
+		return -ENOMEM;
+	w->len = n;
+	memcpy(w->data, p, n);
+	return sess_write(s, w);
+}
+
+int
+net_sess_send(struct net_sess *s, const struct net_msg *m)
+{
+	size_t plen = net_msg_encoded_len(m), clen = plen + CR_STREAM_ABYTES;
+	unsigned char *plain;
+	struct wreq *w;
+	ssize_t n;
+
+	if (s->state != NET_SESS_UP)
+		return -EPIPE;
+	if (clen > NET_FRAME_MAX)
+		return -EMSGSIZE;
+	plain = malloc(plen);
+	w = malloc(sizeof *w + 4 + clen);
+	if (!plain || !w) {
+		free(plain);
+		free(w);
+		return -ENOMEM;
+	}
+	n = net_msg_encode(plain, plen, m);
+	if (n < 0 || (size_t)n != plen) {
+		free(plain);
+		free(w);
+		return n < 0 ? (int)n : -EINVAL;
+	}
+	put_be32(w->data, (uint32_t)clen);
+	cr_stream_push(&s->hs->tx, w->data + 4, plain, plen);
+	free(plain);
+	w->len = 4 + clen;
+	return sess_write(s, w);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct net_sess *s = h->data;
+
+	*buf = uv_buf_init((char *)s->rdbuf, RDBUF_BYTES);
+}
+
+static void
+on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct net_sess *s = st->data;
+
+	if (s->state == NET_SESS_CLOSED || nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread == UV_EOF || nread == UV_ECONNRESET)
+			log_debug("session %s: closed by peer", s->name);
+		else
+			log_warn("session %s: read: %s", s->name,
+			    uv_strerror((int)nread));
+		net_sess_close(s, nread == UV_EOF ? 0 : (int)nread, NULL);
+		return;
+	}
+	sess_feed(s, (const unsigned char *)buf->base, (size_t)nread);
+}
+
+static int
+start_reading(struct net_sess *s)
+{
+	int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+
+	if (rc == 0)
+		s->reading = 1;
+	return rc;
+}
+
+void
+net_sess_pause(struct net_sess *s)
+{
+	s->paused = 1;
+	if (s->reading && s->state != NET_SESS_CLOSED) {
+		uv_read_stop((uv_stream_t *)&s->tcp);
+		s->reading = 0;
+	}
+}
+
+void
+net_sess_resume(struct net_sess *s)
+{
+	s->paused = 0;
+	if (!s->reading && s->state != NET_SESS_CLOSED && start_reading(s) < 0)
+		net_sess_close(s, -EIO, "cannot read");
+}
+
+/* One complete handshake message is in hsbuf. */
+static int
+sess_hs_step(struct net_sess *s)
+{
+	unsigned char out[CR_HS_REPLY_BYTES];
+	int rc;
+
+	if (s->is_client) {
+		rc = cr_hs_client_finish(s->hs, s->id, s->hsbuf, out);
+		if (rc < 0) {
+			net_sess_close(s, rc, rc == -EBADMSG ?
+			    "bad handshake signature" : "malformed handshake");
+			return rc;
+		}
+		memcpy(s->peer_pk, s->hs->peer_pk, CR_PK_BYTES);
+		if (s->ops->on_up(s) != 0) {
+			net_sess_close(s, -EKEYREJECTED, NULL);
+			return -EKEYREJECTED;
+		}
+		if ((rc = sess_write_raw(s, out, CR_HS_FINISH_BYTES)) < 0)
+			return rc;
+		goto up;
+	}
+	if (s->hs_need == CR_HS_HELLO_BYTES) {
+		rc = cr_hs_server_reply(s->hs, s->id, s->hsbuf, out);
+		if (rc < 0) {
+			net_sess_close(s, rc, "malformed handshake hello");
+			return rc;
+		}
+		if ((rc = sess_write_raw(s, out, CR_HS_REPLY_BYTES)) < 0)
+			return rc;
+		s->hs_have = 0;
+		s->hs_need = CR_HS_FINISH_BYTES;
+		return 0;
+	}
+	rc = cr_hs_server_finish(s->hs, s->hsbuf);
+	if (rc < 0) {
+		net_sess_close(s, rc, "bad handshake signature");
+		return rc;
+	}
+	memcpy(s->peer_pk, s->hs->peer_pk, CR_PK_BYTES);
+	if (s->ops->on_up(s) != 0) {
+		net_sess_close(s, -EKEYREJECTED, NULL);
+		return -EKEYREJECTED;
+	}
+up:
+	cr_hs_wipe(s->hs);
+	s->state = NET_SESS_UP;
+	uv_timer_stop(&s->timer);
+	if (s->ops->on_ready)
+		s->ops->on_ready(s);
+	return s->state == NET_SESS_UP ? 0 : -EPIPE;
+}
+
+static void
+sess_record(struct net_sess *s, unsigned char *frame, size_t len)
+{
+	unsigned char *plain;
+	struct net_msg m;
+
+	if (len < CR_STREAM_ABYTES) {
+		free(frame);
+		net_sess_close(s, -EPROTO, "short record");
+		return;
+	}
+	plain = malloc(len - CR_STREAM_ABYTES + 1);
+	if (!plain) {
+		free(frame);
+		net_sess_close(s, -ENOMEM, "out of memory");
+		return;
+	}
+	if (cr_stream_pull(&s->hs->rx, plain, frame, len) < 0) {
+		free(frame);
+		free(plain);
+		net_sess_close(s, -EBADMSG, "bad record MAC");
+		return;
+	}
+	free(frame);
+	if (net_msg_decode(&m, plain, len - CR_STREAM_ABYTES) < 0) {
+		free(plain);
+		net_sess_close(s, -EPROTO, "undecodable message");
+		return;
+	}
+	s->ops->on_msg(s, &m, &plain);
+	free(plain);
+}
+
+static void
+sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
+{
+	while (n > 0 && s->state == NET_SESS_HS) {
+		size_t take = s->hs_need - s->hs_have;
+		if (take > n)
+			take = n;
+		memcpy(s->hsbuf + s->hs_have, p, take);
+		s->hs_have += take;
+		p += take;
+		n -= take;
+		if (s->hs_have == s->hs_need && sess_hs_step(s) < 0)
+			return;
+	}
+	while (n > 0 && s->state == NET_SESS_UP) {
+		unsigned char *frame;
+		size_t len;
+		int rc = net_framer_feed(&s->fr, &p, &n, &frame, &len);
+		if (rc < 0) {
+			net_sess_close(s, rc, rc == -EPROTO ?
+			    "bad record length" : "out of memory");
+			return;
+		}
+		if (rc == 0)
+			break;
+		sess_record(s, frame, len);
+	}
+}
+
+static void
+on_hs_timeout(uv_timer_t *t)
+{
+	struct net_sess *s = t->data;
+
+	if (s->state == NET_SESS_HS)
+		net_sess_close(s, -ETIMEDOUT, "handshake timed out");
+}
+
+static int
+sess_init_handles(uv_loop_t *loop, struct net_sess *s)
+{
+	int rc = uv_tcp_init(loop, &s->tcp);
+
+	if (rc < 0)
+		return rc;
+	s->tcp.data = s;
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
+	return 0;
+}
+
+static void
+on_connect(uv_connect_t *req, int status)
+{
+	struct net_sess *s = req->data;
+	unsigned char hello[CR_HS_HELLO_BYTES];
+	int rc;
+
+	if (s->state == NET_SESS_CLOSED)
+		return;
+	if (status < 0) {
+		log_debug("session %s: connect: %s", s->name,
+		    uv_strerror(status));
+		net_sess_close(s, status, NULL);
+		return;
+	}
+	uv_tcp_nodelay(&s->tcp, 1);
+	if ((rc = cr_hs_client_hello(s->hs, s->id, hello)) < 0) {
+		net_sess_close(s, rc, "cannot start handshake");
+		return;
+	}
+	if (sess_write_raw(s, hello, sizeof hello) < 0)
+		return;
+	if ((rc = start_reading(s)) < 0)
+		net_sess_close(s, rc, "cannot read");
+}
+
+int
+net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const char *name,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out)
+{
+	struct net_sess *s = sess_new(id, ops, data, 1);
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	if ((rc = sess_init_handles(loop, s)) < 0) {
+		net_sess_unref(s);
+		return rc;
+	}
+	s->conn.data = s;
+	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
+	net_sess_ref(s);			/* the caller's */
+	rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
+	if (rc < 0) {
+		s->err = rc;
+		net_sess_close(s, rc, NULL);	/* on_close will run */
+	}
+	*out = s;
+	return 0;
+}
+
+int
+net_sess_accept(uv_stream_t *server, const struct cr_identity *id,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out)
+{
+	struct net_sess *s = sess_new(id, ops, data, 0);
+	struct sockaddr_storage ss;
+	int len = sizeof ss, rc;
+
+	if (!s)
+		return -ENOMEM;
+	if ((rc = sess_init_handles(server->loop, s)) < 0) {
+		net_sess_unref(s);
+		return rc;
+	}
+	if ((rc = uv_accept(server, (uv_stream_t *)&s->tcp)) < 0) {
+		net_sess_close(s, rc, NULL);
+		return rc;
+	}
+	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+		net__addr_name((struct sockaddr *)&ss, s->name, sizeof s->name);
+	uv_tcp_nodelay(&s->tcp, 1);
+	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
+	if ((rc = start_reading(s)) < 0) {
+		net_sess_close(s, rc, "cannot read");
+		return rc;
+	}
+	*out = s;
+	return 0;
+}

@@ -1,0 +1,382 @@
+/* net/supplier.c - the supplier server: one loop, one listener, one
+ * session per owner connection. Disk work (fsync!) runs on the libuv
+ * thread pool; a session keeps several requests in flight but stops
+ * reading while too many bytes are held for it. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "net/internal.h"
+#include "net/net.h"
+#include "util.h"
+
+#define WORK_BYTES_MAX	(64u * 1024 * 1024)
+#define WORK_N_MAX	16
+
+struct supplier {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_signal_t sigint, sigterm;
+	const struct net_supplier_conf *conf;
+	struct net_sess *sessions;	/* list through next/prev */
+	int stopping;
+};
+
+struct work {
+	uv_work_t w;
+	struct supplier *sup;
+	struct net_sess *s;		/* referenced */
+	uint8_t type;
+	uint64_t reqid;
+	unsigned char fragid[STORE_FRAGID_BYTES];
+	unsigned char *buf;		/* PUT: the record holding data */
+	const unsigned char *data;
+	size_t len;
+	void *out;			/* GET: fragment; LIST: entries */
+	size_t out_len;
+	uint32_t max;
+	int rc;
+};
+
+static void
+sup_unlink(struct supplier *sup, struct net_sess *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (sup->sessions == s)
+		sup->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+}
+
+static void
+flow(struct net_sess *s)
+{
+	if (s->work_n >= WORK_N_MAX ||
+	    s->work_bytes + s->queued > WORK_BYTES_MAX)
+		net_sess_pause(s);
+	else if (s->paused)
+		net_sess_resume(s);
+}
+
+static void
+reply_err(struct net_sess *s, uint64_t reqid, int rc)
+{
+	struct net_msg m = { .type = NET_ERR, .reqid = reqid };
+	const char *msg = rc == -EDQUOT ? "quota exceeded" : strerror(-rc);
+
+	m.err = rc < 0 && -rc <= 4095 ? (uint32_t)-rc : EIO;
+	m.errmsg = msg;
+	m.errmsg_len = strlen(msg);
+	if (m.errmsg_len > NET_ERRMSG_MAX)
+		m.errmsg_len = NET_ERRMSG_MAX;
+	net_sess_send(s, &m);
+}
+
+/* ---- LIST: entries after a fragid, in fragid order, at most max ------- */
+#define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)
+
+struct list_acc {
+	const unsigned char *after;
+	unsigned char *e;		/* LIST_ENTRY each */
+	size_t n, cap;
+	uint32_t max;
+	int oom;
+};
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_FRAGID_BYTES);
+}
+
+static int
+list_cb(void *arg, const unsigned char *fragid, uint64_t size)
+{
+	struct list_acc *a = arg;
+
+	if (memcmp(fragid, a->after, STORE_FRAGID_BYTES) <= 0)
+		return 0;
+	if (a->n == a->cap) {
+		/* Keep only the max smallest so far: memory stays ~2 x max. */
+		qsort(a->e, a->n, LIST_ENTRY, entry_cmp);
+		a->n = a->max;
+	}
+	memcpy(a->e + a->n * LIST_ENTRY, fragid, STORE_FRAGID_BYTES);
+	put_be64(a->e + a->n * LIST_ENTRY + STORE_FRAGID_BYTES, size);
+	a->n++;
+	return 0;
+}
+
+static void
+do_work(uv_work_t *w)
+{
+	struct work *k = container_of(w, struct work, w);
+	struct store_frag *sf = k->sup->conf->frags;
+	const unsigned char *owner = k->s->peer_pk;
+
+	switch (k->type) {
+	case NET_PUT:
+		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len);
+		break;
+	case NET_GET:
+		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
+		    &k->out_len);
+		break;
+	case NET_DEL:
+		k->rc = store_frag_del(sf, owner, k->fragid);
+		break;
+	case NET_LIST: {
+		struct list_acc a = { .after = k->fragid, .max = k->max };
+		a.cap = 2 * (size_t)a.max;
+		a.e = malloc(a.cap * LIST_ENTRY + 1);
+		if (!a.e) {
+			k->rc = -ENOMEM;
+			break;
+		}
+		k->rc = store_frag_list(sf, owner, list_cb, &a);
+		qsort(a.e, a.n, LIST_ENTRY, entry_cmp);
+		if (a.n > a.max)
+			a.n = a.max;
+		k->out = a.e;
+		k->out_len = a.n;
+		break;
+	}
+	}
+}
+
+static void
+after_work(uv_work_t *w, int status)
+{
+	struct work *k = container_of(w, struct work, w);
+	struct net_sess *s = k->s;
+	struct net_msg m = { .reqid = k->reqid };
+
+	s->work_n--;
+	s->work_bytes -= k->len;
+	if (s->state == NET_SESS_UP) {
+		if (status < 0)
+			k->rc = status;
+		if (k->rc < 0) {
+			if (k->rc != -ENOENT)
+				log_warn("supplier: %s: request %02x failed: %s",
+				    s->name, k->type, strerror(-k->rc));
+			reply_err(s, k->reqid, k->rc);
+		} else {
+			switch (k->type) {
+			case NET_PUT:
+				m.type = NET_PUT_OK;
+				break;
+			case NET_GET:
+				m.type = NET_GET_OK;
+				m.data = k->out;
+				m.data_len = k->out_len;
+				break;
+			case NET_DEL:
+				m.type = NET_DEL_OK;
+				break;
+			case NET_LIST:
+				m.type = NET_LIST_OK;
+				m.n = (uint32_t)k->out_len;
+				m.entries = k->out;
+				break;
+			}
+			if (m.type == NET_GET_OK && m.data_len == 0)
+				reply_err(s, k->reqid, -EIO);
+			else if (net_sess_send(s, &m) < 0)
+				net_sess_close(s, -EIO, "cannot send reply");
+		}
+		flow(s);
+	}
+	free(k->out);
+	free(k->buf);
+	net_sess_unref(s);
+	free(k);
+}
+
+static void
+handle_ping(struct supplier *sup, struct net_sess *s, uint64_t reqid)
+{
+	struct net_msg m = { .type = NET_PONG, .reqid = reqid };
+	uint64_t q;
+
+	store_frag_usage(sup->conf->frags, s->peer_pk, &m.bytes,
+	    &m.fragments, &q);
+	m.avail = store_frag_avail(sup->conf->frags);
+	m.quota = q;
+	if (net_sess_send(s, &m) < 0)
+		net_sess_close(s, -EIO, "cannot send reply");
+}
+
+static void
+on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
+{
+	struct supplier *sup = s->data;
+	struct work *k;
+	int rc;
+
+	switch (m->type) {
+	case NET_PING:
+		handle_ping(sup, s, m->reqid);
+		return;
+	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
+		break;
+	default:
+		net_sess_close(s, -EPROTO, "unexpected message type");
+		return;
+	}
+	if (!(k = calloc(1, sizeof *k))) {
+		reply_err(s, m->reqid, -ENOMEM);
+		return;
+	}
+	k->sup = sup;
+	k->s = s;
+	k->type = m->type;
+	k->reqid = m->reqid;
+	memcpy(k->fragid, m->fragid, STORE_FRAGID_BYTES);
+	if (m->type == NET_PUT) {
+		k->buf = *buf;		/* keep the record: data points in */
+		*buf = NULL;
+		k->data = m->data;
+		k->len = m->data_len;
+	} else if (m->type == NET_LIST) {
+		k->max = m->max < NET_LIST_MAX ? m->max : NET_LIST_MAX;
+		if (k->max == 0)
+			k->max = 1;
+	}
+	net_sess_ref(s);
+	s->work_n++;
+	s->work_bytes += k->len;
+	if ((rc = uv_queue_work(&sup->loop, &k->w, do_work, after_work)) < 0) {
+		s->work_n--;
+		s->work_bytes -= k->len;
+		net_sess_unref(s);
+		free(k->buf);
+		free(k);
+		reply_err(s, m->reqid, rc);
+		return;
+	}
+	flow(s);
+}
+
+static int
+on_up(struct net_sess *s)
+{
+	log_debug("supplier: session %s up", s->name);
+	return 0;
+}
+
+static void
+on_drain(struct net_sess *s)
+{
+	flow(s);
+}
+
+static void
+on_close(struct net_sess *s, int err)
+{
+	sup_unlink(s->data, s);
+}
+
+static const struct net_sess_ops sup_ops = {
+	.on_up = on_up, .on_msg = on_msg, .on_drain = on_drain,
+	.on_close = on_close,
+};
+
+static void
+on_conn(uv_stream_t *server, int status)
+{
+	struct supplier *sup = server->data;
+	struct net_sess *s;
+
+	if (status < 0) {
+		log_warn("supplier: accept: %s", uv_strerror(status));
+		return;
+	}
+	if (net_sess_accept(server, sup->conf->id, &sup_ops, sup, &s) < 0)
+		return;
+	s->next = sup->sessions;
+	if (s->next)
+		s->next->prev = s;
+	sup->sessions = s;
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct supplier *sup = h->data;
+
+	if (sup->stopping)
+		return;
+	sup->stopping = 1;
+	log_info("supplier: signal %d: stopping", signum);
+	uv_close((uv_handle_t *)&sup->listener, NULL);
+	uv_close((uv_handle_t *)&sup->sigint, NULL);
+	uv_close((uv_handle_t *)&sup->sigterm, NULL);
+	/* In-flight thread-pool work keeps the loop alive until it is
+	 * done: acknowledged or not, a fragment being written is finished. */
+	for (struct net_sess *s = sup->sessions; s; s = s->next)
+		net_sess_close(s, 0, NULL);
+}
+
+int
+net_supplier_run(const struct net_supplier_conf *conf)
+{
+	struct supplier *sup;
+	struct sockaddr_storage sa;
+	char bound[80];
+	int rc, len;
+
+	if ((rc = net__parse_addr(conf->listen, &sa)) < 0) {
+		log_error("supplier: bad listen address '%s'",
+		    conf->listen ? conf->listen : "");
+		return rc;
+	}
+	if (!(sup = calloc(1, sizeof *sup)))
+		return -ENOMEM;
+	sup->conf = conf;
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = uv_loop_init(&sup->loop)) < 0) {
+		free(sup);
+		return rc;
+	}
+	uv_tcp_init(&sup->loop, &sup->listener);
+	sup->listener.data = sup;
+	/* libuv sets SO_REUSEADDR on bind for TCP. */
+	rc = uv_tcp_bind(&sup->listener, (struct sockaddr *)&sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&sup->listener, 128, on_conn);
+	if (rc < 0) {
+		log_error("supplier: cannot listen on %s: %s", conf->listen,
+		    uv_strerror(rc));
+		uv_close((uv_handle_t *)&sup->listener, NULL);
+		uv_run(&sup->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&sup->loop);
+		free(sup);
+		return rc;
+	}
+	uv_signal_init(&sup->loop, &sup->sigint);
+	uv_signal_init(&sup->loop, &sup->sigterm);
+	sup->sigint.data = sup->sigterm.data = sup;
+	uv_signal_start(&sup->sigint, on_signal, SIGINT);
+	uv_signal_start(&sup->sigterm, on_signal, SIGTERM);
+
+	len = sizeof sa;
+	if (uv_tcp_getsockname(&sup->listener, (struct sockaddr *)&sa, &len) == 0)
+		net__addr_name((struct sockaddr *)&sa, bound, sizeof bound);
+	else
+		snprintf(bound, sizeof bound, "%s", conf->listen);
+	log_info("supplier: listening on %s", bound);
+	if (conf->on_ready)
+		conf->on_ready(conf->arg, bound);
+
+	uv_run(&sup->loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(&sup->loop);
+	if (rc < 0)
+		log_warn("supplier: loop close: %s", uv_strerror(rc));
+	free(sup);
+	return 0;
+}

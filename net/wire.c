@@ -1,0 +1,336 @@
+/* net/wire.c - the record codec and the stream framer (format table in
+ * net/internal.h). Fed by untrusted peers: every length is checked
+ * before it is used, sizes are computed in uint64_t and never wrap, and
+ * anything off the table is -EPROTO. No I/O; the framer's frame buffer
+ * is the only allocation. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/internal.h"
+#include "util.h"
+
+#define FRAGID		STORE_FRAGID_BYTES		/* 33 */
+#define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)	/* 41 */
+#define ERRNO_MAX	4095
+
+/* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
+static int
+utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			if (c == 0xe0)
+				lo = 0xa0;
+			else if (c == 0xed)
+				hi = 0x9f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			if (c == 0xf0)
+				lo = 0x90;
+			else if (c == 0xf4)
+				hi = 0x8f;
+		} else
+			return 0;
+		if (n - i <= k)
+			return 0;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (size_t j = 2; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* Fixed payload size of a type, -1 for a variable one, -2 for unknown. */
+static long
+fixed_payload(uint8_t type)
+{
+	switch (type) {
+	case NET_GET: case NET_DEL:
+		return FRAGID;
+	case NET_LIST:
+		return FRAGID + 4;
+	case NET_PING: case NET_PUT_OK: case NET_DEL_OK:
+		return 0;
+	case NET_PONG:
+		return 32;
+	case NET_PUT: case NET_GET_OK: case NET_LIST_OK: case NET_ERR:
+		return -1;
+	default:
+		return -2;
+	}
+}
+
+int
+net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
+{
+	struct net_msg d;
+	const unsigned char *q;
+	size_t plen;
+	long fixed;
+
+	if (!p || n < NET_MSG_HDR)
+		return -EPROTO;
+	memset(&d, 0, sizeof d);
+	d.type = p[0];
+	d.reqid = get_be64(p + 1);
+	q = p + NET_MSG_HDR;
+	plen = n - NET_MSG_HDR;
+
+	fixed = fixed_payload(d.type);
+	if (fixed == -2 || (fixed >= 0 && plen != (size_t)fixed))
+		return -EPROTO;
+
+	switch (d.type) {
+	case NET_PUT:
+		if (plen < FRAGID + 1)
+			return -EPROTO;
+		d.fragid = q;
+		d.data = q + FRAGID;
+		d.data_len = plen - FRAGID;
+		break;
+	case NET_GET:
+	case NET_DEL:
+		d.fragid = q;
+		break;
+	case NET_LIST:
+		d.fragid = q;
+		d.max = get_be32(q + FRAGID);
+		break;
+	case NET_GET_OK:
+		if (plen < 1)
+			return -EPROTO;
+		d.data = q;
+		d.data_len = plen;
+		break;
+	case NET_LIST_OK:
+		if (plen < 4)
+			return -EPROTO;
+		d.n = get_be32(q);
+		if (d.n > NET_LIST_MAX ||
+		    (uint64_t)d.n * LIST_ENTRY != (uint64_t)(plen - 4))
+			return -EPROTO;
+		d.entries = q + 4;
+		break;
+	case NET_PONG:
+		d.bytes = get_be64(q);
+		d.fragments = get_be64(q + 8);
+		d.avail = get_be64(q + 16);
+		d.quota = get_be64(q + 24);
+		break;
+	case NET_ERR:
+		if (plen < 4 || plen - 4 > NET_ERRMSG_MAX)
+			return -EPROTO;
+		d.err = get_be32(q);
+		if (d.err == 0 || d.err > ERRNO_MAX)
+			return -EPROTO;
+		d.errmsg = (const char *)q + 4;
+		d.errmsg_len = plen - 4;
+		if (!utf8_valid(q + 4, d.errmsg_len))
+			return -EPROTO;
+		break;
+	default:	/* PING PUT_OK DEL_OK: empty, size checked above */
+		break;
+	}
+	*m = d;
+	return 0;
+}
+
+size_t
+net_msg_data_offset(uint8_t type)
+{
+	switch (type) {
+	case NET_PUT:
+		return NET_MSG_HDR + FRAGID;
+	case NET_GET_OK:
+		return NET_MSG_HDR;
+	case NET_LIST_OK:	/* the entries */
+	case NET_ERR:		/* the message */
+		return NET_MSG_HDR + 4;
+	default:
+		return 0;
+	}
+}
+
+/* 0 for a message that cannot be encoded (unknown type, a field off the
+ * table); SIZE_MAX when the length does not fit a size_t. */
+size_t
+net_msg_encoded_len(const struct net_msg *m)
+{
+	long fixed = fixed_payload(m->type);
+	uint64_t len;
+
+	if (fixed == -2)
+		return 0;
+	if (fixed >= 0)
+		return NET_MSG_HDR + (size_t)fixed;
+	switch (m->type) {
+	case NET_PUT:
+	case NET_GET_OK:
+		if (m->data_len == 0)
+			return 0;
+		if (m->data_len > SIZE_MAX - net_msg_data_offset(m->type))
+			return SIZE_MAX;
+		return net_msg_data_offset(m->type) + m->data_len;
+	case NET_LIST_OK:
+		if (m->n > NET_LIST_MAX)
+			return 0;
+		len = NET_MSG_HDR + 4 + (uint64_t)m->n * LIST_ENTRY;
+		return len > SIZE_MAX ? SIZE_MAX : (size_t)len;
+	case NET_ERR:
+		if (m->errmsg_len > NET_ERRMSG_MAX)
+			return 0;
+		return NET_MSG_HDR + 4 + m->errmsg_len;
+	}
+	return 0;
+}
+
+/* Refuses to emit what net_msg_decode() would reject. */
+static int
+encodable(const struct net_msg *m)
+{
+	switch (m->type) {
+	case NET_PUT:
+	case NET_GET:
+	case NET_DEL:
+	case NET_LIST:
+		return m->fragid != NULL;
+	case NET_ERR:
+		if (m->err == 0 || m->err > ERRNO_MAX ||
+		    m->errmsg_len > NET_ERRMSG_MAX ||
+		    (m->errmsg_len && !m->errmsg))
+			return 0;
+		return utf8_valid((const unsigned char *)m->errmsg,
+		    m->errmsg_len);
+	default:
+		return 1;
+	}
+}
+
+ssize_t
+net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
+{
+	size_t len = net_msg_encoded_len(m);
+	unsigned char *q;
+
+	if (len == 0 || !encodable(m))
+		return -EINVAL;
+	if (len > cap || len > SSIZE_MAX)
+		return -ENOSPC;
+	out[0] = m->type;
+	put_be64(out + 1, m->reqid);
+	q = out + NET_MSG_HDR;
+	switch (m->type) {
+	case NET_PUT:
+		memcpy(q, m->fragid, FRAGID);
+		if (m->data)
+			memcpy(q + FRAGID, m->data, m->data_len);
+		break;
+	case NET_GET:
+	case NET_DEL:
+		memcpy(q, m->fragid, FRAGID);
+		break;
+	case NET_LIST:
+		memcpy(q, m->fragid, FRAGID);
+		put_be32(q + FRAGID, m->max);
+		break;
+	case NET_GET_OK:
+		if (m->data)
+			memcpy(q, m->data, m->data_len);
+		break;
+	case NET_LIST_OK:
+		put_be32(q, m->n);
+		if (m->entries && m->n)
+			memcpy(q + 4, m->entries, (size_t)m->n * LIST_ENTRY);
+		break;
+	case NET_PONG:
+		put_be64(q, m->bytes);
+		put_be64(q + 8, m->fragments);
+		put_be64(q + 16, m->avail);
+		put_be64(q + 24, m->quota);
+		break;
+	case NET_ERR:
+		put_be32(q, m->err);
+		if (m->errmsg_len)
+			memcpy(q + 4, m->errmsg, m->errmsg_len);
+		break;
+	default:	/* PING PUT_OK DEL_OK */
+		break;
+	}
+	return (ssize_t)len;
+}
+
+/* ---- framer -------------------------------------------------------------- */
+
+void
+net_framer_init(struct net_framer *f)
+{
+	memset(f, 0, sizeof *f);
+}
+
+void
+net_framer_release(struct net_framer *f)
+{
+	free(f->frame);
+	memset(f, 0, sizeof *f);
+}
+
+int
+net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
+    unsigned char **frame, size_t *len)
+{
+	size_t take;
+
+	while (f->len_have < sizeof f->lenbuf) {
+		if (*n == 0)
+			return 0;
+		f->lenbuf[f->len_have++] = **p;
+		(*p)++;
+		(*n)--;
+	}
+	if (!f->frame) {
+		uint32_t l = get_be32(f->lenbuf);
+
+		/* The state stays put, so a broken stream stays broken. */
+		if (l == 0 || l > NET_FRAME_MAX)
+			return -EPROTO;
+		if (!(f->frame = malloc(l)))
+			return -ENOMEM;
+		f->frame_len = l;
+		f->frame_have = 0;
+	}
+	take = f->frame_len - f->frame_have;
+	if (take > *n)
+		take = *n;
+	if (take) {
+		memcpy(f->frame + f->frame_have, *p, take);
+		f->frame_have += (uint32_t)take;
+		*p += take;
+		*n -= take;
+	}
+	if (f->frame_have < f->frame_len)
+		return 0;
+	*frame = f->frame;
+	*len = f->frame_len;
+	f->frame = NULL;
+	f->frame_len = f->frame_have = 0;
+	f->len_have = 0;
+	return 1;
+}

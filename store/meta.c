@@ -1,0 +1,1069 @@
+/* store/meta.c - the owner's metadata in one LMDB environment.
+ *
+ * Key encodings are big-endian so that LMDB's memcmp order is numeric order:
+ *   inodes   u64 ino                  -> inode record (see ino_enc)
+ *   dirents  u64 parent | name bytes  -> u64 ino
+ *   symlinks u64 ino                  -> target bytes (no NUL)
+ *   xattrs   u64 ino | name bytes     -> value
+ *   extents  u64 ino | u64 bno        -> block id
+ *   blocks   block id                 -> block record (see blk_enc)
+ *   jrnl     u64 ino | u64 bno        -> empty
+ *   peers    address string           -> public key
+ *   misc     name string              -> value
+ * Records start with a version byte so that a later format can be read
+ * next to this one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store/internal.h"
+#include "util.h"
+
+#define DEFAULT_MAP_BYTES	((size_t)1 << 30)
+#define KEY_MAX			512	/* above any key we build (LMDB: 511) */
+#define XATTR_VAL_MAX		65536
+#define INO_REC_V1		1
+#define INO_REC_LEN		85
+#define BLK_REC_V1		1
+#define BLK_REC_HDR		82
+#define BLK_REC_ENTRY		(CR_HASH_BYTES + CR_PK_BYTES)
+
+static const char *const db_names[STORE__DB_N] = {
+	"inodes", "dirents", "symlinks", "xattrs", "extents", "blocks",
+	"jrnl", "peers", "misc",
+};
+
+int
+store__mdb_err(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:	return 0;
+	case MDB_NOTFOUND:	return -ENOENT;
+	case MDB_KEYEXIST:	return -EEXIST;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:	return -ENOSPC;
+	}
+	log_error("store: %s: %s", what, mdb_strerror(rc));
+	return rc > 0 ? -rc : -EIO;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static MDB_dbi
+dbi(struct store_txn *t, int db)
+{
+	return t->st->dbi[db];
+}
+
+static int
+kv_get(struct store_txn *t, int db, const void *k, size_t klen, MDB_val *v)
+{
+	MDB_val key = { klen, (void *)k };
+
+	return store__mdb_err(mdb_get(t->txn, dbi(t, db), &key, v), db_names[db]);
+}
+
+static int
+kv_put(struct store_txn *t, int db, const void *k, size_t klen,
+    const void *v, size_t vlen)
+{
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+
+	return store__mdb_err(mdb_put(t->txn, dbi(t, db), &key, &val, 0),
+	    db_names[db]);
+}
+
+static int
+kv_del(struct store_txn *t, int db, const void *k, size_t klen)
+{
+	MDB_val key = { klen, (void *)k };
+
+	return store__mdb_err(mdb_del(t->txn, dbi(t, db), &key, NULL),
+	    db_names[db]);
+}
+
+/* Validates a name and builds u64 prefix | name; returns the key length. */
+static int
+name_key(unsigned char *key, uint64_t prefix, const char *name, size_t max,
+    int too_long)
+{
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return -EINVAL;
+	if (n > max)
+		return too_long;
+	put_be64(key, prefix);
+	memcpy(key + 8, name, n);
+	return (int)(8 + n);
+}
+
+static void
+pair_key(unsigned char key[16], uint64_t a, uint64_t b)
+{
+	put_be64(key, a);
+	put_be64(key + 8, b);
+}
+
+typedef int (*scan_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
+
+/* Visits the records whose key starts with prefix[0..plen), from the first
+ * key >= start (or > start when `after`; every record when slen is 0), in
+ * key order, until fn returns non-zero (returned as is). After each call
+ * the cursor seeks again from a copy of the last key, so fn may change the
+ * database within the same transaction. */
+static int
+scan(struct store_txn *t, int db, const void *prefix, size_t plen,
+    const void *start, size_t slen, int after, scan_fn fn, void *ctx)
+{
+	unsigned char last[KEY_MAX];
+	size_t llen = slen;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if (slen > sizeof last)
+		return -EINVAL;
+	if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &c)) != 0)
+		return store__mdb_err(rc, "cursor_open");
+	if (slen)
+		memcpy(last, start, slen);
+	k = (MDB_val){ llen, last };
+	rc = mdb_cursor_get(c, &k, &v, slen ? MDB_SET_RANGE : MDB_FIRST);
+	for (;;) {
+		if (rc == 0 && after && k.mv_size == llen &&
+		    memcmp(k.mv_data, last, llen) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		if (rc != 0)
+			break;
+		if (plen && (k.mv_size < plen ||
+		    memcmp(k.mv_data, prefix, plen) != 0))
+			break;
+		if (k.mv_size > sizeof last) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(last, k.mv_data, k.mv_size);
+		llen = k.mv_size;
+		if ((ret = fn(ctx, &k, &v)) != 0)
+			break;
+		k = (MDB_val){ llen, last };
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		after = 1;
+	}
+	mdb_cursor_close(c);
+	if (ret != 0)
+		return ret;
+	return rc == MDB_NOTFOUND ? 0 : store__mdb_err(rc, db_names[db]);
+}
+
+/* Deletes every record whose key starts with prefix[0..plen). */
+static int
+del_prefix(struct store_txn *t, int db, const void *prefix, size_t plen)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &c)) != 0)
+		return store__mdb_err(rc, "cursor_open");
+	for (;;) {
+		k = (MDB_val){ plen, (void *)prefix };
+		if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
+			break;
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 :
+	    store__mdb_err(rc, db_names[db]);
+}
+
+/* ---- environment and transactions --------------------------------------- */
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) != 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+static char *
+path_join(const char *dir, const char *name)
+{
+	char *p;
+
+	return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+static void
+ino_enc(unsigned char *p, const struct store_inode *in)
+{
+	p[0] = INO_REC_V1;
+	put_be64(p + 1, in->ino);
+	put_be32(p + 9, in->mode);
+	put_be32(p + 13, in->uid);
+	put_be32(p + 17, in->gid);
+	put_be32(p + 21, in->nlink);
+	put_be64(p + 25, in->size);
+	put_be64(p + 33, in->rdev);
+	put_be64(p + 41, (uint64_t)in->atime_sec);
+	put_be64(p + 49, (uint64_t)in->mtime_sec);
+	put_be64(p + 57, (uint64_t)in->ctime_sec);
+	put_be32(p + 65, in->atime_nsec);
+	put_be32(p + 69, in->mtime_nsec);
+	put_be32(p + 73, in->ctime_nsec);
+	put_be64(p + 77, in->generation);
+}
+
+static int
+ino_dec(struct store_inode *in, const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != INO_REC_LEN || p[0] != INO_REC_V1) {
+		log_error("store: corrupt inode record (%zu bytes)", v->mv_size);
+		return -EIO;
+	}
+	memset(in, 0, sizeof *in);
+	in->ino = get_be64(p + 1);
+	in->mode = get_be32(p + 9);
+	in->uid = get_be32(p + 13);
+	in->gid = get_be32(p + 17);
+	in->nlink = get_be32(p + 21);
+	in->size = get_be64(p + 25);
+	in->rdev = get_be64(p + 33);
+	in->atime_sec = (int64_t)get_be64(p + 41);
+	in->mtime_sec = (int64_t)get_be64(p + 49);
+	in->ctime_sec = (int64_t)get_be64(p + 57);
+	in->atime_nsec = get_be32(p + 65);
+	in->mtime_nsec = get_be32(p + 69);
+	in->ctime_nsec = get_be32(p + 73);
+	in->generation = get_be64(p + 77);
+	return 0;
+}
+
+static int
+make_root(struct store_txn *t)
+{
+	struct store_inode root = { 0 }, tmp;
+	struct timespec now;
+	int rc;
+
+	rc = store_ino_get(t, STORE_ROOT_INO, &tmp);
+	if (rc != -ENOENT)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &now);
+	root.ino = STORE_ROOT_INO;
+	root.mode = S_IFDIR | 0755;
+	root.uid = getuid();
+	root.gid = getgid();
+	root.nlink = 2;
+	root.atime_sec = root.mtime_sec = root.ctime_sec = now.tv_sec;
+	root.atime_nsec = root.mtime_nsec = root.ctime_nsec = now.tv_nsec;
+	return store_ino_put(t, &root);
+}
+
+static int
+open_dbs(struct store *st)
+{
+	struct store_txn t = { .st = st };
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t.txn)) != 0)
+		return store__mdb_err(rc, "txn_begin");
+	for (int i = 0; i < STORE__DB_N; i++) {
+		rc = mdb_dbi_open(t.txn, db_names[i], MDB_CREATE, &st->dbi[i]);
+		if (rc != 0) {
+			mdb_txn_abort(t.txn);
+			return store__mdb_err(rc, db_names[i]);
+		}
+	}
+	if ((rc = make_root(&t)) < 0) {
+		mdb_txn_abort(t.txn);
+		return rc;
+	}
+	return store__mdb_err(mdb_txn_commit(t.txn), "txn_commit");
+}
+
+int
+store_open(struct store **out, const char *dir, size_t map_bytes)
+{
+	struct store *st;
+	char *mdir = NULL;
+	int rc, dead;
+
+	if (!(st = calloc(1, sizeof *st)))
+		return -ENOMEM;
+	st->dir = strdup(dir);
+	st->jdir = path_join(dir, "journal");
+	mdir = path_join(dir, "meta");
+	if (!st->dir || !st->jdir || !mdir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = mkdir_p(mdir, 0700)) < 0 || (rc = mkdir_p(st->jdir, 0700)) < 0) {
+		log_error("store: %s: %s", dir, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = store__mdb_err(mdb_env_create(&st->env), "env_create")) < 0)
+		goto fail;
+	mdb_env_set_maxdbs(st->env, 16);
+	rc = mdb_env_set_mapsize(st->env, map_bytes ? map_bytes :
+	    DEFAULT_MAP_BYTES);
+	if ((rc = store__mdb_err(rc, "env_set_mapsize")) < 0)
+		goto fail;
+	/* NOTLS: read transactions are used from FUSE worker threads, and a
+	 * thread may hold one while it begins another. */
+	rc = mdb_env_open(st->env, mdir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+	if ((rc = store__mdb_err(rc, mdir)) < 0)
+		goto fail;
+	/* Reader slots of a crashed process would pin old pages forever. */
+	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+		log_info("store: cleared %d stale reader slots", dead);
+	if ((rc = open_dbs(st)) < 0)
+		goto fail;
+	free(mdir);
+	*out = st;
+	return 0;
+fail:
+	free(mdir);
+	store_close(st);
+	return rc;
+}
+
+void
+store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st->dir);
+	free(st->jdir);
+	free(st);
+}
+
+int
+store_sync(struct store *st)
+{
+	return store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
+}
+
+int
+store_txn_begin(struct store *st, int rdonly, struct store_txn **out)
+{
+	struct store_txn *t;
+	int rc;
+
+	if (!(t = malloc(sizeof *t)))
+		return -ENOMEM;
+	t->st = st;
+	rc = mdb_txn_begin(st->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+	if (rc != 0) {
+		free(t);
+		return store__mdb_err(rc, "txn_begin");
+	}
+	*out = t;
+	return 0;
+}
+
+int
+store_txn_commit(struct store_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+
+	free(t);
+	return store__mdb_err(rc, "txn_commit");
+}
+
+void
+store_txn_abort(struct store_txn *t)
+{
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+/* ---- inodes ------------------------------------------------------------- */
+
+int
+store_ino_get(struct store_txn *t, uint64_t ino, struct store_inode *out)
+{
+	unsigned char key[8];
+	MDB_val v;
+	int rc;
+
+	put_be64(key, ino);
+	if ((rc = kv_get(t, STORE__DB_INODES, key, sizeof key, &v)) < 0)
+		return rc;
+	return ino_dec(out, &v);
+}
+
+int
+store_ino_put(struct store_txn *t, const struct store_inode *in)
+{
+	unsigned char key[8], val[INO_REC_LEN];
+
+	put_be64(key, in->ino);
+	ino_enc(val, in);
+	return kv_put(t, STORE__DB_INODES, key, sizeof key, val, sizeof val);
+}
+
+int
+store_ino_del(struct store_txn *t, uint64_t ino)
+{
+	unsigned char key[8];
+	int rc, gone;
+
+	put_be64(key, ino);
+	gone = kv_del(t, STORE__DB_INODES, key, sizeof key);
+	if (gone < 0 && gone != -ENOENT)
+		return gone;
+	rc = kv_del(t, STORE__DB_SYMLINKS, key, sizeof key);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = del_prefix(t, STORE__DB_XATTRS, key, sizeof key)) < 0)
+		return rc;
+	return gone;	/* -ENOENT when there was no inode record */
+}
+
+int
+store_ino_alloc(struct store_txn *t, uint64_t *ino_out)
+{
+	static const char name[] = "next_ino";
+	unsigned char buf[8];
+	uint64_t next = STORE_ROOT_INO + 1;
+	int rc;
+
+	rc = store_misc_get(t, name, buf, sizeof buf);
+	if (rc == sizeof buf)
+		next = get_be64(buf);
+	else if (rc != -ENOENT)
+		return rc < 0 ? rc : -EIO;
+	put_be64(buf, next + 1);
+	if ((rc = store_misc_put(t, name, buf, sizeof buf)) < 0)
+		return rc;
+	*ino_out = next;
+	return 0;
+}
+
+struct orphan_ctx {
+	int (*cb)(void *arg, uint64_t ino);
+	void *arg;
+};
+
+static int
+orphan_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct orphan_ctx *o = ctx;
+	struct store_inode in;
+	int rc;
+
+	if ((rc = ino_dec(&in, v)) < 0)
+		return rc;
+	return in.nlink == 0 ? o->cb(o->arg, in.ino) : 0;
+}
+
+int
+store_ino_orphans(struct store_txn *t, int (*cb)(void *arg, uint64_t ino),
+    void *arg)
+{
+	struct orphan_ctx o = { cb, arg };
+
+	return scan(t, STORE__DB_INODES, NULL, 0, NULL, 0, 0, orphan_one, &o);
+}
+
+/* ---- directory entries -------------------------------------------------- */
+
+int
+store_dirent_get(struct store_txn *t, uint64_t parent, const char *name,
+    uint64_t *ino_out)
+{
+	unsigned char key[8 + STORE_NAME_MAX];
+	MDB_val v;
+	int klen, rc;
+
+	klen = name_key(key, parent, name, STORE_NAME_MAX, -ENAMETOOLONG);
+	if (klen < 0)
+		return klen;
+	if ((rc = kv_get(t, STORE__DB_DIRENTS, key, klen, &v)) < 0)
+		return rc;
+	if (v.mv_size != 8)
+		return -EIO;
+	*ino_out = get_be64(v.mv_data);
+	return 0;
+}
+
+int
+store_dirent_put(struct store_txn *t, uint64_t parent, const char *name,
+    uint64_t ino)
+{
+	unsigned char key[8 + STORE_NAME_MAX], val[8];
+	int klen;
+
+	klen = name_key(key, parent, name, STORE_NAME_MAX, -ENAMETOOLONG);
+	if (klen < 0)
+		return klen;
+	put_be64(val, ino);
+	return kv_put(t, STORE__DB_DIRENTS, key, klen, val, sizeof val);
+}
+
+int
+store_dirent_del(struct store_txn *t, uint64_t parent, const char *name)
+{
+	unsigned char key[8 + STORE_NAME_MAX];
+	int klen;
+
+	klen = name_key(key, parent, name, STORE_NAME_MAX, -ENAMETOOLONG);
+	if (klen < 0)
+		return klen;
+	return kv_del(t, STORE__DB_DIRENTS, key, klen);
+}
+
+static int
+stop_at_first(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	return 1;
+}
+
+int
+store_dirent_empty(struct store_txn *t, uint64_t parent)
+{
+	unsigned char key[8];
+	int rc;
+
+	put_be64(key, parent);
+	rc = scan(t, STORE__DB_DIRENTS, key, 8, key, 8, 0, stop_at_first, NULL);
+	return rc < 0 ? rc : !rc;
+}
+
+struct dirent_ctx {
+	int (*cb)(void *arg, const char *name, uint64_t ino);
+	void *arg;
+};
+
+static int
+dirent_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct dirent_ctx *d = ctx;
+	char name[STORE_NAME_MAX + 1];
+	size_t n = k->mv_size - 8;
+
+	if (n == 0 || n > STORE_NAME_MAX || v->mv_size != 8)
+		return -EIO;
+	memcpy(name, (const char *)k->mv_data + 8, n);
+	name[n] = '\0';
+	return d->cb(d->arg, name, get_be64(v->mv_data));
+}
+
+int
+store_dirent_iter(struct store_txn *t, uint64_t parent, const char *after,
+    int (*cb)(void *arg, const char *name, uint64_t ino), void *arg)
+{
+	struct dirent_ctx d = { cb, arg };
+	unsigned char key[8 + STORE_NAME_MAX];
+	int klen = 8;
+
+	put_be64(key, parent);
+	if (after && *after) {
+		klen = name_key(key, parent, after, STORE_NAME_MAX,
+		    -ENAMETOOLONG);
+		if (klen < 0)
+			return klen;
+	}
+	return scan(t, STORE__DB_DIRENTS, key, 8, key, klen, klen > 8,
+	    dirent_one, &d);
+}
+
+/* ---- symlinks ----------------------------------------------------------- */
+
+int
+store_symlink_put(struct store_txn *t, uint64_t ino, const char *target)
+{
+	unsigned char key[8];
+	size_t n = strlen(target);
+
+	if (n == 0)
+		return -EINVAL;
+	if (n >= 4096)
+		return -ENAMETOOLONG;
+	put_be64(key, ino);
+	return kv_put(t, STORE__DB_SYMLINKS, key, sizeof key, target, n);
+}
+
+int
+store_symlink_get(struct store_txn *t, uint64_t ino, char *buf, size_t size)
+{
+	unsigned char key[8];
+	MDB_val v;
+	int rc;
+
+	put_be64(key, ino);
+	if ((rc = kv_get(t, STORE__DB_SYMLINKS, key, sizeof key, &v)) < 0)
+		return rc;
+	if (size > 0) {
+		size_t n = v.mv_size < size - 1 ? v.mv_size : size - 1;
+		memcpy(buf, v.mv_data, n);
+		buf[n] = '\0';
+	}
+	return (int)v.mv_size;
+}
+
+/* ---- extended attributes ------------------------------------------------ */
+
+int
+store_xattr_get(struct store_txn *t, uint64_t ino, const char *name,
+    void *buf, size_t size)
+{
+	unsigned char key[8 + STORE_NAME_MAX];
+	MDB_val v;
+	int klen, rc;
+
+	if ((klen = name_key(key, ino, name, STORE_NAME_MAX, -ERANGE)) < 0)
+		return klen == -EINVAL ? -ERANGE : klen;
+	rc = kv_get(t, STORE__DB_XATTRS, key, klen, &v);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENODATA : rc;
+	if (size == 0)
+		return (int)v.mv_size;
+	if (size < v.mv_size)
+		return -ERANGE;
+	memcpy(buf, v.mv_data, v.mv_size);
+	return (int)v.mv_size;
+}
+
+int
+store_xattr_set(struct store_txn *t, uint64_t ino, const char *name,
+    const void *val, size_t len, int flags)
+{
+	unsigned char key[8 + STORE_NAME_MAX];
+	MDB_val v;
+	int klen, rc;
+
+	if ((klen = name_key(key, ino, name, STORE_NAME_MAX, -ERANGE)) < 0)
+		return klen == -EINVAL ? -ERANGE : klen;
+	if (len > XATTR_VAL_MAX)
+		return -E2BIG;
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return -EINVAL;
+	if (flags) {
+		rc = kv_get(t, STORE__DB_XATTRS, key, klen, &v);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		if ((flags & XATTR_CREATE) && rc == 0)
+			return -EEXIST;
+		if ((flags & XATTR_REPLACE) && rc == -ENOENT)
+			return -ENODATA;
+	}
+	return kv_put(t, STORE__DB_XATTRS, key, klen, len ? val : "", len);
+}
+
+struct xlist_ctx {
+	char *buf;
+	size_t size, len;
+};
+
+static int
+xattr_name(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct xlist_ctx *x = ctx;
+	size_t n = k->mv_size - 8;
+
+	if (x->size) {
+		if (x->len + n + 1 > x->size)
+			return -ERANGE;
+		memcpy(x->buf + x->len, (const char *)k->mv_data + 8, n);
+		x->buf[x->len + n] = '\0';
+	}
+	x->len += n + 1;
+	return 0;
+}
+
+int
+store_xattr_list(struct store_txn *t, uint64_t ino, char *buf, size_t size)
+{
+	struct xlist_ctx x = { buf, size, 0 };
+	unsigned char key[8];
+	int rc;
+
+	put_be64(key, ino);
+	rc = scan(t, STORE__DB_XATTRS, key, 8, key, 8, 0, xattr_name, &x);
+	if (rc < 0)
+		return rc;
+	return x.len > INT32_MAX ? -E2BIG : (int)x.len;
+}
+
+int
+store_xattr_del(struct store_txn *t, uint64_t ino, const char *name)
+{
+	unsigned char key[8 + STORE_NAME_MAX];
+	int klen, rc;
+
+	if ((klen = name_key(key, ino, name, STORE_NAME_MAX, -ERANGE)) < 0)
+		return klen == -EINVAL ? -ERANGE : klen;
+	rc = kv_del(t, STORE__DB_XATTRS, key, klen);
+	return rc == -ENOENT ? -ENODATA : rc;
+}
+
+/* ---- extents ------------------------------------------------------------ */
+
+int
+store_extent_get(struct store_txn *t, uint64_t ino, uint64_t bno,
+    unsigned char id[CR_ID_BYTES])
+{
+	unsigned char key[16];
+	MDB_val v;
+	int rc;
+
+	pair_key(key, ino, bno);
+	if ((rc = kv_get(t, STORE__DB_EXTENTS, key, sizeof key, &v)) < 0)
+		return rc;
+	if (v.mv_size != CR_ID_BYTES)
+		return -EIO;
+	memcpy(id, v.mv_data, CR_ID_BYTES);
+	return 0;
+}
+
+int
+store_extent_put(struct store_txn *t, uint64_t ino, uint64_t bno,
+    const unsigned char id[CR_ID_BYTES])
+{
+	unsigned char key[16];
+
+	pair_key(key, ino, bno);
+	return kv_put(t, STORE__DB_EXTENTS, key, sizeof key, id, CR_ID_BYTES);
+}
+
+int
+store_extent_del(struct store_txn *t, uint64_t ino, uint64_t bno)
+{
+	unsigned char key[16];
+
+	pair_key(key, ino, bno);
+	return kv_del(t, STORE__DB_EXTENTS, key, sizeof key);
+}
+
+struct extent_ctx {
+	int (*cb)(void *arg, uint64_t bno, const unsigned char *id);
+	void *arg;
+};
+
+static int
+extent_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct extent_ctx *e = ctx;
+	unsigned char id[CR_ID_BYTES];
+
+	if (k->mv_size != 16 || v->mv_size != CR_ID_BYTES)
+		return -EIO;
+	memcpy(id, v->mv_data, CR_ID_BYTES);	/* cb may write: map moves */
+	return e->cb(e->arg, get_be64((const unsigned char *)k->mv_data + 8), id);
+}
+
+int
+store_extent_iter(struct store_txn *t, uint64_t ino, uint64_t from,
+    int (*cb)(void *arg, uint64_t bno, const unsigned char *id), void *arg)
+{
+	struct extent_ctx e = { cb, arg };
+	unsigned char key[16];
+
+	pair_key(key, ino, from);
+	return scan(t, STORE__DB_EXTENTS, key, 8, key, 16, 0, extent_one, &e);
+}
+
+/* ---- block records ------------------------------------------------------ */
+
+/* Trailing all-zero fragment entries are not stored (usually those past
+ * k + m); blk_dec zero-fills them, so the round trip is exact. */
+static size_t
+blk_enc(unsigned char *p, const struct store_block *b)
+{
+	static const unsigned char zero[BLK_REC_ENTRY];
+	unsigned n = CR_EC_MAX;
+	unsigned char *q;
+
+	while (n > 0 && memcmp(b->frag_hash[n - 1], zero, CR_HASH_BYTES) == 0 &&
+	    memcmp(b->peer[n - 1], zero, CR_PK_BYTES) == 0)
+		n--;
+	p[0] = BLK_REC_V1;
+	memcpy(p + 1, b->id, CR_ID_BYTES);
+	memcpy(p + 33, b->key, CR_KEY_BYTES);
+	put_be32(p + 65, b->plain_len);
+	put_be32(p + 69, b->frag_len);
+	p[73] = b->k;
+	p[74] = b->m;
+	p[75] = b->pad[0];
+	p[76] = b->pad[1];
+	put_be32(p + 77, b->refcount);
+	p[81] = (unsigned char)n;
+	q = p + BLK_REC_HDR;
+	for (unsigned i = 0; i < n; i++, q += BLK_REC_ENTRY) {
+		memcpy(q, b->frag_hash[i], CR_HASH_BYTES);
+		memcpy(q + CR_HASH_BYTES, b->peer[i], CR_PK_BYTES);
+	}
+	return (size_t)(q - p);
+}
+
+static int
+blk_dec(struct store_block *b, const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data, *q;
+	unsigned n;
+
+	if (v->mv_size < BLK_REC_HDR || p[0] != BLK_REC_V1 ||
+	    (n = p[81]) > CR_EC_MAX ||
+	    v->mv_size != BLK_REC_HDR + (size_t)n * BLK_REC_ENTRY) {
+		log_error("store: corrupt block record (%zu bytes)", v->mv_size);
+		return -EIO;
+	}
+	memset(b, 0, sizeof *b);
+	memcpy(b->id, p + 1, CR_ID_BYTES);
+	memcpy(b->key, p + 33, CR_KEY_BYTES);
+	b->plain_len = get_be32(p + 65);
+	b->frag_len = get_be32(p + 69);
+	b->k = p[73];
+	b->m = p[74];
+	b->pad[0] = p[75];
+	b->pad[1] = p[76];
+	b->refcount = get_be32(p + 77);
+	q = p + BLK_REC_HDR;
+	for (unsigned i = 0; i < n; i++, q += BLK_REC_ENTRY) {
+		memcpy(b->frag_hash[i], q, CR_HASH_BYTES);
+		memcpy(b->peer[i], q + CR_HASH_BYTES, CR_PK_BYTES);
+	}
+	return 0;
+}
+
+int
+store_block_get(struct store_txn *t, const unsigned char id[CR_ID_BYTES],
+    struct store_block *out)
+{
+	MDB_val v;
+	int rc;
+
+	if ((rc = kv_get(t, STORE__DB_BLOCKS, id, CR_ID_BYTES, &v)) < 0)
+		return rc;
+	return blk_dec(out, &v);
+}
+
+int
+store_block_put(struct store_txn *t, const struct store_block *b)
+{
+	unsigned char val[BLK_REC_HDR + CR_EC_MAX * BLK_REC_ENTRY];
+	size_t n = blk_enc(val, b);
+	int rc;
+
+	rc = kv_put(t, STORE__DB_BLOCKS, b->id, CR_ID_BYTES, val, n);
+	sodium_memzero(val, sizeof val);	/* held the block key */
+	return rc;
+}
+
+int
+store_block_del(struct store_txn *t, const unsigned char id[CR_ID_BYTES])
+{
+	return kv_del(t, STORE__DB_BLOCKS, id, CR_ID_BYTES);
+}
+
+struct block_ctx {
+	int (*cb)(void *arg, const struct store_block *b);
+	void *arg;
+};
+
+static int
+block_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct block_ctx *bc = ctx;
+	struct store_block b;
+	int rc;
+
+	if ((rc = blk_dec(&b, v)) == 0)
+		rc = bc->cb(bc->arg, &b);
+	sodium_memzero(b.key, sizeof b.key);
+	return rc;
+}
+
+int
+store_block_iter(struct store_txn *t,
+    int (*cb)(void *arg, const struct store_block *b), void *arg)
+{
+	struct block_ctx bc = { cb, arg };
+
+	return scan(t, STORE__DB_BLOCKS, NULL, 0, NULL, 0, 0, block_one, &bc);
+}
+
+static int
+db_count(struct store_txn *t, int db, uint64_t *count)
+{
+	MDB_stat ms;
+	int rc;
+
+	if ((rc = mdb_stat(t->txn, dbi(t, db), &ms)) != 0)
+		return store__mdb_err(rc, db_names[db]);
+	*count = ms.ms_entries;
+	return 0;
+}
+
+int
+store_block_count(struct store_txn *t, uint64_t *count)
+{
+	return db_count(t, STORE__DB_BLOCKS, count);
+}
+
+/* ---- journal records ---------------------------------------------------- */
+
+int
+store_jrnl_put(struct store_txn *t, uint64_t ino, uint64_t bno)
+{
+	unsigned char key[16];
+
+	pair_key(key, ino, bno);
+	return kv_put(t, STORE__DB_JRNL, key, sizeof key, "", 0);
+}
+
+int
+store_jrnl_has(struct store_txn *t, uint64_t ino, uint64_t bno)
+{
+	unsigned char key[16];
+	MDB_val v;
+	int rc;
+
+	pair_key(key, ino, bno);
+	rc = kv_get(t, STORE__DB_JRNL, key, sizeof key, &v);
+	return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
+}
+
+int
+store_jrnl_del(struct store_txn *t, uint64_t ino, uint64_t bno)
+{
+	unsigned char key[16];
+
+	pair_key(key, ino, bno);
+	return kv_del(t, STORE__DB_JRNL, key, sizeof key);
+}
+
+struct jrnl_ctx {
+	int (*cb)(void *arg, uint64_t ino, uint64_t bno);
+	void *arg;
+};
+
+static int
+jrnl_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct jrnl_ctx *j = ctx;
+	const unsigned char *p = k->mv_data;
+
+	if (k->mv_size != 16)
+		return -EIO;
+	return j->cb(j->arg, get_be64(p), get_be64(p + 8));
+}
+
+int
+store_jrnl_iter(struct store_txn *t, uint64_t ino,
+    int (*cb)(void *arg, uint64_t ino, uint64_t bno), void *arg)
+{
+	struct jrnl_ctx j = { cb, arg };
+	unsigned char key[8];
+
+	put_be64(key, ino);
+	if (ino == 0)
+		return scan(t, STORE__DB_JRNL, NULL, 0, NULL, 0, 0, jrnl_one, &j);
+	return scan(t, STORE__DB_JRNL, key, 8, key, 8, 0, jrnl_one, &j);
+}
+
+int
+store_jrnl_count(struct store_txn *t, uint64_t *count)
+{
+	return db_count(t, STORE__DB_JRNL, count);
+}
+
+/* ---- pinned peers and misc ---------------------------------------------- */
+
+static int
+str_key(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return -EINVAL;
+	return n > STORE_NAME_MAX ? -ENAMETOOLONG : (int)n;
+}
+
+int
+store_peer_pin(struct store *st, const char *addr,
+    const unsigned char pk[CR_PK_BYTES])
+{
+	struct store_txn *t;
+	MDB_val v;
+	int klen, rc;
+
+	if ((klen = str_key(addr)) < 0)
+		return klen;
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	rc = kv_get(t, STORE__DB_PEERS, addr, klen, &v);
+	if (rc == 0) {
+		int same = v.mv_size == CR_PK_BYTES &&
+		    memcmp(v.mv_data, pk, CR_PK_BYTES) == 0;
+		store_txn_abort(t);
+		return same ? 0 : -EKEYREJECTED;
+	}
+	if (rc == -ENOENT)
+		rc = kv_put(t, STORE__DB_PEERS, addr, klen, pk, CR_PK_BYTES);
+	if (rc < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+int
+store_misc_get(struct store_txn *t, const char *name, void *buf, size_t size)
+{
+	MDB_val v;
+	int klen, rc;
+
+	if ((klen = str_key(name)) < 0)
+		return klen;
+	if ((rc = kv_get(t, STORE__DB_MISC, name, klen, &v)) < 0)
+		return rc;
+	if (size > 0)
+		memcpy(buf, v.mv_data, v.mv_size < size ? v.mv_size : size);
+	return v.mv_size > INT32_MAX ? -E2BIG : (int)v.mv_size;
+}
+
+int
+store_misc_put(struct store_txn *t, const char *name, const void *val,
+    size_t len)
+{
+	int klen;
+
+	if ((klen = str_key(name)) < 0)
+		return klen;
+	return kv_put(t, STORE__DB_MISC, name, klen, len ? val : "", len);
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+"""make bench: one figure per line, `name value unit`, medians of 3 runs.
+
+Starts its own swarm of 6 suppliers on 127.0.0.1 (ec 4+2, defaults), mounts,
+runs each workload on the mount and on a plain local directory on the same
+disk (the reference), prints both and the ratio, and cleans up after itself.
+BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
+"""
+import os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERFS = os.path.join(ROOT, "peerfs")
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+MiB = 1 << 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"supplier on {port} did not start")
+
+
+def drop_kernel_cache():
+    try:
+        subprocess.run(["sync"], check=False)
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Swarm:
+    def __init__(self, base):
+        self.base = base
+        self.procs = []
+        self.ports = []
+        for i in range(6):
+            port = free_port()
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            p = subprocess.Popen([PEERFS, "supplier", "--home", d, "--listen",
+                                  f"127.0.0.1:{port}", "--store", d + "/store"],
+                                 stdout=subprocess.DEVNULL, stderr=open(d + "/log", "w"))
+            self.procs.append(p)
+            self.ports.append(port)
+        for port in self.ports:
+            wait_port(port)
+        self.home = os.path.join(base, "home")
+        self.mnt = os.path.join(base, "mnt")
+        os.makedirs(self.mnt)
+        subprocess.run([PEERFS, "init", "--home", self.home, "--no-passphrase"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.mount()
+
+    def mount(self):
+        args = [PEERFS, "mount", "--home", self.home]
+        for port in self.ports:
+            args += ["--peer", f"127.0.0.1:{port}"]
+        subprocess.run(args + [self.mnt], check=True)
+        with open(os.path.join(self.home, "mount.pid")) as f:
+            self.mount_pid = int(f.read())
+
+    def pids(self):
+        return [self.mount_pid] + [p.pid for p in self.procs]
+
+    def sync(self):
+        subprocess.run([PEERFS, "sync", self.mnt], check=True)
+
+    def drop_cache(self):
+        os.setxattr(self.mnt, "user.peerfs.drop_cache", b"1")
+        drop_kernel_cache()
+
+    def close(self):
+        subprocess.run([PEERFS, "umount", self.mnt], stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", self.mnt], stderr=subprocess.DEVNULL)
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def seq_write(path, size, sync):
+    buf = os.urandom(MiB)
+    t = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for i in range(size // MiB):
+        os.write(fd, buf[i % 7:] + buf[:i % 7])
+    os.fsync(fd)
+    os.close(fd)
+    sync()
+    return size / (time.perf_counter() - t) / 1e6
+
+
+def seq_read(path):
+    t = time.perf_counter()
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(MiB)
+            if not b:
+                break
+            n += len(b)
+    return n / (time.perf_counter() - t) / 1e6
+
+
+def rand_read(path, size, count):
+    rnd = random.Random(1)
+    fd = os.open(path, os.O_RDONLY)
+    t = time.perf_counter()
+    for _ in range(count):
+        os.pread(fd, 4096, rnd.randrange(size // 4096) * 4096)
+    os.close(fd)
+    return count / (time.perf_counter() - t)
+
+
+def small_files(d, n):
+    os.makedirs(d)
+    data = os.urandom(4096)
+    t = time.perf_counter()
+    for i in range(n):
+        with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+            f.write(data)
+    create = n / (time.perf_counter() - t)
+    return create
+
+
+def ls_lr(d, n, drop):
+    drop()
+    t = time.perf_counter()
+    subprocess.run(["ls", "-lR", d], stdout=subprocess.DEVNULL, check=True)
+    return n / (time.perf_counter() - t)
+
+
+def unlink_all(d, n):
+    t = time.perf_counter()
+    for i in range(n):
+        os.unlink(os.path.join(d, f"f{i:05d}"))
+    return n / (time.perf_counter() - t)
+
+
+def cp_tree(dst):
+    t = time.perf_counter()
+    subprocess.run(["cp", "-a", "/usr/include", dst], check=True)
+    return time.perf_counter() - t
+
+
+def report(name, vals, unit, ref=None):
+    v = statistics.median(vals)
+    print(f"{name} {v:.1f} {unit}", flush=True)
+    if ref is not None:
+        r = statistics.median(ref)
+        print(f"{name}_local {r:.1f} {unit}", flush=True)
+        print(f"{name}_ratio {v / r if r else 0:.3f} x", flush=True)
+
+
+def main():
+    big = int(1024 * MiB * SCALE) // MiB * MiB
+    rnd_size = int(256 * MiB * SCALE) // MiB * MiB
+    nsmall = max(100, int(10000 * SCALE))
+    base = tempfile.mkdtemp(prefix="peerfs-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
+    local = os.path.join(base, "local")
+    os.makedirs(local)
+    sw = Swarm(base)
+    res = {k: [] for k in ["w", "wl", "rc", "rcl", "rw", "rwl", "rr", "rrl", "sc", "scl",
+                           "st", "stl", "ul", "ull", "cp", "cpl", "cpu"]}
+    try:
+        for run in range(RUNS):
+            f = os.path.join(sw.mnt, f"big{run}")
+            fl = os.path.join(local, f"big{run}")
+            cpu0 = cpu_seconds(sw.pids())
+            res["w"].append(seq_write(f, big, sw.sync))
+            res["cpu"].append((cpu_seconds(sw.pids()) - cpu0) / (big / 1e9))
+            res["wl"].append(seq_write(fl, big, lambda: None))
+            sw.drop_cache()
+            res["rc"].append(seq_read(f))
+            drop_kernel_cache()
+            res["rcl"].append(seq_read(fl))
+            res["rw"].append(seq_read(f))
+            res["rwl"].append(seq_read(fl))
+            os.unlink(f)
+            os.unlink(fl)
+        rss_write = peak_rss_mib(sw.mount_pid)
+        sup_rss = max(peak_rss_mib(p.pid) for p in sw.procs)
+        for run in range(RUNS):
+            f = os.path.join(sw.mnt, f"rnd{run}")
+            fl = os.path.join(local, f"rnd{run}")
+            seq_write(f, rnd_size, sw.sync)
+            seq_write(fl, rnd_size, lambda: None)
+            sw.drop_cache()
+            res["rr"].append(rand_read(f, rnd_size, 2000))
+            drop_kernel_cache()
+            res["rrl"].append(rand_read(fl, rnd_size, 2000))
+            os.unlink(f)
+            os.unlink(fl)
+        for run in range(RUNS):
+            d, dl = os.path.join(sw.mnt, f"small{run}"), os.path.join(local, f"small{run}")
+            res["sc"].append(small_files(d, nsmall))
+            res["scl"].append(small_files(dl, nsmall))
+            res["st"].append(ls_lr(d, nsmall, sw.drop_cache))
+            res["stl"].append(ls_lr(dl, nsmall, drop_kernel_cache))
+            res["ul"].append(unlink_all(d, nsmall))
+            res["ull"].append(unlink_all(dl, nsmall))
+        for run in range(RUNS):
+            res["cp"].append(cp_tree(os.path.join(sw.mnt, f"inc{run}")))
+            res["cpl"].append(cp_tree(os.path.join(local, f"inc{run}")))
+        report("seq_write_MBps", res["w"], "MB/s", res["wl"])
+        report("seq_read_cold_MBps", res["rc"], "MB/s", res["rcl"])
+        report("seq_read_warm_MBps", res["rw"], "MB/s", res["rwl"])
+        report("rand_read_4k_iops", res["rr"], "IOPS", res["rrl"])
+        report("small_create_per_s", res["sc"], "files/s", res["scl"])
+        report("stat_per_s", res["st"], "entries/s", res["stl"])
+        report("unlink_per_s", res["ul"], "files/s", res["ull"])
+        report("cp_tree_s", res["cp"], "s", res["cpl"])
+        report("write_cpu_s_per_GB", res["cpu"], "s/GB")
+        print(f"mount_rss_MiB {rss_write:.1f} MiB")
+        print(f"supplier_rss_MiB {sup_rss:.1f} MiB")
+    finally:
+        sw.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Writes tests/fuzz/seeds/: one valid record per message type, and two
+streams (8 chunk-size bytes, then length-prefixed records) for the framer."""
+import os
+import struct
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+FRAGID = bytes(range(1, 34))
+
+
+def rec(t, reqid, payload=b""):
+    return struct.pack(">BQ", t, reqid) + payload
+
+
+RECORDS = {
+    "put": rec(0x01, 1, FRAGID + b"fragment bytes"),
+    "get": rec(0x02, 2, FRAGID),
+    "del": rec(0x03, 3, FRAGID),
+    "list": rec(0x04, 4, bytes(33) + struct.pack(">I", 1000)),
+    "ping": rec(0x05, 5),
+    "put_ok": rec(0x81, 1),
+    "get_ok": rec(0x82, 2, b"fragment bytes"),
+    "del_ok": rec(0x83, 3),
+    "list_ok": rec(0x84, 4, struct.pack(">I", 2) + FRAGID +
+                   struct.pack(">Q", 14) + bytes(32) + b"\x07" +
+                   struct.pack(">Q", 1 << 20)),
+    "list_ok_empty": rec(0x84, 4, struct.pack(">I", 0)),
+    "pong": rec(0x85, 5, struct.pack(">QQQQ", 14, 1, 1 << 30, 1 << 31)),
+    "err": rec(0xff, 6, struct.pack(">I", 122) + "quota exceeded ✓".encode()),
+}
+
+
+def frame(r):
+    return struct.pack(">I", len(r)) + r
+
+
+def main():
+    os.makedirs(HERE, exist_ok=True)
+    for name, r in RECORDS.items():
+        with open(os.path.join(HERE, name), "wb") as f:
+            f.write(r)
+    all_frames = b"".join(frame(r) for r in RECORDS.values())
+    with open(os.path.join(HERE, "stream_small_chunks"), "wb") as f:
+        f.write(bytes([1, 3, 7, 2, 5, 11, 4, 1]) + all_frames)
+    with open(os.path.join(HERE, "stream_whole"), "wb") as f:
+        f.write(bytes(8) + all_frames)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+/* tests/unit/test.h - a tiny test harness: each tests/unit/test_<mod>.c
+ * defines `const struct test tests_<mod>[]`, ended by { NULL, NULL }.
+ * Every test runs in its own forked process inside a fresh temporary
+ * directory (its working directory), so tests may create files freely.
+ * A test returns 0 to pass, TEST_SKIP (77) when a needed facility is
+ * missing (reported as a skip, never as a pass), anything else to fail. */
+#ifndef PEERFS_TEST_H
+#define PEERFS_TEST_H
+
+#include <stdio.h>
+#include <string.h>
+
+struct test {
+	const char *name;
+	int (*fn)(void);
+};
+
+#define TEST_SKIP 77
+
+#define CHECK(cond) do { if (!(cond)) { \
+	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+	return 1; } } while (0)
+
+#define CHECK_EQ(a, b) do { long long a_ = (long long)(a), b_ = (long long)(b); \
+	if (a_ != b_) { fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", \
+	    __FILE__, __LINE__, #a, a_, #b, b_); return 1; } } while (0)
+
+#define CHECK_MEM(a, b, n) do { if (memcmp((a), (b), (n)) != 0) { \
+	fprintf(stderr, "%s:%d: memory %s differs from %s\n", __FILE__, __LINE__, \
+	    #a, #b); return 1; } } while (0)
+
+#endif

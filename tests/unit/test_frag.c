@@ -1,0 +1,594 @@
+/* tests/unit/test_frag.c - store/frag.c: the supplier fragment store. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "test.h"
+#include "util.h"
+
+#define DIR_ "frags"
+
+static void
+mk_owner(unsigned char o[CR_PK_BYTES], int seed)
+{
+	for (int i = 0; i < CR_PK_BYTES; i++)
+		o[i] = (unsigned char)(seed * 31 + i);
+}
+
+static void
+mk_fid(unsigned char f[STORE_FRAGID_BYTES], int seed)
+{
+	for (int i = 0; i < STORE_FRAGID_BYTES; i++)
+		f[i] = (unsigned char)(seed * 17 + i * 3);
+}
+
+/* Path of a fragment file relative to the test dir. */
+static void
+frag_path(char *out, size_t cap, const unsigned char *o, const unsigned char *f)
+{
+	char oh[2 * CR_PK_BYTES + 1], fh[2 * STORE_FRAGID_BYTES + 1];
+
+	hex_encode(oh, o, CR_PK_BYTES);
+	hex_encode(fh, f, STORE_FRAGID_BYTES);
+	snprintf(out, cap, DIR_ "/%s/%.2s/%s", oh, fh, fh);
+}
+
+struct seen {
+	int n;
+	uint64_t bytes;
+	unsigned char last[STORE_FRAGID_BYTES];
+};
+
+static int
+count_cb(void *arg, const unsigned char *fragid, uint64_t size)
+{
+	struct seen *s = arg;
+
+	s->n++;
+	s->bytes += size;
+	memcpy(s->last, fragid, STORE_FRAGID_BYTES);
+	return 0;
+}
+
+static int
+stop_cb(void *arg, const unsigned char *fragid, uint64_t size)
+{
+	(*(int *)arg)++;
+	return 7;
+}
+
+static int
+test_round_trip(void)
+{
+	unsigned char o[CR_PK_BYTES], f1[STORE_FRAGID_BYTES], f2[STORE_FRAGID_BYTES];
+	struct store_frag *sf;
+	uint64_t b, c, q;
+	struct seen s = { 0 };
+	void *data;
+	size_t len;
+	int calls = 0;
+
+	mk_owner(o, 1);
+	mk_fid(f1, 1);
+	mk_fid(f2, 2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_get(sf, o, f1, &data, &len), -ENOENT);
+	CHECK_EQ(store_frag_del(sf, o, f1), -ENOENT);
+	CHECK_EQ(store_frag_put(sf, o, f1, "hello", 5), 0);
+	CHECK_EQ(store_frag_put(sf, o, f2, "fragment two", 12), 0);
+	CHECK_EQ(store_frag_get(sf, o, f1, &data, &len), 0);
+	CHECK_EQ(len, 5);
+	CHECK_MEM(data, "hello", 5);
+	free(data);
+	store_frag_usage(sf, o, &b, &c, &q);
+	CHECK_EQ(b, 17);
+	CHECK_EQ(c, 2);
+	CHECK_EQ(q, 0);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, 17);
+	CHECK_EQ(c, 2);
+	CHECK_EQ(store_frag_list(sf, o, count_cb, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(s.bytes, 17);
+	CHECK_EQ(store_frag_list(sf, o, stop_cb, &calls), 7);
+	CHECK_EQ(calls, 1);
+	CHECK(store_frag_avail(sf) > 0);
+
+	CHECK_EQ(store_frag_del(sf, o, f1), 0);
+	CHECK_EQ(store_frag_get(sf, o, f1, &data, &len), -ENOENT);
+	CHECK_EQ(store_frag_del(sf, o, f1), -ENOENT);
+	store_frag_usage(sf, o, &b, &c, NULL);
+	CHECK_EQ(b, 12);
+	CHECK_EQ(c, 1);
+	memset(&s, 0, sizeof s);
+	CHECK_EQ(store_frag_list(sf, o, count_cb, &s), 0);
+	CHECK_EQ(s.n, 1);
+	CHECK_MEM(s.last, f2, STORE_FRAGID_BYTES);
+	CHECK_EQ(store_frag_del(sf, o, f2), 0);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, 0);
+	CHECK_EQ(c, 0);
+	store_frag_close(sf);
+	return 0;
+}
+
+static int
+test_owners_isolated(void)
+{
+	unsigned char a[CR_PK_BYTES], bo[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag *sf;
+	struct seen s = { 0 };
+	uint64_t b, c;
+	void *data;
+	size_t len;
+
+	mk_owner(a, 1);
+	mk_owner(bo, 2);
+	mk_fid(f, 1);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_put(sf, a, f, "secret of A", 11), 0);
+	CHECK_EQ(store_frag_get(sf, bo, f, &data, &len), -ENOENT);
+	CHECK_EQ(store_frag_del(sf, bo, f), -ENOENT);
+	CHECK_EQ(store_frag_list(sf, bo, count_cb, &s), 0);
+	CHECK_EQ(s.n, 0);
+	store_frag_usage(sf, bo, &b, &c, NULL);
+	CHECK_EQ(b, 0);
+	CHECK_EQ(c, 0);
+	/* B may store the same fragment id: a separate fragment */
+	CHECK_EQ(store_frag_put(sf, bo, f, "B's", 3), 0);
+	CHECK_EQ(store_frag_get(sf, a, f, &data, &len), 0);
+	CHECK_EQ(len, 11);
+	CHECK_MEM(data, "secret of A", 11);
+	free(data);
+	CHECK_EQ(store_frag_del(sf, bo, f), 0);
+	CHECK_EQ(store_frag_get(sf, a, f, &data, &len), 0);
+	free(data);
+	store_frag_usage(sf, a, &b, &c, NULL);
+	CHECK_EQ(b, 11);
+	CHECK_EQ(c, 1);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* Number of entries in a directory tree (files and dirs), minus acct. */
+static int
+count_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char sub[1024];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "acct"))
+			continue;
+		n++;
+		snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+		if (de->d_type == DT_DIR)
+			n += count_tree(sub);
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+test_quota(void)
+{
+	unsigned char o[CR_PK_BYTES], o2[CR_PK_BYTES], f1[STORE_FRAGID_BYTES],
+	    f2[STORE_FRAGID_BYTES];
+	char big[100];
+	struct store_frag *sf;
+	uint64_t b, c, q;
+	void *data;
+	size_t len;
+	int files;
+
+	memset(big, 'q', sizeof big);
+	mk_owner(o, 1);
+	mk_owner(o2, 2);
+	mk_fid(f1, 1);
+	mk_fid(f2, 2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 100), 0);
+	CHECK_EQ(store_frag_avail(sf), 100);
+	CHECK_EQ(store_frag_put(sf, o, f1, big, 60), 0);
+	CHECK_EQ(store_frag_avail(sf), 40);
+	files = count_tree(DIR_);
+	/* the quota is the store's, over every owner */
+	CHECK_EQ(store_frag_put(sf, o2, f2, big, 41), -EDQUOT);
+	CHECK_EQ(store_frag_put(sf, o, f2, big, 41), -EDQUOT);
+	CHECK_EQ(count_tree(DIR_), files);	/* nothing written */
+	CHECK_EQ(store_frag_get(sf, o, f2, &data, &len), -ENOENT);
+	store_frag_usage(sf, NULL, &b, &c, &q);
+	CHECK_EQ(b, 60);
+	CHECK_EQ(c, 1);
+	CHECK_EQ(q, 100);
+	store_frag_usage(sf, o2, &b, &c, NULL);
+	CHECK_EQ(b, 0);
+	/* exactly at the quota is fine */
+	CHECK_EQ(store_frag_put(sf, o2, f2, big, 40), 0);
+	CHECK_EQ(store_frag_avail(sf), 0);
+	/* replacing counts only the difference */
+	CHECK_EQ(store_frag_put(sf, o, f1, big + 1, 60), 0);
+	CHECK_EQ(store_frag_put(sf, o, f1, big, 61), -EDQUOT);
+	CHECK_EQ(store_frag_put(sf, o, f1, "x", 1), 0);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, 41);
+	CHECK_EQ(c, 2);
+	CHECK_EQ(store_frag_avail(sf), 59);
+	store_frag_close(sf);
+	return 0;
+}
+
+static int
+test_same_twice(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	char path[512];
+	struct store_frag *sf;
+	struct stat st1, st2;
+	uint64_t b, c;
+	void *data;
+	size_t len;
+
+	mk_owner(o, 3);
+	mk_fid(f, 3);
+	frag_path(path, sizeof path, o, f);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "same bytes", 10), 0);
+	CHECK_EQ(stat(path, &st1), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "same bytes", 10), 0);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);	/* not rewritten */
+	store_frag_usage(sf, o, &b, &c, NULL);
+	CHECK_EQ(b, 10);
+	CHECK_EQ(c, 1);
+	/* same size, other bytes: replaced */
+	CHECK_EQ(store_frag_put(sf, o, f, "SAME BYTES", 10), 0);
+	CHECK_EQ(store_frag_get(sf, o, f, &data, &len), 0);
+	CHECK_EQ(len, 10);
+	CHECK_MEM(data, "SAME BYTES", 10);
+	free(data);
+	/* other size */
+	CHECK_EQ(store_frag_put(sf, o, f, "longer bytes now", 16), 0);
+	store_frag_usage(sf, o, &b, &c, NULL);
+	CHECK_EQ(b, 16);
+	CHECK_EQ(c, 1);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK_EQ(st2.st_size, 16);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* Writes a file with the given bytes (creating directories). */
+static int
+put_file(const char *path, const void *p, size_t n)
+{
+	char dir[512], *s;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	for (s = strchr(dir, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		mkdir(dir, 0700);
+		*s = '/';
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, p, n) != (ssize_t)n) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int
+test_reconcile(void)
+{
+	unsigned char o[CR_PK_BYTES], o2[CR_PK_BYTES], f1[STORE_FRAGID_BYTES],
+	    f2[STORE_FRAGID_BYTES], f3[STORE_FRAGID_BYTES],
+	    f4[STORE_FRAGID_BYTES];
+	char p1[512], p2[512], p3[512], p4[512], tmp[600], tmp2[600];
+	struct store_frag *sf;
+	struct seen s = { 0 };
+	struct stat st;
+	uint64_t b, c;
+	void *data;
+	size_t len;
+
+	mk_owner(o, 1);
+	mk_owner(o2, 2);
+	mk_fid(f1, 1);
+	mk_fid(f2, 2);
+	mk_fid(f3, 3);
+	mk_fid(f4, 4);
+	frag_path(p1, sizeof p1, o, f1);
+	frag_path(p2, sizeof p2, o, f2);
+	frag_path(p3, sizeof p3, o, f3);
+	frag_path(p4, sizeof p4, o2, f4);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_put(sf, o, f1, "one", 3), 0);
+	CHECK_EQ(store_frag_put(sf, o, f2, "two!", 4), 0);
+	store_frag_close(sf);
+
+	/* As a crash leaves things: a half-written temporary, a file whose
+	 * record never made it, a record whose file is gone. */
+	snprintf(tmp, sizeof tmp, "%s.tmp.0123456789abcdef", p1);
+	CHECK_EQ(put_file(tmp, "half", 4), 0);
+	snprintf(tmp2, sizeof tmp2, "%s.tmp.ffff", p4);
+	CHECK_EQ(put_file(tmp2, "partial", 7), 0);
+	CHECK_EQ(put_file(p3, "orphan!", 7), 0);
+	CHECK_EQ(unlink(p2), 0);
+
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK(stat(tmp, &st) != 0 && errno == ENOENT);
+	CHECK(stat(tmp2, &st) != 0 && errno == ENOENT);
+	store_frag_usage(sf, o, &b, &c, NULL);
+	CHECK_EQ(b, 3 + 7);
+	CHECK_EQ(c, 2);
+	store_frag_usage(sf, o2, &b, &c, NULL);
+	CHECK_EQ(b, 0);
+	CHECK_EQ(c, 0);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, 10);
+	CHECK_EQ(c, 2);
+	CHECK_EQ(store_frag_list(sf, o, count_cb, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(store_frag_get(sf, o, f3, &data, &len), 0);
+	CHECK_EQ(len, 7);
+	CHECK_MEM(data, "orphan!", 7);
+	free(data);
+	CHECK_EQ(store_frag_get(sf, o, f2, &data, &len), -ENOENT);
+	CHECK_EQ(store_frag_get(sf, o2, f4, &data, &len), -ENOENT);
+	/* the reconciled record has the right hash: same bytes = no-op */
+	struct stat st1, st2;
+	CHECK_EQ(stat(p3, &st1), 0);
+	CHECK_EQ(store_frag_put(sf, o, f3, "orphan!", 7), 0);
+	CHECK_EQ(stat(p3, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);
+	CHECK_EQ(store_frag_del(sf, o, f3), 0);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* A rename that landed before its commit: same size, other bytes. The
+ * new inode makes open hash the file again. */
+static int
+test_reconcile_replaced(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	char p[512], tmp[600];
+	struct store_frag *sf;
+	struct stat st1, st2;
+
+	mk_owner(o, 5);
+	mk_fid(f, 5);
+	frag_path(p, sizeof p, o, f);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "old bytes", 9), 0);
+	store_frag_close(sf);
+	snprintf(tmp, sizeof tmp, "%s.x", p);
+	CHECK_EQ(put_file(tmp, "new bytes", 9), 0);
+	CHECK_EQ(rename(tmp, p), 0);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(stat(p, &st1), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "new bytes", 9), 0);
+	CHECK_EQ(stat(p, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);	/* known: not rewritten */
+	CHECK_EQ(store_frag_put(sf, o, f, "old bytes", 9), 0);
+	CHECK_EQ(stat(p, &st2), 0);
+	CHECK(st1.st_ino != st2.st_ino);	/* different: rewritten */
+	store_frag_close(sf);
+	return 0;
+}
+
+static int
+test_reopen(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag *sf;
+	uint64_t b, c, q;
+	struct seen s = { 0 };
+	char buf[1000];
+
+	mk_owner(o, 4);
+	memset(buf, 0x5a, sizeof buf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 20), 0);
+	for (int i = 0; i < 20; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(store_frag_put(sf, o, f, buf, 10 + i), 0);
+	}
+	mk_fid(f, 3);
+	CHECK_EQ(store_frag_del(sf, o, f), 0);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 20), 0);
+	store_frag_usage(sf, o, &b, &c, &q);
+	CHECK_EQ(c, 19);
+	CHECK_EQ(b, 20 * 10 + 190 - 13);
+	CHECK_EQ(q, 1 << 20);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(c, 19);
+	CHECK_EQ(b, 377);
+	CHECK_EQ(store_frag_list(sf, o, count_cb, &s), 0);
+	CHECK_EQ(s.n, 19);
+	CHECK_EQ(s.bytes, 377);
+	CHECK(store_frag_avail(sf) <= (1 << 20) - 377);
+	store_frag_close(sf);
+	return 0;
+}
+
+static int
+all_hex(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int
+test_files_on_disk(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES], buf[5000];
+	char path[512], oh[2 * CR_PK_BYTES + 1];
+	struct store_frag *sf;
+	struct stat st;
+	struct dirent *de;
+	FILE *fp;
+	DIR *d;
+
+	mk_owner(o, 6);
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (unsigned char)(i * 13 + 1);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	for (int i = 0; i < 5; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(store_frag_put(sf, o, f, buf, 1000 * (i + 1)), 0);
+		frag_path(path, sizeof path, o, f);
+		CHECK_EQ(stat(path, &st), 0);
+		CHECK(S_ISREG(st.st_mode));
+		CHECK_EQ(st.st_size, 1000 * (i + 1));
+		unsigned char got[5000];
+		CHECK((fp = fopen(path, "rb")) != NULL);
+		CHECK_EQ(fread(got, 1, sizeof got, fp), 1000 * (i + 1));
+		fclose(fp);
+		CHECK_MEM(got, buf, 1000 * (i + 1));
+	}
+	store_frag_close(sf);
+	/* top: acct and owner hex only; below: hex only, no temporaries */
+	CHECK((d = opendir(DIR_)) != NULL);
+	int owners = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			CHECK(!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."));
+		else if (strcmp(de->d_name, "acct") != 0) {
+			CHECK(all_hex(de->d_name));
+			CHECK_EQ(strlen(de->d_name), 64);
+			owners++;
+		}
+	}
+	closedir(d);
+	CHECK_EQ(owners, 1);
+	hex_encode(oh, o, CR_PK_BYTES);
+	snprintf(path, sizeof path, DIR_ "/%s", oh);
+	CHECK((d = opendir(path)) != NULL);
+	while ((de = readdir(d))) {
+		char sub[1024];
+		DIR *sd;
+		struct dirent *fe;
+
+		if (de->d_name[0] == '.')
+			continue;
+		CHECK(all_hex(de->d_name));
+		CHECK_EQ(strlen(de->d_name), 2);
+		snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+		CHECK((sd = opendir(sub)) != NULL);
+		while ((fe = readdir(sd))) {
+			if (fe->d_name[0] == '.')
+				continue;
+			CHECK(all_hex(fe->d_name));
+			CHECK_EQ(strlen(fe->d_name), 66);
+			CHECK(!strncmp(fe->d_name, de->d_name, 2));
+		}
+		closedir(sd);
+	}
+	closedir(d);
+	return 0;
+}
+
+struct worker {
+	struct store_frag *sf;
+	int id;
+	int rc;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES], buf[300];
+
+	mk_owner(o, w->id % 2);
+	for (int i = 0; i < 40 && w->rc == 0; i++) {
+		mk_fid(f, i);
+		memset(buf, i, sizeof buf);
+		/* owners 0 and 1 each get two writers of the same bytes */
+		int rc = store_frag_put(w->sf, o, f, buf, 100 + i);
+		if (rc != 0)
+			w->rc = rc;
+		if (i % 5 == 4 && w->id >= 2) {
+			rc = store_frag_del(w->sf, o, f);
+			if (rc != 0 && rc != -ENOENT)
+				w->rc = rc;
+		}
+	}
+	return NULL;
+}
+
+static int
+test_threads(void)
+{
+	struct store_frag *sf;
+	struct worker w[4];
+	pthread_t th[4];
+	uint64_t b, c, total_b = 0, total_c = 0;
+
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ sf, i, 0 };
+		CHECK_EQ(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ(w[i].rc, 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		unsigned char o[CR_PK_BYTES];
+		struct seen s = { 0 };
+
+		mk_owner(o, k);
+		store_frag_usage(sf, o, &b, &c, NULL);
+		CHECK_EQ(store_frag_list(sf, o, count_cb, &s), 0);
+		CHECK_EQ(s.n, c);
+		CHECK_EQ(s.bytes, b);
+		CHECK(c >= 32 && c <= 40);
+		total_b += b;
+		total_c += c;
+	}
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, total_b);
+	CHECK_EQ(c, total_c);
+	store_frag_close(sf);
+	/* and the files agree after a reopen */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	store_frag_usage(sf, NULL, &b, &c, NULL);
+	CHECK_EQ(b, total_b);
+	CHECK_EQ(c, total_c);
+	store_frag_close(sf);
+	return 0;
+}
+
+const struct test tests_frag[] = {
+	{ "round_trip", test_round_trip },
+	{ "owners_isolated", test_owners_isolated },
+	{ "quota", test_quota },
+	{ "same_twice", test_same_twice },
+	{ "reconcile", test_reconcile },
+	{ "reconcile_replaced", test_reconcile_replaced },
+	{ "reopen", test_reopen },
+	{ "files_on_disk", test_files_on_disk },
+	{ "threads", test_threads },
+	{ NULL, NULL },
+};

@@ -1,0 +1,962 @@
+/* tests/unit/test_net.c - real supplier processes on 127.0.0.1 and the
+ * owner's client against them: store/fetch, lost suppliers, garbage
+ * speakers, key pinning, quota. Every child is killed and reaped by
+ * swarm_stop(), which each test calls whatever its checks said. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/internal.h"
+#include "net/net.h"
+#include "test.h"
+#include "util.h"
+
+#define MAXSUP 10
+
+struct swarm {
+	pid_t pid[MAXSUP];
+	int port[MAXSUP];
+	char addr[MAXSUP][64];
+	int nports;			/* port attempts so far */
+	const char *host;		/* listen host; NULL = 127.0.0.1 */
+	struct cr_identity *me;
+	struct store *st;
+	struct cr_ec *ec;
+	struct net *net;
+	unsigned char datakey[CR_KEY_BYTES];
+};
+
+static struct cr_identity *
+new_identity(void)
+{
+	struct cr_identity *id = sodium_malloc(sizeof *id);
+
+	if (!id)
+		abort();
+	crypto_sign_keypair(id->pk, id->sk);
+	randombytes_buf(id->master, sizeof id->master);
+	return id;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+on_ready(void *arg, const char *bound)
+{
+	int fd = *(int *)arg;
+
+	if (write(fd, bound, strlen(bound) + 1) < 0)
+		_exit(3);
+	close(fd);
+}
+
+/* Child: serve dir on 127.0.0.1:port until signalled. */
+static void
+supplier_child(int fd, const char *host, int port, const char *dir,
+    uint64_t quota)
+{
+	struct net_supplier_conf c = { 0 };
+	struct store_frag *sf;
+	char listen[64];
+	int rc;
+
+	log_init("supplier", LOG_WARN, NULL);
+	setpgid(0, 0);
+	if (cr_init() < 0 || store_frag_open(&sf, dir, quota) < 0)
+		_exit(4);
+	snprintf(listen, sizeof listen, "%s:%d", host, port);
+	c.id = new_identity();
+	c.listen = listen;
+	c.frags = sf;
+	c.on_ready = on_ready;
+	c.arg = &fd;
+	rc = net_supplier_run(&c);
+	store_frag_close(sf);
+	_exit(rc == 0 ? 0 : rc == UV_EADDRINUSE || rc == -EADDRINUSE ? 2 : 5);
+}
+
+/* Starts supplier i (a new identity every time), on port (0: a free one
+ * of our range). Returns 0 once it listens. */
+static int
+sup_start(struct swarm *sw, int i, int port, uint64_t quota)
+{
+	char dir[64], buf[64];
+	const char *host = sw->host ? sw->host : "127.0.0.1";
+
+	snprintf(dir, sizeof dir, "sup%d", i);
+	for (int tries = 0; tries < 40; tries++) {
+		int p = port ? port : 20000 + (getpid() * 13) % 20000 +
+		    sw->nports++;
+		int fds[2];
+		ssize_t n;
+		pid_t pid;
+
+		if (pipe(fds) < 0)
+			return -errno;
+		fflush(NULL);
+		if ((pid = fork()) == 0) {
+			close(fds[0]);
+			supplier_child(fds[1], host, p, dir, quota);
+		}
+		close(fds[1]);
+		n = read(fds[0], buf, sizeof buf - 1);
+		close(fds[0]);
+		if (n > 0) {
+			sw->pid[i] = pid;
+			sw->port[i] = p;
+			snprintf(sw->addr[i], sizeof sw->addr[i],
+			    "%s:%d", host, p);
+			return 0;
+		}
+		waitpid(pid, NULL, 0);
+		if (port)	/* a fixed port may take a moment to free */
+			usleep(100000);
+	}
+	return -EADDRINUSE;
+}
+
+static void
+sup_kill(struct swarm *sw, int i, int sig)
+{
+	if (sw->pid[i] > 0) {
+		kill(sw->pid[i], sig);
+		waitpid(sw->pid[i], NULL, 0);
+		sw->pid[i] = 0;
+	}
+}
+
+static void
+swarm_stop(struct swarm *sw)
+{
+	if (sw->net)
+		net_free(sw->net);
+	sw->net = NULL;
+	for (int i = 0; i < MAXSUP; i++)
+		sup_kill(sw, i, SIGKILL);
+	if (sw->st)
+		store_close(sw->st);
+	if (sw->ec)
+		cr_ec_free(sw->ec);
+	if (sw->me)
+		sodium_free(sw->me);
+	memset(sw, 0, sizeof *sw);
+}
+
+/* nsup suppliers started, a client with all of them online. */
+static int
+swarm_start_on(struct swarm *sw, const char *host, int nsup, int timeout_ms)
+{
+	struct net_conf nc = { 0 };
+
+	memset(sw, 0, sizeof *sw);
+	sw->host = host;
+	log_init("test", LOG_WARN, NULL);
+	CHECK(cr_init() == 0);
+	sw->me = new_identity();
+	randombytes_buf(sw->datakey, sizeof sw->datakey);
+	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
+	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
+	for (int i = 0; i < nsup; i++)
+		CHECK_EQ(sup_start(sw, i, 0, 0), 0);
+	nc.id = sw->me;
+	nc.store = sw->st;
+	nc.ec = sw->ec;
+	nc.timeout_ms = timeout_ms;
+	nc.reconnect_ms = 200;
+	CHECK_EQ(net_new(&sw->net, &nc), 0);
+	for (int i = 0; i < nsup; i++)
+		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
+	CHECK_EQ(net_wait_online(sw->net, nsup, 10000), nsup);
+	return 0;
+}
+
+static int
+swarm_start(struct swarm *sw, int nsup, int timeout_ms)
+{
+	return swarm_start_on(sw, NULL, nsup, timeout_ms);
+}
+
+static int
+roundtrip(struct swarm *sw, size_t len, struct store_block *b)
+{
+	unsigned char *p = malloc(len + 1), *q = malloc(len + 1);
+
+	CHECK(p && q);
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, b), 0);
+	CHECK_EQ(b->plain_len, len);
+	CHECK_EQ(b->k, 4);
+	CHECK_EQ(b->m, 2);
+	CHECK_EQ(b->refcount, 0);
+	for (int i = 0; i < 6; i++)
+		for (int j = 0; j < i; j++)
+			CHECK(memcmp(b->peer[i], b->peer[j], CR_PK_BYTES) != 0);
+	memset(q, 0xaa, len + 1);
+	CHECK_EQ(net_block_fetch(sw->net, b, q), 0);
+	CHECK_MEM(p, q, len);
+	free(p);
+	free(q);
+	return 0;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static int
+store_fetch_body(struct swarm *sw)
+{
+	static const size_t sizes[] = { 1, 0, 1000, 65537, 4u << 20 };
+	struct net_peer_info info[8];
+	struct store_block b;
+	uint64_t frags = 0;
+
+	if (swarm_start(sw, 6, 10000))
+		return 1;
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+		if (roundtrip(sw, sizes[i], &b))
+			return 1;
+	/* Identical plaintext: same block id (convergent), fetchable. */
+	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(info[i].state, NET_PEER_ONLINE);
+		CHECK(info[i].rtt_ms >= 0);
+		CHECK(info[i].avail > 0);
+		CHECK(!sodium_is_zero(info[i].pk, CR_PK_BYTES));
+		frags += info[i].fragments;
+	}
+	CHECK_EQ(frags, 6 * ARRAY_SIZE(sizes));
+	/* Two wrong hashes in the record: those fragments are dropped (if
+	 * asked for), the other four do; three wrong: -EIO. */
+	unsigned char *q = malloc(b.plain_len);
+	b.frag_hash[0][0] ^= 1;
+	b.frag_hash[5][0] ^= 1;
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	b.frag_hash[2][0] ^= 1;
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), -EIO);
+	free(q);
+	return 0;
+}
+
+static int
+test_store_fetch(void)
+{
+	struct swarm sw;
+	int rc = store_fetch_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+lost_body(struct swarm *sw)
+{
+	struct store_block b;
+	unsigned char *q = malloc(4 << 20);
+	double t0;
+	int rc;
+
+	if (swarm_start(sw, 6, 3000) || roundtrip(sw, 4 << 20, &b))
+		return 1;
+	sup_kill(sw, 1, SIGKILL);
+	sup_kill(sw, 4, SIGKILL);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	usleep(300000);		/* and once the client knows they are gone */
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	/* A third one stopped (not closed: it hangs) -> -EIO, bounded. */
+	kill(sw->pid[2], SIGSTOP);
+	t0 = now_s();
+	rc = net_block_fetch(sw->net, &b, q);
+	CHECK_EQ(rc, -EIO);
+	CHECK(now_s() - t0 < 8);
+	sup_kill(sw, 3, SIGKILL);
+	usleep(300000);
+	t0 = now_s();
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), -EIO);
+	CHECK(now_s() - t0 < 1);	/* offline ones are skipped at once */
+	/* Fewer than k + m online: storing is refused at once. */
+	CHECK_EQ(net_block_store(sw->net, "x", 1, sw->datakey, &b), -EAGAIN);
+	free(q);
+	return 0;
+}
+
+static int
+test_lost_suppliers(void)
+{
+	struct swarm sw;
+	int rc = lost_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- garbage speakers -------------------------------------------------- */
+
+static int
+raw_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons(port) };
+	struct timeval tv = { .tv_sec = 12 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static int
+read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += r;
+	}
+	return 0;
+}
+
+/* 1 when the peer closed the connection (EOF or reset) in time. */
+static int
+closed_by_peer(int fd)
+{
+	char buf[256];
+
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return 1;
+		if (r < 0)
+			return 0;	/* timeout */
+	}
+}
+
+/* A handshaked raw connection: returns the fd, hs holds the streams. */
+static int
+raw_handshake(int port, const struct cr_identity *me, struct cr_hs *hs)
+{
+	unsigned char hello[CR_HS_HELLO_BYTES], reply[CR_HS_REPLY_BYTES];
+	unsigned char fin[CR_HS_FINISH_BYTES];
+	int fd = raw_connect(port);
+
+	if (fd < 0 || cr_hs_client_hello(hs, me, hello) < 0 ||
+	    write(fd, hello, sizeof hello) != sizeof hello ||
+	    read_full(fd, reply, sizeof reply) < 0 ||
+	    cr_hs_client_finish(hs, me, reply, fin) < 0 ||
+	    write(fd, fin, sizeof fin) != sizeof fin)
+		return -1;
+	return fd;
+}
+
+static int
+send_record(int fd, struct cr_hs *hs, const struct net_msg *m)
+{
+	unsigned char plain[256], frame[4 + 256 + CR_STREAM_ABYTES];
+	ssize_t n = net_msg_encode(plain, sizeof plain, m);
+
+	if (n < 0)
+		return -1;
+	put_be32(frame, n + CR_STREAM_ABYTES);
+	cr_stream_push(&hs->tx, frame + 4, plain, n);
+	return write(fd, frame, 4 + n + CR_STREAM_ABYTES) ==
+	    (ssize_t)(4 + n + CR_STREAM_ABYTES) ? 0 : -1;
+}
+
+/* Sends m, reads one response into r (plain holds its bytes). */
+static int
+raw_request(int fd, struct cr_hs *hs, const struct net_msg *m,
+    struct net_msg *r, unsigned char *plain, size_t cap)
+{
+	unsigned char hdr[4], *c;
+	uint32_t l;
+	int rc;
+
+	if (send_record(fd, hs, m) < 0 || read_full(fd, hdr, 4) < 0)
+		return -1;
+	l = get_be32(hdr);
+	if (l <= CR_STREAM_ABYTES || l - CR_STREAM_ABYTES > cap)
+		return -1;
+	if (!(c = malloc(l)) || read_full(fd, c, l) < 0)
+		return -1;
+	rc = cr_stream_pull(&hs->rx, plain, c, l);
+	free(c);
+	if (rc < 0)
+		return -1;
+	return net_msg_decode(r, plain, l - CR_STREAM_ABYTES);
+}
+
+static int
+list_body(struct swarm *sw)
+{
+	static unsigned char plain[1 << 20];
+	unsigned char zero[STORE_FRAGID_BYTES] = { 0 }, fid[STORE_FRAGID_BYTES];
+	struct net_msg m = { 0 }, r;
+	struct store_block b;
+	struct cr_hs hs;
+	int fd, idx = -1;
+
+	if (swarm_start(sw, 6, 5000) || roundtrip(sw, 1000, &b))
+		return 1;
+	/* The raw client speaks with the owner's key: same namespace. */
+	CHECK((fd = raw_handshake(sw->port[0], sw->me, &hs)) >= 0);
+	m.type = NET_PING;
+	m.reqid = 1;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_PONG);
+	CHECK_EQ(r.fragments, 1);
+	m.type = NET_LIST;
+	m.reqid = 2;
+	m.fragid = zero;
+	m.max = 10;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_LIST_OK);
+	CHECK_EQ(r.reqid, 2);
+	CHECK_EQ(r.n, 1);
+	CHECK_MEM(r.entries, b.id, CR_ID_BYTES);
+	idx = r.entries[CR_ID_BYTES];
+	CHECK(idx >= 0 && idx < 6);
+	CHECK_EQ(get_be64(r.entries + STORE_FRAGID_BYTES), b.frag_len);
+	memcpy(fid, r.entries, sizeof fid);
+	m.fragid = fid;
+	m.reqid = 3;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_LIST_OK);
+	CHECK_EQ(r.n, 0);
+	/* GET of the listed fragment gives the bytes whose hash we know. */
+	m.type = NET_GET;
+	m.reqid = 4;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_GET_OK);
+	{
+		unsigned char h[CR_HASH_BYTES];
+		cr_hash(h, r.data, r.data_len);
+		CHECK_MEM(h, b.frag_hash[idx], CR_HASH_BYTES);
+	}
+	/* A missing fragment: ERR ENOENT, and the session stays. */
+	fid[CR_ID_BYTES] ^= 0x80;
+	m.reqid = 5;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_ERR);
+	CHECK_EQ(r.err, ENOENT);
+	m.type = NET_DEL;
+	m.reqid = 6;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_ERR);
+	CHECK_EQ(r.err, ENOENT);
+	/* Another owner sees nothing of ours. */
+	close(fd);
+	struct cr_identity *other = new_identity();
+	CHECK((fd = raw_handshake(sw->port[0], other, &hs)) >= 0);
+	m.type = NET_LIST;
+	m.fragid = zero;
+	m.reqid = 7;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_LIST_OK);
+	CHECK_EQ(r.n, 0);
+	close(fd);
+	sodium_free(other);
+	return 0;
+}
+
+static int
+test_list_get_raw(void)
+{
+	struct swarm sw;
+	int rc = list_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+test_handshake_timeout(void)
+{
+	struct swarm sw;
+	int rc = 1, fd = -1;
+	double t0;
+
+	memset(&sw, 0, sizeof sw);
+	log_init("test", LOG_WARN, NULL);
+	if (cr_init() < 0 || sup_start(&sw, 0, 0, 0) < 0)
+		goto out;
+	if ((fd = raw_connect(sw.port[0])) < 0)
+		goto out;
+	t0 = now_s();
+	if (!closed_by_peer(fd) || now_s() - t0 < NET_HS_TIMEOUT_MS / 1000 - 1) {
+		fprintf(stderr, "silent client not dropped in time\n");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+garbage_body(struct swarm *sw)
+{
+	struct cr_hs hs;
+	unsigned char junk[4096], len[4];
+	struct store_block b;
+	int fd, port, status;
+
+	if (swarm_start(sw, 6, 10000))
+		return 1;
+	port = sw->port[0];
+
+	/* Random bytes instead of a handshake. */
+	CHECK((fd = raw_connect(port)) >= 0);
+	randombytes_buf(junk, sizeof junk);
+	CHECK(write(fd, junk, sizeof junk) > 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A valid handshake, then a length beyond the cap. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	put_be32(len, NET_FRAME_MAX + 1);
+	CHECK(write(fd, len, 4) == 4);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A zero length. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	put_be32(len, 0);
+	CHECK(write(fd, len, 4) == 4);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A valid handshake, then a record with a bad MAC. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	put_be32(junk, 100);
+	CHECK(write(fd, junk, 104) == 104);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A good record with an undecodable message (unknown type). */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	{
+		unsigned char frame[4 + 9 + CR_STREAM_ABYTES], plain[9] = {
+			0x42 };
+		put_be32(frame, 9 + CR_STREAM_ABYTES);
+		cr_stream_push(&hs.tx, frame + 4, plain, 9);
+		CHECK(write(fd, frame, sizeof frame) == sizeof frame);
+	}
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A response where a request belongs. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	{
+		struct net_msg m = { .type = NET_PUT_OK, .reqid = 7 };
+		CHECK(send_record(fd, &hs, &m) == 0);
+	}
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A well-behaved raw client gets its PONG. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	{
+		struct net_msg m = { .type = NET_PING, .reqid = 9 }, r;
+		unsigned char hdr[4], *c, plain[128];
+		uint32_t l;
+		CHECK(send_record(fd, &hs, &m) == 0);
+		CHECK(read_full(fd, hdr, 4) == 0);
+		l = get_be32(hdr);
+		CHECK(l > CR_STREAM_ABYTES && l < 128);
+		c = malloc(l);
+		CHECK(read_full(fd, c, l) == 0);
+		CHECK_EQ(cr_stream_pull(&hs.rx, plain, c, l), 0);
+		CHECK_EQ(net_msg_decode(&r, plain, l - CR_STREAM_ABYTES), 0);
+		CHECK_EQ(r.type, NET_PONG);
+		CHECK_EQ(r.reqid, 9);
+		free(c);
+	}
+	close(fd);
+
+	/* A silent client is dropped after the handshake timeout: not
+	 * waited for here (10 s); the supplier still serves everyone. */
+	CHECK_EQ(waitpid(sw->pid[0], &status, WNOHANG), 0);
+	if (roundtrip(sw, 300000, &b))
+		return 1;
+	CHECK_EQ(net_wait_online(sw->net, 6, 0), 6);
+	return 0;
+}
+
+static int
+test_garbage(void)
+{
+	struct swarm sw;
+	int rc = garbage_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- key pinning ------------------------------------------------------- */
+
+static int
+pin_body(struct swarm *sw)
+{
+	struct net_peer_info info[8];
+	struct store_block b;
+	int online = 0;
+
+	if (swarm_start(sw, 6, 3000))
+		return 1;
+	sup_kill(sw, 5, SIGTERM);
+	/* Same address, new identity. */
+	CHECK_EQ(sup_start(sw, 5, sw->port[5], 0), 0);
+	usleep(1500000);		/* several reconnect attempts */
+	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
+	for (int i = 0; i < 6; i++) {
+		if (strcmp(info[i].addr, sw->addr[5]) == 0) {
+			CHECK(info[i].state != NET_PEER_ONLINE);
+			CHECK(strstr(info[i].last_error, "pinned") != NULL);
+		} else {
+			online += info[i].state == NET_PEER_ONLINE;
+		}
+	}
+	CHECK_EQ(online, 5);
+	CHECK_EQ(net_wait_online(sw->net, 6, 300), 5);
+	CHECK_EQ(net_block_store(sw->net, "abc", 3, sw->datakey, &b), -EAGAIN);
+	return 0;
+}
+
+static int
+test_key_pinning(void)
+{
+	struct swarm sw;
+	int rc = pin_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- quota ------------------------------------------------------------- */
+
+static int
+quota_body(struct swarm *sw)
+{
+	struct store_block b;
+	unsigned char small[CR_PK_BYTES];
+	struct net_peer_info info[8];
+	size_t len = 1 << 20;
+	unsigned char *p = malloc(len), *q = malloc(len);
+
+	if (swarm_start(sw, 6, 5000))
+		return 1;
+	/* A seventh supplier that can hold almost nothing. */
+	CHECK_EQ(sup_start(sw, 6, 0, 4096), 0);
+	CHECK_EQ(net_add_peer(sw->net, sw->addr[6]), 0);
+	CHECK_EQ(net_wait_online(sw->net, 7, 5000), 7);
+	CHECK_EQ(net_peers(sw->net, info, 8, 1), 7);
+	memcpy(small, info[6].pk, CR_PK_BYTES);
+	CHECK_EQ(info[6].quota, 4096);
+	/* Every block lands, never on the small one. */
+	for (int r = 0; r < 4; r++) {
+		randombytes_buf(p, len);
+		CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+		for (int i = 0; i < 6; i++)
+			CHECK(memcmp(b.peer[i], small, CR_PK_BYTES) != 0);
+		CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+		CHECK_MEM(p, q, len);
+	}
+	/* Only six suppliers left, one of them full: fails cleanly. */
+	sup_kill(sw, 0, SIGKILL);
+	usleep(300000);
+	CHECK_EQ(net_wait_online(sw->net, 7, 0), 6);
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -EIO);
+	free(p);
+	free(q);
+	return 0;
+}
+
+static int
+test_quota(void)
+{
+	struct swarm sw;
+	int rc = quota_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- forget and clean stop --------------------------------------------- */
+
+static int
+forget_body(struct swarm *sw)
+{
+	struct store_block b;
+	struct net_peer_info info[8];
+	unsigned char q[5000];
+	uint64_t frags = 0;
+	int status;
+
+	if (swarm_start(sw, 6, 5000) || roundtrip(sw, 5000, &b))
+		return 1;
+	CHECK_EQ(net_block_forget(sw->net, &b), 0);
+	usleep(300000);
+	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
+	for (int i = 0; i < 6; i++)
+		frags += info[i].fragments;
+	CHECK_EQ(frags, 0);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), -EIO);
+	/* SIGTERM: the supplier returns 0 from net_supplier_run. */
+	kill(sw->pid[0], SIGTERM);
+	CHECK_EQ(waitpid(sw->pid[0], &status, 0), sw->pid[0]);
+	sw->pid[0] = 0;
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	return 0;
+}
+
+static int
+test_forget(void)
+{
+	struct swarm sw;
+	int rc = forget_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- a supplier that breaks the protocol ------------------------------- */
+
+enum { FAKE_BAD_REQID, FAKE_BAD_TYPE, FAKE_BAD_MAC };
+
+/* Child: one connection, a real handshake, then one bad answer. */
+static void
+fake_supplier(int lfd, int mode)
+{
+	struct cr_identity *id = new_identity();
+	unsigned char hello[CR_HS_HELLO_BYTES], reply[CR_HS_REPLY_BYTES];
+	unsigned char fin[CR_HS_FINISH_BYTES], hdr[4], c[256], plain[256];
+	struct cr_hs hs;
+	struct net_msg m, r = { 0 };
+	uint32_t l;
+	int fd = accept(lfd, NULL, NULL);
+
+	if (fd < 0 || read_full(fd, hello, sizeof hello) < 0 ||
+	    cr_hs_server_reply(&hs, id, hello, reply) < 0 ||
+	    write(fd, reply, sizeof reply) != sizeof reply ||
+	    read_full(fd, fin, sizeof fin) < 0 ||
+	    cr_hs_server_finish(&hs, fin) < 0)
+		_exit(1);
+	/* The client pings as soon as it is up. */
+	if (read_full(fd, hdr, 4) < 0 || (l = get_be32(hdr)) > sizeof c ||
+	    l <= CR_STREAM_ABYTES || read_full(fd, c, l) < 0 ||
+	    cr_stream_pull(&hs.rx, plain, c, l) < 0 ||
+	    net_msg_decode(&m, plain, l - CR_STREAM_ABYTES) < 0)
+		_exit(1);
+	r.type = NET_PONG;
+	r.reqid = m.reqid;
+	if (mode == FAKE_BAD_REQID)
+		r.reqid += 1000;
+	if (mode == FAKE_BAD_TYPE)
+		r.type = NET_DEL_OK;
+	if (mode == FAKE_BAD_MAC) {
+		put_be32(c, 40);
+		randombytes_buf(c + 4, 40);
+		if (write(fd, c, 44) != 44)
+			_exit(1);
+	} else if (send_record(fd, &hs, &r) < 0) {
+		_exit(1);
+	}
+	read(fd, c, 1);		/* until the client hangs up */
+	_exit(0);
+}
+
+static int
+fake_body(struct swarm *sw)
+{
+	static const char *const why[] = { "unknown request id",
+	    "unexpected response type", "bad record MAC" };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof sa;
+	struct net_conf nc = { 0 };
+	struct net_peer_info info[10];
+	struct store_block b;
+	char addr[3][64];
+
+	if (swarm_start(sw, 6, 5000))
+		return 1;
+	for (int mode = 0; mode < 3; mode++) {
+		int lfd = socket(AF_INET, SOCK_STREAM, 0);
+		inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+		sa.sin_port = 0;
+		CHECK(lfd >= 0);
+		CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+		CHECK(listen(lfd, 4) == 0);
+		CHECK(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+		snprintf(addr[mode], sizeof addr[mode], "127.0.0.1:%d",
+		    ntohs(sa.sin_port));
+		fflush(NULL);
+		if ((sw->pid[6 + mode] = fork()) == 0)
+			fake_supplier(lfd, mode);
+		close(lfd);
+		if (mode == 0) {
+			/* Not pinned in the swarm's store: a second client
+			 * that does not reconnect soon, so its state stays. */
+			net_free(sw->net);
+			nc.id = sw->me;
+			nc.ec = sw->ec;
+			nc.timeout_ms = 5000;
+			nc.reconnect_ms = 60000;
+			CHECK_EQ(net_new(&sw->net, &nc), 0);
+			for (int i = 0; i < 6; i++)
+				CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
+		}
+		CHECK_EQ(net_add_peer(sw->net, addr[mode]), 0);
+		usleep(500000);
+	}
+	CHECK_EQ(net_wait_online(sw->net, 6, 5000), 6);
+	CHECK_EQ(net_peers(sw->net, info, 10, 0), 9);
+	for (int mode = 0; mode < 3; mode++) {
+		CHECK_EQ(info[6 + mode].state, NET_PEER_OFFLINE);
+		CHECK(strcmp(info[6 + mode].addr, addr[mode]) == 0);
+		if (!strstr(info[6 + mode].last_error, why[mode])) {
+			fprintf(stderr, "last_error '%s', expected '%s'\n",
+			    info[6 + mode].last_error, why[mode]);
+			return 1;
+		}
+	}
+	/* The good ones still serve. */
+	if (roundtrip(sw, 70000, &b))
+		return 1;
+	return 0;
+}
+
+static int
+test_bad_supplier(void)
+{
+	struct swarm sw;
+	int rc = fake_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* ---- several caller threads at once ------------------------------------ */
+
+struct worker {
+	struct swarm *sw;
+	int fails;
+	pthread_t t;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	size_t len = 200000;
+	unsigned char *p = malloc(len), *q = malloc(len);
+	struct store_block b;
+
+	for (int r = 0; r < 8; r++) {
+		randombytes_buf(p, len);
+		if (net_block_store(w->sw->net, p, len, w->sw->datakey, &b) != 0 ||
+		    net_block_fetch(w->sw->net, &b, q) != 0 ||
+		    memcmp(p, q, len) != 0)
+			w->fails++;
+	}
+	free(p);
+	free(q);
+	return NULL;
+}
+
+static int
+threads_body(struct swarm *sw)
+{
+	struct worker w[4];
+
+	if (swarm_start(sw, 6, 10000))
+		return 1;
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .sw = sw };
+		CHECK_EQ(pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(w[i].t, NULL);
+		CHECK_EQ(w[i].fails, 0);
+	}
+	return 0;
+}
+
+static int
+test_threads(void)
+{
+	struct swarm sw;
+	int rc = threads_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+ipv6_body(struct swarm *sw)
+{
+	struct store_block b;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+	    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return TEST_SKIP;	/* no IPv6 loopback here */
+	}
+	close(fd);
+	if (swarm_start_on(sw, "[::1]", 6, 5000) || roundtrip(sw, 5000, &b))
+		return 1;
+	return 0;
+}
+
+static int
+test_ipv6(void)
+{
+	struct swarm sw;
+	int rc = ipv6_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+const struct test tests_net[] = {
+	{ "store_fetch", test_store_fetch },
+	{ "lost_suppliers", test_lost_suppliers },
+	{ "garbage", test_garbage },
+	{ "key_pinning", test_key_pinning },
+	{ "quota", test_quota },
+	{ "forget", test_forget },
+	{ "list_get_raw", test_list_get_raw },
+	{ "threads", test_threads },
+	{ "bad_supplier", test_bad_supplier },
+	{ "ipv6", test_ipv6 },
+	{ "handshake_timeout", test_handshake_timeout },
+	{ NULL, NULL },
+};
