@@ -36,7 +36,6 @@ on_ready(void *arg, const char *addr)
 {
 	struct ready_ctx *r = arg;
 
-	log_info("supplier listening on %s", addr);
 	if (r->notify_fd >= 0) {
 		/* Detached: errors up to here went to the caller's terminal. */
 		int null = open("/dev/null", O_RDWR);

@@ -134,7 +134,13 @@ def test_status_after_sync(fresh):
 def test_cold_remount_reads_from_suppliers(fresh):
     fresh.mnt.umount()
     fresh.mnt.mount(fresh.swarm.peers, ec="4+2", cache_size="0")
+    st = fresh.mnt.status_json()
+    # Nothing left locally: what is read next has to come from suppliers.
+    assert st["blocks"]["pending"] == 0, st
+    assert st["journal_bytes"] == 0, st
+    assert st["cache_bytes"] == 0, st
     fresh.check_all()
+    assert fresh.mnt.status_json()["cache_bytes"] == 0, "--cache-size 0 but cache used"
 
 
 def test_two_suppliers_down_still_readable(fresh):
