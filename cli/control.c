@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "cli/cli.h"
 
+#define FUSE_SUPER_MAGIC 0x65735546
 #define CTL_STATUS	"user.peerfs.status"
 #define CTL_STATUS_TEXT	"user.peerfs.status.text"
 #define CTL_SYNC	"user.peerfs.sync"
@@ -41,6 +43,21 @@ not_peerfs(const char *cmd, const char *mnt, int err)
 	else
 		fprintf(stderr, "peerfs %s: %s: %s\n", cmd, mnt, strerror(err));
 	return 1;
+}
+
+/* A plain directory would happily store user.peerfs.* attributes; only a
+ * FUSE mount answering our status attribute is a peerfs mount. */
+static int
+check_mount(const char *cmd, const char *mnt)
+{
+	struct statfs sf;
+
+	if (statfs(mnt, &sf) != 0)
+		return not_peerfs(cmd, mnt, errno);
+	if (sf.f_type != FUSE_SUPER_MAGIC ||
+	    getxattr(mnt, CTL_STATUS, NULL, 0) < 0)
+		return not_peerfs(cmd, mnt, ENODATA);
+	return 0;
 }
 
 static int
@@ -84,7 +101,7 @@ one_mountpoint(const char *cmd, const char *help, int argc, char **argv,
 		return cli_bad_usage(cmd, optind < argc ?
 		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
 	*mnt = argv[optind];
-	return 0;
+	return check_mount(cmd, *mnt);
 }
 
 static const char sync_help[] =

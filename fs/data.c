@@ -28,6 +28,7 @@
 
 #include "fs/internal.h"
 #include "log.h"
+#include "util.h"
 
 #define STRIPES		256
 #define BUCKETS		4096
@@ -35,7 +36,6 @@
 #define SCAN_MS		500
 #define BACKOFF_MIN_MS	1000
 #define BACKOFF_MAX_MS	30000
-#define FRING		1024	/* recent forgets remembered */
 
 /* A dirty block: a jrnl record exists for (ino, bno). */
 struct dblk {
@@ -68,15 +68,17 @@ struct fs__data {
 	int failing;		/* last upload failed: log once per streak */
 	int64_t next_scan_ms;
 	int stop;
-	struct {
-		unsigned char id[CR_ID_BYTES];
-		uint64_t seq;		/* slot = seq % FRING */
-		int sent;
-	} fring[FRING];
-	uint64_t fseq;		/* last forget noted */
+	struct fnote *notes;	/* forgets an upload may have raced */
+	uint64_t fev;		/* forget events (noted, sent) so far */
+	uint64_t *since;	/* per worker: fev when its upload began,
+				 * UINT64_MAX when idle */
 
 	int nthreads;
-	pthread_t *threads;
+	struct worker {
+		struct fs__data *d;
+		int idx;
+		pthread_t th;
+	} *workers;
 };
 
 /* fi->fh: the last stored block read through this handle, so sequential
@@ -89,14 +91,22 @@ struct fh {
 	unsigned char *buf;	/* bs bytes, allocated on first use */
 };
 
-/* Block records deleted in a transaction, to forget after its commit.
- * Each is also noted in d->fring (seq) until its deletes are sent: an
- * upload that stored the same bytes meanwhile must not record fragments
- * those deletes may remove. */
+/* A block whose fragments are (about to be) deleted on suppliers. An
+ * upload that stored the same bytes (same fragment ids) before the deletes
+ * went out must store them again: noted when the record goes (inside that
+ * write txn), sent_ev set once the deletes are sent, dropped once no
+ * upload begun before that is still running. */
+struct fnote {
+	unsigned char id[CR_ID_BYTES];
+	uint64_t sent_ev;	/* 0: not sent yet */
+	struct fnote *next;
+};
+
+/* Block records deleted in a transaction, to forget after its commit. */
 struct forget {
 	struct fs__data *d;	/* NULL before fs__data_init */
 	struct store_block *v;
-	uint64_t *seq;
+	struct fnote **note;
 	size_t n, cap;
 };
 #define FORGET_INIT(d) { (d), NULL, NULL, 0, 0 }
@@ -149,32 +159,75 @@ static int
 forget_push(struct forget *f, const struct store_block *b)
 {
 	struct fs__data *d = f->d;
-	uint64_t seq = 0;
+	struct fnote *nt = NULL;
 
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? f->cap * 2 : 4;
 		struct store_block *v = realloc(f->v, cap * sizeof *v);
-		uint64_t *q;
+		struct fnote **q;
 
 		if (v == NULL)
 			return -ENOMEM;
 		f->v = v;
-		if ((q = realloc(f->seq, cap * sizeof *q)) == NULL)
+		if ((q = realloc(f->note, cap * sizeof *q)) == NULL)
 			return -ENOMEM;
-		f->seq = q;
+		f->note = q;
 		f->cap = cap;
 	}
 	if (d != NULL) {
+		if ((nt = calloc(1, sizeof *nt)) == NULL)
+			return -ENOMEM;
+		memcpy(nt->id, b->id, CR_ID_BYTES);
 		pthread_mutex_lock(&d->lock);
-		seq = ++d->fseq;
-		memcpy(d->fring[seq % FRING].id, b->id, CR_ID_BYTES);
-		d->fring[seq % FRING].seq = seq;
-		d->fring[seq % FRING].sent = 0;
+		d->fev++;
+		nt->next = d->notes;
+		d->notes = nt;
 		pthread_mutex_unlock(&d->lock);
 	}
 	f->v[f->n] = *b;
-	f->seq[f->n++] = seq;
+	f->note[f->n++] = nt;
 	return 0;
+}
+
+/* Frees the sent notes no running upload can have raced (d->lock held). */
+static void
+notes_purge(struct fs__data *d)
+{
+	uint64_t oldest = UINT64_MAX;
+	struct fnote **pp = &d->notes, *nt;
+
+	for (int i = 0; i < d->nthreads; i++)
+		if (d->since[i] < oldest)
+			oldest = d->since[i];
+	while ((nt = *pp) != NULL) {
+		if (nt->sent_ev != 0 && nt->sent_ev <= oldest) {
+			*pp = nt->next;
+			free(nt);
+		} else {
+			pp = &nt->next;
+		}
+	}
+}
+
+static void
+note_done(struct fs__data *d, struct fnote *nt, int sent)
+{
+	struct fnote **pp;
+
+	if (d == NULL || nt == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (sent) {
+		nt->sent_ev = ++d->fev;
+	} else {
+		/* No delete will go out: nothing to fear from it. */
+		for (pp = &d->notes; *pp != nt; pp = &(*pp)->next)
+			;
+		*pp = nt->next;
+		free(nt);
+	}
+	notes_purge(d);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* After the commit that deleted their records (send): ask the suppliers
@@ -190,33 +243,25 @@ forget_run(struct fs *fs, struct forget *f, int send)
 			net_block_forget(fs->conf.net, &f->v[i]);
 		if (send && fs->conf.cache != NULL)
 			store_cache_drop(fs->conf.cache, f->v[i].id);
-		if (d != NULL && f->seq[i] != 0) {
-			pthread_mutex_lock(&d->lock);
-			if (d->fring[f->seq[i] % FRING].seq == f->seq[i])
-				d->fring[f->seq[i] % FRING].sent = 1;
-			pthread_mutex_unlock(&d->lock);
-		}
+		note_done(d, f->note[i], send);
 	}
 	if (f->v != NULL)
 		sodium_memzero(f->v, f->cap * sizeof *f->v);
 	free(f->v);
-	free(f->seq);
+	free(f->note);
 	f->v = NULL;
-	f->seq = NULL;
+	f->note = NULL;
 	f->n = f->cap = 0;
 }
 
-/* 1 when fragments of id stored after forget number `since` may be hit by
- * a delete: one noted after since, or one not sent yet (d->lock held). */
+/* 1 when fragments of id stored by an upload begun at forget event
+ * `since` may be hit by deletes not sent before it (d->lock held). */
 static int
-fring_conflict(struct fs__data *d, const unsigned char *id, uint64_t since)
+note_conflict(struct fs__data *d, const unsigned char *id, uint64_t since)
 {
-	if (d->fseq - since > FRING)
-		return 1;	/* forgotten too many to tell */
-	for (int i = 0; i < FRING; i++)
-		if (d->fring[i].seq != 0 &&
-		    (d->fring[i].seq > since || !d->fring[i].sent) &&
-		    memcmp(d->fring[i].id, id, CR_ID_BYTES) == 0)
+	for (struct fnote *nt = d->notes; nt != NULL; nt = nt->next)
+		if ((nt->sent_ev == 0 || nt->sent_ev > since) &&
+		    memcmp(nt->id, id, CR_ID_BYTES) == 0)
 			return 1;
 	return 0;
 }
@@ -457,6 +502,209 @@ block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 	return (int)b->plain_len;
 }
 
+/* ---- overlay blocks ------------------------------------------------------
+ * A write that leaves part of a stored block whose plaintext is not in the
+ * cache does not fetch it (no network in the write path, and writes work
+ * with the suppliers away): the staging file then holds only the bytes
+ * written, and a second staging file, (ino, bno | OVL_BIT), lists them as
+ * 8-byte records (u32 BE offset, u32 BE length), appended; a torn last
+ * record is ignored. Everything not listed comes from the stored block the
+ * extent still points at, merged when the block is uploaded or read. */
+#define OVL_BIT		(1ull << 63)
+#ifndef OVL_MAX
+#define OVL_MAX		(1u << 20)	/* bytes of ranges, then fold */
+#endif
+
+/* 1 and *rg (malloc'd, n pairs) when (ino, bno) is an overlay block,
+ * 0 when not, or -errno. */
+static int
+ovl_read(struct store *st, uint64_t ino, uint64_t bno, uint32_t **rg,
+    size_t *n)
+{
+	unsigned char *raw;
+	struct stat sb;
+	size_t got, cnt;
+	int fd, rc;
+
+	*rg = NULL;
+	*n = 0;
+	if ((fd = store_jrnl_fd(st, ino, bno | OVL_BIT, O_RDONLY)) == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	cnt = (size_t)(sb.st_size < OVL_MAX ? sb.st_size : OVL_MAX) / 8;
+	raw = malloc(cnt * 8 + 1);
+	*rg = malloc(cnt * 2 * sizeof **rg + 1);
+	if (raw == NULL || *rg == NULL) {
+		rc = -ENOMEM;
+	} else if ((rc = pread_full(fd, raw, cnt * 8, 0, &got)) == 0) {
+		for (size_t i = 0; i < got / 8; i++) {
+			(*rg)[2 * i] = get_be32(raw + 8 * i);
+			(*rg)[2 * i + 1] = get_be32(raw + 8 * i + 4);
+		}
+		*n = got / 8;
+		rc = 1;
+	}
+	close(fd);
+	free(raw);
+	if (rc < 0) {
+		free(*rg);
+		*rg = NULL;
+	}
+	return rc;
+}
+
+/* Appends the range [off, off+len). create: a new list (durable before it
+ * returns, as the jrnl record about to be committed depends on it);
+ * otherwise -ENOENT when the block is no overlay block. */
+static int
+ovl_add(struct store *st, uint64_t ino, uint64_t bno, uint32_t off,
+    uint32_t len, int create)
+{
+	unsigned char rec[8];
+	int fd, rc;
+
+	struct stat sb;
+
+	fd = store_jrnl_fd(st, ino, bno | OVL_BIT, create ?
+	    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND : O_WRONLY | O_APPEND);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &sb) == 0 && sb.st_size + sizeof rec > OVL_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	put_be32(rec, off);
+	put_be32(rec + 4, len);
+	rc = write(fd, rec, sizeof rec) == (ssize_t)sizeof rec ? 0 :
+	    errno ? -errno : -EIO;
+	if (rc == 0 && create && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static void
+ovl_unlink(struct store *st, uint64_t ino, uint64_t bno)
+{
+	store_jrnl_unlink(st, ino, bno | OVL_BIT);
+}
+
+static int ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno,
+    const uint32_t *rg, size_t n, unsigned char *buf);
+
+/* The range list of (ino, bno) is full: fold the stored block into the
+ * staging file (fd) and make it a plain journal block. [off, off+len) is
+ * written in the staging file but not listed yet. Needs the suppliers
+ * (or the cache). Stripe held. */
+static int
+ovl_fold(struct fs *fs, int fd, uint64_t ino, uint64_t bno, uint32_t off,
+    uint32_t len)
+{
+	struct store *st = fs->conf.store;
+	unsigned char *buf = malloc(fs->data->bs);
+	uint32_t *rg = NULL, *rg2;
+	size_t n;
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	if ((rc = ovl_read(st, ino, bno, &rg, &n)) <= 0)
+		goto out;
+	if ((rg2 = realloc(rg, (n + 1) * 2 * sizeof *rg)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rg = rg2;
+	rg[2 * n] = off;
+	rg[2 * n + 1] = len;
+	if ((rc = ovl_merge(fs, ino, bno, rg, n + 1, buf)) < 0 ||
+	    (rc = pwrite_full(fd, buf, fs->data->bs, 0)) < 0)
+		goto out;
+	if (fdatasync(fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	store_jrnl_unlink(st, ino, bno | OVL_BIT);
+	rc = 0;
+out:
+	free(rg);
+	free(buf);
+	return rc;
+}
+
+/* 1 when the ranges cover [off, off+len). */
+static int
+ovl_covers(const uint32_t *rg, size_t n, uint64_t off, uint64_t len)
+{
+	uint64_t pos = off, end = off + len;
+	int moved = 1;
+
+	while (pos < end && moved) {
+		moved = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t a = rg[2 * i], b = a + rg[2 * i + 1];
+
+			if (a <= pos && pos < b) {
+				pos = b;
+				moved = 1;
+			}
+		}
+	}
+	return pos >= end;
+}
+
+/* The newest plaintext of overlay block (ino, bno) into buf (bs bytes,
+ * all written): the stored block under the listed staging bytes. Stripe
+ * held. -EIO when the stored block cannot be had. */
+static int
+ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno, const uint32_t *rg,
+    size_t n, unsigned char *buf)
+{
+	struct store *st = fs->conf.store;
+	uint32_t bs = fs->data->bs;
+	struct store_txn *t;
+	struct store_block b;
+	unsigned char id[CR_ID_BYTES];
+	size_t got;
+	int rc, fd;
+
+	memset(buf, 0, bs);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		return rc;
+	if ((rc = store_extent_get(t, ino, bno, id)) == 0)
+		rc = store_block_get(t, id, &b);
+	store_txn_abort(t);
+	if (rc == 0)
+		rc = block_plain(fs, bs, &b, buf);
+	sodium_memzero(&b, sizeof b);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if ((fd = store_jrnl_fd(st, ino, bno, O_RDONLY)) < 0 && fd != -ENOENT)
+		return fd;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = rg[2 * i], l = rg[2 * i + 1];
+
+		if (a >= bs)
+			continue;
+		if (l > bs - a)
+			l = bs - a;
+		got = 0;
+		if (fd >= 0 && (rc = pread_full(fd, buf + a, l, a, &got)) < 0)
+			break;
+		memset(buf + a + got, 0, l - got);
+		rc = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc < 0 ? rc : 0;
+}
+
 /* Reads [boff, boff+len) of block bno into dst (pre-zeroed). */
 static int
 read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
@@ -478,8 +726,23 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		return rc;
 	}
 	if ((rc = store_jrnl_has(t, ino, bno)) > 0) {
+		uint32_t *rg;
+		size_t n;
+
 		store_txn_abort(t);
-		fd = store_jrnl_fd(st, ino, bno, O_RDONLY);
+		rc = ovl_read(st, ino, bno, &rg, &n);
+		if (rc > 0 && !ovl_covers(rg, n, boff, len)) {
+			if ((buf = malloc(d->bs)) == NULL)
+				rc = -ENOMEM;
+			else if ((rc = ovl_merge(fs, ino, bno, rg, n, buf)) == 0)
+				memcpy(dst, buf + boff, len);
+			free(buf);
+			free(rg);
+			pthread_mutex_unlock(sl);
+			return rc;
+		}
+		free(rg);
+		fd = rc < 0 ? rc : store_jrnl_fd(st, ino, bno, O_RDONLY);
 		if (fd == -ENOENT)
 			rc = 0;		/* record without bytes: zeros */
 		else if (fd < 0)
@@ -561,7 +824,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	unsigned char id[CR_ID_BYTES];
 	unsigned char *old = NULL;
 	uint64_t end = bno * d->bs + boff + len;
-	int rc, has, rmw = 0, fd = -1, plen;
+	int rc, has, rmw = 0, ovl = 0, fd = -1, plen = 0;
 
 	pthread_mutex_lock(sl);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
@@ -585,20 +848,27 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 		if (fd == -ENOENT)
 			fd = store_jrnl_fd(st, ino, bno, O_RDWR | O_CREAT);
 	} else {
-		/* A file left without a record is stale: start empty. */
+		/* Files left without a record are stale: start empty. */
+		ovl_unlink(st, ino, bno);
 		fd = store_jrnl_fd(st, ino, bno, O_RDWR | O_CREAT | O_TRUNC);
 	}
 	if ((rc = fd) < 0)
 		goto out;
 	if (rmw) {
+		/* The old bytes from the cache, else an overlay block. */
 		if ((old = malloc(d->bs)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		if ((rc = plen = block_plain(fs, d->bs, &b, old)) < 0)
-			goto out;
-		if ((rc = pwrite_full(fd, old, plen, 0)) < 0)
-			goto out;
+		if (fs->conf.cache != NULL)
+			plen = store_cache_get(fs->conf.cache, b.id, old, d->bs);
+		if (plen == (int)b.plain_len) {
+			if ((rc = pwrite_full(fd, old, plen, 0)) < 0)
+				goto out;
+		} else {
+			rmw = 0;
+			ovl = 1;
+		}
 	}
 	if ((rc = pwrite_full(fd, src, len, boff)) < 0)
 		goto out;
@@ -609,6 +879,14 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 		rc = -errno;
 		goto out;
 	}
+	if (ovl)
+		rc = ovl_add(st, ino, bno, boff, len, 1);
+	else if (has && (rc = ovl_add(st, ino, bno, boff, len, 0)) == -ENOENT)
+		rc = 0;
+	if (rc == -EFBIG)
+		rc = ovl_fold(fs, fd, ino, bno, boff, len);
+	if (rc < 0)
+		goto out;
 
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
 		goto out;
@@ -722,6 +1000,27 @@ all_zero(const unsigned char *p, size_t n)
 	return 1;
 }
 
+/* rec was stored again for bytes that cur (same id) already holds: the
+ * fragments placed on other suppliers than cur's are strays to delete.
+ * The ones on cur's suppliers are the live ones (same ids): untouched. */
+static int
+strays_push(struct forget *f, const struct store_block *rec,
+    const struct store_block *cur)
+{
+	struct store_block x = *rec;
+	int n = 0, rc;
+
+	for (int i = 0; i < CR_EC_MAX; i++) {
+		if (memcmp(x.peer[i], cur->peer[i], CR_PK_BYTES) == 0)
+			memset(x.peer[i], 0, CR_PK_BYTES);
+		else
+			n++;
+	}
+	rc = n > 0 ? forget_push(f, &x) : 0;
+	sodium_memzero(&x, sizeof x);
+	return rc;
+}
+
 /* In one txn: the extent of (ino, bno) becomes rec (NULL: a hole), the
  * old block loses a reference, the jrnl record goes. 1 when the record or
  * the inode is gone meanwhile, 2 when rec's fragments may have been hit by
@@ -748,21 +1047,28 @@ upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
 		goto fail;
 	have_old = rc == 0;
 	if (have_old && rec != NULL &&
-	    memcmp(old, rec->id, CR_ID_BYTES) == 0)
-		goto jrnl;	/* same bytes as before */
+	    memcmp(old, rec->id, CR_ID_BYTES) == 0) {
+		/* Same bytes as before. */
+		if ((rc = store_block_get(t, old, &cur)) == 0)
+			rc = strays_push(f, rec, &cur);
+		sodium_memzero(&cur, sizeof cur);
+		if (rc < 0)
+			goto fail;
+		goto jrnl;
+	}
 	if (have_old && (rc = block_unref(t, old, f)) < 0)
 		goto fail;
 	if (rec != NULL) {
 		rc = store_block_get(t, rec->id, &cur);
 		if (rc == 0) {
-			/* Same content elsewhere: the fragments just stored
-			 * have the same ids, so keep the known record. */
+			/* Same content elsewhere: keep the known record. */
 			cur.refcount++;
-			rc = store_block_put(t, &cur);
+			if ((rc = store_block_put(t, &cur)) == 0)
+				rc = strays_push(f, rec, &cur);
 			sodium_memzero(&cur, sizeof cur);
 		} else if (rc == -ENOENT) {
 			pthread_mutex_lock(&d->lock);
-			rc = fring_conflict(d, rec->id, since) ? 2 : 0;
+			rc = note_conflict(d, rec->id, since) ? 2 : 0;
 			pthread_mutex_unlock(&d->lock);
 			if (rc == 2) {
 				store_txn_abort(t);
@@ -785,8 +1091,40 @@ fail:
 	return rc;
 }
 
+static void
+upload_failed(struct fs__data *d, int rc)
+{
+	pthread_mutex_lock(&d->lock);
+	d->errors++;
+	if (!d->failing)
+		log_warn("data: upload failed: %s (retrying)", strerror(-rc));
+	d->failing = 1;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The fragments of rec were stored for bytes nobody wants any more:
+ * delete them unless a record (the same bytes elsewhere) uses them. The
+ * write txn orders the check against uploads committing the same id. */
+static void
+orphan_forget(struct fs *fs, const struct store_block *rec)
+{
+	struct forget f = FORGET_INIT(fs->data);
+	struct store_txn *t;
+	struct store_block cur;
+
+	if (store_txn_begin(fs->conf.store, 0, &t) < 0)
+		return;
+	if (store_block_get(t, rec->id, &cur) == -ENOENT &&
+	    forget_push(&f, rec) < 0)
+		f.n = 0;
+	store_txn_abort(t);
+	sodium_memzero(&cur, sizeof cur);
+	forget_run(fs, &f, 1);
+}
+
 static int
-upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
+upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
+    unsigned char *buf)
 {
 	struct fs__data *d = fs->data;
 	struct store *st = fs->conf.store;
@@ -814,21 +1152,34 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 		store_txn_abort(t);
 	}
 	if (rc == 0 && in.size > bno * d->bs) {
+		uint32_t *rg;
+		size_t n;
+
 		len = in.size - bno * d->bs;
 		if (len > d->bs)
 			len = d->bs;
-		fd = store_jrnl_fd(st, ino, bno, O_RDONLY);
-		if (fd >= 0) {
+		if ((rc = ovl_read(st, ino, bno, &rg, &n)) > 0) {
+			rc = ovl_merge(fs, ino, bno, rg, n, buf);
+			free(rg);
+			if (rc < 0) {
+				/* The old bytes are on the suppliers: later. */
+				pthread_mutex_unlock(sl);
+				upload_failed(d, rc);
+				return UP_FAIL;
+			}
+		} else if (rc == 0 && (fd = store_jrnl_fd(st, ino, bno,
+		    O_RDONLY)) >= 0) {
 			rc = pread_full(fd, buf, len, 0, &got);
 			close(fd);
-		} else if (fd != -ENOENT) {
-			rc = fd;
-		} else {
+			memset(buf + got, 0, len - got);
+		} else if (rc == 0 && fd == -ENOENT) {
 			log_warn("data: staging file of block %" PRIu64
 			    " of inode %" PRIu64 " is missing: zeros",
 			    bno, ino);
+			memset(buf, 0, len);
+		} else if (rc == 0) {
+			rc = fd;
 		}
-		memset(buf + got, 0, len - got);
 	} else if (rc == -ENOENT) {
 		rc = 0;		/* inode gone: drop the record */
 	}
@@ -840,7 +1191,7 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 	}
 
 	pthread_mutex_lock(&d->lock);
-	since = d->fseq;
+	since = d->since[idx] = d->fev;
 	pthread_mutex_unlock(&d->lock);
 	if (len == 0 || all_zero(buf, len)) {
 		recp = NULL;
@@ -851,13 +1202,7 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 			rc = net_block_store(fs->conf.net, buf, len,
 			    fs->conf.datakey, &rec);
 		if (rc < 0) {
-			pthread_mutex_lock(&d->lock);
-			d->errors++;
-			if (!d->failing)
-				log_warn("data: upload failed: %s (retrying)",
-				    strerror(-rc));
-			d->failing = 1;
-			pthread_mutex_unlock(&d->lock);
+			upload_failed(d, rc);
 			return UP_FAIL;
 		}
 	}
@@ -868,9 +1213,9 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 	ret = e != NULL && e->gen == gen ? UP_DONE : UP_STALE;
 	pthread_mutex_unlock(&d->lock);
 	if (ret == UP_STALE) {
-		/* Newer bytes came in: the fragments just stored may be
-		 * orphans (left for supplier-side collection). */
 		pthread_mutex_unlock(sl);
+		if (recp != NULL)
+			orphan_forget(fs, recp);
 		sodium_memzero(&rec, sizeof rec);
 		return ret;
 	}
@@ -890,9 +1235,12 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 		return rc < 0 ? UP_FAIL : UP_STALE;
 	}
 	store_jrnl_unlink(st, ino, bno);
+	ovl_unlink(st, ino, bno);
 	/* Before the entry goes, so a syncer woken by it sees the old
 	 * block forgotten and the new one cached. */
 	forget_run(fs, &f, 1);
+	if (rc == 1 && recp != NULL)
+		orphan_forget(fs, recp);	/* file cut or gone */
 	if (rc == 0 && recp != NULL && fs->conf.cache != NULL)
 		store_cache_put(fs->conf.cache, rec.id, buf, len);
 	pthread_mutex_lock(&d->lock);
@@ -916,7 +1264,8 @@ upload_one(struct fs *fs, uint64_t ino, uint64_t bno, unsigned char *buf)
 static void *
 worker_main(void *arg)
 {
-	struct fs__data *d = arg;
+	struct worker *w = arg;
+	struct fs__data *d = w->d;
 	struct dblk *e;
 	unsigned char *buf = malloc(d->bs);
 	struct timespec ts;
@@ -954,9 +1303,11 @@ worker_main(void *arg)
 		d->inflight++;
 		pthread_mutex_unlock(&d->lock);
 
-		r = upload_one(d->fs, ino, bno, buf);
+		r = upload_one(d->fs, w->idx, ino, bno, buf);
 
 		pthread_mutex_lock(&d->lock);
+		d->since[w->idx] = UINT64_MAX;
+		notes_purge(d);
 		d->inflight--;
 		e = tab_find(d, ino, bno);
 		if (e != NULL && e->serial == serial) {
@@ -1033,13 +1384,20 @@ fs__data_init(struct fs *fs)
 		    d->count);
 
 	d->nthreads = fs->conf.upload_threads > 0 ? fs->conf.upload_threads : 2;
-	if ((d->threads = calloc(d->nthreads, sizeof *d->threads)) == NULL) {
+	d->workers = calloc(d->nthreads, sizeof *d->workers);
+	d->since = calloc(d->nthreads, sizeof *d->since);
+	if (d->workers == NULL || d->since == NULL) {
+		d->nthreads = 0;
 		fs__data_destroy(fs);
 		return -ENOMEM;
 	}
+	for (i = 0; i < d->nthreads; i++)
+		d->since[i] = UINT64_MAX;
 	for (i = 0; i < d->nthreads; i++) {
-		if ((rc = pthread_create(&d->threads[i], NULL, worker_main,
-		    d)) != 0) {
+		d->workers[i].d = d;
+		d->workers[i].idx = i;
+		if ((rc = pthread_create(&d->workers[i].th, NULL, worker_main,
+		    &d->workers[i])) != 0) {
 			d->nthreads = i;
 			fs__data_destroy(fs);
 			return -rc;
@@ -1062,8 +1420,15 @@ fs__data_destroy(struct fs *fs)
 	pthread_cond_broadcast(&d->done);
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < d->nthreads; i++)
-		pthread_join(d->threads[i], NULL);
-	free(d->threads);
+		pthread_join(d->workers[i].th, NULL);
+	free(d->workers);
+	free(d->since);
+	while (d->notes != NULL) {
+		struct fnote *nt = d->notes;
+
+		d->notes = nt->next;
+		free(nt);
+	}
 	if (d->count > 0)
 		log_info("data: %" PRIu64 " blocks stay in the journal",
 		    d->count);
@@ -1184,23 +1549,47 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	t = NULL;
 
 	if (rmw) {
-		/* The cut block's head must survive in the journal. */
+		/* The cut block's head must survive in the journal: from the
+		 * cache, else as an overlay block cut at plen. */
 		if ((buf = malloc(bs)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		if ((rc = n = block_plain(fs, bs, &b, buf)) < 0)
-			goto out;
+		n = fs->conf.cache == NULL ? -ENOENT :
+		    store_cache_get(fs->conf.cache, b.id, buf, bs);
+		ovl_unlink(st, ino, pb);
 		fd = store_jrnl_fd(st, ino, pb, O_RDWR | O_CREAT | O_TRUNC);
 		if ((rc = fd) < 0)
 			goto out;
-		if ((rc = pwrite_full(fd, buf, (uint64_t)n < plen ? (uint64_t)n : plen,
-		    0)) < 0)
+		if (n == (int)b.plain_len)
+			rc = pwrite_full(fd, buf, plen, 0);
+		else
+			rc = ovl_add(st, ino, pb, plen, bs - plen, 1);
+		if (rc < 0)
 			goto out;
 		if (fdatasync(fd) < 0) {
 			rc = -errno;
 			goto out;
 		}
+	} else if (has) {
+		/* Cut first: a crash must not let the old tail come back
+		 * when the file grows again. */
+		int tfd = store_jrnl_fd(st, ino, pb, O_RDWR);
+
+		if (tfd >= 0) {
+			rc = ftruncate(tfd, plen) < 0 ? -errno : 0;
+			close(tfd);
+		} else if (tfd != -ENOENT) {
+			rc = tfd;
+		}
+		if (rc == 0 && (rc = ovl_add(st, ino, pb, plen, bs - plen,
+		    0)) == -ENOENT)
+			rc = 0;
+		if (rc == -EFBIG && (rc = fd = store_jrnl_fd(st, ino, pb,
+		    O_RDWR)) >= 0)
+			rc = ovl_fold(fs, fd, ino, pb, plen, bs - plen);
+		if (rc < 0)
+			goto out;
 	}
 
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
@@ -1223,22 +1612,13 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	if (rc < 0)
 		goto out;
 	committed = 1;
-	if (has) {
-		int tfd = store_jrnl_fd(st, ino, pb, O_RDWR);
-
-		if (tfd >= 0) {
-			if (ftruncate(tfd, plen) < 0)
-				log_error("data: cutting a staging file: %s",
-				    strerror(errno));
-			close(tfd);
-		}
-		mark_dirty(d, ino, pb, 0);
-	}
-	if (rmw)
+	if (has || rmw)
 		mark_dirty(d, ino, pb, 0);
 	forget_dirty(d, ino, &unl);
-	for (size_t i = 0; i < unl.n; i++)
+	for (size_t i = 0; i < unl.n; i++) {
 		store_jrnl_unlink(st, ino, unl.v[i]);
+		ovl_unlink(st, ino, unl.v[i]);
+	}
 	*out = in;
 out:
 	if (t != NULL)
@@ -1274,8 +1654,10 @@ fs__data_drop(struct fs *fs, uint64_t ino)
 	/* Workers still uploading a block of ino find its jrnl record gone
 	 * and commit nothing. */
 	forget_dirty(fs->data, ino, NULL);
-	for (size_t i = 0; i < unl.n; i++)
+	for (size_t i = 0; i < unl.n; i++) {
 		store_jrnl_unlink(st, ino, unl.v[i]);
+		ovl_unlink(st, ino, unl.v[i]);
+	}
 out:
 	free(unl.v);
 	forget_run(fs, &f, rc == 0);

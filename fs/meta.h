@@ -1,5 +1,5 @@
 /* fs/meta.h - shared by the metadata operations only (fs/ops.c, fs/dir.c,
- * fs/xattr.c); the rest of fs/ sees fs/internal.h.
+ * fs/xattr.c, fs/forget.c); the rest of fs/ sees fs/internal.h.
  *
  * A directory's parent is kept in the hidden xattr FS_PARENT_XATTR (be64),
  * outside every namespace a user can name, so dirents hold only real names
@@ -13,11 +13,14 @@
 #define FS_PARENT_XATTR "peerfs.parent"
 #define FS_ATTR_TIMEOUT 1.0
 
-/* Lookup counts (what the kernel holds, released by forget). ref adds n
- * before an inode goes to the kernel (-ENOMEM); unref takes n back and
- * frees the inode when neither the kernel nor a name holds it any more. */
+/* fs/forget.c: lookup counts (what the kernel holds, released by forget).
+ * ref adds n before an inode goes to the kernel (-ENOMEM); unref takes n
+ * back and frees the inode when neither the kernel nor a name holds it
+ * any more. drop frees ino if it has no name (nlink 0) and no lookup:
+ * call it after committing the change that took its last name. */
 int  fs__meta_ref(struct fs *fs, uint64_t ino, uint64_t n);
 void fs__meta_unref(struct fs *fs, uint64_t ino, uint64_t n);
+void fs__meta_drop(struct fs *fs, uint64_t ino);
 
 /* The parent of directory ino (the root is its own parent). */
 int  fs__meta_parent(struct store_txn *t, uint64_t ino, uint64_t *out);

@@ -1,10 +1,11 @@
-/* fs/ops.c - FUSE metadata operations: names, inodes, lookup counts.
- * Every change is one store write transaction; a name and its inode never
- * disagree after a crash. Inodes whose last name is gone live on (nlink 0)
- * until the kernel forgets them; then their contents and record go, and
- * fs__meta_init() finishes that job for inodes a crash left behind.
- * The kernel checks permissions (default_permissions); what is checked
- * here again is cheap and follows Linux, so errno values match ext4. */
+/* fs/ops.c - FUSE metadata operations on names and inodes: lookup,
+ * getattr, setattr, mknod, mkdir, symlink, create, link, unlink, rmdir,
+ * rename, readlink, access, statfs (directories: fs/dir.c; xattrs:
+ * fs/xattr.c; lookup counts and freeing inodes: fs/forget.c).
+ * Every change is one store write transaction, so a name and its inode
+ * never disagree after a crash. The kernel checks permissions
+ * (default_permissions); what is checked here again is cheap and follows
+ * Linux, so errno values match ext4. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -24,258 +25,7 @@
 #endif
 
 #define LINK_MAX_EXT4	65000
-#define DEPTH_MAX	65536	/* guards the parent walk against a cycle */
-
-struct ref {
-	uint64_t ino;
-	uint64_t n;		/* lookups the kernel holds */
-	int dropping;		/* a thread is freeing the inode */
-	struct ref *next;
-};
-
-struct fs__meta {
-	pthread_mutex_t lock;	/* protects everything below; never held
-				 * across a store transaction */
-	struct ref **tab;
-	size_t nbuckets;	/* power of two */
-	size_t count;
-};
-
-/* ---- lookup counts ------------------------------------------------------ */
-
-static size_t
-ref_hash(const struct fs__meta *m, uint64_t ino)
-{
-	ino *= 0x9e3779b97f4a7c15ULL;
-	return (size_t)(ino >> 32) & (m->nbuckets - 1);
-}
-
-static struct ref **
-ref_slot(struct fs__meta *m, uint64_t ino)
-{
-	struct ref **p = &m->tab[ref_hash(m, ino)];
-
-	while (*p && (*p)->ino != ino)
-		p = &(*p)->next;
-	return p;
-}
-
-static void
-ref_grow(struct fs__meta *m)
-{
-	size_t nb = m->nbuckets * 2, i;
-	struct ref **tab = calloc(nb, sizeof *tab), *r, *next;
-	struct ref **old = m->tab;
-	size_t oldn = m->nbuckets;
-
-	if (!tab)
-		return;		/* longer chains, still correct */
-	m->tab = tab;
-	m->nbuckets = nb;
-	for (i = 0; i < oldn; i++)
-		for (r = old[i]; r; r = next) {
-			next = r->next;
-			r->next = tab[ref_hash(m, r->ino)];
-			tab[ref_hash(m, r->ino)] = r;
-		}
-	free(old);
-}
-
-/* With m->lock held: the entry of ino, created when missing (NULL on
- * ENOMEM). */
-static struct ref *
-ref_get(struct fs__meta *m, uint64_t ino)
-{
-	struct ref **p = ref_slot(m, ino), *r;
-
-	if (*p)
-		return *p;
-	if (!(r = calloc(1, sizeof *r)))
-		return NULL;
-	r->ino = ino;
-	*p = r;
-	if (++m->count > m->nbuckets)
-		ref_grow(m);
-	return r;
-}
-
-static void
-ref_put(struct fs__meta *m, uint64_t ino)
-{
-	struct ref **p = ref_slot(m, ino), *r = *p;
-
-	if (r && r->n == 0 && !r->dropping) {
-		*p = r->next;
-		free(r);
-		m->count--;
-	}
-}
-
-int
-fs__meta_ref(struct fs *fs, uint64_t ino, uint64_t n)
-{
-	struct fs__meta *m = fs->meta;
-	struct ref *r;
-
-	if (ino == FUSE_ROOT_ID)
-		return 0;	/* the kernel never forgets the root */
-	pthread_mutex_lock(&m->lock);
-	r = ref_get(m, ino);
-	if (r)
-		r->n += n;
-	pthread_mutex_unlock(&m->lock);
-	return r ? 0 : -ENOMEM;
-}
-
-/* Frees ino when it has no name and the kernel holds no lookup. Two
- * threads may race here (unlink and forget): the dropping mark lets one
- * of them do it; the other finds the record gone. */
-static void
-maybe_drop(struct fs *fs, uint64_t ino)
-{
-	struct fs__meta *m = fs->meta;
-	struct store_inode in;
-	struct store_txn *t;
-	struct ref *r;
-	int rc, gone = 0;
-
-	if (ino == FUSE_ROOT_ID)
-		return;
-	pthread_mutex_lock(&m->lock);
-	r = ref_get(m, ino);
-	if (!r || r->n > 0 || r->dropping) {
-		pthread_mutex_unlock(&m->lock);
-		return;		/* ENOMEM: the next mount frees it */
-	}
-	r->dropping = 1;
-	pthread_mutex_unlock(&m->lock);
-
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
-		rc = store_ino_get(t, ino, &in);
-		store_txn_abort(t);
-	}
-	if (rc == 0 && in.nlink == 0) {
-		if (S_ISREG(in.mode) && (rc = fs__data_drop(fs, ino)) < 0)
-			log_warn("%s: inode %" PRIu64 ": drop contents: %s",
-			    __func__, ino, strerror(-rc));
-		else if ((rc = store_txn_begin(fs->conf.store, 0, &t)) == 0) {
-			rc = store_ino_del(t, ino);
-			rc = rc < 0 ? (store_txn_abort(t), rc) :
-			    store_txn_commit(t);
-			gone = rc == 0;
-		}
-		if (rc < 0 && rc != -ENOENT)
-			log_warn("%s: inode %" PRIu64 ": %s (freed at next "
-			    "mount)", __func__, ino, strerror(-rc));
-	}
-	if (gone)
-		log_debug("inode %" PRIu64 " freed", ino);
-
-	pthread_mutex_lock(&m->lock);
-	r = ref_get(m, ino);
-	if (r) {
-		r->dropping = 0;
-		ref_put(m, ino);
-	}
-	pthread_mutex_unlock(&m->lock);
-}
-
-void
-fs__meta_unref(struct fs *fs, uint64_t ino, uint64_t n)
-{
-	struct fs__meta *m = fs->meta;
-	struct ref *r;
-	int zero = 0;
-
-	if (ino == FUSE_ROOT_ID)
-		return;
-	pthread_mutex_lock(&m->lock);
-	r = *ref_slot(m, ino);
-	if (r) {
-		r->n = r->n > n ? r->n - n : 0;
-		zero = r->n == 0;
-		ref_put(m, ino);
-	}
-	pthread_mutex_unlock(&m->lock);
-	if (zero)
-		maybe_drop(fs, ino);
-}
-
-static int
-collect_orphan(void *arg, uint64_t ino)
-{
-	struct { uint64_t *v; size_t n, cap; } *a = arg;
-
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		uint64_t *v = realloc(a->v, cap * sizeof *v);
-
-		if (!v)
-			return -ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
-	a->v[a->n++] = ino;
-	return 0;
-}
-
-int
-fs__meta_init(struct fs *fs)
-{
-	struct { uint64_t *v; size_t n, cap; } a = { NULL, 0, 0 };
-	struct fs__meta *m;
-	struct store_txn *t;
-	size_t i;
-	int rc;
-
-	if (!(m = calloc(1, sizeof *m)))
-		return -ENOMEM;
-	m->nbuckets = 256;
-	if (!(m->tab = calloc(m->nbuckets, sizeof *m->tab))) {
-		free(m);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&m->lock, NULL);
-	fs->meta = m;
-
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
-		return rc;
-	rc = store_ino_orphans(t, collect_orphan, &a);
-	store_txn_abort(t);
-	if (rc < 0) {
-		free(a.v);
-		return rc;
-	}
-	if (a.n)
-		log_info("freeing %zu unlinked inode(s) left from before",
-		    a.n);
-	for (i = 0; i < a.n; i++)
-		maybe_drop(fs, a.v[i]);
-	free(a.v);
-	return 0;
-}
-
-void
-fs__meta_destroy(struct fs *fs)
-{
-	struct fs__meta *m = fs->meta;
-	struct ref *r, *next;
-	size_t i;
-
-	if (!m)
-		return;
-	/* Unlinked inodes still open at unmount stay as orphans (nlink 0)
-	 * and are freed by the next fs__meta_init(). */
-	for (i = 0; i < m->nbuckets; i++)
-		for (r = m->tab[i]; r; r = next) {
-			next = r->next;
-			free(r);
-		}
-	free(m->tab);
-	pthread_mutex_destroy(&m->lock);
-	free(m);
-	fs->meta = NULL;
-}
+#define DEPTH_MAX	65536	/* stops a parent walk caught in a cycle */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -490,7 +240,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct store_inode dir, in;
 	struct store_txn *t;
 	uint64_t ino;
-	int rc;
+	int rc, negative = 0;
 
 	if ((rc = check_name(name)) < 0)
 		return fs__meta_reply_err(req, rc);
@@ -511,8 +261,19 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = store_dirent_get(t, parent, name, &ino);
 	if (rc == 0)
 		rc = store_ino_get(t, ino, &in);
+	else if (rc == -ENOENT)
+		negative = 1;
 out:
 	store_txn_abort(t);
+	if (negative) {
+		/* Every change comes through the kernel, which drops this
+		 * negative entry when it creates the name. */
+		struct fuse_entry_param e = { .ino = 0 };
+
+		e.entry_timeout = FS_ATTR_TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	if (rc < 0)
 		return fs__meta_reply_err(req, rc);
 	reply_entry(req, &in);
@@ -731,7 +492,8 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (S_ISLNK(mode))
 		in.mode = S_IFLNK | 0777;
 	else
-		in.mode = (mode & S_IFMT) | (mode & 07777 & ~(ctx->umask & 0777));
+		in.mode = (mode & S_IFMT) |
+		    (mode & 07777 & ~(ctx->umask & 0777));
 	if (dir.mode & S_ISGID) {
 		in.gid = dir.gid;
 		if (S_ISDIR(mode))
@@ -945,7 +707,7 @@ out:
 	if ((rc = commit_or_abort(t, rc)) < 0)
 		return fs__meta_reply_err(req, rc);
 	if (in.nlink == 0)
-		maybe_drop(fs, ino);
+		fs__meta_drop(fs, ino);
 	fuse_reply_err(req, 0);
 }
 
@@ -1121,7 +883,7 @@ out:
 		return fs__meta_reply_err(req, rc);
 	if (r.exists && !(flags & RENAME_EXCHANGE) && r.dst.nlink == 0 &&
 	    r.dst.ino != r.src.ino)
-		maybe_drop(fs, r.dst.ino);
+		fs__meta_drop(fs, r.dst.ino);
 	fuse_reply_err(req, 0);
 }
 

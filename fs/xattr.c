@@ -167,7 +167,7 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		size_t n = strnlen(p, end - p);
 
 		if (p + n == end)
-			break;		/* unterminated: the store's bug */
+			break;	/* unterminated: the store's bug */
 		if (listed(req, p)) {
 			memmove(out, p, n + 1);
 			out += n + 1;

@@ -612,6 +612,7 @@ def module_mount(tmp_path_factory, swarm, name="m", **mount_kw):
         def mnt(tmp_path_factory, swarm6):
             yield from module_mount(tmp_path_factory, swarm6, ec="4+2")
     """
+    _need_fuse()
     m = Mount(tmp_path_factory.mktemp(name), name)
     try:
         m.init()
@@ -662,6 +663,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Counts for `make test`: "N passed, N failed" (errors count as
+    failed, a test is counted once).  Written after pytest's own summary
+    line (from pytest_unconfigure) so that it is the last line."""
     st = terminalreporter.stats
     bad = set()
     for key in ("failed", "error"):
@@ -674,9 +678,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             if nid not in bad:
                 good.add(nid)
     skipped = len(st.get("skipped", []))
-    if skipped:
-        terminalreporter.write_line(f"{skipped} skipped")
-    terminalreporter.write_line(f"{len(good)} passed, {len(bad)} failed")
+    lines = [f"{skipped} skipped"] if skipped else []
+    lines.append(f"{len(good)} passed, {len(bad)} failed")
+    config._peerfs_count_lines = lines
+
+
+def pytest_unconfigure(config):
+    lines = getattr(config, "_peerfs_count_lines", None)
+    if not lines:
+        return
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines:
+        if tr is not None:
+            tr.write_line(line)
+        else:
+            print(line)
 
 
 # -- small shared utilities for the tests -----------------------------------

@@ -170,9 +170,11 @@ def test_mount_missing_mountpoint(tmp_path, make_swarm, make_mount):
     assert not m.daemon_pids(), "a mount daemon is still running after the failure"
 
 
-def test_commands_on_unmounted_dir_fail_cleanly(peerfs_bin, tmp_path):
+@pytest.mark.parametrize("cmd", [["sync"], ["status"], ["status", "--json"], ["umount"]],
+                         ids=["sync", "status", "status-json", "umount"])
+def test_command_on_non_peerfs_dir_fails(peerfs_bin, tmp_path, cmd):
     d = tmp_path / "plain"
     d.mkdir()
-    for cmd in (["sync", d], ["status", d], ["status", d, "--json"], ["umount", d]):
-        cp = run_peerfs(cmd, timeout=30)
-        _assert_clean_failure(cp, "peerfs " + " ".join(map(str, cmd)) + " on a non-peerfs dir")
+    cp = run_peerfs(cmd + [d], timeout=30)
+    _assert_clean_failure(cp, f"peerfs {' '.join(cmd)} on a plain directory")
+    assert not os.listxattr(d), f"peerfs {cmd[0]} left xattrs on a plain dir: {os.listxattr(d)}"

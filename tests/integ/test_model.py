@@ -216,14 +216,17 @@ def compare_trees(ref, mnt, ctx):
                 pytrace=False)
 
 
-def test_random_model(tmp_path, make_swarm, make_mount):
+@pytest.mark.parametrize("cache_size", [None, "1M"], ids=["cache-default", "cache-1M"])
+def test_random_model(tmp_path, make_swarm, make_mount, cache_size):
+    """cache-1M: clean blocks are evicted all the time, so reads in the
+    middle of the run come back from the suppliers too."""
     seed = int(os.environ.get("PEERFS_SEED") or random.SystemRandom().randrange(1 << 32))
     print(f"PEERFS_SEED={seed} PEERFS_MODEL_OPS={N_OPS}")
     rng = random.Random(seed)
     sw = make_swarm(6)
     m = make_mount("model")
     m.init()
-    m.mount(sw.peers, block_size="64K")
+    m.mount(sw.peers, block_size="64K", cache_size=cache_size)
     ref = tmp_path / "ref"
     ref.mkdir()
     work = m.path / "w"
@@ -232,6 +235,7 @@ def test_random_model(tmp_path, make_swarm, make_mount):
     recent = []
     t0 = time.monotonic()
     counts = {}
+    remounted = False
     for i in range(N_OPS):
         op = random_op(rng)
         ra = sides[0].run(op)
@@ -248,6 +252,17 @@ def test_random_model(tmp_path, make_swarm, make_mount):
         if (i + 1) % BATCH == 0 or i + 1 == N_OPS:
             compare_trees(ref, work, f"PEERFS_SEED={seed} after op #{i}\nrecent ops:\n  "
                           + "\n  ".join(recent) + "\n")
+            r = rng.random()   # drawn always, so a replay takes the same path
+            if r < 0.25:
+                m.sync()
+                recent.append(f"#{i} peerfs sync")
+            elif not remounted and i + 1 >= N_OPS // 2:
+                # Once, half way: a plain umount + mount in the middle.
+                remounted = True
+                m.umount()
+                m.mount(sw.peers, block_size="64K", cache_size=cache_size)
+                recent.append(f"#{i} umount + mount")
+                compare_trees(ref, work, f"PEERFS_SEED={seed} after remount at op #{i}")
     ok = sum(v for (k, e), v in counts.items() if e == "OK")
     print(f"{N_OPS} ops in {time.monotonic() - t0:.1f} s, {ok} succeeded; "
           + ", ".join(f"{k}:{e}={v}" for (k, e), v in sorted(counts.items())))

@@ -725,3 +725,64 @@ def test_other_user_permissions(mnt_other):
     assert (sticky / "by1000").exists()
     res3 = as_user(1000, 1000, base, [("unlink", sticky / "by1000")])
     assert res3 == [0]
+
+
+# -- more everyday patterns --------------------------------------------------
+
+def test_mmap_shared_write_and_read(d):
+    import mmap
+    p = d / "mm"
+    write_file(p, bytes(3 * MiB))
+    with open(p, "r+b") as f:
+        mm = mmap.mmap(f.fileno(), 0)
+        try:
+            mm[5:10] = b"hello"
+            mm[2 * MiB:2 * MiB + 5] = b"world"
+            mm.flush()
+        finally:
+            mm.close()
+    data = read_file(p)
+    assert data[5:10] == b"hello" and data[2 * MiB:2 * MiB + 5] == b"world"
+    assert data.count(0) == 3 * MiB - 10
+    with open(p, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        try:
+            assert mm[2 * MiB:2 * MiB + 5] == b"world"
+        finally:
+            mm.close()
+
+
+def test_big_directory_listing_and_rmtree(d):
+    big = d / "big"
+    big.mkdir()
+    n = 1500
+    for i in range(n):
+        fd = os.open(big / f"entry-{i:05d}-{'x' * (i % 40)}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
+    names = os.listdir(big)
+    assert len(names) == n and len(set(names)) == n
+    # delete while iterating: every entry must be seen exactly once
+    seen = []
+    with os.scandir(big) as it:
+        for e in it:
+            seen.append(e.name)
+            os.unlink(e.path)
+    assert sorted(seen) == sorted(names)
+    assert os.listdir(big) == []
+    os.rmdir(big)
+
+
+def test_offsets_beyond_4gib(d):
+    p = d / "huge-sparse"
+    off = 5 * 1024 * MiB + 12345
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"far away", off)
+        assert os.fstat(fd).st_size == off + 8
+        assert os.pread(fd, 8, off) == b"far away"
+        assert os.pread(fd, 16, off - 8) == bytes(8) + b"far away"
+        os.ftruncate(fd, off + 4)
+        assert os.pread(fd, 100, off) == b"far "
+    finally:
+        os.close(fd)
+    assert os.stat(p).st_size == off + 4
