@@ -109,6 +109,12 @@ void cr_ec_encode_free(struct cr_ec *ec, unsigned char *frags[CR_EC_MAX]);
 int cr_ec_decode(struct cr_ec *ec, unsigned char *const *frags, int n,
     size_t frag_len, void *out, size_t out_cap, size_t *out_len);
 
+/* Rebuilds fragment idx from n >= k other fragments of the same block
+ * into out (frag_len bytes), identical to what cr_ec_encode made. -EIO
+ * with fewer than k usable fragments, -EBADMSG on inconsistent ones. */
+int cr_ec_reconstruct(struct cr_ec *ec, unsigned char *const *frags, int n,
+    size_t frag_len, int idx, unsigned char *out);
+
 /* Index (0..k+m-1) recorded in a fragment's header, or -EINVAL. */
 int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
 

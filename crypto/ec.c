@@ -284,3 +284,31 @@ cr_ec_decode(struct cr_ec *ec, unsigned char *const *frags, int n,
 	liberasurecode_decode_cleanup(ec->desc, dec);
 	return rc;
 }
+
+int
+cr_ec_reconstruct(struct cr_ec *ec, unsigned char *const *frags, int n,
+    size_t frag_len, int idx, unsigned char *out)
+{
+	char *use[CR_EC_MAX], *avail[CR_EC_MAX];
+	uint64_t orig = 0;
+	int i, got, rc;
+
+	if (n < 0 || (n > 0 && !frags) || idx < 0 || idx >= ec->k + ec->m)
+		return -EINVAL;
+	got = pick_fragments(ec, frags, n, frag_len, use, &orig);
+	if (got < 0)
+		return got;
+	if (got < ec->k)
+		return -EIO;
+	got = 0;
+	for (i = 0; i < ec->k + ec->m; i++)
+		if (use[i] && i != idx)
+			avail[got++] = use[i];
+	if (got < ec->k)
+		return -EIO;
+	rc = liberasurecode_reconstruct_fragment(ec->desc, avail, got,
+	    (int)frag_len, idx, (char *)out);
+	if (rc != 0)
+		return ec_err(rc);
+	return cr_ec_frag_index(out, frag_len) == idx ? 0 : -EBADMSG;
+}

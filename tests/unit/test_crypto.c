@@ -922,6 +922,46 @@ test_stream_tamper(void)
 	return 0;
 }
 
+/* Every fragment rebuilt from every k-subset of the others is identical
+ * to the one the encoder made. */
+static int
+test_ec_reconstruct(void)
+{
+	struct cr_ec *ec;
+	unsigned char *frags[CR_EC_MAX], *pick[CR_EC_MAX], *out;
+	size_t flen, len = (1u << 20) + 12345;
+	unsigned char *data = malloc(len);
+
+	CHECK(data);
+	randombytes_buf(data, len);
+	CHECK_EQ(cr_ec_new(&ec, 4, 2), 0);
+	CHECK_EQ(cr_ec_encode(ec, data, len, frags, &flen), 0);
+	CHECK((out = malloc(flen)));
+	for (int idx = 0; idx < 6; idx++) {
+		/* all 4-subsets of the other 5 fragments */
+		for (int skip = 0; skip < 6; skip++) {
+			int n = 0;
+			if (skip == idx)
+				continue;
+			for (int i = 0; i < 6; i++)
+				if (i != idx && i != skip)
+					pick[n++] = frags[i];
+			CHECK_EQ(n, 4);
+			memset(out, 0, flen);
+			CHECK_EQ(cr_ec_reconstruct(ec, pick, n, flen, idx, out), 0);
+			CHECK_MEM(out, frags[idx], flen);
+		}
+	}
+	/* three fragments are not enough */
+	CHECK_EQ(cr_ec_reconstruct(ec, frags + 1, 3, flen, 0, out), -EIO);
+	CHECK_EQ(cr_ec_reconstruct(ec, frags, 6, flen, 6, out), -EINVAL);
+	cr_ec_encode_free(ec, frags);
+	cr_ec_free(ec);
+	free(out);
+	free(data);
+	return 0;
+}
+
 const struct test tests_crypto[] = {
 	{ "keyfile_roundtrip", test_keyfile_roundtrip },
 	{ "keyfile_wrong_passphrase", test_keyfile_wrong_passphrase },
@@ -936,6 +976,7 @@ const struct test tests_crypto[] = {
 	{ "ec_frag_index", test_ec_frag_index },
 	{ "ec_garbage", test_ec_garbage },
 	{ "ec_threads", test_ec_threads },
+	{ "ec_reconstruct", test_ec_reconstruct },
 	{ "hs_roundtrip", test_hs_roundtrip },
 	{ "hs_tamper", test_hs_tamper },
 	{ "hs_bad_input", test_hs_bad_input },
