@@ -222,18 +222,12 @@ net_block_store(struct net *n, const void *plain, size_t len,
 	o.frags = frags;
 	o.frag_len = frag_len;
 	o.id = id;
-	if ((rc = net__op_run(n, &o.op)) < 0) {
-		/* Do not leave orphans behind: forget what was placed. */
-		struct store_block part = b;
-		memcpy(part.peer, o.pk, sizeof o.pk);
-		for (int i = 0; i < total; i++)
-			if (!o.acked[i])
-				memset(part.peer[i], 0, CR_PK_BYTES);
-		if (o.nacked > 0)
-			net_block_forget(n, &part);
-		sodium_memzero(&part, sizeof part);
+	/* On failure the fragments already acknowledged stay: with
+	 * convergent ids they may be the live fragments of an identical
+	 * block this owner stored before, which only the caller's metadata
+	 * knows about. Orphans are the garbage collector's business. */
+	if ((rc = net__op_run(n, &o.op)) < 0)
 		goto out_frags;
-	}
 	memcpy(b.peer, o.pk, sizeof o.pk);
 	*out = b;
 out_frags:
