@@ -1,6 +1,7 @@
 /* peerfs.c - the command line: parses commands and wires the layers.
  *
- *   peerfs init | supplier | mount | sync | umount | status | demo
+ *   peerfs init | supplier | mount | sync | umount | status | pin | unpin
+ *          | check | demo | key | restore | versions
  *
  * Exit status: 0 success, 1 failure, 2 bad usage. */
 #include <errno.h>
@@ -33,7 +34,13 @@ static const struct cli_command commands[] = {
 	{ "sync", cmd_sync, "wait until everything written is on suppliers" },
 	{ "umount", cmd_umount, "upload what is pending, then unmount" },
 	{ "status", cmd_status, "suppliers, blocks, pending uploads" },
+	{ "pin", cmd_pin, "keep a subtree's blocks local for offline use" },
+	{ "unpin", cmd_unpin, "stop keeping a subtree local" },
+	{ "check", cmd_check, "audit every fragment now, repair, report" },
 	{ "demo", cmd_demo, "local swarm of 8 suppliers and a mount" },
+	{ "key", cmd_key, "key export: print the recovery code" },
+	{ "restore", cmd_restore, "new home from a recovery code and a supplier" },
+	{ "versions", cmd_versions, "index versions the suppliers hold" },
 	{ NULL, NULL, NULL },
 };
 

@@ -22,13 +22,19 @@ int cmd_mount(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_key(int argc, char **argv);		/* cli/recover.c */
+int cmd_restore(int argc, char **argv);
+int cmd_versions(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_unpin(int argc, char **argv);
 
 /* "4K", "2G", "1.5M", "4MiB", "100" -> bytes. -EINVAL on junk. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* "4+2" -> k, m within 1..CR_EC_MAX. -EINVAL otherwise. */
 int cli_parse_ec(const char *s, int *k, int *m);
-/* "500ms", "30s", "2m", "1h" -> milliseconds. */
+/* "500ms", "30s", "2m", "1h", "7d" -> milliseconds. */
 int cli_parse_duration(const char *s, uint64_t *ms);
 
 /* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a

@@ -79,6 +79,8 @@ cli_parse_duration(const char *s, uint64_t *ms)
 		v *= 60e3;
 	else if (!strcmp(end, "h"))
 		v *= 3600e3;
+	else if (!strcmp(end, "d"))
+		v *= 86400e3;
 	else
 		return -EINVAL;
 	*ms = (uint64_t)v;

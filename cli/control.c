@@ -1,9 +1,9 @@
-/* cli/control.c - `peerfs sync | umount | status MOUNTPOINT`: they talk to
+/* cli/control.c - `peerfs sync | umount | status | check MOUNTPOINT`: they talk to
  * the mount daemon through control attributes on the mount's root, so they
  * need nothing but the mountpoint. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,8 @@
 #define CTL_STATUS	"user.peerfs.status"
 #define CTL_STATUS_TEXT	"user.peerfs.status.text"
 #define CTL_SYNC	"user.peerfs.sync"
+#define CTL_CHECK	"user.peerfs.check"
+#define CTL_REPORT	"user.peerfs.check.report"
 
 /* Value of "name": N in a flat JSON text, or -1. Good enough for the few
  * numeric fields the cli reads from its own daemon's status. */
@@ -131,55 +133,137 @@ cmd_sync(int argc, char **argv)
 	return 0;
 }
 
-struct sync_job {
-	const char *mnt;
-	int err;
-	volatile int done;
-};
-
-static void *
-sync_thread(void *arg)
+/* Starts `setxattr sync` in a child process: the daemon answers it only
+ * when the journal is empty or after its own sync timeout, and a thread
+ * stuck in that request would keep this process from exiting when our
+ * --timeout runs out. The child's stdio goes to /dev/null so that nobody
+ * waits for its output. Returns its pid or -1. */
+static pid_t
+start_sync(const char *mnt)
 {
-	struct sync_job *j = arg;
+	pid_t pid = fork();
 
-	j->err = setxattr(j->mnt, CTL_SYNC, "1", 1, 0) == 0 ? 0 : errno;
-	j->done = 1;
-	return NULL;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		_exit(setxattr(mnt, CTL_SYNC, "1", 1, 0) == 0 ? 0 : 1);
+	}
+	return pid;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct progress {
+	long long total_blocks;		/* pending at the start, or more */
+	double rate;			/* bytes/s, smoothed */
+	long long last_bytes;
+	int64_t last_ms, start_ms;
+};
+
 static void
-show_progress(const char *mnt, int tty)
+fmt_bytes(char *buf, size_t size, double b)
+{
+	if (b >= 1 << 30)
+		snprintf(buf, size, "%.1f GiB", b / (1 << 30));
+	else if (b >= 1 << 20)
+		snprintf(buf, size, "%.1f MiB", b / (1 << 20));
+	else
+		snprintf(buf, size, "%.0f KiB", b / 1024);
+}
+
+/* One line redrawn in place: [#####-----] blocks and bytes left, rate. */
+static void
+draw_progress(struct progress *pg, long long pending, long long bytes)
+{
+	int64_t now = mono_ms();
+	char left[32], rate[32];
+	int width = 24, fill;
+
+	if (pending > pg->total_blocks)
+		pg->total_blocks = pending;
+	if (pg->last_ms && now > pg->last_ms) {
+		double inst = (pg->last_bytes - bytes) * 1000.0 /
+		    (now - pg->last_ms);
+
+		if (inst < 0)
+			inst = 0;
+		pg->rate = pg->rate == 0 ? inst : 0.7 * pg->rate + 0.3 * inst;
+	}
+	pg->last_ms = now;
+	pg->last_bytes = bytes;
+	fill = pg->total_blocks > 0 ? (int)((pg->total_blocks - pending) *
+	    width / pg->total_blocks) : width;
+	fmt_bytes(left, sizeof left, (double)bytes);
+	fmt_bytes(rate, sizeof rate, pg->rate);
+	fprintf(stderr, "\r[%.*s%.*s] %lld blocks, %s left, %s/s, %llds   ",
+	    fill, "########################", width - fill,
+	    "------------------------", pending, left, rate,
+	    (long long)((now - pg->start_ms) / 1000));
+	fflush(stderr);
+}
+
+static int
+pending_now(const char *mnt, long long *pending, long long *bytes,
+    long long *uploading, int *offline)
 {
 	char *st;
 
-	if (!tty || cli_ctl_get(mnt, CTL_STATUS, &st) < 0)
-		return;
-	long long pending = json_number(st, "pending");
-	long long jbytes = json_number(st, "journal_bytes");
-	fprintf(stderr, "\ruploading: %lld blocks pending, %.1f MiB in the "
-	    "journal   ", pending, jbytes / 1048576.0);
+	if (cli_ctl_get(mnt, CTL_STATUS, &st) < 0)
+		return -1;
+	*pending = json_number(st, "pending");
+	*bytes = json_number(st, "journal_bytes");
+	*uploading = json_number(st, "uploading");
+	*offline = strstr(st, "\"state\": \"offline\"") != NULL;
 	free(st);
+	return 0;
 }
 
 static const char umount_help[] =
 "usage: peerfs umount [--force] [--timeout DURATION] MOUNTPOINT\n"
 "\n"
-"Uploads everything still pending (progress on a terminal), then unmounts\n"
-"and waits for the mount daemon to exit.\n"
-"  --timeout D   give up uploading after D (e.g. 10m); pending data stays\n"
-"                in the local journal and the folder stays mounted\n"
+"Uploads everything still in the local journal (a progress bar on a\n"
+"terminal: blocks and bytes left, rate), then unmounts and waits for the\n"
+"mount daemon to exit.\n"
+"  --timeout D   give up uploading after D (default 10m): prints what is\n"
+"                still pending, keeps it in the local journal, leaves the\n"
+"                folder mounted and exits 1\n"
 "  --force       unmount at once; pending data stays in the journal and is\n"
 "                uploaded by the next mount\n";
 
 static int
-run_fusermount(const char *mnt)
+run_fusermount(const char *mnt, int lazy, int quiet)
 {
 	pid_t pid = fork();
 	int status;
 
 	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", mnt, (char *)NULL);
-		execlp("umount", "umount", mnt, (char *)NULL);
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0 && quiet) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (lazy) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", mnt,
+			    (char *)NULL);
+			execlp("umount", "umount", "-l", mnt, (char *)NULL);
+		} else {
+			execlp("fusermount3", "fusermount3", "-u", mnt,
+			    (char *)NULL);
+			execlp("umount", "umount", mnt, (char *)NULL);
+		}
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
@@ -187,14 +271,79 @@ run_fusermount(const char *mnt)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* Uploads until nothing is pending or timeout_ms passes: 0 when done,
+ * 1 (with a report on stderr) when not. */
+static int
+upload_all(const char *mnt, uint64_t timeout_ms, int tty)
+{
+	struct progress pg = { 0 };
+	long long pending = -1, bytes = 0, uploading = 0;
+	int64_t start = mono_ms(), next_draw = 0;
+	int offline = 0, status;
+	pid_t child = -1;
+
+	pg.start_ms = start;
+	for (;;) {
+		if (pending_now(mnt, &pending, &bytes, &uploading, &offline) < 0) {
+			fprintf(stderr, "peerfs umount: %s: the mount daemon "
+			    "stopped answering\n", mnt);
+			pending = -1;
+			break;
+		}
+		if (pending == 0 && uploading <= 0)
+			break;
+		/* A sync makes every block go now, backoff or not; start
+		 * another when the last one gave up. Not while no supplier
+		 * is reachable: it could not upload anything, and its request
+		 * would outlive our timeout and keep the mount busy. */
+		if (child > 0 && waitpid(child, &status, WNOHANG) == child)
+			child = -1;
+		if (child < 0 && !offline)
+			child = start_sync(mnt);
+		if (tty && mono_ms() >= next_draw) {
+			draw_progress(&pg, pending, bytes);
+			next_draw = mono_ms() + 500;
+		}
+		if (timeout_ms && (uint64_t)(mono_ms() - start) >= timeout_ms)
+			break;
+		usleep(100000);
+	}
+	if (child > 0 && pending == 0) {
+		/* Its sync returns now that the journal is empty; until it
+		 * does its request keeps the mount busy. */
+		waitpid(child, &status, 0);
+	} else if (child > 0) {
+		/* It ends when the daemon answers (its sync timeout at most);
+		 * init reaps it. */
+		kill(child, SIGKILL);
+	}
+	if (tty && pg.last_ms) {
+		if (pending == 0)
+			draw_progress(&pg, 0, 0);
+		fputc('\n', stderr);
+	}
+	if (pending == 0)
+		return 0;
+	if (pending > 0) {
+		char left[32];
+
+		fmt_bytes(left, sizeof left, (double)bytes);
+		fprintf(stderr, "peerfs umount: %s: still pending after %.0f s: "
+		    "%lld blocks (%s) not yet on suppliers%s; they stay in the "
+		    "local journal and %s is still mounted (`peerfs umount "
+		    "--force` unmounts anyway; the next mount uploads them)\n",
+		    mnt, (mono_ms() - start) / 1000.0, pending, left,
+		    offline ? " (no supplier reachable)" : "", mnt);
+	}
+	return 1;
+}
+
 int
 cmd_umount(int argc, char **argv)
 {
 	const char *mnt;
 	int rc, force = 0, tty = isatty(2);
-	uint64_t timeout_ms = 0;
-	struct sync_job job = { 0 };
-	pthread_t th;
+	uint64_t timeout_ms = 10 * 60 * 1000;
 	char *st;
 	long long pid;
 
@@ -206,45 +355,17 @@ cmd_umount(int argc, char **argv)
 	pid = json_number(st, "pid");
 	free(st);
 
-	if (!force) {
-		struct timespec start, now;
-		job.mnt = mnt;
-		clock_gettime(CLOCK_MONOTONIC, &start);
-		if (pthread_create(&th, NULL, sync_thread, &job) != 0)
-			return 1;
-		while (!job.done) {
-			usleep(200000);
-			show_progress(mnt, tty);
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (timeout_ms && (uint64_t)((now.tv_sec - start.tv_sec) * 1000 +
-			    (now.tv_nsec - start.tv_nsec) / 1000000) > timeout_ms) {
-				job.err = ETIMEDOUT;
-				break;
-			}
-		}
-		if (tty)
-			fprintf(stderr, "\n");
-		if (job.err) {
-			char *s = NULL;
-			long long pending = -1;
-			if (cli_ctl_get(mnt, CTL_STATUS, &s) == 0)
-				pending = json_number(s, "pending");
-			free(s);
-			fprintf(stderr, "peerfs umount: %s: %lld blocks could not be "
-			    "uploaded (%s); they stay in the local journal and %s is "
-			    "still mounted (--force unmounts anyway)\n", mnt, pending,
-			    strerror(job.err), mnt);
-			if (job.done)
-				pthread_join(th, NULL);
-			else
-				pthread_detach(th);
-			return 1;
-		}
-		pthread_join(th, NULL);
-	}
-	if (run_fusermount(mnt) < 0) {
-		fprintf(stderr, "peerfs umount: could not unmount %s (busy?)\n", mnt);
+	if (!force && upload_all(mnt, timeout_ms, tty) != 0)
 		return 1;
+	if (run_fusermount(mnt, 0, force) < 0) {
+		/* --force: a request still running (e.g. a sync given up by
+		 * an earlier umount) keeps the mount busy; detach it now, the
+		 * daemon exits when that request ends. */
+		if (!force || run_fusermount(mnt, 1, 0) < 0) {
+			fprintf(stderr, "peerfs umount: could not unmount %s "
+			    "(busy?)\n", mnt);
+			return 1;
+		}
 	}
 	/* Return after the daemon has closed its metadata, so that the next
 	 * mount of this home can start at once. */
@@ -274,5 +395,157 @@ cmd_status(int argc, char **argv)
 		return not_peerfs("status", mnt, -rc);
 	fputs(st, stdout);
 	free(st);
+	return 0;
+}
+
+static const char check_help[] =
+"usage: peerfs check MOUNTPOINT\n"
+"\n"
+"Challenges every fragment of the mount on its supplier now (a proof of\n"
+"storage), queues what is bad, missing or on dead suppliers for rebuild,\n"
+"waits for the rebuilds, and prints what it found and repaired. Exits 0\n"
+"when every block is at full redundancy, 1 otherwise.\n";
+
+int
+cmd_check(int argc, char **argv)
+{
+	const char *mnt;
+	char *rep;
+	int rc;
+
+	if ((rc = one_mountpoint("check", check_help, argc, argv, NULL, NULL,
+	    &mnt, NULL)) != 0)
+		return rc;
+	if (setxattr(mnt, CTL_CHECK, "1", 1, 0) != 0) {
+		if (errno == ENOTCONN) {
+			fprintf(stderr, "peerfs check: %s: no network\n", mnt);
+			return 1;
+		}
+		return not_peerfs("check", mnt, errno);
+	}
+	if ((rc = cli_ctl_get(mnt, CTL_REPORT, &rep)) < 0)
+		return not_peerfs("check", mnt, -rc);
+	fputs(rep, stdout);
+	rc = strstr(rep, "result: full redundancy") != NULL ? 0 : 1;
+	free(rep);
+	return rc;
+}
+
+/* ---- pin / unpin ----------------------------------------------------------
+ * Through the attribute user.peerfs.pin of the path itself (fs/pin.c). */
+#define CTL_PIN "user.peerfs.pin"
+
+static int
+pin_args(const char *cmd, const char *help, int argc, char **argv,
+    const char **path)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct statfs sf;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(help, stdout);
+			exit(0);
+		}
+		return cli_bad_usage(cmd, "unknown option %s", argv[optind - 1]);
+	}
+	if (optind != argc - 1)
+		return cli_bad_usage(cmd, optind < argc ?
+		    "exactly one PATH expected" : "PATH missing");
+	*path = argv[optind];
+	if (statfs(*path, &sf) != 0)
+		return not_peerfs(cmd, *path, errno);
+	if (sf.f_type != FUSE_SUPER_MAGIC || getxattr(*path, CTL_PIN, NULL, 0) < 0) {
+		fprintf(stderr, "peerfs %s: %s is not in a peerfs mount\n", cmd,
+		    *path);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+pin_summary(const char *path, const char *info)
+{
+	long long files = json_number(info, "files");
+	long long blocks = json_number(info, "blocks");
+	long long local = json_number(info, "local");
+	long long bytes = json_number(info, "bytes");
+	char b[32];
+
+	fmt_bytes(b, sizeof b, (double)(bytes < 0 ? 0 : bytes));
+	printf("%s: %s; %lld files (%s), %lld of %lld stored blocks kept "
+	    "locally\n", path, json_number(info, "pinned") == 1 ? "pinned" :
+	    "not pinned", files, b, local, blocks);
+}
+
+static const char pin_help[] =
+"usage: peerfs pin PATH\n"
+"\n"
+"Keeps every block of the files under PATH (a file or a directory in a\n"
+"peerfs mount) on this machine's disk, so they read with no supplier\n"
+"reachable. Files written later under a pinned directory are kept too.\n"
+"Returns once every block is local; exits 1 when some could not be\n"
+"fetched (they are fetched when suppliers are back).\n";
+
+int
+cmd_pin(int argc, char **argv)
+{
+	const char *path;
+	char *info = NULL;
+	int rc, err = 0;
+
+	if ((rc = pin_args("pin", pin_help, argc, argv, &path)) != 0)
+		return rc;
+	if (setxattr(path, CTL_PIN, "1", 1, 0) != 0)
+		err = errno;
+	if (err && err != EIO) {
+		fprintf(stderr, "peerfs pin: %s: %s\n", path, strerror(err));
+		return 1;
+	}
+	if (cli_ctl_get(path, CTL_PIN, &info) == 0) {
+		pin_summary(path, info);
+		free(info);
+	}
+	if (err == EIO) {
+		fprintf(stderr, "peerfs pin: %s: pinned, but not every block "
+		    "could be fetched (suppliers unreachable?); the rest is "
+		    "fetched when suppliers are back\n", path);
+		return 1;
+	}
+	return 0;
+}
+
+static const char unpin_help[] =
+"usage: peerfs unpin PATH\n"
+"\n"
+"Removes the pin of PATH and of everything pinned below it, and frees the\n"
+"local copies of blocks no pinned file uses.\n";
+
+int
+cmd_unpin(int argc, char **argv)
+{
+	const char *path;
+	char *info = NULL;
+	int rc;
+
+	if ((rc = pin_args("unpin", unpin_help, argc, argv, &path)) != 0)
+		return rc;
+	if (setxattr(path, CTL_PIN, "0", 1, 0) != 0) {
+		fprintf(stderr, "peerfs unpin: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (cli_ctl_get(path, CTL_PIN, &info) == 0) {
+		if (json_number(info, "pinned") == 1)
+			printf("%s: still pinned through a pinned parent "
+			    "directory\n", path);
+		else
+			printf("%s: not pinned\n", path);
+		free(info);
+	}
 	return 0;
 }

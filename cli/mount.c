@@ -22,6 +22,9 @@
 static const char mount_help[] =
 "usage: peerfs mount [--home DIR] [--peer HOST:PORT]... [--ec K+M]\n"
 "                    [--block-size SIZE] [--cache-size SIZE] [-f]\n"
+"                    [--ping-interval D] [--suspect-after D] [--dead-after D]\n"
+"                    [--audit-interval D] [--rebuild-rate SIZE]\n"
+"                    [--rebuild-jobs N] [--sweep-interval D]\n"
 "                    [-o FUSE_OPTS] MOUNTPOINT\n"
 "\n"
 "Mounts the owner's folder and returns once it serves (the daemon stays in\n"
@@ -34,6 +37,20 @@ static const char mount_help[] =
 "  --cache-size SIZE     read cache in memory (default 128M; 0 = none)\n"
 "  --timeout DURATION    network request timeout (default 10s)\n"
 "  --passphrase-file F   passphrase of the key file\n"
+"keeping data alive (durations: 500ms, 30s, 2m, 1h):\n"
+"  --ping-interval D     ping every supplier this often (default 30s)\n"
+"  --suspect-after D     silent this long: suspect, no new placements\n"
+"                        (default 2m)\n"
+"  --dead-after D        silent this long: dead, its fragments are rebuilt\n"
+"                        elsewhere (default 30m; the gap to --suspect-after\n"
+"                        keeps a reboot from starting a rebuild)\n"
+"  --audit-interval D    one proof-of-storage pass over every fragment\n"
+"                        (default 7d)\n"
+"  --rebuild-rate SIZE   bytes per second rebuilds may move (default 50M)\n"
+"  --rebuild-jobs N      blocks rebuilt at once (default 2)\n"
+"  --sweep-interval D    compare suppliers' fragments with the metadata this\n"
+"                        often and delete what nothing references (default\n"
+"                        5m; a fragment must be unreferenced in two sweeps)\n"
 "  -f                    stay in the foreground, log to stderr\n"
 "  -o OPTS               FUSE mount options (allow_other, ...)\n"
 "  --debug               verbose log\n";
@@ -44,6 +61,10 @@ struct mount_opts {
 	int npeers, k, m, foreground;
 	uint64_t block_size, cache_size, timeout_ms;
 	int block_size_set;
+	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, rebuild_rate;
+	int rebuild_jobs;
+	uint64_t sweep_ms;
+	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
 };
 
 /* Adds the configured peers of <home>/peers to o and writes back the
@@ -126,6 +147,14 @@ parse(int argc, char **argv, struct mount_opts *o)
 		{ "cache-size", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "ping-interval", required_argument, NULL, 'I' },
+		{ "suspect-after", required_argument, NULL, 'S' },
+		{ "dead-after", required_argument, NULL, 'X' },
+		{ "audit-interval", required_argument, NULL, 'A' },
+		{ "rebuild-rate", required_argument, NULL, 'R' },
+		{ "rebuild-jobs", required_argument, NULL, 'J' },
+		{ "sweep-interval", required_argument, NULL, 'W' },
+		{ "map-size", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -137,6 +166,13 @@ parse(int argc, char **argv, struct mount_opts *o)
 	o->block_size = 4u << 20;
 	o->cache_size = DEFAULT_CACHE;
 	o->timeout_ms = 10000;
+	o->ping_ms = 30000;
+	o->suspect_ms = 120000;
+	o->dead_ms = 1800000;
+	o->audit_ms = 7ull * 24 * 3600 * 1000;
+	o->rebuild_rate = 50ull << 20;
+	o->rebuild_jobs = 2;
+	o->sweep_ms = 5 * 60 * 1000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hfo:", opts, NULL)) != -1) {
 		switch (c) {
@@ -168,6 +204,49 @@ parse(int argc, char **argv, struct mount_opts *o)
 			if (cli_parse_duration(optarg, &o->timeout_ms) < 0 || !o->timeout_ms)
 				return cli_bad_usage("mount", "bad --timeout '%s'", optarg);
 			break;
+		case 'I': case 'S': case 'X': case 'A': {
+			uint64_t *v = c == 'I' ? &o->ping_ms : c == 'S' ?
+			    &o->suspect_ms : c == 'X' ? &o->dead_ms : &o->audit_ms;
+
+			if (cli_parse_duration(optarg, v) < 0 || *v == 0 ||
+			    *v > (c == 'A' ? UINT64_MAX / 2 : (uint64_t)INT32_MAX))
+				return cli_bad_usage("mount", "bad %s '%s' (a "
+				    "duration: 500ms, 30s, 2m, 1h)", c == 'I' ?
+				    "--ping-interval" : c == 'S' ? "--suspect-after" :
+				    c == 'X' ? "--dead-after" : "--audit-interval",
+				    optarg);
+			break;
+		}
+		case 'R':
+			if (cli_parse_size(optarg, &o->rebuild_rate) < 0 ||
+			    o->rebuild_rate < 4096)
+				return cli_bad_usage("mount", "bad --rebuild-rate "
+				    "'%s' (bytes per second, at least 4K)", optarg);
+			break;
+		case 'J': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || n < 1 || n > 16)
+				return cli_bad_usage("mount", "bad --rebuild-jobs "
+				    "'%s' (1 to 16)", optarg);
+			o->rebuild_jobs = (int)n;
+			break;
+		}
+		case 'W':
+			if (cli_parse_duration(optarg, &o->sweep_ms) < 0 ||
+			    o->sweep_ms == 0 || o->sweep_ms > UINT64_MAX / 2)
+				return cli_bad_usage("mount", "bad --sweep-interval "
+				    "'%s' (a duration: 500ms, 30s, 2m, 1h)", optarg);
+			break;
+		case 'M':
+			/* Hidden: a tiny map shows that a full one gives
+			 * ENOSPC, not corruption. */
+			if (cli_parse_size(optarg, &o->map_size) < 0 ||
+			    o->map_size < (64u << 10))
+				return cli_bad_usage("mount", "bad --map-size '%s'",
+				    optarg);
+			break;
 		case 'p': o->pass_file = optarg; break;
 		case 'f': o->foreground = 1; break;
 		case 'o': o->fuse_opts = optarg; break;
@@ -177,6 +256,9 @@ parse(int argc, char **argv, struct mount_opts *o)
 		default:  return cli_bad_usage("mount", "unknown option %s", argv[optind - 1]);
 		}
 	}
+	if (o->suspect_ms > o->dead_ms)
+		return cli_bad_usage("mount", "--suspect-after is longer than "
+		    "--dead-after");
 	if (optind != argc - 1)
 		return cli_bad_usage("mount", optind < argc ?
 		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
@@ -252,7 +334,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 {
 	int rc;
 
-	if ((rc = store_open(&m->st, home, 0)) < 0) {
+	if ((rc = store_open(&m->st, home, (size_t)o->map_size)) < 0) {
 		log_error("metadata in %s/meta: %s", home, strerror(-rc));
 		return rc;
 	}
@@ -268,8 +350,14 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	struct net_conf nc = {
 		.id = id, .store = m->st, .ec = m->ec,
 		.timeout_ms = (int)o->timeout_ms,
+		.ping_interval_ms = (int)o->ping_ms,
+		.suspect_after_ms = (int)o->suspect_ms,
+		.dead_after_ms = (int)o->dead_ms,
 	};
-	if ((rc = net_new(&m->net, &nc)) < 0) {
+	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
+	rc = net_new(&m->net, &nc);
+	sodium_memzero(nc.audit_key, sizeof nc.audit_key);
+	if (rc < 0) {
 		log_error("network: %s", strerror(-rc));
 		return rc;
 	}
@@ -285,6 +373,11 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	struct fs_conf fc = {
 		.store = m->st, .cache = m->cache, .net = m->net,
 		.block_size = (uint32_t)o->block_size,
+		.rebuild_jobs = o->rebuild_jobs,
+		.rebuild_rate = o->rebuild_rate,
+		.audit_interval_ms = (int64_t)o->audit_ms,
+		.ec_n = o->k + o->m,
+		.sweep_interval_ms = (int64_t)o->sweep_ms,
 	};
 	cr_subkey(fc.datakey, id, CR_SUBKEY_DATA);
 	rc = fs_new(&m->fs, &fc);

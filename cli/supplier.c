@@ -24,7 +24,8 @@ static const char supplier_help[] =
 "  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
 "  --store DIR       where fragments are kept\n"
 "  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
-"  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n";
+"  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
+"  (one more option exists for tests only)\n";
 
 struct ready_ctx {
 	const char *home;
@@ -128,12 +129,14 @@ cmd_supplier(int argc, char **argv)
 		{ "quota", required_argument, NULL, 'q' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "debug", no_argument, NULL, 'D' },
+		/* Tests only: serve forged fragments and audit answers. */
+		{ "test-lie", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
 	uint64_t quota = 0;
-	int daemon = 0, c, rc;
+	int daemon = 0, test_lie = 0, c, rc;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
@@ -150,6 +153,7 @@ cmd_supplier(int argc, char **argv)
 				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
 			break;
 		case 'd': daemon = 1; break;
+		case 'L': test_lie = 1; break;
 		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
 		case 'h': fputs(supplier_help, stdout); return 0;
 		case ':': return cli_bad_usage("supplier", "%s needs a value", argv[optind - 1]);
@@ -183,7 +187,7 @@ cmd_supplier(int argc, char **argv)
 	ready.home = home;
 	struct net_supplier_conf conf = {
 		.id = id, .listen = listen, .frags = frags,
-		.on_ready = on_ready, .arg = &ready,
+		.on_ready = on_ready, .arg = &ready, .test_lie = test_lie,
 	};
 	rc = net_supplier_run(&conf);
 	if (rc < 0)

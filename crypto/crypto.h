@@ -40,6 +40,10 @@ struct cr_identity {
 int cr_keyfile_create(const char *path, const char *passphrase,
     struct cr_identity **out);
 
+/* The same for an existing identity (e.g. from a recovery code). */
+int cr_keyfile_write(const char *path, const char *passphrase,
+    const struct cr_identity *id);
+
 /* Loads and opens the key file. -ENOENT no file; -EACCES wrong passphrase
  * (or passphrase required: passphrase NULL for a protected file);
  * -EINVAL malformed file. */
@@ -52,8 +56,9 @@ int cr_keyfile_has_passphrase(const char *path);
 void cr_identity_free(struct cr_identity *id);
 
 /* Subkeys of the master secret (crypto_kdf, context "peerfs__").
- * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index. */
-enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2 };
+ * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index,
+ * CR_SUBKEY_AUDIT for audit nonces. */
+enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2, CR_SUBKEY_AUDIT = 3 };
 void cr_subkey(unsigned char out[CR_KEY_BYTES],
     const struct cr_identity *id, uint64_t subkey_id);
 
@@ -174,5 +179,59 @@ int cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
  * final/rekey tag; -EINVAL when clen < CR_STREAM_ABYTES. */
 int cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
     size_t clen);
+
+/* ---- recovery code (crypto/recovery.c) ------------------------------------
+ * Everything needed to recover an identity: the Ed25519 seed and the
+ * master secret, with a version and a checksum, written as groups a person
+ * can copy down: base32 (RFC 4648 alphabet, case-insensitive, no padding),
+ * groups of 5 characters = 4 data characters + 1 check character over the
+ * group's data and its position, separated by '-' (newlines and spaces
+ * ignored on input). A mistyped group is found by its own check; a swapped
+ * group by the overall BLAKE2b checksum. */
+#define CR_RECOVERY_MAX 256	/* bytes of the text, NUL included */
+
+/* Writes the code (NUL-terminated) into out; returns its length. */
+int cr_recovery_encode(const struct cr_identity *id, char *out, size_t cap);
+/* Parses a code. -EINVAL with *bad_group = the 1-based number of the first
+ * group that fails its check (or has a character outside the alphabet),
+ * -EBADMSG when every group checks but the whole does not (*bad_group 0),
+ * -EPROTO wrong length or version. On success *out is sodium_malloc()'d
+ * (pk recomputed from the seed). */
+int cr_recovery_decode(const char *text, struct cr_identity **out,
+    int *bad_group);
+
+/* ---- signed heads and sealed blobs (crypto/head.c) ------------------------
+ * A head names the newest version of an owner's index. Serialized:
+ *   "PFSHEAD1" | owner pk 32 | seq u64 BE | time u64 BE | blob_len u32 BE |
+ *   blob | Ed25519 signature 64 over everything before it.
+ * The blob is opaque here (the index's block records, sealed with the
+ * index key by cr_blob_seal), at most CR_HEAD_BLOB_MAX bytes. */
+#define CR_HEAD_MAGIC "PFSHEAD1"
+#define CR_HEAD_BLOB_MAX (1u << 20)
+#define CR_HEAD_FIXED (8 + 32 + 8 + 8 + 4 + 64)
+
+struct cr_head {
+	unsigned char owner[CR_PK_BYTES];
+	uint64_t seq;
+	uint64_t time;
+	const unsigned char *blob;	/* points into the verified buffer */
+	uint32_t blob_len;
+};
+
+/* *out is malloc()'d, *out_len = CR_HEAD_FIXED + blob_len. */
+int cr_head_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
+    const void *blob, size_t blob_len, unsigned char **out, size_t *out_len);
+/* Checks the format (-EPROTO) and the signature by the owner key inside it
+ * (-EBADMSG); fills *h pointing into p. */
+int cr_head_verify(const unsigned char *p, size_t n, struct cr_head *h);
+
+/* Non-convergent sealing for small secrets (the index's block records):
+ * XChaCha20-Poly1305 with a random 24-byte nonce prepended.
+ * *out malloc()'d, *out_len = len + 24 + CR_SEAL_ABYTES; open gives
+ * -EBADMSG on a bad tag, -EINVAL when too short. */
+int cr_blob_seal(const unsigned char key[CR_KEY_BYTES], const void *m,
+    size_t len, unsigned char **out, size_t *out_len);
+int cr_blob_open(const unsigned char key[CR_KEY_BYTES], const unsigned char *c,
+    size_t clen, unsigned char **out, size_t *out_len);
 
 #endif

@@ -205,45 +205,52 @@ fail:
 }
 
 int
-cr_keyfile_create(const char *path, const char *passphrase,
-    struct cr_identity **out)
+cr_keyfile_write(const char *path, const char *passphrase,
+    const struct cr_identity *id)
 {
-	unsigned char buf[KF_BYTES], *key = NULL;
+	unsigned char buf[KF_BYTES], *key;
 	const uint64_t ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
 	const uint64_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-	struct cr_identity *id;
 	int rc;
 
 	if (access(path, F_OK) == 0)	/* before the costly pwhash */
 		return -EEXIST;
-	id = sodium_malloc(sizeof *id);
-	key = sodium_malloc(crypto_secretbox_KEYBYTES);
-	if (!id || !key) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-
+	if (!(key = sodium_malloc(crypto_secretbox_KEYBYTES)))
+		return -ENOMEM;
 	memcpy(buf, KF_MAGIC, 8);
 	buf[KF_O_FLAGS] = passphrase && *passphrase ? KF_F_PASS : 0;
 	randombytes_buf(buf + KF_O_SALT, crypto_pwhash_SALTBYTES);
 	put_be64(buf + KF_O_OPS, ops);
 	put_be64(buf + KF_O_MEM, mem);
 	randombytes_buf(buf + KF_O_NONCE, crypto_secretbox_NONCEBYTES);
-	if ((rc = pass_key(key, passphrase, buf + KF_O_SALT, ops, mem)) < 0)
-		goto fail;
-	crypto_secretbox_easy(buf + KF_O_BOX, (const unsigned char *)id,
-	    KF_SECRET, buf + KF_O_NONCE, key);
-	if ((rc = write_new_file(path, buf, sizeof buf)) < 0)
-		goto fail;
+	if ((rc = pass_key(key, passphrase, buf + KF_O_SALT, ops, mem)) == 0) {
+		crypto_secretbox_easy(buf + KF_O_BOX, (const unsigned char *)id,
+		    KF_SECRET, buf + KF_O_NONCE, key);
+		rc = write_new_file(path, buf, sizeof buf);
+	}
 	sodium_free(key);
+	return rc;
+}
+
+int
+cr_keyfile_create(const char *path, const char *passphrase,
+    struct cr_identity **out)
+{
+	struct cr_identity *id;
+	int rc;
+
+	if (access(path, F_OK) == 0)
+		return -EEXIST;
+	if (!(id = sodium_malloc(sizeof *id)))
+		return -ENOMEM;
+	crypto_sign_keypair(id->pk, id->sk);
+	randombytes_buf(id->master, sizeof id->master);
+	if ((rc = cr_keyfile_write(path, passphrase, id)) < 0) {
+		sodium_free(id);
+		return rc;
+	}
 	*out = id;
 	return 0;
-fail:
-	sodium_free(key);
-	sodium_free(id);
-	return rc;
 }
 
 int

@@ -2,7 +2,13 @@
  * status/sync/umount MOUNTPOINT` need nothing but the mountpoint:
  *   getxattr user.peerfs.status       status as JSON
  *   setxattr user.peerfs.sync         returns when everything is uploaded
- *   setxattr user.peerfs.drop_cache   empties the block cache */
+ *   setxattr user.peerfs.drop_cache   empties the block cache
+ *   setxattr user.peerfs.check        audits every fragment, waits for
+ *                                     the rebuilds of what it found
+ *   getxattr user.peerfs.check.report what the last check found
+ *   getxattr user.peerfs.versions     index versions on the suppliers,
+ *                                     "seq time size" lines, newest first
+ * (setxattr user.peerfs.sync also uploads the index: fs/index.c) */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,48 +65,66 @@ struct redundancy {
 	const struct net_peer_info *peers;
 	int npeers;
 	uint64_t total, full, degraded, lost;
+	uint64_t by_missing[CR_EC_MAX + 1];	/* degraded blocks */
+	uint64_t needs_rebuild;	/* lost marks or DEAD holders */
 	uint64_t *frags_on;	/* per peer: fragments placed there */
 };
 
+/* The state of the supplier holding pk (DEAD when unknown). */
 static int
-peer_online(const struct redundancy *r, const unsigned char *pk, int *idx)
+peer_state(const struct redundancy *r, const unsigned char *pk, int *idx)
 {
 	for (int i = 0; i < r->npeers; i++)
 		if (memcmp(r->peers[i].pk, pk, CR_PK_BYTES) == 0) {
 			*idx = i;
-			return r->peers[i].state == NET_PEER_ONLINE;
+			return r->peers[i].state;
 		}
 	*idx = -1;
-	return 0;
+	return NET_PEER_DEAD;
 }
 
 static int
 count_block(void *arg, const struct store_block *b)
 {
 	struct redundancy *r = arg;
-	int n = b->k + b->m, up = 0, idx;
+	int n = b->k + b->m, up = 0, rebuild = 0, idx, st;
 
-	for (int i = 0; i < n && i < CR_EC_MAX; i++) {
-		up += peer_online(r, b->peer[i], &idx);
+	/* The index's own blocks (fs/index.c) are not the user's data. */
+	if (b->pad[0] & STORE_BLOCK_INDEX)
+		return 0;
+	if (n > CR_EC_MAX)
+		n = CR_EC_MAX;
+	/* Full, degraded and lost say what can be read now: a fragment
+	 * counts when it is not marked lost and its supplier is online. */
+	for (int i = 0; i < n; i++) {
+		st = peer_state(r, b->peer[i], &idx);
+		up += st == NET_PEER_ONLINE && !b->lost[i];
+		rebuild |= st == NET_PEER_DEAD || b->lost[i];
 		if (idx >= 0)
 			r->frags_on[idx]++;
 	}
 	r->total++;
-	if (up == n)
+	r->needs_rebuild += rebuild;
+	if (up == n) {
 		r->full++;
-	else if (up >= b->k)
+	} else if (up >= b->k) {
 		r->degraded++;
-	else
+		r->by_missing[n - up]++;
+	} else {
 		r->lost++;
+	}
 	return 0;
 }
 
+/* "spare": online but holding nothing of ours (yet). */
 static const char *
-state_name(enum net_peer_state s)
+state_name(enum net_peer_state s, uint64_t placed)
 {
 	switch (s) {
-	case NET_PEER_ONLINE:	return "online";
+	case NET_PEER_ONLINE:	return placed ? "online" : "spare";
 	case NET_PEER_OFFLINE:	return "offline";
+	case NET_PEER_SUSPECT:	return "suspect";
+	case NET_PEER_DEAD:	return "dead";
 	default:		return "connecting";
 	}
 }
@@ -109,6 +133,7 @@ struct status {
 	struct net_peer_info *peers;
 	struct redundancy r;
 	struct fs_data_stats ds;
+	struct fs_maint_stats ms;
 	uint64_t pending, journal_bytes, cache_bytes;
 	int online;
 };
@@ -145,6 +170,7 @@ status_collect(struct fs *fs, struct status *s)
 	if (rc < 0)
 		return rc;
 	fs__data_stats(fs, &s->ds);
+	fs__maint_stats(fs, &s->ms);
 	s->journal_bytes = store_jrnl_bytes(fs->conf.store);
 	s->cache_bytes = store_cache_bytes(fs->conf.cache);
 	return 0;
@@ -180,10 +206,15 @@ status_json(struct fs *fs, const struct status *s, struct sbuf *sb)
 		sb_printf(sb, "%s{\"id\": \"%s\", \"address\": ", i ? ", " : "", id);
 		sb_json_str(sb, p->addr);
 		sb_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
-		    "\"fragments\": %llu, \"bytes\": %llu, "
+		    "\"score\": %.3f, \"audits_ok\": %llu, "
+		    "\"audits_failed\": %llu, \"bad_fragments\": %llu, ",
+		    state_name(p->state, s->r.frags_on[i]), p->rtt_ms, p->score,
+		    (unsigned long long)p->audits_ok,
+		    (unsigned long long)p->audits_failed,
+		    (unsigned long long)p->bad_fragments);
+		sb_printf(sb, "\"fragments\": %llu, \"bytes\": %llu, "
 		    "\"placed_fragments\": %llu, \"avail\": %llu, "
 		    "\"quota\": %llu, \"last_error\": ",
-		    state_name(p->state), p->rtt_ms,
 		    (unsigned long long)p->fragments,
 		    (unsigned long long)p->bytes,
 		    (unsigned long long)s->r.frags_on[i],
@@ -193,10 +224,39 @@ status_json(struct fs *fs, const struct status *s, struct sbuf *sb)
 	}
 	sb_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
 	sb_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
-	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu}, ",
+	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu, "
+	    "\"needs_rebuild\": %llu, \"degraded_by_missing\": {",
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
-	    (unsigned long long)s->pending);
+	    (unsigned long long)s->pending,
+	    (unsigned long long)s->r.needs_rebuild);
+	for (int i = 1, first = 1; i <= CR_EC_MAX; i++)
+		if (s->r.by_missing[i]) {
+			sb_printf(sb, "%s\"%d\": %llu", first ? "" : ", ", i,
+			    (unsigned long long)s->r.by_missing[i]);
+			first = 0;
+		}
+	sb_printf(sb, "}}, ");
+	sb_printf(sb, "\"rebuild\": {\"queued\": %llu, \"running\": %d, "
+	    "\"blocks\": %llu, \"fragments\": %llu, \"bytes\": %llu, "
+	    "\"errors\": %llu, \"rate\": %.0f, \"rate_max\": %llu}, ",
+	    (unsigned long long)s->ms.rebuild_queued, s->ms.rebuilding,
+	    (unsigned long long)s->ms.rebuilt_blocks,
+	    (unsigned long long)s->ms.rebuilt_frags,
+	    (unsigned long long)s->ms.rebuild_bytes,
+	    (unsigned long long)s->ms.rebuild_errors, s->ms.rebuild_rate,
+	    (unsigned long long)s->ms.rebuild_rate_max);
+	sb_printf(sb, "\"audit\": {\"ok\": %llu, \"failed\": %llu, "
+	    "\"errors\": %llu, \"interval_s\": %.3f}, ",
+	    (unsigned long long)s->ms.audits_ok,
+	    (unsigned long long)s->ms.audits_failed,
+	    (unsigned long long)s->ms.audits_error,
+	    s->ms.audit_interval_ms / 1000.0);
+	sb_printf(sb, "\"deletes\": {\"pending\": %llu, \"bytes\": %llu, "
+	    "\"done\": %llu}, ",
+	    (unsigned long long)s->ms.delq_count,
+	    (unsigned long long)s->ms.delq_bytes,
+	    (unsigned long long)s->ms.deleted);
 	sb_printf(sb, "\"uploading\": %llu, \"uploaded\": %llu, "
 	    "\"upload_errors\": %llu, ",
 	    (unsigned long long)s->ds.uploading,
@@ -214,16 +274,17 @@ status_text(struct fs *fs, const struct status *s, struct sbuf *sb)
 	sb_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
 	    fs->mountpoint ? fs->mountpoint : "?", (int)getpid(),
 	    s->online ? "online" : "OFFLINE", s->online, s->r.npeers);
-	sb_printf(sb, "%-16s  %-21s  %-10s  %8s  %9s  %12s\n", "supplier",
-	    "address", "state", "rtt ms", "fragments", "bytes");
+	sb_printf(sb, "%-16s  %-21s  %-10s  %5s  %8s  %9s  %12s\n", "supplier",
+	    "address", "state", "score", "rtt ms", "fragments", "bytes");
 	for (int i = 0; i < s->r.npeers; i++) {
 		const struct net_peer_info *p = &s->peers[i];
 		char id[2 * CR_PK_BYTES + 1];
 
 		hex_encode(id, p->pk, CR_PK_BYTES);
 		id[16] = '\0';
-		sb_printf(sb, "%-16s  %-21s  %-10s  %8.2f  %9llu  %12llu%s%s\n",
-		    id, p->addr, state_name(p->state), p->rtt_ms,
+		sb_printf(sb, "%-16s  %-21s  %-10s  %5.2f  %8.2f  %9llu  %12llu"
+		    "%s%s\n", id, p->addr,
+		    state_name(p->state, s->r.frags_on[i]), p->score, p->rtt_ms,
 		    (unsigned long long)p->fragments,
 		    (unsigned long long)p->bytes,
 		    p->last_error[0] ? "  " : "", p->last_error);
@@ -233,6 +294,29 @@ status_text(struct fs *fs, const struct status *s, struct sbuf *sb)
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
 	    (unsigned long long)s->pending, (unsigned long long)s->ds.uploading);
+	if (s->r.degraded) {
+		sb_printf(sb, "degraded by fragments missing:");
+		for (int i = 1; i <= CR_EC_MAX; i++)
+			if (s->r.by_missing[i])
+				sb_printf(sb, " %d: %llu", i,
+				    (unsigned long long)s->r.by_missing[i]);
+		sb_printf(sb, "\n");
+	}
+	sb_printf(sb, "rebuild: %llu blocks queued, %d running; %llu blocks "
+	    "(%llu fragments, %.1f MiB) rebuilt, %.1f MiB/s\n",
+	    (unsigned long long)s->ms.rebuild_queued, s->ms.rebuilding,
+	    (unsigned long long)s->ms.rebuilt_blocks,
+	    (unsigned long long)s->ms.rebuilt_frags,
+	    s->ms.rebuild_bytes / 1048576.0, s->ms.rebuild_rate / 1048576.0);
+	sb_printf(sb, "audits: %llu good, %llu failed, %llu unanswered "
+	    "(a full pass every %.0f s)\n",
+	    (unsigned long long)s->ms.audits_ok,
+	    (unsigned long long)s->ms.audits_failed,
+	    (unsigned long long)s->ms.audits_error,
+	    s->ms.audit_interval_ms / 1000.0);
+	sb_printf(sb, "deletes: %llu fragments (%.1f MiB) awaiting deletion\n",
+	    (unsigned long long)s->ms.delq_count,
+	    s->ms.delq_bytes / 1048576.0);
 	sb_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
 	    s->journal_bytes / 1048576.0, s->cache_bytes / 1048576.0);
 }
@@ -244,6 +328,10 @@ fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len)
 	struct status s;
 	int rc, text = 0;
 
+	if (strcmp(name, FS_CTL_PREFIX "check.report") == 0)
+		return fs__maint_report(fs, val, len);
+	if (strcmp(name, FS_CTL_PREFIX "versions") == 0)
+		return fs__index_versions(fs, val, len);
 	if (strcmp(name, FS_CTL_PREFIX "status.text") == 0)
 		text = 1;
 	else if (strcmp(name, FS_CTL_PREFIX "status") != 0)
@@ -269,8 +357,14 @@ fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len)
 int
 fs__ctl_set(struct fs *fs, const char *name, const void *val, size_t len)
 {
-	if (strcmp(name, FS_CTL_PREFIX "sync") == 0)
-		return fs__data_sync_all(fs);
+	if (strcmp(name, FS_CTL_PREFIX "sync") == 0) {
+		int rc = fs__data_sync_all(fs);
+
+		/* The metadata follows the data it names. */
+		return rc < 0 ? rc : fs__index_publish(fs);
+	}
+	if (strcmp(name, FS_CTL_PREFIX "check") == 0)
+		return fs__maint_check(fs);
 	/* Benchmarks and tests read cold data without remounting. */
 	if (strcmp(name, FS_CTL_PREFIX "drop_cache") == 0) {
 		store_cache_clear(fs->conf.cache);

@@ -91,25 +91,28 @@ struct fh {
 	unsigned char *buf;	/* bs bytes, allocated on first use */
 };
 
-/* A block whose fragments are (about to be) deleted on suppliers. An
+/* A block whose fragments are about to be deleted on suppliers. An
  * upload that stored the same bytes (same fragment ids) before the deletes
- * went out must store them again: noted when the record goes (inside that
- * write txn), sent_ev set once the deletes are sent, dropped once no
- * upload begun before that is still running. */
+ * went out must store them again: noted by the deleter (fs/maint.c)
+ * before it checks in a write txn that no record uses the fragment,
+ * sent_ev set once the delete is answered, dropped once no upload begun
+ * before that is still running. */
 struct fnote {
 	unsigned char id[CR_ID_BYTES];
 	uint64_t sent_ev;	/* 0: not sent yet */
 	struct fnote *next;
 };
 
-/* Block records deleted in a transaction, to forget after its commit. */
+/* Blocks whose fragments a transaction queued for deletion (store_delq,
+ * drained by fs/maint.c): after its commit their plaintext leaves the
+ * cache and the deleter is woken. */
 struct forget {
 	struct fs__data *d;	/* NULL before fs__data_init */
-	struct store_block *v;
-	struct fnote **note;
+	unsigned char (*ids)[CR_ID_BYTES];
 	size_t n, cap;
+	int queued;		/* delq entries written */
 };
-#define FORGET_INIT(d) { (d), NULL, NULL, 0, 0 }
+#define FORGET_INIT(d) { (d), NULL, 0, 0, 0 }
 
 struct u64v {
 	uint64_t *v;
@@ -155,37 +158,40 @@ u64v_push(struct u64v *a, uint64_t x)
 	return 0;
 }
 
+/* Inside t: queues the delete of every placed fragment of b (peer[i] not
+ * zero); with `gone` (b's record went) also remembers b->id for forget_run.
+ * The deleter checks again that no record uses a fragment before it
+ * sends, so a same-id block committed meanwhile keeps its fragments. */
 static int
-forget_push(struct forget *f, const struct store_block *b)
+forget_push(struct store_txn *t, struct forget *f, const struct store_block *b,
+    int gone)
 {
-	struct fs__data *d = f->d;
-	struct fnote *nt = NULL;
+	unsigned char fragid[STORE_FRAGID_BYTES];
+	int rc;
 
+	memcpy(fragid, b->id, CR_ID_BYTES);
+	for (int i = 0; i < CR_EC_MAX; i++) {
+		if (sodium_is_zero(b->peer[i], CR_PK_BYTES))
+			continue;
+		fragid[CR_ID_BYTES] = (unsigned char)i;
+		if ((rc = store_delq_put(t, b->peer[i], fragid,
+		    b->frag_len)) < 0)
+			return rc;
+		f->queued++;
+	}
+	if (!gone)
+		return 0;
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? f->cap * 2 : 4;
-		struct store_block *v = realloc(f->v, cap * sizeof *v);
-		struct fnote **q;
+		unsigned char (*v)[CR_ID_BYTES] = realloc(f->ids,
+		    cap * sizeof *v);
 
 		if (v == NULL)
 			return -ENOMEM;
-		f->v = v;
-		if ((q = realloc(f->note, cap * sizeof *q)) == NULL)
-			return -ENOMEM;
-		f->note = q;
+		f->ids = v;
 		f->cap = cap;
 	}
-	if (d != NULL) {
-		if ((nt = calloc(1, sizeof *nt)) == NULL)
-			return -ENOMEM;
-		memcpy(nt->id, b->id, CR_ID_BYTES);
-		pthread_mutex_lock(&d->lock);
-		d->fev++;
-		nt->next = d->notes;
-		d->notes = nt;
-		pthread_mutex_unlock(&d->lock);
-	}
-	f->v[f->n] = *b;
-	f->note[f->n++] = nt;
+	memcpy(f->ids[f->n++], b->id, CR_ID_BYTES);
 	return 0;
 }
 
@@ -220,7 +226,7 @@ note_done(struct fs__data *d, struct fnote *nt, int sent)
 	if (sent) {
 		nt->sent_ev = ++d->fev;
 	} else {
-		/* No delete will go out: nothing to fear from it. */
+		/* No delete went out: nothing to fear from it. */
 		for (pp = &d->notes; *pp != nt; pp = &(*pp)->next)
 			;
 		*pp = nt->next;
@@ -230,28 +236,43 @@ note_done(struct fs__data *d, struct fnote *nt, int sent)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* After the commit that deleted their records (send): ask the suppliers
- * to drop the fragments and forget the plaintext. After an abort (!send)
- * only clears the notes. */
+void *
+fs__data_note(struct fs *fs, const unsigned char id[CR_ID_BYTES])
+{
+	struct fs__data *d = fs->data;
+	struct fnote *nt;
+
+	if (d == NULL || (nt = calloc(1, sizeof *nt)) == NULL)
+		return NULL;
+	memcpy(nt->id, id, CR_ID_BYTES);
+	pthread_mutex_lock(&d->lock);
+	d->fev++;
+	nt->next = d->notes;
+	d->notes = nt;
+	pthread_mutex_unlock(&d->lock);
+	return nt;
+}
+
+void
+fs__data_unnote(struct fs *fs, void *note, int sent)
+{
+	note_done(fs->data, note, sent);
+}
+
+/* After the commit that queued the deletes (send): forget the plaintext
+ * and wake the deleter. After an abort (!send) only frees. */
 static void
 forget_run(struct fs *fs, struct forget *f, int send)
 {
-	struct fs__data *d = f->d;
-
-	for (size_t i = 0; i < f->n; i++) {
-		if (send && fs->conf.net != NULL)
-			net_block_forget(fs->conf.net, &f->v[i]);
+	for (size_t i = 0; i < f->n; i++)
 		if (send && fs->conf.cache != NULL)
-			store_cache_drop(fs->conf.cache, f->v[i].id);
-		note_done(d, f->note[i], send);
-	}
-	if (f->v != NULL)
-		sodium_memzero(f->v, f->cap * sizeof *f->v);
-	free(f->v);
-	free(f->note);
-	f->v = NULL;
-	f->note = NULL;
+			store_cache_drop(fs->conf.cache, f->ids[i]);
+	if (send && f->queued)
+		fs__maint_kick(fs);
+	free(f->ids);
+	f->ids = NULL;
 	f->n = f->cap = 0;
+	f->queued = 0;
 }
 
 /* 1 when fragments of id stored by an upload begun at forget event
@@ -284,7 +305,7 @@ block_unref(struct store_txn *t, const unsigned char *id, struct forget *f)
 		b.refcount--;
 		rc = store_block_put(t, &b);
 	} else if ((rc = store_block_del(t, id)) == 0) {
-		rc = forget_push(f, &b);
+		rc = forget_push(t, f, &b, 1);
 	}
 	sodium_memzero(&b, sizeof b);
 	return rc;
@@ -434,6 +455,23 @@ forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* 0, or -ENOSPC when the LMDB map is too full for a writer of this level
+ * to add records: new journal blocks (2) stop with a reserve of an eighth
+ * of the map (at least 1 MiB) left, upload commits (1, block records)
+ * with half of it, and the rest is for deletes (unlink, truncate), which
+ * LMDB also needs pages for and which make room. */
+static int
+map_room(struct store *st, int level)
+{
+	uint64_t used, size, reserve;
+
+	if (store_map_usage(st, &used, &size) < 0)
+		return 0;	/* cannot tell: LMDB will say */
+	reserve = size / 8 > (1u << 20) ? size / 8 : 1u << 20;
+	reserve = reserve * level / 2;
+	return used + reserve <= size ? 0 : -ENOSPC;
+}
+
 /* ---- block contents ----------------------------------------------------- */
 
 static int
@@ -478,6 +516,7 @@ pwrite_full(int fd, const void *buf, size_t len, off_t off)
 static int
 block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 {
+	uint32_t bad = 0;
 	ssize_t n;
 	int rc;
 
@@ -491,12 +530,21 @@ block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 		if (n == (ssize_t)b->plain_len)
 			return (int)n;
 	}
+	/* Hook of fs/pin.c (offline use, `peerfs pin`): pinned blocks come
+	 * from the owner's disk, and a fetched block a pinned file uses is
+	 * kept there. Owned by the pin code; keep to these two calls. */
+	if ((rc = fs__pin_read(fs, b, buf)) >= 0)
+		return rc;
 	if (fs->conf.net == NULL)
 		return -EIO;
-	if ((rc = net_block_fetch(fs->conf.net, b, buf)) < 0) {
+	rc = net_block_fetch_report(fs->conf.net, b, buf, &bad);
+	if (bad != 0)
+		fs__maint_report_bad(fs, b, bad);
+	if (rc < 0) {
 		log_warn("data: block fetch failed: %s", strerror(-rc));
 		return -EIO;
 	}
+	fs__pin_fetched(fs, b, buf);	/* fs/pin.c hook, see above */
 	if (fs->conf.cache != NULL)
 		store_cache_put(fs->conf.cache, b->id, buf, b->plain_len);
 	return (int)b->plain_len;
@@ -842,6 +890,10 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	}
 	store_txn_abort(t);
 	t = NULL;
+	/* A new record (and later a block record): leave the end of the map
+	 * to deletes, or nothing could be unlinked to make room. */
+	if (!has && (rc = map_room(st, 2)) < 0)
+		goto out;
 
 	if (has) {
 		fd = store_jrnl_fd(st, ino, bno, O_RDWR);
@@ -1004,8 +1056,8 @@ all_zero(const unsigned char *p, size_t n)
  * fragments placed on other suppliers than cur's are strays to delete.
  * The ones on cur's suppliers are the live ones (same ids): untouched. */
 static int
-strays_push(struct forget *f, const struct store_block *rec,
-    const struct store_block *cur)
+strays_push(struct store_txn *t, struct forget *f,
+    const struct store_block *rec, const struct store_block *cur)
 {
 	struct store_block x = *rec;
 	int n = 0, rc;
@@ -1016,7 +1068,7 @@ strays_push(struct forget *f, const struct store_block *rec,
 		else
 			n++;
 	}
-	rc = n > 0 ? forget_push(f, &x) : 0;
+	rc = n > 0 ? forget_push(t, f, &x, 0) : 0;
 	sodium_memzero(&x, sizeof x);
 	return rc;
 }
@@ -1050,7 +1102,7 @@ upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
 	    memcmp(old, rec->id, CR_ID_BYTES) == 0) {
 		/* Same bytes as before. */
 		if ((rc = store_block_get(t, old, &cur)) == 0)
-			rc = strays_push(f, rec, &cur);
+			rc = strays_push(t, f, rec, &cur);
 		sodium_memzero(&cur, sizeof cur);
 		if (rc < 0)
 			goto fail;
@@ -1064,7 +1116,7 @@ upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
 			/* Same content elsewhere: keep the known record. */
 			cur.refcount++;
 			if ((rc = store_block_put(t, &cur)) == 0)
-				rc = strays_push(f, rec, &cur);
+				rc = strays_push(t, f, rec, &cur);
 			sodium_memzero(&cur, sizeof cur);
 		} else if (rc == -ENOENT) {
 			pthread_mutex_lock(&d->lock);
@@ -1111,15 +1163,24 @@ orphan_forget(struct fs *fs, const struct store_block *rec)
 	struct forget f = FORGET_INIT(fs->data);
 	struct store_txn *t;
 	struct store_block cur;
+	int rc;
 
-	if (store_txn_begin(fs->conf.store, 0, &t) < 0)
-		return;
-	if (store_block_get(t, rec->id, &cur) == -ENOENT &&
-	    forget_push(&f, rec) < 0)
-		f.n = 0;
-	store_txn_abort(t);
+	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+		goto out;
+	if ((rc = store_block_get(t, rec->id, &cur)) == -ENOENT)
+		rc = forget_push(t, &f, rec, 0);
+	else if (rc == 0)
+		rc = strays_push(t, &f, rec, &cur);
+	if (rc < 0)
+		store_txn_abort(t);
+	else
+		rc = store_txn_commit(t);
 	sodium_memzero(&cur, sizeof cur);
-	forget_run(fs, &f, 1);
+	forget_run(fs, &f, rc == 0);
+out:
+	if (rc < 0)
+		log_warn("data: fragments of an unused block stay on their "
+		    "suppliers: %s", strerror(-rc));
 }
 
 static int
@@ -1196,9 +1257,10 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	if (len == 0 || all_zero(buf, len)) {
 		recp = NULL;
 	} else {
+		/* Without room for its record: later (retried). */
 		if (fs->conf.net == NULL)
 			rc = -ENOTCONN;
-		else
+		else if ((rc = map_room(st, 1)) == 0)
 			rc = net_block_store(fs->conf.net, buf, len,
 			    fs->conf.datakey, &rec);
 		if (rc < 0) {
@@ -1345,6 +1407,45 @@ requeue_cb(void *arg, uint64_t ino, uint64_t bno)
 	return 0;
 }
 
+struct stale {
+	struct store *st;
+	struct store_txn *t;
+	uint64_t removed;
+};
+
+/* A staging file (or range list) whose block has no jrnl record is left
+ * by a crash after an upload or truncate committed and before the unlink,
+ * or before a write's record committed (that write was never answered):
+ * nothing reads it, so it only takes disk space. */
+static int
+stale_cb(void *arg, uint64_t ino, uint64_t bno)
+{
+	struct stale *s = arg;
+	int rc = store_jrnl_has(s->t, ino, bno & ~OVL_BIT);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && store_jrnl_unlink(s->st, ino, bno) == 0)
+		s->removed++;
+	return 0;
+}
+
+static int
+stale_sweep(struct fs *fs)
+{
+	struct stale s = { fs->conf.store, NULL, 0 };
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &s.t)) < 0)
+		return rc;
+	rc = store_jrnl_scan(fs->conf.store, stale_cb, &s);
+	store_txn_abort(s.t);
+	if (s.removed > 0)
+		log_info("data: %" PRIu64 " stale staging files removed",
+		    s.removed);
+	return rc;
+}
+
 int
 fs__data_init(struct fs *fs)
 {
@@ -1382,6 +1483,10 @@ fs__data_init(struct fs *fs)
 	if (d->count > 0)
 		log_info("data: %" PRIu64 " journal blocks to upload",
 		    d->count);
+	/* Nothing else runs yet: no write can be between its staging file
+	 * and its record. */
+	if ((rc = stale_sweep(fs)) < 0)
+		log_warn("data: cleaning the journal folder: %s", strerror(-rc));
 
 	d->nthreads = fs->conf.upload_threads > 0 ? fs->conf.upload_threads : 2;
 	d->workers = calloc(d->nthreads, sizeof *d->workers);

@@ -69,6 +69,17 @@ fs_new(struct fs **out, const struct fs_conf *conf)
 		free(fs);
 		return rc;
 	}
+	if ((rc = fs__maint_init(fs)) < 0) {
+		fs__data_destroy(fs);
+		fs__meta_destroy(fs);
+		free(fs);
+		return rc;
+	}
+	fs__sweep_init(fs);	/* optional: logs when it cannot start */
+	fs__pin_init(fs);	/* fs/pin.c: optional, logs when it cannot */
+	if (fs__index_init(fs) < 0)	/* recovery needs it, mounting not */
+		log_error("index: cannot start the uploader: the metadata "
+		    "will not reach the suppliers");
 	*out = fs;
 	return 0;
 }
@@ -161,6 +172,10 @@ fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs__index_destroy(fs);	/* before net goes: uploads the last changes */
+	fs__pin_destroy(fs);
+	fs__sweep_destroy(fs);
+	fs__maint_destroy(fs);
 	fs__data_destroy(fs);
 	fs__meta_destroy(fs);
 	free(fs->mountpoint);

@@ -16,6 +16,16 @@ struct fs_conf {
 	int upload_threads;			/* 0 = 2 */
 	int sync_timeout_ms;			/* fsync/sync give up: 0 = 120000 */
 	int max_threads;			/* FUSE workers, 0 = 16 */
+	/* Keeping data alive (fs/maint.c). */
+	int rebuild_jobs;			/* rebuild workers, 0 = 2 */
+	uint64_t rebuild_rate;			/* bytes/s rebuilds may move,
+						 * 0 = 50 MiB/s */
+	int64_t audit_interval_ms;		/* one audit pass over every
+						 * fragment, 0 = 7 days */
+	int ec_n;				/* k + m of new blocks (shown
+						 * for empty files), 0 = 6 */
+	int64_t sweep_interval_ms;		/* orphan sweep (fs/sweep.c),
+						 * 0 = 5 min, < 0 = never */
 };
 
 struct fs;

@@ -20,6 +20,10 @@
 
 struct fs__meta;	/* fs/ops.c */
 struct fs__data;	/* fs/data.c */
+struct fs__maint;	/* fs/maint.c */
+struct fs__index;	/* fs/index.c */
+struct fs__sweep;	/* fs/sweep.c */
+struct fs__pin;		/* fs/pin.c */
 
 struct fs {
 	struct fs_conf conf;
@@ -27,6 +31,10 @@ struct fs {
 	char *mountpoint;
 	struct fs__meta *meta;
 	struct fs__data *data;
+	struct fs__maint *maint;
+	struct fs__sweep *sweep;
+	struct fs__pin *pin;
+	struct fs__index *index;
 };
 
 static inline struct fs *
@@ -70,12 +78,87 @@ struct fs_data_stats {
 };
 void fs__data_stats(struct fs *fs, struct fs_data_stats *out);
 
+/* Deletes of fragments queued in the store (store_delq) race uploads of
+ * the same bytes (same fragment ids). fs/maint.c brackets the check that
+ * no record uses a fragment and the delete itself with these: an upload
+ * that would commit that block meanwhile stores it again. note returns
+ * NULL when out of memory (then do not send). */
+void *fs__data_note(struct fs *fs, const unsigned char id[CR_ID_BYTES]);
+void  fs__data_unnote(struct fs *fs, void *note, int sent);
+
+/* ---- fs/maint.c: monitoring, audits, rebuilds, background deletes ---- */
+int  fs__maint_init(struct fs *fs);	/* starts the threads; resumes the
+					 * rebuild and delete queues */
+void fs__maint_destroy(struct fs *fs);	/* stops them; queues stay */
+/* Something was queued for deletion (wakes the deleter). NULL-safe. */
+void fs__maint_kick(struct fs *fs);
+/* A read got fragments `bad` (bit i = fragment i) of b forged or corrupt:
+ * marks them lost (if b's holders are unchanged) and queues a rebuild. */
+void fs__maint_report_bad(struct fs *fs, const struct store_block *b,
+    uint32_t bad);
+struct fs_maint_stats {
+	uint64_t rebuild_queued;	/* blocks in the rebuild queue */
+	uint64_t rebuilt_blocks, rebuilt_frags, rebuild_bytes, rebuild_errors;
+	double rebuild_rate;		/* bytes/s, recent */
+	int rebuilding;			/* workers busy now */
+	uint64_t audits_ok, audits_failed, audits_error;
+	uint64_t delq_count, delq_bytes, deleted;
+	int64_t audit_interval_ms;
+	uint64_t rebuild_rate_max;
+};
+void fs__maint_stats(struct fs *fs, struct fs_maint_stats *out);
+/* setxattr user.peerfs.check: audits every fragment now, queues what is
+ * bad, waits (up to sync_timeout_ms) for the rebuilds; the report is
+ * then in fs__maint_report (malloc'd text). */
+int  fs__maint_check(struct fs *fs);
+int  fs__maint_report(struct fs *fs, char **val, size_t *len);
+/* "6/6", "<min>/6 rebuilding" or "pending" for a regular file. */
+int  fs__maint_redundancy(struct fs *fs, uint64_t ino, char *buf,
+    size_t size);
+
+/* ---- fs/sweep.c: the orphan sweep ---- */
+/* Every conf.sweep_interval_ms lists each online supplier's fragments and
+ * queues the delete of those that no block record references in two
+ * consecutive sweeps (index blocks have records too). No thread without a network. */
+int  fs__sweep_init(struct fs *fs);
+void fs__sweep_destroy(struct fs *fs);
+
+/* ---- fs/index.c: the index on suppliers ---- */
+int  fs__index_init(struct fs *fs);	/* starts the upload thread */
+void fs__index_destroy(struct fs *fs);	/* stops it, uploads what changed
+					 * (bounded by network timeouts) */
+/* Uploads a version now if anything changed (setxattr user.peerfs.sync
+ * after the data sync). Always 0: a failure is logged and retried by
+ * the thread (sync promises the data). */
+int  fs__index_publish(struct fs *fs);
+/* getxattr user.peerfs.versions: "seq time size\n" per version on the
+ * suppliers, newest first. *val malloc()'d. */
+int  fs__index_versions(struct fs *fs, char **val, size_t *len);
+
 /* ---- fs/ctl.c ---- */
 /* Root-directory control attributes: getxattr "user.peerfs.status" gives
  * the status JSON; setxattr "user.peerfs.sync" runs fs__data_sync_all.
  * get: *val is malloc()'d; -ENODATA for unknown names. */
 int fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len);
 int fs__ctl_set(struct fs *fs, const char *name, const void *val, size_t len);
+
+/* ---- fs/pin.c: pinned subtrees (`peerfs pin PATH`) ---- */
+#define FS_PIN_XATTR FS_CTL_PREFIX "pin"	/* on any inode */
+int  fs__pin_init(struct fs *fs);	/* starts the pin thread */
+void fs__pin_destroy(struct fs *fs);
+/* The plaintext of b from the pinned store into buf (b->plain_len bytes,
+ * checked): b->plain_len, -ENOENT when not pinned locally, or -errno. */
+int  fs__pin_read(struct fs *fs, const struct store_block *b, void *buf);
+/* A block was fetched from suppliers: kept when a pinned file uses it. */
+void fs__pin_fetched(struct fs *fs, const struct store_block *b,
+    const void *plain);
+/* setxattr FS_PIN_XATTR "1" pins ino (fetches every block below it now;
+ * -EIO when some could not be had: they come when suppliers are back),
+ * "0" unpins ino and every pin below it and frees what is not wanted. */
+int  fs__pin_set(struct fs *fs, uint64_t ino, const char *val, size_t len);
+/* getxattr FS_PIN_XATTR: JSON {pinned, root, files, bytes, blocks, local}
+ * of ino's subtree, *val malloc()'d. */
+int  fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len);
 
 /* ---- shared helpers ---- */
 static inline void

@@ -1,5 +1,6 @@
 /* fs/xattr.c - extended attributes: user.*, trusted.*, security.* kept in
- * the store; "user.peerfs.*" on the root answered by fs/ctl.c; no ACLs
+ * the store; "user.peerfs.*" on the root answered by fs/ctl.c, and
+ * "user.peerfs.pin" on any inode by fs/pin.c; no ACLs
  * (system.* is EOPNOTSUPP, so tools fall back to the mode bits). Names
  * outside those namespaces (such as FS_PARENT_XATTR) are never shown. */
 #include <errno.h>
@@ -29,6 +30,16 @@ static int
 is_ctl(fuse_ino_t ino, const char *name)
 {
 	return ino == FUSE_ROOT_ID && has_prefix(name, FS_CTL_PREFIX);
+}
+
+/* Computed from the block records of every regular file: read-only, not
+ * listed, never stored. */
+#define RED_XATTR FS_CTL_PREFIX "redundancy"
+
+static int
+is_red(const char *name)
+{
+	return strcmp(name, RED_XATTR) == 0;
 }
 
 /* Shown in listxattr: trusted.* only to root, as Linux does. */
@@ -78,9 +89,14 @@ op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct fs *fs = fs__from_req(req);
 	int rc;
 
+	if (strcmp(name, FS_PIN_XATTR) == 0)	/* fs/pin.c, any inode */
+		return fs__meta_reply_err(req, fs__pin_set(fs, ino, value,
+		    size));
 	if (is_ctl(ino, name))
 		return fs__meta_reply_err(req, fs__ctl_set(fs, name, value,
 		    size));
+	if (is_red(name))
+		return fs__meta_reply_err(req, -EPERM);
 	if ((rc = check_ns(name)) < 0)
 		return fs__meta_reply_err(req, rc);
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
@@ -101,6 +117,27 @@ reply_value(fuse_req_t req, const void *val, size_t len, size_t size)
 }
 
 static void
+get_red(fuse_req_t req, struct fs *fs, fuse_ino_t ino, size_t size)
+{
+	struct store_inode in;
+	struct store_txn *t;
+	char val[64];
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+		rc = store_ino_get(t, ino, &in);
+		store_txn_abort(t);
+	}
+	if (rc == 0 && !S_ISREG(in.mode))
+		rc = -ENODATA;
+	if (rc == 0)
+		rc = fs__maint_redundancy(fs, ino, val, sizeof val);
+	if (rc < 0)
+		return fs__meta_reply_err(req, rc);
+	reply_value(req, val, (size_t)rc, size);
+}
+
+static void
 op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs__from_req(req);
@@ -110,8 +147,13 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	size_t len;
 	int rc;
 
-	if (is_ctl(ino, name)) {
-		if ((rc = fs__ctl_get(fs, name, &buf, &len)) < 0)
+	if (is_red(name) && ino != FUSE_ROOT_ID)
+		return get_red(req, fs, ino, size);
+	if (strcmp(name, FS_PIN_XATTR) == 0 || is_ctl(ino, name)) {
+		rc = strcmp(name, FS_PIN_XATTR) == 0 ?
+		    fs__pin_info(fs, ino, &buf, &len) :
+		    fs__ctl_get(fs, name, &buf, &len);
+		if (rc < 0)
 			return fs__meta_reply_err(req, rc);
 		reply_value(req, buf, len, size);
 		free(buf);
@@ -184,8 +226,10 @@ op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs *fs = fs__from_req(req);
 	int rc;
 
-	if (is_ctl(ino, name))
-		return fs__meta_reply_err(req, -ENODATA);
+	if (strcmp(name, FS_PIN_XATTR) == 0)
+		return fs__meta_reply_err(req, fs__pin_set(fs, ino, "0", 1));
+	if (is_ctl(ino, name) || is_red(name))
+		return fs__meta_reply_err(req, is_red(name) ? -EPERM : -ENODATA);
 	if ((rc = check_ns(name)) < 0)
 		return fs__meta_reply_err(req, rc);
 	fs__meta_reply_err(req, change(fs, ino, name, NULL, 0, 0, 1));

@@ -2,6 +2,7 @@
  * decoding and opening run in the calling thread (a worker, never the
  * loop); the loop only moves fragments and checks their hashes. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,11 @@ blk_name(char out[17], const unsigned char *id)
 	hex_encode(out, id, 8);
 }
 
+/* May take new fragments: up and trusted (not SUSPECT, not DEAD). */
 static int
 peer_usable(const struct net_peer *p)
 {
-	return p->state == NET_PEER_ONLINE && p->s &&
-	    p->s->state == NET_SESS_UP;
+	return p->state == NET_PEER_ONLINE && net__peer_up(p);
 }
 
 /* Most space first, then lowest rtt (unknown rtt last). */
@@ -229,6 +230,8 @@ net_block_store(struct net *n, const void *plain, size_t len,
 	if ((rc = net__op_run(n, &o.op)) < 0)
 		goto out_frags;
 	memcpy(b.peer, o.pk, sizeof o.pk);
+	for (int i = 0; i < total; i++)
+		net__audit_fill(n, &b, i, frags[i], 0);
 	*out = b;
 out_frags:
 	cr_ec_encode_free(n->conf.ec, frags);
@@ -243,6 +246,9 @@ struct fetch_op {
 	struct net_op op;
 	const struct store_block *b;
 	int k, total;
+	uint32_t skip;			/* never asked (being rebuilt) */
+	uint32_t bad;			/* result: wrong hash or missing */
+	uint64_t bytes;			/* result: fragment bytes received */
 	struct net_req req[CR_EC_MAX];
 	unsigned char *buf[CR_EC_MAX];
 	const unsigned char *frag[CR_EC_MAX];
@@ -287,7 +293,7 @@ get_more(struct net *n, struct fetch_op *o)
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
 		struct net_req *r = &o->req[i];
 
-		if (!p || !peer_usable(p)) {
+		if (!p || !net__peer_up(p)) {
 			note_offline(o, p, o->b->peer[i]);
 			continue;
 		}
@@ -327,6 +333,7 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 	o->outstanding--;
 	if (rc == 0) {
 		unsigned char h[CR_HASH_BYTES];
+		o->bytes += m->data_len;
 		if (m->data_len == o->b->frag_len)
 			cr_hash(h, m->data, m->data_len);
 		if (m->data_len != o->b->frag_len ||
@@ -336,6 +343,8 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 			log_warn("supplier %s: fragment %d of block %s has a "
 			    "wrong hash: dropped", p->addr, i, name);
 			fail_note(o, p->addr, "bad fragment");
+			o->bad |= 1u << i;
+			net__peer_note(p, NET__NOTE_BAD_FRAGMENT);
 		} else {
 			o->buf[i] = *buf;
 			*buf = NULL;
@@ -343,6 +352,8 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 			o->good++;
 		}
 	} else {
+		if (rc == -ENOENT)	/* lost by the supplier: rebuild it */
+			o->bad |= 1u << i;
 		fail_note(o, p->addr, strerror(-rc));
 	}
 	get_more(p->n, o);
@@ -354,14 +365,20 @@ fetch_start(struct net *n, struct net_op *op)
 	struct fetch_op *o = (struct fetch_op *)op;
 	double rtt[CR_EC_MAX];
 
-	/* Online holders, lowest rtt first; offline ones are noted now. */
+	/* Connected holders, lowest rtt first; offline ones are noted now.
+	 * Fragments marked lost and DEAD holders come last, only asked when
+	 * the others cannot make k (the hash check still guards them). */
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
-		if (!p || !peer_usable(p)) {
+		if (o->skip & (1u << i))
+			continue;
+		if (!p || !net__peer_up(p)) {
 			note_offline(o, p, o->b->peer[i]);
 			continue;
 		}
 		rtt[i] = p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
+		if (o->b->lost[i] || p->state == NET_PEER_DEAD)
+			rtt[i] += 1e12;
 		int j = o->norder++;
 		for (; j > 0 && rtt[o->order[j - 1]] > rtt[i]; j--)
 			o->order[j] = o->order[j - 1];
@@ -373,16 +390,27 @@ fetch_start(struct net *n, struct net_op *op)
 int
 net_block_fetch(struct net *n, const struct store_block *b, void *plain)
 {
+	return net_block_fetch_report(n, b, plain, NULL);
+}
+
+int
+net_block_fetch_report(struct net *n, const struct store_block *b,
+    void *plain, uint32_t *bad)
+{
 	struct fetch_op o = { .op.start = fetch_start, .b = b };
 	unsigned char *frags[CR_EC_MAX], *sealed = NULL;
 	size_t clen = (size_t)b->plain_len + CR_SEAL_ABYTES, got;
 	int rc, nf = 0;
 
+	if (bad)
+		*bad = 0;
 	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
 		return -EINVAL;
 	o.k = b->k;
 	o.total = b->k + b->m;
 	rc = net__op_run(n, &o.op);
+	if (bad)
+		*bad = o.bad;
 	if (rc < 0)
 		goto out;
 	for (int i = 0; i < o.total; i++)
@@ -409,6 +437,272 @@ out:
 	free(sealed);
 	for (int i = 0; i < CR_EC_MAX; i++)
 		free(o.buf[i]);
+	return rc;
+}
+
+/* ==== repair ============================================================ */
+
+struct repair_op {
+	struct net_op op;
+	const struct store_block *b;
+	int total, nwant;
+	int want[CR_EC_MAX];		/* indices to place */
+	unsigned char *frag[CR_EC_MAX];	/* by index */
+	size_t frag_len;
+	struct net_req req[CR_EC_MAX];	/* by index */
+	struct net_peer *holder[CR_EC_MAX];
+	int acked[CR_EC_MAX];
+	struct net_peer **tried;	/* asked in this repair */
+	int ntried, cap, outstanding, nacked;
+	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
+};
+
+static int
+same_host(const struct net_peer *a, const struct net_peer *b)
+{
+	const struct sockaddr_storage *x = &a->sa, *y = &b->sa;
+
+	if (x->ss_family != y->ss_family)
+		return 0;
+	if (x->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+		    &((const struct sockaddr_in *)y)->sin_addr, 4) == 0;
+	if (x->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+		    &((const struct sockaddr_in6 *)y)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+static int
+is_wanted(const struct repair_op *o, int i)
+{
+	for (int w = 0; w < o->nwant; w++)
+		if (o->want[w] == i)
+			return 1;
+	return 0;
+}
+
+/* Holds a fragment of b already (even a lost one), or was asked here. */
+static int
+repair_excluded(struct repair_op *o, struct net_peer *p)
+{
+	for (int i = 0; i < o->ntried; i++)
+		if (o->tried[i] == p)
+			return 1;
+	for (int j = 0; j < o->total; j++)
+		if (memcmp(o->b->peer[j], p->pk, CR_PK_BYTES) == 0)
+			return 1;
+	return 0;
+}
+
+/* Shares a host with a fragment that stays or one placed here. */
+static int
+host_taken(struct net *n, struct repair_op *o, struct net_peer *c)
+{
+	for (int j = 0; j < o->total; j++) {
+		struct net_peer *h = is_wanted(o, j) ? o->holder[j] :
+		    net__peer_by_pk(n, o->b->peer[j]);
+		if (h && same_host(h, c))
+			return 1;
+	}
+	return 0;
+}
+
+static void repair_put_done(struct net_req *r, int rc,
+    const struct net_msg *m, unsigned char **buf);
+
+/* Sends fragment i to the best candidate: online, new to b, on a host
+ * of its own when there is one. -EAGAIN when none is left. */
+static int
+repair_next(struct net *n, struct repair_op *o, int i)
+{
+	for (;;) {
+		struct net_peer *best = NULL;
+		int best_apart = 0;
+
+		for (struct net_peer *p = n->peers; p; p = p->next) {
+			if (!peer_usable(p) || !p->have_pk ||
+			    repair_excluded(o, p))
+				continue;
+			int apart = !host_taken(n, o, p);
+			if (!best || apart > best_apart ||
+			    (apart == best_apart && peer_better(p, best))) {
+				best = p;
+				best_apart = apart;
+			}
+		}
+		if (!best || o->ntried >= o->cap)
+			return -EAGAIN;
+		o->tried[o->ntried++] = best;
+		struct net_req *r = &o->req[i];
+		memset(r, 0, sizeof *r);
+		r->msg.type = NET_PUT;
+		memcpy(r->fragid, o->b->id, CR_ID_BYTES);
+		r->fragid[CR_ID_BYTES] = (unsigned char)i;
+		r->msg.fragid = r->fragid;
+		r->msg.data = o->frag[i];
+		r->msg.data_len = o->frag_len;
+		r->cb = repair_put_done;
+		r->arg = o;
+		r->idx = i;
+		if (net__req_send(best, r) == 0) {
+			o->holder[i] = best;
+			o->outstanding++;
+			return 0;
+		}
+	}
+}
+
+static void
+repair_finish(struct net *n, struct repair_op *o)
+{
+	for (int i = 0; i < o->total; i++)
+		if (o->acked[i])
+			memcpy(o->pk[i], o->holder[i]->pk, CR_PK_BYTES);
+	free(o->tried);
+	o->tried = NULL;
+	net__op_done(n, &o->op, o->nacked);
+}
+
+static void
+repair_put_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	struct repair_op *o = r->arg;
+	struct net_peer *p = r->p;
+	struct net *n = p->n;
+	int i = r->idx;
+	char name[17];
+
+	o->outstanding--;
+	if (rc == 0) {
+		o->acked[i] = 1;
+		o->nacked++;
+	} else {
+		blk_name(name, o->b->id);
+		if (rc == -EDQUOT)
+			log_warn("supplier %s refuses fragment %d of block %s: "
+			    "quota full; trying another", p->addr, i, name);
+		else
+			log_warn("supplier %s: rebuilt fragment %d of block "
+			    "%s: %s; trying another", p->addr, i, name,
+			    strerror(-rc));
+		o->holder[i] = NULL;
+		if (repair_next(n, o, i) < 0)
+			log_warn("block %s: no supplier left for fragment %d",
+			    name, i);
+	}
+	if (o->outstanding == 0)
+		repair_finish(n, o);
+}
+
+static void
+repair_start(struct net *n, struct net_op *op)
+{
+	struct repair_op *o = (struct repair_op *)op;
+
+	o->cap = n->npeers + 1;
+	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
+		return net__op_done(n, op, -ENOMEM);
+	for (int w = 0; w < o->nwant; w++)
+		if (repair_next(n, o, o->want[w]) < 0) {
+			char name[17];
+			blk_name(name, o->b->id);
+			log_warn("block %s: no online supplier free to take "
+			    "fragment %d", name, o->want[w]);
+		}
+	if (o->outstanding == 0)
+		repair_finish(n, o);
+}
+
+int
+net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
+    uint64_t *moved)
+{
+	struct fetch_op f = { .op.start = fetch_start, .b = b };
+	struct repair_op o = { .op.start = repair_start, .b = b };
+	unsigned char *src[CR_EC_MAX], *out[CR_EC_MAX] = { 0 };
+	unsigned char h[CR_HASH_BYTES];
+	uint64_t stored = 0;
+	char name[17];
+	int rc, total, nsrc = 0, count = 0;
+
+	if (moved)
+		*moved = 0;
+	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
+		return -EINVAL;
+	total = b->k + b->m;
+	missing &= total >= 32 ? UINT32_MAX : (1u << total) - 1;
+	if (!missing)
+		return 0;
+	blk_name(name, b->id);
+	/* The missing ones are not sources, however reachable. */
+	f.k = b->k;
+	f.total = total;
+	f.skip = missing;
+	if ((rc = net__op_run(n, &f.op)) < 0)
+		goto out;
+	/* Sources found forged or gone: rebuilt as well. */
+	for (int i = 0; i < total; i++)
+		if (f.bad & (1u << i)) {
+			b->lost[i] = 1;
+			missing |= 1u << i;
+		}
+	for (int i = 0; i < total; i++)
+		if (f.frag[i])
+			src[nsrc++] = (unsigned char *)f.frag[i];
+	for (int i = 0; i < total; i++) {
+		if (!(missing & (1u << i)))
+			continue;
+		if (!(out[i] = malloc(b->frag_len))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = cr_ec_reconstruct(n->conf.ec, src, nsrc, b->frag_len, i,
+		    out[i]);
+		if (rc == 0) {
+			cr_hash(h, out[i], b->frag_len);
+			if (sodium_memcmp(h, b->frag_hash[i], CR_HASH_BYTES))
+				rc = -EBADMSG;
+		}
+		if (rc < 0) {
+			log_error("block %s: cannot rebuild fragment %d: %s",
+			    name, i, strerror(-rc));
+			continue;
+		}
+		o.frag[i] = out[i];
+		o.want[o.nwant++] = i;
+	}
+	if (o.nwant == 0) {
+		rc = -EIO;
+		goto out;
+	}
+	o.total = total;
+	o.frag_len = b->frag_len;
+	if ((rc = net__op_run(n, &o.op)) < 0)
+		goto out;
+	for (int w = 0; w < o.nwant; w++) {
+		int i = o.want[w];
+		if (!o.acked[i])
+			continue;
+		memcpy(b->peer[i], o.pk[i], CR_PK_BYTES);
+		b->lost[i] = 0;
+		/* Fresh nonce numbers: none ever sent to anyone. */
+		net__audit_fill(n, b, i, out[i], b->audit_end[i]);
+		stored += b->frag_len;
+		count++;
+	}
+	rc = count ? count : -EAGAIN;
+	if (count)
+		log_debug("block %s: %d fragment%s rebuilt", name, count,
+		    count == 1 ? "" : "s");
+out:
+	if (moved)
+		*moved = f.bytes + stored;
+	for (int i = 0; i < CR_EC_MAX; i++) {
+		free(f.buf[i]);
+		free(out[i]);
+	}
 	return rc;
 }
 

@@ -14,7 +14,9 @@
 #include "util.h"
 
 #define TICK_MS		200
-#define PING_MS		5000
+#define PING_MS		30000
+#define SUSPECT_MS	(2 * 60 * 1000)
+#define DEAD_MS		(30 * 60 * 1000)
 
 static void peer_connect(struct net_peer *p);
 
@@ -92,10 +94,15 @@ req_write(struct net_peer *p, struct net_req *r)
 }
 
 int
+net__peer_up(const struct net_peer *p)
+{
+	return p->up && p->s && p->s->state == NET_SESS_UP;
+}
+
+int
 net__req_send(struct net_peer *p, struct net_req *r)
 {
-	if (p->state != NET_PEER_ONLINE || !p->s ||
-	    p->s->state != NET_SESS_UP)
+	if (!net__peer_up(p))
 		return -ENOTCONN;
 	r->p = p;
 	r->msg.reqid = ++p->n->next_reqid;
@@ -169,9 +176,20 @@ peer_drop(struct net_peer *p, int err, const char *why)
 	if (!why)
 		why = s->why;
 	net_sess_unref(s);
-	if (p->state == NET_PEER_ONLINE)
+	if (p->up) {
+		p->up = 0;
 		set_online(n, -1);
-	p->state = NET_PEER_OFFLINE;
+		if (err < 0)
+			p->req_failed++;
+	}
+	if (p->state == NET_PEER_ONLINE) {
+		/* The suspect and dead clocks run from the last answer. */
+		uint64_t now = uv_now(&n->loop);
+		p->state = NET_PEER_OFFLINE;
+		p->down_since = p->last_seen ? p->last_seen : now;
+		if (!is_stopping(n))
+			log_info("supplier %s: offline", p->addr);
+	}
 	if (err < 0 && !p->refused)
 		snprintf(p->last_error, sizeof p->last_error, "%s",
 		    why ? why : uv_strerror(err));
@@ -223,13 +241,90 @@ ping_done(struct net_req *r, int rc, const struct net_msg *m,
 static void
 peer_ping(struct net_peer *p)
 {
-	if (p->ping_busy || p->state != NET_PEER_ONLINE)
+	if (p->ping_busy || !net__peer_up(p))
 		return;
 	memset(&p->ping, 0, sizeof p->ping);
 	p->ping.msg.type = NET_PING;
 	p->ping.cb = ping_done;
+	p->last_ping = uv_now(&p->n->loop);
 	if (net__req_send(p, &p->ping) == 0)
 		p->ping_busy = 1;
+}
+
+/* ---- monitor ----------------------------------------------------------- */
+
+void
+net__peer_fire(struct net_peer *p, const char *why)
+{
+	if (p->state == NET_PEER_DEAD)
+		return;
+	p->state = NET_PEER_DEAD;
+	if (why) {
+		log_warn("supplier %s: fired: %s; its fragments will be "
+		    "rebuilt", p->addr, why);
+		snprintf(p->last_error, sizeof p->last_error, "fired: %s",
+		    why);
+	} else {
+		log_info("supplier %s: dead, its fragments will be rebuilt",
+		    p->addr);
+	}
+}
+
+void
+net__peer_note(struct net_peer *p, enum net__note what)
+{
+	switch (what) {
+	case NET__NOTE_BAD_FRAGMENT:
+		if (++p->bad_fragments >= NET_FIRE_AFTER)
+			net__peer_fire(p, "returned forged or corrupt "
+			    "fragments");
+		break;
+	case NET__NOTE_AUDIT_FAILED:
+		if (++p->audits_failed >= NET_FIRE_AFTER)
+			net__peer_fire(p, "failed audits");
+		break;
+	case NET__NOTE_AUDIT_OK:
+		p->audits_ok++;
+		break;
+	}
+}
+
+/* 0..1: mostly whether it answers, then its rtt, divided by its
+ * offences (each forged fragment or failed audit weighs heavily). */
+static double
+peer_score(const struct net_peer *p)
+{
+	double rtt, rel, trust, s;
+
+	if (p->state == NET_PEER_DEAD)
+		return 0;
+	rtt = p->rtt_ms < 0 ? 0.5 : 1.0 / (1.0 + p->rtt_ms / 100.0);
+	rel = (p->req_ok + 1.0) / (p->req_ok + 2.0 * p->req_failed + 1.0);
+	trust = 1.0 / (1.0 + 2.0 * (double)(p->bad_fragments +
+	    p->audits_failed));
+	s = (0.2 * rtt + 0.8 * rel) * trust;
+	if (p->state == NET_PEER_OFFLINE || p->state == NET_PEER_SUSPECT)
+		s *= 0.5;
+	return s;
+}
+
+/* Down (or never reached) peers age into SUSPECT, then DEAD. */
+static void
+peer_monitor(struct net_peer *p, uint64_t now)
+{
+	struct net *n = p->n;
+	uint64_t down;
+
+	if (p->state == NET_PEER_ONLINE || p->state == NET_PEER_DEAD)
+		return;
+	down = now > p->down_since ? now - p->down_since : 0;
+	if (down >= (uint64_t)n->conf.dead_after_ms) {
+		net__peer_fire(p, NULL);
+	} else if (down >= (uint64_t)n->conf.suspect_after_ms &&
+	    p->state != NET_PEER_SUSPECT) {
+		p->state = NET_PEER_SUSPECT;
+		log_info("supplier %s: suspect", p->addr);
+	}
 }
 
 static int
@@ -296,6 +391,8 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	}
 	if (m->type == NET_ERR)
 		rc = -(int)m->err;
+	p->last_seen = uv_now(&p->n->loop);
+	p->req_ok++;
 	list_del(&p->pending, r);
 	r->cb(r, rc, m, buf);
 }
@@ -375,11 +472,19 @@ net__peer_by_pk(struct net *n, const unsigned char *pk)
 static void
 peer_check_up(struct net_peer *p)
 {
-	if (p->state != NET_PEER_ONLINE && p->s &&
-	    p->s->state == NET_SESS_UP) {
-		p->state = NET_PEER_ONLINE;
+	if (!p->up && p->s && p->s->state == NET_SESS_UP) {
+		p->up = 1;
+		p->last_seen = uv_now(&p->n->loop);
 		set_online(p->n, 1);
-		log_info("supplier %s: online", p->addr);
+		if (p->state == NET_PEER_DEAD) {
+			log_info("supplier %s: reconnected; stays dead",
+			    p->addr);
+		} else {
+			log_info("supplier %s: %s", p->addr,
+			    p->state == NET_PEER_CONNECTING ? "online" :
+			    "back online");
+			p->state = NET_PEER_ONLINE;
+		}
 		peer_ping(p);
 	}
 }
@@ -389,10 +494,7 @@ on_tick(uv_timer_t *t)
 {
 	struct net *n = t->data;
 	uint64_t now = uv_now(&n->loop);
-	int ping = now - n->last_ping >= PING_MS;
 
-	if (ping)
-		n->last_ping = now;
 	for (struct net_peer *p = n->peers; p; p = p->next) {
 		peer_check_up(p);
 		for (struct net_req *r = p->pending; r; r = r->next) {
@@ -402,6 +504,7 @@ on_tick(uv_timer_t *t)
 				/* The session is broken: drop it first so
 				 * the callback does not pick it again. */
 				list_del(&p->pending, r);
+				p->req_failed++;
 				peer_drop(p, -ETIMEDOUT, NULL);
 				snprintf(p->last_error, sizeof p->last_error,
 				    "request timed out");
@@ -409,8 +512,9 @@ on_tick(uv_timer_t *t)
 				break;
 			}
 		}
-		if (ping)
+		if (now - p->last_ping >= (uint64_t)n->conf.ping_interval_ms)
 			peer_ping(p);
+		peer_monitor(p, now);
 	}
 }
 
@@ -436,6 +540,7 @@ add_start(struct net *n, struct net_op *op)
 	p->sa = a->sa;
 	p->state = NET_PEER_CONNECTING;
 	p->rtt_ms = -1;
+	p->down_since = uv_now(&n->loop);
 	uv_timer_init(&n->loop, &p->retry);
 	p->retry.data = p;
 	*pp = p;
@@ -521,7 +626,7 @@ net_new(struct net **out, const struct net_conf *conf)
 	struct net *n;
 	pthread_condattr_t ca;
 	struct sigaction sa;
-	int rc;
+	int rc, tick;
 
 	if (!conf || !conf->id || !conf->ec)
 		return -EINVAL;
@@ -535,6 +640,18 @@ net_new(struct net **out, const struct net_conf *conf)
 		n->conf.timeout_ms = 10000;
 	if (n->conf.reconnect_ms <= 0)
 		n->conf.reconnect_ms = 1000;
+	if (n->conf.ping_interval_ms <= 0)
+		n->conf.ping_interval_ms = PING_MS;
+	if (n->conf.suspect_after_ms <= 0)
+		n->conf.suspect_after_ms = SUSPECT_MS;
+	if (n->conf.dead_after_ms <= 0)
+		n->conf.dead_after_ms = DEAD_MS;
+	if (n->conf.dead_after_ms < n->conf.suspect_after_ms)
+		n->conf.dead_after_ms = n->conf.suspect_after_ms;
+	tick = n->conf.ping_interval_ms / 2 < TICK_MS ?
+	    n->conf.ping_interval_ms / 2 : TICK_MS;
+	if (tick < 20)
+		tick = 20;
 	n->k = cr_ec_k(conf->ec);
 	n->m = cr_ec_m(conf->ec);
 	if ((rc = uv_loop_init(&n->loop)) < 0) {
@@ -550,8 +667,7 @@ net_new(struct net **out, const struct net_conf *conf)
 	n->async.data = n;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
-	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-	n->last_ping = uv_now(&n->loop);
+	uv_timer_start(&n->tick, on_tick, tick, tick);
 	if ((rc = pthread_create(&n->thread, NULL, loop_main, n)) != 0) {
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
@@ -636,6 +752,10 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->bytes = p->bytes;
 		o->avail = p->avail;
 		o->quota = p->quota;
+		o->score = peer_score(p);
+		o->audits_ok = p->audits_ok;
+		o->audits_failed = p->audits_failed;
+		o->bad_fragments = p->bad_fragments;
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
 	}
@@ -684,4 +804,41 @@ net_peers(struct net *n, struct net_peer_info *out, int max, int refresh)
 	if ((rc = net__op_run(n, &a.op)) < 0)
 		return rc;
 	return a.count;
+}
+
+struct state_op {
+	struct net_op op;
+	const unsigned char *pk;
+	int state;
+};
+
+/* A key no identified peer has may still be one not reached yet in this
+ * mount: only once every peer is identified (or dead) is it unknown. */
+static void
+state_start(struct net *n, struct net_op *op)
+{
+	struct state_op *a = (struct state_op *)op;
+	struct net_peer *p = net__peer_by_pk(n, a->pk);
+
+	a->state = NET_PEER_DEAD;
+	if (p) {
+		a->state = p->state;
+	} else {
+		for (p = n->peers; p; p = p->next)
+			if (!p->have_pk && p->state != NET_PEER_DEAD)
+				a->state = NET_PEER_CONNECTING;
+	}
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES])
+{
+	struct state_op a = { .op.start = state_start, .pk = pk };
+	int rc;
+
+	/* Shutting down is no reason to rebuild anything. */
+	if ((rc = net__op_run(n, &a.op)) < 0)
+		return NET_PEER_OFFLINE;
+	return a.state;
 }

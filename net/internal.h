@@ -11,12 +11,18 @@
  *  DEL     0x03    fragid[33]
  *  LIST    0x04    after fragid[33] (all zero = from the start) | u32 max
  *  PING    0x05    (empty)
+ *  AUDIT   0x06    fragid[33] | nonce[32]
+ *  HEAD_PUT 0x07   a signed head (CR_HEAD_FIXED .. + CR_HEAD_BLOB_MAX bytes)
+ *  HEAD_LIST 0x08  u32 max
  *  PUT_OK  0x81    (empty)
  *  GET_OK  0x82    fragment bytes (>= 1)
  *  DEL_OK  0x83    (empty)
  *  LIST_OK 0x84    u32 n | n x (fragid[33] | u64 size)   (n <= 65536)
  *  PONG    0x85    u64 bytes | u64 fragments (the owner's) | u64 avail |
  *                  u64 quota
+ *  AUDIT_OK 0x86   answer[32] = net__audit_answer(nonce, fragment)
+ *  HEAD_PUT_OK 0x87 (empty)
+ *  HEAD_LIST_OK 0x88 u32 n | n x (u32 len | head bytes), newest first
  *  ERR     0xff    u32 errno (positive) | message (0..255 bytes, UTF-8)
  * A response carries the request id of its request.  */
 #ifndef PEERFS_NET_INTERNAL_H
@@ -33,12 +39,15 @@
 #define NET_MSG_HDR	9				/* type + reqid */
 #define NET_LIST_MAX	65536
 #define NET_ERRMSG_MAX	255
+#define NET_HEADS_MAX	64	/* HEAD_LIST_OK entries */
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
-	NET_PING = 0x05,
+	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
+	NET_HEAD_LIST = 0x08,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
-	NET_LIST_OK = 0x84, NET_PONG = 0x85,
+	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
+	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88,
 	NET_ERR = 0xff,
 };
 
@@ -46,11 +55,15 @@ enum net_msg_type {
 struct net_msg {
 	uint8_t type;
 	uint64_t reqid;
-	const unsigned char *fragid;		/* PUT GET DEL LIST */
-	const unsigned char *data;		/* PUT GET_OK */
+	const unsigned char *fragid;		/* PUT GET DEL LIST AUDIT */
+	const unsigned char *nonce;		/* AUDIT: 32 bytes */
+	const unsigned char *answer;		/* AUDIT_OK: 32 bytes */
+	/* PUT GET_OK HEAD_PUT (the head); HEAD_LIST_OK: the n entries
+	 * (u32 len | head) after the count, walk with net_msg_heads_next. */
+	const unsigned char *data;
 	size_t data_len;
-	uint32_t max;				/* LIST */
-	uint32_t n;				/* LIST_OK entries */
+	uint32_t max;				/* LIST HEAD_LIST */
+	uint32_t n;				/* LIST_OK HEAD_LIST_OK entries */
 	const unsigned char *entries;		/* LIST_OK: n x 41 bytes */
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
 	uint32_t err;				/* ERR: positive errno */
@@ -60,8 +73,15 @@ struct net_msg {
 
 /* Parses a decrypted record. -EPROTO for anything malformed: short
  * header, unknown type, wrong payload size for the type, errno 0 or
- * > 4095, LIST_OK count not matching the size or > NET_LIST_MAX. */
+ * > 4095, LIST_OK count not matching the size or > NET_LIST_MAX,
+ * HEAD_PUT or a HEAD_LIST_OK entry outside CR_HEAD_FIXED ..
+ * CR_HEAD_FIXED + CR_HEAD_BLOB_MAX, HEAD_LIST_OK entries not adding up to
+ * the size or more than NET_HEADS_MAX. Heads are not verified here. */
 int net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n);
+/* Walks the heads of a decoded HEAD_LIST_OK: *off starts at 0; returns 1
+ * with *head and *len set (pointing into m->data), 0 after the last. */
+int net_msg_heads_next(const struct net_msg *m, size_t *off,
+    const unsigned char **head, size_t *len);
 
 /* Encodes m into out (cap bytes). Returns the length, or -ENOSPC when cap
  * is short, -EINVAL for an unknown type. For PUT/GET_OK the caller may
@@ -212,7 +232,19 @@ struct net_peer {
 	struct net_req *parked, *parked_tail;	/* waiting for queue room */
 	struct net_req ping;
 	int ping_busy;
+	/* Monitor (net/client.c); times are uv_now() ms. */
+	int up;				/* session up, counted in online */
+	uint64_t last_seen;		/* last answer (or session up) */
+	uint64_t down_since;		/* suspect/dead clock: last answer */
+	uint64_t last_ping;		/* last ping sent */
+	uint64_t req_ok, req_failed;	/* answered / timed out or dropped */
+	uint64_t audits_ok, audits_failed, bad_fragments;
 };
+
+/* What a request revealed about a supplier (net__peer_note). */
+enum net__note { NET__NOTE_BAD_FRAGMENT, NET__NOTE_AUDIT_FAILED,
+	NET__NOTE_AUDIT_OK };
+#define NET_FIRE_AFTER	3	/* offences of one kind that get a supplier fired */
 
 /* A call from another thread, run by the loop: start() runs on the loop,
  * which later calls net__op_done(); the caller waits on cond. */
@@ -240,7 +272,6 @@ struct net {
 	int npeers;
 	uint64_t next_reqid;
 	unsigned rr;			/* placement rotation */
-	uint64_t last_ping;
 	struct net_op *refresh;		/* net_peers() waiting for pings */
 };
 
@@ -249,5 +280,43 @@ void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */
 /* Sends r (msg, cb, arg set) to p. Never calls cb when it fails. */
 int  net__req_send(struct net_peer *p, struct net_req *r);
 struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
+/* Session up: requests may go (any state, DEAD included). */
+int  net__peer_up(const struct net_peer *p);
+/* Counts an offence or a good audit, lowers the score; NET_FIRE_AFTER
+ * offences of one kind fire the supplier (DEAD). Loop thread. */
+void net__peer_note(struct net_peer *p, enum net__note what);
+/* DEAD now (sticky), with one log line. Loop thread. */
+void net__peer_fire(struct net_peer *p, const char *why);
+/* Precomputes the audit answers of fragment idx (frag: its bytes) for the
+ * nonce numbers [from, from + STORE_AUDITS): audit_next = from,
+ * audit_end = from + STORE_AUDITS (net/audit.c). Any thread. */
+void net__audit_fill(struct net *n, struct store_block *b, int idx,
+    const unsigned char *frag, uint32_t from);
+
+
+/* The answer to an audit: BLAKE2b-256(nonce | sampled range), the range
+ * being NET_AUDIT_SPAN bytes at an offset the nonce picks (the whole
+ * fragment when it is shorter). Sampling keeps audits and the answers
+ * precomputed at store time cheap; a supplier that dropped or changed a
+ * fragment still cannot answer without the bytes, and a full pass over
+ * many nonces covers the whole fragment. */
+#define NET_AUDIT_SPAN (64u * 1024)
+static inline void
+net__audit_answer(unsigned char out[CR_HASH_BYTES],
+    const unsigned char nonce[CR_HASH_BYTES], const unsigned char *frag,
+    size_t len)
+{
+	crypto_generichash_state st;
+	size_t span = len < NET_AUDIT_SPAN ? len : NET_AUDIT_SPAN;
+	uint64_t off = 0;
+
+	for (int i = 0; i < 8; i++)
+		off = off << 8 | nonce[i];
+	off %= (uint64_t)(len - span + 1);
+	crypto_generichash_init(&st, NULL, 0, CR_HASH_BYTES);
+	crypto_generichash_update(&st, nonce, CR_HASH_BYTES);
+	crypto_generichash_update(&st, frag + off, span);
+	crypto_generichash_final(&st, out, CR_HASH_BYTES);
+}
 
 #endif

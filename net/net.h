@@ -20,6 +20,9 @@ struct net_supplier_conf {
 	 * the address); may be NULL. */
 	void (*on_ready)(void *arg, const char *bound_addr);
 	void *arg;
+	/* Tests only: a lying supplier that speaks the protocol but returns
+	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
+	int test_lie;
 };
 
 /* Serves until SIGTERM or SIGINT (handled with uv_signal on the loop),
@@ -42,6 +45,17 @@ struct net_conf {
 	struct cr_ec *ec;		/* k + m from here */
 	int timeout_ms;			/* per request; 0 = 10000 */
 	int reconnect_ms;		/* retry closed sessions; 0 = 1000 */
+	/* Monitoring (issue "keeping data alive"): every online supplier is
+	 * pinged every ping_interval_ms; a supplier without an answer or
+	 * session for suspect_after_ms is SUSPECT (no new placements), for
+	 * dead_after_ms DEAD (replaced: its fragments get rebuilt). The gap
+	 * between the two is the grace period that keeps a reboot from
+	 * starting a rebuild storm. 0 = 30 s / 2 min / 30 min. */
+	int ping_interval_ms;
+	int suspect_after_ms;
+	int dead_after_ms;
+	/* Key of the audit nonces: cr_subkey(CR_SUBKEY_AUDIT). */
+	unsigned char audit_key[CR_KEY_BYTES];
 };
 
 int  net_new(struct net **out, const struct net_conf *conf);
@@ -65,19 +79,77 @@ int net_wait_online(struct net *n, int count, int timeout_ms);
 int net_block_store(struct net *n, const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES], struct store_block *out);
 
-/* Fetches fragments of b from the suppliers in b->peer, fastest first,
+/* Fetches fragments of b from the suppliers in b->peer (skipping those
+ * marked b->lost and DEAD suppliers), fastest first,
  * keeps asking others until k fragments whose hash matches b->frag_hash
  * are in, decodes and opens the block into plain (b->plain_len bytes).
  * A fragment with a wrong hash is dropped with a log line. -EIO (with a
  * log line naming the unreachable suppliers) when k good fragments cannot
  * be had within the timeout. */
 int net_block_fetch(struct net *n, const struct store_block *b, void *plain);
+/* The same, also reporting in *bad a bit (1u << i) for every fragment i
+ * that a supplier returned with a wrong hash (forged or corrupt) or said
+ * it lacks (ENOENT), so the
+ * caller can mark it lost and queue the block for rebuild. Such a
+ * supplier also loses score; one that does it repeatedly (3 times) is
+ * fired: DEAD. */
+int net_block_fetch_report(struct net *n, const struct store_block *b,
+    void *plain, uint32_t *bad);
+
+/* Rebuilds the fragments of b whose bit is set in `missing`: fetches k
+ * good fragments from the others, reconstructs the missing ones
+ * (cr_ec_reconstruct), stores each on an ONLINE supplier that holds no
+ * other fragment of b (preferring distinct hosts, skipping SUSPECT and
+ * DEAD ones and those that refuse, e.g. quota full, with a log line),
+ * and on acknowledgement updates b->peer[i], clears b->lost[i] and
+ * refills b's audit answers for i. Nothing is deleted. Returns the number
+ * of fragments rebuilt (may be fewer than asked when suppliers are
+ * short), -EIO when k good fragments cannot be had, -EAGAIN when no
+ * supplier can take any. *moved gets the bytes fetched + stored. */
+int net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
+    uint64_t *moved);
+
+/* Audits (proofs of storage). The nonce of challenge number j for
+ * fragment i of block id is BLAKE2b-256 keyed by conf->audit_key over
+ * id | i | j (u32 BE); the supplier answers BLAKE2b-256(nonce | fragment).
+ * The owner keeps the first STORE_AUDIT_BYTES of the answers for the
+ * nonce numbers [audit_end[i] - STORE_AUDITS, audit_end[i]) in the block
+ * record; net_block_store fills them for j = 0..STORE_AUDITS-1
+ * (audit_next 0, audit_end STORE_AUDITS). */
+void net_audit_nonce(struct net *n, const unsigned char id[CR_ID_BYTES],
+    int idx, uint32_t j, unsigned char nonce[CR_HASH_BYTES]);
+/* Challenges fragment idx of b with nonce number b->audit_next[idx] and
+ * checks the answer; advances audit_next (the caller stores b). When no
+ * precomputed answer is left, fetches the fragment from that supplier,
+ * checks its hash (a full proof), and computes the next STORE_AUDITS
+ * answers into b (audit_end advances). 0 = good; -EBADMSG wrong answer or
+ * forged fragment (score lowered, repeated offenders fired); -ENOENT the
+ * supplier says it lacks it; -ETIMEDOUT/-EIO no answer; -EAGAIN the
+ * supplier is not connected (nothing asked, audit_next unchanged). */
+int net_frag_audit(struct net *n, struct store_block *b, int idx);
+
+/* Asks one supplier to delete one fragment and waits for the answer:
+ * 0 deleted or already absent; -EAGAIN supplier offline (retry later). */
+int net_frag_delete(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES]);
+
+/* State of a supplier by key: for callers deciding what to rebuild.
+ * Returns NET_PEER_DEAD for unknown keys, but NET_PEER_CONNECTING while
+ * some configured peer (not dead) has not been reached yet in this mount
+ * (it may be that key), and NET_PEER_OFFLINE while shutting down. */
+int net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES]);
 
 /* Asks every supplier in b->peer to delete its fragment; best effort,
  * returns once the requests are sent. */
 int net_block_forget(struct net *n, const struct store_block *b);
 
-enum net_peer_state { NET_PEER_CONNECTING, NET_PEER_ONLINE, NET_PEER_OFFLINE };
+/* CONNECTING: never reached yet in this mount; ONLINE: session up and
+ * answering; OFFLINE: down for less than suspect_after (still trusted);
+ * SUSPECT: down past suspect_after, no new placements; DEAD: down past
+ * dead_after or fired for forged data or failed audits; its fragments
+ * must be rebuilt elsewhere. DEAD is sticky for the life of the mount. */
+enum net_peer_state { NET_PEER_CONNECTING, NET_PEER_ONLINE, NET_PEER_OFFLINE,
+	NET_PEER_SUSPECT, NET_PEER_DEAD };
 
 struct net_peer_info {
 	unsigned char pk[CR_PK_BYTES];	/* zero until first handshake */
@@ -86,6 +158,8 @@ struct net_peer_info {
 	double rtt_ms;			/* last ping round trip, -1 unknown */
 	uint64_t fragments, bytes;	/* this owner's, as the supplier says */
 	uint64_t avail, quota;		/* supplier's free space and quota */
+	double score;			/* 0..1: rtt, failures, audits */
+	uint64_t audits_ok, audits_failed, bad_fragments;
 	char last_error[128];
 };
 
@@ -94,5 +168,68 @@ struct net_peer_info {
  * figures are fresh; without, returns what the last pings said (the client
  * pings every online peer every few seconds on its own). */
 int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
+
+
+/* ==== recovery: signed heads and supplier listings =======================
+ * (issue "Nothing lost"). Heads are made by cr_head_sign (crypto.h). */
+
+/* Sends the head to every ONLINE supplier (HEAD_PUT) and waits for the
+ * answers. Returns how many stored it, -EAGAIN when none is online. A
+ * supplier answering ESTALE holds a newer head of ours than this one
+ * (another node of this owner, or a rollback attempt): logged. */
+int net_head_publish(struct net *n, const void *head, size_t len);
+
+/* Asks every ONLINE supplier for its newest heads of this owner (at most
+ * max each, 0 = all it keeps), verifies each (cr_head_verify and owner ==
+ * our key; anything else is logged naming the supplier and skipped) and
+ * calls cb(arg, supplier address, seq, head, len) for each valid one.
+ * Returns the number of suppliers that answered, -EAGAIN none online. */
+int net_heads_fetch(struct net *n, int max,
+    int (*cb)(void *arg, const char *addr, uint64_t seq, const void *head,
+    size_t len), void *arg);
+
+/* Lists every fragment this owner has on one supplier (LIST, paged):
+ * cb(arg, fragid, size); stops when cb returns != 0. -EAGAIN when that
+ * supplier is not online. For the orphan sweep. */
+int net_frag_list(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    int (*cb)(void *arg, const unsigned char *fragid, uint64_t size),
+    void *arg);
+
+/* Adds a supplier whose key is already known (from a recovered index):
+ * pins addr -> pk first, then connects as net_add_peer. */
+int net_add_known_peer(struct net *n, const char *hostport,
+    const unsigned char pk[CR_PK_BYTES]);
+
+/* ==== the index on suppliers (net/index.c) ================================
+ * A version of the owner's metadata: a base snapshot and change segments
+ * (store_index_dump / store_index_changes) stored as blocks sealed with
+ * cr_subkey(CR_SUBKEY_INDEX), named by a signed head on every supplier.
+ * Bookkeeping in the store's misc under "index." (see net/index.c).
+ * Not thread-safe against itself: one caller at a time per store. */
+
+/* Uploads a new version when the metadata changed since the last one (or
+ * always with force_base, as a full snapshot): a segment, or a new base
+ * when there is none yet, the segments exceed half the base or number
+ * INDEX_SEGS_MAX. Keeps the blocks of the newest 10 versions, queues
+ * older ones for deletion (store_delq). 1 published, 0 nothing to do,
+ * -EAGAIN too few suppliers online, -errno. */
+int net_index_publish(struct net *n, struct store *st, int force_base);
+/* Restores the newest version that opens (or seq == version) into st
+ * (a fresh store): suppliers named by the index are added
+ * (net_add_known_peer), base and segments fetched and applied, and the
+ * bookkeeping set so that the next publish continues. Warns about
+ * suppliers offering only older heads. misc "index.restored" gets
+ * u64 seq | u64 time (BE). -ENOENT no head / no such version. */
+int net_index_restore(struct net *n, struct store *st, uint64_t version);
+/* cb(arg, seq, time, index bytes) for every version the online suppliers
+ * hold, newest first, once per seq; stops when cb returns != 0. Returns
+ * the number of versions listed or -errno. */
+int net_index_versions(struct net *n,
+    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
+    void *arg);
+/* Compares the newest head on the network with the highest this node
+ * published (misc index.seq) and logs a warning on rollback. Returns the
+ * newest seq offered (clamped to INT32_MAX), 0 none, or -errno. */
+int net_index_check(struct net *n, struct store *st);
 
 #endif

@@ -31,11 +31,14 @@ struct work {
 	uint8_t type;
 	uint64_t reqid;
 	unsigned char fragid[STORE_FRAGID_BYTES];
+	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
+	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
 	unsigned char *buf;		/* PUT: the record holding data */
 	const unsigned char *data;
 	size_t len;
-	void *out;			/* GET: fragment; LIST: entries */
-	size_t out_len;
+	void *out;			/* GET: fragment; LIST: entries;
+					 * HEAD_LIST: (u32 len | head)... */
+	size_t out_len;			/* HEAD_LIST: bytes, max: count */
 	uint32_t max;
 	int rc;
 };
@@ -62,11 +65,32 @@ flow(struct net_sess *s)
 		net_sess_resume(s);
 }
 
+/* What a refused head means, in the owner's words. */
+static const char *
+err_text(uint8_t type, int rc)
+{
+	if (rc == -EDQUOT)
+		return "quota exceeded";
+	if (type == NET_HEAD_PUT) {
+		switch (rc) {
+		case -ESTALE:
+			return "not newer than the newest head held";
+		case -EBADMSG:
+			return "bad signature";
+		case -EPERM:
+			return "not your head";
+		case -EPROTO:
+			return "malformed head";
+		}
+	}
+	return strerror(-rc);
+}
+
 static void
-reply_err(struct net_sess *s, uint64_t reqid, int rc)
+reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
 {
 	struct net_msg m = { .type = NET_ERR, .reqid = reqid };
-	const char *msg = rc == -EDQUOT ? "quota exceeded" : strerror(-rc);
+	const char *msg = err_text(type, rc);
 
 	m.err = rc < 0 && -rc <= 4095 ? (uint32_t)-rc : EIO;
 	m.errmsg = msg;
@@ -111,6 +135,92 @@ list_cb(void *arg, const unsigned char *fragid, uint64_t size)
 	return 0;
 }
 
+/* Tests only (conf->test_lie): a few bytes flipped, the size kept, so
+ * only the owner's hash check can tell. */
+static void
+lie_flip(unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i += 1 + len / 7)
+		p[i] ^= 0x5a;
+}
+
+/* Proves the bytes are here right now (net__audit_answer). */
+static int
+do_audit(struct work *k, struct store_frag *sf, const unsigned char *owner)
+{
+	void *data;
+	size_t len;
+	int rc;
+
+	if ((rc = store_frag_get(sf, owner, k->fragid, &data, &len)) < 0)
+		return rc;
+	if (k->sup->conf->test_lie) {
+		randombytes_buf(k->answer, sizeof k->answer);
+	} else {
+		net__audit_answer(k->answer, k->nonce, data, len);
+	}
+	free(data);
+	return 0;
+}
+
+/* ---- HEAD_LIST: newest first, as many as fit one record ---------- */
+/* Payload room of a HEAD_LIST_OK after its count. */
+#define HEADS_ROOM	((size_t)NET_FRAME_MAX - CR_STREAM_ABYTES - \
+			    NET_MSG_HDR - 4)
+
+struct heads_acc {
+	unsigned char *buf;
+	size_t len, cap;
+	uint32_t n, max;
+	int rc;
+};
+
+static int
+heads_cb(void *arg, uint64_t seq, const void *head, size_t len)
+{
+	struct heads_acc *a = arg;
+	size_t need = 4 + len;
+
+	if (a->n >= a->max || len > UINT32_MAX || need > HEADS_ROOM - a->len)
+		return 1;	/* the rest would not fit: the newest go */
+	if (a->len + need > a->cap) {
+		size_t cap = a->cap ? a->cap : 4096;
+		unsigned char *b;
+
+		while (cap < a->len + need)
+			cap *= 2;
+		if (!(b = realloc(a->buf, cap))) {
+			a->rc = -ENOMEM;
+			return 1;
+		}
+		a->buf = b;
+		a->cap = cap;
+	}
+	put_be32(a->buf + a->len, (uint32_t)len);
+	memcpy(a->buf + a->len + 4, head, len);
+	a->len += need;
+	a->n++;
+	return 0;
+}
+
+static void
+do_heads_list(struct work *k, struct store_frag *sf, const unsigned char *owner)
+{
+	struct heads_acc a = { .max = k->max };
+
+	k->rc = store_head_list(sf, owner, (int)a.max, heads_cb, &a);
+	if (k->rc >= 0 && a.rc < 0)
+		k->rc = a.rc;
+	if (k->rc < 0) {
+		free(a.buf);
+		return;
+	}
+	k->rc = 0;
+	k->out = a.buf;
+	k->out_len = a.len;
+	k->max = a.n;
+}
+
 static void
 do_work(uv_work_t *w)
 {
@@ -125,9 +235,20 @@ do_work(uv_work_t *w)
 	case NET_GET:
 		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
 		    &k->out_len);
+		if (k->rc == 0 && k->sup->conf->test_lie)
+			lie_flip(k->out, k->out_len);
+		break;
+	case NET_AUDIT:
+		k->rc = do_audit(k, sf, owner);
 		break;
 	case NET_DEL:
 		k->rc = store_frag_del(sf, owner, k->fragid);
+		break;
+	case NET_HEAD_PUT:
+		k->rc = store_head_put(sf, owner, k->data, k->len);
+		break;
+	case NET_HEAD_LIST:
+		do_heads_list(k, sf, owner);
 		break;
 	case NET_LIST: {
 		struct list_acc a = { .after = k->fragid, .max = k->max };
@@ -161,10 +282,13 @@ after_work(uv_work_t *w, int status)
 		if (status < 0)
 			k->rc = status;
 		if (k->rc < 0) {
-			if (k->rc != -ENOENT)
+			if (k->type == NET_HEAD_PUT)
+				log_info("supplier: %s: head refused: %s",
+				    s->name, err_text(k->type, k->rc));
+			else if (k->rc != -ENOENT)
 				log_warn("supplier: %s: request %02x failed: %s",
 				    s->name, k->type, strerror(-k->rc));
-			reply_err(s, k->reqid, k->rc);
+			reply_err(s, k->reqid, k->type, k->rc);
 		} else {
 			switch (k->type) {
 			case NET_PUT:
@@ -178,14 +302,27 @@ after_work(uv_work_t *w, int status)
 			case NET_DEL:
 				m.type = NET_DEL_OK;
 				break;
+			case NET_AUDIT:
+				m.type = NET_AUDIT_OK;
+				m.answer = k->answer;
+				break;
 			case NET_LIST:
 				m.type = NET_LIST_OK;
 				m.n = (uint32_t)k->out_len;
 				m.entries = k->out;
 				break;
+			case NET_HEAD_PUT:
+				m.type = NET_HEAD_PUT_OK;
+				break;
+			case NET_HEAD_LIST:
+				m.type = NET_HEAD_LIST_OK;
+				m.n = k->max;
+				m.data = k->out;
+				m.data_len = k->out_len;
+				break;
 			}
 			if (m.type == NET_GET_OK && m.data_len == 0)
-				reply_err(s, k->reqid, -EIO);
+				reply_err(s, k->reqid, k->type, -EIO);
 			else if (net_sess_send(s, &m) < 0)
 				net_sess_close(s, -EIO, "cannot send reply");
 		}
@@ -223,21 +360,25 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		handle_ping(sup, s, m->reqid);
 		return;
 	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
+	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
 		break;
 	default:
 		net_sess_close(s, -EPROTO, "unexpected message type");
 		return;
 	}
 	if (!(k = calloc(1, sizeof *k))) {
-		reply_err(s, m->reqid, -ENOMEM);
+		reply_err(s, m->reqid, m->type, -ENOMEM);
 		return;
 	}
 	k->sup = sup;
 	k->s = s;
 	k->type = m->type;
 	k->reqid = m->reqid;
-	memcpy(k->fragid, m->fragid, STORE_FRAGID_BYTES);
-	if (m->type == NET_PUT) {
+	if (m->fragid)
+		memcpy(k->fragid, m->fragid, STORE_FRAGID_BYTES);
+	if (m->type == NET_AUDIT)
+		memcpy(k->nonce, m->nonce, sizeof k->nonce);
+	if (m->type == NET_PUT || m->type == NET_HEAD_PUT) {
 		k->buf = *buf;		/* keep the record: data points in */
 		*buf = NULL;
 		k->data = m->data;
@@ -246,6 +387,10 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		k->max = m->max < NET_LIST_MAX ? m->max : NET_LIST_MAX;
 		if (k->max == 0)
 			k->max = 1;
+	} else if (m->type == NET_HEAD_LIST) {
+		/* 0 = all kept; never more than one record holds. */
+		k->max = m->max && m->max < NET_HEADS_MAX ? m->max :
+		    NET_HEADS_MAX;
 	}
 	net_sess_ref(s);
 	s->work_n++;
@@ -256,7 +401,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		net_sess_unref(s);
 		free(k->buf);
 		free(k);
-		reply_err(s, m->reqid, rc);
+		reply_err(s, m->reqid, m->type, rc);
 		return;
 	}
 	flow(s);
@@ -370,6 +515,8 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	else
 		snprintf(bound, sizeof bound, "%s", conf->listen);
 	log_info("supplier: listening on %s", bound);
+	if (conf->test_lie)
+		log_warn("supplier: TEST MODE: lying about every fragment");
 	if (conf->on_ready)
 		conf->on_ready(conf->arg, bound);
 

@@ -14,6 +14,8 @@
 #define FRAGID		STORE_FRAGID_BYTES		/* 33 */
 #define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)	/* 41 */
 #define ERRNO_MAX	4095
+#define HEAD_MIN	((size_t)CR_HEAD_FIXED)
+#define HEAD_MAX	((size_t)CR_HEAD_FIXED + CR_HEAD_BLOB_MAX)
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 static int
@@ -67,15 +69,63 @@ fixed_payload(uint8_t type)
 		return FRAGID;
 	case NET_LIST:
 		return FRAGID + 4;
-	case NET_PING: case NET_PUT_OK: case NET_DEL_OK:
+	case NET_HEAD_LIST:
+		return 4;
+	case NET_PING: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
 		return 32;
+	case NET_AUDIT:
+		return FRAGID + CR_HASH_BYTES;
+	case NET_AUDIT_OK:
+		return CR_HASH_BYTES;
 	case NET_PUT: case NET_GET_OK: case NET_LIST_OK: case NET_ERR:
+	case NET_HEAD_PUT: case NET_HEAD_LIST_OK:
 		return -1;
 	default:
 		return -2;
 	}
+}
+
+/* 1 when p[0..len) is exactly n entries of (u32 len | head), each len
+ * within the head bounds and n <= NET_HEADS_MAX. */
+static int
+heads_valid(uint32_t n, const unsigned char *p, size_t len)
+{
+	size_t off = 0;
+
+	if (n > NET_HEADS_MAX || (len && !p))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t hl;
+
+		if (len - off < 4)
+			return 0;
+		hl = get_be32(p + off);
+		off += 4;
+		if (hl < HEAD_MIN || hl > HEAD_MAX || len - off < hl)
+			return 0;
+		off += hl;
+	}
+	return off == len;
+}
+
+int
+net_msg_heads_next(const struct net_msg *m, size_t *off,
+    const unsigned char **head, size_t *len)
+{
+	size_t hl;
+
+	if (m->type != NET_HEAD_LIST_OK || *off >= m->data_len ||
+	    m->data_len - *off < 4)
+		return 0;
+	hl = get_be32(m->data + *off);
+	if (hl < HEAD_MIN || hl > HEAD_MAX || m->data_len - *off - 4 < hl)
+		return 0;
+	*head = m->data + *off + 4;
+	*len = hl;
+	*off += 4 + hl;
+	return 1;
 }
 
 int
@@ -114,6 +164,13 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		d.fragid = q;
 		d.max = get_be32(q + FRAGID);
 		break;
+	case NET_AUDIT:
+		d.fragid = q;
+		d.nonce = q + FRAGID;
+		break;
+	case NET_AUDIT_OK:
+		d.answer = q;
+		break;
 	case NET_GET_OK:
 		if (plen < 1)
 			return -EPROTO;
@@ -128,6 +185,24 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		    (uint64_t)d.n * LIST_ENTRY != (uint64_t)(plen - 4))
 			return -EPROTO;
 		d.entries = q + 4;
+		break;
+	case NET_HEAD_PUT:
+		if (plen < HEAD_MIN || plen > HEAD_MAX)
+			return -EPROTO;
+		d.data = q;
+		d.data_len = plen;
+		break;
+	case NET_HEAD_LIST:
+		d.max = get_be32(q);
+		break;
+	case NET_HEAD_LIST_OK:
+		if (plen < 4)
+			return -EPROTO;
+		d.n = get_be32(q);
+		if (!heads_valid(d.n, q + 4, plen - 4))
+			return -EPROTO;
+		d.data = q + 4;
+		d.data_len = plen - 4;
 		break;
 	case NET_PONG:
 		d.bytes = get_be64(q);
@@ -146,7 +221,7 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		if (!utf8_valid(q + 4, d.errmsg_len))
 			return -EPROTO;
 		break;
-	default:	/* PING PUT_OK DEL_OK: empty, size checked above */
+	default:	/* PING PUT_OK DEL_OK HEAD_PUT_OK: empty, size checked */
 		break;
 	}
 	*m = d;
@@ -160,8 +235,10 @@ net_msg_data_offset(uint8_t type)
 	case NET_PUT:
 		return NET_MSG_HDR + FRAGID;
 	case NET_GET_OK:
+	case NET_HEAD_PUT:
 		return NET_MSG_HDR;
 	case NET_LIST_OK:	/* the entries */
+	case NET_HEAD_LIST_OK:
 	case NET_ERR:		/* the message */
 		return NET_MSG_HDR + 4;
 	default:
@@ -198,6 +275,15 @@ net_msg_encoded_len(const struct net_msg *m)
 		if (m->errmsg_len > NET_ERRMSG_MAX)
 			return 0;
 		return NET_MSG_HDR + 4 + m->errmsg_len;
+	case NET_HEAD_PUT:
+		if (m->data_len < HEAD_MIN || m->data_len > HEAD_MAX)
+			return 0;
+		return NET_MSG_HDR + m->data_len;
+	case NET_HEAD_LIST_OK:
+		if (m->n > NET_HEADS_MAX ||
+		    m->data_len > SIZE_MAX - NET_MSG_HDR - 4)
+			return 0;
+		return NET_MSG_HDR + 4 + m->data_len;
 	}
 	return 0;
 }
@@ -212,6 +298,14 @@ encodable(const struct net_msg *m)
 	case NET_DEL:
 	case NET_LIST:
 		return m->fragid != NULL;
+	case NET_AUDIT:
+		return m->fragid != NULL && m->nonce != NULL;
+	case NET_AUDIT_OK:
+		return m->answer != NULL;
+	case NET_HEAD_PUT:
+		return m->data != NULL;
+	case NET_HEAD_LIST_OK:
+		return heads_valid(m->n, m->data, m->data_len);
 	case NET_ERR:
 		if (m->err == 0 || m->err > ERRNO_MAX ||
 		    m->errmsg_len > NET_ERRMSG_MAX ||
@@ -251,6 +345,13 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 		memcpy(q, m->fragid, FRAGID);
 		put_be32(q + FRAGID, m->max);
 		break;
+	case NET_AUDIT:
+		memcpy(q, m->fragid, FRAGID);
+		memcpy(q + FRAGID, m->nonce, CR_HASH_BYTES);
+		break;
+	case NET_AUDIT_OK:
+		memcpy(q, m->answer, CR_HASH_BYTES);
+		break;
 	case NET_GET_OK:
 		if (m->data)
 			memcpy(q, m->data, m->data_len);
@@ -259,6 +360,17 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 		put_be32(q, m->n);
 		if (m->entries && m->n)
 			memcpy(q + 4, m->entries, (size_t)m->n * LIST_ENTRY);
+		break;
+	case NET_HEAD_PUT:
+		memcpy(q, m->data, m->data_len);
+		break;
+	case NET_HEAD_LIST:
+		put_be32(q, m->max);
+		break;
+	case NET_HEAD_LIST_OK:
+		put_be32(q, m->n);
+		if (m->data_len)
+			memcpy(q + 4, m->data, m->data_len);
 		break;
 	case NET_PONG:
 		put_be64(q, m->bytes);
@@ -271,7 +383,7 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 		if (m->errmsg_len)
 			memcpy(q + 4, m->errmsg, m->errmsg_len);
 		break;
-	default:	/* PING PUT_OK DEL_OK */
+	default:	/* PING PUT_OK DEL_OK HEAD_PUT_OK */
 		break;
 	}
 	return (ssize_t)len;

@@ -923,3 +923,10 @@ store_frag_close(struct store_frag *sf)
 	pthread_mutex_destroy(&sf->lock);
 	free(sf);
 }
+
+/* For store/heads.c, which keeps its files under the same directory. */
+int
+store__frag_dirfd(const struct store_frag *sf)
+{
+	return sf->dirfd;
+}

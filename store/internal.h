@@ -11,6 +11,8 @@ enum {
 	STORE__DB_INODES, STORE__DB_DIRENTS, STORE__DB_SYMLINKS,
 	STORE__DB_XATTRS, STORE__DB_EXTENTS, STORE__DB_BLOCKS,
 	STORE__DB_JRNL, STORE__DB_PEERS, STORE__DB_MISC,
+	STORE__DB_REBUILD, STORE__DB_REBUILDX, STORE__DB_DELQ,
+	STORE__DB_CHANGES,	/* the index's change log (store/index.c) */
 	STORE__DB_N
 };
 
@@ -24,9 +26,23 @@ struct store {
 struct store_txn {
 	MDB_txn		*txn;
 	struct store	*st;
+	uint64_t	 gen;		/* change number, 0 until the first
+					 * indexed change (store/index.c) */
+	int		 nolog;		/* store_index_apply: no change log */
 };
 
 /* LMDB return code -> 0 or -errno; logs the unexpected ones with `what`. */
 int store__mdb_err(int rc, const char *what);
+
+/* ---- store/index.c, for store/meta.c ------------------------------------
+ * Called after every successful put or delete of key k in table db: logs
+ * (gen, table, key) when db is indexed (cheap no-op otherwise). */
+int store__index_log(struct store_txn *t, int db, const void *k, size_t klen);
+
+/* ---- store/frag.c, for store/heads.c -------------------------------------
+ * The fragment store's directory (open for the store's lifetime, read-only
+ * after store_frag_open): heads live under <dir>/<owner hex>/heads. */
+struct store_frag;
+int store__frag_dirfd(const struct store_frag *sf);
 
 #endif

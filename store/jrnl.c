@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,4 +73,42 @@ store_jrnl_bytes(struct store *st)
 	}
 	closedir(d);
 	return total;
+}
+
+/* Names are "<ino>.<bno>" in decimal; anything else is not ours. */
+static int
+parse_name(const char *s, uint64_t *ino, uint64_t *bno)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*ino = strtoull(s, &end, 10);
+	if (errno || *end != '.' || end[1] < '0' || end[1] > '9')
+		return -EINVAL;
+	*bno = strtoull(end + 1, &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+int
+store_jrnl_scan(struct store *st,
+    int (*cb)(void *arg, uint64_t ino, uint64_t bno), void *arg)
+{
+	struct dirent *de;
+	uint64_t ino, bno;
+	int rc = 0;
+	DIR *d;
+
+	if (!(d = opendir(st->jdir)))
+		return errno == ENOENT ? 0 : -errno;
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || parse_name(de->d_name, &ino, &bno))
+			continue;
+		rc = cb(arg, ino, bno);
+	}
+	if (rc == 0 && de == NULL && errno)
+		rc = -errno;
+	closedir(d);
+	return rc;
 }

@@ -7,6 +7,9 @@
  *   xattrs   u64 ino | name bytes     -> value
  *   extents  u64 ino | u64 bno        -> block id
  *   blocks   block id                 -> block record (see blk_enc)
+ *   rebuild  u32 surviving | block id -> empty (most urgent first)
+ *   rebuildx block id                 -> u32 surviving (finds the entry)
+ *   delq     pk | fragment id         -> u32 fragment bytes
  *   jrnl     u64 ino | u64 bno        -> empty
  *   peers    address string           -> public key
  *   misc     name string              -> value
@@ -30,13 +33,16 @@
 #define XATTR_VAL_MAX		65536
 #define INO_REC_V1		1
 #define INO_REC_LEN		85
-#define BLK_REC_V1		1
+#define BLK_REC_V1		1	/* entries: hash | peer */
+#define BLK_REC_V2		2	/* + lost | audit_next | audit_end | audit */
 #define BLK_REC_HDR		82
-#define BLK_REC_ENTRY		(CR_HASH_BYTES + CR_PK_BYTES)
+#define BLK_REC_ENTRY_V1	(CR_HASH_BYTES + CR_PK_BYTES)
+#define BLK_REC_ENTRY		(BLK_REC_ENTRY_V1 + 1 + 4 + 4 + \
+				 STORE_AUDITS * STORE_AUDIT_BYTES)
 
 static const char *const db_names[STORE__DB_N] = {
 	"inodes", "dirents", "symlinks", "xattrs", "extents", "blocks",
-	"jrnl", "peers", "misc",
+	"jrnl", "peers", "misc", "rebuild", "rebuildx", "delq", "changes",
 };
 
 int
@@ -74,18 +80,22 @@ kv_put(struct store_txn *t, int db, const void *k, size_t klen,
     const void *v, size_t vlen)
 {
 	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	int rc;
 
-	return store__mdb_err(mdb_put(t->txn, dbi(t, db), &key, &val, 0),
+	rc = store__mdb_err(mdb_put(t->txn, dbi(t, db), &key, &val, 0),
 	    db_names[db]);
+	return rc < 0 ? rc : store__index_log(t, db, k, klen);
 }
 
 static int
 kv_del(struct store_txn *t, int db, const void *k, size_t klen)
 {
 	MDB_val key = { klen, (void *)k };
+	int rc;
 
-	return store__mdb_err(mdb_del(t->txn, dbi(t, db), &key, NULL),
+	rc = store__mdb_err(mdb_del(t->txn, dbi(t, db), &key, NULL),
 	    db_names[db]);
+	return rc < 0 ? rc : store__index_log(t, db, k, klen);
 }
 
 /* Validates a name and builds u64 prefix | name; returns the key length. */
@@ -167,9 +177,11 @@ scan(struct store_txn *t, int db, const void *prefix, size_t plen,
 static int
 del_prefix(struct store_txn *t, int db, const void *prefix, size_t plen)
 {
+	unsigned char last[KEY_MAX];
+	size_t llen;
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc;
+	int rc, lrc = 0;
 
 	if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &c)) != 0)
 		return store__mdb_err(rc, "cursor_open");
@@ -179,10 +191,19 @@ del_prefix(struct store_txn *t, int db, const void *prefix, size_t plen)
 			break;
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
+		if ((llen = k.mv_size) > sizeof last) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(last, k.mv_data, llen);	/* the map moves on delete */
 		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		if ((lrc = store__index_log(t, db, last, llen)) < 0)
 			break;
 	}
 	mdb_cursor_close(c);
+	if (lrc < 0)
+		return lrc;
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 :
 	    store__mdb_err(rc, db_names[db]);
 }
@@ -385,6 +406,8 @@ store_txn_begin(struct store *st, int rdonly, struct store_txn **out)
 	if (!(t = malloc(sizeof *t)))
 		return -ENOMEM;
 	t->st = st;
+	t->gen = 0;
+	t->nolog = 0;
 	rc = mdb_txn_begin(st->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
 	if (rc != 0) {
 		free(t);
@@ -799,19 +822,28 @@ store_extent_iter(struct store_txn *t, uint64_t ino, uint64_t from,
 
 /* ---- block records ------------------------------------------------------ */
 
+static int
+blk_entry_zero(const struct store_block *b, unsigned i)
+{
+	static const unsigned char zero[STORE_AUDITS * STORE_AUDIT_BYTES];
+
+	return sodium_is_zero(b->frag_hash[i], CR_HASH_BYTES) &&
+	    sodium_is_zero(b->peer[i], CR_PK_BYTES) && !b->lost[i] &&
+	    !b->audit_next[i] && !b->audit_end[i] &&
+	    memcmp(b->audit[i], zero, sizeof zero) == 0;
+}
+
 /* Trailing all-zero fragment entries are not stored (usually those past
  * k + m); blk_dec zero-fills them, so the round trip is exact. */
 static size_t
 blk_enc(unsigned char *p, const struct store_block *b)
 {
-	static const unsigned char zero[BLK_REC_ENTRY];
 	unsigned n = CR_EC_MAX;
 	unsigned char *q;
 
-	while (n > 0 && memcmp(b->frag_hash[n - 1], zero, CR_HASH_BYTES) == 0 &&
-	    memcmp(b->peer[n - 1], zero, CR_PK_BYTES) == 0)
+	while (n > 0 && blk_entry_zero(b, n - 1))
 		n--;
-	p[0] = BLK_REC_V1;
+	p[0] = BLK_REC_V2;
 	memcpy(p + 1, b->id, CR_ID_BYTES);
 	memcpy(p + 33, b->key, CR_KEY_BYTES);
 	put_be32(p + 65, b->plain_len);
@@ -823,22 +855,35 @@ blk_enc(unsigned char *p, const struct store_block *b)
 	put_be32(p + 77, b->refcount);
 	p[81] = (unsigned char)n;
 	q = p + BLK_REC_HDR;
-	for (unsigned i = 0; i < n; i++, q += BLK_REC_ENTRY) {
+	for (unsigned i = 0; i < n; i++) {
 		memcpy(q, b->frag_hash[i], CR_HASH_BYTES);
 		memcpy(q + CR_HASH_BYTES, b->peer[i], CR_PK_BYTES);
+		q += BLK_REC_ENTRY_V1;
+		*q++ = b->lost[i] ? 1 : 0;
+		put_be32(q, b->audit_next[i]);
+		put_be32(q + 4, b->audit_end[i]);
+		q += 8;
+		memcpy(q, b->audit[i], sizeof b->audit[i]);
+		q += sizeof b->audit[i];
 	}
 	return (size_t)(q - p);
 }
 
+/* Reads version 1 records (no loss marks, no audit answers: those come
+ * out zero, so the auditor refills them with a full proof) and version 2. */
 static int
 blk_dec(struct store_block *b, const MDB_val *v)
 {
 	const unsigned char *p = v->mv_data, *q;
+	size_t ent;
 	unsigned n;
 
-	if (v->mv_size < BLK_REC_HDR || p[0] != BLK_REC_V1 ||
+	ent = v->mv_size >= 1 && p[0] == BLK_REC_V1 ? BLK_REC_ENTRY_V1 :
+	    BLK_REC_ENTRY;
+	if (v->mv_size < BLK_REC_HDR ||
+	    (p[0] != BLK_REC_V1 && p[0] != BLK_REC_V2) ||
 	    (n = p[81]) > CR_EC_MAX ||
-	    v->mv_size != BLK_REC_HDR + (size_t)n * BLK_REC_ENTRY) {
+	    v->mv_size != BLK_REC_HDR + (size_t)n * ent) {
 		log_error("store: corrupt block record (%zu bytes)", v->mv_size);
 		return -EIO;
 	}
@@ -853,9 +898,18 @@ blk_dec(struct store_block *b, const MDB_val *v)
 	b->pad[1] = p[76];
 	b->refcount = get_be32(p + 77);
 	q = p + BLK_REC_HDR;
-	for (unsigned i = 0; i < n; i++, q += BLK_REC_ENTRY) {
+	for (unsigned i = 0; i < n; i++) {
 		memcpy(b->frag_hash[i], q, CR_HASH_BYTES);
 		memcpy(b->peer[i], q + CR_HASH_BYTES, CR_PK_BYTES);
+		q += BLK_REC_ENTRY_V1;
+		if (p[0] == BLK_REC_V1)
+			continue;
+		b->lost[i] = *q++ != 0;
+		b->audit_next[i] = get_be32(q);
+		b->audit_end[i] = get_be32(q + 4);
+		q += 8;
+		memcpy(b->audit[i], q, sizeof b->audit[i]);
+		q += sizeof b->audit[i];
 	}
 	return 0;
 }
@@ -917,6 +971,18 @@ store_block_iter(struct store_txn *t,
 	return scan(t, STORE__DB_BLOCKS, NULL, 0, NULL, 0, 0, block_one, &bc);
 }
 
+int
+store_block_iter_after(struct store_txn *t, const unsigned char *after,
+    int (*cb)(void *arg, const struct store_block *b), void *arg)
+{
+	struct block_ctx bc = { cb, arg };
+
+	if (after == NULL)
+		return store_block_iter(t, cb, arg);
+	return scan(t, STORE__DB_BLOCKS, NULL, 0, after, CR_ID_BYTES, 1,
+	    block_one, &bc);
+}
+
 static int
 db_count(struct store_txn *t, int db, uint64_t *count)
 {
@@ -933,6 +999,190 @@ int
 store_block_count(struct store_txn *t, uint64_t *count)
 {
 	return db_count(t, STORE__DB_BLOCKS, count);
+}
+
+/* ---- rebuild queue ------------------------------------------------------ */
+
+static void
+rq_key(unsigned char key[4 + CR_ID_BYTES], const unsigned char *id,
+    uint32_t surviving)
+{
+	put_be32(key, surviving);
+	memcpy(key + 4, id, CR_ID_BYTES);
+}
+
+int
+store_rebuild_put(struct store_txn *t, const unsigned char id[CR_ID_BYTES],
+    uint32_t surviving)
+{
+	unsigned char key[4 + CR_ID_BYTES], val[4];
+	int rc;
+
+	if ((rc = store_rebuild_del(t, id)) < 0 && rc != -ENOENT)
+		return rc;
+	rq_key(key, id, surviving);
+	put_be32(val, surviving);
+	if ((rc = kv_put(t, STORE__DB_REBUILD, key, sizeof key, "", 0)) < 0)
+		return rc;
+	return kv_put(t, STORE__DB_REBUILDX, id, CR_ID_BYTES, val, sizeof val);
+}
+
+struct rq_first {
+	unsigned char *id;
+	uint32_t surviving;
+	int found;
+};
+
+static int
+rq_first_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct rq_first *f = ctx;
+
+	if (k->mv_size != 4 + CR_ID_BYTES)
+		return -EIO;
+	f->surviving = get_be32(k->mv_data);
+	memcpy(f->id, (const unsigned char *)k->mv_data + 4, CR_ID_BYTES);
+	f->found = 1;
+	return 1;
+}
+
+int
+store_rebuild_first(struct store_txn *t, unsigned char id[CR_ID_BYTES],
+    uint32_t *surviving)
+{
+	struct rq_first f = { id, 0, 0 };
+	int rc;
+
+	rc = scan(t, STORE__DB_REBUILD, NULL, 0, NULL, 0, 0, rq_first_one, &f);
+	if (rc < 0)
+		return rc;
+	if (!f.found)
+		return -ENOENT;
+	*surviving = f.surviving;
+	return 0;
+}
+
+int
+store_rebuild_del(struct store_txn *t, const unsigned char id[CR_ID_BYTES])
+{
+	unsigned char key[4 + CR_ID_BYTES];
+	MDB_val v;
+	int rc;
+
+	if ((rc = kv_get(t, STORE__DB_REBUILDX, id, CR_ID_BYTES, &v)) < 0)
+		return rc;
+	if (v.mv_size != 4)
+		return -EIO;
+	rq_key(key, id, get_be32(v.mv_data));
+	if ((rc = kv_del(t, STORE__DB_REBUILD, key, sizeof key)) < 0 &&
+	    rc != -ENOENT)
+		return rc;
+	return kv_del(t, STORE__DB_REBUILDX, id, CR_ID_BYTES);
+}
+
+int
+store_rebuild_count(struct store_txn *t, uint64_t *count)
+{
+	return db_count(t, STORE__DB_REBUILDX, count);
+}
+
+struct rq_iter {
+	int (*cb)(void *arg, const unsigned char *id, uint32_t surviving);
+	void *arg;
+};
+
+static int
+rq_iter_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct rq_iter *r = ctx;
+
+	if (k->mv_size != 4 + CR_ID_BYTES)
+		return -EIO;
+	return r->cb(r->arg, (const unsigned char *)k->mv_data + 4,
+	    get_be32(k->mv_data));
+}
+
+int
+store_rebuild_iter(struct store_txn *t,
+    int (*cb)(void *arg, const unsigned char *id, uint32_t surviving),
+    void *arg)
+{
+	struct rq_iter r = { cb, arg };
+
+	return scan(t, STORE__DB_REBUILD, NULL, 0, NULL, 0, 0, rq_iter_one, &r);
+}
+
+/* ---- deletion queue ----------------------------------------------------- */
+
+#define DQ_KEY	(CR_PK_BYTES + STORE_FRAGID_BYTES)
+
+int
+store_delq_put(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes)
+{
+	unsigned char key[DQ_KEY], val[4];
+
+	memcpy(key, pk, CR_PK_BYTES);
+	memcpy(key + CR_PK_BYTES, fragid, STORE_FRAGID_BYTES);
+	put_be32(val, bytes);
+	return kv_put(t, STORE__DB_DELQ, key, sizeof key, val, sizeof val);
+}
+
+int
+store_delq_del(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES])
+{
+	unsigned char key[DQ_KEY];
+
+	memcpy(key, pk, CR_PK_BYTES);
+	memcpy(key + CR_PK_BYTES, fragid, STORE_FRAGID_BYTES);
+	return kv_del(t, STORE__DB_DELQ, key, sizeof key);
+}
+
+struct dq_ctx {
+	int (*cb)(void *arg, const unsigned char *pk,
+	    const unsigned char *fragid, uint32_t bytes);
+	void *arg;
+	uint64_t count, bytes;
+};
+
+static int
+dq_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct dq_ctx *d = ctx;
+	const unsigned char *p = k->mv_data;
+
+	if (k->mv_size != DQ_KEY || v->mv_size != 4)
+		return -EIO;
+	if (!d->cb) {
+		d->count++;
+		d->bytes += get_be32(v->mv_data);
+		return 0;
+	}
+	return d->cb(d->arg, p, p + CR_PK_BYTES, get_be32(v->mv_data));
+}
+
+int
+store_delq_iter(struct store_txn *t,
+    int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
+    uint32_t bytes), void *arg)
+{
+	struct dq_ctx d = { cb, arg, 0, 0 };
+
+	return scan(t, STORE__DB_DELQ, NULL, 0, NULL, 0, 0, dq_one, &d);
+}
+
+int
+store_delq_stats(struct store_txn *t, uint64_t *count, uint64_t *bytes)
+{
+	struct dq_ctx d = { NULL, NULL, 0, 0 };
+	int rc;
+
+	if ((rc = scan(t, STORE__DB_DELQ, NULL, 0, NULL, 0, 0, dq_one, &d)) < 0)
+		return rc;
+	*count = d.count;
+	*bytes = d.bytes;
+	return 0;
 }
 
 /* ---- journal records ---------------------------------------------------- */

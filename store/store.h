@@ -31,6 +31,13 @@ void store_close(struct store *st);
 /* Flushes committed transactions to disk (mdb_env_sync(force)). */
 int  store_sync(struct store *st);
 
+/* Bytes of the map in use (pages not on the freelist) and its size
+ * (store/space.c). LMDB needs free pages even to delete, so writers that
+ * add records check this and stop short of the end (ENOSPC), leaving room
+ * for the deletes that make room. Cheap while the map is less than half
+ * full. */
+int  store_map_usage(struct store *st, uint64_t *used, uint64_t *size);
+
 int  store_txn_begin(struct store *st, int rdonly, struct store_txn **out);
 int  store_txn_commit(struct store_txn *t);	/* always frees t */
 void store_txn_abort(struct store_txn *t);	/* always frees t */
@@ -101,17 +108,28 @@ int store_extent_iter(struct store_txn *t, uint64_t ino, uint64_t from,
     int (*cb)(void *arg, uint64_t bno, const unsigned char *id), void *arg);
 
 /* Block records: everything needed to fetch, check and open a block. */
+#define STORE_AUDITS 4		/* precomputed audit answers per fragment */
+#define STORE_AUDIT_BYTES 16	/* bytes kept of each answer */
 struct store_block {
 	unsigned char id[CR_ID_BYTES];
 	unsigned char key[CR_KEY_BYTES];	/* convergent block key: secret */
 	uint32_t plain_len;			/* plaintext bytes */
 	uint32_t frag_len;			/* bytes of each fragment */
 	uint8_t  k, m;
-	uint8_t  pad[2];
+	uint8_t  pad[2];		/* pad[0]: STORE_BLOCK_* flags */
 	uint32_t refcount;			/* extents pointing here */
 	unsigned char frag_hash[CR_EC_MAX][CR_HASH_BYTES];
 	unsigned char peer[CR_EC_MAX][CR_PK_BYTES];	/* who holds frag i */
+	uint8_t  lost[CR_EC_MAX];	/* 1: fragment i missing or corrupt */
+	uint32_t audit_next[CR_EC_MAX];	/* nonce number of the next audit */
+	uint32_t audit_end[CR_EC_MAX];	/* answers known up to (excluded) */
+	unsigned char audit[CR_EC_MAX][STORE_AUDITS][STORE_AUDIT_BYTES];
+					/* answer for nonce j at [j % STORE_AUDITS] */
 };
+
+/* A block of the index (net/index.c): kept alive like file data, but no
+ * extent points at it and status counts leave it out. */
+#define STORE_BLOCK_INDEX 0x01
 
 int store_block_get(struct store_txn *t, const unsigned char id[CR_ID_BYTES],
     struct store_block *out);			/* -ENOENT */
@@ -120,6 +138,38 @@ int store_block_del(struct store_txn *t, const unsigned char id[CR_ID_BYTES]);
 int store_block_iter(struct store_txn *t,
     int (*cb)(void *arg, const struct store_block *b), void *arg);
 int store_block_count(struct store_txn *t, uint64_t *count);
+/* The same, only the blocks whose id sorts after `after` (NULL: all), in
+ * id order: lets a slow background pass resume where it stopped. */
+int store_block_iter_after(struct store_txn *t, const unsigned char *after,
+    int (*cb)(void *arg, const struct store_block *b), void *arg);
+
+/* Rebuild queue: blocks with fragments to rebuild, most urgent first
+ * (fewest surviving fragments). put replaces the block's entry. */
+int store_rebuild_put(struct store_txn *t, const unsigned char id[CR_ID_BYTES],
+    uint32_t surviving);
+/* The most urgent entry (lowest surviving), -ENOENT when empty. */
+int store_rebuild_first(struct store_txn *t, unsigned char id[CR_ID_BYTES],
+    uint32_t *surviving);
+int store_rebuild_del(struct store_txn *t, const unsigned char id[CR_ID_BYTES]);
+int store_rebuild_count(struct store_txn *t, uint64_t *count);
+/* cb(arg, id, surviving), most urgent first; stops when cb returns != 0
+ * (returned as is). Lets several workers skip the entries others hold. */
+int store_rebuild_iter(struct store_txn *t,
+    int (*cb)(void *arg, const unsigned char *id, uint32_t surviving),
+    void *arg);
+
+/* Deletion queue: fragments to delete from one supplier each (a block
+ * nothing references any more, or a fragment moved away by a rebuild).
+ * bytes is the fragment size, for `status`. */
+int store_delq_put(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes);
+int store_delq_del(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES]);
+/* cb(arg, pk, fragid, bytes) in key order; stops when cb returns != 0. */
+int store_delq_iter(struct store_txn *t,
+    int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
+    uint32_t bytes), void *arg);
+int store_delq_stats(struct store_txn *t, uint64_t *count, uint64_t *bytes);
 
 /* Journal records: a block of a file whose newest bytes are in a local
  * staging file (store_jrnl_fd) and not yet on suppliers. */
@@ -151,6 +201,12 @@ int store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags);
 int store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno);
 /* Total bytes of staging files on disk (st_blocks * 512). */
 uint64_t store_jrnl_bytes(struct store *st);
+/* cb(arg, ino, bno) for every staging file on disk, in directory order
+ * (other names are skipped); stops when cb returns != 0 (returned as is).
+ * For the mount's start: files left by a crash without a record. The
+ * callback may unlink the file it is given. */
+int store_jrnl_scan(struct store *st,
+    int (*cb)(void *arg, uint64_t ino, uint64_t bno), void *arg);
 
 /* ==== block cache (store/cache.c) =========================================
  * Plaintext blocks keyed by block id, in memory, least recently used
@@ -167,6 +223,22 @@ void store_cache_put(struct store_cache *c, const unsigned char id[CR_ID_BYTES],
 void store_cache_drop(struct store_cache *c, const unsigned char id[CR_ID_BYTES]);
 void store_cache_clear(struct store_cache *c);
 size_t store_cache_bytes(struct store_cache *c);
+
+/* ==== pinned blocks (store/pin.c) ==========================================
+ * <dir>/pinned/<block id hex>: a block's sealed ciphertext kept on the
+ * owner's disk for offline use (`peerfs pin`). Written to a temporary,
+ * fsync'd, renamed. Thread-safe (plain files). */
+int store_pin_put(struct store *st, const unsigned char id[CR_ID_BYTES],
+    const void *data, size_t len);
+/* Copies the whole file into buf: its length, -ENOENT, -EFBIG (> cap). */
+ssize_t store_pin_get(struct store *st, const unsigned char id[CR_ID_BYTES],
+    void *buf, size_t cap);
+int store_pin_has(struct store *st, const unsigned char id[CR_ID_BYTES]); /* 1/0 */
+int store_pin_del(struct store *st, const unsigned char id[CR_ID_BYTES]);
+/* cb(arg, id, bytes) for every pinned block, no order; stops when cb
+ * returns != 0 (returned as is). Removes temporaries left by a crash. */
+int store_pin_list(struct store *st,
+    int (*cb)(void *arg, const unsigned char *id, uint64_t bytes), void *arg);
 
 /* ==== supplier fragment store (store/frag.c) ==============================
  * Fragments as files <dir>/<owner hex>/<2 hex>/<fragid hex>, written to a
@@ -196,5 +268,59 @@ void store_frag_usage(struct store_frag *sf, const unsigned char *owner,
     uint64_t *bytes, uint64_t *fragments, uint64_t *quota);
 /* Free bytes left for new fragments: min(quota - used, disk free). */
 uint64_t store_frag_avail(struct store_frag *sf);
+
+/* ==== supplier: owners' signed heads (store/heads.c) =======================
+ * <dir>/<owner hex>/heads/<seq as 20 decimal digits>, written like
+ * fragments (temp, fsync, rename, dir fsync). Each owner keeps its newest
+ * STORE_HEADS_KEEP heads; older ones are removed. Heads do not count
+ * against the quota (they are small, CR_HEAD_FIXED + blob <= 1 MiB). */
+#define STORE_HEADS_KEEP 16
+
+/* Verifies the head (cr_head_verify: -EBADMSG bad signature, -EPROTO
+ * malformed), requires its owner to be `owner` (-EPERM), and its seq to
+ * be newer than every head held for that owner (-ESTALE: rollback
+ * protection). 0 when stored durably. */
+int store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    const void *head, size_t len);
+/* cb(arg, seq, head, len) newest first, at most max heads (0 = all);
+ * stops when cb returns != 0. Heads whose file fails verification are
+ * skipped with a log line (a damaged disk never serves a forged head). */
+int store_head_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    int max, int (*cb)(void *arg, uint64_t seq, const void *head, size_t len),
+    void *arg);
+
+
+/* ==== the index: the owner's metadata as bytes (store/index.c) =============
+ * For recovery from the key alone. A stream of records
+ *   u8 table | u32 BE key length | u32 BE value length | key | value
+ * (value length 0xffffffff: the key was deleted; only in change segments)
+ * over the tables inodes, dirents, symlinks, xattrs, extents, blocks,
+ * peers and misc -- not jrnl, rebuild, delq or the change log (local
+ * work that a new machine must not inherit).
+ * Every committed write transaction that changes an indexed table gets a
+ * new change number (gen) and logs the keys it touched, so a segment of
+ * the changes since the last upload costs what changed, not the tree. */
+
+/* Current change number (0 for a new store). */
+int store_index_gen(struct store *st, uint64_t *gen);
+/* The change number write transaction t commits as (one is assigned now
+ * if t has changed no indexed table yet): lets the index uploader tell
+ * its own bookkeeping from the user's changes. */
+int store_txn_gen(struct store_txn *t, uint64_t *gen);
+/* A full snapshot: out(arg, bytes, n) is called with consecutive pieces;
+ * *gen gets the change number the snapshot includes. */
+int store_index_dump(struct store *st, uint64_t *gen,
+    int (*out)(void *arg, const void *p, size_t n), void *arg);
+/* The changes after since_gen up to *gen (the current one): for each key
+ * touched, its current value or a deletion record. */
+int store_index_changes(struct store *st, uint64_t since_gen, uint64_t *gen,
+    int (*out)(void *arg, const void *p, size_t n), void *arg);
+/* Drops change-log entries up to gen (once a snapshot covering them is
+ * safely on suppliers). */
+int store_index_trim(struct store *st, uint64_t upto_gen);
+/* Applies a snapshot or segment (records as above) in one transaction;
+ * -EPROTO on malformed input (nothing applied). Applying records does not
+ * log changes (the restored state is already on the network). */
+int store_index_apply(struct store *st, const void *p, size_t n);
 
 #endif

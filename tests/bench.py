@@ -4,9 +4,12 @@
 Starts its own swarm of 6 suppliers on 127.0.0.1 (ec 4+2, defaults), mounts,
 runs each workload on the mount and on a plain local directory on the same
 disk (the reference), prints both and the ratio, and cleans up after itself.
+Then rebuild_MiBps, on a swarm of 8: 256 MiB written, one supplier holding
+fragments killed, MiB of its fragments rebuilt per second from the moment it
+is declared dead (--dead-after 2s) to full redundancy again.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 """
-import os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERFS = os.path.join(ROOT, "peerfs")
@@ -66,11 +69,12 @@ def peak_rss_mib(pid):
 
 
 class Swarm:
-    def __init__(self, base):
+    def __init__(self, base, n=6, mount_extra=()):
         self.base = base
         self.procs = []
         self.ports = []
-        for i in range(6):
+        self.mount_extra = list(mount_extra)
+        for i in range(n):
             port = free_port()
             d = os.path.join(base, f"s{i}")
             os.makedirs(d)
@@ -92,7 +96,7 @@ class Swarm:
         args = [PEERFS, "mount", "--home", self.home]
         for port in self.ports:
             args += ["--peer", f"127.0.0.1:{port}"]
-        subprocess.run(args + [self.mnt], check=True)
+        subprocess.run(args + self.mount_extra + [self.mnt], check=True)
         with open(os.path.join(self.home, "mount.pid")) as f:
             self.mount_pid = int(f.read())
 
@@ -105,6 +109,11 @@ class Swarm:
     def drop_cache(self):
         os.setxattr(self.mnt, "user.peerfs.drop_cache", b"1")
         drop_kernel_cache()
+
+    def status(self):
+        cp = subprocess.run([PEERFS, "status", self.mnt, "--json"], check=True,
+                            capture_output=True, text=True)
+        return json.loads(cp.stdout)
 
     def close(self):
         subprocess.run([PEERFS, "umount", self.mnt], stderr=subprocess.DEVNULL)
@@ -183,6 +192,48 @@ def cp_tree(dst):
     return time.perf_counter() - t
 
 
+def rebuild_rate(base, size, timeout=1200):
+    """MiB of one lost supplier's fragments rebuilt per second, from the
+    moment the mount declares it dead to every block back at full
+    redundancy. Own swarm of 8 (ec 4+2: 2 spares to rebuild onto)."""
+    os.makedirs(base)
+    sw = Swarm(base, 8, ["--ec", "4+2", "--ping-interval", "250ms",
+                         "--suspect-after", "1s", "--dead-after", "2s",
+                         "--rebuild-rate", "100G"])
+    try:
+        f = os.path.join(sw.mnt, "big")
+        seq_write(f, size, sw.sync)
+        st = sw.status()
+        victim = max(st["suppliers"], key=lambda s: s["placed_fragments"])
+        lost = victim["bytes"]
+        i = sw.ports.index(int(victim["address"].rsplit(":", 1)[1]))
+        sw.procs[i].kill()
+        sw.procs[i].wait()
+        t_dead = None
+        end = time.time() + timeout
+        while time.time() < end:
+            st = sw.status()
+            now = time.perf_counter()
+            v = [s for s in st["suppliers"] if s["address"] == victim["address"]][0]
+            if t_dead is None and v["state"] == "dead":
+                t_dead = now
+            b = st["blocks"]
+            if t_dead is not None and b["full"] == b["total"] and b["degraded"] == 0 \
+                    and b["lost"] == 0 and v["placed_fragments"] == 0:
+                return lost / MiB / max(now - t_dead, 1e-3)
+            time.sleep(0.1)
+        raise RuntimeError(f"rebuild not done after {timeout} s: {st['blocks']}")
+    finally:
+        sw.close()
+
+
+def report_rebuild(base):
+    size = max(16 * MiB, int(256 * MiB * SCALE) // MiB * MiB)
+    vals = [rebuild_rate(os.path.join(base, f"rebuild{run}"), size)
+            for run in range(RUNS)]
+    report("rebuild_MiBps", vals, "MiB/s")
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -199,6 +250,12 @@ def main():
     base = tempfile.mkdtemp(prefix="peerfs-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
     local = os.path.join(base, "local")
     os.makedirs(local)
+    if os.environ.get("BENCH_ONLY") == "rebuild":   # quick look at one figure
+        try:
+            report_rebuild(base)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     sw = Swarm(base)
     res = {k: [] for k in ["w", "wl", "rc", "rcl", "rw", "rwl", "rr", "rrl", "sc", "scl",
                            "st", "stl", "ul", "ull", "cp", "cpl", "cpu"]}
@@ -252,9 +309,12 @@ def main():
         report("cp_tree_s", res["cp"], "s", res["cpl"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
         print(f"mount_rss_MiB {rss_write:.1f} MiB")
-        print(f"supplier_rss_MiB {sup_rss:.1f} MiB")
+        print(f"supplier_rss_MiB {sup_rss:.1f} MiB", flush=True)
     finally:
         sw.close()
+    try:
+        report_rebuild(base)
+    finally:
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -29,12 +29,19 @@ check_same(const struct net_msg *a, const struct net_msg *b)
 	if ((a->fragid != NULL) != (b->fragid != NULL) ||
 	    (a->fragid && memcmp(a->fragid, b->fragid, STORE_FRAGID_BYTES)))
 		abort();
+	if ((a->nonce != NULL) != (b->nonce != NULL) ||
+	    (a->nonce && memcmp(a->nonce, b->nonce, CR_HASH_BYTES)) ||
+	    (a->answer != NULL) != (b->answer != NULL) ||
+	    (a->answer && memcmp(a->answer, b->answer, CR_HASH_BYTES)))
+		abort();
 	if (a->data_len != b->data_len ||
 	    !same_bytes(a->data, b->data, a->data_len))
 		abort();
+	/* HEAD_LIST_OK's entries are data, compared above. */
 	if (a->max != b->max || a->n != b->n ||
-	    !same_bytes(a->entries, b->entries,
-	    (size_t)a->n * (STORE_FRAGID_BYTES + 8)))
+	    (a->entries != NULL) != (b->entries != NULL) ||
+	    (a->entries && !same_bytes(a->entries, b->entries,
+	    (size_t)a->n * (STORE_FRAGID_BYTES + 8))))
 		abort();
 	if (a->bytes != b->bytes || a->fragments != b->fragments ||
 	    a->avail != b->avail || a->quota != b->quota)
@@ -71,6 +78,7 @@ round_trip(const unsigned char *p, size_t n)
 	/* Any truncation of a fixed-size record must fail, as must any
 	 * record one byte longer for a fixed-size type. */
 	if (m.type != NET_PUT && m.type != NET_GET_OK && m.type != NET_ERR &&
+	    m.type != NET_HEAD_PUT &&
 	    net_msg_decode(&m2, buf, (size_t)len - 1) == 0)
 		abort();
 	free(buf);

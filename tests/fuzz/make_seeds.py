@@ -12,12 +12,24 @@ def rec(t, reqid, payload=b""):
     return struct.pack(">BQ", t, reqid) + payload
 
 
+def head(seq, blob):
+    """A head as crypto/head.c lays it out (the signature is not checked
+    by the codec, so any 64 bytes do)."""
+    return (b"PFSHEAD1" + bytes(range(32, 64)) + struct.pack(">QQI", seq,
+            1700000000 + seq, len(blob)) + blob + bytes(range(64)))
+
+
+def head_entries(*heads):
+    return b"".join(struct.pack(">I", len(h)) + h for h in heads)
+
+
 RECORDS = {
     "put": rec(0x01, 1, FRAGID + b"fragment bytes"),
     "get": rec(0x02, 2, FRAGID),
     "del": rec(0x03, 3, FRAGID),
     "list": rec(0x04, 4, bytes(33) + struct.pack(">I", 1000)),
     "ping": rec(0x05, 5),
+    "audit": rec(0x06, 7, FRAGID + bytes(range(100, 132))),
     "put_ok": rec(0x81, 1),
     "get_ok": rec(0x82, 2, b"fragment bytes"),
     "del_ok": rec(0x83, 3),
@@ -26,6 +38,13 @@ RECORDS = {
                    struct.pack(">Q", 1 << 20)),
     "list_ok_empty": rec(0x84, 4, struct.pack(">I", 0)),
     "pong": rec(0x85, 5, struct.pack(">QQQQ", 14, 1, 1 << 30, 1 << 31)),
+    "audit_ok": rec(0x86, 7, bytes(range(200, 232))),
+    "head_put": rec(0x07, 8, head(3, b"sealed index records")),
+    "head_list": rec(0x08, 9, struct.pack(">I", 16)),
+    "head_put_ok": rec(0x87, 8),
+    "head_list_ok": rec(0x88, 9, struct.pack(">I", 2) +
+                        head_entries(head(3, b"v3"), head(2, b""))),
+    "head_list_ok_empty": rec(0x88, 9, struct.pack(">I", 0)),
     "err": rec(0xff, 6, struct.pack(">I", 122) + "quota exceeded ✓".encode()),
 }
 

@@ -5,15 +5,22 @@ Only the command-line contract of ./peerfs is used (see the README):
 
 Helpers (importable as `from conftest import ...`, or through fixtures):
 
-    Swarm(base_dir, n)      n supplier processes on 127.0.0.1, free ports.
+    Swarm(base_dir, n, extra=[args], extra_for={i: [args]})
+                            n supplier processes on 127.0.0.1, free ports
+                            (extra_for: arguments for supplier i only).
         .start(i) .stop(i) (SIGTERM + wait) .kill(i) (SIGKILL) .close()
         .start_all() .peers (list of "127.0.0.1:PORT") .peer_args()
         .stores[i] .homes[i] .ports[i] .alive(i) .log_text(i)
+        .index_of("127.0.0.1:PORT") .fragment_files(i)
     Mount(base_dir, name="m")  a customer home + mountpoint.
         .init(passphrase=None) .mount(peers, ec=, block_size=, cache_size=,
         opts=, extra=, env=) .path .home .sync() .umount() .status_json()
         .is_mounted() .log_text() .cleanup()
+        .drop_cache() (mount's block cache + kernel page cache)
     run_peerfs(args, ...) -> subprocess.CompletedProcess (text, captured)
+    fragment_files(store)   fragment files on a supplier's disk
+    flip_bytes(path)        silent bit rot in one file (size, mtime kept)
+    drop_kernel_cache()
 
 Fixtures:
     peerfs_bin      path of the binary (fails the test when missing)
@@ -218,11 +225,13 @@ class Swarm:
 
     START_TIMEOUT = 20.0
 
-    def __init__(self, base, n=6, quota=None, extra=None):
+    def __init__(self, base, n=6, quota=None, extra=None, extra_for=None):
         self.base = Path(base)
         self.n = n
         self.quota = quota
         self.extra = list(extra or [])
+        # extra_for: {i: [args]} for supplier i only (e.g. --test-lie).
+        self.extra_for = {int(k): list(v) for k, v in (extra_for or {}).items()}
         self.homes = [self.base / f"sup{i}" / "home" for i in range(n)]
         self.stores = [self.base / f"sup{i}" / "store" for i in range(n)]
         self.logs = [self.base / f"sup{i}" / "supplier.log" for i in range(n)]
@@ -246,6 +255,16 @@ class Swarm:
             out += ["--peer", self.address(i)]
         return out
 
+    def index_of(self, address):
+        """Swarm index of "127.0.0.1:PORT", or None."""
+        for i, p in enumerate(self.ports):
+            if p is not None and address == f"127.0.0.1:{p}":
+                return i
+        return None
+
+    def fragment_files(self, i):
+        return fragment_files(self.stores[i])
+
     def alive(self, i):
         p = self.procs[i]
         return p is not None and p.poll() is None
@@ -262,6 +281,7 @@ class Swarm:
         if self.quota:
             cmd += ["--quota", str(self.quota)]
         cmd += self.extra
+        cmd += self.extra_for.get(i, [])
         log = open(self.logs[i], "ab")
         log.write(f"=== {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
@@ -458,6 +478,11 @@ class Mount:
                         pytrace=False)
         return cp
 
+    def drop_cache(self):
+        """Cold cache: the mount's block cache and the kernel's page cache."""
+        os.setxattr(self.path, "user.peerfs.drop_cache", b"1")
+        drop_kernel_cache()
+
     def status_json(self, timeout=60):
         cp = run_peerfs(["status", self.path, "--json"], timeout=timeout)
         if cp.returncode != 0:
@@ -544,6 +569,65 @@ class Mount:
         # Killing the daemon aborts the FUSE connection: every pending
         # request of the hung test returns ENOTCONN.
         self.kill_daemon()
+
+
+# -- supplier disks ----------------------------------------------------------
+
+_FRAG_NAME = re.compile(r"^[0-9a-f]{66}$")
+_OWNER_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def fragment_files(store):
+    """Complete fragment files of a supplier's store folder:
+    <store>/<owner hex 64>/<2 hex>/<fragid hex 66> (temporaries skipped)."""
+    out = []
+    store = Path(store)
+    try:
+        owners = [d for d in store.iterdir() if _OWNER_NAME.match(d.name)]
+    except OSError:
+        return out
+    for od in owners:
+        try:
+            subs = [d for d in od.iterdir() if len(d.name) == 2 and d.is_dir()]
+        except OSError:
+            continue
+        for sd in subs:
+            try:
+                for f in sd.iterdir():
+                    if _FRAG_NAME.match(f.name) and f.name.startswith(sd.name):
+                        out.append(f)
+            except OSError:
+                continue
+    return sorted(out)
+
+
+def flip_bytes(path, count=4, seed=0):
+    """Silent bit rot: flips `count` bytes in the middle of a file, in place
+    (same inode, same size, mtime put back).  Returns the corrupted bytes."""
+    path = Path(path)
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    if not data:
+        return bytes(data)
+    rnd = __import__("random").Random(seed)
+    lo, hi = len(data) // 4, max(len(data) // 4 + 1, 3 * len(data) // 4)
+    for _ in range(count):
+        data[rnd.randrange(lo, hi)] ^= 0xFF
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return bytes(data)
+
+
+def drop_kernel_cache():
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
 
 
 # -- fixtures ------------------------------------------------------------

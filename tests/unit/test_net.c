@@ -36,6 +36,10 @@ struct swarm {
 	struct cr_ec *ec;
 	struct net *net;
 	unsigned char datakey[CR_KEY_BYTES];
+	/* Set before sup_start: a fixed identity (kept across restarts)
+	 * and the lying test mode, per supplier. */
+	struct cr_identity *sid[MAXSUP];
+	int lie[MAXSUP];
 };
 
 static struct cr_identity *
@@ -72,7 +76,7 @@ on_ready(void *arg, const char *bound)
 /* Child: serve dir on 127.0.0.1:port until signalled. */
 static void
 supplier_child(int fd, const char *host, int port, const char *dir,
-    uint64_t quota)
+    uint64_t quota, struct cr_identity *id, int lie)
 {
 	struct net_supplier_conf c = { 0 };
 	struct store_frag *sf;
@@ -84,7 +88,8 @@ supplier_child(int fd, const char *host, int port, const char *dir,
 	if (cr_init() < 0 || store_frag_open(&sf, dir, quota) < 0)
 		_exit(4);
 	snprintf(listen, sizeof listen, "%s:%d", host, port);
-	c.id = new_identity();
+	c.id = id ? id : new_identity();
+	c.test_lie = lie;
 	c.listen = listen;
 	c.frags = sf;
 	c.on_ready = on_ready;
@@ -115,7 +120,8 @@ sup_start(struct swarm *sw, int i, int port, uint64_t quota)
 		fflush(NULL);
 		if ((pid = fork()) == 0) {
 			close(fds[0]);
-			supplier_child(fds[1], host, p, dir, quota);
+			supplier_child(fds[1], host, p, dir, quota,
+			    sw->sid[i], sw->lie[i]);
 		}
 		close(fds[1]);
 		n = read(fds[0], buf, sizeof buf - 1);
@@ -158,6 +164,9 @@ swarm_stop(struct swarm *sw)
 		cr_ec_free(sw->ec);
 	if (sw->me)
 		sodium_free(sw->me);
+	for (int i = 0; i < MAXSUP; i++)
+		if (sw->sid[i])
+			sodium_free(sw->sid[i]);
 	memset(sw, 0, sizeof *sw);
 }
 
@@ -946,6 +955,486 @@ test_ipv6(void)
 	return rc;
 }
 
+/* ---- keeping data alive: monitor, repair, audits, liars --------------- */
+
+struct mon_opts {
+	int ping, suspect, dead;	/* ms; 0 = the defaults */
+	unsigned fixed_id, lie;		/* bit i: supplier i */
+	uint64_t quota[MAXSUP];
+};
+
+static int
+swarm_start_mon(struct swarm *sw, int nsup, int timeout_ms,
+    const struct mon_opts *mo)
+{
+	struct net_conf nc = { 0 };
+
+	memset(sw, 0, sizeof *sw);
+	log_init("test", LOG_WARN, NULL);
+	CHECK(cr_init() == 0);
+	sw->me = new_identity();
+	randombytes_buf(sw->datakey, sizeof sw->datakey);
+	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
+	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
+	for (int i = 0; i < nsup; i++) {
+		if (mo->fixed_id & (1u << i))
+			sw->sid[i] = new_identity();
+		sw->lie[i] = !!(mo->lie & (1u << i));
+		CHECK_EQ(sup_start(sw, i, 0, mo->quota[i]), 0);
+	}
+	nc.id = sw->me;
+	nc.store = sw->st;
+	nc.ec = sw->ec;
+	nc.timeout_ms = timeout_ms;
+	nc.reconnect_ms = 200;
+	nc.ping_interval_ms = mo->ping;
+	nc.suspect_after_ms = mo->suspect;
+	nc.dead_after_ms = mo->dead;
+	randombytes_buf(nc.audit_key, sizeof nc.audit_key);
+	CHECK_EQ(net_new(&sw->net, &nc), 0);
+	for (int i = 0; i < nsup; i++)
+		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
+	CHECK_EQ(net_wait_online(sw->net, nsup, 10000), nsup);
+	return 0;
+}
+
+/* Info of supplier i (by address); 0 or -1. */
+static int
+sup_info(struct swarm *sw, int i, struct net_peer_info *out)
+{
+	struct net_peer_info info[MAXSUP + 4];
+	int n = net_peers(sw->net, info, MAXSUP + 4, 0);
+
+	for (int j = 0; j < n && j < MAXSUP + 4; j++)
+		if (strcmp(info[j].addr, sw->addr[i]) == 0) {
+			*out = info[j];
+			return 0;
+		}
+	return -1;
+}
+
+/* Index of the supplier with key pk, -1 if none. */
+static int
+sup_of(struct swarm *sw, const unsigned char *pk)
+{
+	struct net_peer_info pi;
+
+	for (int i = 0; i < MAXSUP; i++)
+		if (sw->addr[i][0] && sup_info(sw, i, &pi) == 0 &&
+		    memcmp(pi.pk, pk, CR_PK_BYTES) == 0)
+			return i;
+	return -1;
+}
+
+/* Waits until supplier i is in state st; the wait in ms, or -1. */
+static int
+wait_state(struct swarm *sw, int i, int st, int timeout_ms)
+{
+	struct net_peer_info pi;
+	double t0 = now_s();
+
+	while ((now_s() - t0) * 1000 < timeout_ms) {
+		if (sup_info(sw, i, &pi) == 0 && (int)pi.state == st)
+			return (int)((now_s() - t0) * 1000);
+		usleep(20000);
+	}
+	return -1;
+}
+
+static int
+monitor_body(struct swarm *sw)
+{
+	const struct mon_opts mo = { .ping = 300, .suspect = 1200,
+	    .dead = 2500, .fixed_id = 0x7f };
+	struct net_peer_info pi, p0;
+	struct store_block b;
+	double t0, t_off = -1, t_sus = -1, t_dead = -1, t;
+	int restarted = 0, back = 0, s1_dead = 0, s1_sus = 0, tried = 0;
+	unsigned char pk0[CR_PK_BYTES];
+
+	if (swarm_start_mon(sw, 7, 1000, &mo))
+		return 1;
+	CHECK_EQ(sup_info(sw, 0, &p0), 0);
+	memcpy(pk0, p0.pk, CR_PK_BYTES);
+	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_ONLINE);
+	CHECK(p0.score > 0.5);
+	/* Supplier 0 dies for good, supplier 1 reboots within the grace. */
+	t0 = now_s();
+	sup_kill(sw, 0, SIGKILL);
+	sup_kill(sw, 1, SIGKILL);
+	while ((t = (now_s() - t0) * 1000) < 4000) {
+		CHECK_EQ(sup_info(sw, 0, &pi), 0);
+		if (pi.state == NET_PEER_OFFLINE && t_off < 0)
+			t_off = t;
+		if (pi.state == NET_PEER_SUSPECT && t_sus < 0)
+			t_sus = t;
+		if (pi.state == NET_PEER_DEAD && t_dead < 0)
+			t_dead = t;
+		CHECK(t < 500 || pi.state != NET_PEER_ONLINE);
+		CHECK_EQ(sup_info(sw, 1, &pi), 0);
+		s1_dead |= pi.state == NET_PEER_DEAD;
+		s1_sus |= pi.state == NET_PEER_SUSPECT;
+		if (pi.state == NET_PEER_SUSPECT && !tried) {
+			/* Five online (one suspect, one down): no placement. */
+			tried = 1;
+			CHECK_EQ(net_block_store(sw->net, "x", 1, sw->datakey,
+			    &b), -EAGAIN);
+		}
+		if (t > 1700 && !restarted) {
+			CHECK_EQ(sup_start(sw, 1, sw->port[1], 0), 0);
+			restarted = 1;
+		}
+		if (restarted && pi.state == NET_PEER_ONLINE)
+			back = 1;
+		usleep(20000);
+	}
+	fprintf(stderr, "offline %.0f ms, suspect %.0f ms, dead %.0f ms\n",
+	    t_off, t_sus, t_dead);
+	CHECK(t_off >= 0 && t_off < 1000);
+	CHECK(t_sus >= 1200 - 300 - 150 && t_sus <= 1200 + 500);
+	CHECK(t_dead >= 2500 - 300 - 150 && t_dead <= 2500 + 500);
+	CHECK(tried && s1_sus && back && !s1_dead);
+	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_DEAD);
+	CHECK_EQ(sup_info(sw, 0, &pi), 0);
+	CHECK(pi.score == 0);
+	CHECK_EQ(sup_info(sw, 1, &pi), 0);
+	CHECK_EQ(pi.state, NET_PEER_ONLINE);
+	/* Dead is sticky: back on the wire, still dead, no placements. */
+	CHECK_EQ(sup_start(sw, 0, sw->port[0], 0), 0);
+	CHECK_EQ(net_wait_online(sw->net, 7, 5000), 7);
+	usleep(300000);
+	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_DEAD);
+	CHECK_EQ(net_block_store(sw->net, "x", 1, sw->datakey, &b), 0);
+	for (int i = 0; i < 6; i++)
+		CHECK(memcmp(b.peer[i], pk0, CR_PK_BYTES) != 0);
+	return 0;
+}
+
+static int
+test_monitor(void)
+{
+	struct swarm sw;
+	int rc = monitor_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+repair_body(struct swarm *sw)
+{
+	struct mon_opts mo = { .ping = 500, .suspect = 60000,
+	    .dead = 120000 };
+	size_t len = 256 << 10;
+	unsigned char *p = malloc(len), *q = malloc(len);
+	struct store_block b, old;
+	int h[6], spare[2], ns = 0, rc;
+	uint64_t moved = 0;
+
+	mo.quota[8] = 1000;		/* a spare that refuses: quota full */
+	if (swarm_start_mon(sw, 9, 5000, &mo))
+		return 1;
+	CHECK(p && q);
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+	for (int f = 0; f < 6; f++) {
+		h[f] = sup_of(sw, b.peer[f]);
+		CHECK(h[f] >= 0 && h[f] != 8);
+		CHECK_EQ(b.lost[f], 0);
+		CHECK_EQ(b.audit_next[f], 0);
+		CHECK_EQ(b.audit_end[f], STORE_AUDITS);
+	}
+	for (int i = 0; i < 8; i++) {
+		int held = 0;
+		for (int f = 0; f < 6; f++)
+			held |= h[f] == i;
+		if (!held)
+			spare[ns++] = i;
+	}
+	CHECK_EQ(ns, 2);
+	/* Two holders die. */
+	sup_kill(sw, h[0], SIGKILL);
+	sup_kill(sw, h[1], SIGKILL);
+	CHECK(wait_state(sw, h[0], NET_PEER_OFFLINE, 3000) >= 0);
+	CHECK(wait_state(sw, h[1], NET_PEER_OFFLINE, 3000) >= 0);
+	b.lost[0] = b.lost[1] = 1;
+	old = b;
+	rc = net_block_repair(sw->net, &b, 0x3, &moved);
+	/* Onto the two spares with room (not the full one). */
+	CHECK_EQ(rc, 2);
+	CHECK_EQ(moved, 6ull * b.frag_len);
+	for (int f = 0; f < 2; f++) {
+		int s = sup_of(sw, b.peer[f]);
+		CHECK(s == spare[0] || s == spare[1]);
+		CHECK_EQ(b.lost[f], 0);
+		CHECK_EQ(b.audit_next[f], STORE_AUDITS);
+		CHECK_EQ(b.audit_end[f], 2 * STORE_AUDITS);
+		CHECK(memcmp(b.frag_hash[f], old.frag_hash[f],
+		    CR_HASH_BYTES) == 0);
+	}
+	CHECK(memcmp(b.peer[0], b.peer[1], CR_PK_BYTES) != 0);
+	for (int f = 2; f < 6; f++)
+		CHECK(memcmp(b.peer[f], old.peer[f], CR_PK_BYTES) == 0);
+	/* The rebuilt fragments answer their fresh challenges. */
+	CHECK_EQ(net_frag_audit(sw->net, &b, 0), 0);
+	CHECK_EQ(net_frag_audit(sw->net, &b, 1), 0);
+	/* Fragment 2 said lost: only the full spare is free to take it. */
+	b.lost[2] = 1;
+	old = b;
+	CHECK_EQ(net_block_repair(sw->net, &b, 1u << 2, &moved), -EAGAIN);
+	CHECK(memcmp(&old, &b, sizeof b) == 0);
+	/* Two more original holders go: 0, 1 (rebuilt), 2 (marked lost,
+	 * asked last) and 5 remain. */
+	sup_kill(sw, h[3], SIGKILL);
+	sup_kill(sw, h[4], SIGKILL);
+	CHECK(wait_state(sw, h[3], NET_PEER_OFFLINE, 3000) >= 0);
+	CHECK(wait_state(sw, h[4], NET_PEER_OFFLINE, 3000) >= 0);
+	memset(q, 0, len);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	CHECK_MEM(p, q, len);
+	/* With fewer than k sources: -EIO, nothing changed. */
+	old = b;
+	CHECK_EQ(net_block_repair(sw->net, &b, 0x3c, &moved), -EIO);
+	CHECK(memcmp(&old, &b, sizeof b) == 0);
+	free(p);
+	free(q);
+	return 0;
+}
+
+static int
+test_repair(void)
+{
+	struct swarm sw;
+	int rc = repair_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+/* Flips a byte in the middle of fragment f of b on supplier i's disk. */
+static int
+corrupt_frag(struct swarm *sw, int i, const struct store_block *b, int f)
+{
+	unsigned char fid[STORE_FRAGID_BYTES];
+	char oh[2 * CR_PK_BYTES + 1], fh[2 * STORE_FRAGID_BYTES + 1];
+	char path[512];
+	unsigned char c;
+	FILE *fp;
+
+	memcpy(fid, b->id, CR_ID_BYTES);
+	fid[CR_ID_BYTES] = (unsigned char)f;
+	hex_encode(oh, sw->me->pk, CR_PK_BYTES);
+	hex_encode(fh, fid, STORE_FRAGID_BYTES);
+	snprintf(path, sizeof path, "sup%d/%s/%.2s/%s", i, oh, fh, fh);
+	if (!(fp = fopen(path, "r+b")))
+		return -1;
+	fseek(fp, b->frag_len / 2, SEEK_SET);
+	if (fread(&c, 1, 1, fp) != 1)
+		return -1;
+	c ^= 0x20;
+	fseek(fp, b->frag_len / 2, SEEK_SET);
+	fwrite(&c, 1, 1, fp);
+	return fclose(fp);
+}
+
+static int
+audit_body(struct swarm *sw)
+{
+	const struct mon_opts mo = { .ping = 500 };
+	size_t len = 100000;
+	unsigned char *p = malloc(len), *q = malloc(len);
+	struct net_peer_info pi;
+	struct store_block b, bb;
+	uint32_t bad = 0;
+	int s0, s3;
+
+	if (swarm_start_mon(sw, 6, 5000, &mo))
+		return 1;
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+	/* More rounds than precomputed answers: refills from full proofs. */
+	for (int round = 0; round < 10; round++)
+		for (int f = 0; f < 6; f++)
+			CHECK_EQ(net_frag_audit(sw->net, &b, f), 0);
+	for (int f = 0; f < 6; f++) {
+		CHECK_EQ(b.audit_next[f], 2 * STORE_AUDITS);
+		CHECK_EQ(b.audit_end[f], 3 * STORE_AUDITS);
+		CHECK_EQ(sup_info(sw, sup_of(sw, b.peer[f]), &pi), 0);
+		CHECK_EQ(pi.audits_ok, 10);
+		CHECK_EQ(pi.audits_failed, 0);
+	}
+	/* An answer that does not match what we kept. */
+	s0 = sup_of(sw, b.peer[0]);
+	b.audit[0][b.audit_next[0] % STORE_AUDITS][3] ^= 1;
+	CHECK_EQ(net_frag_audit(sw->net, &b, 0), -EBADMSG);
+	CHECK_EQ(sup_info(sw, s0, &pi), 0);
+	CHECK_EQ(pi.audits_failed, 1);
+	CHECK(pi.state == NET_PEER_ONLINE && pi.score < 0.5);
+	/* Bytes flipped on a supplier's disk: the audit sees it ... */
+	s3 = sup_of(sw, b.peer[3]);
+	CHECK_EQ(corrupt_frag(sw, s3, &b, 3), 0);
+	CHECK_EQ(net_frag_audit(sw->net, &b, 3), -EBADMSG);
+	/* ... and a read that meets it still succeeds, reporting it (4 and
+	 * 5 marked lost: asked last, so fragment 3 is asked). */
+	bb = b;
+	bb.lost[4] = bb.lost[5] = 1;
+	memset(q, 0, len);
+	CHECK_EQ(net_block_fetch_report(sw->net, &bb, q, &bad), 0);
+	CHECK_MEM(p, q, len);
+	CHECK_EQ(bad, 1u << 3);
+	CHECK_EQ(sup_info(sw, s3, &pi), 0);
+	CHECK_EQ(pi.bad_fragments, 1);
+	CHECK_EQ(pi.audits_failed, 1);
+	/* The full proof (no answer left) sees it too; the third failed
+	 * audit fires the supplier. */
+	bb = b;
+	bb.audit_next[3] = bb.audit_end[3];
+	CHECK_EQ(net_frag_audit(sw->net, &bb, 3), -EBADMSG);
+	CHECK_EQ(bb.audit_end[3], b.audit_end[3]);
+	CHECK_EQ(net_frag_audit(sw->net, &bb, 3), -EBADMSG);
+	CHECK_EQ(sup_info(sw, s3, &pi), 0);
+	CHECK_EQ(pi.audits_failed, 3);
+	CHECK_EQ(pi.state, NET_PEER_DEAD);
+	CHECK(pi.score == 0);
+	CHECK_EQ(net_peer_state(sw->net, b.peer[3]), NET_PEER_DEAD);
+	/* Fired, not blind: the others still pass. */
+	CHECK_EQ(net_frag_audit(sw->net, &b, 1), 0);
+	free(p);
+	free(q);
+	return 0;
+}
+
+static int
+test_audit(void)
+{
+	struct swarm sw;
+	int rc = audit_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+liar_body(struct swarm *sw)
+{
+	const struct mon_opts mo = { .ping = 500, .lie = 1u << 6 };
+	size_t len = 50000;
+	unsigned char *p = malloc(len), *q = malloc(len);
+	unsigned char liar_pk[CR_PK_BYTES];
+	struct net_peer_info pi;
+	struct store_block b, bb;
+	int fetches = 0, f;
+	uint32_t bad;
+
+	if (swarm_start_mon(sw, 7, 5000, &mo))
+		return 1;
+	CHECK_EQ(sup_info(sw, 6, &pi), 0);
+	memcpy(liar_pk, pi.pk, CR_PK_BYTES);
+	for (int tries = 0; tries < 30 && fetches < 3; tries++) {
+		randombytes_buf(p, len);
+		CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+		for (f = 0; f < 6; f++)
+			if (!memcmp(b.peer[f], liar_pk, CR_PK_BYTES))
+				break;
+		if (f == 6)
+			continue;
+		if (fetches == 0)	/* its audit answers are noise */
+			CHECK_EQ(net_frag_audit(sw->net, &b, f), -EBADMSG);
+		/* Two others marked lost: the liar is among the first k. */
+		bb = b;
+		for (int g = 0, marked = 0; g < 6 && marked < 2; g++)
+			if (g != f) {
+				bb.lost[g] = 1;
+				marked++;
+			}
+		memset(q, 0, len);
+		CHECK_EQ(net_block_fetch_report(sw->net, &bb, q, &bad), 0);
+		CHECK_MEM(p, q, len);
+		CHECK_EQ(bad, 1u << f);
+		fetches++;
+	}
+	CHECK_EQ(fetches, 3);
+	CHECK_EQ(sup_info(sw, 6, &pi), 0);
+	CHECK(pi.bad_fragments >= 3);
+	CHECK_EQ(pi.audits_failed, 1);
+	CHECK_EQ(pi.state, NET_PEER_DEAD);
+	CHECK(pi.score == 0);
+	/* Fired: no more placements, and not asked while others serve. */
+	for (int i = 0; i < 3; i++) {
+		randombytes_buf(p, len);
+		CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+		for (f = 0; f < 6; f++)
+			CHECK(memcmp(b.peer[f], liar_pk, CR_PK_BYTES) != 0);
+		CHECK_EQ(net_block_fetch_report(sw->net, &b, q, &bad), 0);
+		CHECK_EQ(bad, 0);
+		CHECK_MEM(p, q, len);
+	}
+	free(p);
+	free(q);
+	return 0;
+}
+
+static int
+test_liar(void)
+{
+	struct swarm sw;
+	int rc = liar_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
+static int
+frag_delete_body(struct swarm *sw)
+{
+	const struct mon_opts mo = { .ping = 500 };
+	unsigned char fid[STORE_FRAGID_BYTES], *q = malloc(70000);
+	char oh[2 * CR_PK_BYTES + 1], fh[2 * STORE_FRAGID_BYTES + 1];
+	char path[512];
+	struct store_block b;
+	struct stat st;
+	uint32_t bad;
+	int s1, s2;
+
+	if (swarm_start_mon(sw, 6, 5000, &mo) || roundtrip(sw, 70000, &b))
+		return 1;
+	memcpy(fid, b.id, CR_ID_BYTES);
+	fid[CR_ID_BYTES] = 2;
+	s2 = sup_of(sw, b.peer[2]);
+	hex_encode(oh, sw->me->pk, CR_PK_BYTES);
+	hex_encode(fh, fid, STORE_FRAGID_BYTES);
+	snprintf(path, sizeof path, "sup%d/%s/%.2s/%s", s2, oh, fh, fh);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(net_frag_delete(sw->net, b.peer[2], fid), 0);
+	CHECK(stat(path, &st) != 0 && errno == ENOENT);
+	CHECK_EQ(net_frag_delete(sw->net, b.peer[2], fid), 0);	/* absent */
+	CHECK_EQ(net_frag_audit(sw->net, &b, 2), -ENOENT);
+	/* A read asking for it reports it (to be rebuilt) and succeeds. */
+	b.lost[4] = b.lost[5] = 1;
+	CHECK_EQ(net_block_fetch_report(sw->net, &b, q, &bad), 0);
+	CHECK_EQ(bad, 1u << 2);
+	/* Offline supplier: retry later. */
+	fid[CR_ID_BYTES] = 1;
+	s1 = sup_of(sw, b.peer[1]);
+	sup_kill(sw, s1, SIGKILL);
+	CHECK(wait_state(sw, s1, NET_PEER_OFFLINE, 3000) >= 0);
+	CHECK_EQ(net_frag_delete(sw->net, b.peer[1], fid), -EAGAIN);
+	CHECK_EQ(net_frag_audit(sw->net, &b, 1), -EAGAIN);
+	CHECK_EQ(b.audit_next[1], 0);
+	free(q);
+	return 0;
+}
+
+static int
+test_frag_delete(void)
+{
+	struct swarm sw;
+	int rc = frag_delete_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
+}
+
 const struct test tests_net[] = {
 	{ "store_fetch", test_store_fetch },
 	{ "lost_suppliers", test_lost_suppliers },
@@ -958,5 +1447,10 @@ const struct test tests_net[] = {
 	{ "bad_supplier", test_bad_supplier },
 	{ "ipv6", test_ipv6 },
 	{ "handshake_timeout", test_handshake_timeout },
+	{ "monitor", test_monitor },
+	{ "repair", test_repair },
+	{ "audit", test_audit },
+	{ "liar", test_liar },
+	{ "frag_delete", test_frag_delete },
 	{ NULL, NULL },
 };

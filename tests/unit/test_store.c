@@ -9,6 +9,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "store/store.h"
 #include "test.h"
 
@@ -601,6 +603,331 @@ test_blocks(void)
 	return 0;
 }
 
+/* The fields added for keeping data alive survive the round trip, also on
+ * an entry that has nothing but audit data (must not be trimmed). */
+static int
+test_blocks_v2_fields(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_block b, got;
+
+	OPEN(st);
+	BEGIN(st, 0, t);
+	mk_block(&b, 5, 4, 2);
+	b.lost[1] = 1;
+	b.lost[5] = 1;
+	for (int i = 0; i < 6; i++) {
+		b.audit_next[i] = 0x01020300u + (uint32_t)i;
+		b.audit_end[i] = 0x7fff0000u + (uint32_t)i;
+		for (int j = 0; j < STORE_AUDITS; j++)
+			for (int x = 0; x < STORE_AUDIT_BYTES; x++)
+				b.audit[i][j][x] = (unsigned char)(i * 31 + j * 7 + x);
+	}
+	b.audit[9][3][15] = 0xaa;	/* an entry with only an answer */
+	CHECK_EQ(store_block_put(t, &b), 0);
+	COMMIT(t);
+	store_close(st);
+
+	OPEN(st);
+	BEGIN(st, 1, t);
+	CHECK_EQ(store_block_get(t, b.id, &got), 0);
+	CHECK_MEM(&got, &b, sizeof b);
+	CHECK_EQ(got.lost[1], 1);
+	CHECK_EQ(got.lost[2], 0);
+	CHECK_EQ(got.audit[9][3][15], 0xaa);
+	store_txn_abort(t);
+	/* clearing the marks clears them (no stale bytes from before) */
+	BEGIN(st, 0, t);
+	memset(b.lost, 0, sizeof b.lost);
+	memset(b.audit[9], 0, sizeof b.audit[9]);
+	CHECK_EQ(store_block_put(t, &b), 0);
+	CHECK_EQ(store_block_get(t, b.id, &got), 0);
+	CHECK_MEM(&got, &b, sizeof b);
+	COMMIT(t);
+	store_close(st);
+	return 0;
+}
+
+/* A record written by the first format (version byte 1: hash | peer per
+ * fragment) still reads, the new fields zero; writing it back upgrades. */
+static int
+test_blocks_v1_compat(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_block b, want;
+	unsigned char rec[82 + 6 * 64];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+
+	OPEN(st);		/* creates the env and databases */
+	store_close(st);
+	mk_block(&want, 7, 4, 2);
+	memset(rec, 0, sizeof rec);
+	rec[0] = 1;
+	memcpy(rec + 1, want.id, 32);
+	memcpy(rec + 33, want.key, 32);
+	rec[65] = 0x00; rec[66] = 0x40; rec[67] = 0; rec[68] = 0;	/* 4 MiB */
+	rec[69] = (unsigned char)(want.frag_len >> 24);
+	rec[70] = (unsigned char)(want.frag_len >> 16);
+	rec[71] = (unsigned char)(want.frag_len >> 8);
+	rec[72] = (unsigned char)want.frag_len;
+	rec[73] = 4;
+	rec[74] = 2;
+	rec[80] = (unsigned char)want.refcount;
+	rec[81] = 6;
+	for (int i = 0; i < 6; i++) {
+		memcpy(rec + 82 + i * 64, want.frag_hash[i], 32);
+		memcpy(rec + 82 + i * 64 + 32, want.peer[i], 32);
+	}
+	CHECK_EQ(mdb_env_create(&env), 0);
+	CHECK_EQ(mdb_env_set_maxdbs(env, 16), 0);
+	CHECK_EQ(mdb_env_open(env, "db/meta", 0, 0600), 0);
+	CHECK_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	CHECK_EQ(mdb_dbi_open(txn, "blocks", 0, &dbi), 0);
+	k = (MDB_val){ 32, want.id };
+	v = (MDB_val){ sizeof rec, rec };
+	CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+	CHECK_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_block_get(t, want.id, &b), 0);
+	CHECK_MEM(&b, &want, sizeof b);
+	b.lost[3] = 1;
+	b.audit_end[0] = 4;
+	CHECK_EQ(store_block_put(t, &b), 0);
+	memcpy(&want, &b, sizeof b);
+	COMMIT(t);
+	BEGIN(st, 1, t);
+	CHECK_EQ(store_block_get(t, want.id, &b), 0);
+	CHECK_MEM(&b, &want, sizeof b);
+	store_txn_abort(t);
+	store_close(st);
+	return 0;
+}
+
+/* ---- rebuild and deletion queues ----------------------------------------- */
+
+struct rq_seen {
+	int n, stop;
+	unsigned char id[4][CR_ID_BYTES];
+	uint32_t surv[4];
+};
+
+static int
+rq_collect(void *arg, const unsigned char *id, uint32_t surviving)
+{
+	struct rq_seen *s = arg;
+
+	if (s->n >= 4)
+		return -1;
+	memcpy(s->id[s->n], id, CR_ID_BYTES);
+	s->surv[s->n++] = surviving;
+	return s->n == s->stop ? 9 : 0;
+}
+
+static int
+collect_after(void *arg, const struct store_block *b)
+{
+	struct rq_seen *s = arg;
+
+	if (s->n >= 4)
+		return -1;
+	memcpy(s->id[s->n++], b->id, CR_ID_BYTES);
+	return 0;
+}
+
+/* Resuming a pass over the blocks after a given id. */
+static int
+test_block_iter_after(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_block b;
+	struct rq_seen s = { 0 };
+	unsigned char ids[3][CR_ID_BYTES];
+
+	OPEN(st);
+	BEGIN(st, 0, t);
+	for (int i = 0; i < 3; i++) {
+		mk_block(&b, 0, 4, 2);
+		memset(b.id, 0x10 * (i + 1), CR_ID_BYTES);
+		memcpy(ids[i], b.id, CR_ID_BYTES);
+		CHECK_EQ(store_block_put(t, &b), 0);
+	}
+	CHECK_EQ(store_block_iter_after(t, ids[0], collect_after, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_MEM(s.id[0], ids[1], CR_ID_BYTES);
+	CHECK_MEM(s.id[1], ids[2], CR_ID_BYTES);
+	s.n = 0;
+	CHECK_EQ(store_block_iter_after(t, ids[2], collect_after, &s), 0);
+	CHECK_EQ(s.n, 0);
+	ids[0][31] = 0x11;	/* not a key: starts at the next one */
+	CHECK_EQ(store_block_iter_after(t, ids[0], collect_after, &s), 0);
+	CHECK_EQ(s.n, 2);
+	s.n = 0;
+	CHECK_EQ(store_block_iter_after(t, NULL, collect_after, &s), 0);
+	CHECK_EQ(s.n, 3);
+	COMMIT(t);
+	store_close(st);
+	return 0;
+}
+
+static int
+test_rebuild_queue(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	unsigned char id[CR_ID_BYTES], a[CR_ID_BYTES], b[CR_ID_BYTES],
+	    c[CR_ID_BYTES];
+	uint32_t surv;
+	uint64_t n;
+
+	fill_id(a, 1);
+	fill_id(b, 2);
+	fill_id(c, 3);
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_rebuild_first(t, id, &surv), -ENOENT);
+	CHECK_EQ(store_rebuild_count(t, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(store_rebuild_put(t, a, 5), 0);
+	CHECK_EQ(store_rebuild_put(t, b, 4), 0);
+	CHECK_EQ(store_rebuild_put(t, c, 300), 0);	/* numeric, not bytes */
+	CHECK_EQ(store_rebuild_first(t, id, &surv), 0);
+	CHECK_MEM(id, b, CR_ID_BYTES);
+	CHECK_EQ(surv, 4);
+	/* put replaces: a becomes the most urgent, b keeps one entry */
+	CHECK_EQ(store_rebuild_put(t, a, 3), 0);
+	CHECK_EQ(store_rebuild_put(t, b, 6), 0);
+	CHECK_EQ(store_rebuild_count(t, &n), 0);
+	CHECK_EQ(n, 3);
+	{
+		struct rq_seen rs = { 0 };
+
+		CHECK_EQ(store_rebuild_iter(t, rq_collect, &rs), 0);
+		CHECK_EQ(rs.n, 3);
+		CHECK_MEM(rs.id[0], a, CR_ID_BYTES);
+		CHECK_EQ(rs.surv[0], 3);
+		CHECK_MEM(rs.id[1], b, CR_ID_BYTES);
+		CHECK_EQ(rs.surv[1], 6);
+		CHECK_MEM(rs.id[2], c, CR_ID_BYTES);
+		rs = (struct rq_seen){ .stop = 2 };
+		CHECK_EQ(store_rebuild_iter(t, rq_collect, &rs), 9);
+		CHECK_EQ(rs.n, 2);
+	}
+	COMMIT(t);
+	store_close(st);
+
+	OPEN(st);			/* durable */
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_rebuild_first(t, id, &surv), 0);
+	CHECK_MEM(id, a, CR_ID_BYTES);
+	CHECK_EQ(surv, 3);
+	CHECK_EQ(store_rebuild_del(t, a), 0);
+	CHECK_EQ(store_rebuild_del(t, a), -ENOENT);
+	CHECK_EQ(store_rebuild_first(t, id, &surv), 0);
+	CHECK_MEM(id, b, CR_ID_BYTES);
+	CHECK_EQ(surv, 6);
+	CHECK_EQ(store_rebuild_del(t, b), 0);
+	CHECK_EQ(store_rebuild_first(t, id, &surv), 0);
+	CHECK_MEM(id, c, CR_ID_BYTES);
+	CHECK_EQ(surv, 300);
+	CHECK_EQ(store_rebuild_del(t, c), 0);
+	CHECK_EQ(store_rebuild_first(t, id, &surv), -ENOENT);
+	CHECK_EQ(store_rebuild_count(t, &n), 0);
+	CHECK_EQ(n, 0);
+	COMMIT(t);
+	store_close(st);
+	return 0;
+}
+
+struct dq_seen {
+	int n, del;
+	struct store_txn *t;
+	unsigned char pk[4][CR_PK_BYTES];
+	unsigned char fid[4][STORE_FRAGID_BYTES];
+	uint32_t bytes[4];
+};
+
+static int
+dq_collect(void *arg, const unsigned char *pk, const unsigned char *fragid,
+    uint32_t bytes)
+{
+	struct dq_seen *s = arg;
+
+	if (s->n >= 4)
+		return -1;
+	memcpy(s->pk[s->n], pk, CR_PK_BYTES);
+	memcpy(s->fid[s->n], fragid, STORE_FRAGID_BYTES);
+	s->bytes[s->n++] = bytes;
+	if (s->del)		/* deleting from the callback is allowed */
+		return store_delq_del(s->t, pk, fragid);
+	return 0;
+}
+
+static int
+test_delq(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	unsigned char pk1[CR_PK_BYTES], pk2[CR_PK_BYTES];
+	unsigned char f1[STORE_FRAGID_BYTES], f2[STORE_FRAGID_BYTES];
+	struct dq_seen s = { 0 };
+	uint64_t n, bytes;
+
+	memset(pk1, 0x11, sizeof pk1);
+	memset(pk2, 0x22, sizeof pk2);
+	fill_id(f1, 1);
+	f1[CR_ID_BYTES] = 0;
+	fill_id(f2, 1);
+	f2[CR_ID_BYTES] = 5;
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_delq_stats(t, &n, &bytes), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(store_delq_put(t, pk2, f1, 1000), 0);
+	CHECK_EQ(store_delq_put(t, pk1, f2, 3000000000u), 0);
+	CHECK_EQ(store_delq_put(t, pk1, f1, 20), 0);
+	CHECK_EQ(store_delq_put(t, pk1, f1, 30), 0);	/* replaces */
+	COMMIT(t);
+	store_close(st);
+
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_delq_stats(t, &n, &bytes), 0);
+	CHECK_EQ(n, 3);
+	CHECK_EQ(bytes, 3000001030ull);
+	CHECK_EQ(store_delq_iter(t, dq_collect, &s), 0);
+	CHECK_EQ(s.n, 3);		/* key order: pk1 f1, pk1 f2, pk2 f1 */
+	CHECK_MEM(s.pk[0], pk1, CR_PK_BYTES);
+	CHECK_MEM(s.fid[0], f1, STORE_FRAGID_BYTES);
+	CHECK_EQ(s.bytes[0], 30);
+	CHECK_MEM(s.fid[1], f2, STORE_FRAGID_BYTES);
+	CHECK_EQ(s.bytes[1], 3000000000u);
+	CHECK_MEM(s.pk[2], pk2, CR_PK_BYTES);
+	CHECK_EQ(s.bytes[2], 1000);
+	CHECK_EQ(store_delq_del(t, pk1, f2), 0);
+	CHECK_EQ(store_delq_del(t, pk1, f2), -ENOENT);
+	CHECK_EQ(store_delq_stats(t, &n, &bytes), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(bytes, 1030);
+	s = (struct dq_seen){ .del = 1, .t = t };
+	CHECK_EQ(store_delq_iter(t, dq_collect, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(store_delq_stats(t, &n, &bytes), 0);
+	CHECK_EQ(n, 0);
+	COMMIT(t);
+	store_close(st);
+	return 0;
+}
+
 /* ---- journal ------------------------------------------------------------ */
 
 static int
@@ -1031,6 +1358,11 @@ const struct test tests_store[] = {
 	{ "xattrs", test_xattrs },
 	{ "extents", test_extents },
 	{ "blocks", test_blocks },
+	{ "blocks_v2_fields", test_blocks_v2_fields },
+	{ "blocks_v1_compat", test_blocks_v1_compat },
+	{ "block_iter_after", test_block_iter_after },
+	{ "rebuild_queue", test_rebuild_queue },
+	{ "delq", test_delq },
 	{ "jrnl_records", test_jrnl_records },
 	{ "jrnl_files", test_jrnl_files },
 	{ "peer_pin", test_peer_pin },

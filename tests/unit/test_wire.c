@@ -80,6 +80,56 @@ test_round_trip_fixed(void)
 }
 
 static int
+test_round_trip_audit(void)
+{
+	unsigned char buf[128], nonce[32], answer[32];
+	struct net_msg m, d;
+
+	for (int i = 0; i < 32; i++) {
+		nonce[i] = (unsigned char)(0xa0 + i);
+		answer[i] = (unsigned char)(0x10 + i);
+	}
+	memset(&m, 0, sizeof m);
+	m.type = NET_AUDIT;
+	m.reqid = 11;
+	m.fragid = fid;
+	m.nonce = nonce;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 33 + 32);
+	CHECK_EQ(d.type, NET_AUDIT);
+	CHECK(d.reqid == 11);
+	CHECK_MEM(d.fragid, fid, sizeof fid);
+	CHECK_MEM(d.nonce, nonce, 32);
+	CHECK(d.nonce == buf + NET_MSG_HDR + 33);
+	CHECK(d.answer == NULL);
+	/* exact size: one short, one extra */
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 64), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 66), -EPROTO);
+	/* no nonce or fragid: refused */
+	m.nonce = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	m.nonce = nonce;
+	m.fragid = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	m.fragid = fid;
+	CHECK_EQ(net_msg_encode(buf, NET_MSG_HDR + 64, &m), -ENOSPC);
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_AUDIT_OK;
+	m.reqid = 12;
+	m.answer = answer;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 32);
+	CHECK_EQ(d.type, NET_AUDIT_OK);
+	CHECK_MEM(d.answer, answer, 32);
+	CHECK(d.fragid == NULL && d.nonce == NULL);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 31), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 33), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR), -EPROTO);
+	m.answer = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	return 0;
+}
+
+static int
 test_round_trip_variable(void)
 {
 	unsigned char buf[256], data[100], entries[3 * ENTRY];
@@ -154,7 +204,7 @@ test_encode_refuses(void)
 	struct net_msg m;
 
 	memset(&m, 0, sizeof m);
-	m.type = 0x06;
+	m.type = 0x09;
 	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
 	m.type = NET_PING;
 	CHECK_EQ(net_msg_encode(buf, 8, &m), -ENOSPC);
@@ -191,7 +241,7 @@ rec(unsigned char *buf, uint8_t t, size_t plen)
 static int
 test_decode_malformed(void)
 {
-	static const uint8_t unknown[] = { 0x00, 0x06, 0x7f, 0x80, 0x86, 0xfe };
+	static const uint8_t unknown[] = { 0x00, 0x09, 0x7f, 0x80, 0x89, 0xfe };
 	unsigned char buf[NET_MSG_HDR + 4 + 2 * ENTRY + 300] = { 0 };
 	struct net_msg m;
 	size_t n;
@@ -437,13 +487,168 @@ test_framer_records(void)
 	return 0;
 }
 
+/* ---- heads ------------------------------------------------------------- */
+#define HMIN ((size_t)CR_HEAD_FIXED)
+#define HMAX ((size_t)CR_HEAD_FIXED + CR_HEAD_BLOB_MAX)
+
+static int
+test_heads_round_trip(void)
+{
+	size_t cap = NET_MSG_HDR + 4 + 3 * (4 + HMIN + 40) + 64;
+	unsigned char *buf = malloc(HMAX + 64), head[HMIN + 40], *ents;
+	struct net_msg m, d;
+	const unsigned char *p;
+	size_t off, len, el;
+
+	CHECK(buf != NULL);
+	for (size_t i = 0; i < sizeof head; i++)
+		head[i] = (unsigned char)(i * 7);
+	/* HEAD_PUT: the head, opaque here, within its bounds */
+	memset(&m, 0, sizeof m);
+	m.type = NET_HEAD_PUT;
+	m.reqid = 77;
+	m.data = head;
+	m.data_len = sizeof head;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR + sizeof head);
+	CHECK_EQ(d.type, NET_HEAD_PUT);
+	CHECK_EQ(d.data_len, sizeof head);
+	CHECK_MEM(d.data, head, sizeof head);
+	CHECK_EQ(net_msg_data_offset(NET_HEAD_PUT), NET_MSG_HDR);
+	m.data_len = HMIN;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR + HMIN);
+	m.data_len = HMIN - 1;		/* too short: refused both ways */
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	m.data_len = HMAX + 1;
+	CHECK_EQ(net_msg_encode(buf, HMAX + 64, &m), -EINVAL);
+	m.data_len = sizeof head;
+	m.data = NULL;
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	/* the biggest head fits a record */
+	memset(buf + NET_MSG_HDR, 0x11, HMAX);
+	buf[0] = NET_HEAD_PUT;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + HMAX), 0);
+	CHECK_EQ(d.data_len, HMAX);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + HMAX + 1), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + HMIN - 1), -EPROTO);
+
+	/* HEAD_LIST: u32 max; HEAD_PUT_OK: empty */
+	memset(&m, 0, sizeof m);
+	m.type = NET_HEAD_LIST;
+	m.max = 0xa0b0c0d0;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR + 4);
+	CHECK(d.max == 0xa0b0c0d0);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+	buf[NET_MSG_HDR + 4] = 0;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 5), -EPROTO);
+	memset(&m, 0, sizeof m);
+	m.type = NET_HEAD_PUT_OK;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR);
+	buf[NET_MSG_HDR] = 0;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 1), -EPROTO);
+
+	/* HEAD_LIST_OK: three heads of different sizes, walked in order */
+	el = 3 * 4 + HMIN + (HMIN + 1) + (HMIN + 40);
+	CHECK((ents = malloc(el)) != NULL);
+	off = 0;
+	for (int i = 0; i < 3; i++) {
+		size_t hl = i == 0 ? HMIN : i == 1 ? HMIN + 1 : HMIN + 40;
+		put_be32(ents + off, (uint32_t)hl);
+		memset(ents + off + 4, 'a' + i, hl);
+		off += 4 + hl;
+	}
+	CHECK_EQ(off, el);
+	memset(&m, 0, sizeof m);
+	m.type = NET_HEAD_LIST_OK;
+	m.n = 3;
+	m.data = ents;
+	m.data_len = el;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR + 4 + el);
+	CHECK_EQ(d.n, 3);
+	CHECK_EQ(d.data_len, el);
+	off = 0;
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(net_msg_heads_next(&d, &off, &p, &len), 1);
+		CHECK_EQ(len, i == 0 ? HMIN : i == 1 ? HMIN + 1 : HMIN + 40);
+		CHECK(p[0] == 'a' + i && p[len - 1] == 'a' + i);
+	}
+	CHECK_EQ(net_msg_heads_next(&d, &off, &p, &len), 0);
+	/* malformed: count off by one, a byte short or long, a len outside
+	 * the bounds; the encoder refuses the same */
+	len = NET_MSG_HDR + 4 + el;
+	put_be32(buf + NET_MSG_HDR, 2);
+	CHECK_EQ(net_msg_decode(&d, buf, len), -EPROTO);
+	put_be32(buf + NET_MSG_HDR, 4);
+	CHECK_EQ(net_msg_decode(&d, buf, len), -EPROTO);
+	put_be32(buf + NET_MSG_HDR, 3);
+	CHECK_EQ(net_msg_decode(&d, buf, len), 0);
+	CHECK_EQ(net_msg_decode(&d, buf, len - 1), -EPROTO);
+	buf[len] = 0;
+	CHECK_EQ(net_msg_decode(&d, buf, len + 1), -EPROTO);
+	put_be32(buf + NET_MSG_HDR + 4, (uint32_t)HMIN - 1);
+	CHECK_EQ(net_msg_decode(&d, buf, len), -EPROTO);
+	put_be32(buf + NET_MSG_HDR + 4, UINT32_MAX);
+	CHECK_EQ(net_msg_decode(&d, buf, len), -EPROTO);
+	m.n = 2;
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	m.n = 3;
+	m.data_len = el - 1;
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	put_be32(ents, (uint32_t)HMIN - 1);
+	m.data_len = el;
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	/* empty list; too many entries */
+	memset(&m, 0, sizeof m);
+	m.type = NET_HEAD_LIST_OK;
+	CHECK_EQ(enc_dec(&m, buf, cap, &d), NET_MSG_HDR + 4);
+	CHECK_EQ(d.n, 0);
+	off = 0;
+	CHECK_EQ(net_msg_heads_next(&d, &off, &p, &len), 0);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+	m.n = NET_HEADS_MAX + 1;
+	CHECK_EQ(net_msg_encode(buf, cap, &m), -EINVAL);
+	put_be32(buf + NET_MSG_HDR, NET_HEADS_MAX + 1);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4), -EPROTO);
+	free(ents);
+	free(buf);
+	return 0;
+}
+
+/* NET_HEADS_MAX entries are accepted, one more is not. */
+static int
+test_heads_list_max(void)
+{
+	size_t each = 4 + HMIN, el = (NET_HEADS_MAX + 1) * each;
+	unsigned char *buf = calloc(1, NET_MSG_HDR + 4 + el);
+	struct net_msg d;
+	const unsigned char *p;
+	size_t off = 0, len;
+	int seen = 0;
+
+	CHECK(buf != NULL);
+	buf[0] = NET_HEAD_LIST_OK;
+	for (int i = 0; i <= NET_HEADS_MAX; i++)
+		put_be32(buf + NET_MSG_HDR + 4 + i * each, (uint32_t)HMIN);
+	put_be32(buf + NET_MSG_HDR, NET_HEADS_MAX);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4 + el - each), 0);
+	while (net_msg_heads_next(&d, &off, &p, &len))
+		seen++;
+	CHECK_EQ(seen, NET_HEADS_MAX);
+	put_be32(buf + NET_MSG_HDR, NET_HEADS_MAX + 1);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4 + el), -EPROTO);
+	free(buf);
+	return 0;
+}
+
 const struct test tests_wire[] = {
 	{ "round_trip_fixed", test_round_trip_fixed },
 	{ "round_trip_variable", test_round_trip_variable },
+	{ "round_trip_audit", test_round_trip_audit },
 	{ "encode_refuses", test_encode_refuses },
 	{ "decode_malformed", test_decode_malformed },
 	{ "framer_basic", test_framer_basic },
 	{ "framer_bad_length", test_framer_bad_length },
 	{ "framer_records", test_framer_records },
+	{ "heads_round_trip", test_heads_round_trip },
+	{ "heads_list_max", test_heads_list_max },
 	{ NULL, NULL },
 };

@@ -1,0 +1,565 @@
+/* cli/recover.c - recovery from the key alone:
+ *   peerfs key export      prints the recovery code
+ *   peerfs restore         new home from a recovery code and one supplier
+ *   peerfs versions MNT    the index versions the suppliers hold */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "log.h"
+#include "net/net.h"
+#include "store/store.h"
+#include "util.h"
+
+#define CTL_VERSIONS	"user.peerfs.versions"
+#define MAX_PEERS	64
+#define CODE_MAX	4096	/* input: groups, dashes, spaces, newlines */
+
+/* ---- peerfs key export ------------------------------------------------- */
+
+static const char key_help[] =
+"usage: peerfs key export [--home DIR] [--passphrase-file F]\n"
+"\n"
+"Prints the recovery code of the home's identity on stdout: the identity\n"
+"and the master secret, in checked groups a person can copy down. With it\n"
+"alone, `peerfs restore` brings every file back on a new machine.\n"
+"  --home DIR            home made by `peerfs init` (default $PEERFS_HOME or\n"
+"                        ~/.peerfs)\n"
+"  --passphrase-file F   passphrase of the key file\n";
+
+int
+cmd_key(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *home_opt = NULL, *pass_file = NULL;
+	struct cr_identity *id;
+	char code[CR_RECOVERY_MAX], *home;
+	int c, rc;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(key_help, stdout);
+		return 0;
+	}
+	if (argc < 2)
+		return cli_bad_usage("key", "subcommand missing (export)");
+	if (strcmp(argv[1], "export") != 0)
+		return cli_bad_usage("key", "unknown subcommand '%s'", argv[1]);
+	argc--;
+	argv++;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': home_opt = optarg; break;
+		case 'p': pass_file = optarg; break;
+		case 'h': fputs(key_help, stdout); return 0;
+		case ':': return cli_bad_usage("key", "%s needs a value", argv[optind - 1]);
+		default:  return cli_bad_usage("key", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_bad_usage("key", "unexpected argument '%s'", argv[optind]);
+	home = cli_home(home_opt);
+	if (cli_load_identity(home, pass_file, &id) < 0) {
+		free(home);
+		return 1;
+	}
+	rc = cr_recovery_encode(id, code, sizeof code);
+	cr_identity_free(id);
+	free(home);
+	if (rc < 0) {
+		fprintf(stderr, "peerfs key: %s\n", strerror(-rc));
+		return 1;
+	}
+	fprintf(stderr, "peerfs key: this code IS your identity and the key "
+	    "to every file: keep it offline, never share it\n");
+	printf("%s\n", code);
+	fflush(stdout);
+	sodium_memzero(code, sizeof code);
+	return 0;
+}
+
+/* ---- peerfs restore ------------------------------------------------------ */
+
+static const char restore_help[] =
+"usage: peerfs restore --code-file F --peer HOST:PORT [--peer ...]\n"
+"                      [--home DIR] [--no-passphrase | --passphrase-file P]\n"
+"                      [--version N] [--ec K+M] [--timeout D]\n"
+"\n"
+"Creates a new home from a recovery code (`peerfs key export`): writes the\n"
+"key file, finds the newest index version that verifies on the suppliers\n"
+"(or version N, see `peerfs versions`), fetches it and rebuilds the\n"
+"metadata. Then `peerfs mount --home DIR MOUNTPOINT` shows the tree.\n"
+"One supplier address is enough: the others are learnt from the index.\n"
+"  --home DIR            the new home; must not exist or be empty\n"
+"                        (default $PEERFS_HOME or ~/.peerfs)\n"
+"  --code-file F         the recovery code; '-' reads standard input (a\n"
+"                        prompt on a terminal)\n"
+"  --peer HOST:PORT      a supplier holding this owner's data\n"
+"  --no-passphrase       do not protect the new key file\n"
+"  --passphrase-file P   passphrase of the new key file (else\n"
+"                        $PEERFS_PASSPHRASE or a prompt)\n"
+"  --version N           restore that version instead of the newest\n"
+"  --ec K+M              erasure code the index was stored with (default\n"
+"                        4+2, as the mount's --ec)\n"
+"  --timeout D           network request timeout (default 10s)\n";
+
+struct restore_opts {
+	const char *home_opt, *code_file, *pass_file;
+	const char *peers[MAX_PEERS];
+	int npeers, no_pass, k, m;
+	uint64_t version, timeout_ms;
+};
+
+static int
+restore_parse(int argc, char **argv, struct restore_opts *o)
+{
+	static const struct option opts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "code-file", required_argument, NULL, 'c' },
+		{ "peer", required_argument, NULL, 'P' },
+		{ "no-passphrase", no_argument, NULL, 'n' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "ec", required_argument, NULL, 'e' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	o->k = 4;
+	o->m = 2;
+	o->timeout_ms = 10000;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': o->home_opt = optarg; break;
+		case 'c': o->code_file = optarg; break;
+		case 'P':
+			if (!strchr(optarg, ':'))
+				return cli_bad_usage("restore", "bad --peer '%s' (HOST:PORT)", optarg);
+			if (o->npeers == MAX_PEERS)
+				return cli_bad_usage("restore", "too many --peer");
+			o->peers[o->npeers++] = optarg;
+			break;
+		case 'n': o->no_pass = 1; break;
+		case 'p': o->pass_file = optarg; break;
+		case 'V':
+			errno = 0;
+			o->version = strtoull(optarg, &end, 10);
+			if (errno || *optarg == '\0' || *end || o->version == 0 ||
+			    *optarg == '-')
+				return cli_bad_usage("restore", "bad --version '%s' "
+				    "(a sequence number from `peerfs versions`)", optarg);
+			break;
+		case 'e':
+			if (cli_parse_ec(optarg, &o->k, &o->m) < 0)
+				return cli_bad_usage("restore", "bad --ec '%s' (K+M, e.g. 4+2)", optarg);
+			break;
+		case 't':
+			if (cli_parse_duration(optarg, &o->timeout_ms) < 0 ||
+			    !o->timeout_ms || o->timeout_ms > INT32_MAX)
+				return cli_bad_usage("restore", "bad --timeout '%s'", optarg);
+			break;
+		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
+		case 'h': fputs(restore_help, stdout); exit(0);
+		case ':': return cli_bad_usage("restore", "%s needs a value", argv[optind - 1]);
+		default:  return cli_bad_usage("restore", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_bad_usage("restore", "unexpected argument '%s'", argv[optind]);
+	if (!o->code_file)
+		return cli_bad_usage("restore", "--code-file missing ('-' for "
+		    "standard input)");
+	if (o->npeers == 0)
+		return cli_bad_usage("restore", "--peer missing (one supplier "
+		    "holding your data)");
+	if (o->no_pass && o->pass_file)
+		return cli_bad_usage("restore", "--no-passphrase and "
+		    "--passphrase-file exclude each other");
+	return 0;
+}
+
+/* 1 when dir does not exist or is empty, 0 when it holds anything. */
+static int
+home_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return errno == ENOENT ? 1 : -errno;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* The code from a file, or stdin ('-'; a prompt on a terminal). */
+static int
+read_code(const char *file, char *buf, size_t size)
+{
+	FILE *f = stdin;
+	size_t n = 0;
+	int tty = 0;
+
+	if (strcmp(file, "-") != 0) {
+		if (!(f = fopen(file, "r"))) {
+			fprintf(stderr, "peerfs restore: code file %s: %s\n",
+			    file, strerror(errno));
+			return -errno;
+		}
+	} else if (isatty(0)) {
+		tty = 1;
+		fprintf(stderr, "recovery code (groups as printed by `peerfs "
+		    "key export`, then an empty line):\n");
+	}
+	for (;;) {
+		char line[512];
+
+		if (!fgets(line, sizeof line, f))
+			break;
+		if (tty && (line[0] == '\n' || line[0] == '\0'))
+			break;
+		size_t l = strlen(line);
+		if (n + l + 1 > size) {
+			fprintf(stderr, "peerfs restore: the code is too long to "
+			    "be a recovery code\n");
+			n = 0;
+			break;
+		}
+		memcpy(buf + n, line, l);
+		n += l;
+	}
+	buf[n] = '\0';
+	if (f != stdin)
+		fclose(f);
+	return n ? 0 : -EINVAL;
+}
+
+struct count {
+	struct store_txn *t;
+	uint64_t files, dirs, other;
+	int depth;
+};
+
+static int count_dir(struct count *c, uint64_t ino);
+
+static int
+count_one(void *arg, const char *name, uint64_t ino)
+{
+	struct count *c = arg;
+	struct store_inode in;
+
+	if (store_ino_get(c->t, ino, &in) < 0)
+		return 0;
+	if (S_ISDIR(in.mode)) {
+		c->dirs++;
+		if (c->depth < 256)
+			return count_dir(c, ino);
+	} else if (S_ISREG(in.mode)) {
+		c->files++;
+	} else {
+		c->other++;
+	}
+	return 0;
+}
+
+static int
+count_dir(struct count *c, uint64_t ino)
+{
+	int rc;
+
+	c->depth++;
+	rc = store_dirent_iter(c->t, ino, NULL, count_one, c);
+	c->depth--;
+	return rc;
+}
+
+/* Remembers every supplier the network knows now in <home>/peers, so
+ * that `peerfs mount` needs no --peer. */
+static void
+write_peers(const char *home, struct net *n)
+{
+	struct net_peer_info *pi = calloc(256, sizeof *pi);
+	char *path = cli_path(home, "peers");
+	FILE *f;
+	int np;
+
+	if (pi && (np = net_peers(n, pi, 256, 0)) > 0 && (f = fopen(path, "w"))) {
+		for (int i = 0; i < np && i < 256; i++)
+			if (pi[i].addr[0])
+				fprintf(f, "%s\n", pi[i].addr);
+		if (fclose(f) != 0)
+			fprintf(stderr, "peerfs restore: %s: %s\n", path,
+			    strerror(errno));
+	}
+	free(pi);
+	free(path);
+}
+
+/* What a failed restore created goes, so that it can be run again. */
+static void
+undo_home(const char *home, int created)
+{
+	static const char *const files[] = {
+		"key", "meta/data.mdb", "meta/lock.mdb", "peers", NULL,
+	};
+	static const char *const dirs[] = { "meta", "journal", NULL };
+
+	for (int i = 0; files[i]; i++) {
+		char *p = cli_path(home, files[i]);
+		unlink(p);
+		free(p);
+	}
+	for (int i = 0; dirs[i]; i++) {
+		char *p = cli_path(home, dirs[i]);
+		rmdir(p);
+		free(p);
+	}
+	if (created)
+		rmdir(home);
+}
+
+static int
+restore_run(struct restore_opts *o, const char *home,
+    const struct cr_identity *id)
+{
+	struct store *st = NULL;
+	struct cr_ec *ec = NULL;
+	struct net *n = NULL;
+	struct store_txn *t;
+	struct count cnt = { 0 };
+	unsigned char info[16];
+	char when[64];
+	time_t tt;
+	int rc, up;
+
+	if ((rc = store_open(&st, home, 0)) < 0) {
+		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
+		    home, strerror(-rc));
+		return rc;
+	}
+	if ((rc = cr_ec_new(&ec, o->k, o->m)) < 0) {
+		fprintf(stderr, "peerfs restore: erasure code %d+%d: %s\n",
+		    o->k, o->m, strerror(-rc));
+		goto out;
+	}
+	struct net_conf nc = {
+		.id = id, .store = st, .ec = ec, .timeout_ms = (int)o->timeout_ms,
+	};
+	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
+	rc = net_new(&n, &nc);
+	sodium_memzero(nc.audit_key, sizeof nc.audit_key);
+	if (rc < 0) {
+		fprintf(stderr, "peerfs restore: network: %s\n", strerror(-rc));
+		goto out;
+	}
+	for (int i = 0; i < o->npeers; i++)
+		if ((rc = net_add_peer(n, o->peers[i])) < 0)
+			fprintf(stderr, "peerfs restore: peer %s: %s\n",
+			    o->peers[i], strerror(-rc));
+	up = net_wait_online(n, o->npeers, (int)o->timeout_ms);
+	if (up <= 0) {
+		fprintf(stderr, "peerfs restore: no supplier reachable (%s%s)\n",
+		    o->peers[0], o->npeers > 1 ? ", ..." : "");
+		rc = -EHOSTUNREACH;
+		goto out;
+	}
+	rc = net_index_restore(n, st, o->version);
+	if (rc < 0) {
+		if (rc == -ENOENT && o->version)
+			fprintf(stderr, "peerfs restore: version %" PRIu64 " is "
+			    "on no reachable supplier\n", o->version);
+		else if (rc == -ENOENT)
+			fprintf(stderr, "peerfs restore: the suppliers hold no "
+			    "index of this identity (wrong code, or never "
+			    "synced?)\n");
+		else
+			fprintf(stderr, "peerfs restore: cannot restore the "
+			    "index: %s\n", strerror(-rc));
+		goto out;
+	}
+	write_peers(home, n);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		goto out;
+	memset(info, 0, sizeof info);
+	store_misc_get(t, "index.restored", info, sizeof info);
+	cnt.t = t;
+	count_dir(&cnt, STORE_ROOT_INO);
+	store_txn_abort(t);
+	tt = (time_t)get_be64(info + 8);
+	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&tt));
+	printf("restored version %" PRIu64 " of %s: %" PRIu64 " files, %"
+	    PRIu64 " directories, %" PRIu64 " other entries\n"
+	    "now: peerfs mount --home %s MOUNTPOINT\n", get_be64(info), when,
+	    cnt.files, cnt.dirs, cnt.other, home);
+	rc = 0;
+out:
+	net_free(n);
+	cr_ec_free(ec);
+	if (st)
+		store_close(st);
+	return rc;
+}
+
+int
+cmd_restore(int argc, char **argv)
+{
+	struct restore_opts o = { 0 };
+	struct cr_identity *id = NULL;
+	char *home, *key, *pass = NULL, *code;
+	int rc, bad = 0, empty, created;
+
+	/* Progress lines would drown the summary; warnings (a supplier
+	 * offering an old head) stay. --debug shows everything. */
+	log_init("peerfs", LOG_WARN, NULL);
+	if ((rc = restore_parse(argc, argv, &o)) != 0)
+		return rc;
+	if (cr_init() < 0)
+		return 1;
+	home = cli_home(o.home_opt);
+	if ((empty = home_empty(home)) <= 0) {
+		fprintf(stderr, "peerfs restore: %s %s; restore only into a new, "
+		    "empty home\n", home, empty < 0 ? strerror(-empty) :
+		    "is not empty");
+		free(home);
+		return 1;
+	}
+	if (!(code = sodium_malloc(CODE_MAX))) {
+		free(home);
+		return 1;
+	}
+	if ((rc = read_code(o.code_file, code, CODE_MAX)) == 0)
+		rc = cr_recovery_decode(code, &id, &bad);
+	else if (rc == -EINVAL)
+		fprintf(stderr, "peerfs restore: no recovery code given\n");
+	sodium_free(code);
+	if (rc == -EINVAL && bad > 0)
+		fprintf(stderr, "peerfs restore: group %d of the recovery code "
+		    "is mistyped\n", bad);
+	else if (rc == -EBADMSG)
+		fprintf(stderr, "peerfs restore: every group of the recovery "
+		    "code checks but the whole does not: groups swapped or "
+		    "missing?\n");
+	else if (rc == -EPROTO)
+		fprintf(stderr, "peerfs restore: this is not a peerfs recovery "
+		    "code (wrong length or version)\n");
+	if (rc < 0) {
+		free(home);
+		return 1;
+	}
+	if (!o.no_pass && (rc = cli_passphrase(o.pass_file, 1, 1, &pass)) < 0) {
+		cr_identity_free(id);
+		free(home);
+		return 1;
+	}
+	created = access(home, F_OK) != 0;
+	if ((rc = cli_mkdir_p(home, 0700)) < 0) {
+		fprintf(stderr, "peerfs restore: cannot create %s: %s\n", home,
+		    strerror(-rc));
+		goto out;
+	}
+	key = cli_path(home, "key");
+	rc = cr_keyfile_write(key, pass, id);
+	if (rc < 0)
+		fprintf(stderr, "peerfs restore: cannot write %s: %s\n", key,
+		    strerror(-rc));
+	free(key);
+	if (rc == 0)
+		rc = restore_run(&o, home, id);
+	if (rc < 0)
+		undo_home(home, created);
+out:
+	if (pass) {
+		sodium_memzero(pass, strlen(pass));
+		free(pass);
+	}
+	cr_identity_free(id);
+	free(home);
+	return rc < 0 ? 1 : 0;
+}
+
+/* ---- peerfs versions ------------------------------------------------------ */
+
+static const char versions_help[] =
+"usage: peerfs versions MOUNTPOINT\n"
+"\n"
+"Lists the versions of the index (the metadata) that the suppliers hold,\n"
+"newest first: sequence number, time, index size. `peerfs restore\n"
+"--version N` restores one of them into a new home.\n";
+
+int
+cmd_versions(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *mnt;
+	char *text, *line, *save = NULL;
+	struct statfs sf;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': fputs(versions_help, stdout); return 0;
+		default:  return cli_bad_usage("versions", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_bad_usage("versions", optind < argc ?
+		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
+	mnt = argv[optind];
+	if (statfs(mnt, &sf) != 0) {
+		fprintf(stderr, "peerfs versions: %s: %s\n", mnt, strerror(errno));
+		return 1;
+	}
+	if ((rc = cli_ctl_get(mnt, CTL_VERSIONS, &text)) < 0) {
+		if (rc == -ENODATA || rc == -ENOTSUP)
+			fprintf(stderr, "peerfs versions: %s is not a peerfs "
+			    "mount\n", mnt);
+		else
+			fprintf(stderr, "peerfs versions: %s: %s\n", mnt,
+			    strerror(-rc));
+		return 1;
+	}
+	printf("%-8s %-19s %s\n", "VERSION", "TIME", "SIZE");
+	for (line = strtok_r(text, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long seq, when, size;
+		char stamp[32];
+		time_t tt;
+
+		if (sscanf(line, "%llu %llu %llu", &seq, &when, &size) != 3)
+			continue;
+		tt = (time_t)when;
+		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S",
+		    localtime(&tt));
+		printf("%-8llu %-19s %llu\n", seq, stamp, size);
+	}
+	free(text);
+	return 0;
+}

@@ -1,0 +1,670 @@
+/* fs/pin.c - pinned subtrees (`peerfs pin PATH`): every stored block of
+ * every file under a pinned inode is kept on the owner's disk (store/pin.c,
+ * sealed ciphertext) so the subtree reads with no supplier reachable and
+ * no cache.
+ *
+ * The pin marks are the inode numbers in misc "fs.pins" (be64 each), so
+ * they need no per-file state: a file is pinned when a pinned directory
+ * holds it, whenever it was created or moved there. A pass walks the
+ * pinned subtrees, makes the set of block ids they reference (p->want),
+ * keeps every wanted block that is missing (from the cache, else from the
+ * suppliers when some are online) and deletes pinned blocks nobody wants
+ * any more (unpinned, overwritten, deleted files). A background thread
+ * runs a pass every PIN_INTERVAL_MS while pins exist, so files written
+ * later into a pinned directory are kept once uploaded; `peerfs pin`
+ * runs one at once and waits for it.
+ *
+ * Control: setxattr(PATH, "user.peerfs.pin", "1" | "0") pins / unpins;
+ * getxattr(PATH, "user.peerfs.pin") describes PATH's subtree. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "fs/internal.h"
+#include "log.h"
+#include "util.h"
+
+#define PIN_KEY		"fs.pins"
+#define PIN_MAX		4096		/* pinned roots */
+#define PIN_INTERVAL_MS	10000
+#define PIN_PEERS	64
+
+struct idv {
+	unsigned char (*id)[CR_ID_BYTES];
+	size_t n, cap;
+};
+
+struct fs__pin {
+	struct fs *fs;
+	pthread_mutex_t pass;	/* one pass at a time */
+	pthread_mutex_t lock;	/* protects what follows */
+	pthread_cond_t cv;
+	struct idv want;	/* sorted, unique */
+	int stop, kick;
+	int started;
+	pthread_t th;
+};
+
+/* ---- small vectors ------------------------------------------------------ */
+
+static int
+idv_push(struct idv *v, const unsigned char *id)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		void *p = realloc(v->id, cap * sizeof *v->id);
+
+		if (p == NULL)
+			return -ENOMEM;
+		v->id = p;
+		v->cap = cap;
+	}
+	memcpy(v->id[v->n++], id, CR_ID_BYTES);
+	return 0;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CR_ID_BYTES);
+}
+
+static void
+idv_sort(struct idv *v)
+{
+	size_t o = 0;
+
+	if (v->n == 0)
+		return;
+	qsort(v->id, v->n, CR_ID_BYTES, id_cmp);
+	for (size_t i = 1; i < v->n; i++)
+		if (memcmp(v->id[i], v->id[o], CR_ID_BYTES) != 0)
+			memcpy(v->id[++o], v->id[i], CR_ID_BYTES);
+	v->n = o + 1;
+}
+
+static int
+idv_has(const struct idv *v, const unsigned char *id)
+{
+	return v->n && bsearch(id, v->id, v->n, CR_ID_BYTES, id_cmp) != NULL;
+}
+
+struct u64s {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int
+u64s_push(struct u64s *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 32;
+		uint64_t *p = realloc(a->v, cap * sizeof *p);
+
+		if (p == NULL)
+			return -ENOMEM;
+		a->v = p;
+		a->cap = cap;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
+
+/* ---- pin marks ------------------------------------------------------------ */
+
+static int
+roots_get(struct store_txn *t, struct u64s *out)
+{
+	unsigned char *buf = malloc(PIN_MAX * 8);
+	int rc, n;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = n = store_misc_get(t, PIN_KEY, buf, PIN_MAX * 8);
+	if (rc == -ENOENT)
+		rc = n = 0;
+	for (int i = 0; rc >= 0 && i + 8 <= n && i < PIN_MAX * 8; i += 8)
+		rc = u64s_push(out, get_be64(buf + i));
+	free(buf);
+	return rc < 0 ? rc : 0;
+}
+
+static int
+roots_put(struct store_txn *t, const struct u64s *r)
+{
+	unsigned char *buf = malloc(r->n * 8 + 1);
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++)
+		put_be64(buf + 8 * i, r->v[i]);
+	rc = store_misc_put(t, PIN_KEY, buf, r->n * 8);
+	free(buf);
+	return rc;
+}
+
+/* ---- walking subtrees ----------------------------------------------------- */
+
+struct walk {
+	struct store_txn *t;
+	struct idv *ids;	/* block ids referenced (may be NULL) */
+	struct u64s queue;	/* inodes still to visit */
+	struct u64s *seen;	/* every inode visited (may be NULL) */
+	uint64_t files, bytes;
+};
+
+static int
+walk_dirent(void *arg, const char *name, uint64_t ino)
+{
+	return u64s_push(&((struct walk *)arg)->queue, ino);
+}
+
+static int
+walk_extent(void *arg, uint64_t bno, const unsigned char *id)
+{
+	struct walk *w = arg;
+
+	return w->ids ? idv_push(w->ids, id) : 0;
+}
+
+/* Visits ino and everything below it (breadth first, so iterations never
+ * nest). -ENOENT when ino itself is gone. */
+static int
+walk(struct walk *w, uint64_t ino)
+{
+	struct store_inode in;
+	size_t head = w->queue.n;
+	int rc;
+
+	if ((rc = u64s_push(&w->queue, ino)) < 0)
+		return rc;
+	for (; head < w->queue.n; head++) {
+		uint64_t cur = w->queue.v[head];
+
+		if ((rc = store_ino_get(w->t, cur, &in)) < 0) {
+			if (rc == -ENOENT && cur != ino)
+				continue;	/* raced with an unlink */
+			return rc;
+		}
+		if (w->seen && (rc = u64s_push(w->seen, cur)) < 0)
+			return rc;
+		if (S_ISDIR(in.mode)) {
+			rc = store_dirent_iter(w->t, cur, NULL, walk_dirent, w);
+		} else if (S_ISREG(in.mode)) {
+			w->files++;
+			w->bytes += in.size;
+			rc = store_extent_iter(w->t, cur, 0, walk_extent, w);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The wanted block ids: every extent under every live root. Roots that
+ * no longer exist are dropped from the marks. */
+static int
+collect(struct fs *fs, struct idv *ids)
+{
+	struct u64s roots = { 0 }, live = { 0 };
+	struct walk w = { .ids = ids };
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &w.t)) < 0)
+		return rc;
+	rc = roots_get(w.t, &roots);
+	for (size_t i = 0; rc >= 0 && i < roots.n; i++) {
+		w.queue.n = 0;
+		if ((rc = walk(&w, roots.v[i])) == 0)
+			rc = u64s_push(&live, roots.v[i]);
+		else if (rc == -ENOENT)
+			rc = 0;
+	}
+	store_txn_abort(w.t);
+	if (rc == 0 && live.n != roots.n) {
+		if ((rc = store_txn_begin(fs->conf.store, 0, &w.t)) == 0) {
+			if ((rc = roots_put(w.t, &live)) < 0)
+				store_txn_abort(w.t);
+			else
+				rc = store_txn_commit(w.t);
+		}
+	}
+	free(roots.v);
+	free(live.v);
+	free(w.queue.v);
+	idv_sort(ids);
+	return rc;
+}
+
+/* ---- keeping blocks -------------------------------------------------------- */
+
+/* Seals plain again (convergent: the same ciphertext, the same id) and
+ * writes it to the pinned store. */
+static int
+keep(struct fs *fs, const struct store_block *b, const void *plain)
+{
+	unsigned char key[CR_KEY_BYTES], id[CR_ID_BYTES];
+	unsigned char *c = malloc((size_t)b->plain_len + CR_SEAL_ABYTES);
+	int rc;
+
+	if (c == NULL)
+		return -ENOMEM;
+	cr_block_seal(c, key, id, plain, b->plain_len, fs->conf.datakey);
+	sodium_memzero(key, sizeof key);
+	if (memcmp(id, b->id, CR_ID_BYTES) != 0) {
+		log_warn("pin: a block does not seal to its id; not kept");
+		rc = -EBADMSG;
+	} else {
+		rc = store_pin_put(fs->conf.store, b->id, c,
+		    (size_t)b->plain_len + CR_SEAL_ABYTES);
+	}
+	free(c);
+	return rc;
+}
+
+static int
+online_peers(struct fs *fs)
+{
+	struct net_peer_info *pi;
+	int n, up = 0;
+
+	if (fs->conf.net == NULL)
+		return 0;
+	if ((pi = calloc(PIN_PEERS, sizeof *pi)) == NULL)
+		return 0;
+	n = net_peers(fs->conf.net, pi, PIN_PEERS, 0);
+	for (int i = 0; i < n && i < PIN_PEERS; i++)
+		up += pi[i].state == NET_PEER_ONLINE;
+	free(pi);
+	return up;
+}
+
+/* Gets wanted block id into the pinned store: cache, else suppliers
+ * (when fetch). 0 kept, -ENOENT no such record (nothing to keep), or
+ * -errno. */
+static int
+fetch_one(struct fs *fs, const unsigned char *id, unsigned char *buf,
+    uint32_t bs, int fetch)
+{
+	struct store_block b;
+	struct store_txn *t;
+	ssize_t n = -ENOENT;
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+		return rc;
+	rc = store_block_get(t, id, &b);
+	store_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	if (b.plain_len > bs) {
+		rc = -EIO;
+		goto out;
+	}
+	if (fs->conf.cache != NULL)
+		n = store_cache_get(fs->conf.cache, id, buf, bs);
+	if (n != (ssize_t)b.plain_len) {
+		if (!fetch) {
+			rc = -EAGAIN;
+			goto out;
+		}
+		if ((rc = net_block_fetch(fs->conf.net, &b, buf)) < 0)
+			goto out;
+	}
+	rc = keep(fs, &b, buf);
+out:
+	sodium_memzero(&b, sizeof b);
+	return rc;
+}
+
+struct gc {
+	struct fs *fs;
+	const struct idv *want;
+	uint64_t freed, bytes;
+};
+
+static int
+gc_one(void *arg, const unsigned char *id, uint64_t bytes)
+{
+	struct gc *g = arg;
+
+	if (!idv_has(g->want, id) && store_pin_del(g->fs->conf.store, id) == 0) {
+		g->freed++;
+		g->bytes += bytes;
+	}
+	return 0;
+}
+
+/* One pass: recompute the wanted set, keep what is missing, free what is
+ * not wanted. Returns the number of wanted blocks still missing, or
+ * -errno. */
+static int
+pass(struct fs__pin *p, int fetch)
+{
+	struct fs *fs = p->fs;
+	uint32_t bs = fs->conf.block_size ? fs->conf.block_size : 4u << 20;
+	struct idv ids = { 0 }, old;
+	struct gc g = { fs, NULL, 0, 0 };
+	unsigned char *buf = NULL;
+	uint64_t missing = 0, kept = 0;
+	int rc, first_err = 0;
+
+	pthread_mutex_lock(&p->pass);
+	if ((rc = collect(fs, &ids)) < 0) {
+		free(ids.id);
+		pthread_mutex_unlock(&p->pass);
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	old = p->want;
+	p->want = ids;
+	pthread_mutex_unlock(&p->lock);
+	free(old.id);
+
+	if (fetch && online_peers(fs) == 0)
+		fetch = 0;
+	for (size_t i = 0; i < ids.n; i++) {
+		if (store_pin_has(fs->conf.store, ids.id[i]) == 1)
+			continue;
+		if (buf == NULL && (buf = sodium_malloc(bs)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = fetch_one(fs, ids.id[i], buf, bs, fetch);
+		if (rc == 0)
+			kept++;
+		else if (rc != -ENOENT) {
+			missing++;
+			if (!first_err && rc != -EAGAIN)
+				first_err = rc;
+		}
+	}
+	if (buf != NULL)
+		sodium_free(buf);
+	/* The want set is only replaced under p->pass, which we hold. */
+	g.want = &p->want;
+	store_pin_list(fs->conf.store, gc_one, &g);
+	if (kept || g.freed || (missing && fetch))
+		log_info("pin: %" PRIu64 " blocks kept, %" PRIu64 " freed (%.1f "
+		    "MiB), %" PRIu64 " still missing%s%s", kept, g.freed,
+		    g.bytes / 1048576.0, missing, first_err ? ": " : "",
+		    first_err ? strerror(-first_err) : "");
+	pthread_mutex_unlock(&p->pass);
+	if (rc == -ENOMEM)
+		return rc;
+	return missing > INT32_MAX ? INT32_MAX : (int)missing;
+}
+
+static void *
+pin_main(void *arg)
+{
+	struct fs__pin *p = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if (!p->kick) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += PIN_INTERVAL_MS / 1000;
+			pthread_cond_timedwait(&p->cv, &p->lock, &ts);
+		}
+		if (p->stop)
+			break;
+		p->kick = 0;
+		pthread_mutex_unlock(&p->lock);
+		pass(p, 1);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* ---- fs/internal.h --------------------------------------------------------- */
+
+int
+fs__pin_init(struct fs *fs)
+{
+	struct fs__pin *p;
+	pthread_condattr_t ca;
+	int rc;
+
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return -ENOMEM;
+	p->fs = fs;
+	pthread_mutex_init(&p->pass, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	fs->pin = p;
+	/* The first pass at once: the want set serves reads from the start
+	 * and a pin made offline gets its blocks when suppliers are back. */
+	p->kick = 1;
+	if ((rc = pthread_create(&p->th, NULL, pin_main, p)) != 0) {
+		log_warn("pin: cannot start the pin thread: %s", strerror(rc));
+		return 0;	/* pins still work when asked */
+	}
+	p->started = 1;
+	return 0;
+}
+
+void
+fs__pin_destroy(struct fs *fs)
+{
+	struct fs__pin *p = fs->pin;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+	if (p->started)
+		pthread_join(p->th, NULL);
+	free(p->want.id);
+	pthread_mutex_destroy(&p->pass);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	fs->pin = NULL;
+}
+
+int
+fs__pin_read(struct fs *fs, const struct store_block *b, void *buf)
+{
+	size_t cap = (size_t)b->plain_len + CR_SEAL_ABYTES;
+	unsigned char *c;
+	ssize_t n;
+	int rc;
+
+	if (fs->pin == NULL)
+		return -ENOENT;
+	if ((c = malloc(cap)) == NULL)
+		return -ENOMEM;
+	n = store_pin_get(fs->conf.store, b->id, c, cap);
+	if (n < 0) {
+		rc = n == -EFBIG ? -EBADMSG : (int)n;
+	} else if ((size_t)n != cap) {
+		rc = -EBADMSG;
+	} else {
+		rc = cr_block_open(buf, c, cap, b->key, b->id);
+	}
+	free(c);
+	if (rc == -EBADMSG) {
+		/* Damaged on disk: drop it; the next pass fetches it again. */
+		log_warn("pin: a pinned block failed its check; removed");
+		store_pin_del(fs->conf.store, b->id);
+		return -ENOENT;
+	}
+	return rc < 0 ? rc : (int)b->plain_len;
+}
+
+void
+fs__pin_fetched(struct fs *fs, const struct store_block *b, const void *plain)
+{
+	struct fs__pin *p = fs->pin;
+	int wanted;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	wanted = idv_has(&p->want, b->id);
+	pthread_mutex_unlock(&p->lock);
+	if (wanted && store_pin_has(fs->conf.store, b->id) == 0)
+		keep(fs, b, plain);
+}
+
+static int
+mark(struct fs *fs, uint64_t ino, int on)
+{
+	struct u64s roots = { 0 }, below = { 0 }, out = { 0 };
+	struct walk w = { .seen = &below };
+	struct store_inode in;
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 0, &w.t)) < 0)
+		return rc;
+	if ((rc = store_ino_get(w.t, ino, &in)) < 0)
+		goto out;
+	if (on && !S_ISDIR(in.mode) && !S_ISREG(in.mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((rc = roots_get(w.t, &roots)) < 0)
+		goto out;
+	if (on) {
+		for (size_t i = 0; i < roots.n; i++)
+			if (roots.v[i] == ino)
+				goto out;	/* already */
+		if (roots.n >= PIN_MAX) {
+			rc = -ENOSPC;
+			goto out;
+		}
+		rc = u64s_push(&roots, ino);
+	} else {
+		/* Unpinning a directory unpins what was pinned inside it. */
+		if ((rc = walk(&w, ino)) < 0)
+			goto out;
+		for (size_t i = 0; rc == 0 && i < roots.n; i++) {
+			int inside = 0;
+
+			for (size_t j = 0; j < below.n && !inside; j++)
+				inside = below.v[j] == roots.v[i];
+			if (!inside)
+				rc = u64s_push(&out, roots.v[i]);
+		}
+		if (rc == 0 && out.n == roots.n)
+			goto out;	/* nothing pinned there */
+		free(roots.v);
+		roots = out;
+		out.v = NULL;
+	}
+	if (rc == 0)
+		rc = roots_put(w.t, &roots);
+out:
+	if (rc == 0)
+		rc = store_txn_commit(w.t);
+	else
+		store_txn_abort(w.t);
+	free(roots.v);
+	free(below.v);
+	free(out.v);
+	free(w.queue.v);
+	return rc;
+}
+
+int
+fs__pin_set(struct fs *fs, uint64_t ino, const char *val, size_t len)
+{
+	int on, rc;
+
+	if (fs->pin == NULL)
+		return -ENOTSUP;
+	if (len == 1 && (val[0] == '0' || val[0] == '1'))
+		on = val[0] == '1';
+	else
+		return -EINVAL;
+	if ((rc = mark(fs, ino, on)) < 0)
+		return rc;
+	log_info("pin: inode %" PRIu64 " %s", ino, on ? "pinned" : "unpinned");
+	if ((rc = pass(fs->pin, on)) < 0)
+		return rc;
+	if (on && rc > 0) {
+		log_warn("pin: %d blocks of pinned files could not be fetched "
+		    "(suppliers unreachable?); they are fetched when suppliers "
+		    "are back", rc);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* 1 when ino is pinned (itself or under a pinned directory). */
+static int
+is_pinned(struct store_txn *t, uint64_t ino)
+{
+	struct u64s roots = { 0 }, seen = { 0 };
+	struct walk w = { .t = t, .seen = &seen };
+	int rc, found = 0;
+
+	if ((rc = roots_get(t, &roots)) < 0)
+		return rc;
+	for (size_t i = 0; !found && i < roots.n; i++) {
+		if (roots.v[i] == ino) {
+			found = 1;
+			break;
+		}
+		seen.n = 0;
+		w.queue.n = 0;
+		if ((rc = walk(&w, roots.v[i])) < 0 && rc != -ENOENT)
+			break;
+		rc = 0;
+		for (size_t j = 0; j < seen.n && !found; j++)
+			found = seen.v[j] == ino;
+	}
+	free(roots.v);
+	free(seen.v);
+	free(w.queue.v);
+	return rc < 0 ? rc : found;
+}
+
+int
+fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len)
+{
+	struct idv ids = { 0 };
+	struct walk w = { .ids = &ids };
+	uint64_t local = 0, root = 0;
+	struct u64s roots = { 0 };
+	char *s;
+	int rc, pinned = 0, n;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &w.t)) < 0)
+		return rc;
+	if ((rc = walk(&w, ino)) == 0)
+		rc = pinned = is_pinned(w.t, ino);
+	if (rc >= 0 && (rc = roots_get(w.t, &roots)) == 0)
+		for (size_t i = 0; i < roots.n; i++)
+			root |= roots.v[i] == ino;
+	store_txn_abort(w.t);
+	free(roots.v);
+	free(w.queue.v);
+	idv_sort(&ids);
+	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
+		local += store_pin_has(fs->conf.store, ids.id[i]) == 1;
+	free(ids.id);
+	if (rc < 0)
+		return rc;
+	n = asprintf(&s, "{\"pinned\": %d, \"root\": %d, \"files\": %" PRIu64
+	    ", \"bytes\": %" PRIu64 ", \"blocks\": %zu, \"local\": %" PRIu64
+	    "}\n", pinned, (int)root, w.files, w.bytes, ids.n, local);
+	if (n < 0)
+		return -ENOMEM;
+	*val = s;
+	*len = (size_t)n;
+	return 0;
+}

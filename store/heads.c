@@ -1,0 +1,451 @@
+/* store/heads.c - the supplier keeps each owner's newest signed heads.
+ *
+ * Files: <dir>/<owner hex>/heads/<seq %020llu>, each a whole serialized
+ * head; written as ".tmp.<seq>.<random hex>", fsync'd, renamed, directory
+ * fsync'd, so a name of 20 digits is always a complete file.
+ *
+ * Only a file that verifies, is signed by its directory's owner and
+ * carries the seq of its name counts: a damaged or planted file can
+ * neither be served nor hold back (or fake) the newest seq. Puts of one
+ * owner are serialized with flock() on heads/.lock (an open file
+ * description of its own per call, so threads exclude each other too);
+ * while the lock is held any temporary is a crash's leftover. Listing
+ * takes no lock: renames are atomic and a file pruned meanwhile is
+ * simply missing. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "log.h"
+#include "store/internal.h"
+#include "store/store.h"
+#include "util.h"
+
+#define OWNER_HEX	(2 * CR_PK_BYTES)
+#define SEQ_DIGITS	20
+#define HEAD_MAX	((size_t)CR_HEAD_FIXED + CR_HEAD_BLOB_MAX)
+#define HEADS_SCAN_MAX	4096	/* names looked at per owner; more is junk */
+
+struct entry {
+	uint64_t seq;
+	bool	 ok;	/* verified; meaningful after check_entry() */
+};
+
+/* "<owner hex>/heads" */
+static void
+heads_path(char out[OWNER_HEX + 7], const unsigned char *owner)
+{
+	hex_encode(out, owner, CR_PK_BYTES);
+	memcpy(out + OWNER_HEX, "/heads", 7);
+}
+
+/* Seq of a head file name, false for any other name (the lock, temps). */
+static bool
+parse_seq(const char *name, uint64_t *seq)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < SEQ_DIGITS; i++) {
+		unsigned d;
+
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		d = (unsigned)(name[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (name[SEQ_DIGITS] != '\0')
+		return false;
+	*seq = v;
+	return true;
+}
+
+static void
+seq_name(char out[SEQ_DIGITS + 1], uint64_t seq)
+{
+	snprintf(out, SEQ_DIGITS + 1, "%020" PRIu64, seq);
+}
+
+static int
+fsync_fd_dir(int dfd)
+{
+	return fsync(dfd) != 0 ? -errno : 0;
+}
+
+/* Opens <owner>/heads, creating it (and the owner directory) when asked. */
+static int
+open_heads(struct store_frag *sf, const unsigned char *owner, bool create)
+{
+	int dirfd = store__frag_dirfd(sf), ofd, fd;
+	char path[OWNER_HEX + 7];
+
+	heads_path(path, owner);
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd >= 0 ? fd : -errno;
+	path[OWNER_HEX] = '\0';
+	if (mkdirat(dirfd, path, 0700) == 0) {
+		if (fsync(dirfd) != 0)
+			return -errno;
+	} else if (errno != EEXIST) {
+		return -errno;
+	}
+	ofd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd < 0)
+		return -errno;
+	if (mkdirat(ofd, "heads", 0700) == 0) {
+		if (fsync(ofd) != 0) {
+			int rc = -errno;
+			close(ofd);
+			return rc;
+		}
+	} else if (errno != EEXIST) {
+		int rc = -errno;
+		close(ofd);
+		return rc;
+	}
+	fd = openat(ofd, "heads", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(ofd);
+	return fd;
+}
+
+/* Reads a head file: 0 with *buf (malloc'd), -EPROTO when it cannot be a
+ * head (size, type), -ENOENT when gone, -errno. */
+static int
+read_head(int dfd, const char *name, unsigned char **buf, size_t *len)
+{
+	struct stat st;
+	unsigned char *p;
+	size_t have = 0, size;
+	int fd, rc = 0;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EPROTO : -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < CR_HEAD_FIXED ||
+	    (uint64_t)st.st_size > HEAD_MAX) {
+		rc = -EPROTO;
+		goto out;
+	}
+	size = (size_t)st.st_size;
+	if (!(p = malloc(size))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (have < size) {
+		ssize_t r = pread(fd, p + have, size - have, (off_t)have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EPROTO;	/* shrank: not a head */
+			free(p);
+			goto out;
+		}
+		have += (size_t)r;
+	}
+	*buf = p;
+	*len = size;
+out:
+	close(fd);
+	return rc;
+}
+
+/* 0 when the bytes are a valid head of owner with this seq, else -EPROTO,
+ * -EBADMSG or -EPERM. */
+static int
+check_head(const unsigned char *p, size_t n, const unsigned char *owner,
+    uint64_t seq)
+{
+	struct cr_head h;
+	int rc;
+
+	if ((rc = cr_head_verify(p, n, &h)) < 0)
+		return rc;
+	if (memcmp(h.owner, owner, CR_PK_BYTES) != 0)
+		return -EPERM;
+	return h.seq == seq ? 0 : -EPROTO;
+}
+
+/* Reads and checks one file. 0 valid (buffer returned when buf is not
+ * NULL), 1 invalid (logged), -ENOENT gone, -errno on a local failure. */
+static int
+load_entry(int dfd, const unsigned char *owner, uint64_t seq,
+    unsigned char **buf, size_t *len)
+{
+	char name[SEQ_DIGITS + 1], oh[OWNER_HEX + 1];
+	unsigned char *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	seq_name(name, seq);
+	rc = read_head(dfd, name, &p, &n);
+	if (rc == 0) {
+		rc = check_head(p, n, owner, seq);
+		if (rc == 0 && buf) {
+			*buf = p;
+			*len = n;
+			return 0;
+		}
+		free(p);
+	}
+	if (rc == 0 || rc == -ENOENT)
+		return rc;
+	if (rc != -EPROTO && rc != -EBADMSG && rc != -EPERM)
+		return rc;
+	hex_encode(oh, owner, CR_PK_BYTES);
+	log_warn("heads: %s/heads/%s is not a valid head (%s), ignored", oh,
+	    name, strerror(-rc));
+	return 1;
+}
+
+static int
+cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = ((const struct entry *)a)->seq;
+	uint64_t y = ((const struct entry *)b)->seq;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The head names in dfd, newest first. With sweep, temporaries are
+ * removed (only under the lock). *out malloc'd (NULL when none). */
+static int
+scan(int dfd, bool sweep, struct entry **out, size_t *count)
+{
+	struct entry *e = NULL, *ne;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	bool removed = false;
+	uint64_t seq;
+	DIR *d;
+	int fd, rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	if ((fd = dup(dfd)) < 0)
+		return -errno;
+	if (!(d = fdopendir(fd))) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		if (sweep && strncmp(de->d_name, ".tmp.", 5) == 0) {
+			if (unlinkat(dfd, de->d_name, 0) == 0)
+				removed = true;
+			continue;
+		}
+		if (!parse_seq(de->d_name, &seq))
+			continue;
+		if (n == HEADS_SCAN_MAX)
+			break;	/* nobody puts that many: keep memory bounded */
+		if (n == cap) {
+			cap = cap ? 2 * cap : 32;
+			if (!(ne = realloc(e, cap * sizeof *e))) {
+				rc = -ENOMEM;
+				break;
+			}
+			e = ne;
+		}
+		e[n].seq = seq;
+		e[n].ok = false;
+		n++;
+	}
+	closedir(d);
+	if (removed)
+		(void)fsync_fd_dir(dfd);
+	if (rc < 0) {
+		free(e);
+		return rc;
+	}
+	if (n)
+		qsort(e, n, sizeof *e, cmp_desc);
+	*out = e;
+	*count = n;
+	return 0;
+}
+
+static int
+write_tmp(int dfd, uint64_t seq, const void *head, size_t len, char *tmp,
+    size_t tmpsz)
+{
+	unsigned char rnd[8];
+	char rh[17];
+	const unsigned char *p = head;
+	int fd, rc = 0;
+
+	randombytes_buf(rnd, sizeof rnd);
+	hex_encode(rh, rnd, sizeof rnd);
+	snprintf(tmp, tmpsz, ".tmp.%020" PRIu64 ".%s", seq, rh);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			rc = -errno;
+			break;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(dfd, tmp, 0);
+	return rc;
+}
+
+/* Under the lock, after seq was installed: keeps the newest
+ * STORE_HEADS_KEEP valid heads (the new one included), drops the rest and
+ * every invalid file. e[] are the names found before the install. */
+static int
+prune(int dfd, const struct entry *e, size_t n, uint64_t seq)
+{
+	char name[SEQ_DIGITS + 1];
+	size_t kept = 1;	/* the new head */
+	bool removed = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].seq == seq)
+			continue;	/* replaced by the new head */
+		if (e[i].ok && kept < STORE_HEADS_KEEP) {
+			kept++;
+			continue;
+		}
+		seq_name(name, e[i].seq);
+		if (unlinkat(dfd, name, 0) == 0)
+			removed = true;
+		else if (errno != ENOENT)
+			log_warn("heads: cannot remove %s: %s", name,
+			    strerror(errno));
+	}
+	return removed ? fsync_fd_dir(dfd) : 0;
+}
+
+int
+store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    const void *head, size_t len)
+{
+	char tmp[64], name[SEQ_DIGITS + 1];
+	struct entry *e = NULL;
+	struct cr_head h;
+	size_t n = 0;
+	int dfd, lfd = -1, rc;
+
+	if (!sf || !owner || !head)
+		return -EINVAL;
+	if ((rc = cr_head_verify(head, len, &h)) < 0)
+		return rc;
+	if (memcmp(h.owner, owner, CR_PK_BYTES) != 0)
+		return -EPERM;
+	if ((dfd = open_heads(sf, owner, true)) < 0)
+		return dfd;
+	lfd = openat(dfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (lfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((rc = flock(lfd, LOCK_EX)) != 0 && errno == EINTR)
+		;
+	if (rc != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = scan(dfd, true, &e, &n)) < 0)
+		goto out;
+	/* Names alone could be planted: only valid heads count, both for
+	 * the newest seq and for what prune keeps. Past the ones kept, the
+	 * older names need no reading (they go anyway). */
+	for (size_t i = 0, kept = 1; i < n; i++) {
+		if (e[i].seq < h.seq && kept >= STORE_HEADS_KEEP)
+			break;
+		rc = load_entry(dfd, owner, e[i].seq, NULL, NULL);
+		if (rc < 0 && rc != -ENOENT)
+			goto out;
+		e[i].ok = rc == 0;
+		if (e[i].ok && e[i].seq >= h.seq) {
+			rc = -ESTALE;
+			goto out;
+		}
+		if (e[i].ok)
+			kept++;
+	}
+	if ((rc = write_tmp(dfd, h.seq, head, len, tmp, sizeof tmp)) < 0)
+		goto out;
+	seq_name(name, h.seq);
+	if (renameat(dfd, tmp, dfd, name) != 0) {
+		rc = -errno;
+		unlinkat(dfd, tmp, 0);
+		goto out;
+	}
+	if ((rc = fsync_fd_dir(dfd)) < 0)
+		goto out;
+	/* The head is durable; failing to prune only costs space. */
+	if (prune(dfd, e, n, h.seq) < 0)
+		log_warn("heads: fsync after pruning failed");
+	rc = 0;
+out:
+	free(e);
+	if (lfd >= 0)
+		close(lfd);	/* releases the lock */
+	close(dfd);
+	return rc;
+}
+
+int
+store_head_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    int max, int (*cb)(void *arg, uint64_t seq, const void *head, size_t len),
+    void *arg)
+{
+	struct entry *e = NULL;
+	unsigned char *buf;
+	size_t n = 0, len;
+	int dfd, rc, given = 0;
+
+	if (!sf || !owner || !cb)
+		return -EINVAL;
+	if ((dfd = open_heads(sf, owner, false)) < 0)
+		return dfd == -ENOENT ? 0 : dfd;
+	if ((rc = scan(dfd, false, &e, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && (max <= 0 || given < max); i++) {
+		rc = load_entry(dfd, owner, e[i].seq, &buf, &len);
+		if (rc == -ENOENT || rc == 1)
+			continue;	/* pruned meanwhile, or damaged */
+		if (rc < 0)
+			goto out;
+		given++;
+		rc = cb(arg, e[i].seq, buf, len);
+		free(buf);
+		if (rc != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(e);
+	close(dfd);
+	return rc;
+}
