@@ -25,6 +25,7 @@ static const char mount_help[] =
 "                    [--ping-interval D] [--suspect-after D] [--dead-after D]\n"
 "                    [--audit-interval D] [--rebuild-rate SIZE]\n"
 "                    [--rebuild-jobs N] [--sweep-interval D]\n"
+"                    [--keep-versions N]\n"
 "                    [-o FUSE_OPTS] MOUNTPOINT\n"
 "\n"
 "Mounts the owner's folder and returns once it serves (the daemon stays in\n"
@@ -48,6 +49,9 @@ static const char mount_help[] =
 "                        (default 7d)\n"
 "  --rebuild-rate SIZE   bytes per second rebuilds may move (default 50M)\n"
 "  --rebuild-jobs N      blocks rebuilt at once (default 2)\n"
+"  --keep-versions N     index versions whose data stays restorable with\n"
+"                        `peerfs restore --version` (default 10, 0..100;\n"
+"                        0 gives freed space back at once)\n"
 "  --sweep-interval D    compare suppliers' fragments with the metadata this\n"
 "                        often and delete what nothing references (default\n"
 "                        5m; a fragment must be unreferenced in two sweeps)\n"
@@ -63,6 +67,7 @@ struct mount_opts {
 	int block_size_set;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, rebuild_rate;
 	int rebuild_jobs;
+	int keep_versions;
 	uint64_t sweep_ms;
 	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
 };
@@ -154,6 +159,7 @@ parse(int argc, char **argv, struct mount_opts *o)
 		{ "rebuild-rate", required_argument, NULL, 'R' },
 		{ "rebuild-jobs", required_argument, NULL, 'J' },
 		{ "sweep-interval", required_argument, NULL, 'W' },
+		{ "keep-versions", required_argument, NULL, 'K' },
 		{ "map-size", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -172,6 +178,7 @@ parse(int argc, char **argv, struct mount_opts *o)
 	o->audit_ms = 7ull * 24 * 3600 * 1000;
 	o->rebuild_rate = 50ull << 20;
 	o->rebuild_jobs = 2;
+	o->keep_versions = 10;
 	o->sweep_ms = 5 * 60 * 1000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hfo:", opts, NULL)) != -1) {
@@ -231,6 +238,16 @@ parse(int argc, char **argv, struct mount_opts *o)
 				return cli_bad_usage("mount", "bad --rebuild-jobs "
 				    "'%s' (1 to 16)", optarg);
 			o->rebuild_jobs = (int)n;
+			break;
+		}
+		case 'K': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || n < 0 || n > 100)
+				return cli_bad_usage("mount", "bad --keep-versions "
+				    "'%s' (0 to 100)", optarg);
+			o->keep_versions = (int)n;
 			break;
 		}
 		case 'W':
@@ -353,6 +370,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.ping_interval_ms = (int)o->ping_ms,
 		.suspect_after_ms = (int)o->suspect_ms,
 		.dead_after_ms = (int)o->dead_ms,
+		.keep_versions = o->keep_versions,
 	};
 	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
 	rc = net_new(&m->net, &nc);
@@ -374,6 +392,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.store = m->st, .cache = m->cache, .net = m->net,
 		.block_size = (uint32_t)o->block_size,
 		.rebuild_jobs = o->rebuild_jobs,
+		.keep_versions = o->keep_versions,
 		.rebuild_rate = o->rebuild_rate,
 		.audit_interval_ms = (int64_t)o->audit_ms,
 		.ec_n = o->k + o->m,

@@ -67,6 +67,7 @@ struct redundancy {
 	uint64_t total, full, degraded, lost;
 	uint64_t by_missing[CR_EC_MAX + 1];	/* degraded blocks */
 	uint64_t needs_rebuild;	/* lost marks or DEAD holders */
+	uint64_t index_blocks;	/* the index's own, not in total */
 	uint64_t *frags_on;	/* per peer: fragments placed there */
 };
 
@@ -89,11 +90,17 @@ count_block(void *arg, const struct store_block *b)
 	struct redundancy *r = arg;
 	int n = b->k + b->m, up = 0, rebuild = 0, idx, st;
 
-	/* The index's own blocks (fs/index.c) are not the user's data. */
-	if (b->pad[0] & STORE_BLOCK_INDEX)
-		return 0;
 	if (n > CR_EC_MAX)
 		n = CR_EC_MAX;
+	/* The index's own blocks (fs/index.c) are not the user's data, but
+	 * their fragments are on the suppliers' disks all the same. */
+	if (b->pad[0] & STORE_BLOCK_INDEX) {
+		for (int i = 0; i < n; i++)
+			if (peer_state(r, b->peer[i], &idx), idx >= 0)
+				r->frags_on[idx]++;
+		r->index_blocks++;
+		return 0;
+	}
 	/* Full, degraded and lost say what can be read now: a fragment
 	 * counts when it is not marked lost and its supplier is online. */
 	for (int i = 0; i < n; i++) {
@@ -225,11 +232,13 @@ status_json(struct fs *fs, const struct status *s, struct sbuf *sb)
 	sb_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
 	sb_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
 	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu, "
-	    "\"needs_rebuild\": %llu, \"degraded_by_missing\": {",
+	    "\"needs_rebuild\": %llu, \"index\": %llu, "
+	    "\"degraded_by_missing\": {",
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
 	    (unsigned long long)s->pending,
-	    (unsigned long long)s->r.needs_rebuild);
+	    (unsigned long long)s->r.needs_rebuild,
+	    (unsigned long long)s->r.index_blocks);
 	for (int i = 1, first = 1; i <= CR_EC_MAX; i++)
 		if (s->r.by_missing[i]) {
 			sb_printf(sb, "%s\"%d\": %llu", first ? "" : ", ", i,

@@ -167,6 +167,10 @@ forget_push(struct store_txn *t, struct forget *f, const struct store_block *b,
     int gone)
 {
 	unsigned char fragid[STORE_FRAGID_BYTES];
+	int keep = f->d ? f->d->fs->conf.keep_versions : 0;
+	/* Versions up to the current one may reference b: its fragments go
+	 * once `keep` newer versions have pushed them out of the window. */
+	uint64_t hold = keep > 0 ? fs__index_seq(t) + (uint64_t)keep : 0;
 	int rc;
 
 	memcpy(fragid, b->id, CR_ID_BYTES);
@@ -174,8 +178,8 @@ forget_push(struct store_txn *t, struct forget *f, const struct store_block *b,
 		if (sodium_is_zero(b->peer[i], CR_PK_BYTES))
 			continue;
 		fragid[CR_ID_BYTES] = (unsigned char)i;
-		if ((rc = store_delq_put(t, b->peer[i], fragid,
-		    b->frag_len)) < 0)
+		if ((rc = store_delq_put_held(t, b->peer[i], fragid,
+		    b->frag_len, hold)) < 0)
 			return rc;
 		f->queued++;
 	}

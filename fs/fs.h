@@ -17,6 +17,10 @@ struct fs_conf {
 	int sync_timeout_ms;			/* fsync/sync give up: 0 = 120000 */
 	int max_threads;			/* FUSE workers, 0 = 16 */
 	/* Keeping data alive (fs/maint.c). */
+	/* Index versions whose data stays on suppliers: a block freed now is
+	 * deleted only once keep_versions newer versions are published.
+	 * 0: deleted at once (older versions may then miss data). */
+	int keep_versions;
 	int rebuild_jobs;			/* rebuild workers, 0 = 2 */
 	uint64_t rebuild_rate;			/* bytes/s rebuilds may move,
 						 * 0 = 50 MiB/s */

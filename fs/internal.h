@@ -161,6 +161,31 @@ int  fs__pin_set(struct fs *fs, uint64_t ino, const char *val, size_t len);
 int  fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len);
 
 /* ---- shared helpers ---- */
+
+/* A home restored from an older version shares fragments with newer
+ * versions it cannot see: it must never delete from suppliers. */
+static inline int
+fs__index_older(struct store_txn *t)
+{
+	char c;
+
+	return store_misc_get(t, "index.older", &c, 1) == 1;
+}
+
+/* The newest index version published (net/index.c keeps it in misc). */
+static inline uint64_t
+fs__index_seq(struct store_txn *t)
+{
+	unsigned char b[8];
+	uint64_t v = 0;
+
+	if (store_misc_get(t, "index.seq", b, sizeof b) != (int)sizeof b)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 static inline void
 fs__inode_to_stat(const struct store_inode *in, struct stat *st)
 {

@@ -1032,7 +1032,9 @@ deleter_main(void *arg)
 		d->now = now_ms();
 		done = 0;
 		if (store_txn_begin(m->fs->conf.store, 1, &t) == 0) {
-			store_delq_iter(t, del_collect, d);
+			if (!fs__index_older(t))
+				store_delq_iter_due(t, fs__index_seq(t),
+				    del_collect, d);
 			store_txn_abort(t);
 		}
 		for (int i = 0; i < d->n; i++) {

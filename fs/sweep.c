@@ -170,6 +170,17 @@ sweep_once(struct fs__sweep *s)
 	uint64_t listed = 0;
 	int np, rc = 0, queued = 0;
 
+	struct store_txn *t;
+	if (store_txn_begin(fs->conf.store, 1, &t) == 0) {
+		int older = fs__index_older(t);
+
+		store_txn_abort(t);
+		if (older) {
+			log_debug("sweep: home restored from an older version: "
+			    "not sweeping (newer versions own those fragments)");
+			return;
+		}
+	}
 	if ((peers = calloc(MAX_PEERS, sizeof *peers)) == NULL)
 		return;
 	np = net_peers(fs->conf.net, peers, MAX_PEERS, 0);

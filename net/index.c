@@ -18,8 +18,11 @@
  *   index.self   u64  change number of our own bookkeeping transaction
  *   index.parts       parts of the newest version (as above)
  *   index.hist        u16 n | n x (u64 seq | u16 ids | ids x id[32]):
- *                     the blocks of the newest INDEX_KEEP versions
+ *                     the blocks of the newest conf.keep_versions versions
  *   index.restored u64 seq | u64 time of the head a restore used.
+ *   index.older  present when that head was not the newest: this home
+ *                shares blocks with newer versions it cannot see, so it
+ *                never deletes fragments from suppliers (fs__index_older).
  * Index blocks are also in the blocks table (refcount 1, flag
  * STORE_BLOCK_INDEX), so the auditor and rebuilder keep them alive; no
  * extent ever points at them. */
@@ -37,7 +40,7 @@
 #define IDX_MAGIC	"PFSIDX1"	/* 8 bytes with the NUL */
 #define INDEX_CHUNK	(4u << 20)
 #define INDEX_SEGS_MAX	32
-#define INDEX_KEEP	10
+#define INDEX_KEEP_MAX	100	/* --keep-versions at most */
 #define PEERS_MAX	256
 #define PARTS_MAX	(INDEX_SEGS_MAX + 1)
 
@@ -486,14 +489,23 @@ drop_block(struct store_txn *t, const unsigned char *id)
 	return rc < 0 ? rc : store_block_del(t, id);
 }
 
-/* Appends (seq, ids of l) to the history, drops the versions past
- * INDEX_KEEP and the blocks only they used. */
+/* Versions whose index blocks are kept: the newest always. */
+static size_t
+index_keep(const struct net *n)
+{
+	int keep = n->conf.keep_versions;
+
+	return keep < 1 ? 1 : keep > INDEX_KEEP_MAX ? INDEX_KEEP_MAX : (size_t)keep;
+}
+
+/* Appends (seq, ids of l) to the history, drops the versions past the
+ * newest `keep` and the blocks only they used. */
 static int
 hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
-    uint64_t seq, const struct layout *l)
+    uint64_t seq, const struct layout *l, size_t keep)
 {
 	struct rd r = { old, old_len, 0, 0 };
-	size_t starts[INDEX_KEEP * 4 + 64], nent = 0, keep_from, drop;
+	size_t starts[INDEX_KEEP_MAX * 4 + 64], nent = 0, keep_from, drop;
 	struct wr w = { 0 };
 	int rc = 0, nid = 0;
 
@@ -507,8 +519,8 @@ hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
 		nent = 0;
 		old_len = 0;
 	}
-	/* The newest INDEX_KEEP - 1 old entries stay, plus the new one. */
-	drop = nent + 1 > INDEX_KEEP ? nent + 1 - INDEX_KEEP : 0;
+	/* The newest keep - 1 old entries stay, plus the new one. */
+	drop = nent + 1 > keep ? nent + 1 - keep : 0;
 	keep_from = drop < nent ? starts[drop] : old_len;
 	wr_put(&w, old + keep_from, old_len - keep_from);
 	wr_u64(&w, seq);
@@ -545,7 +557,8 @@ out:
  * covered gen, in one transaction. */
 static int
 state_commit(struct store *st, const struct state *old, uint64_t seq,
-    uint64_t gen, const struct layout *l, int first_new, int drop_history)
+    uint64_t gen, const struct layout *l, int first_new, int drop_history,
+    size_t keep)
 {
 	struct store_txn *t;
 	struct wr w = { 0 };
@@ -564,7 +577,7 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 			rc = store_block_put(t, &l->parts[i].blk[j]);
 	if (rc == 0)
 		rc = hist_update(t, drop_history ? NULL : old->hist,
-		    drop_history ? 0 : old->hist_len, seq, l);
+		    drop_history ? 0 : old->hist_len, seq, l, keep);
 	if (rc == 0)
 		rc = store_misc_put(t, "index.parts", w.p, w.len);
 	if (rc == 0)
@@ -748,7 +761,7 @@ net_index_publish(struct net *n, struct store *st, int force_base)
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
 	if ((rc = state_commit(st, &s, seq, covered, &nl, nl.nparts - 1,
-	    0)) < 0) {
+	    0, index_keep(n))) < 0) {
 		log_error("index: head %" PRIu64 " published but not "
 		    "recorded: %s", seq, strerror(-rc));
 		goto out;
@@ -1045,14 +1058,16 @@ net_index_restore(struct net *n, struct store *st, uint64_t version)
 	if ((rc = store_index_gen(st, &gen)) < 0)
 		goto out;
 	s.seq = newest;
-	if ((rc = state_commit(st, &s, used, gen, &l, 0, 1)) < 0)
+	if ((rc = state_commit(st, &s, used, gen, &l, 0, 1, index_keep(n))) < 0)
 		goto out;
 	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
 		unsigned char b[16];
 
 		put_be64(b, used);
 		put_be64(b + 8, used_time);
-		if ((rc = store_misc_put(t, "index.restored", b, sizeof b)) < 0)
+		if ((rc = store_misc_put(t, "index.restored", b, sizeof b)) < 0 ||
+		    (used < newest &&
+		    (rc = store_misc_put(t, "index.older", "1", 1)) < 0))
 			store_txn_abort(t);
 		else
 			rc = store_txn_commit(t);

@@ -54,6 +54,10 @@ struct net_conf {
 	int ping_interval_ms;
 	int suspect_after_ms;
 	int dead_after_ms;
+	/* Index versions (heads) whose blocks are kept, so that `restore
+	 * --version` can bring back an older tree: 1..100; 0 = 1 (the newest
+	 * only). The mount passes --keep-versions (default 10). */
+	int keep_versions;
 	/* Key of the audit nonces: cr_subkey(CR_SUBKEY_AUDIT). */
 	unsigned char audit_key[CR_KEY_BYTES];
 };

@@ -1120,11 +1120,27 @@ int
 store_delq_put(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes)
 {
-	unsigned char key[DQ_KEY], val[4];
+	return store_delq_put_held(t, pk, fragid, bytes, 0);
+}
+
+/* Values: u32 bytes, optionally followed by u64 hold (older records have
+ * none). A hold only ever grows: a sweep finding the fragment unreferenced
+ * must not cut short what retained versions still need. */
+int
+store_delq_put_held(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes,
+    uint64_t hold_seq)
+{
+	unsigned char key[DQ_KEY], val[12];
+	MDB_val old;
 
 	memcpy(key, pk, CR_PK_BYTES);
 	memcpy(key + CR_PK_BYTES, fragid, STORE_FRAGID_BYTES);
+	if (kv_get(t, STORE__DB_DELQ, key, sizeof key, &old) == 0 &&
+	    old.mv_size == 12 && get_be64((unsigned char *)old.mv_data + 4) > hold_seq)
+		hold_seq = get_be64((unsigned char *)old.mv_data + 4);
 	put_be32(val, bytes);
+	put_be64(val + 4, hold_seq);
 	return kv_put(t, STORE__DB_DELQ, key, sizeof key, val, sizeof val);
 }
 
@@ -1144,6 +1160,7 @@ struct dq_ctx {
 	    const unsigned char *fragid, uint32_t bytes);
 	void *arg;
 	uint64_t count, bytes;
+	uint64_t due_seq;	/* skip entries held past this; UINT64_MAX: none */
 };
 
 static int
@@ -1152,8 +1169,11 @@ dq_one(void *ctx, const MDB_val *k, const MDB_val *v)
 	struct dq_ctx *d = ctx;
 	const unsigned char *p = k->mv_data;
 
-	if (k->mv_size != DQ_KEY || v->mv_size != 4)
+	if (k->mv_size != DQ_KEY || (v->mv_size != 4 && v->mv_size != 12))
 		return -EIO;
+	if (v->mv_size == 12 && d->cb &&
+	    get_be64((unsigned char *)v->mv_data + 4) > d->due_seq)
+		return 0;
 	if (!d->cb) {
 		d->count++;
 		d->bytes += get_be32(v->mv_data);
@@ -1167,7 +1187,17 @@ store_delq_iter(struct store_txn *t,
     int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
     uint32_t bytes), void *arg)
 {
-	struct dq_ctx d = { cb, arg, 0, 0 };
+	struct dq_ctx d = { cb, arg, 0, 0, UINT64_MAX };
+
+	return scan(t, STORE__DB_DELQ, NULL, 0, NULL, 0, 0, dq_one, &d);
+}
+
+int
+store_delq_iter_due(struct store_txn *t, uint64_t seq,
+    int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
+    uint32_t bytes), void *arg)
+{
+	struct dq_ctx d = { cb, arg, 0, 0, seq };
 
 	return scan(t, STORE__DB_DELQ, NULL, 0, NULL, 0, 0, dq_one, &d);
 }
@@ -1175,7 +1205,7 @@ store_delq_iter(struct store_txn *t,
 int
 store_delq_stats(struct store_txn *t, uint64_t *count, uint64_t *bytes)
 {
-	struct dq_ctx d = { NULL, NULL, 0, 0 };
+	struct dq_ctx d = { NULL, NULL, 0, 0, UINT64_MAX };
 	int rc;
 
 	if ((rc = scan(t, STORE__DB_DELQ, NULL, 0, NULL, 0, 0, dq_one, &d)) < 0)

@@ -163,10 +163,20 @@ int store_rebuild_iter(struct store_txn *t,
  * bytes is the fragment size, for `status`. */
 int store_delq_put(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes);
+/* The same, held until the index version hold_seq is published: the
+ * fragment of a block freed while retained versions still reference it
+ * (--keep-versions). A hold never shrinks when the entry is put again. */
+int store_delq_put_held(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint32_t bytes,
+    uint64_t hold_seq);
 int store_delq_del(struct store_txn *t, const unsigned char pk[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES]);
 /* cb(arg, pk, fragid, bytes) in key order; stops when cb returns != 0. */
 int store_delq_iter(struct store_txn *t,
+    int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
+    uint32_t bytes), void *arg);
+/* Only the entries whose hold is at most seq (due for deletion). */
+int store_delq_iter_due(struct store_txn *t, uint64_t seq,
     int (*cb)(void *arg, const unsigned char *pk, const unsigned char *fragid,
     uint32_t bytes), void *arg);
 int store_delq_stats(struct store_txn *t, uint64_t *count, uint64_t *bytes);

@@ -413,8 +413,12 @@ class Mount:
         return self
 
     def mount_args(self, peers, ec=None, block_size=None, cache_size=None,
-                   opts=None, extra=()):
+                   opts=None, extra=(), keep_versions=0):
+        # Tests count fragments on suppliers right after deletes, so they
+        # keep no older versions unless they test them (peerfs default 10).
         args = ["mount", "--home", self.home]
+        if keep_versions is not None:
+            args += ["--keep-versions", str(keep_versions)]
         for p in peers:
             args += ["--peer", p]
         if ec:

@@ -163,9 +163,17 @@ def test_restore_refusals(setup, make_mount):
 
 def test_versions_and_older_version(setup, make_mount):
     sw, m, tmp = setup
-    seqs = []
-    for name in ("one", "two", "three"):
+    m.umount()
+    m.mount(sw.peers, keep_versions=None)       # peerfs's default: 10
+    old_one = os.urandom(300_000)
+    (m.path / "one").write_bytes(old_one)
+    m.sync()
+    seqs = [versions(m)[0][0]]
+    for name in ("two", "three"):
         (m.path / name).write_text(name + "\n")
+        # Overwritten: its old blocks are freed, yet the first version
+        # still needs them.
+        (m.path / "one").write_bytes(os.urandom(300_000))
         m.sync()
         seqs.append(versions(m)[0][0])
     vs = versions(m)
@@ -182,8 +190,9 @@ def test_versions_and_older_version(setup, make_mount):
     cp = restore(r.home, tmp / "code.txt", sw.address(1), "--version", seqs[0])
     assert cp.returncode == 0, cp.stderr
     assert restored_seq(cp) == seqs[0]
-    r.mount([])
+    r.mount([], cache_size="0")
     assert sorted(os.listdir(r.path)) == ["one"]
+    assert (r.path / "one").read_bytes() == old_one   # from suppliers
     r.umount()
 
     cp = restore(tmp / "nohome", tmp / "code.txt", sw.address(1),
