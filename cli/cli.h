@@ -56,6 +56,13 @@ int cli_load_identity(const char *home, const char *pass_file,
 int cli_bad_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Detaches like sshfs: forks; the parent exits 0 once the child writes
+ * "ok" to *notify_fd (1 when the child exits without), the child starts
+ * a new session and continues. */
+int cli_detach(int *notify_fd);
+/* Writes our pid to <home>/<name>. */
+void cli_write_pid(const char *home, const char *name);
+
 /* Reads the root control attribute of a mount into a malloc()'d string. */
 int cli_ctl_get(const char *mnt, const char *name, char **out);
 

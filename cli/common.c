@@ -306,3 +306,38 @@ cli_ctl_get(const char *mnt, const char *name, char **out)
 	}
 	return -ERANGE;
 }
+
+int
+cli_detach(int *notify_fd)
+{
+	int fds[2];
+	char msg[8];
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		return -errno;
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid > 0) {
+		close(fds[1]);
+		ssize_t n = read(fds[0], msg, sizeof msg);
+		_exit(n == 2 && !memcmp(msg, "ok", 2) ? 0 : 1);
+	}
+	close(fds[0]);
+	setsid();
+	*notify_fd = fds[1];
+	return 0;
+}
+
+void
+cli_write_pid(const char *home, const char *name)
+{
+	char *path = cli_path(home, name);
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+	free(path);
+}

@@ -283,32 +283,6 @@ parse(int argc, char **argv, struct mount_opts *o)
 	return 0;
 }
 
-/* Detaches like sshfs: the parent returns once the child reports that the
- * folder is mounted (or prints the child's error). */
-static int
-detach(int *notify_fd)
-{
-	int fds[2];
-	char msg[512];
-	pid_t pid;
-
-	if (pipe(fds) != 0)
-		return -errno;
-	if ((pid = fork()) < 0)
-		return -errno;
-	if (pid > 0) {
-		close(fds[1]);
-		ssize_t n = read(fds[0], msg, sizeof msg - 1);
-		if (n == 2 && !memcmp(msg, "ok", 2))
-			_exit(0);
-		_exit(1);
-	}
-	close(fds[0]);
-	setsid();
-	*notify_fd = fds[1];
-	return 0;
-}
-
 static void
 detached_ready(int notify_fd, const char *home)
 {
@@ -458,7 +432,7 @@ cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	/* Fork before any thread or LMDB environment exists. */
-	if (!o.foreground && (rc = detach(&notify_fd)) < 0) {
+	if (!o.foreground && (rc = cli_detach(&notify_fd)) < 0) {
 		fprintf(stderr, "peerfs mount: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
@@ -476,11 +450,7 @@ cmd_mount(int argc, char **argv)
 		cr_identity_free(id);
 		return 1;
 	}
-	FILE *pf = fopen(pid_path, "w");
-	if (pf) {
-		fprintf(pf, "%d\n", (int)getpid());
-		fclose(pf);
-	}
+	cli_write_pid(home, "mount.pid");
 	if (!o.foreground)
 		detached_ready(notify_fd, home);
 	rc = fs_loop(m.fs);

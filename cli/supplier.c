@@ -80,21 +80,10 @@ supplier_identity(const char *home, struct cr_identity **id)
 static int
 daemonize(const char *home, int *notify_fd)
 {
-	int fds[2], null;
-	char buf[8];
-	pid_t pid;
+	int null, rc;
 
-	if (pipe(fds) != 0)
-		return -errno;
-	if ((pid = fork()) < 0)
-		return -errno;
-	if (pid > 0) {
-		close(fds[1]);
-		ssize_t n = read(fds[0], buf, sizeof buf);
-		_exit(n == 2 ? 0 : 1);
-	}
-	close(fds[0]);
-	setsid();
+	if ((rc = cli_detach(notify_fd)) < 0)
+		return rc;
 	char *log_path = cli_path(home, "supplier.log");
 	FILE *lf = fopen(log_path, "a");
 	free(log_path);
@@ -102,20 +91,14 @@ daemonize(const char *home, int *notify_fd)
 		setvbuf(lf, NULL, _IOLBF, 0);
 		log_set_file(lf);
 	}
+	/* stderr stays the caller's until on_ready: start-up errors show. */
 	if ((null = open("/dev/null", O_RDWR)) >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);
 		if (null > 2)
 			close(null);
 	}
-	char *pid_path = cli_path(home, "supplier.pid");
-	FILE *pf = fopen(pid_path, "w");
-	if (pf) {
-		fprintf(pf, "%d\n", (int)getpid());
-		fclose(pf);
-	}
-	free(pid_path);
-	*notify_fd = fds[1];
+	cli_write_pid(home, "supplier.pid");
 	return 0;
 }
 
