@@ -4,6 +4,7 @@
 #define PEERFS_STORE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "store/store.h"
 
@@ -21,7 +22,14 @@ struct store {
 	MDB_dbi	 dbi[STORE__DB_N];	/* opened once in store_open, then read-only */
 	char	*dir;			/* as given to store_open */
 	char	*jdir;			/* <dir>/journal: staging files */
+	/* Commits do not fsync (MDB_NOSYNC): a flusher thread syncs what
+	 * was committed within STORE__FLUSH_MS, and store_sync() at once. */
+	pthread_t	flusher;
+	pthread_mutex_t	flush_lock;
+	pthread_cond_t	flush_cond;
+	int		flush_started, flush_stop, dirty;
 };
+#define STORE__FLUSH_MS 1000
 
 struct store_txn {
 	MDB_txn		*txn;

@@ -333,6 +333,28 @@ open_dbs(struct store *st)
 	return store__mdb_err(mdb_txn_commit(t.txn), "txn_commit");
 }
 
+static void *
+flusher_main(void *arg)
+{
+	struct store *st = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&st->flush_lock);
+	while (!st->flush_stop) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += STORE__FLUSH_MS / 1000;
+		pthread_cond_timedwait(&st->flush_cond, &st->flush_lock, &until);
+		if (!st->dirty)
+			continue;
+		st->dirty = 0;
+		pthread_mutex_unlock(&st->flush_lock);
+		store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
+		pthread_mutex_lock(&st->flush_lock);
+	}
+	pthread_mutex_unlock(&st->flush_lock);
+	return NULL;
+}
+
 int
 store_open(struct store **out, const char *dir, size_t map_bytes)
 {
@@ -361,8 +383,12 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 	if ((rc = store__mdb_err(rc, "env_set_mapsize")) < 0)
 		goto fail;
 	/* NOTLS: read transactions are used from FUSE worker threads, and a
-	 * thread may hold one while it begins another. */
-	rc = mdb_env_open(st->env, mdir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+	 * thread may hold one while it begins another. NOSYNC: a commit per
+	 * metadata operation must not cost an fsync; LMDB stays consistent
+	 * (a killed process loses nothing, the OS has the pages), and the
+	 * flusher bounds what a power cut can take to the last second, as
+	 * ext4's own commit interval does. fsync/sync call store_sync(). */
+	rc = mdb_env_open(st->env, mdir, MDB_NOTLS | MDB_NOSYNC, 0600);
 	if ((rc = store__mdb_err(rc, mdir)) < 0)
 		goto fail;
 	/* Reader slots of a crashed process would pin old pages forever. */
@@ -370,6 +396,11 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 		log_info("store: cleared %d stale reader slots", dead);
 	if ((rc = open_dbs(st)) < 0)
 		goto fail;
+	pthread_mutex_init(&st->flush_lock, NULL);
+	pthread_cond_init(&st->flush_cond, NULL);
+	if ((rc = -pthread_create(&st->flusher, NULL, flusher_main, st)) < 0)
+		goto fail;
+	st->flush_started = 1;
 	free(mdir);
 	*out = st;
 	return 0;
@@ -384,8 +415,19 @@ store_close(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->env)
+	if (st->flush_started) {
+		pthread_mutex_lock(&st->flush_lock);
+		st->flush_stop = 1;
+		pthread_cond_signal(&st->flush_cond);
+		pthread_mutex_unlock(&st->flush_lock);
+		pthread_join(st->flusher, NULL);
+		pthread_mutex_destroy(&st->flush_lock);
+		pthread_cond_destroy(&st->flush_cond);
+	}
+	if (st->env) {
+		mdb_env_sync(st->env, 1);
 		mdb_env_close(st->env);
+	}
 	free(st->dir);
 	free(st->jdir);
 	free(st);
@@ -420,9 +462,15 @@ store_txn_begin(struct store *st, int rdonly, struct store_txn **out)
 int
 store_txn_commit(struct store_txn *t)
 {
+	struct store *st = t->st;
 	int rc = mdb_txn_commit(t->txn);
 
 	free(t);
+	if (rc == 0 && !__atomic_load_n(&st->dirty, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&st->flush_lock);
+		st->dirty = 1;
+		pthread_mutex_unlock(&st->flush_lock);
+	}
 	return store__mdb_err(rc, "txn_commit");
 }
 
