@@ -464,8 +464,8 @@ forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
  * of the map (at least 1 MiB) left, upload commits (1, block records)
  * with half of it, and the rest is for deletes (unlink, truncate), which
  * LMDB also needs pages for and which make room. */
-static int
-map_room(struct store *st, int level)
+int
+fs__map_room(struct store *st, int level)
 {
 	uint64_t used, size, reserve;
 
@@ -896,7 +896,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	t = NULL;
 	/* A new record (and later a block record): leave the end of the map
 	 * to deletes, or nothing could be unlinked to make room. */
-	if (!has && (rc = map_room(st, 2)) < 0)
+	if (!has && (rc = fs__map_room(st, 2)) < 0)
 		goto out;
 
 	if (has) {
@@ -1264,7 +1264,7 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		/* Without room for its record: later (retried). */
 		if (fs->conf.net == NULL)
 			rc = -ENOTCONN;
-		else if ((rc = map_room(st, 1)) == 0)
+		else if ((rc = fs__map_room(st, 1)) == 0)
 			rc = net_block_store(fs->conf.net, buf, len,
 			    fs->conf.datakey, &rec);
 		if (rc < 0) {

@@ -42,6 +42,13 @@ publish(struct fs *fs, int quiet)
 	struct fs__index *x = fs->index;
 	int rc;
 
+	/* A nearly full map is kept for deletes, which make room. */
+	if ((rc = fs__map_room(fs->conf.store, 1)) < 0) {
+		if (!quiet)
+			log_warn("index: metadata map nearly full: version not "
+			    "uploaded until files are deleted");
+		return rc;
+	}
 	pthread_mutex_lock(&x->pub);
 	rc = net_index_publish(fs->conf.net, fs->conf.store, 0);
 	pthread_mutex_unlock(&x->pub);

@@ -135,6 +135,11 @@ int  fs__index_publish(struct fs *fs);
  * suppliers, newest first. *val malloc()'d. */
 int  fs__index_versions(struct fs *fs, char **val, size_t *len);
 
+/* 0, or -ENOSPC when the LMDB map is too full for a writer of `level`:
+ * 2 new journal blocks, 1 upload and index commits; below that only
+ * deletes, which make room (fs/data.c). */
+int  fs__map_room(struct store *st, int level);
+
 /* ---- fs/ctl.c ---- */
 /* Root-directory control attributes: getxattr "user.peerfs.status" gives
  * the status JSON; setxattr "user.peerfs.sync" runs fs__data_sync_all.

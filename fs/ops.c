@@ -469,6 +469,9 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		return fs__meta_reply_err(req, rc);
 	if (target && strlen(target) >= PATH_MAX)
 		return fs__meta_reply_err(req, -ENAMETOOLONG);
+	/* New names stop where new data does: the rest is for deletes. */
+	if ((rc = fs__map_room(fs->conf.store, 2)) < 0)
+		return fs__meta_reply_err(req, rc);
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
 		return fs__meta_reply_err(req, rc);
@@ -593,6 +596,8 @@ op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int rc;
 
 	if ((rc = check_name(newname)) < 0)
+		return fs__meta_reply_err(req, rc);
+	if ((rc = fs__map_room(fs->conf.store, 2)) < 0)
 		return fs__meta_reply_err(req, rc);
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)

@@ -513,10 +513,11 @@ print(n, err)
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 raise
-            # Writers stop with a reserve left for deletes, but the index
-            # uploader (net/index.c) writes its records into that reserve.
-            pytest.xfail("unlink on a full map: ENOSPC (the index "
-                         "uploader does not keep the map's reserve)")
+            # Writers, creates, uploads and the index uploader stop with a
+            # reserve left for deletes, but the background maintenance
+            # (audits, rebuild queue) still writes into it: known gap.
+            pytest.xfail("unlink on a full map: ENOSPC (maintenance "
+                         "writes do not keep the map's reserve)")
     # The records go when the kernel forgets the inodes (soon after).
     time.sleep(2)
     for i in range(10):
