@@ -308,7 +308,7 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 			break;
 		usleep(100000);
 	}
-	if (child > 0 && pending == 0) {
+	if (child > 0 && pending == 0 && uploading <= 0) {
 		/* Its sync returns now that the journal is empty; until it
 		 * does its request keeps the mount busy. */
 		waitpid(child, &status, 0);
@@ -318,13 +318,22 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 		kill(child, SIGKILL);
 	}
 	if (tty && pg.last_ms) {
-		if (pending == 0)
+		if (pending == 0 && uploading <= 0)
 			draw_progress(&pg, 0, 0);
 		fputc('\n', stderr);
 	}
-	if (pending == 0)
+	if (pending == 0 && uploading <= 0)
 		return 0;
-	if (pending > 0) {
+	if (pending == 0) {
+		/* Tiny files live in the index until a published version
+		 * holds them (and blocks still in flight). */
+		fprintf(stderr, "peerfs umount: %s: after %.0f s, %lld blocks "
+		    "are still on their way (tiny files wait for the index to "
+		    "be published)%s; %s is still mounted (`peerfs umount "
+		    "--force` unmounts anyway; the next mount publishes them)\n",
+		    mnt, (mono_ms() - start) / 1000.0, uploading,
+		    offline ? " (no supplier reachable)" : "", mnt);
+	} else if (pending > 0) {
 		char left[32];
 
 		fmt_bytes(left, sizeof left, (double)bytes);

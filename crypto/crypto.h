@@ -15,7 +15,7 @@
 #define CR_SIG_BYTES	64
 #define CR_KEY_BYTES	32
 #define CR_HASH_BYTES	32	/* BLAKE2b-256 */
-#define CR_ID_BYTES	32	/* block id = BLAKE2b-256(ciphertext) */
+#define CR_ID_BYTES	32	/* block id: cr_block_id() */
 #define CR_SEAL_ABYTES	16	/* XChaCha20-Poly1305 tag appended to a block */
 #define CR_STREAM_ABYTES 17	/* crypto_secretstream_xchacha20poly1305_ABYTES */
 #define CR_EC_MAX	32	/* k + m at most */
@@ -71,8 +71,13 @@ void cr_hash(unsigned char out[CR_HASH_BYTES], const void *p, size_t n);
  * Convergent per owner: key = BLAKE2b-256 keyed by datakey over the
  * plaintext; nonce (24 bytes) = BLAKE2b-192 keyed by key over "peerfs-nonce"
  * (safe because a key encrypts exactly one plaintext); cipher
- * XChaCha20-Poly1305-IETF, no additional data; block id = BLAKE2b-256 of
- * the ciphertext (tag included). */
+ * XChaCha20-Poly1305-IETF, no additional data; block id = BLAKE2b-256
+ * keyed by key over "peerfs-block-id" (cr_block_id): one-way, equal for
+ * equal plaintexts, and no extra pass over the block. */
+
+/* The id of the block sealed under key. */
+void cr_block_id(unsigned char id[CR_ID_BYTES],
+    const unsigned char key[CR_KEY_BYTES]);
 
 /* cipher must hold len + CR_SEAL_ABYTES bytes. Always succeeds (0). */
 int cr_block_seal(unsigned char *cipher, unsigned char key[CR_KEY_BYTES],
@@ -84,6 +89,16 @@ int cr_block_seal(unsigned char *cipher, unsigned char key[CR_KEY_BYTES],
  * clen < CR_SEAL_ABYTES. */
 int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
     const unsigned char key[CR_KEY_BYTES], const unsigned char id[CR_ID_BYTES]);
+
+/* Check value of fragment idx of the block sealed under key: a Poly1305
+ * tag (16 bytes, zero-padded to CR_HASH_BYTES) under a key derived from
+ * (key, idx). cr_frag_check: 0 when frag matches want, else -EBADMSG. */
+void cr_frag_tag(unsigned char out[CR_HASH_BYTES],
+    const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
+    size_t len);
+int cr_frag_check(const unsigned char want[CR_HASH_BYTES],
+    const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
+    size_t len);
 
 /* ---- erasure coding (liberasurecode) -------------------------------------
  * Backend: ISA-L RS Vandermonde when available, else liberasurecode_rs_vand.
@@ -126,8 +141,8 @@ int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
 /* ---- session handshake ----------------------------------------------------
  * Three messages over a plain byte stream, then one secretstream per
  * direction:
- *   client -> server  HELLO  : "PEERFS1\0" | eph X25519 pk | Ed25519 pk
- *   server -> client  REPLY  : "PEERFS1\0" | eph X25519 pk | Ed25519 pk
+ *   client -> server  HELLO  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
+ *   server -> client  REPLY  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
  *                              | sig_s(transcript) | secretstream header s->c
  *   client -> server  FINISH : sig_c(transcript) | secretstream header c->s
  * transcript = BLAKE2b-256("peerfs-hs-v1" | HELLO | REPLY without sig and
@@ -135,7 +150,8 @@ int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
  * the label "peerfs-hs-client". Session keys: crypto_kx from the
  * ephemeral keys, then each key = BLAKE2b-256 keyed by the kx key over the
  * transcript hash. Both sides learn and check the peer's Ed25519 key. */
-#define CR_HS_MAGIC "PEERFS1"		/* 8 bytes with the NUL */
+#define CR_HS_MAGIC "PEERFS2"		/* 8 bytes with the NUL; 2: records
+					 * with bulk (net/internal.h) */
 #define CR_HS_HELLO_BYTES  (8 + 32 + 32)
 #define CR_HS_REPLY_BYTES  (8 + 32 + 32 + 64 + 24)
 #define CR_HS_FINISH_BYTES (64 + 24)
@@ -179,6 +195,13 @@ int cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
  * final/rekey tag; -EINVAL when clen < CR_STREAM_ABYTES. */
 int cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
     size_t clen);
+/* The same, with ad[0..adlen) authenticated (Poly1305, length included)
+ * but neither encrypted nor copied: the receiver must pass the very same
+ * bytes. For bulk that is already ciphertext (net/ records' fragments). */
+int cr_stream_push_ad(struct cr_stream *s, unsigned char *c, const void *m,
+    size_t mlen, const unsigned char *ad, size_t adlen);
+int cr_stream_pull_ad(struct cr_stream *s, void *m, const unsigned char *c,
+    size_t clen, const unsigned char *ad, size_t adlen);
 
 /* ---- recovery code (crypto/recovery.c) ------------------------------------
  * Everything needed to recover an identity: the Ed25519 seed and the

@@ -209,30 +209,45 @@ cr_hs_wipe(struct cr_hs *hs)
 }
 
 int
-cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
-    size_t mlen)
+cr_stream_push_ad(struct cr_stream *s, unsigned char *c, const void *m,
+    size_t mlen, const unsigned char *ad, size_t adlen)
 {
 	if (mlen > crypto_secretstream_xchacha20poly1305_MESSAGEBYTES_MAX)
 		return -EMSGSIZE;
 	crypto_secretstream_xchacha20poly1305_push(&s->st, c, NULL, m, mlen,
-	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+	    adlen ? ad : NULL, adlen,
+	    crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
 	return 0;
 }
 
 int
-cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
-    size_t clen)
+cr_stream_pull_ad(struct cr_stream *s, void *m, const unsigned char *c,
+    size_t clen, const unsigned char *ad, size_t adlen)
 {
 	unsigned char tag;
 
 	if (clen < CR_STREAM_ABYTES)
 		return -EINVAL;
 	if (crypto_secretstream_xchacha20poly1305_pull(&s->st, m, NULL, &tag,
-	    c, clen, NULL, 0) != 0)
+	    c, clen, adlen ? ad : NULL, adlen) != 0)
 		return -EBADMSG;
 	/* We only ever send TAG_MESSAGE: FINAL or REKEY is an attack or a
 	 * bug, and accepting REKEY would silently change the keys. */
 	if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
 		return -EBADMSG;
 	return 0;
+}
+
+int
+cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
+    size_t mlen)
+{
+	return cr_stream_push_ad(s, c, m, mlen, NULL, 0);
+}
+
+int
+cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
+    size_t clen)
+{
+	return cr_stream_pull_ad(s, m, c, clen, NULL, 0);
 }

@@ -2,8 +2,12 @@
  * truncate and drop.
  *
  * Block b of a file covers [b*bs, (b+1)*bs). Its newest bytes are either in
- * a journal staging file (a jrnl record exists) or in a stored block (an
- * extent points at a block record); neither means a hole. Bytes past a
+ * a journal staging file (a jrnl record exists), in a stored block (an
+ * extent points at a block record) or, for a tiny file, inline in the
+ * metadata (an inline record, block 0 only: the whole file is at most
+ * STORE_INLINE_MAX bytes when it is uploaded; it reaches the suppliers in
+ * the index); none means a hole. Extent and inline record never coexist.
+ * Bytes past a
  * block's plain_len or past a staging file's end read as zeros, and no
  * stored byte past the inode size is ever non-zero (truncate cuts), so
  * growing a file needs nothing but the size.
@@ -65,6 +69,9 @@ struct fs__data {
 	uint64_t count;		/* entries in tab */
 	uint64_t inflight;	/* uploads running */
 	uint64_t uploaded, errors;
+	/* Inline commits not yet in a published index (fs__data_published):
+	 * on the owner's disk only, so they count as uploading. */
+	uint64_t inl_unpub, inl_gen;
 	int failing;		/* last upload failed: log once per streak */
 	int64_t next_scan_ms;
 	int stop;
@@ -723,16 +730,19 @@ ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno, const uint32_t *rg,
 	struct store_txn *t;
 	struct store_block b;
 	unsigned char id[CR_ID_BYTES];
-	size_t got;
-	int rc, fd;
+	size_t got, ilen;
+	int rc, fd, inl = 0;
 
 	memset(buf, 0, bs);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
 		return rc;
 	if ((rc = store_extent_get(t, ino, bno, id)) == 0)
 		rc = store_block_get(t, id, &b);
+	else if (rc == -ENOENT &&
+	    (rc = store_inline_get(t, ino, bno, buf, bs, &ilen)) == 0)
+		inl = 1;
 	store_txn_abort(t);
-	if (rc == 0)
+	if (rc == 0 && !inl)
 		rc = block_plain(fs, bs, &b, buf);
 	sodium_memzero(&b, sizeof b);
 	if (rc < 0 && rc != -ENOENT)
@@ -806,8 +816,18 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		pthread_mutex_unlock(sl);
 		return rc;
 	}
-	if (rc == 0)
-		rc = store_extent_get(t, ino, bno, id);
+	if (rc == 0 && (rc = store_extent_get(t, ino, bno, id)) == -ENOENT) {
+		unsigned char ib[STORE_INLINE_MAX];
+		size_t ilen;
+
+		rc = store_inline_get(t, ino, bno, ib, sizeof ib, &ilen);
+		store_txn_abort(t);
+		pthread_mutex_unlock(sl);
+		if (rc == 0 && boff < ilen)
+			memcpy(dst, ib + boff, len < ilen - boff ? len :
+			    ilen - boff);
+		return rc == -ENOENT ? 0 : rc;	/* else a hole */
+	}
 	if (rc == 0)
 		rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
@@ -875,8 +895,10 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	struct store_block b;
 	unsigned char id[CR_ID_BYTES];
 	unsigned char *old = NULL;
+	unsigned char ib[STORE_INLINE_MAX];
 	uint64_t end = bno * d->bs + boff + len;
-	int rc, has, rmw = 0, ovl = 0, fd = -1, plen = 0;
+	size_t ilen = 0;
+	int rc, has, rmw = 0, ovl = 0, fd = -1, plen = 0, inl = 0;
 
 	pthread_mutex_lock(sl);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
@@ -885,9 +907,15 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 		goto out;
 	if (!has) {
 		rc = store_extent_get(t, ino, bno, id);
-		if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0)
+		if (rc == -ENOENT) {
+			/* Inline bytes are local: the staging file starts
+			 * from them when the write leaves some. */
+			rc = store_inline_get(t, ino, bno, ib, sizeof ib, &ilen);
+			inl = rc == 0 && (boff > 0 || len < ilen);
+		} else if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0) {
 			rmw = boff > 0 || len < b.plain_len;
-		else if (rc == -ENOENT)
+		}
+		if (rc == -ENOENT)
 			rc = 0;
 		if (rc < 0)
 			goto out;
@@ -910,6 +938,8 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	}
 	if ((rc = fd) < 0)
 		goto out;
+	if (inl && (rc = pwrite_full(fd, ib, ilen, 0)) < 0)
+		goto out;
 	if (rmw) {
 		/* The old bytes from the cache, else an overlay block. */
 		if ((old = malloc(d->bs)) == NULL) {
@@ -931,7 +961,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	/* The journal now holds bytes the user did not write in this call
 	 * and that exist nowhere else once the extent goes: make them
 	 * durable before the record says so. */
-	if (rmw && fdatasync(fd) < 0) {
+	if ((rmw || inl) && fdatasync(fd) < 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -1014,15 +1044,20 @@ ext_collect(void *arg, uint64_t bno, const unsigned char *id)
 	return u64v_push(&l->bnos, bno);
 }
 
-/* Deletes every extent of ino from bno `from` on, inside t. */
+/* Deletes every extent (and inline record) of ino from bno `from` on,
+ * inside t. */
 static int
 extents_drop(struct store_txn *t, uint64_t ino, uint64_t from,
     struct forget *f)
 {
 	struct ext_list l = { { NULL, 0, 0 }, NULL, 0 };
-	int rc;
+	int rc = 0;
 
-	rc = store_extent_iter(t, ino, from, ext_collect, &l);
+	/* Only block 0 is ever inline (upload_one). */
+	if (from == 0 && (rc = store_inline_del(t, ino, 0)) == -ENOENT)
+		rc = 0;
+	if (rc == 0)
+		rc = store_extent_iter(t, ino, from, ext_collect, &l);
 	for (size_t i = 0; rc == 0 && i < l.bnos.n; i++) {
 		if ((rc = store_extent_del(t, ino, l.bnos.v[i])) == 0)
 			rc = block_unref(t, l.ids[i], f);
@@ -1078,12 +1113,16 @@ strays_push(struct store_txn *t, struct forget *f,
 }
 
 /* In one txn: the extent of (ino, bno) becomes rec (NULL: a hole), the
- * old block loses a reference, the jrnl record goes. 1 when the record or
- * the inode is gone meanwhile, 2 when rec's fragments may have been hit by
- * a forget since forget number `since` (store again); nothing changed. */
+ * old block loses a reference, the jrnl record goes. With ibuf (rec NULL)
+ * the block becomes the inline record ibuf[0..ilen) instead, and *gen
+ * gets the change number of the commit. 1 when the record or the inode is
+ * gone meanwhile, 2 when rec's fragments may have been hit by a forget
+ * since forget number `since`, or the file outgrew an inline block (store
+ * again); nothing changed. */
 static int
 upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
-    struct store_block *rec, uint64_t since, struct forget *f)
+    struct store_block *rec, uint64_t since, struct forget *f,
+    const unsigned char *ibuf, size_t ilen, uint64_t *gen)
 {
 	struct fs__data *d = fs->data;
 	struct store_txn *t;
@@ -1102,6 +1141,22 @@ upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
 	if ((rc = store_extent_get(t, ino, bno, old)) < 0 && rc != -ENOENT)
 		goto fail;
 	have_old = rc == 0;
+	if (ibuf != NULL) {
+		/* Grown past a tiny file by another block meanwhile. */
+		if (in.size > STORE_INLINE_MAX) {
+			store_txn_abort(t);
+			return 2;
+		}
+		if (have_old && ((rc = block_unref(t, old, f)) < 0 ||
+		    (rc = store_extent_del(t, ino, bno)) < 0))
+			goto fail;
+		if ((rc = store_inline_put(t, ino, bno, ibuf, ilen)) < 0 ||
+		    (rc = store_txn_gen(t, gen)) < 0)
+			goto fail;
+		goto jrnl;
+	}
+	if ((rc = store_inline_del(t, ino, bno)) < 0 && rc != -ENOENT)
+		goto fail;
 	if (have_old && rec != NULL &&
 	    memcmp(old, rec->id, CR_ID_BYTES) == 0) {
 		/* Same bytes as before. */
@@ -1187,6 +1242,24 @@ out:
 		    "suppliers: %s", strerror(-rc));
 }
 
+/* 1 when some supplier is online. An inline block is only on the
+ * network once an index holding it is published: with nobody to take
+ * one it stays in the journal, pending as a block would (umount tells). */
+static int
+net_online(struct fs *fs)
+{
+	struct net_peer_info *pi;
+	int n, online = 0;
+
+	if (fs->conf.net == NULL || (pi = calloc(64, sizeof *pi)) == NULL)
+		return 0;
+	n = net_peers(fs->conf.net, pi, 64, 0);
+	for (int i = 0; i < n && i < 64; i++)
+		online += pi[i].state == NET_PEER_ONLINE;
+	free(pi);
+	return online > 0;
+}
+
 static int
 upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
     unsigned char *buf)
@@ -1199,9 +1272,9 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	struct store_block rec, *recp = &rec;
 	struct forget f = FORGET_INIT(d);
 	struct dblk *e;
-	uint64_t gen, since;
+	uint64_t gen, since, igen = 0;
 	size_t len = 0, got = 0;
-	int rc, fd, ret;
+	int rc, fd, ret, inl = 0;
 
 	pthread_mutex_lock(sl);
 	pthread_mutex_lock(&d->lock);
@@ -1260,6 +1333,15 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	pthread_mutex_unlock(&d->lock);
 	if (len == 0 || all_zero(buf, len)) {
 		recp = NULL;
+	} else if (bno == 0 && len == in.size && len <= STORE_INLINE_MAX) {
+		/* The whole file, tiny: kept in the metadata, no seal, no
+		 * fragments; the index carries it to the suppliers. */
+		if (!net_online(fs)) {
+			upload_failed(d, -ENOTCONN);
+			return UP_FAIL;
+		}
+		recp = NULL;
+		inl = 1;
 	} else {
 		/* Without room for its record: later (retried). */
 		if (fs->conf.net == NULL)
@@ -1285,7 +1367,8 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		sodium_memzero(&rec, sizeof rec);
 		return ret;
 	}
-	rc = upload_commit(fs, ino, bno, recp, since, &f);
+	rc = upload_commit(fs, ino, bno, recp, since, &f, inl ? buf : NULL,
+	    len, &igen);
 	if (rc < 0 || rc == 2) {
 		pthread_mutex_unlock(sl);
 		if (rc < 0)
@@ -1314,6 +1397,11 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		tab_del(d, e);
 	if (rc == 0 && recp != NULL)
 		d->uploaded++;
+	if (rc == 0 && inl) {
+		d->inl_unpub++;
+		if (igen > d->inl_gen)
+			d->inl_gen = igen;
+	}
 	if (d->failing)
 		log_info("data: uploads work again");
 	d->failing = 0;
@@ -1322,7 +1410,8 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 
 	if (rc == 0)
 		log_debug("data: block %" PRIu64 " of inode %" PRIu64
-		    " stored (%zu bytes)", bno, ino, len);
+		    " %s (%zu bytes)", bno, ino, inl ? "inline" : "stored",
+		    len);
 	sodium_memzero(&rec, sizeof rec);
 	return UP_DONE;
 }
@@ -1609,9 +1698,22 @@ fs__data_stats(struct fs *fs, struct fs_data_stats *out)
 		return;
 	pthread_mutex_lock(&d->lock);
 	out->pending_blocks = d->count;
-	out->uploading = d->inflight;
+	out->uploading = d->inflight + d->inl_unpub;
 	out->uploaded_blocks = d->uploaded;
 	out->upload_errors = d->errors;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void
+fs__data_published(struct fs *fs, uint64_t gen)
+{
+	struct fs__data *d = fs->data;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (d->inl_gen <= gen)
+		d->inl_unpub = 0;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -1632,7 +1734,9 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	struct u64v unl = { NULL, 0, 0 };
 	unsigned char id[CR_ID_BYTES];
 	unsigned char *buf = NULL;
-	int rc, has = 0, rmw = 0, fd = -1, n, committed = 0;
+	unsigned char ib[STORE_INLINE_MAX];
+	size_t ilen = 0;
+	int rc, has = 0, rmw = 0, fd = -1, n, committed = 0, inl = 0;
 	uint64_t old;
 
 	pthread_mutex_lock(sl);
@@ -1646,9 +1750,15 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 			goto out;
 		if (!has) {
 			rc = store_extent_get(t, ino, pb, id);
-			if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0)
+			if (rc == -ENOENT) {
+				rc = store_inline_get(t, ino, pb, ib, sizeof ib,
+				    &ilen);
+				inl = rc == 0 && ilen > plen;
+			} else if (rc == 0 &&
+			    (rc = store_block_get(t, id, &b)) == 0) {
 				rmw = b.plain_len > plen;
-			else if (rc == -ENOENT)
+			}
+			if (rc == -ENOENT)
 				rc = 0;
 			if (rc < 0)
 				goto out;
@@ -1657,7 +1767,18 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	store_txn_abort(t);
 	t = NULL;
 
-	if (rmw) {
+	if (inl) {
+		/* The cut inline block's head goes to the journal; the
+		 * upload replaces the record. */
+		ovl_unlink(st, ino, pb);
+		fd = store_jrnl_fd(st, ino, pb, O_RDWR | O_CREAT | O_TRUNC);
+		if ((rc = fd) < 0 || (rc = pwrite_full(fd, ib, plen, 0)) < 0)
+			goto out;
+		if (fdatasync(fd) < 0) {
+			rc = -errno;
+			goto out;
+		}
+	} else if (rmw) {
 		/* The cut block's head must survive in the journal: from the
 		 * cache, else as an overlay block cut at plen. */
 		if ((buf = malloc(bs)) == NULL) {
@@ -1710,7 +1831,7 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 		    (rc = jrnl_drop(t, ino, gone, &unl)) < 0)
 			goto out;
 	}
-	if (rmw && (rc = store_jrnl_put(t, ino, pb)) < 0)
+	if ((rmw || inl) && (rc = store_jrnl_put(t, ino, pb)) < 0)
 		goto out;
 	in.size = size;
 	fs__touch(&in, FS_MTIME | FS_CTIME);
@@ -1721,7 +1842,7 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	if (rc < 0)
 		goto out;
 	committed = 1;
-	if (has || rmw)
+	if (has || rmw || inl)
 		mark_dirty(d, ino, pb, 0);
 	forget_dirty(d, ino, &unl);
 	for (size_t i = 0; i < unl.n; i++) {
@@ -1929,10 +2050,18 @@ data_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
     struct fuse_file_info *fi)
 {
 	struct fs *fs = fs__from_req(req);
+	struct fs__data *d = fs->data;
+	uint64_t unpub;
 	int rc = fs__data_sync_ino(fs, ino);
 
 	if (rc == 0)
 		rc = store_sync(fs->conf.store);
+	/* Inline bytes are on the network once an index holds them. */
+	pthread_mutex_lock(&d->lock);
+	unpub = d->inl_unpub;
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0 && unpub > 0)
+		fs__index_publish(fs);
 	fuse_reply_err(req, rc < 0 ? EIO : 0);
 }
 

@@ -40,6 +40,7 @@ static int
 publish(struct fs *fs, int quiet)
 {
 	struct fs__index *x = fs->index;
+	uint64_t gen;
 	int rc;
 
 	/* A nearly full map is kept for deletes, which make room. */
@@ -50,7 +51,11 @@ publish(struct fs *fs, int quiet)
 		return rc;
 	}
 	pthread_mutex_lock(&x->pub);
-	rc = net_index_publish(fs->conf.net, fs->conf.store, 0);
+	/* Whatever committed before gen is in the version published (or was
+	 * in the last one): inline blocks up to it are on the network. */
+	if ((rc = store_index_gen(fs->conf.store, &gen)) == 0 &&
+	    (rc = net_index_publish(fs->conf.net, fs->conf.store, 0)) >= 0)
+		fs__data_published(fs, gen);
 	pthread_mutex_unlock(&x->pub);
 	if (rc > 0)
 		fs__maint_kick(fs);	/* old index blocks may await deletion */

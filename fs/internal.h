@@ -72,11 +72,16 @@ int  fs__data_sync_ino(struct fs *fs, uint64_t ino);
 int  fs__data_sync_all(struct fs *fs);
 struct fs_data_stats {
 	uint64_t pending_blocks;	/* journal records */
-	uint64_t uploading;		/* blocks in flight */
+	uint64_t uploading;		/* blocks in flight, and inline
+					 * blocks not yet in a published
+					 * index */
 	uint64_t uploaded_blocks;	/* since mount */
 	uint64_t upload_errors;
 };
 void fs__data_stats(struct fs *fs, struct fs_data_stats *out);
+/* An index covering change number gen is on the suppliers: the inline
+ * blocks committed up to it no longer count as uploading. */
+void fs__data_published(struct fs *fs, uint64_t gen);
 
 /* Deletes of fragments queued in the store (store_delq) race uploads of
  * the same bytes (same fragment ids). fs/maint.c brackets the check that

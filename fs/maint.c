@@ -1147,7 +1147,8 @@ fs__maint_redundancy(struct fs *fs, uint64_t ino, char *buf, size_t size)
 		return rc;
 	if (r.blocks == 0 && pending > 0)
 		n = snprintf(buf, size, "pending");
-	else if (r.blocks == 0)
+	else if (r.blocks == 0)	/* empty, holes, or a tiny file inline
+				 * in the index: coded like a block */
 		n = snprintf(buf, size, "%d/%d", fs->conf.ec_n, fs->conf.ec_n);
 	else if (r.min < r.n)
 		n = snprintf(buf, size, "%d/%d rebuilding", r.min, r.n);

@@ -198,6 +198,8 @@ walk(struct walk *w, uint64_t ino)
 		} else if (S_ISREG(in.mode)) {
 			w->files++;
 			w->bytes += in.size;
+			/* A tiny file's inline block has no extent: it is
+			 * in the metadata, local already. */
 			rc = store_extent_iter(w->t, cur, 0, walk_extent, w);
 		}
 		if (rc < 0)

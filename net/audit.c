@@ -49,7 +49,8 @@ struct one_op {
 	const unsigned char *id;		/* block, for log lines */
 	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
 	unsigned char expect[STORE_AUDIT_BYTES];
-	const unsigned char *hash;		/* GET: expected fragment hash */
+	const unsigned char *hash;		/* GET: expected fragment tag */
+	const unsigned char *key;		/* GET: the block's key */
 	uint32_t frag_len;
 	unsigned char *buf;			/* GET: kept record */
 	const unsigned char *data;
@@ -71,7 +72,6 @@ one_done(struct net_req *r, int rc, const struct net_msg *m,
 {
 	struct one_op *o = r->arg;
 	struct net_peer *p = r->p;
-	unsigned char h[CR_HASH_BYTES];
 
 	switch (r->msg.type) {
 	case NET_AUDIT:
@@ -84,10 +84,9 @@ one_done(struct net_req *r, int rc, const struct net_msg *m,
 	case NET_GET:
 		if (rc != 0)
 			break;
-		if (m->data_len == o->frag_len)
-			cr_hash(h, m->data, m->data_len);
 		if (m->data_len != o->frag_len ||
-		    sodium_memcmp(h, o->hash, CR_HASH_BYTES) != 0) {
+		    cr_frag_check(o->hash, o->key, o->idx, m->data,
+		    m->data_len) != 0) {
 			audit_log(p, o, "forged or corrupt fragment");
 			rc = -EBADMSG;
 			break;
@@ -165,6 +164,7 @@ net_frag_audit(struct net *n, struct store_block *b, int idx)
 	 * of the next answers. */
 	o.req.msg.type = NET_GET;
 	o.hash = b->frag_hash[idx];
+	o.key = b->key;
 	o.frag_len = b->frag_len;
 	rc = net__op_run(n, &o.op);
 	if (rc == 0)

@@ -46,6 +46,7 @@ struct store_op {
 	unsigned char *const *frags;
 	size_t frag_len;
 	const unsigned char *id;
+	const unsigned char (*hash)[CR_HASH_BYTES];	/* by index */
 	struct net_req req[CR_EC_MAX];
 	struct net_peer *holder[CR_EC_MAX];
 	int acked[CR_EC_MAX];
@@ -169,6 +170,7 @@ store_start(struct net *n, struct net_op *op)
 		memcpy(o->req[i].fragid, o->id, CR_ID_BYTES);
 		o->req[i].fragid[CR_ID_BYTES] = (unsigned char)i;
 		o->req[i].msg.fragid = o->req[i].fragid;
+		o->req[i].msg.hash = o->hash[i];
 		o->req[i].msg.data = o->frags[i];
 		o->req[i].msg.data_len = o->frag_len;
 		o->req[i].cb = put_done;
@@ -207,7 +209,7 @@ net_block_store(struct net *n, const void *plain, size_t len,
 	free(sealed);
 	if (rc < 0)
 		goto out;
-	if (frag_len + NET_MSG_HDR + STORE_FRAGID_BYTES + CR_STREAM_ABYTES >
+	if (frag_len + net_msg_data_offset(NET_PUT) + CR_STREAM_ABYTES >
 	    NET_FRAME_MAX) {
 		rc = -EFBIG;
 		goto out_frags;
@@ -218,11 +220,12 @@ net_block_store(struct net *n, const void *plain, size_t len,
 	b.k = (uint8_t)n->k;
 	b.m = (uint8_t)n->m;
 	for (int i = 0; i < total; i++)
-		cr_hash(b.frag_hash[i], frags[i], frag_len);
+		cr_frag_tag(b.frag_hash[i], b.key, i, frags[i], frag_len);
 	o.total = total;
 	o.frags = frags;
 	o.frag_len = frag_len;
 	o.id = id;
+	o.hash = (const unsigned char (*)[CR_HASH_BYTES])b.frag_hash;
 	/* On failure the fragments already acknowledged stay: with
 	 * convergent ids they may be the live fragments of an identical
 	 * block this owner stored before, which only the caller's metadata
@@ -332,12 +335,10 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 
 	o->outstanding--;
 	if (rc == 0) {
-		unsigned char h[CR_HASH_BYTES];
 		o->bytes += m->data_len;
-		if (m->data_len == o->b->frag_len)
-			cr_hash(h, m->data, m->data_len);
 		if (m->data_len != o->b->frag_len ||
-		    sodium_memcmp(h, o->b->frag_hash[i], CR_HASH_BYTES) != 0) {
+		    cr_frag_check(o->b->frag_hash[i], o->b->key, i, m->data,
+		    m->data_len) != 0) {
 			char name[17];
 			blk_name(name, o->b->id);
 			log_warn("supplier %s: fragment %d of block %s has a "
@@ -540,6 +541,7 @@ repair_next(struct net *n, struct repair_op *o, int i)
 		memcpy(r->fragid, o->b->id, CR_ID_BYTES);
 		r->fragid[CR_ID_BYTES] = (unsigned char)i;
 		r->msg.fragid = r->fragid;
+		r->msg.hash = o->b->frag_hash[i];
 		r->msg.data = o->frag[i];
 		r->msg.data_len = o->frag_len;
 		r->cb = repair_put_done;
@@ -622,7 +624,6 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 	struct fetch_op f = { .op.start = fetch_start, .b = b };
 	struct repair_op o = { .op.start = repair_start, .b = b };
 	unsigned char *src[CR_EC_MAX], *out[CR_EC_MAX] = { 0 };
-	unsigned char h[CR_HASH_BYTES];
 	uint64_t stored = 0;
 	char name[17];
 	int rc, total, nsrc = 0, count = 0;
@@ -660,11 +661,9 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		}
 		rc = cr_ec_reconstruct(n->conf.ec, src, nsrc, b->frag_len, i,
 		    out[i]);
-		if (rc == 0) {
-			cr_hash(h, out[i], b->frag_len);
-			if (sodium_memcmp(h, b->frag_hash[i], CR_HASH_BYTES))
-				rc = -EBADMSG;
-		}
+		if (rc == 0)
+			rc = cr_frag_check(b->frag_hash[i], b->key, i, out[i],
+			    b->frag_len);
 		if (rc < 0) {
 			log_error("block %s: cannot rebuild fragment %d: %s",
 			    name, i, strerror(-rc));

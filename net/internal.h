@@ -1,12 +1,25 @@
 /* net/internal.h - private to net/: the wire format codec (net/wire.c).
  *
- * On the TCP stream, after the handshake (crypto/crypto.h cr_hs_*), every
- * record is: u32 big-endian length L | L bytes of one secretstream message.
- * 0 < L <= NET_FRAME_MAX, anything else closes the session.
- * The decrypted record is: u8 type | u64 BE request id | payload.
+ * On the TCP stream, after the handshake (crypto/crypto.h cr_hs_*, magic
+ * "PEERFS2"), every record (format v2) is:
+ *   u32 BE L | u32 BE B | L bytes: one secretstream message | B bytes: bulk
+ * The secretstream message encrypts the header: u8 type | u64 BE request
+ * id | payload without the bulk. The bulk travels in the clear, authenticated
+ * as the message's additional data (cr_stream_push_ad): fragment bytes are
+ * already ciphertext of a sealed block, so encrypting them again would only
+ * burn CPU; the MAC still binds them to this record of this session.
+ * The decrypted record is header | bulk: u8 type | u64 BE request id |
+ * payload. Only PUT and GET_OK have a bulk, and their sender always puts
+ * the fragment bytes there (B = fragment length, the header ends at
+ * net_msg_data_offset(type)). The receiver closes the session unless
+ * L >= CR_STREAM_ABYTES + NET_MSG_HDR, L + B <= NET_FRAME_MAX, the MAC
+ * verifies, and B = 0 or (type PUT or GET_OK and the header is exactly
+ * net_msg_data_offset(type) bytes).
  *
  *  type            payload
- *  PUT     0x01    fragid[33] | fragment bytes (>= 1)
+ *  PUT     0x01    fragid[33] | hash[32] | fragment bytes (>= 1); hash:
+ *                  the owner's check value of the bytes (store_block
+ *                  frag_hash), opaque to the supplier (store_frag_put)
  *  GET     0x02    fragid[33]
  *  DEL     0x03    fragid[33]
  *  LIST    0x04    after fragid[33] (all zero = from the start) | u32 max
@@ -56,6 +69,7 @@ struct net_msg {
 	uint8_t type;
 	uint64_t reqid;
 	const unsigned char *fragid;		/* PUT GET DEL LIST AUDIT */
+	const unsigned char *hash;		/* PUT: 32 bytes */
 	const unsigned char *nonce;		/* AUDIT: 32 bytes */
 	const unsigned char *answer;		/* AUDIT_OK: 32 bytes */
 	/* PUT GET_OK HEAD_PUT (the head); HEAD_LIST_OK: the n entries
@@ -91,22 +105,47 @@ ssize_t net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m);
 size_t net_msg_encoded_len(const struct net_msg *m);
 size_t net_msg_data_offset(uint8_t type);
 
-/* Splits a byte stream into frames. Feed it what the socket read; each
- * complete frame comes out malloc()'d (caller frees). */
+/* Encodes m without its bulk: the header of the record (all of it for a
+ * type without bulk). *bulk and *bulk_len get the bulk (PUT/GET_OK: the
+ * fragment bytes; NULL, 0 otherwise). Returns the header length, or the
+ * errors of net_msg_encode(); PUT/GET_OK need data here. */
+ssize_t net_msg_encode_head(unsigned char *out, size_t cap,
+    const struct net_msg *m, const unsigned char **bulk, size_t *bulk_len);
+size_t net_msg_head_len(const struct net_msg *m);	/* 0 = not encodable */
+/* After decryption: 0 when a record of type with a plaintext header of
+ * head_len bytes may carry bulk_len bytes of bulk, else -EPROTO. */
+int net_msg_bulk_ok(uint8_t type, size_t head_len, size_t bulk_len);
+
+/* A complete frame: the header ciphertext (hdr, hdr_len bytes, malloc()'d)
+ * and the record buffer (rec, malloc()'d, hdr_len - CR_STREAM_ABYTES +
+ * bulk_len bytes) whose bulk is already in place at
+ * rec + hdr_len - CR_STREAM_ABYTES; decrypting hdr into rec completes the
+ * record without moving the bulk. The caller frees both. */
+struct net_frame {
+	unsigned char *hdr, *rec;
+	size_t hdr_len, bulk_len;
+};
+/* Splits a byte stream into frames. Feed it what the socket read. */
 struct net_framer {
-	unsigned char lenbuf[4];
-	size_t len_have;
-	unsigned char *frame;
-	uint32_t frame_len, frame_have;
+	unsigned char pfx[8];		/* L | B */
+	size_t pfx_have;
+	struct net_frame cur;		/* hdr NULL while reading pfx */
+	size_t have;			/* of hdr_len + bulk_len */
 };
 void net_framer_init(struct net_framer *f);
 void net_framer_release(struct net_framer *f);
-/* Consumes bytes from *p and *n (advancing them). Returns 1 with *frame and *len
- * set when a frame is complete (call again for the rest of the input),
- * 0 when all input is consumed without completing one, -EPROTO for a
- * length of 0 or > NET_FRAME_MAX, -ENOMEM. */
+/* Consumes bytes from *p and *n (advancing them). Returns 1 with *out set
+ * when a frame is complete (call again for the rest of the input), 0 when
+ * all input is consumed without completing one, -EPROTO for L <
+ * CR_STREAM_ABYTES + NET_MSG_HDR, L + B > NET_FRAME_MAX, or B > 0 with a
+ * header too long to end at any data offset, -ENOMEM. */
 int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
-    unsigned char **frame, size_t *len);
+    struct net_frame *out);
+/* Decrypts a frame from rx into fr->rec (see net_frame) and checks the
+ * bulk rules: 0 with *len = the record's length, -EBADMSG (bad MAC),
+ * -EPROTO (bulk on a type without). fr stays the caller's either way. */
+int net_frame_open(struct cr_stream *rx, const struct net_frame *fr,
+    size_t *len);
 
 /* ---- sessions (net/sess.c) ---- */
 #include <uv.h>

@@ -1,8 +1,9 @@
 /* net/sess.c - one TCP session, shared by supplier and client: the three
  * fixed-size handshake messages (crypto/crypto.h cr_hs_*), then records
- * u32 BE length | secretstream ciphertext. Anything malformed closes the
- * session with one warning naming the peer; nothing a peer sends can make
- * it assert or block. Only the loop thread calls in here. */
+ * u32 BE L | u32 BE B | secretstream header | bulk (net/internal.h).
+ * Anything malformed closes the session with one warning naming the peer;
+ * nothing a peer sends can make it assert or block. Only the loop thread
+ * calls in here. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -213,35 +214,54 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	return sess_write(s, w);
 }
 
+/* Bigger than any header with bulk (PUT: 74 bytes). */
+#define HEAD_STACK	128
+
 int
 net_sess_send(struct net_sess *s, const struct net_msg *m)
 {
-	size_t plen = net_msg_encoded_len(m), clen = plen + CR_STREAM_ABYTES;
-	unsigned char *plain;
+	size_t hlen = net_msg_head_len(m), clen, blen = 0;
+	unsigned char stack[HEAD_STACK], *plain = stack;
+	const unsigned char *bulk = NULL;
 	struct wreq *w;
 	ssize_t n;
 
 	if (s->state != NET_SESS_UP)
 		return -EPIPE;
-	if (clen > NET_FRAME_MAX)
+	if (hlen == 0)
+		return -EINVAL;
+	if (hlen > NET_FRAME_MAX)
 		return -EMSGSIZE;
-	plain = malloc(plen);
-	w = malloc(sizeof *w + 4 + clen);
-	if (!plain || !w) {
-		free(plain);
-		free(w);
+	if (hlen > sizeof stack && !(plain = malloc(hlen)))
 		return -ENOMEM;
-	}
-	n = net_msg_encode(plain, plen, m);
-	if (n < 0 || (size_t)n != plen) {
-		free(plain);
-		free(w);
+	n = net_msg_encode_head(plain, hlen, m, &bulk, &blen);
+	if (n < 0 || (size_t)n != hlen) {
+		if (plain != stack)
+			free(plain);
 		return n < 0 ? (int)n : -EINVAL;
 	}
+	clen = hlen + CR_STREAM_ABYTES;
+	if (blen > NET_FRAME_MAX - clen || clen > NET_FRAME_MAX) {
+		if (plain != stack)
+			free(plain);
+		return -EMSGSIZE;
+	}
+	/* prefix | header ciphertext | bulk: the bulk is copied once and
+	 * MAC'd where it is sent from, never encrypted again. */
+	if (!(w = malloc(sizeof *w + 8 + clen + blen))) {
+		if (plain != stack)
+			free(plain);
+		return -ENOMEM;
+	}
 	put_be32(w->data, (uint32_t)clen);
-	cr_stream_push(&s->hs->tx, w->data + 4, plain, plen);
-	free(plain);
-	w->len = 4 + clen;
+	put_be32(w->data + 4, (uint32_t)blen);
+	if (blen)
+		memcpy(w->data + 8 + clen, bulk, blen);
+	cr_stream_push_ad(&s->hs->tx, w->data + 8, plain, hlen,
+	    w->data + 8 + clen, blen);
+	if (plain != stack)
+		free(plain);
+	w->len = 8 + clen + blen;
 	return sess_write(s, w);
 }
 
@@ -354,37 +374,49 @@ up:
 	return s->state == NET_SESS_UP ? 0 : -EPIPE;
 }
 
-static void
-sess_record(struct net_sess *s, unsigned char *frame, size_t len)
+int
+net_frame_open(struct cr_stream *rx, const struct net_frame *fr, size_t *len)
 {
-	unsigned char *plain;
-	struct net_msg m;
+	size_t hlen;
+	int rc;
 
-	if (len < CR_STREAM_ABYTES) {
-		free(frame);
-		net_sess_close(s, -EPROTO, "short record");
+	if (fr->hdr_len < CR_STREAM_ABYTES + NET_MSG_HDR)
+		return -EPROTO;
+	hlen = fr->hdr_len - CR_STREAM_ABYTES;
+	rc = cr_stream_pull_ad(rx, fr->rec, fr->hdr, fr->hdr_len,
+	    fr->rec + hlen, fr->bulk_len);
+	if (rc < 0)
+		return -EBADMSG;
+	if (net_msg_bulk_ok(fr->rec[0], hlen, fr->bulk_len) < 0)
+		return -EPROTO;
+	*len = hlen + fr->bulk_len;
+	return 0;
+}
+
+/* Takes fr's buffers. */
+static void
+sess_record(struct net_sess *s, struct net_frame *fr)
+{
+	unsigned char *rec = fr->rec;
+	struct net_msg m;
+	size_t len;
+	int rc;
+
+	rc = net_frame_open(&s->hs->rx, fr, &len);
+	free(fr->hdr);
+	if (rc < 0) {
+		free(rec);
+		net_sess_close(s, rc, rc == -EBADMSG ? "bad record MAC" :
+		    "bulk on a record type without");
 		return;
 	}
-	plain = malloc(len - CR_STREAM_ABYTES + 1);
-	if (!plain) {
-		free(frame);
-		net_sess_close(s, -ENOMEM, "out of memory");
-		return;
-	}
-	if (cr_stream_pull(&s->hs->rx, plain, frame, len) < 0) {
-		free(frame);
-		free(plain);
-		net_sess_close(s, -EBADMSG, "bad record MAC");
-		return;
-	}
-	free(frame);
-	if (net_msg_decode(&m, plain, len - CR_STREAM_ABYTES) < 0) {
-		free(plain);
+	if (net_msg_decode(&m, rec, len) < 0) {
+		free(rec);
 		net_sess_close(s, -EPROTO, "undecodable message");
 		return;
 	}
-	s->ops->on_msg(s, &m, &plain);
-	free(plain);
+	s->ops->on_msg(s, &m, &rec);
+	free(rec);
 }
 
 static void
@@ -402,9 +434,8 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 			return;
 	}
 	while (n > 0 && s->state == NET_SESS_UP) {
-		unsigned char *frame;
-		size_t len;
-		int rc = net_framer_feed(&s->fr, &p, &n, &frame, &len);
+		struct net_frame fr;
+		int rc = net_framer_feed(&s->fr, &p, &n, &fr);
 		if (rc < 0) {
 			net_sess_close(s, rc, rc == -EPROTO ?
 			    "bad record length" : "out of memory");
@@ -412,7 +443,7 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		}
 		if (rc == 0)
 			break;
-		sess_record(s, frame, len);
+		sess_record(s, &fr);
 	}
 }
 

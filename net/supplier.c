@@ -12,7 +12,9 @@
 #include "net/net.h"
 #include "util.h"
 
-#define WORK_BYTES_MAX	(64u * 1024 * 1024)
+/* Enough to keep the disk threads busy with 1 MiB fragments; more only
+ * grows the supplier (its memory target is 64 MiB in all). */
+#define WORK_BYTES_MAX	(16u * 1024 * 1024)
 #define WORK_N_MAX	16
 
 struct supplier {
@@ -33,6 +35,7 @@ struct work {
 	unsigned char fragid[STORE_FRAGID_BYTES];
 	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
 	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
+	unsigned char hash[CR_HASH_BYTES];	/* PUT: the owner's */
 	unsigned char *buf;		/* PUT: the record holding data */
 	const unsigned char *data;
 	size_t len;
@@ -230,7 +233,8 @@ do_work(uv_work_t *w)
 
 	switch (k->type) {
 	case NET_PUT:
-		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len);
+		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len,
+		    k->hash);
 		break;
 	case NET_GET:
 		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
@@ -378,6 +382,8 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		memcpy(k->fragid, m->fragid, STORE_FRAGID_BYTES);
 	if (m->type == NET_AUDIT)
 		memcpy(k->nonce, m->nonce, sizeof k->nonce);
+	if (m->type == NET_PUT)
+		memcpy(k->hash, m->hash, sizeof k->hash);
 	if (m->type == NET_PUT || m->type == NET_HEAD_PUT) {
 		k->buf = *buf;		/* keep the record: data points in */
 		*buf = NULL;

@@ -1,8 +1,9 @@
 /* net/wire.c - the record codec and the stream framer (format table in
  * net/internal.h). Fed by untrusted peers: every length is checked
  * before it is used, sizes are computed in uint64_t and never wrap, and
- * anything off the table is -EPROTO. No I/O; the framer's frame buffer
- * is the only allocation. */
+ * anything off the table is -EPROTO. No I/O and no crypto; the framer's
+ * two buffers per frame (header ciphertext, record with the bulk already
+ * in place) are the only allocations. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -150,11 +151,12 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 
 	switch (d.type) {
 	case NET_PUT:
-		if (plen < FRAGID + 1)
+		if (plen < FRAGID + CR_HASH_BYTES + 1)
 			return -EPROTO;
 		d.fragid = q;
-		d.data = q + FRAGID;
-		d.data_len = plen - FRAGID;
+		d.hash = q + FRAGID;
+		d.data = q + FRAGID + CR_HASH_BYTES;
+		d.data_len = plen - FRAGID - CR_HASH_BYTES;
 		break;
 	case NET_GET:
 	case NET_DEL:
@@ -233,7 +235,7 @@ net_msg_data_offset(uint8_t type)
 {
 	switch (type) {
 	case NET_PUT:
-		return NET_MSG_HDR + FRAGID;
+		return NET_MSG_HDR + FRAGID + CR_HASH_BYTES;
 	case NET_GET_OK:
 	case NET_HEAD_PUT:
 		return NET_MSG_HDR;
@@ -294,6 +296,7 @@ encodable(const struct net_msg *m)
 {
 	switch (m->type) {
 	case NET_PUT:
+		return m->fragid != NULL && m->hash != NULL;
 	case NET_GET:
 	case NET_DEL:
 	case NET_LIST:
@@ -318,14 +321,43 @@ encodable(const struct net_msg *m)
 	}
 }
 
-ssize_t
-net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
+static int
+has_bulk(uint8_t type)
+{
+	return type == NET_PUT || type == NET_GET_OK;
+}
+
+size_t
+net_msg_head_len(const struct net_msg *m)
+{
+	size_t len = net_msg_encoded_len(m);
+
+	if (len == 0 || len == SIZE_MAX)
+		return 0;
+	return has_bulk(m->type) ? net_msg_data_offset(m->type) : len;
+}
+
+int
+net_msg_bulk_ok(uint8_t type, size_t head_len, size_t bulk_len)
+{
+	if (bulk_len == 0)
+		return 0;
+	if (!has_bulk(type) || head_len != net_msg_data_offset(type))
+		return -EPROTO;
+	return 0;
+}
+
+/* Writes the record up to (with_bulk = 0) or with its bulk. */
+static ssize_t
+encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 {
 	size_t len = net_msg_encoded_len(m);
 	unsigned char *q;
 
 	if (len == 0 || !encodable(m))
 		return -EINVAL;
+	if (!with_bulk && has_bulk(m->type))
+		len = net_msg_data_offset(m->type);
 	if (len > cap || len > SSIZE_MAX)
 		return -ENOSPC;
 	out[0] = m->type;
@@ -334,8 +366,10 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 	switch (m->type) {
 	case NET_PUT:
 		memcpy(q, m->fragid, FRAGID);
-		if (m->data)
-			memcpy(q + FRAGID, m->data, m->data_len);
+		memcpy(q + FRAGID, m->hash, CR_HASH_BYTES);
+		if (with_bulk && m->data)
+			memcpy(q + FRAGID + CR_HASH_BYTES, m->data,
+			    m->data_len);
 		break;
 	case NET_GET:
 	case NET_DEL:
@@ -353,7 +387,7 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 		memcpy(q, m->answer, CR_HASH_BYTES);
 		break;
 	case NET_GET_OK:
-		if (m->data)
+		if (with_bulk && m->data)
 			memcpy(q, m->data, m->data_len);
 		break;
 	case NET_LIST_OK:
@@ -389,7 +423,31 @@ net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
 	return (ssize_t)len;
 }
 
+ssize_t
+net_msg_encode(unsigned char *out, size_t cap, const struct net_msg *m)
+{
+	return encode(out, cap, m, 1);
+}
+
+ssize_t
+net_msg_encode_head(unsigned char *out, size_t cap, const struct net_msg *m,
+    const unsigned char **bulk, size_t *bulk_len)
+{
+	ssize_t n;
+
+	if (has_bulk(m->type) && !m->data)
+		return -EINVAL;
+	if ((n = encode(out, cap, m, 0)) < 0)
+		return n;
+	*bulk = has_bulk(m->type) ? m->data : NULL;
+	*bulk_len = has_bulk(m->type) ? m->data_len : 0;
+	return n;
+}
+
 /* ---- framer -------------------------------------------------------------- */
+
+/* The longest header a record with bulk can have. */
+#define BULK_HDR_MAX	(NET_MSG_HDR + FRAGID + CR_HASH_BYTES)
 
 void
 net_framer_init(struct net_framer *f)
@@ -400,49 +458,71 @@ net_framer_init(struct net_framer *f)
 void
 net_framer_release(struct net_framer *f)
 {
-	free(f->frame);
+	free(f->cur.hdr);
+	free(f->cur.rec);
 	memset(f, 0, sizeof *f);
 }
 
 int
 net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
-    unsigned char **frame, size_t *len)
+    struct net_frame *out)
 {
-	size_t take;
+	struct net_frame *c = &f->cur;
+	size_t take, total;
 
-	while (f->len_have < sizeof f->lenbuf) {
+	while (f->pfx_have < sizeof f->pfx) {
 		if (*n == 0)
 			return 0;
-		f->lenbuf[f->len_have++] = **p;
+		f->pfx[f->pfx_have++] = **p;
 		(*p)++;
 		(*n)--;
 	}
-	if (!f->frame) {
-		uint32_t l = get_be32(f->lenbuf);
+	if (!c->hdr) {
+		uint64_t l = get_be32(f->pfx), b = get_be32(f->pfx + 4);
 
-		/* The state stays put, so a broken stream stays broken. */
-		if (l == 0 || l > NET_FRAME_MAX)
+		/* The state stays put, so a broken stream stays broken.
+		 * A bulk can only follow the header of PUT or GET_OK: a
+		 * longer one is refused before anything is allocated. */
+		if (l < CR_STREAM_ABYTES + NET_MSG_HDR || l + b > NET_FRAME_MAX ||
+		    (b > 0 && l > CR_STREAM_ABYTES + BULK_HDR_MAX))
 			return -EPROTO;
-		if (!(f->frame = malloc(l)))
+		c->hdr = malloc(l);
+		c->rec = malloc(l - CR_STREAM_ABYTES + b);
+		if (!c->hdr || !c->rec) {
+			free(c->hdr);
+			free(c->rec);
+			c->hdr = c->rec = NULL;
 			return -ENOMEM;
-		f->frame_len = l;
-		f->frame_have = 0;
+		}
+		c->hdr_len = l;
+		c->bulk_len = b;
+		f->have = 0;
 	}
-	take = f->frame_len - f->frame_have;
-	if (take > *n)
-		take = *n;
-	if (take) {
-		memcpy(f->frame + f->frame_have, *p, take);
-		f->frame_have += (uint32_t)take;
+	total = c->hdr_len + c->bulk_len;
+	while (f->have < total && *n > 0) {
+		unsigned char *dst;
+
+		if (f->have < c->hdr_len) {
+			dst = c->hdr + f->have;
+			take = c->hdr_len - f->have;
+		} else {
+			/* The bulk goes straight to its place in the record. */
+			dst = c->rec + (c->hdr_len - CR_STREAM_ABYTES) +
+			    (f->have - c->hdr_len);
+			take = total - f->have;
+		}
+		if (take > *n)
+			take = *n;
+		memcpy(dst, *p, take);
+		f->have += take;
 		*p += take;
 		*n -= take;
 	}
-	if (f->frame_have < f->frame_len)
+	if (f->have < total)
 		return 0;
-	*frame = f->frame;
-	*len = f->frame_len;
-	f->frame = NULL;
-	f->frame_len = f->frame_have = 0;
-	f->len_have = 0;
+	*out = *c;
+	memset(c, 0, sizeof *c);
+	f->have = 0;
+	f->pfx_have = 0;
 	return 1;
 }

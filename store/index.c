@@ -37,6 +37,7 @@ static const struct {
 	{ 3, STORE__DB_SYMLINKS }, { 4, STORE__DB_XATTRS },
 	{ 5, STORE__DB_EXTENTS }, { 6, STORE__DB_BLOCKS },
 	{ 7, STORE__DB_PEERS }, { 8, STORE__DB_MISC },
+	{ 9, STORE__DB_INLINE },
 };
 
 static const unsigned char counter_key[8];
@@ -442,6 +443,9 @@ rec_valid(int db, uint32_t klen, uint32_t vlen)
 		return klen > 8 && klen <= 8 + STORE_NAME_MAX;
 	case STORE__DB_EXTENTS:
 		return klen == 16 && (del || vlen == CR_ID_BYTES);
+	case STORE__DB_INLINE:
+		return klen == 16 &&
+		    (del || (vlen >= 1 && vlen <= STORE_INLINE_MAX));
 	case STORE__DB_BLOCKS:
 		return klen == CR_ID_BYTES;
 	case STORE__DB_PEERS:

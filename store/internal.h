@@ -14,6 +14,7 @@ enum {
 	STORE__DB_JRNL, STORE__DB_PEERS, STORE__DB_MISC,
 	STORE__DB_REBUILD, STORE__DB_REBUILDX, STORE__DB_DELQ,
 	STORE__DB_CHANGES,	/* the index's change log (store/index.c) */
+	STORE__DB_INLINE,	/* tiny files' bytes (store_inline_*) */
 	STORE__DB_N
 };
 

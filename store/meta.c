@@ -6,6 +6,7 @@
  *   symlinks u64 ino                  -> target bytes (no NUL)
  *   xattrs   u64 ino | name bytes     -> value
  *   extents  u64 ino | u64 bno        -> block id
+ *   inline   u64 ino | u64 bno        -> the block's plaintext (tiny files)
  *   blocks   block id                 -> block record (see blk_enc)
  *   rebuild  u32 surviving | block id -> empty (most urgent first)
  *   rebuildx block id                 -> u32 surviving (finds the entry)
@@ -43,6 +44,7 @@
 static const char *const db_names[STORE__DB_N] = {
 	"inodes", "dirents", "symlinks", "xattrs", "extents", "blocks",
 	"jrnl", "peers", "misc", "rebuild", "rebuildx", "delq", "changes",
+	"inline",
 };
 
 int
@@ -838,6 +840,47 @@ store_extent_del(struct store_txn *t, uint64_t ino, uint64_t bno)
 
 	pair_key(key, ino, bno);
 	return kv_del(t, STORE__DB_EXTENTS, key, sizeof key);
+}
+
+/* ---- inline blocks ------------------------------------------------------ */
+
+int
+store_inline_get(struct store_txn *t, uint64_t ino, uint64_t bno, void *buf,
+    size_t cap, size_t *len)
+{
+	unsigned char key[16];
+	MDB_val v;
+	int rc;
+
+	pair_key(key, ino, bno);
+	if ((rc = kv_get(t, STORE__DB_INLINE, key, sizeof key, &v)) < 0)
+		return rc;
+	if (v.mv_size == 0 || v.mv_size > STORE_INLINE_MAX)
+		return -EIO;
+	memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+	*len = v.mv_size;
+	return 0;
+}
+
+int
+store_inline_put(struct store_txn *t, uint64_t ino, uint64_t bno,
+    const void *p, size_t len)
+{
+	unsigned char key[16];
+
+	if (len == 0 || len > STORE_INLINE_MAX)
+		return -EINVAL;
+	pair_key(key, ino, bno);
+	return kv_put(t, STORE__DB_INLINE, key, sizeof key, p, len);
+}
+
+int
+store_inline_del(struct store_txn *t, uint64_t ino, uint64_t bno)
+{
+	unsigned char key[16];
+
+	pair_key(key, ino, bno);
+	return kv_del(t, STORE__DB_INLINE, key, sizeof key);
 }
 
 struct extent_ctx {

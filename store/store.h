@@ -107,6 +107,18 @@ int store_extent_del(struct store_txn *t, uint64_t ino, uint64_t bno);
 int store_extent_iter(struct store_txn *t, uint64_t ino, uint64_t from,
     int (*cb)(void *arg, uint64_t bno, const unsigned char *id), void *arg);
 
+/* Inline blocks: (ino, block number) -> the block's plaintext (1 ..
+ * STORE_INLINE_MAX bytes), for tiny files kept in the metadata (and so in
+ * the index) instead of on suppliers. An (ino, bno) has an extent or an
+ * inline record, never both. get copies at most cap bytes and sets *len
+ * to the record's length (-ENOENT: none); put replaces. */
+#define STORE_INLINE_MAX 4096
+int store_inline_get(struct store_txn *t, uint64_t ino, uint64_t bno,
+    void *buf, size_t cap, size_t *len);
+int store_inline_put(struct store_txn *t, uint64_t ino, uint64_t bno,
+    const void *p, size_t len);			/* -EINVAL: 0 or too long */
+int store_inline_del(struct store_txn *t, uint64_t ino, uint64_t bno);
+
 /* Block records: everything needed to fetch, check and open a block. */
 #define STORE_AUDITS 4		/* precomputed audit answers per fragment */
 #define STORE_AUDIT_BYTES 16	/* bytes kept of each answer */
@@ -260,11 +272,16 @@ struct store_frag;
 /* quota_bytes 0 = unlimited. */
 int  store_frag_open(struct store_frag **out, const char *dir, uint64_t quota_bytes);
 void store_frag_close(struct store_frag *sf);
-/* Durable when it returns 0. Storing an existing fragment again with the
- * same bytes is 0; -EDQUOT when the store's quota would be exceeded;
- * -ENOSPC when the disk is full. */
+/* Durable when it returns 0. hash is the owner's claim about the bytes
+ * (the PUT carries it; opaque here, the supplier does not hash again): it
+ * is recorded, and used only to recognise a re-put of the same fragment
+ * (same size and hash: 0, nothing written). A lying owner only hurts
+ * itself: its own fragment is not replaced. (Reconcile at open records
+ * BLAKE2b-256 of a file it re-accounts; the next put just rewrites it.) -EDQUOT when the store's
+ * quota would be exceeded; -ENOSPC when the disk is full. */
 int store_frag_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
-    const unsigned char fragid[STORE_FRAGID_BYTES], const void *data, size_t len);
+    const unsigned char fragid[STORE_FRAGID_BYTES], const void *data, size_t len,
+    const unsigned char hash[CR_HASH_BYTES]);
 /* *data is malloc()'d, caller frees. -ENOENT missing. */
 int store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], void **data, size_t *len);
@@ -305,7 +322,7 @@ int store_head_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES
  *   u8 table | u32 BE key length | u32 BE value length | key | value
  * (value length 0xffffffff: the key was deleted; only in change segments)
  * over the tables inodes, dirents, symlinks, xattrs, extents, blocks,
- * peers and misc -- not jrnl, rebuild, delq or the change log (local
+ * peers, misc and inline -- not jrnl, rebuild, delq or the change log (local
  * work that a new machine must not inherit).
  * Every committed write transaction that changes an indexed table gets a
  * new change number (gen) and logs the keys it touched, so a segment of

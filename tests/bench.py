@@ -4,6 +4,8 @@
 Starts its own swarm of 6 suppliers on 127.0.0.1 (ec 4+2, defaults), mounts,
 runs each workload on the mount and on a plain local directory on the same
 disk (the reference), prints both and the ratio, and cleans up after itself.
+Peak memory is taken per phase (VmHWM reset through clear_refs): during the
+1 GiB writes and one 4 GiB write (the targets), and during the reads.
 Then rebuild_MiBps, on a swarm of 8: 256 MiB written, one supplier holding
 fragments killed, MiB of its fragments rebuilt per second from the moment it
 is declared dead (--dead-after 2s) to full redundancy again.
@@ -55,6 +57,17 @@ def cpu_seconds(pids):
         except OSError:
             pass
     return total
+
+
+def reset_peak_rss(pids):
+    """Starts a new high-water mark (VmHWM) at the current RSS, so a peak
+    belongs to the phase that follows (proc(5), clear_refs 5)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5\n")
+        except OSError:
+            pass
 
 
 def peak_rss_mib(pid):
@@ -257,26 +270,40 @@ def main():
             shutil.rmtree(base, ignore_errors=True)
         return
     sw = Swarm(base)
+    rss = {k: [] for k in ["w1", "s1", "w4", "s4", "rm", "rs"]}
     res = {k: [] for k in ["w", "wl", "rc", "rcl", "rw", "rwl", "rr", "rrl", "sc", "scl",
                            "st", "stl", "ul", "ull", "cp", "cpl", "cpu"]}
     try:
         for run in range(RUNS):
             f = os.path.join(sw.mnt, f"big{run}")
             fl = os.path.join(local, f"big{run}")
+            reset_peak_rss(sw.pids())
             cpu0 = cpu_seconds(sw.pids())
             res["w"].append(seq_write(f, big, sw.sync))
             res["cpu"].append((cpu_seconds(sw.pids()) - cpu0) / (big / 1e9))
             res["wl"].append(seq_write(fl, big, lambda: None))
+            rss["w1"].append(peak_rss_mib(sw.mount_pid))
+            rss["s1"].append(max(peak_rss_mib(p.pid) for p in sw.procs))
             sw.drop_cache()
+            reset_peak_rss(sw.pids())
             res["rc"].append(seq_read(f))
             drop_kernel_cache()
             res["rcl"].append(seq_read(fl))
             res["rw"].append(seq_read(f))
             res["rwl"].append(seq_read(fl))
+            rss["rm"].append(peak_rss_mib(sw.mount_pid))
+            rss["rs"].append(max(peak_rss_mib(p.pid) for p in sw.procs))
             os.unlink(f)
             os.unlink(fl)
-        rss_write = peak_rss_mib(sw.mount_pid)
-        sup_rss = max(peak_rss_mib(p.pid) for p in sw.procs)
+        # Memory must not grow with file size: one file 4x as big.
+        f = os.path.join(sw.mnt, "huge")
+        sw.drop_cache()
+        reset_peak_rss(sw.pids())
+        seq_write(f, 4 * big, sw.sync)
+        rss["w4"].append(peak_rss_mib(sw.mount_pid))
+        rss["s4"].append(max(peak_rss_mib(p.pid) for p in sw.procs))
+        os.unlink(f)
+        sw.sync()
         for run in range(RUNS):
             f = os.path.join(sw.mnt, f"rnd{run}")
             fl = os.path.join(local, f"rnd{run}")
@@ -308,8 +335,16 @@ def main():
         report("unlink_per_s", res["ul"], "files/s", res["ull"])
         report("cp_tree_s", res["cp"], "s", res["cpl"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
-        print(f"mount_rss_MiB {rss_write:.1f} MiB")
-        print(f"supplier_rss_MiB {sup_rss:.1f} MiB", flush=True)
+        # Peaks during the writes (the issue's figure), the 4x file apart
+        # to show it stays flat, and during the cold and warm reads.
+        print(f"mount_rss_MiB {max(rss['w1'] + rss['w4']):.1f} MiB")
+        print(f"supplier_rss_MiB {max(rss['s1'] + rss['s4']):.1f} MiB")
+        print(f"mount_rss_1x_file_MiB {max(rss['w1']):.1f} MiB")
+        print(f"mount_rss_4x_file_MiB {rss['w4'][0]:.1f} MiB")
+        print(f"supplier_rss_1x_file_MiB {max(rss['s1']):.1f} MiB")
+        print(f"supplier_rss_4x_file_MiB {rss['s4'][0]:.1f} MiB")
+        print(f"mount_rss_reads_MiB {max(rss['rm']):.1f} MiB")
+        print(f"supplier_rss_reads_MiB {max(rss['rs']):.1f} MiB", flush=True)
     finally:
         sw.close()
     try:

@@ -1,8 +1,13 @@
 /* tests/fuzz/fuzz_wire.c - libFuzzer target for net/wire.c.
  * (a) the whole input as one record: a record that decodes must encode
  *     back to the same bytes and decode to the same fields;
- * (b) the input as a stream: fed to a framer in chunk sizes taken from
- *     its first bytes, every frame decoded as a record.
+ * (b) the input as a stream (format v2: L | B | header ciphertext | bulk)
+ *     fed to a framer in chunk sizes taken from its first bytes; each
+ *     frame's limits are checked, its "decryption" simulated (the header
+ *     ciphertext is CR_STREAM_ABYTES of filler then the plaintext header,
+ *     copied to the front of the record buffer as net/sess.c's pull does),
+ *     the bulk rules applied and the record decoded, with the bulk
+ *     required to be exactly the record's data.
  * Any mismatch abort()s; out-of-bounds reads are ASan's job. */
 #include <errno.h>
 #include <stdint.h>
@@ -28,6 +33,9 @@ check_same(const struct net_msg *a, const struct net_msg *b)
 		abort();
 	if ((a->fragid != NULL) != (b->fragid != NULL) ||
 	    (a->fragid && memcmp(a->fragid, b->fragid, STORE_FRAGID_BYTES)))
+		abort();
+	if ((a->hash != NULL) != (b->hash != NULL) ||
+	    (a->hash && memcmp(a->hash, b->hash, CR_HASH_BYTES)))
 		abort();
 	if ((a->nonce != NULL) != (b->nonce != NULL) ||
 	    (a->nonce && memcmp(a->nonce, b->nonce, CR_HASH_BYTES)) ||
@@ -75,6 +83,19 @@ round_trip(const unsigned char *p, size_t n)
 	if (net_msg_decode(&m2, buf, (size_t)len) != 0)
 		abort();
 	check_same(&m, &m2);
+	/* The header alone (what net_sess_send encrypts) is the record's
+	 * prefix, and the bulk is its data. */
+	{
+		const unsigned char *bulk;
+		size_t bl, hl = net_msg_head_len(&m);
+		ssize_t h = net_msg_encode_head(buf, need, &m, &bulk, &bl);
+
+		if (h < 0 || (size_t)h != hl || hl + bl != n ||
+		    memcmp(buf, p, hl) != 0 ||
+		    (bl && (bulk != m.data || bl != m.data_len)) ||
+		    net_msg_bulk_ok(m.type, hl, bl) != 0)
+			abort();
+	}
 	/* Any truncation of a fixed-size record must fail, as must any
 	 * record one byte longer for a fixed-size type. */
 	if (m.type != NET_PUT && m.type != NET_GET_OK && m.type != NET_ERR &&
@@ -82,6 +103,32 @@ round_trip(const unsigned char *p, size_t n)
 	    net_msg_decode(&m2, buf, (size_t)len - 1) == 0)
 		abort();
 	free(buf);
+}
+
+/* One frame out of the framer: limits, simulated pull, bulk rules. */
+static void
+frame_check(struct net_frame *fr)
+{
+	struct net_msg m;
+	size_t h;
+
+	if (!fr->hdr || !fr->rec ||
+	    fr->hdr_len < CR_STREAM_ABYTES + NET_MSG_HDR ||
+	    fr->hdr_len + fr->bulk_len > NET_FRAME_MAX ||
+	    (fr->bulk_len && fr->hdr_len > CR_STREAM_ABYTES +
+	    net_msg_data_offset(NET_PUT)))
+		abort();
+	h = fr->hdr_len - CR_STREAM_ABYTES;
+	memcpy(fr->rec, fr->hdr + CR_STREAM_ABYTES, h);
+	if (net_msg_bulk_ok(fr->rec[0], h, fr->bulk_len) == 0 &&
+	    net_msg_decode(&m, fr->rec, h + fr->bulk_len) == 0) {
+		if (fr->bulk_len && (m.data != fr->rec + h ||
+		    m.data_len != fr->bulk_len))
+			abort();
+		round_trip(fr->rec, h + fr->bulk_len);
+	}
+	free(fr->hdr);
+	free(fr->rec);
 }
 
 static void
@@ -110,9 +157,8 @@ stream(const unsigned char *p, size_t n)
 		q = cur;
 		qn = c;
 		for (;;) {
-			unsigned char *frame = NULL;
-			size_t flen = 0;
-			int rc = net_framer_feed(&f, &q, &qn, &frame, &flen);
+			struct net_frame fr = { 0 };
+			int rc = net_framer_feed(&f, &q, &qn, &fr);
 
 			if (rc < 0) {
 				if (rc != -EPROTO)
@@ -125,10 +171,7 @@ stream(const unsigned char *p, size_t n)
 					abort();
 				break;
 			}
-			if (flen == 0 || flen > NET_FRAME_MAX || !frame)
-				abort();
-			round_trip(frame, flen);
-			free(frame);
+			frame_check(&fr);
 		}
 		cur += c;
 		left -= c;

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Writes tests/fuzz/seeds/: one valid record per message type, and two
-streams (8 chunk-size bytes, then length-prefixed records) for the framer."""
+"""Writes tests/fuzz/seeds/: one valid record per message type, and
+streams (8 chunk-size bytes, then v2 frames) for the framer. A frame is
+L | B | header "ciphertext" | bulk; the fuzz target takes the ciphertext to
+be 17 filler bytes (CR_STREAM_ABYTES) then the plaintext header."""
 import os
 import struct
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 FRAGID = bytes(range(1, 34))
+HASH = bytes(range(0xa0, 0xc0))
+ABYTES = 17
+BULK_AT = {0x01: 9 + 33 + 32, 0x82: 9}    # PUT, GET_OK: data offset
 
 
 def rec(t, reqid, payload=b""):
@@ -24,7 +29,7 @@ def head_entries(*heads):
 
 
 RECORDS = {
-    "put": rec(0x01, 1, FRAGID + b"fragment bytes"),
+    "put": rec(0x01, 1, FRAGID + HASH + b"fragment bytes"),
     "get": rec(0x02, 2, FRAGID),
     "del": rec(0x03, 3, FRAGID),
     "list": rec(0x04, 4, bytes(33) + struct.pack(">I", 1000)),
@@ -49,8 +54,13 @@ RECORDS = {
 }
 
 
-def frame(r):
-    return struct.pack(">I", len(r)) + r
+def frame(r, bulk=True):
+    """Fragment bytes as bulk, as net_sess_send does (bulk=False: all in
+    the header, which receivers also accept)."""
+    cut = BULK_AT.get(r[0], len(r)) if bulk else len(r)
+    hdr, blk = r[:cut], r[cut:]
+    return (struct.pack(">II", ABYTES + len(hdr), len(blk)) +
+            bytes([0xee]) * ABYTES + hdr + blk)
 
 
 def main():
@@ -63,6 +73,22 @@ def main():
         f.write(bytes([1, 3, 7, 2, 5, 11, 4, 1]) + all_frames)
     with open(os.path.join(HERE, "stream_whole"), "wb") as f:
         f.write(bytes(8) + all_frames)
+    # Refused: bulk on PING, the split off the data offset, L + B too big.
+    bad = (frame(rec(0x05, 5)) + struct.pack(">II", ABYTES + 9, 3) +
+           bytes(ABYTES) + rec(0x05, 5) + b"xyz")
+    with open(os.path.join(HERE, "stream_bulk_on_ping"), "wb") as f:
+        f.write(bytes(8) + bad)
+    put = RECORDS["put"]
+    with open(os.path.join(HERE, "stream_bad_split"), "wb") as f:
+        f.write(bytes(8) + struct.pack(">II", ABYTES + 70, len(put) - 70) +
+                bytes(ABYTES) + put)
+    with open(os.path.join(HERE, "stream_too_big"), "wb") as f:
+        f.write(bytes(8) + struct.pack(">II", ABYTES + 74,
+                                       16 * 1024 * 1024 + 4096) +
+                bytes(ABYTES) + put[:74])
+    with open(os.path.join(HERE, "stream_no_bulk"), "wb") as f:
+        f.write(bytes([200, 9, 1, 0, 3, 5, 1, 2]) +
+                frame(put, False) + frame(RECORDS["get_ok"], False))
 
 
 if __name__ == "__main__":

@@ -807,3 +807,15 @@ def errno_of(fn, *a, **kw):
 
 def errname(e):
     return errno.errorcode.get(e, str(e)) if e else "OK"
+
+
+def wait_for(cond, timeout, what):
+    """cond()'s first true value, polled every 0.3 s; fails the test
+    after timeout seconds, naming what it waited for."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.3)

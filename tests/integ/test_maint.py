@@ -6,11 +6,10 @@ dying, bit rot, liars, unmount mid-rebuild) are in test_alive.py."""
 import errno
 import os
 import re
-import time
 
 import pytest
 
-from conftest import run_peerfs
+from conftest import run_peerfs, wait_for
 
 FAST = ["--ping-interval", "300ms", "--suspect-after", "1s",
         "--dead-after", "3s", "--audit-interval", "5s"]
@@ -18,16 +17,6 @@ FAST = ["--ping-interval", "300ms", "--suspect-after", "1s",
 
 def red(path):
     return os.getxattr(str(path), "user.peerfs.redundancy").decode()
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("opt,val", [

@@ -280,8 +280,10 @@ seal_open_one(size_t len)
 	randombytes_buf(dk, sizeof dk);
 	randombytes_buf(plain, len);
 	CHECK_EQ(cr_block_seal(c, key, id, plain, len, dk), 0);
-	cr_hash(h, c, len + 16);
-	CHECK_MEM(h, id, 32);			/* id = hash of the ciphertext */
+	cr_block_id(h, key);
+	CHECK_MEM(h, id, 32);			/* id = one-way of the key */
+	cr_hash(h, key, 32);
+	CHECK(memcmp(h, id, 32) != 0);		/* not the bare hash of it */
 	if (len)
 		CHECK(memcmp(c, plain, len < 64 ? len : 64) != 0 || len < 8);
 	CHECK_EQ(cr_block_open(back, c, len + 16, key, id), 0);
@@ -962,6 +964,39 @@ test_ec_reconstruct(void)
 	return 0;
 }
 
+/* Fragment tags: deterministic, bound to the bytes, the index and the
+ * block key, and the padding stays zero. */
+static int
+test_frag_tag(void)
+{
+	enum { N = 100000 };
+	static unsigned char frag[N];
+	unsigned char key[32], key2[32], t[32], t2[32];
+
+	CHECK_EQ(cr_init(), 0);
+	randombytes_buf(key, sizeof key);
+	memcpy(key2, key, sizeof key);
+	key2[7] ^= 1;
+	randombytes_buf(frag, sizeof frag);
+	cr_frag_tag(t, key, 3, frag, N);
+	cr_frag_tag(t2, key, 3, frag, N);
+	CHECK_MEM(t, t2, 32);
+	for (int i = 16; i < 32; i++)
+		CHECK_EQ(t[i], 0);
+	CHECK_EQ(cr_frag_check(t, key, 3, frag, N), 0);
+	CHECK_EQ(cr_frag_check(t, key, 2, frag, N), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key2, 3, frag, N), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key, 3, frag, N - 1), -EBADMSG);
+	for (int pos = 0; pos < N; pos += 9973) {
+		frag[pos] ^= 0x20;
+		CHECK_EQ(cr_frag_check(t, key, 3, frag, N), -EBADMSG);
+		frag[pos] ^= 0x20;
+	}
+	t[31] ^= 1;				/* padding is compared too */
+	CHECK_EQ(cr_frag_check(t, key, 3, frag, N), -EBADMSG);
+	return 0;
+}
+
 const struct test tests_crypto[] = {
 	{ "keyfile_roundtrip", test_keyfile_roundtrip },
 	{ "keyfile_wrong_passphrase", test_keyfile_wrong_passphrase },
@@ -971,6 +1006,7 @@ const struct test tests_crypto[] = {
 	{ "seal_roundtrip", test_seal_roundtrip },
 	{ "seal_convergence", test_seal_convergence },
 	{ "seal_tamper", test_seal_tamper },
+	{ "frag_tag", test_frag_tag },
 	{ "ec_all_subsets", test_ec_all_subsets },
 	{ "ec_bad_params", test_ec_bad_params },
 	{ "ec_frag_index", test_ec_frag_index },

@@ -29,6 +29,17 @@ mk_fid(unsigned char f[STORE_FRAGID_BYTES], int seed)
 		f[i] = (unsigned char)(seed * 17 + i * 3);
 }
 
+/* A put whose owner claims the true hash, as net/block.c does. */
+static int
+put_h(struct store_frag *sf, const unsigned char *o, const unsigned char *f,
+    const void *data, size_t len)
+{
+	unsigned char h[CR_HASH_BYTES];
+
+	cr_hash(h, data, len);
+	return store_frag_put(sf, o, f, data, len, h);
+}
+
 /* Path of a fragment file relative to the test dir. */
 static void
 frag_path(char *out, size_t cap, const unsigned char *o, const unsigned char *f)
@@ -81,8 +92,8 @@ test_round_trip(void)
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
 	CHECK_EQ(store_frag_get(sf, o, f1, &data, &len), -ENOENT);
 	CHECK_EQ(store_frag_del(sf, o, f1), -ENOENT);
-	CHECK_EQ(store_frag_put(sf, o, f1, "hello", 5), 0);
-	CHECK_EQ(store_frag_put(sf, o, f2, "fragment two", 12), 0);
+	CHECK_EQ(put_h(sf, o, f1, "hello", 5), 0);
+	CHECK_EQ(put_h(sf, o, f2, "fragment two", 12), 0);
 	CHECK_EQ(store_frag_get(sf, o, f1, &data, &len), 0);
 	CHECK_EQ(len, 5);
 	CHECK_MEM(data, "hello", 5);
@@ -133,7 +144,7 @@ test_owners_isolated(void)
 	mk_owner(bo, 2);
 	mk_fid(f, 1);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
-	CHECK_EQ(store_frag_put(sf, a, f, "secret of A", 11), 0);
+	CHECK_EQ(put_h(sf, a, f, "secret of A", 11), 0);
 	CHECK_EQ(store_frag_get(sf, bo, f, &data, &len), -ENOENT);
 	CHECK_EQ(store_frag_del(sf, bo, f), -ENOENT);
 	CHECK_EQ(store_frag_list(sf, bo, count_cb, &s), 0);
@@ -142,7 +153,7 @@ test_owners_isolated(void)
 	CHECK_EQ(b, 0);
 	CHECK_EQ(c, 0);
 	/* B may store the same fragment id: a separate fragment */
-	CHECK_EQ(store_frag_put(sf, bo, f, "B's", 3), 0);
+	CHECK_EQ(put_h(sf, bo, f, "B's", 3), 0);
 	CHECK_EQ(store_frag_get(sf, a, f, &data, &len), 0);
 	CHECK_EQ(len, 11);
 	CHECK_MEM(data, "secret of A", 11);
@@ -200,12 +211,12 @@ test_quota(void)
 	mk_fid(f2, 2);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 100), 0);
 	CHECK_EQ(store_frag_avail(sf), 100);
-	CHECK_EQ(store_frag_put(sf, o, f1, big, 60), 0);
+	CHECK_EQ(put_h(sf, o, f1, big, 60), 0);
 	CHECK_EQ(store_frag_avail(sf), 40);
 	files = count_tree(DIR_);
 	/* the quota is the store's, over every owner */
-	CHECK_EQ(store_frag_put(sf, o2, f2, big, 41), -EDQUOT);
-	CHECK_EQ(store_frag_put(sf, o, f2, big, 41), -EDQUOT);
+	CHECK_EQ(put_h(sf, o2, f2, big, 41), -EDQUOT);
+	CHECK_EQ(put_h(sf, o, f2, big, 41), -EDQUOT);
 	CHECK_EQ(count_tree(DIR_), files);	/* nothing written */
 	CHECK_EQ(store_frag_get(sf, o, f2, &data, &len), -ENOENT);
 	store_frag_usage(sf, NULL, &b, &c, &q);
@@ -215,12 +226,12 @@ test_quota(void)
 	store_frag_usage(sf, o2, &b, &c, NULL);
 	CHECK_EQ(b, 0);
 	/* exactly at the quota is fine */
-	CHECK_EQ(store_frag_put(sf, o2, f2, big, 40), 0);
+	CHECK_EQ(put_h(sf, o2, f2, big, 40), 0);
 	CHECK_EQ(store_frag_avail(sf), 0);
 	/* replacing counts only the difference */
-	CHECK_EQ(store_frag_put(sf, o, f1, big + 1, 60), 0);
-	CHECK_EQ(store_frag_put(sf, o, f1, big, 61), -EDQUOT);
-	CHECK_EQ(store_frag_put(sf, o, f1, "x", 1), 0);
+	CHECK_EQ(put_h(sf, o, f1, big + 1, 60), 0);
+	CHECK_EQ(put_h(sf, o, f1, big, 61), -EDQUOT);
+	CHECK_EQ(put_h(sf, o, f1, "x", 1), 0);
 	store_frag_usage(sf, NULL, &b, &c, NULL);
 	CHECK_EQ(b, 41);
 	CHECK_EQ(c, 2);
@@ -244,22 +255,22 @@ test_same_twice(void)
 	mk_fid(f, 3);
 	frag_path(path, sizeof path, o, f);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
-	CHECK_EQ(store_frag_put(sf, o, f, "same bytes", 10), 0);
+	CHECK_EQ(put_h(sf, o, f, "same bytes", 10), 0);
 	CHECK_EQ(stat(path, &st1), 0);
-	CHECK_EQ(store_frag_put(sf, o, f, "same bytes", 10), 0);
+	CHECK_EQ(put_h(sf, o, f, "same bytes", 10), 0);
 	CHECK_EQ(stat(path, &st2), 0);
 	CHECK_EQ(st1.st_ino, st2.st_ino);	/* not rewritten */
 	store_frag_usage(sf, o, &b, &c, NULL);
 	CHECK_EQ(b, 10);
 	CHECK_EQ(c, 1);
 	/* same size, other bytes: replaced */
-	CHECK_EQ(store_frag_put(sf, o, f, "SAME BYTES", 10), 0);
+	CHECK_EQ(put_h(sf, o, f, "SAME BYTES", 10), 0);
 	CHECK_EQ(store_frag_get(sf, o, f, &data, &len), 0);
 	CHECK_EQ(len, 10);
 	CHECK_MEM(data, "SAME BYTES", 10);
 	free(data);
 	/* other size */
-	CHECK_EQ(store_frag_put(sf, o, f, "longer bytes now", 16), 0);
+	CHECK_EQ(put_h(sf, o, f, "longer bytes now", 16), 0);
 	store_frag_usage(sf, o, &b, &c, NULL);
 	CHECK_EQ(b, 16);
 	CHECK_EQ(c, 1);
@@ -317,8 +328,8 @@ test_reconcile(void)
 	frag_path(p3, sizeof p3, o, f3);
 	frag_path(p4, sizeof p4, o2, f4);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
-	CHECK_EQ(store_frag_put(sf, o, f1, "one", 3), 0);
-	CHECK_EQ(store_frag_put(sf, o, f2, "two!", 4), 0);
+	CHECK_EQ(put_h(sf, o, f1, "one", 3), 0);
+	CHECK_EQ(put_h(sf, o, f2, "two!", 4), 0);
 	store_frag_close(sf);
 
 	/* As a crash leaves things: a half-written temporary, a file whose
@@ -353,7 +364,7 @@ test_reconcile(void)
 	/* the reconciled record has the right hash: same bytes = no-op */
 	struct stat st1, st2;
 	CHECK_EQ(stat(p3, &st1), 0);
-	CHECK_EQ(store_frag_put(sf, o, f3, "orphan!", 7), 0);
+	CHECK_EQ(put_h(sf, o, f3, "orphan!", 7), 0);
 	CHECK_EQ(stat(p3, &st2), 0);
 	CHECK_EQ(st1.st_ino, st2.st_ino);
 	CHECK_EQ(store_frag_del(sf, o, f3), 0);
@@ -375,17 +386,17 @@ test_reconcile_replaced(void)
 	mk_fid(f, 5);
 	frag_path(p, sizeof p, o, f);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
-	CHECK_EQ(store_frag_put(sf, o, f, "old bytes", 9), 0);
+	CHECK_EQ(put_h(sf, o, f, "old bytes", 9), 0);
 	store_frag_close(sf);
 	snprintf(tmp, sizeof tmp, "%s.x", p);
 	CHECK_EQ(put_file(tmp, "new bytes", 9), 0);
 	CHECK_EQ(rename(tmp, p), 0);
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
 	CHECK_EQ(stat(p, &st1), 0);
-	CHECK_EQ(store_frag_put(sf, o, f, "new bytes", 9), 0);
+	CHECK_EQ(put_h(sf, o, f, "new bytes", 9), 0);
 	CHECK_EQ(stat(p, &st2), 0);
 	CHECK_EQ(st1.st_ino, st2.st_ino);	/* known: not rewritten */
-	CHECK_EQ(store_frag_put(sf, o, f, "old bytes", 9), 0);
+	CHECK_EQ(put_h(sf, o, f, "old bytes", 9), 0);
 	CHECK_EQ(stat(p, &st2), 0);
 	CHECK(st1.st_ino != st2.st_ino);	/* different: rewritten */
 	store_frag_close(sf);
@@ -406,7 +417,7 @@ test_reopen(void)
 	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 20), 0);
 	for (int i = 0; i < 20; i++) {
 		mk_fid(f, i);
-		CHECK_EQ(store_frag_put(sf, o, f, buf, 10 + i), 0);
+		CHECK_EQ(put_h(sf, o, f, buf, 10 + i), 0);
 	}
 	mk_fid(f, 3);
 	CHECK_EQ(store_frag_del(sf, o, f), 0);
@@ -455,7 +466,7 @@ test_files_on_disk(void)
 	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
 	for (int i = 0; i < 5; i++) {
 		mk_fid(f, i);
-		CHECK_EQ(store_frag_put(sf, o, f, buf, 1000 * (i + 1)), 0);
+		CHECK_EQ(put_h(sf, o, f, buf, 1000 * (i + 1)), 0);
 		frag_path(path, sizeof path, o, f);
 		CHECK_EQ(stat(path, &st), 0);
 		CHECK(S_ISREG(st.st_mode));
@@ -525,7 +536,7 @@ worker_main(void *arg)
 		mk_fid(f, i);
 		memset(buf, i, sizeof buf);
 		/* owners 0 and 1 each get two writers of the same bytes */
-		int rc = store_frag_put(w->sf, o, f, buf, 100 + i);
+		int rc = put_h(w->sf, o, f, buf, 100 + i);
 		if (rc != 0)
 			w->rc = rc;
 		if (i % 5 == 4 && w->id >= 2) {
@@ -580,7 +591,70 @@ test_threads(void)
 	return 0;
 }
 
+/* The record hash is the owner's claim, never recomputed on put: it
+ * alone decides whether a put is a re-put of what is stored. */
+static int
+test_owner_hash(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	unsigned char h1[CR_HASH_BYTES], h2[CR_HASH_BYTES];
+	char path[512];
+	struct store_frag *sf;
+	struct stat st1, st2;
+	uint64_t b, c;
+	void *data;
+	size_t len;
+
+	mk_owner(o, 9);
+	mk_fid(f, 9);
+	memset(h1, 0x11, sizeof h1);	/* not the BLAKE2b of anything here */
+	memset(h2, 0x22, sizeof h2);
+	frag_path(path, sizeof path, o, f);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "abcdef", 6, NULL), -EINVAL);
+	CHECK_EQ(stat(path, &st1), -1);
+	CHECK_EQ(store_frag_put(sf, o, f, "abcdef", 6, h1), 0);
+	CHECK_EQ(stat(path, &st1), 0);
+	/* same bytes, same hash: a no-op */
+	CHECK_EQ(store_frag_put(sf, o, f, "abcdef", 6, h1), 0);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);
+	/* other bytes, same claimed hash and size: taken for a re-put (a
+	 * lying owner only keeps its own old fragment) */
+	CHECK_EQ(store_frag_put(sf, o, f, "ABCDEF", 6, h1), 0);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);
+	CHECK_EQ(store_frag_get(sf, o, f, &data, &len), 0);
+	CHECK_MEM(data, "abcdef", 6);
+	free(data);
+	/* same bytes, different hash: rewritten, the new hash recorded */
+	CHECK_EQ(store_frag_put(sf, o, f, "abcdef", 6, h2), 0);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK(st1.st_ino != st2.st_ino);
+	CHECK_EQ(store_frag_put(sf, o, f, "xyzxyz", 6, h2), 0);
+	CHECK_EQ(store_frag_get(sf, o, f, &data, &len), 0);
+	CHECK_MEM(data, "abcdef", 6);
+	free(data);
+	CHECK_EQ(store_frag_put(sf, o, f, "xyzxyz", 6, h1), 0);
+	CHECK_EQ(store_frag_get(sf, o, f, &data, &len), 0);
+	CHECK_MEM(data, "xyzxyz", 6);
+	free(data);
+	store_frag_usage(sf, o, &b, &c, NULL);
+	CHECK_EQ(b, 6);
+	CHECK_EQ(c, 1);
+	/* survives a reopen: the files match their records */
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(stat(path, &st1), 0);
+	CHECK_EQ(store_frag_put(sf, o, f, "xyzxyz", 6, h1), 0);
+	CHECK_EQ(stat(path, &st2), 0);
+	CHECK_EQ(st1.st_ino, st2.st_ino);
+	store_frag_close(sf);
+	return 0;
+}
+
 const struct test tests_frag[] = {
+	{ "owner_hash", test_owner_hash },
 	{ "round_trip", test_round_trip },
 	{ "owners_isolated", test_owners_isolated },
 	{ "quota", test_quota },

@@ -379,7 +379,101 @@ test_malformed(void)
 	return 0;
 }
 
+/* Inline blocks (tiny files) are indexed: snapshot, segments (put and
+ * delete) and apply carry them; malformed inline records are refused. */
+static int
+test_inline(void)
+{
+	struct store *a, *b;
+	struct store_txn *t;
+	struct buf da = { 0 }, db = { 0 }, seg = { 0 };
+	unsigned char big[STORE_INLINE_MAX], got[STORE_INLINE_MAX];
+	unsigned char rec[9 + 16 + STORE_INLINE_MAX + 1];
+	uint64_t g0, g;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	OPEN(a, "a");
+	BEGIN(a, t);
+	CHECK_EQ(store_inline_put(t, 42, 0, "hello", 5), 0);
+	CHECK_EQ(store_inline_put(t, 43, 0, big, sizeof big), 0);
+	CHECK_EQ(store_inline_put(t, 44, 0, "gone", 4), 0);
+	COMMIT(t);
+	CHECK_EQ(dump(a, &da, &g0), 0);
+	CHECK(memmem(da.p, da.len, "hello", 5) != NULL);
+
+	OPEN(b, "b");
+	CHECK_EQ(store_index_apply(b, da.p, da.len), 0);
+	CHECK_EQ(dump(b, &db, NULL), 0);
+	CHECK_EQ(db.len, da.len);
+	CHECK_MEM(db.p, da.p, da.len);
+	CHECK_EQ(store_txn_begin(b, 1, &t), 0);
+	CHECK_EQ(store_inline_get(t, 43, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, sizeof big);
+	CHECK_MEM(got, big, sizeof big);
+	CHECK_EQ(store_inline_get(t, 42, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 5);
+	CHECK_MEM(got, "hello", 5);
+	store_txn_abort(t);
+
+	/* A segment: one replaced, one deleted. */
+	BEGIN(a, t);
+	CHECK_EQ(store_inline_put(t, 42, 0, "world!", 6), 0);
+	CHECK_EQ(store_inline_del(t, 44, 0), 0);
+	COMMIT(t);
+	CHECK_EQ(store_index_changes(a, g0, &g, buf_out, &seg), 0);
+	CHECK_EQ(g, g0 + 1);
+	CHECK(has_delete(&seg));
+	CHECK(memmem(seg.p, seg.len, big, 64) == NULL);	/* unchanged */
+	CHECK_EQ(store_index_apply(b, seg.p, seg.len), 0);
+	CHECK_EQ(store_txn_begin(b, 1, &t), 0);
+	CHECK_EQ(store_inline_get(t, 42, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 6);
+	CHECK_MEM(got, "world!", 6);
+	CHECK_EQ(store_inline_get(t, 44, 0, got, sizeof got, &len), -ENOENT);
+	CHECK_EQ(store_inline_get(t, 43, 0, got, sizeof got, &len), 0);
+	store_txn_abort(t);
+
+	/* Malformed inline records (table 9): nothing applied. */
+	memset(rec, 0, sizeof rec);
+	rec[0] = 9;
+	rec[4] = 16;			/* key length 16 */
+	memcpy(rec + 9, "\0\0\0\0\0\0\0\x63\0\0\0\0\0\0\0\0", 16);
+	/* value length 0 */
+	CHECK_EQ(store_index_apply(b, rec, 9 + 16), -EPROTO);
+	/* value of STORE_INLINE_MAX + 1 bytes */
+	rec[6] = (STORE_INLINE_MAX + 1) >> 16;
+	rec[7] = ((STORE_INLINE_MAX + 1) >> 8) & 0xff;
+	rec[8] = (STORE_INLINE_MAX + 1) & 0xff;
+	CHECK_EQ(store_index_apply(b, rec, sizeof rec), -EPROTO);
+	/* the largest value is fine */
+	rec[7] = (STORE_INLINE_MAX >> 8) & 0xff;
+	rec[8] = STORE_INLINE_MAX & 0xff;
+	CHECK_EQ(store_index_apply(b, rec, sizeof rec - 1), 0);
+	/* key of 15 bytes */
+	rec[4] = 15;
+	rec[7] = 0;
+	rec[8] = 1;
+	CHECK_EQ(store_index_apply(b, rec, 9 + 15 + 1), -EPROTO);
+	/* key of 17 bytes, deletion */
+	rec[4] = 17;
+	memset(rec + 5, 0xff, 4);
+	CHECK_EQ(store_index_apply(b, rec, 9 + 17), -EPROTO);
+	CHECK_EQ(store_txn_begin(b, 1, &t), 0);
+	CHECK_EQ(store_inline_get(t, 0x63, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, STORE_INLINE_MAX);
+	store_txn_abort(t);
+	buf_free(&da);
+	buf_free(&db);
+	buf_free(&seg);
+	store_close(a);
+	store_close(b);
+	return 0;
+}
+
 const struct test tests_index[] = {
+	{ "inline_roundtrip_and_malformed", test_inline },
 	{ "gen_per_txn", test_gen_per_txn },
 	{ "dump_apply_roundtrip", test_dump_apply_roundtrip },
 	{ "segments_equal_live", test_segments },

@@ -379,18 +379,73 @@ raw_handshake(int port, const struct cr_identity *me, struct cr_hs *hs)
 	return fd;
 }
 
+/* Writes one v2 record: L | B | secretstream(hdr) | bulk, the bulk MAC'd
+ * as additional data; flip != 0 flips a bit of the bulk after the MAC. */
+static int
+send_frame(int fd, struct cr_hs *hs, const unsigned char *hdr, size_t hl,
+    const unsigned char *bulk, size_t bl, int flip)
+{
+	size_t cl = hl + CR_STREAM_ABYTES, tot = 8 + cl + bl;
+	unsigned char *w = malloc(tot);
+	int rc;
+
+	if (!w)
+		return -1;
+	put_be32(w, (uint32_t)cl);
+	put_be32(w + 4, (uint32_t)bl);
+	if (bl)
+		memcpy(w + 8 + cl, bulk, bl);
+	cr_stream_push_ad(&hs->tx, w + 8, hdr, hl, w + 8 + cl, bl);
+	if (flip && bl)
+		w[8 + cl + bl / 2] ^= 0x10;
+	rc = write(fd, w, tot) == (ssize_t)tot ? 0 : -1;
+	free(w);
+	return rc;
+}
+
 static int
 send_record(int fd, struct cr_hs *hs, const struct net_msg *m)
 {
-	unsigned char plain[256], frame[4 + 256 + CR_STREAM_ABYTES];
-	ssize_t n = net_msg_encode(plain, sizeof plain, m);
+	unsigned char hdr[256];
+	const unsigned char *bulk;
+	size_t bl;
+	ssize_t n = net_msg_encode_head(hdr, sizeof hdr, m, &bulk, &bl);
 
 	if (n < 0)
 		return -1;
-	put_be32(frame, n + CR_STREAM_ABYTES);
-	cr_stream_push(&hs->tx, frame + 4, plain, n);
-	return write(fd, frame, 4 + n + CR_STREAM_ABYTES) ==
-	    (ssize_t)(4 + n + CR_STREAM_ABYTES) ? 0 : -1;
+	return send_frame(fd, hs, hdr, (size_t)n, bulk, bl, 0);
+}
+
+/* Reads one v2 record into plain (header then bulk, as net/sess.c lays
+ * it out) and decodes it into r; *bulk_len gets B. */
+static int
+read_record(int fd, struct cr_hs *hs, struct net_msg *r, unsigned char *plain,
+    size_t cap, size_t *bulk_len)
+{
+	unsigned char pfx[8], *c;
+	uint32_t l, bl;
+	int rc;
+
+	if (read_full(fd, pfx, 8) < 0)
+		return -1;
+	l = get_be32(pfx);
+	bl = get_be32(pfx + 4);
+	if (l < CR_STREAM_ABYTES + NET_MSG_HDR ||
+	    (uint64_t)l - CR_STREAM_ABYTES + bl > cap)
+		return -1;
+	if (!(c = malloc(l)) || read_full(fd, c, l) < 0 ||
+	    read_full(fd, plain + l - CR_STREAM_ABYTES, bl) < 0) {
+		free(c);
+		return -1;
+	}
+	rc = cr_stream_pull_ad(&hs->rx, plain, c, l,
+	    plain + l - CR_STREAM_ABYTES, bl);
+	free(c);
+	if (rc < 0 || net_msg_bulk_ok(plain[0], l - CR_STREAM_ABYTES, bl) < 0)
+		return -1;
+	if (bulk_len)
+		*bulk_len = bl;
+	return net_msg_decode(r, plain, l - CR_STREAM_ABYTES + bl);
 }
 
 /* Sends m, reads one response into r (plain holds its bytes). */
@@ -398,22 +453,9 @@ static int
 raw_request(int fd, struct cr_hs *hs, const struct net_msg *m,
     struct net_msg *r, unsigned char *plain, size_t cap)
 {
-	unsigned char hdr[4], *c;
-	uint32_t l;
-	int rc;
-
-	if (send_record(fd, hs, m) < 0 || read_full(fd, hdr, 4) < 0)
+	if (send_record(fd, hs, m) < 0)
 		return -1;
-	l = get_be32(hdr);
-	if (l <= CR_STREAM_ABYTES || l - CR_STREAM_ABYTES > cap)
-		return -1;
-	if (!(c = malloc(l)) || read_full(fd, c, l) < 0)
-		return -1;
-	rc = cr_stream_pull(&hs->rx, plain, c, l);
-	free(c);
-	if (rc < 0)
-		return -1;
-	return net_msg_decode(r, plain, l - CR_STREAM_ABYTES);
+	return read_record(fd, hs, r, plain, cap, NULL);
 }
 
 static int
@@ -459,9 +501,10 @@ list_body(struct swarm *sw)
 	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
 	CHECK_EQ(r.type, NET_GET_OK);
 	{
-		unsigned char h[CR_HASH_BYTES];
-		cr_hash(h, r.data, r.data_len);
-		CHECK_MEM(h, b.frag_hash[idx], CR_HASH_BYTES);
+		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, idx, r.data,
+		    r.data_len), 0);
+		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, idx ^ 1,
+		    r.data, r.data_len), -EBADMSG);
 	}
 	/* A missing fragment: ERR ENOENT, and the session stays. */
 	fid[CR_ID_BYTES] ^= 0x80;
@@ -487,6 +530,184 @@ list_body(struct swarm *sw)
 	close(fd);
 	sodium_free(other);
 	return 0;
+}
+
+/* Format v2 against a real supplier: fragments travel as bulk both ways,
+ * and every way of bending the bulk rules closes the session without
+ * storing anything. */
+static int
+bulk_body(struct swarm *sw)
+{
+	static unsigned char plain[1 << 20];
+	unsigned char fid[STORE_FRAGID_BYTES], h1[CR_HASH_BYTES];
+	unsigned char h2[CR_HASH_BYTES], *x = malloc(70000), *y = malloc(70000);
+	unsigned char hdr[128];
+	const unsigned char *bulk;
+	struct net_msg m = { 0 }, r;
+	struct cr_hs hs;
+	size_t bl;
+	ssize_t hl;
+	int fd, port;
+
+	CHECK(x && y);
+	if (swarm_start(sw, 1, 5000))
+		return 1;
+	port = sw->port[0];
+	randombytes_buf(fid, sizeof fid);
+	randombytes_buf(x, 70000);
+	randombytes_buf(y, 70000);
+	cr_hash(h1, x, 70000);
+	cr_hash(h2, y, 70000);
+
+	/* PUT with bulk, then GET_OK comes back with the bytes as bulk. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	m.type = NET_PUT;
+	m.reqid = 1;
+	m.fragid = fid;
+	m.hash = h1;
+	m.data = x;
+	m.data_len = 70000;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_PUT_OK);
+	CHECK_EQ(r.reqid, 1);
+	memset(&m, 0, sizeof m);
+	m.type = NET_GET;
+	m.reqid = 2;
+	m.fragid = fid;
+	bl = 0;
+	CHECK(send_record(fd, &hs, &m) == 0);
+	CHECK_EQ(read_record(fd, &hs, &r, plain, sizeof plain, &bl), 0);
+	CHECK_EQ(r.type, NET_GET_OK);
+	CHECK_EQ(bl, 70000);
+	CHECK(r.data == plain + NET_MSG_HDR);
+	CHECK_EQ(r.data_len, 70000);
+	CHECK_MEM(r.data, x, 70000);
+
+	/* The hash recorded is the owner's: other bytes of the same size
+	 * under the same claimed hash are taken for a re-put (no-op). A
+	 * different hash rewrites. */
+	memset(&m, 0, sizeof m);
+	m.type = NET_PUT;
+	m.reqid = 3;
+	m.fragid = fid;
+	m.hash = h1;
+	m.data = y;
+	m.data_len = 70000;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_PUT_OK);
+	memset(&m, 0, sizeof m);
+	m.type = NET_GET;
+	m.reqid = 4;
+	m.fragid = fid;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_GET_OK);
+	CHECK_MEM(r.data, x, 70000);
+	memset(&m, 0, sizeof m);
+	m.type = NET_PUT;
+	m.reqid = 5;
+	m.fragid = fid;
+	m.hash = h2;
+	m.data = y;
+	m.data_len = 70000;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_PUT_OK);
+	memset(&m, 0, sizeof m);
+	m.type = NET_GET;
+	m.reqid = 6;
+	m.fragid = fid;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_MEM(r.data, y, 70000);
+	close(fd);
+
+	/* A flipped bit in the bulk: bad MAC, closed, nothing stored. */
+	fid[0] ^= 1;
+	memset(&m, 0, sizeof m);
+	m.type = NET_PUT;
+	m.reqid = 7;
+	m.fragid = fid;
+	m.hash = h1;
+	m.data = x;
+	m.data_len = 70000;
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	hl = net_msg_encode_head(hdr, sizeof hdr, &m, &bulk, &bl);
+	CHECK_EQ(hl, NET_MSG_HDR + STORE_FRAGID_BYTES + CR_HASH_BYTES);
+	CHECK(send_frame(fd, &hs, hdr, (size_t)hl, bulk, bl, 1) == 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* The split point off the data offset: 3 fragment bytes in the
+	 * header, the rest as bulk (MAC good): closed, nothing stored. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	m.data_len = 70000;
+	CHECK_EQ(net_msg_encode(plain, sizeof plain, &m), hl + 70000);
+	CHECK(send_frame(fd, &hs, plain, (size_t)hl + 3, plain + hl + 3,
+	    70000 - 3, 0) == 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+	/* ... and 3 bytes short of it. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	CHECK(send_frame(fd, &hs, plain, (size_t)hl - 3, plain + hl - 3,
+	    70000 + 3, 0) == 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* Bulk on a type without (PING with 5 bytes, MAC good): closed. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	memset(hdr, 0, NET_MSG_HDR);
+	hdr[0] = NET_PING;
+	CHECK(send_frame(fd, &hs, hdr, NET_MSG_HDR,
+	    (const unsigned char *)"bulk!", 5, 0) == 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* A GET whose fragid ends in a bulk: would decode, yet closed. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	hdr[0] = NET_GET;
+	memcpy(hdr + NET_MSG_HDR, fid, STORE_FRAGID_BYTES);
+	CHECK(send_frame(fd, &hs, hdr, NET_MSG_HDR + 30,
+	    hdr + NET_MSG_HDR + 30, 3, 0) == 0);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* L + B over the maximum: closed on the prefix alone. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	put_be32(hdr, CR_STREAM_ABYTES + (uint32_t)hl);
+	put_be32(hdr + 4, NET_FRAME_MAX - CR_STREAM_ABYTES - (uint32_t)hl + 1);
+	CHECK(write(fd, hdr, 8) == 8);
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
+	/* The same PUT sent right (B = the fragment) is stored; nothing
+	 * before it was. */
+	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+	memset(&m, 0, sizeof m);
+	m.type = NET_GET;
+	m.reqid = 8;
+	m.fragid = fid;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_ERR);
+	CHECK_EQ(r.err, ENOENT);
+	memset(&m, 0, sizeof m);
+	m.type = NET_PING;
+	m.reqid = 9;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_PONG);
+	CHECK_EQ(r.fragments, 1);
+	CHECK_EQ(r.bytes, 70000);
+	close(fd);
+	free(x);
+	free(y);
+	return 0;
+}
+
+static int
+test_bulk_raw(void)
+{
+	struct swarm sw;
+	int rc = bulk_body(&sw);
+
+	swarm_stop(&sw);
+	return rc;
 }
 
 static int
@@ -529,7 +750,7 @@ static int
 garbage_body(struct swarm *sw)
 {
 	struct cr_hs hs;
-	unsigned char junk[4096], len[4];
+	unsigned char junk[4096], len[8];
 	struct store_block b;
 	int fd, port, status;
 
@@ -544,35 +765,47 @@ garbage_body(struct swarm *sw)
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
+	/* A version 1 peer: its HELLO magic is refused. */
+	CHECK((fd = raw_connect(port)) >= 0);
+	{
+		unsigned char hello[CR_HS_HELLO_BYTES];
+		CHECK_EQ(cr_hs_client_hello(&hs, sw->me, hello), 0);
+		CHECK(memcmp(hello, "PEERFS2", 8) == 0);
+		memcpy(hello, "PEERFS1", 8);
+		CHECK(write(fd, hello, sizeof hello) == sizeof hello);
+	}
+	CHECK(closed_by_peer(fd));
+	close(fd);
+
 	/* A valid handshake, then a length beyond the cap. */
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
 	put_be32(len, NET_FRAME_MAX + 1);
-	CHECK(write(fd, len, 4) == 4);
+	put_be32(len + 4, 0);
+	CHECK(write(fd, len, 8) == 8);
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
 	/* A zero length. */
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
 	put_be32(len, 0);
-	CHECK(write(fd, len, 4) == 4);
+	put_be32(len + 4, 0);
+	CHECK(write(fd, len, 8) == 8);
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
 	/* A valid handshake, then a record with a bad MAC. */
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
 	put_be32(junk, 100);
-	CHECK(write(fd, junk, 104) == 104);
+	put_be32(junk + 4, 0);
+	CHECK(write(fd, junk, 108) == 108);
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
 	/* A good record with an undecodable message (unknown type). */
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
 	{
-		unsigned char frame[4 + 9 + CR_STREAM_ABYTES], plain[9] = {
-			0x42 };
-		put_be32(frame, 9 + CR_STREAM_ABYTES);
-		cr_stream_push(&hs.tx, frame + 4, plain, 9);
-		CHECK(write(fd, frame, sizeof frame) == sizeof frame);
+		unsigned char plain[9] = { 0x42 };
+		CHECK(send_frame(fd, &hs, plain, 9, NULL, 0, 0) == 0);
 	}
 	CHECK(closed_by_peer(fd));
 	close(fd);
@@ -590,19 +823,13 @@ garbage_body(struct swarm *sw)
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
 	{
 		struct net_msg m = { .type = NET_PING, .reqid = 9 }, r;
-		unsigned char hdr[4], *c, plain[128];
-		uint32_t l;
+		unsigned char plain[128];
+		size_t bl = 1;
 		CHECK(send_record(fd, &hs, &m) == 0);
-		CHECK(read_full(fd, hdr, 4) == 0);
-		l = get_be32(hdr);
-		CHECK(l > CR_STREAM_ABYTES && l < 128);
-		c = malloc(l);
-		CHECK(read_full(fd, c, l) == 0);
-		CHECK_EQ(cr_stream_pull(&hs.rx, plain, c, l), 0);
-		CHECK_EQ(net_msg_decode(&r, plain, l - CR_STREAM_ABYTES), 0);
+		CHECK_EQ(read_record(fd, &hs, &r, plain, sizeof plain, &bl), 0);
 		CHECK_EQ(r.type, NET_PONG);
 		CHECK_EQ(r.reqid, 9);
-		free(c);
+		CHECK_EQ(bl, 0);
 	}
 	close(fd);
 
@@ -764,10 +991,9 @@ fake_supplier(int lfd, int mode)
 {
 	struct cr_identity *id = new_identity();
 	unsigned char hello[CR_HS_HELLO_BYTES], reply[CR_HS_REPLY_BYTES];
-	unsigned char fin[CR_HS_FINISH_BYTES], hdr[4], c[256], plain[256];
+	unsigned char fin[CR_HS_FINISH_BYTES], c[256], plain[256];
 	struct cr_hs hs;
 	struct net_msg m, r = { 0 };
-	uint32_t l;
 	int fd = accept(lfd, NULL, NULL);
 
 	if (fd < 0 || read_full(fd, hello, sizeof hello) < 0 ||
@@ -777,10 +1003,7 @@ fake_supplier(int lfd, int mode)
 	    cr_hs_server_finish(&hs, fin) < 0)
 		_exit(1);
 	/* The client pings as soon as it is up. */
-	if (read_full(fd, hdr, 4) < 0 || (l = get_be32(hdr)) > sizeof c ||
-	    l <= CR_STREAM_ABYTES || read_full(fd, c, l) < 0 ||
-	    cr_stream_pull(&hs.rx, plain, c, l) < 0 ||
-	    net_msg_decode(&m, plain, l - CR_STREAM_ABYTES) < 0)
+	if (read_record(fd, &hs, &m, plain, sizeof plain, NULL) < 0)
 		_exit(1);
 	r.type = NET_PONG;
 	r.reqid = m.reqid;
@@ -790,8 +1013,9 @@ fake_supplier(int lfd, int mode)
 		r.type = NET_DEL_OK;
 	if (mode == FAKE_BAD_MAC) {
 		put_be32(c, 40);
-		randombytes_buf(c + 4, 40);
-		if (write(fd, c, 44) != 44)
+		put_be32(c + 4, 0);
+		randombytes_buf(c + 8, 40);
+		if (write(fd, c, 48) != 48)
 			_exit(1);
 	} else if (send_record(fd, &hs, &r) < 0) {
 		_exit(1);
@@ -1443,6 +1667,7 @@ const struct test tests_net[] = {
 	{ "quota", test_quota },
 	{ "forget", test_forget },
 	{ "list_get_raw", test_list_get_raw },
+	{ "bulk_raw", test_bulk_raw },
 	{ "threads", test_threads },
 	{ "bad_supplier", test_bad_supplier },
 	{ "ipv6", test_ipv6 },

@@ -791,7 +791,8 @@ frag_list_paged(struct swarm *sw)
 		randombytes_buf(fid, sizeof fid);
 		fid[0] = (unsigned char)(i & 0xff);	/* never all zero */
 		fid[1] |= 1;
-		if (store_frag_put(sf, sw->me->pk, fid, "xyz", 1 + i % 3) < 0) {
+		if (store_frag_put(sf, sw->me->pk, fid, "xyz", 1 + i % 3,
+		    fid) < 0) {		/* any 32 bytes: the owner's claim */
 			store_frag_close(sf);
 			CHECK(0);
 		}

@@ -445,6 +445,64 @@ collect_extent(void *arg, uint64_t bno, const unsigned char *id)
 	return e->n == e->stop_at ? 7 : 0;
 }
 
+/* Inline blocks: put/get/del, replace, lengths, separate from extents,
+ * survive a reopen, gone after an abort. */
+static int
+test_inline(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	unsigned char big[STORE_INLINE_MAX + 1], got[STORE_INLINE_MAX];
+	unsigned char id[CR_ID_BYTES], small[4];
+	size_t len = 0;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 13 + 5);
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_inline_get(t, 5, 0, got, sizeof got, &len), -ENOENT);
+	CHECK_EQ(store_inline_put(t, 5, 0, "abc", 3), 0);
+	CHECK_EQ(store_inline_put(t, 6, 0, big, STORE_INLINE_MAX), 0);
+	CHECK_EQ(store_inline_put(t, 7, 0, big, STORE_INLINE_MAX + 1), -EINVAL);
+	CHECK_EQ(store_inline_put(t, 7, 0, big, 0), -EINVAL);
+	CHECK_EQ(store_inline_put(t, 5, 1, "x", 1), 0);
+	COMMIT(t);
+	store_close(st);
+
+	OPEN(st);
+	BEGIN(st, 0, t);
+	CHECK_EQ(store_inline_get(t, 5, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 3);
+	CHECK_MEM(got, "abc", 3);
+	CHECK_EQ(store_inline_get(t, 6, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, STORE_INLINE_MAX);
+	CHECK_MEM(got, big, STORE_INLINE_MAX);
+	/* A short buffer gets the head, *len the whole length. */
+	CHECK_EQ(store_inline_get(t, 6, 0, small, sizeof small, &len), 0);
+	CHECK_EQ(len, STORE_INLINE_MAX);
+	CHECK_MEM(small, big, sizeof small);
+	CHECK_EQ(store_inline_get(t, 7, 0, got, sizeof got, &len), -ENOENT);
+	/* Not an extent. */
+	CHECK_EQ(store_extent_get(t, 5, 0, id), -ENOENT);
+	/* Replace, then delete. */
+	CHECK_EQ(store_inline_put(t, 5, 0, "zz", 2), 0);
+	CHECK_EQ(store_inline_get(t, 5, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 2);
+	CHECK_MEM(got, "zz", 2);
+	CHECK_EQ(store_inline_del(t, 5, 0), 0);
+	CHECK_EQ(store_inline_del(t, 5, 0), -ENOENT);
+	CHECK_EQ(store_inline_get(t, 5, 0, got, sizeof got, &len), -ENOENT);
+	CHECK_EQ(store_inline_get(t, 5, 1, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 1);
+	store_txn_abort(t);		/* the replace and delete never were */
+	BEGIN(st, 1, t);
+	CHECK_EQ(store_inline_get(t, 5, 0, got, sizeof got, &len), 0);
+	CHECK_EQ(len, 3);
+	store_txn_abort(t);
+	store_close(st);
+	return 0;
+}
+
 static int
 test_extents(void)
 {
@@ -1357,6 +1415,7 @@ const struct test tests_store[] = {
 	{ "dirents", test_dirents },
 	{ "xattrs", test_xattrs },
 	{ "extents", test_extents },
+	{ "inline", test_inline },
 	{ "blocks", test_blocks },
 	{ "blocks_v2_fields", test_blocks_v2_fields },
 	{ "blocks_v1_compat", test_blocks_v1_compat },

@@ -14,6 +14,12 @@ static const unsigned char fid[STORE_FRAGID_BYTES] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
 	18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33,
 };
+static const unsigned char fhash[CR_HASH_BYTES] = {
+	0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+	0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
+	0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
+};
+#define PUT_OFF (NET_MSG_HDR + STORE_FRAGID_BYTES + CR_HASH_BYTES)	/* 74 */
 
 /* Encodes m, checks the length, decodes into out. */
 static int
@@ -141,22 +147,26 @@ test_round_trip_variable(void)
 	m.type = NET_PUT;
 	m.reqid = 77;
 	m.fragid = fid;
+	m.hash = fhash;
 	m.data = data;
 	m.data_len = sizeof data;
-	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), 42 + sizeof data);
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), PUT_OFF + sizeof data);
 	CHECK_EQ(d.type, NET_PUT);
 	CHECK_MEM(d.fragid, fid, sizeof fid);
+	CHECK_MEM(d.hash, fhash, sizeof fhash);
+	CHECK(d.hash == buf + NET_MSG_HDR + STORE_FRAGID_BYTES);
 	CHECK_EQ(d.data_len, sizeof data);
 	CHECK_MEM(d.data, data, sizeof data);
-	CHECK_EQ(net_msg_data_offset(NET_PUT), 42);
+	CHECK_EQ(net_msg_data_offset(NET_PUT), 74);
 
 	/* data NULL: the caller copies the bytes in place itself */
 	m.data = NULL;
 	memset(buf, 0, sizeof buf);
-	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), 42 + sizeof data);
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), PUT_OFF + sizeof data);
 	memcpy(buf + net_msg_data_offset(NET_PUT), data, sizeof data);
-	CHECK_EQ(net_msg_decode(&d, buf, 42 + sizeof data), 0);
+	CHECK_EQ(net_msg_decode(&d, buf, PUT_OFF + sizeof data), 0);
 	CHECK_MEM(d.data, data, sizeof data);
+	CHECK_MEM(d.hash, fhash, sizeof fhash);
 
 	memset(&m, 0, sizeof m);
 	m.type = NET_GET_OK;
@@ -211,7 +221,16 @@ test_encode_refuses(void)
 	CHECK_EQ(net_msg_encode(buf, 9, &m), 9);
 	m.type = NET_PUT;		/* no data */
 	m.fragid = fid;
+	m.hash = fhash;
 	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	m.data = big;			/* no hash */
+	m.data_len = 1;
+	m.hash = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	m.hash = fhash;		/* now valid, but 75 bytes do not fit 64 */
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -ENOSPC);
+	m.data = NULL;
+	m.data_len = 0;
 	m.type = NET_LIST_OK;
 	m.n = NET_LIST_MAX + 1;
 	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
@@ -259,11 +278,13 @@ test_decode_malformed(void)
 		CHECK_EQ(net_msg_decode(&m, buf, n), -EPROTO);
 	}
 
-	/* PUT: fragid and at least one byte */
-	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 33)), -EPROTO);
-	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 32)), -EPROTO);
-	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 34)), 0);
+	/* PUT: fragid, hash and at least one byte */
+	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 65)), -EPROTO);
+	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 64)), -EPROTO);
+	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 34)), -EPROTO);
+	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_PUT, 66)), 0);
 	CHECK_EQ(m.data_len, 1);
+	CHECK(m.hash == buf + 42 && m.data == buf + 74);
 	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_GET_OK, 0)), -EPROTO);
 	/* fixed sizes: one short and one extra byte */
 	CHECK_EQ(net_msg_decode(&m, buf, rec(buf, NET_GET, 34)), -EPROTO);
@@ -323,49 +344,74 @@ test_decode_malformed(void)
 	return 0;
 }
 
-/* Feeds everything; returns the number of frames, checks each. */
+/* ---- framer (format v2: L | B | header ciphertext | bulk) -------------- */
+#define AB CR_STREAM_ABYTES
+
+/* Writes a frame at w; returns its length. */
+static size_t
+put_frame(unsigned char *w, const void *hdr, uint32_t hl, const void *bulk,
+    uint32_t bl)
+{
+	put_be32(w, hl);
+	put_be32(w + 4, bl);
+	memcpy(w + 8, hdr, hl);
+	if (bl)
+		memcpy(w + 8 + hl, bulk, bl);
+	return 8 + (size_t)hl + bl;
+}
+
 static int
 test_framer_basic(void)
 {
+	unsigned char hdr1[AB + 20], hdr2[AB + PUT_OFF], in[512];
 	struct net_framer f;
-	unsigned char in[4 + 3 + 4 + 5];
+	struct net_frame fr;
 	const unsigned char *p = in;
-	size_t n = sizeof in, len;
-	unsigned char *frame;
+	size_t n, l1, l2;
 
-	put_be32(in, 3);
-	memcpy(in + 4, "abc", 3);
-	put_be32(in + 7, 5);
-	memcpy(in + 11, "hello", 5);
+	memset(hdr1, 0x11, sizeof hdr1);
+	memset(hdr2, 0x22, sizeof hdr2);
+	l1 = put_frame(in, hdr1, sizeof hdr1, NULL, 0);
+	l2 = put_frame(in + l1, hdr2, sizeof hdr2, "hello", 5);
+	n = l1 + l2;
 	net_framer_init(&f);
 	/* two frames in one feed */
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 1);
-	CHECK_EQ(len, 3);
-	CHECK_MEM(frame, "abc", 3);
-	CHECK_EQ(n, 9);
-	free(frame);
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 1);
-	CHECK_EQ(len, 5);
-	CHECK_MEM(frame, "hello", 5);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 1);
+	CHECK_EQ(fr.hdr_len, sizeof hdr1);
+	CHECK_EQ(fr.bulk_len, 0);
+	CHECK_MEM(fr.hdr, hdr1, sizeof hdr1);
+	CHECK(fr.rec != NULL);
+	CHECK_EQ(n, l2);
+	free(fr.hdr);
+	free(fr.rec);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 1);
+	CHECK_EQ(fr.hdr_len, sizeof hdr2);
+	CHECK_EQ(fr.bulk_len, 5);
+	CHECK_MEM(fr.hdr, hdr2, sizeof hdr2);
+	/* the bulk is already where the decrypted header will end */
+	CHECK_MEM(fr.rec + PUT_OFF, "hello", 5);
 	CHECK_EQ(n, 0);
-	free(frame);
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 0);
+	free(fr.hdr);
+	free(fr.rec);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
 	net_framer_release(&f);
 
-	/* one byte at a time, length included */
+	/* one byte at a time, prefix included */
 	net_framer_init(&f);
 	int frames = 0;
-	for (size_t i = 0; i < sizeof in; i++) {
+	for (size_t i = 0; i < l1 + l2; i++) {
 		const unsigned char *q = in + i;
 		size_t one = 1;
-		int rc = net_framer_feed(&f, &q, &one, &frame, &len);
+		int rc = net_framer_feed(&f, &q, &one, &fr);
 
 		CHECK_EQ(one, 0);
-		if (i == 6 || i == sizeof in - 1) {
+		if (i == l1 - 1 || i == l1 + l2 - 1) {
 			CHECK_EQ(rc, 1);
-			CHECK_EQ(len, i == 6 ? 3 : 5);
-			CHECK_MEM(frame, i == 6 ? "abc" : "hello", len);
-			free(frame);
+			CHECK_EQ(fr.bulk_len, i == l1 - 1 ? 0 : 5);
+			if (fr.bulk_len)
+				CHECK_MEM(fr.rec + PUT_OFF, "hello", 5);
+			free(fr.hdr);
+			free(fr.rec);
 			frames++;
 		} else {
 			CHECK_EQ(rc, 0);
@@ -376,88 +422,203 @@ test_framer_basic(void)
 	return 0;
 }
 
+/* Feeds an 8-byte prefix L | B to a fresh framer. */
+static int
+feed_prefix(uint32_t l, uint32_t b)
+{
+	unsigned char in[8];
+	const unsigned char *p = in;
+	size_t n = sizeof in;
+	struct net_framer f;
+	struct net_frame fr;
+	int rc;
+
+	put_be32(in, l);
+	put_be32(in + 4, b);
+	net_framer_init(&f);
+	rc = net_framer_feed(&f, &p, &n, &fr);
+	if (rc == 1) {
+		free(fr.hdr);
+		free(fr.rec);
+	}
+	net_framer_release(&f);
+	return rc;
+}
+
 static int
 test_framer_bad_length(void)
 {
 	struct net_framer f;
+	struct net_frame fr;
 	unsigned char in[8] = { 0 };
 	const unsigned char *p;
-	size_t n, len;
-	unsigned char *frame = NULL;
+	size_t n;
 
 	net_framer_init(&f);
 	p = in;
-	n = 4;		/* length 0 */
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), -EPROTO);
-	n = 4;		/* and it stays broken */
-	p = in + 4;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), -EPROTO);
-	net_framer_release(&f);
-
-	net_framer_init(&f);
-	put_be32(in, NET_FRAME_MAX + 1);
+	n = 8;		/* length 0 */
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), -EPROTO);
+	n = 8;		/* and it stays broken */
 	p = in;
-	n = 8;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), -EPROTO);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), -EPROTO);
 	net_framer_release(&f);
 
-	net_framer_init(&f);
-	put_be32(in, UINT32_MAX);
-	p = in;
-	n = 8;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), -EPROTO);
-	net_framer_release(&f);
+	CHECK_EQ(feed_prefix(AB + NET_MSG_HDR - 1, 0), -EPROTO);
+	CHECK_EQ(feed_prefix(AB + NET_MSG_HDR, 0), 0);
+	CHECK_EQ(feed_prefix(NET_FRAME_MAX + 1, 0), -EPROTO);
+	CHECK_EQ(feed_prefix(UINT32_MAX, 0), -EPROTO);
+	CHECK_EQ(feed_prefix(NET_FRAME_MAX, 0), 0);
+	/* L + B over the maximum, without wrapping */
+	CHECK_EQ(feed_prefix(AB + PUT_OFF, NET_FRAME_MAX - AB - PUT_OFF), 0);
+	CHECK_EQ(feed_prefix(AB + PUT_OFF, NET_FRAME_MAX - AB - PUT_OFF + 1),
+	    -EPROTO);
+	CHECK_EQ(feed_prefix(AB + PUT_OFF, UINT32_MAX), -EPROTO);
+	CHECK_EQ(feed_prefix(UINT32_MAX, UINT32_MAX), -EPROTO);
+	/* a bulk after a header longer than any data offset */
+	CHECK_EQ(feed_prefix(AB + PUT_OFF + 1, 1), -EPROTO);
+	CHECK_EQ(feed_prefix(AB + NET_MSG_HDR - 1, 1), -EPROTO);
 
-	/* NET_FRAME_MAX itself is fine; split length, then the body */
+	/* the largest frame: split prefix, then header and bulk */
+	uint32_t bl = NET_FRAME_MAX - AB - PUT_OFF;
 	net_framer_init(&f);
-	put_be32(in, NET_FRAME_MAX);
-	for (int i = 0; i < 4; i++) {
+	put_be32(in, AB + PUT_OFF);
+	put_be32(in + 4, bl);
+	for (int i = 0; i < 8; i++) {
 		p = in + i;
 		n = 1;
-		CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 0);
+		CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
 	}
 	unsigned char *body = calloc(1, NET_FRAME_MAX);
 	CHECK(body);
+	body[0] = 0x41;
 	body[NET_FRAME_MAX - 1] = 0x42;
 	p = body;
 	n = NET_FRAME_MAX - 1;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 0);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
 	p = body + NET_FRAME_MAX - 1;
 	n = 1;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 1);
-	CHECK_EQ(len, NET_FRAME_MAX);
-	CHECK_EQ(frame[NET_FRAME_MAX - 1], 0x42);
-	free(frame);
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 1);
+	CHECK_EQ(fr.hdr_len, AB + PUT_OFF);
+	CHECK_EQ(fr.bulk_len, bl);
+	CHECK_EQ(fr.hdr[0], 0x41);
+	CHECK_EQ(fr.rec[PUT_OFF + bl - 1], 0x42);
+	free(fr.hdr);
+	free(fr.rec);
 	free(body);
 	/* release with a half-read frame frees it (valgrind/ASan check) */
-	put_be32(in, 10);
+	put_be32(in, AB + PUT_OFF);
+	put_be32(in + 4, 10);
 	p = in;
-	n = 6;
-	CHECK_EQ(net_framer_feed(&f, &p, &n, &frame, &len), 0);
+	n = 8;
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
+	p = body = calloc(1, AB + PUT_OFF + 3);
+	n = AB + PUT_OFF + 3;	/* into the bulk */
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
+	free(body);
 	net_framer_release(&f);
 	return 0;
 }
 
-/* A stream of encoded records through the framer decodes to the same. */
+static int
+test_bulk_rules(void)
+{
+	CHECK_EQ(net_msg_bulk_ok(NET_PING, NET_MSG_HDR, 0), 0);
+	CHECK_EQ(net_msg_bulk_ok(NET_PUT, PUT_OFF + 5, 0), 0);
+	CHECK_EQ(net_msg_bulk_ok(NET_PING, NET_MSG_HDR, 1), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_HEAD_PUT, NET_MSG_HDR, 100), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_LIST_OK, NET_MSG_HDR + 4, 41), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_ERR, NET_MSG_HDR + 4, 3), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(0x42, NET_MSG_HDR, 3), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_PUT, PUT_OFF, 1), 0);
+	CHECK_EQ(net_msg_bulk_ok(NET_PUT, PUT_OFF - 1, 1), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_PUT, PUT_OFF + 1, 1), -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_PUT, NET_MSG_HDR + STORE_FRAGID_BYTES, 9),
+	    -EPROTO);
+	CHECK_EQ(net_msg_bulk_ok(NET_GET_OK, NET_MSG_HDR, 7), 0);
+	CHECK_EQ(net_msg_bulk_ok(NET_GET_OK, NET_MSG_HDR + 1, 7), -EPROTO);
+	return 0;
+}
+
+static int
+test_encode_head(void)
+{
+	unsigned char buf[128], data[50], entries[2 * ENTRY] = { 0 };
+	const unsigned char *bulk;
+	size_t bl;
+	struct net_msg m;
+
+	memset(data, 0x5c, sizeof data);
+	memset(&m, 0, sizeof m);
+	m.type = NET_PUT;
+	m.reqid = 5;
+	m.fragid = fid;
+	m.hash = fhash;
+	m.data = data;
+	m.data_len = sizeof data;
+	CHECK_EQ(net_msg_head_len(&m), PUT_OFF);
+	/* the header alone fits where the whole record would not */
+	CHECK_EQ(net_msg_encode_head(buf, PUT_OFF, &m, &bulk, &bl), PUT_OFF);
+	CHECK(bulk == data);
+	CHECK_EQ(bl, sizeof data);
+	CHECK_EQ(buf[0], NET_PUT);
+	CHECK_MEM(buf + NET_MSG_HDR, fid, sizeof fid);
+	CHECK_MEM(buf + 42, fhash, sizeof fhash);
+	CHECK_EQ(net_msg_encode_head(buf, PUT_OFF - 1, &m, &bulk, &bl), -ENOSPC);
+	m.data = NULL;		/* the bulk is needed here */
+	CHECK_EQ(net_msg_encode_head(buf, sizeof buf, &m, &bulk, &bl), -EINVAL);
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_GET_OK;
+	m.data = data;
+	m.data_len = 1;
+	CHECK_EQ(net_msg_encode_head(buf, sizeof buf, &m, &bulk, &bl),
+	    NET_MSG_HDR);
+	CHECK(bulk == data && bl == 1);
+	m.data_len = 0;
+	CHECK_EQ(net_msg_head_len(&m), 0);
+	CHECK_EQ(net_msg_encode_head(buf, sizeof buf, &m, &bulk, &bl), -EINVAL);
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_LIST_OK;	/* no bulk: the whole record is header */
+	m.n = 2;
+	m.entries = entries;
+	CHECK_EQ(net_msg_head_len(&m), NET_MSG_HDR + 4 + 2 * ENTRY);
+	CHECK_EQ(net_msg_encode_head(buf, sizeof buf, &m, &bulk, &bl),
+	    NET_MSG_HDR + 4 + 2 * ENTRY);
+	CHECK(bulk == NULL && bl == 0);
+	m.type = NET_PING;
+	CHECK_EQ(net_msg_encode_head(buf, sizeof buf, &m, &bulk, &bl),
+	    NET_MSG_HDR);
+	CHECK(bulk == NULL && bl == 0);
+	return 0;
+}
+
+/* A stream of records (header "ciphertext" = AB filler | plaintext) through
+ * the framer; copying the plaintext header to the front of rec, as the
+ * decryption does, gives the same records. */
 static int
 test_framer_records(void)
 {
-	unsigned char stream[512], *w = stream, data[20] = "twenty bytes of data";
+	unsigned char stream[2048], *w = stream, data[20] = "twenty bytes of data";
+	unsigned char hb[AB + 128];
 	struct net_msg m;
 	struct net_framer f;
-	ssize_t len;
+	const unsigned char *bulk;
+	size_t bl;
+	ssize_t hl;
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		memset(&m, 0, sizeof m);
-		m.type = i % 2 ? NET_PUT : NET_GET;
+		m.type = i % 3 == 0 ? NET_PUT : i % 3 == 1 ? NET_GET : NET_GET_OK;
 		m.reqid = (uint64_t)i;
 		m.fragid = fid;
+		m.hash = fhash;
 		m.data = data;
-		m.data_len = sizeof data;
-		len = net_msg_encode(w + 4, sizeof stream - (w - stream) - 4, &m);
-		CHECK(len > 0);
-		put_be32(w, (uint32_t)len);
-		w += 4 + len;
+		m.data_len = sizeof data - (size_t)i;
+		memset(hb, 0xee, AB);
+		hl = net_msg_encode_head(hb + AB, sizeof hb - AB, &m, &bulk, &bl);
+		CHECK(hl > 0);
+		w += put_frame(w, hb, (uint32_t)(AB + hl), bulk, (uint32_t)bl);
 	}
 	for (size_t chunk = 1; chunk <= 64; chunk += 7) {
 		int seen = 0;
@@ -467,21 +628,44 @@ test_framer_records(void)
 			size_t n = (size_t)(w - r) < chunk ? (size_t)(w - r) : chunk;
 			r += n;
 			for (;;) {
-				unsigned char *frame;
-				size_t flen;
-				int rc = net_framer_feed(&f, &p, &n, &frame, &flen);
+				struct net_frame fr;
+				int rc = net_framer_feed(&f, &p, &n, &fr);
 				CHECK(rc >= 0);
 				if (rc == 0)
 					break;
-				CHECK_EQ(net_msg_decode(&m, frame, flen), 0);
+				size_t h = fr.hdr_len - AB;
+				memcpy(fr.rec, fr.hdr + AB, h);
+				CHECK_EQ(net_msg_bulk_ok(fr.rec[0], h,
+				    fr.bulk_len), 0);
+				CHECK_EQ(net_msg_decode(&m, fr.rec,
+				    h + fr.bulk_len), 0);
 				CHECK(m.reqid == (uint64_t)seen);
-				CHECK_EQ(m.type, seen % 2 ? NET_PUT : NET_GET);
-				CHECK_MEM(m.fragid, fid, sizeof fid);
-				free(frame);
+				switch (seen % 3) {
+				case 0:
+					CHECK_EQ(m.type, NET_PUT);
+					CHECK_MEM(m.fragid, fid, sizeof fid);
+					CHECK_MEM(m.hash, fhash, sizeof fhash);
+					break;
+				case 1:
+					CHECK_EQ(m.type, NET_GET);
+					CHECK_EQ(fr.bulk_len, 0);
+					CHECK_MEM(m.fragid, fid, sizeof fid);
+					break;
+				default:
+					CHECK_EQ(m.type, NET_GET_OK);
+				}
+				if (seen % 3 != 1) {
+					CHECK_EQ(fr.bulk_len,
+					    sizeof data - (size_t)seen);
+					CHECK_EQ(m.data_len, fr.bulk_len);
+					CHECK_MEM(m.data, data, m.data_len);
+				}
+				free(fr.hdr);
+				free(fr.rec);
 				seen++;
 			}
 		}
-		CHECK_EQ(seen, 5);
+		CHECK_EQ(seen, 6);
 		net_framer_release(&f);
 	}
 	return 0;
@@ -648,6 +832,8 @@ const struct test tests_wire[] = {
 	{ "framer_basic", test_framer_basic },
 	{ "framer_bad_length", test_framer_bad_length },
 	{ "framer_records", test_framer_records },
+	{ "bulk_rules", test_bulk_rules },
+	{ "encode_head", test_encode_head },
 	{ "heads_round_trip", test_heads_round_trip },
 	{ "heads_list_max", test_heads_list_max },
 	{ NULL, NULL },
