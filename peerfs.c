@@ -62,9 +62,11 @@ main(int argc, char **argv)
 	 * all day long. Above glibc's default thresholds each one is a fresh
 	 * mmap whose pages the kernel faults in and zeroes, then unmaps: that
 	 * cost 2-3 CPU seconds per GB written. Kept in the heap, they are
-	 * reused; the trim threshold still returns a burst's memory. */
+	 * reused. A small trim threshold and few arenas keep what the
+	 * heap holds on to bounded (RSS must not grow with file size). */
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+	mallopt(M_ARENA_MAX, 4);
 	log_init("peerfs", LOG_INFO, NULL);
 	if (argc < 2) {
 		usage(stderr);

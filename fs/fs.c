@@ -55,7 +55,7 @@ fs_new(struct fs **out, const struct fs_conf *conf)
 	if (!fs->conf.block_size)
 		fs->conf.block_size = 4u << 20;
 	if (!fs->conf.upload_threads)
-		fs->conf.upload_threads = 4;
+		fs->conf.upload_threads = 2;
 	if (!fs->conf.sync_timeout_ms)
 		fs->conf.sync_timeout_ms = 120000;
 	if (!fs->conf.max_threads)

@@ -154,6 +154,22 @@ test_keyfile_no_passphrase(void)
 	CHECK_MEM(c->pk, b->pk, sizeof c->pk);
 	cr_identity_free(b);
 	cr_identity_free(c);
+	/* Nothing to stretch without a passphrase: the stored Argon2id
+	 * memory limit (u64 BE after magic, flags, salt and ops) is the
+	 * minimum, so a supplier start does not take 64 MiB. */
+	{
+		unsigned char kf[128];
+		FILE *f = fopen("k1", "rb");
+		uint64_t mem = 0;
+		size_t off = 8 + 1 + crypto_pwhash_SALTBYTES + 8;
+
+		CHECK(f != NULL);
+		CHECK(fread(kf, 1, off + 8, f) == off + 8);
+		fclose(f);
+		for (int i = 0; i < 8; i++)
+			mem = mem << 8 | kf[off + i];
+		CHECK_EQ(mem, crypto_pwhash_MEMLIMIT_MIN);
+	}
 	return 0;
 }
 
