@@ -26,6 +26,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -38,6 +40,7 @@
 #define BUCKETS		4096
 #define IDLE_MS		2000	/* a block untouched this long is uploaded */
 #define SCAN_MS		500
+#define UPLOAD_NICE	10
 #define BACKOFF_MIN_MS	1000
 #define BACKOFF_MAX_MS	30000
 
@@ -50,7 +53,8 @@ struct dblk {
 	int64_t retry_ms;	/* not before (after a failed upload) */
 	int backoff_ms;
 	unsigned queued : 1, inflight : 1;
-	struct dblk *hnext;
+	struct dblk *hnext;	/* chain in tab, by (ino, bno) */
+	struct dblk *inext;	/* chain in itab, by ino */
 	TAILQ_ENTRY(dblk) qlink;
 };
 TAILQ_HEAD(dblk_q, dblk);
@@ -64,6 +68,9 @@ struct fs__data {
 	pthread_cond_t work;	/* workers: queue not empty or stop */
 	pthread_cond_t done;	/* syncers: a dirty block went away */
 	struct dblk *tab[BUCKETS];
+	/* The same entries by inode: close and fsync look up one file's
+	 * blocks without walking the whole table under d->lock. */
+	struct dblk *itab[BUCKETS];
 	struct dblk_q queue;
 	uint64_t seq;
 	uint64_t count;		/* entries in tab */
@@ -324,6 +331,12 @@ block_unref(struct store_txn *t, const unsigned char *id, struct forget *f)
 
 /* ---- dirty block table (d->lock held) ---------------------------------- */
 
+static uint32_t
+ino_slot(uint64_t ino)
+{
+	return (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 40) % BUCKETS;
+}
+
 static struct dblk *
 tab_find(struct fs__data *d, uint64_t ino, uint64_t bno)
 {
@@ -351,6 +364,8 @@ tab_get(struct fs__data *d, uint64_t ino, uint64_t bno)
 	e->last_ms = now_ms();
 	e->hnext = d->tab[h];
 	d->tab[h] = e;
+	e->inext = d->itab[ino_slot(ino)];
+	d->itab[ino_slot(ino)] = e;
 	d->count++;
 	return e;
 }
@@ -363,6 +378,9 @@ tab_del(struct fs__data *d, struct dblk *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
+	for (pp = &d->itab[ino_slot(e->ino)]; *pp != e; pp = &(*pp)->inext)
+		;
+	*pp = e->inext;
 	if (e->queued)
 		TAILQ_REMOVE(&d->queue, e, qlink);
 	d->count--;
@@ -387,12 +405,20 @@ enqueue_ino(struct fs__data *d, uint64_t ino)
 {
 	uint64_t n = 0;
 
-	for (size_t i = 0; i < BUCKETS; i++)
-		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
-			if (ino == 0 || e->ino == ino) {
+	if (ino != 0) {
+		for (struct dblk *e = d->itab[ino_slot(ino)]; e != NULL;
+		    e = e->inext)
+			if (e->ino == ino) {
 				enqueue(d, e);
 				n++;
 			}
+		return n;
+	}
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext) {
+			enqueue(d, e);
+			n++;
+		}
 	return n;
 }
 
@@ -403,9 +429,8 @@ count_ino(struct fs__data *d, uint64_t ino)
 
 	if (ino == 0)
 		return d->count;
-	for (size_t i = 0; i < BUCKETS; i++)
-		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
-			n += e->ino == ino;
+	for (struct dblk *e = d->itab[ino_slot(ino)]; e != NULL; e = e->inext)
+		n += e->ino == ino;
 	return n;
 }
 
@@ -453,14 +478,12 @@ forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
 			if ((e = tab_find(d, ino, bnos->v[i])) != NULL)
 				tab_del(d, e);
 	} else {
-		for (size_t i = 0; i < BUCKETS; i++) {
-			struct dblk *next;
+		struct dblk *next;
 
-			for (e = d->tab[i]; e != NULL; e = next) {
-				next = e->hnext;
-				if (e->ino == ino)
-					tab_del(d, e);
-			}
+		for (e = d->itab[ino_slot(ino)]; e != NULL; e = next) {
+			next = e->inext;
+			if (e->ino == ino)
+				tab_del(d, e);
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -883,6 +906,59 @@ out:
 /* Writes len bytes at boff of block bno into its staging file, creating
  * it (from the stored block when the write leaves some of it) and the
  * jrnl record when needed; end is the file offset just past the write. */
+static int net_online(struct fs *fs);
+
+/* A write that leaves a tiny file whole in its inline record (block 0,
+ * no journal, no extent) goes straight to the metadata: no staging file,
+ * no upload, one transaction. The stripe of (ino, 0) is held. -EAGAIN
+ * when the journal must take it instead (bytes outside the record, or no
+ * supplier online to publish an index to). */
+static int
+write_inline(struct fs *fs, uint64_t ino, uint32_t boff, const char *src,
+    uint32_t len, const unsigned char *old, size_t olen)
+{
+	struct fs__data *d = fs->data;
+	unsigned char nb[STORE_INLINE_MAX];
+	size_t nlen = olen > (size_t)boff + len ? olen : (size_t)boff + len;
+	struct store_txn *t;
+	struct store_inode in;
+	uint64_t gen = 0;
+	int rc;
+
+	if (nlen > STORE_INLINE_MAX || !net_online(fs))
+		return -EAGAIN;
+	memset(nb, 0, nlen);
+	memcpy(nb, old, olen);
+	memcpy(nb + boff, src, len);
+	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+		return rc;
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		goto fail;
+	if (in.size > nlen) {
+		rc = -EAGAIN;
+		goto fail;
+	}
+	in.size = nlen;
+	fs__touch(&in, FS_MTIME | FS_CTIME);
+	if ((rc = store_inline_put(t, ino, 0, nb, nlen)) < 0 ||
+	    (rc = store_ino_put(t, &in)) < 0 ||
+	    (rc = store_txn_gen(t, &gen)) < 0)
+		goto fail;
+	if ((rc = store_txn_commit(t)) < 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	d->inl_unpub++;
+	if (gen > d->inl_gen)
+		d->inl_gen = gen;
+	pthread_mutex_unlock(&d->lock);
+	sodium_memzero(nb, nlen);
+	return 0;
+fail:
+	store_txn_abort(t);
+	sodium_memzero(nb, nlen);
+	return rc;
+}
+
 static int
 write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
     const char *src, uint32_t len)
@@ -898,7 +974,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	unsigned char ib[STORE_INLINE_MAX];
 	uint64_t end = bno * d->bs + boff + len;
 	size_t ilen = 0;
-	int rc, has, rmw = 0, ovl = 0, fd = -1, plen = 0, inl = 0;
+	int rc, has, rmw = 0, ovl = 0, fd = -1, plen = 0, inl = 0, noext = 0;
 
 	pthread_mutex_lock(sl);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
@@ -910,8 +986,11 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 		if (rc == -ENOENT) {
 			/* Inline bytes are local: the staging file starts
 			 * from them when the write leaves some. */
+			noext = 1;
 			rc = store_inline_get(t, ino, bno, ib, sizeof ib, &ilen);
 			inl = rc == 0 && (boff > 0 || len < ilen);
+			if (rc == -ENOENT)
+				ilen = 0;
 		} else if (rc == 0 && (rc = store_block_get(t, id, &b)) == 0) {
 			rmw = boff > 0 || len < b.plain_len;
 		}
@@ -926,6 +1005,10 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	 * to deletes, or nothing could be unlinked to make room. */
 	if (!has && (rc = fs__map_room(st, 2)) < 0)
 		goto out;
+	if (!has && noext && bno == 0 && boff + len <= STORE_INLINE_MAX &&
+	    (rc = write_inline(fs, ino, boff, src, len, ib, ilen)) != -EAGAIN)
+		goto out;
+	rc = 0;
 
 	if (has) {
 		fd = store_jrnl_fd(st, ino, bno, O_RDWR);
@@ -1432,6 +1515,12 @@ worker_main(void *arg)
 		log_error("data: upload worker: out of memory");
 		return NULL;
 	}
+	/* Uploads are background work: on a busy machine the threads that
+	 * answer the user's file operations come first (Linux nice is per
+	 * thread). Best effort. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+	    UPLOAD_NICE) < 0)
+		log_debug("data: upload worker: nice: %s", strerror(errno));
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
 		now = now_ms();

@@ -229,3 +229,37 @@ def test_grow_shrink_unlink(setup):
     assert inline_records(m.home) == 0
     assert e.read_bytes() == b""
     m.umount()
+
+
+def test_tiny_write_skips_the_journal(setup):
+    """A write that leaves a tiny file whole goes to its inline record:
+    nothing pending and no staging file left, even for a file still open
+    and before any sync; the files count as uploading until an index
+    holding them is published, and one grown past 4 KiB becomes a block."""
+    sw, m = setup
+    files = small_files(seed=11)
+    (m.path / "direct").mkdir()
+    for name, data in files.items():
+        (m.path / "direct" / name).write_bytes(data)
+    # One still open: its bytes are already in the record.
+    with open(m.path / "direct" / "open", "wb") as f:
+        f.write(b"still open")
+        f.flush()
+        st = m.status_json()
+        assert st["blocks"]["pending"] == 0, st["blocks"]
+        staged = [p for p in (m.home / "journal").iterdir()
+                  if not p.name.startswith(".")]
+        assert staged == [], staged
+        assert inline_records(m.home) == SMALL + 1
+    files["open"] = b"still open"
+    wait_for(lambda: m.status_json()["uploading"] == 0, 60,
+             "the index holding the tiny files")
+    check_files(m.path / "direct", files)
+    # Appending past 4 KiB moves one of them to the journal and a block.
+    name, data = next((n, d) for n, d in files.items() if len(d) > 100)
+    with open(m.path / "direct" / name, "ab") as f:
+        f.write(b"x" * 5000)
+    m.sync()
+    assert (m.path / "direct" / name).read_bytes() == data + b"x" * 5000
+    assert m.status_json()["blocks"]["total"] == 1
+    assert inline_records(m.home) == SMALL
