@@ -140,12 +140,22 @@ class Swarm:
                 p.kill()
 
 
+# Written data comes from one random pool, like fio's buffers: each 1 MiB
+# write is a slice (no copy) at an offset 4099 bytes further on, so no two
+# 4 MiB blocks are alike and the writer spends its CPU in write(2), not in
+# building buffers. (An earlier writer rotated one 1 MiB buffer by i % 7
+# bytes: only 7 distinct blocks, so suppliers skipped most fragment writes
+# as re-puts and the write figures came out too good.)
+POOL = os.urandom(64 * MiB + MiB)
+
+
 def seq_write(path, size, sync):
-    buf = os.urandom(MiB)
+    pool = memoryview(POOL)
     t = time.perf_counter()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     for i in range(size // MiB):
-        os.write(fd, buf[i % 7:] + buf[:i % 7])
+        off = i * 4099 % (64 * MiB)
+        os.write(fd, pool[off:off + MiB])
     os.fsync(fd)
     os.close(fd)
     sync()
