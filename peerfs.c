@@ -65,8 +65,8 @@ main(int argc, char **argv)
 	 * reused. A small trim threshold and few arenas keep what the
 	 * heap holds on to bounded (RSS must not grow with file size). */
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 16 << 20);
-	mallopt(M_ARENA_MAX, 4);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_ARENA_MAX, 2);
 	log_init("peerfs", LOG_INFO, NULL);
 	if (argc < 2) {
 		usage(stderr);

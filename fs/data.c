@@ -68,6 +68,8 @@ struct fs__data {
 	pthread_cond_t work;	/* workers: queue not empty or stop */
 	pthread_cond_t done;	/* syncers: a dirty block went away */
 	struct dblk *tab[BUCKETS];
+	pthread_mutex_t fetch_lock;	/* protects fetching */
+	struct fetching *fetching;
 	/* The same entries by inode: close and fsync look up one file's
 	 * blocks without walking the whole table under d->lock. */
 	struct dblk *itab[BUCKETS];
@@ -97,6 +99,16 @@ struct fs__data {
 
 /* fi->fh: the last stored block read through this handle, so sequential
  * reads of an uncached block fetch it once even with no cache. */
+/* A block being fetched: readers of the same block (the kernel's
+ * readahead sends several reads per block at once) wait for it and take
+ * it from the cache instead of fetching it again. */
+struct fetching {
+	unsigned char id[CR_ID_BYTES];
+	int done, waiters;
+	pthread_cond_t cv;
+	struct fetching *next;
+};
+
 struct fh {
 	pthread_mutex_t lock;
 	int valid;
@@ -547,12 +559,71 @@ pwrite_full(int fd, const void *buf, size_t len, off_t off)
 
 /* The plaintext of stored block b into buf (bs bytes): cache, else the
  * suppliers (then cached). Returns b->plain_len or -errno. */
+/* 1 after waiting for another thread's fetch of id; 0 when there was
+ * none and the caller's fetch is now registered (fetch_done ends it);
+ * -1 when it could not be registered (out of memory: fetch anyway). */
+static int
+fetch_wait(struct fs__data *d, const unsigned char *id)
+{
+	struct fetching *f;
+
+	pthread_mutex_lock(&d->fetch_lock);
+	for (f = d->fetching; f != NULL; f = f->next)
+		if (memcmp(f->id, id, CR_ID_BYTES) == 0)
+			break;
+	if (f != NULL) {
+		f->waiters++;
+		while (!f->done)
+			pthread_cond_wait(&f->cv, &d->fetch_lock);
+		if (--f->waiters == 0) {
+			pthread_cond_destroy(&f->cv);
+			free(f);
+		}
+		pthread_mutex_unlock(&d->fetch_lock);
+		return 1;
+	}
+	if ((f = calloc(1, sizeof *f)) == NULL) {
+		pthread_mutex_unlock(&d->fetch_lock);
+		return -1;
+	}
+	memcpy(f->id, id, CR_ID_BYTES);
+	pthread_cond_init(&f->cv, NULL);
+	f->waiters = 1;		/* the fetcher itself */
+	f->next = d->fetching;
+	d->fetching = f;
+	pthread_mutex_unlock(&d->fetch_lock);
+	return 0;
+}
+
+static void
+fetch_done(struct fs__data *d, const unsigned char *id)
+{
+	struct fetching **pp, *f;
+
+	pthread_mutex_lock(&d->fetch_lock);
+	for (pp = &d->fetching; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->id, id, CR_ID_BYTES) == 0)
+			break;
+	if ((f = *pp) != NULL) {
+		*pp = f->next;
+		f->done = 1;
+		pthread_cond_broadcast(&f->cv);
+		if (--f->waiters == 0) {
+			pthread_cond_destroy(&f->cv);
+			free(f);
+		}
+	}
+	pthread_mutex_unlock(&d->fetch_lock);
+}
+
+static int block_fetch(struct fs *fs, const struct store_block *b,
+    void *buf);
+
 static int
 block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 {
-	uint32_t bad = 0;
 	ssize_t n;
-	int rc;
+	int rc, reg = -1;
 
 	if (b->plain_len > bs) {
 		log_error("data: block of %" PRIu32 " bytes exceeds the block "
@@ -563,7 +634,24 @@ block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 		n = store_cache_get(fs->conf.cache, b->id, buf, bs);
 		if (n == (ssize_t)b->plain_len)
 			return (int)n;
+		if ((reg = fetch_wait(fs->data, b->id)) == 1) {
+			n = store_cache_get(fs->conf.cache, b->id, buf, bs);
+			if (n == (ssize_t)b->plain_len)
+				return (int)n;
+		}
 	}
+	rc = block_fetch(fs, b, buf);
+	if (reg == 0)
+		fetch_done(fs->data, b->id);
+	return rc;
+}
+
+static int
+block_fetch(struct fs *fs, const struct store_block *b, void *buf)
+{
+	uint32_t bad = 0;
+	int rc;
+
 	/* Hook of fs/pin.c (offline use, `peerfs pin`): pinned blocks come
 	 * from the owner's disk, and a fetched block a pinned file uses is
 	 * kept there. Owned by the pin code; keep to these two calls. */
@@ -861,30 +949,20 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		return rc;
 
 	if (fh != NULL) {
+		/* The handle's last block serves the reads inside it. */
 		pthread_mutex_lock(&fh->lock);
-		if (fh->buf == NULL && (fh->buf = malloc(d->bs)) == NULL) {
+		if (fh->valid && memcmp(fh->id, b.id, CR_ID_BYTES) == 0) {
+			if (boff < fh->len)
+				memcpy(dst, fh->buf + boff,
+				    len < fh->len - boff ? len : fh->len - boff);
 			pthread_mutex_unlock(&fh->lock);
-			rc = -ENOMEM;
+			rc = 0;
 			goto out;
 		}
-		if (!fh->valid || memcmp(fh->id, b.id, CR_ID_BYTES) != 0) {
-			fh->valid = 0;
-			if ((plen = block_plain(fs, d->bs, &b, fh->buf)) < 0) {
-				pthread_mutex_unlock(&fh->lock);
-				rc = plen;
-				goto out;
-			}
-			memcpy(fh->id, b.id, CR_ID_BYTES);
-			fh->len = plen;
-			fh->valid = 1;
-		}
-		if (boff < fh->len)
-			memcpy(dst, fh->buf + boff,
-			    len < fh->len - boff ? len : fh->len - boff);
 		pthread_mutex_unlock(&fh->lock);
-		rc = 0;
-		goto out;
 	}
+	/* Fetched without the handle's lock: the kernel's readahead reads
+	 * the next block through the same handle meanwhile. */
 	if ((buf = malloc(d->bs)) == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -897,6 +975,18 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		memcpy(dst, buf + boff,
 		    len < plen - boff ? len : plen - boff);
 	rc = 0;
+	if (fh != NULL) {
+		unsigned char *old;
+
+		pthread_mutex_lock(&fh->lock);
+		old = fh->buf;
+		fh->buf = buf;
+		buf = old;
+		memcpy(fh->id, b.id, CR_ID_BYTES);
+		fh->len = plen;
+		fh->valid = 1;
+		pthread_mutex_unlock(&fh->lock);
+	}
 out:
 	free(buf);
 	sodium_memzero(&b, sizeof b);
@@ -1643,6 +1733,7 @@ fs__data_init(struct fs *fs)
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&d->stripe[i], NULL);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->fetch_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->work, &ca);
@@ -1727,6 +1818,7 @@ fs__data_destroy(struct fs *fs)
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&d->stripe[i]);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->fetch_lock);
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->done);
 	free(d);
@@ -1995,7 +2087,9 @@ fs__data_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi)
 		return -ENOMEM;
 	pthread_mutex_init(&fh->lock, NULL);
 	fi->fh = (uintptr_t)fh;
-	fi->keep_cache = 0;
+	/* Every change to a file's bytes passes through this kernel (one
+	 * mount per home), so its page cache stays right across opens. */
+	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	return 0;
 }

@@ -2,6 +2,7 @@
  * (contents) and fs/ctl.c (control attributes) into one operation table,
  * mounts and runs the multi-threaded loop. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +14,51 @@
 #include "log.h"
 
 #define FS_MAX_WRITE (1u << 20)
+/* Two 4 MiB blocks: the kernel asks for the next block while the
+ * current one is read, and FUSE threads fetch both at once. */
+#define FS_READAHEAD (8u << 20)
+
+/* The kernel starts a FUSE mount's readahead at 128 KiB and INIT can
+ * only lower it: raise it through the mount's bdi before INIT is
+ * answered. Best effort (needs root; a failure only costs speed). */
+static void
+raise_readahead(const char *mountpoint)
+{
+	char line[4096], path[128], dev[32] = "", mnt[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+
+	if (f == NULL || realpath(mountpoint, mnt) == NULL) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char d[32], m[4096];
+
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", d, m) == 2 &&
+		    strcmp(m, mnt) == 0)
+			snprintf(dev, sizeof dev, "%s", d);
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+	if ((f = fopen(path, "w")) == NULL) {
+		log_debug("readahead: %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%u\n", FS_READAHEAD / 1024);
+	if (fclose(f) != 0)
+		log_debug("readahead: %s: %s", path, strerror(errno));
+}
 
 static void
 fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* libfuse's buffer holds 256 pages, so 1 MiB writes arrive whole. */
 	conn->max_write = FS_MAX_WRITE;
-	conn->max_readahead = FS_MAX_WRITE;
+	conn->max_readahead = FS_READAHEAD;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Writes must reach fs/data.c in order and with their real offsets;
@@ -132,6 +171,7 @@ fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts)
 		rc = -EIO;
 		goto out_signals;
 	}
+	raise_readahead(mountpoint);
 	if (!(fs->mountpoint = strdup(mountpoint))) {
 		rc = -ENOMEM;
 		fuse_session_unmount(fs->se);

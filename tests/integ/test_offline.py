@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import run_peerfs
+from conftest import drop_kernel_cache, run_peerfs
 
 BS = 65536          # small blocks: several per file, quick uploads
 EC = "2+1"
@@ -255,6 +255,9 @@ def test_pin_offline(make_swarm, make_mount):
     assert cp.returncode == 0, cp.stderr
     assert pin_info(m.path / "keep")["pinned"] == 0
     assert pinned_files(m) == []
+    # The kernel keeps pages of files read in this mount (keep_cache):
+    # drop them, so the read has to come from peerfs.
+    drop_kernel_cache()
     rc, err, secs = read_with_timeout(m.path / "keep" / "a", READ_BOUND)
     assert rc == 5, err
     cp = run_peerfs(["umount", "--force", m.path], timeout=60)
