@@ -17,7 +17,7 @@
 #include "store/store.h"
 
 #define MAX_PEERS 256
-#define DEFAULT_CACHE (64ull << 20)
+#define DEFAULT_CACHE (32ull << 20)
 
 static const char mount_help[] =
 "usage: peerfs mount [--home DIR] [--peer HOST:PORT]... [--ec K+M]\n"
@@ -35,7 +35,7 @@ static const char mount_help[] =
 "  --peer HOST:PORT      a supplier; remembered in DIR/peers for next time\n"
 "  --ec K+M              erasure code for new blocks (default 4+2)\n"
 "  --block-size SIZE     block size, fixed at the first mount (default 4M)\n"
-"  --cache-size SIZE     read cache in memory (default 64M; 0 = none)\n"
+"  --cache-size SIZE     read cache in memory (default 32M; 0 = none)\n"
 "  --timeout DURATION    network request timeout (default 10s)\n"
 "  --passphrase-file F   passphrase of the key file\n"
 "keeping data alive (durations: 500ms, 30s, 2m, 1h):\n"
