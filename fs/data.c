@@ -961,6 +961,13 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		}
 		pthread_mutex_unlock(&fh->lock);
 	}
+	/* A cached block gives just the range asked for. */
+	if (fs->conf.cache != NULL && b.plain_len <= d->bs &&
+	    (plen = (int)store_cache_get_range(fs->conf.cache, b.id, boff,
+	    dst, len)) == (int)b.plain_len) {
+		rc = 0;
+		goto out;
+	}
 	/* Fetched without the handle's lock: the kernel's readahead reads
 	 * the next block through the same handle meanwhile. */
 	if ((buf = malloc(d->bs)) == NULL) {

@@ -158,6 +158,26 @@ store_cache_get(struct store_cache *c, const unsigned char id[CR_ID_BYTES],
 	return rc;
 }
 
+ssize_t
+store_cache_get_range(struct store_cache *c,
+    const unsigned char id[CR_ID_BYTES], size_t off, void *buf, size_t len)
+{
+	struct centry *e;
+	ssize_t rc = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	if ((e = *slot(c, id)) != NULL) {
+		if (off < e->len && len)
+			memcpy(buf, e->data + off,
+			    len < e->len - off ? len : e->len - off);
+		lru_unlink(c, e);
+		lru_push_front(c, e);
+		rc = (ssize_t)e->len;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 void
 store_cache_put(struct store_cache *c, const unsigned char id[CR_ID_BYTES],
     const void *data, size_t len)

@@ -236,6 +236,11 @@ int store_jrnl_scan(struct store *st,
 struct store_cache;
 int  store_cache_new(struct store_cache **out, size_t max_bytes);
 void store_cache_free(struct store_cache *c);
+/* Copies bytes [off, off + len) of the block (fewer at its end) to buf:
+ * a read needs its range, not the whole block. The block's length, or
+ * -ENOENT. */
+ssize_t store_cache_get_range(struct store_cache *c,
+    const unsigned char id[CR_ID_BYTES], size_t off, void *buf, size_t len);
 /* Copies up to cap bytes into buf; returns the block length or -ENOENT. */
 ssize_t store_cache_get(struct store_cache *c, const unsigned char id[CR_ID_BYTES],
     void *buf, size_t cap);

@@ -1257,6 +1257,17 @@ test_cache_lru(void)
 	data[0] = 'c';
 	store_cache_put(c, id[2], data, 100);
 	CHECK_EQ(store_cache_bytes(c), 300);
+	/* A range: only those bytes, cut at the block's end. */
+	memset(buf, 'z', sizeof buf);
+	CHECK_EQ(store_cache_get_range(c, id[2], 0, buf, 2), 100);
+	CHECK(buf[0] == 'c' && buf[1] == 'a' && buf[2] == 'z');
+	memset(buf, 'z', sizeof buf);
+	CHECK_EQ(store_cache_get_range(c, id[2], 98, buf, 10), 100);
+	CHECK(buf[0] == 'a' && buf[1] == 'a' && buf[2] == 'z');
+	memset(buf, 'z', sizeof buf);
+	CHECK_EQ(store_cache_get_range(c, id[2], 100, buf, 10), 100);
+	CHECK_EQ(buf[0], 'z');
+	CHECK_EQ(store_cache_get_range(c, id[4], 0, buf, 10), -ENOENT);
 	/* touch 0: 1 is now least recently used */
 	CHECK_EQ(store_cache_get(c, id[0], buf, sizeof buf), 100);
 	CHECK_EQ(buf[0], 'a');
