@@ -12,7 +12,8 @@ B       := build
 LIB_SRC := log.c $(sort $(wildcard crypto/*.c store/*.c net/*.c fs/*.c cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
-UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
+    $(B)/tests/unit/testutil.o
 
 .PHONY: all deps test unit integ fuzz fuzz-short demo demo-stop bench \
         check-layers clean

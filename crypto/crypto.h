@@ -188,15 +188,11 @@ int cr_hs_server_finish(struct cr_hs *hs,
 /* Wipes ephemeral and session key material (streams stay usable). */
 void cr_hs_wipe(struct cr_hs *hs);
 
-/* One record of a direction: c gets mlen + CR_STREAM_ABYTES bytes. */
-int cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
-    size_t mlen);
-/* m gets clen - CR_STREAM_ABYTES bytes. -EBADMSG on a bad MAC or a
- * final/rekey tag; -EINVAL when clen < CR_STREAM_ABYTES. */
-int cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
-    size_t clen);
-/* The same, with ad[0..adlen) authenticated (Poly1305, length included)
- * but neither encrypted nor copied: the receiver must pass the very same
+/* One record of a direction: c gets mlen + CR_STREAM_ABYTES bytes (push);
+ * m gets clen - CR_STREAM_ABYTES bytes (pull: -EBADMSG on a bad MAC or a
+ * final/rekey tag, -EINVAL when clen < CR_STREAM_ABYTES). ad[0..adlen)
+ * (may be NULL, 0) is authenticated (Poly1305, length included) but
+ * neither encrypted nor copied: the receiver must pass the very same
  * bytes. For bulk that is already ciphertext (net/ records' fragments). */
 int cr_stream_push_ad(struct cr_stream *s, unsigned char *c, const void *m,
     size_t mlen, const unsigned char *ad, size_t adlen);

@@ -238,16 +238,3 @@ cr_stream_pull_ad(struct cr_stream *s, void *m, const unsigned char *c,
 	return 0;
 }
 
-int
-cr_stream_push(struct cr_stream *s, unsigned char *c, const void *m,
-    size_t mlen)
-{
-	return cr_stream_push_ad(s, c, m, mlen, NULL, 0);
-}
-
-int
-cr_stream_pull(struct cr_stream *s, void *m, const unsigned char *c,
-    size_t clen)
-{
-	return cr_stream_pull_ad(s, m, c, clen, NULL, 0);
-}

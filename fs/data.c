@@ -1005,6 +1005,17 @@ out:
  * jrnl record when needed; end is the file offset just past the write. */
 static int net_online(struct fs *fs);
 
+/* An inline record committed with change number gen is on the owner's
+ * disk only until an index that holds it is published
+ * (fs__data_published). d->lock held. */
+static void
+inline_committed(struct fs__data *d, uint64_t gen)
+{
+	d->inl_unpub++;
+	if (gen > d->inl_gen)
+		d->inl_gen = gen;
+}
+
 /* A write that leaves a tiny file whole in its inline record (block 0,
  * no journal, no extent) goes straight to the metadata: no staging file,
  * no upload, one transaction. The stripe of (ino, 0) is held. -EAGAIN
@@ -1044,9 +1055,7 @@ write_inline(struct fs *fs, uint64_t ino, uint32_t boff, const char *src,
 	if ((rc = store_txn_commit(t)) < 0)
 		return rc;
 	pthread_mutex_lock(&d->lock);
-	d->inl_unpub++;
-	if (gen > d->inl_gen)
-		d->inl_gen = gen;
+	inline_committed(d, gen);
 	pthread_mutex_unlock(&d->lock);
 	sodium_memzero(nb, nlen);
 	return 0;
@@ -1428,16 +1437,9 @@ out:
 static int
 net_online(struct fs *fs)
 {
-	struct net_peer_info *pi;
-	int n, online = 0;
-
-	if (fs->conf.net == NULL || (pi = calloc(64, sizeof *pi)) == NULL)
-		return 0;
-	n = net_peers(fs->conf.net, pi, 64, 0);
-	for (int i = 0; i < n && i < 64; i++)
-		online += pi[i].state == NET_PEER_ONLINE;
-	free(pi);
-	return online > 0;
+	/* A zero wait reads the session count under net's lock: no trip to
+	 * the loop thread on this path (every tiny write asks). */
+	return fs->conf.net != NULL && net_wait_online(fs->conf.net, 1, 0) > 0;
 }
 
 static int
@@ -1577,11 +1579,8 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		tab_del(d, e);
 	if (rc == 0 && recp != NULL)
 		d->uploaded++;
-	if (rc == 0 && inl) {
-		d->inl_unpub++;
-		if (igen > d->inl_gen)
-			d->inl_gen = igen;
-	}
+	if (rc == 0 && inl)
+		inline_committed(d, igen);
 	if (d->failing)
 		log_info("data: uploads work again");
 	d->failing = 0;

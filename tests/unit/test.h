@@ -17,6 +17,11 @@ struct test {
 
 #define TEST_SKIP 77
 
+/* A fresh random owner or supplier identity (sodium_malloc'd: free with
+ * cr_identity_free); aborts when out of memory. tests/unit/testutil.c */
+struct cr_identity;
+struct cr_identity *test_identity(void);
+
 #define CHECK(cond) do { if (!(cond)) { \
 	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
 	return 1; } } while (0)

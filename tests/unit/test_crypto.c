@@ -13,18 +13,6 @@
 
 #define KF_BYTES 209	/* see crypto/identity.c */
 
-static struct cr_identity *
-mk_id(void)
-{
-	struct cr_identity *id = sodium_malloc(sizeof *id);
-
-	if (!id)
-		abort();
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-	return id;
-}
-
 static int
 read_all(const char *path, unsigned char *buf, size_t cap)
 {
@@ -701,9 +689,9 @@ relay(struct cr_stream *tx, struct cr_stream *rx, const char *msg)
 	unsigned char c[256], m[256];
 	int rc;
 
-	if (cr_stream_push(tx, c, msg, n) != 0)
+	if (cr_stream_push_ad(tx, c, msg, n, NULL, 0) != 0)
 		return -1000;
-	if ((rc = cr_stream_pull(rx, m, c, n + CR_STREAM_ABYTES)) < 0)
+	if ((rc = cr_stream_pull_ad(rx, m, c, n + CR_STREAM_ABYTES, NULL, 0)) < 0)
 		return rc;
 	return memcmp(m, msg, n) == 0 ? 0 : -1001;
 }
@@ -715,8 +703,8 @@ test_hs_roundtrip(void)
 	static const unsigned char zero[32];
 
 	CHECK_EQ(cr_init(), 0);
-	p.a = mk_id();
-	p.b = mk_id();
+	p.a = test_identity();
+	p.b = test_identity();
 	CHECK_EQ(hs_run(&p), 0);
 	CHECK_MEM(p.c.peer_pk, p.b->pk, 32);
 	CHECK_MEM(p.s.peer_pk, p.a->pk, 32);
@@ -740,8 +728,9 @@ test_hs_roundtrip(void)
 	CHECK_EQ(relay(&p.c.tx, &p.s.rx, "x"), 0);
 	/* A direction never decrypts its own records. */
 	unsigned char c[64], m[64];
-	CHECK_EQ(cr_stream_push(&p.c.tx, c, "abc", 3), 0);
-	CHECK_EQ(cr_stream_pull(&p.c.rx, m, c, 3 + CR_STREAM_ABYTES), -EBADMSG);
+	CHECK_EQ(cr_stream_push_ad(&p.c.tx, c, "abc", 3, NULL, 0), 0);
+	CHECK_EQ(cr_stream_pull_ad(&p.c.rx, m, c, 3 + CR_STREAM_ABYTES,
+	    NULL, 0), -EBADMSG);
 	/* A second session between the same identities has other keys. */
 	struct pair q;
 	q.a = p.a;
@@ -761,9 +750,9 @@ test_hs_tamper(void)
 	struct cr_identity *mallory;
 
 	CHECK_EQ(cr_init(), 0);
-	p.a = mk_id();
-	p.b = mk_id();
-	mallory = mk_id();
+	p.a = test_identity();
+	p.b = test_identity();
+	mallory = test_identity();
 
 	/* Any bit of the server signature. */
 	for (int pos = 72; pos < 136; pos += 7) {
@@ -835,8 +824,8 @@ test_hs_bad_input(void)
 	low[2][31] = 0x7f;
 
 	CHECK_EQ(cr_init(), 0);
-	p.a = mk_id();
-	p.b = mk_id();
+	p.a = test_identity();
+	p.b = test_identity();
 
 	CHECK_EQ(cr_hs_client_hello(&p.c, p.a, p.hello), 0);
 	p.hello[0] = 'X';
@@ -903,38 +892,39 @@ test_stream_tamper(void)
 	const size_t n = 40, cl = n + CR_STREAM_ABYTES;
 
 	CHECK_EQ(cr_init(), 0);
-	p.a = mk_id();
-	p.b = mk_id();
+	p.a = test_identity();
+	p.b = test_identity();
 	CHECK_EQ(hs_run(&p), 0);
 	memset(m, 'm', sizeof m);
 
-	CHECK_EQ(cr_stream_push(&p.c.tx, c, m, n), 0);
+	CHECK_EQ(cr_stream_push_ad(&p.c.tx, c, m, n, NULL, 0), 0);
 	for (size_t pos = 0; pos < cl; pos += 5) {
 		c[pos] ^= 0x40;
-		CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, cl), -EBADMSG);
+		CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, cl, NULL, 0), -EBADMSG);
 		c[pos] ^= 0x40;
 	}
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, cl - 1), -EBADMSG);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, CR_STREAM_ABYTES - 1), -EINVAL);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, 0), -EINVAL);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, cl - 1, NULL, 0), -EBADMSG);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, CR_STREAM_ABYTES - 1, NULL, 0),
+	    -EINVAL);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, 0, NULL, 0), -EINVAL);
 	/* Failed pulls leave the state alone: the genuine record still
 	 * opens, but only once (no replay), and in order only. */
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, cl), 0);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, cl), -EBADMSG);
-	CHECK_EQ(cr_stream_push(&p.c.tx, c, m, n), 0);
-	CHECK_EQ(cr_stream_push(&p.c.tx, c2, m, n), 0);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c2, cl), -EBADMSG);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c, cl), 0);
-	CHECK_EQ(cr_stream_pull(&p.s.rx, m, c2, cl), 0);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, cl, NULL, 0), 0);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, cl, NULL, 0), -EBADMSG);
+	CHECK_EQ(cr_stream_push_ad(&p.c.tx, c, m, n, NULL, 0), 0);
+	CHECK_EQ(cr_stream_push_ad(&p.c.tx, c2, m, n, NULL, 0), 0);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c2, cl, NULL, 0), -EBADMSG);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c, cl, NULL, 0), 0);
+	CHECK_EQ(cr_stream_pull_ad(&p.s.rx, m, c2, cl, NULL, 0), 0);
 
 	/* FINAL and REKEY tags are refused even with a good MAC. */
 	crypto_secretstream_xchacha20poly1305_push(&p.s.tx.st, c, NULL, m, n,
 	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_FINAL);
-	CHECK_EQ(cr_stream_pull(&p.c.rx, m, c, cl), -EBADMSG);
+	CHECK_EQ(cr_stream_pull_ad(&p.c.rx, m, c, cl, NULL, 0), -EBADMSG);
 	CHECK_EQ(hs_run(&p), 0);
 	crypto_secretstream_xchacha20poly1305_push(&p.s.tx.st, c, NULL, m, n,
 	    NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_REKEY);
-	CHECK_EQ(cr_stream_pull(&p.c.rx, m, c, cl), -EBADMSG);
+	CHECK_EQ(cr_stream_pull_ad(&p.c.rx, m, c, cl, NULL, 0), -EBADMSG);
 	cr_identity_free(p.a);
 	cr_identity_free(p.b);
 	return 0;

@@ -17,18 +17,6 @@
 
 #define DIR_ "sup"
 
-static struct cr_identity *
-mk_id(void)
-{
-	struct cr_identity *id;
-
-	if (cr_init() != 0 || !(id = sodium_malloc(sizeof *id)))
-		abort();
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-	return id;
-}
-
 /* Signs a head of id with seq, a blob naming the seq; returns the put's rc. */
 static int
 put(struct store_frag *sf, const struct cr_identity *id, uint64_t seq)
@@ -138,7 +126,7 @@ copy_file(const char *from, const char *to)
 static int
 test_put_list(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	struct store_frag *sf;
 	struct seen s;
 
@@ -184,7 +172,7 @@ stop_cb(void *arg, uint64_t seq, const void *head, size_t len)
 static int
 test_list_stops(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	struct store_frag *sf;
 	int calls = 0;
 
@@ -202,7 +190,7 @@ test_list_stops(void)
 static int
 test_stale_refused(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	struct store_frag *sf;
 	struct seen s;
 
@@ -227,7 +215,7 @@ test_stale_refused(void)
 static int
 test_equal_seq_refused(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	unsigned char *p = NULL, *q = NULL;
 	struct store_frag *sf;
 	struct seen s;
@@ -261,7 +249,7 @@ test_equal_seq_refused(void)
 static int
 test_forged_refused(void)
 {
-	struct cr_identity *a = mk_id(), *m = mk_id();
+	struct cr_identity *a = test_identity(), *m = test_identity();
 	unsigned char *p = NULL;
 	struct store_frag *sf;
 	struct seen s;
@@ -300,7 +288,7 @@ test_forged_refused(void)
 static int
 test_wrong_owner_refused(void)
 {
-	struct cr_identity *a = mk_id(), *b = mk_id();
+	struct cr_identity *a = test_identity(), *b = test_identity();
 	unsigned char *p = NULL;
 	struct store_frag *sf;
 	struct seen s;
@@ -325,7 +313,7 @@ test_wrong_owner_refused(void)
 static int
 test_keeps_newest(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	struct store_frag *sf;
 	struct seen s;
 	int temps;
@@ -351,7 +339,7 @@ test_keeps_newest(void)
 static int
 test_damaged_skipped(void)
 {
-	struct cr_identity *a = mk_id(), *b = mk_id();
+	struct cr_identity *a = test_identity(), *b = test_identity();
 	char path[256], path2[256];
 	struct store_frag *sf;
 	struct seen s;
@@ -423,7 +411,7 @@ test_damaged_skipped(void)
 static int
 test_owners_isolated(void)
 {
-	struct cr_identity *a = mk_id(), *b = mk_id();
+	struct cr_identity *a = test_identity(), *b = test_identity();
 	struct store_frag *sf;
 	struct seen s;
 
@@ -476,7 +464,7 @@ race(void *arg)
 static int
 test_parallel_puts(void)
 {
-	struct cr_identity *a = mk_id();
+	struct cr_identity *a = test_identity();
 	struct racer r[4];
 	pthread_t t[4];
 	struct store_frag *sf;

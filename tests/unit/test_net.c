@@ -42,18 +42,6 @@ struct swarm {
 	int lie[MAXSUP];
 };
 
-static struct cr_identity *
-new_identity(void)
-{
-	struct cr_identity *id = sodium_malloc(sizeof *id);
-
-	if (!id)
-		abort();
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-	return id;
-}
-
 static double
 now_s(void)
 {
@@ -88,7 +76,7 @@ supplier_child(int fd, const char *host, int port, const char *dir,
 	if (cr_init() < 0 || store_frag_open(&sf, dir, quota) < 0)
 		_exit(4);
 	snprintf(listen, sizeof listen, "%s:%d", host, port);
-	c.id = id ? id : new_identity();
+	c.id = id ? id : test_identity();
 	c.test_lie = lie;
 	c.listen = listen;
 	c.frags = sf;
@@ -180,7 +168,7 @@ swarm_start_on(struct swarm *sw, const char *host, int nsup, int timeout_ms)
 	sw->host = host;
 	log_init("test", LOG_WARN, NULL);
 	CHECK(cr_init() == 0);
-	sw->me = new_identity();
+	sw->me = test_identity();
 	randombytes_buf(sw->datakey, sizeof sw->datakey);
 	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
 	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
@@ -519,7 +507,7 @@ list_body(struct swarm *sw)
 	CHECK_EQ(r.err, ENOENT);
 	/* Another owner sees nothing of ours. */
 	close(fd);
-	struct cr_identity *other = new_identity();
+	struct cr_identity *other = test_identity();
 	CHECK((fd = raw_handshake(sw->port[0], other, &hs)) >= 0);
 	m.type = NET_LIST;
 	m.fragid = zero;
@@ -989,7 +977,7 @@ enum { FAKE_BAD_REQID, FAKE_BAD_TYPE, FAKE_BAD_MAC };
 static void
 fake_supplier(int lfd, int mode)
 {
-	struct cr_identity *id = new_identity();
+	struct cr_identity *id = test_identity();
 	unsigned char hello[CR_HS_HELLO_BYTES], reply[CR_HS_REPLY_BYTES];
 	unsigned char fin[CR_HS_FINISH_BYTES], c[256], plain[256];
 	struct cr_hs hs;
@@ -1196,13 +1184,13 @@ swarm_start_mon(struct swarm *sw, int nsup, int timeout_ms,
 	memset(sw, 0, sizeof *sw);
 	log_init("test", LOG_WARN, NULL);
 	CHECK(cr_init() == 0);
-	sw->me = new_identity();
+	sw->me = test_identity();
 	randombytes_buf(sw->datakey, sizeof sw->datakey);
 	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
 	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
 	for (int i = 0; i < nsup; i++) {
 		if (mo->fixed_id & (1u << i))
-			sw->sid[i] = new_identity();
+			sw->sid[i] = test_identity();
 		sw->lie[i] = !!(mo->lie & (1u << i));
 		CHECK_EQ(sup_start(sw, i, 0, mo->quota[i]), 0);
 	}

@@ -34,18 +34,6 @@ struct swarm {
 	FILE *log;				/* the client's log lines */
 };
 
-static struct cr_identity *
-new_identity(void)
-{
-	struct cr_identity *id = sodium_malloc(sizeof *id);
-
-	if (!id)
-		abort();
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-	return id;
-}
-
 static void
 on_ready(void *arg, const char *bound)
 {
@@ -167,7 +155,7 @@ sup_start_fake(struct swarm *sw, int i, int port, struct fake *fake)
 
 	snprintf(dir, sizeof dir, "sup%d", i);
 	if (!sw->sid[i])
-		sw->sid[i] = new_identity();
+		sw->sid[i] = test_identity();
 	for (int tries = 0; tries < 40; tries++) {
 		int p = port ? port : 20000 + (getpid() * 17) % 20000 +
 		    sw->nports++;
@@ -249,7 +237,7 @@ swarm_start(struct swarm *sw, int nsup, int nadd)
 	CHECK((sw->log = fopen("client.log", "w+")) != NULL);
 	log_init("test", LOG_WARN, sw->log);
 	CHECK(cr_init() == 0);
-	sw->me = new_identity();
+	sw->me = test_identity();
 	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
 	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
 	for (int i = 0; i < nsup; i++)
@@ -445,7 +433,7 @@ publish_forged(struct swarm *sw)
 	size_t l;
 
 	CHECK_EQ(swarm_start(sw, 3, 3), 0);
-	other = new_identity();
+	other = test_identity();
 	/* another identity's key in the owner field: not our head */
 	h = mk_head(other, 50, &l);
 	CHECK_EQ(net_head_publish(sw->net, h, l), 0);
@@ -583,7 +571,7 @@ hostile_supplier(struct swarm *sw)
 	size_t l[3];
 
 	CHECK_EQ(swarm_start(sw, 1, 1), 0);
-	other = new_identity();
+	other = test_identity();
 	h[0] = mk_head(sw->me, 4, &l[0]);
 	h[1] = mk_head(other, 9, &l[1]);	/* valid, not ours */
 	h[2] = mk_head(sw->me, 8, &l[2]);
@@ -785,7 +773,7 @@ frag_list_paged(struct swarm *sw)
 	CHECK((sw->log = fopen("client.log", "w+")) != NULL);
 	log_init("test", LOG_WARN, sw->log);
 	CHECK(cr_init() == 0);
-	sw->me = new_identity();
+	sw->me = test_identity();
 	CHECK_EQ(store_frag_open(&sf, "sup0", 0), 0);
 	for (int i = 0; i < NPAGED; i++) {
 		randombytes_buf(fid, sizeof fid);

@@ -13,18 +13,6 @@
 
 static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-static struct cr_identity *
-mk_id(void)
-{
-	struct cr_identity *id;
-
-	if (cr_init() != 0 || !(id = sodium_malloc(sizeof *id)))
-		abort();
-	crypto_sign_keypair(id->pk, id->sk);
-	randombytes_buf(id->master, sizeof id->master);
-	return id;
-}
-
 /* Offset in the code text of character i (0..4) of group g (0-based). */
 static size_t
 pos_of(int g, int i)
@@ -54,7 +42,7 @@ test_code_round_trip(void)
 	int len, bad = -1, lines = 0;
 
 	CHECK(cr_init() == 0);
-	id = mk_id();
+	id = test_identity();
 	len = cr_recovery_encode(id, code, sizeof code);
 	CHECK(len > 0);
 	CHECK_EQ(len, (int)strlen(code));
@@ -83,7 +71,7 @@ test_code_round_trip(void)
 	cr_identity_free(back);
 
 	/* Two identities never share a code. */
-	struct cr_identity *other = mk_id();
+	struct cr_identity *other = test_identity();
 	char code2[CR_RECOVERY_MAX];
 	CHECK(cr_recovery_encode(other, code2, sizeof code2) == len);
 	CHECK(strcmp(code, code2) != 0);
@@ -95,7 +83,7 @@ test_code_round_trip(void)
 static int
 test_code_lenient_input(void)
 {
-	struct cr_identity *id = mk_id(), *back = NULL;
+	struct cr_identity *id = test_identity(), *back = NULL;
 	char code[CR_RECOVERY_MAX], messy[4 * CR_RECOVERY_MAX];
 	size_t o = 0;
 	int bad;
@@ -140,7 +128,7 @@ test_code_lenient_input(void)
 static int
 test_code_every_typo(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	char code[CR_RECOVERY_MAX];
 	int bad;
 
@@ -191,7 +179,7 @@ test_code_every_typo(void)
 static int
 test_code_bad_characters(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	char code[CR_RECOVERY_MAX];
 	const char bads[] = { '0', '1', '8', '9', '!', '_', (char)0xc3, '.' };
 	int bad;
@@ -217,7 +205,7 @@ test_code_bad_characters(void)
 static int
 test_code_swapped_groups(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	char code[CR_RECOVERY_MAX], tmp[5];
 	int bad, rc;
 
@@ -253,7 +241,7 @@ test_code_swapped_groups(void)
 static int
 test_code_checksum(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	char code[CR_RECOVERY_MAX];
 	int bad, found = 0;
 
@@ -290,7 +278,7 @@ test_code_checksum(void)
 static int
 test_code_wrong_length(void)
 {
-	struct cr_identity *id = mk_id(), *back = NULL;
+	struct cr_identity *id = test_identity(), *back = NULL;
 	char code[CR_RECOVERY_MAX], buf[4096];
 	int len, bad;
 
@@ -338,7 +326,7 @@ test_code_wrong_length(void)
 static int
 test_head_round_trip(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	unsigned char blob[300], *p = NULL;
 	struct cr_head h;
 	size_t n = 0;
@@ -380,7 +368,7 @@ test_head_round_trip(void)
 static int
 test_head_every_byte(void)
 {
-	struct cr_identity *id = mk_id();
+	struct cr_identity *id = test_identity();
 	unsigned char *p = NULL, *q;
 	const unsigned char flips[] = { 0x01, 0x80, 0xff };
 	struct cr_head h;
@@ -420,7 +408,7 @@ test_head_every_byte(void)
 static int
 test_head_forged(void)
 {
-	struct cr_identity *owner = mk_id(), *mallory = mk_id();
+	struct cr_identity *owner = test_identity(), *mallory = test_identity();
 	unsigned char *p = NULL;
 	struct cr_head h;
 	size_t n = 0;
