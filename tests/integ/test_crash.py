@@ -16,12 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import (drop_kernel_cache, fragment_files, run_peerfs,
-                      run_with_timeout)
+from conftest import drop_kernel_cache, run_with_timeout, wait_for
 
 SEEDS = [int(s) for s in os.environ.get("PEERFS_CRASH_SEEDS",
                                         "1 2 3").split()]
@@ -518,9 +516,18 @@ print(n, err)
             # (audits, rebuild queue) still writes into it: known gap.
             pytest.xfail("unlink on a full map: ENOSPC (maintenance "
                          "writes do not keep the map's reserve)")
-    # The records go when the kernel forgets the inodes (soon after).
-    time.sleep(2)
-    for i in range(10):
+    # The records go when the kernel forgets the inodes (soon after):
+    # poll until a new file fits.
+    def fits():
+        try:
+            (m.path / "again0").write_bytes(b"z" * 3000)
+            return True
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            return False
+    wait_for(fits, 30, "room for new files after the deletes")
+    for i in range(1, 10):
         (m.path / f"again{i}").write_bytes(b"z" * 3000)
     assert (m.path / "again9").read_bytes() == b"z" * 3000
     m.sync()
