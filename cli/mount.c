@@ -25,7 +25,7 @@ static const char mount_help[] =
 "                    [--ping-interval D] [--suspect-after D] [--dead-after D]\n"
 "                    [--audit-interval D] [--rebuild-rate SIZE]\n"
 "                    [--rebuild-jobs N] [--sweep-interval D]\n"
-"                    [--keep-versions N]\n"
+"                    [--keep-versions N] [--write-back D]\n"
 "                    [-o FUSE_OPTS] MOUNTPOINT\n"
 "\n"
 "Mounts the owner's folder and returns once it serves (the daemon stays in\n"
@@ -38,6 +38,9 @@ static const char mount_help[] =
 "  --cache-size SIZE     read cache in memory (default 32M; 0 = none)\n"
 "  --timeout DURATION    network request timeout (default 10s)\n"
 "  --passphrase-file F   passphrase of the key file\n"
+"  --write-back D        upload a block once untouched this long, its file\n"
+"                        closed or not (default 5s; 0 = at close). Full\n"
+"                        blocks, fsync, `peerfs sync` and umount go at once\n"
 "keeping data alive (durations: 500ms, 30s, 2m, 1h):\n"
 "  --ping-interval D     ping every supplier this often (default 30s)\n"
 "  --suspect-after D     silent this long: suspect, no new placements\n"
@@ -69,6 +72,8 @@ struct mount_opts {
 	int rebuild_jobs;
 	int keep_versions;
 	uint64_t sweep_ms;
+	uint64_t write_back_ms;
+	int write_back_set;
 	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
 };
 
@@ -160,6 +165,7 @@ parse(int argc, char **argv, struct mount_opts *o)
 		{ "rebuild-jobs", required_argument, NULL, 'J' },
 		{ "sweep-interval", required_argument, NULL, 'W' },
 		{ "keep-versions", required_argument, NULL, 'K' },
+		{ "write-back", required_argument, NULL, 'B' },
 		{ "map-size", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -250,6 +256,14 @@ parse(int argc, char **argv, struct mount_opts *o)
 			o->keep_versions = (int)n;
 			break;
 		}
+		case 'B':
+			if (cli_parse_duration(optarg, &o->write_back_ms) < 0 ||
+			    o->write_back_ms > 24ull * 3600 * 1000)
+				return cli_bad_usage("mount", "bad --write-back "
+				    "'%s' (a duration up to 24h: 0, 500ms, 5s)",
+				    optarg);
+			o->write_back_set = 1;
+			break;
 		case 'W':
 			if (cli_parse_duration(optarg, &o->sweep_ms) < 0 ||
 			    o->sweep_ms == 0 || o->sweep_ms > UINT64_MAX / 2)
@@ -371,6 +385,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.audit_interval_ms = (int64_t)o->audit_ms,
 		.ec_n = o->k + o->m,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
+		.write_back_ms = !o->write_back_set ? 0 :
+		    o->write_back_ms == 0 ? -1 : (int64_t)o->write_back_ms,
 	};
 	cr_subkey(fc.datakey, id, CR_SUBKEY_DATA);
 	rc = fs_new(&m->fs, &fc);

@@ -38,7 +38,10 @@
 
 #define STRIPES		256
 #define BUCKETS		4096
-#define IDLE_MS		2000	/* a block untouched this long is uploaded */
+/* A block still being written (its file open) is uploaded once untouched
+ * this long, when the write-back delay is 0 (upload at close). */
+#define IDLE_MS		2000
+#define WRITE_BACK_MS	5000	/* default write-back delay */
 #define SCAN_MS		500
 #define UPLOAD_NICE	10
 #define BACKOFF_MIN_MS	1000
@@ -62,6 +65,14 @@ TAILQ_HEAD(dblk_q, dblk);
 struct fs__data {
 	struct fs *fs;
 	uint32_t bs;
+	/* A block untouched this long is uploaded, its file open or not.
+	 * Closing a file does not hurry its blocks (at_close: it does): a
+	 * copy of many files runs without the uploads of the files before
+	 * it competing for the CPU, like rclone's --vfs-write-back and the
+	 * kernel's dirty_expire. Full blocks, fsync, sync and umount go at
+	 * once. */
+	int64_t idle_ms;
+	int at_close;
 	pthread_mutex_t stripe[STRIPES];
 
 	pthread_mutex_t lock;	/* protects everything below */
@@ -451,7 +462,8 @@ scan_idle(struct fs__data *d, int64_t now)
 {
 	for (size_t i = 0; i < BUCKETS; i++)
 		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
-			if (now - e->last_ms >= IDLE_MS && now >= e->retry_ms)
+			if (now - e->last_ms >= d->idle_ms &&
+			    now >= e->retry_ms)
 				enqueue(d, e);
 }
 
@@ -557,8 +569,6 @@ pwrite_full(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-/* The plaintext of stored block b into buf (bs bytes): cache, else the
- * suppliers (then cached). Returns b->plain_len or -errno. */
 /* 1 after waiting for another thread's fetch of id; 0 when there was
  * none and the caller's fetch is now registered (fetch_done ends it);
  * -1 when it could not be registered (out of memory: fetch anyway). */
@@ -619,6 +629,8 @@ fetch_done(struct fs__data *d, const unsigned char *id)
 static int block_fetch(struct fs *fs, const struct store_block *b,
     void *buf);
 
+/* The plaintext of stored block b into buf (bs bytes): cache, else the
+ * suppliers (then cached). Returns b->plain_len or -errno. */
 static int
 block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 {
@@ -891,7 +903,7 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 	unsigned char id[CR_ID_BYTES];
 	unsigned char *buf = NULL;
 	size_t got;
-	int rc, fd, plen;
+	int rc, fd, plen, reg = -1;
 
 	pthread_mutex_lock(sl);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0) {
@@ -968,13 +980,27 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		rc = 0;
 		goto out;
 	}
-	/* Fetched without the handle's lock: the kernel's readahead reads
-	 * the next block through the same handle meanwhile. */
-	if ((buf = malloc(d->bs)) == NULL) {
-		rc = -ENOMEM;
+	/* The kernel's readahead sends several reads of one block at once:
+	 * one fetches, the others wait and take their range from the cache
+	 * (not the whole block). */
+	if (fs->conf.cache != NULL && b.plain_len <= d->bs &&
+	    (reg = fetch_wait(d, b.id)) == 1 &&
+	    (plen = (int)store_cache_get_range(fs->conf.cache, b.id, boff,
+	    dst, len)) == (int)b.plain_len) {
+		rc = 0;
 		goto out;
 	}
-	if ((plen = block_plain(fs, d->bs, &b, buf)) < 0) {
+	/* Fetched without the handle's lock: the kernel's readahead reads
+	 * the next block through the same handle meanwhile. */
+	if ((buf = malloc(d->bs)) == NULL)
+		plen = -ENOMEM;
+	else if (b.plain_len > d->bs)
+		plen = block_plain(fs, d->bs, &b, buf);	/* logs, -EIO */
+	else
+		plen = block_fetch(fs, &b, buf);
+	if (reg == 0)
+		fetch_done(d, b.id);
+	if (plen < 0) {
 		rc = plen;
 		goto out;
 	}
@@ -1736,6 +1762,9 @@ fs__data_init(struct fs *fs)
 		return -ENOMEM;
 	d->fs = fs;
 	d->bs = fs->conf.block_size ? fs->conf.block_size : 4u << 20;
+	d->at_close = fs->conf.write_back_ms < 0;
+	d->idle_ms = fs->conf.write_back_ms > 0 ? fs->conf.write_back_ms :
+	    d->at_close ? IDLE_MS : WRITE_BACK_MS;
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&d->stripe[i], NULL);
 	pthread_mutex_init(&d->lock, NULL);
@@ -2210,25 +2239,29 @@ data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
 	    -rc : EIO);
 }
 
+/* close(2) (flush) and the last close (release): with no write-back
+ * delay the file's blocks are queued now, else the idle scan takes them. */
 static void
-data_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+closed(struct fs__data *d, uint64_t ino)
 {
-	struct fs__data *d = fs__from_req(req)->data;
-
+	if (!d->at_close)
+		return;
 	pthread_mutex_lock(&d->lock);
 	enqueue_ino(d, ino);
 	pthread_mutex_unlock(&d->lock);
+}
+
+static void
+data_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	closed(fs__from_req(req)->data, ino);
 	fuse_reply_err(req, 0);
 }
 
 static void
 data_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs__data *d = fs__from_req(req)->data;
-
-	pthread_mutex_lock(&d->lock);
-	enqueue_ino(d, ino);
-	pthread_mutex_unlock(&d->lock);
+	closed(fs__from_req(req)->data, ino);
 	fh_free((struct fh *)(uintptr_t)fi->fh);
 	fi->fh = 0;
 	fuse_reply_err(req, 0);

@@ -16,6 +16,10 @@ struct fs_conf {
 	int upload_threads;			/* 0 = 2 */
 	int sync_timeout_ms;			/* fsync/sync give up: 0 = 120000 */
 	int max_threads;			/* FUSE workers, 0 = 16 */
+	/* Write-back delay: a block untouched this long is uploaded (full
+	 * blocks, fsync, sync and umount: at once). 0 = 5 s, < 0 = at
+	 * close. */
+	int64_t write_back_ms;
 	/* Keeping data alive (fs/maint.c). */
 	/* Index versions whose data stays on suppliers: a block freed now is
 	 * deleted only once keep_versions newer versions are published.

@@ -209,10 +209,16 @@ def unlink_all(d, n):
     return n / (time.perf_counter() - t)
 
 
-def cp_tree(dst):
+def cp_tree(dst, sync):
+    """Seconds until cp returns (the figure, like cp on a local disk, whose
+    page cache also writes back later), and until sync returns too: then
+    everything is on suppliers (or on the local disk), and the next run
+    starts with no write-back of this one in its way."""
     t = time.perf_counter()
     subprocess.run(["cp", "-a", "/usr/include", dst], check=True)
-    return time.perf_counter() - t
+    cp = time.perf_counter() - t
+    sync()
+    return cp, time.perf_counter() - t
 
 
 def rebuild_rate(base, size, timeout=1200):
@@ -282,7 +288,7 @@ def main():
     sw = Swarm(base)
     rss = {k: [] for k in ["w1", "s1", "w4", "s4", "rm", "rs"]}
     res = {k: [] for k in ["w", "wl", "rc", "rcl", "rw", "rwl", "rr", "rrl", "sc", "scl",
-                           "st", "stl", "ul", "ull", "cp", "cpl", "cpu"]}
+                           "st", "stl", "ul", "ull", "cp", "cpl", "cps", "cpls", "cpu"]}
     try:
         for run in range(RUNS):
             f = os.path.join(sw.mnt, f"big{run}")
@@ -336,9 +342,13 @@ def main():
             res["stl"].append(ls_lr(dl, nsmall, drop_kernel_cache))
             res["ul"].append(unlink_all(d, nsmall))
             res["ull"].append(unlink_all(dl, nsmall))
+        sw.sync()
+        os.sync()
         for run in range(RUNS):
-            res["cp"].append(cp_tree(os.path.join(sw.mnt, f"inc{run}")))
-            res["cpl"].append(cp_tree(os.path.join(local, f"inc{run}")))
+            for k, dst, sync in (("cp", sw.mnt, sw.sync), ("cpl", local, os.sync)):
+                cp, synced = cp_tree(os.path.join(dst, f"inc{run}"), sync)
+                res[k].append(cp)
+                res[k + "s"].append(synced)
         report("seq_write_MBps", res["w"], "MB/s", res["wl"])
         report("seq_read_cold_MBps", res["rc"], "MB/s", res["rcl"])
         report("seq_read_warm_MBps", res["rw"], "MB/s", res["rwl"])
@@ -347,6 +357,7 @@ def main():
         report("stat_per_s", res["st"], "entries/s", res["stl"])
         report("unlink_per_s", res["ul"], "files/s", res["ull"])
         report("cp_tree_s", res["cp"], "s", res["cpl"])
+        report("cp_tree_sync_s", res["cps"], "s", res["cpls"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
         # Peaks during the writes (the issue's figure), the 4x file apart
         # to show it stays flat, and during the cold and warm reads.

@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from conftest import wait_for
+
 BS = "64K"
 BSN = 64 * 1024
 
@@ -139,6 +141,41 @@ def test_fsync_uploads(make_swarm, make_mount):
         assert pending(m) == 0
     finally:
         os.close(fd)
+
+
+def test_write_back_delay(make_swarm, make_mount, tmp_path):
+    """Closing a file does not hurry its partial blocks: they wait for the
+    write-back delay; `peerfs sync` sends them at once, and a short delay
+    sends them with no sync at all."""
+    sw = make_swarm(6)
+    m = make_mount().init()
+    m.mount(sw.peers, block_size=BS, extra=["--write-back", "1h"])
+    data = os.urandom(BSN + 5000)      # one full block, one partial
+    (m.path / "f").write_bytes(data)
+    # The full block went at once; the tail waits for its hour.
+    wait_for(lambda: pending(m) == 1, 30, "only the partial block pending")
+    assert pending(m) == 1
+    m.sync()
+    assert pending(m) == 0
+    m.remount(cache_size="0", extra=["--write-back", "300ms"])
+    assert (m.path / "f").read_bytes() == data
+    (m.path / "g").write_bytes(data[:5000 + 4096])
+    wait_for(lambda: pending(m) == 0, 30, "the tail uploaded with no sync")
+    m.remount(cache_size="0", extra=["--write-back", "0"])
+    assert (m.path / "g").read_bytes() == data[:5000 + 4096]
+    (m.path / "h").write_bytes(data)
+    wait_for(lambda: pending(m) == 0, 30, "uploaded at close")
+    m.remount(cache_size="0")
+    assert (m.path / "h").read_bytes() == data
+
+
+def test_write_back_bad_value(make_swarm, make_mount):
+    sw = make_swarm(6)
+    m = make_mount().init()
+    cp = m.try_mount(sw.peers, extra=["--write-back", "soon"])
+    assert cp.returncode != 0
+    assert "--write-back" in cp.stderr and "soon" in cp.stderr, cp.stderr
+    assert not m.is_mounted()
 
 
 def test_writes_while_suppliers_down(make_swarm, make_mount):
