@@ -11,6 +11,10 @@
 #include "net/internal.h"
 #include "util.h"
 
+/* Milliseconds of round trip a parity fragment counts extra when choosing
+ * which k fragments of a block to fetch (see fetch_start). */
+#define PARITY_PENALTY_MS	2.0
+
 static void
 blk_name(char out[17], const unsigned char *id)
 {
@@ -366,7 +370,7 @@ fetch_start(struct net *n, struct net_op *op)
 	struct fetch_op *o = (struct fetch_op *)op;
 	double rtt[CR_EC_MAX];
 
-	/* Connected holders, lowest rtt first; offline ones are noted now.
+	/* Connected holders, lowest rtt first (parity ones a little later); offline ones are noted now.
 	 * Fragments marked lost and DEAD holders come last, only asked when
 	 * the others cannot make k (the hash check still guards them). */
 	for (int i = 0; i < o->total; i++) {
@@ -378,6 +382,10 @@ fetch_start(struct net *n, struct net_op *op)
 			continue;
 		}
 		rtt[i] = p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
+		/* With the k data fragments the block needs no decoding (their
+		 * bytes are joined): worth a slightly slower supplier. */
+		if (i >= o->k)
+			rtt[i] += PARITY_PENALTY_MS;
 		if (o->b->lost[i] || p->state == NET_PEER_DEAD)
 			rtt[i] += 1e12;
 		int j = o->norder++;
