@@ -326,7 +326,7 @@ undo_home(const char *home, int created)
 	static const char *const files[] = {
 		"key", "meta/data.mdb", "meta/lock.mdb", "peers", NULL,
 	};
-	static const char *const dirs[] = { "meta", "journal", NULL };
+	static const char *const dirs[] = { "meta", "journal", "spare", NULL };
 
 	for (int i = 0; files[i]; i++) {
 		char *p = cli_path(home, files[i]);

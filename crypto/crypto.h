@@ -79,10 +79,17 @@ void cr_hash(unsigned char out[CR_HASH_BYTES], const void *p, size_t n);
 void cr_block_id(unsigned char id[CR_ID_BYTES],
     const unsigned char key[CR_KEY_BYTES]);
 
-/* cipher must hold len + CR_SEAL_ABYTES bytes. Always succeeds (0). */
+/* The convergent key of a plaintext (its id: cr_block_id). */
+void cr_block_key(unsigned char key[CR_KEY_BYTES], const void *plain,
+    size_t len, const unsigned char datakey[CR_KEY_BYTES]);
+
+/* cipher must hold len + CR_SEAL_ABYTES bytes. Always succeeds (0).
+ * cr_block_seal_keyed takes the key cr_block_key gave for plain. */
 int cr_block_seal(unsigned char *cipher, unsigned char key[CR_KEY_BYTES],
     unsigned char id[CR_ID_BYTES], const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES]);
+void cr_block_seal_keyed(unsigned char *cipher,
+    const unsigned char key[CR_KEY_BYTES], const void *plain, size_t len);
 
 /* plain must hold clen - CR_SEAL_ABYTES bytes. Checks the id (when id is
  * not NULL) and the AEAD tag: -EBADMSG on any mismatch, -EINVAL when

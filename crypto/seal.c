@@ -40,16 +40,30 @@ cr_block_seal(unsigned char *cipher, unsigned char key[CR_KEY_BYTES],
     unsigned char id[CR_ID_BYTES], const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES])
 {
+	cr_block_key(key, plain, len, datakey);
+	cr_block_seal_keyed(cipher, key, plain, len);
+	cr_block_id(id, key);
+	return 0;
+}
+
+void
+cr_block_key(unsigned char key[CR_KEY_BYTES], const void *plain, size_t len,
+    const unsigned char datakey[CR_KEY_BYTES])
+{
+	crypto_generichash(key, CR_KEY_BYTES, plain, len, datakey,
+	    CR_KEY_BYTES);
+}
+
+void
+cr_block_seal_keyed(unsigned char *cipher, const unsigned char key[CR_KEY_BYTES],
+    const void *plain, size_t len)
+{
 	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 	unsigned long long clen;
 
-	crypto_generichash(key, CR_KEY_BYTES, plain, len, datakey,
-	    CR_KEY_BYTES);
 	block_nonce(nonce, key);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(cipher, &clen, plain, len,
 	    NULL, 0, NULL, nonce, key);
-	cr_block_id(id, key);
-	return 0;
 }
 
 int

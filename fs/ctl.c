@@ -267,9 +267,10 @@ status_json(struct fs *fs, const struct status *s, struct sbuf *sb)
 	    (unsigned long long)s->ms.delq_bytes,
 	    (unsigned long long)s->ms.deleted);
 	sb_printf(sb, "\"uploading\": %llu, \"uploaded\": %llu, "
-	    "\"upload_errors\": %llu, ",
+	    "\"deduplicated\": %llu, \"upload_errors\": %llu, ",
 	    (unsigned long long)s->ds.uploading,
 	    (unsigned long long)s->ds.uploaded_blocks,
+	    (unsigned long long)s->ds.known_blocks,
 	    (unsigned long long)s->ds.upload_errors);
 	sb_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
 	    "\"block_size\": %u}\n",

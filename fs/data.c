@@ -42,6 +42,10 @@
  * this long, when the write-back delay is 0 (upload at close). */
 #define IDLE_MS		2000
 #define WRITE_BACK_MS	5000	/* default write-back delay */
+/* Writes this recent make the mount busy: blocks that are due wait, up
+ * to WAIT_FACTOR delays, for a quiet moment (see scan_idle). */
+#define QUIET_MS	1000
+#define WAIT_FACTOR	6
 #define SCAN_MS		500
 #define UPLOAD_NICE	10
 #define BACKOFF_MIN_MS	1000
@@ -65,13 +69,15 @@ TAILQ_HEAD(dblk_q, dblk);
 struct fs__data {
 	struct fs *fs;
 	uint32_t bs;
-	/* A block untouched this long is uploaded, its file open or not.
-	 * Closing a file does not hurry its blocks (at_close: it does): a
-	 * copy of many files runs without the uploads of the files before
-	 * it competing for the CPU, like rclone's --vfs-write-back and the
-	 * kernel's dirty_expire. Full blocks, fsync, sync and umount go at
-	 * once. */
+	/* A block untouched this long is uploaded, its file open or not
+	 * (scan_idle). Closing a file does not hurry its blocks (at_close:
+	 * it does): a copy of many files runs without the uploads of the
+	 * files before it competing for the CPU, like rclone's
+	 * --vfs-write-back and the kernel's dirty_expire. Full blocks,
+	 * fsync, sync and umount go at once. */
 	int64_t idle_ms;
+	int64_t max_wait_ms;	/* idle_ms, or WAIT_FACTOR times it */
+	int64_t last_write_ms;	/* any file; atomic, no lock */
 	int at_close;
 	pthread_mutex_t stripe[STRIPES];
 
@@ -88,7 +94,7 @@ struct fs__data {
 	uint64_t seq;
 	uint64_t count;		/* entries in tab */
 	uint64_t inflight;	/* uploads running */
-	uint64_t uploaded, errors;
+	uint64_t uploaded, known, errors;
 	/* Inline commits not yet in a published index (fs__data_published):
 	 * on the owner's disk only, so they count as uploading. */
 	uint64_t inl_unpub, inl_gen;
@@ -457,13 +463,20 @@ count_ino(struct fs__data *d, uint64_t ino)
 	return n;
 }
 
+/* Queues the blocks untouched for the write-back delay. While files are
+ * still being written (cp -a of a tree) they wait for the writes to
+ * pause, up to max_wait_ms: sealing and storing them meanwhile would take
+ * the CPU from the writer, and sync or umount sends them anyway. */
 static void
 scan_idle(struct fs__data *d, int64_t now)
 {
+	int busy = now - __atomic_load_n(&d->last_write_ms, __ATOMIC_RELAXED) <
+	    QUIET_MS;
+	int64_t due = busy ? d->max_wait_ms : d->idle_ms;
+
 	for (size_t i = 0; i < BUCKETS; i++)
 		for (struct dblk *e = d->tab[i]; e != NULL; e = e->hnext)
-			if (now - e->last_ms >= d->idle_ms &&
-			    now >= e->retry_ms)
+			if (now - e->last_ms >= due && now >= e->retry_ms)
 				enqueue(d, e);
 }
 
@@ -1327,6 +1340,27 @@ strays_push(struct store_txn *t, struct forget *f,
 	return rc;
 }
 
+/* The convergent key of plain into key; 1 and *rec when this owner
+ * stores a block of the same bytes already (then no upload: the commit
+ * adds a reference, as it would after uploading them again), 0 when not,
+ * or -errno. */
+static int
+block_known(struct fs *fs, const void *plain, size_t len,
+    unsigned char key[CR_KEY_BYTES], struct store_block *rec)
+{
+	unsigned char id[CR_ID_BYTES];
+	struct store_txn *t;
+	int rc;
+
+	cr_block_key(key, plain, len, fs->conf.datakey);
+	cr_block_id(id, key);
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+		return rc;
+	rc = store_block_get(t, id, rec);
+	store_txn_abort(t);
+	return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
+}
+
 /* In one txn: the extent of (ino, bno) becomes rec (NULL: a hole), the
  * old block loses a reference, the jrnl record goes. With ibuf (rec NULL)
  * the block becomes the inline record ibuf[0..ilen) instead, and *gen
@@ -1336,7 +1370,7 @@ strays_push(struct store_txn *t, struct forget *f,
  * again); nothing changed. */
 static int
 upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
-    struct store_block *rec, uint64_t since, struct forget *f,
+    struct store_block *rec, int known, uint64_t since, struct forget *f,
     const unsigned char *ibuf, size_t ilen, uint64_t *gen)
 {
 	struct fs__data *d = fs->data;
@@ -1392,6 +1426,11 @@ upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
 			if ((rc = store_block_put(t, &cur)) == 0)
 				rc = strays_push(t, f, rec, &cur);
 			sodium_memzero(&cur, sizeof cur);
+		} else if (rc == -ENOENT && known) {
+			/* The block known before the upload went meanwhile:
+			 * its fragments may be deleted. Store it after all. */
+			store_txn_abort(t);
+			return 2;
 		} else if (rc == -ENOENT) {
 			pthread_mutex_lock(&d->lock);
 			rc = note_conflict(d, rec->id, since) ? 2 : 0;
@@ -1481,8 +1520,9 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	struct forget f = FORGET_INIT(d);
 	struct dblk *e;
 	uint64_t gen, since, igen = 0;
+	unsigned char key[CR_KEY_BYTES];
 	size_t len = 0, got = 0;
-	int rc, fd, ret, inl = 0;
+	int rc, fd, ret, inl = 0, known = 0;
 
 	pthread_mutex_lock(sl);
 	pthread_mutex_lock(&d->lock);
@@ -1552,15 +1592,17 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		inl = 1;
 	} else {
 		/* Without room for its record: later (retried). */
-		if (fs->conf.net == NULL)
-			rc = -ENOTCONN;
-		else if ((rc = fs__map_room(st, 1)) == 0)
-			rc = net_block_store(fs->conf.net, buf, len,
-			    fs->conf.datakey, &rec);
+		if ((rc = fs__map_room(st, 1)) == 0 &&
+		    (rc = block_known(fs, buf, len, key, &rec)) == 0)
+			rc = fs->conf.net == NULL ? -ENOTCONN :
+			    net_block_store_keyed(fs->conf.net, buf, len, key,
+			    &rec);
+		sodium_memzero(key, sizeof key);
 		if (rc < 0) {
 			upload_failed(d, rc);
 			return UP_FAIL;
 		}
+		known = rc > 0;
 	}
 
 	pthread_mutex_lock(sl);
@@ -1570,13 +1612,13 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	pthread_mutex_unlock(&d->lock);
 	if (ret == UP_STALE) {
 		pthread_mutex_unlock(sl);
-		if (recp != NULL)
+		if (recp != NULL && !known)
 			orphan_forget(fs, recp);
 		sodium_memzero(&rec, sizeof rec);
 		return ret;
 	}
-	rc = upload_commit(fs, ino, bno, recp, since, &f, inl ? buf : NULL,
-	    len, &igen);
+	rc = upload_commit(fs, ino, bno, recp, known, since, &f,
+	    inl ? buf : NULL, len, &igen);
 	if (rc < 0 || rc == 2) {
 		pthread_mutex_unlock(sl);
 		if (rc < 0)
@@ -1596,14 +1638,16 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	/* Before the entry goes, so a syncer woken by it sees the old
 	 * block forgotten and the new one cached. */
 	forget_run(fs, &f, 1);
-	if (rc == 1 && recp != NULL)
+	if (rc == 1 && recp != NULL && !known)
 		orphan_forget(fs, recp);	/* file cut or gone */
 	if (rc == 0 && recp != NULL && fs->conf.cache != NULL)
 		store_cache_put(fs->conf.cache, rec.id, buf, len);
 	pthread_mutex_lock(&d->lock);
 	if ((e = tab_find(d, ino, bno)) != NULL)
 		tab_del(d, e);
-	if (rc == 0 && recp != NULL)
+	if (rc == 0 && recp != NULL && known)
+		d->known++;
+	else if (rc == 0 && recp != NULL)
 		d->uploaded++;
 	if (rc == 0 && inl)
 		inline_committed(d, igen);
@@ -1765,6 +1809,7 @@ fs__data_init(struct fs *fs)
 	d->at_close = fs->conf.write_back_ms < 0;
 	d->idle_ms = fs->conf.write_back_ms > 0 ? fs->conf.write_back_ms :
 	    d->at_close ? IDLE_MS : WRITE_BACK_MS;
+	d->max_wait_ms = d->at_close ? d->idle_ms : d->idle_ms * WAIT_FACTOR;
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&d->stripe[i], NULL);
 	pthread_mutex_init(&d->lock, NULL);
@@ -1916,6 +1961,7 @@ fs__data_stats(struct fs *fs, struct fs_data_stats *out)
 	out->pending_blocks = d->count;
 	out->uploading = d->inflight + d->inl_unpub;
 	out->uploaded_blocks = d->uploaded;
+	out->known_blocks = d->known;
 	out->upload_errors = d->errors;
 	pthread_mutex_unlock(&d->lock);
 }
@@ -2217,6 +2263,7 @@ data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	__atomic_store_n(&d->last_write_ms, now_ms(), __ATOMIC_RELAXED);
 	while (done < size) {
 		uint64_t pos = off + done;
 		uint32_t boff = pos % d->bs;
@@ -2239,8 +2286,11 @@ data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
 	    -rc : EIO);
 }
 
-/* close(2) (flush) and the last close (release): with no write-back
- * delay the file's blocks are queued now, else the idle scan takes them. */
+/* The last close of a file (release): with no write-back delay its
+ * blocks are queued now, else the idle scan takes them. There is no
+ * flush handler: it would only repeat this on every close(2), and its
+ * absence (ENOSYS) tells the kernel to stop sending FLUSH, a round trip
+ * per close that cp -a waits for. */
 static void
 closed(struct fs__data *d, uint64_t ino)
 {
@@ -2249,13 +2299,6 @@ closed(struct fs__data *d, uint64_t ino)
 	pthread_mutex_lock(&d->lock);
 	enqueue_ino(d, ino);
 	pthread_mutex_unlock(&d->lock);
-}
-
-static void
-data_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	closed(fs__from_req(req)->data, ino);
-	fuse_reply_err(req, 0);
 }
 
 static void
@@ -2293,7 +2336,6 @@ fs__data_ops(struct fuse_lowlevel_ops *ops)
 	ops->open = data_open;
 	ops->read = data_read;
 	ops->write = data_write;
-	ops->flush = data_flush;
 	ops->release = data_release;
 	ops->fsync = data_fsync;
 }

@@ -76,6 +76,8 @@ struct fs_data_stats {
 					 * blocks not yet in a published
 					 * index */
 	uint64_t uploaded_blocks;	/* since mount */
+	uint64_t known_blocks;		/* since mount: same bytes stored
+					 * already, not uploaded again */
 	uint64_t upload_errors;
 };
 void fs__data_stats(struct fs *fs, struct fs_data_stats *out);

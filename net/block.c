@@ -195,6 +195,19 @@ int
 net_block_store(struct net *n, const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES], struct store_block *out)
 {
+	unsigned char key[CR_KEY_BYTES];
+	int rc;
+
+	cr_block_key(key, plain, len, datakey);
+	rc = net_block_store_keyed(n, plain, len, key, out);
+	sodium_memzero(key, sizeof key);
+	return rc;
+}
+
+int
+net_block_store_keyed(struct net *n, const void *plain, size_t len,
+    const unsigned char key[CR_KEY_BYTES], struct store_block *out)
+{
 	struct store_op o = { .op.start = store_start };
 	unsigned char *sealed, *frags[CR_EC_MAX];
 	unsigned char id[CR_ID_BYTES];
@@ -207,7 +220,9 @@ net_block_store(struct net *n, const void *plain, size_t len,
 	if (!(sealed = malloc(len + CR_SEAL_ABYTES)))
 		return -ENOMEM;
 	memset(&b, 0, sizeof b);
-	cr_block_seal(sealed, b.key, id, plain, len, datakey);
+	memcpy(b.key, key, CR_KEY_BYTES);
+	cr_block_seal_keyed(sealed, b.key, plain, len);
+	cr_block_id(id, b.key);
 	rc = cr_ec_encode(n->conf.ec, sealed, len + CR_SEAL_ABYTES, frags,
 	    &frag_len);
 	free(sealed);

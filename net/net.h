@@ -82,6 +82,10 @@ int net_wait_online(struct net *n, int count, int timeout_ms);
  * fragment. */
 int net_block_store(struct net *n, const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES], struct store_block *out);
+/* The same with the block's key from cr_block_key (a caller that looked
+ * for the block's id first need not hash the block twice). */
+int net_block_store_keyed(struct net *n, const void *plain, size_t len,
+    const unsigned char key[CR_KEY_BYTES], struct store_block *out);
 
 /* Fetches fragments of b from the suppliers in b->peer (skipping those
  * marked b->lost and DEAD suppliers), fastest first,

@@ -23,6 +23,16 @@ struct store {
 	MDB_dbi	 dbi[STORE__DB_N];	/* opened once in store_open, then read-only */
 	char	*dir;			/* as given to store_open */
 	char	*jdir;			/* <dir>/journal: staging files */
+	/* <dir>/spare: emptied staging files kept for reuse (store/jrnl.c).
+	 * Renaming one costs far less than creating a file; and an unlink
+	 * leaves a freed inode that ext4 without a journal re-checks on each
+	 * create for a while, which made cp -a slower with every run. */
+	char	*sdir;
+	int	 sdir_fd;
+	pthread_mutex_t	spare_lock;
+	uint32_t	*spare;		/* names (decimal) of spare files */
+	size_t		 nspare;
+	uint32_t	 spare_next;
 	/* Commits do not fsync (MDB_NOSYNC): a flusher thread syncs what
 	 * was committed within STORE__FLUSH_MS, and store_sync() at once. */
 	pthread_t	flusher;
@@ -39,6 +49,10 @@ struct store_txn {
 					 * indexed change (store/index.c) */
 	int		 nolog;		/* store_index_apply: no change log */
 };
+
+/* store/jrnl.c: the spare staging files (adopted at open, closed). */
+int  store__spare_open(struct store *st);
+void store__spare_close(struct store *st);
 
 /* LMDB return code -> 0 or -errno; logs the unexpected ones with `what`. */
 int store__mdb_err(int rc, const char *what);

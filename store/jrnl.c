@@ -1,6 +1,13 @@
 /* store/jrnl.c - write-back journal staging files: <dir>/journal/<ino>.<bno>
  * (decimal), the newest plaintext of one block, sparse. The matching LMDB
- * records (store_jrnl_put...) live in store/meta.c. */
+ * records (store_jrnl_put...) live in store/meta.c.
+ *
+ * A staging file whose block is uploaded is emptied and moved to
+ * <dir>/spare/<n> (up to SPARE_MAX of them), and a new staging file is a
+ * spare one renamed, when there is one: see struct store. Spare files are
+ * empty before they get their spare name, so a crash leaves either an
+ * empty staging file without a record (the stale sweep removes it) or an
+ * empty spare. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +21,8 @@
 #include "log.h"
 #include "store/internal.h"
 
+#define SPARE_MAX 4096
+
 static int
 jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
     uint64_t bno)
@@ -24,6 +33,125 @@ jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Adopts the empty files of <dir>/spare (a non-empty one is no spare:
+ * removed) and makes the directory if needed. */
+int
+store__spare_open(struct store *st)
+{
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	pthread_mutex_init(&st->spare_lock, NULL);
+	if (!(st->spare = malloc(SPARE_MAX * sizeof *st->spare)))
+		return -ENOMEM;
+	if (mkdir(st->sdir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	st->sdir_fd = open(st->sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->sdir_fd < 0 || !(d = fdopendir(dup(st->sdir_fd))))
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		n = strtoul(de->d_name, &end, 10);
+		if (errno == 0 && *end == '\0' && n <= UINT32_MAX &&
+		    st->nspare < SPARE_MAX &&
+		    fstatat(st->sdir_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+			st->spare[st->nspare++] = (uint32_t)n;
+			if ((uint32_t)n >= st->spare_next)
+				st->spare_next = (uint32_t)n + 1;
+		} else {
+			unlinkat(st->sdir_fd, de->d_name, 0);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+void
+store__spare_close(struct store *st)
+{
+	if (st->spare) {
+		pthread_mutex_destroy(&st->spare_lock);
+		free(st->spare);
+		st->spare = NULL;
+	}
+	if (st->sdir_fd >= 0)
+		close(st->sdir_fd);
+	st->sdir_fd = -1;
+}
+
+/* Renames a spare file to path when path does not exist: 0, else -errno
+ * (-EEXIST: path exists; -ENOENT: no spare, or no journal directory). */
+static int
+spare_take(struct store *st, const char *path)
+{
+	char name[16];
+	uint32_t n;
+	int rc;
+
+	pthread_mutex_lock(&st->spare_lock);
+	if (st->nspare == 0) {
+		pthread_mutex_unlock(&st->spare_lock);
+		return -ENOENT;
+	}
+	n = st->spare[--st->nspare];
+	pthread_mutex_unlock(&st->spare_lock);
+	snprintf(name, sizeof name, "%" PRIu32, n);
+	if (renameat2(st->sdir_fd, name, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	rc = -errno;
+	if (rc != -ENOENT || faccessat(st->sdir_fd, name, F_OK, 0) == 0) {
+		/* Still a spare (path exists, or no journal directory). */
+		pthread_mutex_lock(&st->spare_lock);
+		if (st->nspare < SPARE_MAX)
+			st->spare[st->nspare++] = n;
+		pthread_mutex_unlock(&st->spare_lock);
+	}
+	return rc;
+}
+
+/* Empties the staging file at path and makes it a spare: 0, or -errno
+ * (then the caller unlinks it; -ENOENT: there is no such file). */
+static int
+spare_put(struct store *st, const char *path)
+{
+	char name[16];
+	uint32_t n;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&st->spare_lock);
+	if (st->nspare + 1 >= SPARE_MAX) {	/* one slot for a take's undo */
+		pthread_mutex_unlock(&st->spare_lock);
+		return -ENOSPC;
+	}
+	n = st->spare_next++;
+	pthread_mutex_unlock(&st->spare_lock);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return -errno;
+	if (ftruncate(fd, 0) != 0)
+		rc = -errno;
+	close(fd);
+	snprintf(name, sizeof name, "%" PRIu32, n);
+	if (rc == 0 && renameat2(AT_FDCWD, path, st->sdir_fd, name,
+	    RENAME_NOREPLACE) != 0)
+		rc = -errno;
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&st->spare_lock);
+	if (st->nspare < SPARE_MAX)
+		st->spare[st->nspare++] = n;
+	else
+		unlinkat(st->sdir_fd, name, 0);
+	pthread_mutex_unlock(&st->spare_lock);
+	return 0;
+}
+
 int
 store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags)
 {
@@ -32,6 +160,9 @@ store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags)
 
 	if ((rc = jrnl_path(path, sizeof path, st, ino, bno)) < 0)
 		return rc;
+	/* A spare file renamed is a new, empty staging file. */
+	if ((flags & O_CREAT) && spare_take(st, path) == 0)
+		flags &= ~(O_CREAT | O_EXCL);
 	fd = open(path, flags | O_CLOEXEC, 0600);
 	/* The directory is made at store_open; someone may have removed it. */
 	if (fd < 0 && errno == ENOENT && (flags & O_CREAT) &&
@@ -47,6 +178,8 @@ store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
 	int rc;
 
 	if ((rc = jrnl_path(path, sizeof path, st, ino, bno)) < 0)
+		return rc;
+	if ((rc = spare_put(st, path)) == 0 || rc == -ENOENT)
 		return rc;
 	return unlink(path) == 0 ? 0 : -errno;
 }

@@ -368,8 +368,10 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 		return -ENOMEM;
 	st->dir = strdup(dir);
 	st->jdir = path_join(dir, "journal");
+	st->sdir = path_join(dir, "spare");
+	st->sdir_fd = -1;
 	mdir = path_join(dir, "meta");
-	if (!st->dir || !st->jdir || !mdir) {
+	if (!st->dir || !st->jdir || !st->sdir || !mdir) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -377,6 +379,8 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 		log_error("store: %s: %s", dir, strerror(-rc));
 		goto fail;
 	}
+	if ((rc = store__spare_open(st)) < 0)
+		goto fail;
 	if ((rc = store__mdb_err(mdb_env_create(&st->env), "env_create")) < 0)
 		goto fail;
 	mdb_env_set_maxdbs(st->env, 16);
@@ -430,8 +434,10 @@ store_close(struct store *st)
 		mdb_env_sync(st->env, 1);
 		mdb_env_close(st->env);
 	}
+	store__spare_close(st);
 	free(st->dir);
 	free(st->jdir);
+	free(st->sdir);
 	free(st);
 }
 

@@ -9,6 +9,9 @@ Peak memory is taken per phase (VmHWM reset through clear_refs): during the
 Then rebuild_MiBps, on a swarm of 8: 256 MiB written, one supplier holding
 fragments killed, MiB of its fragments rebuilt per second from the moment it
 is declared dead (--dead-after 2s) to full redundancy again.
+cp_tree_s is the time until `cp -a` returns (on the local disk too, the
+page cache writes back later); cp_tree_sync_s adds the `peerfs sync` (or
+sync(2)) after it, until every file is on suppliers (or on the disk).
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 """
 import json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time

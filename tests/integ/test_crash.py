@@ -64,7 +64,9 @@ try:
                 f.seek(off); f.write(chunk); f.flush(); os.fsync(f.fileno())
             data[off:off + len(chunk)] = chunk
         else:
-            p = os.path.join(d, "f%d" % i)
+            # Names of this round only: a "wb" of a file an earlier
+            # round recorded would change it with no "begin" line.
+            p = os.path.join(d, "f%d_%d" % (seed, i))
             i += 1
             data = r.randbytes(r.randint(1, 300000))
             with open(p, "wb") as f:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import wait_for
+from conftest import drop_kernel_cache, wait_for
 
 BS = "64K"
 BSN = 64 * 1024
@@ -167,6 +167,39 @@ def test_write_back_delay(make_swarm, make_mount, tmp_path):
     wait_for(lambda: pending(m) == 0, 30, "uploaded at close")
     m.remount(cache_size="0")
     assert (m.path / "h").read_bytes() == data
+
+
+def test_same_bytes_are_not_uploaded_again(make_swarm, make_mount):
+    """A block whose bytes this owner stores already gets a reference, not
+    a second upload (convergent ids are known before sealing): the mount
+    counts it as deduplicated, not uploaded, and no fragment file of the
+    first copy is replaced; both files read back, also once the first one
+    is gone."""
+    sw = make_swarm(6)
+    m = make_mount().init()
+    m.mount(sw.peers, block_size=BS)
+    data = os.urandom(3 * BSN + 1234)      # 4 blocks
+    (m.path / "a").write_bytes(data)
+    m.sync()
+    st = m.status_json()
+    assert st["uploaded"] >= 4 and st["deduplicated"] == 0, st
+    inodes = {f: os.stat(f).st_ino for i in range(6)
+              for f in sw.fragment_files(i)}
+    (m.path / "b").write_bytes(data)
+    m.sync()
+    st2 = m.status_json()
+    assert st2["deduplicated"] == 4, st2
+    assert st2["uploaded"] == st["uploaded"], st2
+    # Index blocks come and go; data fragments stay as they were.
+    now = {f: os.stat(f).st_ino for i in range(6)
+           for f in sw.fragment_files(i)}
+    kept = [f for f in inodes if f in now]
+    assert len(kept) >= 4 * 6 and all(now[f] == inodes[f] for f in kept)
+    os.unlink(m.path / "a")
+    m.sync()
+    m.remount(cache_size="0")
+    drop_kernel_cache()
+    assert (m.path / "b").read_bytes() == data
 
 
 def test_write_back_bad_value(make_swarm, make_mount):

@@ -1,5 +1,6 @@
 /* tests/unit/test_store.c - owner metadata (LMDB), journal staging files and
  * the block cache. Each test runs in its own temporary directory. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1099,6 +1100,89 @@ test_jrnl_files(void)
 	return 0;
 }
 
+static int
+count_dir(const char *path)
+{
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Staging files of uploaded blocks are emptied and kept in db/spare; a
+ * new staging file is one of them renamed (no inode to allocate). */
+static int
+test_jrnl_spares(void)
+{
+	struct store *st;
+	struct stat sb, sb2;
+	char buf[8];
+	int fd;
+
+	OPEN(st);
+	fd = store_jrnl_fd(st, 9, 1, O_RDWR | O_CREAT);
+	CHECK(fd >= 0);
+	CHECK_EQ(pwrite(fd, "secret", 6, 100), 6);
+	CHECK(fstat(fd, &sb) == 0);
+	close(fd);
+	CHECK_EQ(store_jrnl_unlink(st, 9, 1), 0);
+	CHECK(access("db/journal/9.1", F_OK) != 0);
+	CHECK_EQ(count_dir("db/spare"), 1);
+	CHECK_EQ(count_dir("db/journal"), 0);
+	CHECK_EQ(store_jrnl_bytes(st), 0);
+
+	/* The next new staging file is that file, empty, private. */
+	fd = store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT | O_EXCL);
+	CHECK(fd >= 0);
+	CHECK(fstat(fd, &sb2) == 0);
+	CHECK_EQ(sb2.st_ino, sb.st_ino);
+	CHECK_EQ(sb2.st_size, 0);
+	CHECK_EQ(sb2.st_mode & 0777, 0600);
+	CHECK_EQ(pwrite(fd, "x", 1, 0), 1);
+	close(fd);
+	CHECK_EQ(count_dir("db/spare"), 0);
+
+	/* An existing staging file is opened as it is; the spare stays. */
+	fd = store_jrnl_fd(st, 9, 4, O_RDWR | O_CREAT);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ(store_jrnl_unlink(st, 9, 4), 0);
+	CHECK_EQ(count_dir("db/spare"), 1);
+	fd = store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT);
+	CHECK(fd >= 0);
+	CHECK_EQ(pread(fd, buf, sizeof buf, 0), 1);
+	CHECK_EQ(buf[0], 'x');
+	close(fd);
+	CHECK_EQ(store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT | O_EXCL), -EEXIST);
+	CHECK_EQ(count_dir("db/spare"), 1);
+	CHECK_EQ(store_jrnl_unlink(st, 9, 5), -ENOENT);
+	CHECK_EQ(count_dir("db/spare"), 1);
+	store_close(st);
+
+	/* Reopened: empty spares are adopted, anything else there goes. */
+	CHECK((fd = open("db/spare/777", O_WRONLY | O_CREAT, 0600)) >= 0);
+	CHECK_EQ(write(fd, "old", 3), 3);
+	close(fd);
+	CHECK((fd = open("db/spare/junk", O_WRONLY | O_CREAT, 0600)) >= 0);
+	close(fd);
+	OPEN(st);
+	CHECK_EQ(count_dir("db/spare"), 1);
+	fd = store_jrnl_fd(st, 9, 6, O_RDWR | O_CREAT);
+	CHECK(fd >= 0);
+	CHECK(fstat(fd, &sb2) == 0);
+	CHECK_EQ(sb2.st_size, 0);
+	close(fd);
+	CHECK_EQ(count_dir("db/spare"), 0);
+	store_close(st);
+	return 0;
+}
+
 /* ---- peers, transactions, limits ---------------------------------------- */
 
 static int
@@ -1435,6 +1519,7 @@ const struct test tests_store[] = {
 	{ "delq", test_delq },
 	{ "jrnl_records", test_jrnl_records },
 	{ "jrnl_files", test_jrnl_files },
+	{ "jrnl_spares", test_jrnl_spares },
 	{ "peer_pin", test_peer_pin },
 	{ "abort_no_trace", test_abort_no_trace },
 	{ "concurrent_readers", test_concurrent_readers },
