@@ -5,6 +5,7 @@ are down.  Small blocks (64K) so that files span many blocks quickly."""
 import os
 import random
 import threading
+import time
 
 import pytest
 
@@ -200,6 +201,28 @@ def test_same_bytes_are_not_uploaded_again(make_swarm, make_mount):
     m.remount(cache_size="0")
     drop_kernel_cache()
     assert (m.path / "b").read_bytes() == data
+
+
+def test_write_back_waits_while_files_are_written(make_swarm, make_mount):
+    """A closed file's block is due after the write-back delay, but while
+    other files are being written it waits (up to 6 delays) so that the
+    writer keeps the CPU; once the writes pause it goes."""
+    sw = make_swarm(6)
+    m = make_mount().init()
+    m.mount(sw.peers, block_size=BS, extra=["--write-back", "1s"])
+    (m.path / "a").write_bytes(os.urandom(BSN // 2 + 4097))
+    t0 = time.monotonic()
+    fd = os.open(m.path / "b", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        # Writes every 50 ms, never a quiet second, for 3 delays. b stays
+        # tiny, so its bytes go inline and are never pending themselves.
+        while time.monotonic() - t0 < 3.0:
+            os.pwrite(fd, b"x" * 100, 0)
+            time.sleep(0.05)
+        assert pending(m) == 1, "a's block went while b was being written"
+    finally:
+        os.close(fd)
+    wait_for(lambda: pending(m) == 0, 30, "both blocks once the writes stop")
 
 
 def test_write_back_bad_value(make_swarm, make_mount):
