@@ -28,6 +28,11 @@ int  fs__meta_parent(struct store_txn *t, uint64_t ino, uint64_t *out);
 /* Fills an entry for the kernel (timeouts, generation, attributes). */
 void fs__meta_entry(const struct store_inode *in, struct fuse_entry_param *e);
 
+/* chmod of ino's permission bits (0777; set-id and sticky bits stay)
+ * with chmod's rules, for the caller of req; the kernel's cached
+ * attributes of ino are dropped. 0 or -errno. */
+int  fs__meta_chmod(fuse_req_t req, fuse_ino_t ino, uint32_t perm);
+
 /* 1 when the caller (fuse_req_ctx) is in group gid, 0 when not. */
 int  fs__meta_in_group(fuse_req_t req, gid_t gid);
 

@@ -449,6 +449,35 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	reply_attr(req, &in);
 }
 
+int
+fs__meta_chmod(fuse_req_t req, fuse_ino_t ino, uint32_t perm)
+{
+	struct fs *fs = fs__from_req(req);
+	struct store_inode in;
+	struct store_txn *t;
+	struct timespec now;
+	struct stat a = { 0 };
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+		return rc;
+	if ((rc = store_ino_get(t, ino, &in)) == 0) {
+		a.st_mode = (in.mode & 07000) | (perm & 0777);
+		if ((rc = apply_attrs(req, &in, &a, FUSE_SET_ATTR_MODE,
+		    &now)) == 0) {
+			fs__touch(&in, FS_CTIME);
+			rc = store_ino_put(t, &in);
+		}
+	}
+	if ((rc = commit_or_abort(t, rc)) < 0)
+		return rc;
+	/* Not a setattr: the kernel would keep the old mode for its
+	 * permission checks until the attributes time out. */
+	fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	return 0;
+}
+
 /* ---- new names ---------------------------------------------------------- */
 
 /* mknod, mkdir, symlink and create: a new inode and its name in one

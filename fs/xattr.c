@@ -1,8 +1,12 @@
 /* fs/xattr.c - extended attributes: user.*, trusted.*, security.* kept in
  * the store; "user.peerfs.*" on the root answered by fs/ctl.c, and
- * "user.peerfs.pin" on any inode by fs/pin.c; no ACLs
- * (system.* is EOPNOTSUPP, so tools fall back to the mode bits). Names
- * outside those namespaces (such as FS_PARENT_XATTR) are never shown. */
+ * "user.peerfs.pin" on any inode by fs/pin.c; no ACLs (system.* is
+ * EOPNOTSUPP, so tools fall back to the mode bits), except what ext4
+ * does without storing one: an access ACL equivalent to mode bits is set
+ * as those bits, and removing (or setting empty) an ACL succeeds. cp -a
+ * sets such an ACL on every file and followed the refusal with a chmod,
+ * a second round trip. Names outside those namespaces (such as
+ * FS_PARENT_XATTR) are never shown. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/xattr.h>
@@ -82,6 +86,68 @@ out:
 	return store_txn_commit(t);
 }
 
+/* The permission bits of a POSIX access ACL in its xattr form (u32 LE
+ * version 2, then entries u16 tag, u16 perm, u32 id) that names only the
+ * owner, the group and others, each once; 1 for the empty ACL (remove
+ * it), -EOPNOTSUPP for any other ACL (named users or groups need real
+ * ACLs), -EINVAL when malformed. */
+static int
+acl_mode(const unsigned char *v, size_t size, uint32_t *perm)
+{
+	enum { USER_OBJ = 1, GROUP_OBJ = 4, OTHER = 0x20 };
+	int seen = 0;
+
+	if (size < 4 || (size - 4) % 8 != 0 || v[0] != 2 || v[1] || v[2] ||
+	    v[3])
+		return -EINVAL;
+	if (size == 4)
+		return 1;	/* no ACL: there is none to remove */
+	*perm = 0;
+	for (size_t off = 4; off < size; off += 8) {
+		unsigned tag = v[off] | v[off + 1] << 8;
+		unsigned bits = v[off + 2] | v[off + 3] << 8;
+		int shift = tag == USER_OBJ ? 6 : tag == GROUP_OBJ ? 3 :
+		    tag == OTHER ? 0 : -1;
+
+		if (shift < 0 || (seen & tag))
+			return -EOPNOTSUPP;
+		if (bits & ~7u)
+			return -EINVAL;
+		seen |= tag;
+		*perm |= bits << shift;
+	}
+	return seen == (USER_OBJ | GROUP_OBJ | OTHER) ? 0 : -EINVAL;
+}
+
+#define ACL_ACCESS	"system.posix_acl_access"
+#define ACL_DEFAULT	"system.posix_acl_default"
+
+static int
+is_acl(const char *name)
+{
+	return strcmp(name, ACL_ACCESS) == 0 || strcmp(name, ACL_DEFAULT) == 0;
+}
+
+/* Removing an ACL that does not exist, as ext4 allows: the owner (or
+ * root) may, and nothing changes. */
+static int
+acl_none(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs__from_req(req);
+	uid_t uid = fuse_req_ctx(req)->uid;
+	struct store_inode in;
+	struct store_txn *t;
+	int rc;
+
+	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+		return rc;
+	rc = store_ino_get(t, ino, &in);
+	store_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	return uid == 0 || uid == in.uid ? 0 : -EPERM;
+}
+
 static void
 op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     const char *value, size_t size, int flags)
@@ -97,6 +163,20 @@ op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		    size));
 	if (is_red(name))
 		return fs__meta_reply_err(req, -EPERM);
+	if (is_acl(name)) {
+		uint32_t perm;
+
+		/* Like the kernel's ACL handlers: no create/replace flags.
+		 * A default ACL can only be removed (there is none). */
+		rc = acl_mode((const unsigned char *)value, size, &perm);
+		if (rc == 1)
+			rc = acl_none(req, ino);
+		else if (rc == 0 && strcmp(name, ACL_ACCESS) == 0)
+			rc = fs__meta_chmod(req, ino, perm);
+		else if (rc == 0)
+			rc = -EOPNOTSUPP;
+		return fs__meta_reply_err(req, rc);
+	}
 	if ((rc = check_ns(name)) < 0)
 		return fs__meta_reply_err(req, rc);
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
@@ -230,6 +310,8 @@ op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return fs__meta_reply_err(req, fs__pin_set(fs, ino, "0", 1));
 	if (is_ctl(ino, name) || is_red(name))
 		return fs__meta_reply_err(req, is_red(name) ? -EPERM : -ENODATA);
+	if (is_acl(name))
+		return fs__meta_reply_err(req, acl_none(req, ino));
 	if ((rc = check_ns(name)) < 0)
 		return fs__meta_reply_err(req, rc);
 	fs__meta_reply_err(req, change(fs, ino, name, NULL, 0, 0, 1));

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -524,14 +525,59 @@ def test_other_users_like_ext4(pair):
     assert not diffs, "\n".join(diffs)
 
 
-def test_no_acls(pair):
-    ours, _ = pair
-    touch(ours / "f")
-    got = errno_of(os.setxattr, ours / "f", "system.posix_acl_access",
-                   b"\x02\x00\x00\x00")
+def acl(*entries):
+    """The xattr form of a POSIX ACL: (tag, perm, id) entries."""
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i)
+                                           for t, p, i in entries)
+
+
+def test_acls_only_as_mode_bits(pair):
+    """No ACLs, but an access ACL that says no more than mode bits sets
+    them, as on ext4 (cp -a sets one on every file)."""
+    ours, ref = pair
+    for d in pair:
+        touch(d / "f")
+        os.chmod(d / "f", 0o4755)
+    for d in pair:
+        os.mkdir(d / "dir")
+        # No ACL to remove, or an empty one set: fine, nothing changes.
+        os.setxattr(d / "f", "system.posix_acl_access", acl())
+        os.removexattr(d / "f", "system.posix_acl_access")
+        os.removexattr(d / "dir", "system.posix_acl_default")
+        os.setxattr(d / "dir", "system.posix_acl_default", acl())
+    assert os.stat(ours / "f").st_mode == os.stat(ref / "f").st_mode
+    minimal = acl((1, 6, 0xffffffff), (4, 4, 0xffffffff), (0x20, 0, 0xffffffff))
+    for d in pair:
+        os.setxattr(d / "f", "system.posix_acl_access", minimal)
+    assert oct(os.stat(ours / "f").st_mode) == oct(os.stat(ref / "f").st_mode)
+    assert os.stat(ours / "f").st_mode & 0o7777 == 0o4640
+    # A named user needs a real ACL: refused, mode unchanged.
+    named = acl((1, 6, 0xffffffff), (2, 4, 1000), (4, 4, 0xffffffff),
+                (0x10, 4, 0xffffffff), (0x20, 0, 0xffffffff))
+    got = errno_of(os.setxattr, ours / "f", "system.posix_acl_access", named)
     assert got == errno.EOPNOTSUPP, errname(got)
+    got = errno_of(os.setxattr, ours / "f", "system.posix_acl_access",
+                   acl((1, 6, 0xffffffff), (0x20, 0, 0xffffffff)))
+    assert got == errno.EINVAL, errname(got)
+    assert os.stat(ours / "f").st_mode & 0o7777 == 0o4640
     got = errno_of(os.getxattr, ours / "f", "system.posix_acl_access")
     assert got in (errno.EOPNOTSUPP, errno.ENODATA), errname(got)
+    # Default ACLs are not kept: only removing one works.
+    got = errno_of(os.setxattr, ours / "dir", "system.posix_acl_default",
+                   minimal)
+    assert got == errno.EOPNOTSUPP, errname(got)
+    # cp -a of a tree: no error, modes as in the source.
+    src = ref / "tree"
+    os.makedirs(src / "sub")
+    touch(src / "sub" / "x")
+    os.chmod(src / "sub" / "x", 0o640)
+    os.chmod(src / "sub", 0o750)
+    cp = subprocess.run(["cp", "-a", str(src), str(ours / "tree")],
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    for rel in ("", "sub", "sub/x"):
+        assert os.stat(ours / "tree" / rel).st_mode == \
+            os.stat(src / rel).st_mode, rel
 
 
 def test_hidden_parent_record_never_shows(pair):
