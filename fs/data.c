@@ -1979,6 +1979,27 @@ fs__data_published(struct fs *fs, uint64_t gen)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Removes the staging files (and range lists) of ino's blocks in bnos,
+ * whose jrnl records a committed transaction dropped. Each under its
+ * block's stripe, as every reader and writer of a staging file holds it:
+ * a removed staging file becomes a spare that another block takes over
+ * (store/jrnl.c), so nobody may still be reading it. */
+static void
+staging_drop(struct store *st, struct fs__data *d, uint64_t ino,
+    const struct u64v *bnos)
+{
+	for (size_t i = 0; i < bnos->n; i++) {
+		pthread_mutex_t *sl = d ? stripe_of(d, ino, bnos->v[i]) : NULL;
+
+		if (sl)		/* no d: no upload worker, no reader yet */
+			pthread_mutex_lock(sl);
+		store_jrnl_unlink(st, ino, bnos->v[i]);
+		ovl_unlink(st, ino, bnos->v[i]);
+		if (sl)
+			pthread_mutex_unlock(sl);
+	}
+}
+
 int
 fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
     struct store_inode *out)
@@ -2107,10 +2128,6 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	if (has || rmw || inl)
 		mark_dirty(d, ino, pb, 0);
 	forget_dirty(d, ino, &unl);
-	for (size_t i = 0; i < unl.n; i++) {
-		store_jrnl_unlink(st, ino, unl.v[i]);
-		ovl_unlink(st, ino, unl.v[i]);
-	}
 	*out = in;
 out:
 	if (t != NULL)
@@ -2118,6 +2135,9 @@ out:
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_unlock(sl);
+	/* Still before the reply: the kernel holds the file's lock, so no
+	 * write recreates one of these blocks meanwhile. */
+	staging_drop(st, d, ino, &unl);
 	free(buf);
 	free(unl.v);
 	forget_run(fs, &f, committed);
@@ -2146,10 +2166,7 @@ fs__data_drop(struct fs *fs, uint64_t ino)
 	/* Workers still uploading a block of ino find its jrnl record gone
 	 * and commit nothing. */
 	forget_dirty(fs->data, ino, NULL);
-	for (size_t i = 0; i < unl.n; i++) {
-		store_jrnl_unlink(st, ino, unl.v[i]);
-		ovl_unlink(st, ino, unl.v[i]);
-	}
+	staging_drop(st, fs->data, ino, &unl);
 out:
 	free(unl.v);
 	forget_run(fs, &f, rc == 0);

@@ -385,9 +385,10 @@ fetch_start(struct net *n, struct net_op *op)
 	struct fetch_op *o = (struct fetch_op *)op;
 	double rtt[CR_EC_MAX];
 
-	/* Connected holders, lowest rtt first (parity ones a little later); offline ones are noted now.
-	 * Fragments marked lost and DEAD holders come last, only asked when
-	 * the others cannot make k (the hash check still guards them). */
+	/* Connected holders, lowest rtt first (parity ones a little later);
+	 * offline ones are noted now. Fragments marked lost and DEAD holders
+	 * come last, only asked when the others cannot make k (the hash
+	 * check still guards them). */
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
 		if (o->skip & (1u << i))

@@ -41,6 +41,7 @@ store__spare_open(struct store *st)
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
+	int fd;
 
 	pthread_mutex_init(&st->spare_lock, NULL);
 	if (!(st->spare = malloc(SPARE_MAX * sizeof *st->spare)))
@@ -48,8 +49,14 @@ store__spare_open(struct store *st)
 	if (mkdir(st->sdir, 0700) != 0 && errno != EEXIST)
 		return -errno;
 	st->sdir_fd = open(st->sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->sdir_fd < 0 || !(d = fdopendir(dup(st->sdir_fd))))
+	if (st->sdir_fd < 0 || (fd = dup(st->sdir_fd)) < 0)
 		return -errno;
+	if (!(d = fdopendir(fd))) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
 	while ((de = readdir(d)) != NULL) {
 		char *end;
 		unsigned long n;
