@@ -337,6 +337,14 @@ write_tmp(int dfd, const struct names *nm, const void *data, size_t len,
 	rc = write_all(fd, data, len);
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
+	/* A supplier lends disk, not memory, and the owner caches what it
+	 * reads: the clean pages of a stored fragment are dropped at once.
+	 * They go back to the free lists still warm and the next fragment
+	 * reuses them. Pages left to age out are handed back to a VM's host
+	 * and cost a host fault each when touched again: on this kind of
+	 * machine 2.8 s of kernel time per GB written, against 0.25. */
+	if (rc == 0)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (rc == 0 && fstat(fd, &st) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -653,6 +655,49 @@ test_owner_hash(void)
 	return 0;
 }
 
+/* A supplier does not keep what it stores in its page cache (store/frag.c
+ * write_tmp): once put returns, none of the file's pages are resident. */
+static int
+test_pages_not_kept(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES], vec[256];
+	size_t len = 256 * 4096, resident = 0;
+	struct store_frag *sf;
+	struct statfs fs;
+	char path[512];
+	unsigned char *data = malloc(len);
+	void *map;
+	int fd;
+
+	CHECK(data != NULL);
+	CHECK_EQ(statfs(".", &fs), 0);
+	if (fs.f_type == 0x01021994) {	/* tmpfs pages cannot be dropped */
+		free(data);
+		return 77;
+	}
+	mk_owner(o, 3);
+	mk_fid(f, 3);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (unsigned char)(i * 7 + i / 4096);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(put_h(sf, o, f, data, len), 0);
+	frag_path(path, sizeof path, o, f);
+	CHECK((fd = open(path, O_RDONLY)) >= 0);
+	map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(map != MAP_FAILED);
+	CHECK_EQ(mincore(map, len, vec), 0);
+	for (size_t i = 0; i < sizeof vec; i++)
+		resident += vec[i] & 1;
+	CHECK_EQ(resident, 0);
+	/* and the bytes are all there */
+	CHECK_MEM(map, data, len);
+	munmap(map, len);
+	close(fd);
+	store_frag_close(sf);
+	free(data);
+	return 0;
+}
+
 const struct test tests_frag[] = {
 	{ "owner_hash", test_owner_hash },
 	{ "round_trip", test_round_trip },
@@ -664,5 +709,6 @@ const struct test tests_frag[] = {
 	{ "reopen", test_reopen },
 	{ "files_on_disk", test_files_on_disk },
 	{ "threads", test_threads },
+	{ "pages_not_kept", test_pages_not_kept },
 	{ NULL, NULL },
 };
