@@ -4,10 +4,17 @@
  * "PEERFS2"), every record (format v2) is:
  *   u32 BE L | u32 BE B | L bytes: one secretstream message | B bytes: bulk
  * The secretstream message encrypts the header: u8 type | u64 BE request
- * id | payload without the bulk. The bulk travels in the clear, authenticated
- * as the message's additional data (cr_stream_push_ad): fragment bytes are
- * already ciphertext of a sealed block, so encrypting them again would only
- * burn CPU; the MAC still binds them to this record of this session.
+ * id | payload without the bulk. The bulk travels in the clear: fragment
+ * bytes are already ciphertext of a sealed block, so encrypting them again
+ * would only burn CPU. From client to server (PUT) the bulk is the
+ * message's additional data (cr_stream_push_ad), so the MAC binds it to
+ * this record of this session and a supplier never stores bytes that
+ * were changed on the way. From server to client (GET_OK) it is not:
+ * the owner checks every fragment it fetches against its own tag
+ * (cr_frag_check, under a key suppliers never learn) before any use, so
+ * a second Poly1305 pass on both ends bought nothing but CPU (a tenth of
+ * the owner's on a cold read). A fragment changed on the way fails that
+ * check like a corrupt one.
  * The decrypted record is header | bulk: u8 type | u64 BE request id |
  * payload. Only PUT and GET_OK have a bulk, and their sender always puts
  * the fragment bytes there (B = fragment length, the header ends at
@@ -143,9 +150,12 @@ int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
     struct net_frame *out);
 /* Decrypts a frame from rx into fr->rec (see net_frame) and checks the
  * bulk rules: 0 with *len = the record's length, -EBADMSG (bad MAC),
- * -EPROTO (bulk on a type without). fr stays the caller's either way. */
+ * -EPROTO (bulk on a type without, or on a type the other direction
+ * carries). from_server: the frame came from a server, so its bulk is not
+ * MAC'd (only GET_OK may have one); else it is (only PUT). fr stays the
+ * caller's either way. */
 int net_frame_open(struct cr_stream *rx, const struct net_frame *fr,
-    size_t *len);
+    int from_server, size_t *len);
 
 /* ---- sessions (net/sess.c) ---- */
 #include <uv.h>

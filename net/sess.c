@@ -247,7 +247,8 @@ net_sess_send(struct net_sess *s, const struct net_msg *m)
 		return -EMSGSIZE;
 	}
 	/* prefix | header ciphertext | bulk: the bulk is copied once and
-	 * MAC'd where it is sent from, never encrypted again. */
+	 * never encrypted again; a client's is MAC'd where it is sent from
+	 * (net/internal.h says why a server's is not). */
 	if (!(w = malloc(sizeof *w + 8 + clen + blen))) {
 		if (plain != stack)
 			free(plain);
@@ -258,7 +259,7 @@ net_sess_send(struct net_sess *s, const struct net_msg *m)
 	if (blen)
 		memcpy(w->data + 8 + clen, bulk, blen);
 	cr_stream_push_ad(&s->hs->tx, w->data + 8, plain, hlen,
-	    w->data + 8 + clen, blen);
+	    s->is_client ? w->data + 8 + clen : NULL, s->is_client ? blen : 0);
 	if (plain != stack)
 		free(plain);
 	w->len = 8 + clen + blen;
@@ -375,7 +376,8 @@ up:
 }
 
 int
-net_frame_open(struct cr_stream *rx, const struct net_frame *fr, size_t *len)
+net_frame_open(struct cr_stream *rx, const struct net_frame *fr,
+    int from_server, size_t *len)
 {
 	size_t hlen;
 	int rc;
@@ -384,10 +386,14 @@ net_frame_open(struct cr_stream *rx, const struct net_frame *fr, size_t *len)
 		return -EPROTO;
 	hlen = fr->hdr_len - CR_STREAM_ABYTES;
 	rc = cr_stream_pull_ad(rx, fr->rec, fr->hdr, fr->hdr_len,
-	    fr->rec + hlen, fr->bulk_len);
+	    from_server ? NULL : fr->rec + hlen, from_server ? 0 : fr->bulk_len);
 	if (rc < 0)
 		return -EBADMSG;
 	if (net_msg_bulk_ok(fr->rec[0], hlen, fr->bulk_len) < 0)
+		return -EPROTO;
+	/* Unauthenticated bulk only where the owner checks it itself. */
+	if (fr->bulk_len &&
+	    fr->rec[0] != (from_server ? NET_GET_OK : NET_PUT))
 		return -EPROTO;
 	*len = hlen + fr->bulk_len;
 	return 0;
@@ -402,12 +408,12 @@ sess_record(struct net_sess *s, struct net_frame *fr)
 	size_t len;
 	int rc;
 
-	rc = net_frame_open(&s->hs->rx, fr, &len);
+	rc = net_frame_open(&s->hs->rx, fr, s->is_client, &len);
 	free(fr->hdr);
 	if (rc < 0) {
 		free(rec);
 		net_sess_close(s, rc, rc == -EBADMSG ? "bad record MAC" :
-		    "bulk on a record type without");
+		    "bulk where none may be");
 		return;
 	}
 	if (net_msg_decode(&m, rec, len) < 0) {
