@@ -640,24 +640,18 @@ bulk_body(struct swarm *sw)
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
-	/* Bulk on a type without (PING with 5 bytes, MAC good): closed. */
-	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
-	memset(hdr, 0, NET_MSG_HDR);
-	hdr[0] = NET_PING;
-	CHECK(send_frame(fd, &hs, hdr, NET_MSG_HDR,
-	    (const unsigned char *)"bulk!", 5, 0) == 0);
-	CHECK(closed_by_peer(fd));
-	close(fd);
-
-	/* GET_OK is the server's: from a client, even with its bulk MAC'd
-	 * and well formed, it closes the session. */
-	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
-	memset(hdr, 0, NET_MSG_HDR);
-	hdr[0] = NET_GET_OK;
-	CHECK(send_frame(fd, &hs, hdr, NET_MSG_HDR,
-	    (const unsigned char *)"bulk!", 5, 0) == 0);
-	CHECK(closed_by_peer(fd));
-	close(fd);
+	/* Bulk on a type without (PING with 5 bytes, MAC good), and on
+	 * GET_OK, the server's: from a client, even MAC'd and well formed,
+	 * it closes the session. */
+	for (int t = 0; t < 2; t++) {
+		CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
+		memset(hdr, 0, NET_MSG_HDR);
+		hdr[0] = t ? NET_GET_OK : NET_PING;
+		CHECK(send_frame(fd, &hs, hdr, NET_MSG_HDR,
+		    (const unsigned char *)"bulk!", 5, 0) == 0);
+		CHECK(closed_by_peer(fd));
+		close(fd);
+	}
 
 	/* A GET whose fragid ends in a bulk: would decode, yet closed. */
 	CHECK((fd = raw_handshake(port, sw->me, &hs)) >= 0);
