@@ -391,7 +391,8 @@ net_frame_open(struct cr_stream *rx, const struct net_frame *fr,
 		return -EBADMSG;
 	if (net_msg_bulk_ok(fr->rec[0], hlen, fr->bulk_len) < 0)
 		return -EPROTO;
-	/* Unauthenticated bulk only where the owner checks it itself. */
+	/* Each side's bulk on its own type only: a client's PUT (MAC'd), a
+	 * server's GET_OK (not MAC'd: the owner checks it itself). */
 	if (fr->bulk_len &&
 	    fr->rec[0] != (from_server ? NET_GET_OK : NET_PUT))
 		return -EPROTO;

@@ -11,6 +11,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
+
 #include "store/store.h"
 #include "test.h"
 #include "util.h"
@@ -671,7 +673,7 @@ test_pages_not_kept(void)
 
 	CHECK(data != NULL);
 	CHECK_EQ(statfs(".", &fs), 0);
-	if (fs.f_type == 0x01021994) {	/* tmpfs pages cannot be dropped */
+	if (fs.f_type == TMPFS_MAGIC) {	/* its pages cannot be dropped */
 		free(data);
 		return 77;
 	}
