@@ -167,9 +167,11 @@ store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags)
 
 	if ((rc = jrnl_path(path, sizeof path, st, ino, bno)) < 0)
 		return rc;
-	/* A spare file renamed is a new, empty staging file. */
+	/* A spare file renamed is a new, empty staging file. Not truncated
+	 * again: ext4 marks a file truncated to 0 for a flush at its close
+	 * (auto_da_alloc), which put one disk write on every small file. */
 	if ((flags & O_CREAT) && spare_take(st, path) == 0)
-		flags &= ~(O_CREAT | O_EXCL);
+		flags &= ~(O_CREAT | O_EXCL | O_TRUNC);
 	fd = open(path, flags | O_CLOEXEC, 0600);
 	/* The directory is made at store_open; someone may have removed it. */
 	if (fd < 0 && errno == ENOENT && (flags & O_CREAT) &&
