@@ -39,6 +39,10 @@ struct store {
 	pthread_mutex_t	flush_lock;
 	pthread_cond_t	flush_cond;
 	int		flush_started, flush_stop, dirty;
+	/* MDB_WRITEMAP in use, and how much of data.mdb is allocated (only
+	 * under LMDB's write lock): see alloc_ahead in store/meta.c. */
+	int		writemap;
+	uint64_t	alloc_end;
 };
 #define STORE__FLUSH_MS 1000
 

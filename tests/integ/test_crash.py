@@ -416,6 +416,28 @@ print(n, err)
     return int(n), int(err)
 
 
+def create_until_error(path, prefix, size, limit):
+    """Creates files prefix%05d of size random bytes under path until an
+    error or limit files; returns (files, errno or 0, stderr)."""
+    code = r"""
+import os, sys
+d, prefix, size, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+    int(sys.argv[4])
+n, err = 0, 0
+try:
+    while n < limit:
+        with open(os.path.join(d, "%s%05d" % (prefix, n)), "wb") as f:
+            f.write(os.urandom(size))
+        n += 1
+except OSError as e:
+    err = e.errno
+print(n, err)
+"""
+    cp = run_with_timeout(code, timeout=120, args=[path, prefix, size, limit])
+    n, err = map(int, cp.stdout.split())
+    return n, err, cp.stderr
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     d = tmp_path / "small"
@@ -451,14 +473,20 @@ def enospc_then_recover(m, label):
     return n
 
 
+def mount_home_on(fs_dir, make_swarm, make_mount, name):
+    """6 suppliers, and a mount whose home is under fs_dir."""
+    sw = make_swarm(6)
+    m = make_mount(name)
+    m.home = fs_dir / "home"
+    m.init()
+    m.mount(sw.peers, ec="4+2", block_size=BLOCK, extra=MOUNT_EXTRA)
+    return sw, m
+
+
 def test_full_disk_gives_enospc(make_swarm, make_mount, small_tmpfs):
     """The home on a 24 MiB tmpfs, suppliers stopped so the journal cannot
     drain: writes fail with ENOSPC, nothing is corrupted, deleting frees."""
-    sw = make_swarm(6)
-    m = make_mount("f")
-    m.home = small_tmpfs / "home"
-    m.init()
-    m.mount(sw.peers, ec="4+2", block_size=BLOCK, extra=MOUNT_EXTRA)
+    sw, m = mount_home_on(small_tmpfs, make_swarm, make_mount, "f")
     (m.path / "early").write_bytes(b"e" * 200000)
     m.sync()
     for i in range(6):
@@ -475,6 +503,40 @@ def test_full_disk_gives_enospc(make_swarm, make_mount, small_tmpfs):
     m.umount()
 
 
+def test_full_disk_metadata_gives_enospc(make_swarm, make_mount,
+                                          small_tmpfs):
+    """The home's disk filled by someone else, then only metadata grows
+    (tiny files live in it): creates fail with ENOSPC and the daemon
+    lives on (data.mdb is written through its map, where a store into an
+    unallocated page of a full disk would be a SIGBUS); once the disk has
+    room again, creates work."""
+    sw, m = mount_home_on(small_tmpfs, make_swarm, make_mount, "q")
+    (m.path / "early").write_bytes(b"e" * 3000)
+    filler = small_tmpfs / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (64 << 10))
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    n, err, out = create_until_error(m.path, "tiny", 4000, 20000)
+    assert err == errno.ENOSPC, f"creating tiny files on a full disk " \
+        f"gave {errno.errorcode.get(err, err)} after {n}: {out}"
+    assert m.daemon_pid() is not None, "the daemon died on a full disk"
+    assert (m.path / "early").read_bytes() == b"e" * 3000
+    if n > 0:
+        assert len((m.path / "tiny00000").read_bytes()) == 4000
+    os.unlink(filler)
+    (m.path / "later").write_bytes(b"l" * 3000)
+    assert (m.path / "later").read_bytes() == b"l" * 3000
+    m.umount()
+    m.mount(sw.peers, ec="4+2", block_size=BLOCK, extra=MOUNT_EXTRA)
+    assert (m.path / "early").read_bytes() == b"e" * 3000
+    assert (m.path / "later").read_bytes() == b"l" * 3000
+    m.umount()
+
+
 def test_full_map_gives_enospc(make_swarm, make_mount):
     """A tiny LMDB map: creating files until it is full gives ENOSPC; the
     mount keeps working and deleting makes room again."""
@@ -483,23 +545,9 @@ def test_full_map_gives_enospc(make_swarm, make_mount):
     m.init()
     extra = MOUNT_EXTRA + ["--map-size", "4M"]
     m.mount(sw.peers, ec="4+2", block_size=BLOCK, extra=extra)
-    code = r"""
-import os, sys
-d = sys.argv[1]
-n, err = 0, 0
-try:
-    while n < 100000:
-        with open(os.path.join(d, "small%05d" % n), "wb") as f:
-            f.write(os.urandom(3000))
-        n += 1
-except OSError as e:
-    err = e.errno
-print(n, err)
-"""
-    cp = run_with_timeout(code, timeout=120, args=[m.path])
-    n, err = map(int, cp.stdout.split())
+    n, err, out = create_until_error(m.path, "small", 3000, 100000)
     assert err == errno.ENOSPC, f"filling the map gave " \
-        f"{errno.errorcode.get(err, err)} after {n} files: {cp.stderr}"
+        f"{errno.errorcode.get(err, err)} after {n} files: {out}"
     assert n > 10
     # Existing files are intact.
     names = sorted(x for x in os.listdir(m.path) if x.startswith("small"))

@@ -53,6 +53,37 @@ ino_same(const struct store_inode *a, const struct store_inode *b)
 
 /* ---- metadata ----------------------------------------------------------- */
 
+/* data.mdb is written through its map: the file must stay allocated well
+ * beyond its last page (a store into a hole of a full disk is a SIGBUS). */
+static int
+test_map_allocated_ahead(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct stat sb;
+	uint64_t used, size;
+	static char val[60000];
+	char name[32];
+
+	OPEN(st);
+	CHECK(stat("db/meta/data.mdb", &sb) == 0);
+	CHECK((uint64_t)sb.st_blocks * 512 >= (uint64_t)16 << 20);
+	for (int i = 0; i < 400; i++) {
+		memset(val, i, sizeof val);
+		snprintf(name, sizeof name, "user.x%d", i);
+		BEGIN(st, 0, t);
+		CHECK_EQ(store_xattr_set(t, STORE_ROOT_INO, name, val,
+		    sizeof val, 0), 0);
+		COMMIT(t);
+	}
+	CHECK_EQ(store_map_usage(st, &used, &size), 0);
+	CHECK(used > (uint64_t)20 << 20);
+	CHECK(stat("db/meta/data.mdb", &sb) == 0);
+	CHECK((uint64_t)sb.st_blocks * 512 >= used + ((uint64_t)8 << 20));
+	store_close(st);
+	return 0;
+}
+
 static int
 test_open_root_reopen(void)
 {
@@ -1502,6 +1533,7 @@ test_cache_threads(void)
 
 const struct test tests_store[] = {
 	{ "open_root_reopen", test_open_root_reopen },
+	{ "map_allocated_ahead", test_map_allocated_ahead },
 	{ "root_kept", test_root_kept },
 	{ "inode_del", test_inode_del },
 	{ "symlink", test_symlink },
