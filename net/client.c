@@ -814,20 +814,22 @@ struct state_op {
 
 /* A key no identified peer has may still be one not reached yet in this
  * mount: only once every peer is identified (or dead) is it unknown. */
+static int
+unknown_key_state(struct net *n)
+{
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (!p->have_pk && p->state != NET_PEER_DEAD)
+			return NET_PEER_CONNECTING;
+	return NET_PEER_DEAD;
+}
+
 static void
 state_start(struct net *n, struct net_op *op)
 {
 	struct state_op *a = (struct state_op *)op;
 	struct net_peer *p = net__peer_by_pk(n, a->pk);
 
-	a->state = NET_PEER_DEAD;
-	if (p) {
-		a->state = p->state;
-	} else {
-		for (p = n->peers; p; p = p->next)
-			if (!p->have_pk && p->state != NET_PEER_DEAD)
-				a->state = NET_PEER_CONNECTING;
-	}
+	a->state = p ? (int)p->state : unknown_key_state(n);
 	net__op_done(n, op, 0);
 }
 
@@ -841,4 +843,71 @@ net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES])
 	if ((rc = net__op_run(n, &a.op)) < 0)
 		return NET_PEER_OFFLINE;
 	return a.state;
+}
+
+struct net_peer_snap {
+	int n, unknown;
+	struct {
+		unsigned char pk[CR_PK_BYTES];
+		int state;
+	} peer[];		/* identified peers only */
+};
+
+struct snap_op {
+	struct net_op op;
+	struct net_peer_snap *s;
+};
+
+static void
+snap_start(struct net *n, struct net_op *op)
+{
+	struct snap_op *a = (struct snap_op *)op;
+	struct net_peer_snap *s;
+	int count = 0;
+
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		count++;
+	if (!(s = malloc(sizeof *s + (size_t)count * sizeof s->peer[0]))) {
+		net__op_done(n, op, -ENOMEM);
+		return;
+	}
+	s->n = 0;
+	s->unknown = unknown_key_state(n);
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (p->have_pk) {
+			memcpy(s->peer[s->n].pk, p->pk, CR_PK_BYTES);
+			s->peer[s->n++].state = p->state;
+		}
+	a->s = s;
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_snap_take(struct net *n, struct net_peer_snap **out)
+{
+	struct snap_op a = { .op.start = snap_start };
+	int rc;
+
+	if ((rc = net__op_run(n, &a.op)) < 0) {
+		free(a.s);
+		return rc;
+	}
+	*out = a.s;
+	return 0;
+}
+
+int
+net_peer_snap_state(const struct net_peer_snap *s,
+    const unsigned char pk[CR_PK_BYTES])
+{
+	for (int i = 0; i < s->n; i++)
+		if (memcmp(s->peer[i].pk, pk, CR_PK_BYTES) == 0)
+			return s->peer[i].state;
+	return s->unknown;
+}
+
+void
+net_peer_snap_free(struct net_peer_snap *s)
+{
+	free(s);
 }

@@ -147,6 +147,18 @@ int net_frag_delete(struct net *n, const unsigned char pk[CR_PK_BYTES],
  * (it may be that key), and NET_PEER_OFFLINE while shutting down. */
 int net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES]);
 
+/* The same answers for a pass over many blocks: the states of every peer
+ * at one moment, taken in one trip to the loop thread (net_peer_state
+ * makes one per call, and the loop also carries the uploads).
+ * net_peer_snap_state answers as net_peer_state would have when the
+ * snapshot was taken. take: 0 or -errno (-ESHUTDOWN while shutting down).
+ * free accepts NULL. */
+struct net_peer_snap;
+int  net_peer_snap_take(struct net *n, struct net_peer_snap **out);
+int  net_peer_snap_state(const struct net_peer_snap *s,
+    const unsigned char pk[CR_PK_BYTES]);
+void net_peer_snap_free(struct net_peer_snap *s);
+
 /* Asks every supplier in b->peer to delete its fragment; best effort,
  * returns once the requests are sent. */
 int net_block_forget(struct net *n, const struct store_block *b);

@@ -1267,7 +1267,8 @@ monitor_body(struct swarm *sw)
 	struct store_block b;
 	double t0, t_off = -1, t_sus = -1, t_dead = -1, t;
 	int restarted = 0, back = 0, s1_dead = 0, s1_sus = 0, tried = 0;
-	unsigned char pk0[CR_PK_BYTES];
+	unsigned char pk0[CR_PK_BYTES], unknown[CR_PK_BYTES];
+	struct net_peer_snap *before = NULL, *after = NULL;
 
 	if (swarm_start_mon(sw, 7, 1000, &mo))
 		return 1;
@@ -1275,6 +1276,12 @@ monitor_body(struct swarm *sw)
 	memcpy(pk0, p0.pk, CR_PK_BYTES);
 	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_ONLINE);
 	CHECK(p0.score > 0.5);
+	/* A snapshot answers as net_peer_state did when it was taken. */
+	memset(unknown, 0x55, sizeof unknown);
+	CHECK_EQ(net_peer_snap_take(sw->net, &before), 0);
+	CHECK_EQ(net_peer_snap_state(before, pk0), NET_PEER_ONLINE);
+	CHECK_EQ(net_peer_snap_state(before, unknown), NET_PEER_DEAD);
+	CHECK_EQ(net_peer_state(sw->net, unknown), NET_PEER_DEAD);
 	/* Supplier 0 dies for good, supplier 1 reboots within the grace. */
 	t0 = now_s();
 	sup_kill(sw, 0, SIGKILL);
@@ -1312,6 +1319,13 @@ monitor_body(struct swarm *sw)
 	CHECK(t_dead >= 2500 - 300 - 150 && t_dead <= 2500 + 500);
 	CHECK(tried && s1_sus && back && !s1_dead);
 	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_DEAD);
+	CHECK_EQ(net_peer_snap_take(sw->net, &after), 0);
+	CHECK_EQ(net_peer_snap_state(after, pk0), NET_PEER_DEAD);
+	CHECK_EQ(net_peer_snap_state(before, pk0), NET_PEER_ONLINE);
+	CHECK_EQ(sup_info(sw, 1, &pi), 0);
+	CHECK_EQ(net_peer_snap_state(after, pi.pk), NET_PEER_ONLINE);
+	net_peer_snap_free(before);
+	net_peer_snap_free(after);
 	CHECK_EQ(sup_info(sw, 0, &pi), 0);
 	CHECK(pi.score == 0);
 	CHECK_EQ(sup_info(sw, 1, &pi), 0);
