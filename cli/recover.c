@@ -335,6 +335,16 @@ undo_home(const char *home, int created)
 	}
 	for (int i = 0; dirs[i]; i++) {
 		char *p = cli_path(home, dirs[i]);
+		DIR *d;
+		struct dirent *de;
+
+		/* spare/ holds the empty files the store made ready. */
+		if (strcmp(dirs[i], "spare") == 0 && (d = opendir(p)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				if (de->d_name[0] != '.')
+					unlinkat(dirfd(d), de->d_name, 0);
+			closedir(d);
+		}
 		rmdir(p);
 		free(p);
 	}

@@ -12,16 +12,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "store/internal.h"
 
 #define SPARE_MAX 4096
+#define SPARE_LOW 512		/* fewer: the maker is woken */
+#define SPARE_HIGH 1024		/* it makes spares up to here */
+#define SPARE_RETRY_S 1		/* after a create failed (disk full) */
 
 static int
 jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
@@ -33,8 +38,55 @@ jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Makes empty spare files while there are fewer than SPARE_LOW, up to
+ * SPARE_HIGH, so that writes rename one instead of creating a file. */
+static void *
+spare_maker(void *arg)
+{
+	struct store *st = arg;
+	struct timespec until;
+	int failed = 0;
+
+	pthread_mutex_lock(&st->spare_lock);
+	while (!st->spare_stop) {
+		if (failed || st->nspare >= SPARE_LOW) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += SPARE_RETRY_S;
+			if (failed)
+				pthread_cond_timedwait(&st->spare_cond,
+				    &st->spare_lock, &until);
+			else
+				pthread_cond_wait(&st->spare_cond,
+				    &st->spare_lock);
+			failed = 0;
+			continue;
+		}
+		while (!st->spare_stop && st->nspare < SPARE_HIGH) {
+			uint32_t n = st->spare_next++;
+			char name[16];
+			int fd;
+
+			pthread_mutex_unlock(&st->spare_lock);
+			snprintf(name, sizeof name, "%" PRIu32, n);
+			fd = openat(st->sdir_fd, name, O_WRONLY | O_CREAT |
+			    O_EXCL | O_CLOEXEC, 0600);
+			if (fd >= 0)
+				close(fd);
+			else if (errno != EEXIST)
+				failed = 1;
+			pthread_mutex_lock(&st->spare_lock);
+			if (failed)
+				break;
+			if (fd >= 0)
+				st->spare[st->nspare++] = n;
+		}
+	}
+	pthread_mutex_unlock(&st->spare_lock);
+	return NULL;
+}
+
 /* Adopts the empty files of <dir>/spare (a non-empty one is no spare:
- * removed) and makes the directory if needed. */
+ * removed), makes the directory if needed and starts the maker. */
 int
 store__spare_open(struct store *st)
 {
@@ -44,6 +96,7 @@ store__spare_open(struct store *st)
 	int fd;
 
 	pthread_mutex_init(&st->spare_lock, NULL);
+	pthread_cond_init(&st->spare_cond, NULL);
 	if (!(st->spare = malloc(SPARE_MAX * sizeof *st->spare)))
 		return -ENOMEM;
 	if (mkdir(st->sdir, 0700) != 0 && errno != EEXIST)
@@ -77,13 +130,31 @@ store__spare_open(struct store *st)
 		}
 	}
 	closedir(d);
+	if ((fd = -pthread_create(&st->spare_maker, NULL, spare_maker, st)) < 0)
+		return fd;
+	st->spare_started = 1;
 	return 0;
+}
+
+void
+store__spare_maker_stop(struct store *st)
+{
+	if (!st->spare_started)
+		return;
+	pthread_mutex_lock(&st->spare_lock);
+	st->spare_stop = 1;
+	pthread_cond_signal(&st->spare_cond);
+	pthread_mutex_unlock(&st->spare_lock);
+	pthread_join(st->spare_maker, NULL);
+	st->spare_started = 0;
 }
 
 void
 store__spare_close(struct store *st)
 {
+	store__spare_maker_stop(st);
 	if (st->spare) {
+		pthread_cond_destroy(&st->spare_cond);
 		pthread_mutex_destroy(&st->spare_lock);
 		free(st->spare);
 		st->spare = NULL;
@@ -108,6 +179,8 @@ spare_take(struct store *st, const char *path)
 		return -ENOENT;
 	}
 	n = st->spare[--st->nspare];
+	if (st->nspare < SPARE_LOW)
+		pthread_cond_signal(&st->spare_cond);
 	pthread_mutex_unlock(&st->spare_lock);
 	snprintf(name, sizeof name, "%" PRIu32, n);
 	if (renameat2(st->sdir_fd, name, AT_FDCWD, path, RENAME_NOREPLACE) == 0)

@@ -12,6 +12,7 @@
 
 #include <lmdb.h>
 
+#include "store/internal.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -1154,17 +1155,22 @@ test_jrnl_spares(void)
 	struct store *st;
 	struct stat sb, sb2;
 	char buf[8];
-	int fd;
+	int fd, n0;
 
+	/* The maker stopped, the pool is what it left: counts relative. */
 	OPEN(st);
+	store__spare_maker_stop(st);
+	n0 = count_dir("db/spare");
 	fd = store_jrnl_fd(st, 9, 1, O_RDWR | O_CREAT);
 	CHECK(fd >= 0);
 	CHECK_EQ(pwrite(fd, "secret", 6, 100), 6);
 	CHECK(fstat(fd, &sb) == 0);
 	close(fd);
+	CHECK_EQ(count_dir("db/spare"), n0 > 0 ? n0 - 1 : 0);
+	n0 = count_dir("db/spare");
 	CHECK_EQ(store_jrnl_unlink(st, 9, 1), 0);
 	CHECK(access("db/journal/9.1", F_OK) != 0);
-	CHECK_EQ(count_dir("db/spare"), 1);
+	CHECK_EQ(count_dir("db/spare"), n0 + 1);
 	CHECK_EQ(count_dir("db/journal"), 0);
 	CHECK_EQ(store_jrnl_bytes(st), 0);
 
@@ -1177,39 +1183,71 @@ test_jrnl_spares(void)
 	CHECK_EQ(sb2.st_mode & 0777, 0600);
 	CHECK_EQ(pwrite(fd, "x", 1, 0), 1);
 	close(fd);
-	CHECK_EQ(count_dir("db/spare"), 0);
+	CHECK_EQ(count_dir("db/spare"), n0);
 
 	/* An existing staging file is opened as it is; the spare stays. */
 	fd = store_jrnl_fd(st, 9, 4, O_RDWR | O_CREAT);
 	CHECK(fd >= 0);
 	close(fd);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 4), 0);
-	CHECK_EQ(count_dir("db/spare"), 1);
+	n0 = n0 > 0 ? n0 : 1;	/* a spare taken and given back, or new */
+	CHECK_EQ(count_dir("db/spare"), n0);
 	fd = store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT);
 	CHECK(fd >= 0);
 	CHECK_EQ(pread(fd, buf, sizeof buf, 0), 1);
 	CHECK_EQ(buf[0], 'x');
 	close(fd);
 	CHECK_EQ(store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT | O_EXCL), -EEXIST);
-	CHECK_EQ(count_dir("db/spare"), 1);
+	CHECK_EQ(count_dir("db/spare"), n0);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 5), -ENOENT);
-	CHECK_EQ(count_dir("db/spare"), 1);
+	CHECK_EQ(count_dir("db/spare"), n0);
 	store_close(st);
 
 	/* Reopened: empty spares are adopted, anything else there goes. */
-	CHECK((fd = open("db/spare/777", O_WRONLY | O_CREAT, 0600)) >= 0);
+	CHECK((fd = open("db/spare/4000000000", O_WRONLY | O_CREAT, 0600)) >= 0);
 	CHECK_EQ(write(fd, "old", 3), 3);
 	close(fd);
 	CHECK((fd = open("db/spare/junk", O_WRONLY | O_CREAT, 0600)) >= 0);
 	close(fd);
 	OPEN(st);
-	CHECK_EQ(count_dir("db/spare"), 1);
+	store__spare_maker_stop(st);
+	CHECK(access("db/spare/4000000000", F_OK) != 0);
+	CHECK(access("db/spare/junk", F_OK) != 0);
+	n0 = count_dir("db/spare");
+	CHECK(n0 >= 1);
 	fd = store_jrnl_fd(st, 9, 6, O_RDWR | O_CREAT);
 	CHECK(fd >= 0);
 	CHECK(fstat(fd, &sb2) == 0);
 	CHECK_EQ(sb2.st_size, 0);
 	close(fd);
-	CHECK_EQ(count_dir("db/spare"), 0);
+	CHECK_EQ(count_dir("db/spare"), n0 - 1);
+	store_close(st);
+	return 0;
+}
+
+/* The maker keeps spares ready: some at open, more once writes took
+ * them, up to a bound. */
+static int
+test_jrnl_spare_maker(void)
+{
+	struct store *st;
+	int fd, n = 0;
+
+	OPEN(st);
+	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 1024; i++)
+		usleep(20000);
+	CHECK_EQ(n, 1024);
+	for (int i = 0; i < 800; i++) {
+		CHECK((fd = store_jrnl_fd(st, 7, (uint64_t)i,
+		    O_RDWR | O_CREAT)) >= 0);
+		close(fd);
+	}
+	CHECK_EQ(count_dir("db/journal"), 800);
+	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 1024; i++)
+		usleep(20000);
+	CHECK_EQ(n, 1024);
+	usleep(100000);
+	CHECK_EQ(count_dir("db/spare"), 1024);
 	store_close(st);
 	return 0;
 }
@@ -1552,6 +1590,7 @@ const struct test tests_store[] = {
 	{ "jrnl_records", test_jrnl_records },
 	{ "jrnl_files", test_jrnl_files },
 	{ "jrnl_spares", test_jrnl_spares },
+	{ "jrnl_spare_maker", test_jrnl_spare_maker },
 	{ "peer_pin", test_peer_pin },
 	{ "abort_no_trace", test_abort_no_trace },
 	{ "concurrent_readers", test_concurrent_readers },
