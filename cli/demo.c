@@ -207,7 +207,10 @@ cmd_demo(int argc, char **argv)
 	}
 	printf("\nmounted %s (erasure code 4+2 over %d suppliers)\n\n"
 	    "try:\n"
-	    "  cp -a /usr/include %s/ && diff -r /usr/include %s/include\n"
+	    /* Symlinks compared as links: /usr/include has relative ones
+	     * that point outside the tree. */
+	    "  cp -a /usr/include %s/ &&\n"
+	    "    diff -r --no-dereference /usr/include %s/include\n"
 	    "  peerfs status %s\n"
 	    "  peerfs sync %s\n"
 	    "  getfattr -d %s/include\n\n"
