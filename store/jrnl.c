@@ -77,8 +77,11 @@ spare_maker(void *arg)
 			pthread_mutex_lock(&st->spare_lock);
 			if (failed)
 				break;
-			if (fd >= 0)
+			/* Given-back spares may have filled the pool meanwhile. */
+			if (fd >= 0 && st->nspare < SPARE_MAX)
 				st->spare[st->nspare++] = n;
+			else if (fd >= 0)
+				unlinkat(st->sdir_fd, name, 0);
 		}
 	}
 	pthread_mutex_unlock(&st->spare_lock);
