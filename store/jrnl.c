@@ -49,16 +49,16 @@ spare_maker(void *arg)
 
 	pthread_mutex_lock(&st->spare_lock);
 	while (!st->spare_stop) {
-		if (failed || st->nspare >= SPARE_LOW) {
+		if (failed) {
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += SPARE_RETRY_S;
-			if (failed)
-				pthread_cond_timedwait(&st->spare_cond,
-				    &st->spare_lock, &until);
-			else
-				pthread_cond_wait(&st->spare_cond,
-				    &st->spare_lock);
+			pthread_cond_timedwait(&st->spare_cond, &st->spare_lock,
+			    &until);
 			failed = 0;
+			continue;
+		}
+		if (st->nspare >= SPARE_LOW) {
+			pthread_cond_wait(&st->spare_cond, &st->spare_lock);
 			continue;
 		}
 		while (!st->spare_stop && st->nspare < SPARE_HIGH) {

@@ -513,13 +513,14 @@ def test_full_disk_metadata_gives_enospc(make_swarm, make_mount,
     sw, m = mount_home_on(small_tmpfs, make_swarm, make_mount, "q")
     (m.path / "early").write_bytes(b"e" * 3000)
     filler = small_tmpfs / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (64 << 10))
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * (64 << 10)) > 0:
+            pass
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
     n, err, out = create_until_error(m.path, "tiny", 4000, 20000)
     assert err == errno.ENOSPC, f"creating tiny files on a full disk " \
         f"gave {errno.errorcode.get(err, err)} after {n}: {out}"
