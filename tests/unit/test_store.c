@@ -1243,11 +1243,13 @@ test_jrnl_spare_maker(void)
 		close(fd);
 	}
 	CHECK_EQ(count_dir("db/journal"), 800);
-	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 1024; i++)
+	/* 224 left without the maker; with it, the pool went back up each
+	 * time it fell below 512, so it ends between 512 and 1024. */
+	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 512; i++)
 		usleep(20000);
-	CHECK_EQ(n, 1024);
+	CHECK(n >= 512);
 	usleep(100000);
-	CHECK_EQ(count_dir("db/spare"), 1024);
+	CHECK(count_dir("db/spare") <= 1024);
 	store_close(st);
 	return 0;
 }
