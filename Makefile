@@ -9,7 +9,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -
 PYTEST  := /usr/bin/python3 -m pytest
 B       := build
 
-LIB_SRC := log.c $(sort $(wildcard crypto/*.c store/*.c net/*.c fs/*.c cli/*.c))
+LIB_SRC := log.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c fs/*.c \
+    cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
@@ -75,11 +76,14 @@ test: deps
 	$(PYTEST) -q -p no:cacheprovider tests/integ $(PYTEST_ARGS) || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; fi; exit $$rc
 
-# The layers point down only: fs -> net -> store -> crypto.
+# The layers point down only: cli -> fs -> owner -> net -> store -> crypto.
+# A layer includes headers of the layers below it, never of one above.
 check-layers:
-	@bad=$$(grep -n '#include "\(fs\|net\)/' crypto/*.[ch] store/*.[ch] 2>/dev/null; \
-	        grep -n '#include "fs/' net/*.[ch] 2>/dev/null; \
-	        grep -n '#include "\(fs\|net\|store\)/' crypto/*.[ch] 2>/dev/null); \
+	@bad=$$(grep -n '#include "\(store\|net\|owner\|fs\|cli\)/' crypto/*.[ch]; \
+	        grep -n '#include "\(net\|owner\|fs\|cli\)/' store/*.[ch]; \
+	        grep -n '#include "\(owner\|fs\|cli\)/' net/*.[ch]; \
+	        grep -n '#include "\(fs\|cli\)/' owner/*.[ch]; \
+	        grep -n '#include "cli/' fs/*.[ch]); \
 	if [ -n "$$bad" ]; then echo "layer violation:"; echo "$$bad"; exit 1; fi; \
 	echo "check-layers: ok"
 

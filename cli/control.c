@@ -15,13 +15,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fs/ctl.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
-#define CTL_STATUS	"user.peerfs.status"
-#define CTL_STATUS_TEXT	"user.peerfs.status.text"
-#define CTL_SYNC	"user.peerfs.sync"
-#define CTL_CHECK	"user.peerfs.check"
-#define CTL_REPORT	"user.peerfs.check.report"
 
 /* Value of "name": N in a flat JSON text, or -1. Good enough for the few
  * numeric fields the cli reads from its own daemon's status. */
@@ -57,7 +53,7 @@ check_mount(const char *cmd, const char *mnt)
 	if (statfs(mnt, &sf) != 0)
 		return not_peerfs(cmd, mnt, errno);
 	if (sf.f_type != FUSE_SUPER_MAGIC ||
-	    getxattr(mnt, CTL_STATUS, NULL, 0) < 0)
+	    getxattr(mnt, FS_CTL_STATUS, NULL, 0) < 0)
 		return not_peerfs(cmd, mnt, ENODATA);
 	return 0;
 }
@@ -121,7 +117,7 @@ cmd_sync(int argc, char **argv)
 	if ((rc = one_mountpoint("sync", sync_help, argc, argv, NULL, NULL,
 	    &mnt, NULL)) != 0)
 		return rc;
-	if (setxattr(mnt, CTL_SYNC, "1", 1, 0) != 0) {
+	if (setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) != 0) {
 		if (errno == EIO || errno == ETIMEDOUT) {
 			fprintf(stderr, "peerfs sync: %s: not everything could be "
 			    "uploaded (suppliers unreachable?); it stays in the "
@@ -151,7 +147,7 @@ start_sync(const char *mnt)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		_exit(setxattr(mnt, CTL_SYNC, "1", 1, 0) == 0 ? 0 : 1);
+		_exit(setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) == 0 ? 0 : 1);
 	}
 	return pid;
 }
@@ -220,7 +216,7 @@ pending_now(const char *mnt, long long *pending, long long *bytes,
 {
 	char *st;
 
-	if (cli_ctl_get(mnt, CTL_STATUS, &st) < 0)
+	if (cli_ctl_get(mnt, FS_CTL_STATUS, &st) < 0)
 		return -1;
 	*pending = json_number(st, "pending");
 	*bytes = json_number(st, "journal_bytes");
@@ -359,7 +355,7 @@ cmd_umount(int argc, char **argv)
 	if ((rc = one_mountpoint("umount", umount_help, argc, argv, NULL,
 	    &force, &mnt, &timeout_ms)) != 0)
 		return rc;
-	if ((rc = cli_ctl_get(mnt, CTL_STATUS, &st)) < 0)
+	if ((rc = cli_ctl_get(mnt, FS_CTL_STATUS, &st)) < 0)
 		return not_peerfs("umount", mnt, -rc);
 	pid = json_number(st, "pid");
 	free(st);
@@ -400,7 +396,7 @@ cmd_status(int argc, char **argv)
 	if ((rc = one_mountpoint("status", status_help, argc, argv, &json, NULL,
 	    &mnt, NULL)) != 0)
 		return rc;
-	if ((rc = cli_ctl_get(mnt, json ? CTL_STATUS : CTL_STATUS_TEXT, &st)) < 0)
+	if ((rc = cli_ctl_get(mnt, json ? FS_CTL_STATUS : FS_CTL_STATUS_TEXT, &st)) < 0)
 		return not_peerfs("status", mnt, -rc);
 	fputs(st, stdout);
 	free(st);
@@ -425,14 +421,14 @@ cmd_check(int argc, char **argv)
 	if ((rc = one_mountpoint("check", check_help, argc, argv, NULL, NULL,
 	    &mnt, NULL)) != 0)
 		return rc;
-	if (setxattr(mnt, CTL_CHECK, "1", 1, 0) != 0) {
+	if (setxattr(mnt, FS_CTL_CHECK, "1", 1, 0) != 0) {
 		if (errno == ENOTCONN) {
 			fprintf(stderr, "peerfs check: %s: no network\n", mnt);
 			return 1;
 		}
 		return not_peerfs("check", mnt, errno);
 	}
-	if ((rc = cli_ctl_get(mnt, CTL_REPORT, &rep)) < 0)
+	if ((rc = cli_ctl_get(mnt, FS_CTL_REPORT, &rep)) < 0)
 		return not_peerfs("check", mnt, -rc);
 	fputs(rep, stdout);
 	rc = strstr(rep, "result: full redundancy") != NULL ? 0 : 1;
@@ -442,7 +438,6 @@ cmd_check(int argc, char **argv)
 
 /* ---- pin / unpin ----------------------------------------------------------
  * Through the attribute user.peerfs.pin of the path itself (fs/pin.c). */
-#define CTL_PIN "user.peerfs.pin"
 
 static int
 pin_args(const char *cmd, const char *help, int argc, char **argv,
@@ -469,7 +464,7 @@ pin_args(const char *cmd, const char *help, int argc, char **argv,
 	*path = argv[optind];
 	if (statfs(*path, &sf) != 0)
 		return not_peerfs(cmd, *path, errno);
-	if (sf.f_type != FUSE_SUPER_MAGIC || getxattr(*path, CTL_PIN, NULL, 0) < 0) {
+	if (sf.f_type != FUSE_SUPER_MAGIC || getxattr(*path, FS_CTL_PIN, NULL, 0) < 0) {
 		fprintf(stderr, "peerfs %s: %s is not in a peerfs mount\n", cmd,
 		    *path);
 		return 1;
@@ -510,13 +505,13 @@ cmd_pin(int argc, char **argv)
 
 	if ((rc = pin_args("pin", pin_help, argc, argv, &path)) != 0)
 		return rc;
-	if (setxattr(path, CTL_PIN, "1", 1, 0) != 0)
+	if (setxattr(path, FS_CTL_PIN, "1", 1, 0) != 0)
 		err = errno;
 	if (err && err != EIO) {
 		fprintf(stderr, "peerfs pin: %s: %s\n", path, strerror(err));
 		return 1;
 	}
-	if (cli_ctl_get(path, CTL_PIN, &info) == 0) {
+	if (cli_ctl_get(path, FS_CTL_PIN, &info) == 0) {
 		pin_summary(path, info);
 		free(info);
 	}
@@ -544,11 +539,11 @@ cmd_unpin(int argc, char **argv)
 
 	if ((rc = pin_args("unpin", unpin_help, argc, argv, &path)) != 0)
 		return rc;
-	if (setxattr(path, CTL_PIN, "0", 1, 0) != 0) {
+	if (setxattr(path, FS_CTL_PIN, "0", 1, 0) != 0) {
 		fprintf(stderr, "peerfs unpin: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	if (cli_ctl_get(path, CTL_PIN, &info) == 0) {
+	if (cli_ctl_get(path, FS_CTL_PIN, &info) == 0) {
 		if (json_number(info, "pinned") == 1)
 			printf("%s: still pinned through a pinned parent "
 			    "directory\n", path);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fs/ctl.h"
 
 #define DEMO_SUPPLIERS 8
 
@@ -88,7 +89,7 @@ demo_ports(const char *dir, int ports[DEMO_SUPPLIERS])
 static int
 is_mounted(const char *mnt)
 {
-	return getxattr(mnt, "user.peerfs.status", NULL, 0) > 0;
+	return getxattr(mnt, FS_CTL_STATUS, NULL, 0) > 0;
 }
 
 static int

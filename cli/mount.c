@@ -14,6 +14,7 @@
 #include "fs/fs.h"
 #include "log.h"
 #include "net/net.h"
+#include "owner/owner.h"
 #include "store/store.h"
 
 #define MAX_PEERS 256
@@ -318,6 +319,7 @@ struct mounted {
 	struct store_cache *cache;
 	struct cr_ec *ec;
 	struct net *net;
+	struct owner *owner;
 	struct fs *fs;
 };
 
@@ -325,6 +327,7 @@ static void
 unmount_all(struct mounted *m)
 {
 	fs_free(m->fs);
+	owner_close(m->owner);	/* before net goes: the last index */
 	net_free(m->net);
 	cr_ec_free(m->ec);
 	store_cache_free(m->cache);
@@ -358,7 +361,6 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.ping_interval_ms = (int)o->ping_ms,
 		.suspect_after_ms = (int)o->suspect_ms,
 		.dead_after_ms = (int)o->dead_ms,
-		.keep_versions = o->keep_versions,
 	};
 	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
 	rc = net_new(&m->net, &nc);
@@ -376,22 +378,31 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_warn("%d of %d suppliers online (%d+%d needs %d): writes stay "
 		    "in the journal until enough are reachable", up, o->npeers,
 		    o->k, o->m, o->k + o->m);
-	struct fs_conf fc = {
-		.store = m->st, .cache = m->cache, .net = m->net,
+	struct owner_conf oc = {
+		.store = m->st, .cache = m->cache, .net = m->net, .id = id,
 		.block_size = (uint32_t)o->block_size,
+		.ec_k = o->k, .ec_m = o->m,
+		.upload_threads = 2,
+		.sync_timeout_ms = 120000,
 		.rebuild_jobs = o->rebuild_jobs,
 		.keep_versions = o->keep_versions,
 		.rebuild_rate = o->rebuild_rate,
 		.audit_interval_ms = (int64_t)o->audit_ms,
-		.ec_n = o->k + o->m,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
 		.write_back_ms = !o->write_back_set ? 0 :
 		    o->write_back_ms == 0 ? -1 : (int64_t)o->write_back_ms,
 	};
-	cr_subkey(fc.datakey, id, CR_SUBKEY_DATA);
-	rc = fs_new(&m->fs, &fc);
-	sodium_memzero(fc.datakey, sizeof fc.datakey);
+	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);
+	rc = owner_open(&m->owner, &oc);
+	sodium_memzero(oc.datakey, sizeof oc.datakey);
 	if (rc < 0) {
+		log_error("owner: %s", strerror(-rc));
+		return rc;
+	}
+	struct fs_conf fc = {
+		.store = m->st, .owner = m->owner, .max_threads = 16,
+	};
+	if ((rc = fs_new(&m->fs, &fc)) < 0) {
 		log_error("filesystem: %s", strerror(-rc));
 		return rc;
 	}

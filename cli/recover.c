@@ -16,12 +16,13 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fs/ctl.h"
 #include "log.h"
 #include "net/net.h"
+#include "owner/owner.h"
 #include "store/store.h"
 #include "util.h"
 
-#define CTL_VERSIONS	"user.peerfs.versions"
 #define MAX_PEERS	64
 #define CODE_MAX	4096	/* input: groups, dashes, spaces, newlines */
 
@@ -397,7 +398,7 @@ restore_run(struct restore_opts *o, const char *home,
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
-	rc = net_index_restore(n, st, o->version);
+	rc = owner_index_restore(n, id, st, o->version);
 	if (rc < 0) {
 		if (rc == -ENOENT && o->version)
 			fprintf(stderr, "peerfs restore: version %" PRIu64 " is "
@@ -547,7 +548,7 @@ cmd_versions(int argc, char **argv)
 		fprintf(stderr, "peerfs versions: %s: %s\n", mnt, strerror(errno));
 		return 1;
 	}
-	if ((rc = cli_ctl_get(mnt, CTL_VERSIONS, &text)) < 0) {
+	if ((rc = cli_ctl_get(mnt, FS_CTL_VERSIONS, &text)) < 0) {
 		if (rc == -ENODATA || rc == -ENOTSUP)
 			fprintf(stderr, "peerfs versions: %s is not a peerfs "
 			    "mount\n", mnt);

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "fs/meta.h"
+#include "fs/internal.h"
 #include "log.h"
 
 struct dent {
@@ -95,7 +95,7 @@ snap_take(struct fs *fs, uint64_t ino, struct snap *s)
 		rc = -ENOTDIR;
 		goto out;
 	}
-	if ((rc = fs__meta_parent(t, ino, &parent)) < 0 ||
+	if ((rc = fs__parent(t, ino, &parent)) < 0 ||
 	    (rc = snap_add(s, ".", ino, S_IFDIR)) < 0 ||
 	    (rc = snap_add(s, "..", parent, S_IFDIR)) < 0)
 		goto out;
@@ -117,17 +117,17 @@ snap_free(struct snap *s)
 	free(s);
 }
 
-static void
-op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void
+fs__op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct snap *s = calloc(1, sizeof *s);
 	int rc;
 
 	if (!s)
-		return fs__meta_reply_err(req, -ENOMEM);
+		return fs__reply_err(req, -ENOMEM);
 	if ((rc = snap_take(fs__from_req(req), ino, s)) < 0) {
 		snap_free(s);
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	}
 	fi->fh = (uintptr_t)s;
 	if (fuse_reply_open(req, fi) != 0)
@@ -154,11 +154,11 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	if (off < 0)
-		return fs__meta_reply_err(req, -EINVAL);
+		return fs__reply_err(req, -EINVAL);
 	if (off == 0 && s->read && (rc = snap_take(fs, ino, s)) < 0)
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	if (!(buf = malloc(size ? size : 1)))
-		return fs__meta_reply_err(req, -ENOMEM);
+		return fs__reply_err(req, -ENOMEM);
 	if (plus) {
 		/* At most one entry per 24 bytes fits in the buffer. */
 		refs = malloc((size / 24 + 1) * sizeof *refs);
@@ -166,7 +166,7 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    &t)) < 0) {
 			free(refs);
 			free(buf);
-			return fs__meta_reply_err(req, refs ? rc : -ENOMEM);
+			return fs__reply_err(req, refs ? rc : -ENOMEM);
 		}
 	}
 	for (i = off; i < s->n; i++) {
@@ -195,14 +195,14 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		} else {
 			if (store_ino_get(t, d->ino, &in) < 0 || in.nlink == 0)
 				continue;	/* removed since opendir */
-			fs__meta_entry(&in, &e);
+			fs__entry(&in, &e);
 		}
 		len = fuse_add_direntry_plus(req, buf + pos, size - pos,
 		    name, &e, i + 1);
 		if (len > size - pos)
 			break;
 		if (e.ino) {
-			if (fs__meta_ref(fs, e.ino, 1) < 0) {
+			if (fs__lookup_hold(fs, e.ino, 1) < 0) {
 				if (pos == 0) {
 					rc = -ENOMEM;
 					goto fail;
@@ -218,7 +218,7 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	s->read = 1;
 	if (fuse_reply_buf(req, buf, pos) != 0)
 		for (i = 0; i < nrefs; i++)
-			fs__meta_unref(fs, refs[i], 1);
+			fs__lookup_release(fs, refs[i], 1);
 	free(refs);
 	free(buf);
 	return;
@@ -227,44 +227,35 @@ fail:
 		store_txn_abort(t);
 	free(refs);
 	free(buf);
-	fs__meta_reply_err(req, rc);
+	fs__reply_err(req, rc);
 }
 
-static void
-op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+void
+fs__op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, 0);
 }
 
-static void
-op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+void
+fs__op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, 1);
 }
 
-static void
-op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void
+fs__op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	snap_free((struct snap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
 /* Each change is committed when it is answered; this makes it durable. */
-static void
-op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+void
+fs__op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
     struct fuse_file_info *fi)
 {
-	fs__meta_reply_err(req, store_sync(fs__from_req(req)->conf.store));
+	fs__reply_err(req, store_sync(fs__from_req(req)->conf.store));
 }
 
-void
-fs__dir_ops(struct fuse_lowlevel_ops *ops)
-{
-	ops->opendir = op_opendir;
-	ops->readdir = op_readdir;
-	ops->readdirplus = op_readdirplus;
-	ops->releasedir = op_releasedir;
-	ops->fsyncdir = op_fsyncdir;
-}

@@ -1,6 +1,5 @@
-/* fs/fs.c - the FUSE session: wires fs/ops.c (metadata), fs/data.c
- * (contents) and fs/ctl.c (control attributes) into one operation table,
- * mounts and runs the multi-threaded loop. */
+/* fs/fs.c - the FUSE session: the one operation table, mounting and the
+ * multi-threaded loop. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -61,7 +60,7 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = FS_READAHEAD;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	/* Writes must reach fs/data.c in order and with their real offsets;
+	/* Writes must reach owner/ in order and with their real offsets;
 	 * the kernel's writeback cache would reorder and merge them. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -82,6 +81,42 @@ fs_log_from_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 		log_debug("fuse: %s", line);
 }
 
+static void fs_init(void *userdata, struct fuse_conn_info *conn);
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.init		= fs_init,
+	.lookup		= fs__op_lookup,
+	.forget		= fs__op_forget,
+	.forget_multi	= fs__op_forget_multi,
+	.getattr	= fs__op_getattr,
+	.setattr	= fs__op_setattr,
+	.readlink	= fs__op_readlink,
+	.access		= fs__op_access,
+	.statfs		= fs__op_statfs,
+	.mknod		= fs__op_mknod,
+	.mkdir		= fs__op_mkdir,
+	.symlink	= fs__op_symlink,
+	.create		= fs__op_create,
+	.link		= fs__op_link,
+	.unlink		= fs__op_unlink,
+	.rmdir		= fs__op_rmdir,
+	.rename		= fs__op_rename,
+	.opendir	= fs__op_opendir,
+	.readdir	= fs__op_readdir,
+	.readdirplus	= fs__op_readdirplus,
+	.releasedir	= fs__op_releasedir,
+	.fsyncdir	= fs__op_fsyncdir,
+	.setxattr	= fs__op_setxattr,
+	.getxattr	= fs__op_getxattr,
+	.listxattr	= fs__op_listxattr,
+	.removexattr	= fs__op_removexattr,
+	.open		= fs__op_open,
+	.read		= fs__op_read,
+	.write		= fs__op_write,
+	.release	= fs__op_release,
+	.fsync		= fs__op_fsync,
+};
+
 int
 fs_new(struct fs **out, const struct fs_conf *conf)
 {
@@ -91,34 +126,10 @@ fs_new(struct fs **out, const struct fs_conf *conf)
 	if (!(fs = calloc(1, sizeof *fs)))
 		return -ENOMEM;
 	fs->conf = *conf;
-	if (!fs->conf.block_size)
-		fs->conf.block_size = 4u << 20;
-	if (!fs->conf.upload_threads)
-		fs->conf.upload_threads = 2;
-	if (!fs->conf.sync_timeout_ms)
-		fs->conf.sync_timeout_ms = 120000;
-	if (!fs->conf.max_threads)
-		fs->conf.max_threads = 16;
-	if ((rc = fs__meta_init(fs)) < 0) {
+	if ((rc = fs__lookups_init(fs)) < 0) {
 		free(fs);
 		return rc;
 	}
-	if ((rc = fs__data_init(fs)) < 0) {
-		fs__meta_destroy(fs);
-		free(fs);
-		return rc;
-	}
-	if ((rc = fs__maint_init(fs)) < 0) {
-		fs__data_destroy(fs);
-		fs__meta_destroy(fs);
-		free(fs);
-		return rc;
-	}
-	fs__sweep_init(fs);	/* optional: logs when it cannot start */
-	fs__pin_init(fs);	/* fs/pin.c: optional, logs when it cannot */
-	if (fs__index_init(fs) < 0)	/* recovery needs it, mounting not */
-		log_error("index: cannot start the uploader: the metadata "
-		    "will not reach the suppliers");
 	*out = fs;
 	return 0;
 }
@@ -126,7 +137,6 @@ fs_new(struct fs **out, const struct fs_conf *conf)
 int
 fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts)
 {
-	struct fuse_lowlevel_ops ops;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct stat st;
 	int rc = -EIO;
@@ -140,10 +150,6 @@ fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts)
 		log_error("mountpoint %s: not a directory", mountpoint);
 		return -ENOTDIR;
 	}
-	memset(&ops, 0, sizeof ops);
-	fs__meta_ops(&ops);
-	fs__data_ops(&ops);
-	ops.init = fs_init;
 	fuse_set_log_func(fs_log_from_fuse);
 
 	/* default_permissions: the kernel checks mode bits exactly as for a
@@ -155,7 +161,7 @@ fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts)
 	if (fuse_opts && *fuse_opts &&
 	    (fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, fuse_opts)))
 		goto out;
-	fs->se = fuse_session_new(&args, &ops, sizeof ops, fs);
+	fs->se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
 	if (!fs->se) {
 		log_error("cannot create the FUSE session (bad -o options?)");
 		rc = -EINVAL;
@@ -212,12 +218,7 @@ fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
-	fs__index_destroy(fs);	/* before net goes: uploads the last changes */
-	fs__pin_destroy(fs);
-	fs__sweep_destroy(fs);
-	fs__maint_destroy(fs);
-	fs__data_destroy(fs);
-	fs__meta_destroy(fs);
+	fs__lookups_destroy(fs);
 	free(fs->mountpoint);
 	free(fs);
 }

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <sys/xattr.h>
 
-#include "fs/meta.h"
+#include "fs/internal.h"
 #include "log.h"
 
 static int
@@ -38,12 +38,11 @@ is_ctl(fuse_ino_t ino, const char *name)
 
 /* Computed from the block records of every regular file: read-only, not
  * listed, never stored. */
-#define RED_XATTR FS_CTL_PREFIX "redundancy"
 
 static int
 is_red(const char *name)
 {
-	return strcmp(name, RED_XATTR) == 0;
+	return strcmp(name, FS_CTL_REDUNDANCY) == 0;
 }
 
 /* Shown in listxattr: trusted.* only to root, as Linux does. */
@@ -76,7 +75,7 @@ change(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
 		rc = -ENODATA;
 	if (rc < 0)
 		goto out;
-	fs__touch(&in, FS_CTIME);
+	store_inode_touch(&in, STORE_CTIME);
 	rc = store_ino_put(t, &in);
 out:
 	if (rc < 0) {
@@ -148,21 +147,21 @@ acl_none(fuse_req_t req, fuse_ino_t ino)
 	return uid == 0 || uid == in.uid ? 0 : -EPERM;
 }
 
-static void
-op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+void
+fs__op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     const char *value, size_t size, int flags)
 {
 	struct fs *fs = fs__from_req(req);
 	int rc;
 
-	if (strcmp(name, FS_PIN_XATTR) == 0)	/* fs/pin.c, any inode */
-		return fs__meta_reply_err(req, fs__pin_set(fs, ino, value,
+	if (strcmp(name, FS_CTL_PIN) == 0)	/* fs/pin.c, any inode */
+		return fs__reply_err(req, owner_pin_set(fs->conf.owner, ino, value,
 		    size));
 	if (is_ctl(ino, name))
-		return fs__meta_reply_err(req, fs__ctl_set(fs, name, value,
+		return fs__reply_err(req, fs__ctl_set(fs, name, value,
 		    size));
 	if (is_red(name))
-		return fs__meta_reply_err(req, -EPERM);
+		return fs__reply_err(req, -EPERM);
 	if (is_acl(name)) {
 		uint32_t perm;
 
@@ -172,16 +171,16 @@ op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (rc == 1)
 			rc = acl_none(req, ino);
 		else if (rc == 0 && strcmp(name, ACL_ACCESS) == 0)
-			rc = fs__meta_chmod(req, ino, perm);
+			rc = fs__chmod(req, ino, perm);
 		else if (rc == 0)
 			rc = -EOPNOTSUPP;
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	}
 	if ((rc = check_ns(name)) < 0)
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
-		return fs__meta_reply_err(req, -EINVAL);
-	fs__meta_reply_err(req, change(fs, ino, name, value, size, flags, 0));
+		return fs__reply_err(req, -EINVAL);
+	fs__reply_err(req, change(fs, ino, name, value, size, flags, 0));
 }
 
 /* Answers a get or list of len bytes in val for a caller's size. */
@@ -211,14 +210,14 @@ get_red(fuse_req_t req, struct fs *fs, fuse_ino_t ino, size_t size)
 	if (rc == 0 && !S_ISREG(in.mode))
 		rc = -ENODATA;
 	if (rc == 0)
-		rc = fs__maint_redundancy(fs, ino, val, sizeof val);
+		rc = owner_redundancy(fs->conf.owner, ino, val, sizeof val);
 	if (rc < 0)
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	reply_value(req, val, (size_t)rc, size);
 }
 
-static void
-op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void
+fs__op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs__from_req(req);
 	struct store_inode in;
@@ -229,20 +228,20 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 	if (is_red(name) && ino != FUSE_ROOT_ID)
 		return get_red(req, fs, ino, size);
-	if (strcmp(name, FS_PIN_XATTR) == 0 || is_ctl(ino, name)) {
-		rc = strcmp(name, FS_PIN_XATTR) == 0 ?
-		    fs__pin_info(fs, ino, &buf, &len) :
+	if (strcmp(name, FS_CTL_PIN) == 0 || is_ctl(ino, name)) {
+		rc = strcmp(name, FS_CTL_PIN) == 0 ?
+		    owner_pin_info(fs->conf.owner, ino, &buf, &len) :
 		    fs__ctl_get(fs, name, &buf, &len);
 		if (rc < 0)
-			return fs__meta_reply_err(req, rc);
+			return fs__reply_err(req, rc);
 		reply_value(req, buf, len, size);
 		free(buf);
 		return;
 	}
 	if ((rc = check_ns(name)) < 0)
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	if (size && !(buf = malloc(size)))
-		return fs__meta_reply_err(req, -ENOMEM);
+		return fs__reply_err(req, -ENOMEM);
 	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
 		if ((rc = store_ino_get(t, ino, &in)) == 0)
 			rc = store_xattr_get(t, ino, name, buf, size);
@@ -251,7 +250,7 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	if (rc == -ENOENT)
 		rc = -ENODATA;
 	if (rc < 0)
-		fs__meta_reply_err(req, rc);
+		fs__reply_err(req, rc);
 	else if (size == 0)
 		fuse_reply_xattr(req, rc);
 	else
@@ -259,8 +258,8 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	free(buf);
 }
 
-static void
-op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+void
+fs__op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs__from_req(req);
 	struct store_inode in;
@@ -269,7 +268,7 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int rc, len;
 
 	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	if ((rc = store_ino_get(t, ino, &in)) == 0 &&
 	    (rc = store_xattr_list(t, ino, NULL, 0)) > 0) {
 		len = rc;
@@ -281,7 +280,7 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	store_txn_abort(t);
 	if (rc < 0) {
 		free(buf);
-		return fs__meta_reply_err(req, rc);
+		return fs__reply_err(req, rc);
 	}
 	/* Drops hidden names in place. */
 	out = buf;
@@ -300,28 +299,20 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(buf);
 }
 
-static void
-op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+void
+fs__op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs *fs = fs__from_req(req);
 	int rc;
 
-	if (strcmp(name, FS_PIN_XATTR) == 0)
-		return fs__meta_reply_err(req, fs__pin_set(fs, ino, "0", 1));
+	if (strcmp(name, FS_CTL_PIN) == 0)
+		return fs__reply_err(req, owner_pin_set(fs->conf.owner, ino, "0", 1));
 	if (is_ctl(ino, name) || is_red(name))
-		return fs__meta_reply_err(req, is_red(name) ? -EPERM : -ENODATA);
+		return fs__reply_err(req, is_red(name) ? -EPERM : -ENODATA);
 	if (is_acl(name))
-		return fs__meta_reply_err(req, acl_none(req, ino));
+		return fs__reply_err(req, acl_none(req, ino));
 	if ((rc = check_ns(name)) < 0)
-		return fs__meta_reply_err(req, rc);
-	fs__meta_reply_err(req, change(fs, ino, name, NULL, 0, 0, 1));
+		return fs__reply_err(req, rc);
+	fs__reply_err(req, change(fs, ino, name, NULL, 0, 0, 1));
 }
 
-void
-fs__xattr_ops(struct fuse_lowlevel_ops *ops)
-{
-	ops->setxattr = op_setxattr;
-	ops->getxattr = op_getxattr;
-	ops->listxattr = op_listxattr;
-	ops->removexattr = op_removexattr;
-}

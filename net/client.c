@@ -683,6 +683,13 @@ net_new(struct net **out, const struct net_conf *conf)
 }
 
 void
+net_code(const struct net *n, int *k, int *m)
+{
+	*k = n->k;
+	*m = n->m;
+}
+
+void
 net_free(struct net *n)
 {
 	struct net_peer *p;

@@ -54,15 +54,13 @@ struct net_conf {
 	int ping_interval_ms;
 	int suspect_after_ms;
 	int dead_after_ms;
-	/* Index versions (heads) whose blocks are kept, so that `restore
-	 * --version` can bring back an older tree: 1..100; 0 = 1 (the newest
-	 * only). The mount passes --keep-versions (default 10). */
-	int keep_versions;
 	/* Key of the audit nonces: cr_subkey(CR_SUBKEY_AUDIT). */
 	unsigned char audit_key[CR_KEY_BYTES];
 };
 
 int  net_new(struct net **out, const struct net_conf *conf);
+/* The erasure code new blocks get (conf->ec). */
+void net_code(const struct net *n, int *k, int *m);
 /* Closes sessions, stops the loop thread, frees. */
 void net_free(struct net *n);
 
@@ -219,37 +217,5 @@ int net_frag_list(struct net *n, const unsigned char pk[CR_PK_BYTES],
  * pins addr -> pk first, then connects as net_add_peer. */
 int net_add_known_peer(struct net *n, const char *hostport,
     const unsigned char pk[CR_PK_BYTES]);
-
-/* ==== the index on suppliers (net/index.c) ================================
- * A version of the owner's metadata: a base snapshot and change segments
- * (store_index_dump / store_index_changes) stored as blocks sealed with
- * cr_subkey(CR_SUBKEY_INDEX), named by a signed head on every supplier.
- * Bookkeeping in the store's misc under "index." (see net/index.c).
- * Not thread-safe against itself: one caller at a time per store. */
-
-/* Uploads a new version when the metadata changed since the last one (or
- * always with force_base, as a full snapshot): a segment, or a new base
- * when there is none yet, the segments exceed half the base or number
- * INDEX_SEGS_MAX. Keeps the blocks of the newest 10 versions, queues
- * older ones for deletion (store_delq). 1 published, 0 nothing to do,
- * -EAGAIN too few suppliers online, -errno. */
-int net_index_publish(struct net *n, struct store *st, int force_base);
-/* Restores the newest version that opens (or seq == version) into st
- * (a fresh store): suppliers named by the index are added
- * (net_add_known_peer), base and segments fetched and applied, and the
- * bookkeeping set so that the next publish continues. Warns about
- * suppliers offering only older heads. misc "index.restored" gets
- * u64 seq | u64 time (BE). -ENOENT no head / no such version. */
-int net_index_restore(struct net *n, struct store *st, uint64_t version);
-/* cb(arg, seq, time, index bytes) for every version the online suppliers
- * hold, newest first, once per seq; stops when cb returns != 0. Returns
- * the number of versions listed or -errno. */
-int net_index_versions(struct net *n,
-    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
-    void *arg);
-/* Compares the newest head on the network with the highest this node
- * published (misc index.seq) and logs a warning on rollback. Returns the
- * newest seq offered (clamped to INT32_MAX), 0 none, or -errno. */
-int net_index_check(struct net *n, struct store *st);
 
 #endif

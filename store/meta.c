@@ -571,6 +571,32 @@ store_txn_abort(struct store_txn *t)
 
 /* ---- inodes ------------------------------------------------------------- */
 
+void
+store_inode_stamp(struct store_inode *in, int which, const struct timespec *ts)
+{
+	if (which & STORE_ATIME) {
+		in->atime_sec = ts->tv_sec;
+		in->atime_nsec = ts->tv_nsec;
+	}
+	if (which & STORE_MTIME) {
+		in->mtime_sec = ts->tv_sec;
+		in->mtime_nsec = ts->tv_nsec;
+	}
+	if (which & STORE_CTIME) {
+		in->ctime_sec = ts->tv_sec;
+		in->ctime_nsec = ts->tv_nsec;
+	}
+}
+
+void
+store_inode_touch(struct store_inode *in, int which)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	store_inode_stamp(in, which, &now);
+}
+
 int
 store_ino_get(struct store_txn *t, uint64_t ino, struct store_inode *out)
 {

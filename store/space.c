@@ -55,3 +55,19 @@ store_map_usage(struct store *st, uint64_t *used, uint64_t *size)
 	*used = (pages > nfree ? pages - nfree : 0) * stat.ms_psize;
 	return 0;
 }
+
+/* Levels: new journal blocks (2) stop with a reserve of an eighth of the
+ * map (at least 1 MiB) left, upload commits (1, block records) with half
+ * of it, and the rest is for deletes (unlink, truncate), which LMDB also
+ * needs pages for and which make room. */
+int
+store_map_room(struct store *st, int level)
+{
+	uint64_t used, size, reserve;
+
+	if (store_map_usage(st, &used, &size) < 0)
+		return 0;	/* cannot tell: LMDB will say */
+	reserve = size / 8 > (1u << 20) ? size / 8 : 1u << 20;
+	reserve = reserve * level / 2;
+	return used + reserve <= size ? 0 : -ENOSPC;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "crypto/crypto.h"
 
@@ -37,6 +38,12 @@ int  store_sync(struct store *st);
  * for the deletes that make room. Cheap while the map is less than half
  * full. */
 int  store_map_usage(struct store *st, uint64_t *used, uint64_t *size);
+/* 0, or -ENOSPC when the map is too full for a writer of `level` to add
+ * records: STORE_ROOM_JOURNAL (new journal blocks), STORE_ROOM_COMMIT
+ * (upload commits, index versions); below that only deletes, which make
+ * room. */
+enum { STORE_ROOM_COMMIT = 1, STORE_ROOM_JOURNAL = 2 };
+int  store_map_room(struct store *st, int level);
 
 int  store_txn_begin(struct store *st, int rdonly, struct store_txn **out);
 int  store_txn_commit(struct store_txn *t);	/* always frees t */
@@ -53,6 +60,14 @@ struct store_inode {
 	uint32_t atime_nsec, mtime_nsec, ctime_nsec;
 	uint64_t generation;
 };
+
+/* Sets the times `which` (STORE_ATIME | STORE_MTIME | STORE_CTIME) of in
+ * to the wall clock (store/meta.c). */
+enum { STORE_ATIME = 1, STORE_MTIME = 2, STORE_CTIME = 4 };
+void store_inode_touch(struct store_inode *in, int which);
+/* The same to ts: several inodes of one operation get one time. */
+void store_inode_stamp(struct store_inode *in, int which,
+    const struct timespec *ts);
 
 int store_ino_get(struct store_txn *t, uint64_t ino, struct store_inode *out);
 int store_ino_put(struct store_txn *t, const struct store_inode *in);

@@ -1,12 +1,12 @@
-/* tests/unit/test_fsmeta.c - the parts of fs/ops.c's family that need no
- * kernel: lookup counts and the freeing of nameless inodes (fs/forget.c),
+/* tests/unit/test_fsmeta.c - the parts of fs/ that need no kernel:
+ * lookup counts and the freeing of nameless inodes (fs/lookups.c),
  * orphans left by a crash, the parent record of directories. The
  * operations themselves are tested through a real mount (tests/integ). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "fs/meta.h"
+#include "fs/internal.h"
 #include "test.h"
 
 static int
@@ -90,14 +90,14 @@ test_orphans_freed_at_init(void)
 	CHECK_EQ(put_inode(st, &dir, S_IFDIR | 0755, 0), 0);
 	CHECK_EQ(put_inode(st, &file, S_IFIFO | 0644, 0), 0);
 	CHECK_EQ(put_inode(st, &kept, S_IFREG | 0644, 1), 0);
-	CHECK_EQ(fs__meta_init(&fs), 0);
+	CHECK_EQ(fs__lookups_init(&fs), 0);
 	CHECK_EQ(exists(st, orphan), 0);
 	CHECK_EQ(exists(st, dir), 0);
 	CHECK_EQ(exists(st, file), 0);
 	CHECK_EQ(exists(st, kept), 1);
 	CHECK_EQ(exists(st, STORE_ROOT_INO), 1);
-	fs__meta_destroy(&fs);
-	CHECK(fs.meta == NULL);
+	fs__lookups_destroy(&fs);
+	CHECK(fs.lookups == NULL);
 	store_close(st);
 	return 0;
 }
@@ -110,36 +110,36 @@ test_forget_frees_nameless_inode(void)
 	uint64_t a, b;
 
 	CHECK(open_fs(&fs, &st) == 0);
-	CHECK_EQ(fs__meta_init(&fs), 0);
+	CHECK_EQ(fs__lookups_init(&fs), 0);
 	CHECK_EQ(put_inode(st, &a, S_IFIFO | 0644, 1), 0);
 	CHECK_EQ(put_inode(st, &b, S_IFIFO | 0644, 1), 0);
 	/* looked up three times (lookup, readdirplus, link reply) */
-	CHECK_EQ(fs__meta_ref(&fs, a, 1), 0);
-	CHECK_EQ(fs__meta_ref(&fs, a, 2), 0);
-	CHECK_EQ(fs__meta_ref(&fs, b, 1), 0);
+	CHECK_EQ(fs__lookup_hold(&fs, a, 1), 0);
+	CHECK_EQ(fs__lookup_hold(&fs, a, 2), 0);
+	CHECK_EQ(fs__lookup_hold(&fs, b, 1), 0);
 	/* unlinked while the kernel holds it: stays */
 	CHECK_EQ(set_nlink(st, a, 0), 0);
-	fs__meta_drop(&fs, a);
+	fs__inode_unlinked(&fs, a);
 	CHECK_EQ(exists(st, a), 1);
-	fs__meta_unref(&fs, a, 2);
+	fs__lookup_release(&fs, a, 2);
 	CHECK_EQ(exists(st, a), 1);
-	fs__meta_unref(&fs, a, 1);	/* the last lookup goes */
+	fs__lookup_release(&fs, a, 1);	/* the last lookup goes */
 	CHECK_EQ(exists(st, a), 0);
 	/* still named: forgetting keeps it */
-	fs__meta_unref(&fs, b, 1);
+	fs__lookup_release(&fs, b, 1);
 	CHECK_EQ(exists(st, b), 1);
 	/* nameless and not held: freed at once; twice is harmless */
 	CHECK_EQ(set_nlink(st, b, 0), 0);
-	fs__meta_drop(&fs, b);
+	fs__inode_unlinked(&fs, b);
 	CHECK_EQ(exists(st, b), 0);
-	fs__meta_drop(&fs, b);
-	fs__meta_unref(&fs, b, 5);	/* a forget too many is ignored */
+	fs__inode_unlinked(&fs, b);
+	fs__lookup_release(&fs, b, 5);	/* a forget too many is ignored */
 	/* the root is never freed nor counted */
-	CHECK_EQ(fs__meta_ref(&fs, STORE_ROOT_INO, 1), 0);
-	fs__meta_unref(&fs, STORE_ROOT_INO, 1);
-	fs__meta_drop(&fs, STORE_ROOT_INO);
+	CHECK_EQ(fs__lookup_hold(&fs, STORE_ROOT_INO, 1), 0);
+	fs__lookup_release(&fs, STORE_ROOT_INO, 1);
+	fs__inode_unlinked(&fs, STORE_ROOT_INO);
 	CHECK_EQ(exists(st, STORE_ROOT_INO), 1);
-	fs__meta_destroy(&fs);
+	fs__lookups_destroy(&fs);
 	store_close(st);
 	return 0;
 }
@@ -155,20 +155,20 @@ test_many_counts(void)
 
 	CHECK(ino != NULL);
 	CHECK(open_fs(&fs, &st) == 0);
-	CHECK_EQ(fs__meta_init(&fs), 0);
+	CHECK_EQ(fs__lookups_init(&fs), 0);
 	for (i = 0; i < N; i++) {
 		CHECK_EQ(put_inode(st, &ino[i], S_IFSOCK | 0600, 0), 0);
-		CHECK_EQ(fs__meta_ref(&fs, ino[i], 1 + i % 3), 0);
+		CHECK_EQ(fs__lookup_hold(&fs, ino[i], 1 + i % 3), 0);
 	}
 	for (i = 0; i < N; i++) {	/* the table grew: all still held */
-		fs__meta_drop(&fs, ino[i]);
+		fs__inode_unlinked(&fs, ino[i]);
 		CHECK_EQ(exists(st, ino[i]), 1);
 	}
 	for (i = 0; i < N; i++)
-		fs__meta_unref(&fs, ino[i], 1 + i % 3);
+		fs__lookup_release(&fs, ino[i], 1 + i % 3);
 	for (i = 0; i < N; i++)
 		CHECK_EQ(exists(st, ino[i]), 0);
-	fs__meta_destroy(&fs);
+	fs__lookups_destroy(&fs);
 	store_close(st);
 	free(ino);
 	return 0;
@@ -187,17 +187,17 @@ test_parent_record(void)
 	CHECK(open_fs(&fs, &st) == 0);
 	CHECK_EQ(put_inode(st, &dir, S_IFDIR | 0755, 2), 0);
 	CHECK_EQ(store_txn_begin(st, 1, &t), 0);
-	CHECK_EQ(fs__meta_parent(t, STORE_ROOT_INO, &p), 0);
+	CHECK_EQ(fs__parent(t, STORE_ROOT_INO, &p), 0);
 	CHECK_EQ(p, STORE_ROOT_INO);
 	/* no record (older tree): the root stands in */
-	CHECK_EQ(fs__meta_parent(t, dir, &p), 0);
+	CHECK_EQ(fs__parent(t, dir, &p), 0);
 	CHECK_EQ(p, STORE_ROOT_INO);
 	store_txn_abort(t);
 
 	CHECK_EQ(store_txn_begin(st, 0, &t), 0);
 	unsigned char be[8] = { 0, 0, 0, 0, 0, 0, 0x12, 0x34 };
 	CHECK_EQ(store_xattr_set(t, dir, FS_PARENT_XATTR, be, 8, 0), 0);
-	CHECK_EQ(fs__meta_parent(t, dir, &p), 0);
+	CHECK_EQ(fs__parent(t, dir, &p), 0);
 	CHECK_EQ(p, 0x1234);
 	/* the record is an xattr outside every user namespace */
 	n = store_xattr_list(t, dir, list, sizeof list);

@@ -17,7 +17,7 @@
  *   deleter    drains store_delq with net_frag_delete.
  *
  * Deletes race rebuilds and uploads that place the same fragment id on
- * the same supplier. The deleter first notes the block (fs__data_note:
+ * the same supplier. The deleter first notes the block (owner__data_note:
  * uploads committing it meanwhile store again) and logs the delete in
  * m->ring, then checks in a write txn that no record uses the fragment,
  * then sends. A rebuild merges a fragment only if no delete of it was
@@ -32,7 +32,7 @@
 
 #include <sodium.h>
 
-#include "fs/internal.h"
+#include "owner/internal.h"
 #include "log.h"
 #include "util.h"
 
@@ -68,8 +68,8 @@ struct peer_seen {
 	int state;
 };
 
-struct fs__maint {
-	struct fs *fs;
+struct owner__maint {
+	struct owner *o;
 	pthread_mutex_t lock;		/* protects everything below */
 	pthread_cond_t wake;		/* threads: stop or new work */
 	pthread_cond_t progress;	/* a rebuild attempt ended */
@@ -90,7 +90,7 @@ struct fs__maint {
 	int64_t tok_ms;
 
 	uint64_t frags_total;		/* fragments, at the last scan */
-	struct fs_maint_stats st;
+	struct owner_maint_stats st;
 	double rate_acc;		/* bytes since rate_ms */
 	int64_t rate_ms;
 
@@ -109,7 +109,7 @@ now_ms(void)
 
 /* Waits on c for at most ms (m->lock held). */
 static void
-wait_ms(struct fs__maint *m, pthread_cond_t *c, int64_t ms)
+wait_ms(struct owner__maint *m, pthread_cond_t *c, int64_t ms)
 {
 	struct timespec ts;
 
@@ -138,21 +138,21 @@ nfrags(const struct store_block *b)
 }
 
 static int
-is_dead(struct fs *fs, const struct net_peer_snap *snap,
+is_dead(struct owner *o, const struct net_peer_snap *snap,
     const unsigned char *pk)
 {
-	if (fs->conf.net == NULL)
+	if (o->conf.net == NULL)
 		return 0;
 	return (snap ? net_peer_snap_state(snap, pk) :
-	    net_peer_state(fs->conf.net, pk)) == NET_PEER_DEAD;
+	    net_peer_state(o->conf.net, pk)) == NET_PEER_DEAD;
 }
 
 /* NULL (ask per fragment) without a network or when shutting down. */
 static void
-peer_snap(struct fs *fs, struct net_peer_snap **snap)
+peer_snap(struct owner *o, struct net_peer_snap **snap)
 {
 	*snap = NULL;
-	if (fs->conf.net != NULL && net_peer_snap_take(fs->conf.net, snap) < 0)
+	if (o->conf.net != NULL && net_peer_snap_take(o->conf.net, snap) < 0)
 		*snap = NULL;
 }
 
@@ -162,7 +162,7 @@ peer_snap(struct fs *fs, struct net_peer_snap **snap)
  * fragment, which on a mount of 20,000 blocks took 6% of its CPU every
  * SCAN_MS); a single block may give NULL. */
 static uint32_t
-missing_of(struct fs *fs, const struct net_peer_snap *snap,
+missing_of(struct owner *o, const struct net_peer_snap *snap,
     const struct store_block *b, uint32_t *surviving)
 {
 	uint32_t miss = 0;
@@ -170,7 +170,7 @@ missing_of(struct fs *fs, const struct net_peer_snap *snap,
 
 	for (int i = 0; i < n; i++)
 		if (b->lost[i] || sodium_is_zero(b->peer[i], CR_PK_BYTES) ||
-		    is_dead(fs, snap, b->peer[i]))
+		    is_dead(o, snap, b->peer[i]))
 			miss |= 1u << i;
 	if (surviving)
 		*surviving = (uint32_t)(n - popcount(miss));
@@ -186,9 +186,9 @@ fragid_of(unsigned char fragid[STORE_FRAGID_BYTES], const unsigned char *id,
 }
 
 void
-fs__maint_kick(struct fs *fs)
+owner__maint_kick(struct owner *o)
 {
-	struct fs__maint *m = fs ? fs->maint : NULL;
+	struct owner__maint *m = o ? o->maint : NULL;
 
 	if (m == NULL)
 		return;
@@ -203,7 +203,7 @@ fs__maint_kick(struct fs *fs)
 /* Inside t: marks fragments `bad` of the record of b lost where the record
  * still has b's holder, and queues the block. */
 static int
-mark_lost(struct fs *fs, struct store_txn *t, const struct store_block *b,
+mark_lost(struct owner *o, struct store_txn *t, const struct store_block *b,
     uint32_t bad)
 {
 	struct store_block cur;
@@ -219,21 +219,21 @@ mark_lost(struct fs *fs, struct store_txn *t, const struct store_block *b,
 			changed = 1;
 		}
 	if (changed && (rc = store_block_put(t, &cur)) == 0 &&
-	    missing_of(fs, NULL, &cur, &surv) != 0)
+	    missing_of(o, NULL, &cur, &surv) != 0)
 		rc = store_rebuild_put(t, cur.id, surv);
 	sodium_memzero(&cur, sizeof cur);
 	return rc;
 }
 
 void
-fs__maint_report_bad(struct fs *fs, const struct store_block *b, uint32_t bad)
+owner__maint_report_bad(struct owner *o, const struct store_block *b, uint32_t bad)
 {
 	struct store_txn *t;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		goto out;
-	if ((rc = mark_lost(fs, t, b, bad)) < 0)
+	if ((rc = mark_lost(o, t, b, bad)) < 0)
 		store_txn_abort(t);
 	else
 		rc = store_txn_commit(t);
@@ -244,10 +244,10 @@ out:
 	else
 		log_warn("maint: %d corrupt fragment(s) of a block: queued "
 		    "for rebuild", popcount(bad));
-	if (fs->maint != NULL) {
-		pthread_mutex_lock(&fs->maint->lock);
-		pthread_cond_broadcast(&fs->maint->wake);
-		pthread_mutex_unlock(&fs->maint->lock);
+	if (o->maint != NULL) {
+		pthread_mutex_lock(&o->maint->lock);
+		pthread_cond_broadcast(&o->maint->wake);
+		pthread_mutex_unlock(&o->maint->lock);
 	}
 }
 
@@ -294,7 +294,7 @@ rq_cmp(const void *a, const void *b)
 }
 
 struct scan_ctx {
-	struct fs *fs;
+	struct owner *o;
 	struct net_peer_snap *snap;	/* NULL: ask per fragment */
 	struct rq_vec queued;	/* sorted by id */
 	struct rq_vec todo;
@@ -309,7 +309,7 @@ scan_one(void *arg, const struct store_block *b)
 	uint32_t surv;
 
 	sc->frags += nfrags(b);
-	if (missing_of(sc->fs, sc->snap, b, &surv) == 0)
+	if (missing_of(sc->o, sc->snap, b, &surv) == 0)
 		return 0;
 	memcpy(key.id, b->id, CR_ID_BYTES);
 	hit = sc->queued.n ? bsearch(&key, sc->queued.v, sc->queued.n,
@@ -322,16 +322,16 @@ scan_one(void *arg, const struct store_block *b)
 /* Queues every block with something to rebuild; returns how many were
  * (re)queued. */
 static int
-scan(struct fs__maint *m)
+scan(struct owner__maint *m)
 {
-	struct fs *fs = m->fs;
-	struct scan_ctx sc = { fs, NULL, { 0 }, { 0 }, 0 };
+	struct owner *o = m->o;
+	struct scan_ctx sc = { o, NULL, { 0 }, { 0 }, 0 };
 	struct store_txn *t;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
-	peer_snap(fs, &sc.snap);
+	peer_snap(o, &sc.snap);
 	rc = store_rebuild_iter(t, rq_collect, &sc.queued);
 	if (rc == 0) {
 		qsort(sc.queued.v, sc.queued.n, sizeof *sc.queued.v, rq_cmp);
@@ -340,7 +340,7 @@ scan(struct fs__maint *m)
 	store_txn_abort(t);
 	net_peer_snap_free(sc.snap);
 	if (rc == 0 && sc.todo.n > 0 &&
-	    (rc = store_txn_begin(fs->conf.store, 0, &t)) == 0) {
+	    (rc = store_txn_begin(o->conf.store, 0, &t)) == 0) {
 		for (size_t i = 0; rc == 0 && i < sc.todo.n; i++)
 			rc = store_rebuild_put(t, sc.todo.v[i].id,
 			    sc.todo.v[i].surviving);
@@ -366,10 +366,10 @@ scan(struct fs__maint *m)
 
 /* Compares supplier states with the last poll: 1 when one turned DEAD. */
 static int
-poll_peers(struct fs__maint *m, struct peer_seen *seen, int *nseen,
+poll_peers(struct owner__maint *m, struct peer_seen *seen, int *nseen,
     struct net_peer_info *info)
 {
-	int n = net_peers(m->fs->conf.net, info, MAX_PEERS, 0), dead = 0,
+	int n = net_peers(m->o->conf.net, info, MAX_PEERS, 0), dead = 0,
 	    back = 0;
 
 	if (n > MAX_PEERS)
@@ -409,7 +409,7 @@ poll_peers(struct fs__maint *m, struct peer_seen *seen, int *nseen,
 static void *
 scanner_main(void *arg)
 {
-	struct fs__maint *m = arg;
+	struct owner__maint *m = arg;
 	struct peer_seen *seen = calloc(MAX_PEERS, sizeof *seen);
 	struct net_peer_info *info = calloc(MAX_PEERS, sizeof *info);
 	int64_t next_scan = 0;
@@ -446,7 +446,7 @@ scanner_main(void *arg)
 /* ---- rebuilders ---------------------------------------------------------- */
 
 static struct backoff *
-backoff_find(struct fs__maint *m, const unsigned char *id)
+backoff_find(struct owner__maint *m, const unsigned char *id)
 {
 	for (struct backoff *b = m->backoff; b; b = b->next)
 		if (memcmp(b->id, id, CR_ID_BYTES) == 0)
@@ -455,7 +455,7 @@ backoff_find(struct fs__maint *m, const unsigned char *id)
 }
 
 static void
-backoff_clear(struct fs__maint *m, const unsigned char *id)
+backoff_clear(struct owner__maint *m, const unsigned char *id)
 {
 	for (struct backoff **pp = &m->backoff, *b; (b = *pp); pp = &b->next)
 		if (memcmp(b->id, id, CR_ID_BYTES) == 0) {
@@ -466,7 +466,7 @@ backoff_clear(struct fs__maint *m, const unsigned char *id)
 }
 
 static void
-backoff_fail(struct fs__maint *m, const unsigned char *id)
+backoff_fail(struct owner__maint *m, const unsigned char *id)
 {
 	struct backoff *b = backoff_find(m, id);
 
@@ -485,7 +485,7 @@ backoff_fail(struct fs__maint *m, const unsigned char *id)
 }
 
 struct pick {
-	struct fs__maint *m;
+	struct owner__maint *m;
 	int self;
 	int64_t now;
 	unsigned char *id;
@@ -497,7 +497,7 @@ static int
 pick_one(void *arg, const unsigned char *id, uint32_t surviving)
 {
 	struct pick *p = arg;
-	struct fs__maint *m = p->m;
+	struct owner__maint *m = p->m;
 	struct backoff *b;
 
 	for (int i = 0; i < m->njobs; i++)
@@ -516,9 +516,9 @@ pick_one(void *arg, const unsigned char *id, uint32_t surviving)
  * moved afterwards (so a block bigger than the rate still goes, and the
  * next waits longer). 0, or 1 on stop. */
 static int
-rate_wait(struct fs__maint *m)
+rate_wait(struct owner__maint *m)
 {
-	double rate = (double)m->fs->conf.rebuild_rate;
+	double rate = (double)m->o->conf.rebuild_rate;
 	int64_t now;
 	int stop;
 
@@ -541,7 +541,7 @@ rate_wait(struct fs__maint *m)
 /* 1 when a delete of (pk, fragid) was logged since seq or is in flight
  * (m->lock held). */
 static int
-delete_conflict(struct fs__maint *m, uint64_t seq, const unsigned char *pk,
+delete_conflict(struct owner__maint *m, uint64_t seq, const unsigned char *pk,
     const unsigned char *fragid)
 {
 	if (m->del_seq - seq >= RING)
@@ -561,17 +561,17 @@ delete_conflict(struct fs__maint *m, uint64_t seq, const unsigned char *pk,
  * (b, from orig) into the record as it is now. Returns the number merged
  * or -errno. */
 static int
-repair_commit(struct fs__maint *m, const struct store_block *orig,
+repair_commit(struct owner__maint *m, const struct store_block *orig,
     const struct store_block *b, uint32_t miss, uint64_t seq)
 {
-	struct fs *fs = m->fs;
+	struct owner *o = m->o;
 	unsigned char fragid[STORE_FRAGID_BYTES];
 	struct store_block cur;
 	struct store_txn *t;
 	uint32_t surv;
 	int rc, merged = 0, gone, n = nfrags(b), queued = 0;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	rc = store_block_get(t, b->id, &cur);
 	if (rc < 0 && rc != -ENOENT)
@@ -622,7 +622,7 @@ repair_commit(struct fs__maint *m, const struct store_block *orig,
 	if (gone)
 		rc = store_rebuild_del(t, b->id);
 	else if ((rc = store_block_put(t, &cur)) == 0) {
-		if (missing_of(fs, NULL, &cur, &surv) == 0)
+		if (missing_of(o, NULL, &cur, &surv) == 0)
 			rc = store_rebuild_del(t, cur.id);
 		else
 			rc = store_rebuild_put(t, cur.id, surv);
@@ -635,7 +635,7 @@ repair_commit(struct fs__maint *m, const struct store_block *orig,
 	if ((rc = store_txn_commit(t)) < 0)
 		return rc;
 	if (queued)
-		fs__maint_kick(fs);
+		owner__maint_kick(o);
 	return merged;
 fail:
 	sodium_memzero(&cur, sizeof cur);
@@ -645,17 +645,17 @@ fail:
 
 /* Drops the queue entry of a block with nothing missing (or gone). */
 static int
-rebuild_settle(struct fs *fs, const unsigned char *id)
+rebuild_settle(struct owner *o, const unsigned char *id)
 {
 	struct store_block cur;
 	struct store_txn *t;
 	uint32_t surv;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	rc = store_block_get(t, id, &cur);
-	if (rc == -ENOENT || (rc == 0 && missing_of(fs, NULL, &cur, &surv) == 0))
+	if (rc == -ENOENT || (rc == 0 && missing_of(o, NULL, &cur, &surv) == 0))
 		rc = store_rebuild_del(t, id);
 	else if (rc == 0)
 		rc = store_rebuild_put(t, id, surv);
@@ -669,22 +669,22 @@ rebuild_settle(struct fs *fs, const unsigned char *id)
 
 /* 1 when the block is whole again (or gone), 0 when not, -errno. */
 static int
-rebuild_one(struct fs__maint *m, const unsigned char *id)
+rebuild_one(struct owner__maint *m, const unsigned char *id)
 {
-	struct fs *fs = m->fs;
+	struct owner *o = m->o;
 	struct store_block b, orig;
 	struct store_txn *t;
 	uint64_t moved = 0, seq;
 	uint32_t miss = 0, surv = 0;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
 	rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
-	if (rc == -ENOENT || (rc == 0 && (miss = missing_of(fs, NULL, &b, &surv)) == 0)) {
+	if (rc == -ENOENT || (rc == 0 && (miss = missing_of(o, NULL, &b, &surv)) == 0)) {
 		sodium_memzero(&b, sizeof b);
-		return (rc = rebuild_settle(fs, id)) < 0 ? rc : 1;
+		return (rc = rebuild_settle(o, id)) < 0 ? rc : 1;
 	}
 	if (rc < 0)
 		return rc;
@@ -701,7 +701,7 @@ rebuild_one(struct fs__maint *m, const unsigned char *id)
 	m->st.rebuilding++;
 	pthread_mutex_unlock(&m->lock);
 	orig = b;
-	rc = net_block_repair(fs->conf.net, &b, miss, &moved);
+	rc = net_block_repair(o->conf.net, &b, miss, &moved);
 	if (rc > 0)
 		rc = repair_commit(m, &orig, &b, miss, seq);
 	pthread_mutex_lock(&m->lock);
@@ -729,7 +729,7 @@ rebuild_one(struct fs__maint *m, const unsigned char *id)
 }
 
 struct rb_worker {
-	struct fs__maint *m;
+	struct owner__maint *m;
 	int idx;
 };
 
@@ -737,7 +737,7 @@ static void *
 rebuilder_main(void *arg)
 {
 	struct rb_worker *w = arg;
-	struct fs__maint *m = w->m;
+	struct owner__maint *m = w->m;
 	unsigned char id[CR_ID_BYTES];
 	struct store_txn *t;
 	int rc;
@@ -747,7 +747,7 @@ rebuilder_main(void *arg)
 		struct pick p = { m, w->idx, now_ms(), id, 0 };
 
 		/* A read txn under m->lock: fine, readers never wait. */
-		if (store_txn_begin(m->fs->conf.store, 1, &t) == 0) {
+		if (store_txn_begin(m->o->conf.store, 1, &t) == 0) {
 			store_rebuild_iter(t, pick_one, &p);
 			store_txn_abort(t);
 		}
@@ -779,14 +779,14 @@ rebuilder_main(void *arg)
 /* Stores the result of auditing fragments `done` of b (audit fields from
  * b) and marks `bad` ones lost, in one txn. */
 static int
-audit_commit(struct fs *fs, const struct store_block *b, uint32_t done,
+audit_commit(struct owner *o, const struct store_block *b, uint32_t done,
     uint32_t bad)
 {
 	struct store_block cur;
 	struct store_txn *t;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	if ((rc = store_block_get(t, b->id, &cur)) == 0) {
 		for (int i = 0; i < nfrags(&cur); i++) {
@@ -799,7 +799,7 @@ audit_commit(struct fs *fs, const struct store_block *b, uint32_t done,
 		}
 		rc = store_block_put(t, &cur);
 		if (rc == 0 && bad)
-			rc = mark_lost(fs, t, b, bad);
+			rc = mark_lost(o, t, b, bad);
 	}
 	sodium_memzero(&cur, sizeof cur);
 	if (rc == -ENOENT)
@@ -814,9 +814,9 @@ audit_commit(struct fs *fs, const struct store_block *b, uint32_t done,
 /* Audits fragment i of b (b's audit fields advance). 1 good, 0 bad
  * (wrong answer or missing: lost), -errno no answer. */
 static int
-audit_frag(struct fs__maint *m, struct store_block *b, int i)
+audit_frag(struct owner__maint *m, struct store_block *b, int i)
 {
-	int rc = net_frag_audit(m->fs->conf.net, b, i);
+	int rc = net_frag_audit(m->o->conf.net, b, i);
 
 	pthread_mutex_lock(&m->lock);
 	if (rc == 0)
@@ -849,16 +849,16 @@ first_blk(void *arg, const struct store_block *b)
 
 /* Audits the fragment after (cursor, *idx), round robin. */
 static void
-audit_next(struct fs__maint *m, unsigned char cursor[CR_ID_BYTES], int *have,
+audit_next(struct owner__maint *m, unsigned char cursor[CR_ID_BYTES], int *have,
     int *idx)
 {
-	struct fs *fs = m->fs;
+	struct owner *o = m->o;
 	struct store_block b;
 	struct first_blk f = { &b, 0 };
 	struct store_txn *t;
 	int rc, i;
 
-	if (store_txn_begin(fs->conf.store, 1, &t) < 0)
+	if (store_txn_begin(o->conf.store, 1, &t) < 0)
 		return;
 	rc = *have ? store_block_get(t, cursor, &b) : -ENOENT;
 	if (rc == 0 && *idx + 1 < nfrags(&b)) {
@@ -879,9 +879,9 @@ audit_next(struct fs__maint *m, unsigned char cursor[CR_ID_BYTES], int *have,
 	*have = 1;
 	*idx = i;
 	if (i < nfrags(&b) && !b.lost[i] &&
-	    net_peer_state(fs->conf.net, b.peer[i]) == NET_PEER_ONLINE) {
+	    net_peer_state(o->conf.net, b.peer[i]) == NET_PEER_ONLINE) {
 		rc = audit_frag(m, &b, i);
-		if (rc >= 0 && (rc = audit_commit(fs, &b, 1u << i,
+		if (rc >= 0 && (rc = audit_commit(o, &b, 1u << i,
 		    rc == 0 ? 1u << i : 0)) < 0)
 			log_warn("maint: storing an audit: %s", strerror(-rc));
 	}
@@ -891,7 +891,7 @@ audit_next(struct fs__maint *m, unsigned char cursor[CR_ID_BYTES], int *have,
 static void *
 auditor_main(void *arg)
 {
-	struct fs__maint *m = arg;
+	struct owner__maint *m = arg;
 	unsigned char cursor[CR_ID_BYTES];
 	int have = 0, idx = 0;
 	int64_t period, next = now_ms();
@@ -900,7 +900,7 @@ auditor_main(void *arg)
 	while (!m->stop) {
 		int64_t now = now_ms();
 
-		period = m->frags_total ? m->fs->conf.audit_interval_ms /
+		period = m->frags_total ? m->o->conf.audit_interval_ms /
 		    (int64_t)m->frags_total : 1000;
 		if (period < 1)
 			period = 1;
@@ -927,7 +927,7 @@ struct del_entry {
 };
 
 struct del_batch {
-	struct fs *fs;
+	struct owner *o;
 	struct del_entry v[DEL_BATCH];
 	int n;
 	unsigned char skip[8][CR_PK_BYTES];	/* offline this round */
@@ -953,7 +953,7 @@ del_collect(void *arg, const unsigned char *pk, const unsigned char *fragid,
 		if (d->down[i].until_ms > d->now &&
 		    memcmp(d->down[i].pk, pk, CR_PK_BYTES) == 0)
 			return 0;
-	st = net_peer_state(d->fs->conf.net, pk);
+	st = net_peer_state(d->o->conf.net, pk);
 	/* A fired supplier may still be connected: give its space back. */
 	if (st != NET_PEER_ONLINE && st != NET_PEER_DEAD) {
 		if (d->nskip < 8)
@@ -969,16 +969,16 @@ del_collect(void *arg, const unsigned char *pk, const unsigned char *fragid,
 /* Deletes one queued fragment unless a record uses it. 1 done (deleted
  * or not needed), -EAGAIN supplier unreachable, -errno. */
 static int
-delete_one(struct fs__maint *m, const struct del_entry *e)
+delete_one(struct owner__maint *m, const struct del_entry *e)
 {
-	struct fs *fs = m->fs;
+	struct owner *o = m->o;
 	struct store_block cur;
 	struct store_txn *t;
 	struct dlog *d;
 	void *note;
 	int rc, idx = e->fragid[CR_ID_BYTES], live;
 
-	if ((note = fs__data_note(fs, e->fragid)) == NULL)
+	if ((note = owner__data_note(o, e->fragid)) == NULL)
 		return -ENOMEM;
 	pthread_mutex_lock(&m->lock);
 	d = &m->ring[++m->del_seq % RING];
@@ -988,7 +988,7 @@ delete_one(struct fs__maint *m, const struct del_entry *e)
 	d->inflight = 1;
 	pthread_mutex_unlock(&m->lock);
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		goto out;
 	rc = store_block_get(t, e->fragid, &cur);
 	live = rc == 0 && idx < CR_EC_MAX &&
@@ -1007,17 +1007,17 @@ delete_one(struct fs__maint *m, const struct del_entry *e)
 		goto out;
 	}
 	store_txn_abort(t);
-	rc = net_frag_delete(fs->conf.net, e->pk, e->fragid);
+	rc = net_frag_delete(o->conf.net, e->pk, e->fragid);
 	pthread_mutex_lock(&m->lock);
 	d->inflight = 0;
 	pthread_mutex_unlock(&m->lock);
-	fs__data_unnote(fs, note, 1);
+	owner__data_unnote(o, note, 1);
 	note = NULL;
 	if (rc < 0) {
 		log_debug("maint: delete of a fragment: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	if ((rc = store_delq_del(t, e->pk, e->fragid)) < 0 && rc != -ENOENT) {
 		store_txn_abort(t);
@@ -1034,14 +1034,14 @@ out:
 	d->inflight = 0;
 	pthread_mutex_unlock(&m->lock);
 	if (note != NULL)
-		fs__data_unnote(fs, note, 0);
+		owner__data_unnote(o, note, 0);
 	return rc;
 }
 
 static void *
 deleter_main(void *arg)
 {
-	struct fs__maint *m = arg;
+	struct owner__maint *m = arg;
 	struct del_batch *d = calloc(1, sizeof *d);
 	struct store_txn *t;
 	int done, rc;
@@ -1052,13 +1052,13 @@ deleter_main(void *arg)
 	while (!m->stop) {
 		m->del_now = 0;
 		pthread_mutex_unlock(&m->lock);
-		d->fs = m->fs;
+		d->o = m->o;
 		d->n = d->nskip = 0;
 		d->now = now_ms();
 		done = 0;
-		if (store_txn_begin(m->fs->conf.store, 1, &t) == 0) {
-			if (!fs__index_older(t))
-				store_delq_iter_due(t, fs__index_seq(t),
+		if (store_txn_begin(m->o->conf.store, 1, &t) == 0) {
+			if (!owner__index_older(t))
+				store_delq_iter_due(t, owner__index_seq(t),
 				    del_collect, d);
 			store_txn_abort(t);
 		}
@@ -1098,9 +1098,9 @@ deleter_main(void *arg)
 /* ---- status -------------------------------------------------------------- */
 
 void
-fs__maint_stats(struct fs *fs, struct fs_maint_stats *out)
+owner__maint_stats(struct owner *o, struct owner_maint_stats *out)
 {
-	struct fs__maint *m = fs->maint;
+	struct owner__maint *m = o->maint;
 	struct store_txn *t;
 	int64_t now = now_ms();
 
@@ -1116,9 +1116,9 @@ fs__maint_stats(struct fs *fs, struct fs_maint_stats *out)
 	}
 	*out = m->st;
 	pthread_mutex_unlock(&m->lock);
-	out->audit_interval_ms = fs->conf.audit_interval_ms;
-	out->rebuild_rate_max = fs->conf.rebuild_rate;
-	if (store_txn_begin(fs->conf.store, 1, &t) == 0) {
+	out->audit_interval_ms = o->conf.audit_interval_ms;
+	out->rebuild_rate_max = o->conf.rebuild_rate;
+	if (store_txn_begin(o->conf.store, 1, &t) == 0) {
 		store_rebuild_count(t, &out->rebuild_queued);
 		store_delq_stats(t, &out->delq_count, &out->delq_bytes);
 		store_txn_abort(t);
@@ -1128,7 +1128,7 @@ fs__maint_stats(struct fs *fs, struct fs_maint_stats *out)
 /* ---- redundancy attribute ------------------------------------------------ */
 
 struct red_ctx {
-	struct fs *fs;
+	struct owner *o;
 	struct net_peer_snap *snap;
 	struct store_txn *t;
 	int min, n, blocks;
@@ -1143,7 +1143,7 @@ red_one(void *arg, uint64_t bno, const unsigned char *id)
 
 	if (store_block_get(r->t, id, &b) < 0)
 		return 0;
-	missing_of(r->fs, r->snap, &b, &surv);
+	missing_of(r->o, r->snap, &b, &surv);
 	if (r->blocks++ == 0 || (int)surv < r->min) {
 		r->min = (int)surv;
 		r->n = nfrags(&b);
@@ -1159,14 +1159,14 @@ jrnl_any(void *arg, uint64_t ino, uint64_t bno)
 }
 
 int
-fs__maint_redundancy(struct fs *fs, uint64_t ino, char *buf, size_t size)
+owner_redundancy(struct owner *o, uint64_t ino, char *buf, size_t size)
 {
-	struct red_ctx r = { fs, NULL, NULL, 0, 0, 0 };
+	struct red_ctx r = { o, NULL, NULL, 0, 0, 0 };
 	int rc, pending, n;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &r.t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &r.t)) < 0)
 		return rc;
-	peer_snap(fs, &r.snap);
+	peer_snap(o, &r.snap);
 	rc = store_extent_iter(r.t, ino, 0, red_one, &r);
 	pending = rc == 0 ? store_jrnl_iter(r.t, ino, jrnl_any, NULL) : 0;
 	store_txn_abort(r.t);
@@ -1177,7 +1177,8 @@ fs__maint_redundancy(struct fs *fs, uint64_t ino, char *buf, size_t size)
 		n = snprintf(buf, size, "pending");
 	else if (r.blocks == 0)	/* empty, holes, or a tiny file inline
 				 * in the index: coded like a block */
-		n = snprintf(buf, size, "%d/%d", fs->conf.ec_n, fs->conf.ec_n);
+		n = snprintf(buf, size, "%d/%d", o->conf.ec_k + o->conf.ec_m,
+		    o->conf.ec_k + o->conf.ec_m);
 	else if (r.min < r.n)
 		n = snprintf(buf, size, "%d/%d rebuilding", r.min, r.n);
 	else
@@ -1193,7 +1194,7 @@ struct chk_peer {
 };
 
 struct check {
-	struct fs *fs;
+	struct owner *o;
 	struct net_peer_snap *snap;
 	uint64_t blocks, audited, good, bad, missing, unreachable;
 	uint64_t full, degraded, lost;
@@ -1228,7 +1229,7 @@ chk_count(void *arg, const struct store_block *b)
 	struct check *c = arg;
 	uint32_t surv;
 
-	if (missing_of(c->fs, c->snap, b, &surv) == 0)
+	if (missing_of(c->o, c->snap, b, &surv) == 0)
 		c->full++;
 	else if (surv >= b->k)
 		c->degraded++;
@@ -1238,15 +1239,15 @@ chk_count(void *arg, const struct store_block *b)
 }
 
 static int
-check_tally(struct fs *fs, struct check *c)
+check_tally(struct owner *o, struct check *c)
 {
 	struct store_txn *t;
 	int rc;
 
-	c->fs = fs;
+	c->o = o;
 	c->full = c->degraded = c->lost = 0;
-	peer_snap(fs, &c->snap);
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+	peer_snap(o, &c->snap);
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) == 0) {
 		rc = store_block_iter(t, chk_count, c);
 		store_txn_abort(t);
 	}
@@ -1256,15 +1257,15 @@ check_tally(struct fs *fs, struct check *c)
 }
 
 static void
-check_block(struct fs__maint *m, struct check *c, const unsigned char *id)
+check_block(struct owner__maint *m, struct check *c, const unsigned char *id)
 {
-	struct fs *fs = m->fs;
+	struct owner *o = m->o;
 	struct store_block b;
 	struct store_txn *t;
 	uint32_t done = 0, bad = 0;
 	int rc;
 
-	if (store_txn_begin(fs->conf.store, 1, &t) < 0)
+	if (store_txn_begin(o->conf.store, 1, &t) < 0)
 		return;
 	rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
@@ -1273,7 +1274,7 @@ check_block(struct fs__maint *m, struct check *c, const unsigned char *id)
 	c->blocks++;
 	for (int i = 0; i < nfrags(&b); i++) {
 		struct chk_peer *p = chk_peer(c, b.peer[i]);
-		int st = net_peer_state(fs->conf.net, b.peer[i]);
+		int st = net_peer_state(o->conf.net, b.peer[i]);
 
 		if (b.lost[i] || st == NET_PEER_DEAD) {
 			c->missing++;
@@ -1302,7 +1303,7 @@ check_block(struct fs__maint *m, struct check *c, const unsigned char *id)
 			p->bad++;
 		}
 	}
-	if (done && (rc = audit_commit(fs, &b, done, bad)) < 0)
+	if (done && (rc = audit_commit(o, &b, done, bad)) < 0)
 		log_warn("maint: storing audits: %s", strerror(-rc));
 	sodium_memzero(&b, sizeof b);
 }
@@ -1310,7 +1311,7 @@ check_block(struct fs__maint *m, struct check *c, const unsigned char *id)
 /* 1 while some queued block has not failed since `since` (m->lock held
  * by the caller around the read txn). */
 struct pending_ctx {
-	struct fs__maint *m;
+	struct owner__maint *m;
 	int64_t since;
 	int pending;
 };
@@ -1329,11 +1330,11 @@ pending_one(void *arg, const unsigned char *id, uint32_t surviving)
 }
 
 static void
-check_report(struct fs *fs, struct check *c, uint64_t repaired, int timed_out)
+check_report(struct owner *o, struct check *c, uint64_t repaired, int timed_out)
 {
-	struct fs__maint *m = fs->maint;
+	struct owner__maint *m = o->maint;
 	struct net_peer_info *info = calloc(MAX_PEERS, sizeof *info);
-	int ninfo = info ? net_peers(fs->conf.net, info, MAX_PEERS, 0) : 0;
+	int ninfo = info ? net_peers(o->conf.net, info, MAX_PEERS, 0) : 0;
 	size_t cap = 4096 + (size_t)c->np * 160, len = 0;
 	char *r = malloc(cap);
 
@@ -1384,16 +1385,16 @@ check_report(struct fs *fs, struct check *c, uint64_t repaired, int timed_out)
 }
 
 int
-fs__maint_check(struct fs *fs)
+owner_check(struct owner *o)
 {
-	struct fs__maint *m = fs->maint;
+	struct owner__maint *m = o->maint;
 	struct check *c;
 	struct store_txn *t;
 	uint64_t frags0;
 	int64_t start, deadline;
 	int rc, timed_out = 0;
 
-	if (m == NULL || fs->conf.net == NULL)
+	if (m == NULL || o->conf.net == NULL)
 		return -ENOTCONN;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return -ENOMEM;
@@ -1401,7 +1402,7 @@ fs__maint_check(struct fs *fs)
 	pthread_mutex_lock(&m->lock);
 	frags0 = m->st.rebuilt_frags;
 	pthread_mutex_unlock(&m->lock);
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) == 0) {
 		rc = store_block_iter(t, chk_collect, c);
 		store_txn_abort(t);
 	}
@@ -1416,7 +1417,7 @@ fs__maint_check(struct fs *fs)
 	 * no supplier to take it). */
 	scan(m);
 	start = now_ms();
-	deadline = start + fs->conf.sync_timeout_ms;
+	deadline = start + o->conf.sync_timeout_ms;
 	pthread_mutex_lock(&m->lock);
 	for (struct backoff *b = m->backoff; b; b = b->next)
 		b->retry_ms = 0;
@@ -1424,7 +1425,7 @@ fs__maint_check(struct fs *fs)
 	for (;;) {
 		struct pending_ctx p = { m, start, 0 };
 
-		if (store_txn_begin(fs->conf.store, 1, &t) == 0) {
+		if (store_txn_begin(o->conf.store, 1, &t) == 0) {
 			store_rebuild_iter(t, pending_one, &p);
 			store_txn_abort(t);
 		}
@@ -1437,12 +1438,12 @@ fs__maint_check(struct fs *fs)
 		wait_ms(m, &m->progress, 500);
 	}
 	pthread_mutex_unlock(&m->lock);
-	if ((rc = check_tally(fs, c)) < 0)
+	if ((rc = check_tally(o, c)) < 0)
 		goto out;
 	pthread_mutex_lock(&m->lock);
 	frags0 = m->st.rebuilt_frags - frags0;
 	pthread_mutex_unlock(&m->lock);
-	check_report(fs, c, frags0, timed_out);
+	check_report(o, c, frags0, timed_out);
 	log_info("maint: check: %" PRIu64 " fragments audited, %" PRIu64
 	    " bad, %" PRIu64 " missing, %" PRIu64 " rebuilt; %" PRIu64
 	    " blocks degraded, %" PRIu64 " lost", c->audited, c->bad,
@@ -1455,9 +1456,9 @@ out:
 }
 
 int
-fs__maint_report(struct fs *fs, char **val, size_t *len)
+owner_check_report(struct owner *o, char **val, size_t *len)
 {
-	struct fs__maint *m = fs->maint;
+	struct owner__maint *m = o->maint;
 	const char *none = "no check has run in this mount\n";
 	const char *r;
 
@@ -1476,25 +1477,23 @@ fs__maint_report(struct fs *fs, char **val, size_t *len)
 /* ---- life cycle ---------------------------------------------------------- */
 
 int
-fs__maint_init(struct fs *fs)
+owner__maint_init(struct owner *o)
 {
-	struct fs__maint *m;
+	struct owner__maint *m;
 	int rc;
 
-	if (fs->conf.rebuild_jobs <= 0)
-		fs->conf.rebuild_jobs = 2;
-	if (fs->conf.rebuild_jobs > MAX_JOBS)
-		fs->conf.rebuild_jobs = MAX_JOBS;
-	if (fs->conf.rebuild_rate == 0)
-		fs->conf.rebuild_rate = DEFAULT_RATE;
-	if (fs->conf.audit_interval_ms <= 0)
-		fs->conf.audit_interval_ms = DEFAULT_AUDIT_MS;
-	if (fs->conf.ec_n <= 0)
-		fs->conf.ec_n = 6;
+	if (o->conf.rebuild_jobs <= 0)
+		o->conf.rebuild_jobs = 2;
+	if (o->conf.rebuild_jobs > MAX_JOBS)
+		o->conf.rebuild_jobs = MAX_JOBS;
+	if (o->conf.rebuild_rate == 0)
+		o->conf.rebuild_rate = DEFAULT_RATE;
+	if (o->conf.audit_interval_ms <= 0)
+		o->conf.audit_interval_ms = DEFAULT_AUDIT_MS;
 	if ((m = calloc(1, sizeof *m)) == NULL)
 		return -ENOMEM;
-	m->fs = fs;
-	m->njobs = fs->conf.rebuild_jobs;
+	m->o = o;
+	m->njobs = o->conf.rebuild_jobs;
 	m->busy = calloc(m->njobs, sizeof *m->busy);
 	m->busy_set = calloc(m->njobs, sizeof *m->busy_set);
 	m->rb = calloc(m->njobs, sizeof *m->rb);
@@ -1511,10 +1510,10 @@ fs__maint_init(struct fs *fs)
 	pthread_cond_init(&m->progress, NULL);
 	m->tok_ms = m->rate_ms = now_ms();
 	m->scan_now = 1;
-	fs->maint = m;
+	o->maint = m;
 	/* Without a network (tests of the metadata) nothing runs: the
 	 * queues just wait in the store. */
-	if (fs->conf.net == NULL)
+	if (o->conf.net == NULL)
 		return 0;
 	if ((rc = -pthread_create(&m->scanner, NULL, scanner_main, m)) < 0)
 		goto fail;
@@ -1543,14 +1542,14 @@ fs__maint_init(struct fs *fs)
 	return 0;
 fail:
 	log_error("maint: cannot start threads: %s", strerror(-rc));
-	fs__maint_destroy(fs);
+	owner__maint_destroy(o);
 	return rc;
 }
 
 void
-fs__maint_destroy(struct fs *fs)
+owner__maint_destroy(struct owner *o)
 {
-	struct fs__maint *m = fs->maint;
+	struct owner__maint *m = o->maint;
 	int n;
 
 	if (m == NULL)
@@ -1585,5 +1584,5 @@ fs__maint_destroy(struct fs *fs)
 	free(m->busy_set);
 	free(m->rb);
 	free(m);
-	fs->maint = NULL;
+	o->maint = NULL;
 }

@@ -8,13 +8,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "fs/internal.h"
+#include "owner/internal.h"
 #include "log.h"
 
 #define INDEX_PERIOD_MS		3000
 #define INDEX_BACKOFF_MS	10000	/* after a failed upload */
 
-struct fs__index {
+struct owner__index {
 	pthread_t thread;
 	int started;
 	pthread_mutex_t lock;		/* stop, cond */
@@ -37,28 +37,30 @@ deadline(struct timespec *ts, int ms)
 }
 
 static int
-publish(struct fs *fs, int quiet)
+publish(struct owner *o, int quiet)
 {
-	struct fs__index *x = fs->index;
+	struct owner__index *x = o->index;
+	struct owner__index_io io;
 	uint64_t gen;
 	int rc;
 
 	/* A nearly full map is kept for deletes, which make room. */
-	if ((rc = fs__map_room(fs->conf.store, 1)) < 0) {
+	if ((rc = store_map_room(o->conf.store, STORE_ROOM_COMMIT)) < 0) {
 		if (!quiet)
 			log_warn("index: metadata map nearly full: version not "
 			    "uploaded until files are deleted");
 		return rc;
 	}
+	owner__index_io_of(o, &io);
 	pthread_mutex_lock(&x->pub);
 	/* Whatever committed before gen is in the version published (or was
 	 * in the last one): inline blocks up to it are on the network. */
-	if ((rc = store_index_gen(fs->conf.store, &gen)) == 0 &&
-	    (rc = net_index_publish(fs->conf.net, fs->conf.store, 0)) >= 0)
-		fs__data_published(fs, gen);
+	if ((rc = store_index_gen(o->conf.store, &gen)) == 0 &&
+	    (rc = owner__index_put(&io, 0)) >= 0)
+		owner__data_published(o, gen);
 	pthread_mutex_unlock(&x->pub);
 	if (rc > 0)
-		fs__maint_kick(fs);	/* old index blocks may await deletion */
+		owner__maint_kick(o);	/* old index blocks may await deletion */
 	if (rc < 0 && !quiet)
 		log_warn("index: upload failed: %s", strerror(-rc));
 	return rc;
@@ -67,13 +69,16 @@ publish(struct fs *fs, int quiet)
 static void *
 index_main(void *arg)
 {
-	struct fs *fs = arg;
-	struct fs__index *x = fs->index;
+	struct owner *o = arg;
+	struct owner__index *x = o->index;
 	struct timespec ts;
 	int wait_ms = INDEX_PERIOD_MS, rc;
 
 	/* Rollback check against what this node published before. */
-	net_index_check(fs->conf.net, fs->conf.store);
+	struct owner__index_io io;
+
+	owner__index_io_of(o, &io);
+	owner__index_check(&io);
 	pthread_mutex_lock(&x->lock);
 	while (!x->stop) {
 		deadline(&ts, wait_ms);
@@ -83,7 +88,7 @@ index_main(void *arg)
 		if (x->stop)
 			break;
 		pthread_mutex_unlock(&x->lock);
-		rc = publish(fs, 1);
+		rc = publish(o, 1);
 		if (rc < 0)
 			log_debug("index: upload: %s (retry in %d s)",
 			    strerror(-rc), INDEX_BACKOFF_MS / 1000);
@@ -95,9 +100,9 @@ index_main(void *arg)
 }
 
 int
-fs__index_init(struct fs *fs)
+owner__index_init(struct owner *o)
 {
-	struct fs__index *x;
+	struct owner__index *x;
 	pthread_condattr_t ca;
 
 	if (!(x = calloc(1, sizeof *x)))
@@ -108,11 +113,11 @@ fs__index_init(struct fs *fs)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&x->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	fs->index = x;
-	if (!fs->conf.net || !fs->conf.store)
+	o->index = x;
+	if (!o->conf.net || !o->conf.store)
 		return 0;
-	if (pthread_create(&x->thread, NULL, index_main, fs) != 0) {
-		fs->index = NULL;
+	if (pthread_create(&x->thread, NULL, index_main, o) != 0) {
+		o->index = NULL;
 		pthread_cond_destroy(&x->cond);
 		pthread_mutex_destroy(&x->lock);
 		pthread_mutex_destroy(&x->pub);
@@ -124,9 +129,9 @@ fs__index_init(struct fs *fs)
 }
 
 void
-fs__index_destroy(struct fs *fs)
+owner__index_destroy(struct owner *o)
 {
-	struct fs__index *x = fs->index;
+	struct owner__index *x = o->index;
 
 	if (!x)
 		return;
@@ -139,26 +144,26 @@ fs__index_destroy(struct fs *fs)
 		/* The last changes before unmount; bounded by the network
 		 * timeouts, and nothing is lost when it fails: the next
 		 * mount uploads them. */
-		if (publish(fs, 0) > 0)
+		if (publish(o, 0) > 0)
 			log_info("index: uploaded at unmount");
 	}
 	pthread_cond_destroy(&x->cond);
 	pthread_mutex_destroy(&x->lock);
 	pthread_mutex_destroy(&x->pub);
 	free(x);
-	fs->index = NULL;
+	o->index = NULL;
 }
 
 int
-fs__index_publish(struct fs *fs)
+owner__index_publish(struct owner *o)
 {
 	int rc;
 
-	if (!fs->index || !fs->index->started)
+	if (!o->index || !o->index->started)
 		return 0;
 	/* The data is what sync promises; with too few suppliers for a new
 	 * index version (one offline of k + m) the thread retries. */
-	if ((rc = publish(fs, 0)) < 0)
+	if ((rc = publish(o, 0)) < 0)
 		log_warn("index: not uploaded at sync (%s): retried in the "
 		    "background", strerror(-rc));
 	return 0;
@@ -194,14 +199,16 @@ version_line(void *arg, uint64_t seq, uint64_t time, uint64_t size)
 }
 
 int
-fs__index_versions(struct fs *fs, char **val, size_t *len)
+owner_versions(struct owner *o, char **val, size_t *len)
 {
+	struct owner__index_io io;
 	struct vbuf v = { 0 };
 	int rc;
 
-	if (!fs->conf.net)
+	if (!o->conf.net)
 		return -ENOTCONN;
-	rc = net_index_versions(fs->conf.net, version_line, &v);
+	owner__index_io_of(o, &io);
+	rc = owner__index_list(&io, version_line, &v);
 	if (rc < 0 || v.err) {
 		free(v.p);
 		return rc < 0 ? rc : v.err;

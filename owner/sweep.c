@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#include "fs/internal.h"
+#include "owner/internal.h"
 #include "log.h"
 
 #define DEFAULT_INTERVAL_MS	(5 * 60 * 1000)
@@ -37,8 +37,8 @@ struct ovec {
 	size_t n, cap;
 };
 
-struct fs__sweep {
-	struct fs *fs;
+struct owner__sweep {
+	struct owner *o;
 	int64_t interval_ms;
 	pthread_t th;
 	int started;
@@ -80,7 +80,7 @@ ovec_push(struct ovec *o, const unsigned char *pk, const unsigned char *fragid,
 
 /* 1 when (pk, fragid) is an orphan as of t, 0 when referenced. */
 static int
-is_orphan(struct fs *fs, struct store_txn *t, const unsigned char *pk,
+is_orphan(struct owner *o, struct store_txn *t, const unsigned char *pk,
     const unsigned char *fragid)
 {
 	struct store_block b;
@@ -110,44 +110,44 @@ list_cb(void *arg, const unsigned char *fragid, uint64_t size)
 	return ovec_push(l->out, l->pk, fragid, size);
 }
 
-/* Keeps in o, from entry `from` on, only the orphans as of now. No
+/* Keeps in v, from entry `from` on, only the orphans as of now. No
  * network meanwhile: a read txn held long would pin the pages LMDB needs
  * to reuse. */
 static int
-keep_orphans(struct fs *fs, struct ovec *o, size_t from)
+keep_orphans(struct owner *o, struct ovec *v, size_t from)
 {
 	struct store_txn *t;
 	size_t n = from;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
-	for (size_t i = from; i < o->n; i++)
-		if (is_orphan(fs, t, o->v[i].pk, o->v[i].fragid))
-			o->v[n++] = o->v[i];
+	for (size_t i = from; i < v->n; i++)
+		if (is_orphan(o, t, v->v[i].pk, v->v[i].fragid))
+			v->v[n++] = v->v[i];
 	store_txn_abort(t);
-	o->n = n;
+	v->n = n;
 	return 0;
 }
 
 /* Queues the deletes of cur's orphans that prev had too, checking each
  * again in the write txn. Returns the number queued or -errno. */
 static int
-queue_deletes(struct fs__sweep *s, const struct ovec *cur)
+queue_deletes(struct owner__sweep *s, const struct ovec *cur)
 {
-	struct fs *fs = s->fs;
+	struct owner *o = s->o;
 	struct store_txn *t;
 	int n = 0, rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	for (size_t i = 0; i < cur->n; i++) {
-		const struct orphan *o = &cur->v[i];
+		const struct orphan *x = &cur->v[i];
 
-		if (bsearch(o, s->prev.v, s->prev.n, sizeof *o,
-		    orphan_cmp) == NULL || !is_orphan(fs, t, o->pk, o->fragid))
+		if (bsearch(x, s->prev.v, s->prev.n, sizeof *x,
+		    orphan_cmp) == NULL || !is_orphan(o, t, x->pk, x->fragid))
 			continue;
-		if ((rc = store_delq_put(t, o->pk, o->fragid, o->size)) < 0) {
+		if ((rc = store_delq_put(t, x->pk, x->fragid, x->size)) < 0) {
 			store_txn_abort(t);
 			return rc;
 		}
@@ -162,17 +162,17 @@ queue_deletes(struct fs__sweep *s, const struct ovec *cur)
 
 /* One sweep over every online supplier. */
 static void
-sweep_once(struct fs__sweep *s)
+sweep_once(struct owner__sweep *s)
 {
-	struct fs *fs = s->fs;
+	struct owner *o = s->o;
 	struct net_peer_info *peers;
 	struct ovec cur = { NULL, 0, 0 };
 	uint64_t listed = 0;
 	int np, rc = 0, queued = 0;
 
 	struct store_txn *t;
-	if (store_txn_begin(fs->conf.store, 1, &t) == 0) {
-		int older = fs__index_older(t);
+	if (store_txn_begin(o->conf.store, 1, &t) == 0) {
+		int older = owner__index_older(t);
 
 		store_txn_abort(t);
 		if (older) {
@@ -183,7 +183,7 @@ sweep_once(struct fs__sweep *s)
 	}
 	if ((peers = calloc(MAX_PEERS, sizeof *peers)) == NULL)
 		return;
-	np = net_peers(fs->conf.net, peers, MAX_PEERS, 0);
+	np = net_peers(o->conf.net, peers, MAX_PEERS, 0);
 	if (np > MAX_PEERS)
 		np = MAX_PEERS;
 	for (int i = 0; i < np && rc >= 0; i++) {
@@ -193,11 +193,11 @@ sweep_once(struct fs__sweep *s)
 		if (peers[i].state != NET_PEER_ONLINE ||
 		    sodium_is_zero(peers[i].pk, CR_PK_BYTES))
 			continue;
-		rc = net_frag_list(fs->conf.net, peers[i].pk, list_cb, &l);
+		rc = net_frag_list(o->conf.net, peers[i].pk, list_cb, &l);
 		listed += cur.n - had;
 		/* Records committed after the listing make fragments look
 		 * referenced, never orphaned: judged right next time. */
-		if (rc == 0 && (rc = keep_orphans(fs, &cur, had)) < 0)
+		if (rc == 0 && (rc = keep_orphans(o, &cur, had)) < 0)
 			break;
 		if (rc < 0)
 			cur.n = had;	/* a partial listing proves nothing */
@@ -222,7 +222,7 @@ sweep_once(struct fs__sweep *s)
 	if (queued > 0) {
 		log_info("sweep: %d orphaned fragments queued for deletion "
 		    "(%" PRIu64 " listed)", queued, listed);
-		fs__maint_kick(fs);
+		owner__maint_kick(o);
 	} else {
 		log_debug("sweep: %" PRIu64 " fragments listed, %zu orphans "
 		    "waiting for the next sweep", listed, cur.n);
@@ -238,7 +238,7 @@ sweep_once(struct fs__sweep *s)
 static void *
 sweep_main(void *arg)
 {
-	struct fs__sweep *s = arg;
+	struct owner__sweep *s = arg;
 	struct timespec ts;
 
 	pthread_mutex_lock(&s->lock);
@@ -264,28 +264,28 @@ sweep_main(void *arg)
 }
 
 int
-fs__sweep_init(struct fs *fs)
+owner__sweep_init(struct owner *o)
 {
-	struct fs__sweep *s;
+	struct owner__sweep *s;
 	pthread_condattr_t ca;
 	int rc;
 
-	if (fs->conf.net == NULL || fs->conf.sweep_interval_ms < 0)
+	if (o->conf.net == NULL || o->conf.sweep_interval_ms < 0)
 		return 0;
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return -ENOMEM;
-	s->fs = fs;
-	s->interval_ms = fs->conf.sweep_interval_ms > 0 ?
-	    fs->conf.sweep_interval_ms : DEFAULT_INTERVAL_MS;
+	s->o = o;
+	s->interval_ms = o->conf.sweep_interval_ms > 0 ?
+	    o->conf.sweep_interval_ms : DEFAULT_INTERVAL_MS;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	fs->sweep = s;
+	o->sweep = s;
 	if ((rc = pthread_create(&s->th, NULL, sweep_main, s)) != 0) {
 		log_error("sweep: cannot start: %s", strerror(rc));
-		fs__sweep_destroy(fs);
+		owner__sweep_destroy(o);
 		return -rc;
 	}
 	s->started = 1;
@@ -293,9 +293,9 @@ fs__sweep_init(struct fs *fs)
 }
 
 void
-fs__sweep_destroy(struct fs *fs)
+owner__sweep_destroy(struct owner *o)
 {
-	struct fs__sweep *s = fs->sweep;
+	struct owner__sweep *s = o->sweep;
 
 	if (s == NULL)
 		return;
@@ -309,5 +309,5 @@ fs__sweep_destroy(struct fs *fs)
 	pthread_mutex_destroy(&s->lock);
 	free(s->prev.v);
 	free(s);
-	fs->sweep = NULL;
+	o->sweep = NULL;
 }

@@ -19,7 +19,7 @@
  * (a mirror of the jrnl records) whose gen changes on every write; an
  * upload commits only if gen is unchanged and the jrnl record still exists
  * (the LMDB write lock orders it against truncate and drop).
- * Lock order: stripe -> LMDB write txn -> d->lock; fh->lock alone.
+ * Lock order: stripe -> LMDB write txn -> d->lock; a file's lock alone.
  * LMDB write txns are never held across network calls. */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,12 +27,13 @@
 #include <stdlib.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-#include "fs/internal.h"
+#include "owner/internal.h"
 #include "log.h"
 #include "util.h"
 
@@ -66,8 +67,8 @@ struct dblk {
 };
 TAILQ_HEAD(dblk_q, dblk);
 
-struct fs__data {
-	struct fs *fs;
+struct owner__data {
+	struct owner *o;
 	uint32_t bs;
 	/* A block untouched this long is uploaded, its file open or not
 	 * (scan_idle). Closing a file does not hurry its blocks (at_close:
@@ -95,7 +96,7 @@ struct fs__data {
 	uint64_t count;		/* entries in tab */
 	uint64_t inflight;	/* uploads running */
 	uint64_t uploaded, known, errors;
-	/* Inline commits not yet in a published index (fs__data_published):
+	/* Inline commits not yet in a published index (owner__data_published):
 	 * on the owner's disk only, so they count as uploading. */
 	uint64_t inl_unpub, inl_gen;
 	int failing;		/* last upload failed: log once per streak */
@@ -108,7 +109,7 @@ struct fs__data {
 
 	int nthreads;
 	struct worker {
-		struct fs__data *d;
+		struct owner__data *d;
 		int idx;
 		pthread_t th;
 	} *workers;
@@ -126,7 +127,7 @@ struct fetching {
 	struct fetching *next;
 };
 
-struct fh {
+struct owner_file {
 	pthread_mutex_t lock;
 	int valid;
 	unsigned char id[CR_ID_BYTES];
@@ -150,7 +151,7 @@ struct fnote {
  * drained by fs/maint.c): after its commit their plaintext leaves the
  * cache and the deleter is woken. */
 struct forget {
-	struct fs__data *d;	/* NULL before fs__data_init */
+	struct owner__data *d;	/* NULL before owner__data_init */
 	unsigned char (*ids)[CR_ID_BYTES];
 	size_t n, cap;
 	int queued;		/* delq entries written */
@@ -180,7 +181,7 @@ blk_hash(uint64_t ino, uint64_t bno)
 }
 
 static pthread_mutex_t *
-stripe_of(struct fs__data *d, uint64_t ino, uint64_t bno)
+stripe_of(struct owner__data *d, uint64_t ino, uint64_t bno)
 {
 	return &d->stripe[blk_hash(ino, bno) % STRIPES];
 }
@@ -210,10 +211,10 @@ forget_push(struct store_txn *t, struct forget *f, const struct store_block *b,
     int gone)
 {
 	unsigned char fragid[STORE_FRAGID_BYTES];
-	int keep = f->d ? f->d->fs->conf.keep_versions : 0;
+	int keep = f->d ? f->d->o->conf.keep_versions : 0;
 	/* Versions up to the current one may reference b: its fragments go
 	 * once `keep` newer versions have pushed them out of the window. */
-	uint64_t hold = keep > 0 ? fs__index_seq(t) + (uint64_t)keep : 0;
+	uint64_t hold = keep > 0 ? owner__index_seq(t) + (uint64_t)keep : 0;
 	int rc;
 
 	memcpy(fragid, b->id, CR_ID_BYTES);
@@ -244,7 +245,7 @@ forget_push(struct store_txn *t, struct forget *f, const struct store_block *b,
 
 /* Frees the sent notes no running upload can have raced (d->lock held). */
 static void
-notes_purge(struct fs__data *d)
+notes_purge(struct owner__data *d)
 {
 	uint64_t oldest = UINT64_MAX;
 	struct fnote **pp = &d->notes, *nt;
@@ -263,7 +264,7 @@ notes_purge(struct fs__data *d)
 }
 
 static void
-note_done(struct fs__data *d, struct fnote *nt, int sent)
+note_done(struct owner__data *d, struct fnote *nt, int sent)
 {
 	struct fnote **pp;
 
@@ -284,9 +285,9 @@ note_done(struct fs__data *d, struct fnote *nt, int sent)
 }
 
 void *
-fs__data_note(struct fs *fs, const unsigned char id[CR_ID_BYTES])
+owner__data_note(struct owner *o, const unsigned char id[CR_ID_BYTES])
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 	struct fnote *nt;
 
 	if (d == NULL || (nt = calloc(1, sizeof *nt)) == NULL)
@@ -301,21 +302,21 @@ fs__data_note(struct fs *fs, const unsigned char id[CR_ID_BYTES])
 }
 
 void
-fs__data_unnote(struct fs *fs, void *note, int sent)
+owner__data_unnote(struct owner *o, void *note, int sent)
 {
-	note_done(fs->data, note, sent);
+	note_done(o->data, note, sent);
 }
 
 /* After the commit that queued the deletes (send): forget the plaintext
  * and wake the deleter. After an abort (!send) only frees. */
 static void
-forget_run(struct fs *fs, struct forget *f, int send)
+forget_run(struct owner *o, struct forget *f, int send)
 {
 	for (size_t i = 0; i < f->n; i++)
-		if (send && fs->conf.cache != NULL)
-			store_cache_drop(fs->conf.cache, f->ids[i]);
+		if (send && o->conf.cache != NULL)
+			store_cache_drop(o->conf.cache, f->ids[i]);
 	if (send && f->queued)
-		fs__maint_kick(fs);
+		owner__maint_kick(o);
 	free(f->ids);
 	f->ids = NULL;
 	f->n = f->cap = 0;
@@ -325,7 +326,7 @@ forget_run(struct fs *fs, struct forget *f, int send)
 /* 1 when fragments of id stored by an upload begun at forget event
  * `since` may be hit by deletes not sent before it (d->lock held). */
 static int
-note_conflict(struct fs__data *d, const unsigned char *id, uint64_t since)
+note_conflict(struct owner__data *d, const unsigned char *id, uint64_t since)
 {
 	for (struct fnote *nt = d->notes; nt != NULL; nt = nt->next)
 		if ((nt->sent_ev == 0 || nt->sent_ev > since) &&
@@ -367,7 +368,7 @@ ino_slot(uint64_t ino)
 }
 
 static struct dblk *
-tab_find(struct fs__data *d, uint64_t ino, uint64_t bno)
+tab_find(struct owner__data *d, uint64_t ino, uint64_t bno)
 {
 	struct dblk *e = d->tab[blk_hash(ino, bno) % BUCKETS];
 
@@ -377,7 +378,7 @@ tab_find(struct fs__data *d, uint64_t ino, uint64_t bno)
 }
 
 static struct dblk *
-tab_get(struct fs__data *d, uint64_t ino, uint64_t bno)
+tab_get(struct owner__data *d, uint64_t ino, uint64_t bno)
 {
 	struct dblk *e = tab_find(d, ino, bno);
 	uint32_t h;
@@ -400,7 +401,7 @@ tab_get(struct fs__data *d, uint64_t ino, uint64_t bno)
 }
 
 static void
-tab_del(struct fs__data *d, struct dblk *e)
+tab_del(struct owner__data *d, struct dblk *e)
 {
 	struct dblk **pp = &d->tab[blk_hash(e->ino, e->bno) % BUCKETS];
 
@@ -418,7 +419,7 @@ tab_del(struct fs__data *d, struct dblk *e)
 }
 
 static void
-enqueue(struct fs__data *d, struct dblk *e)
+enqueue(struct owner__data *d, struct dblk *e)
 {
 	if (e->queued || e->inflight)
 		return;
@@ -430,7 +431,7 @@ enqueue(struct fs__data *d, struct dblk *e)
 /* Queues every dirty block of ino (0: of every file), backoff or not.
  * Returns how many are still dirty. */
 static uint64_t
-enqueue_ino(struct fs__data *d, uint64_t ino)
+enqueue_ino(struct owner__data *d, uint64_t ino)
 {
 	uint64_t n = 0;
 
@@ -452,7 +453,7 @@ enqueue_ino(struct fs__data *d, uint64_t ino)
 }
 
 static uint64_t
-count_ino(struct fs__data *d, uint64_t ino)
+count_ino(struct owner__data *d, uint64_t ino)
 {
 	uint64_t n = 0;
 
@@ -468,7 +469,7 @@ count_ino(struct fs__data *d, uint64_t ino)
  * pause, up to max_wait_ms: sealing and storing them meanwhile would take
  * the CPU from the writer, and sync or umount sends them anyway. */
 static void
-scan_idle(struct fs__data *d, int64_t now)
+scan_idle(struct owner__data *d, int64_t now)
 {
 	int busy = now - __atomic_load_n(&d->last_write_ms, __ATOMIC_RELAXED) <
 	    QUIET_MS;
@@ -483,7 +484,7 @@ scan_idle(struct fs__data *d, int64_t now)
 /* A write or truncate changed (ino, bno): its stripe is held, its jrnl
  * record committed. */
 static void
-mark_dirty(struct fs__data *d, uint64_t ino, uint64_t bno, int full)
+mark_dirty(struct owner__data *d, uint64_t ino, uint64_t bno, int full)
 {
 	struct dblk *e;
 
@@ -503,7 +504,7 @@ mark_dirty(struct fs__data *d, uint64_t ino, uint64_t bno, int full)
 }
 
 static void
-forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
+forget_dirty(struct owner__data *d, uint64_t ino, const struct u64v *bnos)
 {
 	struct dblk *e;
 
@@ -524,23 +525,6 @@ forget_dirty(struct fs__data *d, uint64_t ino, const struct u64v *bnos)
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
-}
-
-/* 0, or -ENOSPC when the LMDB map is too full for a writer of this level
- * to add records: new journal blocks (2) stop with a reserve of an eighth
- * of the map (at least 1 MiB) left, upload commits (1, block records)
- * with half of it, and the rest is for deletes (unlink, truncate), which
- * LMDB also needs pages for and which make room. */
-int
-fs__map_room(struct store *st, int level)
-{
-	uint64_t used, size, reserve;
-
-	if (store_map_usage(st, &used, &size) < 0)
-		return 0;	/* cannot tell: LMDB will say */
-	reserve = size / 8 > (1u << 20) ? size / 8 : 1u << 20;
-	reserve = reserve * level / 2;
-	return used + reserve <= size ? 0 : -ENOSPC;
 }
 
 /* ---- block contents ----------------------------------------------------- */
@@ -586,7 +570,7 @@ pwrite_full(int fd, const void *buf, size_t len, off_t off)
  * none and the caller's fetch is now registered (fetch_done ends it);
  * -1 when it could not be registered (out of memory: fetch anyway). */
 static int
-fetch_wait(struct fs__data *d, const unsigned char *id)
+fetch_wait(struct owner__data *d, const unsigned char *id)
 {
 	struct fetching *f;
 
@@ -619,7 +603,7 @@ fetch_wait(struct fs__data *d, const unsigned char *id)
 }
 
 static void
-fetch_done(struct fs__data *d, const unsigned char *id)
+fetch_done(struct owner__data *d, const unsigned char *id)
 {
 	struct fetching **pp, *f;
 
@@ -639,13 +623,13 @@ fetch_done(struct fs__data *d, const unsigned char *id)
 	pthread_mutex_unlock(&d->fetch_lock);
 }
 
-static int block_fetch(struct fs *fs, const struct store_block *b,
+static int block_fetch(struct owner *o, const struct store_block *b,
     void *buf);
 
 /* The plaintext of stored block b into buf (bs bytes): cache, else the
  * suppliers (then cached). Returns b->plain_len or -errno. */
 static int
-block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
+block_plain(struct owner *o, uint32_t bs, const struct store_block *b, void *buf)
 {
 	ssize_t n;
 	int rc, reg = -1;
@@ -655,24 +639,24 @@ block_plain(struct fs *fs, uint32_t bs, const struct store_block *b, void *buf)
 		    "size %" PRIu32, b->plain_len, bs);
 		return -EIO;
 	}
-	if (fs->conf.cache != NULL) {
-		n = store_cache_get(fs->conf.cache, b->id, buf, bs);
+	if (o->conf.cache != NULL) {
+		n = store_cache_get(o->conf.cache, b->id, buf, bs);
 		if (n == (ssize_t)b->plain_len)
 			return (int)n;
-		if ((reg = fetch_wait(fs->data, b->id)) == 1) {
-			n = store_cache_get(fs->conf.cache, b->id, buf, bs);
+		if ((reg = fetch_wait(o->data, b->id)) == 1) {
+			n = store_cache_get(o->conf.cache, b->id, buf, bs);
 			if (n == (ssize_t)b->plain_len)
 				return (int)n;
 		}
 	}
-	rc = block_fetch(fs, b, buf);
+	rc = block_fetch(o, b, buf);
 	if (reg == 0)
-		fetch_done(fs->data, b->id);
+		fetch_done(o->data, b->id);
 	return rc;
 }
 
 static int
-block_fetch(struct fs *fs, const struct store_block *b, void *buf)
+block_fetch(struct owner *o, const struct store_block *b, void *buf)
 {
 	uint32_t bad = 0;
 	int rc;
@@ -680,20 +664,20 @@ block_fetch(struct fs *fs, const struct store_block *b, void *buf)
 	/* Hook of fs/pin.c (offline use, `peerfs pin`): pinned blocks come
 	 * from the owner's disk, and a fetched block a pinned file uses is
 	 * kept there. Owned by the pin code; keep to these two calls. */
-	if ((rc = fs__pin_read(fs, b, buf)) >= 0)
+	if ((rc = owner__pin_read(o, b, buf)) >= 0)
 		return rc;
-	if (fs->conf.net == NULL)
+	if (o->conf.net == NULL)
 		return -EIO;
-	rc = net_block_fetch_report(fs->conf.net, b, buf, &bad);
+	rc = net_block_fetch_report(o->conf.net, b, buf, &bad);
 	if (bad != 0)
-		fs__maint_report_bad(fs, b, bad);
+		owner__maint_report_bad(o, b, bad);
 	if (rc < 0) {
 		log_warn("data: block fetch failed: %s", strerror(-rc));
 		return -EIO;
 	}
-	fs__pin_fetched(fs, b, buf);	/* fs/pin.c hook, see above */
-	if (fs->conf.cache != NULL)
-		store_cache_put(fs->conf.cache, b->id, buf, b->plain_len);
+	owner__pin_fetched(o, b, buf);	/* fs/pin.c hook, see above */
+	if (o->conf.cache != NULL)
+		store_cache_put(o->conf.cache, b->id, buf, b->plain_len);
 	return (int)b->plain_len;
 }
 
@@ -790,7 +774,7 @@ ovl_unlink(struct store *st, uint64_t ino, uint64_t bno)
 	store_jrnl_unlink(st, ino, bno | OVL_BIT);
 }
 
-static int ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno,
+static int ovl_merge(struct owner *o, uint64_t ino, uint64_t bno,
     const uint32_t *rg, size_t n, unsigned char *buf);
 
 /* The range list of (ino, bno) is full: fold the stored block into the
@@ -798,11 +782,11 @@ static int ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno,
  * written in the staging file but not listed yet. Needs the suppliers
  * (or the cache). Stripe held. */
 static int
-ovl_fold(struct fs *fs, int fd, uint64_t ino, uint64_t bno, uint32_t off,
+ovl_fold(struct owner *o, int fd, uint64_t ino, uint64_t bno, uint32_t off,
     uint32_t len)
 {
-	struct store *st = fs->conf.store;
-	unsigned char *buf = malloc(fs->data->bs);
+	struct store *st = o->conf.store;
+	unsigned char *buf = malloc(o->data->bs);
 	uint32_t *rg = NULL, *rg2;
 	size_t n;
 	int rc;
@@ -818,8 +802,8 @@ ovl_fold(struct fs *fs, int fd, uint64_t ino, uint64_t bno, uint32_t off,
 	rg = rg2;
 	rg[2 * n] = off;
 	rg[2 * n + 1] = len;
-	if ((rc = ovl_merge(fs, ino, bno, rg, n + 1, buf)) < 0 ||
-	    (rc = pwrite_full(fd, buf, fs->data->bs, 0)) < 0)
+	if ((rc = ovl_merge(o, ino, bno, rg, n + 1, buf)) < 0 ||
+	    (rc = pwrite_full(fd, buf, o->data->bs, 0)) < 0)
 		goto out;
 	if (fdatasync(fd) < 0) {
 		rc = -errno;
@@ -858,11 +842,11 @@ ovl_covers(const uint32_t *rg, size_t n, uint64_t off, uint64_t len)
  * all written): the stored block under the listed staging bytes. Stripe
  * held. -EIO when the stored block cannot be had. */
 static int
-ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno, const uint32_t *rg,
+ovl_merge(struct owner *o, uint64_t ino, uint64_t bno, const uint32_t *rg,
     size_t n, unsigned char *buf)
 {
-	struct store *st = fs->conf.store;
-	uint32_t bs = fs->data->bs;
+	struct store *st = o->conf.store;
+	uint32_t bs = o->data->bs;
 	struct store_txn *t;
 	struct store_block b;
 	unsigned char id[CR_ID_BYTES];
@@ -879,7 +863,7 @@ ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno, const uint32_t *rg,
 		inl = 1;
 	store_txn_abort(t);
 	if (rc == 0 && !inl)
-		rc = block_plain(fs, bs, &b, buf);
+		rc = block_plain(o, bs, &b, buf);
 	sodium_memzero(&b, sizeof b);
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
@@ -905,11 +889,11 @@ ovl_merge(struct fs *fs, uint64_t ino, uint64_t bno, const uint32_t *rg,
 
 /* Reads [boff, boff+len) of block bno into dst (pre-zeroed). */
 static int
-read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
+read_block(struct owner *o, struct owner_file *fh, uint64_t ino, uint64_t bno,
     uint32_t boff, uint32_t len, char *dst)
 {
-	struct fs__data *d = fs->data;
-	struct store *st = fs->conf.store;
+	struct owner__data *d = o->data;
+	struct store *st = o->conf.store;
 	pthread_mutex_t *sl = stripe_of(d, ino, bno);
 	struct store_txn *t;
 	struct store_block b;
@@ -932,7 +916,7 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		if (rc > 0 && !ovl_covers(rg, n, boff, len)) {
 			if ((buf = malloc(d->bs)) == NULL)
 				rc = -ENOMEM;
-			else if ((rc = ovl_merge(fs, ino, bno, rg, n, buf)) == 0)
+			else if ((rc = ovl_merge(o, ino, bno, rg, n, buf)) == 0)
 				memcpy(dst, buf + boff, len);
 			free(buf);
 			free(rg);
@@ -987,8 +971,8 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 		pthread_mutex_unlock(&fh->lock);
 	}
 	/* A cached block gives just the range asked for. */
-	if (fs->conf.cache != NULL && b.plain_len <= d->bs &&
-	    (plen = (int)store_cache_get_range(fs->conf.cache, b.id, boff,
+	if (o->conf.cache != NULL && b.plain_len <= d->bs &&
+	    (plen = (int)store_cache_get_range(o->conf.cache, b.id, boff,
 	    dst, len)) == (int)b.plain_len) {
 		rc = 0;
 		goto out;
@@ -996,9 +980,9 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 	/* The kernel's readahead sends several reads of one block at once:
 	 * one fetches, the others wait and take their range from the cache
 	 * (not the whole block). */
-	if (fs->conf.cache != NULL && b.plain_len <= d->bs &&
+	if (o->conf.cache != NULL && b.plain_len <= d->bs &&
 	    (reg = fetch_wait(d, b.id)) == 1 &&
-	    (plen = (int)store_cache_get_range(fs->conf.cache, b.id, boff,
+	    (plen = (int)store_cache_get_range(o->conf.cache, b.id, boff,
 	    dst, len)) == (int)b.plain_len) {
 		rc = 0;
 		goto out;
@@ -1008,9 +992,9 @@ read_block(struct fs *fs, struct fh *fh, uint64_t ino, uint64_t bno,
 	if ((buf = malloc(d->bs)) == NULL)
 		plen = -ENOMEM;
 	else if (b.plain_len > d->bs)
-		plen = block_plain(fs, d->bs, &b, buf);	/* logs, -EIO */
+		plen = block_plain(o, d->bs, &b, buf);	/* logs, -EIO */
 	else
-		plen = block_fetch(fs, &b, buf);
+		plen = block_fetch(o, &b, buf);
 	if (reg == 0)
 		fetch_done(d, b.id);
 	if (plen < 0) {
@@ -1042,13 +1026,13 @@ out:
 /* Writes len bytes at boff of block bno into its staging file, creating
  * it (from the stored block when the write leaves some of it) and the
  * jrnl record when needed; end is the file offset just past the write. */
-static int net_online(struct fs *fs);
+static int net_online(struct owner *o);
 
 /* An inline record committed with change number gen is on the owner's
  * disk only until an index that holds it is published
- * (fs__data_published). d->lock held. */
+ * (owner__data_published). d->lock held. */
 static void
-inline_committed(struct fs__data *d, uint64_t gen)
+inline_committed(struct owner__data *d, uint64_t gen)
 {
 	d->inl_unpub++;
 	if (gen > d->inl_gen)
@@ -1061,10 +1045,10 @@ inline_committed(struct fs__data *d, uint64_t gen)
  * when the journal must take it instead (bytes outside the record, or no
  * supplier online to publish an index to). */
 static int
-write_inline(struct fs *fs, uint64_t ino, uint32_t boff, const char *src,
+write_inline(struct owner *o, uint64_t ino, uint32_t boff, const char *src,
     uint32_t len, const unsigned char *old, size_t olen)
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 	unsigned char nb[STORE_INLINE_MAX];
 	size_t nlen = olen > (size_t)boff + len ? olen : (size_t)boff + len;
 	struct store_txn *t;
@@ -1072,12 +1056,12 @@ write_inline(struct fs *fs, uint64_t ino, uint32_t boff, const char *src,
 	uint64_t gen = 0;
 	int rc;
 
-	if (nlen > STORE_INLINE_MAX || !net_online(fs))
+	if (nlen > STORE_INLINE_MAX || !net_online(o))
 		return -EAGAIN;
 	memset(nb, 0, nlen);
 	memcpy(nb, old, olen);
 	memcpy(nb + boff, src, len);
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	if ((rc = store_ino_get(t, ino, &in)) < 0)
 		goto fail;
@@ -1086,7 +1070,7 @@ write_inline(struct fs *fs, uint64_t ino, uint32_t boff, const char *src,
 		goto fail;
 	}
 	in.size = nlen;
-	fs__touch(&in, FS_MTIME | FS_CTIME);
+	store_inode_touch(&in, STORE_MTIME | STORE_CTIME);
 	if ((rc = store_inline_put(t, ino, 0, nb, nlen)) < 0 ||
 	    (rc = store_ino_put(t, &in)) < 0 ||
 	    (rc = store_txn_gen(t, &gen)) < 0)
@@ -1105,11 +1089,11 @@ fail:
 }
 
 static int
-write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
+write_block(struct owner *o, uint64_t ino, uint64_t bno, uint32_t boff,
     const char *src, uint32_t len)
 {
-	struct fs__data *d = fs->data;
-	struct store *st = fs->conf.store;
+	struct owner__data *d = o->data;
+	struct store *st = o->conf.store;
 	pthread_mutex_t *sl = stripe_of(d, ino, bno);
 	struct store_txn *t = NULL;
 	struct store_inode in;
@@ -1148,10 +1132,10 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	t = NULL;
 	/* A new record (and later a block record): leave the end of the map
 	 * to deletes, or nothing could be unlinked to make room. */
-	if (!has && (rc = fs__map_room(st, 2)) < 0)
+	if (!has && (rc = store_map_room(st, STORE_ROOM_JOURNAL)) < 0)
 		goto out;
 	if (!has && noext && bno == 0 && boff + len <= STORE_INLINE_MAX &&
-	    (rc = write_inline(fs, ino, boff, src, len, ib, ilen)) != -EAGAIN)
+	    (rc = write_inline(o, ino, boff, src, len, ib, ilen)) != -EAGAIN)
 		goto out;
 	rc = 0;
 
@@ -1174,8 +1158,8 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (fs->conf.cache != NULL)
-			plen = store_cache_get(fs->conf.cache, b.id, old, d->bs);
+		if (o->conf.cache != NULL)
+			plen = store_cache_get(o->conf.cache, b.id, old, d->bs);
 		if (plen == (int)b.plain_len) {
 			if ((rc = pwrite_full(fd, old, plen, 0)) < 0)
 				goto out;
@@ -1198,7 +1182,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 	else if (has && (rc = ovl_add(st, ino, bno, boff, len, 0)) == -ENOENT)
 		rc = 0;
 	if (rc == -EFBIG)
-		rc = ovl_fold(fs, fd, ino, bno, boff, len);
+		rc = ovl_fold(o, fd, ino, bno, boff, len);
 	if (rc < 0)
 		goto out;
 
@@ -1210,7 +1194,7 @@ write_block(struct fs *fs, uint64_t ino, uint64_t bno, uint32_t boff,
 		goto out;
 	if (end > in.size)
 		in.size = end;
-	fs__touch(&in, FS_MTIME | FS_CTIME);
+	store_inode_touch(&in, STORE_MTIME | STORE_CTIME);
 	if ((rc = store_ino_put(t, &in)) < 0)
 		goto out;
 	rc = store_txn_commit(t);
@@ -1345,16 +1329,16 @@ strays_push(struct store_txn *t, struct forget *f,
  * adds a reference, as it would after uploading them again), 0 when not,
  * or -errno. */
 static int
-block_known(struct fs *fs, const void *plain, size_t len,
+block_known(struct owner *o, const void *plain, size_t len,
     unsigned char key[CR_KEY_BYTES], struct store_block *rec)
 {
 	unsigned char id[CR_ID_BYTES];
 	struct store_txn *t;
 	int rc;
 
-	cr_block_key(key, plain, len, fs->conf.datakey);
+	cr_block_key(key, plain, len, o->conf.datakey);
 	cr_block_id(id, key);
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
 	rc = store_block_get(t, id, rec);
 	store_txn_abort(t);
@@ -1369,18 +1353,18 @@ block_known(struct fs *fs, const void *plain, size_t len,
  * since forget number `since`, or the file outgrew an inline block (store
  * again); nothing changed. */
 static int
-upload_commit(struct fs *fs, uint64_t ino, uint64_t bno,
+upload_commit(struct owner *o, uint64_t ino, uint64_t bno,
     struct store_block *rec, int known, uint64_t since, struct forget *f,
     const unsigned char *ibuf, size_t ilen, uint64_t *gen)
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 	struct store_txn *t;
 	struct store_inode in;
 	struct store_block cur;
 	unsigned char old[CR_ID_BYTES];
 	int rc, have_old;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	if ((rc = store_jrnl_has(t, ino, bno)) <= 0 ||
 	    (rc = store_ino_get(t, ino, &in)) < 0) {
@@ -1457,7 +1441,7 @@ fail:
 }
 
 static void
-upload_failed(struct fs__data *d, int rc)
+upload_failed(struct owner__data *d, int rc)
 {
 	pthread_mutex_lock(&d->lock);
 	d->errors++;
@@ -1471,14 +1455,14 @@ upload_failed(struct fs__data *d, int rc)
  * delete them unless a record (the same bytes elsewhere) uses them. The
  * write txn orders the check against uploads committing the same id. */
 static void
-orphan_forget(struct fs *fs, const struct store_block *rec)
+orphan_forget(struct owner *o, const struct store_block *rec)
 {
-	struct forget f = FORGET_INIT(fs->data);
+	struct forget f = FORGET_INIT(o->data);
 	struct store_txn *t;
 	struct store_block cur;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		goto out;
 	if ((rc = store_block_get(t, rec->id, &cur)) == -ENOENT)
 		rc = forget_push(t, &f, rec, 0);
@@ -1489,7 +1473,7 @@ orphan_forget(struct fs *fs, const struct store_block *rec)
 	else
 		rc = store_txn_commit(t);
 	sodium_memzero(&cur, sizeof cur);
-	forget_run(fs, &f, rc == 0);
+	forget_run(o, &f, rc == 0);
 out:
 	if (rc < 0)
 		log_warn("data: fragments of an unused block stay on their "
@@ -1500,19 +1484,19 @@ out:
  * network once an index holding it is published: with nobody to take
  * one it stays in the journal, pending as a block would (umount tells). */
 static int
-net_online(struct fs *fs)
+net_online(struct owner *o)
 {
 	/* A zero wait reads the session count under net's lock: no trip to
 	 * the loop thread on this path (every tiny write asks). */
-	return fs->conf.net != NULL && net_wait_online(fs->conf.net, 1, 0) > 0;
+	return o->conf.net != NULL && net_wait_online(o->conf.net, 1, 0) > 0;
 }
 
 static int
-upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
+upload_one(struct owner *o, int idx, uint64_t ino, uint64_t bno,
     unsigned char *buf)
 {
-	struct fs__data *d = fs->data;
-	struct store *st = fs->conf.store;
+	struct owner__data *d = o->data;
+	struct store *st = o->conf.store;
 	pthread_mutex_t *sl = stripe_of(d, ino, bno);
 	struct store_txn *t;
 	struct store_inode in;
@@ -1545,7 +1529,7 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		if (len > d->bs)
 			len = d->bs;
 		if ((rc = ovl_read(st, ino, bno, &rg, &n)) > 0) {
-			rc = ovl_merge(fs, ino, bno, rg, n, buf);
+			rc = ovl_merge(o, ino, bno, rg, n, buf);
 			free(rg);
 			if (rc < 0) {
 				/* The old bytes are on the suppliers: later. */
@@ -1584,7 +1568,7 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	} else if (bno == 0 && len == in.size && len <= STORE_INLINE_MAX) {
 		/* The whole file, tiny: kept in the metadata, no seal, no
 		 * fragments; the index carries it to the suppliers. */
-		if (!net_online(fs)) {
+		if (!net_online(o)) {
 			upload_failed(d, -ENOTCONN);
 			return UP_FAIL;
 		}
@@ -1592,10 +1576,10 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 		inl = 1;
 	} else {
 		/* Without room for its record: later (retried). */
-		if ((rc = fs__map_room(st, 1)) == 0 &&
-		    (rc = block_known(fs, buf, len, key, &rec)) == 0)
-			rc = fs->conf.net == NULL ? -ENOTCONN :
-			    net_block_store_keyed(fs->conf.net, buf, len, key,
+		if ((rc = store_map_room(st, STORE_ROOM_COMMIT)) == 0 &&
+		    (rc = block_known(o, buf, len, key, &rec)) == 0)
+			rc = o->conf.net == NULL ? -ENOTCONN :
+			    net_block_store_keyed(o->conf.net, buf, len, key,
 			    &rec);
 		sodium_memzero(key, sizeof key);
 		if (rc < 0) {
@@ -1613,11 +1597,11 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 	if (ret == UP_STALE) {
 		pthread_mutex_unlock(sl);
 		if (recp != NULL && !known)
-			orphan_forget(fs, recp);
+			orphan_forget(o, recp);
 		sodium_memzero(&rec, sizeof rec);
 		return ret;
 	}
-	rc = upload_commit(fs, ino, bno, recp, known, since, &f,
+	rc = upload_commit(o, ino, bno, recp, known, since, &f,
 	    inl ? buf : NULL, len, &igen);
 	if (rc < 0 || rc == 2) {
 		pthread_mutex_unlock(sl);
@@ -1630,18 +1614,18 @@ upload_one(struct fs *fs, int idx, uint64_t ino, uint64_t bno,
 			    " raced a forget of the same bytes: again",
 			    bno, ino);
 		sodium_memzero(&rec, sizeof rec);
-		forget_run(fs, &f, 0);
+		forget_run(o, &f, 0);
 		return rc < 0 ? UP_FAIL : UP_STALE;
 	}
 	store_jrnl_unlink(st, ino, bno);
 	ovl_unlink(st, ino, bno);
 	/* Before the entry goes, so a syncer woken by it sees the old
 	 * block forgotten and the new one cached. */
-	forget_run(fs, &f, 1);
+	forget_run(o, &f, 1);
 	if (rc == 1 && recp != NULL && !known)
-		orphan_forget(fs, recp);	/* file cut or gone */
-	if (rc == 0 && recp != NULL && fs->conf.cache != NULL)
-		store_cache_put(fs->conf.cache, rec.id, buf, len);
+		orphan_forget(o, recp);	/* file cut or gone */
+	if (rc == 0 && recp != NULL && o->conf.cache != NULL)
+		store_cache_put(o->conf.cache, rec.id, buf, len);
 	pthread_mutex_lock(&d->lock);
 	if ((e = tab_find(d, ino, bno)) != NULL)
 		tab_del(d, e);
@@ -1669,7 +1653,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct fs__data *d = w->d;
+	struct owner__data *d = w->d;
 	struct dblk *e;
 	unsigned char *buf = malloc(d->bs);
 	struct timespec ts;
@@ -1713,7 +1697,7 @@ worker_main(void *arg)
 		d->inflight++;
 		pthread_mutex_unlock(&d->lock);
 
-		r = upload_one(d->fs, w->idx, ino, bno, buf);
+		r = upload_one(d->o, w->idx, ino, bno, buf);
 
 		pthread_mutex_lock(&d->lock);
 		d->since[w->idx] = UINT64_MAX;
@@ -1746,7 +1730,7 @@ worker_main(void *arg)
 static int
 requeue_cb(void *arg, uint64_t ino, uint64_t bno)
 {
-	struct fs__data *d = arg;
+	struct owner__data *d = arg;
 	struct dblk *e = tab_get(d, ino, bno);
 
 	if (e == NULL)
@@ -1779,14 +1763,14 @@ stale_cb(void *arg, uint64_t ino, uint64_t bno)
 }
 
 static int
-stale_sweep(struct fs *fs)
+stale_sweep(struct owner *o)
 {
-	struct stale s = { fs->conf.store, NULL, 0 };
+	struct stale s = { o->conf.store, NULL, 0 };
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &s.t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &s.t)) < 0)
 		return rc;
-	rc = store_jrnl_scan(fs->conf.store, stale_cb, &s);
+	rc = store_jrnl_scan(o->conf.store, stale_cb, &s);
 	store_txn_abort(s.t);
 	if (s.removed > 0)
 		log_info("data: %" PRIu64 " stale staging files removed",
@@ -1795,19 +1779,19 @@ stale_sweep(struct fs *fs)
 }
 
 int
-fs__data_init(struct fs *fs)
+owner__data_init(struct owner *o)
 {
-	struct fs__data *d;
+	struct owner__data *d;
 	struct store_txn *t;
 	pthread_condattr_t ca;
 	int rc, i;
 
 	if ((d = calloc(1, sizeof *d)) == NULL)
 		return -ENOMEM;
-	d->fs = fs;
-	d->bs = fs->conf.block_size ? fs->conf.block_size : 4u << 20;
-	d->at_close = fs->conf.write_back_ms < 0;
-	d->idle_ms = fs->conf.write_back_ms > 0 ? fs->conf.write_back_ms :
+	d->o = o;
+	d->bs = o->conf.block_size ? o->conf.block_size : 4u << 20;
+	d->at_close = o->conf.write_back_ms < 0;
+	d->idle_ms = o->conf.write_back_ms > 0 ? o->conf.write_back_ms :
 	    d->at_close ? IDLE_MS : WRITE_BACK_MS;
 	d->max_wait_ms = d->at_close ? d->idle_ms : d->idle_ms * WAIT_FACTOR;
 	for (i = 0; i < STRIPES; i++)
@@ -1820,9 +1804,9 @@ fs__data_init(struct fs *fs)
 	pthread_cond_init(&d->done, &ca);
 	pthread_condattr_destroy(&ca);
 	TAILQ_INIT(&d->queue);
-	fs->data = d;
+	o->data = d;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) == 0) {
 		pthread_mutex_lock(&d->lock);
 		rc = store_jrnl_iter(t, 0, requeue_cb, d);
 		pthread_mutex_unlock(&d->lock);
@@ -1830,7 +1814,7 @@ fs__data_init(struct fs *fs)
 	}
 	if (rc < 0) {
 		log_error("data: reading the journal: %s", strerror(-rc));
-		fs__data_destroy(fs);
+		owner__data_destroy(o);
 		return rc;
 	}
 	if (d->count > 0)
@@ -1838,15 +1822,15 @@ fs__data_init(struct fs *fs)
 		    d->count);
 	/* Nothing else runs yet: no write can be between its staging file
 	 * and its record. */
-	if ((rc = stale_sweep(fs)) < 0)
+	if ((rc = stale_sweep(o)) < 0)
 		log_warn("data: cleaning the journal folder: %s", strerror(-rc));
 
-	d->nthreads = fs->conf.upload_threads > 0 ? fs->conf.upload_threads : 2;
+	d->nthreads = o->conf.upload_threads > 0 ? o->conf.upload_threads : 2;
 	d->workers = calloc(d->nthreads, sizeof *d->workers);
 	d->since = calloc(d->nthreads, sizeof *d->since);
 	if (d->workers == NULL || d->since == NULL) {
 		d->nthreads = 0;
-		fs__data_destroy(fs);
+		owner__data_destroy(o);
 		return -ENOMEM;
 	}
 	for (i = 0; i < d->nthreads; i++)
@@ -1857,7 +1841,7 @@ fs__data_init(struct fs *fs)
 		if ((rc = pthread_create(&d->workers[i].th, NULL, worker_main,
 		    &d->workers[i])) != 0) {
 			d->nthreads = i;
-			fs__data_destroy(fs);
+			owner__data_destroy(o);
 			return -rc;
 		}
 	}
@@ -1865,9 +1849,9 @@ fs__data_init(struct fs *fs)
 }
 
 void
-fs__data_destroy(struct fs *fs)
+owner__data_destroy(struct owner *o)
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 	struct dblk *e, *next;
 
 	if (d == NULL)
@@ -1902,14 +1886,14 @@ fs__data_destroy(struct fs *fs)
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->done);
 	free(d);
-	fs->data = NULL;
+	o->data = NULL;
 }
 
 static int
-sync_wait(struct fs *fs, uint64_t ino)
+sync_wait(struct owner *o, uint64_t ino)
 {
-	struct fs__data *d = fs->data;
-	int ms = fs->conf.sync_timeout_ms > 0 ? fs->conf.sync_timeout_ms :
+	struct owner__data *d = o->data;
+	int ms = o->conf.sync_timeout_ms > 0 ? o->conf.sync_timeout_ms :
 	    120000;
 	struct timespec ts;
 	uint64_t left;
@@ -1938,21 +1922,15 @@ sync_wait(struct fs *fs, uint64_t ino)
 }
 
 int
-fs__data_sync_ino(struct fs *fs, uint64_t ino)
+owner__data_sync(struct owner *o, uint64_t ino)
 {
-	return sync_wait(fs, ino);
-}
-
-int
-fs__data_sync_all(struct fs *fs)
-{
-	return sync_wait(fs, 0);
+	return sync_wait(o, ino);
 }
 
 void
-fs__data_stats(struct fs *fs, struct fs_data_stats *out)
+owner__data_stats(struct owner *o, struct owner_upload_stats *out)
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 
 	memset(out, 0, sizeof *out);
 	if (d == NULL)
@@ -1967,9 +1945,9 @@ fs__data_stats(struct fs *fs, struct fs_data_stats *out)
 }
 
 void
-fs__data_published(struct fs *fs, uint64_t gen)
+owner__data_published(struct owner *o, uint64_t gen)
 {
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 
 	if (d == NULL)
 		return;
@@ -1985,7 +1963,7 @@ fs__data_published(struct fs *fs, uint64_t gen)
  * a removed staging file becomes a spare that another block takes over
  * (store/jrnl.c), so nobody may still be reading it. */
 static void
-staging_drop(struct store *st, struct fs__data *d, uint64_t ino,
+staging_drop(struct store *st, struct owner__data *d, uint64_t ino,
     const struct u64v *bnos)
 {
 	for (size_t i = 0; i < bnos->n; i++) {
@@ -2001,11 +1979,11 @@ staging_drop(struct store *st, struct fs__data *d, uint64_t ino,
 }
 
 int
-fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
+owner_truncate(struct owner *o, uint64_t ino, uint64_t size,
     struct store_inode *out)
 {
-	struct fs__data *d = fs->data;
-	struct store *st = fs->conf.store;
+	struct owner__data *d = o->data;
+	struct store *st = o->conf.store;
 	uint32_t bs = d->bs;
 	uint64_t pb = size / bs, plen = size % bs;
 	uint64_t gone = pb + (plen != 0);
@@ -2068,8 +2046,8 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 			rc = -ENOMEM;
 			goto out;
 		}
-		n = fs->conf.cache == NULL ? -ENOENT :
-		    store_cache_get(fs->conf.cache, b.id, buf, bs);
+		n = o->conf.cache == NULL ? -ENOENT :
+		    store_cache_get(o->conf.cache, b.id, buf, bs);
 		ovl_unlink(st, ino, pb);
 		fd = store_jrnl_fd(st, ino, pb, O_RDWR | O_CREAT | O_TRUNC);
 		if ((rc = fd) < 0)
@@ -2100,7 +2078,7 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 			rc = 0;
 		if (rc == -EFBIG && (rc = fd = store_jrnl_fd(st, ino, pb,
 		    O_RDWR)) >= 0)
-			rc = ovl_fold(fs, fd, ino, pb, plen, bs - plen);
+			rc = ovl_fold(o, fd, ino, pb, plen, bs - plen);
 		if (rc < 0)
 			goto out;
 	}
@@ -2117,7 +2095,7 @@ fs__data_truncate(struct fs *fs, uint64_t ino, uint64_t size,
 	if ((rmw || inl) && (rc = store_jrnl_put(t, ino, pb)) < 0)
 		goto out;
 	in.size = size;
-	fs__touch(&in, FS_MTIME | FS_CTIME);
+	store_inode_touch(&in, STORE_MTIME | STORE_CTIME);
 	if ((rc = store_ino_put(t, &in)) < 0)
 		goto out;
 	rc = store_txn_commit(t);
@@ -2140,17 +2118,17 @@ out:
 	staging_drop(st, d, ino, &unl);
 	free(buf);
 	free(unl.v);
-	forget_run(fs, &f, committed);
+	forget_run(o, &f, committed);
 	sodium_memzero(&b, sizeof b);
 	return rc;
 }
 
 int
-fs__data_drop(struct fs *fs, uint64_t ino)
+owner_drop(struct owner *o, uint64_t ino)
 {
-	struct store *st = fs->conf.store;
+	struct store *st = o->conf.store;
 	struct store_txn *t;
-	struct forget f = FORGET_INIT(fs->data);
+	struct forget f = FORGET_INIT(o->data);
 	struct u64v unl = { NULL, 0, 0 };
 	int rc;
 
@@ -2165,11 +2143,11 @@ fs__data_drop(struct fs *fs, uint64_t ino)
 		goto out;
 	/* Workers still uploading a block of ino find its jrnl record gone
 	 * and commit nothing. */
-	forget_dirty(fs->data, ino, NULL);
-	staging_drop(st, fs->data, ino, &unl);
+	forget_dirty(o->data, ino, NULL);
+	staging_drop(st, o->data, ino, &unl);
 out:
 	free(unl.v);
-	forget_run(fs, &f, rc == 0);
+	forget_run(o, &f, rc == 0);
 	if (rc < 0)
 		log_error("data: freeing inode %" PRIu64 ": %s", ino,
 		    strerror(-rc));
@@ -2177,76 +2155,57 @@ out:
 }
 
 int
-fs__data_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi)
+owner_file_open(struct owner *o, uint64_t ino, struct owner_file **out)
 {
-	struct fh *fh = calloc(1, sizeof *fh);
+	struct owner_file *f = calloc(1, sizeof *f);
 
-	if (fh == NULL)
+	if (f == NULL)
 		return -ENOMEM;
-	pthread_mutex_init(&fh->lock, NULL);
-	fi->fh = (uintptr_t)fh;
-	/* Every change to a file's bytes passes through this kernel (one
-	 * mount per home), so its page cache stays right across opens. */
-	fi->keep_cache = 1;
-	fi->direct_io = 0;
+	pthread_mutex_init(&f->lock, NULL);
+	*out = f;
 	return 0;
 }
 
-static void
-fh_free(struct fh *fh)
+/* The last close of a file: with no write-back delay its blocks are
+ * queued now, else the idle scan takes them. */
+void
+owner_file_close(struct owner *o, uint64_t ino, struct owner_file *f)
 {
-	if (fh == NULL)
+	struct owner__data *d = o->data;
+
+	if (d->at_close) {
+		pthread_mutex_lock(&d->lock);
+		enqueue_ino(d, ino);
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (f == NULL)
 		return;
-	pthread_mutex_destroy(&fh->lock);
-	free(fh->buf);
-	free(fh);
+	pthread_mutex_destroy(&f->lock);
+	free(f->buf);
+	free(f);
 }
 
-/* ---- FUSE operations --------------------------------------------------- */
-
-static void
-data_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+ssize_t
+owner_read(struct owner *o, struct owner_file *f, uint64_t ino, uint64_t off,
+    size_t size, void *out)
 {
-	int rc = fs__data_open(fs__from_req(req), ino, fi);
-
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else if (fuse_reply_open(req, fi) != 0)
-		fh_free((struct fh *)(uintptr_t)fi->fh);	/* interrupted */
-}
-
-/* Blocks the FUSE worker on the network for uncached blocks; the design
- * wants the reply sent from the net loop instead. */
-static void
-data_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-    struct fuse_file_info *fi)
-{
-	struct fs *fs = fs__from_req(req);
-	struct fs__data *d = fs->data;
-	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	struct owner__data *d = o->data;
 	struct store_txn *t;
 	struct store_inode in;
-	char *buf;
+	char *buf = out;
 	uint64_t pos, end;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) == 0) {
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) == 0) {
 		rc = store_ino_get(t, ino, &in);
 		store_txn_abort(t);
 	}
-	if (rc < 0) {
-		fuse_reply_err(req, rc == -ENOENT ? ENOENT : EIO);
-		return;
-	}
-	if (off < 0 || (uint64_t)off >= in.size || size == 0) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
+	if (rc < 0)
+		return rc;
+	if (off >= in.size || size == 0)
+		return 0;
 	end = in.size - off < size ? in.size : off + size;
-	if ((buf = calloc(1, end - off)) == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	memset(buf, 0, end - off);
 	for (pos = off; pos < end && rc == 0; ) {
 		uint64_t bno = pos / d->bs;
 		uint32_t boff = pos % d->bs;
@@ -2254,32 +2213,25 @@ data_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		if (n > end - pos)
 			n = end - pos;
-		rc = read_block(fs, fh, ino, bno, boff, n, buf + (pos - off));
+		rc = read_block(o, f, ino, bno, boff, n, buf + (pos - off));
 		pos += n;
 	}
 	if (rc < 0) {
 		log_warn("data: read of inode %" PRIu64 " at %" PRIu64
-		    ": %s", (uint64_t)ino, (uint64_t)off, strerror(-rc));
-		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
-	} else {
-		fuse_reply_buf(req, buf, end - off);
+		    ": %s", ino, off, strerror(-rc));
+		return rc == -ENOMEM ? rc : -EIO;
 	}
-	free(buf);
+	return (ssize_t)(end - off);
 }
 
-static void
-data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
-    off_t off, struct fuse_file_info *fi)
+ssize_t
+owner_write(struct owner *o, uint64_t ino, uint64_t off, const void *src,
+    size_t size)
 {
-	struct fs *fs = fs__from_req(req);
-	struct fs__data *d = fs->data;
+	struct owner__data *d = o->data;
 	size_t done = 0;
 	int rc = 0;
 
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
 	__atomic_store_n(&d->last_write_ms, now_ms(), __ATOMIC_RELAXED);
 	while (done < size) {
 		uint64_t pos = off + done;
@@ -2288,71 +2240,27 @@ data_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
 
 		if (n > size - done)
 			n = size - done;
-		rc = write_block(fs, ino, pos / d->bs, boff, src + done, n);
+		rc = write_block(o, ino, pos / d->bs, boff,
+		    (const char *)src + done, n);
 		if (rc < 0)
 			break;
 		done += n;
 	}
-	if (done > 0) {
-		fuse_reply_write(req, done);
-		return;
-	}
+	if (done > 0)
+		return (ssize_t)done;
 	log_warn("data: write to inode %" PRIu64 " at %" PRIu64 ": %s",
-	    (uint64_t)ino, (uint64_t)off, strerror(-rc));
-	fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -ENOMEM ?
-	    -rc : EIO);
+	    ino, off, strerror(-rc));
+	return rc == -ENOSPC || rc == -EDQUOT || rc == -ENOMEM ? rc : -EIO;
 }
 
-/* The last close of a file (release): with no write-back delay its
- * blocks are queued now, else the idle scan takes them. There is no
- * flush handler: it would only repeat this on every close(2), and its
- * absence (ENOSYS) tells the kernel to stop sending FLUSH, a round trip
- * per close that cp -a waits for. */
-static void
-closed(struct fs__data *d, uint64_t ino)
+uint64_t
+owner__data_unpublished(struct owner *o)
 {
-	if (!d->at_close)
-		return;
+	struct owner__data *d = o->data;
+	uint64_t n;
+
 	pthread_mutex_lock(&d->lock);
-	enqueue_ino(d, ino);
+	n = d->inl_unpub;
 	pthread_mutex_unlock(&d->lock);
-}
-
-static void
-data_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	closed(fs__from_req(req)->data, ino);
-	fh_free((struct fh *)(uintptr_t)fi->fh);
-	fi->fh = 0;
-	fuse_reply_err(req, 0);
-}
-
-static void
-data_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-    struct fuse_file_info *fi)
-{
-	struct fs *fs = fs__from_req(req);
-	struct fs__data *d = fs->data;
-	uint64_t unpub;
-	int rc = fs__data_sync_ino(fs, ino);
-
-	if (rc == 0)
-		rc = store_sync(fs->conf.store);
-	/* Inline bytes are on the network once an index holds them. */
-	pthread_mutex_lock(&d->lock);
-	unpub = d->inl_unpub;
-	pthread_mutex_unlock(&d->lock);
-	if (rc == 0 && unpub > 0)
-		fs__index_publish(fs);
-	fuse_reply_err(req, rc < 0 ? EIO : 0);
-}
-
-void
-fs__data_ops(struct fuse_lowlevel_ops *ops)
-{
-	ops->open = data_open;
-	ops->read = data_read;
-	ops->write = data_write;
-	ops->release = data_release;
-	ops->fsync = data_fsync;
+	return n;
 }

@@ -1,14 +1,14 @@
-/* fs/forget.c - lookup counts and the end of inodes.
+/* fs/lookups.c - lookup counts (FUSE forget) and the end of inodes.
  * The kernel holds lookups on inodes (every entry reply adds one, forget
  * takes them back). An inode whose last name is gone (nlink 0) lives on
  * while the kernel holds it (an open file, a cwd); when both are gone its
- * contents (fs__data_drop) and record go. fs__meta_init() frees those a
+ * contents (owner_drop) and record go. fs__lookups_init() frees those a
  * crash left behind. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "fs/meta.h"
+#include "fs/internal.h"
 #include "log.h"
 
 struct ref {
@@ -20,7 +20,7 @@ struct ref {
 	struct ref *next;
 };
 
-struct fs__meta {
+struct fs__lookups {
 	pthread_mutex_t lock;	/* protects everything below; never held
 				 * across a store transaction */
 	struct ref **tab;
@@ -31,14 +31,14 @@ struct fs__meta {
 /* ---- lookup counts ------------------------------------------------------ */
 
 static size_t
-ref_hash(const struct fs__meta *m, uint64_t ino)
+ref_hash(const struct fs__lookups *m, uint64_t ino)
 {
 	ino *= 0x9e3779b97f4a7c15ULL;
 	return (size_t)(ino >> 32) & (m->nbuckets - 1);
 }
 
 static struct ref **
-ref_slot(struct fs__meta *m, uint64_t ino)
+ref_slot(struct fs__lookups *m, uint64_t ino)
 {
 	struct ref **p = &m->tab[ref_hash(m, ino)];
 
@@ -48,7 +48,7 @@ ref_slot(struct fs__meta *m, uint64_t ino)
 }
 
 static void
-ref_grow(struct fs__meta *m)
+ref_grow(struct fs__lookups *m)
 {
 	size_t nb = m->nbuckets * 2, i;
 	struct ref **tab = calloc(nb, sizeof *tab), *r, *next;
@@ -71,7 +71,7 @@ ref_grow(struct fs__meta *m)
 /* With m->lock held: the entry of ino, created when missing (NULL on
  * ENOMEM). */
 static struct ref *
-ref_get(struct fs__meta *m, uint64_t ino)
+ref_get(struct fs__lookups *m, uint64_t ino)
 {
 	struct ref **p = ref_slot(m, ino), *r;
 
@@ -87,7 +87,7 @@ ref_get(struct fs__meta *m, uint64_t ino)
 }
 
 static void
-ref_put(struct fs__meta *m, uint64_t ino)
+ref_put(struct fs__lookups *m, uint64_t ino)
 {
 	struct ref **p = ref_slot(m, ino), *r = *p;
 
@@ -99,9 +99,9 @@ ref_put(struct fs__meta *m, uint64_t ino)
 }
 
 int
-fs__meta_ref(struct fs *fs, uint64_t ino, uint64_t n)
+fs__lookup_hold(struct fs *fs, uint64_t ino, uint64_t n)
 {
-	struct fs__meta *m = fs->meta;
+	struct fs__lookups *m = fs->lookups;
 	struct ref *r;
 
 	if (ino == FUSE_ROOT_ID)
@@ -128,7 +128,10 @@ drop_once(struct fs *fs, uint64_t ino)
 	store_txn_abort(t);
 	if (rc < 0 || in.nlink > 0)
 		goto fail;
-	if (S_ISREG(in.mode) && (rc = fs__data_drop(fs, ino)) < 0)
+	/* Without an owner (unit tests of the metadata) there are no
+	 * contents to free. */
+	if (S_ISREG(in.mode) && fs->conf.owner &&
+	    (rc = owner_drop(fs->conf.owner, ino)) < 0)
 		goto fail;
 	if ((rc = store_txn_begin(fs->conf.store, 0, &t)) < 0)
 		goto fail;
@@ -151,9 +154,9 @@ fail:
  * another one asked meanwhile, as the other's change may be newer than
  * what the first attempt read. */
 void
-fs__meta_drop(struct fs *fs, uint64_t ino)
+fs__inode_unlinked(struct fs *fs, uint64_t ino)
 {
-	struct fs__meta *m = fs->meta;
+	struct fs__lookups *m = fs->lookups;
 	struct ref *r;
 
 	if (ino == FUSE_ROOT_ID)
@@ -179,9 +182,9 @@ fs__meta_drop(struct fs *fs, uint64_t ino)
 }
 
 void
-fs__meta_unref(struct fs *fs, uint64_t ino, uint64_t n)
+fs__lookup_release(struct fs *fs, uint64_t ino, uint64_t n)
 {
-	struct fs__meta *m = fs->meta;
+	struct fs__lookups *m = fs->lookups;
 	struct ref *r;
 	int zero = 0;
 
@@ -196,7 +199,7 @@ fs__meta_unref(struct fs *fs, uint64_t ino, uint64_t n)
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (zero)
-		fs__meta_drop(fs, ino);
+		fs__inode_unlinked(fs, ino);
 }
 
 static int
@@ -218,10 +221,10 @@ collect_orphan(void *arg, uint64_t ino)
 }
 
 int
-fs__meta_init(struct fs *fs)
+fs__lookups_init(struct fs *fs)
 {
 	struct { uint64_t *v; size_t n, cap; } a = { NULL, 0, 0 };
-	struct fs__meta *m;
+	struct fs__lookups *m;
 	struct store_txn *t;
 	size_t i;
 	int rc;
@@ -234,7 +237,7 @@ fs__meta_init(struct fs *fs)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&m->lock, NULL);
-	fs->meta = m;
+	fs->lookups = m;
 
 	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
 		return rc;
@@ -248,22 +251,22 @@ fs__meta_init(struct fs *fs)
 		log_info("freeing %zu unlinked inode(s) left from before",
 		    a.n);
 	for (i = 0; i < a.n; i++)
-		fs__meta_drop(fs, a.v[i]);
+		fs__inode_unlinked(fs, a.v[i]);
 	free(a.v);
 	return 0;
 }
 
 void
-fs__meta_destroy(struct fs *fs)
+fs__lookups_destroy(struct fs *fs)
 {
-	struct fs__meta *m = fs->meta;
+	struct fs__lookups *m = fs->lookups;
 	struct ref *r, *next;
 	size_t i;
 
 	if (!m)
 		return;
 	/* Unlinked inodes still open at unmount stay as orphans (nlink 0)
-	 * and are freed by the next fs__meta_init(). */
+	 * and are freed by the next fs__lookups_init(). */
 	for (i = 0; i < m->nbuckets; i++)
 		for (r = m->tab[i]; r; r = next) {
 			next = r->next;
@@ -272,5 +275,23 @@ fs__meta_destroy(struct fs *fs)
 	free(m->tab);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
-	fs->meta = NULL;
+	fs->lookups = NULL;
+}
+
+void
+fs__op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs__lookup_release(fs__from_req(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+void
+fs__op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	struct fs *fs = fs__from_req(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs__lookup_release(fs, f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
 }

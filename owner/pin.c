@@ -24,7 +24,7 @@
 
 #include <sodium.h>
 
-#include "fs/internal.h"
+#include "owner/internal.h"
 #include "log.h"
 #include "util.h"
 
@@ -38,8 +38,8 @@ struct idv {
 	size_t n, cap;
 };
 
-struct fs__pin {
-	struct fs *fs;
+struct owner__pin {
+	struct owner *o;
 	pthread_mutex_t pass;	/* one pass at a time */
 	pthread_mutex_t lock;	/* protects what follows */
 	pthread_cond_t cv;
@@ -211,13 +211,13 @@ walk(struct walk *w, uint64_t ino)
 /* The wanted block ids: every extent under every live root. Roots that
  * no longer exist are dropped from the marks. */
 static int
-collect(struct fs *fs, struct idv *ids)
+collect(struct owner *o, struct idv *ids)
 {
 	struct u64s roots = { 0 }, live = { 0 };
 	struct walk w = { .ids = ids };
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &w.t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &w.t)) < 0)
 		return rc;
 	rc = roots_get(w.t, &roots);
 	for (size_t i = 0; rc >= 0 && i < roots.n; i++) {
@@ -229,7 +229,7 @@ collect(struct fs *fs, struct idv *ids)
 	}
 	store_txn_abort(w.t);
 	if (rc == 0 && live.n != roots.n) {
-		if ((rc = store_txn_begin(fs->conf.store, 0, &w.t)) == 0) {
+		if ((rc = store_txn_begin(o->conf.store, 0, &w.t)) == 0) {
 			if ((rc = roots_put(w.t, &live)) < 0)
 				store_txn_abort(w.t);
 			else
@@ -248,7 +248,7 @@ collect(struct fs *fs, struct idv *ids)
 /* Seals plain again (convergent: the same ciphertext, the same id) and
  * writes it to the pinned store. */
 static int
-keep(struct fs *fs, const struct store_block *b, const void *plain)
+keep(struct owner *o, const struct store_block *b, const void *plain)
 {
 	unsigned char key[CR_KEY_BYTES], id[CR_ID_BYTES];
 	unsigned char *c = malloc((size_t)b->plain_len + CR_SEAL_ABYTES);
@@ -256,13 +256,13 @@ keep(struct fs *fs, const struct store_block *b, const void *plain)
 
 	if (c == NULL)
 		return -ENOMEM;
-	cr_block_seal(c, key, id, plain, b->plain_len, fs->conf.datakey);
+	cr_block_seal(c, key, id, plain, b->plain_len, o->conf.datakey);
 	sodium_memzero(key, sizeof key);
 	if (memcmp(id, b->id, CR_ID_BYTES) != 0) {
 		log_warn("pin: a block does not seal to its id; not kept");
 		rc = -EBADMSG;
 	} else {
-		rc = store_pin_put(fs->conf.store, b->id, c,
+		rc = store_pin_put(o->conf.store, b->id, c,
 		    (size_t)b->plain_len + CR_SEAL_ABYTES);
 	}
 	free(c);
@@ -270,16 +270,16 @@ keep(struct fs *fs, const struct store_block *b, const void *plain)
 }
 
 static int
-online_peers(struct fs *fs)
+online_peers(struct owner *o)
 {
 	struct net_peer_info *pi;
 	int n, up = 0;
 
-	if (fs->conf.net == NULL)
+	if (o->conf.net == NULL)
 		return 0;
 	if ((pi = calloc(PIN_PEERS, sizeof *pi)) == NULL)
 		return 0;
-	n = net_peers(fs->conf.net, pi, PIN_PEERS, 0);
+	n = net_peers(o->conf.net, pi, PIN_PEERS, 0);
 	for (int i = 0; i < n && i < PIN_PEERS; i++)
 		up += pi[i].state == NET_PEER_ONLINE;
 	free(pi);
@@ -290,7 +290,7 @@ online_peers(struct fs *fs)
  * (when fetch). 0 kept, -ENOENT no such record (nothing to keep), or
  * -errno. */
 static int
-fetch_one(struct fs *fs, const unsigned char *id, unsigned char *buf,
+fetch_one(struct owner *o, const unsigned char *id, unsigned char *buf,
     uint32_t bs, int fetch)
 {
 	struct store_block b;
@@ -298,7 +298,7 @@ fetch_one(struct fs *fs, const unsigned char *id, unsigned char *buf,
 	ssize_t n = -ENOENT;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
 	rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
@@ -308,24 +308,24 @@ fetch_one(struct fs *fs, const unsigned char *id, unsigned char *buf,
 		rc = -EIO;
 		goto out;
 	}
-	if (fs->conf.cache != NULL)
-		n = store_cache_get(fs->conf.cache, id, buf, bs);
+	if (o->conf.cache != NULL)
+		n = store_cache_get(o->conf.cache, id, buf, bs);
 	if (n != (ssize_t)b.plain_len) {
 		if (!fetch) {
 			rc = -EAGAIN;
 			goto out;
 		}
-		if ((rc = net_block_fetch(fs->conf.net, &b, buf)) < 0)
+		if ((rc = net_block_fetch(o->conf.net, &b, buf)) < 0)
 			goto out;
 	}
-	rc = keep(fs, &b, buf);
+	rc = keep(o, &b, buf);
 out:
 	sodium_memzero(&b, sizeof b);
 	return rc;
 }
 
 struct gc {
-	struct fs *fs;
+	struct owner *o;
 	const struct idv *want;
 	uint64_t freed, bytes;
 };
@@ -335,7 +335,7 @@ gc_one(void *arg, const unsigned char *id, uint64_t bytes)
 {
 	struct gc *g = arg;
 
-	if (!idv_has(g->want, id) && store_pin_del(g->fs->conf.store, id) == 0) {
+	if (!idv_has(g->want, id) && store_pin_del(g->o->conf.store, id) == 0) {
 		g->freed++;
 		g->bytes += bytes;
 	}
@@ -346,18 +346,18 @@ gc_one(void *arg, const unsigned char *id, uint64_t bytes)
  * not wanted. Returns the number of wanted blocks still missing, or
  * -errno. */
 static int
-pass(struct fs__pin *p, int fetch)
+pass(struct owner__pin *p, int fetch)
 {
-	struct fs *fs = p->fs;
-	uint32_t bs = fs->conf.block_size ? fs->conf.block_size : 4u << 20;
+	struct owner *o = p->o;
+	uint32_t bs = o->conf.block_size ? o->conf.block_size : 4u << 20;
 	struct idv ids = { 0 }, old;
-	struct gc g = { fs, NULL, 0, 0 };
+	struct gc g = { o, NULL, 0, 0 };
 	unsigned char *buf = NULL;
 	uint64_t missing = 0, kept = 0;
 	int rc, first_err = 0;
 
 	pthread_mutex_lock(&p->pass);
-	if ((rc = collect(fs, &ids)) < 0) {
+	if ((rc = collect(o, &ids)) < 0) {
 		free(ids.id);
 		pthread_mutex_unlock(&p->pass);
 		return rc;
@@ -368,16 +368,16 @@ pass(struct fs__pin *p, int fetch)
 	pthread_mutex_unlock(&p->lock);
 	free(old.id);
 
-	if (fetch && online_peers(fs) == 0)
+	if (fetch && online_peers(o) == 0)
 		fetch = 0;
 	for (size_t i = 0; i < ids.n; i++) {
-		if (store_pin_has(fs->conf.store, ids.id[i]) == 1)
+		if (store_pin_has(o->conf.store, ids.id[i]) == 1)
 			continue;
 		if (buf == NULL && (buf = sodium_malloc(bs)) == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		rc = fetch_one(fs, ids.id[i], buf, bs, fetch);
+		rc = fetch_one(o, ids.id[i], buf, bs, fetch);
 		if (rc == 0)
 			kept++;
 		else if (rc != -ENOENT) {
@@ -390,7 +390,7 @@ pass(struct fs__pin *p, int fetch)
 		sodium_free(buf);
 	/* The want set is only replaced under p->pass, which we hold. */
 	g.want = &p->want;
-	store_pin_list(fs->conf.store, gc_one, &g);
+	store_pin_list(o->conf.store, gc_one, &g);
 	if (kept || g.freed || (missing && fetch))
 		log_info("pin: %" PRIu64 " blocks kept, %" PRIu64 " freed (%.1f "
 		    "MiB), %" PRIu64 " still missing%s%s", kept, g.freed,
@@ -405,7 +405,7 @@ pass(struct fs__pin *p, int fetch)
 static void *
 pin_main(void *arg)
 {
-	struct fs__pin *p = arg;
+	struct owner__pin *p = arg;
 	struct timespec ts;
 
 	pthread_mutex_lock(&p->lock);
@@ -429,22 +429,22 @@ pin_main(void *arg)
 /* ---- fs/internal.h --------------------------------------------------------- */
 
 int
-fs__pin_init(struct fs *fs)
+owner__pin_init(struct owner *o)
 {
-	struct fs__pin *p;
+	struct owner__pin *p;
 	pthread_condattr_t ca;
 	int rc;
 
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return -ENOMEM;
-	p->fs = fs;
+	p->o = o;
 	pthread_mutex_init(&p->pass, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	fs->pin = p;
+	o->pin = p;
 	/* The first pass at once: the want set serves reads from the start
 	 * and a pin made offline gets its blocks when suppliers are back. */
 	p->kick = 1;
@@ -457,9 +457,9 @@ fs__pin_init(struct fs *fs)
 }
 
 void
-fs__pin_destroy(struct fs *fs)
+owner__pin_destroy(struct owner *o)
 {
-	struct fs__pin *p = fs->pin;
+	struct owner__pin *p = o->pin;
 
 	if (p == NULL)
 		return;
@@ -474,22 +474,22 @@ fs__pin_destroy(struct fs *fs)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cv);
 	free(p);
-	fs->pin = NULL;
+	o->pin = NULL;
 }
 
 int
-fs__pin_read(struct fs *fs, const struct store_block *b, void *buf)
+owner__pin_read(struct owner *o, const struct store_block *b, void *buf)
 {
 	size_t cap = (size_t)b->plain_len + CR_SEAL_ABYTES;
 	unsigned char *c;
 	ssize_t n;
 	int rc;
 
-	if (fs->pin == NULL)
+	if (o->pin == NULL)
 		return -ENOENT;
 	if ((c = malloc(cap)) == NULL)
 		return -ENOMEM;
-	n = store_pin_get(fs->conf.store, b->id, c, cap);
+	n = store_pin_get(o->conf.store, b->id, c, cap);
 	if (n < 0) {
 		rc = n == -EFBIG ? -EBADMSG : (int)n;
 	} else if ((size_t)n != cap) {
@@ -501,16 +501,16 @@ fs__pin_read(struct fs *fs, const struct store_block *b, void *buf)
 	if (rc == -EBADMSG) {
 		/* Damaged on disk: drop it; the next pass fetches it again. */
 		log_warn("pin: a pinned block failed its check; removed");
-		store_pin_del(fs->conf.store, b->id);
+		store_pin_del(o->conf.store, b->id);
 		return -ENOENT;
 	}
 	return rc < 0 ? rc : (int)b->plain_len;
 }
 
 void
-fs__pin_fetched(struct fs *fs, const struct store_block *b, const void *plain)
+owner__pin_fetched(struct owner *o, const struct store_block *b, const void *plain)
 {
-	struct fs__pin *p = fs->pin;
+	struct owner__pin *p = o->pin;
 	int wanted;
 
 	if (p == NULL)
@@ -518,19 +518,19 @@ fs__pin_fetched(struct fs *fs, const struct store_block *b, const void *plain)
 	pthread_mutex_lock(&p->lock);
 	wanted = idv_has(&p->want, b->id);
 	pthread_mutex_unlock(&p->lock);
-	if (wanted && store_pin_has(fs->conf.store, b->id) == 0)
-		keep(fs, b, plain);
+	if (wanted && store_pin_has(o->conf.store, b->id) == 0)
+		keep(o, b, plain);
 }
 
 static int
-mark(struct fs *fs, uint64_t ino, int on)
+mark(struct owner *o, uint64_t ino, int on)
 {
 	struct u64s roots = { 0 }, below = { 0 }, out = { 0 };
 	struct walk w = { .seen = &below };
 	struct store_inode in;
 	int rc;
 
-	if ((rc = store_txn_begin(fs->conf.store, 0, &w.t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 0, &w.t)) < 0)
 		return rc;
 	if ((rc = store_ino_get(w.t, ino, &in)) < 0)
 		goto out;
@@ -582,20 +582,20 @@ out:
 }
 
 int
-fs__pin_set(struct fs *fs, uint64_t ino, const char *val, size_t len)
+owner_pin_set(struct owner *o, uint64_t ino, const char *val, size_t len)
 {
 	int on, rc;
 
-	if (fs->pin == NULL)
+	if (o->pin == NULL)
 		return -ENOTSUP;
 	if (len == 1 && (val[0] == '0' || val[0] == '1'))
 		on = val[0] == '1';
 	else
 		return -EINVAL;
-	if ((rc = mark(fs, ino, on)) < 0)
+	if ((rc = mark(o, ino, on)) < 0)
 		return rc;
 	log_info("pin: inode %" PRIu64 " %s", ino, on ? "pinned" : "unpinned");
-	if ((rc = pass(fs->pin, on)) < 0)
+	if ((rc = pass(o->pin, on)) < 0)
 		return rc;
 	if (on && rc > 0) {
 		log_warn("pin: %d blocks of pinned files could not be fetched "
@@ -636,7 +636,7 @@ is_pinned(struct store_txn *t, uint64_t ino)
 }
 
 int
-fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len)
+owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len)
 {
 	struct idv ids = { 0 };
 	struct walk w = { .ids = &ids };
@@ -645,7 +645,7 @@ fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len)
 	char *s;
 	int rc, pinned = 0, n;
 
-	if ((rc = store_txn_begin(fs->conf.store, 1, &w.t)) < 0)
+	if ((rc = store_txn_begin(o->conf.store, 1, &w.t)) < 0)
 		return rc;
 	if ((rc = walk(&w, ino)) == 0)
 		rc = pinned = is_pinned(w.t, ino);
@@ -657,7 +657,7 @@ fs__pin_info(struct fs *fs, uint64_t ino, char **val, size_t *len)
 	free(w.queue.v);
 	idv_sort(&ids);
 	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
-		local += store_pin_has(fs->conf.store, ids.id[i]) == 1;
+		local += store_pin_has(o->conf.store, ids.id[i]) == 1;
 	free(ids.id);
 	if (rc < 0)
 		return rc;

@@ -1,4 +1,4 @@
-/* net/index.c - the owner's index on suppliers: publishing versions
+/* owner/index.c - the owner's index on suppliers: publishing versions
  * (a base snapshot plus change segments, sealed and erasure-coded like
  * file data, named by a signed head) and restoring one from the key.
  *
@@ -22,7 +22,7 @@
  *   index.restored u64 seq | u64 time of the head a restore used.
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
- *                never deletes fragments from suppliers (fs__index_older).
+ *                never deletes fragments from suppliers (owner__index_older).
  * Index blocks are also in the blocks table (refcount 1, flag
  * STORE_BLOCK_INDEX), so the auditor and rebuilder keep them alive; no
  * extent ever points at them. */
@@ -33,8 +33,7 @@
 #include <time.h>
 
 #include "log.h"
-#include "net/internal.h"
-#include "net/net.h"
+#include "owner/internal.h"
 #include "util.h"
 
 #define IDX_MAGIC	"PFSIDX1"	/* 8 bytes with the NUL */
@@ -293,12 +292,15 @@ layout_bytes(const struct layout *l)
 }
 
 static int
-blob_encode(struct net *n, const struct layout *l, const struct sup *sups,
-    int nsup, struct wr *w)
+blob_encode(const struct owner__index_io *io, const struct layout *l,
+    const struct sup *sups, int nsup, struct wr *w)
 {
+	int k, m;
+
+	net_code(io->net, &k, &m);
 	wr_put(w, IDX_MAGIC, 8);
-	wr_u8(w, (uint8_t)n->k);
-	wr_u8(w, (uint8_t)n->m);
+	wr_u8(w, (uint8_t)k);
+	wr_u8(w, (uint8_t)m);
 	wr_u32(w, INDEX_CHUNK);
 	wr_u16(w, (uint16_t)nsup);
 	for (int i = 0; i < nsup; i++) {
@@ -491,9 +493,9 @@ drop_block(struct store_txn *t, const unsigned char *id)
 
 /* Versions whose index blocks are kept: the newest always. */
 static size_t
-index_keep(const struct net *n)
+index_keep(const struct owner__index_io *io)
 {
-	int keep = n->conf.keep_versions;
+	int keep = io->keep_versions;
 
 	return keep < 1 ? 1 : keep > INDEX_KEEP_MAX ? INDEX_KEEP_MAX : (size_t)keep;
 }
@@ -682,8 +684,10 @@ store_part(struct net *n, const unsigned char *key, const struct wr *data,
 }
 
 int
-net_index_publish(struct net *n, struct store *st, int force_base)
+owner__index_put(const struct owner__index_io *io, int force_base)
 {
+	struct net *n = io->net;
+	struct store *st = io->store;
 	unsigned char key[CR_KEY_BYTES];
 	struct state s;
 	struct layout nl = { 0 };
@@ -715,7 +719,7 @@ net_index_publish(struct net *n, struct store *st, int force_base)
 		rc = 0;		/* only our own bookkeeping changed */
 		goto out;
 	}
-	cr_subkey(key, n->conf.id, CR_SUBKEY_INDEX);
+	cr_subkey(key, io->id, CR_SUBKEY_INDEX);
 	if (!base) {
 		/* The old parts stay; nl borrows nothing: copy them. */
 		for (int i = 0; i < s.l.nparts; i++) {
@@ -736,7 +740,7 @@ net_index_publish(struct net *n, struct store *st, int force_base)
 		goto out;
 	}
 	if ((rc = peers_list(n, &sups, &nsup)) < 0 ||
-	    (rc = blob_encode(n, &nl, sups, nsup, &blob)) < 0)
+	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
 	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
 		log_error("index: layout of %zu bytes does not fit a head",
@@ -748,7 +752,7 @@ net_index_publish(struct net *n, struct store *st, int force_base)
 	    &sealed_len)) < 0)
 		goto out;
 	seq = s.seq + 1;
-	if ((rc = cr_head_sign(n->conf.id, seq, (uint64_t)time(NULL), sealed,
+	if ((rc = cr_head_sign(io->id, seq, (uint64_t)time(NULL), sealed,
 	    sealed_len, &head, &head_len)) < 0)
 		goto out;
 	if ((rc = net_head_publish(n, head, head_len)) <= 0) {
@@ -761,7 +765,7 @@ net_index_publish(struct net *n, struct store *st, int force_base)
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
 	if ((rc = state_commit(st, &s, seq, covered, &nl, nl.nparts - 1,
-	    0, index_keep(n))) < 0) {
+	    0, index_keep(io))) < 0) {
 		log_error("index: head %" PRIu64 " published but not "
 		    "recorded: %s", seq, strerror(-rc));
 		goto out;
@@ -862,7 +866,7 @@ heads_get(struct net *n, struct heads *hs)
 
 /* Opens a head's blob: *layout and *sups (malloc'd). */
 static int
-head_open(struct net *n, const struct head_copy *c, struct layout *l,
+head_open(const struct owner__index_io *io, const struct head_copy *c, struct layout *l,
     struct sup **sups, int *nsup)
 {
 	unsigned char key[CR_KEY_BYTES], *plain = NULL;
@@ -872,7 +876,7 @@ head_open(struct net *n, const struct head_copy *c, struct layout *l,
 
 	if ((rc = cr_head_verify(c->p, c->len, &h)) < 0)
 		return rc;
-	cr_subkey(key, n->conf.id, CR_SUBKEY_INDEX);
+	cr_subkey(key, io->id, CR_SUBKEY_INDEX);
 	rc = cr_blob_open(key, h.blob, h.blob_len, &plain, &plen);
 	sodium_memzero(key, sizeof key);
 	if (rc < 0)
@@ -909,8 +913,10 @@ warn_stale(const struct heads *hs, uint64_t newest)
 }
 
 int
-net_index_check(struct net *n, struct store *st)
+owner__index_check(const struct owner__index_io *io)
 {
+	struct net *n = io->net;
+	struct store *st = io->store;
 	struct store_txn *t;
 	struct heads hs;
 	uint64_t known = 0;
@@ -963,7 +969,7 @@ fetch_part(struct net *n, const struct part *pt, unsigned char **out)
 /* The newest head of hs (or seq == version) that opens: its layout and
  * suppliers. -ENOENT / -EBADMSG with a log line when none. */
 static int
-pick(struct net *n, const struct heads *hs, uint64_t version,
+pick(const struct owner__index_io *io, const struct heads *hs, uint64_t version,
     struct layout *l, struct sup **sups, int *nsup, int *which)
 {
 	int rc;
@@ -971,7 +977,7 @@ pick(struct net *n, const struct heads *hs, uint64_t version,
 	for (int i = 0; i < hs->n; i++) {
 		if (version && hs->v[i].seq != version)
 			continue;
-		if ((rc = head_open(n, &hs->v[i], l, sups, nsup)) == 0) {
+		if ((rc = head_open(io, &hs->v[i], l, sups, nsup)) == 0) {
 			*which = i;
 			return 0;
 		}
@@ -984,8 +990,10 @@ pick(struct net *n, const struct heads *hs, uint64_t version,
 }
 
 int
-net_index_restore(struct net *n, struct store *st, uint64_t version)
+owner_index_restore(struct net *n, const struct cr_identity *id,
+    struct store *st, uint64_t version)
 {
+	const struct owner__index_io io_ = { n, st, id, 1 }, *io = &io_;
 	struct heads hs = { 0 };
 	struct layout l = { 0 };
 	struct sup *sups = NULL;
@@ -1010,7 +1018,7 @@ net_index_restore(struct net *n, struct store *st, uint64_t version)
 			rc = -ENOENT;
 			goto out;
 		}
-		if ((rc = pick(n, &hs, version, &l2, &sups2, &nsup2,
+		if ((rc = pick(io, &hs, version, &l2, &sups2, &nsup2,
 		    &which)) < 0)
 			goto out;
 		if (hs.v[which].seq == used) {
@@ -1058,7 +1066,7 @@ net_index_restore(struct net *n, struct store *st, uint64_t version)
 	if ((rc = store_index_gen(st, &gen)) < 0)
 		goto out;
 	s.seq = newest;
-	if ((rc = state_commit(st, &s, used, gen, &l, 0, 1, index_keep(n))) < 0)
+	if ((rc = state_commit(st, &s, used, gen, &l, 0, 1, index_keep(io))) < 0)
 		goto out;
 	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
 		unsigned char b[16];
@@ -1084,10 +1092,11 @@ out:
 }
 
 int
-net_index_versions(struct net *n,
+owner__index_list(const struct owner__index_io *io,
     int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
     void *arg)
 {
+	struct net *n = io->net;
 	struct heads hs;
 	int rc, count = 0;
 
@@ -1101,7 +1110,7 @@ net_index_versions(struct net *n,
 
 		if (i && hs.v[i].seq == hs.v[i - 1].seq)
 			continue;
-		if (head_open(n, &hs.v[i], &l, &sups, &nsup) == 0) {
+		if (head_open(io, &hs.v[i], &l, &sups, &nsup) == 0) {
 			size = layout_bytes(&l);
 			layout_free(&l);
 			free(sups);

@@ -1,0 +1,119 @@
+/* owner/owner.c - the engine's context: opens its modules in order, closes
+ * them in reverse, and the calls that span several of them (fsync, sync,
+ * the space shown by statfs). */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "owner/internal.h"
+
+int
+owner_open(struct owner **out, const struct owner_conf *conf)
+{
+	struct owner *o;
+	int rc;
+
+	if (!(o = calloc(1, sizeof *o)))
+		return -ENOMEM;
+	o->conf = *conf;
+	if ((rc = owner__data_init(o)) < 0) {
+		free(o);
+		return rc;
+	}
+	if ((rc = owner__maint_init(o)) < 0) {
+		owner__data_destroy(o);
+		free(o);
+		return rc;
+	}
+	owner__sweep_init(o);	/* optional: logs when it cannot start */
+	owner__pin_init(o);	/* optional: logs when it cannot */
+	if (owner__index_init(o) < 0)	/* recovery needs it, mounting not */
+		log_error("index: cannot start the uploader: the metadata "
+		    "will not reach the suppliers");
+	*out = o;
+	return 0;
+}
+
+void
+owner_close(struct owner *o)
+{
+	if (!o)
+		return;
+	owner__index_destroy(o);	/* before net goes: the last changes */
+	owner__pin_destroy(o);
+	owner__sweep_destroy(o);
+	owner__maint_destroy(o);
+	owner__data_destroy(o);
+	free(o);
+}
+
+uint32_t
+owner_block_size(const struct owner *o)
+{
+	return o->conf.block_size;
+}
+
+int
+owner_fsync(struct owner *o, uint64_t ino)
+{
+	int rc = owner__data_sync(o, ino);
+
+	if (rc == 0)
+		rc = store_sync(o->conf.store);
+	/* Inline bytes are on the network once an index holds them. */
+	if (rc == 0 && owner__data_unpublished(o) > 0)
+		owner__index_publish(o);
+	return rc;
+}
+
+int
+owner_sync(struct owner *o)
+{
+	int rc = owner__data_sync(o, 0);
+
+	/* The metadata follows the data it names. */
+	return rc < 0 ? rc : owner__index_publish(o);
+}
+
+void
+owner_drop_cache(struct owner *o)
+{
+	store_cache_clear(o->conf.cache);
+}
+
+void
+owner_space(struct owner *o, uint64_t *total, uint64_t *avail)
+{
+	struct net_peer_info *p = NULL;
+	uint64_t t = 0, a = 0;
+	int n = 0, max = 64;
+
+	while (o->conf.net) {
+		free(p);
+		if (!(p = calloc(max, sizeof *p)))
+			break;
+		n = net_peers(o->conf.net, p, max, 0);
+		if (n <= max)
+			break;
+		max = n;
+	}
+	for (int i = 0; p && i < n; i++) {
+		if (p[i].state != NET_PEER_ONLINE)
+			continue;
+		a += p[i].avail;
+		t += p[i].quota ? p[i].quota : p[i].avail + p[i].bytes;
+	}
+	free(p);
+	/* k of every k + m fragments hold data. */
+	*total = t / (uint64_t)(o->conf.ec_k + o->conf.ec_m) * o->conf.ec_k;
+	*avail = a / (uint64_t)(o->conf.ec_k + o->conf.ec_m) * o->conf.ec_k;
+}
+
+void
+owner__index_io_of(struct owner *o, struct owner__index_io *io)
+{
+	io->net = o->conf.net;
+	io->store = o->conf.store;
+	io->id = o->conf.id;
+	io->keep_versions = o->conf.keep_versions;
+}

@@ -1,0 +1,148 @@
+/* owner/owner.h - the owner's engine: everything a mount does that would
+ * still be true without a kernel mount. Files' bytes go through a local
+ * write-back journal to suppliers (dirty table, upload workers), come back
+ * from the journal, the cache, pinned copies or suppliers; blocks are
+ * referenced, deduplicated, rebuilt, audited and deleted; the metadata
+ * reaches the suppliers as signed index versions. fs/ (the FUSE face) and
+ * cli/ call what is below; owner/ uses net/, store/ and crypto/ and never
+ * fs/. Functions return 0 (or a count) on success and -errno on failure.
+ *
+ * Background threads (all started through worker.h by owner_open, stopped
+ * by owner_close; the queues they drain live in the store, so an unmount
+ * or a crash loses none of their work):
+ *
+ *   name        count              owns                          lock
+ *   upload      conf.upload_threads the dirty table's queue:     dirty->lock,
+ *                                   seals and stores blocks      stripes
+ *   rebuild     1 scanner +         the rebuild queue (LMDB),    rebuild->lock
+ *               conf.rebuild_jobs   per-block backoff, the rate
+ *                                   token bucket
+ *   audit       1                   the audit cursor             audit->lock
+ *   delete      1                   the delete queue (LMDB)      refs->lock
+ *   sweep       1                   orphans seen in the last     sweep->lock
+ *                                   sweep
+ *   pin         1                   the set of wanted pinned     pin->lock
+ *                                   blocks
+ *   index       1                   publishing index versions    index->pub
+ *
+ * Lock order: stripe -> LMDB write txn -> any module lock; no module lock
+ * is held across a network call or while taking another module's lock. */
+#ifndef PEERFS_OWNER_H
+#define PEERFS_OWNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/net.h"
+#include "store/store.h"
+
+/* A complete configuration: cli/ fills every field from its option table
+ * (no "0 = default" below cli/). */
+struct owner_conf {
+	struct store *store;
+	struct store_cache *cache;		/* may hold nothing (size 0) */
+	struct net *net;			/* NULL: no network (tests) */
+	const struct cr_identity *id;		/* the owner's keys */
+	unsigned char datakey[CR_KEY_BYTES];	/* cr_subkey(CR_SUBKEY_DATA) */
+	uint32_t block_size;			/* bytes */
+	int ec_k, ec_m;				/* code of new blocks */
+	int upload_threads;
+	int sync_timeout_ms;			/* fsync/sync give up */
+	/* Write-back delay: a block untouched this long is uploaded (full
+	 * blocks, fsync, sync and umount: at once); < 0: at close. */
+	int64_t write_back_ms;
+	/* Index versions whose data stays on suppliers: a block freed now
+	 * is deleted only once keep_versions newer versions are published
+	 * (0: at once). */
+	int keep_versions;
+	int rebuild_jobs;			/* rebuild workers */
+	uint64_t rebuild_rate;			/* bytes/s rebuilds may move */
+	int64_t audit_interval_ms;		/* one pass over every fragment */
+	int64_t sweep_interval_ms;		/* orphan sweep; < 0: never */
+};
+
+struct owner;
+
+/* Opens the engine over conf (copied): requeues what the journal holds
+ * from before, removes staging files a crash left, starts the threads. */
+int  owner_open(struct owner **out, const struct owner_conf *conf);
+/* Stops the threads (what is pending stays in the journal), uploads the
+ * last index version (bounded by network timeouts) and frees. NULL-safe. */
+void owner_close(struct owner *o);
+uint32_t owner_block_size(const struct owner *o);
+
+/* ---- file contents (owner/write.c, owner/read.c, owner/dirty.c) ---- */
+
+/* An open file: remembers the last stored block read through it, so
+ * sequential reads of an uncached block fetch it once. */
+struct owner_file;
+int  owner_file_open(struct owner *o, uint64_t ino, struct owner_file **out);
+/* The last close of ino's handle f (f freed; NULL-safe): with no
+ * write-back delay ino's blocks are queued now. */
+void owner_file_close(struct owner *o, uint64_t ino, struct owner_file *f);
+
+/* Reads [off, off + size) of ino (clamped to its size) into buf (size
+ * bytes): the number of bytes read, or -errno (-EIO when a block cannot
+ * be had from anywhere). f may be NULL. */
+ssize_t owner_read(struct owner *o, struct owner_file *f, uint64_t ino,
+    uint64_t off, size_t size, void *buf);
+/* Writes size bytes at off into the journal (never the network): the
+ * number written (a short count after a failure midway), or -errno
+ * (-ENOSPC, -EDQUOT...). */
+ssize_t owner_write(struct owner *o, uint64_t ino, uint64_t off,
+    const void *src, size_t size);
+/* Sets the size of ino: drops extents and journal blocks past the end,
+ * cuts the new last block (read-modify-write when needed), updates size,
+ * mtime and ctime in one transaction, fills *out with the result. */
+int  owner_truncate(struct owner *o, uint64_t ino, uint64_t size,
+    struct store_inode *out);
+/* Frees the contents of an inode that is gone (nlink 0, not open): its
+ * extents (blocks whose last reference goes have their fragments queued
+ * for deletion), journal records and staging files. Own transaction. */
+int  owner_drop(struct owner *o, uint64_t ino);
+/* Returns once every block of ino written so far, and the index version
+ * that names inline bytes, are on suppliers, and the metadata is on disk:
+ * 0, or -ETIMEDOUT / -EIO after conf.sync_timeout_ms. */
+int  owner_fsync(struct owner *o, uint64_t ino);
+/* The same for every file, then an index version (`peerfs sync`). */
+int  owner_sync(struct owner *o);
+
+/* ---- what fs/'s control attributes and statfs ask ---- */
+
+/* Status as JSON (text 0) or as lines for people (text 1), naming the
+ * mountpoint (may be NULL); *val malloc()'d. */
+int  owner_status(struct owner *o, const char *mountpoint, int text,
+    char **val, size_t *len);
+/* Audits every fragment now, queues what is bad, waits (up to
+ * sync_timeout_ms) for the rebuilds; the report then comes from
+ * owner_check_report (malloc()'d text). */
+int  owner_check(struct owner *o);
+int  owner_check_report(struct owner *o, char **val, size_t *len);
+/* "6/6", "<min>/6 rebuilding" or "pending" for a regular file. */
+int  owner_redundancy(struct owner *o, uint64_t ino, char *buf, size_t size);
+/* "1" pins ino (fetches every block below it now; -EIO when some could
+ * not be had: they come when suppliers are back), "0" unpins ino and every
+ * pin below it and frees what is not wanted. */
+int  owner_pin_set(struct owner *o, uint64_t ino, const char *val,
+    size_t len);
+/* JSON {pinned, root, files, bytes, blocks, local} of ino's subtree. */
+int  owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len);
+/* "seq time size\n" per index version on the suppliers, newest first. */
+int  owner_versions(struct owner *o, char **val, size_t *len);
+/* Empties the block cache (benchmarks read cold data without remounts). */
+void owner_drop_cache(struct owner *o);
+/* Bytes usable for files on the online suppliers, after the erasure
+ * code's overhead: in all and free. */
+void owner_space(struct owner *o, uint64_t *total, uint64_t *avail);
+
+/* ---- index versions without a mount (cli/ restore) ---- */
+
+/* Restores the newest version that opens (or seq == version) into st (a
+ * fresh store): suppliers named by the index are added, base and segments
+ * fetched and applied, and the bookkeeping set so that the next publish
+ * continues. Warns about suppliers offering only older heads. -ENOENT no
+ * head / no such version. */
+int  owner_index_restore(struct net *n, const struct cr_identity *id,
+    struct store *st, uint64_t version);
+
+#endif
