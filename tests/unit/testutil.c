@@ -27,6 +27,13 @@ test_identity(void)
 	return id;
 }
 
+void
+test_fill_id(unsigned char *id, unsigned seed)
+{
+	for (int i = 0; i < CR_ID_BYTES; i++)
+		id[i] = (unsigned char)(seed * 131 + i * 7 + 1);
+}
+
 /* ---- supplier swarm ------------------------------------------------------ */
 
 void
