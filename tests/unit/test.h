@@ -22,6 +22,10 @@ struct test {
 struct cr_identity;
 struct cr_identity *test_identity(void);
 
+/* A block id (CR_ID_BYTES bytes) that only seed decides; seeds below 256
+ * give distinct ids. tests/unit/testutil.c */
+void test_fill_id(unsigned char *id, unsigned seed);
+
 #define CHECK(cond) do { if (!(cond)) { \
 	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
 	return 1; } } while (0)

@@ -1,7 +1,8 @@
 /* tests/unit/test_net.c - real supplier processes on 127.0.0.1 and the
  * owner's client against them: store/fetch, lost suppliers, garbage
  * speakers, key pinning, quota. Every child is killed and reaped by
- * swarm_stop(), which each test calls whatever its checks said. */
+ * test_swarm_stop() (testutil.h), which each test calls whatever its
+ * checks said. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,25 +22,15 @@
 #include "net/internal.h"
 #include "net/net.h"
 #include "test.h"
+#include "testutil.h"
 #include "util.h"
 
-#define MAXSUP 10
-
-struct swarm {
-	pid_t pid[MAXSUP];
-	int port[MAXSUP];
-	char addr[MAXSUP][64];
-	int nports;			/* port attempts so far */
-	const char *host;		/* listen host; NULL = 127.0.0.1 */
-	struct cr_identity *me;
-	struct store *st;
-	struct cr_ec *ec;
-	struct net *net;
-	unsigned char datakey[CR_KEY_BYTES];
-	/* Set before sup_start: a fixed identity (kept across restarts)
-	 * and the lying test mode, per supplier. */
-	struct cr_identity *sid[MAXSUP];
-	int lie[MAXSUP];
+/* Monitoring and supplier settings of a swarm; zero = the defaults. */
+struct mon_opts {
+	const char *host;		/* NULL: 127.0.0.1 */
+	int ping, suspect, dead;	/* ms */
+	unsigned lie;			/* bit i: supplier i */
+	uint64_t quota[TEST_MAXSUP];
 };
 
 static double
@@ -51,149 +42,48 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void
-on_ready(void *arg, const char *bound)
-{
-	int fd = *(int *)arg;
-
-	if (write(fd, bound, strlen(bound) + 1) < 0)
-		_exit(3);
-	close(fd);
-}
-
-/* Child: serve dir on 127.0.0.1:port until signalled. */
-static void
-supplier_child(int fd, const char *host, int port, const char *dir,
-    uint64_t quota, struct cr_identity *id, int lie)
-{
-	struct net_supplier_conf c = { 0 };
-	struct store_frag *sf;
-	char listen[64];
-	int rc;
-
-	log_init("supplier", LOG_WARN, NULL);
-	setpgid(0, 0);
-	if (cr_init() < 0 || store_frag_open(&sf, dir, quota) < 0)
-		_exit(4);
-	snprintf(listen, sizeof listen, "%s:%d", host, port);
-	c.id = id ? id : test_identity();
-	c.test_lie = lie;
-	c.listen = listen;
-	c.frags = sf;
-	c.on_ready = on_ready;
-	c.arg = &fd;
-	rc = net_supplier_run(&c);
-	store_frag_close(sf);
-	_exit(rc == 0 ? 0 : rc == UV_EADDRINUSE || rc == -EADDRINUSE ? 2 : 5);
-}
-
-/* Starts supplier i (a new identity every time), on port (0: a free one
- * of our range). Returns 0 once it listens. */
-static int
-sup_start(struct swarm *sw, int i, int port, uint64_t quota)
-{
-	char dir[64], buf[64];
-	const char *host = sw->host ? sw->host : "127.0.0.1";
-
-	snprintf(dir, sizeof dir, "sup%d", i);
-	for (int tries = 0; tries < 40; tries++) {
-		int p = port ? port : 20000 + (getpid() * 13) % 20000 +
-		    sw->nports++;
-		int fds[2];
-		ssize_t n;
-		pid_t pid;
-
-		if (pipe(fds) < 0)
-			return -errno;
-		fflush(NULL);
-		if ((pid = fork()) == 0) {
-			close(fds[0]);
-			supplier_child(fds[1], host, p, dir, quota,
-			    sw->sid[i], sw->lie[i]);
-		}
-		close(fds[1]);
-		n = read(fds[0], buf, sizeof buf - 1);
-		close(fds[0]);
-		if (n > 0) {
-			sw->pid[i] = pid;
-			sw->port[i] = p;
-			snprintf(sw->addr[i], sizeof sw->addr[i],
-			    "%s:%d", host, p);
-			return 0;
-		}
-		waitpid(pid, NULL, 0);
-		if (port)	/* a fixed port may take a moment to free */
-			usleep(100000);
-	}
-	return -EADDRINUSE;
-}
-
-static void
-sup_kill(struct swarm *sw, int i, int sig)
-{
-	if (sw->pid[i] > 0) {
-		kill(sw->pid[i], sig);
-		waitpid(sw->pid[i], NULL, 0);
-		sw->pid[i] = 0;
-	}
-}
-
-static void
-swarm_stop(struct swarm *sw)
-{
-	if (sw->net)
-		net_free(sw->net);
-	sw->net = NULL;
-	for (int i = 0; i < MAXSUP; i++)
-		sup_kill(sw, i, SIGKILL);
-	if (sw->st)
-		store_close(sw->st);
-	if (sw->ec)
-		cr_ec_free(sw->ec);
-	if (sw->me)
-		sodium_free(sw->me);
-	for (int i = 0; i < MAXSUP; i++)
-		if (sw->sid[i])
-			sodium_free(sw->sid[i]);
-	memset(sw, 0, sizeof *sw);
-}
-
 /* nsup suppliers started, a client with all of them online. */
 static int
-swarm_start_on(struct swarm *sw, const char *host, int nsup, int timeout_ms)
+swarm_start_mon(struct test_swarm *sw, int nsup, int timeout_ms,
+    const struct mon_opts *mo)
 {
 	struct net_conf nc = { 0 };
 
 	memset(sw, 0, sizeof *sw);
-	sw->host = host;
 	log_init("test", LOG_WARN, NULL);
 	CHECK(cr_init() == 0);
-	sw->me = test_identity();
-	randombytes_buf(sw->datakey, sizeof sw->datakey);
-	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
-	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
-	for (int i = 0; i < nsup; i++)
-		CHECK_EQ(sup_start(sw, i, 0, 0), 0);
-	nc.id = sw->me;
-	nc.store = sw->st;
-	nc.ec = sw->ec;
+	sw->host = mo->host;
+	sw->sup_log = LOG_WARN;
+	for (int i = 0; i < nsup; i++) {
+		sw->lie[i] = !!(mo->lie & (1u << i));
+		sw->quota[i] = mo->quota[i];
+	}
 	nc.timeout_ms = timeout_ms;
 	nc.reconnect_ms = 200;
-	CHECK_EQ(net_new(&sw->net, &nc), 0);
-	for (int i = 0; i < nsup; i++)
-		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
-	CHECK_EQ(net_wait_online(sw->net, nsup, 10000), nsup);
-	return 0;
+	nc.ping_interval_ms = mo->ping;
+	nc.suspect_after_ms = mo->suspect;
+	nc.dead_after_ms = mo->dead;
+	randombytes_buf(nc.audit_key, sizeof nc.audit_key);
+	return test_swarm_start(sw, nsup, nsup, &nc);
 }
 
 static int
-swarm_start(struct swarm *sw, int nsup, int timeout_ms)
+swarm_start_on(struct test_swarm *sw, const char *host, int nsup,
+    int timeout_ms)
+{
+	const struct mon_opts mo = { .host = host };
+
+	return swarm_start_mon(sw, nsup, timeout_ms, &mo);
+}
+
+static int
+swarm_start(struct test_swarm *sw, int nsup, int timeout_ms)
 {
 	return swarm_start_on(sw, NULL, nsup, timeout_ms);
 }
 
 static int
-roundtrip(struct swarm *sw, size_t len, struct store_block *b)
+roundtrip(struct test_swarm *sw, size_t len, struct store_block *b)
 {
 	unsigned char *p = malloc(len + 1), *q = malloc(len + 1);
 
@@ -218,7 +108,7 @@ roundtrip(struct swarm *sw, size_t len, struct store_block *b)
 /* ---- tests ------------------------------------------------------------- */
 
 static int
-store_fetch_body(struct swarm *sw)
+store_fetch_body(struct test_swarm *sw)
 {
 	static const size_t sizes[] = { 1, 0, 1000, 65537, 4u << 20 };
 	struct net_peer_info info[8];
@@ -255,15 +145,11 @@ store_fetch_body(struct swarm *sw)
 static int
 test_store_fetch(void)
 {
-	struct swarm sw;
-	int rc = store_fetch_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(store_fetch_body);
 }
 
 static int
-lost_body(struct swarm *sw)
+lost_body(struct test_swarm *sw)
 {
 	struct store_block b;
 	unsigned char *q = malloc(4 << 20);
@@ -272,8 +158,8 @@ lost_body(struct swarm *sw)
 
 	if (swarm_start(sw, 6, 3000) || roundtrip(sw, 4 << 20, &b))
 		return 1;
-	sup_kill(sw, 1, SIGKILL);
-	sup_kill(sw, 4, SIGKILL);
+	test_sup_kill(sw, 1, SIGKILL);
+	test_sup_kill(sw, 4, SIGKILL);
 	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 	usleep(300000);		/* and once the client knows they are gone */
 	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
@@ -283,7 +169,7 @@ lost_body(struct swarm *sw)
 	rc = net_block_fetch(sw->net, &b, q);
 	CHECK_EQ(rc, -EIO);
 	CHECK(now_s() - t0 < 8);
-	sup_kill(sw, 3, SIGKILL);
+	test_sup_kill(sw, 3, SIGKILL);
 	usleep(300000);
 	t0 = now_s();
 	CHECK_EQ(net_block_fetch(sw->net, &b, q), -EIO);
@@ -297,11 +183,7 @@ lost_body(struct swarm *sw)
 static int
 test_lost_suppliers(void)
 {
-	struct swarm sw;
-	int rc = lost_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(lost_body);
 }
 
 /* ---- garbage speakers -------------------------------------------------- */
@@ -448,7 +330,7 @@ raw_request(int fd, struct cr_hs *hs, const struct net_msg *m,
 }
 
 static int
-list_body(struct swarm *sw)
+list_body(struct test_swarm *sw)
 {
 	static unsigned char plain[1 << 20];
 	unsigned char zero[STORE_FRAGID_BYTES] = { 0 }, fid[STORE_FRAGID_BYTES];
@@ -525,7 +407,7 @@ list_body(struct swarm *sw)
  * and every way of bending the bulk rules closes the session without
  * storing anything. */
 static int
-bulk_body(struct swarm *sw)
+bulk_body(struct test_swarm *sw)
 {
 	static unsigned char plain[1 << 20];
 	unsigned char fid[STORE_FRAGID_BYTES], h1[CR_HASH_BYTES];
@@ -696,33 +578,26 @@ bulk_body(struct swarm *sw)
 static int
 test_bulk_raw(void)
 {
-	struct swarm sw;
-	int rc = bulk_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(bulk_body);
 }
 
 static int
 test_list_get_raw(void)
 {
-	struct swarm sw;
-	int rc = list_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(list_body);
 }
 
 static int
 test_handshake_timeout(void)
 {
-	struct swarm sw;
+	struct test_swarm sw;
 	int rc = 1, fd = -1;
 	double t0;
 
 	memset(&sw, 0, sizeof sw);
 	log_init("test", LOG_WARN, NULL);
-	if (cr_init() < 0 || sup_start(&sw, 0, 0, 0) < 0)
+	sw.sup_log = LOG_WARN;
+	if (cr_init() < 0 || test_sup_start(&sw, 0, 0) < 0)
 		goto out;
 	if ((fd = raw_connect(sw.port[0])) < 0)
 		goto out;
@@ -735,12 +610,12 @@ test_handshake_timeout(void)
 out:
 	if (fd >= 0)
 		close(fd);
-	swarm_stop(&sw);
+	test_swarm_stop(&sw);
 	return rc;
 }
 
 static int
-garbage_body(struct swarm *sw)
+garbage_body(struct test_swarm *sw)
 {
 	struct cr_hs hs;
 	unsigned char junk[4096], len[8];
@@ -838,17 +713,13 @@ garbage_body(struct swarm *sw)
 static int
 test_garbage(void)
 {
-	struct swarm sw;
-	int rc = garbage_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(garbage_body);
 }
 
 /* ---- key pinning ------------------------------------------------------- */
 
 static int
-pin_body(struct swarm *sw)
+pin_body(struct test_swarm *sw)
 {
 	struct net_peer_info info[8];
 	struct store_block b;
@@ -856,9 +727,11 @@ pin_body(struct swarm *sw)
 
 	if (swarm_start(sw, 6, 3000))
 		return 1;
-	sup_kill(sw, 5, SIGTERM);
+	test_sup_kill(sw, 5, SIGTERM);
 	/* Same address, new identity. */
-	CHECK_EQ(sup_start(sw, 5, sw->port[5], 0), 0);
+	sodium_free(sw->sid[5]);
+	sw->sid[5] = test_identity();
+	CHECK_EQ(test_sup_start(sw, 5, sw->port[5]), 0);
 	usleep(1500000);		/* several reconnect attempts */
 	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
 	for (int i = 0; i < 6; i++) {
@@ -878,17 +751,13 @@ pin_body(struct swarm *sw)
 static int
 test_key_pinning(void)
 {
-	struct swarm sw;
-	int rc = pin_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(pin_body);
 }
 
 /* ---- quota ------------------------------------------------------------- */
 
 static int
-quota_body(struct swarm *sw)
+quota_body(struct test_swarm *sw)
 {
 	struct store_block b;
 	unsigned char small[CR_PK_BYTES];
@@ -899,7 +768,8 @@ quota_body(struct swarm *sw)
 	if (swarm_start(sw, 6, 5000))
 		return 1;
 	/* A seventh supplier that can hold almost nothing. */
-	CHECK_EQ(sup_start(sw, 6, 0, 4096), 0);
+	sw->quota[6] = 4096;
+	CHECK_EQ(test_sup_start(sw, 6, 0), 0);
 	CHECK_EQ(net_add_peer(sw->net, sw->addr[6]), 0);
 	CHECK_EQ(net_wait_online(sw->net, 7, 5000), 7);
 	CHECK_EQ(net_peers(sw->net, info, 8, 1), 7);
@@ -915,7 +785,7 @@ quota_body(struct swarm *sw)
 		CHECK_MEM(p, q, len);
 	}
 	/* Only six suppliers left, one of them full: fails cleanly. */
-	sup_kill(sw, 0, SIGKILL);
+	test_sup_kill(sw, 0, SIGKILL);
 	usleep(300000);
 	CHECK_EQ(net_wait_online(sw->net, 7, 0), 6);
 	randombytes_buf(p, len);
@@ -928,17 +798,13 @@ quota_body(struct swarm *sw)
 static int
 test_quota(void)
 {
-	struct swarm sw;
-	int rc = quota_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(quota_body);
 }
 
 /* ---- forget and clean stop --------------------------------------------- */
 
 static int
-forget_body(struct swarm *sw)
+forget_body(struct test_swarm *sw)
 {
 	struct store_block b;
 	struct net_peer_info info[8];
@@ -967,11 +833,7 @@ forget_body(struct swarm *sw)
 static int
 test_forget(void)
 {
-	struct swarm sw;
-	int rc = forget_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(forget_body);
 }
 
 /* ---- a supplier that breaks the protocol ------------------------------- */
@@ -1018,7 +880,7 @@ fake_supplier(int lfd, int mode)
 }
 
 static int
-fake_body(struct swarm *sw)
+fake_body(struct test_swarm *sw)
 {
 	static const char *const why[] = { "unknown request id",
 	    "unexpected response type", "bad record MAC" };
@@ -1080,17 +942,13 @@ fake_body(struct swarm *sw)
 static int
 test_bad_supplier(void)
 {
-	struct swarm sw;
-	int rc = fake_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(fake_body);
 }
 
 /* ---- several caller threads at once ------------------------------------ */
 
 struct worker {
-	struct swarm *sw;
+	struct test_swarm *sw;
 	int fails;
 	pthread_t t;
 };
@@ -1116,7 +974,7 @@ worker_main(void *arg)
 }
 
 static int
-threads_body(struct swarm *sw)
+threads_body(struct test_swarm *sw)
 {
 	struct worker w[4];
 
@@ -1136,15 +994,11 @@ threads_body(struct swarm *sw)
 static int
 test_threads(void)
 {
-	struct swarm sw;
-	int rc = threads_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(threads_body);
 }
 
 static int
-ipv6_body(struct swarm *sw)
+ipv6_body(struct test_swarm *sw)
 {
 	struct store_block b;
 	int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -1165,64 +1019,19 @@ ipv6_body(struct swarm *sw)
 static int
 test_ipv6(void)
 {
-	struct swarm sw;
-	int rc = ipv6_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(ipv6_body);
 }
 
 /* ---- keeping data alive: monitor, repair, audits, liars --------------- */
 
-struct mon_opts {
-	int ping, suspect, dead;	/* ms; 0 = the defaults */
-	unsigned fixed_id, lie;		/* bit i: supplier i */
-	uint64_t quota[MAXSUP];
-};
-
-static int
-swarm_start_mon(struct swarm *sw, int nsup, int timeout_ms,
-    const struct mon_opts *mo)
-{
-	struct net_conf nc = { 0 };
-
-	memset(sw, 0, sizeof *sw);
-	log_init("test", LOG_WARN, NULL);
-	CHECK(cr_init() == 0);
-	sw->me = test_identity();
-	randombytes_buf(sw->datakey, sizeof sw->datakey);
-	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
-	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
-	for (int i = 0; i < nsup; i++) {
-		if (mo->fixed_id & (1u << i))
-			sw->sid[i] = test_identity();
-		sw->lie[i] = !!(mo->lie & (1u << i));
-		CHECK_EQ(sup_start(sw, i, 0, mo->quota[i]), 0);
-	}
-	nc.id = sw->me;
-	nc.store = sw->st;
-	nc.ec = sw->ec;
-	nc.timeout_ms = timeout_ms;
-	nc.reconnect_ms = 200;
-	nc.ping_interval_ms = mo->ping;
-	nc.suspect_after_ms = mo->suspect;
-	nc.dead_after_ms = mo->dead;
-	randombytes_buf(nc.audit_key, sizeof nc.audit_key);
-	CHECK_EQ(net_new(&sw->net, &nc), 0);
-	for (int i = 0; i < nsup; i++)
-		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
-	CHECK_EQ(net_wait_online(sw->net, nsup, 10000), nsup);
-	return 0;
-}
-
 /* Info of supplier i (by address); 0 or -1. */
 static int
-sup_info(struct swarm *sw, int i, struct net_peer_info *out)
+sup_info(struct test_swarm *sw, int i, struct net_peer_info *out)
 {
-	struct net_peer_info info[MAXSUP + 4];
-	int n = net_peers(sw->net, info, MAXSUP + 4, 0);
+	struct net_peer_info info[TEST_MAXSUP + 4];
+	int n = net_peers(sw->net, info, TEST_MAXSUP + 4, 0);
 
-	for (int j = 0; j < n && j < MAXSUP + 4; j++)
+	for (int j = 0; j < n && j < TEST_MAXSUP + 4; j++)
 		if (strcmp(info[j].addr, sw->addr[i]) == 0) {
 			*out = info[j];
 			return 0;
@@ -1232,11 +1041,11 @@ sup_info(struct swarm *sw, int i, struct net_peer_info *out)
 
 /* Index of the supplier with key pk, -1 if none. */
 static int
-sup_of(struct swarm *sw, const unsigned char *pk)
+sup_of(struct test_swarm *sw, const unsigned char *pk)
 {
 	struct net_peer_info pi;
 
-	for (int i = 0; i < MAXSUP; i++)
+	for (int i = 0; i < TEST_MAXSUP; i++)
 		if (sw->addr[i][0] && sup_info(sw, i, &pi) == 0 &&
 		    memcmp(pi.pk, pk, CR_PK_BYTES) == 0)
 			return i;
@@ -1245,7 +1054,7 @@ sup_of(struct swarm *sw, const unsigned char *pk)
 
 /* Waits until supplier i is in state st; the wait in ms, or -1. */
 static int
-wait_state(struct swarm *sw, int i, int st, int timeout_ms)
+wait_state(struct test_swarm *sw, int i, int st, int timeout_ms)
 {
 	struct net_peer_info pi;
 	double t0 = now_s();
@@ -1259,10 +1068,10 @@ wait_state(struct swarm *sw, int i, int st, int timeout_ms)
 }
 
 static int
-monitor_body(struct swarm *sw)
+monitor_body(struct test_swarm *sw)
 {
 	const struct mon_opts mo = { .ping = 300, .suspect = 1200,
-	    .dead = 2500, .fixed_id = 0x7f };
+	    .dead = 2500 };
 	struct net_peer_info pi, p0;
 	struct store_block b;
 	double t0, t_off = -1, t_sus = -1, t_dead = -1, t;
@@ -1284,8 +1093,8 @@ monitor_body(struct swarm *sw)
 	CHECK_EQ(net_peer_state(sw->net, unknown), NET_PEER_DEAD);
 	/* Supplier 0 dies for good, supplier 1 reboots within the grace. */
 	t0 = now_s();
-	sup_kill(sw, 0, SIGKILL);
-	sup_kill(sw, 1, SIGKILL);
+	test_sup_kill(sw, 0, SIGKILL);
+	test_sup_kill(sw, 1, SIGKILL);
 	while ((t = (now_s() - t0) * 1000) < 4000) {
 		CHECK_EQ(sup_info(sw, 0, &pi), 0);
 		if (pi.state == NET_PEER_OFFLINE && t_off < 0)
@@ -1305,7 +1114,7 @@ monitor_body(struct swarm *sw)
 			    &b), -EAGAIN);
 		}
 		if (t > 1700 && !restarted) {
-			CHECK_EQ(sup_start(sw, 1, sw->port[1], 0), 0);
+			CHECK_EQ(test_sup_start(sw, 1, sw->port[1]), 0);
 			restarted = 1;
 		}
 		if (restarted && pi.state == NET_PEER_ONLINE)
@@ -1331,7 +1140,7 @@ monitor_body(struct swarm *sw)
 	CHECK_EQ(sup_info(sw, 1, &pi), 0);
 	CHECK_EQ(pi.state, NET_PEER_ONLINE);
 	/* Dead is sticky: back on the wire, still dead, no placements. */
-	CHECK_EQ(sup_start(sw, 0, sw->port[0], 0), 0);
+	CHECK_EQ(test_sup_start(sw, 0, sw->port[0]), 0);
 	CHECK_EQ(net_wait_online(sw->net, 7, 5000), 7);
 	usleep(300000);
 	CHECK_EQ(net_peer_state(sw->net, pk0), NET_PEER_DEAD);
@@ -1344,15 +1153,11 @@ monitor_body(struct swarm *sw)
 static int
 test_monitor(void)
 {
-	struct swarm sw;
-	int rc = monitor_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(monitor_body);
 }
 
 static int
-repair_body(struct swarm *sw)
+repair_body(struct test_swarm *sw)
 {
 	struct mon_opts mo = { .ping = 500, .suspect = 60000,
 	    .dead = 120000 };
@@ -1384,8 +1189,8 @@ repair_body(struct swarm *sw)
 	}
 	CHECK_EQ(ns, 2);
 	/* Two holders die. */
-	sup_kill(sw, h[0], SIGKILL);
-	sup_kill(sw, h[1], SIGKILL);
+	test_sup_kill(sw, h[0], SIGKILL);
+	test_sup_kill(sw, h[1], SIGKILL);
 	CHECK(wait_state(sw, h[0], NET_PEER_OFFLINE, 3000) >= 0);
 	CHECK(wait_state(sw, h[1], NET_PEER_OFFLINE, 3000) >= 0);
 	b.lost[0] = b.lost[1] = 1;
@@ -1416,8 +1221,8 @@ repair_body(struct swarm *sw)
 	CHECK(memcmp(&old, &b, sizeof b) == 0);
 	/* Two more original holders go: 0, 1 (rebuilt), 2 (marked lost,
 	 * asked last) and 5 remain. */
-	sup_kill(sw, h[3], SIGKILL);
-	sup_kill(sw, h[4], SIGKILL);
+	test_sup_kill(sw, h[3], SIGKILL);
+	test_sup_kill(sw, h[4], SIGKILL);
 	CHECK(wait_state(sw, h[3], NET_PEER_OFFLINE, 3000) >= 0);
 	CHECK(wait_state(sw, h[4], NET_PEER_OFFLINE, 3000) >= 0);
 	memset(q, 0, len);
@@ -1435,16 +1240,12 @@ repair_body(struct swarm *sw)
 static int
 test_repair(void)
 {
-	struct swarm sw;
-	int rc = repair_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(repair_body);
 }
 
 /* Flips a byte in the middle of fragment f of b on supplier i's disk. */
 static int
-corrupt_frag(struct swarm *sw, int i, const struct store_block *b, int f)
+corrupt_frag(struct test_swarm *sw, int i, const struct store_block *b, int f)
 {
 	unsigned char fid[STORE_FRAGID_BYTES];
 	char oh[2 * CR_PK_BYTES + 1], fh[2 * STORE_FRAGID_BYTES + 1];
@@ -1469,7 +1270,7 @@ corrupt_frag(struct swarm *sw, int i, const struct store_block *b, int f)
 }
 
 static int
-audit_body(struct swarm *sw)
+audit_body(struct test_swarm *sw)
 {
 	const struct mon_opts mo = { .ping = 500 };
 	size_t len = 100000;
@@ -1538,15 +1339,11 @@ audit_body(struct swarm *sw)
 static int
 test_audit(void)
 {
-	struct swarm sw;
-	int rc = audit_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(audit_body);
 }
 
 static int
-liar_body(struct swarm *sw)
+liar_body(struct test_swarm *sw)
 {
 	const struct mon_opts mo = { .ping = 500, .lie = 1u << 6 };
 	size_t len = 50000;
@@ -1608,15 +1405,11 @@ liar_body(struct swarm *sw)
 static int
 test_liar(void)
 {
-	struct swarm sw;
-	int rc = liar_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(liar_body);
 }
 
 static int
-frag_delete_body(struct swarm *sw)
+frag_delete_body(struct test_swarm *sw)
 {
 	const struct mon_opts mo = { .ping = 500 };
 	unsigned char fid[STORE_FRAGID_BYTES], *q = malloc(70000);
@@ -1647,7 +1440,7 @@ frag_delete_body(struct swarm *sw)
 	/* Offline supplier: retry later. */
 	fid[CR_ID_BYTES] = 1;
 	s1 = sup_of(sw, b.peer[1]);
-	sup_kill(sw, s1, SIGKILL);
+	test_sup_kill(sw, s1, SIGKILL);
 	CHECK(wait_state(sw, s1, NET_PEER_OFFLINE, 3000) >= 0);
 	CHECK_EQ(net_frag_delete(sw->net, b.peer[1], fid), -EAGAIN);
 	CHECK_EQ(net_frag_audit(sw->net, &b, 1), -EAGAIN);
@@ -1659,11 +1452,7 @@ frag_delete_body(struct swarm *sw)
 static int
 test_frag_delete(void)
 {
-	struct swarm sw;
-	int rc = frag_delete_body(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(frag_delete_body);
 }
 
 const struct test tests_net[] = {

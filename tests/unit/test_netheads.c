@@ -2,7 +2,8 @@
  * processes on 127.0.0.1: signed heads published and fetched (rollback,
  * forgeries, damaged disks, a supplier left behind), paged fragment
  * listings, suppliers added with a known key. Every child is killed and
- * reaped by swarm_stop(), which each test calls whatever its checks said. */
+ * reaped by test_swarm_stop() (testutil.h), which each test calls
+ * whatever its checks said. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -17,55 +18,8 @@
 #include "net/internal.h"
 #include "net/net.h"
 #include "test.h"
+#include "testutil.h"
 #include "util.h"
-
-#define MAXSUP 8
-
-struct swarm {
-	pid_t pid[MAXSUP];
-	int port[MAXSUP];
-	char addr[MAXSUP][64];
-	int nports;
-	struct cr_identity *me;
-	struct store *st;
-	struct cr_ec *ec;
-	struct net *net;
-	struct cr_identity *sid[MAXSUP];	/* kept across restarts */
-	FILE *log;				/* the client's log lines */
-};
-
-static void
-on_ready(void *arg, const char *bound)
-{
-	int fd = *(int *)arg;
-
-	if (write(fd, bound, strlen(bound) + 1) < 0)
-		_exit(3);
-	close(fd);
-}
-
-static void
-supplier_child(int fd, int port, const char *dir, struct cr_identity *id)
-{
-	struct net_supplier_conf c = { 0 };
-	struct store_frag *sf;
-	char listen[64];
-	int rc;
-
-	log_init("supplier", LOG_ERROR, NULL);
-	setpgid(0, 0);
-	if (cr_init() < 0 || store_frag_open(&sf, dir, 0) < 0)
-		_exit(4);
-	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-	c.id = id;
-	c.listen = listen;
-	c.frags = sf;
-	c.on_ready = on_ready;
-	c.arg = &fd;
-	rc = net_supplier_run(&c);
-	store_frag_close(sf);
-	_exit(rc == 0 ? 0 : 5);
-}
 
 /* A supplier that speaks the protocol but serves the HEAD_LIST_OK
  * entries it is given, whatever they are (what a hostile one could). */
@@ -122,8 +76,10 @@ fake_conn(uv_stream_t *server, int status)
 		net_sess_accept(server, fake_id, &fake_ops, server->data, &s);
 }
 
+/* Child (test_sup_child_fn): serves the struct fake at arg. */
 static void
-fake_child(int fd, int port, struct cr_identity *id, struct fake *f)
+fake_child(int fd, const char *host, int port, const struct cr_identity *id,
+    void *arg)
 {
 	struct sockaddr_in sa;
 	uv_loop_t loop;
@@ -131,132 +87,45 @@ fake_child(int fd, int port, struct cr_identity *id, struct fake *f)
 	char name[64];
 
 	log_init("fake", LOG_ERROR, NULL);
-	setpgid(0, 0);
 	fake_id = id;
 	uv_loop_init(&loop);
 	uv_tcp_init(&loop, &tcp);
-	tcp.data = f;
-	uv_ip4_addr("127.0.0.1", port, &sa);
+	tcp.data = arg;
+	uv_ip4_addr(host, port, &sa);
 	if (uv_tcp_bind(&tcp, (struct sockaddr *)&sa, 0) < 0 ||
 	    uv_listen((uv_stream_t *)&tcp, 16, fake_conn) < 0)
 		_exit(2);
-	snprintf(name, sizeof name, "127.0.0.1:%d", port);
-	on_ready(&fd, name);
+	snprintf(name, sizeof name, "%s:%d", host, port);
+	test_sup_ready(fd, name);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	_exit(0);
 }
 
-/* Supplier i serving "sup<i>" with identity sid[i] (a fake one serving
- * *fake when set); port 0 = a free one. */
+/* The client logs to "client.log" (sw->log), for logged(). */
 static int
-sup_start_fake(struct swarm *sw, int i, int port, struct fake *fake)
+log_to_file(struct test_swarm *sw)
 {
-	char dir[64], buf[64];
-
-	snprintf(dir, sizeof dir, "sup%d", i);
-	if (!sw->sid[i])
-		sw->sid[i] = test_identity();
-	for (int tries = 0; tries < 40; tries++) {
-		int p = port ? port : 20000 + (getpid() * 17) % 20000 +
-		    sw->nports++;
-		int fds[2];
-		ssize_t n;
-		pid_t pid;
-
-		if (pipe(fds) < 0)
-			return -errno;
-		fflush(NULL);
-		if ((pid = fork()) == 0) {
-			close(fds[0]);
-			if (fake)
-				fake_child(fds[1], p, sw->sid[i], fake);
-			supplier_child(fds[1], p, dir, sw->sid[i]);
-		}
-		close(fds[1]);
-		n = read(fds[0], buf, sizeof buf - 1);
-		close(fds[0]);
-		if (n > 0) {
-			sw->pid[i] = pid;
-			sw->port[i] = p;
-			snprintf(sw->addr[i], sizeof sw->addr[i],
-			    "127.0.0.1:%d", p);
-			return 0;
-		}
-		waitpid(pid, NULL, 0);
-		if (port)
-			usleep(100000);
-	}
-	return -EADDRINUSE;
-}
-
-static int
-sup_start(struct swarm *sw, int i, int port)
-{
-	return sup_start_fake(sw, i, port, NULL);
-}
-
-static void
-sup_kill(struct swarm *sw, int i)
-{
-	if (sw->pid[i] > 0) {
-		kill(sw->pid[i], SIGKILL);
-		waitpid(sw->pid[i], NULL, 0);
-		sw->pid[i] = 0;
-	}
-}
-
-static void
-swarm_stop(struct swarm *sw)
-{
-	if (sw->net)
-		net_free(sw->net);
-	for (int i = 0; i < MAXSUP; i++)
-		sup_kill(sw, i);
-	if (sw->st)
-		store_close(sw->st);
-	if (sw->ec)
-		cr_ec_free(sw->ec);
-	if (sw->me)
-		sodium_free(sw->me);
-	for (int i = 0; i < MAXSUP; i++)
-		if (sw->sid[i])
-			sodium_free(sw->sid[i]);
-	if (sw->log)
-		fclose(sw->log);
-	memset(sw, 0, sizeof *sw);
+	CHECK((sw->log = fopen("client.log", "w+")) != NULL);
+	log_init("test", LOG_WARN, sw->log);
+	return 0;
 }
 
 /* nsup suppliers started; a client with the first nadd of them added
- * (and online). The client logs to "client.log". */
+ * (and online). */
 static int
-swarm_start(struct swarm *sw, int nsup, int nadd)
+swarm_start(struct test_swarm *sw, int nsup, int nadd)
 {
-	struct net_conf nc = { 0 };
+	const struct net_conf nc = { .timeout_ms = 5000, .reconnect_ms = 100 };
 
 	memset(sw, 0, sizeof *sw);
-	CHECK((sw->log = fopen("client.log", "w+")) != NULL);
-	log_init("test", LOG_WARN, sw->log);
-	CHECK(cr_init() == 0);
-	sw->me = test_identity();
-	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
-	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
-	for (int i = 0; i < nsup; i++)
-		CHECK_EQ(sup_start(sw, i, 0), 0);
-	nc.id = sw->me;
-	nc.store = sw->st;
-	nc.ec = sw->ec;
-	nc.timeout_ms = 5000;
-	nc.reconnect_ms = 100;
-	CHECK_EQ(net_new(&sw->net, &nc), 0);
-	for (int i = 0; i < nadd; i++)
-		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
-	CHECK_EQ(net_wait_online(sw->net, nadd, 10000), nadd);
-	return 0;
+	if (log_to_file(sw))
+		return 1;
+	return test_swarm_start(sw, nsup, nadd, &nc);
 }
 
 /* 1 when the client's log holds a line with every one of the words. */
 static int
-logged(struct swarm *sw, const char *w1, const char *w2)
+logged(struct test_swarm *sw, const char *w1, const char *w2)
 {
 	char line[1024];
 	int found = 0;
@@ -330,7 +199,7 @@ got_count(const struct got *g, uint64_t seq, const char *addr)
 /* ---- tests --------------------------------------------------------------- */
 
 static int
-publish_fetch(struct swarm *sw)
+publish_fetch(struct test_swarm *sw)
 {
 	struct got g = { 0 };
 	unsigned char *h5, *h6;
@@ -375,17 +244,13 @@ publish_fetch(struct swarm *sw)
 static int
 test_publish_fetch(void)
 {
-	struct swarm sw;
-	int rc = publish_fetch(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(publish_fetch);
 }
 
 /* Rollback protection lives on the suppliers: an older or equal seq is
  * refused everywhere, and said so in the log. */
 static int
-publish_stale(struct swarm *sw)
+publish_stale(struct test_swarm *sw)
 {
 	struct got g = { 0 };
 	unsigned char *h;
@@ -416,16 +281,12 @@ publish_stale(struct swarm *sw)
 static int
 test_publish_stale(void)
 {
-	struct swarm sw;
-	int rc = publish_stale(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(publish_stale);
 }
 
 /* Heads not signed by us: refused by the suppliers, never served. */
 static int
-publish_forged(struct swarm *sw)
+publish_forged(struct test_swarm *sw)
 {
 	struct cr_identity *other;
 	struct got g = { 0 };
@@ -467,17 +328,13 @@ publish_forged(struct swarm *sw)
 static int
 test_publish_forged(void)
 {
-	struct swarm sw;
-	int rc = publish_forged(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(publish_forged);
 }
 
 /* A head file damaged on a supplier's disk is not served; the others
  * still are. */
 static int
-tampered_disk(struct swarm *sw)
+tampered_disk(struct test_swarm *sw)
 {
 	struct got g = { 0 };
 	char path[256], hex[2 * CR_PK_BYTES + 1];
@@ -511,17 +368,13 @@ tampered_disk(struct swarm *sw)
 static int
 test_tampered_disk(void)
 {
-	struct swarm sw;
-	int rc = tampered_disk(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(tampered_disk);
 }
 
 /* A supplier offline during the newest publish offers only the older
  * head: every head reaches the callback, the caller sees both seqs. */
 static int
-left_behind(struct swarm *sw)
+left_behind(struct test_swarm *sw)
 {
 	struct got g = { 0 };
 	unsigned char *h;
@@ -531,14 +384,14 @@ left_behind(struct swarm *sw)
 	h = mk_head(sw->me, 1, &l);
 	CHECK_EQ(net_head_publish(sw->net, h, l), 3);
 	free(h);
-	sup_kill(sw, 2);
+	test_sup_kill(sw, 2, SIGKILL);
 	for (int i = 0; i < 50 && net_wait_online(sw->net, 3, 0) > 2; i++)
 		usleep(20000);
 	CHECK_EQ(net_wait_online(sw->net, 3, 0), 2);
 	h = mk_head(sw->me, 2, &l);
 	CHECK_EQ(net_head_publish(sw->net, h, l), 2);
 	free(h);
-	CHECK_EQ(sup_start(sw, 2, sw->port[2]), 0);
+	CHECK_EQ(test_sup_start(sw, 2, sw->port[2]), 0);
 	CHECK_EQ(net_wait_online(sw->net, 3, 10000), 3);
 	CHECK_EQ(net_heads_fetch(sw->net, 1, got_cb, &g), 3);
 	CHECK_EQ(g.n, 3);
@@ -552,17 +405,13 @@ left_behind(struct swarm *sw)
 static int
 test_left_behind(void)
 {
-	struct swarm sw;
-	int rc = left_behind(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(left_behind);
 }
 
 /* The client checks every head itself: a supplier serving forged heads,
  * or another owner's, gets them ignored and named in the log. */
 static int
-hostile_supplier(struct swarm *sw)
+hostile_supplier(struct test_swarm *sw)
 {
 	struct cr_identity *other;
 	struct fake f = { 0 };
@@ -586,7 +435,7 @@ hostile_supplier(struct swarm *sw)
 	f.ent = ent;
 	f.ent_len = (size_t)(p - ent);
 	f.n = 3;
-	CHECK_EQ(sup_start_fake(sw, 1, 0, &f), 0);
+	CHECK_EQ(test_sup_start_child(sw, 1, 0, fake_child, &f), 0);
 	CHECK_EQ(net_add_peer(sw->net, sw->addr[1]), 0);
 	CHECK_EQ(net_wait_online(sw->net, 2, 10000), 2);
 	CHECK_EQ(net_heads_fetch(sw->net, 0, got_cb, &g), 2);
@@ -608,17 +457,13 @@ hostile_supplier(struct swarm *sw)
 static int
 test_hostile_supplier(void)
 {
-	struct swarm sw;
-	int rc = hostile_supplier(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(hostile_supplier);
 }
 
 static int
 test_none_online(void)
 {
-	struct swarm sw;
+	struct test_swarm sw;
 	struct got g = { 0 };
 	unsigned char *h, pk[CR_PK_BYTES] = { 1 };
 	size_t l;
@@ -632,7 +477,7 @@ test_none_online(void)
 	    net_frag_list(sw.net, pk, NULL, NULL) == -EINVAL ? 0 : 1;
 	free(h);
 out:
-	swarm_stop(&sw);
+	test_swarm_stop(&sw);
 	return rc;
 }
 
@@ -681,10 +526,10 @@ frags_has(const struct frags *f, const unsigned char *fragid, uint64_t size)
 #define NBLK 5
 
 static int
-frag_list(struct swarm *sw)
+frag_list(struct test_swarm *sw)
 {
 	static struct store_block b[NBLK];
-	struct net_peer_info info[MAXSUP];
+	struct net_peer_info info[TEST_MAXSUP];
 	unsigned char key[CR_KEY_BYTES], plain[3000];
 	int total = 0;
 
@@ -695,7 +540,7 @@ frag_list(struct swarm *sw)
 		CHECK_EQ(net_block_store(sw->net, plain, sizeof plain - j * 100,
 		    key, &b[j]), 0);
 	}
-	CHECK_EQ(net_peers(sw->net, info, MAXSUP, 0), 6);
+	CHECK_EQ(net_peers(sw->net, info, TEST_MAXSUP, 0), 6);
 	for (int s = 0; s < 6; s++) {
 		struct frags f = { 0 };
 		int want = 0;
@@ -735,7 +580,7 @@ frag_list(struct swarm *sw)
 		struct frags f = { 0 };
 
 		CHECK_EQ(net_frag_list(sw->net, pk, frags_cb, &f), -EAGAIN);
-		sup_kill(sw, 0);
+		test_sup_kill(sw, 0, SIGKILL);
 		for (int i = 0; i < 100 && net_wait_online(sw->net, 6, 0) > 5;
 		    i++)
 			usleep(20000);
@@ -749,11 +594,7 @@ frag_list(struct swarm *sw)
 static int
 test_frag_list(void)
 {
-	struct swarm sw;
-	int rc = frag_list(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(frag_list);
 }
 
 /* More than one page (4096): fragments put in the supplier's store
@@ -761,18 +602,17 @@ test_frag_list(void)
 #define NPAGED (4096 + 100)
 
 static int
-frag_list_paged(struct swarm *sw)
+frag_list_paged(struct test_swarm *sw)
 {
 	struct store_frag *sf;
 	struct net_peer_info info;
 	struct frags f = { 0 };
-	struct net_conf nc = { 0 };
+	const struct net_conf nc = { .timeout_ms = 10000 };
 	unsigned char fid[STORE_FRAGID_BYTES];
 
 	memset(sw, 0, sizeof *sw);
-	CHECK((sw->log = fopen("client.log", "w+")) != NULL);
-	log_init("test", LOG_WARN, sw->log);
-	CHECK(cr_init() == 0);
+	if (log_to_file(sw))
+		return 1;
 	sw->me = test_identity();
 	CHECK_EQ(store_frag_open(&sf, "sup0", 0), 0);
 	for (int i = 0; i < NPAGED; i++) {
@@ -786,16 +626,9 @@ frag_list_paged(struct swarm *sw)
 		}
 	}
 	store_frag_close(sf);
-	CHECK_EQ(sup_start(sw, 0, 0), 0);
-	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
-	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
-	nc.id = sw->me;
-	nc.store = sw->st;
-	nc.ec = sw->ec;
-	nc.timeout_ms = 10000;
-	CHECK_EQ(net_new(&sw->net, &nc), 0);
-	CHECK_EQ(net_add_peer(sw->net, sw->addr[0]), 0);
-	CHECK_EQ(net_wait_online(sw->net, 1, 10000), 1);
+	CHECK_EQ(test_sup_start(sw, 0, 0), 0);
+	if (test_swarm_client(sw, 1, &nc))
+		return 1;
 	CHECK_EQ(net_peers(sw->net, &info, 1, 0), 1);
 	CHECK_EQ(net_frag_list(sw->net, info.pk, frags_cb, &f), 0);
 	CHECK_EQ(f.n, NPAGED);
@@ -809,19 +642,15 @@ frag_list_paged(struct swarm *sw)
 static int
 test_frag_list_paged(void)
 {
-	struct swarm sw;
-	int rc = frag_list_paged(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(frag_list_paged);
 }
 
 /* ---- suppliers with a known key ------------------------------------------- */
 
 static int
-known_peer(struct swarm *sw)
+known_peer(struct test_swarm *sw)
 {
-	struct net_peer_info info[MAXSUP];
+	struct net_peer_info info[TEST_MAXSUP];
 	unsigned char wrong[CR_PK_BYTES];
 	int n;
 
@@ -837,7 +666,7 @@ known_peer(struct swarm *sw)
 	 * refused, never online */
 	CHECK_EQ(net_add_known_peer(sw->net, sw->addr[1], wrong), 0);
 	CHECK_EQ(net_wait_online(sw->net, 2, 1500), 1);
-	n = net_peers(sw->net, info, MAXSUP, 0);
+	n = net_peers(sw->net, info, TEST_MAXSUP, 0);
 	CHECK_EQ(n, 2);
 	for (int i = 0; i < n; i++) {
 		if (strcmp(info[i].addr, sw->addr[1]) != 0)
@@ -858,11 +687,7 @@ known_peer(struct swarm *sw)
 static int
 test_known_peer(void)
 {
-	struct swarm sw;
-	int rc = known_peer(&sw);
-
-	swarm_stop(&sw);
-	return rc;
+	return test_swarm_run(known_peer);
 }
 
 const struct test tests_netheads[] = {

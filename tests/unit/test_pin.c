@@ -10,13 +10,6 @@
 #include "store/store.h"
 #include "test.h"
 
-static void
-fill_id(unsigned char id[CR_ID_BYTES], unsigned seed)
-{
-	for (int i = 0; i < CR_ID_BYTES; i++)
-		id[i] = (unsigned char)(seed * 131 + i * 7 + 1);
-}
-
 struct seen {
 	int n;
 	unsigned char id[8][CR_ID_BYTES];
@@ -44,8 +37,8 @@ t_put_get_del(void)
 	struct seen s = { 0 };
 
 	CHECK_EQ(store_open(&st, "db", 0), 0);
-	fill_id(a, 1);
-	fill_id(b, 2);
+	test_fill_id(a, 1);
+	test_fill_id(b, 2);
 	CHECK_EQ(store_pin_has(st, a), 0);
 	CHECK_EQ(store_pin_get(st, a, buf, sizeof buf), -ENOENT);
 	CHECK_EQ(store_pin_list(st, seen_cb, &s), 0);	/* no folder yet */
@@ -81,7 +74,7 @@ t_list_cleans_temporaries(void)
 	int fd;
 
 	CHECK_EQ(store_open(&st, "db", 0), 0);
-	fill_id(a, 3);
+	test_fill_id(a, 3);
 	CHECK_EQ(store_pin_put(st, a, "x", 1), 0);
 	/* A crash between write and rename leaves <id>.tmp; junk names are
 	 * not blocks either. */

@@ -20,13 +20,6 @@
 #define BEGIN(st, ro, t) CHECK_EQ(store_txn_begin((st), (ro), &(t)), 0)
 #define COMMIT(t) CHECK_EQ(store_txn_commit(t), 0)
 
-static void
-fill_id(unsigned char id[CR_ID_BYTES], unsigned seed)
-{
-	for (int i = 0; i < CR_ID_BYTES; i++)
-		id[i] = (unsigned char)(seed * 131 + i * 7 + 1);
-}
-
 static struct store_inode
 mk_inode(uint64_t ino, uint32_t nlink)
 {
@@ -548,16 +541,16 @@ test_extents(void)
 	OPEN(st);
 	BEGIN(st, 0, t);
 	for (size_t i = 0; i < sizeof bnos / sizeof bnos[0]; i++) {
-		fill_id(id, (unsigned)i);
+		test_fill_id(id, (unsigned)i);
 		CHECK_EQ(store_extent_put(t, 9, bnos[i], id), 0);
 	}
-	fill_id(id, 100);
+	test_fill_id(id, 100);
 	CHECK_EQ(store_extent_put(t, 8, 3, id), 0);
 	CHECK_EQ(store_extent_put(t, 10, 0, id), 0);
 	COMMIT(t);
 
 	BEGIN(st, 0, t);
-	fill_id(id, 2);
+	test_fill_id(id, 2);
 	CHECK_EQ(store_extent_get(t, 9, 255, got), 0);
 	CHECK_MEM(got, id, CR_ID_BYTES);
 	CHECK_EQ(store_extent_get(t, 9, 2, got), -ENOENT);
@@ -566,7 +559,7 @@ test_extents(void)
 	CHECK_EQ(e.n, 6);
 	for (int i = 0; i < 6; i++) {
 		CHECK(e.bno[i] == bnos[i]);
-		fill_id(id, (unsigned)i);
+		test_fill_id(id, (unsigned)i);
 		CHECK_MEM(e.id[i], id, CR_ID_BYTES);
 	}
 	memset(&e, 0, sizeof e);
@@ -601,7 +594,7 @@ static void
 mk_block(struct store_block *b, unsigned seed, int k, int m)
 {
 	memset(b, 0, sizeof *b);
-	fill_id(b->id, seed);
+	test_fill_id(b->id, seed);
 	for (int i = 0; i < CR_KEY_BYTES; i++)
 		b->key[i] = (unsigned char)(seed + i * 3);
 	b->plain_len = 4u << 20;
@@ -879,9 +872,9 @@ test_rebuild_queue(void)
 	uint32_t surv;
 	uint64_t n;
 
-	fill_id(a, 1);
-	fill_id(b, 2);
-	fill_id(c, 3);
+	test_fill_id(a, 1);
+	test_fill_id(b, 2);
+	test_fill_id(c, 3);
 	OPEN(st);
 	BEGIN(st, 0, t);
 	CHECK_EQ(store_rebuild_first(t, id, &surv), -ENOENT);
@@ -974,9 +967,9 @@ test_delq(void)
 
 	memset(pk1, 0x11, sizeof pk1);
 	memset(pk2, 0x22, sizeof pk2);
-	fill_id(f1, 1);
+	test_fill_id(f1, 1);
 	f1[CR_ID_BYTES] = 0;
-	fill_id(f2, 1);
+	test_fill_id(f2, 1);
 	f2[CR_ID_BYTES] = 5;
 	OPEN(st);
 	BEGIN(st, 0, t);
@@ -1288,7 +1281,7 @@ test_abort_no_trace(void)
 	char buf[8];
 	uint64_t ino, n;
 
-	fill_id(id, 1);
+	test_fill_id(id, 1);
 	OPEN(st);
 	BEGIN(st, 0, t);
 	CHECK_EQ(store_ino_put(t, &in), 0);
@@ -1402,7 +1395,7 @@ test_cache_lru(void)
 	char data[150];
 
 	for (int i = 0; i < 5; i++)
-		fill_id(id[i], (unsigned)i);
+		test_fill_id(id[i], (unsigned)i);
 	memset(data, 'a', sizeof data);
 	CHECK_EQ(store_cache_new(&c, 300), 0);
 	CHECK_EQ(store_cache_get(c, id[0], buf, sizeof buf), -ENOENT);

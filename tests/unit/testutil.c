@@ -1,8 +1,19 @@
-/* tests/unit/testutil.c - helpers shared by the unit tests (test.h). */
+/* tests/unit/testutil.c - helpers shared by the unit tests (test.h) and
+ * the supplier swarm (testutil.h). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "crypto/crypto.h"
-#include "test.h"
+#include "net/net.h"
+#include "store/store.h"
+#include "tests/unit/test.h"
+#include "tests/unit/testutil.h"
 
 struct cr_identity *
 test_identity(void)
@@ -14,4 +25,176 @@ test_identity(void)
 	crypto_sign_keypair(id->pk, id->sk);
 	randombytes_buf(id->master, sizeof id->master);
 	return id;
+}
+
+void
+test_fill_id(unsigned char *id, unsigned seed)
+{
+	for (int i = 0; i < CR_ID_BYTES; i++)
+		id[i] = (unsigned char)(seed * 131 + i * 7 + 1);
+}
+
+/* ---- supplier swarm ------------------------------------------------------ */
+
+void
+test_sup_ready(int fd, const char *bound)
+{
+	if (write(fd, bound, strlen(bound) + 1) < 0)
+		_exit(3);
+	close(fd);
+}
+
+static void
+on_ready(void *arg, const char *bound)
+{
+	test_sup_ready(*(int *)arg, bound);
+}
+
+/* Child: a real supplier serving dir on host:port until signalled. Exits
+ * 2 when the port is taken, so the parent tries another. */
+static void
+supplier_child(const struct test_swarm *sw, int i, int fd, const char *host,
+    int port)
+{
+	struct net_supplier_conf c = { 0 };
+	struct store_frag *sf;
+	char dir[64], listen[64];
+	int rc;
+
+	log_init("supplier", sw->sup_log, NULL);
+	snprintf(dir, sizeof dir, "sup%d", i);
+	if (cr_init() < 0 || store_frag_open(&sf, dir, sw->quota[i]) < 0)
+		_exit(4);
+	snprintf(listen, sizeof listen, "%s:%d", host, port);
+	c.id = sw->sid[i];
+	c.test_lie = sw->lie[i];
+	c.listen = listen;
+	c.frags = sf;
+	c.on_ready = on_ready;
+	c.arg = &fd;
+	rc = net_supplier_run(&c);
+	store_frag_close(sf);
+	_exit(rc == 0 ? 0 : rc == UV_EADDRINUSE || rc == -EADDRINUSE ? 2 : 5);
+}
+
+int
+test_sup_start_child(struct test_swarm *sw, int i, int port,
+    test_sup_child_fn child, void *arg)
+{
+	const char *host = sw->host ? sw->host : "127.0.0.1";
+	char buf[64];
+
+	if (!sw->sid[i])
+		sw->sid[i] = test_identity();
+	for (int tries = 0; tries < 40; tries++) {
+		int p = port ? port : 20000 + (getpid() * 13) % 20000 +
+		    sw->nports++;
+		int fds[2];
+		ssize_t n;
+		pid_t pid;
+
+		if (pipe(fds) < 0)
+			return -errno;
+		fflush(NULL);
+		if ((pid = fork()) == 0) {
+			close(fds[0]);
+			setpgid(0, 0);
+			if (child)
+				child(fds[1], host, p, sw->sid[i], arg);
+			supplier_child(sw, i, fds[1], host, p);
+		}
+		close(fds[1]);
+		n = read(fds[0], buf, sizeof buf - 1);
+		close(fds[0]);
+		if (n > 0) {
+			sw->pid[i] = pid;
+			sw->port[i] = p;
+			snprintf(sw->addr[i], sizeof sw->addr[i], "%s:%d",
+			    host, p);
+			return 0;
+		}
+		waitpid(pid, NULL, 0);
+		if (port)	/* a fixed port may take a moment to free */
+			usleep(100000);
+	}
+	return -EADDRINUSE;
+}
+
+int
+test_sup_start(struct test_swarm *sw, int i, int port)
+{
+	return test_sup_start_child(sw, i, port, NULL, NULL);
+}
+
+void
+test_sup_kill(struct test_swarm *sw, int i, int sig)
+{
+	if (sw->pid[i] > 0) {
+		kill(sw->pid[i], sig);
+		waitpid(sw->pid[i], NULL, 0);
+		sw->pid[i] = 0;
+	}
+}
+
+int
+test_swarm_client(struct test_swarm *sw, int nadd, const struct net_conf *nc)
+{
+	struct net_conf c = *nc;
+
+	CHECK(cr_init() == 0);
+	if (!sw->me)
+		sw->me = test_identity();
+	randombytes_buf(sw->datakey, sizeof sw->datakey);
+	CHECK_EQ(store_open(&sw->st, "owner", 64 << 20), 0);
+	CHECK_EQ(cr_ec_new(&sw->ec, 4, 2), 0);
+	c.id = sw->me;
+	c.store = sw->st;
+	c.ec = sw->ec;
+	CHECK_EQ(net_new(&sw->net, &c), 0);
+	for (int i = 0; i < nadd; i++)
+		CHECK_EQ(net_add_peer(sw->net, sw->addr[i]), 0);
+	CHECK_EQ(net_wait_online(sw->net, nadd, 10000), nadd);
+	return 0;
+}
+
+int
+test_swarm_start(struct test_swarm *sw, int nsup, int nadd,
+    const struct net_conf *nc)
+{
+	CHECK(cr_init() == 0);
+	for (int i = 0; i < nsup; i++)
+		CHECK_EQ(test_sup_start(sw, i, 0), 0);
+	return test_swarm_client(sw, nadd, nc);
+}
+
+void
+test_swarm_stop(struct test_swarm *sw)
+{
+	if (sw->net)
+		net_free(sw->net);
+	sw->net = NULL;
+	for (int i = 0; i < TEST_MAXSUP; i++)
+		test_sup_kill(sw, i, SIGKILL);
+	if (sw->st)
+		store_close(sw->st);
+	if (sw->ec)
+		cr_ec_free(sw->ec);
+	if (sw->me)
+		sodium_free(sw->me);
+	for (int i = 0; i < TEST_MAXSUP; i++)
+		if (sw->sid[i])
+			sodium_free(sw->sid[i]);
+	if (sw->log)
+		fclose(sw->log);
+	memset(sw, 0, sizeof *sw);
+}
+
+int
+test_swarm_run(int (*body)(struct test_swarm *sw))
+{
+	struct test_swarm sw = { 0 };
+	int rc = body(&sw);
+
+	test_swarm_stop(&sw);
+	return rc;
 }
