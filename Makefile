@@ -9,7 +9,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -
 PYTEST  := /usr/bin/python3 -m pytest
 B       := build
 
-LIB_SRC := log.c worker.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c \
+LIB_SRC := log.c strbuf.c worker.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c \
     fs/*.c cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))

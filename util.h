@@ -2,8 +2,11 @@
 #ifndef PEERFS_UTIL_H
 #define PEERFS_UTIL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifndef container_of
 #define container_of(ptr, type, member) \
@@ -35,6 +38,39 @@ static inline uint64_t
 get_be64(const unsigned char *p)
 {
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* A growable array of elements of one size: struct vec v = { 0 };
+ * vec_push(&v, &x, sizeof x); ((T *)v.p)[i]; vec_release(&v). */
+struct vec {
+	void *p;
+	size_t n, cap;		/* elements */
+};
+
+/* Appends one element of size bytes (copied): 0 or -ENOMEM. */
+static inline int
+vec_push(struct vec *v, const void *elem, size_t size)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 16;
+		void *p = realloc(v->p, cap * size);
+
+		if (p == NULL)
+			return -ENOMEM;
+		v->p = p;
+		v->cap = cap;
+	}
+	memcpy((char *)v->p + v->n * size, elem, size);
+	v->n++;
+	return 0;
+}
+
+static inline void
+vec_release(struct vec *v)
+{
+	free(v->p);
+	v->p = NULL;
+	v->n = v->cap = 0;
 }
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */

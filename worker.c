@@ -265,6 +265,8 @@ worker_stop(struct worker *w)
 void
 worker_kick(struct worker *w)
 {
+	if (w == NULL)
+		return;
 	pthread_mutex_lock(&w->lock);
 	w->kicks++;
 	pthread_cond_broadcast(&w->cond);
@@ -274,6 +276,8 @@ worker_kick(struct worker *w)
 void
 worker_kick_one(struct worker *w)
 {
+	if (w == NULL)
+		return;
 	if (w->nthreads == 1) {
 		worker_kick(w);
 		return;

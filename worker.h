@@ -69,14 +69,15 @@ void worker_stop(struct worker *w);
 /* The next wait of every thread of w returns at once (a thread waiting
  * now runs its pass now; one in a pass runs another right after). Kicks
  * made before a wait are coalesced into one pass. Any thread, any time
- * before worker_stop(). */
+ * before worker_stop(); NULL (a worker that was never started, e.g.
+ * without a network) is ignored. */
 void worker_kick(struct worker *w);
 
 /* The same for one thread of a pool: one that waits runs its pass now,
  * else the first whose pass ends runs another at once. Kicks that no
  * thread took yet are counted up to the number of threads (more would
  * not run more passes at once). Any pass that starts takes one. On a
- * single thread, the same as worker_kick(). */
+ * single thread, the same as worker_kick(). NULL is ignored. */
 void worker_kick_one(struct worker *w);
 
 /* 1 once worker_stop() began: a long pass checks it between items and

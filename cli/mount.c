@@ -389,7 +389,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.rebuild_rate = o->rebuild_rate,
 		.audit_interval_ms = (int64_t)o->audit_ms,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
-		.write_back_ms = !o->write_back_set ? 0 :
+		.write_back_ms = !o->write_back_set ? 5000 :
 		    o->write_back_ms == 0 ? -1 : (int64_t)o->write_back_ms,
 	};
 	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);

@@ -1,6 +1,7 @@
 /* owner/index.c - the owner's index on suppliers: publishing versions
  * (a base snapshot plus change segments, sealed and erasure-coded like
- * file data, named by a signed head) and restoring one from the key.
+ * file data, named by a signed head), their format and the bookkeeping
+ * they leave (owner/restore.c reads them back).
  *
  * The head's blob, sealed with the index subkey (cr_blob_seal), holds
  * the layout, integers big-endian:
@@ -37,30 +38,9 @@
 #include "util.h"
 
 #define IDX_MAGIC	"PFSIDX1"	/* 8 bytes with the NUL */
-#define INDEX_CHUNK	(4u << 20)
-#define INDEX_SEGS_MAX	32
+#define INDEX_SEGS_MAX	(OWNER__PARTS_MAX - 1)
 #define INDEX_KEEP_MAX	100	/* --keep-versions at most */
 #define PEERS_MAX	256
-#define PARTS_MAX	(INDEX_SEGS_MAX + 1)
-
-enum { PART_BASE = 0, PART_SEG = 1 };
-
-struct part {
-	uint8_t kind;
-	uint64_t bytes, gen;
-	uint16_t nblk;
-	struct store_block *blk;
-};
-
-struct layout {
-	struct part parts[PARTS_MAX];
-	int nparts;
-};
-
-struct sup {
-	char addr[64];
-	unsigned char pk[CR_PK_BYTES];
-};
 
 /* ---- bytes in and out ---------------------------------------------------- */
 
@@ -182,8 +162,8 @@ rd_uint(struct rd *r, int bytes)
 
 /* ---- layout ---------------------------------------------------------------- */
 
-static void
-layout_free(struct layout *l)
+void
+owner__layout_free(struct owner__layout *l)
 {
 	for (int i = 0; i < l->nparts; i++) {
 		if (l->parts[i].blk) {
@@ -196,11 +176,11 @@ layout_free(struct layout *l)
 }
 
 static void
-put_parts(struct wr *w, const struct layout *l)
+put_parts(struct wr *w, const struct owner__layout *l)
 {
 	wr_u16(w, (uint16_t)l->nparts);
 	for (int i = 0; i < l->nparts; i++) {
-		const struct part *pt = &l->parts[i];
+		const struct owner__part *pt = &l->parts[i];
 
 		wr_u8(w, pt->kind);
 		wr_u64(w, pt->bytes);
@@ -226,15 +206,15 @@ put_parts(struct wr *w, const struct layout *l)
 /* Peer bytes (a blob that opened with our key is ours, but be strict
  * anyway: a bug must not become an overflow). */
 static int
-get_parts(struct rd *r, struct layout *l)
+get_parts(struct rd *r, struct owner__layout *l)
 {
 	uint64_t n = rd_uint(r, 2);
 
 	memset(l, 0, sizeof *l);
-	if (r->bad || n > PARTS_MAX)
+	if (r->bad || n > OWNER__PARTS_MAX)
 		return -EPROTO;
 	for (uint64_t i = 0; i < n; i++) {
-		struct part *pt = &l->parts[l->nparts];
+		struct owner__part *pt = &l->parts[l->nparts];
 
 		pt->kind = (uint8_t)rd_uint(r, 1);
 		pt->bytes = rd_uint(r, 8);
@@ -260,7 +240,7 @@ get_parts(struct rd *r, struct layout *l)
 			b->k = (uint8_t)rd_uint(r, 1);
 			b->m = (uint8_t)rd_uint(r, 1);
 			if (r->bad || b->k < 1 || b->m < 1 ||
-			    b->k + b->m > CR_EC_MAX || b->plain_len > INDEX_CHUNK)
+			    b->k + b->m > CR_EC_MAX || b->plain_len > OWNER__INDEX_CHUNK)
 				goto bad;
 			for (int f = 0; f < b->k + b->m; f++) {
 				if (!(p = rd_get(r, CR_HASH_BYTES + CR_PK_BYTES)))
@@ -277,12 +257,12 @@ get_parts(struct rd *r, struct layout *l)
 	}
 	return 0;
 bad:
-	layout_free(l);
+	owner__layout_free(l);
 	return -EPROTO;
 }
 
-static uint64_t
-layout_bytes(const struct layout *l)
+uint64_t
+owner__layout_bytes(const struct owner__layout *l)
 {
 	uint64_t sum = 0;
 
@@ -292,8 +272,8 @@ layout_bytes(const struct layout *l)
 }
 
 static int
-blob_encode(const struct owner__index_io *io, const struct layout *l,
-    const struct sup *sups, int nsup, struct wr *w)
+blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
+    const struct owner__sup *sups, int nsup, struct wr *w)
 {
 	int k, m;
 
@@ -301,7 +281,7 @@ blob_encode(const struct owner__index_io *io, const struct layout *l,
 	wr_put(w, IDX_MAGIC, 8);
 	wr_u8(w, (uint8_t)k);
 	wr_u8(w, (uint8_t)m);
-	wr_u32(w, INDEX_CHUNK);
+	wr_u32(w, OWNER__INDEX_CHUNK);
 	wr_u16(w, (uint16_t)nsup);
 	for (int i = 0; i < nsup; i++) {
 		size_t alen = strlen(sups[i].addr);
@@ -315,13 +295,13 @@ blob_encode(const struct owner__index_io *io, const struct layout *l,
 }
 
 /* *sups malloc()'d. */
-static int
-blob_decode(const unsigned char *p, size_t n, struct sup **sups, int *nsup,
-    struct layout *l)
+int
+owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, int *nsup,
+    struct owner__layout *l)
 {
 	struct rd r = { p, n, 0, 0 };
 	const unsigned char *m = rd_get(&r, 8);
-	struct sup *s = NULL;
+	struct owner__sup *s = NULL;
 	uint64_t ns;
 	int rc;
 
@@ -348,7 +328,7 @@ blob_decode(const unsigned char *p, size_t n, struct sup **sups, int *nsup,
 	}
 	if ((rc = get_parts(&r, l)) < 0 || r.off != r.n || l->nparts == 0) {
 		if (rc == 0)
-			layout_free(l);
+			owner__layout_free(l);
 		free(s);
 		return -EPROTO;
 	}
@@ -398,7 +378,7 @@ misc_blob(struct store_txn *t, const char *name, unsigned char **out,
 
 struct state {
 	uint64_t seq, gen, self;
-	struct layout l;
+	struct owner__layout l;
 	unsigned char *hist;
 	size_t hist_len;
 };
@@ -406,7 +386,7 @@ struct state {
 static void
 state_free(struct state *s)
 {
-	layout_free(&s->l);
+	owner__layout_free(&s->l);
 	free(s->hist);
 }
 
@@ -504,7 +484,7 @@ index_keep(const struct owner__index_io *io)
  * newest `keep` and the blocks only they used. */
 static int
 hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
-    uint64_t seq, const struct layout *l, size_t keep)
+    uint64_t seq, const struct owner__layout *l, size_t keep)
 {
 	struct rd r = { old, old_len, 0, 0 };
 	size_t starts[INDEX_KEEP_MAX * 4 + 64], nent = 0, keep_from, drop;
@@ -559,7 +539,7 @@ out:
  * covered gen, in one transaction. */
 static int
 state_commit(struct store *st, const struct state *old, uint64_t seq,
-    uint64_t gen, const struct layout *l, int first_new, int drop_history,
+    uint64_t gen, const struct owner__layout *l, int first_new, int drop_history,
     size_t keep)
 {
 	struct store_txn *t;
@@ -601,10 +581,10 @@ out:
 /* ---- publishing -------------------------------------------------------------- */
 
 static int
-peers_list(struct net *n, struct sup **out, int *count)
+peers_list(struct net *n, struct owner__sup **out, int *count)
 {
 	struct net_peer_info *pi;
-	struct sup *s;
+	struct owner__sup *s;
 	int np, ns = 0;
 
 	if (!(pi = calloc(PEERS_MAX, sizeof *pi)))
@@ -632,7 +612,7 @@ peers_list(struct net *n, struct sup **out, int *count)
 /* The kept parts' blocks as the blocks table has them now: the
  * rebuilder may have moved fragments since they were stored. */
 static int
-layout_refresh(struct store *st, struct layout *l)
+layout_refresh(struct store *st, struct owner__layout *l)
 {
 	struct store_txn *t;
 	int rc;
@@ -658,9 +638,9 @@ layout_refresh(struct store *st, struct layout *l)
 /* Cuts bytes into blocks stored on suppliers: fills pt. */
 static int
 store_part(struct net *n, const unsigned char *key, const struct wr *data,
-    struct part *pt)
+    struct owner__part *pt)
 {
-	size_t nblk = (data->len + INDEX_CHUNK - 1) / INDEX_CHUNK;
+	size_t nblk = (data->len + OWNER__INDEX_CHUNK - 1) / OWNER__INDEX_CHUNK;
 	int rc;
 
 	if (nblk == 0 || nblk > UINT16_MAX)
@@ -669,9 +649,9 @@ store_part(struct net *n, const unsigned char *key, const struct wr *data,
 		return -ENOMEM;
 	pt->bytes = data->len;
 	for (size_t i = 0; i < nblk; i++) {
-		size_t off = i * INDEX_CHUNK;
-		size_t len = data->len - off < INDEX_CHUNK ? data->len - off :
-		    INDEX_CHUNK;
+		size_t off = i * OWNER__INDEX_CHUNK;
+		size_t len = data->len - off < OWNER__INDEX_CHUNK ? data->len - off :
+		    OWNER__INDEX_CHUNK;
 
 		if ((rc = net_block_store(n, data->p + off, len, key,
 		    &pt->blk[i])) < 0)
@@ -690,9 +670,9 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	struct store *st = io->store;
 	unsigned char key[CR_KEY_BYTES];
 	struct state s;
-	struct layout nl = { 0 };
+	struct owner__layout nl = { 0 };
 	struct wr data = { 0 }, blob = { 0 };
-	struct sup *sups = NULL;
+	struct owner__sup *sups = NULL;
 	unsigned char *sealed = NULL, *head = NULL;
 	size_t sealed_len, head_len;
 	uint64_t cur, covered, segbytes = 0, seq;
@@ -776,7 +756,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	rc = 1;
 out:
 	sodium_memzero(key, sizeof key);
-	layout_free(&nl);
+	owner__layout_free(&nl);
 	state_free(&s);
 	wr_free(&data);
 	wr_free(&blob);
@@ -786,341 +766,11 @@ out:
 	return rc;
 }
 
-/* ---- heads on the network ---------------------------------------------------- */
-
-struct head_copy {
-	char addr[64];
-	uint64_t seq, time;
-	unsigned char *p;
-	size_t len;
-};
-
-struct heads {
-	struct head_copy *v;
-	int n, cap;
-};
-
-static int
-heads_add(void *arg, const char *addr, uint64_t seq, const void *head,
-    size_t len)
-{
-	struct heads *hs = arg;
-	struct head_copy *c;
-	struct cr_head h;
-
-	if (cr_head_verify(head, len, &h) < 0)
-		return 0;	/* net/heads.c checked it: cannot happen */
-	if (hs->n == hs->cap) {
-		int cap = hs->cap ? 2 * hs->cap : 32;
-		struct head_copy *nv = realloc(hs->v, cap * sizeof *nv);
-
-		if (!nv)
-			return -ENOMEM;
-		hs->v = nv;
-		hs->cap = cap;
-	}
-	c = &hs->v[hs->n];
-	if (!(c->p = malloc(len)))
-		return -ENOMEM;
-	memcpy(c->p, head, len);
-	c->len = len;
-	c->seq = seq;
-	c->time = h.time;
-	snprintf(c->addr, sizeof c->addr, "%s", addr);
-	hs->n++;
-	return 0;
-}
-
-static void
-heads_free(struct heads *hs)
-{
-	for (int i = 0; i < hs->n; i++)
-		free(hs->v[i].p);
-	free(hs->v);
-	memset(hs, 0, sizeof *hs);
-}
-
-static int
-head_cmp_desc(const void *a, const void *b)
-{
-	const struct head_copy *x = a, *y = b;
-
-	return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
-}
-
-/* Every head the online suppliers hold, newest first. */
-static int
-heads_get(struct net *n, struct heads *hs)
-{
-	int rc;
-
-	memset(hs, 0, sizeof *hs);
-	if ((rc = net_heads_fetch(n, 0, heads_add, hs)) < 0) {
-		heads_free(hs);
-		return rc;
-	}
-	if (hs->n)
-		qsort(hs->v, hs->n, sizeof *hs->v, head_cmp_desc);
-	return rc;
-}
-
-/* Opens a head's blob: *layout and *sups (malloc'd). */
-static int
-head_open(const struct owner__index_io *io, const struct head_copy *c, struct layout *l,
-    struct sup **sups, int *nsup)
-{
-	unsigned char key[CR_KEY_BYTES], *plain = NULL;
-	size_t plen;
-	struct cr_head h;
-	int rc;
-
-	if ((rc = cr_head_verify(c->p, c->len, &h)) < 0)
-		return rc;
-	cr_subkey(key, io->id, CR_SUBKEY_INDEX);
-	rc = cr_blob_open(key, h.blob, h.blob_len, &plain, &plen);
-	sodium_memzero(key, sizeof key);
-	if (rc < 0)
-		return rc;
-	rc = blob_decode(plain, plen, sups, nsup, l);
-	sodium_memzero(plain, plen);
-	free(plain);
-	return rc;
-}
-
-/* Rollback detection: suppliers whose newest head is older than the
- * newest the network (or this node) knows. */
-static void
-warn_stale(const struct heads *hs, uint64_t newest)
-{
-	for (int i = 0; i < hs->n; i++) {
-		uint64_t best = 0;
-		int seen = 0;
-
-		for (int j = 0; j < hs->n; j++) {
-			if (strcmp(hs->v[j].addr, hs->v[i].addr) != 0)
-				continue;
-			if (j < i)
-				seen = 1;
-			if (hs->v[j].seq > best)
-				best = hs->v[j].seq;
-		}
-		if (!seen && best < newest)
-			log_warn("supplier %s offers head %" PRIu64 " at most, "
-			    "the newest is %" PRIu64 ": it lost or hides newer "
-			    "heads (rollback?); using %" PRIu64, hs->v[i].addr,
-			    best, newest, newest);
-	}
-}
-
 int
-owner__index_check(const struct owner__index_io *io)
+owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
+    uint64_t seq, uint64_t gen, const struct owner__layout *l)
 {
-	struct net *n = io->net;
-	struct store *st = io->store;
-	struct store_txn *t;
-	struct heads hs;
-	uint64_t known = 0;
-	int rc;
+	struct state s = { .seq = newest };
 
-	if ((rc = store_txn_begin(st, 1, &t)) < 0)
-		return rc;
-	known = misc_u64(t, "index.seq");
-	store_txn_abort(t);
-	if ((rc = heads_get(n, &hs)) < 0)
-		return rc;
-	if (hs.n == 0 && known)
-		log_warn("index: no supplier offers a head, this node "
-		    "published %" PRIu64, known);
-	else if (hs.n && hs.v[0].seq < known)
-		log_warn("index: suppliers offer head %" PRIu64 " at most, "
-		    "this node published %" PRIu64 ": rollback or lost heads",
-		    hs.v[0].seq, known);
-	if (hs.n)
-		warn_stale(&hs, hs.v[0].seq > known ? hs.v[0].seq : known);
-	rc = hs.n ? (int)(hs.v[0].seq > INT32_MAX ? INT32_MAX : hs.v[0].seq) : 0;
-	heads_free(&hs);
-	return rc;
-}
-
-/* ---- restoring ----------------------------------------------------------------- */
-
-static int
-fetch_part(struct net *n, const struct part *pt, unsigned char **out)
-{
-	unsigned char *buf;
-	size_t off = 0;
-	int rc;
-
-	if (pt->bytes > (uint64_t)UINT16_MAX * INDEX_CHUNK)
-		return -EPROTO;
-	if (!(buf = malloc(pt->bytes ? pt->bytes : 1)))
-		return -ENOMEM;
-	for (int j = 0; j < pt->nblk; j++) {
-		if ((rc = net_block_fetch(n, &pt->blk[j], buf + off)) < 0) {
-			free(buf);
-			return rc;
-		}
-		off += pt->blk[j].plain_len;
-	}
-	*out = buf;
-	return 0;
-}
-
-/* The newest head of hs (or seq == version) that opens: its layout and
- * suppliers. -ENOENT / -EBADMSG with a log line when none. */
-static int
-pick(const struct owner__index_io *io, const struct heads *hs, uint64_t version,
-    struct layout *l, struct sup **sups, int *nsup, int *which)
-{
-	int rc;
-
-	for (int i = 0; i < hs->n; i++) {
-		if (version && hs->v[i].seq != version)
-			continue;
-		if ((rc = head_open(io, &hs->v[i], l, sups, nsup)) == 0) {
-			*which = i;
-			return 0;
-		}
-		log_warn("index: head %" PRIu64 " from %s does not open: %s",
-		    hs->v[i].seq, hs->v[i].addr, strerror(-rc));
-	}
-	log_error("index: %s", version ? "that version is on no supplier "
-	    "(see `peerfs versions`)" : "no head opens with this key");
-	return version ? -ENOENT : -EBADMSG;
-}
-
-int
-owner_index_restore(struct net *n, const struct cr_identity *id,
-    struct store *st, uint64_t version)
-{
-	const struct owner__index_io io_ = { n, st, id, 1 }, *io = &io_;
-	struct heads hs = { 0 };
-	struct layout l = { 0 };
-	struct sup *sups = NULL;
-	struct state s = { 0 };
-	struct store_txn *t;
-	int rc, nsup = 0;
-	uint64_t newest, gen, used = 0, used_time = 0;
-
-	/* The suppliers we were given may all be stale: those the index
-	 * names are asked too, until the choice no longer changes. */
-	for (int round = 0; round < 3; round++) {
-		struct layout l2;
-		struct sup *sups2;
-		int nsup2, which, added = 0;
-
-		heads_free(&hs);
-		if ((rc = heads_get(n, &hs)) < 0)
-			goto out;
-		if (hs.n == 0) {
-			log_error("index: no supplier holds a head of this "
-			    "owner");
-			rc = -ENOENT;
-			goto out;
-		}
-		if ((rc = pick(io, &hs, version, &l2, &sups2, &nsup2,
-		    &which)) < 0)
-			goto out;
-		if (hs.v[which].seq == used) {
-			layout_free(&l2);
-			free(sups2);
-			break;
-		}
-		layout_free(&l);
-		free(sups);
-		l = l2;
-		sups = sups2;
-		nsup = nsup2;
-		used = hs.v[which].seq;
-		used_time = hs.v[which].time;
-		for (int i = 0; i < nsup; i++) {
-			rc = net_add_known_peer(n, sups[i].addr, sups[i].pk);
-			if (rc < 0)
-				log_warn("index: supplier %s: %s",
-				    sups[i].addr, strerror(-rc));
-			else
-				added++;
-		}
-		net_wait_online(n, added, 10000);
-	}
-	newest = hs.v[0].seq;
-	warn_stale(&hs, newest);
-	for (int i = 0; i < l.nparts; i++) {
-		unsigned char *buf;
-
-		if ((rc = fetch_part(n, &l.parts[i], &buf)) < 0) {
-			log_error("index: part %d of head %" PRIu64 ": %s", i,
-			    used, strerror(-rc));
-			goto out;
-		}
-		rc = store_index_apply(st, buf, l.parts[i].bytes);
-		sodium_memzero(buf, l.parts[i].bytes);
-		free(buf);
-		if (rc < 0) {
-			log_error("index: part %d of head %" PRIu64 " does not "
-			    "apply: %s", i, used, strerror(-rc));
-			goto out;
-		}
-	}
-	/* The next upload continues this version, above every seq seen. */
-	if ((rc = store_index_gen(st, &gen)) < 0)
-		goto out;
-	s.seq = newest;
-	if ((rc = state_commit(st, &s, used, gen, &l, 0, 1, index_keep(io))) < 0)
-		goto out;
-	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
-		unsigned char b[16];
-
-		put_be64(b, used);
-		put_be64(b + 8, used_time);
-		if ((rc = store_misc_put(t, "index.restored", b, sizeof b)) < 0 ||
-		    (used < newest &&
-		    (rc = store_misc_put(t, "index.older", "1", 1)) < 0))
-			store_txn_abort(t);
-		else
-			rc = store_txn_commit(t);
-	}
-	if (rc == 0)
-		log_info("index: restored head %" PRIu64 " (%" PRIu64
-		    " bytes in %d parts)", used, layout_bytes(&l),
-		    l.nparts);
-out:
-	layout_free(&l);
-	free(sups);
-	heads_free(&hs);
-	return rc;
-}
-
-int
-owner__index_list(const struct owner__index_io *io,
-    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
-    void *arg)
-{
-	struct net *n = io->net;
-	struct heads hs;
-	int rc, count = 0;
-
-	if ((rc = heads_get(n, &hs)) < 0)
-		return rc;
-	for (int i = 0; i < hs.n; i++) {
-		struct layout l;
-		struct sup *sups;
-		uint64_t size;
-		int nsup;
-
-		if (i && hs.v[i].seq == hs.v[i - 1].seq)
-			continue;
-		if (head_open(io, &hs.v[i], &l, &sups, &nsup) == 0) {
-			size = layout_bytes(&l);
-			layout_free(&l);
-			free(sups);
-		} else {
-			size = hs.v[i].len;
-		}
-		count++;
-		if ((rc = cb(arg, hs.v[i].seq, hs.v[i].time, size)) != 0)
-			break;
-	}
-	heads_free(&hs);
-	return rc < 0 ? rc : count;
+	return state_commit(io->store, &s, seq, gen, l, 0, 1, index_keep(io));
 }

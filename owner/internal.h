@@ -7,26 +7,62 @@
 #include <string.h>
 
 #include "owner/owner.h"
+#include "util.h"
 
-struct owner__data;	/* owner/data.c */
-struct owner__maint;	/* owner/maint.c */
+struct owner__dirty;	/* owner/dirty.c */
+struct owner__refs;	/* owner/refs.c */
+struct owner__reads;	/* owner/read.c */
+struct owner__uploads;	/* owner/upload.c */
+struct owner__rebuild;	/* owner/rebuild.c */
+struct owner__audit;	/* owner/audit.c */
+struct owner__deleter;	/* owner/delete.c */
+struct owner__check;	/* owner/check.c */
 struct owner__sweep;	/* owner/sweep.c */
 struct owner__pin;	/* owner/pin.c */
 struct owner__index;	/* owner/publish.c */
 
 struct owner {
 	struct owner_conf conf;		/* read-only once open */
-	struct owner__data *data;
-	struct owner__maint *maint;
+	struct owner__dirty *dirty;
+	struct owner__refs *refs;
+	struct owner__reads *reads;
+	struct owner__uploads *uploads;
+	struct owner__rebuild *rebuild;
+	struct owner__audit *audit;
+	struct owner__deleter *deleter;
+	struct owner__check *check;
 	struct owner__sweep *sweep;
 	struct owner__pin *pin;
 	struct owner__index *index;
 };
 
-/* ---- owner/data.c ---- */
-int  owner__data_init(struct owner *o);	/* starts upload workers, requeues
-					 * journal records left from before */
-void owner__data_destroy(struct owner *o);	/* stops workers; journal stays */
+/* 1 when some supplier is online (owner/owner.c). An inline block is
+ * only on the network once an index holding it is published: with nobody
+ * to take one it stays in the journal, pending as a block would. */
+int owner__net_online(struct owner *o);
+
+/* ---- owner/dirty.c: the dirty table, stripes, sync waits ---- */
+int  owner__dirty_init(struct owner *o);	/* requeues journal records
+						 * left from before */
+void owner__dirty_stop(struct owner *o);	/* syncers return */
+void owner__dirty_destroy(struct owner *o);	/* the journal stays */
+/* The mutex every reader and writer of (ino, bno)'s journal holds. */
+pthread_mutex_t *owner__stripe(struct owner *o, uint64_t ino, uint64_t bno);
+void owner__dirty_written(struct owner *o);	/* a write just came */
+/* A write or truncate changed (ino, bno): its stripe is held, its jrnl
+ * record committed. full: upload it now. */
+void owner__dirty_mark(struct owner *o, uint64_t ino, uint64_t bno, int full);
+/* The jrnl records of ino's blocks bnos (NULL: all of ino's) went. */
+void owner__dirty_drop(struct owner *o, uint64_t ino, const uint64_t *bnos,
+    size_t n);
+/* The last close of ino: with no write-back delay its blocks go now. */
+void owner__dirty_closed(struct owner *o, uint64_t ino);
+/* An inline record committed with change number gen is on the owner's
+ * disk only until an index that holds it is published. */
+void owner__dirty_inline(struct owner *o, uint64_t gen);
+/* Returns when every block of ino (0: of every file) left the journal:
+ * 0, or -ETIMEDOUT after conf.sync_timeout_ms. */
+int  owner__dirty_sync(struct owner *o, uint64_t ino);
 struct owner_upload_stats {
 	uint64_t pending_blocks;	/* journal records */
 	uint64_t uploading;		/* blocks in flight, and inline
@@ -37,33 +73,144 @@ struct owner_upload_stats {
 					 * already, not uploaded again */
 	uint64_t upload_errors;
 };
-void owner__data_stats(struct owner *o, struct owner_upload_stats *out);
+void owner__dirty_stats(struct owner *o, struct owner_upload_stats *out);
 /* An index covering change number gen is on the suppliers: the inline
  * blocks committed up to it no longer count as uploading. */
-void owner__data_published(struct owner *o, uint64_t gen);
-/* Inline blocks committed and not yet in a published index. */
-uint64_t owner__data_unpublished(struct owner *o);
-int  owner__data_sync(struct owner *o, uint64_t ino);	/* 0: every file */
+void owner__dirty_published(struct owner *o, uint64_t gen);
+uint64_t owner__dirty_unpublished(struct owner *o);
+/* What upload workers take and give back. */
+struct owner__job {
+	uint64_t ino, bno, serial;
+};
+/* 0 with *job taken (in flight), or the ms until blocks may be due. */
+int64_t owner__dirty_take(struct owner *o, struct owner__job *job);
+/* The generation of (ino, bno): changes with every write; -ENOENT when it
+ * is no longer dirty. */
+int  owner__dirty_gen(struct owner *o, uint64_t ino, uint64_t bno,
+    uint64_t *gen);
+enum owner__upload_kind { OWNER__UP_NONE, OWNER__UP_STORED, OWNER__UP_KNOWN,
+	OWNER__UP_INLINE };
+/* (ino, bno) left the journal (committed as kind); stripe held. */
+void owner__dirty_uploaded(struct owner *o, uint64_t ino, uint64_t bno,
+    enum owner__upload_kind kind, uint64_t inline_gen);
+void owner__dirty_failed(struct owner *o, int rc);	/* counts, logs */
+/* The job ended: failed ones wait (backoff), stale ones go again. */
+void owner__dirty_job_done(struct owner *o, const struct owner__job *job,
+    int failed);
 
-/* Deletes of fragments queued in the store (store_delq) race uploads of
- * the same bytes (same fragment ids). owner/maint.c brackets the check
- * that no record uses a fragment and the delete itself with these: an
- * upload that would commit that block meanwhile stores it again. note
- * returns NULL when out of memory (then do not send). */
-void *owner__data_note(struct owner *o, const unsigned char id[CR_ID_BYTES]);
-void  owner__data_unnote(struct owner *o, void *note, int sent);
+/* ---- owner/upload.c: the upload workers ---- */
+int  owner__uploads_start(struct owner *o);	/* also removes staging files
+						 * a crash left */
+void owner__uploads_stop(struct owner *o);	/* NULL-safe */
+void owner__upload_kick(struct owner *o);	/* blocks were queued */
 
-/* ---- owner/maint.c: monitoring, audits, rebuilds, background deletes ---- */
-int  owner__maint_init(struct owner *o);	/* starts the threads; resumes
-						 * the rebuild and delete
-						 * queues */
-void owner__maint_destroy(struct owner *o);	/* stops them; queues stay */
-/* Something was queued for deletion (wakes the deleter). NULL-safe. */
-void owner__maint_kick(struct owner *o);
+/* ---- owner/read.c: where the newest bytes of a block are, reading ---- */
+enum owner__src { OWNER__SRC_HOLE, OWNER__SRC_JOURNAL, OWNER__SRC_BLOCK,
+	OWNER__SRC_INLINE };
+struct owner__loc {
+	enum owner__src src;
+	int extent;			/* an extent exists (its record
+					 * may be missing: a hole) */
+	struct store_block b;		/* SRC_BLOCK: its record (secret) */
+	unsigned char inl[STORE_INLINE_MAX];	/* SRC_INLINE: the bytes */
+	size_t inl_len;
+};
+/* Where the newest bytes of (ino, bno) are as of t; journal 0 skips the
+ * journal (what lies under an overlay block). Release with
+ * owner__loc_release (wipes the key). */
+int  owner__locate(struct store_txn *t, uint64_t ino, uint64_t bno,
+    int journal, struct owner__loc *out);
+void owner__loc_release(struct owner__loc *l);
+/* The newest plaintext of journal block (ino, bno) into buf (len bytes;
+ * an overlay block needs bs and the suppliers or the cache). Stripe held.
+ * 0, -ENOENT (no staging file: zeros), -errno. */
+int  owner__journal_read(struct owner *o, uint64_t ino, uint64_t bno,
+    void *buf, size_t len);
+/* An overlay block whose range list is full gets [off, off+len) written
+ * and becomes a plain journal block (needs the old bytes). Stripe held. */
+int  owner__journal_fold(struct owner *o, uint64_t ino, uint64_t bno,
+    uint32_t off, uint32_t len);
+int  owner__reads_init(struct owner *o);
+void owner__reads_destroy(struct owner *o);
+
+/* ---- owner/refs.c: block references, queued deletes, the guard ---- */
+/* Blocks whose fragments a transaction queued for deletion (store_delq):
+ * after its commit their plaintext leaves the cache and the deleter is
+ * woken (owner__discard_run). */
+struct owner__discard {
+	struct owner *o;
+	struct vec ids;		/* ids of the block records that went */
+	int queued;		/* delq entries written */
+};
+#define OWNER__DISCARD_INIT(o) { (o), { 0 }, 0 }
+/* Inside t: queues the delete of every placed fragment of b (held for
+ * conf.keep_versions versions); with gone (b's record went) also
+ * remembers b->id. The deleter checks again that no record uses a
+ * fragment before it sends. */
+int  owner__discard_push(struct store_txn *t, struct owner__discard *dc,
+    const struct store_block *b, int gone);
+/* After the transaction: committed, drops the plaintext of the records
+ * gone and wakes the deleter; either way frees. */
+void owner__discard_run(struct owner__discard *dc, int committed);
+/* One extent less points at id: refcount--, at 0 the record goes and its
+ * fragments are queued. A missing record is logged and ignored. */
+int  owner__block_unref(struct store_txn *t, const unsigned char *id,
+    struct owner__discard *dc);
+/* rec was stored again for bytes that cur (same id) holds already: the
+ * fragments rec placed elsewhere than cur's are strays to delete. */
+int  owner__strays_push(struct store_txn *t, struct owner__discard *dc,
+    const struct store_block *rec, const struct store_block *cur);
+/* The fragments of rec were stored for bytes nobody wants any more:
+ * queued for deletion unless a record (the same bytes) uses them. */
+void owner__orphan_discard(struct owner *o, const struct store_block *rec);
+/* The guard (see owner/refs.c). An upload of worker idx begins (returns
+ * its event number) and ends; conflict: a delete not sent before the
+ * upload began may have hit block id's fragments (store it again). */
+uint64_t owner__guard_upload_begin(struct owner *o, int idx);
+void owner__guard_upload_end(struct owner *o, int idx);
+int  owner__guard_upload_conflict(struct owner *o, const unsigned char *id,
+    uint64_t since);
+/* The deleter brackets the check and the send of one delete; NULL when
+ * out of memory (then do not send). */
+struct owner__delete_mark;
+struct owner__delete_mark *owner__guard_delete_begin(struct owner *o,
+    const unsigned char *pk, const unsigned char *fragid);
+void owner__guard_delete_end(struct owner *o, struct owner__delete_mark *mk,
+    int sent);
+/* A rebuild begins (its sequence number); conflict: a delete of (pk,
+ * fragid) was logged since or is in flight (do not merge it). */
+uint64_t owner__guard_rebuild_begin(struct owner *o);
+int  owner__guard_rebuild_conflict(struct owner *o, uint64_t seq,
+    const unsigned char *pk, const unsigned char *fragid);
+int  owner__refs_init(struct owner *o);
+void owner__refs_destroy(struct owner *o);
+
+/* ---- owner/rebuild.c: full redundancy (scanner and workers) ---- */
+int  owner__rebuild_start(struct owner *o);	/* no threads without a
+						 * network: the queue waits */
+void owner__rebuild_stop(struct owner *o);	/* the queue stays */
+/* Fragments of b (bit i) to rebuild: marked lost, never placed, or on a
+ * DEAD supplier; *surviving gets the others. snap: the supplier states
+ * of a pass over many blocks (owner__peer_snap), or NULL to ask. */
+uint32_t owner__missing(struct owner *o, const struct net_peer_snap *snap,
+    const struct store_block *b, uint32_t *surviving);
+void owner__peer_snap(struct owner *o, struct net_peer_snap **snap);
+int  owner__nfrags(const struct store_block *b);	/* k + m, bounded */
+/* Inside t: marks fragments `bad` of the record of b lost where the record
+ * still has b's holder, and queues the block. */
+int  owner__mark_lost(struct owner *o, struct store_txn *t,
+    const struct store_block *b, uint32_t bad);
 /* A read got fragments `bad` (bit i = fragment i) of b forged or corrupt:
  * marks them lost (if b's holders are unchanged) and queues a rebuild. */
-void owner__maint_report_bad(struct owner *o, const struct store_block *b,
+void owner__rebuild_report_bad(struct owner *o, const struct store_block *b,
     uint32_t bad);
+/* Queues every block with something to rebuild now: how many, -errno. */
+int  owner__rebuild_scan(struct owner *o);
+void owner__rebuild_retry_all(struct owner *o);	/* forget the backoffs */
+/* Waits until every queued block is whole or failed since `since`
+ * (monotonic ms), or deadline: 1 when the deadline came first. */
+int  owner__rebuild_wait(struct owner *o, int64_t since, int64_t deadline);
+uint64_t owner__rebuild_frags_total(struct owner *o);	/* at the last scan */
 struct owner_maint_stats {
 	uint64_t rebuild_queued;	/* blocks in the rebuild queue */
 	uint64_t rebuilt_blocks, rebuilt_frags, rebuild_bytes, rebuild_errors;
@@ -74,7 +221,31 @@ struct owner_maint_stats {
 	int64_t audit_interval_ms;
 	uint64_t rebuild_rate_max;
 };
-void owner__maint_stats(struct owner *o, struct owner_maint_stats *out);
+/* Each fills its own fields of out. */
+void owner__rebuild_stats(struct owner *o, struct owner_maint_stats *out);
+void owner__audit_stats(struct owner *o, struct owner_maint_stats *out);
+void owner__delete_stats(struct owner *o, struct owner_maint_stats *out);
+
+/* ---- owner/audit.c: proofs of storage ---- */
+int  owner__audit_start(struct owner *o);
+void owner__audit_stop(struct owner *o);
+/* Audits fragment i of b (b's audit fields advance). 1 good, 0 bad
+ * (wrong answer or missing: lost), -errno no answer. */
+int  owner__audit_frag(struct owner *o, struct store_block *b, int i);
+/* Stores the result of auditing fragments `done` of b (audit fields from
+ * b) and marks `bad` ones lost, in one txn. */
+int  owner__audit_commit(struct owner *o, const struct store_block *b,
+    uint32_t done, uint32_t bad);
+
+/* ---- owner/delete.c: the deleter ---- */
+int  owner__delete_start(struct owner *o);
+void owner__delete_stop(struct owner *o);
+/* Something was queued for deletion (wakes the deleter). NULL-safe. */
+void owner__delete_kick(struct owner *o);
+
+/* ---- owner/check.c: `peerfs check`, the redundancy attribute ---- */
+int  owner__check_init(struct owner *o);
+void owner__check_destroy(struct owner *o);
 
 /* ---- owner/sweep.c: the orphan sweep ---- */
 /* Every conf.sweep_interval_ms lists each online supplier's fragments and
@@ -133,6 +304,37 @@ int owner__index_list(const struct owner__index_io *io,
  * newest seq offered (clamped to INT32_MAX), 0 none, or -errno. */
 int owner__index_check(const struct owner__index_io *io);
 void owner__index_io_of(struct owner *o, struct owner__index_io *io);
+/* The layout of a version (owner/index.c's format), for owner/restore.c. */
+#define OWNER__PARTS_MAX	33	/* a base and 32 segments */
+#define OWNER__INDEX_CHUNK	(4u << 20)	/* bytes of a part per block */
+enum { PART_BASE = 0, PART_SEG = 1 };
+
+struct owner__part {
+	uint8_t kind;
+	uint64_t bytes, gen;
+	uint16_t nblk;
+	struct store_block *blk;
+};
+
+struct owner__layout {
+	struct owner__part parts[OWNER__PARTS_MAX];
+	int nparts;
+};
+
+struct owner__sup {
+	char addr[64];
+	unsigned char pk[CR_PK_BYTES];
+};
+void owner__layout_free(struct owner__layout *l);
+uint64_t owner__layout_bytes(const struct owner__layout *l);	/* index */
+/* A head's opened blob: the suppliers it names (*sups malloc()'d) and
+ * the layout. -EPROTO when malformed. */
+int  owner__blob_decode(const unsigned char *p, size_t n,
+    struct owner__sup **sups, int *nsup, struct owner__layout *l);
+/* Records a restored version (seq, covering change number gen, layout l;
+ * newest: the highest seq seen) so that the next publish continues. */
+int  owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
+    uint64_t seq, uint64_t gen, const struct owner__layout *l);
 
 /* ---- shared helpers ---- */
 

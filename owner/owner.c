@@ -16,13 +16,15 @@ owner_open(struct owner **out, const struct owner_conf *conf)
 	if (!(o = calloc(1, sizeof *o)))
 		return -ENOMEM;
 	o->conf = *conf;
-	if ((rc = owner__data_init(o)) < 0) {
-		free(o);
-		return rc;
-	}
-	if ((rc = owner__maint_init(o)) < 0) {
-		owner__data_destroy(o);
-		free(o);
+	if ((rc = owner__refs_init(o)) < 0 ||
+	    (rc = owner__reads_init(o)) < 0 ||
+	    (rc = owner__dirty_init(o)) < 0 ||
+	    (rc = owner__uploads_start(o)) < 0 ||
+	    (rc = owner__check_init(o)) < 0 ||
+	    (rc = owner__delete_start(o)) < 0 ||
+	    (rc = owner__rebuild_start(o)) < 0 ||
+	    (rc = owner__audit_start(o)) < 0) {
+		owner_close(o);
 		return rc;
 	}
 	owner__sweep_init(o);	/* optional: logs when it cannot start */
@@ -42,9 +44,24 @@ owner_close(struct owner *o)
 	owner__index_destroy(o);	/* before net goes: the last changes */
 	owner__pin_destroy(o);
 	owner__sweep_destroy(o);
-	owner__maint_destroy(o);
-	owner__data_destroy(o);
+	owner__audit_stop(o);
+	owner__rebuild_stop(o);
+	owner__delete_stop(o);
+	owner__check_destroy(o);
+	owner__dirty_stop(o);
+	owner__uploads_stop(o);
+	owner__dirty_destroy(o);
+	owner__reads_destroy(o);
+	owner__refs_destroy(o);
 	free(o);
+}
+
+int
+owner__net_online(struct owner *o)
+{
+	/* A zero wait reads the session count under net's lock: no trip to
+	 * the loop thread on this path (every tiny write asks). */
+	return o->conf.net != NULL && net_wait_online(o->conf.net, 1, 0) > 0;
 }
 
 uint32_t
@@ -56,12 +73,12 @@ owner_block_size(const struct owner *o)
 int
 owner_fsync(struct owner *o, uint64_t ino)
 {
-	int rc = owner__data_sync(o, ino);
+	int rc = owner__dirty_sync(o, ino);
 
 	if (rc == 0)
 		rc = store_sync(o->conf.store);
 	/* Inline bytes are on the network once an index holds them. */
-	if (rc == 0 && owner__data_unpublished(o) > 0)
+	if (rc == 0 && owner__dirty_unpublished(o) > 0)
 		owner__index_publish(o);
 	return rc;
 }
@@ -69,7 +86,7 @@ owner_fsync(struct owner *o, uint64_t ino)
 int
 owner_sync(struct owner *o)
 {
-	int rc = owner__data_sync(o, 0);
+	int rc = owner__dirty_sync(o, 0);
 
 	/* The metadata follows the data it names. */
 	return rc < 0 ? rc : owner__index_publish(o);

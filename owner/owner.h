@@ -7,26 +7,28 @@
  * cli/ call what is below; owner/ uses net/, store/ and crypto/ and never
  * fs/. Functions return 0 (or a count) on success and -errno on failure.
  *
- * Background threads (all started through worker.h by owner_open, stopped
- * by owner_close; the queues they drain live in the store, so an unmount
- * or a crash loses none of their work):
+ * Background threads, all started through worker.h by owner_open and
+ * stopped by owner_close; the queues they drain live in the store, so an
+ * unmount or a crash loses none of their work:
  *
- *   name        count              owns                          lock
- *   upload      conf.upload_threads the dirty table's queue:     dirty->lock,
- *                                   seals and stores blocks      stripes
- *   rebuild     1 scanner +         the rebuild queue (LMDB),    rebuild->lock
- *               conf.rebuild_jobs   per-block backoff, the rate
- *                                   token bucket
- *   audit       1                   the audit cursor             audit->lock
- *   delete      1                   the delete queue (LMDB)      refs->lock
- *   sweep       1                   orphans seen in the last     sweep->lock
- *                                   sweep
- *   pin         1                   the set of wanted pinned     pin->lock
- *                                   blocks
- *   index       1                   publishing index versions    index->pub
+ *   name          count               owns                     lock
+ *   upload        conf.upload_threads the dirty table's queue: dirty->lock,
+ *                 (owner/upload.c)    seals and stores blocks  stripes
+ *   rebuild-scan  1 (owner/rebuild.c) supplier states, queues  rebuild->lock
+ *                                     blocks to rebuild
+ *   rebuild       conf.rebuild_jobs   the rebuild queue, per-  rebuild->lock
+ *                                     block backoff, the rate
+ *                                     token bucket
+ *   audit         1 (owner/audit.c)   the audit cursor         audit->lock
+ *   delete        1 (owner/delete.c)  the delete queue         refs->lock
+ *   sweep         1 (owner/sweep.c)   orphans of the last      (its own)
+ *                                     sweep
+ *   pin           1 (owner/pin.c)     the wanted pinned blocks pin->lock
+ *   index         1 (owner/publish.c) publishing versions      index->pub
  *
- * Lock order: stripe -> LMDB write txn -> any module lock; no module lock
- * is held across a network call or while taking another module's lock. */
+ * None without a network (conf.net NULL) but upload. Lock order: stripe ->
+ * LMDB write txn -> any module lock; no module lock is held across a
+ * network call or while taking another module's lock. */
 #ifndef PEERFS_OWNER_H
 #define PEERFS_OWNER_H
 

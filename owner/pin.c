@@ -1,4 +1,4 @@
-/* fs/pin.c - pinned subtrees (`peerfs pin PATH`): every stored block of
+/* owner/pin.c - pinned subtrees (`peerfs pin PATH`): every stored block of
  * every file under a pinned inode is kept on the owner's disk (store/pin.c,
  * sealed ciphertext) so the subtree reads with no supplier reachable and
  * no cache.
@@ -10,9 +10,9 @@
  * keeps every wanted block that is missing (from the cache, else from the
  * suppliers when some are online) and deletes pinned blocks nobody wants
  * any more (unpinned, overwritten, deleted files). A background thread
- * runs a pass every PIN_INTERVAL_MS while pins exist, so files written
- * later into a pinned directory are kept once uploaded; `peerfs pin`
- * runs one at once and waits for it.
+ * ("pin") runs a pass every PIN_INTERVAL_MS, so files written later into
+ * a pinned directory are kept once uploaded; `peerfs pin` runs one at
+ * once and waits for it.
  *
  * Control: setxattr(PATH, "user.peerfs.pin", "1" | "0") pins / unpins;
  * getxattr(PATH, "user.peerfs.pin") describes PATH's subtree. */
@@ -27,44 +27,27 @@
 #include "owner/internal.h"
 #include "log.h"
 #include "util.h"
+#include "worker.h"
 
 #define PIN_KEY		"fs.pins"
 #define PIN_MAX		4096		/* pinned roots */
 #define PIN_INTERVAL_MS	10000
 #define PIN_PEERS	64
 
-struct idv {
-	unsigned char (*id)[CR_ID_BYTES];
-	size_t n, cap;
-};
-
 struct owner__pin {
 	struct owner *o;
+	struct worker *w;	/* "pin" */
 	pthread_mutex_t pass;	/* one pass at a time */
-	pthread_mutex_t lock;	/* protects what follows */
-	pthread_cond_t cv;
-	struct idv want;	/* sorted, unique */
-	int stop, kick;
-	int started;
-	pthread_t th;
+	pthread_mutex_t lock;	/* protects want */
+	struct vec want;	/* block ids, sorted, unique */
 };
 
-/* ---- small vectors ------------------------------------------------------ */
+/* ---- sets of ids and lists of inodes (struct vec) -------------------------- */
 
-static int
-idv_push(struct idv *v, const unsigned char *id)
+static const unsigned char *
+id_at(const struct vec *v, size_t i)
 {
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 64;
-		void *p = realloc(v->id, cap * sizeof *v->id);
-
-		if (p == NULL)
-			return -ENOMEM;
-		v->id = p;
-		v->cap = cap;
-	}
-	memcpy(v->id[v->n++], id, CR_ID_BYTES);
-	return 0;
+	return (const unsigned char *)v->p + i * CR_ID_BYTES;
 }
 
 static int
@@ -73,51 +56,46 @@ id_cmp(const void *a, const void *b)
 	return memcmp(a, b, CR_ID_BYTES);
 }
 
+/* Sorted and unique, for id_has. */
 static void
-idv_sort(struct idv *v)
+ids_sort(struct vec *v)
 {
+	unsigned char *id = v->p;
 	size_t o = 0;
 
 	if (v->n == 0)
 		return;
-	qsort(v->id, v->n, CR_ID_BYTES, id_cmp);
+	qsort(id, v->n, CR_ID_BYTES, id_cmp);
 	for (size_t i = 1; i < v->n; i++)
-		if (memcmp(v->id[i], v->id[o], CR_ID_BYTES) != 0)
-			memcpy(v->id[++o], v->id[i], CR_ID_BYTES);
+		if (memcmp(id + i * CR_ID_BYTES, id + o * CR_ID_BYTES,
+		    CR_ID_BYTES) != 0)
+			memcpy(id + ++o * CR_ID_BYTES, id + i * CR_ID_BYTES,
+			    CR_ID_BYTES);
 	v->n = o + 1;
 }
 
 static int
-idv_has(const struct idv *v, const unsigned char *id)
+id_has(const struct vec *v, const unsigned char *id)
 {
-	return v->n && bsearch(id, v->id, v->n, CR_ID_BYTES, id_cmp) != NULL;
+	return v->n && bsearch(id, v->p, v->n, CR_ID_BYTES, id_cmp) != NULL;
 }
 
-struct u64s {
-	uint64_t *v;
-	size_t n, cap;
-};
-
 static int
-u64s_push(struct u64s *a, uint64_t x)
+u64_push(struct vec *v, uint64_t x)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 32;
-		uint64_t *p = realloc(a->v, cap * sizeof *p);
+	return vec_push(v, &x, sizeof x);
+}
 
-		if (p == NULL)
-			return -ENOMEM;
-		a->v = p;
-		a->cap = cap;
-	}
-	a->v[a->n++] = x;
-	return 0;
+static uint64_t
+u64_at(const struct vec *v, size_t i)
+{
+	return ((const uint64_t *)v->p)[i];
 }
 
 /* ---- pin marks ------------------------------------------------------------ */
 
 static int
-roots_get(struct store_txn *t, struct u64s *out)
+roots_get(struct store_txn *t, struct vec *out)
 {
 	unsigned char *buf = malloc(PIN_MAX * 8);
 	int rc, n;
@@ -128,13 +106,13 @@ roots_get(struct store_txn *t, struct u64s *out)
 	if (rc == -ENOENT)
 		rc = n = 0;
 	for (int i = 0; rc >= 0 && i + 8 <= n && i < PIN_MAX * 8; i += 8)
-		rc = u64s_push(out, get_be64(buf + i));
+		rc = u64_push(out, get_be64(buf + i));
 	free(buf);
 	return rc < 0 ? rc : 0;
 }
 
 static int
-roots_put(struct store_txn *t, const struct u64s *r)
+roots_put(struct store_txn *t, const struct vec *r)
 {
 	unsigned char *buf = malloc(r->n * 8 + 1);
 	int rc;
@@ -142,7 +120,7 @@ roots_put(struct store_txn *t, const struct u64s *r)
 	if (buf == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n; i++)
-		put_be64(buf + 8 * i, r->v[i]);
+		put_be64(buf + 8 * i, u64_at(r, i));
 	rc = store_misc_put(t, PIN_KEY, buf, r->n * 8);
 	free(buf);
 	return rc;
@@ -152,16 +130,16 @@ roots_put(struct store_txn *t, const struct u64s *r)
 
 struct walk {
 	struct store_txn *t;
-	struct idv *ids;	/* block ids referenced (may be NULL) */
-	struct u64s queue;	/* inodes still to visit */
-	struct u64s *seen;	/* every inode visited (may be NULL) */
+	struct vec *ids;	/* block ids referenced (may be NULL) */
+	struct vec queue;	/* inodes still to visit */
+	struct vec *seen;	/* every inode visited (may be NULL) */
 	uint64_t files, bytes;
 };
 
 static int
 walk_dirent(void *arg, const char *name, uint64_t ino)
 {
-	return u64s_push(&((struct walk *)arg)->queue, ino);
+	return u64_push(&((struct walk *)arg)->queue, ino);
 }
 
 static int
@@ -169,7 +147,7 @@ walk_extent(void *arg, uint64_t bno, const unsigned char *id)
 {
 	struct walk *w = arg;
 
-	return w->ids ? idv_push(w->ids, id) : 0;
+	return w->ids ? vec_push(w->ids, id, CR_ID_BYTES) : 0;
 }
 
 /* Visits ino and everything below it (breadth first, so iterations never
@@ -181,17 +159,17 @@ walk(struct walk *w, uint64_t ino)
 	size_t head = w->queue.n;
 	int rc;
 
-	if ((rc = u64s_push(&w->queue, ino)) < 0)
+	if ((rc = u64_push(&w->queue, ino)) < 0)
 		return rc;
 	for (; head < w->queue.n; head++) {
-		uint64_t cur = w->queue.v[head];
+		uint64_t cur = u64_at(&w->queue, head);
 
 		if ((rc = store_ino_get(w->t, cur, &in)) < 0) {
 			if (rc == -ENOENT && cur != ino)
 				continue;	/* raced with an unlink */
 			return rc;
 		}
-		if (w->seen && (rc = u64s_push(w->seen, cur)) < 0)
+		if (w->seen && (rc = u64_push(w->seen, cur)) < 0)
 			return rc;
 		if (S_ISDIR(in.mode)) {
 			rc = store_dirent_iter(w->t, cur, NULL, walk_dirent, w);
@@ -211,9 +189,9 @@ walk(struct walk *w, uint64_t ino)
 /* The wanted block ids: every extent under every live root. Roots that
  * no longer exist are dropped from the marks. */
 static int
-collect(struct owner *o, struct idv *ids)
+collect(struct owner *o, struct vec *ids)
 {
-	struct u64s roots = { 0 }, live = { 0 };
+	struct vec roots = { 0 }, live = { 0 };
 	struct walk w = { .ids = ids };
 	int rc;
 
@@ -222,8 +200,8 @@ collect(struct owner *o, struct idv *ids)
 	rc = roots_get(w.t, &roots);
 	for (size_t i = 0; rc >= 0 && i < roots.n; i++) {
 		w.queue.n = 0;
-		if ((rc = walk(&w, roots.v[i])) == 0)
-			rc = u64s_push(&live, roots.v[i]);
+		if ((rc = walk(&w, u64_at(&roots, i))) == 0)
+			rc = u64_push(&live, u64_at(&roots, i));
 		else if (rc == -ENOENT)
 			rc = 0;
 	}
@@ -236,10 +214,10 @@ collect(struct owner *o, struct idv *ids)
 				rc = store_txn_commit(w.t);
 		}
 	}
-	free(roots.v);
-	free(live.v);
-	free(w.queue.v);
-	idv_sort(ids);
+	vec_release(&roots);
+	vec_release(&live);
+	vec_release(&w.queue);
+	ids_sort(ids);
 	return rc;
 }
 
@@ -326,7 +304,7 @@ out:
 
 struct gc {
 	struct owner *o;
-	const struct idv *want;
+	const struct vec *want;
 	uint64_t freed, bytes;
 };
 
@@ -335,7 +313,7 @@ gc_one(void *arg, const unsigned char *id, uint64_t bytes)
 {
 	struct gc *g = arg;
 
-	if (!idv_has(g->want, id) && store_pin_del(g->o->conf.store, id) == 0) {
+	if (!id_has(g->want, id) && store_pin_del(g->o->conf.store, id) == 0) {
 		g->freed++;
 		g->bytes += bytes;
 	}
@@ -349,8 +327,8 @@ static int
 pass(struct owner__pin *p, int fetch)
 {
 	struct owner *o = p->o;
-	uint32_t bs = o->conf.block_size ? o->conf.block_size : 4u << 20;
-	struct idv ids = { 0 }, old;
+	uint32_t bs = o->conf.block_size;
+	struct vec ids = { 0 }, old;
 	struct gc g = { o, NULL, 0, 0 };
 	unsigned char *buf = NULL;
 	uint64_t missing = 0, kept = 0;
@@ -358,7 +336,7 @@ pass(struct owner__pin *p, int fetch)
 
 	pthread_mutex_lock(&p->pass);
 	if ((rc = collect(o, &ids)) < 0) {
-		free(ids.id);
+		vec_release(&ids);
 		pthread_mutex_unlock(&p->pass);
 		return rc;
 	}
@@ -366,18 +344,18 @@ pass(struct owner__pin *p, int fetch)
 	old = p->want;
 	p->want = ids;
 	pthread_mutex_unlock(&p->lock);
-	free(old.id);
+	vec_release(&old);
 
 	if (fetch && online_peers(o) == 0)
 		fetch = 0;
 	for (size_t i = 0; i < ids.n; i++) {
-		if (store_pin_has(o->conf.store, ids.id[i]) == 1)
+		if (store_pin_has(o->conf.store, id_at(&ids, i)) == 1)
 			continue;
 		if (buf == NULL && (buf = sodium_malloc(bs)) == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		rc = fetch_one(o, ids.id[i], buf, bs, fetch);
+		rc = fetch_one(o, id_at(&ids, i), buf, bs, fetch);
 		if (rc == 0)
 			kept++;
 		else if (rc != -ENOENT) {
@@ -402,37 +380,20 @@ pass(struct owner__pin *p, int fetch)
 	return missing > INT32_MAX ? INT32_MAX : (int)missing;
 }
 
-static void *
-pin_main(void *arg)
+static int64_t
+pin_pass(void *arg, int idx)
 {
-	struct owner__pin *p = arg;
-	struct timespec ts;
-
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		if (!p->kick) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += PIN_INTERVAL_MS / 1000;
-			pthread_cond_timedwait(&p->cv, &p->lock, &ts);
-		}
-		if (p->stop)
-			break;
-		p->kick = 0;
-		pthread_mutex_unlock(&p->lock);
-		pass(p, 1);
-		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
+	pass(arg, 1);
+	return PIN_INTERVAL_MS;
 }
-
-/* ---- fs/internal.h --------------------------------------------------------- */
 
 int
 owner__pin_init(struct owner *o)
 {
 	struct owner__pin *p;
-	pthread_condattr_t ca;
+	/* The first pass at once: the want set serves reads from the start
+	 * and a pin made offline gets its blocks when suppliers are back. */
+	struct worker_conf wc = { .name = "pin", .pass = pin_pass };
 	int rc;
 
 	if ((p = calloc(1, sizeof *p)) == NULL)
@@ -440,19 +401,12 @@ owner__pin_init(struct owner *o)
 	p->o = o;
 	pthread_mutex_init(&p->pass, NULL);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cv, &ca);
-	pthread_condattr_destroy(&ca);
 	o->pin = p;
-	/* The first pass at once: the want set serves reads from the start
-	 * and a pin made offline gets its blocks when suppliers are back. */
-	p->kick = 1;
-	if ((rc = pthread_create(&p->th, NULL, pin_main, p)) != 0) {
-		log_warn("pin: cannot start the pin thread: %s", strerror(rc));
-		return 0;	/* pins still work when asked */
+	wc.arg = p;
+	if ((rc = worker_start(&p->w, &wc)) < 0) {
+		log_warn("pin: cannot start the pin thread: %s", strerror(-rc));
+		p->w = NULL;	/* pins still work when asked */
 	}
-	p->started = 1;
 	return 0;
 }
 
@@ -463,16 +417,10 @@ owner__pin_destroy(struct owner *o)
 
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->lock);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->lock);
-	if (p->started)
-		pthread_join(p->th, NULL);
-	free(p->want.id);
+	worker_stop(p->w);
+	vec_release(&p->want);
 	pthread_mutex_destroy(&p->pass);
 	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cv);
 	free(p);
 	o->pin = NULL;
 }
@@ -516,7 +464,7 @@ owner__pin_fetched(struct owner *o, const struct store_block *b, const void *pla
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
-	wanted = idv_has(&p->want, b->id);
+	wanted = id_has(&p->want, b->id);
 	pthread_mutex_unlock(&p->lock);
 	if (wanted && store_pin_has(o->conf.store, b->id) == 0)
 		keep(o, b, plain);
@@ -525,7 +473,7 @@ owner__pin_fetched(struct owner *o, const struct store_block *b, const void *pla
 static int
 mark(struct owner *o, uint64_t ino, int on)
 {
-	struct u64s roots = { 0 }, below = { 0 }, out = { 0 };
+	struct vec roots = { 0 }, below = { 0 }, out = { 0 };
 	struct walk w = { .seen = &below };
 	struct store_inode in;
 	int rc;
@@ -542,13 +490,13 @@ mark(struct owner *o, uint64_t ino, int on)
 		goto out;
 	if (on) {
 		for (size_t i = 0; i < roots.n; i++)
-			if (roots.v[i] == ino)
+			if (u64_at(&roots, i) == ino)
 				goto out;	/* already */
 		if (roots.n >= PIN_MAX) {
 			rc = -ENOSPC;
 			goto out;
 		}
-		rc = u64s_push(&roots, ino);
+		rc = u64_push(&roots, ino);
 	} else {
 		/* Unpinning a directory unpins what was pinned inside it. */
 		if ((rc = walk(&w, ino)) < 0)
@@ -557,15 +505,15 @@ mark(struct owner *o, uint64_t ino, int on)
 			int inside = 0;
 
 			for (size_t j = 0; j < below.n && !inside; j++)
-				inside = below.v[j] == roots.v[i];
+				inside = u64_at(&below, j) == u64_at(&roots, i);
 			if (!inside)
-				rc = u64s_push(&out, roots.v[i]);
+				rc = u64_push(&out, u64_at(&roots, i));
 		}
 		if (rc == 0 && out.n == roots.n)
 			goto out;	/* nothing pinned there */
-		free(roots.v);
+		vec_release(&roots);
 		roots = out;
-		out.v = NULL;
+		out = (struct vec){ 0 };
 	}
 	if (rc == 0)
 		rc = roots_put(w.t, &roots);
@@ -574,10 +522,10 @@ out:
 		rc = store_txn_commit(w.t);
 	else
 		store_txn_abort(w.t);
-	free(roots.v);
-	free(below.v);
-	free(out.v);
-	free(w.queue.v);
+	vec_release(&roots);
+	vec_release(&below);
+	vec_release(&out);
+	vec_release(&w.queue);
 	return rc;
 }
 
@@ -610,38 +558,38 @@ owner_pin_set(struct owner *o, uint64_t ino, const char *val, size_t len)
 static int
 is_pinned(struct store_txn *t, uint64_t ino)
 {
-	struct u64s roots = { 0 }, seen = { 0 };
+	struct vec roots = { 0 }, seen = { 0 };
 	struct walk w = { .t = t, .seen = &seen };
 	int rc, found = 0;
 
 	if ((rc = roots_get(t, &roots)) < 0)
 		return rc;
 	for (size_t i = 0; !found && i < roots.n; i++) {
-		if (roots.v[i] == ino) {
+		if (u64_at(&roots, i) == ino) {
 			found = 1;
 			break;
 		}
 		seen.n = 0;
 		w.queue.n = 0;
-		if ((rc = walk(&w, roots.v[i])) < 0 && rc != -ENOENT)
+		if ((rc = walk(&w, u64_at(&roots, i))) < 0 && rc != -ENOENT)
 			break;
 		rc = 0;
 		for (size_t j = 0; j < seen.n && !found; j++)
-			found = seen.v[j] == ino;
+			found = u64_at(&seen, j) == ino;
 	}
-	free(roots.v);
-	free(seen.v);
-	free(w.queue.v);
+	vec_release(&roots);
+	vec_release(&seen);
+	vec_release(&w.queue);
 	return rc < 0 ? rc : found;
 }
 
 int
 owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len)
 {
-	struct idv ids = { 0 };
+	struct vec ids = { 0 };
 	struct walk w = { .ids = &ids };
 	uint64_t local = 0, root = 0;
-	struct u64s roots = { 0 };
+	struct vec roots = { 0 };
 	char *s;
 	int rc, pinned = 0, n;
 
@@ -651,14 +599,14 @@ owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len)
 		rc = pinned = is_pinned(w.t, ino);
 	if (rc >= 0 && (rc = roots_get(w.t, &roots)) == 0)
 		for (size_t i = 0; i < roots.n; i++)
-			root |= roots.v[i] == ino;
+			root |= u64_at(&roots, i) == ino;
 	store_txn_abort(w.t);
-	free(roots.v);
-	free(w.queue.v);
-	idv_sort(&ids);
+	vec_release(&roots);
+	vec_release(&w.queue);
+	ids_sort(&ids);
 	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
-		local += store_pin_has(o->conf.store, ids.id[i]) == 1;
-	free(ids.id);
+		local += store_pin_has(o->conf.store, id_at(&ids, i)) == 1;
+	vec_release(&ids);
 	if (rc < 0)
 		return rc;
 	n = asprintf(&s, "{\"pinned\": %d, \"root\": %d, \"files\": %" PRIu64

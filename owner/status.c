@@ -10,48 +10,10 @@
 
 #include "log.h"
 #include "owner/internal.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define CTL_MAX_PEERS 256
-
-/* A growing string; on allocation failure it goes into an error state
- * that the caller checks once at the end. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (sb->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			sb->failed = 1;
-			return;
-		}
-		if (sb->len + n < sb->cap) {
-			sb->len += n;
-			return;
-		}
-		size_t cap = (sb->cap + n + 1) * 2;
-		char *p = realloc(sb->p, cap);
-		if (!p) {
-			sb->failed = 1;
-			return;
-		}
-		sb->p = p;
-		sb->cap = cap;
-	}
-}
 
 struct redundancy {
 	const struct net_peer_info *peers;
@@ -168,8 +130,10 @@ status_collect(struct owner *o, struct status *s)
 	store_txn_abort(t);
 	if (rc < 0)
 		return rc;
-	owner__data_stats(o, &s->ds);
-	owner__maint_stats(o, &s->ms);
+	owner__dirty_stats(o, &s->ds);
+	owner__rebuild_stats(o, &s->ms);
+	owner__audit_stats(o, &s->ms);
+	owner__delete_stats(o, &s->ms);
 	s->journal_bytes = store_jrnl_bytes(o->conf.store);
 	s->cache_bytes = store_cache_bytes(o->conf.cache);
 	return 0;
@@ -177,42 +141,42 @@ status_collect(struct owner *o, struct status *s)
 
 /* Addresses and paths are ours, but a path may hold any byte. */
 static void
-sb_json_str(struct sbuf *sb, const char *str)
+sb_json_str(struct strbuf *sb, const char *str)
 {
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
 		if (*p == '"' || *p == '\\')
-			sb_printf(sb, "\\%c", *p);
+			strbuf_printf(sb, "\\%c", *p);
 		else if (*p < 0x20)
-			sb_printf(sb, "\\u%04x", *p);
+			strbuf_printf(sb, "\\u%04x", *p);
 		else
-			sb_printf(sb, "%c", *p);
+			strbuf_printf(sb, "%c", *p);
 	}
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 }
 
 static void
 status_json(struct owner *o, const char *mnt, const struct status *s,
-    struct sbuf *sb)
+    struct strbuf *sb)
 {
-	sb_printf(sb, "{\"pid\": %d, \"mountpoint\": ", (int)getpid());
+	strbuf_printf(sb, "{\"pid\": %d, \"mountpoint\": ", (int)getpid());
 	sb_json_str(sb, mnt ? mnt : "");
-	sb_printf(sb, ", \"suppliers\": [");
+	strbuf_printf(sb, ", \"suppliers\": [");
 	for (int i = 0; i < s->r.npeers; i++) {
 		const struct net_peer_info *p = &s->peers[i];
 		char id[2 * CR_PK_BYTES + 1];
 
 		hex_encode(id, p->pk, CR_PK_BYTES);
-		sb_printf(sb, "%s{\"id\": \"%s\", \"address\": ", i ? ", " : "", id);
+		strbuf_printf(sb, "%s{\"id\": \"%s\", \"address\": ", i ? ", " : "", id);
 		sb_json_str(sb, p->addr);
-		sb_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
+		strbuf_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
 		    "\"score\": %.3f, \"audits_ok\": %llu, "
 		    "\"audits_failed\": %llu, \"bad_fragments\": %llu, ",
 		    state_name(p->state, s->r.frags_on[i]), p->rtt_ms, p->score,
 		    (unsigned long long)p->audits_ok,
 		    (unsigned long long)p->audits_failed,
 		    (unsigned long long)p->bad_fragments);
-		sb_printf(sb, "\"fragments\": %llu, \"bytes\": %llu, "
+		strbuf_printf(sb, "\"fragments\": %llu, \"bytes\": %llu, "
 		    "\"placed_fragments\": %llu, \"avail\": %llu, "
 		    "\"quota\": %llu, \"last_error\": ",
 		    (unsigned long long)p->fragments,
@@ -220,10 +184,10 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		    (unsigned long long)s->r.frags_on[i],
 		    (unsigned long long)p->avail, (unsigned long long)p->quota);
 		sb_json_str(sb, p->last_error);
-		sb_printf(sb, "}");
+		strbuf_printf(sb, "}");
 	}
-	sb_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
-	sb_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
+	strbuf_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
+	strbuf_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
 	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu, "
 	    "\"needs_rebuild\": %llu, \"index\": %llu, "
 	    "\"degraded_by_missing\": {",
@@ -234,12 +198,12 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->r.index_blocks);
 	for (int i = 1, first = 1; i <= CR_EC_MAX; i++)
 		if (s->r.by_missing[i]) {
-			sb_printf(sb, "%s\"%d\": %llu", first ? "" : ", ", i,
+			strbuf_printf(sb, "%s\"%d\": %llu", first ? "" : ", ", i,
 			    (unsigned long long)s->r.by_missing[i]);
 			first = 0;
 		}
-	sb_printf(sb, "}}, ");
-	sb_printf(sb, "\"rebuild\": {\"queued\": %llu, \"running\": %d, "
+	strbuf_printf(sb, "}}, ");
+	strbuf_printf(sb, "\"rebuild\": {\"queued\": %llu, \"running\": %d, "
 	    "\"blocks\": %llu, \"fragments\": %llu, \"bytes\": %llu, "
 	    "\"errors\": %llu, \"rate\": %.0f, \"rate_max\": %llu}, ",
 	    (unsigned long long)s->ms.rebuild_queued, s->ms.rebuilding,
@@ -248,36 +212,36 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->ms.rebuild_bytes,
 	    (unsigned long long)s->ms.rebuild_errors, s->ms.rebuild_rate,
 	    (unsigned long long)s->ms.rebuild_rate_max);
-	sb_printf(sb, "\"audit\": {\"ok\": %llu, \"failed\": %llu, "
+	strbuf_printf(sb, "\"audit\": {\"ok\": %llu, \"failed\": %llu, "
 	    "\"errors\": %llu, \"interval_s\": %.3f}, ",
 	    (unsigned long long)s->ms.audits_ok,
 	    (unsigned long long)s->ms.audits_failed,
 	    (unsigned long long)s->ms.audits_error,
 	    s->ms.audit_interval_ms / 1000.0);
-	sb_printf(sb, "\"deletes\": {\"pending\": %llu, \"bytes\": %llu, "
+	strbuf_printf(sb, "\"deletes\": {\"pending\": %llu, \"bytes\": %llu, "
 	    "\"done\": %llu}, ",
 	    (unsigned long long)s->ms.delq_count,
 	    (unsigned long long)s->ms.delq_bytes,
 	    (unsigned long long)s->ms.deleted);
-	sb_printf(sb, "\"uploading\": %llu, \"uploaded\": %llu, "
+	strbuf_printf(sb, "\"uploading\": %llu, \"uploaded\": %llu, "
 	    "\"deduplicated\": %llu, \"upload_errors\": %llu, ",
 	    (unsigned long long)s->ds.uploading,
 	    (unsigned long long)s->ds.uploaded_blocks,
 	    (unsigned long long)s->ds.known_blocks,
 	    (unsigned long long)s->ds.upload_errors);
-	sb_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
+	strbuf_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
 	    "\"block_size\": %u}\n",
 	    (unsigned long long)s->journal_bytes,
 	    (unsigned long long)s->cache_bytes, o->conf.block_size);
 }
 
 static void
-status_text(const char *mnt, const struct status *s, struct sbuf *sb)
+status_text(const char *mnt, const struct status *s, struct strbuf *sb)
 {
-	sb_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
+	strbuf_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
 	    mnt ? mnt : "?", (int)getpid(),
 	    s->online ? "online" : "OFFLINE", s->online, s->r.npeers);
-	sb_printf(sb, "%-16s  %-21s  %-10s  %5s  %8s  %9s  %12s\n", "supplier",
+	strbuf_printf(sb, "%-16s  %-21s  %-10s  %5s  %8s  %9s  %12s\n", "supplier",
 	    "address", "state", "score", "rtt ms", "fragments", "bytes");
 	for (int i = 0; i < s->r.npeers; i++) {
 		const struct net_peer_info *p = &s->peers[i];
@@ -285,42 +249,42 @@ status_text(const char *mnt, const struct status *s, struct sbuf *sb)
 
 		hex_encode(id, p->pk, CR_PK_BYTES);
 		id[16] = '\0';
-		sb_printf(sb, "%-16s  %-21s  %-10s  %5.2f  %8.2f  %9llu  %12llu"
+		strbuf_printf(sb, "%-16s  %-21s  %-10s  %5.2f  %8.2f  %9llu  %12llu"
 		    "%s%s\n", id, p->addr,
 		    state_name(p->state, s->r.frags_on[i]), p->score, p->rtt_ms,
 		    (unsigned long long)p->fragments,
 		    (unsigned long long)p->bytes,
 		    p->last_error[0] ? "  " : "", p->last_error);
 	}
-	sb_printf(sb, "\nblocks: %llu stored (%llu full, %llu degraded, %llu "
+	strbuf_printf(sb, "\nblocks: %llu stored (%llu full, %llu degraded, %llu "
 	    "lost), %llu pending upload, %llu uploading\n",
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
 	    (unsigned long long)s->pending, (unsigned long long)s->ds.uploading);
 	if (s->r.degraded) {
-		sb_printf(sb, "degraded by fragments missing:");
+		strbuf_printf(sb, "degraded by fragments missing:");
 		for (int i = 1; i <= CR_EC_MAX; i++)
 			if (s->r.by_missing[i])
-				sb_printf(sb, " %d: %llu", i,
+				strbuf_printf(sb, " %d: %llu", i,
 				    (unsigned long long)s->r.by_missing[i]);
-		sb_printf(sb, "\n");
+		strbuf_printf(sb, "\n");
 	}
-	sb_printf(sb, "rebuild: %llu blocks queued, %d running; %llu blocks "
+	strbuf_printf(sb, "rebuild: %llu blocks queued, %d running; %llu blocks "
 	    "(%llu fragments, %.1f MiB) rebuilt, %.1f MiB/s\n",
 	    (unsigned long long)s->ms.rebuild_queued, s->ms.rebuilding,
 	    (unsigned long long)s->ms.rebuilt_blocks,
 	    (unsigned long long)s->ms.rebuilt_frags,
 	    s->ms.rebuild_bytes / 1048576.0, s->ms.rebuild_rate / 1048576.0);
-	sb_printf(sb, "audits: %llu good, %llu failed, %llu unanswered "
+	strbuf_printf(sb, "audits: %llu good, %llu failed, %llu unanswered "
 	    "(a full pass every %.0f s)\n",
 	    (unsigned long long)s->ms.audits_ok,
 	    (unsigned long long)s->ms.audits_failed,
 	    (unsigned long long)s->ms.audits_error,
 	    s->ms.audit_interval_ms / 1000.0);
-	sb_printf(sb, "deletes: %llu fragments (%.1f MiB) awaiting deletion\n",
+	strbuf_printf(sb, "deletes: %llu fragments (%.1f MiB) awaiting deletion\n",
 	    (unsigned long long)s->ms.delq_count,
 	    s->ms.delq_bytes / 1048576.0);
-	sb_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
+	strbuf_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
 	    s->journal_bytes / 1048576.0, s->cache_bytes / 1048576.0);
 }
 
@@ -328,7 +292,7 @@ int
 owner_status(struct owner *o, const char *mountpoint, int text, char **val,
     size_t *len)
 {
-	struct sbuf sb = { 0 };
+	struct strbuf sb = { 0 };
 	struct status s;
 	int rc;
 
@@ -337,15 +301,11 @@ owner_status(struct owner *o, const char *mountpoint, int text, char **val,
 			status_text(mountpoint, &s, &sb);
 		else
 			status_json(o, mountpoint, &s, &sb);
-		if (sb.failed)
-			rc = -ENOMEM;
 	}
 	status_release(&s);
 	if (rc < 0) {
-		free(sb.p);
+		strbuf_release(&sb);
 		return rc;
 	}
-	*val = sb.p;
-	*len = sb.len;
-	return 0;
+	return strbuf_take(&sb, val, len);
 }

@@ -1,6 +1,7 @@
-/* fs/sweep.c - the orphan sweep: reconciles what suppliers hold with the
- * block records and queues deletes (store_delq, drained by fs/maint.c's
- * deleter) for fragments nothing references.
+/* owner/sweep.c - the orphan sweep: reconciles what suppliers hold with
+ * the block records and queues deletes (store_delq, drained by
+ * owner/delete.c) for fragments nothing references. One thread, "sweep",
+ * every conf.sweep_interval_ms.
  *
  * Orphans appear when the mount dies between an upload's fragments being
  * acknowledged and its record committing, or between a record going and
@@ -9,9 +10,9 @@
  * supplier (a stray). An upload in flight looks exactly like that until it
  * commits, so a fragment is queued only when it was an orphan in two
  * consecutive sweeps, an interval apart. The deleter still checks in a
- * write txn that no record uses it, and fs/data.c's notes make an upload
- * that raced the delete store its block again: the two-sweep rule keeps
- * that rare, the notes keep it safe. */
+ * write txn that no record uses it, and the guard (owner/refs.c) makes an
+ * upload that raced the delete store its block again: the two-sweep rule
+ * keeps that rare, the guard keeps it safe. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -21,8 +22,8 @@
 
 #include "owner/internal.h"
 #include "log.h"
+#include "worker.h"
 
-#define DEFAULT_INTERVAL_MS	(5 * 60 * 1000)
 #define MAX_PEERS		256
 
 /* One (supplier, fragment) seen orphaned. */
@@ -32,21 +33,11 @@ struct orphan {
 	uint32_t size;
 };
 
-struct ovec {
-	struct orphan *v;
-	size_t n, cap;
-};
-
+/* The sweep thread's own: no lock. */
 struct owner__sweep {
 	struct owner *o;
-	int64_t interval_ms;
-	pthread_t th;
-	int started;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int stop;
-	struct ovec prev;	/* orphans of the last sweep, sorted */
-	uint64_t sweeps, queued;
+	struct worker *w;
+	struct vec prev;	/* orphans of the last sweep, sorted */
 };
 
 static int
@@ -59,23 +50,15 @@ orphan_cmp(const void *a, const void *b)
 }
 
 static int
-ovec_push(struct ovec *o, const unsigned char *pk, const unsigned char *fragid,
-    uint64_t size)
+orphan_push(struct vec *v, const unsigned char *pk,
+    const unsigned char *fragid, uint64_t size)
 {
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 64;
-		struct orphan *v = realloc(o->v, cap * sizeof *v);
+	struct orphan x;
 
-		if (v == NULL)
-			return -ENOMEM;
-		o->v = v;
-		o->cap = cap;
-	}
-	memcpy(o->v[o->n].pk, pk, CR_PK_BYTES);
-	memcpy(o->v[o->n].fragid, fragid, STORE_FRAGID_BYTES);
-	o->v[o->n].size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
-	o->n++;
-	return 0;
+	memcpy(x.pk, pk, CR_PK_BYTES);
+	memcpy(x.fragid, fragid, STORE_FRAGID_BYTES);
+	x.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	return vec_push(v, &x, sizeof x);
 }
 
 /* 1 when (pk, fragid) is an orphan as of t, 0 when referenced. */
@@ -99,7 +82,7 @@ is_orphan(struct owner *o, struct store_txn *t, const unsigned char *pk,
 
 struct listing {
 	const unsigned char *pk;
-	struct ovec *out;
+	struct vec *out;
 };
 
 static int
@@ -107,15 +90,16 @@ list_cb(void *arg, const unsigned char *fragid, uint64_t size)
 {
 	struct listing *l = arg;
 
-	return ovec_push(l->out, l->pk, fragid, size);
+	return orphan_push(l->out, l->pk, fragid, size);
 }
 
 /* Keeps in v, from entry `from` on, only the orphans as of now. No
  * network meanwhile: a read txn held long would pin the pages LMDB needs
  * to reuse. */
 static int
-keep_orphans(struct owner *o, struct ovec *v, size_t from)
+keep_orphans(struct owner *o, struct vec *v, size_t from)
 {
+	struct orphan *x = v->p;
 	struct store_txn *t;
 	size_t n = from;
 	int rc;
@@ -123,8 +107,8 @@ keep_orphans(struct owner *o, struct ovec *v, size_t from)
 	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
 		return rc;
 	for (size_t i = from; i < v->n; i++)
-		if (is_orphan(o, t, v->v[i].pk, v->v[i].fragid))
-			v->v[n++] = v->v[i];
+		if (is_orphan(o, t, x[i].pk, x[i].fragid))
+			x[n++] = x[i];
 	store_txn_abort(t);
 	v->n = n;
 	return 0;
@@ -133,7 +117,7 @@ keep_orphans(struct owner *o, struct ovec *v, size_t from)
 /* Queues the deletes of cur's orphans that prev had too, checking each
  * again in the write txn. Returns the number queued or -errno. */
 static int
-queue_deletes(struct owner__sweep *s, const struct ovec *cur)
+queue_deletes(struct owner__sweep *s, const struct vec *cur)
 {
 	struct owner *o = s->o;
 	struct store_txn *t;
@@ -142,9 +126,9 @@ queue_deletes(struct owner__sweep *s, const struct ovec *cur)
 	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		return rc;
 	for (size_t i = 0; i < cur->n; i++) {
-		const struct orphan *x = &cur->v[i];
+		const struct orphan *x = (const struct orphan *)cur->p + i;
 
-		if (bsearch(x, s->prev.v, s->prev.n, sizeof *x,
+		if (bsearch(x, s->prev.p, s->prev.n, sizeof *x,
 		    orphan_cmp) == NULL || !is_orphan(o, t, x->pk, x->fragid))
 			continue;
 		if ((rc = store_delq_put(t, x->pk, x->fragid, x->size)) < 0) {
@@ -166,7 +150,7 @@ sweep_once(struct owner__sweep *s)
 {
 	struct owner *o = s->o;
 	struct net_peer_info *peers;
-	struct ovec cur = { NULL, 0, 0 };
+	struct vec cur = { 0 };
 	uint64_t listed = 0;
 	int np, rc = 0, queued = 0;
 
@@ -211,10 +195,10 @@ sweep_once(struct owner__sweep *s)
 	}
 	free(peers);
 	if (rc < 0) {
-		free(cur.v);
+		vec_release(&cur);
 		return;
 	}
-	qsort(cur.v, cur.n, sizeof *cur.v, orphan_cmp);
+	qsort(cur.p, cur.n, sizeof(struct orphan), orphan_cmp);
 	if ((queued = queue_deletes(s, &cur)) < 0) {
 		log_warn("sweep: queueing deletes: %s", strerror(-queued));
 		queued = 0;
@@ -222,52 +206,32 @@ sweep_once(struct owner__sweep *s)
 	if (queued > 0) {
 		log_info("sweep: %d orphaned fragments queued for deletion "
 		    "(%" PRIu64 " listed)", queued, listed);
-		owner__maint_kick(o);
+		owner__delete_kick(o);
 	} else {
 		log_debug("sweep: %" PRIu64 " fragments listed, %zu orphans "
 		    "waiting for the next sweep", listed, cur.n);
 	}
-	pthread_mutex_lock(&s->lock);
-	free(s->prev.v);
+	vec_release(&s->prev);
 	s->prev = cur;
-	s->sweeps++;
-	s->queued += queued;
-	pthread_mutex_unlock(&s->lock);
 }
 
-static void *
-sweep_main(void *arg)
+static int64_t
+sweep_pass(void *arg, int idx)
 {
 	struct owner__sweep *s = arg;
-	struct timespec ts;
 
-	pthread_mutex_lock(&s->lock);
-	while (!s->stop) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += s->interval_ms / 1000;
-		ts.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		while (!s->stop && pthread_cond_timedwait(&s->wake, &s->lock,
-		    &ts) != ETIMEDOUT)
-			;
-		if (s->stop)
-			break;
-		pthread_mutex_unlock(&s->lock);
-		sweep_once(s);
-		pthread_mutex_lock(&s->lock);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
+	sweep_once(s);
+	return s->o->conf.sweep_interval_ms;
 }
 
 int
 owner__sweep_init(struct owner *o)
 {
 	struct owner__sweep *s;
-	pthread_condattr_t ca;
+	struct worker_conf wc = {
+		.name = "sweep", .pass = sweep_pass,
+		.first_ms = o->conf.sweep_interval_ms,
+	};
 	int rc;
 
 	if (o->conf.net == NULL || o->conf.sweep_interval_ms < 0)
@@ -275,20 +239,13 @@ owner__sweep_init(struct owner *o)
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return -ENOMEM;
 	s->o = o;
-	s->interval_ms = o->conf.sweep_interval_ms > 0 ?
-	    o->conf.sweep_interval_ms : DEFAULT_INTERVAL_MS;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	wc.arg = s;
 	o->sweep = s;
-	if ((rc = pthread_create(&s->th, NULL, sweep_main, s)) != 0) {
-		log_error("sweep: cannot start: %s", strerror(rc));
+	if ((rc = worker_start(&s->w, &wc)) < 0) {
+		log_error("sweep: cannot start: %s", strerror(-rc));
 		owner__sweep_destroy(o);
-		return -rc;
+		return rc;
 	}
-	s->started = 1;
 	return 0;
 }
 
@@ -299,15 +256,8 @@ owner__sweep_destroy(struct owner *o)
 
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&s->lock);
-	s->stop = 1;
-	pthread_cond_broadcast(&s->wake);
-	pthread_mutex_unlock(&s->lock);
-	if (s->started)
-		pthread_join(s->th, NULL);
-	pthread_cond_destroy(&s->wake);
-	pthread_mutex_destroy(&s->lock);
-	free(s->prev.v);
+	worker_stop(s->w);
+	vec_release(&s->prev);
 	free(s);
 	o->sweep = NULL;
 }

@@ -1,6 +1,6 @@
-/* store/jrnl.c - write-back journal staging files: <dir>/journal/<ino>.<bno>
- * (decimal), the newest plaintext of one block, sparse. The matching LMDB
- * records (store_jrnl_put...) live in store/meta.c.
+/* store/jrnl.c - write-back journal staging files and their range lists
+ * (formats in store/store.h). The matching LMDB records (store_jrnl_put...)
+ * live in store/meta.c.
  *
  * A staging file whose block is uploaded is emptied and moved to
  * <dir>/spare/<n> (up to SPARE_MAX of them), and a new staging file is a
@@ -22,11 +22,14 @@
 
 #include "log.h"
 #include "store/internal.h"
+#include "util.h"
 
 #define SPARE_MAX 4096
 #define SPARE_LOW 512		/* fewer: the maker is woken */
 #define SPARE_HIGH 1024		/* it makes spares up to here */
 #define SPARE_RETRY_S 1		/* after a create failed (disk full) */
+#define RANGES_BIT	(1ull << 63)	/* the range list's name */
+#define RANGES_MAX	(1u << 20)	/* bytes of ranges, then fold */
 
 static int
 jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
@@ -235,8 +238,9 @@ spare_put(struct store *st, const char *path)
 	return 0;
 }
 
-int
-store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags)
+/* Opens the staging file (range: its range list) of (ino, bno). */
+static int
+jrnl_open(struct store *st, uint64_t ino, uint64_t bno, int flags)
 {
 	char path[4096];
 	int fd, rc;
@@ -256,8 +260,102 @@ store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+static int
+pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = pwrite(fd, (const char *)buf + n, len - n, off + n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		n += r;
+	}
+	return 0;
+}
+
+/* Reads up to len bytes at off; *got gets how many there were. */
+static int
+pread_full(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = pread(fd, (char *)buf + n, len - n, off + n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		n += r;
+	}
+	*got = n;
+	return 0;
+}
+
 int
-store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
+store_jrnl_write(struct store *st, uint64_t ino, uint64_t bno,
+    const struct store_jrnl_piece *pieces, int n, int flags)
+{
+	int fd, rc = 0;
+
+	if (flags & STORE_JRNL_NEW) {
+		/* Files left without a record are stale: start empty. */
+		store_jrnl_ranges_drop(st, ino, bno);
+		fd = jrnl_open(st, ino, bno, O_RDWR | O_CREAT | O_TRUNC);
+	} else {
+		fd = jrnl_open(st, ino, bno, O_RDWR);
+		if (fd == -ENOENT)
+			fd = jrnl_open(st, ino, bno, O_RDWR | O_CREAT);
+	}
+	if (fd < 0)
+		return fd;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = pwrite_full(fd, pieces[i].p, pieces[i].len, pieces[i].off);
+	if (rc == 0 && (flags & STORE_JRNL_SYNC) && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int
+store_jrnl_read(struct store *st, uint64_t ino, uint64_t bno, uint32_t off,
+    void *buf, size_t len)
+{
+	size_t got = 0;
+	int fd, rc;
+
+	if ((fd = jrnl_open(st, ino, bno, O_RDONLY)) < 0) {
+		memset(buf, 0, len);
+		return fd;
+	}
+	rc = pread_full(fd, buf, len, off, &got);
+	close(fd);
+	memset((char *)buf + got, 0, len - got);
+	return rc;
+}
+
+int
+store_jrnl_cut(struct store *st, uint64_t ino, uint64_t bno, uint32_t len)
+{
+	int fd, rc;
+
+	if ((fd = jrnl_open(st, ino, bno, O_RDWR)) == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	rc = ftruncate(fd, len) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+static int
+jrnl_unlink_one(struct store *st, uint64_t ino, uint64_t bno)
 {
 	char path[4096];
 	int rc;
@@ -267,6 +365,115 @@ store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
 	if ((rc = spare_put(st, path)) == 0 || rc == -ENOENT)
 		return rc;
 	return unlink(path) == 0 ? 0 : -errno;
+}
+
+int
+store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
+{
+	int a = jrnl_unlink_one(st, ino, bno);
+	int b = store_jrnl_ranges_drop(st, ino, bno);
+
+	if (a == 0 || b == 0)
+		return 0;
+	return a != -ENOENT ? a : b;
+}
+
+/* ---- range lists of overlay blocks ---------------------------------------
+ * Named as the staging file of (ino, bno | RANGES_BIT). */
+
+int
+store_jrnl_ranges(struct store *st, uint64_t ino, uint64_t bno, uint32_t **rg,
+    size_t *n)
+{
+	unsigned char *raw;
+	struct stat sb;
+	size_t got, cnt;
+	int fd, rc;
+
+	*rg = NULL;
+	*n = 0;
+	if ((fd = jrnl_open(st, ino, bno | RANGES_BIT, O_RDONLY)) == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	cnt = (size_t)(sb.st_size < RANGES_MAX ? sb.st_size : RANGES_MAX) / 8;
+	raw = malloc(cnt * 8 + 1);
+	*rg = malloc(cnt * 2 * sizeof **rg + 1);
+	if (raw == NULL || *rg == NULL) {
+		rc = -ENOMEM;
+	} else if ((rc = pread_full(fd, raw, cnt * 8, 0, &got)) == 0) {
+		for (size_t i = 0; i < got / 8; i++) {
+			(*rg)[2 * i] = get_be32(raw + 8 * i);
+			(*rg)[2 * i + 1] = get_be32(raw + 8 * i + 4);
+		}
+		*n = got / 8;
+		rc = 1;
+	}
+	close(fd);
+	free(raw);
+	if (rc < 0) {
+		free(*rg);
+		*rg = NULL;
+	}
+	return rc;
+}
+
+int
+store_jrnl_range_add(struct store *st, uint64_t ino, uint64_t bno,
+    uint32_t off, uint32_t len, int create)
+{
+	unsigned char rec[8];
+	struct stat sb;
+	int fd, rc;
+
+	fd = jrnl_open(st, ino, bno | RANGES_BIT, create ?
+	    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND : O_WRONLY | O_APPEND);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &sb) == 0 && sb.st_size + sizeof rec > RANGES_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	put_be32(rec, off);
+	put_be32(rec + 4, len);
+	rc = write(fd, rec, sizeof rec) == (ssize_t)sizeof rec ? 0 :
+	    errno ? -errno : -EIO;
+	if (rc == 0 && create && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int
+store_jrnl_ranges_drop(struct store *st, uint64_t ino, uint64_t bno)
+{
+	return jrnl_unlink_one(st, ino, bno | RANGES_BIT);
+}
+
+int
+store_jrnl_ranges_cover(const uint32_t *rg, size_t n, uint64_t off,
+    uint64_t len)
+{
+	uint64_t pos = off, end = off + len;
+	int moved = 1;
+
+	while (pos < end && moved) {
+		moved = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t a = rg[2 * i], b = a + rg[2 * i + 1];
+
+			if (a <= pos && pos < b) {
+				pos = b;
+				moved = 1;
+			}
+		}
+	}
+	return pos >= end;
 }
 
 uint64_t
@@ -323,7 +530,7 @@ store_jrnl_scan(struct store *st,
 	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || parse_name(de->d_name, &ino, &bno))
 			continue;
-		rc = cb(arg, ino, bno);
+		rc = cb(arg, ino, bno & ~RANGES_BIT);
 	}
 	if (rc == 0 && de == NULL && errno)
 		rc = -errno;

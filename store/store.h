@@ -231,17 +231,67 @@ int store_misc_put(struct store_txn *t, const char *name, const void *val,
     size_t len);
 
 /* ==== write-back journal staging files (store/jrnl.c) ======================
- * <dir>/journal/<ino>.<bno>: the plaintext of one block, sparse, at most
- * one block long. */
-/* open(2) flags as given (O_RDWR, O_CREAT...); returns an fd or -errno. */
-int store_jrnl_fd(struct store *st, uint64_t ino, uint64_t bno, int flags);
+ * <dir>/journal/<ino>.<bno> (decimal): the newest bytes written of one
+ * block, sparse, at most one block long; bytes past its end read as
+ * zeros. Its jrnl record (above) says that it holds the block's newest
+ * bytes.
+ *
+ * A write that leaves part of a stored block whose older bytes are not at
+ * hand (no network in the write path) makes the staging file an overlay:
+ * it then holds only the ranges written, and a range list, file
+ * <dir>/journal/<ino>.<bno | 2^63>, names them as 8-byte records (u32 BE
+ * offset, u32 BE length), appended; a torn last record is ignored.
+ * Everything not listed comes from the stored block the extent still
+ * points at (owner/ merges the two). No file descriptor leaves store/. */
+
+/* A piece of a staging file write. */
+struct store_jrnl_piece {
+	uint32_t off;
+	const void *p;
+	size_t len;
+};
+enum {
+	STORE_JRNL_NEW = 1,	/* start from an empty staging file, no range
+				 * list: anything left there is stale */
+	STORE_JRNL_SYNC = 2,	/* fdatasync before returning */
+};
+/* Writes the pieces into the staging file of (ino, bno), creating it
+ * when needed (STORE_JRNL_NEW: always anew). 0 or -errno. */
+int store_jrnl_write(struct store *st, uint64_t ino, uint64_t bno,
+    const struct store_jrnl_piece *pieces, int n, int flags);
+/* Reads [off, off + len) of the staging file into buf, zeros past its
+ * end. 0; -ENOENT when there is no staging file (buf all zeros); -errno. */
+int store_jrnl_read(struct store *st, uint64_t ino, uint64_t bno,
+    uint32_t off, void *buf, size_t len);
+/* Cuts the staging file to len bytes (none there: 0). */
+int store_jrnl_cut(struct store *st, uint64_t ino, uint64_t bno, uint32_t len);
+/* Removes the staging file and its range list (emptied staging files are
+ * kept as spares for the next one). 0, -ENOENT when neither existed. */
 int store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno);
+
+/* The range list of (ino, bno): 1 with *rg malloc()'d (n pairs of offset,
+ * length) when the block is an overlay, 0 when not, or -errno. */
+int store_jrnl_ranges(struct store *st, uint64_t ino, uint64_t bno,
+    uint32_t **rg, size_t *n);
+/* Appends [off, off + len). create: a new list (durable before it
+ * returns, as the record about to be committed depends on it); else
+ * -ENOENT when the block is no overlay. -EFBIG when the list is full:
+ * fold the block (write it whole, then store_jrnl_ranges_drop). */
+int store_jrnl_range_add(struct store *st, uint64_t ino, uint64_t bno,
+    uint32_t off, uint32_t len, int create);
+/* The block is plain again: its staging file holds every byte. */
+int store_jrnl_ranges_drop(struct store *st, uint64_t ino, uint64_t bno);
+/* 1 when the ranges cover [off, off + len). */
+int store_jrnl_ranges_cover(const uint32_t *rg, size_t n, uint64_t off,
+    uint64_t len);
+
 /* Total bytes of staging files on disk (st_blocks * 512). */
 uint64_t store_jrnl_bytes(struct store *st);
-/* cb(arg, ino, bno) for every staging file on disk, in directory order
- * (other names are skipped); stops when cb returns != 0 (returned as is).
- * For the mount's start: files left by a crash without a record. The
- * callback may unlink the file it is given. */
+/* cb(arg, ino, bno) for every block with a staging file or a range list
+ * on disk (a block may come twice), in directory order; stops when cb
+ * returns != 0 (returned as is). For the mount's start: files left by a
+ * crash without a record. The callback may unlink the block it is
+ * given. */
 int store_jrnl_scan(struct store *st,
     int (*cb)(void *arg, uint64_t ino, uint64_t bno), void *arg);
 

@@ -1073,40 +1073,37 @@ test_jrnl_records(void)
 static int
 test_jrnl_files(void)
 {
+	static char data[8192];
+	struct store_jrnl_piece pc[2] = {
+		{ 0, data, sizeof data }, { (4 << 20) - 3, "end", 3 },
+	};
 	struct store *st;
 	char buf[16];
 	struct stat sb;
-	int fd;
 
+	memset(data, 'd', sizeof data);
 	OPEN(st);
 	CHECK_EQ(store_jrnl_bytes(st), 0);
-	CHECK_EQ(store_jrnl_fd(st, 7, 3, O_RDWR), -ENOENT);
-	fd = store_jrnl_fd(st, 7, 3, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	CHECK(fstat(fd, &sb) == 0 && (sb.st_mode & 0777) == 0600);
-	static char data[8192];
-	memset(data, 'd', sizeof data);
-	CHECK_EQ(pwrite(fd, data, sizeof data, 0), sizeof data);
-	CHECK_EQ(pwrite(fd, "end", 3, (4 << 20) - 3), 3);	/* sparse */
-	close(fd);
+	CHECK_EQ(store_jrnl_read(st, 7, 3, 0, buf, sizeof buf), -ENOENT);
+	CHECK_EQ(store_jrnl_write(st, 7, 3, pc, 2, 0), 0);	/* sparse */
 	CHECK(stat("db/journal/7.3", &sb) == 0);
+	CHECK_EQ(sb.st_mode & 0777, 0600);
 	CHECK_EQ(sb.st_size, 4 << 20);
 	uint64_t bytes = store_jrnl_bytes(st);
 	CHECK(bytes >= sizeof data);
 	CHECK(bytes < (4 << 20));	/* allocated, not apparent, size */
 	CHECK_EQ(bytes, (uint64_t)sb.st_blocks * 512);
 
-	fd = store_jrnl_fd(st, 7, 3, O_RDONLY);
-	CHECK(fd >= 0);
-	CHECK_EQ(pread(fd, buf, 3, (4 << 20) - 3), 3);
+	CHECK_EQ(store_jrnl_read(st, 7, 3, (4 << 20) - 3, buf, 3), 0);
 	CHECK_MEM(buf, "end", 3);
-	close(fd);
-	CHECK_EQ(store_jrnl_fd(st, 7, 3, O_RDWR | O_CREAT | O_EXCL), -EEXIST);
+	/* An existing staging file is written as it is, not replaced. */
+	CHECK_EQ(store_jrnl_write(st, 7, 3, &pc[1], 1, 0), 0);
+	CHECK_EQ(store_jrnl_read(st, 7, 3, 0, buf, 2), 0);
+	CHECK_MEM(buf, "dd", 2);
 
-	fd = store_jrnl_fd(st, 18446744073709551615ULL, 12, O_WRONLY | O_CREAT);
-	CHECK(fd >= 0);
-	CHECK_EQ(write(fd, data, 4096), 4096);
-	close(fd);
+	pc[0].len = 4096;
+	CHECK_EQ(store_jrnl_write(st, 18446744073709551615ULL, 12, pc, 1, 0),
+	    0);
 	CHECK(access("db/journal/18446744073709551615.12", F_OK) == 0);
 	CHECK(store_jrnl_bytes(st) >= bytes + 4096);
 
@@ -1115,12 +1112,11 @@ test_jrnl_files(void)
 	CHECK_EQ(store_jrnl_unlink(st, 18446744073709551615ULL, 12), 0);
 	CHECK_EQ(store_jrnl_bytes(st), 0);
 
-	/* directory removed behind our back: O_CREAT makes it again */
+	/* directory removed behind our back: a write makes it again */
 	CHECK(rmdir("db/journal") == 0);
 	CHECK_EQ(store_jrnl_bytes(st), 0);
-	fd = store_jrnl_fd(st, 1, 1, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	close(fd);
+	CHECK_EQ(store_jrnl_write(st, 1, 1, pc, 1, 0), 0);
+	CHECK(access("db/journal/1.1", F_OK) == 0);
 	store_close(st);
 	return 0;
 }
@@ -1145,6 +1141,7 @@ count_dir(const char *path)
 static int
 test_jrnl_spares(void)
 {
+	struct store_jrnl_piece pc = { 100, "secret", 6 };
 	struct store *st;
 	struct stat sb, sb2;
 	char buf[8];
@@ -1154,11 +1151,8 @@ test_jrnl_spares(void)
 	OPEN(st);
 	store__spare_maker_stop(st);
 	n0 = count_dir("db/spare");
-	fd = store_jrnl_fd(st, 9, 1, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	CHECK_EQ(pwrite(fd, "secret", 6, 100), 6);
-	CHECK(fstat(fd, &sb) == 0);
-	close(fd);
+	CHECK_EQ(store_jrnl_write(st, 9, 1, &pc, 1, 0), 0);
+	CHECK(stat("db/journal/9.1", &sb) == 0);
 	CHECK_EQ(count_dir("db/spare"), n0 > 0 ? n0 - 1 : 0);
 	n0 = count_dir("db/spare");
 	CHECK_EQ(store_jrnl_unlink(st, 9, 1), 0);
@@ -1168,29 +1162,24 @@ test_jrnl_spares(void)
 	CHECK_EQ(store_jrnl_bytes(st), 0);
 
 	/* The next new staging file is that file, empty, private. */
-	fd = store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT | O_EXCL);
-	CHECK(fd >= 0);
-	CHECK(fstat(fd, &sb2) == 0);
+	CHECK_EQ(store_jrnl_write(st, 9, 2, NULL, 0, STORE_JRNL_NEW), 0);
+	CHECK(stat("db/journal/9.2", &sb2) == 0);
 	CHECK_EQ(sb2.st_ino, sb.st_ino);
 	CHECK_EQ(sb2.st_size, 0);
 	CHECK_EQ(sb2.st_mode & 0777, 0600);
-	CHECK_EQ(pwrite(fd, "x", 1, 0), 1);
-	close(fd);
+	pc = (struct store_jrnl_piece){ 0, "x", 1 };
+	CHECK_EQ(store_jrnl_write(st, 9, 2, &pc, 1, 0), 0);
 	CHECK_EQ(count_dir("db/spare"), n0);
 
 	/* An existing staging file is opened as it is; the spare stays. */
-	fd = store_jrnl_fd(st, 9, 4, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	close(fd);
+	CHECK_EQ(store_jrnl_write(st, 9, 4, NULL, 0, 0), 0);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 4), 0);
 	n0 = n0 > 0 ? n0 : 1;	/* a spare taken and given back, or new */
 	CHECK_EQ(count_dir("db/spare"), n0);
-	fd = store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	CHECK_EQ(pread(fd, buf, sizeof buf, 0), 1);
+	CHECK_EQ(store_jrnl_write(st, 9, 2, NULL, 0, 0), 0);
+	CHECK_EQ(store_jrnl_read(st, 9, 2, 0, buf, sizeof buf), 0);
 	CHECK_EQ(buf[0], 'x');
-	close(fd);
-	CHECK_EQ(store_jrnl_fd(st, 9, 2, O_RDWR | O_CREAT | O_EXCL), -EEXIST);
+	CHECK_EQ(buf[1], 0);
 	CHECK_EQ(count_dir("db/spare"), n0);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 5), -ENOENT);
 	CHECK_EQ(count_dir("db/spare"), n0);
@@ -1208,11 +1197,9 @@ test_jrnl_spares(void)
 	CHECK(access("db/spare/junk", F_OK) != 0);
 	n0 = count_dir("db/spare");
 	CHECK(n0 >= 1);
-	fd = store_jrnl_fd(st, 9, 6, O_RDWR | O_CREAT);
-	CHECK(fd >= 0);
-	CHECK(fstat(fd, &sb2) == 0);
+	CHECK_EQ(store_jrnl_write(st, 9, 6, NULL, 0, 0), 0);
+	CHECK(stat("db/journal/9.6", &sb2) == 0);
 	CHECK_EQ(sb2.st_size, 0);
-	close(fd);
 	CHECK_EQ(count_dir("db/spare"), n0 - 1);
 	store_close(st);
 	return 0;
@@ -1224,16 +1211,14 @@ static int
 test_jrnl_spare_maker(void)
 {
 	struct store *st;
-	int fd, n = 0;
+	int n = 0;
 
 	OPEN(st);
 	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 1024; i++)
 		usleep(20000);
 	CHECK_EQ(n, 1024);
 	for (int i = 0; i < 800; i++) {
-		CHECK((fd = store_jrnl_fd(st, 7, (uint64_t)i,
-		    O_RDWR | O_CREAT)) >= 0);
-		close(fd);
+		CHECK_EQ(store_jrnl_write(st, 7, (uint64_t)i, NULL, 0, 0), 0);
 	}
 	CHECK_EQ(count_dir("db/journal"), 800);
 	/* 224 left without the maker; with it, the pool went back up each
