@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,25 +124,27 @@ static int
 settle_block_size(struct store *st, struct mount_opts *o)
 {
 	struct store_txn *t;
-	uint32_t stored = 0;
+	uint64_t stored;
 	int rc;
 
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
 		return rc;
-	rc = store_misc_get(t, "conf.block_size", &stored, sizeof stored);
-	if (rc == (int)sizeof stored) {
+	rc = store_misc_u64_get(t, STORE_MISC_BLOCK_SIZE, &stored);
+	if (rc == 0) {
 		store_txn_abort(t);
 		if (o->block_size_set && stored != o->block_size) {
-			log_error("this home uses --block-size %u; it cannot "
-			    "change after the first mount", stored);
+			log_error("this home uses --block-size %" PRIu64 "; it "
+			    "cannot change after the first mount", stored);
 			return -EINVAL;
 		}
 		o->block_size = stored;
 		return 0;
 	}
-	stored = (uint32_t)o->block_size;
-	if ((rc = store_misc_put(t, "conf.block_size", &stored, sizeof stored)) < 0) {
+	if (rc == -ENOENT)
+		rc = store_misc_u64_put(t, STORE_MISC_BLOCK_SIZE, o->block_size);
+	if (rc < 0) {
 		store_txn_abort(t);
+		log_error("block size of this home: %s", strerror(-rc));
 		return rc;
 	}
 	return store_txn_commit(t);

@@ -21,7 +21,6 @@
 #include "net/net.h"
 #include "owner/owner.h"
 #include "store/store.h"
-#include "util.h"
 
 #define MAX_PEERS	64
 #define CODE_MAX	4096	/* input: groups, dashes, spaces, newlines */
@@ -362,7 +361,7 @@ restore_run(struct restore_opts *o, const char *home,
 	struct net *n = NULL;
 	struct store_txn *t;
 	struct count cnt = { 0 };
-	unsigned char info[16];
+	uint64_t info[2];	/* seq, time of the head used */
 	char when[64];
 	time_t tt;
 	int rc, up;
@@ -416,15 +415,15 @@ restore_run(struct restore_opts *o, const char *home,
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
 		goto out;
 	memset(info, 0, sizeof info);
-	store_misc_get(t, "index.restored", info, sizeof info);
+	store_misc_u64s_get(t, STORE_MISC_INDEX_RESTORED, info, 2);
 	cnt.t = t;
 	count_dir(&cnt, STORE_ROOT_INO);
 	store_txn_abort(t);
-	tt = (time_t)get_be64(info + 8);
+	tt = (time_t)info[1];
 	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&tt));
 	printf("restored version %" PRIu64 " of %s: %" PRIu64 " files, %"
 	    PRIu64 " directories, %" PRIu64 " other entries\n"
-	    "now: peerfs mount --home %s MOUNTPOINT\n", get_be64(info), when,
+	    "now: peerfs mount --home %s MOUNTPOINT\n", info[0], when,
 	    cnt.files, cnt.dirs, cnt.other, home);
 	rc = 0;
 out:

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "net/internal.h"
 #include "util.h"
+#include "worker.h"
 
 #define TICK_MS		200
 #define PING_MS		30000
@@ -611,18 +612,32 @@ on_async(uv_async_t *h)
 		stop_loop(n);
 }
 
-static void *
-loop_main(void *arg)
+/* The loop thread's one pass: the loop runs until net_free() sets
+ * stopping and loop_wake() makes on_async() close every handle. */
+static int64_t
+loop_pass(void *arg, int idx)
 {
 	struct net *n = arg;
 
 	uv_run(&n->loop, UV_RUN_DEFAULT);
-	return NULL;
+	return WORKER_EXIT;
+}
+
+/* worker_stop()'s wake hook. n->async is armed before the loop thread
+ * starts, so a send that comes before uv_run() is still seen. */
+static void
+loop_wake(void *arg)
+{
+	struct net *n = arg;
+
+	uv_async_send(&n->async);
 }
 
 int
 net_new(struct net **out, const struct net_conf *conf)
 {
+	struct worker_conf wc = { .name = "net-loop", .pass = loop_pass,
+	    .wake = loop_wake };
 	struct net *n;
 	pthread_condattr_t ca;
 	struct sigaction sa;
@@ -668,7 +683,8 @@ net_new(struct net **out, const struct net_conf *conf)
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, tick, tick);
-	if ((rc = pthread_create(&n->thread, NULL, loop_main, n)) != 0) {
+	wc.arg = n;
+	if ((rc = worker_start(&n->loop_thread, &wc)) < 0) {
 		uv_close((uv_handle_t *)&n->async, NULL);
 		uv_close((uv_handle_t *)&n->tick, NULL);
 		uv_run(&n->loop, UV_RUN_DEFAULT);
@@ -676,7 +692,7 @@ net_new(struct net **out, const struct net_conf *conf)
 		pthread_cond_destroy(&n->cond);
 		pthread_mutex_destroy(&n->lock);
 		free(n);
-		return -rc;
+		return rc;
 	}
 	*out = n;
 	return 0;
@@ -699,8 +715,7 @@ net_free(struct net *n)
 	pthread_mutex_lock(&n->lock);
 	n->stopping = 1;
 	pthread_mutex_unlock(&n->lock);
-	uv_async_send(&n->async);
-	pthread_join(n->thread, NULL);
+	worker_stop(n->loop_thread);	/* loop_wake(), then joins */
 	if (uv_loop_close(&n->loop) < 0)
 		log_warn("net: loop close: handles left open");
 	while ((p = n->peers)) {

@@ -240,6 +240,7 @@ void net_sess_unref(struct net_sess *s);
 /* ---- client (net/client.c, net/block.c) ---- */
 #include <pthread.h>
 #include "net/net.h"
+#include "worker.h"
 
 struct net_req;
 struct net_peer;
@@ -310,7 +311,7 @@ struct net {
 	uv_loop_t loop;
 	uv_async_t async;
 	uv_timer_t tick;		/* deadlines and pings */
-	pthread_t thread;
+	struct worker *loop_thread;	/* runs loop (worker.h) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* online changed */
 	struct net_op *q_head, *q_tail;	/* protected by lock */

@@ -1,7 +1,20 @@
 /* net/net.h - the libuv side: sessions, the supplier server, and the
  * owner's client (placement, block upload and fetch).
  * Uses store/ and crypto/; never touches FUSE.
- * Functions return 0 (or a count) on success and -errno on failure. */
+ * Functions return 0 (or a count) on success and -errno on failure.
+ *
+ * Background threads (started through worker.h):
+ *
+ *   name      count      owns                                  lock
+ *   net-loop  1 per net  the client's libuv loop and every     net->lock: the
+ *                        handle on it (sessions, timers,       op queue, online
+ *                        requests); runs the ops that other    count, stopping;
+ *                        threads queue. net_new starts it,     never held
+ *                        net_free stops it (uv_async_send,     across a
+ *                        the worker's wake hook)               callback
+ *
+ * net_supplier_run() starts none: its loop runs on the calling thread, and
+ * fragment disk work goes to libuv's threadpool (uv_queue_work). */
 #ifndef PEERFS_NET_H
 #define PEERFS_NET_H
 

@@ -339,40 +339,35 @@ owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, i
 
 /* ---- misc bookkeeping ------------------------------------------------------ */
 
+/* 0 when missing (a home that never published). */
 static uint64_t
-misc_u64(struct store_txn *t, const char *name)
+misc_u64(struct store_txn *t, enum store_misc_key k)
 {
-	unsigned char b[8];
+	uint64_t v;
 
-	return store_misc_get(t, name, b, sizeof b) == 8 ? get_be64(b) : 0;
-}
-
-static int
-misc_put_u64(struct store_txn *t, const char *name, uint64_t v)
-{
-	unsigned char b[8];
-
-	put_be64(b, v);
-	return store_misc_put(t, name, b, sizeof b);
+	return store_misc_u64_get(t, k, &v) == 0 ? v : 0;
 }
 
 /* *out malloc()'d, NULL and 0 when missing. */
 static int
-misc_blob(struct store_txn *t, const char *name, unsigned char **out,
+misc_blob(struct store_txn *t, enum store_misc_key k, unsigned char **out,
     size_t *len)
 {
-	int rc = store_misc_get(t, name, NULL, 0);
+	void *p;
+	int rc = store_misc_bytes_get(t, k, &p, len);
 
 	*out = NULL;
-	*len = 0;
-	if (rc == -ENOENT || rc == 0)
+	if (rc == -ENOENT) {
+		*len = 0;
 		return 0;
+	}
 	if (rc < 0)
 		return rc;
-	if (!(*out = malloc((size_t)rc)))
-		return -ENOMEM;
-	store_misc_get(t, name, *out, (size_t)rc);
-	*len = (size_t)rc;
+	if (*len == 0) {
+		free(p);
+		return 0;
+	}
+	*out = p;
 	return 0;
 }
 
@@ -401,11 +396,11 @@ state_load(struct store *st, struct state *s)
 	memset(s, 0, sizeof *s);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
 		return rc;
-	s->seq = misc_u64(t, "index.seq");
-	s->gen = misc_u64(t, "index.gen");
-	s->self = misc_u64(t, "index.self");
-	if ((rc = misc_blob(t, "index.parts", &pp, &plen)) == 0)
-		rc = misc_blob(t, "index.hist", &s->hist, &s->hist_len);
+	s->seq = misc_u64(t, STORE_MISC_INDEX_SEQ);
+	s->gen = misc_u64(t, STORE_MISC_INDEX_GEN);
+	s->self = misc_u64(t, STORE_MISC_INDEX_SELF);
+	if ((rc = misc_blob(t, STORE_MISC_INDEX_PARTS, &pp, &plen)) == 0)
+		rc = misc_blob(t, STORE_MISC_INDEX_HIST, &s->hist, &s->hist_len);
 	store_txn_abort(t);
 	if (rc == 0 && pp) {
 		struct rd r = { pp, plen, 0, 0 };
@@ -529,7 +524,7 @@ hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
 		}
 	}
 	if (rc == 0)
-		rc = store_misc_put(t, "index.hist", w.p, w.len);
+		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_HIST, w.p, w.len);
 out:
 	wr_free(&w);
 	return rc;
@@ -561,13 +556,13 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 		rc = hist_update(t, drop_history ? NULL : old->hist,
 		    drop_history ? 0 : old->hist_len, seq, l, keep);
 	if (rc == 0)
-		rc = store_misc_put(t, "index.parts", w.p, w.len);
+		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_PARTS, w.p, w.len);
 	if (rc == 0)
-		rc = misc_put_u64(t, "index.seq", seq > old->seq ? seq : old->seq);
+		rc = store_misc_u64_put(t, STORE_MISC_INDEX_SEQ, seq > old->seq ? seq : old->seq);
 	if (rc == 0)
-		rc = misc_put_u64(t, "index.gen", gen);
+		rc = store_misc_u64_put(t, STORE_MISC_INDEX_GEN, gen);
 	if (rc == 0 && (rc = store_txn_gen(t, &self)) == 0)
-		rc = misc_put_u64(t, "index.self", self);
+		rc = store_misc_u64_put(t, STORE_MISC_INDEX_SELF, self);
 	if (rc < 0) {
 		store_txn_abort(t);
 		goto out;

@@ -343,23 +343,16 @@ int  owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
 static inline int
 owner__index_older(struct store_txn *t)
 {
-	char c;
-
-	return store_misc_get(t, "index.older", &c, 1) == 1;
+	return store_misc_flag_get(t, STORE_MISC_INDEX_OLDER) == 1;
 }
 
 /* The newest index version published (owner/index.c keeps it in misc). */
 static inline uint64_t
 owner__index_seq(struct store_txn *t)
 {
-	unsigned char b[8];
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (store_misc_get(t, "index.seq", b, sizeof b) != (int)sizeof b)
-		return 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
+	return store_misc_u64_get(t, STORE_MISC_INDEX_SEQ, &v) == 0 ? v : 0;
 }
 
 #endif

@@ -29,7 +29,6 @@
 #include "util.h"
 #include "worker.h"
 
-#define PIN_KEY		"fs.pins"
 #define PIN_MAX		4096		/* pinned roots */
 #define PIN_INTERVAL_MS	10000
 #define PIN_PEERS	64
@@ -97,32 +96,32 @@ u64_at(const struct vec *v, size_t i)
 static int
 roots_get(struct store_txn *t, struct vec *out)
 {
-	unsigned char *buf = malloc(PIN_MAX * 8);
+	uint64_t *v = malloc(PIN_MAX * sizeof *v);
 	int rc, n;
 
-	if (buf == NULL)
+	if (v == NULL)
 		return -ENOMEM;
-	rc = n = store_misc_get(t, PIN_KEY, buf, PIN_MAX * 8);
+	rc = n = store_misc_u64s_get(t, STORE_MISC_PINS, v, PIN_MAX);
 	if (rc == -ENOENT)
 		rc = n = 0;
-	for (int i = 0; rc >= 0 && i + 8 <= n && i < PIN_MAX * 8; i += 8)
-		rc = u64_push(out, get_be64(buf + i));
-	free(buf);
+	for (int i = 0; rc >= 0 && i < n && i < PIN_MAX; i++)
+		rc = u64_push(out, v[i]);
+	free(v);
 	return rc < 0 ? rc : 0;
 }
 
 static int
 roots_put(struct store_txn *t, const struct vec *r)
 {
-	unsigned char *buf = malloc(r->n * 8 + 1);
+	uint64_t *v = malloc(r->n * sizeof *v + 1);
 	int rc;
 
-	if (buf == NULL)
+	if (v == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n; i++)
-		put_be64(buf + 8 * i, u64_at(r, i));
-	rc = store_misc_put(t, PIN_KEY, buf, r->n * 8);
-	free(buf);
+		v[i] = u64_at(r, i);
+	rc = store_misc_u64s_put(t, STORE_MISC_PINS, v, r->n);
+	free(v);
 	return rc;
 }
 

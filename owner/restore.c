@@ -295,13 +295,11 @@ owner_index_restore(struct net *n, const struct cr_identity *id,
 	if ((rc = owner__index_adopt(io, newest, used, gen, &l)) < 0)
 		goto out;
 	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
-		unsigned char b[16];
+		uint64_t info[2] = { used, used_time };
 
-		put_be64(b, used);
-		put_be64(b + 8, used_time);
-		if ((rc = store_misc_put(t, "index.restored", b, sizeof b)) < 0 ||
-		    (used < newest &&
-		    (rc = store_misc_put(t, "index.older", "1", 1)) < 0))
+		if ((rc = store_misc_u64s_put(t, STORE_MISC_INDEX_RESTORED,
+		    info, 2)) < 0 || (used < newest &&
+		    (rc = store_misc_flag_put(t, STORE_MISC_INDEX_OLDER, 1)) < 0))
 			store_txn_abort(t);
 		else
 			rc = store_txn_commit(t);

@@ -11,9 +11,9 @@
  * Stream record (store.h): u8 table | u32 BE klen | u32 BE vlen | key |
  * value, vlen 0xffffffff = deleted. Table codes are fixed here, not the
  * LMDB handles' order, so the format survives new tables. Keys of misc
- * starting with "index." are the uploader's own bookkeeping (which seq
- * was published, which blocks hold the index): never logged nor dumped,
- * a restored home writes its own. */
+ * starting with "index." (STORE__MISC_LOCAL) are the uploader's own
+ * bookkeeping (which seq was published, which blocks hold the index):
+ * never logged nor dumped, a restored home writes its own. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +27,7 @@
 #define KEY_MAX		511		/* LMDB's default maximum key */
 #define VAL_MAX		(16u << 20)	/* far above any record we write */
 #define WBUF		(64u << 10)
-#define SKIP_PREFIX	"index."
+#define SKIP_PREFIX	STORE__MISC_LOCAL
 
 static const struct {
 	uint8_t code;

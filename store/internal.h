@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "store/store.h"
+#include "worker.h"
 
 enum {
 	STORE__DB_INODES, STORE__DB_DIRENTS, STORE__DB_SYMLINKS,
@@ -29,22 +30,22 @@ struct store {
 	 * create for a while, which made cp -a slower with every run. */
 	char	*sdir;
 	int	 sdir_fd;
-	pthread_mutex_t	spare_lock;
+	pthread_mutex_t	spare_lock;	/* protects spare .. spare_maker */
 	uint32_t	*spare;		/* names (decimal) of spare files */
 	size_t		 nspare;
 	uint32_t	 spare_next;
-	/* A thread keeps spares ready: a file made on the spot costs the
-	 * write that needs it an ext4 create (the first cp -a of a tree took
-	 * 5.0 s against 3.0 s with spares ready). */
-	pthread_t	spare_maker;
-	pthread_cond_t	spare_cond;	/* under spare_lock */
-	int		spare_started, spare_stop;
-	/* Commits do not fsync (MDB_NOSYNC): a flusher thread syncs what
-	 * was committed within STORE__FLUSH_MS, and store_sync() at once. */
-	pthread_t	flusher;
-	pthread_mutex_t	flush_lock;
-	pthread_cond_t	flush_cond;
-	int		flush_started, flush_stop, dirty;
+	/* The spare maker (worker.h) keeps spares ready: a file made on the
+	 * spot costs the write that needs it an ext4 create (the first cp -a
+	 * of a tree took 5.0 s against 3.0 s with spares ready). Set before
+	 * its first pass; NULL once store__spare_maker_stop() began. Read
+	 * and cleared under spare_lock (spare_take kicks it there). */
+	struct worker	*spare_maker;
+	/* Commits do not fsync (MDB_NOSYNC): the flusher (worker.h) syncs
+	 * what was committed within STORE__FLUSH_MS, and store_sync() at
+	 * once. dirty: a commit since the flusher's last look (__atomic
+	 * builtins, no lock). */
+	struct worker	*flusher;
+	int		 dirty;
 	/* MDB_WRITEMAP in use, and how much of data.mdb is allocated (only
 	 * under LMDB's write lock): see alloc_ahead in store/meta.c. */
 	int		writemap;
@@ -64,6 +65,18 @@ struct store_txn {
 int  store__spare_open(struct store *st);
 void store__spare_close(struct store *st);	/* stops the maker first */
 void store__spare_maker_stop(struct store *st);
+
+/* ---- store/meta.c and store/misc.c: the misc table ----------------------
+ * Misc keys starting with STORE__MISC_LOCAL are the owner's bookkeeping of
+ * index versions: never logged nor dumped by store/index.c. */
+#define STORE__MISC_LOCAL "index."
+/* The record of name: *v points into the map, read-only, valid until t
+ * ends. 0, -ENOENT, -errno. */
+int store__misc_ref(struct store_txn *t, const char *name, MDB_val *v);
+int store__misc_del(struct store_txn *t, const char *name);	/* -ENOENT */
+/* Rewrites the misc records of older homes in today's format, within t
+ * (store_open's first transaction). */
+int store__misc_upgrade(struct store_txn *t);
 
 /* LMDB return code -> 0 or -errno; logs the unexpected ones with `what`. */
 int store__mdb_err(int rc, const char *what);

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,7 +26,7 @@
 #define SPARE_MAX 4096
 #define SPARE_LOW 512		/* fewer: the maker is woken */
 #define SPARE_HIGH 1024		/* it makes spares up to here */
-#define SPARE_RETRY_S 1		/* after a create failed (disk full) */
+#define SPARE_RETRY_MS 1000	/* after a create failed (disk full) */
 #define RANGES_BIT	(1ull << 63)	/* the range list's name */
 #define RANGES_MAX	(1u << 20)	/* bytes of ranges, then fold */
 
@@ -41,54 +40,45 @@ jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Makes empty spare files while there are fewer than SPARE_LOW, up to
- * SPARE_HIGH, so that writes rename one instead of creating a file. */
-static void *
-spare_maker(void *arg)
+/* The spare maker's pass: while there are fewer than SPARE_LOW spares,
+ * makes empty ones up to SPARE_HIGH, so that writes rename one instead of
+ * creating a file. Idle until spare_take() kicks it; after a failed create
+ * (disk full) it tries again in SPARE_RETRY_MS, or at the next kick. */
+static int64_t
+spare_pass(void *arg, int idx)
 {
 	struct store *st = arg;
-	struct timespec until;
 	int failed = 0;
 
 	pthread_mutex_lock(&st->spare_lock);
-	while (!st->spare_stop) {
-		if (failed) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += SPARE_RETRY_S;
-			pthread_cond_timedwait(&st->spare_cond, &st->spare_lock,
-			    &until);
-			failed = 0;
-			continue;
-		}
-		if (st->nspare >= SPARE_LOW) {
-			pthread_cond_wait(&st->spare_cond, &st->spare_lock);
-			continue;
-		}
-		while (!st->spare_stop && st->nspare < SPARE_HIGH) {
-			uint32_t n = st->spare_next++;
-			char name[16];
-			int fd;
+	if (st->nspare >= SPARE_LOW) {
+		pthread_mutex_unlock(&st->spare_lock);
+		return WORKER_IDLE;
+	}
+	while (st->spare_maker && st->nspare < SPARE_HIGH) {
+		uint32_t n = st->spare_next++;
+		char name[16];
+		int fd;
 
-			pthread_mutex_unlock(&st->spare_lock);
-			snprintf(name, sizeof name, "%" PRIu32, n);
-			fd = openat(st->sdir_fd, name, O_WRONLY | O_CREAT |
-			    O_EXCL | O_CLOEXEC, 0600);
-			if (fd >= 0)
-				close(fd);
-			else if (errno != EEXIST)
-				failed = 1;
-			pthread_mutex_lock(&st->spare_lock);
-			if (failed)
-				break;
-			/* Given-back spares may have filled the pool meanwhile. */
-			if (fd >= 0 && st->nspare < SPARE_MAX)
-				st->spare[st->nspare++] = n;
-			else if (fd >= 0)
-				unlinkat(st->sdir_fd, name, 0);
-		}
+		pthread_mutex_unlock(&st->spare_lock);
+		snprintf(name, sizeof name, "%" PRIu32, n);
+		fd = openat(st->sdir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+		else if (errno != EEXIST)
+			failed = 1;
+		pthread_mutex_lock(&st->spare_lock);
+		if (failed)
+			break;
+		/* Given-back spares may have filled the pool meanwhile. */
+		if (fd >= 0 && st->nspare < SPARE_MAX)
+			st->spare[st->nspare++] = n;
+		else if (fd >= 0)
+			unlinkat(st->sdir_fd, name, 0);
 	}
 	pthread_mutex_unlock(&st->spare_lock);
-	return NULL;
+	return failed ? SPARE_RETRY_MS : WORKER_IDLE;
 }
 
 /* Adopts the empty files of <dir>/spare (a non-empty one is no spare:
@@ -96,13 +86,14 @@ spare_maker(void *arg)
 int
 store__spare_open(struct store *st)
 {
+	struct worker_conf c = { .name = "store-spares", .pass = spare_pass,
+	    .arg = st };
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
 	int fd;
 
 	pthread_mutex_init(&st->spare_lock, NULL);
-	pthread_cond_init(&st->spare_cond, NULL);
 	if (!(st->spare = malloc(SPARE_MAX * sizeof *st->spare)))
 		return -ENOMEM;
 	if (mkdir(st->sdir, 0700) != 0 && errno != EEXIST)
@@ -136,23 +127,25 @@ store__spare_open(struct store *st)
 		}
 	}
 	closedir(d);
-	if ((fd = -pthread_create(&st->spare_maker, NULL, spare_maker, st)) < 0)
-		return fd;
-	st->spare_started = 1;
-	return 0;
+	/* No other thread knows st yet: spare_maker is set unlocked, and
+	 * before the maker's first pass (worker_start). */
+	return worker_start(&st->spare_maker, &c);
 }
 
+/* spare_maker goes NULL first, under spare_lock: no kick reaches the
+ * worker being freed, and a pass making spares stops at its next file. */
 void
 store__spare_maker_stop(struct store *st)
 {
-	if (!st->spare_started)
+	struct worker *w;
+
+	if (st->spare == NULL)		/* store__spare_open() did not get far */
 		return;
 	pthread_mutex_lock(&st->spare_lock);
-	st->spare_stop = 1;
-	pthread_cond_signal(&st->spare_cond);
+	w = st->spare_maker;
+	st->spare_maker = NULL;
 	pthread_mutex_unlock(&st->spare_lock);
-	pthread_join(st->spare_maker, NULL);
-	st->spare_started = 0;
+	worker_stop(w);
 }
 
 void
@@ -160,7 +153,6 @@ store__spare_close(struct store *st)
 {
 	store__spare_maker_stop(st);
 	if (st->spare) {
-		pthread_cond_destroy(&st->spare_cond);
 		pthread_mutex_destroy(&st->spare_lock);
 		free(st->spare);
 		st->spare = NULL;
@@ -185,8 +177,8 @@ spare_take(struct store *st, const char *path)
 		return -ENOENT;
 	}
 	n = st->spare[--st->nspare];
-	if (st->nspare < SPARE_LOW)
-		pthread_cond_signal(&st->spare_cond);
+	if (st->nspare < SPARE_LOW && st->spare_maker)
+		worker_kick(st->spare_maker);
 	pthread_mutex_unlock(&st->spare_lock);
 	snprintf(name, sizeof name, "%" PRIu32, n);
 	if (renameat2(st->sdir_fd, name, AT_FDCWD, path, RENAME_NOREPLACE) == 0)

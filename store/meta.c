@@ -13,7 +13,7 @@
  *   delq     pk | fragment id         -> u32 fragment bytes
  *   jrnl     u64 ino | u64 bno        -> empty
  *   peers    address string           -> public key
- *   misc     name string              -> value
+ *   misc     name string              -> value (names: store/misc.c)
  * Records start with a version byte so that a later format can be read
  * next to this one. */
 #include <errno.h>
@@ -328,33 +328,24 @@ open_dbs(struct store *st)
 			return store__mdb_err(rc, db_names[i]);
 		}
 	}
-	if ((rc = make_root(&t)) < 0) {
+	if ((rc = make_root(&t)) < 0 || (rc = store__misc_upgrade(&t)) < 0) {
 		mdb_txn_abort(t.txn);
 		return rc;
 	}
 	return store__mdb_err(mdb_txn_commit(t.txn), "txn_commit");
 }
 
-static void *
-flusher_main(void *arg)
+/* The flusher's pass: syncs when something was committed since the last
+ * one. A commit that lands after the exchange sets dirty again and is
+ * synced now or by the next pass. */
+static int64_t
+flush_pass(void *arg, int idx)
 {
 	struct store *st = arg;
-	struct timespec until;
 
-	pthread_mutex_lock(&st->flush_lock);
-	while (!st->flush_stop) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += STORE__FLUSH_MS / 1000;
-		pthread_cond_timedwait(&st->flush_cond, &st->flush_lock, &until);
-		if (!st->dirty)
-			continue;
-		st->dirty = 0;
-		pthread_mutex_unlock(&st->flush_lock);
+	if (__atomic_exchange_n(&st->dirty, 0, __ATOMIC_ACQ_REL))
 		store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
-		pthread_mutex_lock(&st->flush_lock);
-	}
-	pthread_mutex_unlock(&st->flush_lock);
-	return NULL;
+	return STORE__FLUSH_MS;
 }
 
 /* Pages ahead of the last one used that the data file keeps allocated,
@@ -449,6 +440,8 @@ env_open(struct store *st, const char *mdir, size_t map_bytes)
 int
 store_open(struct store **out, const char *dir, size_t map_bytes)
 {
+	struct worker_conf flush_conf = { .name = "store-flush",
+	    .pass = flush_pass, .first_ms = STORE__FLUSH_MS };
 	struct store *st;
 	char *mdir = NULL;
 	int rc, dead;
@@ -477,11 +470,9 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 		log_info("store: cleared %d stale reader slots", dead);
 	if ((rc = open_dbs(st)) < 0)
 		goto fail;
-	pthread_mutex_init(&st->flush_lock, NULL);
-	pthread_cond_init(&st->flush_cond, NULL);
-	if ((rc = -pthread_create(&st->flusher, NULL, flusher_main, st)) < 0)
+	flush_conf.arg = st;
+	if ((rc = worker_start(&st->flusher, &flush_conf)) < 0)
 		goto fail;
-	st->flush_started = 1;
 	free(mdir);
 	*out = st;
 	return 0;
@@ -496,15 +487,7 @@ store_close(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->flush_started) {
-		pthread_mutex_lock(&st->flush_lock);
-		st->flush_stop = 1;
-		pthread_cond_signal(&st->flush_cond);
-		pthread_mutex_unlock(&st->flush_lock);
-		pthread_join(st->flusher, NULL);
-		pthread_mutex_destroy(&st->flush_lock);
-		pthread_cond_destroy(&st->flush_cond);
-	}
+	worker_stop(st->flusher);
 	if (st->env) {
 		mdb_env_sync(st->env, 1);
 		mdb_env_close(st->env);
@@ -554,11 +537,8 @@ store_txn_commit(struct store_txn *t)
 	int rc = mdb_txn_commit(t->txn);
 
 	free(t);
-	if (rc == 0 && !__atomic_load_n(&st->dirty, __ATOMIC_RELAXED)) {
-		pthread_mutex_lock(&st->flush_lock);
-		st->dirty = 1;
-		pthread_mutex_unlock(&st->flush_lock);
-	}
+	if (rc == 0 && !__atomic_load_n(&st->dirty, __ATOMIC_RELAXED))
+		__atomic_store_n(&st->dirty, 1, __ATOMIC_RELEASE);
 	return store__mdb_err(rc, "txn_commit");
 }
 
@@ -641,18 +621,13 @@ store_ino_del(struct store_txn *t, uint64_t ino)
 int
 store_ino_alloc(struct store_txn *t, uint64_t *ino_out)
 {
-	static const char name[] = "next_ino";
-	unsigned char buf[8];
 	uint64_t next = STORE_ROOT_INO + 1;
 	int rc;
 
-	rc = store_misc_get(t, name, buf, sizeof buf);
-	if (rc == sizeof buf)
-		next = get_be64(buf);
-	else if (rc != -ENOENT)
-		return rc < 0 ? rc : -EIO;
-	put_be64(buf, next + 1);
-	if ((rc = store_misc_put(t, name, buf, sizeof buf)) < 0)
+	rc = store_misc_u64_get(t, STORE_MISC_NEXT_INO, &next);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = store_misc_u64_put(t, STORE_MISC_NEXT_INO, next + 1)) < 0)
 		return rc;
 	*ino_out = next;
 	return 0;
@@ -1526,14 +1501,32 @@ store_peer_pin(struct store *st, const char *addr,
 }
 
 int
-store_misc_get(struct store_txn *t, const char *name, void *buf, size_t size)
+store__misc_ref(struct store_txn *t, const char *name, MDB_val *v)
 {
-	MDB_val v;
-	int klen, rc;
+	int klen;
 
 	if ((klen = str_key(name)) < 0)
 		return klen;
-	if ((rc = kv_get(t, STORE__DB_MISC, name, klen, &v)) < 0)
+	return kv_get(t, STORE__DB_MISC, name, klen, v);
+}
+
+int
+store__misc_del(struct store_txn *t, const char *name)
+{
+	int klen;
+
+	if ((klen = str_key(name)) < 0)
+		return klen;
+	return kv_del(t, STORE__DB_MISC, name, klen);
+}
+
+int
+store_misc_get(struct store_txn *t, const char *name, void *buf, size_t size)
+{
+	MDB_val v;
+	int rc;
+
+	if ((rc = store__misc_ref(t, name, &v)) < 0)
 		return rc;
 	if (size > 0)
 		memcpy(buf, v.mv_data, v.mv_size < size ? v.mv_size : size);

@@ -1,7 +1,24 @@
 /* store/store.h - local state: the owner's LMDB metadata, the write-back
  * journal, the block cache, and the supplier's fragment store.
  * Uses crypto/ only for constants; never learns that a network exists.
- * Functions return 0 (or a count/length) on success, -errno on failure. */
+ * Functions return 0 (or a count/length) on success, -errno on failure.
+ *
+ * Background threads (started through worker.h by store_open, stopped by
+ * store_close; the block cache, pins and the supplier's fragment store
+ * start none):
+ *
+ *   name          count      owns                              lock
+ *   store-flush   1 per      syncing what commits left         none (a commit
+ *                 store      unsynced (MDB_NOSYNC): an         sets an atomic
+ *                            mdb_env_sync each second, when    flag)
+ *                            something was committed
+ *   store-spares  1 per      making empty spare staging        spare_lock (not
+ *                 store      files: when fewer than 512 are    held while it
+ *                            left, up to 1024; idle until a    creates a file)
+ *                            write takes one
+ *
+ * Both wait on CLOCK_MONOTONIC (worker.h). store_sync() syncs on the
+ * caller's thread. Lock order: spare_lock -> the maker's own (a kick). */
 #ifndef PEERFS_STORE_H
 #define PEERFS_STORE_H
 
@@ -224,8 +241,80 @@ int store_jrnl_count(struct store_txn *t, uint64_t *count);
 int store_peer_pin(struct store *st, const char *addr,
     const unsigned char pk[CR_PK_BYTES]);
 
-/* Small named values in misc (e.g. "conf.k"); get returns the length,
- * -ENOENT when missing, copies at most size bytes. */
+/* ==== named values in misc (store/misc.c) =================================
+ * Every key of the misc table is named once, in store/misc.c, with its
+ * type; callers pass a STORE_MISC_* and never spell a key, and integers
+ * are stored big-endian. The STORE_MISC_INDEX_* keys (names "index.*") are
+ * the owner's bookkeeping of its index versions: never part of the index
+ * (store/index.c); every other key is, so a restored home gets it back.
+ * Older homes are upgraded by store_open() (see STORE_MISC_BLOCK_SIZE). */
+enum store_misc_key {
+	/* u64: the next inode number (store_ino_alloc). */
+	STORE_MISC_NEXT_INO,
+	/* u64: the home's block size in bytes, fixed by its first mount.
+	 * Homes before it kept a native-endian u32 under another name:
+	 * store_open() rewrites that one as this, in one transaction. */
+	STORE_MISC_BLOCK_SIZE,
+	/* u64 list: the inodes pinned with `peerfs pin` (owner/pin.c). */
+	STORE_MISC_PINS,
+	/* From here on the index.* bookkeeping, never in the index. */
+	/* u64: the highest head seq published or seen (owner/index.c). */
+	STORE_MISC_INDEX_SEQ,
+	/* u64: the change number the newest version covers. */
+	STORE_MISC_INDEX_GEN,
+	/* u64: the change number of the uploader's own bookkeeping. */
+	STORE_MISC_INDEX_SELF,
+	/* bytes: the parts of the newest version (owner/index.c's format;
+	 * holds block keys: wipe a copy before freeing it). */
+	STORE_MISC_INDEX_PARTS,
+	/* bytes: the blocks of the retained versions (owner/index.c). */
+	STORE_MISC_INDEX_HIST,
+	/* u64 list: seq, time of the head a restore used. */
+	STORE_MISC_INDEX_RESTORED,
+	/* flag: that head was not the newest; this home never deletes
+	 * fragments from suppliers. */
+	STORE_MISC_INDEX_OLDER,
+	STORE_MISC_N
+};
+
+/* The key's name in the misc table (for logs and tests). */
+const char *store_misc_name(enum store_misc_key k);
+
+/* Each function is for keys of its type only (assert). A get returns
+ * -ENOENT when the key is missing and -EIO when its value is not of its
+ * type; out-parameters are set only on success. */
+
+/* u64 keys: 0, -ENOENT, -EIO, -errno. */
+int store_misc_u64_get(struct store_txn *t, enum store_misc_key k,
+    uint64_t *v);
+int store_misc_u64_put(struct store_txn *t, enum store_misc_key k,
+    uint64_t v);
+
+/* u64 list keys: get copies the first max values (at most) to v and
+ * returns how many the key holds (0 for an empty list), -ENOENT, -EIO or
+ * -errno. put replaces the list with v[0 .. n). */
+int store_misc_u64s_get(struct store_txn *t, enum store_misc_key k,
+    uint64_t *v, size_t max);
+int store_misc_u64s_put(struct store_txn *t, enum store_misc_key k,
+    const uint64_t *v, size_t n);
+
+/* Flags (presence): get returns 1 set, 0 not set, -errno; put sets
+ * (on != 0) or clears. */
+int store_misc_flag_get(struct store_txn *t, enum store_misc_key k);
+int store_misc_flag_put(struct store_txn *t, enum store_misc_key k, int on);
+
+/* Byte strings in a format of the caller's: get sets *out to a malloc()'d
+ * copy (the caller frees it, even when *len is 0) and returns 0, or
+ * -ENOENT, -ENOMEM, -errno; put replaces. */
+int store_misc_bytes_get(struct store_txn *t, enum store_misc_key k,
+    void **out, size_t *len);
+int store_misc_bytes_put(struct store_txn *t, enum store_misc_key k,
+    const void *p, size_t len);
+
+/* Raw access by name (store/meta.c): for store/ itself and for tests that
+ * build an old home; callers outside store/ use the typed functions
+ * above. get returns the length, -ENOENT when missing, copies at most
+ * size bytes. */
 int store_misc_get(struct store_txn *t, const char *name, void *buf, size_t size);
 int store_misc_put(struct store_txn *t, const char *name, const void *val,
     size_t len);

@@ -26,6 +26,10 @@ struct cr_identity *test_identity(void);
  * give distinct ids. tests/unit/testutil.c */
 void test_fill_id(unsigned char *id, unsigned seed);
 
+/* Threads of this process named name (their comm, as top -H shows), -1
+ * without /proc. tests/unit/testutil.c */
+int test_threads_named(const char *name);
+
 #define CHECK(cond) do { if (!(cond)) { \
 	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
 	return 1; } } while (0)

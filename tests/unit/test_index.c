@@ -108,8 +108,8 @@ populate(struct store *st)
 	CHECK_EQ(store_ino_put(t, &in), 0);
 	CHECK_EQ(store_symlink_put(t, ino, "dir/file0"), 0);
 	CHECK_EQ(store_dirent_put(t, STORE_ROOT_INO, "link", ino), 0);
-	CHECK_EQ(store_misc_put(t, "conf.block_size", "\0\0\x40\0", 4), 0);
-	CHECK_EQ(store_misc_put(t, "index.seq", "12345678", 8), 0);
+	CHECK_EQ(store_misc_u64_put(t, STORE_MISC_BLOCK_SIZE, 16384), 0);
+	CHECK_EQ(store_misc_u64_put(t, STORE_MISC_INDEX_SEQ, 12345678), 0);
 	COMMIT(t);
 	memset(pk, 0x5a, sizeof pk);
 	CHECK_EQ(store_peer_pin(st, "127.0.0.1:7070", pk), 0);
@@ -149,7 +149,7 @@ test_gen_per_txn(void)
 	store_txn_abort(t);
 	BEGIN(st, t);			/* not indexed: no gen */
 	CHECK_EQ(store_jrnl_put(t, 50, 0), 0);
-	CHECK_EQ(store_misc_put(t, "index.gen", "x", 1), 0);
+	CHECK_EQ(store_misc_u64_put(t, STORE_MISC_INDEX_GEN, 1), 0);
 	COMMIT(t);
 	CHECK_EQ(store_index_gen(st, &g2), 0);
 	CHECK_EQ(g2, g1);
@@ -185,7 +185,7 @@ test_dump_apply_roundtrip(void)
 	CHECK_MEM(blk.key, want.key, CR_KEY_BYTES);
 	CHECK_EQ(store_symlink_get(t, ino + 6, val, sizeof val), 9);
 	CHECK(strcmp(val, "dir/file0") == 0);
-	CHECK_EQ(store_misc_get(t, "index.seq", val, sizeof val), -ENOENT);
+	CHECK_EQ(store_misc_u64_get(t, STORE_MISC_INDEX_SEQ, &ino), -ENOENT);
 	store_txn_abort(t);
 	buf_free(&da);
 	buf_free(&db);

@@ -1455,7 +1455,37 @@ test_frag_delete(void)
 	return test_swarm_run(frag_delete_body);
 }
 
+/* The client's loop runs on the thread net.h lists, serves calls from
+ * other threads, and net_free() stops it although timers keep the loop
+ * busy (the worker's wake hook). */
+static int
+test_loop_thread(void)
+{
+	struct net_conf nc = { 0 };
+	struct net *n;
+	int got = 0;
+
+	if (test_threads_named("net-loop") < 0)
+		return TEST_SKIP;	/* no /proc */
+	nc.id = test_identity();
+	CHECK_EQ(cr_ec_new(&nc.ec, 4, 2), 0);
+	CHECK_EQ(net_new(&n, &nc), 0);
+	for (int i = 0; i < 500 && (got = test_threads_named("net-loop")) != 1;
+	    i++)
+		usleep(10000);
+	CHECK_EQ(got, 1);
+	/* An op the loop runs: nobody listens there, it keeps retrying. */
+	CHECK_EQ(net_add_peer(n, "127.0.0.1:1"), 0);
+	CHECK_EQ(net_wait_online(n, 1, 100), 0);
+	net_free(n);
+	CHECK_EQ(test_threads_named("net-loop"), 0);
+	cr_ec_free(nc.ec);
+	cr_identity_free((struct cr_identity *)nc.id);
+	return 0;
+}
+
 const struct test tests_net[] = {
+	{ "loop_thread", test_loop_thread },
 	{ "store_fetch", test_store_fetch },
 	{ "lost_suppliers", test_lost_suppliers },
 	{ "garbage", test_garbage },

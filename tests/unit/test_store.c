@@ -1232,6 +1232,81 @@ test_jrnl_spare_maker(void)
 	return 0;
 }
 
+/* ---- background threads ------------------------------------------------- */
+
+#define SOON_MS 5000	/* "promptly", on a loaded machine */
+
+/* Polls until n threads are named name (a thread names itself once it
+ * runs) or SOON_MS passed; returns the last count. */
+static int
+threads_become(const char *name, int n)
+{
+	int got = 0;
+
+	for (int i = 0; i < SOON_MS / 10; i++) {
+		if ((got = test_threads_named(name)) == n)
+			break;
+		usleep(10000);
+	}
+	return got;
+}
+
+/* The threads store.h lists run while a store is open, one each per
+ * store, and are gone once it is closed. */
+static int
+test_threads(void)
+{
+	struct store *st, *st2;
+
+	if (test_threads_named("store-flush") < 0)
+		return TEST_SKIP;	/* no /proc */
+	OPEN(st);
+	CHECK_EQ(threads_become("store-flush", 1), 1);
+	CHECK_EQ(threads_become("store-spares", 1), 1);
+	CHECK_EQ(store_open(&st2, "db2", 0), 0);
+	CHECK_EQ(threads_become("store-flush", 2), 2);
+	CHECK_EQ(threads_become("store-spares", 2), 2);
+	store_close(st2);
+	store__spare_maker_stop(st);	/* stopped early, as tests do */
+	CHECK_EQ(test_threads_named("store-spares"), 0);
+	CHECK_EQ(test_threads_named("store-flush"), 1);
+	store_close(st);
+	CHECK_EQ(test_threads_named("store-flush"), 0);
+	return 0;
+}
+
+/* A commit marks the store dirty; the flusher syncs and clears the mark
+ * on its own (about a second later), again after each later commit. */
+static int
+test_flusher(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	int dirty = 1;
+
+	OPEN(st);
+	for (int round = 0; round < 2; round++) {
+		BEGIN(st, 0, t);
+		CHECK_EQ(store_misc_put(t, "m", "v", 1), 0);
+		COMMIT(t);
+		for (int i = 0; i < SOON_MS / 10; i++) {
+			dirty = __atomic_load_n(&st->dirty, __ATOMIC_ACQUIRE);
+			if (!dirty)
+				break;
+			usleep(10000);
+		}
+		CHECK_EQ(dirty, 0);
+	}
+	/* Read-only transactions and aborts leave nothing to sync. */
+	BEGIN(st, 1, t);
+	store_txn_abort(t);
+	BEGIN(st, 0, t);
+	store_txn_abort(t);
+	CHECK_EQ(__atomic_load_n(&st->dirty, __ATOMIC_ACQUIRE), 0);
+	store_close(st);
+	return 0;
+}
+
 /* ---- peers, transactions, limits ---------------------------------------- */
 
 static int
@@ -1571,6 +1646,8 @@ const struct test tests_store[] = {
 	{ "jrnl_files", test_jrnl_files },
 	{ "jrnl_spares", test_jrnl_spares },
 	{ "jrnl_spare_maker", test_jrnl_spare_maker },
+	{ "threads", test_threads },
+	{ "flusher", test_flusher },
 	{ "peer_pin", test_peer_pin },
 	{ "abort_no_trace", test_abort_no_trace },
 	{ "concurrent_readers", test_concurrent_readers },

@@ -5,7 +5,6 @@
  * The machine is shared and noisy: a test never asks for something to
  * happen within a short time, only within generous bounds (SOON), and
  * checks that nothing happens early, which no load can break. */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -324,36 +323,6 @@ exit_pass(void *arg, int idx)
 	return idx == 0 ? WORKER_EXIT : WORKER_IDLE;
 }
 
-/* Threads of this process named name (their comm, as top -H shows). */
-static int
-threads_named(const char *name)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	char path[300], comm[32];
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/self/task/%s/comm",
-		    e->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		if (fgets(comm, sizeof comm, f) != NULL) {
-			comm[strcspn(comm, "\n")] = '\0';
-			n += strcmp(comm, name) == 0;
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 static int
 test_exit(void)
 {
@@ -366,16 +335,16 @@ test_exit(void)
 	CHECK_EQ(wait_count(&p.passes, 2, SOON), 2);
 	/* Thread 0 is gone, thread 1 waits. */
 	end = worker_now_ms() + SOON;
-	while (threads_named("quit/0") != 0 && worker_now_ms() < end)
+	while (test_threads_named("quit/0") != 0 && worker_now_ms() < end)
 		usleep(1000);
-	CHECK_EQ(threads_named("quit/0"), 0);
-	CHECK_EQ(threads_named("quit/1"), 1);
+	CHECK_EQ(test_threads_named("quit/0"), 0);
+	CHECK_EQ(test_threads_named("quit/1"), 1);
 	worker_kick(p.w);
 	CHECK_EQ(wait_count(&p.by_idx[1], 2, SOON), 2);
 	usleep(200000);
 	CHECK_EQ(atomic_load(&p.by_idx[0]), 1);
 	worker_stop(p.w);		/* joins the one that left too */
-	CHECK_EQ(threads_named("quit/1"), 0);
+	CHECK_EQ(test_threads_named("quit/1"), 0);
 	return 0;
 }
 
@@ -404,7 +373,7 @@ test_stop_long_sleep(void)
 	CHECK(worker_now_ms() - t0 < SOON);
 	CHECK_EQ(atomic_load(&p.passes), 3);
 	CHECK_EQ(atomic_load(&q.passes), 0);
-	CHECK_EQ(threads_named("sleepy/0") + threads_named("never"), 0);
+	CHECK_EQ(test_threads_named("sleepy/0") + test_threads_named("never"), 0);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* tests/unit/testutil.c - helpers shared by the unit tests (test.h) and
  * the supplier swarm (testutil.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,35 @@ test_fill_id(unsigned char *id, unsigned seed)
 {
 	for (int i = 0; i < CR_ID_BYTES; i++)
 		id[i] = (unsigned char)(seed * 131 + i * 7 + 1);
+}
+
+int
+test_threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char path[300], comm[32];
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm",
+		    e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(comm, sizeof comm, f) != NULL) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += strcmp(comm, name) == 0;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }
 
 /* ---- supplier swarm ------------------------------------------------------ */
