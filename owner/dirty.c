@@ -251,19 +251,26 @@ owner__dirty_drop(struct owner *o, uint64_t ino, const uint64_t *bnos,
     size_t n)
 {
 	struct owner__dirty *d = o->dirty;
+	struct dblk *e;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < n; i++)
+		if ((e = tab_find(d, ino, bnos[i])) != NULL)
+			tab_del(d, e);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void
+owner__dirty_drop_all(struct owner *o, uint64_t ino)
+{
+	struct owner__dirty *d = o->dirty;
 	struct dblk *e, *next;
 
 	pthread_mutex_lock(&d->lock);
-	if (bnos != NULL) {
-		for (size_t i = 0; i < n; i++)
-			if ((e = tab_find(d, ino, bnos[i])) != NULL)
-				tab_del(d, e);
-	} else {
-		for (e = d->itab[ino_slot(ino)]; e != NULL; e = next) {
-			next = e->inext;
-			if (e->ino == ino)
-				tab_del(d, e);
-		}
+	for (e = d->itab[ino_slot(ino)]; e != NULL; e = next) {
+		next = e->inext;
+		if (e->ino == ino)
+			tab_del(d, e);
 	}
 	pthread_mutex_unlock(&d->lock);
 }

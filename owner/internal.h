@@ -52,9 +52,11 @@ void owner__dirty_written(struct owner *o);	/* a write just came */
 /* A write or truncate changed (ino, bno): its stripe is held, its jrnl
  * record committed. full: upload it now. */
 void owner__dirty_mark(struct owner *o, uint64_t ino, uint64_t bno, int full);
-/* The jrnl records of ino's blocks bnos (NULL: all of ino's) went. */
+/* The jrnl records of ino's blocks bnos[0 .. n) went (n may be 0). */
 void owner__dirty_drop(struct owner *o, uint64_t ino, const uint64_t *bnos,
     size_t n);
+/* Every jrnl record of ino went (the file is gone). */
+void owner__dirty_drop_all(struct owner *o, uint64_t ino);
 /* The last close of ino: with no write-back delay its blocks go now. */
 void owner__dirty_closed(struct owner *o, uint64_t ino);
 /* An inline record committed with change number gen is on the owner's

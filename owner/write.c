@@ -424,7 +424,7 @@ owner_drop(struct owner *o, uint64_t ino)
 		goto out;
 	/* Workers still uploading a block of ino find its jrnl record gone
 	 * and commit nothing. */
-	owner__dirty_drop(o, ino, NULL, 0);
+	owner__dirty_drop_all(o, ino);
 	staging_drop(o, ino, &unl);
 out:
 	vec_release(&unl);
