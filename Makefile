@@ -2,12 +2,13 @@
 CC      ?= cc
 PKGS    := fuse3 libsodium libuv
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+CFLAGS  += $(SAN) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -I. -I/usr/include/liberasurecode \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -lpthread -lm
 PYTEST  := /usr/bin/python3 -m pytest
-B       := build
+B       ?= build
+BIN     ?= peerfs
 
 LIB_SRC := log.c strbuf.c worker.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c \
     fs/*.c cli/*.c))
@@ -16,14 +17,14 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
 
-.PHONY: all deps test unit integ fuzz fuzz-short demo demo-stop bench \
-        check-layers clean
-all: peerfs
+.PHONY: all deps test test-asan unit integ fuzz fuzz-short demo demo-stop \
+        bench check-layers clean
+all: $(BIN)
 
 deps:
 	@scripts/install-deps
 
-peerfs: $(B)/peerfs.o $(LIB_OBJ)
+$(BIN): $(B)/peerfs.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/%.o: %.c
@@ -76,6 +77,27 @@ test: deps
 	$(PYTEST) -q -p no:cacheprovider tests/integ $(PYTEST_ARGS) || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; fi; exit $$rc
 
+# The unit tests and the integration tests named in ASAN_TESTS, against a
+# build with AddressSanitizer and UndefinedBehaviorSanitizer (build-asan/,
+# peerfs-asan): any report fails the run. Leak checks stay on for the unit
+# tests; the daemons are killed by signal in some tests, so not for them.
+ASAN_TESTS ?= tests/integ/test_core.py tests/integ/test_posix.py \
+    tests/integ/test_data.py tests/integ/test_maint.py
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+    -fno-sanitize-recover=undefined
+test-asan: deps
+	@$(MAKE) --no-print-directory B=build-asan BIN=peerfs-asan \
+	    SAN="$(ASAN_FLAGS)" peerfs-asan build-asan/unit_tests
+	@rc=0; rm -f build-asan/asan.* build-asan/ubsan.*; \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/unit_tests || rc=1; \
+	PEERFS_BIN=$(CURDIR)/peerfs-asan \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$(CURDIR)/build-asan/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/build-asan/ubsan \
+	    $(PYTEST) -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS) || rc=1; \
+	if ls build-asan/asan.* build-asan/ubsan.* >/dev/null 2>&1; then \
+	    echo "sanitizer reports:"; head -60 build-asan/asan.* build-asan/ubsan.* 2>/dev/null; rc=1; fi; \
+	if [ $$rc -ne 0 ]; then echo "make test-asan: FAILED"; fi; exit $$rc
+
 # The layers point down only: cli -> fs -> owner -> net -> store -> crypto.
 # A layer includes headers of the layers below it, never of one above.
 check-layers:
@@ -96,6 +118,6 @@ bench: deps all
 	/usr/bin/python3 tests/bench.py
 
 clean:
-	rm -rf $(B) peerfs
+	rm -rf build build-asan peerfs peerfs-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -588,6 +588,7 @@ owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len)
 	struct vec ids = { 0 };
 	struct walk w = { .ids = &ids };
 	uint64_t local = 0, root = 0;
+	size_t blocks;
 	struct vec roots = { 0 };
 	char *s;
 	int rc, pinned = 0, n;
@@ -605,12 +606,13 @@ owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len)
 	ids_sort(&ids);
 	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
 		local += store_pin_has(o->conf.store, id_at(&ids, i)) == 1;
+	blocks = ids.n;		/* vec_release() zeroes it */
 	vec_release(&ids);
 	if (rc < 0)
 		return rc;
 	n = asprintf(&s, "{\"pinned\": %d, \"root\": %d, \"files\": %" PRIu64
 	    ", \"bytes\": %" PRIu64 ", \"blocks\": %zu, \"local\": %" PRIu64
-	    "}\n", pinned, (int)root, w.files, w.bytes, ids.n, local);
+	    "}\n", pinned, (int)root, w.files, w.bytes, blocks, local);
 	if (n < 0)
 		return -ENOMEM;
 	*val = s;

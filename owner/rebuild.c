@@ -222,6 +222,7 @@ owner__rebuild_scan(struct owner *o)
 	struct scan_ctx sc = { o, NULL, { 0 }, { 0 }, 0 };
 	struct rq_entry *todo;
 	struct store_txn *t;
+	size_t ntodo;
 	int rc;
 
 	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
@@ -232,8 +233,9 @@ owner__rebuild_scan(struct owner *o)
 	owner__peer_snap(o, &sc.snap);
 	rc = store_rebuild_iter(t, rq_collect, &sc.queued);
 	if (rc == 0) {
-		qsort(sc.queued.p, sc.queued.n, sizeof(struct rq_entry),
-		    rq_cmp);
+		if (sc.queued.n > 0)	/* p is NULL when empty */
+			qsort(sc.queued.p, sc.queued.n,
+			    sizeof(struct rq_entry), rq_cmp);
 		rc = store_block_iter(t, scan_one, &sc);
 	}
 	store_txn_abort(t);
@@ -257,11 +259,12 @@ owner__rebuild_scan(struct owner *o)
 		worker_kick(r->workers);
 	if (rc == 0 && sc.todo.n > 0)
 		log_info("maint: %zu block(s) queued for rebuild", sc.todo.n);
+	ntodo = sc.todo.n;	/* vec_release() zeroes it */
 	vec_release(&sc.queued);
 	vec_release(&sc.todo);
 	if (rc < 0)
 		log_warn("maint: scan: %s", strerror(-rc));
-	return rc < 0 ? rc : (int)sc.todo.n;
+	return rc < 0 ? rc : (int)ntodo;
 }
 
 /* Compares supplier states with the last poll: 1 when one turned DEAD. */

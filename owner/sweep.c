@@ -198,7 +198,8 @@ sweep_once(struct owner__sweep *s)
 		vec_release(&cur);
 		return;
 	}
-	qsort(cur.p, cur.n, sizeof(struct orphan), orphan_cmp);
+	if (cur.n > 0)		/* p is NULL when empty */
+		qsort(cur.p, cur.n, sizeof(struct orphan), orphan_cmp);
 	if ((queued = queue_deletes(s, &cur)) < 0) {
 		log_warn("sweep: queueing deletes: %s", strerror(-queued));
 		queued = 0;
