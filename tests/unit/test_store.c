@@ -16,7 +16,7 @@
 #include "store/store.h"
 #include "test.h"
 
-#define OPEN(st) CHECK_EQ(store_open(&(st), "db", 0), 0)
+#define OPEN(st) CHECK_EQ(store_open(&(st), "db", TEST_MAP_BYTES), 0)
 #define BEGIN(st, ro, t) CHECK_EQ(store_txn_begin((st), (ro), &(t)), 0)
 #define COMMIT(t) CHECK_EQ(store_txn_commit(t), 0)
 
