@@ -70,8 +70,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "suppliers for rebuild, waits for the rebuilds, and prints what it "
 	    "found and repaired. Exits 0 when every block is at full "
 	    "redundancy, 1 otherwise." },
-	[CLI_DEMO] = { "demo", cmd_demo, "local swarm of 8 suppliers and a mount",
-	    NULL, "[DIR]", 0, 1,
+	[CLI_DEMO] = { "demo", cmd_demo,
+	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
 	    "Starts 8 suppliers on free loopback ports (6 used by the default "
 	    "4+2 code, 2 spare) with their stores under DIR (default "
 	    "./peerfs-demo), and mounts DIR/mnt." },
@@ -104,23 +104,26 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	__builtin_types_compatible_p(__typeof__(((struct cli_conf *)0)->f), \
 	type) ? 1 : -1]))
 #define SIZE(n, f, cmds, def, lo, hi, fl, help) \
-	{ n, 0, CLI_SIZE, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, help }
+	{ n, 0, CLI_SIZE, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
+	  help }
 #define DUR(n, f, cmds, def, lo, hi, fl, help) \
 	{ n, 0, CLI_DURATION, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
 	  help }
 #define COUNT(n, f, cmds, def, lo, hi, fl, help) \
-	{ n, 0, CLI_COUNT, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, help }
+	{ n, 0, CLI_COUNT, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
+	  help }
 #define EC(n, f, cmds, def, help) \
 	{ n, 0, CLI_EC, cmds, FIELD(f, struct cli_ec), def, NULL, NULL, NULL, \
 	  0, help }
 #define STR(n, s, f, cmds, arg, fl, help) \
-	{ n, s, CLI_STRING, cmds, FIELD(f, const char *), NULL, NULL, NULL, arg, \
-	  fl, help }
+	{ n, s, CLI_STRING, cmds, FIELD(f, const char *), NULL, NULL, NULL, \
+	  arg, fl, help }
 #define FLAG(n, s, f, cmds, fl, help) \
-	{ n, s, CLI_FLAG, cmds, FIELD(f, int), NULL, NULL, NULL, NULL, fl, help }
+	{ n, s, CLI_FLAG, cmds, FIELD(f, int), NULL, NULL, NULL, NULL, fl, \
+	  help }
 #define LIST(n, f, cmds, hi, arg, fl, help) \
-	{ n, 0, CLI_LIST, cmds, FIELD(f, struct cli_list), NULL, NULL, hi, arg, \
-	  fl, help }
+	{ n, 0, CLI_LIST, cmds, FIELD(f, struct cli_list), NULL, NULL, hi, \
+	  arg, fl, help }
 
 #define INIT		CLI_CMD(INIT)
 #define SUPPLIER	CLI_CMD(SUPPLIER)
@@ -636,6 +639,7 @@ cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
  * HELP_WIDTH, continuation lines indented to `indent`. Breaks at spaces
  * only; a GLUE is written as a space that never breaks. */
 #define GLUE	'\x01'
+#define GLUE_S	"\x01"
 static void
 wrap(FILE *f, const char *text, int col, int indent)
 {
@@ -741,13 +745,15 @@ cli_help(enum cli_cmd cmd, FILE *f)
 			snprintf(text + n, sizeof text - n, " (%s%s%s%s%s%s)",
 			    req ? "required" : "",
 			    req && (op->def || ok[0]) ? "; " : "",
-			    op->def ? "default\x01" : "", op->def ? op->def : "",
+			    op->def ? "default" GLUE_S : "",
+			    op->def ? op->def : "",
 			    op->def && ok[0] ? "; " : "", ok);
 		wrap(f, text, HELP_COLUMN, HELP_COLUMN);
 	}
 	if (numbers) {
 		fputc('\n', f);
-		wrap(f, "Sizes: 4096, 64K, 1.5M, 2G (powers of 1024). Durations: "
-		    "500ms, 30s, 2m, 1h, 7d (a bare number: seconds).", 0, 0);
+		wrap(f, "Sizes: 4096, 64K, 1.5M, 2G (powers of 1024). "
+		    "Durations: 500ms, 30s, 2m, 1h, 7d (a bare number: "
+		    "seconds).", 0, 0);
 	}
 }

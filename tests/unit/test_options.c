@@ -73,7 +73,8 @@ test_sizes(void)
 {
 	static const struct { const char *s; uint64_t v; } good[] = {
 		{ "0", 0 }, { "100", 100 }, { "4K", 4096 }, { "4k", 4096 },
-		{ "1.5M", 3u << 19 }, { "4MiB", 4u << 20 }, { "2G", 2ull << 30 },
+		{ "1.5M", 3u << 19 }, { "4MiB", 4u << 20 },
+		{ "2G", 2ull << 30 },
 		{ "1T", 1ull << 40 }, { "64KB", 65536 }, { ".5K", 512 },
 	};
 	static const char *const bad[] = {
@@ -155,50 +156,49 @@ test_counts_and_codes(void)
 
 /* ---- the table ----------------------------------------------------------- */
 
+/* A number of op's kind (a list's bound is a count). */
+static int
+number(const struct cli_opt *op, const char *text, uint64_t *v)
+{
+	switch (op->kind) {
+	case CLI_SIZE:		return cli_parse_size(text, v);
+	case CLI_DURATION:	return cli_parse_duration(text, v);
+	default:		return cli_parse_count(text, v);
+	}
+}
+
 /* Every default and bound parses, every default lies within its bounds,
- * names are unique per command, every entry serves some command. */
+ * names are unique per command (and leave -h, --help to the parser),
+ * every entry serves some command. */
 static int
 test_table_consistent(void)
 {
 	CHECK(cli_nopts > 0 && cli_nopts <= CLI_OPTS_MAX);
 	for (int i = 0; i < cli_nopts; i++) {
 		const struct cli_opt *op = &cli_opts[i];
-		int numeric = op->kind == CLI_SIZE || op->kind == CLI_DURATION ||
-		    op->kind == CLI_COUNT;
+		int numeric = op->kind == CLI_SIZE ||
+		    op->kind == CLI_DURATION || op->kind == CLI_COUNT;
 		uint64_t lo = 0, hi = UINT64_MAX, def;
 
 		CHECK(op->name || op->short_name);
+		CHECK(!op->name || strcmp(op->name, "help") != 0);
+		CHECK(op->short_name != 'h');
 		CHECK(op->help && op->help[0]);
 		CHECK(op->cmds != 0 && op->cmds < (1u << CLI_NCMDS));
 		CHECK(op->off + sizeof(int) <= sizeof(struct cli_conf));
 		if (op->min) {
 			CHECK(numeric);
-			if (op->kind == CLI_SIZE)
-				CHECK_EQ(cli_parse_size(op->min, &lo), 0);
-			else if (op->kind == CLI_DURATION)
-				CHECK_EQ(cli_parse_duration(op->min, &lo), 0);
-			else
-				CHECK_EQ(cli_parse_count(op->min, &lo), 0);
+			CHECK_EQ(number(op, op->min, &lo), 0);
 		}
 		if (op->max) {
 			CHECK(numeric || op->kind == CLI_LIST);
-			if (op->kind == CLI_SIZE)
-				CHECK_EQ(cli_parse_size(op->max, &hi), 0);
-			else if (op->kind == CLI_DURATION)
-				CHECK_EQ(cli_parse_duration(op->max, &hi), 0);
-			else
-				CHECK_EQ(cli_parse_count(op->max, &hi), 0);
+			CHECK_EQ(number(op, op->max, &hi), 0);
 		}
 		CHECK(lo <= hi);
 		if (op->kind == CLI_LIST)
 			CHECK(hi <= CLI_LIST_MAX);
 		if (op->def && numeric) {
-			if (op->kind == CLI_SIZE)
-				CHECK_EQ(cli_parse_size(op->def, &def), 0);
-			else if (op->kind == CLI_DURATION)
-				CHECK_EQ(cli_parse_duration(op->def, &def), 0);
-			else
-				CHECK_EQ(cli_parse_count(op->def, &def), 0);
+			CHECK_EQ(number(op, op->def, &def), 0);
 			if (def < lo || def > hi) {
 				fprintf(stderr, "--%s: default %s outside its "
 				    "bounds\n", op->name, op->def);
@@ -214,10 +214,11 @@ test_table_consistent(void)
 		    op->kind != CLI_LIST && op->kind != CLI_STRING));
 		for (int j = 0; j < i; j++) {
 			const struct cli_opt *o2 = &cli_opts[j];
-			int same = op->name ? o2->name &&
-			    !strcmp(op->name, o2->name) : 0;
+			int same = op->name && o2->name &&
+			    !strcmp(op->name, o2->name);
 
-			same |= op->short_name && op->short_name == o2->short_name;
+			same |= op->short_name &&
+			    op->short_name == o2->short_name;
 			if (same && (op->cmds & o2->cmds)) {
 				fprintf(stderr, "option %s twice for one "
 				    "command\n", op->name ? op->name : "-?");
@@ -289,10 +290,12 @@ test_parse_values(void)
 	struct cli_conf c;
 
 	for (int round = 0; round < 2; round++) {
-		CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv), argv, &c), CLI_RUN);
+		CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv), argv, &c),
+		    CLI_RUN);
 		CHECK_EQ(c.block_size, 65536);
 		CHECK_EQ(c.peers.n, 2);
-		CHECK(!strcmp(c.peers.v[0], "a:1") && !strcmp(c.peers.v[1], "b:2"));
+		CHECK(!strcmp(c.peers.v[0], "a:1"));
+		CHECK(!strcmp(c.peers.v[1], "b:2"));
 		CHECK(c.ec.k == 6 && c.ec.m == 3);
 		CHECK(c.foreground && c.debug);
 		CHECK(c.fuse_opts && !strcmp(c.fuse_opts, "allow_other"));
@@ -378,9 +381,11 @@ test_errors(void)
 		    "s", "x"), { "unexpected argument 'x'", NULL } },
 		{ CLI_UMOUNT, ARGV("umount", "--json", "m"),
 		    { "unknown option --json", NULL } },
-		{ CLI_DEMO, ARGV("demo", "a", "b"), { "at most one DIR", NULL } },
-		{ CLI_RESTORE, ARGV("restore", "--peer", "a:1", "--version", "0",
-		    "--code-file", "c"), { "--version", "at least 1", NULL } },
+		{ CLI_DEMO, ARGV("demo", "a", "b"),
+		    { "at most one DIR", NULL } },
+		{ CLI_RESTORE, ARGV("restore", "--peer", "a:1", "--version",
+		    "0", "--code-file", "c"),
+		    { "--version", "at least 1", NULL } },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -397,8 +402,8 @@ test_errors(void)
 		}
 		for (int w = 0; w < 3 && cases[i].want[w]; w++)
 			if (!strstr(err_text, cases[i].want[w])) {
-				fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i,
-				    err_text, cases[i].want[w]);
+				fprintf(stderr, "case %zu: '%s' lacks "
+				    "'%s'\n", i, err_text, cases[i].want[w]);
 				return 1;
 			}
 	}
@@ -457,7 +462,8 @@ test_help_covers_every_option(void)
 			if (op->name)
 				snprintf(want, sizeof want, "  --%s", op->name);
 			else
-				snprintf(want, sizeof want, "  -%c", op->short_name);
+				snprintf(want, sizeof want, "  -%c",
+				    op->short_name);
 			shown = strstr(h, want) != NULL;
 			if (shown != !(op->flags & CLI_HIDDEN)) {
 				fprintf(stderr, "peerfs %s --help: %s %s\n",
@@ -466,7 +472,8 @@ test_help_covers_every_option(void)
 				return 1;
 			}
 			if (op->def && !(op->flags & CLI_HIDDEN)) {
-				snprintf(want, sizeof want, "default %s", op->def);
+				snprintf(want, sizeof want, "default %s",
+				    op->def);
 				if (!strstr(h, want)) {
 					fprintf(stderr, "peerfs %s --help: no "
 					    "'%s' for --%s\n", k->name, want,
