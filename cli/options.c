@@ -83,7 +83,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "on a new machine." },
 	[CLI_RESTORE] = { "restore", cmd_restore,
 	    "new home from a recovery code and a supplier", NULL, NULL, 0, 0,
-	    "Creates a new home from a recovery code (`peerfs key export`): "
+	    "Creates a new home (DIR must not exist or be empty) from a "
+	    "recovery code (`peerfs key export`): "
 	    "writes the key file, finds the newest index version that "
 	    "verifies on the suppliers (or --version N, see `peerfs "
 	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
