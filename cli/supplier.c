@@ -1,7 +1,6 @@
 /* cli/supplier.c - `peerfs supplier`: lend disk space to owners. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,20 +11,6 @@
 #include "log.h"
 #include "net/net.h"
 #include "store/store.h"
-
-static const char supplier_help[] =
-"usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
-"                       [--quota SIZE] [--daemon] [--debug]\n"
-"\n"
-"Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
-"stored under the store directory, acknowledged only after fsync.\n"
-"  --home DIR        identity of this supplier (created, without a\n"
-"                    passphrase, when DIR has no key yet)\n"
-"  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
-"  --store DIR       where fragments are kept\n"
-"  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
-"  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
-"  (one more option exists for tests only)\n";
 
 struct ready_ctx {
 	const char *home;
@@ -105,79 +90,46 @@ daemonize(const char *home, int *notify_fd)
 int
 cmd_supplier(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "store", required_argument, NULL, 's' },
-		{ "quota", required_argument, NULL, 'q' },
-		{ "daemon", no_argument, NULL, 'd' },
-		{ "debug", no_argument, NULL, 'D' },
-		/* Tests only: serve forged fragments and audit answers. */
-		{ "test-lie", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
-	uint64_t quota = 0;
-	int daemon = 0, test_lie = 0, c, rc;
+	struct cli_conf o;
+	int rc;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
 	char *home;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': home_opt = optarg; break;
-		case 'l': listen = optarg; break;
-		case 's': store_dir = optarg; break;
-		case 'q':
-			if (cli_parse_size(optarg, &quota) < 0)
-				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
-			break;
-		case 'd': daemon = 1; break;
-		case 'L': test_lie = 1; break;
-		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
-		case 'h': fputs(supplier_help, stdout); return 0;
-		case ':': return cli_bad_usage("supplier", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("supplier", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_bad_usage("supplier", "unexpected argument '%s'", argv[optind]);
-	if (!listen || !strchr(listen, ':'))
-		return cli_bad_usage("supplier", "--listen HOST:PORT is required");
-	if (!store_dir)
-		return cli_bad_usage("supplier", "--store DIR is required");
+	if ((rc = cli_parse(CLI_SUPPLIER, argc, argv, &o)) != CLI_RUN)
+		return rc;
+	if (o.debug)
+		log_init("peerfs", LOG_DEBUG, NULL);
 	if (cr_init() < 0)
 		return 1;
-	home = cli_home(home_opt);
+	home = cli_home(o.home);
 	if (supplier_identity(home, &id) < 0)
 		return 1;
 	log_init("peerfs-supplier", log_get_level(), NULL);
 	/* Fork before LMDB opens: an environment must not cross a fork. */
-	if (daemon && (rc = daemonize(home, &ready.notify_fd)) < 0) {
+	if (o.daemon && (rc = daemonize(home, &ready.notify_fd)) < 0) {
 		fprintf(stderr, "peerfs supplier: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
-	if ((rc = cli_mkdir_p(store_dir, 0700)) < 0 ||
-	    (rc = store_frag_open(&frags, store_dir, quota)) < 0) {
-		fprintf(stderr, "peerfs supplier: store %s: %s\n", store_dir,
+	if ((rc = cli_mkdir_p(o.store, 0700)) < 0 ||
+	    (rc = store_frag_open(&frags, o.store, o.quota)) < 0) {
+		fprintf(stderr, "peerfs supplier: store %s: %s\n", o.store,
 		    strerror(-rc));
 		cr_identity_free(id);
 		return 1;
 	}
 	ready.home = home;
 	struct net_supplier_conf conf = {
-		.id = id, .listen = listen, .frags = frags,
-		.on_ready = on_ready, .arg = &ready, .test_lie = test_lie,
+		.id = id, .listen = o.listen, .frags = frags,
+		.on_ready = on_ready, .arg = &ready, .test_lie = o.test_lie,
 	};
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
-		log_error("supplier on %s: %s", listen, strerror(-rc));
+		log_error("supplier on %s: %s", o.listen, strerror(-rc));
 	store_frag_close(frags);
 	cr_identity_free(id);
-	if (daemon) {
+	if (o.daemon) {
 		char *pid_path = cli_path(home, "supplier.pid");
 		unlink(pid_path);
 		free(pid_path);
