@@ -5,26 +5,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "log.h"
 #include "net/net.h"
 #include "store/store.h"
+#include "util.h"
 
 static const char supplier_help[] =
 "usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
-"                       [--quota SIZE] [--daemon] [--debug]\n"
+"                       [--quota SIZE] [--accept open|friends] [--friend PK]...\n"
+"                       [--friends-file F] [--stranger-quota SIZE]\n"
+"                       [--max-fragments N] [--daemon] [--debug]\n"
+"       peerfs supplier [--home DIR] [--store DIR] accounts\n"
+"       peerfs supplier [--home DIR] [--store DIR] evict PK\n"
 "\n"
 "Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
-"stored under the store directory, acknowledged only after fsync.\n"
+"stored under the store directory, acknowledged only after fsync. Each\n"
+"owner is charged what its fragments and heads cost the disk (whole\n"
+"blocks plus a record each).\n"
 "  --home DIR        identity of this supplier (created, without a\n"
 "                    passphrase, when DIR has no key yet)\n"
 "  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
-"  --store DIR       where fragments are kept\n"
-"  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
+"  --store DIR       where fragments are kept (remembered in the home)\n"
+"  --quota SIZE      most bytes to lend, every owner together (default: a\n"
+"                    tenth of the free space when the store was created)\n"
+"  --accept POLICY   open (default): anyone may store, strangers within\n"
+"                    --stranger-quota; friends: only the --friend keys\n"
+"  --friend PK       an owner's key (64 hex, `peerfs init` prints it) that\n"
+"                    may use up to the whole quota; repeatable\n"
+"  --friends-file F  one key a line (# comments)\n"
+"  --stranger-quota SIZE  most any other owner may store (default 256M);\n"
+"                    strangers together get at most half of the quota\n"
+"  --max-fragments N most fragments per owner (default: its quota / 16K)\n"
 "  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
+"  accounts          list the owners: usage, quota, heads, last contact\n"
+"  evict PK          delete everything owner PK stores here\n"
 "  (one more option exists for tests only)\n";
 
 struct ready_ctx {
@@ -102,6 +122,255 @@ daemonize(const char *home, int *notify_fd)
 	return 0;
 }
 
+/* ---- friends ---------------------------------------------------------- */
+
+struct friends {
+	unsigned char (*pk)[CR_PK_BYTES];
+	size_t n, cap;
+};
+
+static int
+parse_pk(const char *s, unsigned char pk[CR_PK_BYTES])
+{
+	if (strlen(s) != 2 * CR_PK_BYTES)
+		return -EINVAL;
+	for (int i = 0; i < CR_PK_BYTES; i++) {
+		unsigned v;
+		char two[3] = { s[2 * i], s[2 * i + 1], 0 };
+
+		if (!strchr("0123456789abcdefABCDEF", two[0]) ||
+		    !strchr("0123456789abcdefABCDEF", two[1]) ||
+		    sscanf(two, "%x", &v) != 1)
+			return -EINVAL;
+		pk[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+static int
+friend_add(struct friends *f, const char *hex)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		void *p = realloc(f->pk, cap * sizeof *f->pk);
+
+		if (!p)
+			return -ENOMEM;
+		f->pk = p;
+		f->cap = cap;
+	}
+	if (parse_pk(hex, f->pk[f->n]) < 0)
+		return -EINVAL;
+	f->n++;
+	return 0;
+}
+
+/* One key a line; blank lines and # comments skipped. */
+static int
+friends_file(struct friends *f, const char *path, int *line_no)
+{
+	char line[256];
+	FILE *fp = fopen(path, "r");
+	int rc = 0;
+
+	*line_no = 0;
+	if (!fp)
+		return -errno;
+	while (rc == 0 && fgets(line, sizeof line, fp)) {
+		char *p = line, *e;
+
+		(*line_no)++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if ((e = strchr(p, '#')))
+			*e = '\0';
+		e = p + strlen(p);
+		while (e > p && strchr(" \t\r\n", e[-1]))
+			*--e = '\0';
+		if (*p)
+			rc = friend_add(f, p);
+	}
+	fclose(fp);
+	return rc;
+}
+
+/* ---- accounts and evict ------------------------------------------------ */
+
+/* The store a home serves: --store, else the one its last start noted. */
+static char *
+store_of(const char *home, const char *store_opt)
+{
+	char *path, buf[4096];
+	FILE *fp;
+	size_t n;
+
+	if (store_opt)
+		return strdup(store_opt);
+	path = cli_path(home, "supplier.store");
+	fp = fopen(path, "r");
+	free(path);
+	if (!fp)
+		return NULL;
+	n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return n ? strdup(buf) : NULL;
+}
+
+static void
+note_store(const char *home, const char *store_dir)
+{
+	char *path = cli_path(home, "supplier.store"), *abs = realpath(store_dir,
+	    NULL);
+	FILE *fp = fopen(path, "w");
+
+	if (fp) {
+		fprintf(fp, "%s\n", abs ? abs : store_dir);
+		fclose(fp);
+	}
+	free(abs);
+	free(path);
+}
+
+static void
+fmt_size(char *out, size_t cap, uint64_t v)
+{
+	static const char units[] = "BKMGT";
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1024 && u < 4) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, cap, "%llu", (unsigned long long)v);
+	else
+		snprintf(out, cap, "%.1f%c", d, units[u]);
+}
+
+static int
+print_acct(void *arg, const struct store_frag_acct *a)
+{
+	char pk[2 * CR_PK_BYTES + 1], used[16], quota[16], left[16], when[32];
+	int *n = arg;
+
+	hex_encode(pk, a->owner, CR_PK_BYTES);
+	fmt_size(used, sizeof used, a->charged);
+	if (a->quota) {
+		fmt_size(quota, sizeof quota, a->quota);
+		fmt_size(left, sizeof left, a->left);
+	} else {
+		snprintf(quota, sizeof quota, "-");
+		snprintf(left, sizeof left, "-");
+	}
+	if (a->last_contact > 0) {
+		time_t t = (time_t)a->last_contact;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	} else {
+		snprintf(when, sizeof when, "never");
+	}
+	if ((*n)++ == 0)
+		printf("%-64s  %-8s  %9s  %5s  %8s  %8s  %8s  %s\n", "owner",
+		    "kind", "fragments", "heads", "used", "quota", "left",
+		    "last contact");
+	printf("%-64s  %-8s  %9llu  %5llu  %8s  %8s  %8s  %s\n", pk,
+	    a->quota == 0 ? "-" : !a->admitted ? "refused" :
+	    a->friend ? "friend" : "stranger",
+	    (unsigned long long)a->fragments, (unsigned long long)a->heads,
+	    used, quota, left, when);
+	return 0;
+}
+
+static int
+cmd_accounts(const char *home, const char *store_opt)
+{
+	char *dir = store_of(home, store_opt);
+	struct store_frag *sf = NULL;
+	int rc, n = 0;
+
+	if (!dir) {
+		fprintf(stderr, "peerfs supplier accounts: which store? (--store "
+		    "DIR, or start the supplier once with this home)\n");
+		return 1;
+	}
+	/* Not served now: open it (the default policy: every owner listed
+	 * against the total quota); else read what the server wrote. */
+	rc = store_frag_open(&sf, dir, 0);
+	if (rc == 0) {
+		rc = store_frag_accounts(sf, NULL, print_acct, &n);
+		store_frag_close(sf);
+	} else if (rc == -EBUSY) {
+		rc = store_frag_accounts(NULL, dir, print_acct, &n);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "peerfs supplier accounts: %s: %s\n", dir,
+		    strerror(-rc));
+		free(dir);
+		return 1;
+	}
+	if (n == 0)
+		printf("no owner stores anything in %s\n", dir);
+	free(dir);
+	return 0;
+}
+
+static int
+cmd_evict(const char *home, const char *store_opt, const char *hex)
+{
+	unsigned char pk[CR_PK_BYTES];
+	char *dir, *req, freed_s[16];
+	struct store_frag *sf = NULL;
+	uint64_t freed = 0;
+	long pid;
+	int rc;
+
+	if (parse_pk(hex, pk) < 0)
+		return cli_bad_usage("supplier", "evict: bad key '%s' (64 hex "
+		    "digits)", hex);
+	if (!(dir = store_of(home, store_opt))) {
+		fprintf(stderr, "peerfs supplier evict: which store? (--store "
+		    "DIR)\n");
+		return 1;
+	}
+	rc = store_frag_open(&sf, dir, 0);
+	if (rc == 0) {
+		rc = store_frag_evict(sf, pk, &freed);
+		store_frag_close(sf);
+		if (rc == 0) {
+			fmt_size(freed_s, sizeof freed_s, freed);
+			printf("evicted %s: %s freed\n", hex, freed_s);
+		}
+	} else if (rc == -EBUSY) {
+		/* Served now: the server does it (one process per store). */
+		if ((rc = store_frag_evict_request(dir, pk, &pid)) == 0 &&
+		    asprintf(&req, "%s/evict/%s", dir, hex) >= 0) {
+			for (int i = 0; i < 600 && access(req, F_OK) == 0; i++) {
+				if (i % 50 == 0 && kill((pid_t)pid, SIGUSR1) != 0) {
+					rc = -errno;
+					break;
+				}
+				usleep(100000);
+			}
+			if (rc == 0 && access(req, F_OK) == 0)
+				rc = -ETIMEDOUT;
+			free(req);
+			if (rc == 0)
+				printf("evicted %s\n", hex);
+		}
+	}
+	if (rc < 0)
+		fprintf(stderr, "peerfs supplier evict: %s: %s\n", dir,
+		    strerror(-rc));
+	free(dir);
+	return rc < 0 ? 1 : 0;
+}
+
 int
 cmd_supplier(int argc, char **argv)
 {
@@ -110,6 +379,11 @@ cmd_supplier(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "store", required_argument, NULL, 's' },
 		{ "quota", required_argument, NULL, 'q' },
+		{ "accept", required_argument, NULL, 'A' },
+		{ "friend", required_argument, NULL, 'F' },
+		{ "friends-file", required_argument, NULL, 'f' },
+		{ "stranger-quota", required_argument, NULL, 'S' },
+		{ "max-fragments", required_argument, NULL, 'M' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "debug", no_argument, NULL, 'D' },
 		/* Tests only: serve forged fragments and audit answers. */
@@ -118,8 +392,10 @@ cmd_supplier(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
-	uint64_t quota = 0;
-	int daemon = 0, test_lie = 0, c, rc;
+	uint64_t quota = 0, stranger_quota = 0, max_frags = 0;
+	struct friends fr = { 0 };
+	struct store_frag_policy pol = { 0 };
+	int daemon = 0, test_lie = 0, friends_only = 0, c, rc, line;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
@@ -135,6 +411,46 @@ cmd_supplier(int argc, char **argv)
 			if (cli_parse_size(optarg, &quota) < 0)
 				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
 			break;
+		case 'A':
+			if (strcmp(optarg, "open") == 0)
+				friends_only = 0;
+			else if (strcmp(optarg, "friends") == 0)
+				friends_only = 1;
+			else
+				return cli_bad_usage("supplier", "bad --accept "
+				    "'%s' (open or friends)", optarg);
+			break;
+		case 'F':
+			if ((rc = friend_add(&fr, optarg)) < 0)
+				return rc == -ENOMEM ? 1 : cli_bad_usage("supplier",
+				    "bad --friend '%s' (64 hex digits)", optarg);
+			break;
+		case 'f':
+			if ((rc = friends_file(&fr, optarg, &line)) < 0) {
+				if (rc == -EINVAL)
+					return cli_bad_usage("supplier", "%s, line "
+					    "%d: not a key (64 hex digits)",
+					    optarg, line);
+				fprintf(stderr, "peerfs supplier: %s: %s\n",
+				    optarg, strerror(-rc));
+				return 1;
+			}
+			break;
+		case 'S':
+			if (cli_parse_size(optarg, &stranger_quota) < 0 ||
+			    stranger_quota == 0)
+				return cli_bad_usage("supplier", "bad "
+				    "--stranger-quota '%s'", optarg);
+			break;
+		case 'M': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end || v == 0 || *optarg == '-')
+				return cli_bad_usage("supplier", "bad "
+				    "--max-fragments '%s'", optarg);
+			max_frags = v;
+			break;
+		}
 		case 'd': daemon = 1; break;
 		case 'L': test_lie = 1; break;
 		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
@@ -143,8 +459,28 @@ cmd_supplier(int argc, char **argv)
 		default:  return cli_bad_usage("supplier", "unknown option %s", argv[optind - 1]);
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "accounts") == 0) {
+		if (optind + 1 < argc)
+			return cli_bad_usage("supplier", "unexpected argument "
+			    "'%s'", argv[optind + 1]);
+		home = cli_home(home_opt);
+		rc = cmd_accounts(home, store_dir);
+		free(home);
+		return rc;
+	}
+	if (optind < argc && strcmp(argv[optind], "evict") == 0) {
+		if (optind + 2 != argc)
+			return cli_bad_usage("supplier", "usage: evict PK");
+		home = cli_home(home_opt);
+		rc = cmd_evict(home, store_dir, argv[optind + 1]);
+		free(home);
+		return rc;
+	}
 	if (optind < argc)
 		return cli_bad_usage("supplier", "unexpected argument '%s'", argv[optind]);
+	if (friends_only && fr.n == 0)
+		return cli_bad_usage("supplier", "--accept friends needs --friend "
+		    "or --friends-file");
 	if (!listen || !strchr(listen, ':'))
 		return cli_bad_usage("supplier", "--listen HOST:PORT is required");
 	if (!store_dir)
@@ -160,13 +496,25 @@ cmd_supplier(int argc, char **argv)
 		fprintf(stderr, "peerfs supplier: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
+	pol.friends_only = friends_only;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])fr.pk;
+	pol.nfriends = fr.n;
+	pol.stranger_quota = stranger_quota;
+	pol.max_frags = max_frags;
 	if ((rc = cli_mkdir_p(store_dir, 0700)) < 0 ||
-	    (rc = store_frag_open(&frags, store_dir, quota)) < 0) {
+	    (rc = store_frag_open(&frags, store_dir, quota)) < 0 ||
+	    (rc = store_frag_set_policy(frags, &pol)) < 0) {
 		fprintf(stderr, "peerfs supplier: store %s: %s\n", store_dir,
+		    rc == -EBUSY ? "served by another process" :
 		    strerror(-rc));
+		store_frag_close(frags);
 		cr_identity_free(id);
+		free(fr.pk);
 		return 1;
 	}
+	free(fr.pk);
+	note_store(home, store_dir);
+	store_frag_evict_pending(frags);
 	ready.home = home;
 	struct net_supplier_conf conf = {
 		.id = id, .listen = listen, .frags = frags,

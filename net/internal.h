@@ -34,17 +34,28 @@
  *  AUDIT   0x06    fragid[33] | nonce[32]
  *  HEAD_PUT 0x07   a signed head (CR_HEAD_FIXED .. + CR_HEAD_BLOB_MAX bytes)
  *  HEAD_LIST 0x08  u32 max
+ *  RESERVE 0x09    u32 size | u32 count: room for count fragments of at
+ *                  most size bytes each (both >= 1), held for a while
+ *                  (store_frag_reserve); refused with ERR EACCES (not
+ *                  admitted), EDQUOT (the owner's quota) or ENOSPC (full)
  *  PUT_OK  0x81    (empty)
  *  GET_OK  0x82    fragment bytes (>= 1)
  *  DEL_OK  0x83    (empty)
  *  LIST_OK 0x84    u32 n | n x (fragid[33] | u64 size)   (n <= 65536)
- *  PONG    0x85    u64 bytes | u64 fragments (the owner's) | u64 avail |
- *                  u64 quota
+ *  PONG    0x85    u64 bytes | u64 fragments | u64 avail | u64 quota, all
+ *                  the asking owner's own: what it stores, what it may
+ *                  still add now, its quota (never the disk's or other
+ *                  owners' figures)
  *  AUDIT_OK 0x86   answer[32] = net__audit_answer(nonce, fragment)
  *  HEAD_PUT_OK 0x87 (empty)
  *  HEAD_LIST_OK 0x88 u32 n | n x (u32 len | head bytes), newest first
+ *  RESERVE_OK 0x89 u32 count granted (1 .. asked) | u64 the owner's
+ *                  allowance left, its reservation included
  *  ERR     0xff    u32 errno (positive) | message (0..255 bytes, UTF-8)
- * A response carries the request id of its request.  */
+ * A response carries the request id of its request. RESERVE came after
+ * the rest without a new version: a supplier that predates it closes the
+ * session on it, and the client then goes on with plain PUTs to that
+ * supplier (net/block.c).  */
 #ifndef PEERFS_NET_INTERNAL_H
 #define PEERFS_NET_INTERNAL_H
 
@@ -64,10 +75,10 @@
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
-	NET_HEAD_LIST = 0x08,
+	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
-	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88,
+	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
 	NET_ERR = 0xff,
 };
 
@@ -87,6 +98,8 @@ struct net_msg {
 	uint32_t n;				/* LIST_OK HEAD_LIST_OK entries */
 	const unsigned char *entries;		/* LIST_OK: n x 41 bytes */
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
+	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
+	uint64_t rsv_left;			/* RESERVE_OK */
 	uint32_t err;				/* ERR: positive errno */
 	const char *errmsg;			/* ERR: not NUL-terminated */
 	size_t errmsg_len;
