@@ -172,6 +172,7 @@ peer_drop(struct net_peer *p, int err, const char *why)
 	if (!s)
 		return;
 	p->s = NULL;
+	p->grant_count = 0;		/* the supplier's grant outlives us */
 	net_sess_close(s, err, why);
 	if (!why)
 		why = s->why;
@@ -765,6 +766,7 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->bad_fragments = p->bad_fragments;
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
+		snprintf(o->refusal, sizeof o->refusal, "%s", p->refusal);
 	}
 	a->count = i;
 }

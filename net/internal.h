@@ -301,7 +301,22 @@ struct net_peer {
 	uint64_t last_ping;		/* last ping sent */
 	uint64_t req_ok, req_failed;	/* answered / timed out or dropped */
 	uint64_t audits_ok, audits_failed, bad_fragments;
+	/* Our account there (net/block.c): room granted by RESERVE and
+	 * not used yet, for fragments of at most grant_size bytes; dropped
+	 * with the session and after NET_GRANT_MS. */
+	uint32_t grant_size, grant_count;
+	uint64_t grant_at;
+	int rsv_known;			/* it answered a RESERVE once */
+	int no_reserve;			/* predates RESERVE: plain PUTs */
+	/* Why it last refused our data ("quota exceeded", "supplier full",
+	 * "not admitted"); "" once it takes data again. No new fragment
+	 * goes there for NET_REFUSED_MS after a refusal. */
+	char refusal[64];
+	uint64_t refused_at;
 };
+#define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
+#define NET_REFUSED_MS	30000
+#define NET_RESERVE_COUNT 16	/* fragments asked for at a time */
 
 /* What a request revealed about a supplier (net__peer_note). */
 enum net__note { NET__NOTE_BAD_FRAGMENT, NET__NOTE_AUDIT_FAILED,
@@ -347,6 +362,12 @@ int  net__peer_up(const struct net_peer *p);
 /* Counts an offence or a good audit, lowers the score; NET_FIRE_AFTER
  * offences of one kind fire the supplier (DEAD). Loop thread. */
 void net__peer_note(struct net_peer *p, enum net__note what);
+/* Records that p refused our data (why: its words, or NULL for the
+ * errno's), with a log line when the reason is new. Loop thread. */
+void net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m);
+/* 1 when rc is a supplier's refusal of our data (quota, full, not
+ * admitted). */
+int  net__is_refusal(int rc);
 /* DEAD now (sticky), with one log line. Loop thread. */
 void net__peer_fire(struct net_peer *p, const char *why);
 /* Precomputes the audit answers of fragment idx (frag: its bytes) for the

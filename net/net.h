@@ -175,10 +175,14 @@ struct net_peer_info {
 	enum net_peer_state state;
 	double rtt_ms;			/* last ping round trip, -1 unknown */
 	uint64_t fragments, bytes;	/* this owner's, as the supplier says */
-	uint64_t avail, quota;		/* supplier's free space and quota */
+	uint64_t avail, quota;		/* what we may still add there, and
+					 * our quota there (its figures) */
 	double score;			/* 0..1: rtt, failures, audits */
 	uint64_t audits_ok, audits_failed, bad_fragments;
 	char last_error[128];
+	/* Why it refuses our data ("quota exceeded", "supplier full", "not
+	 * admitted"), "" when it does not. */
+	char refusal[64];
 };
 
 /* Fills up to max entries; returns the number of known peers. With

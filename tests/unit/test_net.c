@@ -784,12 +784,15 @@ quota_body(struct test_swarm *sw)
 		CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 		CHECK_MEM(p, q, len);
 	}
-	/* Only six suppliers left, one of them full: fails cleanly. */
+	/* Only six suppliers left, one of them full: fails cleanly, and
+	 * says that a supplier refuses (not that suppliers are missing). */
 	test_sup_kill(sw, 0, SIGKILL);
 	usleep(300000);
 	CHECK_EQ(net_wait_online(sw->net, 7, 0), 6);
 	randombytes_buf(p, len);
-	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -EIO);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -ENOSPC);
+	CHECK_EQ(net_peers(sw->net, info, 8, 0), 7);
+	CHECK_EQ(strcmp(info[6].refusal, "quota exceeded"), 0);
 	free(p);
 	free(q);
 	return 0;
