@@ -234,34 +234,17 @@ note_store(const char *home, const char *store_dir)
 	free(path);
 }
 
-static void
-fmt_size(char *out, size_t cap, uint64_t v)
-{
-	static const char units[] = "BKMGT";
-	double d = (double)v;
-	int u = 0;
-
-	while (d >= 1024 && u < 4) {
-		d /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, cap, "%llu", (unsigned long long)v);
-	else
-		snprintf(out, cap, "%.1f%c", d, units[u]);
-}
-
 static int
 print_acct(void *arg, const struct store_frag_acct *a)
 {
-	char pk[2 * CR_PK_BYTES + 1], used[16], quota[16], left[16], when[32];
+	char pk[2 * CR_PK_BYTES + 1], quota[24], left[24], when[32];
 	int *n = arg;
 
 	hex_encode(pk, a->owner, CR_PK_BYTES);
-	fmt_size(used, sizeof used, a->charged);
 	if (a->quota) {
-		fmt_size(quota, sizeof quota, a->quota);
-		fmt_size(left, sizeof left, a->left);
+		snprintf(quota, sizeof quota, "%llu",
+		    (unsigned long long)a->quota);
+		snprintf(left, sizeof left, "%llu", (unsigned long long)a->left);
 	} else {
 		snprintf(quota, sizeof quota, "-");
 		snprintf(left, sizeof left, "-");
@@ -275,15 +258,16 @@ print_acct(void *arg, const struct store_frag_acct *a)
 	} else {
 		snprintf(when, sizeof when, "never");
 	}
+	/* Bytes as the disk pays them, exact (scripts read this too). */
 	if ((*n)++ == 0)
-		printf("%-64s  %-8s  %9s  %5s  %8s  %8s  %8s  %s\n", "owner",
+		printf("%-64s  %-8s  %9s  %5s  %12s  %12s  %12s  %s\n", "owner",
 		    "kind", "fragments", "heads", "used", "quota", "left",
 		    "last contact");
-	printf("%-64s  %-8s  %9llu  %5llu  %8s  %8s  %8s  %s\n", pk,
+	printf("%-64s  %-8s  %9llu  %5llu  %12llu  %12s  %12s  %s\n", pk,
 	    a->quota == 0 ? "-" : !a->admitted ? "refused" :
 	    a->friend ? "friend" : "stranger",
 	    (unsigned long long)a->fragments, (unsigned long long)a->heads,
-	    used, quota, left, when);
+	    (unsigned long long)a->charged, quota, left, when);
 	return 0;
 }
 
@@ -324,7 +308,7 @@ static int
 cmd_evict(const char *home, const char *store_opt, const char *hex)
 {
 	unsigned char pk[CR_PK_BYTES];
-	char *dir, *req, freed_s[16];
+	char *dir, *req;
 	struct store_frag *sf = NULL;
 	uint64_t freed = 0;
 	long pid;
@@ -342,10 +326,9 @@ cmd_evict(const char *home, const char *store_opt, const char *hex)
 	if (rc == 0) {
 		rc = store_frag_evict(sf, pk, &freed);
 		store_frag_close(sf);
-		if (rc == 0) {
-			fmt_size(freed_s, sizeof freed_s, freed);
-			printf("evicted %s: %s freed\n", hex, freed_s);
-		}
+		if (rc == 0)
+			printf("evicted %s: %llu bytes freed\n", hex,
+			    (unsigned long long)freed);
 	} else if (rc == -EBUSY) {
 		/* Served now: the server does it (one process per store). */
 		if ((rc = store_frag_evict_request(dir, pk, &pid)) == 0 &&

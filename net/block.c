@@ -176,7 +176,7 @@ put_next(struct net *n, struct store_op *o, int i)
 static void
 store_finish(struct net *n, struct store_op *o)
 {
-	int rc = o->nacked == o->total ? 0 : o->refused ? -ENOSPC : -EIO;
+	int rc = o->nacked == o->total ? 0 : o->refused ? -EDQUOT : -EIO;
 
 	if (rc < 0) {
 		char name[17];
@@ -284,7 +284,7 @@ store_start(struct net *n, struct net_op *op)
 	if (nc < o->total)
 		/* Enough suppliers online but not enough that take our
 		 * data: say so, that is not something waiting cures. */
-		return net__op_done(n, op, nu >= o->total ? -ENOSPC : -EAGAIN);
+		return net__op_done(n, op, nu >= o->total ? -EDQUOT : -EAGAIN);
 	o->cap = n->npeers + 1;
 	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
 		return net__op_done(n, op, -ENOMEM);

@@ -790,7 +790,7 @@ quota_body(struct test_swarm *sw)
 	usleep(300000);
 	CHECK_EQ(net_wait_online(sw->net, 7, 0), 6);
 	randombytes_buf(p, len);
-	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -ENOSPC);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -EDQUOT);
 	CHECK_EQ(net_peers(sw->net, info, 8, 0), 7);
 	CHECK_EQ(strcmp(info[6].refusal, "quota exceeded"), 0);
 	free(p);
