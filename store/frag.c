@@ -433,7 +433,7 @@ room_left(struct store_frag *sf, const unsigned char *owner,
 	    owner_quota(sf, friend), why, -EDQUOT);
 	lim = room_min(lim, sf->charge + sf->heads + sf->held, sf->quota, why,
 	    -ENOSPC);
-	if (!friend)
+	if (!friend && sf->nfriends)
 		lim = room_min(lim, sf->strangers + sf->strangers_held,
 		    sf->quota / 2, why, -ENOSPC);
 	lim = room_min(lim, sf->reserve + sf->held, disk_free(sf), why,

@@ -356,8 +356,9 @@ struct store_frag;
 
 /* Who may store and how much (store_frag_set_policy). Friends may use up
  * to the total quota; strangers (any other key) up to stranger_quota
- * each, and all strangers together at most half of the total, so that
- * identities made up by the thousand cannot take the friends' room. */
+ * each, and, when there are friends, all strangers together at most half
+ * of the total, so that identities made up by the thousand cannot take
+ * the friends' room. */
 struct store_frag_policy {
 	uint64_t quota;		/* total charge lent; 0: as opened */
 	uint64_t stranger_quota;	/* per stranger; 0: STORE_FRAG_STRANGER_DEFAULT */
