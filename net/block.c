@@ -66,6 +66,7 @@ net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m)
 		log_warn("supplier %s refuses our data: %s", p->addr, why);
 	snprintf(p->refusal, sizeof p->refusal, "%s", why);
 	p->refused_at = uv_now(&p->n->loop);
+	p->refusals++;
 	p->grant_count = 0;
 }
 
@@ -94,6 +95,7 @@ struct store_op {
 	const unsigned char (*hash)[CR_HASH_BYTES];	/* by index */
 	struct net_req req[CR_EC_MAX];
 	struct net_req rsv[CR_EC_MAX];		/* RESERVE before req[i] */
+	uint64_t refusals[CR_EC_MAX];	/* holder's count when sent */
 	struct net_peer *holder[CR_EC_MAX];
 	int acked[CR_EC_MAX];
 	struct net_peer **tried;
@@ -151,6 +153,7 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 	if (rc == 0) {
 		o->holder[i] = p;
 		o->outstanding++;
+		o->refusals[i] = p->refusals;
 	}
 	return rc;
 }
@@ -206,7 +209,8 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc == 0) {
 		o->acked[i] = 1;
 		o->nacked++;
-		p->refusal[0] = '\0';
+		if (o->refusals[i] == p->refusals)
+			p->refusal[0] = '\0';	/* takes our data again */
 	} else {
 		char name[17];
 		blk_name(name, o->id);
@@ -246,7 +250,8 @@ reserve_done(struct net_req *r, int rc, const struct net_msg *m,
 		p->grant_size = r->msg.rsv_size;
 		p->grant_count += m->rsv_count;
 		p->grant_at = uv_now(&n->loop);
-		p->refusal[0] = '\0';
+		if (o->refusals[i] == p->refusals)
+			p->refusal[0] = '\0';
 		p->avail = m->rsv_left;
 		if (grant_take(p, o->frag_len) &&
 		    net__req_send(p, &o->req[i]) == 0) {

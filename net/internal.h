@@ -313,6 +313,8 @@ struct net_peer {
 	 * goes there for NET_REFUSED_MS after a refusal. */
 	char refusal[64];
 	uint64_t refused_at;
+	uint64_t refusals;		/* count; a request sent before the
+					 * last refusal clears nothing */
 };
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000

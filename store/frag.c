@@ -796,7 +796,7 @@ store_frag_reserve(struct store_frag *sf,
 	r = resv_find(sf, owner);
 	held_o = r ? r->held : 0;
 	lim = room_left(sf, owner, &a, held_o, &why);
-	n = lim / per;
+	n = (held_o + lim) / per;
 	cap = owner_max_frags(sf, friend);
 	cap = a.count >= cap ? 0 : cap - a.count;
 	if (cap < n) {
@@ -823,14 +823,22 @@ store_frag_reserve(struct store_frag *sf,
 		memcpy(r->owner, owner, CR_PK_BYTES);
 		r->stranger = !friend;
 	}
-	r->held += n * per;
+	/* The owner holds at least n fragments' worth now: requests that
+	 * cross (several uploads asking at once) share one grant rather
+	 * than refuse each other. */
+	if (r->held < n * per) {
+		uint64_t add = n * per - r->held;
+
+		r->held += add;
+		sf->held += add;
+		if (r->stranger)
+			sf->strangers_held += add;
+		lim -= add;
+	}
 	r->expires = mono_secs() + STORE_FRAG_RESERVE_SECS;
-	sf->held += n * per;
-	if (r->stranger)
-		sf->strangers_held += n * per;
 	*granted = (uint32_t)n;
 	if (left)
-		*left = r->held + lim - n * per;
+		*left = r->held + lim;
 	pthread_mutex_unlock(&sf->lock);
 	return 0;
 }
@@ -1851,26 +1859,10 @@ store__frag_dirfd(const struct store_frag *sf)
 
 /* ---- heads, for store/heads.c ---------------------------------------------- */
 
-int
-store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
-    uint64_t add)
-{
-	struct oacct a;
-	uint64_t lim;
-	int rc, why;
-
-	if ((rc = acct_read(sf, owner, &a)) < 0)
-		return rc;
-	pthread_mutex_lock(&sf->lock);
-	resv_gc(sf);
-	lim = room_left(sf, owner, &a, 0, &why);
-	rc = why == -EACCES ? why : add <= lim ? 0 : why;
-	pthread_mutex_unlock(&sf->lock);
-	return rc;
-}
-
-int
-store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
+/* Under sf->lock: owner's heads are charged cost (n heads); what grows
+ * uses its reservation first. */
+static int
+heads_set_locked(struct store_frag *sf, const unsigned char *owner,
     uint64_t cost, uint64_t n)
 {
 	struct oacct a;
@@ -1878,15 +1870,13 @@ store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
 	MDB_txn *txn;
 	int rc;
 
-	pthread_mutex_lock(&sf->lock);
 	rc = mdb_errno(mdb_txn_begin(sf->env, NULL, 0, &txn), "begin");
 	if (rc < 0)
-		goto out;
+		return rc;
 	if ((rc = acct_get(txn, sf, owner, &a)) < 0) {
 		mdb_txn_abort(txn);
-		goto out;
+		return rc;
 	}
-	totals_add(sf, owner, 0, (int64_t)cost - (int64_t)a.hcharge);
 	a.hcharge = cost;
 	a.hn = n;
 	if (a.contact == 0 || a.contact < (int64_t)time(NULL) - TOUCH_SECS)
@@ -1901,7 +1891,60 @@ store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
 		rc = mdb_errno(mdb_txn_commit(txn), "commit");
 	else
 		mdb_txn_abort(txn);
+	if (rc < 0)
+		return rc;
+	return 0;
+}
+
+int
+store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
+    uint64_t add)
+{
+	struct oacct a;
+	struct resv *r;
+	uint64_t lim, held_o;
+	int rc, why;
+
+	pthread_mutex_lock(&sf->lock);
+	if ((rc = acct_read(sf, owner, &a)) < 0)
+		goto out;
+	resv_gc(sf);
+	/* A head may use the owner's reservation, like a fragment: else an
+	 * owner holding all its room for uploads could not publish the
+	 * index that names them. */
+	r = resv_find(sf, owner);
+	held_o = r ? r->held : 0;
+	lim = room_left(sf, owner, &a, held_o, &why);
+	rc = why == -EACCES ? why : add <= held_o || add - held_o <= lim ? 0 :
+	    why;
+	/* Charged now, before the file is written: a put racing the write
+	 * finds the room taken. store__frag_heads_set corrects it after. */
+	if (rc == 0 && add > 0 && (rc = heads_set_locked(sf, owner,
+	    a.hcharge + add, a.hn + 1)) == 0) {
+		totals_add(sf, owner, 0, (int64_t)add);
+		resv_take(sf, owner, add);
+	}
 out:
+	pthread_mutex_unlock(&sf->lock);
+	return rc;
+}
+
+int
+store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
+    uint64_t cost, uint64_t n)
+{
+	struct oacct a;
+	int rc;
+
+	pthread_mutex_lock(&sf->lock);
+	if ((rc = acct_read(sf, owner, &a)) == 0 &&
+	    (rc = heads_set_locked(sf, owner, cost, n)) == 0) {
+		totals_add(sf, owner, 0, (int64_t)cost - (int64_t)a.hcharge);
+		if (cost > a.hcharge) {
+			resv_gc(sf);
+			resv_take(sf, owner, cost - a.hcharge);
+		}
+	}
 	pthread_mutex_unlock(&sf->lock);
 	return rc;
 }

@@ -397,9 +397,11 @@ int store_frag_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES]
     const unsigned char fragid[STORE_FRAGID_BYTES], const void *data, size_t len,
     const unsigned char hash[CR_HASH_BYTES]);
 /* Holds room for up to count fragments of size bytes each for owner, for
- * STORE_FRAG_RESERVE_SECS (later grants extend it); puts of that owner
- * use it first. *granted gets how many (1 .. count), *left the owner's
- * allowance left after the grant. -EACCES, -EDQUOT, -ENOSPC as for a put
+ * STORE_FRAG_RESERVE_SECS (a later grant extends it); puts of that owner
+ * use it first. A grant covers what the owner holds already: what it
+ * holds grows to the new grant when that is bigger, never by the sum of
+ * grants that cross. *granted gets how many (1 .. count), *left the
+ * owner's allowance left, its reservation included. -EACCES, -EDQUOT, -ENOSPC as for a put
  * when not even one fits; -EINVAL for size or count 0. */
 #define STORE_FRAG_RESERVE_SECS	120
 int store_frag_reserve(struct store_frag *sf,
