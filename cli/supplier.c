@@ -275,7 +275,6 @@ static int
 cmd_accounts(const char *home, const char *store_opt)
 {
 	char *dir = store_of(home, store_opt);
-	struct store_frag *sf = NULL;
 	int rc, n = 0;
 
 	if (!dir) {
@@ -283,15 +282,9 @@ cmd_accounts(const char *home, const char *store_opt)
 		    "DIR, or start the supplier once with this home)\n");
 		return 1;
 	}
-	/* Not served now: open it (the default policy: every owner listed
-	 * against the total quota); else read what the server wrote. */
-	rc = store_frag_open(&sf, dir, 0);
-	if (rc == 0) {
-		rc = store_frag_accounts(sf, NULL, print_acct, &n);
-		store_frag_close(sf);
-	} else if (rc == -EBUSY) {
-		rc = store_frag_accounts(NULL, dir, print_acct, &n);
-	}
+	/* Read only, served now or not: the records and the policy its
+	 * server saved. */
+	rc = store_frag_accounts(NULL, dir, print_acct, &n);
 	if (rc < 0) {
 		fprintf(stderr, "peerfs supplier accounts: %s: %s\n", dir,
 		    strerror(-rc));

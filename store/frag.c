@@ -1011,10 +1011,6 @@ acct_fill(struct store_frag *sf, const unsigned char *owner,
 	out->heads = a->hn;
 	out->charged = a->charge + a->hcharge;
 	out->last_contact = a->contact;
-	if (!sf->env || !sf->quota) {		/* read from afar */
-		out->friend = out->admitted = 1;
-		return;
-	}
 	resv_gc(sf);
 	r = resv_find(sf, owner);
 	held_o = r ? r->held : 0;
@@ -1140,39 +1136,53 @@ accts_cb(void *arg, const unsigned char *owner, const struct oacct *a)
 	struct accts_arg *x = arg;
 	struct store_frag_acct out;
 
-	if (x->sf->quota) {
-		pthread_mutex_lock(&x->sf->lock);
-		acct_fill(x->sf, owner, a, &out);
-		pthread_mutex_unlock(&x->sf->lock);
-	} else {
-		acct_fill(x->sf, owner, a, &out);
-	}
+	pthread_mutex_lock(&x->sf->lock);
+	acct_fill(x->sf, owner, a, &out);
+	pthread_mutex_unlock(&x->sf->lock);
 	return x->cb(x->arg, &out);
 }
 
 static int acct_env_open(struct store_frag *sf, const char *dir, int rdonly);
+static int policy_load(struct store_frag *sf);
+static int recount(struct store_frag *sf);
 
 int
 store_frag_accounts(struct store_frag *sf, const char *dir,
     int (*cb)(void *arg, const struct store_frag_acct *a), void *arg)
 {
-	struct store_frag tmp;
+	struct store_frag *tmp;
 	struct accts_arg x = { .sf = sf, .cb = cb, .arg = arg };
 	int rc;
 
 	if (sf)
 		return walk_accounts(sf->env, sf->owners, sf->contact,
 		    accts_cb, &x);
-	/* Another process serves the store: read its LMDB, touch nothing. */
-	memset(&tmp, 0, sizeof tmp);
-	tmp.dirfd = tmp.lockfd = -1;
-	if ((rc = acct_env_open(&tmp, dir, 1)) == 0) {
-		x.sf = &tmp;
-		rc = walk_accounts(tmp.env, tmp.owners, tmp.contact, accts_cb,
-		    &x);
+	/* Another process may serve the store: read its LMDB and the policy
+	 * it saved, change nothing (no reconcile, no lock). Reservations
+	 * live in the server's memory: not counted here. */
+	if (!(tmp = calloc(1, sizeof *tmp)))
+		return -ENOMEM;
+	tmp->lockfd = -1;
+	pthread_mutex_init(&tmp->lock, NULL);
+	tmp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = tmp->dirfd < 0 ? -errno : acct_env_open(tmp, dir, 1);
+	if (rc == 0)
+		rc = policy_load(tmp);
+	if (rc == 0) {
+		pthread_mutex_lock(&tmp->lock);
+		rc = recount(tmp);
+		pthread_mutex_unlock(&tmp->lock);
 	}
-	if (tmp.env)
-		mdb_env_close(tmp.env);
+	if (rc == 0) {
+		x.sf = tmp;
+		rc = walk_accounts(tmp->env, tmp->owners, tmp->contact,
+		    accts_cb, &x);
+	}
+	if (tmp->env) {
+		mdb_env_close(tmp->env);
+		tmp->env = NULL;
+	}
+	store_frag_close(tmp);
 	return rc;
 }
 
@@ -1348,18 +1358,104 @@ recount_cb(void *arg, const unsigned char *owner, const struct oacct *a)
 {
 	struct store_frag *sf = arg;
 
+	sf->charge += a->charge;
 	sf->heads += a->hcharge;
 	if (!is_friend(sf, owner))
 		sf->strangers += a->charge + a->hcharge;
 	return 0;
 }
 
-/* Under sf->lock: the heads' and strangers' totals from the records. */
+/* Under sf->lock: the charges' totals from the records. */
 static int
 recount(struct store_frag *sf)
 {
-	sf->heads = sf->strangers = 0;
+	sf->charge = sf->heads = sf->strangers = 0;
 	return walk_accounts(sf->env, sf->owners, sf->contact, recount_cb, sf);
+}
+
+/* The policy in misc "policy", for `accounts` read by another process:
+ *   u8 flags (1 friends only, 2 a policy is set) | u64 quota |
+ *   u64 stranger quota | u64 max fragments |
+ *   u64 reserve | friends' keys (32 bytes each)                   (BE) */
+#define POL_FIXED	(1 + 4 * 8)
+
+static int
+policy_save(struct store_frag *sf)
+{
+	static const char key[] = "policy";
+	MDB_val k = { sizeof key - 1, (void *)key }, v;
+	unsigned char *buf;
+	MDB_txn *txn;
+	int rc;
+
+	v.mv_size = POL_FIXED + sf->nfriends * CR_PK_BYTES;
+	if (!(buf = malloc(v.mv_size)))
+		return -ENOMEM;
+	buf[0] = (unsigned char)((sf->friends_only ? 1 : 0) |
+	    (sf->policy_set ? 2 : 0));
+	put_be64(buf + 1, sf->quota);
+	put_be64(buf + 9, sf->stranger_quota);
+	put_be64(buf + 17, sf->max_frags);
+	put_be64(buf + 25, sf->reserve);
+	if (sf->nfriends)
+		memcpy(buf + POL_FIXED, sf->friends,
+		    sf->nfriends * CR_PK_BYTES);
+	v.mv_data = buf;
+	rc = mdb_errno(mdb_txn_begin(sf->env, NULL, 0, &txn), "begin");
+	if (rc == 0) {
+		rc = mdb_errno(mdb_put(txn, sf->misc, &k, &v, 0), "policy");
+		if (rc == 0)
+			rc = mdb_errno(mdb_txn_commit(txn), "commit");
+		else
+			mdb_txn_abort(txn);
+	}
+	free(buf);
+	return rc;
+}
+
+/* For a store read from afar: the policy its server saved, the block
+ * size of its disk. */
+static int
+policy_load(struct store_frag *sf)
+{
+	static const char key[] = "policy";
+	MDB_val k = { sizeof key - 1, (void *)key }, v;
+	const unsigned char *p;
+	struct statvfs vfs;
+	MDB_txn *txn;
+	size_t n;
+	int rc;
+
+	sf->blk = fstatvfs(sf->dirfd, &vfs) == 0 && vfs.f_bsize >= 512 &&
+	    vfs.f_bsize <= (1u << 20) ? vfs.f_bsize : 4096;
+	rc = mdb_errno(mdb_txn_begin(sf->env, NULL, MDB_RDONLY, &txn), "begin");
+	if (rc < 0)
+		return rc;
+	rc = mdb_get(txn, sf->misc, &k, &v);
+	if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size < POL_FIXED ||
+	    (v.mv_size - POL_FIXED) % CR_PK_BYTES))) {
+		mdb_txn_abort(txn);
+		return 0;	/* never served since accounts began: no quota */
+	}
+	if ((rc = mdb_errno(rc, "policy")) < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	p = v.mv_data;
+	n = (v.mv_size - POL_FIXED) / CR_PK_BYTES;
+	sf->policy_set = (p[0] & 2) != 0;
+	sf->friends_only = p[0] & 1;
+	sf->quota = get_be64(p + 1);
+	sf->stranger_quota = get_be64(p + 9);
+	sf->max_frags = get_be64(p + 17);
+	sf->reserve = get_be64(p + 25);
+	if (n && !(sf->friends = malloc(n * CR_PK_BYTES)))
+		rc = -ENOMEM;
+	else if (n)
+		memcpy(sf->friends, p + POL_FIXED, n * CR_PK_BYTES);
+	sf->nfriends = rc == 0 ? n : 0;
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int
@@ -1391,6 +1487,8 @@ store_frag_set_policy(struct store_frag *sf, const struct store_frag_policy *p)
 	sf->nresv = 0;
 	sf->held = sf->strangers_held = 0;
 	rc = recount(sf);
+	if (rc == 0)
+		rc = policy_save(sf);
 	pthread_mutex_unlock(&sf->lock);
 	return rc;
 }

@@ -444,9 +444,9 @@ void store_frag_account(struct store_frag *sf, const unsigned char *owner,
  * store something get a record, at most one write a minute each. */
 void store_frag_touch(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES]);
 /* cb for every owner that stores something, in key order; stops when cb
- * returns != 0. Works on an open store (policy applied) or, with sf NULL,
- * read-only on the store at dir while another process serves it (quota
- * and left are then 0, friend 1). */
+ * returns != 0. Works on an open store or, with sf NULL, read-only on the
+ * store at dir, served by another process or not: with the policy its
+ * server saved (none saved: quota and left 0), without reservations. */
 int store_frag_accounts(struct store_frag *sf, const char *dir,
     int (*cb)(void *arg, const struct store_frag_acct *a), void *arg);
 /* Deletes everything owner stores (fragments, heads, its account):

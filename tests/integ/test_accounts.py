@@ -88,6 +88,8 @@ def test_strangers_fill_their_quota_friend_still_stores(make_swarm,
     for i in range(3):
         acc = accounts(sw, i)
         assert acc[fpk]["used"] >= 4 << 20, acc[fpk]
+        assert acc[fpk]["kind"] == "friend"
+        assert int(acc[fpk]["quota"]) == 24 << 20
         # what the strangers stored is still there, untouched
         for _, spk in strangers:
             assert acc[spk]["fragments"] > 0
@@ -170,7 +172,11 @@ def test_accounts_and_evict(make_swarm, make_mount):
     assert cp.returncode == 0, cp.stderr
     acc = accounts(sw, 0)
     assert opk not in acc
-    assert acc[fpk] == before[0][fpk]
+    for k in ("fragments", "heads", "used", "kind", "quota"):
+        assert acc[fpk][k] == before[0][fpk][k], (k, acc[fpk])
+    assert acc[fpk]["kind"] == "friend"
+    assert before[0][opk]["kind"] == "stranger"
+    assert int(before[0][opk]["quota"]) == 256 << 20   # the default
     assert not (sw.stores[0] / opk).exists()
     assert (sw.stores[0] / fpk).is_dir()
     # Stopped: evict works on the store directly.

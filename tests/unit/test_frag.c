@@ -459,6 +459,7 @@ static int
 test_accounts_evict(void)
 {
 	unsigned char o1[CR_PK_BYTES], o2[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag_policy pol = { 0 };
 	struct store_frag *sf, *sf2;
 	struct acc_seen s;
 	uint64_t freed, c1;
@@ -484,11 +485,23 @@ test_accounts_evict(void)
 	CHECK_EQ(s.n, 2);
 	CHECK_EQ(s.a[0].fragments + s.a[1].fragments, 4);
 	CHECK(s.a[0].last_contact > 0 || s.a[1].last_contact > 0);
-	/* read from afar while sf serves */
+	/* read from afar while sf serves, with the policy it saved */
+	pol.stranger_quota = 1 << 20;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])o2;
+	pol.nfriends = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
 	memset(&s, 0, sizeof s);
 	CHECK_EQ(store_frag_accounts(NULL, DIR_, acc_cb, &s), 0);
 	CHECK_EQ(s.n, 2);
 	CHECK_EQ(s.a[0].charged + s.a[1].charged, 4 * c1);
+	for (int i = 0; i < 2; i++) {
+		int fr = memcmp(s.a[i].owner, o2, CR_PK_BYTES) == 0;
+		CHECK_EQ(s.a[i].friend, fr);
+		CHECK_EQ(s.a[i].quota, fr ? 1u << 30 : 1u << 20);
+		/* the friend's room is what everyone left of the total */
+		CHECK_EQ(s.a[i].left, fr ? (1u << 30) - 4 * c1 :
+		    s.a[i].quota - s.a[i].charged);
+	}
 	/* evict o1 through a request, as `peerfs supplier evict` does */
 	CHECK_EQ(store_frag_evict_request(DIR_, o1, &pid), 0);
 	CHECK_EQ(pid, (long)getpid());
