@@ -201,7 +201,7 @@ test_quota(void)
 {
 	unsigned char o[CR_PK_BYTES], o2[CR_PK_BYTES], f1[STORE_FRAGID_BYTES],
 	    f2[STORE_FRAGID_BYTES];
-	char big[10000];
+	char big[16384];
 	struct store_frag *sf;
 	uint64_t b, c, q, c1;
 	void *data;
