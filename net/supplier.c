@@ -23,6 +23,11 @@ struct supplier {
 	uv_signal_t sigint, sigterm;
 	uv_signal_t sigusr1;		/* `peerfs supplier evict` asks */
 	int evicting;
+	/* Refusals of owners' data are logged at most once a second, with
+	 * a count of the ones not logged: a stranger sending thousands of
+	 * refused requests must not fill the log. */
+	uint64_t refused_logged_ms;
+	uint64_t refused_quiet;
 	const struct net_supplier_conf *conf;
 	struct net_sess *sessions;	/* list through next/prev */
 	int stopping;
@@ -289,6 +294,23 @@ do_work(uv_work_t *w)
 }
 
 static void
+log_refusal(struct supplier *sup, struct net_sess *s, uint8_t type, int rc)
+{
+	uint64_t now = uv_now(&sup->loop);
+
+	if (sup->refused_logged_ms && now - sup->refused_logged_ms < 1000) {
+		sup->refused_quiet++;
+		return;
+	}
+	log_info("supplier: %s: %s refused: %s (%llu refusals not logged "
+	    "in between)", s->name, type == NET_HEAD_PUT ? "head" :
+	    type == NET_RESERVE ? "reservation" : "fragment",
+	    err_text(type, rc), (unsigned long long)sup->refused_quiet);
+	sup->refused_logged_ms = now;
+	sup->refused_quiet = 0;
+}
+
+static void
 after_work(uv_work_t *w, int status)
 {
 	struct work *k = container_of(w, struct work, w);
@@ -303,11 +325,8 @@ after_work(uv_work_t *w, int status)
 		if (k->rc < 0) {
 			if (k->type == NET_HEAD_PUT || k->rc == -EDQUOT ||
 			    k->rc == -EACCES || (k->rc == -ENOSPC &&
-			    k->type == NET_RESERVE))
-				log_info("supplier: %s: %s refused: %s",
-				    s->name, k->type == NET_HEAD_PUT ? "head" :
-				    k->type == NET_RESERVE ? "reservation" :
-				    "fragment", err_text(k->type, k->rc));
+			    (k->type == NET_RESERVE || k->type == NET_PUT)))
+				log_refusal(k->sup, s, k->type, k->rc);
 			else if (k->rc != -ENOENT)
 				log_warn("supplier: %s: request %02x failed: %s",
 				    s->name, k->type, strerror(-k->rc));
