@@ -23,6 +23,9 @@ struct net_supplier_conf {
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
 	int test_lie;
+	/* Tests only: a supplier from before RESERVE, which closes the
+	 * session on it as on any unknown type. */
+	int test_old;
 };
 
 /* Serves until SIGTERM or SIGINT (handled with uv_signal on the loop),

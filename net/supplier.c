@@ -410,9 +410,14 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	case NET_PING:
 		handle_ping(sup, s, m->reqid);
 		return;
+	case NET_RESERVE:
+		if (sup->conf->test_old) {
+			net_sess_close(s, -EPROTO, "unexpected message type");
+			return;
+		}
+		break;
 	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
-	case NET_RESERVE:
 		break;
 	default:
 		net_sess_close(s, -EPROTO, "unexpected message type");
