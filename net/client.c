@@ -235,6 +235,11 @@ ping_done(struct net_req *r, int rc, const struct net_msg *m,
 		p->avail = m->avail;
 		p->quota = m->quota;
 		p->have_pong = 1;
+		/* Room again there (space freed, quota raised): the refusal
+		 * is old news, once placements may go there again. */
+		if (p->refusal[0] && m->avail >= NET_ROOM_AGAIN &&
+		    uv_now(&p->n->loop) - p->refused_at >= NET_REFUSED_MS)
+			p->refusal[0] = '\0';
 	}
 	refresh_check(p->n);
 }

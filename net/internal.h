@@ -318,6 +318,7 @@ struct net_peer {
 };
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000
+#define NET_ROOM_AGAIN	(16u << 20)	/* PONG's avail that clears a refusal */
 #define NET_RESERVE_COUNT 16	/* fragments asked for at a time */
 
 /* What a request revealed about a supplier (net__peer_note). */
