@@ -68,6 +68,30 @@ one_mountpoint(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *o)
 	return check_mount(cli_commands[cmd].name, o->args[0]) ? 1 : CLI_RUN;
 }
 
+/* Prints the suppliers that refuse our data (status_refusals in
+ * owner/status.c) after "peerfs CMD: MNT: ". */
+static void
+print_refusals(const char *cmd, const char *mnt)
+{
+	static const char tag[] = "refused by suppliers: ";
+	char *st = NULL, *p, *e;
+
+	if (cli_ctl_get(mnt, FS_CTL_STATUS_TEXT, &st) == 0 &&
+	    (p = strstr(st, tag)) != NULL) {
+		p += sizeof tag - 1;
+		if ((e = strchr(p, '\n')))
+			*e = '\0';
+		fprintf(stderr, "peerfs %s: %s: suppliers refuse this owner's "
+		    "data: %s; what is not uploaded stays in the local "
+		    "journal\n", cmd, mnt, p);
+	} else {
+		fprintf(stderr, "peerfs %s: %s: suppliers refuse this owner's "
+		    "data (see `peerfs status`); what is not uploaded stays "
+		    "in the local journal\n", cmd, mnt);
+	}
+	free(st);
+}
+
 int
 cmd_sync(int argc, char **argv)
 {
@@ -79,6 +103,10 @@ cmd_sync(int argc, char **argv)
 		return rc;
 	mnt = o.args[0];
 	if (setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) != 0) {
+		if (errno == EDQUOT) {
+			print_refusals("sync", mnt);
+			return 1;
+		}
 		if (errno == EIO || errno == ETIMEDOUT) {
 			fprintf(stderr, "peerfs sync: %s: not everything could be "
 			    "uploaded (suppliers unreachable?); it stays in the "
@@ -95,6 +123,8 @@ cmd_sync(int argc, char **argv)
  * stuck in that request would keep this process from exiting when our
  * --timeout runs out. The child's stdio goes to /dev/null so that nobody
  * waits for its output. Returns its pid or -1. */
+#define SYNC_REFUSED	3	/* start_sync's child: suppliers refuse */
+
 static pid_t
 start_sync(const char *mnt)
 {
@@ -108,7 +138,9 @@ start_sync(const char *mnt)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		_exit(setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) == 0 ? 0 : 1);
+		if (setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) == 0)
+			_exit(0);
+		_exit(errno == EDQUOT ? SYNC_REFUSED : 1);
 	}
 	return pid;
 }
@@ -224,7 +256,7 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 	struct progress pg = { 0 };
 	long long pending = -1, bytes = 0, uploading = 0;
 	int64_t start = mono_ms(), next_draw = 0;
-	int offline = 0, status;
+	int offline = 0, status, refused = 0;
 	pid_t child = -1;
 
 	pg.start_ms = start;
@@ -241,8 +273,15 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 		 * another when the last one gave up. Not while no supplier
 		 * is reachable: it could not upload anything, and its request
 		 * would outlive our timeout and keep the mount busy. */
-		if (child > 0 && waitpid(child, &status, WNOHANG) == child)
+		if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
 			child = -1;
+			/* Suppliers refuse us: waiting will not change it. */
+			if (WIFEXITED(status) &&
+			    WEXITSTATUS(status) == SYNC_REFUSED) {
+				refused = 1;
+				break;
+			}
+		}
 		if (child < 0 && !offline)
 			child = start_sync(mnt);
 		if (tty && mono_ms() >= next_draw) {
@@ -269,6 +308,13 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 	}
 	if (pending == 0 && uploading <= 0)
 		return 0;
+	if (refused) {
+		print_refusals("umount", mnt);
+		fprintf(stderr, "peerfs umount: %s is still mounted (`peerfs "
+		    "umount --force` unmounts anyway; the next mount uploads "
+		    "the journal)\n", mnt);
+		return 1;
+	}
 	if (pending == 0) {
 		/* Tiny files live in the index until a published version
 		 * holds them (and blocks still in flight). */

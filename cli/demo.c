@@ -151,6 +151,15 @@ cmd_demo(int argc, char **argv)
 		if (run(argv_init) != 0)
 			return 1;
 	}
+	/* The demo's owner is its suppliers' friend: a stranger may store
+	 * only --stranger-quota (256M) on each. */
+	struct cr_identity *me = NULL;
+	char me_hex[2 * CR_PK_BYTES + 1];
+	if (cli_load_identity(home, NULL, &me) < 0)
+		return 1;
+	for (int i = 0; i < CR_PK_BYTES; i++)
+		snprintf(me_hex + 2 * i, 3, "%02x", me->pk[i]);
+	cr_identity_free(me);
 	char *mount_argv[8 + 2 * DEMO_SUPPLIERS];
 	char addrs[DEMO_SUPPLIERS][32];
 	int na = 0;
@@ -166,7 +175,7 @@ cmd_demo(int argc, char **argv)
 		snprintf(addrs[i], sizeof addrs[i], "127.0.0.1:%d", ports[i]);
 		char *argv_sup[] = { "peerfs", "supplier", "--daemon", "--home",
 		    sdir, "--listen", addrs[i], "--store", store, "--quota", "2G",
-		    NULL };
+		    "--friend", me_hex, NULL };
 		if (run(argv_sup) != 0) {
 			fprintf(stderr, "peerfs demo: supplier %d on %s did not "
 			    "start (see %s/supplier.log)\n", i + 1, addrs[i], sdir);

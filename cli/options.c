@@ -23,11 +23,15 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "Creates an Ed25519 identity and a 32-byte master secret in "
 	    "DIR/key, sealed with a passphrase (Argon2id, then secretbox)." },
 	[CLI_SUPPLIER] = { "supplier", cmd_supplier,
-	    "lend disk space to owners (foreground)", NULL, NULL, 0, 0,
+	    "lend disk space to owners (foreground)", NULL,
+	    "[SUBCOMMAND]", 0, 2,
 	    "Serves fragments to their owners until SIGTERM or SIGINT. "
 	    "Fragments are stored under the store directory, acknowledged "
-	    "only after fsync. A home without a key gets one, without a "
-	    "passphrase." },
+	    "only after fsync. Each owner is charged what its fragments and "
+	    "heads cost the disk (whole blocks plus a record each). A home "
+	    "without a key gets one, without a passphrase. SUBCOMMAND "
+	    "`accounts` lists the owners (usage, quota, heads, last contact); `evict PK` "
+	    "deletes everything owner PK stores here." },
 	[CLI_MOUNT] = { "mount", cmd_mount, "mount the owner's folder", NULL,
 	    "MOUNTPOINT", 1, 1,
 	    "Mounts the owner's folder and returns once it serves (the daemon "
@@ -145,12 +149,28 @@ const struct cli_opt cli_opts[] = {
 	    "$PEERFS_PASSPHRASE, else a prompt)"),
 
 	/* supplier */
-	STR("listen", 0, listen, SUPPLIER, "HOST:PORT",
-	    CLI_REQUIRED | CLI_HOSTPORT, "address to listen on"),
-	STR("store", 0, store, SUPPLIER, "DIR", CLI_REQUIRED,
-	    "where fragments are kept"),
+	STR("listen", 0, listen, SUPPLIER, "HOST:PORT", CLI_HOSTPORT,
+	    "address to listen on (required to serve)"),
+	STR("store", 0, store, SUPPLIER, "DIR", 0,
+	    "where fragments are kept (required to serve; remembered in the "
+	    "home for accounts and evict)"),
 	SIZE("quota", quota, SUPPLIER, NULL, NULL, "4096T", 0,
-	    "most bytes to lend; unlimited when not given"),
+	    "most bytes to lend, every owner together (when not given: a "
+	    "tenth of the free space when the store was created)"),
+	STR("accept", 0, accept, SUPPLIER, "open|friends", 0,
+	    "open: anyone may store, strangers within --stranger-quota; "
+	    "friends: only the --friend keys (default open)"),
+	LIST("friend", friends, SUPPLIER, "256", "PK", 0,
+	    "an owner's key (64 hex) that may use up to the whole quota; "
+	    "repeatable"),
+	STR("friends-file", 0, friends_file, SUPPLIER, "F", 0,
+	    "friends' keys, one a line (# comments)"),
+	SIZE("stranger-quota", stranger_quota, SUPPLIER, "256M", "4K", "4096T",
+	    0, "most any other owner may store; strangers together get at "
+	    "most half of the quota when there are friends"),
+	COUNT("max-fragments", max_fragments, SUPPLIER, NULL, "1", NULL, 0,
+	    "most fragments per owner (when not given: its quota / 16K, at "
+	    "least 4096)"),
 	FLAG("daemon", 0, daemon, SUPPLIER, 0,
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,

@@ -94,7 +94,11 @@ struct cli_conf {
 	uint64_t map_size;		/* LMDB map bytes */
 	/* supplier */
 	const char *listen, *store;
-	uint64_t quota;			/* 0: the whole disk */
+	uint64_t quota;			/* 0: a tenth of the free space */
+	const char *accept, *friends_file;
+	struct cli_list friends;
+	uint64_t stranger_quota;
+	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
 	int daemon, test_lie;
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;

@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "log.h"
 #include "net/net.h"
 #include "store/store.h"
+#include "util.h"
 
 struct ready_ctx {
 	const char *home;
@@ -87,11 +90,238 @@ daemonize(const char *home, int *notify_fd)
 	return 0;
 }
 
+/* ---- friends ---------------------------------------------------------- */
+
+struct friends {
+	unsigned char (*pk)[CR_PK_BYTES];
+	size_t n, cap;
+};
+
+static int
+parse_pk(const char *s, unsigned char pk[CR_PK_BYTES])
+{
+	if (strlen(s) != 2 * CR_PK_BYTES)
+		return -EINVAL;
+	for (int i = 0; i < CR_PK_BYTES; i++) {
+		unsigned v;
+		char two[3] = { s[2 * i], s[2 * i + 1], 0 };
+
+		if (!strchr("0123456789abcdefABCDEF", two[0]) ||
+		    !strchr("0123456789abcdefABCDEF", two[1]) ||
+		    sscanf(two, "%x", &v) != 1)
+			return -EINVAL;
+		pk[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+static int
+friend_add(struct friends *f, const char *hex)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		void *p = realloc(f->pk, cap * sizeof *f->pk);
+
+		if (!p)
+			return -ENOMEM;
+		f->pk = p;
+		f->cap = cap;
+	}
+	if (parse_pk(hex, f->pk[f->n]) < 0)
+		return -EINVAL;
+	f->n++;
+	return 0;
+}
+
+/* One key a line; blank lines and # comments skipped. */
+static int
+friends_file(struct friends *f, const char *path, int *line_no)
+{
+	char line[256];
+	FILE *fp = fopen(path, "r");
+	int rc = 0;
+
+	*line_no = 0;
+	if (!fp)
+		return -errno;
+	while (rc == 0 && fgets(line, sizeof line, fp)) {
+		char *p = line, *e;
+
+		(*line_no)++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if ((e = strchr(p, '#')))
+			*e = '\0';
+		e = p + strlen(p);
+		while (e > p && strchr(" \t\r\n", e[-1]))
+			*--e = '\0';
+		if (*p)
+			rc = friend_add(f, p);
+	}
+	fclose(fp);
+	return rc;
+}
+
+/* ---- accounts and evict ------------------------------------------------ */
+
+/* The store a home serves: --store, else the one its last start noted. */
+static char *
+store_of(const char *home, const char *store_opt)
+{
+	char *path, buf[4096];
+	FILE *fp;
+	size_t n;
+
+	if (store_opt)
+		return strdup(store_opt);
+	path = cli_path(home, "supplier.store");
+	fp = fopen(path, "r");
+	free(path);
+	if (!fp)
+		return NULL;
+	n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return n ? strdup(buf) : NULL;
+}
+
+static void
+note_store(const char *home, const char *store_dir)
+{
+	char *path = cli_path(home, "supplier.store"), *abs = realpath(store_dir,
+	    NULL);
+	FILE *fp = fopen(path, "w");
+
+	if (fp) {
+		fprintf(fp, "%s\n", abs ? abs : store_dir);
+		fclose(fp);
+	}
+	free(abs);
+	free(path);
+}
+
+static int
+print_acct(void *arg, const struct store_frag_acct *a)
+{
+	char pk[2 * CR_PK_BYTES + 1], quota[24], left[24], when[32];
+	int *n = arg;
+
+	hex_encode(pk, a->owner, CR_PK_BYTES);
+	if (a->quota) {
+		snprintf(quota, sizeof quota, "%llu",
+		    (unsigned long long)a->quota);
+		snprintf(left, sizeof left, "%llu", (unsigned long long)a->left);
+	} else {
+		snprintf(quota, sizeof quota, "-");
+		snprintf(left, sizeof left, "-");
+	}
+	if (a->last_contact > 0) {
+		time_t t = (time_t)a->last_contact;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	} else {
+		snprintf(when, sizeof when, "never");
+	}
+	/* Bytes as the disk pays them, exact (scripts read this too). */
+	if ((*n)++ == 0)
+		printf("%-64s  %-8s  %9s  %5s  %12s  %12s  %12s  %s\n", "owner",
+		    "kind", "fragments", "heads", "used", "quota", "left",
+		    "last contact");
+	printf("%-64s  %-8s  %9llu  %5llu  %12llu  %12s  %12s  %s\n", pk,
+	    a->quota == 0 ? "-" : !a->admitted ? "refused" :
+	    a->friend ? "friend" : "stranger",
+	    (unsigned long long)a->fragments, (unsigned long long)a->heads,
+	    (unsigned long long)a->charged, quota, left, when);
+	return 0;
+}
+
+static int
+cmd_accounts(const char *home, const char *store_opt)
+{
+	char *dir = store_of(home, store_opt);
+	int rc, n = 0;
+
+	if (!dir) {
+		fprintf(stderr, "peerfs supplier accounts: which store? (--store "
+		    "DIR, or start the supplier once with this home)\n");
+		return 1;
+	}
+	/* Read only, served now or not: the records and the policy its
+	 * server saved. */
+	rc = store_frag_accounts(NULL, dir, print_acct, &n);
+	if (rc < 0) {
+		fprintf(stderr, "peerfs supplier accounts: %s: %s\n", dir,
+		    strerror(-rc));
+		free(dir);
+		return 1;
+	}
+	if (n == 0)
+		printf("no owner stores anything in %s\n", dir);
+	free(dir);
+	return 0;
+}
+
+static int
+cmd_evict(const char *home, const char *store_opt, const char *hex)
+{
+	unsigned char pk[CR_PK_BYTES];
+	char *dir, *req;
+	struct store_frag *sf = NULL;
+	uint64_t freed = 0;
+	long pid;
+	int rc;
+
+	if (parse_pk(hex, pk) < 0)
+		return cli_bad_usage("supplier", "evict: bad key '%s' (64 hex "
+		    "digits)", hex);
+	if (!(dir = store_of(home, store_opt))) {
+		fprintf(stderr, "peerfs supplier evict: which store? (--store "
+		    "DIR)\n");
+		return 1;
+	}
+	rc = store_frag_open(&sf, dir, 0);
+	if (rc == 0) {
+		rc = store_frag_evict(sf, pk, &freed);
+		store_frag_close(sf);
+		if (rc == 0)
+			printf("evicted %s: %llu bytes freed\n", hex,
+			    (unsigned long long)freed);
+	} else if (rc == -EBUSY) {
+		/* Served now: the server does it (one process per store). */
+		if ((rc = store_frag_evict_request(dir, pk, &pid)) == 0 &&
+		    asprintf(&req, "%s/evict/%s", dir, hex) >= 0) {
+			for (int i = 0; i < 600 && access(req, F_OK) == 0; i++) {
+				if (i % 50 == 0 && kill((pid_t)pid, SIGUSR1) != 0) {
+					rc = -errno;
+					break;
+				}
+				usleep(100000);
+			}
+			if (rc == 0 && access(req, F_OK) == 0)
+				rc = -ETIMEDOUT;
+			free(req);
+			if (rc == 0)
+				printf("evicted %s\n", hex);
+		}
+	}
+	if (rc < 0)
+		fprintf(stderr, "peerfs supplier evict: %s: %s\n", dir,
+		    strerror(-rc));
+	free(dir);
+	return rc < 0 ? 1 : 0;
+}
+
 int
 cmd_supplier(int argc, char **argv)
 {
 	struct cli_conf o;
-	int rc;
+	struct friends fr = { 0 };
+	struct store_frag_policy pol = { 0 };
+	int friends_only, rc, line;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
@@ -101,6 +331,57 @@ cmd_supplier(int argc, char **argv)
 		return rc;
 	if (o.debug)
 		log_init("peerfs", LOG_DEBUG, NULL);
+	if (o.nargs > 0 && strcmp(o.args[0], "accounts") == 0) {
+		if (o.nargs > 1)
+			return cli_bad_usage("supplier", "unexpected argument "
+			    "'%s'", o.args[1]);
+		home = cli_home(o.home);
+		rc = cmd_accounts(home, o.store);
+		free(home);
+		return rc;
+	}
+	if (o.nargs > 0 && strcmp(o.args[0], "evict") == 0) {
+		if (o.nargs != 2)
+			return cli_bad_usage("supplier", "usage: evict PK");
+		home = cli_home(o.home);
+		rc = cmd_evict(home, o.store, o.args[1]);
+		free(home);
+		return rc;
+	}
+	if (o.nargs > 0)
+		return cli_bad_usage("supplier", "unexpected argument '%s'",
+		    o.args[0]);
+	if (o.accept == NULL)
+		o.accept = "open";
+	if (strcmp(o.accept, "open") != 0 && strcmp(o.accept, "friends") != 0)
+		return cli_bad_usage("supplier", "bad --accept '%s' (open or "
+		    "friends)", o.accept);
+	friends_only = strcmp(o.accept, "friends") == 0;
+	for (int i = 0; i < o.friends.n; i++)
+		if ((rc = friend_add(&fr, o.friends.v[i])) < 0) {
+			free(fr.pk);
+			return rc == -ENOMEM ? 1 : cli_bad_usage("supplier",
+			    "bad --friend '%s' (64 hex digits)", o.friends.v[i]);
+		}
+	if (o.friends_file && (rc = friends_file(&fr, o.friends_file,
+	    &line)) < 0) {
+		free(fr.pk);
+		if (rc == -EINVAL)
+			return cli_bad_usage("supplier", "%s, line %d: not a "
+			    "key (64 hex digits)", o.friends_file, line);
+		fprintf(stderr, "peerfs supplier: %s: %s\n", o.friends_file,
+		    strerror(-rc));
+		return 1;
+	}
+	if (friends_only && fr.n == 0)
+		return cli_bad_usage("supplier", "--accept friends needs "
+		    "--friend or --friends-file");
+	/* Serving needs both; accounts and evict need neither. */
+	if (!o.listen || !o.store) {
+		free(fr.pk);
+		return cli_bad_usage("supplier", "%s is required", !o.listen ?
+		    "--listen HOST:PORT" : "--store DIR");
+	}
 	if (cr_init() < 0)
 		return 1;
 	home = cli_home(o.home);
@@ -112,13 +393,25 @@ cmd_supplier(int argc, char **argv)
 		fprintf(stderr, "peerfs supplier: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
+	pol.friends_only = friends_only;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])fr.pk;
+	pol.nfriends = fr.n;
+	pol.stranger_quota = o.stranger_quota;
+	pol.max_frags = o.max_fragments;
 	if ((rc = cli_mkdir_p(o.store, 0700)) < 0 ||
-	    (rc = store_frag_open(&frags, o.store, o.quota)) < 0) {
+	    (rc = store_frag_open(&frags, o.store, o.quota)) < 0 ||
+	    (rc = store_frag_set_policy(frags, &pol)) < 0) {
 		fprintf(stderr, "peerfs supplier: store %s: %s\n", o.store,
+		    rc == -EBUSY ? "served by another process" :
 		    strerror(-rc));
+		store_frag_close(frags);
 		cr_identity_free(id);
+		free(fr.pk);
 		return 1;
 	}
+	free(fr.pk);
+	note_store(home, o.store);
+	store_frag_evict_pending(frags);
 	ready.home = home;
 	struct net_supplier_conf conf = {
 		.id = id, .listen = o.listen, .frags = frags,

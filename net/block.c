@@ -28,6 +28,48 @@ peer_usable(const struct net_peer *p)
 	return p->state == NET_PEER_ONLINE && net__peer_up(p);
 }
 
+/* May take new fragments now: usable, and no refusal of ours lately. */
+static int
+peer_placeable(const struct net_peer *p)
+{
+	if (!peer_usable(p))
+		return 0;
+	return !p->refusal[0] ||
+	    uv_now(&p->n->loop) - p->refused_at >= NET_REFUSED_MS;
+}
+
+int
+net__is_refusal(int rc)
+{
+	return rc == -EDQUOT || rc == -ENOSPC || rc == -EACCES;
+}
+
+void
+net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m)
+{
+	char why[sizeof p->refusal];
+	size_t n = 0;
+
+	if (m && m->type == NET_ERR && m->errmsg_len) {
+		/* Its words, printable ASCII only: they reach our log and
+		 * the user's terminal. */
+		for (size_t i = 0; i < m->errmsg_len && n < sizeof why - 1; i++)
+			why[n++] = m->errmsg[i] >= 0x20 && m->errmsg[i] < 0x7f ?
+			    m->errmsg[i] : '?';
+		why[n] = '\0';
+	} else {
+		snprintf(why, sizeof why, "%s", rc == -EDQUOT ?
+		    "quota exceeded" : rc == -EACCES ? "not admitted" :
+		    "supplier full");
+	}
+	if (strcmp(why, p->refusal) != 0)
+		log_warn("supplier %s refuses our data: %s", p->addr, why);
+	snprintf(p->refusal, sizeof p->refusal, "%s", why);
+	p->refused_at = uv_now(&p->n->loop);
+	p->refusals++;
+	p->grant_count = 0;
+}
+
 /* Most space first, then lowest rtt (unknown rtt last). */
 static int
 peer_better(const struct net_peer *a, const struct net_peer *b)
@@ -52,11 +94,13 @@ struct store_op {
 	const unsigned char *id;
 	const unsigned char (*hash)[CR_HASH_BYTES];	/* by index */
 	struct net_req req[CR_EC_MAX];
+	struct net_req rsv[CR_EC_MAX];		/* RESERVE before req[i] */
+	uint64_t refusals[CR_EC_MAX];	/* holder's count when sent */
 	struct net_peer *holder[CR_EC_MAX];
 	int acked[CR_EC_MAX];
 	struct net_peer **tried;
 	int ntried, cap;
-	int outstanding, nacked;
+	int outstanding, nacked, refused;
 	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
 };
 
@@ -71,6 +115,48 @@ was_tried(struct store_op *o, struct net_peer *p)
 
 static void put_done(struct net_req *r, int rc, const struct net_msg *m,
     unsigned char **buf);
+static void reserve_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf);
+
+/* A grant of p's covers one more fragment of len bytes: used. */
+static int
+grant_take(struct net_peer *p, size_t len)
+{
+	if (p->grant_count == 0 || len > p->grant_size ||
+	    uv_now(&p->n->loop) - p->grant_at >= NET_GRANT_MS)
+		return 0;
+	p->grant_count--;
+	return 1;
+}
+
+/* Sends fragment i to p: the PUT when room is granted there (or p knows
+ * no RESERVE), else a RESERVE first (reserve_done sends the PUT). 0 when
+ * a request went (counted in outstanding), -errno. */
+static int
+put_send(struct store_op *o, int i, struct net_peer *p)
+{
+	struct net_req *r = &o->rsv[i];
+	int rc;
+
+	if (p->no_reserve || grant_take(p, o->frag_len)) {
+		rc = net__req_send(p, &o->req[i]);
+	} else {
+		memset(r, 0, sizeof *r);
+		r->msg.type = NET_RESERVE;
+		r->msg.rsv_size = (uint32_t)o->frag_len;
+		r->msg.rsv_count = NET_RESERVE_COUNT;
+		r->cb = reserve_done;
+		r->arg = o;
+		r->idx = i;
+		rc = net__req_send(p, r);
+	}
+	if (rc == 0) {
+		o->holder[i] = p;
+		o->outstanding++;
+		o->refusals[i] = p->refusals;
+	}
+	return rc;
+}
 
 /* Sends fragment i to the best untried online peer; 0 or -EIO. */
 static int
@@ -79,30 +165,28 @@ put_next(struct net *n, struct store_op *o, int i)
 	for (;;) {
 		struct net_peer *best = NULL;
 		for (struct net_peer *p = n->peers; p; p = p->next)
-			if (peer_usable(p) && !was_tried(o, p) &&
+			if (peer_placeable(p) && !was_tried(o, p) &&
 			    (!best || peer_better(p, best)))
 				best = p;
 		if (!best || o->ntried >= o->cap)
 			return -EIO;
 		o->tried[o->ntried++] = best;
-		if (net__req_send(best, &o->req[i]) == 0) {
-			o->holder[i] = best;
-			o->outstanding++;
+		if (put_send(o, i, best) == 0)
 			return 0;
-		}
 	}
 }
 
 static void
 store_finish(struct net *n, struct store_op *o)
 {
-	int rc = o->nacked == o->total ? 0 : -EIO;
+	int rc = o->nacked == o->total ? 0 : o->refused ? -EDQUOT : -EIO;
 
 	if (rc < 0) {
 		char name[17];
 		blk_name(name, o->id);
-		log_error("block %s: only %d of %d fragments placed", name,
-		    o->nacked, o->total);
+		log_error("block %s: only %d of %d fragments placed%s", name,
+		    o->nacked, o->total, o->refused ? " (suppliers refuse "
+		    "our data)" : "");
 	}
 	for (int i = 0; i < o->total; i++)
 		if (o->acked[i])
@@ -125,9 +209,15 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc == 0) {
 		o->acked[i] = 1;
 		o->nacked++;
+		if (o->refusals[i] == p->refusals)
+			p->refusal[0] = '\0';	/* takes our data again */
 	} else {
 		char name[17];
 		blk_name(name, o->id);
+		if (net__is_refusal(rc) && m) {
+			net__peer_refused(p, rc, m);
+			o->refused++;
+		}
 		if (m && m->type == NET_ERR)
 			log_warn("supplier %s: fragment %d of block %s "
 			    "refused: %.*s", p->addr, i, name,
@@ -143,17 +233,63 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 }
 
 static void
+reserve_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	struct store_op *o = r->arg;
+	struct net_peer *p = r->p;
+	struct net *n = p->n;
+	int i = r->idx;
+
+	o->outstanding--;
+	if (rc == 0) {
+		p->rsv_known = 1;
+		if (p->grant_size != r->msg.rsv_size ||
+		    uv_now(&n->loop) - p->grant_at >= NET_GRANT_MS)
+			p->grant_count = 0;
+		p->grant_size = r->msg.rsv_size;
+		p->grant_count += m->rsv_count;
+		p->grant_at = uv_now(&n->loop);
+		if (o->refusals[i] == p->refusals)
+			p->refusal[0] = '\0';
+		p->avail = m->rsv_left;
+		if (grant_take(p, o->frag_len) &&
+		    net__req_send(p, &o->req[i]) == 0) {
+			o->outstanding++;
+			return;
+		}
+	} else if (net__is_refusal(rc) && m) {
+		net__peer_refused(p, rc, m);
+		o->refused++;
+	} else if (!m && !p->rsv_known) {
+		/* Dropped before any answer to a RESERVE: most likely a
+		 * supplier that predates it (net/internal.h). */
+		p->no_reserve = 1;
+		log_info("supplier %s: no reservations (an older supplier?): "
+		    "plain uploads", p->addr);
+	}
+	o->holder[i] = NULL;
+	put_next(n, o, i);
+	if (o->outstanding == 0)
+		store_finish(n, o);
+}
+
+static void
 store_start(struct net *n, struct net_op *op)
 {
 	struct store_op *o = (struct store_op *)op;
 	struct net_peer *cand[256];
-	int nc = 0, w, start;
+	int nc = 0, nu = 0, w, start;
 
-	for (struct net_peer *p = n->peers; p && nc < 256; p = p->next)
-		if (peer_usable(p))
+	for (struct net_peer *p = n->peers; p && nc < 256; p = p->next) {
+		nu += peer_usable(p);
+		if (peer_placeable(p))
 			cand[nc++] = p;
+	}
 	if (nc < o->total)
-		return net__op_done(n, op, -EAGAIN);
+		/* Enough suppliers online but not enough that take our
+		 * data: say so, that is not something waiting cures. */
+		return net__op_done(n, op, nu >= o->total ? -EDQUOT : -EAGAIN);
 	o->cap = n->npeers + 1;
 	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
 		return net__op_done(n, op, -ENOMEM);
@@ -180,12 +316,8 @@ store_start(struct net *n, struct net_op *op)
 		o->req[i].cb = put_done;
 		o->req[i].arg = o;
 		o->req[i].idx = i;
-		if (net__req_send(p, &o->req[i]) == 0) {
-			o->holder[i] = p;
-			o->outstanding++;
-		} else {
+		if (put_send(o, i, p) < 0)
 			put_next(n, o, i);
-		}
 	}
 	if (o->outstanding == 0)
 		store_finish(n, o);
@@ -546,7 +678,7 @@ repair_next(struct net *n, struct repair_op *o, int i)
 		int best_apart = 0;
 
 		for (struct net_peer *p = n->peers; p; p = p->next) {
-			if (!peer_usable(p) || !p->have_pk ||
+			if (!peer_placeable(p) || !p->have_pk ||
 			    repair_excluded(o, p))
 				continue;
 			int apart = !host_taken(n, o, p);
@@ -606,6 +738,8 @@ repair_put_done(struct net_req *r, int rc, const struct net_msg *m,
 		o->nacked++;
 	} else {
 		blk_name(name, o->b->id);
+		if (net__is_refusal(rc) && m)
+			net__peer_refused(p, rc, m);
 		if (rc == -EDQUOT)
 			log_warn("supplier %s refuses fragment %d of block %s: "
 			    "quota full; trying another", p->addr, i, name);

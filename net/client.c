@@ -170,6 +170,7 @@ peer_drop(struct net_peer *p, int err, const char *why)
 	if (!s)
 		return;
 	p->s = NULL;
+	p->grant_count = 0;		/* the supplier's grant outlives us */
 	net_sess_close(s, err, why);
 	if (!why)
 		why = s->why;
@@ -232,6 +233,11 @@ ping_done(struct net_req *r, int rc, const struct net_msg *m,
 		p->avail = m->avail;
 		p->quota = m->quota;
 		p->have_pong = 1;
+		/* Room again there (space freed, quota raised): the refusal
+		 * is old news, once placements may go there again. */
+		if (p->refusal[0] && m->avail >= NET_ROOM_AGAIN &&
+		    uv_now(&p->n->loop) - p->refused_at >= NET_REFUSED_MS)
+			p->refusal[0] = '\0';
 	}
 	refresh_check(p->n);
 }
@@ -769,6 +775,7 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->bad_fragments = p->bad_fragments;
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
+		snprintf(o->refusal, sizeof o->refusal, "%s", p->refusal);
 	}
 	a->count = i;
 }

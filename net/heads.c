@@ -61,6 +61,9 @@ fan_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc < 0 && m && m->type == NET_ERR)
 		printable(q->errmsg, sizeof q->errmsg, m->errmsg,
 		    m->errmsg_len);
+	/* A head refused for our account there: `status` names it. */
+	if (r->msg.type == NET_HEAD_PUT && net__is_refusal(rc) && m)
+		net__peer_refused(r->p, rc, m);
 	if (rc == 0 && m->type == NET_HEAD_LIST_OK && buf && *buf) {
 		q->buf = *buf;		/* m->data points into it */
 		*buf = NULL;

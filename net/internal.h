@@ -34,17 +34,28 @@
  *  AUDIT   0x06    fragid[33] | nonce[32]
  *  HEAD_PUT 0x07   a signed head (CR_HEAD_FIXED .. + CR_HEAD_BLOB_MAX bytes)
  *  HEAD_LIST 0x08  u32 max
+ *  RESERVE 0x09    u32 size | u32 count: room for count fragments of at
+ *                  most size bytes each (both >= 1), held for a while
+ *                  (store_frag_reserve); refused with ERR EACCES (not
+ *                  admitted), EDQUOT (the owner's quota) or ENOSPC (full)
  *  PUT_OK  0x81    (empty)
  *  GET_OK  0x82    fragment bytes (>= 1)
  *  DEL_OK  0x83    (empty)
  *  LIST_OK 0x84    u32 n | n x (fragid[33] | u64 size)   (n <= 65536)
- *  PONG    0x85    u64 bytes | u64 fragments (the owner's) | u64 avail |
- *                  u64 quota
+ *  PONG    0x85    u64 bytes | u64 fragments | u64 avail | u64 quota, all
+ *                  the asking owner's own: what it stores, what it may
+ *                  still add now, its quota (never the disk's or other
+ *                  owners' figures)
  *  AUDIT_OK 0x86   answer[32] = net__audit_answer(nonce, fragment)
  *  HEAD_PUT_OK 0x87 (empty)
  *  HEAD_LIST_OK 0x88 u32 n | n x (u32 len | head bytes), newest first
+ *  RESERVE_OK 0x89 u32 count granted (1 .. asked) | u64 the owner's
+ *                  allowance left, its reservation included
  *  ERR     0xff    u32 errno (positive) | message (0..255 bytes, UTF-8)
- * A response carries the request id of its request.  */
+ * A response carries the request id of its request. RESERVE came after
+ * the rest without a new version: a supplier that predates it closes the
+ * session on it, and the client then goes on with plain PUTs to that
+ * supplier (net/block.c).  */
 #ifndef PEERFS_NET_INTERNAL_H
 #define PEERFS_NET_INTERNAL_H
 
@@ -64,10 +75,10 @@
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
-	NET_HEAD_LIST = 0x08,
+	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
-	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88,
+	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
 	NET_ERR = 0xff,
 };
 
@@ -87,6 +98,8 @@ struct net_msg {
 	uint32_t n;				/* LIST_OK HEAD_LIST_OK entries */
 	const unsigned char *entries;		/* LIST_OK: n x 41 bytes */
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
+	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
+	uint64_t rsv_left;			/* RESERVE_OK */
 	uint32_t err;				/* ERR: positive errno */
 	const char *errmsg;			/* ERR: not NUL-terminated */
 	size_t errmsg_len;
@@ -289,7 +302,25 @@ struct net_peer {
 	uint64_t last_ping;		/* last ping sent */
 	uint64_t req_ok, req_failed;	/* answered / timed out or dropped */
 	uint64_t audits_ok, audits_failed, bad_fragments;
+	/* Our account there (net/block.c): room granted by RESERVE and
+	 * not used yet, for fragments of at most grant_size bytes; dropped
+	 * with the session and after NET_GRANT_MS. */
+	uint32_t grant_size, grant_count;
+	uint64_t grant_at;
+	int rsv_known;			/* it answered a RESERVE once */
+	int no_reserve;			/* predates RESERVE: plain PUTs */
+	/* Why it last refused our data ("quota exceeded", "supplier full",
+	 * "not admitted"); "" once it takes data again. No new fragment
+	 * goes there for NET_REFUSED_MS after a refusal. */
+	char refusal[64];
+	uint64_t refused_at;
+	uint64_t refusals;		/* count; a request sent before the
+					 * last refusal clears nothing */
 };
+#define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
+#define NET_REFUSED_MS	30000
+#define NET_ROOM_AGAIN	(16u << 20)	/* PONG's avail that clears a refusal */
+#define NET_RESERVE_COUNT 16	/* fragments asked for at a time */
 
 /* What a request revealed about a supplier (net__peer_note). */
 enum net__note { NET__NOTE_BAD_FRAGMENT, NET__NOTE_AUDIT_FAILED,
@@ -335,6 +366,12 @@ int  net__peer_up(const struct net_peer *p);
 /* Counts an offence or a good audit, lowers the score; NET_FIRE_AFTER
  * offences of one kind fire the supplier (DEAD). Loop thread. */
 void net__peer_note(struct net_peer *p, enum net__note what);
+/* Records that p refused our data (why: its words, or NULL for the
+ * errno's), with a log line when the reason is new. Loop thread. */
+void net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m);
+/* 1 when rc is a supplier's refusal of our data (quota, full, not
+ * admitted). */
+int  net__is_refusal(int rc);
 /* DEAD now (sticky), with one log line. Loop thread. */
 void net__peer_fire(struct net_peer *p, const char *why);
 /* Precomputes the audit answers of fragment idx (frag: its bytes) for the

@@ -36,6 +36,9 @@ struct net_supplier_conf {
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
 	int test_lie;
+	/* Tests only: a supplier from before RESERVE, which closes the
+	 * session on it as on any unknown type. */
+	int test_old;
 };
 
 /* Serves until SIGTERM or SIGINT (handled with uv_signal on the loop),
@@ -190,10 +193,14 @@ struct net_peer_info {
 	enum net_peer_state state;
 	double rtt_ms;			/* last ping round trip, -1 unknown */
 	uint64_t fragments, bytes;	/* this owner's, as the supplier says */
-	uint64_t avail, quota;		/* supplier's free space and quota */
+	uint64_t avail, quota;		/* what we may still add there, and
+					 * our quota there (its figures) */
 	double score;			/* 0..1: rtt, failures, audits */
 	uint64_t audits_ok, audits_failed, bad_fragments;
 	char last_error[128];
+	/* Why it refuses our data ("quota exceeded", "supplier full", "not
+	 * admitted"), "" when it does not. */
+	char refusal[64];
 };
 
 /* Fills up to max entries; returns the number of known peers. With

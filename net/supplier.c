@@ -21,6 +21,13 @@ struct supplier {
 	uv_loop_t loop;
 	uv_tcp_t listener;
 	uv_signal_t sigint, sigterm;
+	uv_signal_t sigusr1;		/* `peerfs supplier evict` asks */
+	int evicting;
+	/* Refusals of owners' data are logged at most once a second, with
+	 * a count of the ones not logged: a stranger sending thousands of
+	 * refused requests must not fill the log. */
+	uint64_t refused_logged_ms;
+	uint64_t refused_quiet;
 	const struct net_supplier_conf *conf;
 	struct net_sess *sessions;	/* list through next/prev */
 	int stopping;
@@ -36,6 +43,8 @@ struct work {
 	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
 	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
 	unsigned char hash[CR_HASH_BYTES];	/* PUT: the owner's */
+	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
+	uint64_t rsv_left;		/* RESERVE_OK */
 	unsigned char *buf;		/* PUT: the record holding data */
 	const unsigned char *data;
 	size_t len;
@@ -72,8 +81,15 @@ flow(struct net_sess *s)
 static const char *
 err_text(uint8_t type, int rc)
 {
+	/* The refusals of an owner's account (store_frag_put): the owner
+	 * shows these words to its user, naming this supplier. */
 	if (rc == -EDQUOT)
 		return "quota exceeded";
+	if (rc == -ENOSPC && (type == NET_PUT || type == NET_HEAD_PUT ||
+	    type == NET_RESERVE))
+		return "supplier full";
+	if (rc == -EACCES)
+		return "not admitted";
 	if (type == NET_HEAD_PUT) {
 		switch (rc) {
 		case -ESTALE:
@@ -254,6 +270,10 @@ do_work(uv_work_t *w)
 	case NET_HEAD_LIST:
 		do_heads_list(k, sf, owner);
 		break;
+	case NET_RESERVE:
+		k->rc = store_frag_reserve(sf, owner, k->rsv_size, k->rsv_count,
+		    &k->rsv_count, &k->rsv_left);
+		break;
 	case NET_LIST: {
 		struct list_acc a = { .after = k->fragid, .max = k->max };
 		a.cap = 2 * (size_t)a.max;
@@ -274,6 +294,23 @@ do_work(uv_work_t *w)
 }
 
 static void
+log_refusal(struct supplier *sup, struct net_sess *s, uint8_t type, int rc)
+{
+	uint64_t now = uv_now(&sup->loop);
+
+	if (sup->refused_logged_ms && now - sup->refused_logged_ms < 1000) {
+		sup->refused_quiet++;
+		return;
+	}
+	log_info("supplier: %s: %s refused: %s (%llu refusals not logged "
+	    "in between)", s->name, type == NET_HEAD_PUT ? "head" :
+	    type == NET_RESERVE ? "reservation" : "fragment",
+	    err_text(type, rc), (unsigned long long)sup->refused_quiet);
+	sup->refused_logged_ms = now;
+	sup->refused_quiet = 0;
+}
+
+static void
 after_work(uv_work_t *w, int status)
 {
 	struct work *k = container_of(w, struct work, w);
@@ -286,9 +323,10 @@ after_work(uv_work_t *w, int status)
 		if (status < 0)
 			k->rc = status;
 		if (k->rc < 0) {
-			if (k->type == NET_HEAD_PUT)
-				log_info("supplier: %s: head refused: %s",
-				    s->name, err_text(k->type, k->rc));
+			if (k->type == NET_HEAD_PUT || k->rc == -EDQUOT ||
+			    k->rc == -EACCES || (k->rc == -ENOSPC &&
+			    (k->type == NET_RESERVE || k->type == NET_PUT)))
+				log_refusal(k->sup, s, k->type, k->rc);
 			else if (k->rc != -ENOENT)
 				log_warn("supplier: %s: request %02x failed: %s",
 				    s->name, k->type, strerror(-k->rc));
@@ -324,6 +362,11 @@ after_work(uv_work_t *w, int status)
 				m.data = k->out;
 				m.data_len = k->out_len;
 				break;
+			case NET_RESERVE:
+				m.type = NET_RESERVE_OK;
+				m.rsv_count = k->rsv_count;
+				m.rsv_left = k->rsv_left;
+				break;
 			}
 			if (m.type == NET_GET_OK && m.data_len == 0)
 				reply_err(s, k->reqid, k->type, -EIO);
@@ -338,16 +381,20 @@ after_work(uv_work_t *w, int status)
 	free(k);
 }
 
+/* Only the asking owner's own figures: the disk's free space would tell
+ * an owner how much the others store. */
 static void
 handle_ping(struct supplier *sup, struct net_sess *s, uint64_t reqid)
 {
 	struct net_msg m = { .type = NET_PONG, .reqid = reqid };
-	uint64_t q;
+	struct store_frag_acct a;
 
-	store_frag_usage(sup->conf->frags, s->peer_pk, &m.bytes,
-	    &m.fragments, &q);
-	m.avail = store_frag_avail(sup->conf->frags);
-	m.quota = q;
+	store_frag_account(sup->conf->frags, s->peer_pk, &a);
+	store_frag_touch(sup->conf->frags, s->peer_pk);
+	m.bytes = a.bytes;
+	m.fragments = a.fragments;
+	m.avail = a.left;
+	m.quota = a.quota;
 	if (net_sess_send(s, &m) < 0)
 		net_sess_close(s, -EIO, "cannot send reply");
 }
@@ -363,6 +410,12 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	case NET_PING:
 		handle_ping(sup, s, m->reqid);
 		return;
+	case NET_RESERVE:
+		if (sup->conf->test_old) {
+			net_sess_close(s, -EPROTO, "unexpected message type");
+			return;
+		}
+		break;
 	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
 		break;
@@ -384,6 +437,10 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		memcpy(k->nonce, m->nonce, sizeof k->nonce);
 	if (m->type == NET_PUT)
 		memcpy(k->hash, m->hash, sizeof k->hash);
+	if (m->type == NET_RESERVE) {
+		k->rsv_size = m->rsv_size;
+		k->rsv_count = m->rsv_count;
+	}
 	if (m->type == NET_PUT || m->type == NET_HEAD_PUT) {
 		k->buf = *buf;		/* keep the record: data points in */
 		*buf = NULL;
@@ -455,6 +512,43 @@ on_conn(uv_stream_t *server, int status)
 	sup->sessions = s;
 }
 
+/* ---- evictions asked by `peerfs supplier evict` (store.h) ---------- */
+
+static void
+evict_work(uv_work_t *w)
+{
+	struct supplier *sup = w->data;
+	int n = store_frag_evict_pending(sup->conf->frags);
+
+	if (n > 0)
+		log_info("supplier: %d owner(s) evicted", n);
+}
+
+static void
+evict_done(uv_work_t *w, int status)
+{
+	struct supplier *sup = w->data;
+
+	sup->evicting = 0;
+	free(w);
+}
+
+static void
+on_evict(uv_signal_t *h, int signum)
+{
+	struct supplier *sup = h->data;
+	uv_work_t *w;
+
+	if (sup->stopping || sup->evicting || !(w = calloc(1, sizeof *w)))
+		return;
+	w->data = sup;
+	if (uv_queue_work(&sup->loop, w, evict_work, evict_done) < 0) {
+		free(w);
+		return;
+	}
+	sup->evicting = 1;
+}
+
 static void
 on_signal(uv_signal_t *h, int signum)
 {
@@ -467,6 +561,7 @@ on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&sup->listener, NULL);
 	uv_close((uv_handle_t *)&sup->sigint, NULL);
 	uv_close((uv_handle_t *)&sup->sigterm, NULL);
+	uv_close((uv_handle_t *)&sup->sigusr1, NULL);
 	/* In-flight thread-pool work keeps the loop alive until it is
 	 * done: acknowledged or not, a fragment being written is finished. */
 	for (struct net_sess *s = sup->sessions; s; s = s->next)
@@ -514,6 +609,9 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	sup->sigint.data = sup->sigterm.data = sup;
 	uv_signal_start(&sup->sigint, on_signal, SIGINT);
 	uv_signal_start(&sup->sigterm, on_signal, SIGTERM);
+	uv_signal_init(&sup->loop, &sup->sigusr1);
+	sup->sigusr1.data = sup;
+	uv_signal_start(&sup->sigusr1, on_evict, SIGUSR1);
 
 	len = sizeof sa;
 	if (uv_tcp_getsockname(&sup->listener, (struct sockaddr *)&sa, &len) == 0)

@@ -72,6 +72,10 @@ fixed_payload(uint8_t type)
 		return FRAGID + 4;
 	case NET_HEAD_LIST:
 		return 4;
+	case NET_RESERVE:
+		return 8;
+	case NET_RESERVE_OK:
+		return 12;
 	case NET_PING: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
@@ -197,6 +201,18 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 	case NET_HEAD_LIST:
 		d.max = get_be32(q);
 		break;
+	case NET_RESERVE:
+		d.rsv_size = get_be32(q);
+		d.rsv_count = get_be32(q + 4);
+		if (d.rsv_size == 0 || d.rsv_count == 0)
+			return -EPROTO;
+		break;
+	case NET_RESERVE_OK:
+		d.rsv_count = get_be32(q);
+		d.rsv_left = get_be64(q + 4);
+		if (d.rsv_count == 0)
+			return -EPROTO;
+		break;
 	case NET_HEAD_LIST_OK:
 		if (plen < 4)
 			return -EPROTO;
@@ -309,6 +325,10 @@ encodable(const struct net_msg *m)
 		return m->data != NULL;
 	case NET_HEAD_LIST_OK:
 		return heads_valid(m->n, m->data, m->data_len);
+	case NET_RESERVE:
+		return m->rsv_size != 0 && m->rsv_count != 0;
+	case NET_RESERVE_OK:
+		return m->rsv_count != 0;
 	case NET_ERR:
 		if (m->err == 0 || m->err > ERRNO_MAX ||
 		    m->errmsg_len > NET_ERRMSG_MAX ||
@@ -400,6 +420,14 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 		break;
 	case NET_HEAD_LIST:
 		put_be32(q, m->max);
+		break;
+	case NET_RESERVE:
+		put_be32(q, m->rsv_size);
+		put_be32(q + 4, m->rsv_count);
+		break;
+	case NET_RESERVE_OK:
+		put_be32(q, m->rsv_count);
+		put_be64(q + 4, m->rsv_left);
 		break;
 	case NET_HEAD_LIST_OK:
 		put_be32(q, m->n);

@@ -70,6 +70,10 @@ struct owner__dirty {
 	uint64_t count;		/* entries in tab */
 	uint64_t inflight;	/* uploads running */
 	uint64_t uploaded, known, errors;
+	/* Uploads that failed because suppliers refuse our data (quota,
+	 * full, not admitted: -EDQUOT from net/): a sync gives up on the
+	 * first one after it started instead of waiting for its timeout. */
+	uint64_t refused;
 	/* Inline commits not yet in a published index: on the owner's disk
 	 * only, so they count as uploading. */
 	uint64_t inl_unpub, inl_gen;
@@ -376,6 +380,8 @@ owner__dirty_failed(struct owner *o, int rc)
 
 	pthread_mutex_lock(&d->lock);
 	d->errors++;
+	if (rc == -EDQUOT)
+		d->refused++;
 	if (!d->failing)
 		log_warn("data: upload failed: %s (retrying)", strerror(-rc));
 	d->failing = 1;
@@ -421,8 +427,8 @@ owner__dirty_sync(struct owner *o, uint64_t ino)
 	struct owner__dirty *d = o->dirty;
 	int ms = o->conf.sync_timeout_ms;
 	struct timespec ts;
-	uint64_t left;
-	int rc = 0;
+	uint64_t left, refused0;
+	int rc = 0, refused = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += ms / 1000;
@@ -433,12 +439,20 @@ owner__dirty_sync(struct owner *o, uint64_t ino)
 	}
 	pthread_mutex_lock(&d->lock);
 	enqueue_ino(d, ino);
+	refused0 = d->refused;
 	pthread_mutex_unlock(&d->lock);
 	owner__upload_kick(o);
 	pthread_mutex_lock(&d->lock);
-	while ((left = count_ino(d, ino)) > 0 && !d->stop && rc == 0)
+	while ((left = count_ino(d, ino)) > 0 && !d->stop && rc == 0 &&
+	    !(refused = d->refused != refused0))
 		rc = pthread_cond_timedwait(&d->done, &d->lock, &ts);
 	pthread_mutex_unlock(&d->lock);
+	if (left > 0 && refused) {
+		log_warn("data: sync gave up: suppliers refuse our data "
+		    "(see status); %" PRIu64 " blocks of %s stay in the "
+		    "journal", left, ino ? "the file" : "all files");
+		return -EDQUOT;
+	}
 	if (left > 0) {
 		log_warn("data: sync gave up: %" PRIu64 " blocks of %s still "
 		    "in the journal", left, ino ? "the file" : "all files");

@@ -63,7 +63,9 @@ void owner__dirty_closed(struct owner *o, uint64_t ino);
  * disk only until an index that holds it is published. */
 void owner__dirty_inline(struct owner *o, uint64_t gen);
 /* Returns when every block of ino (0: of every file) left the journal:
- * 0, or -ETIMEDOUT after conf.sync_timeout_ms. */
+ * 0, -ETIMEDOUT after conf.sync_timeout_ms, or -EDQUOT at once when an
+ * upload after the call fails because suppliers refuse our data (the
+ * data stays in the journal). */
 int  owner__dirty_sync(struct owner *o, uint64_t ino);
 struct owner_upload_stats {
 	uint64_t pending_blocks;	/* journal records */

@@ -104,7 +104,9 @@ int  owner_truncate(struct owner *o, uint64_t ino, uint64_t size,
 int  owner_drop(struct owner *o, uint64_t ino);
 /* Returns once every block of ino written so far, and the index version
  * that names inline bytes, are on suppliers, and the metadata is on disk:
- * 0, or -ETIMEDOUT / -EIO after conf.sync_timeout_ms. */
+ * 0, or -ETIMEDOUT / -EIO after conf.sync_timeout_ms, -EDQUOT as soon as
+ * suppliers refuse our data (quota, full, not admitted: `status` names
+ * them). */
 int  owner_fsync(struct owner *o, uint64_t ino);
 /* The same for every file, then an index version (`peerfs sync`). */
 int  owner_sync(struct owner *o);

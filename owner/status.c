@@ -184,6 +184,8 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		    (unsigned long long)s->r.frags_on[i],
 		    (unsigned long long)p->avail, (unsigned long long)p->quota);
 		sb_json_str(sb, p->last_error);
+		strbuf_printf(sb, ", \"refusal\": ");
+		sb_json_str(sb, p->refusal);
 		strbuf_printf(sb, "}");
 	}
 	strbuf_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
@@ -235,6 +237,26 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->cache_bytes, o->conf.block_size);
 }
 
+/* One line naming the suppliers that refuse our data, and why; `peerfs
+ * sync` and `umount` print it when they give up (cli/control.c looks for
+ * its first words). */
+static void
+status_refusals(const struct status *s, struct strbuf *sb)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->r.npeers; i++) {
+		const struct net_peer_info *p = &s->peers[i];
+
+		if (!p->refusal[0])
+			continue;
+		strbuf_printf(sb, "%s%s (%s)", n++ ? ", " :
+		    "\nrefused by suppliers: ", p->addr, p->refusal);
+	}
+	if (n)
+		strbuf_printf(sb, "\n");
+}
+
 static void
 status_text(const char *mnt, const struct status *s, struct strbuf *sb)
 {
@@ -256,6 +278,7 @@ status_text(const char *mnt, const struct status *s, struct strbuf *sb)
 		    (unsigned long long)p->bytes,
 		    p->last_error[0] ? "  " : "", p->last_error);
 	}
+	status_refusals(s, sb);
 	strbuf_printf(sb, "\nblocks: %llu stored (%llu full, %llu degraded, %llu "
 	    "lost), %llu pending upload, %llu uploading\n",
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,

@@ -344,6 +344,50 @@ prune(int dfd, const struct entry *e, size_t n, uint64_t seq)
 	return removed ? fsync_fd_dir(dfd) : 0;
 }
 
+void
+store__heads_cost(const struct store_frag *sf, int dfd, uint64_t *cost,
+    uint64_t *n)
+{
+	struct entry *e = NULL;
+	struct stat st;
+	char name[SEQ_DIGITS + 1];
+	size_t cnt = 0;
+
+	*cost = *n = 0;
+	if (scan(dfd, false, &e, &cnt) < 0)
+		return;
+	for (size_t i = 0; i < cnt; i++) {
+		seq_name(name, e[i].seq);
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		*cost += store_frag_cost(sf, (uint64_t)st.st_size);
+		(*n)++;
+	}
+	free(e);
+}
+
+/* The charge of the heads that stay beside a new one of len bytes: the
+ * newest STORE_HEADS_KEEP - 1 valid ones (prune drops the rest). */
+static uint64_t
+cost_after(const struct store_frag *sf, int dfd, const struct entry *e,
+    size_t n, size_t len)
+{
+	uint64_t cost = store_frag_cost(sf, len);
+	char name[SEQ_DIGITS + 1];
+	struct stat st;
+	size_t kept = 1;
+
+	for (size_t i = 0; i < n && kept < STORE_HEADS_KEEP; i++) {
+		if (!e[i].ok)
+			continue;
+		seq_name(name, e[i].seq);
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			cost += store_frag_cost(sf, (uint64_t)st.st_size);
+		kept++;
+	}
+	return cost;
+}
+
 int
 store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const void *head, size_t len)
@@ -351,8 +395,9 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	char tmp[64], name[SEQ_DIGITS + 1];
 	struct entry *e = NULL;
 	struct cr_head h;
+	uint64_t before, nbefore, after;
 	size_t n = 0;
-	int dfd, lfd = -1, rc;
+	int dfd, lfd = -1, rc, wrote = 0;
 
 	if (!sf || !owner || !head)
 		return -EINVAL;
@@ -393,6 +438,15 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 		if (e[i].ok)
 			kept++;
 	}
+	/* Heads are charged like fragments: a stranger's 16 heads of 1 MiB
+	 * each would otherwise be free. What the new one replaces is given
+	 * back. */
+	store__heads_cost(sf, dfd, &before, &nbefore);
+	after = cost_after(sf, dfd, e, n, len);
+	if (after > before &&
+	    (rc = store__frag_heads_room(sf, owner, after - before)) < 0)
+		goto out;
+	wrote = 1;
 	if ((rc = write_tmp(dfd, h.seq, head, len, tmp, sizeof tmp)) < 0)
 		goto out;
 	seq_name(name, h.seq);
@@ -408,6 +462,14 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 		log_warn("heads: fsync after pruning failed");
 	rc = 0;
 out:
+	if (wrote) {
+		uint64_t c, k;
+		int r;
+
+		store__heads_cost(sf, dfd, &c, &k);
+		if ((r = store__frag_heads_set(sf, owner, c, k)) < 0 && rc == 0)
+			rc = r;
+	}
 	free(e);
 	if (lfd >= 0)
 		close(lfd);	/* releases the lock */

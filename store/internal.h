@@ -1,5 +1,5 @@
-/* store/internal.h - private to store/meta.c, store/jrnl.c, store/cache.c.
- * (store/frag.c keeps its own state and does not include this.) */
+/* store/internal.h - private to store/. (store/frag.c keeps its own
+ * state; it shares only the functions at the end with store/heads.c.) */
 #ifndef PEERFS_STORE_INTERNAL_H
 #define PEERFS_STORE_INTERNAL_H
 
@@ -91,5 +91,18 @@ int store__index_log(struct store_txn *t, int db, const void *k, size_t klen);
  * after store_frag_open): heads live under <dir>/<owner hex>/heads. */
 struct store_frag;
 int store__frag_dirfd(const struct store_frag *sf);
+/* 0 when owner may add `add` to its heads' charge, else -EACCES,
+ * -EDQUOT, -ENOSPC as a put. */
+int store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
+    uint64_t add);
+/* Sets owner's heads' charge and count (from its heads directory). Two
+ * puts of different owners between room and set may overshoot the total
+ * by one head: heads are few and at most 1 MiB. */
+int store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
+    uint64_t cost, uint64_t n);
+/* The charge and number of the head files in heads directory dfd (names
+ * of 20 digits; the rest is a put's temporaries or junk). */
+void store__heads_cost(const struct store_frag *sf, int dfd, uint64_t *cost,
+    uint64_t *n);
 
 #endif

@@ -427,22 +427,77 @@ int store_pin_list(struct store *st,
  * Fragments as files <dir>/<owner hex>/<2 hex>/<fragid hex>, written to a
  * temporary name, fsync'd, renamed, directory fsync'd; temporaries left by
  * a crash are removed at open. LMDB at <dir>/acct: per owner (bytes,
- * fragments), per fragment (size, hash). Thread-safe. */
+ * fragments, what the disk pays for them), per fragment (size, hash), per
+ * owner heads and last contact. Thread-safe. One process at a time: open
+ * takes an exclusive lock on <dir>/.lock (-EBUSY while another holds it)
+ * and writes its pid there.
+ *
+ * Accounts. Every owner is charged what its files cost the disk: each
+ * fragment and each head rounded up to the file system's block size plus
+ * STORE_FRAG_REC_COST (inode, directory entry, accounting record), so
+ * that a one-byte fragment costs what it really takes (about 4.5 KiB on
+ * ext4), not one byte. An owner's charge is held against its own quota
+ * and a cap on its fragments; the sum of all charges against the store's
+ * total quota; what the disk has free, less a reserve kept for the
+ * supplier's own metadata, against every new byte. Refusals never touch
+ * what an owner already stores. */
 struct store_frag;
 
-/* quota_bytes 0 = unlimited. */
+#define STORE_FRAG_REC_COST	512u
+
+/* Who may store and how much (store_frag_set_policy). Friends may use up
+ * to the total quota; strangers (any other key) up to stranger_quota
+ * each, and, when there are friends, all strangers together at most half
+ * of the total, so that identities made up by the thousand cannot take
+ * the friends' room. */
+struct store_frag_policy {
+	uint64_t quota;		/* total charge lent; 0: as opened */
+	uint64_t stranger_quota;	/* per stranger; 0: STORE_FRAG_STRANGER_DEFAULT */
+	uint64_t max_frags;	/* per owner; 0: its quota / 16 KiB, >= 4096 */
+	uint64_t reserve;	/* disk bytes never lent; 0: the default */
+	int friends_only;	/* strangers are not admitted at all */
+	const unsigned char (*friends)[CR_PK_BYTES];	/* copied */
+	size_t nfriends;
+};
+#define STORE_FRAG_STRANGER_DEFAULT	(256ull << 20)
+
+/* quota_bytes 0 = the store's default: 10% of the free space of its file
+ * system when the store was first opened, remembered in the store (a
+ * supplier lends a tenth of what was free, not the disk it runs on; a
+ * later --quota overrides it). The disk reserve defaults to 1% of the
+ * file system, at least 64 MiB and at most 1 GiB. */
 int  store_frag_open(struct store_frag **out, const char *dir, uint64_t quota_bytes);
 void store_frag_close(struct store_frag *sf);
+/* Replaces the admission policy (p copied; NULL: everyone a friend, the
+ * state after open). */
+int  store_frag_set_policy(struct store_frag *sf, const struct store_frag_policy *p);
+/* The charge of a file of len bytes on this store. */
+uint64_t store_frag_cost(const struct store_frag *sf, uint64_t len);
+
 /* Durable when it returns 0. hash is the owner's claim about the bytes
  * (the PUT carries it; opaque here, the supplier does not hash again): it
  * is recorded, and used only to recognise a re-put of the same fragment
  * (same size and hash: 0, nothing written). A lying owner only hurts
  * itself: its own fragment is not replaced. (Reconcile at open records
- * BLAKE2b-256 of a file it re-accounts; the next put just rewrites it.) -EDQUOT when the store's
- * quota would be exceeded; -ENOSPC when the disk is full. */
+ * BLAKE2b-256 of a file it re-accounts; the next put just rewrites it.)
+ * A put first uses the owner's reservation (store_frag_reserve), then
+ * whatever room is left. -EACCES owner not admitted; -EDQUOT its own
+ * quota or fragment cap; -ENOSPC the store is full (total quota,
+ * strangers' share, or the disk less its reserve). */
 int store_frag_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], const void *data, size_t len,
     const unsigned char hash[CR_HASH_BYTES]);
+/* Holds room for up to count fragments of size bytes each for owner, for
+ * STORE_FRAG_RESERVE_SECS (a later grant extends it); puts of that owner
+ * use it first. A grant covers what the owner holds already: what it
+ * holds grows to the new grant when that is bigger, never by the sum of
+ * grants that cross. *granted gets how many (1 .. count), *left the
+ * owner's allowance left, its reservation included. -EACCES, -EDQUOT, -ENOSPC as for a put
+ * when not even one fits; -EINVAL for size or count 0. */
+#define STORE_FRAG_RESERVE_SECS	120
+int store_frag_reserve(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES], uint32_t size, uint32_t count,
+    uint32_t *granted, uint64_t *left);
 /* *data is malloc()'d, caller frees. -ENOENT missing. */
 int store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], void **data, size_t *len);
@@ -451,23 +506,67 @@ int store_frag_del(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES]
 /* cb(arg, fragid, size) for every fragment of owner; stops on cb != 0. */
 int store_frag_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     int (*cb)(void *arg, const unsigned char *fragid, uint64_t size), void *arg);
-/* Usage of one owner (owner NULL: all owners) and the store's quota. */
+/* Usage of one owner (owner NULL: all owners) in fragment bytes as sent,
+ * and the store's total quota. */
 void store_frag_usage(struct store_frag *sf, const unsigned char *owner,
     uint64_t *bytes, uint64_t *fragments, uint64_t *quota);
-/* Free bytes left for new fragments: min(quota - used, disk free). */
+/* Charge left for new fragments over every owner: min(quota - charged,
+ * disk free - reserve). */
 uint64_t store_frag_avail(struct store_frag *sf);
+
+/* One owner's account. */
+struct store_frag_acct {
+	unsigned char owner[CR_PK_BYTES];
+	uint64_t bytes, fragments;	/* fragments as sent */
+	uint64_t heads;			/* heads held */
+	uint64_t charged;		/* fragments and heads, as the disk pays */
+	uint64_t reserved;		/* held for it now (0 when read offline) */
+	uint64_t quota;			/* its quota under the policy */
+	uint64_t left;			/* what it may still add now */
+	int64_t  last_contact;		/* unix seconds, 0 never */
+	int	 friend;		/* 0 stranger, 1 friend */
+	int	 admitted;		/* 0: --accept friends and a stranger */
+};
+/* The account of owner as the policy sees it now (zeros for an owner
+ * that stores nothing). */
+void store_frag_account(struct store_frag *sf, const unsigned char *owner,
+    struct store_frag_acct *out);
+/* Notes that owner was heard from (for `accounts`); only owners that
+ * store something get a record, at most one write a minute each. */
+void store_frag_touch(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES]);
+/* cb for every owner that stores something, in key order; stops when cb
+ * returns != 0. Works on an open store or, with sf NULL, read-only on the
+ * store at dir, served by another process or not: with the policy its
+ * server saved (none saved: quota and left 0), without reservations. */
+int store_frag_accounts(struct store_frag *sf, const char *dir,
+    int (*cb)(void *arg, const struct store_frag_acct *a), void *arg);
+/* Deletes everything owner stores (fragments, heads, its account):
+ * *freed gets the charge given back. */
+int store_frag_evict(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    uint64_t *freed);
+/* Evictions asked by another process while this one serves: files
+ * <dir>/evict/<owner hex> (store_frag_evict_request), each done and
+ * removed. Returns how many were done. */
+int store_frag_evict_pending(struct store_frag *sf);
+/* Writes the request for the process serving dir, and returns its pid
+ * (from <dir>/.lock) so that the caller can wake it; -ENOENT when none. */
+int store_frag_evict_request(const char *dir,
+    const unsigned char owner[CR_PK_BYTES], long *pid);
 
 /* ==== supplier: owners' signed heads (store/heads.c) =======================
  * <dir>/<owner hex>/heads/<seq as 20 decimal digits>, written like
  * fragments (temp, fsync, rename, dir fsync). Each owner keeps its newest
- * STORE_HEADS_KEEP heads; older ones are removed. Heads do not count
- * against the quota (they are small, CR_HEAD_FIXED + blob <= 1 MiB). */
+ * STORE_HEADS_KEEP heads; older ones are removed. Heads are charged to
+ * their owner's account like fragments (a head may be 1 MiB, and
+ * identities are free). */
 #define STORE_HEADS_KEEP 16
 
 /* Verifies the head (cr_head_verify: -EBADMSG bad signature, -EPROTO
  * malformed), requires its owner to be `owner` (-EPERM), and its seq to
  * be newer than every head held for that owner (-ESTALE: rollback
- * protection). 0 when stored durably. */
+ * protection), and room in the owner's account for it, less the heads it
+ * replaces (-EACCES, -EDQUOT, -ENOSPC as store_frag_put). 0 when stored
+ * durably. */
 int store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const void *head, size_t len);
 /* cb(arg, seq, head, len) newest first, at most max heads (0 = all);

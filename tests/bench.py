@@ -14,7 +14,7 @@ page cache writes back later); cp_tree_sync_s adds the `peerfs sync` (or
 sync(2)) after it, until every file is on suppliers (or on the disk).
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 """
-import json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERFS = os.path.join(ROOT, "peerfs")
@@ -90,22 +90,27 @@ class Swarm:
         self.procs = []
         self.ports = []
         self.mount_extra = list(mount_extra)
+        self.home = os.path.join(base, "home")
+        self.mnt = os.path.join(base, "mnt")
+        os.makedirs(self.mnt)
+        out = subprocess.run([PEERFS, "init", "--home", self.home,
+                              "--no-passphrase"], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        # The owner is the suppliers' friend: a stranger may store only
+        # 256 MiB on each, less than the 4 GiB write needs.
+        me = re.search(r"peer id ([0-9a-f]{64})", out).group(1)
         for i in range(n):
             port = free_port()
             d = os.path.join(base, f"s{i}")
             os.makedirs(d)
             p = subprocess.Popen([PEERFS, "supplier", "--home", d, "--listen",
-                                  f"127.0.0.1:{port}", "--store", d + "/store"],
+                                  f"127.0.0.1:{port}", "--store", d + "/store",
+                                  "--friend", me],
                                  stdout=subprocess.DEVNULL, stderr=open(d + "/log", "w"))
             self.procs.append(p)
             self.ports.append(port)
         for port in self.ports:
             wait_port(port)
-        self.home = os.path.join(base, "home")
-        self.mnt = os.path.join(base, "mnt")
-        os.makedirs(self.mnt)
-        subprocess.run([PEERFS, "init", "--home", self.home, "--no-passphrase"],
-                       check=True, stdout=subprocess.DEVNULL)
         self.mount()
 
     def mount(self):

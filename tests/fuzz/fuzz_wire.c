@@ -54,6 +54,9 @@ check_same(const struct net_msg *a, const struct net_msg *b)
 	if (a->bytes != b->bytes || a->fragments != b->fragments ||
 	    a->avail != b->avail || a->quota != b->quota)
 		abort();
+	if (a->rsv_size != b->rsv_size || a->rsv_count != b->rsv_count ||
+	    a->rsv_left != b->rsv_left)
+		abort();
 	if (a->err != b->err || a->errmsg_len != b->errmsg_len ||
 	    !same_bytes(a->errmsg, b->errmsg, a->errmsg_len))
 		abort();

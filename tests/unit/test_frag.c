@@ -105,7 +105,7 @@ test_round_trip(void)
 	store_frag_usage(sf, o, &b, &c, &q);
 	CHECK_EQ(b, 17);
 	CHECK_EQ(c, 2);
-	CHECK_EQ(q, 0);
+	CHECK(q > 0);		/* the default: a tenth of what was free */
 	store_frag_usage(sf, NULL, &b, &c, NULL);
 	CHECK_EQ(b, 17);
 	CHECK_EQ(c, 2);
@@ -201,9 +201,9 @@ test_quota(void)
 {
 	unsigned char o[CR_PK_BYTES], o2[CR_PK_BYTES], f1[STORE_FRAGID_BYTES],
 	    f2[STORE_FRAGID_BYTES];
-	char big[100];
+	char big[16384];
 	struct store_frag *sf;
-	uint64_t b, c, q;
+	uint64_t b, c, q, c1;
 	void *data;
 	size_t len;
 	int files;
@@ -213,33 +213,317 @@ test_quota(void)
 	mk_owner(o2, 2);
 	mk_fid(f1, 1);
 	mk_fid(f2, 2);
-	CHECK_EQ(store_frag_open(&sf, DIR_, 100), 0);
-	CHECK_EQ(store_frag_avail(sf), 100);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	c1 = store_frag_cost(sf, 1);
+	store_frag_close(sf);
+	/* Room for three one-block fragments. */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 3 * c1), 0);
+	CHECK_EQ(store_frag_avail(sf), 3 * c1);
 	CHECK_EQ(put_h(sf, o, f1, big, 60), 0);
-	CHECK_EQ(store_frag_avail(sf), 40);
+	CHECK_EQ(store_frag_avail(sf), 2 * c1);
 	files = count_tree(DIR_);
-	/* the quota is the store's, over every owner */
-	CHECK_EQ(put_h(sf, o2, f2, big, 41), -EDQUOT);
-	CHECK_EQ(put_h(sf, o, f2, big, 41), -EDQUOT);
+	/* the quota is the store's, over every owner (no policy set): the
+	 * store is full for o2, o is at its own quota */
+	CHECK_EQ(put_h(sf, o2, f2, big, 2 * c1), -ENOSPC);
+	CHECK_EQ(put_h(sf, o, f2, big, 3 * c1), -EDQUOT);
 	CHECK_EQ(count_tree(DIR_), files);	/* nothing written */
 	CHECK_EQ(store_frag_get(sf, o, f2, &data, &len), -ENOENT);
 	store_frag_usage(sf, NULL, &b, &c, &q);
 	CHECK_EQ(b, 60);
 	CHECK_EQ(c, 1);
-	CHECK_EQ(q, 100);
+	CHECK_EQ(q, 3 * c1);
 	store_frag_usage(sf, o2, &b, &c, NULL);
 	CHECK_EQ(b, 0);
 	/* exactly at the quota is fine */
-	CHECK_EQ(put_h(sf, o2, f2, big, 40), 0);
+	CHECK_EQ(put_h(sf, o2, f2, big, 1), 0);
+	CHECK_EQ(store_frag_avail(sf), c1);
+	CHECK_EQ(put_h(sf, o, f2, big, 4096), 0);
 	CHECK_EQ(store_frag_avail(sf), 0);
 	/* replacing counts only the difference */
 	CHECK_EQ(put_h(sf, o, f1, big + 1, 60), 0);
-	CHECK_EQ(put_h(sf, o, f1, big, 61), -EDQUOT);
+	CHECK_EQ(put_h(sf, o, f1, big, 4000), 0);	/* same block */
+	CHECK_EQ(put_h(sf, o, f1, big, c1), -ENOSPC);
 	CHECK_EQ(put_h(sf, o, f1, "x", 1), 0);
 	store_frag_usage(sf, NULL, &b, &c, NULL);
-	CHECK_EQ(b, 41);
-	CHECK_EQ(c, 2);
-	CHECK_EQ(store_frag_avail(sf), 59);
+	CHECK_EQ(b, 1 + 1 + 4096);
+	CHECK_EQ(c, 3);
+	CHECK_EQ(store_frag_avail(sf), 0);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* A fragment is charged what the disk pays for it: a one-byte fragment
+ * costs a block and a record, so 100 of them do not fit a quota of 100
+ * blocks' worth... of bytes counted one by one. */
+static int
+test_charge_disk_cost(void)
+{
+	unsigned char o[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag *sf;
+	struct store_frag_acct a;
+	uint64_t c1;
+	int i;
+
+	mk_owner(o, 1);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 20), 0);
+	c1 = store_frag_cost(sf, 1);
+	CHECK(c1 >= 4096 + STORE_FRAG_REC_COST);
+	CHECK_EQ(store_frag_cost(sf, 4096), c1);
+	CHECK_EQ(store_frag_cost(sf, 4097), c1 + 4096);
+	for (i = 0; i < 1000; i++) {
+		mk_fid(f, i);
+		if (put_h(sf, o, f, "x", 1) != 0)
+			break;
+	}
+	/* 1 MiB holds 227 one-byte fragments at 4.5 KiB, not 1000. */
+	CHECK_EQ(i, (int)((1 << 20) / c1));
+	CHECK_EQ(put_h(sf, o, f, "x", 1), -EDQUOT);
+	store_frag_account(sf, o, &a);
+	CHECK_EQ(a.bytes, (uint64_t)i);
+	CHECK_EQ(a.fragments, (uint64_t)i);
+	CHECK_EQ(a.charged, (uint64_t)i * c1);
+	store_frag_close(sf);
+	/* the charge is rebuilt from the files at open */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 20), 0);
+	store_frag_account(sf, o, &a);
+	CHECK_EQ(a.charged, (uint64_t)i * c1);
+	CHECK(store_frag_avail(sf) < c1);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* Strangers fill what they may; a friend's room stays, and what anyone
+ * stores is never touched by another's refusal. */
+static int
+test_strangers(void)
+{
+	unsigned char fr[CR_PK_BYTES], st[4][CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	unsigned char friends[1][CR_PK_BYTES];
+	struct store_frag_policy pol = { 0 };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	char big[64 << 10];
+	uint64_t c64, left;
+	uint32_t got;
+	void *data;
+	size_t len;
+	int n[4] = { 0 };
+
+	memset(big, 's', sizeof big);
+	mk_owner(fr, 1);
+	for (int i = 0; i < 4; i++)
+		mk_owner(st[i], 10 + i);
+	memcpy(friends[0], fr, CR_PK_BYTES);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	c64 = store_frag_cost(sf, sizeof big);
+	store_frag_close(sf);
+	/* Total: 40 fragments of 64 KiB; strangers 8 each, 20 together. */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 40 * c64), 0);
+	pol.stranger_quota = 8 * c64;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])friends;
+	pol.nfriends = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	for (int s = 0; s < 4; s++) {
+		int rc;
+		for (;;) {
+			mk_fid(f, 100 * s + n[s]);
+			if ((rc = put_h(sf, st[s], f, big, sizeof big)) != 0)
+				break;
+			n[s]++;
+		}
+		/* the first two hit their own quota, the third the share
+		 * of all strangers (half the total), the fourth gets none */
+		CHECK_EQ(rc, s < 2 ? -EDQUOT : -ENOSPC);
+	}
+	CHECK_EQ(n[0], 8);
+	CHECK_EQ(n[1], 8);
+	CHECK_EQ(n[2], 4);
+	CHECK_EQ(n[3], 0);
+	CHECK_EQ(store_frag_reserve(sf, st[3], sizeof big, 1, &got, NULL),
+	    -ENOSPC);
+	CHECK_EQ(store_frag_reserve(sf, st[0], sizeof big, 1, &got, NULL),
+	    -EDQUOT);
+	/* the friend reserves the other half and gets it */
+	CHECK_EQ(store_frag_reserve(sf, fr, sizeof big, 30, &got, &left), 0);
+	CHECK_EQ(got, 20);
+	CHECK_EQ(left, 20 * c64);
+	/* held for the friend: strangers cannot take it, even if the
+	 * policy let them */
+	for (int i = 0; i < 20; i++) {
+		mk_fid(f, 1000 + i);
+		CHECK_EQ(put_h(sf, fr, f, big, sizeof big), 0);
+	}
+	mk_fid(f, 2000);
+	CHECK_EQ(put_h(sf, fr, f, big, sizeof big), -ENOSPC);
+	store_frag_account(sf, fr, &a);
+	CHECK_EQ(a.fragments, 20);
+	CHECK_EQ(a.reserved, 0);
+	CHECK_EQ(a.friend, 1);
+	CHECK_EQ(a.quota, 40 * c64);
+	store_frag_account(sf, st[0], &a);
+	CHECK_EQ(a.friend, 0);
+	CHECK_EQ(a.quota, 8 * c64);
+	CHECK_EQ(a.charged, 8 * c64);
+	/* every stranger's data is still there */
+	mk_fid(f, 0);
+	CHECK_EQ(store_frag_get(sf, st[0], f, &data, &len), 0);
+	CHECK_EQ(len, sizeof big);
+	free(data);
+	/* friends only: a stranger is not admitted, for new bytes */
+	pol.friends_only = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	mk_fid(f, 0);
+	CHECK_EQ(store_frag_get(sf, st[0], f, &data, &len), 0);
+	free(data);
+	CHECK_EQ(store_frag_del(sf, st[0], f), 0);
+	CHECK_EQ(put_h(sf, st[0], f, big, sizeof big), -EACCES);
+	CHECK_EQ(store_frag_reserve(sf, st[0], 1, 1, &got, NULL), -EACCES);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* A reservation holds room for its owner against everyone else, and
+ * puts use it; a cap bounds an owner's fragments (inodes). */
+static int
+test_reserve_and_cap(void)
+{
+	unsigned char a1[CR_PK_BYTES], a2[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag_policy pol = { 0 };
+	struct store_frag *sf;
+	uint64_t c1, left;
+	uint32_t got;
+
+	mk_owner(a1, 1);
+	mk_owner(a2, 2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	c1 = store_frag_cost(sf, 1);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 10 * c1), 0);
+	CHECK_EQ(store_frag_reserve(sf, a1, 100, 0, &got, NULL), -EINVAL);
+	CHECK_EQ(store_frag_reserve(sf, a1, 100, 6, &got, &left), 0);
+	CHECK_EQ(got, 6);
+	CHECK_EQ(left, 10 * c1);
+	/* a2 gets what is left, partly */
+	CHECK_EQ(store_frag_reserve(sf, a2, 100, 6, &got, &left), 0);
+	CHECK_EQ(got, 4);
+	CHECK_EQ(left, 4 * c1);
+	/* asking again while holding: the same room, not more */
+	CHECK_EQ(store_frag_reserve(sf, a2, 100, 6, &got, &left), 0);
+	CHECK_EQ(got, 4);
+	CHECK_EQ(store_frag_reserve(sf, a2, 100, 1, &got, &left), 0);
+	CHECK_EQ(got, 1);
+	CHECK_EQ(left, 4 * c1);
+	for (int i = 0; i < 6; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(put_h(sf, a1, f, "abc", 3), 0);
+	}
+	mk_fid(f, 6);
+	CHECK_EQ(put_h(sf, a1, f, "abc", 3), -ENOSPC);	/* a2's room */
+	store_frag_close(sf);
+
+	/* the fragment cap */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	pol.max_frags = 8;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	for (int i = 6; i < 8; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(put_h(sf, a1, f, "abc", 3), 0);
+	}
+	mk_fid(f, 8);
+	CHECK_EQ(put_h(sf, a1, f, "abc", 3), -EDQUOT);
+	CHECK_EQ(store_frag_reserve(sf, a1, 3, 1, &got, NULL), -EDQUOT);
+	mk_fid(f, 7);
+	CHECK_EQ(put_h(sf, a1, f, "abcd", 4), 0);	/* a replacement */
+	store_frag_close(sf);
+	return 0;
+}
+
+struct acc_seen {
+	int n;
+	struct store_frag_acct a[8];
+};
+
+static int
+acc_cb(void *arg, const struct store_frag_acct *a)
+{
+	struct acc_seen *s = arg;
+
+	if (s->n < 8)
+		s->a[s->n] = *a;
+	s->n++;
+	return 0;
+}
+
+/* `accounts` lists, `evict` frees, also while another process serves. */
+static int
+test_accounts_evict(void)
+{
+	unsigned char o1[CR_PK_BYTES], o2[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag_policy pol = { 0 };
+	struct store_frag *sf, *sf2;
+	struct acc_seen s;
+	uint64_t freed, c1;
+	long pid;
+	void *data;
+	size_t len;
+
+	mk_owner(o1, 1);
+	mk_owner(o2, 2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	c1 = store_frag_cost(sf, 1);
+	for (int i = 0; i < 3; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(put_h(sf, o1, f, "one", 3), 0);
+	}
+	mk_fid(f, 9);
+	CHECK_EQ(put_h(sf, o2, f, "two", 3), 0);
+	store_frag_touch(sf, o1);
+	/* one process per store */
+	CHECK_EQ(store_frag_open(&sf2, DIR_, 0), -EBUSY);
+	memset(&s, 0, sizeof s);
+	CHECK_EQ(store_frag_accounts(sf, NULL, acc_cb, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(s.a[0].fragments + s.a[1].fragments, 4);
+	CHECK(s.a[0].last_contact > 0 || s.a[1].last_contact > 0);
+	/* read from afar while sf serves, with the policy it saved */
+	pol.stranger_quota = 1 << 20;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])o2;
+	pol.nfriends = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	memset(&s, 0, sizeof s);
+	CHECK_EQ(store_frag_accounts(NULL, DIR_, acc_cb, &s), 0);
+	CHECK_EQ(s.n, 2);
+	CHECK_EQ(s.a[0].charged + s.a[1].charged, 4 * c1);
+	for (int i = 0; i < 2; i++) {
+		int fr = memcmp(s.a[i].owner, o2, CR_PK_BYTES) == 0;
+		CHECK_EQ(s.a[i].friend, fr);
+		CHECK_EQ(s.a[i].quota, fr ? 1u << 30 : 1u << 20);
+		/* the friend's room is what everyone left of the total */
+		CHECK_EQ(s.a[i].left, fr ? (1u << 30) - 4 * c1 :
+		    s.a[i].quota - s.a[i].charged);
+	}
+	/* evict o1 through a request, as `peerfs supplier evict` does */
+	CHECK_EQ(store_frag_evict_request(DIR_, o1, &pid), 0);
+	CHECK_EQ(pid, (long)getpid());
+	CHECK_EQ(store_frag_evict_pending(sf), 1);
+	CHECK_EQ(store_frag_evict_pending(sf), 0);
+	mk_fid(f, 0);
+	CHECK_EQ(store_frag_get(sf, o1, f, &data, &len), -ENOENT);
+	mk_fid(f, 9);
+	CHECK_EQ(store_frag_get(sf, o2, f, &data, &len), 0);
+	free(data);
+	memset(&s, 0, sizeof s);
+	CHECK_EQ(store_frag_accounts(sf, NULL, acc_cb, &s), 0);
+	CHECK_EQ(s.n, 1);
+	CHECK_MEM(s.a[0].owner, o2, CR_PK_BYTES);
+	CHECK_EQ(store_frag_evict(sf, o2, &freed), 0);
+	CHECK_EQ(freed, c1);
+	CHECK_EQ(store_frag_avail(sf) >= (1u << 30) - 0, 1);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	memset(&s, 0, sizeof s);
+	CHECK_EQ(store_frag_accounts(sf, NULL, acc_cb, &s), 0);
+	CHECK_EQ(s.n, 0);
 	store_frag_close(sf);
 	return 0;
 }
@@ -487,7 +771,8 @@ test_files_on_disk(void)
 	int owners = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
-			CHECK(!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."));
+			CHECK(!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+			    !strcmp(de->d_name, ".lock"));
 		else if (strcmp(de->d_name, "acct") != 0) {
 			CHECK(all_hex(de->d_name));
 			CHECK_EQ(strlen(de->d_name), 64);
@@ -705,6 +990,10 @@ const struct test tests_frag[] = {
 	{ "round_trip", test_round_trip },
 	{ "owners_isolated", test_owners_isolated },
 	{ "quota", test_quota },
+	{ "charge_disk_cost", test_charge_disk_cost },
+	{ "strangers", test_strangers },
+	{ "reserve_and_cap", test_reserve_and_cap },
+	{ "accounts_evict", test_accounts_evict },
 	{ "same_twice", test_same_twice },
 	{ "reconcile", test_reconcile },
 	{ "reconcile_replaced", test_reconcile_replaced },

@@ -497,7 +497,84 @@ test_parallel_puts(void)
 	return 0;
 }
 
+/* A head of id with seq and a blob of len bytes. */
+static int
+put_big(struct store_frag *sf, const struct cr_identity *id, uint64_t seq,
+    size_t len)
+{
+	unsigned char *p = NULL, *blob = calloc(1, len);
+	size_t n = 0;
+	int rc;
+
+	if (!blob || cr_head_sign(id, seq, 1000 + seq, blob, len, &p, &n) != 0) {
+		free(blob);
+		return -999;
+	}
+	rc = store_head_put(sf, id->pk, p, n);
+	free(p);
+	free(blob);
+	return rc;
+}
+
+/* Heads are charged like fragments: 16 heads of 1 MiB per identity, with
+ * identities free, were outside any quota. Many identities are held to
+ * their own account and to the strangers' share. */
+static int
+test_heads_charged(void)
+{
+	struct cr_identity *id[6];
+	const unsigned char friend[CR_PK_BYTES] = { 1, 2, 3 };
+	struct store_frag_policy pol = { 0 };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	size_t len = 100 << 10;
+	uint64_t ch;
+	int stored = 0;
+
+	for (int i = 0; i < 6; i++)
+		id[i] = test_identity();
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	ch = store_frag_cost(sf, CR_HEAD_FIXED + len);
+	store_frag_close(sf);
+	/* Each stranger may hold 3 such heads, all of them together 8 (half
+	 * the total: there is a friend to keep room for). */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 16 * ch), 0);
+	pol.stranger_quota = 3 * ch;
+	pol.friends = &friend;
+	pol.nfriends = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	for (int i = 0; i < 6; i++) {
+		int rc = 0;
+		for (uint64_t seq = 1; seq <= 16 && rc == 0; seq++)
+			if ((rc = put_big(sf, id[i], seq, len)) == 0)
+				stored++;
+		CHECK(rc == -EDQUOT || rc == -ENOSPC);
+		store_frag_account(sf, id[i]->pk, &a);
+		CHECK(a.charged <= 3 * ch);
+		CHECK_EQ(a.charged, a.heads * ch);
+	}
+	CHECK_EQ(stored, 8);
+	store_frag_account(sf, id[0]->pk, &a);
+	CHECK_EQ(a.heads, 3);
+	CHECK_EQ(put_big(sf, id[0], 100, len), -EDQUOT);
+	store_frag_close(sf);
+	/* counted again from the files at open */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 16 * ch), 0);
+	store_frag_account(sf, id[1]->pk, &a);
+	CHECK_EQ(a.heads, 3);
+	CHECK_EQ(a.charged, 3 * ch);
+	/* friends only: a new identity cannot start an account with heads */
+	pol.friends_only = 1;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	CHECK_EQ(put(sf, id[5], 1), -EACCES);
+	store_frag_close(sf);
+	for (int i = 0; i < 6; i++)
+		cr_identity_free(id[i]);
+	return 0;
+}
+
 const struct test tests_heads[] = {
+	{ "heads_charged", test_heads_charged },
 	{ "put_list", test_put_list },
 	{ "list_stops", test_list_stops },
 	{ "stale_refused", test_stale_refused },

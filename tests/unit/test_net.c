@@ -785,15 +785,58 @@ quota_body(struct test_swarm *sw)
 		CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 		CHECK_MEM(p, q, len);
 	}
-	/* Only six suppliers left, one of them full: fails cleanly. */
+	/* Only six suppliers left, one of them full: fails cleanly, and
+	 * says that a supplier refuses (not that suppliers are missing). */
 	test_sup_kill(sw, 0, SIGKILL);
 	usleep(300000);
 	CHECK_EQ(net_wait_online(sw->net, 7, 0), 6);
 	randombytes_buf(p, len);
-	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -EIO);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), -EDQUOT);
+	CHECK_EQ(net_peers(sw->net, info, 8, 0), 7);
+	CHECK_EQ(strcmp(info[6].refusal, "quota exceeded"), 0);
 	free(p);
 	free(q);
 	return 0;
+}
+
+/* Suppliers from before RESERVE close the session on it: the client
+ * then sends them plain PUTs, and blocks land. */
+static int
+old_suppliers_body(struct test_swarm *sw)
+{
+	const struct net_conf nc = { TEST_NET_PACE, .timeout_ms = 5000,
+	    .reconnect_ms = 100 };
+	struct store_block b;
+	size_t len = 256 << 10;
+	unsigned char *p = malloc(len), *q = malloc(len);
+	int rc = -1;
+
+	CHECK(p && q);
+	for (int i = 0; i < 6; i++)
+		sw->old[i] = 1;
+	if (test_swarm_start(sw, 6, 6, &nc))
+		return 1;
+	randombytes_buf(p, len);
+	/* The first try may lose its sessions to the RESERVEs. */
+	for (int t = 0; t < 3 && rc != 0; t++) {
+		CHECK_EQ(net_wait_online(sw->net, 6, 5000), 6);
+		rc = net_block_store(sw->net, p, len, sw->datakey, &b);
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	CHECK_MEM(p, q, len);
+	/* and from then on without losing a session */
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+	free(p);
+	free(q);
+	return 0;
+}
+
+static int
+test_old_suppliers(void)
+{
+	return test_swarm_run(old_suppliers_body);
 }
 
 static int
@@ -1493,6 +1536,7 @@ const struct test tests_net[] = {
 	{ "garbage", test_garbage },
 	{ "key_pinning", test_key_pinning },
 	{ "quota", test_quota },
+	{ "old_suppliers", test_old_suppliers },
 	{ "block_delete", test_block_delete },
 	{ "list_get_raw", test_list_get_raw },
 	{ "bulk_raw", test_bulk_raw },

@@ -823,6 +823,42 @@ test_heads_list_max(void)
 	return 0;
 }
 
+/* RESERVE and RESERVE_OK: sizes fixed, zero counts refused both ways. */
+static int
+test_reserve(void)
+{
+	unsigned char buf[64];
+	struct net_msg m, d;
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_RESERVE;
+	m.reqid = 12;
+	m.rsv_size = 1u << 20;
+	m.rsv_count = 16;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 8);
+	CHECK(d.rsv_size == 1u << 20 && d.rsv_count == 16);
+	memset(&m, 0, sizeof m);
+	m.type = NET_RESERVE_OK;
+	m.reqid = 12;
+	m.rsv_count = 3;
+	m.rsv_left = 5ull << 32;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 12);
+	CHECK(d.rsv_count == 3 && d.rsv_left == 5ull << 32);
+	/* a count of 0 is refused by both ends */
+	m.rsv_count = 0;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	memset(buf + NET_MSG_HDR, 0, 4);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 12), -EPROTO);
+	memset(&m, 0, sizeof m);
+	m.type = NET_RESERVE;
+	m.rsv_count = 1;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	/* and a wrong length */
+	buf[0] = NET_RESERVE;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 7), -EPROTO);
+	return 0;
+}
+
 const struct test tests_wire[] = {
 	{ "round_trip_fixed", test_round_trip_fixed },
 	{ "round_trip_variable", test_round_trip_variable },
@@ -836,5 +872,6 @@ const struct test tests_wire[] = {
 	{ "encode_head", test_encode_head },
 	{ "heads_round_trip", test_heads_round_trip },
 	{ "heads_list_max", test_heads_list_max },
+	{ "reserve", test_reserve },
 	{ NULL, NULL },
 };

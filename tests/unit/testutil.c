@@ -98,6 +98,7 @@ supplier_child(const struct test_swarm *sw, int i, int fd, const char *host,
 	snprintf(listen, sizeof listen, "%s:%d", host, port);
 	c.id = sw->sid[i];
 	c.test_lie = sw->lie[i];
+	c.test_old = sw->old[i];
 	c.listen = listen;
 	c.frags = sf;
 	c.on_ready = on_ready;

@@ -34,6 +34,7 @@ struct test_swarm {
 	 * test_swarm_stop(). */
 	struct cr_identity *sid[TEST_MAXSUP];
 	int lie[TEST_MAXSUP];		/* net_supplier_conf.test_lie */
+	int old[TEST_MAXSUP];		/* net_supplier_conf.test_old */
 	uint64_t quota[TEST_MAXSUP];	/* bytes; 0 = none */
 	enum log_level sup_log;		/* theirs; 0 = LOG_ERROR */
 	int nports;			/* port attempts so far */
