@@ -5,14 +5,20 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += $(SAN) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -I. -I/usr/include/liberasurecode \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -lpthread -lm \
+           -lopendht-c -lopendht -lstdc++
+# The one C++ file: net/dht_run.cc binds OpenDHT's runner to one address.
+CXX     := g++
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += $(SAN) -std=c++17 -Wall -Wextra -Wno-unused-parameter -I. \
+           $(shell pkg-config --cflags opendht 2>/dev/null) -MMD -MP
 PYTEST  := /usr/bin/python3 -m pytest
 B       ?= build
 BIN     ?= peerfs
 
 LIB_SRC := log.c strbuf.c worker.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c \
     fs/*.c cli/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/net/dht_run.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
@@ -30,6 +36,10 @@ $(BIN): $(B)/peerfs.o $(LIB_OBJ)
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
 $(B)/tests/unit/suites.inc: $(UNIT_SRC)
 	@mkdir -p $(dir $@)

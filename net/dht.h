@@ -126,6 +126,14 @@ int  net_dht_suppliers(struct net_dht *d, int want, int wait_ms,
 int  net_dht_lookup(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
     int wait_ms, struct net_record *out);
 
+/* The UDP port the node is bound to (for bind port 0). */
+int  net_dht_port(const struct net_dht *d);
+
+/* Puts raw bytes under id's key, as anyone on the network could (tests:
+ * a replayed or forged record). Returns at once. */
+void net_dht_put_raw(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
+    const void *buf, size_t len);
+
 /* How many records were refused since start (bad signature, malformed,
  * expired, replayed): for tests and status. */
 uint64_t net_dht_refused(struct net_dht *d);
