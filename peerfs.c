@@ -41,6 +41,7 @@ static const struct cli_command commands[] = {
 	{ "demo", cmd_demo, "local swarm of 8 suppliers and a mount" },
 	{ "key", cmd_key, "key export: print the recovery code" },
 	{ "restore", cmd_restore, "new home from a recovery code and a supplier" },
+	{ "id", cmd_id, "print this node's id (its public key)" },
 	{ "versions", cmd_versions, "index versions the suppliers hold" },
 	{ NULL, NULL, NULL },
 };

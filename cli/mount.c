@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "fs/fs.h"
 #include "log.h"
+#include "net/dht.h"
 #include "net/net.h"
 #include "owner/owner.h"
 #include "store/store.h"
@@ -23,6 +24,7 @@
 
 static const char mount_help[] =
 "usage: peerfs mount [--home DIR] [--peer HOST:PORT]... [--ec K+M]\n"
+"                    [--bootstrap HOST:PORT]...\n"
 "                    [--block-size SIZE] [--cache-size SIZE] [-f]\n"
 "                    [--ping-interval D] [--suspect-after D] [--dead-after D]\n"
 "                    [--audit-interval D] [--rebuild-rate SIZE]\n"
@@ -35,6 +37,8 @@ static const char mount_help[] =
 "  --home DIR            home made by `peerfs init` (default $PEERFS_HOME or\n"
 "                        ~/.peerfs)\n"
 "  --peer HOST:PORT      a supplier; remembered in DIR/peers for next time\n"
+"  --bootstrap HOST:PORT a node of the network (remembered in DIR/bootstrap):\n"
+"                        without --peer, suppliers are found and hired there\n"
 "  --ec K+M              erasure code for new blocks (default 4+2)\n"
 "  --block-size SIZE     block size, fixed at the first mount (default 4M)\n"
 "  --cache-size SIZE     read cache in memory (default 32M; 0 = none)\n"
@@ -77,6 +81,9 @@ struct mount_opts {
 	uint64_t write_back_ms;
 	int write_back_set;
 	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
+	const char *boot_given[16];	/* the network: cli/network.c */
+	int nboot_given, nboot;
+	char **boot;
 };
 
 /* Adds the configured peers of <home>/peers to o and writes back the
@@ -172,6 +179,7 @@ parse(int argc, char **argv, struct mount_opts *o)
 		{ "write-back", required_argument, NULL, 'B' },
 		{ "map-size", required_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'D' },
+		{ "bootstrap", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -200,6 +208,11 @@ parse(int argc, char **argv, struct mount_opts *o)
 			if (o->npeers == MAX_PEERS)
 				return cli_bad_usage("mount", "too many --peer");
 			o->peers[o->npeers++] = optarg;
+			break;
+		case 'N':
+			if (!strchr(optarg, ':') || o->nboot_given == 16)
+				return cli_bad_usage("mount", "bad --bootstrap '%s' (HOST:PORT)", optarg);
+			o->boot_given[o->nboot_given++] = optarg;
 			break;
 		case 'e':
 			if (cli_parse_ec(optarg, &o->k, &o->m) < 0)
@@ -324,6 +337,7 @@ struct mounted {
 	struct net *net;
 	struct owner *owner;
 	struct fs *fs;
+	struct net_dht *dht;
 };
 
 static void
@@ -332,6 +346,7 @@ unmount_all(struct mounted *m)
 	fs_free(m->fs);
 	owner_close(m->owner);	/* before net goes: the last index */
 	net_free(m->net);
+	net_dht_free(m->dht);
 	cr_ec_free(m->ec);
 	store_cache_free(m->cache);
 	if (m->st)
@@ -375,6 +390,11 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	for (int i = 0; i < o->npeers; i++)
 		if ((rc = net_add_peer(m->net, o->peers[i])) < 0)
 			log_warn("peer %s: %s", o->peers[i], strerror(-rc));
+	/* No --peer: suppliers come from the network (cli/network.c). */
+	if (o->npeers == 0 && o->nboot > 0 &&
+	    (rc = cli_net_hire(m->net, id, home, o->boot, o->nboot, o->k,
+	    o->m, &m->dht)) > 0)
+		o->npeers = rc;
 	int want = o->npeers < o->k + o->m ? o->npeers : o->k + o->m;
 	int up = want ? net_wait_online(m->net, want, 5000) : 0;
 	if (up < o->k + o->m)
@@ -449,7 +469,9 @@ cmd_mount(int argc, char **argv)
 	if (cli_load_identity(home, o.pass_file, &id) < 0)
 		return 1;
 	merge_peers(home, &o);
-	if (o.npeers == 0)
+	cli_bootstrap_merge(home, o.boot_given, o.nboot_given, 0, &o.boot,
+	    &o.nboot);
+	if (o.npeers == 0 && o.nboot == 0)
 		fprintf(stderr, "peerfs mount: no suppliers known (--peer "
 		    "HOST:PORT): mounting offline\n");
 

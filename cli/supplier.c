@@ -10,12 +10,14 @@
 
 #include "cli/cli.h"
 #include "log.h"
+#include "net/dht.h"
 #include "net/net.h"
 #include "store/store.h"
 
 static const char supplier_help[] =
 "usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
-"                       [--quota SIZE] [--daemon] [--debug]\n"
+"                       [--quota SIZE] [--bootstrap HOST:PORT]... [--dht]\n"
+"                       [--daemon] [--debug]\n"
 "\n"
 "Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
 "stored under the store directory, acknowledged only after fsync.\n"
@@ -24,6 +26,12 @@ static const char supplier_help[] =
 "  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
 "  --store DIR       where fragments are kept\n"
 "  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
+"  --bootstrap H:P   a node of the network to join (repeatable; remembered\n"
+"                    in DIR/bootstrap, so a restart needs none): runs a DHT\n"
+"                    node on the listen address (UDP) and announces this\n"
+"                    supplier there\n"
+"  --dht             the same without a bootstrap: the first node of a new\n"
+"                    network, that others give as their --bootstrap\n"
 "  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
 "  (one more option exists for tests only)\n";
 
@@ -102,6 +110,38 @@ daemonize(const char *home, int *notify_fd)
 	return 0;
 }
 
+static uint64_t
+frag_avail(void *arg)
+{
+	return store_frag_avail(arg);
+}
+
+/* The network (cli/network.c): a DHT node on the listen address, UDP
+ * beside TCP, announcing this supplier, when a bootstrap was given now
+ * or before, or --dht starts a network. */
+static int
+supplier_dht(const char *home, const struct cr_identity *id,
+    const char *listen, struct store_frag *frags, const char **given,
+    int ngiven, int create, struct net_dht **out)
+{
+	char **boot;
+	int nboot, rc;
+
+	if (!cli_bootstrap_merge(home, given, ngiven, create, &boot, &nboot))
+		return 0;
+	struct net_dht_conf dc = {
+		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
+		.nbootstrap = nboot, .announce_addr = listen,
+		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
+		.arg = frags,
+	};
+	if ((rc = net_dht_new(out, &dc)) < 0)
+		log_error("supplier: DHT node on udp %s: %s", listen,
+		    strerror(-rc));
+	cli_strv_free(boot, nboot);
+	return rc;
+}
+
 int
 cmd_supplier(int argc, char **argv)
 {
@@ -111,6 +151,8 @@ cmd_supplier(int argc, char **argv)
 		{ "store", required_argument, NULL, 's' },
 		{ "quota", required_argument, NULL, 'q' },
 		{ "daemon", no_argument, NULL, 'd' },
+		{ "bootstrap", required_argument, NULL, 'B' },
+		{ "dht", no_argument, NULL, 'N' },
 		{ "debug", no_argument, NULL, 'D' },
 		/* Tests only: serve forged fragments and audit answers. */
 		{ "test-lie", no_argument, NULL, 'L' },
@@ -120,6 +162,8 @@ cmd_supplier(int argc, char **argv)
 	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
 	uint64_t quota = 0;
 	int daemon = 0, test_lie = 0, c, rc;
+	const char *boot_given[16];
+	int nboot_given = 0, dht_new = 0;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
@@ -136,6 +180,12 @@ cmd_supplier(int argc, char **argv)
 				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
 			break;
 		case 'd': daemon = 1; break;
+		case 'B':
+			if (!strchr(optarg, ':') || nboot_given == 16)
+				return cli_bad_usage("supplier", "bad --bootstrap '%s'", optarg);
+			boot_given[nboot_given++] = optarg;
+			break;
+		case 'N': dht_new = 1; break;
 		case 'L': test_lie = 1; break;
 		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
 		case 'h': fputs(supplier_help, stdout); return 0;
@@ -168,6 +218,13 @@ cmd_supplier(int argc, char **argv)
 		return 1;
 	}
 	ready.home = home;
+	struct net_dht *dht = NULL;
+	if ((rc = supplier_dht(home, id, listen, frags, boot_given,
+	    nboot_given, dht_new, &dht)) < 0) {
+		store_frag_close(frags);
+		cr_identity_free(id);
+		return 1;
+	}
 	struct net_supplier_conf conf = {
 		.id = id, .listen = listen, .frags = frags,
 		.on_ready = on_ready, .arg = &ready, .test_lie = test_lie,
@@ -175,6 +232,7 @@ cmd_supplier(int argc, char **argv)
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
 		log_error("supplier on %s: %s", listen, strerror(-rc));
+	net_dht_free(dht);
 	store_frag_close(frags);
 	cr_identity_free(id);
 	if (daemon) {
