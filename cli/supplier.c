@@ -129,9 +129,16 @@ supplier_dht(const char *home, const struct cr_identity *id,
 
 	if (!cli_bootstrap_merge(home, given, ngiven, create, &boot, &nboot))
 		return 0;
+	/* An address that means "every interface" is no address to give
+	 * others: the node then runs, but announces nothing. */
+	int anywhere = !strncmp(listen, "0.0.0.0:", 8) ||
+	    !strncmp(listen, "[::]:", 5);
+	if (anywhere)
+		log_warn("supplier: listening on %s: not announced in the "
+		    "network (listen on the address others reach)", listen);
 	struct net_dht_conf dc = {
 		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
-		.nbootstrap = nboot, .announce_addr = listen,
+		.nbootstrap = nboot, .announce_addr = anywhere ? NULL : listen,
 		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
 		.arg = frags,
 	};

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import PEERFS, Mount, _pid_alive, _wait_pid_gone, clean_env
+from conftest import PEERFS, Mount, _wait_pid_gone, clean_env, run_peerfs
 from netns import CHILD_ENV, Internet, isolated
 
 PORT = 7070
@@ -121,6 +121,25 @@ def world(tmp_path, need_fuse):
         for mt in made:
             mt.cleanup()
         net.close()
+
+
+def test_id_and_bad_bootstrap(tmp_path, peerfs_bin):
+    """`peerfs id` prints the id `init` announced; a --bootstrap without a
+    port is bad usage (status 2) for mount and supplier alike."""
+    home = tmp_path / "h"
+    cp = run_peerfs(["init", "--home", home, "--no-passphrase"], check=True)
+    cp2 = run_peerfs(["id", "--home", home], check=True)
+    ident = cp2.stdout.strip()
+    assert len(ident) == 64 and int(ident, 16) >= 0
+    assert f"peer id {ident}" in cp.stdout
+    assert run_peerfs(["id", "--home", tmp_path / "none"]).returncode != 0
+    (tmp_path / "mnt").mkdir()
+    for args in (["mount", "--home", home, "--bootstrap", "nocolon", tmp_path / "mnt"],
+                 ["supplier", "--home", home, "--listen", "127.0.0.1:1",
+                  "--store", tmp_path / "st", "--bootstrap", "nocolon"]):
+        cp = run_peerfs(args)
+        assert cp.returncode == 2, (args, cp.stderr)
+        assert "--bootstrap" in cp.stderr
 
 
 def test_bootstrap_only_mount_hires_distinct_blocks(request, world):
