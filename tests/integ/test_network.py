@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import PEERFS, Mount, _wait_pid_gone, clean_env, run_peerfs
+from conftest import (PEERFS, Mount, _wait_pid_gone, clean_env, run_peerfs,
+                      wait_for)
 from netns import CHILD_ENV, Internet, isolated
 
 PORT = 7070
@@ -221,5 +222,44 @@ def test_supplier_restart_needs_no_bootstrap(request, world):
     st = mt.status_json()
     moved = [p for p in st["suppliers"] if p["address"] == f"{new_ip}:{PORT}"]
     assert moved and moved[0]["state"] == "online", st["suppliers"]
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_dead_machine_rebuilt_on_spares(request, world):
+    """Scenario 1 (second half, as far as this foundation goes): a hired
+    supplier's machine is unplugged; it turns dead and its fragments are
+    rebuilt on the spares hired from the network (each on a /24 of its
+    own); the tree reads back equal from a cold cache. (Hiring a new
+    supplier to replace a dead one is later work.)"""
+    if isolated(request):
+        return
+    w = world
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}", "--ping-interval", "300ms",
+                    "--suspect-after", "1s", "--dead-after", "3s"])
+    files = write_tree(mt.path, 3)
+    mt.sync()
+    st = mt.status_json()
+    holders = [p for p in st["suppliers"] if p["fragments"] > 0]
+    victim = next(p for p in holders if p["address"] != f"{BOOT}:{PORT}")
+    name = next(n for n, s in w["sup"].items()
+                if f"{s['m'].addr}:{PORT}" == victim["address"])
+    s = w["sup"][name]
+    s["m"].cut()
+    os.kill(s["pid"], signal.SIGKILL)
+    wait_for(lambda: any(p["address"] == victim["address"] and p["state"] == "dead"
+                         for p in mt.status_json()["suppliers"]), 30, "supplier dead")
+
+    def rebuilt():
+        b = mt.status_json()["blocks"]
+        return b["full"] == b["total"] > 0 and not b["degraded_by_missing"]
+    wait_for(rebuilt, 45, "blocks rebuilt on the spares")
+    st = mt.status_json()
+    addrs = [p["address"] for p in st["suppliers"] if p["fragments"] > 0]
+    assert victim["address"] not in [p["address"] for p in st["suppliers"]
+                                     if p["state"] == "online"]
+    assert len({block24(a) for a in addrs}) == len(addrs)
     mt.drop_cache()
     assert read_tree(mt.path) == files
