@@ -24,6 +24,9 @@
 #define RETRY_MS	2000		/* a put that failed (not connected) */
 #define SUPPLIERS_KEY	"peerfs/suppliers/v1"
 #define NODE_KEY	"peerfs/node/v1/"
+/* Ids cost nothing to make: a flood of valid records from made-up ids
+ * must not grow us without bound. Beyond this, new ids are refused. */
+#define RECORDS_MAX	4096
 
 int net__dht_run_bound(dht_runner *r, const struct sockaddr *sa,
     socklen_t len, uint32_t network);		/* net/dht_run.cc */
@@ -82,7 +85,7 @@ inbox_push(struct net_dht *d, int kind, int ok, const void *data, size_t len)
 	struct inbox_item *it;
 
 	if (len > NET_RECORD_MAX)	/* cannot be a record: not even copied */
-		len = 0, kind = IN_VALUE, ok = -1;
+		len = 0, ok = 0;
 	if (!(it = malloc(sizeof *it + len)))
 		return;
 	it->next = NULL;
@@ -223,6 +226,9 @@ on_async(uv_async_t *a)
 			int rc = it->ok ? net_record_decode(&r, it->data,
 			    it->len, unix_now()) : -EPROTO;
 			pthread_mutex_lock(&d->lock);
+			if (rc == 0 && d->recs.n >= RECORDS_MAX &&
+			    !net_record_set_find(&d->recs, r.id))
+				rc = -ENOSPC;
 			if (rc == 0)
 				rc = net_record_set_add(&d->recs, &r);
 			if (rc < 0 && rc != -ENOMEM)
