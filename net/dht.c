@@ -52,6 +52,7 @@ struct net_dht {
 	uv_timer_t timer;
 	int port;			/* bound UDP port */
 	int closing;			/* net-dht only */
+	int stored;			/* net-dht: a put of ours succeeded */
 	uint64_t seq;			/* net-dht only */
 
 	pthread_mutex_t lock;		/* everything below */
@@ -215,6 +216,11 @@ on_async(uv_async_t *a)
 		next = it->next;
 		if (it->kind == IN_PUT_DONE) {
 			failed_put |= !it->ok;
+			if (it->ok && !d->stored) {
+				d->stored = 1;
+				log_info("dht: our record is stored in the "
+				    "network (%s)", d->announce_addr);
+			}
 		} else if (it->kind == IN_GET_DONE) {
 			/* After the values of that get: they were queued first. */
 			pthread_mutex_lock(&d->lock);

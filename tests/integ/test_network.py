@@ -23,8 +23,18 @@ PORT = 7070
 BOOT = "198.18.0.10"
 
 
-def supplier_start(net, m, home, store, extra=()):
-    """`peerfs supplier --daemon` on machine m; returns its pid."""
+def record_stored(m, home):
+    """Waits until the supplier's log (since its last start) says a put of
+    its record succeeded: a lone first node has nowhere to store it."""
+    log = home / "supplier.log"
+    wait_for(lambda: "dht: our record is stored" in
+             log.read_text().split("listening on")[-1], 30,
+             f"{m.name}'s record stored in the DHT")
+
+
+def supplier_start(net, m, home, store, extra=(), wait=True):
+    """`peerfs supplier --daemon` on machine m; returns its pid (once its
+    record is stored in the DHT, with wait)."""
     cp = m.run([PEERFS, "supplier", "--home", home, "--listen",
                 f"{m.addr}:{PORT}", "--store", store, "--quota", "1G",
                 "--daemon"] + list(extra), env=clean_env())
@@ -33,6 +43,8 @@ def supplier_start(net, m, home, store, extra=()):
                     f"{cp.stderr[-2000:]}", pytrace=False)
     pid = int((home / "supplier.pid").read_text().split()[0])
     net.track_pid(pid)
+    if wait:
+        record_stored(m, home)
     return pid
 
 
@@ -113,7 +125,10 @@ def world(tmp_path, need_fuse):
             home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
             extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
             w["sup"][name] = {"m": m, "home": home, "store": store,
-                              "pid": supplier_start(net, m, home, store, extra)}
+                              "pid": supplier_start(net, m, home, store, extra,
+                                                    wait=False)}
+        for s in w["sup"].values():
+            record_stored(s["m"], s["home"])
         w["owner"] = net.machine("owner", "198.18.100.2")
         w["mount"] = lambda name="m": made.append(
             NetMount(tmp_path, w["owner"], name)) or made[-1]
