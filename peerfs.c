@@ -1,57 +1,24 @@
-/* peerfs.c - the command line: parses commands and wires the layers.
+/* peerfs.c - main(): finds the command in the table of cli/options.c.
  *
  *   peerfs init | supplier | mount | sync | umount | status | pin | unpin
  *          | check | demo | key | restore | versions
  *
  * Exit status: 0 success, 1 failure, 2 bad usage. */
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <sys/xattr.h>
-#include <termios.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
-#include "crypto/crypto.h"
-#include "fs/fs.h"
 #include "log.h"
-#include "net/net.h"
-#include "store/store.h"
-
-static const struct cli_command commands[] = {
-	{ "init", cmd_init, "create an identity and master key in a home" },
-	{ "supplier", cmd_supplier, "lend disk space to owners (foreground)" },
-	{ "mount", cmd_mount, "mount the owner's folder" },
-	{ "sync", cmd_sync, "wait until everything written is on suppliers" },
-	{ "umount", cmd_umount, "upload what is pending, then unmount" },
-	{ "status", cmd_status, "suppliers, blocks, pending uploads" },
-	{ "pin", cmd_pin, "keep a subtree's blocks local for offline use" },
-	{ "unpin", cmd_unpin, "stop keeping a subtree local" },
-	{ "check", cmd_check, "audit every fragment now, repair, report" },
-	{ "demo", cmd_demo, "local swarm of 8 suppliers and a mount" },
-	{ "key", cmd_key, "key export: print the recovery code" },
-	{ "restore", cmd_restore, "new home from a recovery code and a supplier" },
-	{ "id", cmd_id, "print this node's id (its public key)" },
-	{ "versions", cmd_versions, "index versions the suppliers hold" },
-	{ NULL, NULL, NULL },
-};
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: peerfs COMMAND [OPTIONS]\n\ncommands:\n");
-	for (const struct cli_command *c = commands; c->name; c++)
-		fprintf(f, "  %-9s %s\n", c->name, c->help);
+	for (int i = 0; i < CLI_NCMDS; i++)
+		fprintf(f, "  %-9s %s\n", cli_commands[i].name,
+		    cli_commands[i].summary);
 	fprintf(f, "\n`peerfs COMMAND --help` describes each command.\n");
 }
 
@@ -82,9 +49,9 @@ main(int argc, char **argv)
 		printf("peerfs 0.1\n");
 		return 0;
 	}
-	for (const struct cli_command *c = commands; c->name; c++)
-		if (!strcmp(argv[1], c->name))
-			return c->fn(argc - 1, argv + 1);
+	for (int i = 0; i < CLI_NCMDS; i++)
+		if (!strcmp(argv[1], cli_commands[i].name))
+			return cli_commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "peerfs: unknown command '%s' (see peerfs --help)\n",
 	    argv[1]);
 	return 2;

@@ -1,20 +1,16 @@
 /* cli/cli.h - the command line's commands and their shared helpers.
- * The cli sits above every layer and wires them together. */
+ * The cli sits above every layer and wires them together; its commands
+ * and options are tables in cli/options.h. */
 #ifndef PEERFS_CLI_H
 #define PEERFS_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/options.h"
 #include "crypto/crypto.h"
 
 #define CLI_USAGE 2	/* exit status for bad usage */
-
-struct cli_command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *help;
-};
 
 int cmd_init(int argc, char **argv);
 int cmd_supplier(int argc, char **argv);
@@ -29,13 +25,6 @@ int cmd_restore(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
-
-/* "4K", "2G", "1.5M", "4MiB", "100" -> bytes. -EINVAL on junk. */
-int cli_parse_size(const char *s, uint64_t *out);
-/* "4+2" -> k, m within 1..CR_EC_MAX. -EINVAL otherwise. */
-int cli_parse_ec(const char *s, int *k, int *m);
-/* "500ms", "30s", "2m", "1h", "7d" -> milliseconds. */
-int cli_parse_duration(const char *s, uint64_t *ms);
 
 /* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a
  * malloc()'d absolute path. */

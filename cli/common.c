@@ -1,8 +1,7 @@
-/* cli/common.c - option values, the home directory, passphrases. */
-#include <ctype.h>
+/* cli/common.c - the home directory, passphrases, usage errors, the
+ * control attributes, detaching. */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,79 +12,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-
-int
-cli_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	double v;
-	uint64_t mult = 1;
-
-	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || v < 0)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K': mult = 1ull << 10; end++; break;
-	case 'M': mult = 1ull << 20; end++; break;
-	case 'G': mult = 1ull << 30; end++; break;
-	case 'T': mult = 1ull << 40; end++; break;
-	}
-	if (mult > 1 && *end == 'i')
-		end++;
-	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
-		end++;
-	if (*end != '\0' || v * mult > 9e18)
-		return -EINVAL;
-	*out = (uint64_t)llround(v * mult);
-	return 0;
-}
-
-int
-cli_parse_ec(const char *s, int *k, int *m)
-{
-	char *end;
-	long a, b;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	a = strtol(s, &end, 10);
-	if (*end != '+' || !isdigit((unsigned char)end[1]))
-		return -EINVAL;
-	b = strtol(end + 1, &end, 10);
-	if (*end || a < 1 || b < 1 || a + b > CR_EC_MAX)
-		return -EINVAL;
-	*k = (int)a;
-	*m = (int)b;
-	return 0;
-}
-
-int
-cli_parse_duration(const char *s, uint64_t *ms)
-{
-	char *end;
-	double v;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	v = strtod(s, &end);
-	if (!strcmp(end, "ms"))
-		;
-	else if (!strcmp(end, "s") || !*end)
-		v *= 1e3;
-	else if (!strcmp(end, "m"))
-		v *= 60e3;
-	else if (!strcmp(end, "h"))
-		v *= 3600e3;
-	else if (!strcmp(end, "d"))
-		v *= 86400e3;
-	else
-		return -EINVAL;
-	*ms = (uint64_t)v;
-	return 0;
-}
 
 char *
 cli_home(const char *opt)

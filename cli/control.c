@@ -3,7 +3,6 @@
  * need nothing but the mountpoint. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,65 +57,27 @@ check_mount(const char *cmd, const char *mnt)
 	return 0;
 }
 
+/* Parses cmd's options into *o; its one operand must be a peerfs mount. */
 static int
-one_mountpoint(const char *cmd, const char *help, int argc, char **argv,
-    int *json, int *force, const char **mnt, uint64_t *timeout_ms)
+one_mountpoint(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *o)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "force", no_argument, NULL, 'F' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			if (!json)
-				return cli_bad_usage(cmd, "unknown option --json");
-			*json = 1;
-			break;
-		case 'F':
-			if (!force)
-				return cli_bad_usage(cmd, "unknown option --force");
-			*force = 1;
-			break;
-		case 't':
-			if (!timeout_ms)
-				return cli_bad_usage(cmd, "unknown option --timeout");
-			if (cli_parse_duration(optarg, timeout_ms) < 0)
-				return cli_bad_usage(cmd, "bad --timeout '%s'", optarg);
-			break;
-		case 'h': fputs(help, stdout); exit(0);
-		case ':': return cli_bad_usage(cmd, "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage(cmd, "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind != argc - 1)
-		return cli_bad_usage(cmd, optind < argc ?
-		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
-	*mnt = argv[optind];
-	return check_mount(cmd, *mnt);
+	if ((rc = cli_parse(cmd, argc, argv, o)) != CLI_RUN)
+		return rc;
+	return check_mount(cli_commands[cmd].name, o->args[0]) ? 1 : CLI_RUN;
 }
-
-static const char sync_help[] =
-"usage: peerfs sync MOUNTPOINT\n"
-"\n"
-"Returns when everything written to MOUNTPOINT so far is stored on\n"
-"suppliers (the whole mount's fsync).\n";
 
 int
 cmd_sync(int argc, char **argv)
 {
+	struct cli_conf o;
 	const char *mnt;
 	int rc;
 
-	if ((rc = one_mountpoint("sync", sync_help, argc, argv, NULL, NULL,
-	    &mnt, NULL)) != 0)
+	if ((rc = one_mountpoint(CLI_SYNC, argc, argv, &o)) != CLI_RUN)
 		return rc;
+	mnt = o.args[0];
 	if (setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) != 0) {
 		if (errno == EIO || errno == ETIMEDOUT) {
 			fprintf(stderr, "peerfs sync: %s: not everything could be "
@@ -226,18 +187,6 @@ pending_now(const char *mnt, long long *pending, long long *bytes,
 	return 0;
 }
 
-static const char umount_help[] =
-"usage: peerfs umount [--force] [--timeout DURATION] MOUNTPOINT\n"
-"\n"
-"Uploads everything still in the local journal (a progress bar on a\n"
-"terminal: blocks and bytes left, rate), then unmounts and waits for the\n"
-"mount daemon to exit.\n"
-"  --timeout D   give up uploading after D (default 10m): prints what is\n"
-"                still pending, keeps it in the local journal, leaves the\n"
-"                folder mounted and exits 1\n"
-"  --force       unmount at once; pending data stays in the journal and is\n"
-"                uploaded by the next mount\n";
-
 static int
 run_fusermount(const char *mnt, int lazy, int quiet)
 {
@@ -346,21 +295,22 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 int
 cmd_umount(int argc, char **argv)
 {
+	struct cli_conf o;
 	const char *mnt;
-	int rc, force = 0, tty = isatty(2);
-	uint64_t timeout_ms = 10 * 60 * 1000;
+	int rc, force, tty = isatty(2);
 	char *st;
 	long long pid;
 
-	if ((rc = one_mountpoint("umount", umount_help, argc, argv, NULL,
-	    &force, &mnt, &timeout_ms)) != 0)
+	if ((rc = one_mountpoint(CLI_UMOUNT, argc, argv, &o)) != CLI_RUN)
 		return rc;
+	mnt = o.args[0];
+	force = o.force;
 	if ((rc = cli_ctl_get(mnt, FS_CTL_STATUS, &st)) < 0)
 		return not_peerfs("umount", mnt, -rc);
 	pid = json_number(st, "pid");
 	free(st);
 
-	if (!force && upload_all(mnt, timeout_ms, tty) != 0)
+	if (!force && upload_all(mnt, o.umount_timeout_ms, tty) != 0)
 		return 1;
 	if (run_fusermount(mnt, 0, force) < 0) {
 		/* --force: a request still running (e.g. a sync given up by
@@ -379,48 +329,35 @@ cmd_umount(int argc, char **argv)
 	return 0;
 }
 
-static const char status_help[] =
-"usage: peerfs status [--json] MOUNTPOINT\n"
-"\n"
-"Per supplier: id, address, state, round-trip time, fragments and bytes;\n"
-"totals: blocks (full, degraded, lost, pending upload), journal and cache\n"
-"bytes. --json prints the same as JSON for scripts.\n";
-
 int
 cmd_status(int argc, char **argv)
 {
+	struct cli_conf o;
 	const char *mnt;
-	int rc, json = 0;
 	char *st;
+	int rc;
 
-	if ((rc = one_mountpoint("status", status_help, argc, argv, &json, NULL,
-	    &mnt, NULL)) != 0)
+	if ((rc = one_mountpoint(CLI_STATUS, argc, argv, &o)) != CLI_RUN)
 		return rc;
-	if ((rc = cli_ctl_get(mnt, json ? FS_CTL_STATUS : FS_CTL_STATUS_TEXT, &st)) < 0)
+	mnt = o.args[0];
+	if ((rc = cli_ctl_get(mnt, o.json ? FS_CTL_STATUS : FS_CTL_STATUS_TEXT, &st)) < 0)
 		return not_peerfs("status", mnt, -rc);
 	fputs(st, stdout);
 	free(st);
 	return 0;
 }
 
-static const char check_help[] =
-"usage: peerfs check MOUNTPOINT\n"
-"\n"
-"Challenges every fragment of the mount on its supplier now (a proof of\n"
-"storage), queues what is bad, missing or on dead suppliers for rebuild,\n"
-"waits for the rebuilds, and prints what it found and repaired. Exits 0\n"
-"when every block is at full redundancy, 1 otherwise.\n";
-
 int
 cmd_check(int argc, char **argv)
 {
+	struct cli_conf o;
 	const char *mnt;
 	char *rep;
 	int rc;
 
-	if ((rc = one_mountpoint("check", check_help, argc, argv, NULL, NULL,
-	    &mnt, NULL)) != 0)
+	if ((rc = one_mountpoint(CLI_CHECK, argc, argv, &o)) != CLI_RUN)
 		return rc;
+	mnt = o.args[0];
 	if (setxattr(mnt, FS_CTL_CHECK, "1", 1, 0) != 0) {
 		if (errno == ENOTCONN) {
 			fprintf(stderr, "peerfs check: %s: no network\n", mnt);
@@ -439,37 +376,26 @@ cmd_check(int argc, char **argv)
 /* ---- pin / unpin ----------------------------------------------------------
  * Through the attribute user.peerfs.pin of the path itself (fs/pin.c). */
 
+/* Parses cmd's options; its one operand must be in a peerfs mount. */
 static int
-pin_args(const char *cmd, const char *help, int argc, char **argv,
-    const char **path)
+pin_args(enum cli_cmd cmd, int argc, char **argv, const char **path)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const char *name = cli_commands[cmd].name;
+	struct cli_conf o;
 	struct statfs sf;
-	int c;
+	int rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(help, stdout);
-			exit(0);
-		}
-		return cli_bad_usage(cmd, "unknown option %s", argv[optind - 1]);
-	}
-	if (optind != argc - 1)
-		return cli_bad_usage(cmd, optind < argc ?
-		    "exactly one PATH expected" : "PATH missing");
-	*path = argv[optind];
+	if ((rc = cli_parse(cmd, argc, argv, &o)) != CLI_RUN)
+		return rc;
+	*path = o.args[0];
 	if (statfs(*path, &sf) != 0)
-		return not_peerfs(cmd, *path, errno);
+		return not_peerfs(name, *path, errno);
 	if (sf.f_type != FUSE_SUPER_MAGIC || getxattr(*path, FS_CTL_PIN, NULL, 0) < 0) {
-		fprintf(stderr, "peerfs %s: %s is not in a peerfs mount\n", cmd,
+		fprintf(stderr, "peerfs %s: %s is not in a peerfs mount\n", name,
 		    *path);
 		return 1;
 	}
-	return 0;
+	return CLI_RUN;
 }
 
 static void
@@ -487,15 +413,6 @@ pin_summary(const char *path, const char *info)
 	    "not pinned", files, b, local, blocks);
 }
 
-static const char pin_help[] =
-"usage: peerfs pin PATH\n"
-"\n"
-"Keeps every block of the files under PATH (a file or a directory in a\n"
-"peerfs mount) on this machine's disk, so they read with no supplier\n"
-"reachable. Files written later under a pinned directory are kept too.\n"
-"Returns once every block is local; exits 1 when some could not be\n"
-"fetched (they are fetched when suppliers are back).\n";
-
 int
 cmd_pin(int argc, char **argv)
 {
@@ -503,7 +420,7 @@ cmd_pin(int argc, char **argv)
 	char *info = NULL;
 	int rc, err = 0;
 
-	if ((rc = pin_args("pin", pin_help, argc, argv, &path)) != 0)
+	if ((rc = pin_args(CLI_PIN, argc, argv, &path)) != CLI_RUN)
 		return rc;
 	if (setxattr(path, FS_CTL_PIN, "1", 1, 0) != 0)
 		err = errno;
@@ -524,12 +441,6 @@ cmd_pin(int argc, char **argv)
 	return 0;
 }
 
-static const char unpin_help[] =
-"usage: peerfs unpin PATH\n"
-"\n"
-"Removes the pin of PATH and of everything pinned below it, and frees the\n"
-"local copies of blocks no pinned file uses.\n";
-
 int
 cmd_unpin(int argc, char **argv)
 {
@@ -537,7 +448,7 @@ cmd_unpin(int argc, char **argv)
 	char *info = NULL;
 	int rc;
 
-	if ((rc = pin_args("unpin", unpin_help, argc, argv, &path)) != 0)
+	if ((rc = pin_args(CLI_UNPIN, argc, argv, &path)) != CLI_RUN)
 		return rc;
 	if (setxattr(path, FS_CTL_PIN, "0", 1, 0) != 0) {
 		fprintf(stderr, "peerfs unpin: %s: %s\n", path, strerror(errno));

@@ -2,7 +2,6 @@
  * suppliers on loopback and a mounted folder, for trying peerfs out. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,14 +17,6 @@
 #include "fs/ctl.h"
 
 #define DEMO_SUPPLIERS 8
-
-static const char demo_help[] =
-"usage: peerfs demo [DIR]\n"
-"       peerfs demo --stop [DIR]\n"
-"\n"
-"Starts 8 suppliers on free loopback ports (6 used by the default 4+2 code,\n"
-"2 spare) with their stores under DIR (default ./peerfs-demo), and mounts\n"
-"DIR/mnt. --stop unmounts (uploading what is pending) and stops them.\n";
 
 static int
 run(char *const argv[])
@@ -129,26 +120,14 @@ demo_stop(const char *dir)
 int
 cmd_demo(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "stop", no_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, stop = 0, ports[DEMO_SUPPLIERS], rc;
+	struct cli_conf o;
+	int ports[DEMO_SUPPLIERS], rc;
 	char *dir, *home, *mnt, *key;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': stop = 1; break;
-		case 'h': fputs(demo_help, stdout); return 0;
-		default:  return cli_bad_usage("demo", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (argc - optind > 1)
-		return cli_bad_usage("demo", "at most one DIR");
-	dir = cli_home(optind < argc ? argv[optind] : "peerfs-demo");
-	if (stop)
+	if ((rc = cli_parse(CLI_DEMO, argc, argv, &o)) != CLI_RUN)
+		return rc;
+	dir = cli_home(o.nargs ? o.args[0] : "peerfs-demo");
+	if (o.stop)
 		return demo_stop(dir);
 	if ((rc = cli_mkdir_p(dir, 0700)) < 0) {
 		fprintf(stderr, "peerfs demo: %s: %s\n", dir, strerror(-rc));

@@ -2,7 +2,6 @@
  * suppliers, mount, and stay in the background like sshfs. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,83 +18,20 @@
 #include "owner/owner.h"
 #include "store/store.h"
 
-#define MAX_PEERS 256
-#define DEFAULT_CACHE (32ull << 20)
-
-static const char mount_help[] =
-"usage: peerfs mount [--home DIR] [--peer HOST:PORT]... [--ec K+M]\n"
-"                    [--bootstrap HOST:PORT]...\n"
-"                    [--block-size SIZE] [--cache-size SIZE] [-f]\n"
-"                    [--ping-interval D] [--suspect-after D] [--dead-after D]\n"
-"                    [--audit-interval D] [--rebuild-rate SIZE]\n"
-"                    [--rebuild-jobs N] [--sweep-interval D]\n"
-"                    [--keep-versions N] [--write-back D]\n"
-"                    [-o FUSE_OPTS] MOUNTPOINT\n"
-"\n"
-"Mounts the owner's folder and returns once it serves (the daemon stays in\n"
-"the background; its log is DIR/mount.log).\n"
-"  --home DIR            home made by `peerfs init` (default $PEERFS_HOME or\n"
-"                        ~/.peerfs)\n"
-"  --peer HOST:PORT      a supplier; remembered in DIR/peers for next time\n"
-"  --bootstrap HOST:PORT a node of the network (remembered in DIR/bootstrap):\n"
-"                        without --peer, suppliers are found and hired there\n"
-"  --ec K+M              erasure code for new blocks (default 4+2)\n"
-"  --block-size SIZE     block size, fixed at the first mount (default 4M)\n"
-"  --cache-size SIZE     read cache in memory (default 32M; 0 = none)\n"
-"  --timeout DURATION    network request timeout (default 10s)\n"
-"  --passphrase-file F   passphrase of the key file\n"
-"  --write-back D        upload a block once untouched this long, its file\n"
-"                        closed or not (default 5s; 0 = at close). Full\n"
-"                        blocks, fsync, `peerfs sync` and umount go at once\n"
-"keeping data alive (durations: 500ms, 30s, 2m, 1h):\n"
-"  --ping-interval D     ping every supplier this often (default 30s)\n"
-"  --suspect-after D     silent this long: suspect, no new placements\n"
-"                        (default 2m)\n"
-"  --dead-after D        silent this long: dead, its fragments are rebuilt\n"
-"                        elsewhere (default 30m; the gap to --suspect-after\n"
-"                        keeps a reboot from starting a rebuild)\n"
-"  --audit-interval D    one proof-of-storage pass over every fragment\n"
-"                        (default 7d)\n"
-"  --rebuild-rate SIZE   bytes per second rebuilds may move (default 50M)\n"
-"  --rebuild-jobs N      blocks rebuilt at once (default 2)\n"
-"  --keep-versions N     index versions whose data stays restorable with\n"
-"                        `peerfs restore --version` (default 10, 0..100;\n"
-"                        0 gives freed space back at once)\n"
-"  --sweep-interval D    compare suppliers' fragments with the metadata this\n"
-"                        often and delete what nothing references (default\n"
-"                        5m; a fragment must be unreferenced in two sweeps)\n"
-"  -f                    stay in the foreground, log to stderr\n"
-"  -o OPTS               FUSE mount options (allow_other, ...)\n"
-"  --debug               verbose log\n";
-
-struct mount_opts {
-	const char *home_opt, *pass_file, *fuse_opts, *mnt;
-	const char *peers[MAX_PEERS];
-	int npeers, k, m, foreground;
-	uint64_t block_size, cache_size, timeout_ms;
-	int block_size_set;
-	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, rebuild_rate;
-	int rebuild_jobs;
-	int keep_versions;
-	uint64_t sweep_ms;
-	uint64_t write_back_ms;
-	int write_back_set;
-	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
-	const char *boot_given[16];	/* the network: cli/network.c */
-	int nboot_given, nboot;
-	char **boot;
-};
+/* The options of `peerfs mount` are cli_opts[] entries for CLI_MOUNT
+ * (cli/options.c); MOUNTPOINT is args[0]. */
 
 /* Adds the configured peers of <home>/peers to o and writes back the
  * union, so that peers given once are remembered. */
 static int
-merge_peers(const char *home, struct mount_opts *o)
+merge_peers(const char *home, struct cli_conf *o)
 {
 	char *path = cli_path(home, "peers"), *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	FILE *f;
-	int given = o->npeers;
+	struct cli_list *pl = &o->peers;
+	int given = pl->n;
 
 	if ((f = fopen(path, "r"))) {
 		while ((n = getline(&line, &cap, f)) > 0) {
@@ -103,10 +39,10 @@ merge_peers(const char *home, struct mount_opts *o)
 			if (!*line)
 				continue;
 			int dup = 0;
-			for (int i = 0; i < o->npeers; i++)
-				dup |= !strcmp(o->peers[i], line);
-			if (!dup && o->npeers < MAX_PEERS)
-				o->peers[o->npeers++] = strdup(line);
+			for (int i = 0; i < pl->n; i++)
+				dup |= !strcmp(pl->v[i], line);
+			if (!dup && pl->n < CLI_LIST_MAX)
+				pl->v[pl->n++] = strdup(line);
 		}
 		fclose(f);
 	}
@@ -114,8 +50,8 @@ merge_peers(const char *home, struct mount_opts *o)
 	if (given) {
 		char *tmp = cli_path(home, "peers.tmp");
 		if ((f = fopen(tmp, "w"))) {
-			for (int i = 0; i < o->npeers; i++)
-				fprintf(f, "%s\n", o->peers[i]);
+			for (int i = 0; i < pl->n; i++)
+				fprintf(f, "%s\n", pl->v[i]);
 			if (fclose(f) == 0)
 				rename(tmp, path);
 		}
@@ -128,7 +64,7 @@ merge_peers(const char *home, struct mount_opts *o)
 /* The block size decides which bytes an extent covers, so it is fixed by
  * the first mount of a home. */
 static int
-settle_block_size(struct store *st, struct mount_opts *o)
+settle_block_size(struct store *st, struct cli_conf *o)
 {
 	struct store_txn *t;
 	uint64_t stored;
@@ -139,7 +75,7 @@ settle_block_size(struct store *st, struct mount_opts *o)
 	rc = store_misc_u64_get(t, STORE_MISC_BLOCK_SIZE, &stored);
 	if (rc == 0) {
 		store_txn_abort(t);
-		if (o->block_size_set && stored != o->block_size) {
+		if (cli_given(o, "block-size") && stored != o->block_size) {
 			log_error("this home uses --block-size %" PRIu64 "; it "
 			    "cannot change after the first mount", stored);
 			return -EINVAL;
@@ -158,160 +94,18 @@ settle_block_size(struct store *st, struct mount_opts *o)
 }
 
 static int
-parse(int argc, char **argv, struct mount_opts *o)
+parse(int argc, char **argv, struct cli_conf *o)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "peer", required_argument, NULL, 'P' },
-		{ "ec", required_argument, NULL, 'e' },
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "cache-size", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "ping-interval", required_argument, NULL, 'I' },
-		{ "suspect-after", required_argument, NULL, 'S' },
-		{ "dead-after", required_argument, NULL, 'X' },
-		{ "audit-interval", required_argument, NULL, 'A' },
-		{ "rebuild-rate", required_argument, NULL, 'R' },
-		{ "rebuild-jobs", required_argument, NULL, 'J' },
-		{ "sweep-interval", required_argument, NULL, 'W' },
-		{ "keep-versions", required_argument, NULL, 'K' },
-		{ "write-back", required_argument, NULL, 'B' },
-		{ "map-size", required_argument, NULL, 'M' },
-		{ "debug", no_argument, NULL, 'D' },
-		{ "bootstrap", required_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int rc;
 
-	o->k = 4;
-	o->m = 2;
-	o->block_size = 4u << 20;
-	o->cache_size = DEFAULT_CACHE;
-	o->timeout_ms = 10000;
-	o->ping_ms = 30000;
-	o->suspect_ms = 120000;
-	o->dead_ms = 1800000;
-	o->audit_ms = 7ull * 24 * 3600 * 1000;
-	o->rebuild_rate = 50ull << 20;
-	o->rebuild_jobs = 2;
-	o->keep_versions = 10;
-	o->sweep_ms = 5 * 60 * 1000;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hfo:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': o->home_opt = optarg; break;
-		case 'P':
-			if (!strchr(optarg, ':'))
-				return cli_bad_usage("mount", "bad --peer '%s' (HOST:PORT)", optarg);
-			if (o->npeers == MAX_PEERS)
-				return cli_bad_usage("mount", "too many --peer");
-			o->peers[o->npeers++] = optarg;
-			break;
-		case 'N':
-			if (!strchr(optarg, ':') || o->nboot_given == 16)
-				return cli_bad_usage("mount", "bad --bootstrap '%s' (HOST:PORT)", optarg);
-			o->boot_given[o->nboot_given++] = optarg;
-			break;
-		case 'e':
-			if (cli_parse_ec(optarg, &o->k, &o->m) < 0)
-				return cli_bad_usage("mount", "bad --ec '%s' (K+M, e.g. 4+2)", optarg);
-			break;
-		case 'b':
-			if (cli_parse_size(optarg, &o->block_size) < 0 ||
-			    o->block_size < 4096 || o->block_size > (16u << 20) ||
-			    (o->block_size & 4095))
-				return cli_bad_usage("mount", "bad --block-size '%s' "
-				    "(a multiple of 4K, at most 16M)", optarg);
-			o->block_size_set = 1;
-			break;
-		case 'c':
-			if (cli_parse_size(optarg, &o->cache_size) < 0)
-				return cli_bad_usage("mount", "bad --cache-size '%s'", optarg);
-			break;
-		case 't':
-			if (cli_parse_duration(optarg, &o->timeout_ms) < 0 || !o->timeout_ms)
-				return cli_bad_usage("mount", "bad --timeout '%s'", optarg);
-			break;
-		case 'I': case 'S': case 'X': case 'A': {
-			uint64_t *v = c == 'I' ? &o->ping_ms : c == 'S' ?
-			    &o->suspect_ms : c == 'X' ? &o->dead_ms : &o->audit_ms;
-
-			if (cli_parse_duration(optarg, v) < 0 || *v == 0 ||
-			    *v > (c == 'A' ? UINT64_MAX / 2 : (uint64_t)INT32_MAX))
-				return cli_bad_usage("mount", "bad %s '%s' (a "
-				    "duration: 500ms, 30s, 2m, 1h)", c == 'I' ?
-				    "--ping-interval" : c == 'S' ? "--suspect-after" :
-				    c == 'X' ? "--dead-after" : "--audit-interval",
-				    optarg);
-			break;
-		}
-		case 'R':
-			if (cli_parse_size(optarg, &o->rebuild_rate) < 0 ||
-			    o->rebuild_rate < 4096)
-				return cli_bad_usage("mount", "bad --rebuild-rate "
-				    "'%s' (bytes per second, at least 4K)", optarg);
-			break;
-		case 'J': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || n < 1 || n > 16)
-				return cli_bad_usage("mount", "bad --rebuild-jobs "
-				    "'%s' (1 to 16)", optarg);
-			o->rebuild_jobs = (int)n;
-			break;
-		}
-		case 'K': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || n < 0 || n > 100)
-				return cli_bad_usage("mount", "bad --keep-versions "
-				    "'%s' (0 to 100)", optarg);
-			o->keep_versions = (int)n;
-			break;
-		}
-		case 'B':
-			if (cli_parse_duration(optarg, &o->write_back_ms) < 0 ||
-			    o->write_back_ms > 24ull * 3600 * 1000)
-				return cli_bad_usage("mount", "bad --write-back "
-				    "'%s' (a duration up to 24h: 0, 500ms, 5s)",
-				    optarg);
-			o->write_back_set = 1;
-			break;
-		case 'W':
-			if (cli_parse_duration(optarg, &o->sweep_ms) < 0 ||
-			    o->sweep_ms == 0 || o->sweep_ms > UINT64_MAX / 2)
-				return cli_bad_usage("mount", "bad --sweep-interval "
-				    "'%s' (a duration: 500ms, 30s, 2m, 1h)", optarg);
-			break;
-		case 'M':
-			/* Hidden: a tiny map shows that a full one gives
-			 * ENOSPC, not corruption. */
-			if (cli_parse_size(optarg, &o->map_size) < 0 ||
-			    o->map_size < (64u << 10))
-				return cli_bad_usage("mount", "bad --map-size '%s'",
-				    optarg);
-			break;
-		case 'p': o->pass_file = optarg; break;
-		case 'f': o->foreground = 1; break;
-		case 'o': o->fuse_opts = optarg; break;
-		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
-		case 'h': fputs(mount_help, stdout); exit(0);
-		case ':': return cli_bad_usage("mount", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("mount", "unknown option %s", argv[optind - 1]);
-		}
-	}
+	if ((rc = cli_parse(CLI_MOUNT, argc, argv, o)) != CLI_RUN)
+		return rc;
+	if (o->debug)
+		log_init("peerfs", LOG_DEBUG, NULL);
 	if (o->suspect_ms > o->dead_ms)
 		return cli_bad_usage("mount", "--suspect-after is longer than "
 		    "--dead-after");
-	if (optind != argc - 1)
-		return cli_bad_usage("mount", optind < argc ?
-		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
-	o->mnt = argv[optind];
-	return 0;
+	return CLI_RUN;
 }
 
 static void
@@ -337,7 +131,9 @@ struct mounted {
 	struct net *net;
 	struct owner *owner;
 	struct fs *fs;
-	struct net_dht *dht;
+	struct net_dht *dht;		/* the network: cli/network.c */
+	char **boot;			/* bootstrap nodes, given or remembered */
+	int nboot;
 };
 
 static void
@@ -356,7 +152,7 @@ unmount_all(struct mounted *m)
 /* Opens every layer and mounts; on failure logs why and returns -errno. */
 static int
 mount_all(struct mounted *m, const char *home, struct cr_identity *id,
-    struct mount_opts *o)
+    struct cli_conf *o, const char *mnt)
 {
 	int rc;
 
@@ -368,14 +164,15 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		return rc;
 	if ((rc = store_cache_new(&m->cache, o->cache_size)) < 0)
 		return rc;
-	if ((rc = cr_ec_new(&m->ec, o->k, o->m)) < 0) {
-		log_error("cannot set up erasure code %d+%d: %s", o->k, o->m,
+	if ((rc = cr_ec_new(&m->ec, o->ec.k, o->ec.m)) < 0) {
+		log_error("cannot set up erasure code %d+%d: %s", o->ec.k, o->ec.m,
 		    strerror(-rc));
 		return rc;
 	}
 	struct net_conf nc = {
 		.id = id, .store = m->st, .ec = m->ec,
 		.timeout_ms = (int)o->timeout_ms,
+		.reconnect_ms = (int)o->reconnect_ms,
 		.ping_interval_ms = (int)o->ping_ms,
 		.suspect_after_ms = (int)o->suspect_ms,
 		.dead_after_ms = (int)o->dead_ms,
@@ -387,33 +184,34 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_error("network: %s", strerror(-rc));
 		return rc;
 	}
-	for (int i = 0; i < o->npeers; i++)
-		if ((rc = net_add_peer(m->net, o->peers[i])) < 0)
-			log_warn("peer %s: %s", o->peers[i], strerror(-rc));
+	int k = o->ec.k, km = o->ec.k + o->ec.m, np = o->peers.n;
+	for (int i = 0; i < np; i++)
+		if ((rc = net_add_peer(m->net, o->peers.v[i])) < 0)
+			log_warn("peer %s: %s", o->peers.v[i], strerror(-rc));
 	/* No --peer: suppliers come from the network (cli/network.c). */
-	if (o->npeers == 0 && o->nboot > 0 &&
-	    (rc = cli_net_hire(m->net, id, home, o->boot, o->nboot, o->k,
-	    o->m, &m->dht)) > 0)
-		o->npeers = rc;
-	int want = o->npeers < o->k + o->m ? o->npeers : o->k + o->m;
+	if (np == 0 && m->nboot > 0 &&
+	    (rc = cli_net_hire(m->net, id, home, m->boot, m->nboot, k,
+	    km - k, &m->dht)) > 0)
+		np = rc;
+	int want = np < km ? np : km;
 	int up = want ? net_wait_online(m->net, want, 5000) : 0;
-	if (up < o->k + o->m)
+	if (up < km)
 		log_warn("%d of %d suppliers online (%d+%d needs %d): writes stay "
-		    "in the journal until enough are reachable", up, o->npeers,
-		    o->k, o->m, o->k + o->m);
+		    "in the journal until enough are reachable", up, np,
+		    k, km - k, km);
 	struct owner_conf oc = {
 		.store = m->st, .cache = m->cache, .net = m->net, .id = id,
 		.block_size = (uint32_t)o->block_size,
-		.ec_k = o->k, .ec_m = o->m,
-		.upload_threads = 2,
-		.sync_timeout_ms = 120000,
-		.rebuild_jobs = o->rebuild_jobs,
-		.keep_versions = o->keep_versions,
+		.ec_k = o->ec.k, .ec_m = o->ec.m,
+		.upload_threads = (int)o->upload_jobs,
+		.sync_timeout_ms = (int)o->sync_timeout_ms,
+		.rebuild_jobs = (int)o->rebuild_jobs,
+		.keep_versions = (int)o->keep_versions,
 		.rebuild_rate = o->rebuild_rate,
 		.audit_interval_ms = (int64_t)o->audit_ms,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
-		.write_back_ms = !o->write_back_set ? 5000 :
-		    o->write_back_ms == 0 ? -1 : (int64_t)o->write_back_ms,
+		.write_back_ms = o->write_back_ms == 0 ? -1 :
+		    (int64_t)o->write_back_ms,
 	};
 	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);
 	rc = owner_open(&m->owner, &oc);
@@ -423,16 +221,18 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		return rc;
 	}
 	struct fs_conf fc = {
-		.store = m->st, .owner = m->owner, .max_threads = 16,
+		.store = m->st, .owner = m->owner,
+		.max_threads = (int)o->fuse_threads,
 	};
 	if ((rc = fs_new(&m->fs, &fc)) < 0) {
 		log_error("filesystem: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = fs_mount(m->fs, o->mnt, o->fuse_opts)) < 0)
+	if ((rc = fs_mount(m->fs, mnt, o->fuse_opts)) < 0)
 		return rc;
-	log_info("mounted %s (%d+%d, %s, block %llu, cache %llu)", o->mnt,
-	    o->k, o->m, cr_ec_backend(m->ec), (unsigned long long)o->block_size,
+	log_info("mounted %s (%d+%d, %s, block %llu, cache %llu)", mnt,
+	    o->ec.k, o->ec.m, cr_ec_backend(m->ec),
+	    (unsigned long long)o->block_size,
 	    (unsigned long long)o->cache_size);
 	return 0;
 }
@@ -440,38 +240,40 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 int
 cmd_mount(int argc, char **argv)
 {
-	struct mount_opts o = { 0 };
+	struct cli_conf o;
 	struct mounted m = { 0 };
 	struct cr_identity *id = NULL;
 	struct stat sb;
+	const char *mnt;
 	char *home, *lock_path, *log_path, *pid_path, *abs_mnt;
 	int rc, lock_fd, notify_fd = -1;
 	FILE *logf = NULL;
 
-	if ((rc = parse(argc, argv, &o)) != 0)
+	if ((rc = parse(argc, argv, &o)) != CLI_RUN)
 		return rc;
-	if (stat(o.mnt, &sb) != 0) {
-		fprintf(stderr, "peerfs mount: mountpoint %s: %s\n", o.mnt,
+	mnt = o.args[0];
+	if (stat(mnt, &sb) != 0) {
+		fprintf(stderr, "peerfs mount: mountpoint %s: %s\n", mnt,
 		    strerror(errno));
 		return 1;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
 		fprintf(stderr, "peerfs mount: mountpoint %s is not a directory\n",
-		    o.mnt);
+		    mnt);
 		return 1;
 	}
-	if (!(abs_mnt = realpath(o.mnt, NULL))) {
-		fprintf(stderr, "peerfs mount: %s: %s\n", o.mnt, strerror(errno));
+	if (!(abs_mnt = realpath(mnt, NULL))) {
+		fprintf(stderr, "peerfs mount: %s: %s\n", mnt, strerror(errno));
 		return 1;
 	}
-	o.mnt = abs_mnt;
-	home = cli_home(o.home_opt);
-	if (cli_load_identity(home, o.pass_file, &id) < 0)
+	mnt = abs_mnt;
+	home = cli_home(o.home);
+	if (cli_load_identity(home, o.passphrase_file, &id) < 0)
 		return 1;
 	merge_peers(home, &o);
-	cli_bootstrap_merge(home, o.boot_given, o.nboot_given, 0, &o.boot,
-	    &o.nboot);
-	if (o.npeers == 0 && o.nboot == 0)
+	cli_bootstrap_merge(home, o.bootstrap.v, o.bootstrap.n, 0, &m.boot,
+	    &m.nboot);
+	if (o.peers.n == 0 && m.nboot == 0)
 		fprintf(stderr, "peerfs mount: no suppliers known (--peer "
 		    "HOST:PORT): mounting offline\n");
 
@@ -494,9 +296,9 @@ cmd_mount(int argc, char **argv)
 		setvbuf(logf, NULL, _IOLBF, 0);
 		log_set_file(logf);
 	}
-	rc = mount_all(&m, home, id, &o);
+	rc = mount_all(&m, home, id, &o, mnt);
 	if (rc < 0) {
-		fprintf(stderr, "peerfs mount: cannot mount %s (see %s)\n", o.mnt,
+		fprintf(stderr, "peerfs mount: cannot mount %s (see %s)\n", mnt,
 		    o.foreground ? "above" : log_path);
 		unmount_all(&m);
 		cr_identity_free(id);
@@ -506,7 +308,7 @@ cmd_mount(int argc, char **argv)
 	if (!o.foreground)
 		detached_ready(notify_fd, home);
 	rc = fs_loop(m.fs);
-	log_info("unmounted %s", o.mnt);
+	log_info("unmounted %s", mnt);
 	unmount_all(&m);
 	cr_identity_free(id);
 	unlink(pid_path);

@@ -3,7 +3,6 @@
  * The DHT node itself is net/dht.c; whom to hire is owner/hire.c. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +18,6 @@
 #define LOOKUP_MS	2000	/* per remembered supplier */
 #define FIND_MS		8000	/* for k + m supplier records */
 #define SPARE_MS	2000	/* for the spares too */
-
-static const char id_help[] =
-"usage: peerfs id [--home DIR]\n"
-"\n"
-"Prints this node's id (its public key, in hex): what the network knows\n"
-"it by, and what a friend gives to --friend.\n";
 
 static void
 hex(char *out, const unsigned char *p, size_t n)
@@ -48,31 +41,17 @@ unhex(unsigned char *out, const char *s, size_t n)
 int
 cmd_id(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *home_opt = NULL;
+	struct cli_conf o;
 	struct cr_identity *id;
 	char h[2 * CR_PK_BYTES + 1];
-	int c;
+	int rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': home_opt = optarg; break;
-		case 'h': fputs(id_help, stdout); return 0;
-		case ':': return cli_bad_usage("id", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("id", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_bad_usage("id", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_parse(CLI_ID, argc, argv, &o)) != CLI_RUN)
+		return rc;
 	if (cr_init() < 0)
 		return 1;
-	char *home = cli_home(home_opt);
-	int rc = cli_load_identity(home, NULL, &id);
+	char *home = cli_home(o.home);
+	rc = cli_load_identity(home, NULL, &id);
 	free(home);
 	if (rc < 0)
 		return 1;

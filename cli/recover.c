@@ -3,7 +3,6 @@
  *   peerfs restore         new home from a recovery code and one supplier
  *   peerfs versions MNT    the index versions the suppliers hold */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,60 +21,30 @@
 #include "owner/owner.h"
 #include "store/store.h"
 
-#define MAX_PEERS	64
 #define CODE_MAX	4096	/* input: groups, dashes, spaces, newlines */
 
 /* ---- peerfs key export ------------------------------------------------- */
 
-static const char key_help[] =
-"usage: peerfs key export [--home DIR] [--passphrase-file F]\n"
-"\n"
-"Prints the recovery code of the home's identity on stdout: the identity\n"
-"and the master secret, in checked groups a person can copy down. With it\n"
-"alone, `peerfs restore` brings every file back on a new machine.\n"
-"  --home DIR            home made by `peerfs init` (default $PEERFS_HOME or\n"
-"                        ~/.peerfs)\n"
-"  --passphrase-file F   passphrase of the key file\n";
-
 int
 cmd_key(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *home_opt = NULL, *pass_file = NULL;
+	struct cli_conf o;
 	struct cr_identity *id;
 	char code[CR_RECOVERY_MAX], *home;
-	int c, rc;
+	int rc;
 
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(key_help, stdout);
+		cli_help(CLI_KEY, stdout);
 		return 0;
 	}
 	if (argc < 2)
 		return cli_bad_usage("key", "subcommand missing (export)");
 	if (strcmp(argv[1], "export") != 0)
 		return cli_bad_usage("key", "unknown subcommand '%s'", argv[1]);
-	argc--;
-	argv++;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': home_opt = optarg; break;
-		case 'p': pass_file = optarg; break;
-		case 'h': fputs(key_help, stdout); return 0;
-		case ':': return cli_bad_usage("key", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("key", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_bad_usage("key", "unexpected argument '%s'", argv[optind]);
-	home = cli_home(home_opt);
-	if (cli_load_identity(home, pass_file, &id) < 0) {
+	if ((rc = cli_parse(CLI_KEY, argc - 1, argv + 1, &o)) != CLI_RUN)
+		return rc;
+	home = cli_home(o.home);
+	if (cli_load_identity(home, o.passphrase_file, &id) < 0) {
 		free(home);
 		return 1;
 	}
@@ -96,107 +65,22 @@ cmd_key(int argc, char **argv)
 
 /* ---- peerfs restore ------------------------------------------------------ */
 
-static const char restore_help[] =
-"usage: peerfs restore --code-file F --peer HOST:PORT [--peer ...]\n"
-"                      [--home DIR] [--no-passphrase | --passphrase-file P]\n"
-"                      [--version N] [--ec K+M] [--timeout D]\n"
-"\n"
-"Creates a new home from a recovery code (`peerfs key export`): writes the\n"
-"key file, finds the newest index version that verifies on the suppliers\n"
-"(or version N, see `peerfs versions`), fetches it and rebuilds the\n"
-"metadata. Then `peerfs mount --home DIR MOUNTPOINT` shows the tree.\n"
-"One supplier address is enough: the others are learnt from the index.\n"
-"  --home DIR            the new home; must not exist or be empty\n"
-"                        (default $PEERFS_HOME or ~/.peerfs)\n"
-"  --code-file F         the recovery code; '-' reads standard input (a\n"
-"                        prompt on a terminal)\n"
-"  --peer HOST:PORT      a supplier holding this owner's data\n"
-"  --no-passphrase       do not protect the new key file\n"
-"  --passphrase-file P   passphrase of the new key file (else\n"
-"                        $PEERFS_PASSPHRASE or a prompt)\n"
-"  --version N           restore that version instead of the newest\n"
-"  --ec K+M              erasure code the index was stored with (default\n"
-"                        4+2, as the mount's --ec)\n"
-"  --timeout D           network request timeout (default 10s)\n";
-
-struct restore_opts {
-	const char *home_opt, *code_file, *pass_file;
-	const char *peers[MAX_PEERS];
-	int npeers, no_pass, k, m;
-	uint64_t version, timeout_ms;
-};
-
 static int
-restore_parse(int argc, char **argv, struct restore_opts *o)
+restore_parse(int argc, char **argv, struct cli_conf *o)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "code-file", required_argument, NULL, 'c' },
-		{ "peer", required_argument, NULL, 'P' },
-		{ "no-passphrase", no_argument, NULL, 'n' },
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "version", required_argument, NULL, 'V' },
-		{ "ec", required_argument, NULL, 'e' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "debug", no_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	char *end;
-	int c;
+	int rc;
 
-	o->k = 4;
-	o->m = 2;
-	o->timeout_ms = 10000;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': o->home_opt = optarg; break;
-		case 'c': o->code_file = optarg; break;
-		case 'P':
-			if (!strchr(optarg, ':'))
-				return cli_bad_usage("restore", "bad --peer '%s' (HOST:PORT)", optarg);
-			if (o->npeers == MAX_PEERS)
-				return cli_bad_usage("restore", "too many --peer");
-			o->peers[o->npeers++] = optarg;
-			break;
-		case 'n': o->no_pass = 1; break;
-		case 'p': o->pass_file = optarg; break;
-		case 'V':
-			errno = 0;
-			o->version = strtoull(optarg, &end, 10);
-			if (errno || *optarg == '\0' || *end || o->version == 0 ||
-			    *optarg == '-')
-				return cli_bad_usage("restore", "bad --version '%s' "
-				    "(a sequence number from `peerfs versions`)", optarg);
-			break;
-		case 'e':
-			if (cli_parse_ec(optarg, &o->k, &o->m) < 0)
-				return cli_bad_usage("restore", "bad --ec '%s' (K+M, e.g. 4+2)", optarg);
-			break;
-		case 't':
-			if (cli_parse_duration(optarg, &o->timeout_ms) < 0 ||
-			    !o->timeout_ms || o->timeout_ms > INT32_MAX)
-				return cli_bad_usage("restore", "bad --timeout '%s'", optarg);
-			break;
-		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
-		case 'h': fputs(restore_help, stdout); exit(0);
-		case ':': return cli_bad_usage("restore", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("restore", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_bad_usage("restore", "unexpected argument '%s'", argv[optind]);
-	if (!o->code_file)
-		return cli_bad_usage("restore", "--code-file missing ('-' for "
-		    "standard input)");
-	if (o->npeers == 0)
-		return cli_bad_usage("restore", "--peer missing (one supplier "
-		    "holding your data)");
-	if (o->no_pass && o->pass_file)
+	if ((rc = cli_parse(CLI_RESTORE, argc, argv, o)) != CLI_RUN)
+		return rc;
+	if (o->debug)
+		log_init("peerfs", LOG_DEBUG, NULL);
+	if (o->peers.n == 0)
+		return cli_bad_usage("restore", "--peer HOST:PORT is required "
+		    "(a supplier holding your data)");
+	if (o->no_passphrase && o->passphrase_file)
 		return cli_bad_usage("restore", "--no-passphrase and "
 		    "--passphrase-file exclude each other");
-	return 0;
+	return CLI_RUN;
 }
 
 /* 1 when dir does not exist or is empty, 0 when it holds anything. */
@@ -353,7 +237,7 @@ undo_home(const char *home, int created)
 }
 
 static int
-restore_run(struct restore_opts *o, const char *home,
+restore_run(struct cli_conf *o, const char *home,
     const struct cr_identity *id)
 {
 	struct store *st = NULL;
@@ -366,18 +250,22 @@ restore_run(struct restore_opts *o, const char *home,
 	time_t tt;
 	int rc, up;
 
-	if ((rc = store_open(&st, home, 0)) < 0) {
+	if ((rc = store_open(&st, home, (size_t)o->map_size)) < 0) {
 		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
 		    home, strerror(-rc));
 		return rc;
 	}
-	if ((rc = cr_ec_new(&ec, o->k, o->m)) < 0) {
+	if ((rc = cr_ec_new(&ec, o->ec.k, o->ec.m)) < 0) {
 		fprintf(stderr, "peerfs restore: erasure code %d+%d: %s\n",
-		    o->k, o->m, strerror(-rc));
+		    o->ec.k, o->ec.m, strerror(-rc));
 		goto out;
 	}
 	struct net_conf nc = {
 		.id = id, .store = st, .ec = ec, .timeout_ms = (int)o->timeout_ms,
+		.reconnect_ms = (int)o->reconnect_ms,
+		.ping_interval_ms = (int)o->ping_ms,
+		.suspect_after_ms = (int)o->suspect_ms,
+		.dead_after_ms = (int)o->dead_ms,
 	};
 	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
 	rc = net_new(&n, &nc);
@@ -386,14 +274,14 @@ restore_run(struct restore_opts *o, const char *home,
 		fprintf(stderr, "peerfs restore: network: %s\n", strerror(-rc));
 		goto out;
 	}
-	for (int i = 0; i < o->npeers; i++)
-		if ((rc = net_add_peer(n, o->peers[i])) < 0)
+	for (int i = 0; i < o->peers.n; i++)
+		if ((rc = net_add_peer(n, o->peers.v[i])) < 0)
 			fprintf(stderr, "peerfs restore: peer %s: %s\n",
-			    o->peers[i], strerror(-rc));
-	up = net_wait_online(n, o->npeers, (int)o->timeout_ms);
+			    o->peers.v[i], strerror(-rc));
+	up = net_wait_online(n, o->peers.n, (int)o->timeout_ms);
 	if (up <= 0) {
 		fprintf(stderr, "peerfs restore: no supplier reachable (%s%s)\n",
-		    o->peers[0], o->npeers > 1 ? ", ..." : "");
+		    o->peers.v[0], o->peers.n > 1 ? ", ..." : "");
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
@@ -437,7 +325,7 @@ out:
 int
 cmd_restore(int argc, char **argv)
 {
-	struct restore_opts o = { 0 };
+	struct cli_conf o;
 	struct cr_identity *id = NULL;
 	char *home, *key, *pass = NULL, *code;
 	int rc, bad = 0, empty, created;
@@ -445,11 +333,11 @@ cmd_restore(int argc, char **argv)
 	/* Progress lines would drown the summary; warnings (a supplier
 	 * offering an old head) stay. --debug shows everything. */
 	log_init("peerfs", LOG_WARN, NULL);
-	if ((rc = restore_parse(argc, argv, &o)) != 0)
+	if ((rc = restore_parse(argc, argv, &o)) != CLI_RUN)
 		return rc;
 	if (cr_init() < 0)
 		return 1;
-	home = cli_home(o.home_opt);
+	home = cli_home(o.home);
 	if ((empty = home_empty(home)) <= 0) {
 		fprintf(stderr, "peerfs restore: %s %s; restore only into a new, "
 		    "empty home\n", home, empty < 0 ? strerror(-empty) :
@@ -480,7 +368,8 @@ cmd_restore(int argc, char **argv)
 		free(home);
 		return 1;
 	}
-	if (!o.no_pass && (rc = cli_passphrase(o.pass_file, 1, 1, &pass)) < 0) {
+	if (!o.no_passphrase &&
+	    (rc = cli_passphrase(o.passphrase_file, 1, 1, &pass)) < 0) {
 		cr_identity_free(id);
 		free(home);
 		return 1;
@@ -513,36 +402,18 @@ out:
 
 /* ---- peerfs versions ------------------------------------------------------ */
 
-static const char versions_help[] =
-"usage: peerfs versions MOUNTPOINT\n"
-"\n"
-"Lists the versions of the index (the metadata) that the suppliers hold,\n"
-"newest first: sequence number, time, index size. `peerfs restore\n"
-"--version N` restores one of them into a new home.\n";
-
 int
 cmd_versions(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct cli_conf o;
 	const char *mnt;
 	char *text, *line, *save = NULL;
 	struct statfs sf;
-	int c, rc;
+	int rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h': fputs(versions_help, stdout); return 0;
-		default:  return cli_bad_usage("versions", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind != argc - 1)
-		return cli_bad_usage("versions", optind < argc ?
-		    "exactly one MOUNTPOINT expected" : "MOUNTPOINT missing");
-	mnt = argv[optind];
+	if ((rc = cli_parse(CLI_VERSIONS, argc, argv, &o)) != CLI_RUN)
+		return rc;
+	mnt = o.args[0];
 	if (statfs(mnt, &sf) != 0) {
 		fprintf(stderr, "peerfs versions: %s: %s\n", mnt, strerror(errno));
 		return 1;

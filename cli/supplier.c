@@ -1,7 +1,6 @@
 /* cli/supplier.c - `peerfs supplier`: lend disk space to owners. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,27 +12,6 @@
 #include "net/dht.h"
 #include "net/net.h"
 #include "store/store.h"
-
-static const char supplier_help[] =
-"usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
-"                       [--quota SIZE] [--bootstrap HOST:PORT]... [--dht]\n"
-"                       [--daemon] [--debug]\n"
-"\n"
-"Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
-"stored under the store directory, acknowledged only after fsync.\n"
-"  --home DIR        identity of this supplier (created, without a\n"
-"                    passphrase, when DIR has no key yet)\n"
-"  --listen H:P      address to listen on, e.g. 127.0.0.1:7071\n"
-"  --store DIR       where fragments are kept\n"
-"  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
-"  --bootstrap H:P   a node of the network to join (repeatable; remembered\n"
-"                    in DIR/bootstrap, so a restart needs none): runs a DHT\n"
-"                    node on the listen address (UDP) and announces this\n"
-"                    supplier there\n"
-"  --dht             the same without a bootstrap: the first node of a new\n"
-"                    network, that others give as their --bootstrap\n"
-"  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
-"  (one more option exists for tests only)\n";
 
 struct ready_ctx {
 	const char *home;
@@ -121,13 +99,14 @@ frag_avail(void *arg)
  * or before, or --dht starts a network. */
 static int
 supplier_dht(const char *home, const struct cr_identity *id,
-    const char *listen, struct store_frag *frags, const char **given,
-    int ngiven, int create, struct net_dht **out)
+    const char *listen, struct store_frag *frags, const struct cli_conf *o,
+    struct net_dht **out)
 {
 	char **boot;
 	int nboot, rc;
 
-	if (!cli_bootstrap_merge(home, given, ngiven, create, &boot, &nboot))
+	if (!cli_bootstrap_merge(home, o->bootstrap.v, o->bootstrap.n, o->dht,
+	    &boot, &nboot))
 		return 0;
 	/* An address that means "every interface" is no address to give
 	 * others: the node then runs, but announces nothing. */
@@ -152,97 +131,53 @@ supplier_dht(const char *home, const struct cr_identity *id,
 int
 cmd_supplier(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "store", required_argument, NULL, 's' },
-		{ "quota", required_argument, NULL, 'q' },
-		{ "daemon", no_argument, NULL, 'd' },
-		{ "bootstrap", required_argument, NULL, 'B' },
-		{ "dht", no_argument, NULL, 'N' },
-		{ "debug", no_argument, NULL, 'D' },
-		/* Tests only: serve forged fragments and audit answers. */
-		{ "test-lie", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *home_opt = NULL, *listen = NULL, *store_dir = NULL;
-	uint64_t quota = 0;
-	int daemon = 0, test_lie = 0, c, rc;
-	const char *boot_given[16];
-	int nboot_given = 0, dht_new = 0;
+	struct cli_conf o;
+	int rc;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
 	char *home;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H': home_opt = optarg; break;
-		case 'l': listen = optarg; break;
-		case 's': store_dir = optarg; break;
-		case 'q':
-			if (cli_parse_size(optarg, &quota) < 0)
-				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
-			break;
-		case 'd': daemon = 1; break;
-		case 'B':
-			if (!strchr(optarg, ':') || nboot_given == 16)
-				return cli_bad_usage("supplier", "bad --bootstrap '%s'", optarg);
-			boot_given[nboot_given++] = optarg;
-			break;
-		case 'N': dht_new = 1; break;
-		case 'L': test_lie = 1; break;
-		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
-		case 'h': fputs(supplier_help, stdout); return 0;
-		case ':': return cli_bad_usage("supplier", "%s needs a value", argv[optind - 1]);
-		default:  return cli_bad_usage("supplier", "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_bad_usage("supplier", "unexpected argument '%s'", argv[optind]);
-	if (!listen || !strchr(listen, ':'))
-		return cli_bad_usage("supplier", "--listen HOST:PORT is required");
-	if (!store_dir)
-		return cli_bad_usage("supplier", "--store DIR is required");
+	if ((rc = cli_parse(CLI_SUPPLIER, argc, argv, &o)) != CLI_RUN)
+		return rc;
+	if (o.debug)
+		log_init("peerfs", LOG_DEBUG, NULL);
 	if (cr_init() < 0)
 		return 1;
-	home = cli_home(home_opt);
+	home = cli_home(o.home);
 	if (supplier_identity(home, &id) < 0)
 		return 1;
 	log_init("peerfs-supplier", log_get_level(), NULL);
 	/* Fork before LMDB opens: an environment must not cross a fork. */
-	if (daemon && (rc = daemonize(home, &ready.notify_fd)) < 0) {
+	if (o.daemon && (rc = daemonize(home, &ready.notify_fd)) < 0) {
 		fprintf(stderr, "peerfs supplier: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
-	if ((rc = cli_mkdir_p(store_dir, 0700)) < 0 ||
-	    (rc = store_frag_open(&frags, store_dir, quota)) < 0) {
-		fprintf(stderr, "peerfs supplier: store %s: %s\n", store_dir,
+	if ((rc = cli_mkdir_p(o.store, 0700)) < 0 ||
+	    (rc = store_frag_open(&frags, o.store, o.quota)) < 0) {
+		fprintf(stderr, "peerfs supplier: store %s: %s\n", o.store,
 		    strerror(-rc));
 		cr_identity_free(id);
 		return 1;
 	}
 	ready.home = home;
 	struct net_dht *dht = NULL;
-	if ((rc = supplier_dht(home, id, listen, frags, boot_given,
-	    nboot_given, dht_new, &dht)) < 0) {
+	if (supplier_dht(home, id, o.listen, frags, &o, &dht) < 0) {
 		store_frag_close(frags);
 		cr_identity_free(id);
 		return 1;
 	}
 	struct net_supplier_conf conf = {
-		.id = id, .listen = listen, .frags = frags,
-		.on_ready = on_ready, .arg = &ready, .test_lie = test_lie,
+		.id = id, .listen = o.listen, .frags = frags,
+		.on_ready = on_ready, .arg = &ready, .test_lie = o.test_lie,
 	};
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
-		log_error("supplier on %s: %s", listen, strerror(-rc));
+		log_error("supplier on %s: %s", o.listen, strerror(-rc));
 	net_dht_free(dht);
 	store_frag_close(frags);
 	cr_identity_free(id);
-	if (daemon) {
+	if (o.daemon) {
 		char *pid_path = cli_path(home, "supplier.pid");
 		unlink(pid_path);
 		free(pid_path);

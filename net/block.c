@@ -729,9 +729,9 @@ out:
 	return rc;
 }
 
-/* ==== forget ============================================================ */
+/* ==== delete every fragment of a block ================================== */
 
-struct forget_op {
+struct block_delete_op {
 	struct net_op op;
 	const struct store_block *b;
 };
@@ -744,9 +744,9 @@ del_done(struct net_req *r, int rc, const struct net_msg *m,
 }
 
 static void
-forget_start(struct net *n, struct net_op *op)
+block_delete_start(struct net *n, struct net_op *op)
 {
-	const struct store_block *b = ((struct forget_op *)op)->b;
+	const struct store_block *b = ((struct block_delete_op *)op)->b;
 	static const unsigned char zero[CR_PK_BYTES];
 
 	for (int i = 0; i < b->k + b->m && i < CR_EC_MAX; i++) {
@@ -770,9 +770,10 @@ forget_start(struct net *n, struct net_op *op)
 }
 
 int
-net_block_forget(struct net *n, const struct store_block *b)
+net_block_delete(struct net *n, const struct store_block *b)
 {
-	struct forget_op o = { .op.start = forget_start, .b = b };
+	struct block_delete_op o = { .op.start = block_delete_start,
+	    .b = b };
 
 	return net__op_run(n, &o.op);
 }

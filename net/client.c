@@ -15,9 +15,6 @@
 #include "worker.h"
 
 #define TICK_MS		200
-#define PING_MS		30000
-#define SUSPECT_MS	(2 * 60 * 1000)
-#define DEAD_MS		(30 * 60 * 1000)
 
 static void peer_connect(struct net_peer *p);
 
@@ -643,7 +640,11 @@ net_new(struct net **out, const struct net_conf *conf)
 	struct sigaction sa;
 	int rc, tick;
 
-	if (!conf || !conf->id || !conf->ec)
+	/* cli/ gives every value (its option table holds the defaults). */
+	if (!conf || !conf->id || !conf->ec || conf->timeout_ms <= 0 ||
+	    conf->reconnect_ms <= 0 || conf->ping_interval_ms <= 0 ||
+	    conf->suspect_after_ms <= 0 ||
+	    conf->dead_after_ms < conf->suspect_after_ms)
 		return -EINVAL;
 	/* A supplier closing its end must not kill us on the next write. */
 	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
@@ -651,18 +652,6 @@ net_new(struct net **out, const struct net_conf *conf)
 	if (!(n = calloc(1, sizeof *n)))
 		return -ENOMEM;
 	n->conf = *conf;
-	if (n->conf.timeout_ms <= 0)
-		n->conf.timeout_ms = 10000;
-	if (n->conf.reconnect_ms <= 0)
-		n->conf.reconnect_ms = 1000;
-	if (n->conf.ping_interval_ms <= 0)
-		n->conf.ping_interval_ms = PING_MS;
-	if (n->conf.suspect_after_ms <= 0)
-		n->conf.suspect_after_ms = SUSPECT_MS;
-	if (n->conf.dead_after_ms <= 0)
-		n->conf.dead_after_ms = DEAD_MS;
-	if (n->conf.dead_after_ms < n->conf.suspect_after_ms)
-		n->conf.dead_after_ms = n->conf.suspect_after_ms;
 	tick = n->conf.ping_interval_ms / 2 < TICK_MS ?
 	    n->conf.ping_interval_ms / 2 : TICK_MS;
 	if (tick < 20)

@@ -56,14 +56,15 @@ struct net_conf {
 	const struct cr_identity *id;
 	struct store *store;		/* for key pinning (store_peer_pin) */
 	struct cr_ec *ec;		/* k + m from here */
-	int timeout_ms;			/* per request; 0 = 10000 */
-	int reconnect_ms;		/* retry closed sessions; 0 = 1000 */
+	int timeout_ms;			/* per request */
+	int reconnect_ms;		/* retry closed sessions */
 	/* Monitoring (issue "keeping data alive"): every online supplier is
 	 * pinged every ping_interval_ms; a supplier without an answer or
 	 * session for suspect_after_ms is SUSPECT (no new placements), for
 	 * dead_after_ms DEAD (replaced: its fragments get rebuilt). The gap
 	 * between the two is the grace period that keeps a reboot from
-	 * starting a rebuild storm. 0 = 30 s / 2 min / 30 min. */
+	 * starting a rebuild storm. Every value > 0, dead >= suspect
+	 * (-EINVAL otherwise): cli/options.c holds the defaults. */
 	int ping_interval_ms;
 	int suspect_after_ms;
 	int dead_after_ms;
@@ -170,9 +171,10 @@ int  net_peer_snap_state(const struct net_peer_snap *s,
     const unsigned char pk[CR_PK_BYTES]);
 void net_peer_snap_free(struct net_peer_snap *s);
 
-/* Asks every supplier in b->peer to delete its fragment; best effort,
- * returns once the requests are sent. */
-int net_block_forget(struct net *n, const struct store_block *b);
+/* Asks every supplier in b->peer to delete its fragment of b; best
+ * effort, returns once the requests are sent (net_frag_delete: one
+ * fragment, waiting for the answer). */
+int net_block_delete(struct net *n, const struct store_block *b);
 
 /* CONNECTING: never reached yet in this mount; ONLINE: session up and
  * answering; OFFLINE: down for less than suspect_after (still trusted);

@@ -442,7 +442,8 @@ id_in_hist(const unsigned char *h, size_t len, size_t from,
 	return 0;
 }
 
-/* Forgets one index block: its fragments go to the deletion queue. */
+/* Drops one index block: its record goes, its fragments join the delete
+ * queue (store_delq). */
 static int
 drop_block(struct store_txn *t, const unsigned char *id)
 {

@@ -208,7 +208,7 @@ void owner__rebuild_report_bad(struct owner *o, const struct store_block *b,
     uint32_t bad);
 /* Queues every block with something to rebuild now: how many, -errno. */
 int  owner__rebuild_scan(struct owner *o);
-void owner__rebuild_retry_all(struct owner *o);	/* forget the backoffs */
+void owner__rebuild_retry_all(struct owner *o);	/* clear the backoffs */
 /* Waits until every queued block is whole or failed since `since`
  * (monotonic ms), or deadline: 1 when the deadline came first. */
 int  owner__rebuild_wait(struct owner *o, int64_t since, int64_t deadline);

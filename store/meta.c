@@ -29,7 +29,6 @@
 #include "store/internal.h"
 #include "util.h"
 
-#define DEFAULT_MAP_BYTES	((size_t)1 << 30)
 #define KEY_MAX			512	/* above any key we build (LMDB: 511) */
 #define XATTR_VAL_MAX		65536
 #define INO_REC_V1		1
@@ -419,8 +418,7 @@ env_open(struct store *st, const char *mdir, size_t map_bytes)
 		if ((rc = store__mdb_err(rc, "env_create")) < 0)
 			return rc;
 		mdb_env_set_maxdbs(st->env, 16);
-		rc = mdb_env_set_mapsize(st->env, map_bytes ? map_bytes :
-		    DEFAULT_MAP_BYTES);
+		rc = mdb_env_set_mapsize(st->env, map_bytes);
 		if ((rc = store__mdb_err(rc, "env_set_mapsize")) < 0)
 			return rc;
 		rc = store__mdb_err(mdb_env_open(st->env, mdir, flags, 0600),
@@ -446,6 +444,8 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 	char *mdir = NULL;
 	int rc, dead;
 
+	if (map_bytes == 0)
+		return -EINVAL;		/* cli/options.c has the default */
 	if (!(st = calloc(1, sizeof *st)))
 		return -ENOMEM;
 	st->dir = strdup(dir);

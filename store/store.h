@@ -44,6 +44,8 @@
 struct store;
 struct store_txn;
 
+/* map_bytes: the LMDB map, the most the metadata may grow to (sparse;
+ * -EINVAL when 0). */
 int  store_open(struct store **out, const char *dir, size_t map_bytes);
 void store_close(struct store *st);
 /* Flushes committed transactions to disk (mdb_env_sync(force)). */

@@ -17,6 +17,10 @@ struct test {
 
 #define TEST_SKIP 77
 
+/* The LMDB map of a test's store (store_open takes no default): the
+ * mount's default, sparse. */
+#define TEST_MAP_BYTES	((size_t)1 << 30)
+
 /* A fresh random owner or supplier identity (sodium_malloc'd: free with
  * cr_identity_free); aborts when out of memory. tests/unit/testutil.c */
 struct cr_identity;

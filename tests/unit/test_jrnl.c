@@ -50,7 +50,7 @@ test_jrnl_scan(void)
 	struct seen s = { .n = 0 };
 	int fd;
 
-	CHECK_EQ(store_open(&st, "home", 0), 0);
+	CHECK_EQ(store_open(&st, "home", TEST_MAP_BYTES), 0);
 	CHECK_EQ(store_jrnl_scan(st, seen_cb, &s), 0);
 	CHECK_EQ(s.n, 0);
 	CHECK_EQ(store_jrnl_write(st, 5, 2, NULL, 0, 0), 0);
@@ -96,7 +96,7 @@ test_jrnl_bytes(void)
 	uint32_t *rg;
 	size_t n;
 
-	CHECK_EQ(store_open(&st, "home", 0), 0);
+	CHECK_EQ(store_open(&st, "home", TEST_MAP_BYTES), 0);
 	memset(buf, 0xee, sizeof buf);
 	CHECK_EQ(store_jrnl_read(st, 1, 0, 0, buf, sizeof buf), -ENOENT);
 	for (size_t i = 0; i < sizeof buf; i++)

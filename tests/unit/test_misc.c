@@ -10,7 +10,7 @@
 #include "test.h"
 #include "util.h"
 
-#define OPEN(st, d) CHECK_EQ(store_open(&(st), (d), 0), 0)
+#define OPEN(st, d) CHECK_EQ(store_open(&(st), (d), TEST_MAP_BYTES), 0)
 #define BEGIN(st, t) CHECK_EQ(store_txn_begin((st), 0, &(t)), 0)
 #define COMMIT(t) CHECK_EQ(store_txn_commit(t), 0)
 

@@ -60,9 +60,10 @@ swarm_start_mon(struct test_swarm *sw, int nsup, int timeout_ms,
 	}
 	nc.timeout_ms = timeout_ms;
 	nc.reconnect_ms = 200;
-	nc.ping_interval_ms = mo->ping;
-	nc.suspect_after_ms = mo->suspect;
-	nc.dead_after_ms = mo->dead;
+	/* 0 in mo: a mount's default pace */
+	nc.ping_interval_ms = mo->ping ? mo->ping : 30000;
+	nc.suspect_after_ms = mo->suspect ? mo->suspect : 120000;
+	nc.dead_after_ms = mo->dead ? mo->dead : 1800000;
 	randombytes_buf(nc.audit_key, sizeof nc.audit_key);
 	return test_swarm_start(sw, nsup, nsup, &nc);
 }
@@ -801,10 +802,10 @@ test_quota(void)
 	return test_swarm_run(quota_body);
 }
 
-/* ---- forget and clean stop --------------------------------------------- */
+/* ---- block delete and clean stop ----------------------------------------- */
 
 static int
-forget_body(struct test_swarm *sw)
+block_delete_body(struct test_swarm *sw)
 {
 	struct store_block b;
 	struct net_peer_info info[8];
@@ -814,7 +815,7 @@ forget_body(struct test_swarm *sw)
 
 	if (swarm_start(sw, 6, 5000) || roundtrip(sw, 5000, &b))
 		return 1;
-	CHECK_EQ(net_block_forget(sw->net, &b), 0);
+	CHECK_EQ(net_block_delete(sw->net, &b), 0);
 	usleep(300000);
 	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
 	for (int i = 0; i < 6; i++)
@@ -831,9 +832,9 @@ forget_body(struct test_swarm *sw)
 }
 
 static int
-test_forget(void)
+test_block_delete(void)
 {
-	return test_swarm_run(forget_body);
+	return test_swarm_run(block_delete_body);
 }
 
 /* ---- a supplier that breaks the protocol ------------------------------- */
@@ -886,7 +887,7 @@ fake_body(struct test_swarm *sw)
 	    "unexpected response type", "bad record MAC" };
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t sl = sizeof sa;
-	struct net_conf nc = { 0 };
+	struct net_conf nc = { TEST_NET_PACE };
 	struct net_peer_info info[10];
 	struct store_block b;
 	char addr[3][64];
@@ -1461,7 +1462,8 @@ test_frag_delete(void)
 static int
 test_loop_thread(void)
 {
-	struct net_conf nc = { 0 };
+	struct net_conf nc = { TEST_NET_PACE, .timeout_ms = 5000,
+	    .reconnect_ms = 1000 };
 	struct net *n;
 	int got = 0;
 
@@ -1491,7 +1493,7 @@ const struct test tests_net[] = {
 	{ "garbage", test_garbage },
 	{ "key_pinning", test_key_pinning },
 	{ "quota", test_quota },
-	{ "forget", test_forget },
+	{ "block_delete", test_block_delete },
 	{ "list_get_raw", test_list_get_raw },
 	{ "bulk_raw", test_bulk_raw },
 	{ "threads", test_threads },

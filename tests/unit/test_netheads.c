@@ -115,7 +115,8 @@ log_to_file(struct test_swarm *sw)
 static int
 swarm_start(struct test_swarm *sw, int nsup, int nadd)
 {
-	const struct net_conf nc = { .timeout_ms = 5000, .reconnect_ms = 100 };
+	const struct net_conf nc = { .timeout_ms = 5000, .reconnect_ms = 100,
+	    TEST_NET_PACE };
 
 	memset(sw, 0, sizeof *sw);
 	if (log_to_file(sw))
@@ -607,7 +608,8 @@ frag_list_paged(struct test_swarm *sw)
 	struct store_frag *sf;
 	struct net_peer_info info;
 	struct frags f = { 0 };
-	const struct net_conf nc = { .timeout_ms = 10000 };
+	const struct net_conf nc = { .timeout_ms = 10000, .reconnect_ms = 1000,
+	    TEST_NET_PACE };
 	unsigned char fid[STORE_FRAGID_BYTES];
 
 	memset(sw, 0, sizeof *sw);

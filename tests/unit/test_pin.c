@@ -36,7 +36,7 @@ t_put_get_del(void)
 	unsigned char a[CR_ID_BYTES], b[CR_ID_BYTES], buf[64];
 	struct seen s = { 0 };
 
-	CHECK_EQ(store_open(&st, "db", 0), 0);
+	CHECK_EQ(store_open(&st, "db", TEST_MAP_BYTES), 0);
 	test_fill_id(a, 1);
 	test_fill_id(b, 2);
 	CHECK_EQ(store_pin_has(st, a), 0);
@@ -73,7 +73,7 @@ t_list_cleans_temporaries(void)
 	char hex[2 * CR_ID_BYTES + 1], path[256];
 	int fd;
 
-	CHECK_EQ(store_open(&st, "db", 0), 0);
+	CHECK_EQ(store_open(&st, "db", TEST_MAP_BYTES), 0);
 	test_fill_id(a, 3);
 	CHECK_EQ(store_pin_put(st, a, "x", 1), 0);
 	/* A crash between write and rename leaves <id>.tmp; junk names are

@@ -16,7 +16,7 @@
 #include "store/store.h"
 #include "test.h"
 
-#define OPEN(st) CHECK_EQ(store_open(&(st), "db", 0), 0)
+#define OPEN(st) CHECK_EQ(store_open(&(st), "db", TEST_MAP_BYTES), 0)
 #define BEGIN(st, ro, t) CHECK_EQ(store_txn_begin((st), (ro), &(t)), 0)
 #define COMMIT(t) CHECK_EQ(store_txn_commit(t), 0)
 
@@ -1263,7 +1263,7 @@ test_threads(void)
 	OPEN(st);
 	CHECK_EQ(threads_become("store-flush", 1), 1);
 	CHECK_EQ(threads_become("store-spares", 1), 1);
-	CHECK_EQ(store_open(&st2, "db2", 0), 0);
+	CHECK_EQ(store_open(&st2, "db2", TEST_MAP_BYTES), 0);
 	CHECK_EQ(threads_become("store-flush", 2), 2);
 	CHECK_EQ(threads_become("store-spares", 2), 2);
 	store_close(st2);

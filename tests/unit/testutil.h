@@ -64,6 +64,11 @@ void test_sup_ready(int fd, const char *bound);
 /* Sends sig to supplier i and reaps it (nothing when it is not running). */
 void test_sup_kill(struct test_swarm *sw, int i, int sig);
 
+/* The monitoring pace of a mount with the default options, for a
+ * net_conf initializer: net_new takes every value from its caller. */
+#define TEST_NET_PACE .ping_interval_ms = 30000, \
+	.suspect_after_ms = 120000, .dead_after_ms = 1800000
+
 /* The owner's side: sw->me (unless set), the store "owner", a 4+2 code, a
  * random datakey, and sw->net made from *nc (id, store and ec filled in)
  * with suppliers 0..nadd-1 added and all online within 10 s. */

@@ -1,0 +1,773 @@
+/* cli/options.c - the command table, the option table, and what is made
+ * of them: defaults, the parser, bounds checks and every command's --help
+ * (see cli/options.h). */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "crypto/crypto.h"
+
+/* ---- the commands ------------------------------------------------------ */
+
+const struct cli_command cli_commands[CLI_NCMDS] = {
+	[CLI_INIT] = { "init", cmd_init,
+	    "create an identity and master key in a home", NULL, NULL, 0, 0,
+	    "Creates an Ed25519 identity and a 32-byte master secret in "
+	    "DIR/key, sealed with a passphrase (Argon2id, then secretbox)." },
+	[CLI_SUPPLIER] = { "supplier", cmd_supplier,
+	    "lend disk space to owners (foreground)", NULL, NULL, 0, 0,
+	    "Serves fragments to their owners until SIGTERM or SIGINT. "
+	    "Fragments are stored under the store directory, acknowledged "
+	    "only after fsync. A home without a key gets one, without a "
+	    "passphrase." },
+	[CLI_MOUNT] = { "mount", cmd_mount, "mount the owner's folder", NULL,
+	    "MOUNTPOINT", 1, 1,
+	    "Mounts the owner's folder and returns once it serves (the daemon "
+	    "stays in the background; its log is DIR/mount.log). Written "
+	    "blocks wait in the local journal until untouched for "
+	    "--write-back; full blocks, fsync, `peerfs sync` and umount send "
+	    "them at once." },
+	[CLI_SYNC] = { "sync", cmd_sync,
+	    "wait until everything written is on suppliers", NULL,
+	    "MOUNTPOINT", 1, 1,
+	    "Returns when everything written to MOUNTPOINT so far is stored "
+	    "on suppliers (the whole mount's fsync)." },
+	[CLI_UMOUNT] = { "umount", cmd_umount,
+	    "upload what is pending, then unmount", NULL, "MOUNTPOINT", 1, 1,
+	    "Uploads everything still in the local journal (a progress bar on "
+	    "a terminal: blocks and bytes left, rate), then unmounts and "
+	    "waits for the mount daemon to exit." },
+	[CLI_STATUS] = { "status", cmd_status,
+	    "suppliers, blocks, pending uploads", NULL, "MOUNTPOINT", 1, 1,
+	    "Per supplier: id, address, state, round-trip time, fragments and "
+	    "bytes; totals: blocks (full, degraded, lost, pending upload), "
+	    "journal and cache bytes." },
+	[CLI_PIN] = { "pin", cmd_pin,
+	    "keep a subtree's blocks local for offline use", NULL, "PATH", 1, 1,
+	    "Keeps every block of the files under PATH (a file or a directory "
+	    "in a peerfs mount) on this machine's disk, so they read with no "
+	    "supplier reachable. Files written later under a pinned directory "
+	    "are kept too. Returns once every block is local; exits 1 when "
+	    "some could not be fetched (they are fetched when suppliers are "
+	    "back)." },
+	[CLI_UNPIN] = { "unpin", cmd_unpin, "stop keeping a subtree local",
+	    NULL, "PATH", 1, 1,
+	    "Removes the pin of PATH and of everything pinned below it, and "
+	    "frees the local copies of blocks no pinned file uses." },
+	[CLI_CHECK] = { "check", cmd_check,
+	    "audit every fragment now, repair, report", NULL, "MOUNTPOINT",
+	    1, 1,
+	    "Challenges every fragment of the mount on its supplier now (a "
+	    "proof of storage), queues what is bad, missing or on dead "
+	    "suppliers for rebuild, waits for the rebuilds, and prints what it "
+	    "found and repaired. Exits 0 when every block is at full "
+	    "redundancy, 1 otherwise." },
+	[CLI_DEMO] = { "demo", cmd_demo,
+	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
+	    "Starts 8 suppliers on free loopback ports (6 used by the default "
+	    "4+2 code, 2 spare) with their stores under DIR (default "
+	    "./peerfs-demo), and mounts DIR/mnt." },
+	[CLI_KEY] = { "key", cmd_key, "key export: print the recovery code",
+	    "export", NULL, 0, 0,
+	    "Prints the recovery code of the home's identity on stdout: the "
+	    "identity and the master secret, in checked groups a person can "
+	    "copy down. With it alone, `peerfs restore` brings every file back "
+	    "on a new machine." },
+	[CLI_RESTORE] = { "restore", cmd_restore,
+	    "new home from a recovery code and a supplier", NULL, NULL, 0, 0,
+	    "Creates a new home (DIR must not exist or be empty) from a "
+	    "recovery code (`peerfs key export`): "
+	    "writes the key file, finds the newest index version that "
+	    "verifies on the suppliers (or --version N, see `peerfs "
+	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
+	    "mount --home DIR MOUNTPOINT` shows the tree. One supplier address "
+	    "is enough: the others are learnt from the index." },
+	[CLI_VERSIONS] = { "versions", cmd_versions,
+	    "index versions the suppliers hold", NULL, "MOUNTPOINT", 1, 1,
+	    "Lists the versions of the index (the metadata) that the "
+	    "suppliers hold, newest first: sequence number, time, index size. "
+	    "`peerfs restore --version N` restores one of them into a new "
+	    "home." },
+	[CLI_ID] = { "id", cmd_id, "print this node's id (its public key)",
+	    NULL, NULL, 0, 0,
+	    "Prints this node's id, its Ed25519 public key in hex: what the "
+	    "network knows it by." },
+};
+
+/* ---- the options --------------------------------------------------------
+ * Offsets are checked against the field's type at compile time. */
+
+#define FIELD(f, type) (offsetof(struct cli_conf, f) + 0 * sizeof(char[ \
+	__builtin_types_compatible_p(__typeof__(((struct cli_conf *)0)->f), \
+	type) ? 1 : -1]))
+#define SIZE(n, f, cmds, def, lo, hi, fl, help) \
+	{ n, 0, CLI_SIZE, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
+	  help }
+#define DUR(n, f, cmds, def, lo, hi, fl, help) \
+	{ n, 0, CLI_DURATION, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
+	  help }
+#define COUNT(n, f, cmds, def, lo, hi, fl, help) \
+	{ n, 0, CLI_COUNT, cmds, FIELD(f, uint64_t), def, lo, hi, NULL, fl, \
+	  help }
+#define EC(n, f, cmds, def, help) \
+	{ n, 0, CLI_EC, cmds, FIELD(f, struct cli_ec), def, NULL, NULL, NULL, \
+	  0, help }
+#define STR(n, s, f, cmds, arg, fl, help) \
+	{ n, s, CLI_STRING, cmds, FIELD(f, const char *), NULL, NULL, NULL, \
+	  arg, fl, help }
+#define FLAG(n, s, f, cmds, fl, help) \
+	{ n, s, CLI_FLAG, cmds, FIELD(f, int), NULL, NULL, NULL, NULL, fl, \
+	  help }
+#define LIST(n, f, cmds, hi, arg, fl, help) \
+	{ n, 0, CLI_LIST, cmds, FIELD(f, struct cli_list), NULL, NULL, hi, \
+	  arg, fl, help }
+
+#define INIT		CLI_CMD(INIT)
+#define SUPPLIER	CLI_CMD(SUPPLIER)
+#define MOUNT		CLI_CMD(MOUNT)
+#define UMOUNT		CLI_CMD(UMOUNT)
+#define STATUS		CLI_CMD(STATUS)
+#define DEMO		CLI_CMD(DEMO)
+#define KEY		CLI_CMD(KEY)
+#define RESTORE		CLI_CMD(RESTORE)
+#define ID		CLI_CMD(ID)
+
+const struct cli_opt cli_opts[] = {
+	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE | ID, "DIR", 0,
+	    "home directory (default $PEERFS_HOME, else ~/.peerfs)"),
+	FLAG("no-passphrase", 0, no_passphrase, INIT | RESTORE, 0,
+	    "do not protect the key file with a passphrase"),
+	STR("passphrase-file", 0, passphrase_file, INIT | MOUNT | KEY | RESTORE,
+	    "F", 0, "the key file's passphrase is the first line of F (else "
+	    "$PEERFS_PASSPHRASE, else a prompt)"),
+
+	/* supplier */
+	STR("listen", 0, listen, SUPPLIER, "HOST:PORT",
+	    CLI_REQUIRED | CLI_HOSTPORT, "address to listen on"),
+	STR("store", 0, store, SUPPLIER, "DIR", CLI_REQUIRED,
+	    "where fragments are kept"),
+	SIZE("quota", quota, SUPPLIER, NULL, NULL, "4096T", 0,
+	    "most bytes to lend; unlimited when not given"),
+	FLAG("daemon", 0, daemon, SUPPLIER, 0,
+	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
+	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
+	    "serve forged fragments and audit answers"),
+	/* the network (cli/network.c) */
+	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT, "16", "HOST:PORT",
+	    CLI_HOSTPORT, "a node of the network to join (remembered in "
+	    "DIR/bootstrap); mount: without --peer, suppliers are found and "
+	    "hired there"),
+	FLAG("dht", 0, dht, SUPPLIER, 0,
+	    "run the network's DHT node without a bootstrap: the first node "
+	    "of a new network"),
+
+	/* mount (and restore, which reads what a mount stored) */
+	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,
+	    "a supplier; mount remembers it in DIR/peers for next time"),
+	EC("ec", ec, MOUNT | RESTORE, "4+2", "erasure code: K data and M "
+	    "parity fragments per block; restore: the one the mount used"),
+	SIZE("block-size", block_size, MOUNT, "4M", "4K", "16M", CLI_PAGES,
+	    "block size, fixed at the first mount of a home"),
+	SIZE("cache-size", cache_size, MOUNT, "32M", "0", NULL, 0,
+	    "read cache in memory; 0: none"),
+	DUR("timeout", timeout_ms, MOUNT | RESTORE, "10s", "1ms", "24d", 0,
+	    "network request timeout"),
+	DUR("write-back", write_back_ms, MOUNT, "5s", "0", "24h", 0,
+	    "upload a block once untouched this long, its file closed or not; "
+	    "0: at close"),
+	DUR("ping-interval", ping_ms, MOUNT | RESTORE, "30s", "1ms", "24d", 0,
+	    "ping every supplier this often"),
+	DUR("suspect-after", suspect_ms, MOUNT | RESTORE, "2m", "1ms", "24d", 0,
+	    "a supplier silent this long is suspect: no new placements"),
+	DUR("dead-after", dead_ms, MOUNT | RESTORE, "30m", "1ms", "24d", 0,
+	    "silent this long: dead, its fragments are rebuilt elsewhere; the "
+	    "gap to --suspect-after keeps a reboot from starting a rebuild"),
+	DUR("audit-interval", audit_ms, MOUNT, "7d", "1ms", "36500d", 0,
+	    "one proof-of-storage pass over every fragment"),
+	SIZE("rebuild-rate", rebuild_rate, MOUNT, "50M", "4K", NULL, 0,
+	    "bytes per second rebuilds may move"),
+	COUNT("rebuild-jobs", rebuild_jobs, MOUNT, "2", "1", "16", 0,
+	    "blocks rebuilt at once"),
+	COUNT("keep-versions", keep_versions, MOUNT, "10", "0", "100", 0,
+	    "index versions whose data stays restorable with `peerfs restore "
+	    "--version`; 0 gives freed space back at once"),
+	DUR("sweep-interval", sweep_ms, MOUNT, "5m", "1ms", "36500d", 0,
+	    "compare suppliers' fragments with the metadata this often and "
+	    "delete what nothing references in two sweeps running"),
+	COUNT("upload-jobs", upload_jobs, MOUNT, "2", "1", "16", 0,
+	    "blocks sealed and uploaded at once"),
+	DUR("sync-timeout", sync_timeout_ms, MOUNT, "2m", "1ms", "24d", 0,
+	    "fsync, `peerfs sync` and `peerfs check` give up after this long"),
+	DUR("reconnect", reconnect_ms, MOUNT | RESTORE, "1s", "1ms", "24d", 0,
+	    "retry a closed supplier session this often"),
+	COUNT("fuse-threads", fuse_threads, MOUNT, "16", "1", "1024", 0,
+	    "idle FUSE worker threads kept at most"),
+	SIZE("map-size", map_size, MOUNT | RESTORE, "1G", "64K", NULL,
+	    CLI_HIDDEN, "LMDB map: a tiny one shows that a full map gives "
+	    "ENOSPC, not corruption"),
+	FLAG(NULL, 'f', foreground, MOUNT, 0,
+	    "stay in the foreground, log to stderr"),
+	STR(NULL, 'o', fuse_opts, MOUNT, "OPTS", 0,
+	    "FUSE mount options (allow_other, ...)"),
+
+	/* restore */
+	STR("code-file", 0, code_file, RESTORE, "F", CLI_REQUIRED,
+	    "the recovery code; '-' reads standard input (a prompt on a "
+	    "terminal)"),
+	COUNT("version", version, RESTORE, NULL, "1", NULL, 0,
+	    "restore that version (`peerfs versions`) instead of the newest"),
+
+	/* umount, status, demo */
+	DUR("timeout", umount_timeout_ms, UMOUNT, "10m", "0", NULL, 0,
+	    "give up uploading after this long: print what is still pending, "
+	    "keep it in the local journal, leave the folder mounted, exit 1; "
+	    "0: never"),
+	FLAG("force", 0, force, UMOUNT, 0,
+	    "unmount at once; pending data stays in the journal and is "
+	    "uploaded by the next mount"),
+	FLAG("json", 0, json, STATUS, 0, "the same as JSON, for scripts"),
+	FLAG("stop", 0, stop, DEMO, 0,
+	    "unmount (uploading what is pending) and stop the suppliers"),
+
+	FLAG("debug", 0, debug, SUPPLIER | MOUNT | RESTORE, 0, "verbose log"),
+};
+const int cli_nopts = sizeof cli_opts / sizeof cli_opts[0];
+_Static_assert(sizeof cli_opts / sizeof cli_opts[0] <= CLI_OPTS_MAX,
+    "cli_conf.given has room for CLI_OPTS_MAX options");
+
+/* ---- values ------------------------------------------------------------ */
+
+int
+cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v;
+	uint64_t mult = 1;
+
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || v < 0)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': mult = 1ull << 10; end++; break;
+	case 'M': mult = 1ull << 20; end++; break;
+	case 'G': mult = 1ull << 30; end++; break;
+	case 'T': mult = 1ull << 40; end++; break;
+	}
+	if (mult > 1 && *end == 'i')
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (*end != '\0' || v * mult > 9e18)
+		return -EINVAL;
+	*out = (uint64_t)llround(v * mult);
+	return 0;
+}
+
+int
+cli_parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	v = strtod(s, &end);
+	if (!strcmp(end, "ms"))
+		;
+	else if (!strcmp(end, "s") || !*end)
+		v *= 1e3;
+	else if (!strcmp(end, "m"))
+		v *= 60e3;
+	else if (!strcmp(end, "h"))
+		v *= 3600e3;
+	else if (!strcmp(end, "d"))
+		v *= 86400e3;
+	else
+		return -EINVAL;
+	if (!(v < 9e18))
+		return -EINVAL;
+	*ms = (uint64_t)v;
+	return 0;
+}
+
+int
+cli_parse_count(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int
+cli_parse_ec(const char *s, int *k, int *m)
+{
+	char *end;
+	long a, b;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	a = strtol(s, &end, 10);
+	if (*end != '+' || !isdigit((unsigned char)end[1]))
+		return -EINVAL;
+	b = strtol(end + 1, &end, 10);
+	if (*end || a < 1 || b < 1 || a + b > CR_EC_MAX)
+		return -EINVAL;
+	*k = (int)a;
+	*m = (int)b;
+	return 0;
+}
+
+/* A number of a numeric kind (bounds use it too). */
+static int
+parse_number(enum cli_kind kind, const char *s, uint64_t *out)
+{
+	switch (kind) {
+	case CLI_SIZE:		return cli_parse_size(s, out);
+	case CLI_DURATION:	return cli_parse_duration(s, out);
+	default:		return cli_parse_count(s, out);
+	}
+}
+
+/* The table's own texts (defaults, bounds) always parse: a unit test
+ * reads every one. */
+static uint64_t
+bound(const struct cli_opt *op, const char *text, uint64_t none)
+{
+	uint64_t v;
+
+	if (!text)
+		return none;
+	if (op->kind == CLI_LIST ? cli_parse_count(text, &v) :
+	    parse_number(op->kind, text, &v)) {
+		fprintf(stderr, "peerfs: option table: --%s: bad bound '%s'\n",
+		    op->name, text);
+		abort();
+	}
+	return v;
+}
+
+int
+cli_opt_set(const struct cli_opt *op, const char *text, struct cli_conf *c)
+{
+	void *dst = (char *)c + op->off;
+	uint64_t v;
+
+	switch (op->kind) {
+	case CLI_SIZE:
+	case CLI_DURATION:
+	case CLI_COUNT:
+		if (parse_number(op->kind, text, &v) < 0)
+			return -EINVAL;
+		if ((op->flags & CLI_PAGES) && (v & 4095))
+			return -ERANGE;
+		if (v < bound(op, op->min, 0) || v > bound(op, op->max,
+		    UINT64_MAX))
+			return -ERANGE;
+		*(uint64_t *)dst = v;
+		return 0;
+	case CLI_EC: {
+		struct cli_ec *ec = dst;
+
+		return cli_parse_ec(text, &ec->k, &ec->m);
+	}
+	case CLI_FLAG:
+		*(int *)dst = 1;
+		return 0;
+	case CLI_STRING:
+	case CLI_LIST:
+		if ((op->flags & CLI_HOSTPORT) &&
+		    (!strchr(text, ':') || text[0] == ':'))
+			return -EINVAL;
+		if (op->kind == CLI_STRING) {
+			*(const char **)dst = text;
+			return 0;
+		}
+		struct cli_list *l = dst;
+
+		if (l->n >= CLI_LIST_MAX ||
+		    (uint64_t)l->n >= bound(op, op->max, CLI_LIST_MAX))
+			return -ERANGE;
+		l->v[l->n++] = text;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const char *
+metavar(const struct cli_opt *op)
+{
+	if (op->arg)
+		return op->arg;
+	switch (op->kind) {
+	case CLI_SIZE:		return "SIZE";
+	case CLI_DURATION:	return "D";
+	case CLI_COUNT:		return "N";
+	case CLI_EC:		return "K+M";
+	default:		return "VALUE";
+	}
+}
+
+/* "--block-size" or "-f", for messages. */
+static const char *
+display(const struct cli_opt *op, char *buf, size_t size)
+{
+	if (op->name)
+		snprintf(buf, size, "--%s", op->name);
+	else
+		snprintf(buf, size, "-%c", op->short_name);
+	return buf;
+}
+
+/* What op accepts, for errors and help: "4K to 16M; a multiple of 4K". */
+static void
+accepts(const struct cli_opt *op, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+#define PUT(...) do { if (n < size) \
+	n += (size_t)snprintf(buf + n, size - n, __VA_ARGS__); } while (0)
+	if (op->kind == CLI_LIST) {
+		PUT("repeatable");
+		if (op->max)
+			PUT(", at most %s times", op->max);
+	} else if (op->min && op->max) {
+		PUT("%s to %s", op->min, op->max);
+	} else if (op->min && bound(op, op->min, 0) > 0) {
+		PUT("at least %s", op->min);
+	} else if (op->max) {
+		PUT("at most %s", op->max);
+	} else if (op->kind == CLI_EC) {
+		PUT("each at least 1, K+M at most %d", CR_EC_MAX);
+	}
+	if (op->flags & CLI_PAGES)
+		PUT("%sa multiple of 4K", n ? "; " : "");
+#undef PUT
+}
+
+/* What a value of this kind looks like, for errors. */
+static const char *
+example(enum cli_kind kind)
+{
+	switch (kind) {
+	case CLI_SIZE:		return "a size: 4096, 64K, 4M, 1G";
+	case CLI_DURATION:	return "a duration: 500ms, 30s, 2m, 1h, 7d";
+	case CLI_COUNT:		return "a whole number";
+	case CLI_EC:		return "K+M, e.g. 4+2";
+	default:		return "HOST:PORT";
+	}
+}
+
+/* ---- the parser -------------------------------------------------------- */
+
+const struct cli_opt *
+cli_opt_find(enum cli_cmd cmd, const char *name)
+{
+	for (int i = 0; i < cli_nopts; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+
+		if (!(op->cmds & (1u << cmd)))
+			continue;
+		if (op->name ? strcmp(op->name, name) == 0 :
+		    name[0] == op->short_name && name[1] == '\0')
+			return op;
+	}
+	return NULL;
+}
+
+int
+cli_given(const struct cli_conf *c, const char *name)
+{
+	const struct cli_opt *op = cli_opt_find(c->cmd, name);
+
+	return op != NULL && c->given[op - cli_opts];
+}
+
+static void
+defaults(enum cli_cmd cmd, struct cli_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->cmd = cmd;
+	for (int i = 0; i < cli_nopts; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+
+		if (!(op->cmds & (1u << cmd)) || !op->def)
+			continue;
+		if (cli_opt_set(op, op->def, c) < 0) {
+			fprintf(stderr, "peerfs: option table: --%s: bad "
+			    "default '%s'\n", op->name, op->def);
+			abort();
+		}
+	}
+}
+
+static int
+bad_value(enum cli_cmd cmd, const struct cli_opt *op, const char *text,
+    int err)
+{
+	char name[64], ok[128];
+
+	display(op, name, sizeof name);
+	accepts(op, ok, sizeof ok);
+	if (err == -ERANGE && op->kind == CLI_LIST)
+		return cli_bad_usage(cli_commands[cmd].name, "too many %s (%s)",
+		    name, ok);
+	if (err == -ERANGE)
+		return cli_bad_usage(cli_commands[cmd].name, "%s %s is out of "
+		    "bounds (%s)", name, text, ok);
+	if (ok[0] && op->kind != CLI_STRING && op->kind != CLI_LIST)
+		return cli_bad_usage(cli_commands[cmd].name, "bad %s '%s' (%s; "
+		    "%s)", name, text, example(op->kind), ok);
+	return cli_bad_usage(cli_commands[cmd].name, "bad %s '%s' (%s)", name,
+	    text, example(op->kind));
+}
+
+/* The operands' name without brackets: "[DIR]" -> "DIR". */
+static void
+operand_name(const char *operands, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = operands; *p && n + 1 < size; p++)
+		if (*p != '[' && *p != ']' && *p != '.')
+			buf[n++] = *p;
+	buf[n] = '\0';
+}
+
+static int
+check_operands(enum cli_cmd cmd, struct cli_conf *c)
+{
+	const struct cli_command *k = &cli_commands[cmd];
+	char what[64];
+
+	operand_name(k->operands ? k->operands : "", what, sizeof what);
+	if (c->nargs < k->min_args)
+		return cli_bad_usage(k->name, "%s missing", what);
+	if (c->nargs <= k->max_args)
+		return CLI_RUN;
+	if (k->max_args == 0)
+		return cli_bad_usage(k->name, "unexpected argument '%s'",
+		    c->args[0]);
+	if (k->max_args == 1)
+		return cli_bad_usage(k->name, k->min_args == 1 ? "exactly one "
+		    "%s expected" : "at most one %s", what);
+	return cli_bad_usage(k->name, "at most %d %s", k->max_args, what);
+}
+
+int
+cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
+{
+	struct option longs[CLI_OPTS_MAX + 2];
+	char shorts[2 * CLI_OPTS_MAX + 4] = ":h";
+	const char *name = cli_commands[cmd].name;
+	int nl = 0, ns = 2, ch;
+
+	defaults(cmd, c);
+	for (int i = 0; i < cli_nopts; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+		int has_arg = op->kind == CLI_FLAG ? no_argument :
+		    required_argument;
+
+		if (!(op->cmds & (1u << cmd)))
+			continue;
+		if (op->name)
+			longs[nl++] = (struct option){ op->name, has_arg, NULL,
+			    256 + i };
+		if (op->short_name) {
+			shorts[ns++] = op->short_name;
+			if (has_arg == required_argument)
+				shorts[ns++] = ':';
+		}
+	}
+	longs[nl++] = (struct option){ "help", no_argument, NULL, 'h' };
+	longs[nl] = (struct option){ NULL, 0, NULL, 0 };
+	shorts[ns] = '\0';
+
+	opterr = 0;
+	optind = 0;	/* GNU: start afresh (a process may parse twice) */
+	while ((ch = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		const struct cli_opt *op = NULL;
+		int rc;
+
+		if (ch == 'h') {
+			cli_help(cmd, stdout);
+			return 0;
+		}
+		if (ch == ':')
+			return cli_bad_usage(name, "%s needs a value",
+			    argv[optind - 1]);
+		if (ch >= 256 && ch < 256 + cli_nopts) {
+			op = &cli_opts[ch - 256];
+		} else if (ch != '?') {
+			char s[2] = { (char)ch, '\0' };
+
+			op = cli_opt_find(cmd, s);
+		}
+		if (!op)
+			return cli_bad_usage(name, "unknown option %s",
+			    argv[optind - 1]);
+		if ((rc = cli_opt_set(op, op->kind == CLI_FLAG ? "" : optarg,
+		    c)) < 0)
+			return bad_value(cmd, op, optarg, rc);
+		c->given[op - cli_opts] = 1;
+	}
+	c->args = argv + optind;
+	c->nargs = argc - optind;
+	for (int i = 0; i < cli_nopts; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+		char opt[64];
+
+		if ((op->cmds & (1u << cmd)) && (op->flags & CLI_REQUIRED) &&
+		    !c->given[i])
+			return cli_bad_usage(name, "%s %s is required",
+			    display(op, opt, sizeof opt), metavar(op));
+	}
+	return check_operands(cmd, c);
+}
+
+/* ---- help ---------------------------------------------------------------- */
+
+#define HELP_WIDTH	79
+#define HELP_COLUMN	24	/* where an option's help starts */
+
+/* Writes text from column `col` (where the cursor is), wrapped at
+ * HELP_WIDTH, continuation lines indented to `indent`. Breaks at spaces
+ * only; a GLUE is written as a space that never breaks. */
+#define GLUE	'\x01'
+#define GLUE_S	"\x01"
+static void
+wrap(FILE *f, const char *text, int col, int indent)
+{
+	const char *p = text;
+
+	while (*p) {
+		size_t w = strcspn(p, " ");
+
+		if (col > indent && col + 1 + (int)w > HELP_WIDTH) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', f);
+			col++;
+		}
+		for (size_t i = 0; i < w; i++)
+			fputc(p[i] == GLUE ? ' ' : p[i], f);
+		col += (int)w;
+		p += w;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', f);
+}
+
+static int
+takes(enum cli_cmd cmd, const struct cli_opt *op)
+{
+	return (op->cmds & (1u << cmd)) && !(op->flags & CLI_HIDDEN);
+}
+
+/* "[--block-size SIZE] --listen HOST:PORT [--peer HOST:PORT]... -f" */
+static int
+synopsis(enum cli_cmd cmd, char *text, size_t size)
+{
+	size_t n = 0;
+	int numbers = 0;
+	char name[64];
+
+	text[0] = '\0';
+	for (int i = 0; i < cli_nopts && n < size; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+		int req = op->flags & CLI_REQUIRED, flag = op->kind == CLI_FLAG;
+
+		if (!takes(cmd, op))
+			continue;
+		display(op, name, sizeof name);
+		if (flag)
+			n += (size_t)snprintf(text + n, size - n, "%s%s%s%s",
+			    n ? " " : "", req ? "" : "[", name, req ? "" : "]");
+		else
+			n += (size_t)snprintf(text + n, size - n,
+			    "%s%s%s%c%s%s%s", n ? " " : "", req ? "" : "[",
+			    name, GLUE, metavar(op), req ? "" : "]",
+			    op->kind == CLI_LIST ? "..." : "");
+		numbers |= op->kind == CLI_SIZE || op->kind == CLI_DURATION;
+	}
+	return numbers;
+}
+
+void
+cli_help(enum cli_cmd cmd, FILE *f)
+{
+	const struct cli_command *k = &cli_commands[cmd];
+	char text[2048], ok[128], name[64];
+	int numbers, col, indent;
+	size_t n;
+
+	col = fprintf(f, "usage: peerfs %s%s%s ", k->name, k->sub ? " " : "",
+	    k->sub ? k->sub : "");
+	indent = col;
+	numbers = synopsis(cmd, text, sizeof text);
+	n = strlen(text);
+	if (k->operands && n < sizeof text)
+		snprintf(text + n, sizeof text - n, "%s%s", n ? " " : "",
+		    k->operands);
+	if (text[0])
+		wrap(f, text, col, indent);
+	else
+		fputc('\n', f);
+	fputc('\n', f);
+	wrap(f, k->about, 0, 0);
+	for (int i = 0, first = 1; i < cli_nopts; i++) {
+		const struct cli_opt *op = &cli_opts[i];
+		int req = op->flags & CLI_REQUIRED;
+
+		if (!takes(cmd, op))
+			continue;
+		if (first)
+			fputc('\n', f);
+		first = 0;
+		display(op, name, sizeof name);
+		col = fprintf(f, "  %s%s%s", name, op->kind == CLI_FLAG ? "" :
+		    " ", op->kind == CLI_FLAG ? "" : metavar(op));
+		if (col >= HELP_COLUMN - 1) {
+			fputc('\n', f);
+			col = 0;
+		}
+		fprintf(f, "%*s", HELP_COLUMN - col, "");
+		accepts(op, ok, sizeof ok);
+		n = (size_t)snprintf(text, sizeof text, "%s", op->help);
+		if ((op->def || ok[0] || req) && n < sizeof text)
+			snprintf(text + n, sizeof text - n, " (%s%s%s%s%s%s)",
+			    req ? "required" : "",
+			    req && (op->def || ok[0]) ? "; " : "",
+			    op->def ? "default" GLUE_S : "",
+			    op->def ? op->def : "",
+			    op->def && ok[0] ? "; " : "", ok);
+		wrap(f, text, HELP_COLUMN, HELP_COLUMN);
+	}
+	if (numbers) {
+		fputc('\n', f);
+		wrap(f, "Sizes: 4096, 64K, 1.5M, 2G (powers of 1024). "
+		    "Durations: 500ms, 30s, 2m, 1h, 7d (a bare number: "
+		    "seconds).", 0, 0);
+	}
+}
