@@ -55,4 +55,26 @@ void cli_write_pid(const char *home, const char *name);
 /* Reads the root control attribute of a mount into a malloc()'d string. */
 int cli_ctl_get(const char *mnt, const char *name, char **out);
 
+/* ---- the network (cli/network.c) ---- */
+struct net;
+struct net_dht;
+int cmd_id(int argc, char **argv);
+/* given[] and <home>/bootstrap, deduplicated, into *out (malloc'd,
+ * cli_strv_free). Writes the union back when something was given, or
+ * when create is set and there was no file (the first node of a network).
+ * Returns 1 when the node is on a network (a file, or something given),
+ * else 0. */
+int  cli_bootstrap_merge(const char *home, const char *const *given,
+    int ngiven, int create, char ***out, int *n);
+void cli_strv_free(char **v, int n);
+/* Starts the mount's DHT node (bootstrapping from boot[] and from the
+ * suppliers hired before), adds the suppliers hired before (at the
+ * address their newest record gives) and hires more from the network up
+ * to k + m + 2, each pinned to its record's key before it is contacted;
+ * remembers them in <home>/hired. Returns how many were added and sets
+ * *out (net_dht_free after net_free), or -errno. */
+int  cli_net_hire(struct net *net, const struct cr_identity *id,
+    const char *home, char **boot, int nboot, int k, int m,
+    struct net_dht **out);
+
 #endif

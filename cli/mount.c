@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "fs/fs.h"
 #include "log.h"
+#include "net/dht.h"
 #include "net/net.h"
 #include "owner/owner.h"
 #include "store/store.h"
@@ -130,6 +131,9 @@ struct mounted {
 	struct net *net;
 	struct owner *owner;
 	struct fs *fs;
+	struct net_dht *dht;		/* the network: cli/network.c */
+	char **boot;			/* bootstrap nodes, given or remembered */
+	int nboot;
 };
 
 static void
@@ -138,6 +142,7 @@ unmount_all(struct mounted *m)
 	fs_free(m->fs);
 	owner_close(m->owner);	/* before net goes: the last index */
 	net_free(m->net);
+	net_dht_free(m->dht);
 	cr_ec_free(m->ec);
 	store_cache_free(m->cache);
 	if (m->st)
@@ -183,6 +188,11 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	for (int i = 0; i < np; i++)
 		if ((rc = net_add_peer(m->net, o->peers.v[i])) < 0)
 			log_warn("peer %s: %s", o->peers.v[i], strerror(-rc));
+	/* No --peer: suppliers come from the network (cli/network.c). */
+	if (np == 0 && m->nboot > 0 &&
+	    (rc = cli_net_hire(m->net, id, home, m->boot, m->nboot, k,
+	    km - k, &m->dht)) > 0)
+		np = rc;
 	int want = np < km ? np : km;
 	int up = want ? net_wait_online(m->net, want, 5000) : 0;
 	if (up < km)
@@ -261,7 +271,9 @@ cmd_mount(int argc, char **argv)
 	if (cli_load_identity(home, o.passphrase_file, &id) < 0)
 		return 1;
 	merge_peers(home, &o);
-	if (o.peers.n == 0)
+	cli_bootstrap_merge(home, o.bootstrap.v, o.bootstrap.n, 0, &m.boot,
+	    &m.nboot);
+	if (o.peers.n == 0 && m.nboot == 0)
 		fprintf(stderr, "peerfs mount: no suppliers known (--peer "
 		    "HOST:PORT): mounting offline\n");
 

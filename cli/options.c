@@ -100,6 +100,10 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "suppliers hold, newest first: sequence number, time, index size. "
 	    "`peerfs restore --version N` restores one of them into a new "
 	    "home." },
+	[CLI_ID] = { "id", cmd_id, "print this node's id (its public key)",
+	    NULL, NULL, 0, 0,
+	    "Prints this node's id, its Ed25519 public key in hex: what the "
+	    "network knows it by." },
 };
 
 /* ---- the options --------------------------------------------------------
@@ -138,9 +142,10 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 #define DEMO		CLI_CMD(DEMO)
 #define KEY		CLI_CMD(KEY)
 #define RESTORE		CLI_CMD(RESTORE)
+#define ID		CLI_CMD(ID)
 
 const struct cli_opt cli_opts[] = {
-	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE, "DIR", 0,
+	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE | ID, "DIR", 0,
 	    "home directory (default $PEERFS_HOME, else ~/.peerfs)"),
 	FLAG("no-passphrase", 0, no_passphrase, INIT | RESTORE, 0,
 	    "do not protect the key file with a passphrase"),
@@ -175,6 +180,14 @@ const struct cli_opt cli_opts[] = {
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
 	    "serve forged fragments and audit answers"),
+	/* the network (cli/network.c) */
+	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT, "16", "HOST:PORT",
+	    CLI_HOSTPORT, "a node of the network to join (remembered in "
+	    "DIR/bootstrap); mount: without --peer, suppliers are found and "
+	    "hired there"),
+	FLAG("dht", 0, dht, SUPPLIER, 0,
+	    "run the network's DHT node without a bootstrap: the first node "
+	    "of a new network"),
 
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,

@@ -18,7 +18,7 @@
 enum cli_cmd {
 	CLI_INIT, CLI_SUPPLIER, CLI_MOUNT, CLI_SYNC, CLI_UMOUNT, CLI_STATUS,
 	CLI_PIN, CLI_UNPIN, CLI_CHECK, CLI_DEMO, CLI_KEY, CLI_RESTORE,
-	CLI_VERSIONS, CLI_NCMDS
+	CLI_VERSIONS, CLI_ID, CLI_NCMDS
 };
 #define CLI_CMD(c)	(1u << CLI_##c)		/* cli_opt.cmds */
 
@@ -107,6 +107,9 @@ struct cli_conf {
 	uint64_t upload_jobs, sync_timeout_ms, reconnect_ms, fuse_threads;
 	int foreground;
 	const char *fuse_opts;
+	/* the network (cli/network.c): supplier, mount */
+	struct cli_list bootstrap;
+	int dht;
 	/* restore */
 	const char *code_file;
 	uint64_t version;		/* 0: the newest */

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "log.h"
+#include "net/dht.h"
 #include "net/net.h"
 #include "store/store.h"
 #include "util.h"
@@ -315,6 +316,46 @@ cmd_evict(const char *home, const char *store_opt, const char *hex)
 	return rc < 0 ? 1 : 0;
 }
 
+static uint64_t
+frag_avail(void *arg)
+{
+	return store_frag_avail(arg);
+}
+
+/* The network (cli/network.c): a DHT node on the listen address, UDP
+ * beside TCP, announcing this supplier, when a bootstrap was given now
+ * or before, or --dht starts a network. */
+static int
+supplier_dht(const char *home, const struct cr_identity *id,
+    const char *listen, struct store_frag *frags, const struct cli_conf *o,
+    struct net_dht **out)
+{
+	char **boot;
+	int nboot, rc;
+
+	if (!cli_bootstrap_merge(home, o->bootstrap.v, o->bootstrap.n, o->dht,
+	    &boot, &nboot))
+		return 0;
+	/* An address that means "every interface" is no address to give
+	 * others: the node then runs, but announces nothing. */
+	int anywhere = !strncmp(listen, "0.0.0.0:", 8) ||
+	    !strncmp(listen, "[::]:", 5);
+	if (anywhere)
+		log_warn("supplier: listening on %s: not announced in the "
+		    "network (listen on the address others reach)", listen);
+	struct net_dht_conf dc = {
+		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
+		.nbootstrap = nboot, .announce_addr = anywhere ? NULL : listen,
+		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
+		.arg = frags,
+	};
+	if ((rc = net_dht_new(out, &dc)) < 0)
+		log_error("supplier: DHT node on udp %s: %s", listen,
+		    strerror(-rc));
+	cli_strv_free(boot, nboot);
+	return rc;
+}
+
 int
 cmd_supplier(int argc, char **argv)
 {
@@ -413,6 +454,12 @@ cmd_supplier(int argc, char **argv)
 	note_store(home, o.store);
 	store_frag_evict_pending(frags);
 	ready.home = home;
+	struct net_dht *dht = NULL;
+	if (supplier_dht(home, id, o.listen, frags, &o, &dht) < 0) {
+		store_frag_close(frags);
+		cr_identity_free(id);
+		return 1;
+	}
 	struct net_supplier_conf conf = {
 		.id = id, .listen = o.listen, .frags = frags,
 		.on_ready = on_ready, .arg = &ready, .test_lie = o.test_lie,
@@ -420,6 +467,7 @@ cmd_supplier(int argc, char **argv)
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));
+	net_dht_free(dht);
 	store_frag_close(frags);
 	cr_identity_free(id);
 	if (o.daemon) {

@@ -149,4 +149,28 @@ void owner_space(struct owner *o, uint64_t *total, uint64_t *avail);
 int  owner_index_restore(struct net *n, const struct cr_identity *id,
     struct store *st, uint64_t version);
 
+/* ---- hiring suppliers found in the network (owner/hire.c) ----
+ * A pure choice, so that tests drive it: which candidates to hire. */
+struct owner_hire_cand {
+	unsigned char id[CR_PK_BYTES];
+	char addr[64];			/* "HOST:PORT" from its record */
+	uint64_t free_bytes;		/* offered, as its record says */
+	double score;			/* higher is better */
+};
+
+/* Picks up to want of the n candidates into picked[] (indices) and
+ * returns how many. Only candidates offering at least min_free, one per
+ * address block (an IPv4 /24, an IPv6 /48, else the host name), none in
+ * the block of an address in taken[] (suppliers already hired) and no id
+ * twice. Among those that fit, the better (by score) of two drawn at
+ * random, again and again (power of two choices: good suppliers are
+ * favoured without all owners piling on the one best). rnd gives
+ * uniformly random 32-bit numbers. */
+int owner_hire_pick(const struct owner_hire_cand *c, int n,
+    const char *const *taken, int ntaken, int want, uint64_t min_free,
+    uint32_t (*rnd)(void *arg), void *arg, int *picked);
+/* The address block of "HOST:PORT" as text ("198.18.5.0/24"), for the
+ * rule above and for logs. -EINVAL when addr has no port. */
+int owner_hire_block(const char *addr, char *out, size_t size);
+
 #endif

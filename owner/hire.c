@@ -1,0 +1,93 @@
+/* owner/hire.c - which suppliers found in the network to hire: filters
+ * (free space, one per address block, not already hired) and the better
+ * of two random candidates by score. Pure: the caller brings candidates,
+ * hired addresses and randomness. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "owner/owner.h"
+
+#define BLOCK_MAX	64
+
+int
+owner_hire_block(const char *addr, char *out, size_t size)
+{
+	char host[64];
+	const char *h = addr, *colon = strrchr(addr, ':');
+	size_t hl;
+	unsigned char a[16];
+
+	if (!colon || colon == addr)
+		return -EINVAL;
+	if (*h == '[')
+		h++;
+	hl = (size_t)(colon - h);
+	if (hl && h[hl - 1] == ']')
+		hl--;
+	if (hl == 0 || hl >= sizeof host)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, a) == 1)
+		snprintf(out, size, "%u.%u.%u.0/24", a[0], a[1], a[2]);
+	else if (inet_pton(AF_INET6, host, a) == 1)
+		snprintf(out, size, "%02x%02x:%02x%02x:%02x%02x::/48", a[0],
+		    a[1], a[2], a[3], a[4], a[5]);
+	else
+		snprintf(out, size, "%s", host);	/* a name: per host */
+	return 0;
+}
+
+int
+owner_hire_pick(const struct owner_hire_cand *c, int n,
+    const char *const *taken, int ntaken, int want, uint64_t min_free,
+    uint32_t (*rnd)(void *arg), void *arg, int *picked)
+{
+	char (*blk)[BLOCK_MAX] = NULL, (*used)[BLOCK_MAX] = NULL;
+	int *fit = NULL, nfit = 0, nused = 0, npicked = 0;
+
+	if (n <= 0 || want <= 0)
+		return 0;
+	blk = calloc((size_t)n, sizeof *blk);
+	used = calloc((size_t)(n + ntaken), sizeof *used);
+	fit = calloc((size_t)n, sizeof *fit);
+	if (!blk || !used || !fit) {
+		npicked = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < ntaken; i++)
+		if (owner_hire_block(taken[i], used[nused], BLOCK_MAX) == 0)
+			nused++;
+	for (int i = 0; i < n; i++) {
+		int ok = c[i].free_bytes >= min_free &&
+		    owner_hire_block(c[i].addr, blk[i], BLOCK_MAX) == 0;
+		for (int j = 0; ok && j < nused; j++)
+			ok = strcmp(blk[i], used[j]) != 0;
+		if (ok)
+			fit[nfit++] = i;
+	}
+	while (npicked < want && nfit > 0) {
+		int a = (int)(rnd(arg) % (uint32_t)nfit), b = a;
+		if (nfit > 1) {
+			b = (int)(rnd(arg) % (uint32_t)(nfit - 1));
+			b += b >= a;		/* two distinct draws */
+		}
+		int w = c[fit[b]].score > c[fit[a]].score ? fit[b] : fit[a];
+		picked[npicked++] = w;
+		/* Drop every candidate of its block, and its id elsewhere. */
+		int k = 0;
+		for (int i = 0; i < nfit; i++)
+			if (strcmp(blk[fit[i]], blk[w]) != 0 &&
+			    memcmp(c[fit[i]].id, c[w].id, CR_PK_BYTES) != 0)
+				fit[k++] = fit[i];
+		nfit = k;
+	}
+out:
+	free(blk);
+	free(used);
+	free(fit);
+	return npicked;
+}
