@@ -148,20 +148,27 @@ int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
 /* ---- session handshake ----------------------------------------------------
  * Three messages over a plain byte stream, then one secretstream per
  * direction:
- *   client -> server  HELLO  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
- *   server -> client  REPLY  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
+ *   client -> server  HELLO  : "PEERFS3\0" | eph X25519 pk
+ *   server -> client  REPLY  : "PEERFS3\0" | eph X25519 pk | Ed25519 pk
  *                              | sig_s(transcript) | secretstream header s->c
- *   client -> server  FINISH : sig_c(transcript) | secretstream header c->s
- * transcript = BLAKE2b-256("peerfs-hs-v1" | HELLO | REPLY without sig and
+ *   client -> server  FINISH : AEAD_f(Ed25519 pk | sig_c(transcript))
+ *                              | secretstream header c->s
+ * transcript = BLAKE2b-256("peerfs-hs-v3" | HELLO | REPLY without sig and
  * header) for the server signature; the client signs the same hash with
  * the label "peerfs-hs-client". Session keys: crypto_kx from the
  * ephemeral keys, then each key = BLAKE2b-256 keyed by the kx key over the
- * transcript hash. Both sides learn and check the peer's Ed25519 key. */
-#define CR_HS_MAGIC "PEERFS2"		/* 8 bytes with the NUL; 2: records
-					 * with bulk (net/internal.h) */
-#define CR_HS_HELLO_BYTES  (8 + 32 + 32)
+ * transcript hash. AEAD_f is XChaCha20-Poly1305 with a zero nonce under
+ * f = BLAKE2b-256 keyed by the client->server kx key over
+ * "peerfs-hs-finish" | transcript hash: as in Noise XX, the client's
+ * static key is sent only after the ephemeral exchange, encrypted, and
+ * only to a server that has proven its own. Both sides learn and check
+ * the peer's Ed25519 key. */
+#define CR_HS_MAGIC "PEERFS3"		/* 8 bytes with the NUL; 2: records
+					 * with bulk (net/internal.h); 3: the
+					 * client's key sealed in FINISH */
+#define CR_HS_HELLO_BYTES  (8 + 32)
 #define CR_HS_REPLY_BYTES  (8 + 32 + 32 + 64 + 24)
-#define CR_HS_FINISH_BYTES (64 + 24)
+#define CR_HS_FINISH_BYTES (32 + 64 + 16 + 24)
 
 struct cr_stream {
 	crypto_secretstream_xchacha20poly1305_state st;
@@ -173,14 +180,16 @@ struct cr_hs {
 	unsigned char hello[CR_HS_HELLO_BYTES];
 	unsigned char th[CR_HASH_BYTES];	/* transcript hash */
 	unsigned char rx_key[32], tx_key[32];
+	unsigned char fin_key[32];		/* server: opens FINISH */
 	unsigned char peer_pk[CR_PK_BYTES];	/* valid after the handshake */
 	struct cr_stream tx, rx;		/* valid after the handshake */
 };
 
-/* Client: fills HELLO. */
+/* Client: fills HELLO (no identity in it: me is unused). */
 int cr_hs_client_hello(struct cr_hs *hs, const struct cr_identity *me,
     unsigned char out[CR_HS_HELLO_BYTES]);
-/* Server: checks HELLO (-EPROTO bad magic/key), fills REPLY; tx ready. */
+/* Server: checks HELLO (-EPROTO bad magic or ephemeral key), fills REPLY;
+ * tx ready. The client is still anonymous. */
 int cr_hs_server_reply(struct cr_hs *hs, const struct cr_identity *me,
     const unsigned char hello[CR_HS_HELLO_BYTES],
     unsigned char out[CR_HS_REPLY_BYTES]);
@@ -189,7 +198,8 @@ int cr_hs_server_reply(struct cr_hs *hs, const struct cr_identity *me,
 int cr_hs_client_finish(struct cr_hs *hs, const struct cr_identity *me,
     const unsigned char reply[CR_HS_REPLY_BYTES],
     unsigned char out[CR_HS_FINISH_BYTES]);
-/* Server: checks FINISH (-EBADMSG bad signature); rx ready, peer_pk set. */
+/* Server: opens FINISH (-EBADMSG not sealed for this session or bad
+ * signature, -EPROTO unusable key); rx ready, peer_pk set. */
 int cr_hs_server_finish(struct cr_hs *hs,
     const unsigned char finish[CR_HS_FINISH_BYTES]);
 /* Wipes ephemeral and session key material (streams stay usable). */

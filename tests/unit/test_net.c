@@ -633,13 +633,13 @@ garbage_body(struct test_swarm *sw)
 	CHECK(closed_by_peer(fd));
 	close(fd);
 
-	/* A version 1 peer: its HELLO magic is refused. */
+	/* A version 2 peer: its HELLO magic is refused. */
 	CHECK((fd = raw_connect(port)) >= 0);
 	{
 		unsigned char hello[CR_HS_HELLO_BYTES];
 		CHECK_EQ(cr_hs_client_hello(&hs, sw->me, hello), 0);
-		CHECK(memcmp(hello, "PEERFS2", 8) == 0);
-		memcpy(hello, "PEERFS1", 8);
+		CHECK(memcmp(hello, "PEERFS3", 8) == 0);
+		memcpy(hello, "PEERFS2", 8);
 		CHECK(write(fd, hello, sizeof hello) == sizeof hello);
 	}
 	CHECK(closed_by_peer(fd));
