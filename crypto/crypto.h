@@ -97,13 +97,22 @@ void cr_block_seal_keyed(unsigned char *cipher,
 int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
     const unsigned char key[CR_KEY_BYTES], const unsigned char id[CR_ID_BYTES]);
 
-/* Check value of fragment idx of the block sealed under key: a Poly1305
- * tag (16 bytes, zero-padded to CR_HASH_BYTES) under a key derived from
- * (key, idx). cr_frag_check: 0 when frag matches want, else -EBADMSG. */
+/* Check value of fragment idx of the block sealed under key and encoded
+ * by ec: a Poly1305 tag (16 bytes, zero-padded to CR_HASH_BYTES) under a
+ * one-time key derived from (key, idx, k, m, backend, len), so the same
+ * block encoded under another --ec (other fragment bytes) never reuses a
+ * one-time key. cr_frag_check: 0 when frag matches want, else -EBADMSG;
+ * it also accepts the tag of the first format (key from (key, idx) only),
+ * which the records of blocks stored before it still hold. */
+struct cr_ec;
 void cr_frag_tag(unsigned char out[CR_HASH_BYTES],
-    const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
-    size_t len);
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len);
 int cr_frag_check(const unsigned char want[CR_HASH_BYTES],
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len);
+/* The first format's tag (tests, and cr_frag_check's fallback). */
+void cr_frag_tag_v1(unsigned char out[CR_HASH_BYTES],
     const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
     size_t len);
 

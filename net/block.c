@@ -239,7 +239,8 @@ net_block_store_keyed(struct net *n, const void *plain, size_t len,
 	b.k = (uint8_t)n->k;
 	b.m = (uint8_t)n->m;
 	for (int i = 0; i < total; i++)
-		cr_frag_tag(b.frag_hash[i], b.key, i, frags[i], frag_len);
+		cr_frag_tag(b.frag_hash[i], b.key, n->conf.ec, i, frags[i],
+		    frag_len);
 	o.total = total;
 	o.frags = frags;
 	o.frag_len = frag_len;
@@ -356,7 +357,8 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc == 0) {
 		o->bytes += m->data_len;
 		if (m->data_len != o->b->frag_len ||
-		    cr_frag_check(o->b->frag_hash[i], o->b->key, i, m->data,
+		    cr_frag_check(o->b->frag_hash[i], o->b->key, p->n->conf.ec, i,
+		    m->data,
 		    m->data_len) != 0) {
 			char name[17];
 			blk_name(name, o->b->id);
@@ -686,7 +688,8 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		rc = cr_ec_reconstruct(n->conf.ec, src, nsrc, b->frag_len, i,
 		    out[i]);
 		if (rc == 0)
-			rc = cr_frag_check(b->frag_hash[i], b->key, i, out[i],
+			rc = cr_frag_check(b->frag_hash[i], b->key, n->conf.ec, i,
+			    out[i],
 			    b->frag_len);
 		if (rc < 0) {
 			log_error("block %s: cannot rebuild fragment %d: %s",

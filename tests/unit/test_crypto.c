@@ -1013,36 +1013,90 @@ test_ec_reconstruct(void)
 	return 0;
 }
 
-/* Fragment tags: deterministic, bound to the bytes, the index and the
- * block key, and the padding stays zero. */
+/* Fragment tags: deterministic, bound to the bytes, the index, the block
+ * key and the encoding, and the padding stays zero. */
 static int
 test_frag_tag(void)
 {
 	enum { N = 100000 };
 	static unsigned char frag[N];
 	unsigned char key[32], key2[32], t[32], t2[32];
+	struct cr_ec *ec, *ec2;
 
 	CHECK_EQ(cr_init(), 0);
+	CHECK_EQ(cr_ec_new(&ec, 4, 2), 0);
+	CHECK_EQ(cr_ec_new(&ec2, 3, 3), 0);
 	randombytes_buf(key, sizeof key);
 	memcpy(key2, key, sizeof key);
 	key2[7] ^= 1;
 	randombytes_buf(frag, sizeof frag);
-	cr_frag_tag(t, key, 3, frag, N);
-	cr_frag_tag(t2, key, 3, frag, N);
+	cr_frag_tag(t, key, ec, 3, frag, N);
+	cr_frag_tag(t2, key, ec, 3, frag, N);
 	CHECK_MEM(t, t2, 32);
 	for (int i = 16; i < 32; i++)
 		CHECK_EQ(t[i], 0);
-	CHECK_EQ(cr_frag_check(t, key, 3, frag, N), 0);
-	CHECK_EQ(cr_frag_check(t, key, 2, frag, N), -EBADMSG);
-	CHECK_EQ(cr_frag_check(t, key2, 3, frag, N), -EBADMSG);
-	CHECK_EQ(cr_frag_check(t, key, 3, frag, N - 1), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key, ec, 3, frag, N), 0);
+	CHECK_EQ(cr_frag_check(t, key, ec, 2, frag, N), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key2, ec, 3, frag, N), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key, ec, 3, frag, N - 1), -EBADMSG);
+	/* Another encoding: another one-time key for the same index. */
+	CHECK_EQ(cr_frag_check(t, key, ec2, 3, frag, N), -EBADMSG);
+	cr_frag_tag(t2, key, ec2, 3, frag, N);
+	CHECK(memcmp(t, t2, 16) != 0);
 	for (int pos = 0; pos < N; pos += 9973) {
 		frag[pos] ^= 0x20;
-		CHECK_EQ(cr_frag_check(t, key, 3, frag, N), -EBADMSG);
+		CHECK_EQ(cr_frag_check(t, key, ec, 3, frag, N), -EBADMSG);
 		frag[pos] ^= 0x20;
 	}
 	t[31] ^= 1;				/* padding is compared too */
-	CHECK_EQ(cr_frag_check(t, key, 3, frag, N), -EBADMSG);
+	CHECK_EQ(cr_frag_check(t, key, ec, 3, frag, N), -EBADMSG);
+	cr_ec_free(ec);
+	cr_ec_free(ec2);
+	return 0;
+}
+
+/* One block sealed, then encoded under two --ec: fragment 0 differs, and
+ * so does the one-time key that MACs it (the first format used one key
+ * for both, which is what a supplier needs to forge). Tags of the first
+ * format (records written before) still check. */
+static int
+test_frag_tag_reseal(void)
+{
+	enum { LEN = 65536 };
+	static unsigned char plain[LEN], sealed[LEN + CR_SEAL_ABYTES];
+	unsigned char key[32], id[32], dk[32], ta[32], tb[32], v1[32];
+	unsigned char *fa[CR_EC_MAX], *fb[CR_EC_MAX];
+	struct cr_ec *a, *b;
+	size_t la, lb;
+
+	CHECK_EQ(cr_init(), 0);
+	randombytes_buf(plain, sizeof plain);
+	randombytes_buf(dk, sizeof dk);
+	CHECK_EQ(cr_block_seal(sealed, key, id, plain, LEN, dk), 0);
+	CHECK_EQ(cr_ec_new(&a, 4, 2), 0);
+	CHECK_EQ(cr_ec_new(&b, 2, 2), 0);
+	CHECK_EQ(cr_ec_encode(a, sealed, sizeof sealed, fa, &la), 0);
+	CHECK_EQ(cr_ec_encode(b, sealed, sizeof sealed, fb, &lb), 0);
+	CHECK(la != lb || memcmp(fa[0], fb[0], la) != 0);
+	cr_frag_tag(ta, key, a, 0, fa[0], la);
+	cr_frag_tag(tb, key, b, 0, fb[0], lb);
+	CHECK_EQ(cr_frag_check(ta, key, a, 0, fa[0], la), 0);
+	CHECK_EQ(cr_frag_check(tb, key, b, 0, fb[0], lb), 0);
+	/* Same bytes under the two keys: different tags, so the keys
+	 * differ (Poly1305 is a function of key and message). */
+	cr_frag_tag(tb, key, b, 0, fa[0], la);
+	CHECK(memcmp(ta, tb, 16) != 0);
+	/* The old format: read back through the fallback, under any ec. */
+	cr_frag_tag_v1(v1, key, 0, fa[0], la);
+	CHECK(memcmp(v1, ta, 16) != 0);
+	CHECK_EQ(cr_frag_check(v1, key, a, 0, fa[0], la), 0);
+	CHECK_EQ(cr_frag_check(v1, key, a, 1, fa[0], la), -EBADMSG);
+	fa[0][5] ^= 1;
+	CHECK_EQ(cr_frag_check(v1, key, a, 0, fa[0], la), -EBADMSG);
+	cr_ec_encode_free(a, fa);
+	cr_ec_encode_free(b, fb);
+	cr_ec_free(a);
+	cr_ec_free(b);
 	return 0;
 }
 
@@ -1056,6 +1110,7 @@ const struct test tests_crypto[] = {
 	{ "seal_convergence", test_seal_convergence },
 	{ "seal_tamper", test_seal_tamper },
 	{ "frag_tag", test_frag_tag },
+	{ "frag_tag_reseal", test_frag_tag_reseal },
 	{ "ec_all_subsets", test_ec_all_subsets },
 	{ "ec_bad_params", test_ec_bad_params },
 	{ "ec_frag_index", test_ec_frag_index },

@@ -372,10 +372,10 @@ list_body(struct test_swarm *sw)
 	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
 	CHECK_EQ(r.type, NET_GET_OK);
 	{
-		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, idx, r.data,
-		    r.data_len), 0);
-		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, idx ^ 1,
-		    r.data, r.data_len), -EBADMSG);
+		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, sw->ec, idx,
+		    r.data, r.data_len), 0);
+		CHECK_EQ(cr_frag_check(b.frag_hash[idx], b.key, sw->ec,
+		    idx ^ 1, r.data, r.data_len), -EBADMSG);
 	}
 	/* A missing fragment: ERR ENOENT, and the session stays. */
 	fid[CR_ID_BYTES] ^= 0x80;
