@@ -126,12 +126,13 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 		o->acked[i] = 1;
 		o->nacked++;
 	} else {
-		char name[17];
+		char name[17], why[LOG_PEER_TEXT_MAX + 1];
 		blk_name(name, o->id);
 		if (m && m->type == NET_ERR)
 			log_warn("supplier %s: fragment %d of block %s "
-			    "refused: %.*s", p->addr, i, name,
-			    (int)m->errmsg_len, m->errmsg);
+			    "refused: %s", p->addr, i, name,
+			    log_peer_text(why, sizeof why, m->errmsg,
+			    m->errmsg_len));
 		else
 			log_warn("supplier %s: fragment %d of block %s: %s",
 			    p->addr, i, name, strerror(-rc));
