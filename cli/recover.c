@@ -503,10 +503,7 @@ cmd_restore(int argc, char **argv)
 	if (rc < 0)
 		undo_home(home, created);
 out:
-	if (pass) {
-		sodium_memzero(pass, strlen(pass));
-		free(pass);
-	}
+	cli_passphrase_free(pass);
 	cr_identity_free(id);
 	free(home);
 	return rc < 0 ? 1 : 0;

@@ -33,7 +33,9 @@ struct cr_identity {
 
 /* Creates a fresh identity (new Ed25519 keypair, random master) and writes
  * it to path (mode 0600, created with O_EXCL: -EEXIST if present), sealed
- * with passphrase via crypto_pwhash Argon2id (OPSLIMIT/MEMLIMIT_INTERACTIVE)
+ * with passphrase via crypto_pwhash Argon2id (OPSLIMIT/MEMLIMIT_MODERATE;
+ * the limits are stored in the file, so files of the INTERACTIVE days
+ * still open)
  * + crypto_secretbox. passphrase NULL or "" means no passphrase (a fixed
  * empty passphrase is used, the file records that none was set).
  * On success *out is sodium_malloc()'d; free with cr_identity_free(). */

@@ -1100,8 +1100,54 @@ test_frag_tag_reseal(void)
 	return 0;
 }
 
+/* A passphrase is stretched with Argon2id MODERATE (the limits are in the
+ * file: u64 BE ops at 25, mem at 33), and a key file of the INTERACTIVE
+ * days, built here byte by byte as crypto/identity.c documents it, still
+ * opens. */
+static int
+test_keyfile_moderate(void)
+{
+	unsigned char buf[KF_BYTES], key[32];
+	struct cr_identity *a, *b;
+	uint64_t ops = 0, mem = 0;
+
+	CHECK_EQ(cr_init(), 0);
+	CHECK_EQ(cr_keyfile_create("key", "pw", &a), 0);
+	CHECK_EQ(read_all("key", buf, sizeof buf), KF_BYTES);
+	for (int i = 0; i < 8; i++) {
+		ops = ops << 8 | buf[25 + i];
+		mem = mem << 8 | buf[33 + i];
+	}
+	CHECK_EQ(ops, crypto_pwhash_OPSLIMIT_MODERATE);
+	CHECK_EQ(mem, crypto_pwhash_MEMLIMIT_MODERATE);
+	/* The old format: the same layout under INTERACTIVE limits. */
+	memcpy(buf, "PFSKEY1", 8);
+	buf[8] = 1;
+	randombytes_buf(buf + 9, 16);
+	ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	for (int i = 0; i < 8; i++) {
+		buf[25 + i] = (unsigned char)(ops >> (56 - 8 * i));
+		buf[33 + i] = (unsigned char)(mem >> (56 - 8 * i));
+	}
+	randombytes_buf(buf + 41, 24);
+	CHECK_EQ(crypto_pwhash(key, sizeof key, "old pw", 6, buf + 9, ops,
+	    (size_t)mem, crypto_pwhash_ALG_ARGON2ID13), 0);
+	CHECK_EQ(crypto_secretbox_easy(buf + 65, (const unsigned char *)a,
+	    sizeof *a, buf + 41, key), 0);
+	CHECK_EQ(write_all("old", buf, sizeof buf), 0);
+	CHECK_EQ(cr_keyfile_load("old", "old pw", &b), 0);
+	CHECK_MEM(a->sk, b->sk, sizeof a->sk);
+	CHECK_MEM(a->master, b->master, sizeof a->master);
+	cr_identity_free(b);
+	CHECK_EQ(cr_keyfile_load("old", "pw", &b), -EACCES);
+	cr_identity_free(a);
+	return 0;
+}
+
 const struct test tests_crypto[] = {
 	{ "keyfile_roundtrip", test_keyfile_roundtrip },
+	{ "keyfile_moderate", test_keyfile_moderate },
 	{ "keyfile_wrong_passphrase", test_keyfile_wrong_passphrase },
 	{ "keyfile_no_passphrase", test_keyfile_no_passphrase },
 	{ "keyfile_garbled", test_keyfile_garbled },
