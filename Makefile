@@ -71,24 +71,32 @@ $(B)/fuzz_wire: $(FUZZ_SRC) net/internal.h
 $(B)/fuzz_record: $(FUZZ_REC_SRC) net/dht.h
 	@mkdir -p $(B)
 	$(FUZZ_CC) -o $@ $(FUZZ_REC_SRC) -lsodium
-fuzz: $(B)/fuzz_wire $(B)/fuzz_record
-	@mkdir -p $(B)/fuzz-corpus $(B)/fuzz-corpus-record
+# And one for the handshake messages (crypto/handshake.c).
+HS_FUZZ_SRC := tests/fuzz/fuzz_hs.c crypto/handshake.c
+$(B)/fuzz_hs: $(HS_FUZZ_SRC) crypto/crypto.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) -o $@ $(HS_FUZZ_SRC) -lsodium
+fuzz: $(B)/fuzz_wire $(B)/fuzz_record $(B)/fuzz_hs
+	@mkdir -p $(B)/fuzz-corpus $(B)/fuzz-corpus-record $(B)/fuzz-hs-corpus
 	$(B)/fuzz_wire -max_total_time=$${FUZZ_SECONDS:-300} $(B)/fuzz-corpus tests/fuzz/seeds
 	$(B)/fuzz_record -max_total_time=$${FUZZ_SECONDS:-300} \
 	    $(B)/fuzz-corpus-record tests/fuzz/seeds_record
+	$(B)/fuzz_hs -max_total_time=$${FUZZ_SECONDS:-300} $(B)/fuzz-hs-corpus
 # Each target for FUZZ_SECONDS (default 30; the record target for a third
 # of that: its input is small).
 fuzz-short:
 	@if command -v clang >/dev/null; then \
-	    $(MAKE) --no-print-directory $(B)/fuzz_wire $(B)/fuzz_record && \
-	    mkdir -p $(B)/fuzz-corpus $(B)/fuzz-corpus-record && \
+	    $(MAKE) --no-print-directory $(B)/fuzz_wire $(B)/fuzz_record $(B)/fuzz_hs && \
+	    mkdir -p $(B)/fuzz-corpus $(B)/fuzz-corpus-record $(B)/fuzz-hs-corpus && \
 	    $(B)/fuzz_wire -max_total_time=$${FUZZ_SECONDS:-30} -print_final_stats=0 \
 	        $(B)/fuzz-corpus tests/fuzz/seeds 2>$(B)/fuzz.log && \
 	    $(B)/fuzz_record -max_total_time=$$(( ($${FUZZ_SECONDS:-30} + 2) / 3 )) \
 	        -print_final_stats=0 $(B)/fuzz-corpus-record tests/fuzz/seeds_record \
 	        2>>$(B)/fuzz.log && \
-	    echo "fuzz: 2 passed, 0 failed ($$(grep -c . $(B)/fuzz.log) log lines)" || \
-	    { tail -40 $(B)/fuzz.log; echo "fuzz: FAILED"; exit 1; }; \
+	    $(B)/fuzz_hs -max_total_time=$${FUZZ_SECONDS:-30} -print_final_stats=0 \
+	        $(B)/fuzz-hs-corpus 2>>$(B)/fuzz.log && \
+	    echo "fuzz: 3 passed, 0 failed ($$(grep -c . $(B)/fuzz.log) log lines)" || \
+	    { tail -40 $(B)/fuzz.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }; \
 	else echo "fuzz: clang not installed, fuzz targets not run (SKIP)"; fi
 
 # Every suite runs even when an earlier one fails; the exit status says.

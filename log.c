@@ -30,6 +30,29 @@ log_get_level(void)
 	return log_level;
 }
 
+const char *
+log_peer_text(char *out, size_t size, const void *text, size_t len)
+{
+	const unsigned char *s = text;
+	size_t cap, i;
+
+	if (size == 0)
+		return "";
+	cap = size - 1 < LOG_PEER_TEXT_MAX ? size - 1 : LOG_PEER_TEXT_MAX;
+	if (!s)
+		len = 0;
+	if (len > cap && cap >= 3)
+		cap -= 3;		/* room for "..." */
+	for (i = 0; i < len && i < cap; i++)
+		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? (char)s[i] : '?';
+	if (i < len && size - 1 - i >= 3) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+	return out;
+}
+
 void
 log_msg(enum log_level lvl, const char *fmt, ...)
 {

@@ -32,10 +32,21 @@ char *cli_home(const char *opt);
 /* <home>/<name>, malloc()'d. */
 char *cli_path(const char *home, const char *name);
 int cli_mkdir_p(const char *path, int mode);
+/* An owner's home holds its key file, metadata and journal (README, "Home
+ * at rest"): at mount and init an existing one loses any group and other
+ * permission (0700), with a note on stderr when it had some. */
+void cli_home_tighten(const char *home);
+/* Opens <home>/<name> for appending, created 0600 (an existing file is
+ * tightened to 0600): logs may name files and suppliers. NULL on error. */
+FILE *cli_open_log(const char *home, const char *name);
 
 /* Passphrase from --passphrase-file, $PEERFS_PASSPHRASE, or a prompt on
- * the terminal when `prompt` is set. *out is malloc()'d (may be ""). */
+ * the terminal when `prompt` is set. *out is malloc()'d (may be ""):
+ * release with cli_passphrase_free. $PEERFS_PASSPHRASE is wiped and
+ * unset once read, so it is not in /proc/PID/environ of a daemon. */
 int cli_passphrase(const char *file, int prompt, int confirm, char **out);
+/* Wipes (sodium_memzero: not a dead store) and frees; NULL-safe. */
+void cli_passphrase_free(char *pass);
 /* Loads <home>/key, prompting for the passphrase when needed. Prints a
  * clear error and returns -errno on failure. */
 int cli_load_identity(const char *home, const char *pass_file,

@@ -112,10 +112,69 @@ prompt_tty(const char *question, char **out)
 	return rc;
 }
 
+void
+cli_home_tighten(const char *home)
+{
+	struct stat sb;
+
+	if (stat(home, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+	    (sb.st_mode & 077) == 0 || sb.st_uid != geteuid())
+		return;
+	if (chmod(home, 0700) == 0)
+		fprintf(stderr, "peerfs: %s was readable by others (mode %03o): "
+		    "now 0700\n", home, (unsigned)(sb.st_mode & 0777));
+	else
+		fprintf(stderr, "peerfs: %s is readable by others and cannot "
+		    "be made 0700: %s\n", home, strerror(errno));
+}
+
+FILE *
+cli_open_log(const char *home, const char *name)
+{
+	char *path = cli_path(home, name);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *f;
+
+	free(path);
+	if (fd < 0)
+		return NULL;
+	if (fchmod(fd, 0600) != 0 || !(f = fdopen(fd, "a"))) {
+		close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+void
+cli_passphrase_free(char *pass)
+{
+	if (!pass)
+		return;
+	sodium_memzero(pass, strlen(pass));
+	free(pass);
+}
+
+/* The variable's bytes live in the process's initial environment block,
+ * which /proc/PID/environ shows for as long as the process lives:
+ * unsetenv() only drops the pointer, so the bytes are wiped first. */
+static int
+take_env_passphrase(char **out)
+{
+	static const char name[] = "PEERFS_PASSPHRASE";
+	char *env = getenv(name), *entry;
+
+	if (!env)
+		return -ENOENT;
+	*out = strdup(env);
+	entry = env - sizeof name;	/* "NAME=value": the whole entry */
+	unsetenv(name);
+	sodium_memzero(entry, strlen(entry));
+	return *out ? 0 : -ENOMEM;
+}
+
 int
 cli_passphrase(const char *file, int prompt, int confirm, char **out)
 {
-	const char *env = getenv("PEERFS_PASSPHRASE");
 	int rc;
 
 	if (file) {
@@ -130,10 +189,8 @@ cli_passphrase(const char *file, int prompt, int confirm, char **out)
 		fclose(f);
 		return rc;
 	}
-	if (env) {
-		*out = strdup(env);
-		return *out ? 0 : -ENOMEM;
-	}
+	if ((rc = take_env_passphrase(out)) != -ENOENT)
+		return rc;
 	if (!prompt)
 		return -ENOENT;
 	if ((rc = prompt_tty("passphrase: ", out)) < 0) {
@@ -146,10 +203,10 @@ cli_passphrase(const char *file, int prompt, int confirm, char **out)
 		if ((rc = prompt_tty("passphrase again: ", &again)) < 0)
 			return rc;
 		rc = strcmp(again, *out) ? -EINVAL : 0;
-		free(again);
+		cli_passphrase_free(again);
 		if (rc) {
 			fprintf(stderr, "peerfs: passphrases differ\n");
-			free(*out);
+			cli_passphrase_free(*out);
 		}
 	}
 	return rc;
@@ -185,10 +242,7 @@ cli_load_identity(const char *home, const char *pass_file,
 	else if (rc < 0)
 		fprintf(stderr, "peerfs: key file %s: %s\n", key, strerror(-rc));
 out:
-	if (pass) {
-		memset(pass, 0, strlen(pass));
-		free(pass);
-	}
+	cli_passphrase_free(pass);
 	free(key);
 	return rc;
 }
@@ -259,11 +313,16 @@ void
 cli_write_pid(const char *home, const char *name)
 {
 	char *path = cli_path(home, name);
-	FILE *f = fopen(path, "w");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f;
 
-	if (f) {
-		fprintf(f, "%d\n", (int)getpid());
-		fclose(f);
-	}
 	free(path);
+	if (fd < 0)
+		return;
+	if (fchmod(fd, 0600) != 0 || !(f = fdopen(fd, "w"))) {
+		close(fd);
+		return;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
 }

@@ -26,6 +26,7 @@ cmd_init(int argc, char **argv)
 		fprintf(stderr, "peerfs init: cannot create %s: %s\n", home, strerror(-rc));
 		return 1;
 	}
+	cli_home_tighten(home);
 	key = cli_path(home, "key");
 	if (access(key, F_OK) == 0) {
 		fprintf(stderr, "peerfs init: %s already exists; refusing to "
@@ -36,10 +37,7 @@ cmd_init(int argc, char **argv)
 	    (rc = cli_passphrase(o.passphrase_file, 1, 1, &pass)) < 0)
 		return 1;
 	rc = cr_keyfile_create(key, pass, &id);
-	if (pass) {
-		memset(pass, 0, strlen(pass));
-		free(pass);
-	}
+	cli_passphrase_free(pass);
 	if (rc < 0) {
 		fprintf(stderr, "peerfs init: cannot write %s: %s\n", key, strerror(-rc));
 		return 1;

@@ -268,6 +268,7 @@ cmd_mount(int argc, char **argv)
 	}
 	mnt = abs_mnt;
 	home = cli_home(o.home);
+	cli_home_tighten(home);
 	if (cli_load_identity(home, o.passphrase_file, &id) < 0)
 		return 1;
 	merge_peers(home, &o);
@@ -292,7 +293,7 @@ cmd_mount(int argc, char **argv)
 	}
 	log_path = cli_path(home, "mount.log");
 	pid_path = cli_path(home, "mount.pid");
-	if (!o.foreground && (logf = fopen(log_path, "a"))) {
+	if (!o.foreground && (logf = cli_open_log(home, "mount.log"))) {
 		setvbuf(logf, NULL, _IOLBF, 0);
 		log_set_file(logf);
 	}

@@ -119,9 +119,9 @@ read_code(const char *file, char *buf, size_t size)
 		fprintf(stderr, "recovery code (groups as printed by `peerfs "
 		    "key export`, then an empty line):\n");
 	}
-	for (;;) {
-		char line[512];
+	char line[512];		/* a piece of the code: wiped below */
 
+	for (;;) {
 		if (!fgets(line, sizeof line, f))
 			break;
 		if (tty && (line[0] == '\n' || line[0] == '\0'))
@@ -137,6 +137,7 @@ read_code(const char *file, char *buf, size_t size)
 		n += l;
 	}
 	buf[n] = '\0';
+	sodium_memzero(line, sizeof line);
 	if (f != stdin)
 		fclose(f);
 	return n ? 0 : -EINVAL;
@@ -391,10 +392,7 @@ cmd_restore(int argc, char **argv)
 	if (rc < 0)
 		undo_home(home, created);
 out:
-	if (pass) {
-		sodium_memzero(pass, strlen(pass));
-		free(pass);
-	}
+	cli_passphrase_free(pass);
 	cr_identity_free(id);
 	free(home);
 	return rc < 0 ? 1 : 0;

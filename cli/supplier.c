@@ -73,9 +73,7 @@ daemonize(const char *home, int *notify_fd)
 
 	if ((rc = cli_detach(notify_fd)) < 0)
 		return rc;
-	char *log_path = cli_path(home, "supplier.log");
-	FILE *lf = fopen(log_path, "a");
-	free(log_path);
+	FILE *lf = cli_open_log(home, "supplier.log");
 	if (lf) {
 		setvbuf(lf, NULL, _IOLBF, 0);
 		log_set_file(lf);

@@ -33,7 +33,9 @@ struct cr_identity {
 
 /* Creates a fresh identity (new Ed25519 keypair, random master) and writes
  * it to path (mode 0600, created with O_EXCL: -EEXIST if present), sealed
- * with passphrase via crypto_pwhash Argon2id (OPSLIMIT/MEMLIMIT_INTERACTIVE)
+ * with passphrase via crypto_pwhash Argon2id (OPSLIMIT/MEMLIMIT_MODERATE;
+ * the limits are stored in the file, so files of the INTERACTIVE days
+ * still open)
  * + crypto_secretbox. passphrase NULL or "" means no passphrase (a fixed
  * empty passphrase is used, the file records that none was set).
  * On success *out is sodium_malloc()'d; free with cr_identity_free(). */
@@ -97,13 +99,22 @@ void cr_block_seal_keyed(unsigned char *cipher,
 int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
     const unsigned char key[CR_KEY_BYTES], const unsigned char id[CR_ID_BYTES]);
 
-/* Check value of fragment idx of the block sealed under key: a Poly1305
- * tag (16 bytes, zero-padded to CR_HASH_BYTES) under a key derived from
- * (key, idx). cr_frag_check: 0 when frag matches want, else -EBADMSG. */
+/* Check value of fragment idx of the block sealed under key and encoded
+ * by ec: a Poly1305 tag (16 bytes, zero-padded to CR_HASH_BYTES) under a
+ * one-time key derived from (key, idx, k, m, backend, len), so the same
+ * block encoded under another --ec (other fragment bytes) never reuses a
+ * one-time key. cr_frag_check: 0 when frag matches want, else -EBADMSG;
+ * it also accepts the tag of the first format (key from (key, idx) only),
+ * which the records of blocks stored before it still hold. */
+struct cr_ec;
 void cr_frag_tag(unsigned char out[CR_HASH_BYTES],
-    const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
-    size_t len);
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len);
 int cr_frag_check(const unsigned char want[CR_HASH_BYTES],
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len);
+/* The first format's tag (tests, and cr_frag_check's fallback). */
+void cr_frag_tag_v1(unsigned char out[CR_HASH_BYTES],
     const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
     size_t len);
 
@@ -148,20 +159,27 @@ int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);
 /* ---- session handshake ----------------------------------------------------
  * Three messages over a plain byte stream, then one secretstream per
  * direction:
- *   client -> server  HELLO  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
- *   server -> client  REPLY  : "PEERFS2\0" | eph X25519 pk | Ed25519 pk
+ *   client -> server  HELLO  : "PEERFS3\0" | eph X25519 pk
+ *   server -> client  REPLY  : "PEERFS3\0" | eph X25519 pk | Ed25519 pk
  *                              | sig_s(transcript) | secretstream header s->c
- *   client -> server  FINISH : sig_c(transcript) | secretstream header c->s
- * transcript = BLAKE2b-256("peerfs-hs-v1" | HELLO | REPLY without sig and
+ *   client -> server  FINISH : AEAD_f(Ed25519 pk | sig_c(transcript))
+ *                              | secretstream header c->s
+ * transcript = BLAKE2b-256("peerfs-hs-v3" | HELLO | REPLY without sig and
  * header) for the server signature; the client signs the same hash with
  * the label "peerfs-hs-client". Session keys: crypto_kx from the
  * ephemeral keys, then each key = BLAKE2b-256 keyed by the kx key over the
- * transcript hash. Both sides learn and check the peer's Ed25519 key. */
-#define CR_HS_MAGIC "PEERFS2"		/* 8 bytes with the NUL; 2: records
-					 * with bulk (net/internal.h) */
-#define CR_HS_HELLO_BYTES  (8 + 32 + 32)
+ * transcript hash. AEAD_f is XChaCha20-Poly1305 with a zero nonce under
+ * f = BLAKE2b-256 keyed by the client->server kx key over
+ * "peerfs-hs-finish" | transcript hash: as in Noise XX, the client's
+ * static key is sent only after the ephemeral exchange, encrypted, and
+ * only to a server that has proven its own. Both sides learn and check
+ * the peer's Ed25519 key. */
+#define CR_HS_MAGIC "PEERFS3"		/* 8 bytes with the NUL; 2: records
+					 * with bulk (net/internal.h); 3: the
+					 * client's key sealed in FINISH */
+#define CR_HS_HELLO_BYTES  (8 + 32)
 #define CR_HS_REPLY_BYTES  (8 + 32 + 32 + 64 + 24)
-#define CR_HS_FINISH_BYTES (64 + 24)
+#define CR_HS_FINISH_BYTES (32 + 64 + 16 + 24)
 
 struct cr_stream {
 	crypto_secretstream_xchacha20poly1305_state st;
@@ -173,14 +191,16 @@ struct cr_hs {
 	unsigned char hello[CR_HS_HELLO_BYTES];
 	unsigned char th[CR_HASH_BYTES];	/* transcript hash */
 	unsigned char rx_key[32], tx_key[32];
+	unsigned char fin_key[32];		/* server: opens FINISH */
 	unsigned char peer_pk[CR_PK_BYTES];	/* valid after the handshake */
 	struct cr_stream tx, rx;		/* valid after the handshake */
 };
 
-/* Client: fills HELLO. */
+/* Client: fills HELLO (no identity in it: me is unused). */
 int cr_hs_client_hello(struct cr_hs *hs, const struct cr_identity *me,
     unsigned char out[CR_HS_HELLO_BYTES]);
-/* Server: checks HELLO (-EPROTO bad magic/key), fills REPLY; tx ready. */
+/* Server: checks HELLO (-EPROTO bad magic or ephemeral key), fills REPLY;
+ * tx ready. The client is still anonymous. */
 int cr_hs_server_reply(struct cr_hs *hs, const struct cr_identity *me,
     const unsigned char hello[CR_HS_HELLO_BYTES],
     unsigned char out[CR_HS_REPLY_BYTES]);
@@ -189,7 +209,8 @@ int cr_hs_server_reply(struct cr_hs *hs, const struct cr_identity *me,
 int cr_hs_client_finish(struct cr_hs *hs, const struct cr_identity *me,
     const unsigned char reply[CR_HS_REPLY_BYTES],
     unsigned char out[CR_HS_FINISH_BYTES]);
-/* Server: checks FINISH (-EBADMSG bad signature); rx ready, peer_pk set. */
+/* Server: opens FINISH (-EBADMSG not sealed for this session or bad
+ * signature, -EPROTO unusable key); rx ready, peer_pk set. */
 int cr_hs_server_finish(struct cr_hs *hs,
     const unsigned char finish[CR_HS_FINISH_BYTES]);
 /* Wipes ephemeral and session key material (streams stay usable). */

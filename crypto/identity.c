@@ -210,12 +210,16 @@ cr_keyfile_write(const char *path, const char *passphrase,
 {
 	unsigned char buf[KF_BYTES], *key;
 	const int has_pass = passphrase && *passphrase;
-	/* Without a passphrase there is nothing to stretch: the cheapest
-	 * Argon2id keeps the format, and spares every supplier start 64 MiB
-	 * of memory and a fraction of a second. */
-	const uint64_t ops = has_pass ? crypto_pwhash_OPSLIMIT_INTERACTIVE :
+	/* A passphrase is stretched with Argon2id MODERATE (256 MiB, about
+	 * a second, once per mount): the key file is what a stolen disk or
+	 * backup offers to offline guessing. Files sealed before with
+	 * INTERACTIVE still open: the limits are read from the file.
+	 * Without a passphrase there is nothing to stretch: the cheapest
+	 * Argon2id keeps the format, and spares every supplier start the
+	 * memory and the time. */
+	const uint64_t ops = has_pass ? crypto_pwhash_OPSLIMIT_MODERATE :
 	    crypto_pwhash_OPSLIMIT_MIN;
-	const uint64_t mem = has_pass ? crypto_pwhash_MEMLIMIT_INTERACTIVE :
+	const uint64_t mem = has_pass ? crypto_pwhash_MEMLIMIT_MODERATE :
 	    crypto_pwhash_MEMLIMIT_MIN;
 	int rc;
 

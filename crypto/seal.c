@@ -88,36 +88,82 @@ cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
 }
 
 /* A fragment's check value. Suppliers never learn the block key, so a
- * one-time Poly1305 MAC under a key derived from it and the fragment
- * index is as unforgeable to them as a hash, and three times as fast as
- * BLAKE2b: the owner checks every fragment it stores, fetches or
- * rebuilds. One key only ever authenticates one message, because the
- * fragment is a function of the block key too. */
+ * one-time Poly1305 MAC under a key derived from it is as unforgeable to
+ * them as a hash, and three times as fast as BLAKE2b: the owner checks
+ * every fragment it stores, fetches or rebuilds. A one-time key must only
+ * ever authenticate one message: the fragment is a function of the block
+ * key, the index and the encoding (k, m, backend; the length follows from
+ * them), so all of those go into the key. The first format took only the
+ * index: a block stored again under another --ec gave a supplier two
+ * messages under one key, enough to forge a third. */
+static void
+tag_under(unsigned char out[CR_HASH_BYTES],
+    const unsigned char mac_key[crypto_onetimeauth_KEYBYTES],
+    const void *frag, size_t len)
+{
+	_Static_assert(crypto_onetimeauth_BYTES <= CR_HASH_BYTES, "tag size");
+	memset(out, 0, CR_HASH_BYTES);
+	crypto_onetimeauth(out, frag, len, mac_key);
+}
+
 void
 cr_frag_tag(unsigned char out[CR_HASH_BYTES],
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len)
+{
+	static const char label[] = "peerfs-fragment2";
+	unsigned char mac_key[crypto_onetimeauth_KEYBYTES], p[8 + 3];
+	const char *backend = cr_ec_backend(ec);
+	crypto_generichash_state st;
+
+	/* label | u8 idx | u8 k | u8 m | u64 BE len | backend name | NUL */
+	p[0] = (unsigned char)idx;
+	p[1] = (unsigned char)cr_ec_k(ec);
+	p[2] = (unsigned char)cr_ec_m(ec);
+	for (int i = 0; i < 8; i++)
+		p[3 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	crypto_generichash_init(&st, key, CR_KEY_BYTES, sizeof mac_key);
+	crypto_generichash_update(&st, (const unsigned char *)label,
+	    sizeof label - 1);
+	crypto_generichash_update(&st, p, sizeof p);
+	crypto_generichash_update(&st, (const unsigned char *)backend,
+	    strlen(backend) + 1);
+	crypto_generichash_final(&st, mac_key, sizeof mac_key);
+	tag_under(out, mac_key, frag, len);
+	sodium_memzero(mac_key, sizeof mac_key);
+	sodium_memzero(&st, sizeof st);
+}
+
+void
+cr_frag_tag_v1(unsigned char out[CR_HASH_BYTES],
     const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
     size_t len)
 {
 	static const char label[] = "peerfs-fragment";
 	unsigned char msg[sizeof label], mac_key[crypto_onetimeauth_KEYBYTES];
 
-	_Static_assert(crypto_onetimeauth_BYTES <= CR_HASH_BYTES, "tag size");
 	memcpy(msg, label, sizeof label - 1);
 	msg[sizeof label - 1] = (unsigned char)idx;
 	crypto_generichash(mac_key, sizeof mac_key, msg, sizeof msg, key,
 	    CR_KEY_BYTES);
-	memset(out, 0, CR_HASH_BYTES);
-	crypto_onetimeauth(out, frag, len, mac_key);
+	tag_under(out, mac_key, frag, len);
 	sodium_memzero(mac_key, sizeof mac_key);
 }
 
+/* The old tag is tried only after the new one failed: a forged fragment
+ * costs two Poly1305 passes, a good one (of either format) at most that.
+ * Accepting it adds nothing a supplier could use: it needs the block key
+ * for either. */
 int
 cr_frag_check(const unsigned char want[CR_HASH_BYTES],
-    const unsigned char key[CR_KEY_BYTES], int idx, const void *frag,
-    size_t len)
+    const unsigned char key[CR_KEY_BYTES], const struct cr_ec *ec, int idx,
+    const void *frag, size_t len)
 {
 	unsigned char got[CR_HASH_BYTES];
 
-	cr_frag_tag(got, key, idx, frag, len);
+	cr_frag_tag(got, key, ec, idx, frag, len);
+	if (sodium_memcmp(got, want, CR_HASH_BYTES) == 0)
+		return 0;
+	cr_frag_tag_v1(got, key, idx, frag, len);
 	return sodium_memcmp(got, want, CR_HASH_BYTES) == 0 ? 0 : -EBADMSG;
 }

@@ -13,6 +13,15 @@
 #include "util.h"
 
 int
+fs__ctl_may(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	/* The daemon runs as the uid that mounted. */
+	return c->uid == 0 || c->uid == getuid() ? 0 : -EACCES;
+}
+
+int
 fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len)
 {
 	if (strcmp(name, FS_CTL_REPORT) == 0)

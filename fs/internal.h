@@ -155,6 +155,10 @@ int  fs__file_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi);
  * -ENODATA for unknown names. */
 int fs__ctl_get(struct fs *fs, const char *name, char **val, size_t *len);
 int fs__ctl_set(struct fs *fs, const char *name, const void *val, size_t len);
+/* 0 when the caller of req may use the control attributes (the uid that
+ * mounted, or root), else -EACCES: with -o allow_other every local user
+ * reaches the root, and status names suppliers, errors and file counts. */
+int fs__ctl_may(fuse_req_t req);
 
 static inline void
 fs__inode_to_stat(const struct store_inode *in, struct stat *st)

@@ -157,9 +157,12 @@ fs__op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (strcmp(name, FS_CTL_PIN) == 0)	/* fs/pin.c, any inode */
 		return fs__reply_err(req, owner_pin_set(fs->conf.owner, ino, value,
 		    size));
-	if (is_ctl(ino, name))
+	if (is_ctl(ino, name)) {
+		if ((rc = fs__ctl_may(req)) < 0)
+			return fs__reply_err(req, rc);
 		return fs__reply_err(req, fs__ctl_set(fs, name, value,
 		    size));
+	}
 	if (is_red(name))
 		return fs__reply_err(req, -EPERM);
 	if (is_acl(name)) {
@@ -231,6 +234,7 @@ fs__op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	if (strcmp(name, FS_CTL_PIN) == 0 || is_ctl(ino, name)) {
 		rc = strcmp(name, FS_CTL_PIN) == 0 ?
 		    owner_pin_info(fs->conf.owner, ino, &buf, &len) :
+		    (rc = fs__ctl_may(req)) < 0 ? rc :
 		    fs__ctl_get(fs, name, &buf, &len);
 		if (rc < 0)
 			return fs__reply_err(req, rc);

@@ -212,7 +212,7 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 		if (o->refusals[i] == p->refusals)
 			p->refusal[0] = '\0';	/* takes our data again */
 	} else {
-		char name[17];
+		char name[17], why[LOG_PEER_TEXT_MAX + 1];
 		blk_name(name, o->id);
 		if (net__is_refusal(rc) && m) {
 			net__peer_refused(p, rc, m);
@@ -220,8 +220,9 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 		}
 		if (m && m->type == NET_ERR)
 			log_warn("supplier %s: fragment %d of block %s "
-			    "refused: %.*s", p->addr, i, name,
-			    (int)m->errmsg_len, m->errmsg);
+			    "refused: %s", p->addr, i, name,
+			    log_peer_text(why, sizeof why, m->errmsg,
+			    m->errmsg_len));
 		else
 			log_warn("supplier %s: fragment %d of block %s: %s",
 			    p->addr, i, name, strerror(-rc));
@@ -371,7 +372,8 @@ net_block_store_keyed(struct net *n, const void *plain, size_t len,
 	b.k = (uint8_t)n->k;
 	b.m = (uint8_t)n->m;
 	for (int i = 0; i < total; i++)
-		cr_frag_tag(b.frag_hash[i], b.key, i, frags[i], frag_len);
+		cr_frag_tag(b.frag_hash[i], b.key, n->conf.ec, i, frags[i],
+		    frag_len);
 	o.total = total;
 	o.frags = frags;
 	o.frag_len = frag_len;
@@ -400,7 +402,11 @@ struct fetch_op {
 	struct net_op op;
 	const struct store_block *b;
 	int k, total;
+	int want;			/* good fragments to gather (k, or
+					 * all of them to try other sets) */
 	uint32_t skip;			/* never asked (being rebuilt) */
+	uint32_t retried;		/* failed their check once: asked
+					 * again before anyone is blamed */
 	uint32_t bad;			/* result: wrong hash or missing */
 	uint64_t bytes;			/* result: fragment bytes received */
 	struct net_req req[CR_EC_MAX];
@@ -442,7 +448,7 @@ static void get_done(struct net_req *r, int rc, const struct net_msg *m,
 static void
 get_more(struct net *n, struct fetch_op *o)
 {
-	while (o->good + o->outstanding < o->k && o->next < o->norder) {
+	while (o->good + o->outstanding < o->want && o->next < o->norder) {
 		int i = o->order[o->next++];
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
 		struct net_req *r = &o->req[i];
@@ -488,15 +494,33 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc == 0) {
 		o->bytes += m->data_len;
 		if (m->data_len != o->b->frag_len ||
-		    cr_frag_check(o->b->frag_hash[i], o->b->key, i, m->data,
-		    m->data_len) != 0) {
+		    cr_frag_check(o->b->frag_hash[i], o->b->key, p->n->conf.ec, i,
+		    m->data, m->data_len) != 0) {
 			char name[17];
 			blk_name(name, o->b->id);
-			log_warn("supplier %s: fragment %d of block %s has a "
-			    "wrong hash: dropped", p->addr, i, name);
-			fail_note(o, p->addr, "bad fragment");
-			o->bad |= 1u << i;
-			net__peer_note(p, NET__NOTE_BAD_FRAGMENT);
+			/* The bulk of GET_OK is not MAC'd on the wire
+			 * (net/internal.h): a bit flipped on the way looks
+			 * like forgery. Only a second copy as bad as the
+			 * first is the supplier's offence. */
+			if (!(o->retried & 1u << i)) {
+				o->retried |= 1u << i;
+				log_info("supplier %s: fragment %d of block %s "
+				    "failed its check; fetching it again",
+				    p->addr, i, name);
+				if (net__req_send(p, r) == 0) {
+					o->outstanding++;
+					return;
+				}
+				fail_note(o, p->addr, "bad fragment, then "
+				    "offline");
+			} else {
+				log_warn("supplier %s: fragment %d of block %s "
+				    "has a wrong hash twice: dropped", p->addr,
+				    i, name);
+				fail_note(o, p->addr, "bad fragment");
+				o->bad |= 1u << i;
+				net__peer_note(p, NET__NOTE_BAD_FRAGMENT);
+			}
 		} else {
 			o->buf[i] = *buf;
 			*buf = NULL;
@@ -521,9 +545,11 @@ fetch_start(struct net *n, struct net_op *op)
 	 * offline ones are noted now. Fragments marked lost and DEAD holders
 	 * come last, only asked when the others cannot make k (the hash
 	 * check still guards them). */
+	o->norder = o->next = 0;
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
-		if (o->skip & (1u << i))
+		/* Skipped, or settled in an earlier round. */
+		if (o->skip & (1u << i) || o->frag[i] || o->bad & (1u << i))
 			continue;
 		if (!p || !net__peer_up(p)) {
 			note_offline(o, p, o->b->peer[i]);
@@ -544,6 +570,71 @@ fetch_start(struct net *n, struct net_op *op)
 	get_more(n, o);
 }
 
+/* Sets of k fragments tried when every fragment checks but the block
+ * does not open: C(6, 4) = 15 for the default 4+2; wider codes try the
+ * first ones only (each try is one decode). */
+#define FETCH_SETS_MAX	64
+
+/* Decodes and opens b from the k fragments o->frag[set[0..k)]. */
+static int
+open_set(struct net *n, const struct fetch_op *o, const int *set,
+    unsigned char *sealed, size_t clen, void *plain)
+{
+	unsigned char *frags[CR_EC_MAX];
+	size_t got;
+	int rc;
+
+	for (int j = 0; j < o->k; j++)
+		frags[j] = (unsigned char *)o->frag[set[j]];
+	rc = cr_ec_decode(n->conf.ec, frags, o->k, o->b->frag_len, sealed,
+	    clen, &got);
+	if (rc == 0 && got != clen)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = cr_block_open(plain, sealed, clen, o->b->key, o->b->id);
+	return rc;
+}
+
+/* The fragments gathered passed their checks, yet the block did not
+ * decode or open (a record written with another encoder, a fragment
+ * whose header lies about its index): before giving up, fetch every
+ * other fragment and try other sets of k. Blames no supplier: each
+ * fragment it was given is the one its tag names. */
+static int
+open_other_sets(struct net *n, struct fetch_op *o, unsigned char *sealed,
+    size_t clen, void *plain)
+{
+	int have[CR_EC_MAX], c[CR_EC_MAX], set[CR_EC_MAX];
+	int nh = 0, k = o->k, tries = 0, j;
+
+	o->want = o->total;
+	(void)net__op_run(n, &o->op);	/* whatever comes is used */
+	for (int i = 0; i < o->total; i++)
+		if (o->frag[i])
+			have[nh++] = i;
+	if (nh < k)
+		return -EIO;
+	for (j = 0; j < k; j++)
+		c[j] = j;
+	for (;;) {
+		for (j = 0; j < k; j++)
+			set[j] = have[c[j]];
+		if (open_set(n, o, set, sealed, clen, plain) == 0)
+			return 0;
+		if (++tries >= FETCH_SETS_MAX)
+			break;
+		/* The next k-subset of have[0..nh) in lexical order. */
+		for (j = k - 1; j >= 0 && c[j] == nh - k + j; j--)
+			;
+		if (j < 0)
+			break;
+		c[j]++;
+		for (int l = j + 1; l < k; l++)
+			c[l] = c[l - 1] + 1;
+	}
+	return -EBADMSG;
+}
+
 int
 net_block_fetch(struct net *n, const struct store_block *b, void *plain)
 {
@@ -555,42 +646,44 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
     void *plain, uint32_t *bad)
 {
 	struct fetch_op o = { .op.start = fetch_start, .b = b };
-	unsigned char *frags[CR_EC_MAX], *sealed = NULL;
-	size_t clen = (size_t)b->plain_len + CR_SEAL_ABYTES, got;
-	int rc, nf = 0;
+	size_t clen = (size_t)b->plain_len + CR_SEAL_ABYTES;
+	unsigned char *sealed = NULL;
+	int rc, set[CR_EC_MAX], nf = 0;
+	char name[17];
 
 	if (bad)
 		*bad = 0;
 	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
 		return -EINVAL;
-	o.k = b->k;
+	o.k = o.want = b->k;
 	o.total = b->k + b->m;
 	rc = net__op_run(n, &o.op);
-	if (bad)
-		*bad = o.bad;
 	if (rc < 0)
 		goto out;
-	for (int i = 0; i < o.total; i++)
+	for (int i = 0; i < o.total && nf < o.k; i++)
 		if (o.frag[i])
-			frags[nf++] = (unsigned char *)o.frag[i];
+			set[nf++] = i;
 	if (!(sealed = malloc(clen))) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = cr_ec_decode(n->conf.ec, frags, nf, b->frag_len, sealed, clen,
-	    &got);
-	if (rc == 0 && got != clen)
-		rc = -EBADMSG;
-	if (rc == 0)
-		rc = cr_block_open(plain, sealed, clen, b->key, b->id);
+	blk_name(name, b->id);
+	if ((rc = open_set(n, &o, set, sealed, clen, plain)) < 0) {
+		log_warn("block %s: its fragments check but it does not "
+		    "decode or open (%s): trying other sets of fragments",
+		    name, strerror(-rc));
+		if ((rc = open_other_sets(n, &o, sealed, clen, plain)) == 0)
+			log_info("block %s: opened from another set of "
+			    "fragments", name);
+	}
 	if (rc < 0) {
-		char name[17];
-		blk_name(name, b->id);
 		log_error("block %s: cannot decode or open: %s", name,
 		    strerror(-rc));
 		rc = -EIO;
 	}
 out:
+	if (bad)
+		*bad = o.bad;
 	free(sealed);
 	for (int i = 0; i < CR_EC_MAX; i++)
 		free(o.buf[i]);
@@ -796,7 +889,7 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		return 0;
 	blk_name(name, b->id);
 	/* The missing ones are not sources, however reachable. */
-	f.k = b->k;
+	f.k = f.want = b->k;
 	f.total = total;
 	f.skip = missing;
 	if ((rc = net__op_run(n, &f.op)) < 0)
@@ -820,8 +913,8 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		rc = cr_ec_reconstruct(n->conf.ec, src, nsrc, b->frag_len, i,
 		    out[i]);
 		if (rc == 0)
-			rc = cr_frag_check(b->frag_hash[i], b->key, i, out[i],
-			    b->frag_len);
+			rc = cr_frag_check(b->frag_hash[i], b->key, n->conf.ec, i,
+			    out[i], b->frag_len);
 		if (rc < 0) {
 			log_error("block %s: cannot rebuild fragment %d: %s",
 			    name, i, strerror(-rc));

@@ -655,8 +655,12 @@ net_new(struct net **out, const struct net_conf *conf)
 	/* A supplier closing its end must not kill us on the next write. */
 	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
 		signal(SIGPIPE, SIG_IGN);
-	if (!(n = calloc(1, sizeof *n)))
+	/* conf.audit_key makes every audit answer: guarded, locked memory,
+	 * wiped when freed (rounded: sodium_malloc() aligns only whole
+	 * multiples). */
+	if (!(n = sodium_malloc((sizeof *n + 63) & ~(size_t)63)))
 		return -ENOMEM;
+	memset(n, 0, sizeof *n);
 	n->conf = *conf;
 	tick = n->conf.ping_interval_ms / 2 < TICK_MS ?
 	    n->conf.ping_interval_ms / 2 : TICK_MS;
@@ -665,7 +669,7 @@ net_new(struct net **out, const struct net_conf *conf)
 	n->k = cr_ec_k(conf->ec);
 	n->m = cr_ec_m(conf->ec);
 	if ((rc = uv_loop_init(&n->loop)) < 0) {
-		free(n);
+		sodium_free(n);
 		return rc;
 	}
 	pthread_mutex_init(&n->lock, NULL);
@@ -686,7 +690,7 @@ net_new(struct net **out, const struct net_conf *conf)
 		uv_loop_close(&n->loop);
 		pthread_cond_destroy(&n->cond);
 		pthread_mutex_destroy(&n->lock);
-		free(n);
+		sodium_free(n);
 		return rc;
 	}
 	*out = n;
@@ -719,7 +723,7 @@ net_free(struct net *n)
 	}
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
-	free(n);
+	sodium_free(n);
 }
 
 int

@@ -37,19 +37,6 @@ struct fan_op {
 	int nreq, waiting;
 };
 
-/* Peer bytes for a log line: anything but printable ASCII becomes '?'. */
-static void
-printable(char *out, size_t size, const char *s, size_t len)
-{
-	size_t i;
-
-	if (size == 0)
-		return;
-	for (i = 0; i < len && i + 1 < size; i++)
-		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	out[i] = '\0';
-}
-
 static void
 fan_done(struct net_req *r, int rc, const struct net_msg *m,
     unsigned char **buf)
@@ -59,7 +46,7 @@ fan_done(struct net_req *r, int rc, const struct net_msg *m,
 
 	q->rc = rc;
 	if (rc < 0 && m && m->type == NET_ERR)
-		printable(q->errmsg, sizeof q->errmsg, m->errmsg,
+		log_peer_text(q->errmsg, sizeof q->errmsg, m->errmsg,
 		    m->errmsg_len);
 	/* A head refused for our account there: `status` names it. */
 	if (r->msg.type == NET_HEAD_PUT && net__is_refusal(rc) && m)

@@ -1,7 +1,7 @@
 /* net/internal.h - private to net/: the wire format codec (net/wire.c).
  *
  * On the TCP stream, after the handshake (crypto/crypto.h cr_hs_*, magic
- * "PEERFS2"), every record (format v2) is:
+ * "PEERFS3"), every record (format v2) is:
  *   u32 BE L | u32 BE B | L bytes: one secretstream message | B bytes: bulk
  * The secretstream message encrypts the header: u8 type | u64 BE request
  * id | payload without the bulk. The bulk travels in the clear: fragment
