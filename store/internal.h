@@ -78,6 +78,40 @@ int store__misc_del(struct store_txn *t, const char *name);	/* -ENOENT */
  * (store_open's first transaction). */
 int store__misc_upgrade(struct store_txn *t);
 
+/* ---- store/meta.c: shared by the files of the metadata -----------------
+ * (store/meta.c the environment, store/fsmeta.c the filesystem's records,
+ * store/blocks.c block records and queues, store/misc.c named values) */
+#define STORE__INO_REC_V1	1
+#define STORE__INO_REC_LEN	85
+
+extern const char *const store__db_names[STORE__DB_N];
+MDB_dbi store__dbi(struct store_txn *t, int db);
+/* get, put and del of one record; put and del log the index's change. */
+int store__kv_get(struct store_txn *t, int db, const void *k, size_t klen,
+    MDB_val *v);
+int store__kv_put(struct store_txn *t, int db, const void *k, size_t klen,
+    const void *v, size_t vlen);
+int store__kv_del(struct store_txn *t, int db, const void *k, size_t klen);
+/* Validates a name and builds u64 prefix | name; returns the key length
+ * (too_long when the name is longer than max, -EINVAL when empty). */
+int store__name_key(unsigned char *key, uint64_t prefix, const char *name,
+    size_t max, int too_long);
+void store__pair_key(unsigned char key[16], uint64_t a, uint64_t b);
+typedef int (*store__scan_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
+/* Visits the records whose key starts with prefix[0..plen), from the first
+ * key >= start (or > start when `after`; every record when slen is 0), in
+ * key order, until fn returns non-zero (returned as is). After each call
+ * the cursor seeks again from a copy of the last key, so fn may change the
+ * database within the same transaction. */
+int store__scan(struct store_txn *t, int db, const void *prefix, size_t plen,
+    const void *start, size_t slen, int after, store__scan_fn fn, void *ctx);
+/* Deletes every record whose key starts with prefix[0..plen). */
+int store__del_prefix(struct store_txn *t, int db, const void *prefix,
+    size_t plen);
+/* The inode record (store/fsmeta.c): STORE__INO_REC_LEN bytes. */
+void store__ino_enc(unsigned char *p, const struct store_inode *in);
+int  store__ino_dec(struct store_inode *in, const MDB_val *v);
+
 /* LMDB return code -> 0 or -errno; logs the unexpected ones with `what`. */
 int store__mdb_err(int rc, const char *what);
 
