@@ -20,10 +20,12 @@ struct wreq {
 	uv_write_t req;
 	struct net_sess *s;
 	size_t len;
+	int record;		/* from net_sess_send: on_sent hears of it */
 	unsigned char data[];
 };
 
 static void sess_feed(struct net_sess *s, const unsigned char *p, size_t n);
+static void start_limits(struct net_sess *s);
 
 void
 net__addr_name(const struct sockaddr *sa, char *out, size_t size)
@@ -41,6 +43,16 @@ net__addr_name(const struct sockaddr *sa, char *out, size_t size)
 	} else {
 		snprintf(out, size, "?");
 	}
+}
+
+void
+net__addr_host(const struct sockaddr *sa, char *out, size_t size)
+{
+	snprintf(out, size, "?");
+	if (sa->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)sa, out, size);
+	else if (sa->sa_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)sa, out, size);
 }
 
 int
@@ -119,6 +131,7 @@ sess_new(const struct cr_identity *id, const struct net_sess_ops *ops,
 	s->hs_need = is_client ? CR_HS_REPLY_BYTES : CR_HS_HELLO_BYTES;
 	net_framer_init(&s->fr);
 	snprintf(s->name, sizeof s->name, "?");
+	snprintf(s->host, sizeof s->host, "?");
 	return s;
 }
 
@@ -156,7 +169,10 @@ net_sess_close(struct net_sess *s, int err, const char *why)
 {
 	if (s->state == NET_SESS_CLOSED)
 		return;
-	if (why)
+	/* A stranger can make a server close sessions at will: counted per
+	 * address and reason, one line per interval (net_ratelog). */
+	if (why && (!s->lim || !s->lim->closed ||
+	    net_ratelog_hit(s->lim->closed, s->host, why)))
 		log_warn("session %s: %s: closing", s->name, why);
 	s->state = NET_SESS_CLOSED;
 	s->err = err;
@@ -172,9 +188,16 @@ on_write(uv_write_t *req, int status)
 	struct wreq *w = container_of(req, struct wreq, req);
 	struct net_sess *s = w->s;
 	int was_full = s->queued > NET_SESS_QUEUE_MAX;
+	size_t len = w->len;
+	int record = w->record;
 
-	s->queued -= w->len;
+	s->queued -= len;
+	s->last_tx = uv_now(s->tcp.loop);
 	free(w);
+	/* Even when cancelled by a close: the owner's byte count must
+	 * fall back whatever became of the bytes. */
+	if (record && s->ops->on_sent)
+		s->ops->on_sent(s, len);
 	if (status < 0 && status != UV_ECANCELED) {
 		net_sess_close(s, status, NULL);
 		log_debug("session %s: write: %s", s->name, uv_strerror(status));
@@ -198,6 +221,8 @@ sess_write(struct net_sess *s, struct wreq *w)
 		net_sess_close(s, rc, NULL);
 		return rc;
 	}
+	if (s->queued == 0)		/* the peer's clock to read starts */
+		s->last_tx = uv_now(s->tcp.loop);
 	s->queued += w->len;
 	return 0;
 }
@@ -210,6 +235,7 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	if (!w)
 		return -ENOMEM;
 	w->len = n;
+	w->record = 0;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
 }
@@ -263,6 +289,7 @@ net_sess_send(struct net_sess *s, const struct net_msg *m)
 	if (plain != stack)
 		free(plain);
 	w->len = 8 + clen + blen;
+	w->record = 1;
 	return sess_write(s, w);
 }
 
@@ -281,6 +308,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	if (s->state == NET_SESS_CLOSED || nread == 0)
 		return;
+	s->last_rx = uv_now(st->loop);
 	if (nread < 0) {
 		if (nread == UV_EOF || nread == UV_ECONNRESET)
 			log_debug("session %s: closed by peer", s->name);
@@ -316,8 +344,22 @@ net_sess_pause(struct net_sess *s)
 void
 net_sess_resume(struct net_sess *s)
 {
+	if (!s->paused)
+		return;
 	s->paused = 0;
-	if (!s->reading && s->state != NET_SESS_CLOSED && start_reading(s) < 0)
+	/* Inside sess_feed (an on_msg made room): its loop goes on. */
+	if (s->feeding || s->state == NET_SESS_CLOSED)
+		return;
+	s->last_rx = uv_now(s->tcp.loop);	/* the peer waited for us */
+	if (s->rd_len) {
+		size_t n = s->rd_len;
+
+		s->rd_len = 0;
+		sess_feed(s, s->rdbuf + s->rd_off, n);
+		if (s->paused || s->state == NET_SESS_CLOSED)
+			return;
+	}
+	if (!s->reading && start_reading(s) < 0)
 		net_sess_close(s, -EIO, "cannot read");
 }
 
@@ -370,6 +412,7 @@ up:
 	cr_hs_wipe(s->hs);
 	s->state = NET_SESS_UP;
 	uv_timer_stop(&s->timer);
+	start_limits(s);
 	if (s->ops->on_ready)
 		s->ops->on_ready(s);
 	return s->state == NET_SESS_UP ? 0 : -EPIPE;
@@ -429,6 +472,7 @@ sess_record(struct net_sess *s, struct net_frame *fr)
 static void
 sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 {
+	s->feeding = 1;
 	while (n > 0 && s->state == NET_SESS_HS) {
 		size_t take = s->hs_need - s->hs_have;
 		if (take > n)
@@ -438,20 +482,86 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		p += take;
 		n -= take;
 		if (s->hs_have == s->hs_need && sess_hs_step(s) < 0)
-			return;
+			goto out;
 	}
-	while (n > 0 && s->state == NET_SESS_UP) {
+	/* Paused (by the owner's on_msg, or by on_ready): not one record
+	 * more. The rest of the read waits in rdbuf, so a peer cannot
+	 * queue more work with one big write than its session may hold. */
+	while (n > 0 && s->state == NET_SESS_UP && !s->paused) {
 		struct net_frame fr;
 		int rc = net_framer_feed(&s->fr, &p, &n, &fr);
 		if (rc < 0) {
 			net_sess_close(s, rc, rc == -EPROTO ?
 			    "bad record length" : "out of memory");
-			return;
+			goto out;
 		}
 		if (rc == 0)
 			break;
 		sess_record(s, &fr);
 	}
+	if (n > 0 && s->state == NET_SESS_UP) {
+		/* p points into rdbuf: reading is stopped (net_sess_pause),
+		 * so nothing overwrites it before resume. */
+		s->rd_off = (size_t)(p - s->rdbuf);
+		s->rd_len = n;
+	}
+out:
+	s->feeding = 0;
+}
+
+static int
+mid_frame(const struct net_sess *s)
+{
+	return s->fr.pfx_have > 0 || s->fr.cur.hdr != NULL;
+}
+
+/* Checks the deadlines of a session that is up (s->lim): a frame that
+ * stopped arriving, replies the peer does not read, a session idle. */
+static void
+on_limits_tick(uv_timer_t *t)
+{
+	struct net_sess *s = t->data;
+	const struct net_sess_limits *l = s->lim;
+	uint64_t now = uv_now(t->loop), last;
+
+	if (s->state != NET_SESS_UP)
+		return;
+	if (l->frame_ms && !s->paused && mid_frame(s) &&
+	    now - s->last_rx >= l->frame_ms) {
+		net_sess_close(s, -ETIMEDOUT, "frame stalled past its deadline");
+		return;
+	}
+	if (l->frame_ms && s->queued && now - s->last_tx >= l->frame_ms) {
+		net_sess_close(s, -ETIMEDOUT, "replies not read");
+		return;
+	}
+	last = s->last_rx > s->last_tx ? s->last_rx : s->last_tx;
+	if (l->idle_ms && !mid_frame(s) && !s->queued && !s->work_n &&
+	    !s->rd_len && now - last >= l->idle_ms)
+		net_sess_close(s, -ETIMEDOUT, "idle");
+}
+
+/* The tick of the deadlines: a fraction of the shortest, so a deadline
+ * is late by at most a quarter of itself (and a second). */
+static void
+start_limits(struct net_sess *s)
+{
+	const struct net_sess_limits *l = s->lim;
+	unsigned ms = 0;
+
+	if (!l || (!l->frame_ms && !l->idle_ms))
+		return;
+	if (l->frame_ms)
+		ms = l->frame_ms;
+	if (l->idle_ms && (!ms || l->idle_ms < ms))
+		ms = l->idle_ms;
+	ms /= 4;
+	if (ms > 1000)
+		ms = 1000;
+	if (ms < 10)
+		ms = 10;
+	s->last_rx = s->last_tx = uv_now(s->tcp.loop);
+	uv_timer_start(&s->timer, on_limits_tick, ms, ms);
 }
 
 static void
@@ -533,24 +643,36 @@ int
 net_sess_accept(uv_stream_t *server, const struct cr_identity *id,
     const struct net_sess_ops *ops, void *data, struct net_sess **out)
 {
+	return net_sess_accept_lim(server, id, ops, data, NULL, out);
+}
+
+int
+net_sess_accept_lim(uv_stream_t *server, const struct cr_identity *id,
+    const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out)
+{
 	struct net_sess *s = sess_new(id, ops, data, 0);
 	struct sockaddr_storage ss;
 	int len = sizeof ss, rc;
 
 	if (!s)
 		return -ENOMEM;
+	s->lim = lim;
 	if ((rc = sess_init_handles(server->loop, s)) < 0) {
 		net_sess_unref(s);
-		return rc;
+		return -ENOMEM;
 	}
 	if ((rc = uv_accept(server, (uv_stream_t *)&s->tcp)) < 0) {
 		net_sess_close(s, rc, NULL);
 		return rc;
 	}
-	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		net__addr_name((struct sockaddr *)&ss, s->name, sizeof s->name);
+		net__addr_host((struct sockaddr *)&ss, s->host, sizeof s->host);
+	}
 	uv_tcp_nodelay(&s->tcp, 1);
-	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
+	uv_timer_start(&s->timer, on_hs_timeout,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
 	if ((rc = start_reading(s)) < 0) {
 		net_sess_close(s, rc, "cannot read");
 		return rc;
