@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,10 @@
 static const char supplier_help[] =
 "usage: peerfs supplier [--home DIR] --listen HOST:PORT --store DIR\n"
 "                       [--quota SIZE] [--daemon] [--debug]\n"
+"                       [--max-sessions N] [--max-per-address N]\n"
+"                       [--max-per-key N] [--max-inflight SIZE]\n"
+"                       [--handshake-timeout D] [--frame-timeout D]\n"
+"                       [--idle-timeout D]\n"
 "\n"
 "Serves fragments to their owners until SIGTERM or SIGINT. Fragments are\n"
 "stored under the store directory, acknowledged only after fsync.\n"
@@ -25,7 +30,19 @@ static const char supplier_help[] =
 "  --store DIR       where fragments are kept\n"
 "  --quota SIZE      most bytes to lend (e.g. 2G; default: the disk)\n"
 "  --daemon          detach; pid in DIR/supplier.pid, log in DIR/supplier.log\n"
-"  (one more option exists for tests only)\n";
+"Limits for peers it does not know (refusals are logged once a minute):\n"
+"  --max-sessions N       sessions in all (default 1024, fewer when the\n"
+"                         file descriptor limit is lower)\n"
+"  --max-per-address N    sessions from one address (default 32)\n"
+"  --max-per-key N        sessions of one owner key (default 8)\n"
+"  --max-inflight SIZE    bytes held for requests and unsent replies of\n"
+"                         all sessions (default 128M)\n"
+"  --handshake-timeout D  to complete the handshake (default 10s)\n"
+"  --frame-timeout D      for a frame begun to make progress, and for\n"
+"                         replies to be read (default 30s)\n"
+"  --idle-timeout D       an authenticated session with no traffic is\n"
+"                         closed (default 5m; owners ping every 30s)\n"
+"  (one more option and PEERFS_TEST_FAIL_ACCEPT=N exist for tests only)\n";
 
 struct ready_ctx {
 	const char *home;
@@ -77,6 +94,47 @@ supplier_identity(const char *home, struct cr_identity **id)
 	return cli_load_identity(home, NULL, id);
 }
 
+/* A session is a file descriptor: take all the kernel allows us. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("supplier: cannot raise the file descriptor "
+			    "limit: %s", strerror(errno));
+	}
+}
+
+/* A count option: 1 .. 1000000. */
+static int
+parse_count(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v == 0 || v > 1000000)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* A deadline option: 1 ms .. 1 day. */
+static int
+parse_ms(const char *s, unsigned *out)
+{
+	uint64_t ms;
+
+	if (cli_parse_duration(s, &ms) < 0 || ms == 0 || ms > 86400000)
+		return -EINVAL;
+	*out = (unsigned)ms;
+	return 0;
+}
+
 static int
 daemonize(const char *home, int *notify_fd)
 {
@@ -112,6 +170,13 @@ cmd_supplier(int argc, char **argv)
 		{ "quota", required_argument, NULL, 'q' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "debug", no_argument, NULL, 'D' },
+		{ "max-sessions", required_argument, NULL, 'S' },
+		{ "max-per-address", required_argument, NULL, 'A' },
+		{ "max-per-key", required_argument, NULL, 'K' },
+		{ "max-inflight", required_argument, NULL, 'I' },
+		{ "handshake-timeout", required_argument, NULL, 'T' },
+		{ "frame-timeout", required_argument, NULL, 'F' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		/* Tests only: serve forged fragments and audit answers. */
 		{ "test-lie", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -123,6 +188,8 @@ cmd_supplier(int argc, char **argv)
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
+	struct net_supplier_conf conf = { 0 };
+	const char *fail = getenv("PEERFS_TEST_FAIL_ACCEPT");
 	char *home;
 
 	opterr = 0;
@@ -136,6 +203,35 @@ cmd_supplier(int argc, char **argv)
 				return cli_bad_usage("supplier", "bad --quota '%s'", optarg);
 			break;
 		case 'd': daemon = 1; break;
+		case 'S':
+			if (parse_count(optarg, &conf.max_sessions) < 0)
+				return cli_bad_usage("supplier", "bad --max-sessions '%s'", optarg);
+			break;
+		case 'A':
+			if (parse_count(optarg, &conf.max_per_addr) < 0)
+				return cli_bad_usage("supplier", "bad --max-per-address '%s'", optarg);
+			break;
+		case 'K':
+			if (parse_count(optarg, &conf.max_per_key) < 0)
+				return cli_bad_usage("supplier", "bad --max-per-key '%s'", optarg);
+			break;
+		case 'I':
+			if (cli_parse_size(optarg, &conf.inflight_max) < 0 ||
+			    conf.inflight_max < (1u << 20))
+				return cli_bad_usage("supplier", "bad --max-inflight '%s' (1M at least)", optarg);
+			break;
+		case 'T':
+			if (parse_ms(optarg, &conf.hs_timeout_ms) < 0)
+				return cli_bad_usage("supplier", "bad --handshake-timeout '%s'", optarg);
+			break;
+		case 'F':
+			if (parse_ms(optarg, &conf.frame_timeout_ms) < 0)
+				return cli_bad_usage("supplier", "bad --frame-timeout '%s'", optarg);
+			break;
+		case 'i':
+			if (parse_ms(optarg, &conf.idle_timeout_ms) < 0)
+				return cli_bad_usage("supplier", "bad --idle-timeout '%s'", optarg);
+			break;
 		case 'L': test_lie = 1; break;
 		case 'D': log_init("peerfs", LOG_DEBUG, NULL); break;
 		case 'h': fputs(supplier_help, stdout); return 0;
@@ -168,10 +264,17 @@ cmd_supplier(int argc, char **argv)
 		return 1;
 	}
 	ready.home = home;
-	struct net_supplier_conf conf = {
-		.id = id, .listen = listen, .frags = frags,
-		.on_ready = on_ready, .arg = &ready, .test_lie = test_lie,
-	};
+	raise_nofile();
+	conf.id = id;
+	conf.listen = listen;
+	conf.frags = frags;
+	conf.on_ready = on_ready;
+	conf.arg = &ready;
+	conf.test_lie = test_lie;
+	/* Test hook: the first N sessions fail to allocate, as under
+	 * memory pressure (tests/integ/test_strangers.py). */
+	if (fail)
+		conf.test_fail_accept = (unsigned)strtoul(fail, NULL, 10);
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
 		log_error("supplier on %s: %s", listen, strerror(-rc));

@@ -211,6 +211,7 @@ struct net_sess_limits {
 	 * for idle_ms: closed. Well above the owners' ping interval. */
 	unsigned idle_ms;
 	struct net_ratelog *closed;	/* NULL: every warning is logged */
+	size_t *queued_total;		/* NULL, or the sum of s->queued */
 };
 
 struct net_sess;
@@ -230,7 +231,7 @@ struct net_sess_ops {
 	void (*on_ready)(struct net_sess *s);
 	/* Queued write bytes fell below NET_SESS_QUEUE_MAX; may be NULL. */
 	void (*on_drain)(struct net_sess *s);
-	/* A record of n bytes (net_sess_send) left the write queue;
+	/* A write of n bytes left the write queue (sent or cancelled);
 	 * may be NULL. */
 	void (*on_sent)(struct net_sess *s, size_t n);
 	/* Once, after the socket is closed (err 0 = closed on purpose or by

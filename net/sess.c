@@ -20,7 +20,6 @@ struct wreq {
 	uv_write_t req;
 	struct net_sess *s;
 	size_t len;
-	int record;		/* from net_sess_send: on_sent hears of it */
 	unsigned char data[];
 };
 
@@ -189,14 +188,15 @@ on_write(uv_write_t *req, int status)
 	struct net_sess *s = w->s;
 	int was_full = s->queued > NET_SESS_QUEUE_MAX;
 	size_t len = w->len;
-	int record = w->record;
 
 	s->queued -= len;
+	if (s->lim && s->lim->queued_total)
+		*s->lim->queued_total -= len;
 	s->last_tx = uv_now(s->tcp.loop);
 	free(w);
-	/* Even when cancelled by a close: the owner's byte count must
-	 * fall back whatever became of the bytes. */
-	if (record && s->ops->on_sent)
+	/* Even when cancelled by a close: the owner's figures must fall
+	 * back whatever became of the bytes. */
+	if (s->ops->on_sent)
 		s->ops->on_sent(s, len);
 	if (status < 0 && status != UV_ECANCELED) {
 		net_sess_close(s, status, NULL);
@@ -224,6 +224,8 @@ sess_write(struct net_sess *s, struct wreq *w)
 	if (s->queued == 0)		/* the peer's clock to read starts */
 		s->last_tx = uv_now(s->tcp.loop);
 	s->queued += w->len;
+	if (s->lim && s->lim->queued_total)
+		*s->lim->queued_total += w->len;
 	return 0;
 }
 
@@ -235,7 +237,6 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	if (!w)
 		return -ENOMEM;
 	w->len = n;
-	w->record = 0;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
 }
@@ -289,7 +290,6 @@ net_sess_send(struct net_sess *s, const struct net_msg *m)
 	if (plain != stack)
 		free(plain);
 	w->len = 8 + clen + blen;
-	w->record = 1;
 	return sess_write(s, w);
 }
 
