@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,9 +145,13 @@ handshake(struct conn *c, const char *addr, const struct cr_identity *id)
 	unsigned char hello[CR_HS_HELLO_BYTES], reply[CR_HS_REPLY_BYTES];
 	unsigned char fin[CR_HS_FINISH_BYTES];
 
+	struct timeval tv = { .tv_sec = 10 };
+
 	memset(c, 0, sizeof *c);
 	if ((c->fd = dial(addr)) < 0)
 		return -1;
+	/* A server that never accepts leaves us in its backlog: give up. */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (cr_hs_client_hello(&c->hs, id, hello) < 0 ||
 	    write_all(c->fd, hello, sizeof hello) < 0 ||
 	    read_all(c->fd, reply, sizeof reply) < 0 ||
