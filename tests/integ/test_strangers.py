@@ -169,39 +169,54 @@ def test_pipelined_requests_bounded(make_swarm, make_mount, kind, size):
 
 # -- sessions: caps, idle, fd exhaustion ------------------------------------
 
-def test_idle_sessions_and_fd_exhaustion(make_limited):
-    """A supplier with 160 file descriptors. 200 sessions (200 keys) from
-    127.0.0.9 would take every descriptor (before the fix nobody else got
-    in, and nothing was logged): the per-address cap stops them at 32, an
-    honest peer from 127.0.0.1 still gets a session, idle sessions close
-    after --idle-timeout, and each refusal kind is one log line."""
-    sw = make_limited(1, nofile=160,
-                      extra=["--idle-timeout", "4s", "--max-per-key", "8"])
+def test_idle_sessions_and_fd_exhaustion(make_limited, make_mount):
+    """Supplier 0 of 6 runs with 160 file descriptors. 200 sessions (200
+    keys) from 127.0.0.9 would take every descriptor (before the fix
+    nobody else got in, and nothing was logged): the per-address cap stops
+    them at 32, an honest owner's mount still writes and reads through
+    that supplier meanwhile, the idle ones are closed after
+    --idle-timeout, and each refusal kind is one log line."""
+    sw = make_limited(6, nofile=160,
+                      extra_for={0: ["--idle-timeout", "4s",
+                                     "--max-per-key", "8"]})
     addr = sw.address(0)
-    rc, out = attack("idle", addr, "-n", "200", "--keys", "200",
-                     "--bind", "127.0.0.9", "--hold", "0", timeout=180)
-    assert rc == 0, out
-    up = int(re.search(r"^up (\d+) of 200", out, re.M).group(1))
-    assert 0 < up <= 32, out
-
-    # The same address, one key: the per-key cap (8).
-    hold = subprocess.Popen([attack_bin(), "idle", addr, "-n", "12",
-                             "--bind", "127.0.0.10", "--hold", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    crowd = subprocess.Popen([attack_bin(), "idle", addr, "-n", "200",
+                              "--keys", "200", "--bind", "127.0.0.9",
+                              "--hold", "10"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
     try:
-        first = hold.stdout.readline()
-        assert first.startswith("up 8 of 12"), first
-        # An honest peer still gets in meanwhile.
-        rc, out = attack("idle", addr, "-n", "1", "--hold", "0")
-        assert rc == 0 and "up 1 of 1" in out, out
-        rest = hold.stdout.read()
-        hold.wait(30)
+        first = crowd.stdout.readline()
+        m_up = re.match(r"up (\d+) of 200", first)
+        assert m_up and 0 < int(m_up.group(1)) <= 32, first
+
+        # The honest owner (pings every second: well under the idle
+        # timeout) meanwhile.
+        m = make_mount()
+        m.init()
+        m.mount(sw.peers, ec="4+2", block_size="256K", cache_size="0",
+                extra=["--ping-interval", "1s"])
+        data = os.urandom(1 << 20)
+        (m.path / "honest.bin").write_bytes(data)
+        m.sync()
+        m.drop_cache()
+        assert (m.path / "honest.bin").read_bytes() == data
+
+        rest = crowd.stdout.read()
+        crowd.wait(60)
     finally:
-        hold.kill()
-        hold.wait(10)
-    # Held for 8 s past --idle-timeout 4s: closed as idle.
-    assert "still up 0 of 12" in rest, rest
+        crowd.kill()
+        crowd.wait(10)
+    # Held 10 s past --idle-timeout 4s: all closed as idle.
+    assert "still up 0 of 200" in rest, rest
+
+    # One key from one address: the per-key cap (8).
+    rc, out = attack("idle", addr, "-n", "12", "--bind", "127.0.0.10",
+                     "--hold", "0")
+    assert rc == 0 and "up 8 of 12" in out, out
+    # The honest owner is still served.
+    m.drop_cache()
+    assert (m.path / "honest.bin").read_bytes() == data
     assert sw.alive(0)
 
     log = sw.log_text(0)
@@ -209,7 +224,7 @@ def test_idle_sessions_and_fd_exhaustion(make_limited):
                  log) == 1, log[-3000:]
     assert count(r"refused a connection from 127\.0\.0\.10: per-key cap",
                  log) == 1, log[-3000:]
-    # Not a line per connection: 168 refusals and closes, a few lines.
+    # Not a line per connection: 168 refusals and 32 idle closes.
     lines = [ln for ln in log.splitlines() if "127.0.0.9" in ln]
     assert len(lines) <= 3, "\n".join(lines[:20])
     assert "idle: closing" in log
