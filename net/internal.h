@@ -174,7 +174,7 @@ struct net_ratelog_ent {
 
 struct net_ratelog {
 	struct net_ratelog_ent e[NET_RATELOG_SLOTS];
-	uint64_t other;			/* counted while the table was full */
+	uint64_t other;			/* counted with the table full */
 };
 
 void net_ratelog_init(struct net_ratelog *rl);
@@ -202,7 +202,7 @@ void net_ratelog_report(struct net_ratelog *rl,
  * malformed-session warnings are counted. Borrowed: lives as long as
  * every session that points to it. */
 struct net_sess_limits {
-	unsigned hs_ms;			/* handshake complete; 0 = default */
+	unsigned hs_ms;			/* handshake; 0 = default */
 	/* A frame started must make progress: no byte of it for frame_ms
 	 * (while we read) closes the session; so do replies the peer does
 	 * not read for frame_ms. */

@@ -528,7 +528,8 @@ on_limits_tick(uv_timer_t *t)
 		return;
 	if (l->frame_ms && !s->paused && mid_frame(s) &&
 	    now - s->last_rx >= l->frame_ms) {
-		net_sess_close(s, -ETIMEDOUT, "frame stalled past its deadline");
+		net_sess_close(s, -ETIMEDOUT,
+		    "frame stalled past its deadline");
 		return;
 	}
 	if (l->frame_ms && s->queued && now - s->last_tx >= l->frame_ms) {

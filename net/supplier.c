@@ -31,14 +31,14 @@
  * owner keeps a GET in flight while the last reply goes out. */
 #define SESS_BYTES_MAX	((size_t)2 * NET_FRAME_MAX)
 #define WORK_N_MAX	16
-#define REJECT_SPARE	8		/* handles to accept-and-close with */
+#define REJECT_SPARE	8		/* handles to accept and close */
 #define REPORT_MS	60000		/* "... in the last minute" */
 
 struct reject {
 	uv_tcp_t tcp;
 	struct supplier *sup;
 	int busy;			/* closing */
-	int spare;			/* one of sup->rej[], else malloc()'d */
+	int spare;			/* in sup->rej[], else malloc()'d */
 };
 
 struct supplier {
@@ -46,7 +46,7 @@ struct supplier {
 	uv_tcp_t listener;
 	uv_signal_t sigint, sigterm;
 	uv_timer_t report;		/* rate-limited log lines */
-	uv_timer_t retry;		/* accept-and-close once memory is back */
+	uv_timer_t retry;		/* accept and close, memory back */
 	const struct net_supplier_conf *conf;
 	struct net_sess *sessions;	/* list through next/prev */
 	unsigned nsess;
@@ -512,7 +512,7 @@ reply_max(const struct work *k)
 	size_t heads;
 
 	switch (k->type) {
-	case NET_GET: case NET_AUDIT:	/* AUDIT reads the whole fragment */
+	case NET_GET: case NET_AUDIT:	/* AUDIT reads all of it */
 		return NET_FRAME_MAX;
 	case NET_LIST:			/* list_acc keeps 2 x max */
 		return 2 * (size_t)k->max * LIST_ENTRY + 64;
