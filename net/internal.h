@@ -286,7 +286,9 @@ struct net_sess {
  * -EINVAL when malformed or unresolvable. */
 int net__parse_addr(const char *hostport, struct sockaddr_storage *out);
 void net__addr_name(const struct sockaddr *sa, char *out, size_t size);
-/* The address without the port: "1.2.3.4", "::1". */
+/* The address without the port, as caps and log lines group peers:
+ * "1.2.3.4" (IPv4-mapped IPv6 too), "2001:db8:1:2::/64" (an IPv6 host's
+ * /64, since one host may use any address in it). */
 void net__addr_host(const struct sockaddr *sa, char *out, size_t size);
 
 /* Starts a client session to sa (name used in log lines). *out has one

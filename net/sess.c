@@ -47,11 +47,31 @@ net__addr_name(const struct sockaddr *sa, char *out, size_t size)
 void
 net__addr_host(const struct sockaddr *sa, char *out, size_t size)
 {
+	struct sockaddr_in6 a6;
+	struct sockaddr_in a4;
+	size_t n;
+
 	snprintf(out, size, "?");
-	if (sa->sa_family == AF_INET6)
-		uv_ip6_name((const struct sockaddr_in6 *)sa, out, size);
-	else if (sa->sa_family == AF_INET)
+	if (sa->sa_family == AF_INET) {
 		uv_ip4_name((const struct sockaddr_in *)sa, out, size);
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	memcpy(&a6, sa, sizeof a6);
+	if (IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr)) {
+		memset(&a4, 0, sizeof a4);
+		a4.sin_family = AF_INET;
+		memcpy(&a4.sin_addr, a6.sin6_addr.s6_addr + 12, 4);
+		uv_ip4_name(&a4, out, size);
+		return;
+	}
+	/* One host of IPv6 has a whole /64: count them as one. */
+	memset(a6.sin6_addr.s6_addr + 8, 0, 8);
+	uv_ip6_name(&a6, out, size);
+	n = strlen(out);
+	if (n + 4 < size)
+		memcpy(out + n, "/64", 4);
 }
 
 int

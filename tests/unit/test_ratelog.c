@@ -1,5 +1,5 @@
 /* tests/unit/test_ratelog.c - net/ratelog.c: one log line per address,
- * reason and interval, however many events. */
+ * reason and interval, however many events; and how addresses group. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,7 +101,28 @@ test_table_full(void)
 	return 0;
 }
 
+/* How peers are grouped for caps and log lines (net__addr_host). */
+static int
+test_addr_host(void)
+{
+	struct sockaddr_storage ss;
+	char out[48];
+
+	CHECK_EQ(net__parse_addr("127.0.0.9:7070", &ss), 0);
+	net__addr_host((struct sockaddr *)&ss, out, sizeof out);
+	CHECK(strcmp(out, "127.0.0.9") == 0);
+	CHECK_EQ(net__parse_addr("[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:7070",
+	    &ss), 0);
+	net__addr_host((struct sockaddr *)&ss, out, sizeof out);
+	CHECK(strcmp(out, "2001:db8:1:2::/64") == 0);
+	CHECK_EQ(net__parse_addr("[::ffff:10.1.2.3]:7070", &ss), 0);
+	net__addr_host((struct sockaddr *)&ss, out, sizeof out);
+	CHECK(strcmp(out, "10.1.2.3") == 0);
+	return 0;
+}
+
 const struct test tests_ratelog[] = {
+	{ "addr_host", test_addr_host },
 	{ "flood_one_line", test_flood_one_line },
 	{ "kinds_apart", test_kinds_apart },
 	{ "table_full", test_table_full },
