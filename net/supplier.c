@@ -63,7 +63,7 @@ struct supplier {
 	unsigned ngblocked;		/* sessions paused by inflight_max */
 	struct net_sess *rr;		/* sessions with queued requests */
 	struct reject rej[REJECT_SPARE];
-	struct net_ratelog refused, closed;
+	struct net_ratelog refused, closed, failed;
 };
 
 struct work {
@@ -382,12 +382,15 @@ after_work(uv_work_t *w, int status)
 		if (status < 0)
 			k->rc = status;
 		if (k->rc < 0) {
-			if (k->type == NET_HEAD_PUT)
-				log_info("supplier: %s: head refused: %s",
-				    s->name, err_text(k->type, k->rc));
-			else if (k->rc != -ENOENT)
-				log_warn("supplier: %s: request %02x failed: %s",
-				    s->name, k->type, strerror(-k->rc));
+			/* A peer can fail requests at will: rate-limited. */
+			const char *why = err_text(k->type, k->rc);
+
+			if (k->rc != -ENOENT &&
+			    net_ratelog_hit(&sup->failed, s->host, why))
+				log_warn("supplier: %s: %s failed: %s (more "
+				    "are counted, one line a minute)", s->name,
+				    k->type == NET_HEAD_PUT ? "head" :
+				    "request", why);
 			reply_err(s, k->reqid, k->type, k->rc);
 		} else {
 			switch (k->type) {
@@ -601,12 +604,15 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 }
 
 /* ---- refusals ---------------------------------------------------------- */
+/* arg: what was counted, e.g. "refused %llu connections". */
 static void
 report_line(void *arg, const char *who, const char *what, uint64_t n)
 {
-	log_warn("supplier: %s %llu %s from %s in the last minute: %s",
-	    arg ? "refused" : "closed", (unsigned long long)n,
-	    arg ? "connections" : "more sessions", who, what);
+	char head[64];
+
+	snprintf(head, sizeof head, arg, (unsigned long long)n);
+	log_warn("supplier: %s from %s in the last minute: %s", head, who,
+	    what);
 }
 
 static void
@@ -614,8 +620,12 @@ on_report(uv_timer_t *t)
 {
 	struct supplier *sup = t->data;
 
-	net_ratelog_report(&sup->refused, report_line, sup);
-	net_ratelog_report(&sup->closed, report_line, NULL);
+	net_ratelog_report(&sup->refused, report_line,
+	    "refused %llu connections");
+	net_ratelog_report(&sup->closed, report_line,
+	    "closed %llu more sessions");
+	net_ratelog_report(&sup->failed, report_line,
+	    "%llu more requests failed");
 }
 
 static void
@@ -826,6 +836,7 @@ set_limits(struct supplier *sup, const struct net_supplier_conf *c)
 	sup->lim.queued_total = &sup->queued_total;
 	net_ratelog_init(&sup->refused);
 	net_ratelog_init(&sup->closed);
+	net_ratelog_init(&sup->failed);
 	for (int i = 0; i < REJECT_SPARE; i++)
 		sup->rej[i].spare = 1;
 }

@@ -8,6 +8,7 @@ supplier processes on 127.0.0.1.
   per key, idle sessions closed, an honest peer still gets in, and each
   refusal kind is logged once (not once per connection);
 - half a frame: the session is closed once its deadline passes;
+- requests that fail, pipelined: one log line, not one per request;
 - an allocation failure at accept (PEERFS_TEST_FAIL_ACCEPT): the listener
   still answers afterwards.
 """
@@ -165,6 +166,21 @@ def test_pipelined_requests_bounded(make_swarm, make_mount, kind, size):
     assert peak[0] < RSS_BOUND_MIB, \
         f"supplier RSS reached {peak[0]:.0f} MiB (bound {RSS_BOUND_MIB} MiB, " \
         f"{before:.0f} MiB before the attack)"
+
+
+def test_failed_requests_logged_once(make_limited):
+    """200 requests that each fail (a head that is not newer than the one
+    held), pipelined: one log line, not 200 (a stranger can fail requests
+    at will)."""
+    sw = make_limited(1)
+    rc, out = attack("pipeline", sw.address(0), "--type", "stale-head",
+                     "-n", "200", "--size", "1000", "--hold", "3")
+    assert rc == 0 and "setup 1 stored" in out and "sent 200" in out, out
+    log = sw.log_text(0)
+    assert count(r"head failed: not newer than the newest head held",
+                 log) == 1, log[-3000:]
+    assert len(log.splitlines()) < 10, log[-3000:]
+    assert sw.alive(0)
 
 
 # -- sessions: caps, idle, fd exhaustion ------------------------------------

@@ -3,10 +3,13 @@
  * format (crypto/, net/wire.c) with blocking sockets and a fresh identity,
  * then misbehaves:
  *
- *   pipeline ADDR [--type get|head-list] [-n N] [--size BYTES] [--hold S]
- *       stores one fragment (get) or 16 heads (head-list) of --size bytes,
- *       then sends N GET / HEAD_LIST requests in one write and never reads
- *       a reply. Prints "setup ..." and "sent N", then holds S seconds.
+ *   pipeline ADDR [--type get|head-list|stale-head] [-n N] [--size BYTES]
+ *            [--hold S]
+ *       stores one fragment (get), 16 heads (head-list) or one head
+ *       (stale-head) of --size bytes, then sends N GET / HEAD_LIST requests
+ *       / copies of that head (each refused: not newer) in one write and
+ *       never reads a reply. Prints "setup ..." and "sent N", then holds
+ *       S seconds.
  *   idle ADDR -n N [--keys K] [--bind IP] [--hold S]
  *       opens N authenticated sessions (K identities in turn, default 1)
  *       and holds them; prints "up U of N" once the server had its say.
@@ -271,9 +274,13 @@ cmd_pipeline(const char *addr)
 	size_t len = 0;
 	uint32_t err;
 	int get = strcmp(opt.type, "get") == 0, stored = 0, rc;
+	int stale = strcmp(opt.type, "stale-head") == 0;
+	unsigned char *last = NULL;
+	size_t last_len = 0;
 
-	if (!get && strcmp(opt.type, "head-list") != 0) {
-		fprintf(stderr, "peerfs_attack: --type get|head-list\n");
+	if (!get && !stale && strcmp(opt.type, "head-list") != 0) {
+		fprintf(stderr, "peerfs_attack: --type get|head-list|"
+		    "stale-head\n");
 		return 2;
 	}
 	if (handshake(&c, addr, id) < 0) {
@@ -286,7 +293,7 @@ cmd_pipeline(const char *addr)
 	randombytes_buf(fragid, sizeof fragid);
 	randombytes_buf(hash, sizeof hash);
 	/* What the replies will be made of: the bigger, the worse. */
-	for (int i = 0; i < (get ? 1 : 16); i++) {
+	for (int i = 0; i < (get || stale ? 1 : 16); i++) {
 		unsigned char *head = NULL;
 		size_t hl = 0;
 
@@ -307,7 +314,9 @@ cmd_pipeline(const char *addr)
 			m.data_len = hl;
 		}
 		send_one(&c, &m);
-		free(head);
+		free(last);
+		last = head;
+		last_len = hl;
 		rc = recv_one(&c, &err);
 		if (rc == (get ? NET_PUT_OK : NET_HEAD_PUT_OK))
 			stored++;
@@ -322,9 +331,13 @@ cmd_pipeline(const char *addr)
 	for (int i = 0; i < opt.n; i++) {
 		memset(&m, 0, sizeof m);
 		m.reqid = 1000 + (uint64_t)i;
-		m.type = get ? NET_GET : NET_HEAD_LIST;
+		m.type = get ? NET_GET : stale ? NET_HEAD_PUT : NET_HEAD_LIST;
 		m.fragid = fragid;
 		m.max = 0;
+		if (stale) {
+			m.data = last;
+			m.data_len = last_len;
+		}
 		put_record(&c, &m, &buf, &len);
 	}
 	if (write_all(c.fd, buf, len) < 0)
