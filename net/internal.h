@@ -234,6 +234,11 @@ struct net_sess_ops {
 	/* A write of n bytes left the write queue (sent or cancelled);
 	 * may be NULL. */
 	void (*on_sent)(struct net_sess *s, size_t n);
+	/* A frame of len bytes begins: its prefix is read, its body not
+	 * yet. 0 reads it; non-zero leaves it waiting, and the callback
+	 * must have paused the session (it is asked again at resume). May
+	 * be NULL. */
+	int (*on_frame)(struct net_sess *s, size_t len);
 	/* Once, after the socket is closed (err 0 = closed on purpose or by
 	 * the peer). s stays valid until its last net_sess_unref(). */
 	void (*on_close)(struct net_sess *s, int err);
@@ -265,6 +270,7 @@ struct net_sess {
 	 * until net_sess_resume(). */
 	size_t rd_off, rd_len;
 	int feeding;			/* inside sess_feed */
+	int fr_ok;			/* on_frame let the current frame in */
 	size_t queued;			/* bytes handed to uv_write */
 	const struct net_sess_limits *lim;	/* NULL: handshake only */
 	uint64_t last_rx, last_tx;	/* uv_now(): read, write done */
@@ -280,6 +286,8 @@ struct net_sess {
 	void *wq_head, *wq_tail;
 	struct net_sess *rr_next, *rr_prev;
 	int in_rr, gblocked;
+	unsigned run_n;			/* requests on the thread pool */
+	size_t fr_charge;		/* the frame being read */
 };
 
 /* Parses "HOST:PORT" or "[V6]:PORT" (numeric, else getaddrinfo).

@@ -24,6 +24,7 @@ struct wreq {
 };
 
 static void sess_feed(struct net_sess *s, const unsigned char *p, size_t n);
+static int frame_refused(struct net_sess *s);
 static void start_limits(struct net_sess *s);
 
 void
@@ -371,6 +372,9 @@ net_sess_resume(struct net_sess *s)
 	if (s->feeding || s->state == NET_SESS_CLOSED)
 		return;
 	s->last_rx = uv_now(s->tcp.loop);	/* the peer waited for us */
+	if (s->state == NET_SESS_UP && s->fr.cur.hdr && !s->fr_ok &&
+	    frame_refused(s))
+		return;
 	if (s->rd_len) {
 		size_t n = s->rd_len;
 
@@ -489,6 +493,18 @@ sess_record(struct net_sess *s, struct net_frame *fr)
 	free(rec);
 }
 
+/* A frame's prefix is in: may its body be read? 1 = not now (on_frame
+ * paused the session; it is asked again at resume). */
+static int
+frame_refused(struct net_sess *s)
+{
+	if (s->ops->on_frame && s->ops->on_frame(s, s->fr.cur.hdr_len +
+	    s->fr.cur.bulk_len) != 0)
+		return 1;
+	s->fr_ok = 1;
+	return 0;
+}
+
 static void
 sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 {
@@ -504,20 +520,39 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		if (s->hs_have == s->hs_need && sess_hs_step(s) < 0)
 			goto out;
 	}
-	/* Paused (by the owner's on_msg, or by on_ready): not one record
-	 * more. The rest of the read waits in rdbuf, so a peer cannot
-	 * queue more work with one big write than its session may hold. */
+	/* Paused (by the owner's on_msg or on_frame, or by on_ready): not
+	 * one record more. The rest of the read waits in rdbuf, so a peer
+	 * cannot queue more work with one big write than its session may
+	 * hold. */
 	while (n > 0 && s->state == NET_SESS_UP && !s->paused) {
 		struct net_frame fr;
-		int rc = net_framer_feed(&s->fr, &p, &n, &fr);
+		const unsigned char *q = p;
+		size_t lim = n, left;
+		int rc;
+
+		if (s->fr.cur.hdr && !s->fr_ok) {
+			if (frame_refused(s))
+				break;
+			continue;
+		}
+		/* To the end of a prefix at most: on_frame hears of a frame
+		 * before its body is read. */
+		if (!s->fr.cur.hdr && s->ops->on_frame &&
+		    lim > sizeof s->fr.pfx - s->fr.pfx_have)
+			lim = sizeof s->fr.pfx - s->fr.pfx_have;
+		left = lim;
+		rc = net_framer_feed(&s->fr, &q, &left, &fr);
+		p = q;
+		n -= lim - left;
 		if (rc < 0) {
 			net_sess_close(s, rc, rc == -EPROTO ?
 			    "bad record length" : "out of memory");
 			goto out;
 		}
-		if (rc == 0)
-			break;
-		sess_record(s, &fr);
+		if (rc == 1) {
+			s->fr_ok = 0;
+			sess_record(s, &fr);
+		}
 	}
 	if (n > 0 && s->state == NET_SESS_UP) {
 		/* p points into rdbuf: reading is stopped (net_sess_pause),

@@ -6,14 +6,21 @@
  * Strangers may connect, so every resource a peer can make us hold is
  * bounded: sessions (in all, per address, per key), time (handshake,
  * frame progress, unread replies, idle: net_sess_limits), and bytes.
- * Each request is charged, before it is queued, its own bytes plus the
- * largest reply it can produce; a session stops decoding once its charges
- * and unsent replies reach SESS_BYTES_MAX (or WORK_N_MAX requests), and
- * every session that holds anything stops while all of them together hold
- * inflight_max. A session holding nothing may always have one request:
- * no peer can lock another out. Requests go to the thread pool round-robin
- * between sessions, at most `slots` at a time (the pool's size), so a
- * peer's backlog waits behind its own requests, not behind everyone's.
+ * Bytes, per session: each request is charged, before it is queued, its
+ * own bytes plus the largest reply it can produce; a session stops
+ * decoding once its charges, the frame it reads and its unsent replies
+ * reach SESS_BYTES_MAX (or WORK_N_MAX requests).
+ * Bytes, in all, at two gates. A frame's body is read only while the bytes
+ * coming in (frames being read, requests waiting for the disk) and the
+ * bytes committed (requests on the disk threads with their largest reply,
+ * unsent replies) stay under inflight_max; a request goes to the disk
+ * threads only while the committed bytes and its own charge stay under
+ * it. A session holding nothing may use RESERVE_BYTES beyond: no peer can
+ * lock another out for longer than its requests take and its deadlines
+ * allow, and the whole stays under 2 x (inflight_max + RESERVE_BYTES).
+ * Requests go to the thread pool round-robin between sessions, at most
+ * `slots` at a time (the pool's size), so a peer's backlog waits behind
+ * its own requests, not behind everyone's.
  * Refusals and malformed sessions are logged once per address, reason and
  * minute (net_ratelog). */
 #include <errno.h>
@@ -31,6 +38,8 @@
  * owner keeps a GET in flight while the last reply goes out. */
 #define SESS_BYTES_MAX	((size_t)2 * NET_FRAME_MAX)
 #define WORK_N_MAX	16
+/* Beyond inflight_max, for sessions holding nothing: one large request. */
+#define RESERVE_BYTES	((size_t)2 * NET_FRAME_MAX)
 #define REJECT_SPARE	8		/* handles to accept and close */
 #define REPORT_MS	60000		/* "... in the last minute" */
 
@@ -56,11 +65,14 @@ struct supplier {
 	size_t inflight_max;
 	unsigned test_fail_accept;	/* sessions left to fail (tests) */
 	struct net_sess_limits lim;	/* every session points here */
-	/* Bytes: charges of admitted requests, and unsent writes (the
-	 * sessions' queued, kept by net/sess.c through lim.queued_total). */
-	size_t work_total, queued_total;
+	/* Bytes coming in: frames being read (fr_charge) and requests
+	 * waiting for the disk (their own bytes). Committed: charges of
+	 * requests on the thread pool, and unsent writes (the sessions'
+	 * queued, kept by net/sess.c through lim.queued_total). */
+	size_t in_total, run_total, queued_total;
 	unsigned running;		/* requests on the thread pool */
-	unsigned ngblocked;		/* sessions paused by inflight_max */
+	unsigned ngblocked;		/* sessions waiting for inflight_max */
+	unsigned nrr;			/* sessions in the ring */
 	struct net_sess *rr;		/* sessions with queued requests */
 	struct reject rej[REJECT_SPARE];
 	struct net_ratelog refused, closed, failed;
@@ -70,6 +82,8 @@ struct work {
 	uv_work_t w;
 	struct work *next;		/* session's queue */
 	size_t charge;			/* bytes counted for it */
+	size_t in;			/* of which its own (waiting) */
+	int running;			/* on the thread pool */
 	struct supplier *sup;
 	struct net_sess *s;		/* referenced */
 	uint8_t type;
@@ -112,39 +126,86 @@ set_gblocked(struct supplier *sup, struct net_sess *s, int on)
 		sup->ngblocked--;
 }
 
-/* Decode more of s, or not (see the top of this file). */
+static size_t
+committed(const struct supplier *sup)
+{
+	return sup->run_total + sup->queued_total;
+}
+
+/* 1 when s holds nothing: no request, no frame, no unsent reply. */
+static int
+idle_sess(const struct net_sess *s)
+{
+	return !s->work_n && !s->queued && !s->fr_charge;
+}
+
+/* Decode more of s, or not, by its own limits (the limit in all is
+ * on_frame's). */
 static void
 flow(struct supplier *sup, struct net_sess *s)
 {
-	int own = s->work_n >= WORK_N_MAX ||
-	    s->work_bytes + s->queued >= SESS_BYTES_MAX;
-	int global = (s->work_n || s->queued) &&
-	    sup->work_total + sup->queued_total >= sup->inflight_max;
-
 	if (s->state != NET_SESS_UP) {
 		set_gblocked(sup, s, 0);
 		return;
 	}
-	set_gblocked(sup, s, !own && global);
-	if (own || global)
+	if (s->work_n >= WORK_N_MAX ||
+	    s->work_bytes + s->queued >= SESS_BYTES_MAX)
 		net_sess_pause(s);
-	else if (s->paused)
+	else if (s->paused && !s->gblocked)
 		net_sess_resume(s);
 }
 
-/* Bytes were released: sessions paused only by the global budget may go
- * on (each takes its turn; resuming one may pause the next). */
+/* Bytes were released: sessions waiting for the limit in all may try
+ * again (on_frame decides; each that gets in takes room from the next). */
 static void
 flow_released(struct supplier *sup)
 {
 	struct net_sess *s, *next;
 
 	for (s = sup->sessions; s && sup->ngblocked &&
-	    sup->work_total + sup->queued_total < sup->inflight_max; s = next) {
+	    sup->in_total + committed(sup) < sup->inflight_max + RESERVE_BYTES;
+	    s = next) {
 		next = s->next;
-		if (s->gblocked)
-			flow(sup, s);
+		if (!s->gblocked)
+			continue;
+		set_gblocked(sup, s, 0);
+		if (s->state == NET_SESS_UP)
+			net_sess_resume(s);
 	}
+}
+
+/* A frame of len bytes begins on s (net_sess_ops.on_frame). */
+static int
+on_frame(struct net_sess *s, size_t len)
+{
+	struct supplier *sup = s->data;
+	size_t held = s->work_bytes + s->queued;
+	size_t total = sup->in_total + committed(sup);
+
+	if (held && (s->work_n >= WORK_N_MAX ||
+	    held + len > SESS_BYTES_MAX)) {
+		net_sess_pause(s);	/* its own requests will make room */
+		return -1;
+	}
+	if (total + len > sup->inflight_max && (!idle_sess(s) ||
+	    total + len > sup->inflight_max + RESERVE_BYTES)) {
+		set_gblocked(sup, s, 1);
+		net_sess_pause(s);
+		return -1;
+	}
+	s->fr_charge = len;
+	s->work_bytes += len;
+	sup->in_total += len;
+	return 0;
+}
+
+/* The frame of s is read (or s closed): its charge goes. */
+static void
+frame_done(struct supplier *sup, struct net_sess *s)
+{
+	s->work_bytes -= s->fr_charge;
+	sup->in_total -= s->fr_charge;
+	s->fr_charge = 0;
 }
 
 /* What a refused head means, in the owner's words. */
@@ -362,7 +423,12 @@ work_free(struct work *k)
 
 	s->work_n--;
 	s->work_bytes -= k->charge;
-	k->sup->work_total -= k->charge;
+	if (k->running) {
+		s->run_n--;
+		k->sup->run_total -= k->charge;
+	} else {
+		k->sup->in_total -= k->in;
+	}
 	free(k->out);
 	free(k->buf);
 	net_sess_unref(s);
@@ -453,6 +519,7 @@ rr_remove(struct supplier *sup, struct net_sess *s)
 	}
 	s->rr_next = s->rr_prev = NULL;
 	s->in_rr = 0;
+	sup->nrr--;
 }
 
 /* At the back of the ring: served after every other waiting session. */
@@ -471,6 +538,18 @@ rr_append(struct supplier *sup, struct net_sess *s)
 		sup->rr->rr_prev = s;
 	}
 	s->in_rr = 1;
+	sup->nrr++;
+}
+
+/* May k of s go to the disk threads now (see the top of this file)? */
+static int
+may_run(const struct supplier *sup, const struct net_sess *s,
+    const struct work *k)
+{
+	size_t c = committed(sup) + k->charge;
+
+	return c <= sup->inflight_max || (!s->run_n && !s->queued &&
+	    c <= sup->inflight_max + RESERVE_BYTES);
 }
 
 /* Fills the thread pool's free slots, one request per session in turn.
@@ -479,11 +558,19 @@ rr_append(struct supplier *sup, struct net_sess *s)
 static void
 dispatch(struct supplier *sup)
 {
-	while (sup->running < sup->slots && sup->rr) {
+	unsigned skipped = 0;
+
+	while (sup->running < sup->slots && sup->rr && skipped < sup->nrr) {
 		struct net_sess *s = sup->rr;
 		struct work *k = s->wq_head;
 		int rc;
 
+		if (s->state == NET_SESS_UP && !may_run(sup, s, k)) {
+			sup->rr = s->rr_next;	/* its turn comes again */
+			skipped++;
+			continue;
+		}
+		skipped = 0;
 		s->wq_head = k->next;
 		if (!s->wq_head)
 			s->wq_tail = NULL;
@@ -494,6 +581,10 @@ dispatch(struct supplier *sup)
 			work_free(k);
 			continue;
 		}
+		sup->in_total -= k->in;
+		sup->run_total += k->charge;
+		s->run_n++;
+		k->running = 1;
 		if ((rc = uv_queue_work(&sup->loop, &k->w, do_work,
 		    after_work)) < 0) {
 			reply_err(s, k->reqid, k->type, rc);
@@ -548,6 +639,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	struct supplier *sup = s->data;
 	struct work *k;
 
+	frame_done(sup, s);
 	switch (m->type) {
 	case NET_PING:
 		handle_ping(sup, s, m->reqid);
@@ -588,11 +680,11 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		    NET_HEADS_MAX;
 	}
 	net_sess_ref(s);
-	k->charge = sizeof *k + (k->buf ? m->data_len + 128 : 0) +
-	    reply_max(k);
+	k->in = sizeof *k + (k->buf ? m->data_len + 128 : 0);
+	k->charge = k->in + reply_max(k);
 	s->work_n++;
 	s->work_bytes += k->charge;
-	sup->work_total += k->charge;
+	sup->in_total += k->in;
 	if (s->wq_tail)
 		((struct work *)s->wq_tail)->next = k;
 	else
@@ -734,6 +826,7 @@ on_sent(struct net_sess *s, size_t n)
 
 	flow(sup, s);
 	flow_released(sup);
+	dispatch(sup);
 }
 
 static void
@@ -743,6 +836,7 @@ on_close(struct net_sess *s, int err)
 	struct work *k;
 
 	set_gblocked(sup, s, 0);
+	frame_done(sup, s);
 	rr_remove(sup, s);
 	while ((k = s->wq_head)) {
 		s->wq_head = k->next;
@@ -756,7 +850,7 @@ on_close(struct net_sess *s, int err)
 
 static const struct net_sess_ops sup_ops = {
 	.on_up = on_up, .on_msg = on_msg, .on_drain = on_drain,
-	.on_sent = on_sent, .on_close = on_close,
+	.on_sent = on_sent, .on_frame = on_frame, .on_close = on_close,
 };
 
 static void
