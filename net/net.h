@@ -28,8 +28,9 @@ struct net_supplier_conf {
 	 * from one address [32], of one key [8]; deadlines (ms) for the
 	 * handshake [10 s], for a frame to make progress and replies to be
 	 * read [30 s], for an idle session [5 min: owners ping every
-	 * 30 s]; bytes held for requests and unsent replies of all
-	 * sessions [128 MiB]. */
+	 * 30 s]; bytes held for frames, requests (with their largest
+	 * reply) and unsent replies of all sessions [128 MiB], beyond
+	 * which only sessions holding nothing get in (a 32 MiB reserve). */
 	unsigned max_sessions, max_per_addr, max_per_key;
 	unsigned hs_timeout_ms, frame_timeout_ms, idle_timeout_ms;
 	uint64_t inflight_max;
