@@ -35,7 +35,7 @@ static const char supplier_help[] =
 "                         file descriptor limit is lower)\n"
 "  --max-per-address N    sessions from one address (default 32)\n"
 "  --max-per-key N        sessions of one owner key (default 8)\n"
-"  --max-inflight SIZE    bytes held for requests and unsent replies of\n"
+"  --max-inflight SIZE    bytes held for frames, requests and replies of\n"
 "                         all sessions (default 128M)\n"
 "  --handshake-timeout D  to complete the handshake (default 10s)\n"
 "  --frame-timeout D      for a frame begun to make progress, and for\n"

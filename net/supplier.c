@@ -1019,6 +1019,10 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		conf->on_ready(conf->arg, bound);
 
 	uv_run(&sup->loop, UV_RUN_DEFAULT);
+	if (sup->in_total || sup->run_total || sup->queued_total || sup->nsess)
+		log_warn("supplier: at exit: %zu bytes in, %zu running, %zu "
+		    "queued, %u sessions: accounting drift", sup->in_total,
+		    sup->run_total, sup->queued_total, sup->nsess);
 	rc = uv_loop_close(&sup->loop);
 	if (rc < 0)
 		log_warn("supplier: loop close: %s", uv_strerror(rc));
