@@ -166,6 +166,9 @@ def test_pipelined_requests_bounded(make_swarm, make_mount, kind, size):
     assert peak[0] < RSS_BOUND_MIB, \
         f"supplier RSS reached {peak[0]:.0f} MiB (bound {RSS_BOUND_MIB} MiB, " \
         f"{before:.0f} MiB before the attack)"
+    m.umount()
+    sw.stop(0)                     # every byte counted comes back
+    assert "accounting drift" not in sw.log_text(0), sw.log_text(0)[-2000:]
 
 
 def test_failed_requests_logged_once(make_limited):
@@ -181,6 +184,8 @@ def test_failed_requests_logged_once(make_limited):
                  log) == 1, log[-3000:]
     assert len(log.splitlines()) < 10, log[-3000:]
     assert sw.alive(0)
+    sw.stop(0)
+    assert "accounting drift" not in sw.log_text(0), sw.log_text(0)[-2000:]
 
 
 # -- sessions: caps, idle, fd exhaustion ------------------------------------
