@@ -53,10 +53,14 @@ $(B)/tests/unit/runner.o: tests/unit/runner.c $(B)/tests/unit/suites.inc
 $(B)/unit_tests: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# A hostile peer speaking the real protocol, for tests/integ/test_strangers.py.
+$(B)/peerfs_attack: $(B)/tests/tools/peerfs_attack.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 unit: $(B)/unit_tests peerfs
 	$(B)/unit_tests
 
-integ: peerfs
+integ: peerfs $(B)/peerfs_attack
 	$(PYTEST) -q -p no:cacheprovider tests/integ $(PYTEST_ARGS)
 
 # libFuzzer targets: the frame and message parser, and the DHT node
@@ -101,7 +105,7 @@ fuzz-short:
 
 # Every suite runs even when an earlier one fails; the exit status says.
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/unit_tests
+	@$(MAKE) --no-print-directory all $(B)/unit_tests $(B)/peerfs_attack
 	@rc=0; \
 	$(MAKE) --no-print-directory check-layers || rc=1; \
 	$(B)/unit_tests || rc=1; \

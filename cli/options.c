@@ -176,6 +176,22 @@ const struct cli_opt cli_opts[] = {
 	COUNT("max-fragments", max_fragments, SUPPLIER, NULL, "1", NULL, 0,
 	    "most fragments per owner (when not given: its quota / 16K, at "
 	    "least 4096)"),
+	COUNT("max-sessions", max_sessions, SUPPLIER, "1024", "1", "1000000", 0,
+	    "sessions in all (fewer when the file descriptor limit is "
+	    "lower)"),
+	COUNT("max-per-address", max_per_address, SUPPLIER, "32", "1",
+	    "1000000", 0, "sessions from one address (IPv6: one /64)"),
+	COUNT("max-per-key", max_per_key, SUPPLIER, "8", "1", "1000000", 0,
+	    "sessions of one owner key"),
+	SIZE("max-inflight", max_inflight, SUPPLIER, "128M", "1M", "64G", 0,
+	    "bytes held for frames, requests and replies of all sessions"),
+	DUR("handshake-timeout", handshake_timeout_ms, SUPPLIER, "10s", "1ms",
+	    "1d", 0, "to complete the handshake"),
+	DUR("frame-timeout", frame_timeout_ms, SUPPLIER, "30s", "1ms", "1d", 0,
+	    "for a frame begun to make progress, and for replies to be read"),
+	DUR("idle-timeout", idle_timeout_ms, SUPPLIER, "5m", "1ms", "1d", 0,
+	    "an authenticated session with no traffic is closed (owners ping "
+	    "every --ping-interval)"),
 	FLAG("daemon", 0, daemon, SUPPLIER, 0,
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,

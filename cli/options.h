@@ -99,6 +99,8 @@ struct cli_conf {
 	struct cli_list friends;
 	uint64_t stranger_quota;
 	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
+	uint64_t max_sessions, max_per_address, max_per_key, max_inflight;
+	uint64_t handshake_timeout_ms, frame_timeout_ms, idle_timeout_ms;
 	int daemon, test_lie;
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +65,20 @@ supplier_identity(const char *home, struct cr_identity **id)
 	}
 	free(key);
 	return cli_load_identity(home, NULL, id);
+}
+
+/* A session is a file descriptor: take all the kernel allows us. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("supplier: cannot raise the file descriptor "
+			    "limit: %s", strerror(errno));
+	}
 }
 
 static int
@@ -364,6 +379,8 @@ cmd_supplier(int argc, char **argv)
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
+	struct net_supplier_conf conf = { 0 };
+	const char *fail = getenv("PEERFS_TEST_FAIL_ACCEPT");
 	char *home;
 
 	if ((rc = cli_parse(CLI_SUPPLIER, argc, argv, &o)) != CLI_RUN)
@@ -458,10 +475,24 @@ cmd_supplier(int argc, char **argv)
 		cr_identity_free(id);
 		return 1;
 	}
-	struct net_supplier_conf conf = {
-		.id = id, .listen = o.listen, .frags = frags,
-		.on_ready = on_ready, .arg = &ready, .test_lie = o.test_lie,
-	};
+	raise_nofile();
+	conf.id = id;
+	conf.listen = o.listen;
+	conf.frags = frags;
+	conf.on_ready = on_ready;
+	conf.arg = &ready;
+	conf.test_lie = o.test_lie;
+	conf.max_sessions = (unsigned)o.max_sessions;
+	conf.max_per_addr = (unsigned)o.max_per_address;
+	conf.max_per_key = (unsigned)o.max_per_key;
+	conf.inflight_max = o.max_inflight;
+	conf.hs_timeout_ms = (unsigned)o.handshake_timeout_ms;
+	conf.frame_timeout_ms = (unsigned)o.frame_timeout_ms;
+	conf.idle_timeout_ms = (unsigned)o.idle_timeout_ms;
+	/* Test hook: the first N sessions fail to allocate, as under
+	 * memory pressure (tests/integ/test_strangers.py). */
+	if (fail)
+		conf.test_fail_accept = (unsigned)strtoul(fail, NULL, 10);
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));

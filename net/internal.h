@@ -170,11 +170,62 @@ int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
 int net_frame_open(struct cr_stream *rx, const struct net_frame *fr,
     int from_server, size_t *len);
 
+/* ---- rate-limited log lines (net/ratelog.c) ----
+ * Events a stranger can cause at will (a refused connection, a malformed
+ * session) are counted per (address, reason): the first one of a kind is
+ * logged at once, the rest are counted and reported by the caller once
+ * per interval, so a flood costs one line per address, reason and
+ * interval. Loop thread only. */
+#define NET_RATELOG_SLOTS	64
+
+struct net_ratelog_ent {
+	char who[48];			/* address, e.g. "127.0.0.9" */
+	const char *what;		/* static reason; NULL = slot free */
+	uint64_t count;			/* since the last line */
+	int fresh;			/* not yet logged */
+};
+
+struct net_ratelog {
+	struct net_ratelog_ent e[NET_RATELOG_SLOTS];
+	uint64_t other;			/* counted with the table full */
+};
+
+void net_ratelog_init(struct net_ratelog *rl);
+/* Counts one event. Returns 1 when it is the first of its (who, what)
+ * since that kind was last quiet for a whole interval: log it now.
+ * Returns 0 when it is counted for the next report. what must be a
+ * static string. */
+int  net_ratelog_hit(struct net_ratelog *rl, const char *who,
+    const char *what);
+/* Call once per interval: emit(arg, who, what, n) for every kind with n
+ * events counted since its last line (n > 0), then forgets kinds that
+ * were quiet for the whole interval. Events counted while the table was
+ * full come as who "other addresses". */
+void net_ratelog_report(struct net_ratelog *rl,
+    void (*emit)(void *arg, const char *who, const char *what, uint64_t n),
+    void *arg);
+
 /* ---- sessions (net/sess.c) ---- */
 #include <uv.h>
 
 #define NET_HS_TIMEOUT_MS	10000
 #define NET_SESS_QUEUE_MAX	(64u * 1024 * 1024)	/* queued write bytes */
+
+/* Deadlines of a server's sessions (all ms, 0 = none), and where their
+ * malformed-session warnings are counted. Borrowed: lives as long as
+ * every session that points to it. */
+struct net_sess_limits {
+	unsigned hs_ms;			/* handshake; 0 = default */
+	/* A frame started must make progress: no byte of it for frame_ms
+	 * (while we read) closes the session; so do replies the peer does
+	 * not read for frame_ms. */
+	unsigned frame_ms;
+	/* Up, nothing received or sent and nothing in progress (work_n 0)
+	 * for idle_ms: closed. Well above the owners' ping interval. */
+	unsigned idle_ms;
+	struct net_ratelog *closed;	/* NULL: every warning is logged */
+	size_t *queued_total;		/* NULL, or the sum of s->queued */
+};
 
 struct net_sess;
 
@@ -193,6 +244,14 @@ struct net_sess_ops {
 	void (*on_ready)(struct net_sess *s);
 	/* Queued write bytes fell below NET_SESS_QUEUE_MAX; may be NULL. */
 	void (*on_drain)(struct net_sess *s);
+	/* A write of n bytes left the write queue (sent or cancelled);
+	 * may be NULL. */
+	void (*on_sent)(struct net_sess *s, size_t n);
+	/* A frame of len bytes begins: its prefix is read, its body not
+	 * yet. 0 reads it; non-zero leaves it waiting, and the callback
+	 * must have paused the session (it is asked again at resume). May
+	 * be NULL. */
+	int (*on_frame)(struct net_sess *s, size_t len);
 	/* Once, after the socket is closed (err 0 = closed on purpose or by
 	 * the peer). s stays valid until its last net_sess_unref(). */
 	void (*on_close)(struct net_sess *s, int err);
@@ -202,7 +261,7 @@ enum net_sess_state { NET_SESS_HS, NET_SESS_UP, NET_SESS_CLOSED };
 
 struct net_sess {
 	uv_tcp_t tcp;
-	uv_timer_t timer;		/* handshake deadline */
+	uv_timer_t timer;		/* handshake deadline, then limits */
 	uv_connect_t conn;
 	const struct net_sess_ops *ops;
 	void *data;			/* the owner's */
@@ -219,18 +278,39 @@ struct net_sess {
 	size_t hs_have, hs_need;
 	struct net_framer fr;
 	unsigned char *rdbuf;
+	/* Read but not decoded: a paused session stops decoding after the
+	 * record that paused it, and the rest waits here (reading stopped)
+	 * until net_sess_resume(). */
+	size_t rd_off, rd_len;
+	int feeding;			/* inside sess_feed */
+	int fr_ok;			/* on_frame let the current frame in */
 	size_t queued;			/* bytes handed to uv_write */
+	const struct net_sess_limits *lim;	/* NULL: handshake only */
+	uint64_t last_rx, last_tx;	/* uv_now(): read, write done */
 	size_t work_bytes;		/* owner's in-flight accounting */
 	unsigned work_n;
 	unsigned char peer_pk[CR_PK_BYTES];	/* valid once up */
 	char name[64];			/* "1.2.3.4:7070" */
+	char host[48];			/* accepted: the peer's address */
 	struct net_sess *next, *prev;	/* owner's list */
+	/* Supplier's: requests admitted, not yet on the thread pool (a
+	 * FIFO through struct work), and the round-robin ring of sessions
+	 * that have some. */
+	void *wq_head, *wq_tail;
+	struct net_sess *rr_next, *rr_prev;
+	int in_rr, gblocked;
+	unsigned run_n;			/* requests on the thread pool */
+	size_t fr_charge;		/* the frame being read */
 };
 
 /* Parses "HOST:PORT" or "[V6]:PORT" (numeric, else getaddrinfo).
  * -EINVAL when malformed or unresolvable. */
 int net__parse_addr(const char *hostport, struct sockaddr_storage *out);
 void net__addr_name(const struct sockaddr *sa, char *out, size_t size);
+/* The address without the port, as caps and log lines group peers:
+ * "1.2.3.4" (IPv4-mapped IPv6 too), "2001:db8:1:2::/64" (an IPv6 host's
+ * /64, since one host may use any address in it). */
+void net__addr_host(const struct sockaddr *sa, char *out, size_t size);
 
 /* Starts a client session to sa (name used in log lines). *out has one
  * reference for the caller, in addition to the one the socket holds. */
@@ -238,14 +318,22 @@ int net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const char *name,
     const struct net_sess_ops *ops, void *data, struct net_sess **out);
 /* Accepts a pending connection of server (no extra reference: the
- * socket's reference is released after on_close). */
+ * socket's reference is released after on_close). -ENOMEM leaves the
+ * connection pending: the caller must still uv_accept() it (libuv stops
+ * polling the listener until someone does). */
 int net_sess_accept(uv_stream_t *server, const struct cr_identity *id,
     const struct net_sess_ops *ops, void *data, struct net_sess **out);
+/* The same with deadlines (lim may be NULL). */
+int net_sess_accept_lim(uv_stream_t *server, const struct cr_identity *id,
+    const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out);
 /* Encrypts and queues one record. -EPIPE when closed, -EMSGSIZE. */
 int net_sess_send(struct net_sess *s, const struct net_msg *m);
 /* Closes once; why != NULL logs one warning naming the peer. */
 void net_sess_close(struct net_sess *s, int err, const char *why);
-void net_sess_pause(struct net_sess *s);	/* stop reading */
+/* Stops decoding after the current record and reading; resume decodes
+ * what was read meanwhile first (it may call on_msg, and pause again). */
+void net_sess_pause(struct net_sess *s);
 void net_sess_resume(struct net_sess *s);
 void net_sess_ref(struct net_sess *s);
 void net_sess_unref(struct net_sess *s);

@@ -24,6 +24,8 @@ struct wreq {
 };
 
 static void sess_feed(struct net_sess *s, const unsigned char *p, size_t n);
+static int frame_refused(struct net_sess *s);
+static void start_limits(struct net_sess *s);
 
 void
 net__addr_name(const struct sockaddr *sa, char *out, size_t size)
@@ -41,6 +43,36 @@ net__addr_name(const struct sockaddr *sa, char *out, size_t size)
 	} else {
 		snprintf(out, size, "?");
 	}
+}
+
+void
+net__addr_host(const struct sockaddr *sa, char *out, size_t size)
+{
+	struct sockaddr_in6 a6;
+	struct sockaddr_in a4;
+	size_t n;
+
+	snprintf(out, size, "?");
+	if (sa->sa_family == AF_INET) {
+		uv_ip4_name((const struct sockaddr_in *)sa, out, size);
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	memcpy(&a6, sa, sizeof a6);
+	if (IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr)) {
+		memset(&a4, 0, sizeof a4);
+		a4.sin_family = AF_INET;
+		memcpy(&a4.sin_addr, a6.sin6_addr.s6_addr + 12, 4);
+		uv_ip4_name(&a4, out, size);
+		return;
+	}
+	/* One host of IPv6 has a whole /64: count them as one. */
+	memset(a6.sin6_addr.s6_addr + 8, 0, 8);
+	uv_ip6_name(&a6, out, size);
+	n = strlen(out);
+	if (n + 4 < size)
+		memcpy(out + n, "/64", 4);
 }
 
 int
@@ -119,6 +151,7 @@ sess_new(const struct cr_identity *id, const struct net_sess_ops *ops,
 	s->hs_need = is_client ? CR_HS_REPLY_BYTES : CR_HS_HELLO_BYTES;
 	net_framer_init(&s->fr);
 	snprintf(s->name, sizeof s->name, "?");
+	snprintf(s->host, sizeof s->host, "?");
 	return s;
 }
 
@@ -156,7 +189,10 @@ net_sess_close(struct net_sess *s, int err, const char *why)
 {
 	if (s->state == NET_SESS_CLOSED)
 		return;
-	if (why)
+	/* A stranger can make a server close sessions at will: counted per
+	 * address and reason, one line per interval (net_ratelog). */
+	if (why && (!s->lim || !s->lim->closed ||
+	    net_ratelog_hit(s->lim->closed, s->host, why)))
 		log_warn("session %s: %s: closing", s->name, why);
 	s->state = NET_SESS_CLOSED;
 	s->err = err;
@@ -172,9 +208,17 @@ on_write(uv_write_t *req, int status)
 	struct wreq *w = container_of(req, struct wreq, req);
 	struct net_sess *s = w->s;
 	int was_full = s->queued > NET_SESS_QUEUE_MAX;
+	size_t len = w->len;
 
-	s->queued -= w->len;
+	s->queued -= len;
+	if (s->lim && s->lim->queued_total)
+		*s->lim->queued_total -= len;
+	s->last_tx = uv_now(s->tcp.loop);
 	free(w);
+	/* Even when cancelled by a close: the owner's figures must fall
+	 * back whatever became of the bytes. */
+	if (s->ops->on_sent)
+		s->ops->on_sent(s, len);
 	if (status < 0 && status != UV_ECANCELED) {
 		net_sess_close(s, status, NULL);
 		log_debug("session %s: write: %s", s->name, uv_strerror(status));
@@ -198,7 +242,11 @@ sess_write(struct net_sess *s, struct wreq *w)
 		net_sess_close(s, rc, NULL);
 		return rc;
 	}
+	if (s->queued == 0)		/* the peer's clock to read starts */
+		s->last_tx = uv_now(s->tcp.loop);
 	s->queued += w->len;
+	if (s->lim && s->lim->queued_total)
+		*s->lim->queued_total += w->len;
 	return 0;
 }
 
@@ -281,6 +329,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	if (s->state == NET_SESS_CLOSED || nread == 0)
 		return;
+	s->last_rx = uv_now(st->loop);
 	if (nread < 0) {
 		if (nread == UV_EOF || nread == UV_ECONNRESET)
 			log_debug("session %s: closed by peer", s->name);
@@ -316,8 +365,25 @@ net_sess_pause(struct net_sess *s)
 void
 net_sess_resume(struct net_sess *s)
 {
+	if (!s->paused)
+		return;
 	s->paused = 0;
-	if (!s->reading && s->state != NET_SESS_CLOSED && start_reading(s) < 0)
+	/* Inside sess_feed (an on_msg made room): its loop goes on. */
+	if (s->feeding || s->state == NET_SESS_CLOSED)
+		return;
+	s->last_rx = uv_now(s->tcp.loop);	/* the peer waited for us */
+	if (s->state == NET_SESS_UP && s->fr.cur.hdr && !s->fr_ok &&
+	    frame_refused(s))
+		return;
+	if (s->rd_len) {
+		size_t n = s->rd_len;
+
+		s->rd_len = 0;
+		sess_feed(s, s->rdbuf + s->rd_off, n);
+		if (s->paused || s->state == NET_SESS_CLOSED)
+			return;
+	}
+	if (!s->reading && start_reading(s) < 0)
 		net_sess_close(s, -EIO, "cannot read");
 }
 
@@ -370,6 +436,7 @@ up:
 	cr_hs_wipe(s->hs);
 	s->state = NET_SESS_UP;
 	uv_timer_stop(&s->timer);
+	start_limits(s);
 	if (s->ops->on_ready)
 		s->ops->on_ready(s);
 	return s->state == NET_SESS_UP ? 0 : -EPIPE;
@@ -426,9 +493,22 @@ sess_record(struct net_sess *s, struct net_frame *fr)
 	free(rec);
 }
 
+/* A frame's prefix is in: may its body be read? 1 = not now (on_frame
+ * paused the session; it is asked again at resume). */
+static int
+frame_refused(struct net_sess *s)
+{
+	if (s->ops->on_frame && s->ops->on_frame(s, s->fr.cur.hdr_len +
+	    s->fr.cur.bulk_len) != 0)
+		return 1;
+	s->fr_ok = 1;
+	return 0;
+}
+
 static void
 sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 {
+	s->feeding = 1;
 	while (n > 0 && s->state == NET_SESS_HS) {
 		size_t take = s->hs_need - s->hs_have;
 		if (take > n)
@@ -438,20 +518,106 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		p += take;
 		n -= take;
 		if (s->hs_have == s->hs_need && sess_hs_step(s) < 0)
-			return;
+			goto out;
 	}
-	while (n > 0 && s->state == NET_SESS_UP) {
+	/* Paused (by the owner's on_msg or on_frame, or by on_ready): not
+	 * one record more. The rest of the read waits in rdbuf, so a peer
+	 * cannot queue more work with one big write than its session may
+	 * hold. */
+	while (n > 0 && s->state == NET_SESS_UP && !s->paused) {
 		struct net_frame fr;
-		int rc = net_framer_feed(&s->fr, &p, &n, &fr);
+		const unsigned char *q = p;
+		size_t lim = n, left;
+		int rc;
+
+		if (s->fr.cur.hdr && !s->fr_ok) {
+			if (frame_refused(s))
+				break;
+			continue;
+		}
+		/* To the end of a prefix at most: on_frame hears of a frame
+		 * before its body is read. */
+		if (!s->fr.cur.hdr && s->ops->on_frame &&
+		    lim > sizeof s->fr.pfx - s->fr.pfx_have)
+			lim = sizeof s->fr.pfx - s->fr.pfx_have;
+		left = lim;
+		rc = net_framer_feed(&s->fr, &q, &left, &fr);
+		p = q;
+		n -= lim - left;
 		if (rc < 0) {
 			net_sess_close(s, rc, rc == -EPROTO ?
 			    "bad record length" : "out of memory");
-			return;
+			goto out;
 		}
-		if (rc == 0)
-			break;
-		sess_record(s, &fr);
+		if (rc == 1) {
+			s->fr_ok = 0;
+			sess_record(s, &fr);
+		}
 	}
+	if (n > 0 && s->state == NET_SESS_UP) {
+		/* p points into rdbuf: reading is stopped (net_sess_pause),
+		 * so nothing overwrites it before resume. */
+		s->rd_off = (size_t)(p - s->rdbuf);
+		s->rd_len = n;
+	}
+out:
+	s->feeding = 0;
+}
+
+static int
+mid_frame(const struct net_sess *s)
+{
+	return s->fr.pfx_have > 0 || s->fr.cur.hdr != NULL;
+}
+
+/* Checks the deadlines of a session that is up (s->lim): a frame that
+ * stopped arriving, replies the peer does not read, a session idle. */
+static void
+on_limits_tick(uv_timer_t *t)
+{
+	struct net_sess *s = t->data;
+	const struct net_sess_limits *l = s->lim;
+	uint64_t now = uv_now(t->loop), last;
+
+	if (s->state != NET_SESS_UP)
+		return;
+	if (l->frame_ms && !s->paused && mid_frame(s) &&
+	    now - s->last_rx >= l->frame_ms) {
+		net_sess_close(s, -ETIMEDOUT,
+		    "frame stalled past its deadline");
+		return;
+	}
+	if (l->frame_ms && s->queued && now - s->last_tx >= l->frame_ms) {
+		net_sess_close(s, -ETIMEDOUT, "replies not read");
+		return;
+	}
+	last = s->last_rx > s->last_tx ? s->last_rx : s->last_tx;
+	if (l->idle_ms && !mid_frame(s) && !s->queued && !s->work_n &&
+	    !s->rd_len && now - last >= l->idle_ms)
+		net_sess_close(s, -ETIMEDOUT, "idle");
+}
+
+/* The tick of the deadlines: a fraction of the shortest, so a deadline
+ * is late by at most a quarter of itself (and a second). */
+static void
+start_limits(struct net_sess *s)
+{
+	const struct net_sess_limits *l = s->lim;
+	unsigned ms = 0;
+
+	if (!l || (!l->frame_ms && !l->idle_ms))
+		return;
+	if (l->frame_ms)
+		ms = l->frame_ms;
+	if (l->idle_ms && (!ms || l->idle_ms < ms))
+		ms = l->idle_ms;
+	ms /= 4;
+	if (ms > 1000)
+		ms = 1000;
+	if (ms < 10)
+		ms = 10;
+	s->last_rx = s->last_tx = uv_now(s->tcp.loop);
+	uv_timer_start(&s->timer, on_limits_tick, ms, ms);
 }
 
 static void
@@ -533,24 +699,36 @@ int
 net_sess_accept(uv_stream_t *server, const struct cr_identity *id,
     const struct net_sess_ops *ops, void *data, struct net_sess **out)
 {
+	return net_sess_accept_lim(server, id, ops, data, NULL, out);
+}
+
+int
+net_sess_accept_lim(uv_stream_t *server, const struct cr_identity *id,
+    const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out)
+{
 	struct net_sess *s = sess_new(id, ops, data, 0);
 	struct sockaddr_storage ss;
 	int len = sizeof ss, rc;
 
 	if (!s)
 		return -ENOMEM;
+	s->lim = lim;
 	if ((rc = sess_init_handles(server->loop, s)) < 0) {
 		net_sess_unref(s);
-		return rc;
+		return -ENOMEM;
 	}
 	if ((rc = uv_accept(server, (uv_stream_t *)&s->tcp)) < 0) {
 		net_sess_close(s, rc, NULL);
 		return rc;
 	}
-	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		net__addr_name((struct sockaddr *)&ss, s->name, sizeof s->name);
+		net__addr_host((struct sockaddr *)&ss, s->host, sizeof s->host);
+	}
 	uv_tcp_nodelay(&s->tcp, 1);
-	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
+	uv_timer_start(&s->timer, on_hs_timeout,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
 	if ((rc = start_reading(s)) < 0) {
 		net_sess_close(s, rc, "cannot read");
 		return rc;

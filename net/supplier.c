@@ -1,21 +1,54 @@
 /* net/supplier.c - the supplier server: one loop, one listener, one
  * session per owner connection. Disk work (fsync!) runs on the libuv
  * thread pool; a session keeps several requests in flight but stops
- * reading while too many bytes are held for it. */
+ * decoding while too many bytes are held for it.
+ *
+ * Strangers may connect, so every resource a peer can make us hold is
+ * bounded: sessions (in all, per address, per key), time (handshake,
+ * frame progress, unread replies, idle: net_sess_limits), and bytes.
+ * Bytes, per session: each request is charged, before it is queued, its
+ * own bytes plus the largest reply it can produce; a session stops
+ * decoding once its charges, the frame it reads and its unsent replies
+ * reach SESS_BYTES_MAX (or WORK_N_MAX requests).
+ * Bytes, in all, at two gates. A frame's body is read only while the bytes
+ * coming in (frames being read, requests waiting for the disk) and the
+ * bytes committed (requests on the disk threads with their largest reply,
+ * unsent replies) stay under inflight_max; a request goes to the disk
+ * threads only while the committed bytes and its own charge stay under
+ * it. A session holding nothing may use RESERVE_BYTES beyond: no peer can
+ * lock another out for longer than its requests take and its deadlines
+ * allow, and the whole stays under 2 x (inflight_max + RESERVE_BYTES).
+ * Requests go to the thread pool round-robin between sessions, at most
+ * `slots` at a time (the pool's size), so a peer's backlog waits behind
+ * its own requests, not behind everyone's.
+ * Refusals and malformed sessions are logged once per address, reason and
+ * minute (net_ratelog). */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "net/internal.h"
 #include "net/net.h"
 #include "util.h"
 
-/* Enough to keep the disk threads busy with 1 MiB fragments; more only
- * grows the supplier (its memory target is 64 MiB in all). */
-#define WORK_BYTES_MAX	(16u * 1024 * 1024)
+/* Two of the largest replies (a fragment fills at most one record): the
+ * owner keeps a GET in flight while the last reply goes out. */
+#define SESS_BYTES_MAX	((size_t)2 * NET_FRAME_MAX)
 #define WORK_N_MAX	16
+/* Beyond inflight_max, for sessions holding nothing: one large request. */
+#define RESERVE_BYTES	((size_t)2 * NET_FRAME_MAX)
+#define REJECT_SPARE	8		/* handles to accept and close */
+#define REPORT_MS	60000		/* "... in the last minute" */
+
+struct reject {
+	uv_tcp_t tcp;
+	struct supplier *sup;
+	int busy;			/* closing */
+	int spare;			/* in sup->rej[], else malloc()'d */
+};
 
 struct supplier {
 	uv_loop_t loop;
@@ -28,13 +61,36 @@ struct supplier {
 	 * refused requests must not fill the log. */
 	uint64_t refused_logged_ms;
 	uint64_t refused_quiet;
+	uv_timer_t report;		/* rate-limited log lines */
+	uv_timer_t retry;		/* accept and close, memory back */
 	const struct net_supplier_conf *conf;
 	struct net_sess *sessions;	/* list through next/prev */
+	unsigned nsess;
 	int stopping;
+	/* Limits in force (conf, else defaults). */
+	unsigned max_sessions, max_per_addr, max_per_key, slots;
+	size_t inflight_max;
+	unsigned test_fail_accept;	/* sessions left to fail (tests) */
+	struct net_sess_limits lim;	/* every session points here */
+	/* Bytes coming in: frames being read (fr_charge) and requests
+	 * waiting for the disk (their own bytes). Committed: charges of
+	 * requests on the thread pool, and unsent writes (the sessions'
+	 * queued, kept by net/sess.c through lim.queued_total). */
+	size_t in_total, run_total, queued_total;
+	unsigned running;		/* requests on the thread pool */
+	unsigned ngblocked;		/* sessions waiting for inflight_max */
+	unsigned nrr;			/* sessions in the ring */
+	struct net_sess *rr;		/* sessions with queued requests */
+	struct reject rej[REJECT_SPARE];
+	struct net_ratelog refused, closed, failed;
 };
 
 struct work {
 	uv_work_t w;
+	struct work *next;		/* session's queue */
+	size_t charge;			/* bytes counted for it */
+	size_t in;			/* of which its own (waiting) */
+	int running;			/* on the thread pool */
 	struct supplier *sup;
 	struct net_sess *s;		/* referenced */
 	uint8_t type;
@@ -68,13 +124,97 @@ sup_unlink(struct supplier *sup, struct net_sess *s)
 }
 
 static void
-flow(struct net_sess *s)
+set_gblocked(struct supplier *sup, struct net_sess *s, int on)
 {
+	if (s->gblocked == on)
+		return;
+	s->gblocked = on;
+	if (on)
+		sup->ngblocked++;
+	else
+		sup->ngblocked--;
+}
+
+static size_t
+committed(const struct supplier *sup)
+{
+	return sup->run_total + sup->queued_total;
+}
+
+/* 1 when s holds nothing: no request, no frame, no unsent reply. */
+static int
+idle_sess(const struct net_sess *s)
+{
+	return !s->work_n && !s->queued && !s->fr_charge;
+}
+
+/* Decode more of s, or not, by its own limits (the limit in all is
+ * on_frame's). */
+static void
+flow(struct supplier *sup, struct net_sess *s)
+{
+	if (s->state != NET_SESS_UP) {
+		set_gblocked(sup, s, 0);
+		return;
+	}
 	if (s->work_n >= WORK_N_MAX ||
-	    s->work_bytes + s->queued > WORK_BYTES_MAX)
+	    s->work_bytes + s->queued >= SESS_BYTES_MAX)
 		net_sess_pause(s);
-	else if (s->paused)
+	else if (s->paused && !s->gblocked)
 		net_sess_resume(s);
+}
+
+/* Bytes were released: sessions waiting for the limit in all may try
+ * again (on_frame decides; each that gets in takes room from the next). */
+static void
+flow_released(struct supplier *sup)
+{
+	struct net_sess *s, *next;
+
+	for (s = sup->sessions; s && sup->ngblocked &&
+	    sup->in_total + committed(sup) < sup->inflight_max + RESERVE_BYTES;
+	    s = next) {
+		next = s->next;
+		if (!s->gblocked)
+			continue;
+		set_gblocked(sup, s, 0);
+		if (s->state == NET_SESS_UP)
+			net_sess_resume(s);
+	}
+}
+
+/* A frame of len bytes begins on s (net_sess_ops.on_frame). */
+static int
+on_frame(struct net_sess *s, size_t len)
+{
+	struct supplier *sup = s->data;
+	size_t held = s->work_bytes + s->queued;
+	size_t total = sup->in_total + committed(sup);
+
+	if (held && (s->work_n >= WORK_N_MAX ||
+	    held + len > SESS_BYTES_MAX)) {
+		net_sess_pause(s);	/* its own requests will make room */
+		return -1;
+	}
+	if (total + len > sup->inflight_max && (!idle_sess(s) ||
+	    total + len > sup->inflight_max + RESERVE_BYTES)) {
+		set_gblocked(sup, s, 1);
+		net_sess_pause(s);
+		return -1;
+	}
+	s->fr_charge = len;
+	s->work_bytes += len;
+	sup->in_total += len;
+	return 0;
+}
+
+/* The frame of s is read (or s closed): its charge goes. */
+static void
+frame_done(struct supplier *sup, struct net_sess *s)
+{
+	s->work_bytes -= s->fr_charge;
+	sup->in_total -= s->fr_charge;
+	s->fr_charge = 0;
 }
 
 /* What a refused head means, in the owner's words. */
@@ -293,6 +433,28 @@ do_work(uv_work_t *w)
 	}
 }
 
+static void dispatch(struct supplier *sup);
+
+/* Gives back what k was charged, and k. */
+static void
+work_free(struct work *k)
+{
+	struct net_sess *s = k->s;
+
+	s->work_n--;
+	s->work_bytes -= k->charge;
+	if (k->running) {
+		s->run_n--;
+		k->sup->run_total -= k->charge;
+	} else {
+		k->sup->in_total -= k->in;
+	}
+	free(k->out);
+	free(k->buf);
+	net_sess_unref(s);
+	free(k);
+}
+
 static void
 log_refusal(struct supplier *sup, struct net_sess *s, uint8_t type, int rc)
 {
@@ -314,22 +476,30 @@ static void
 after_work(uv_work_t *w, int status)
 {
 	struct work *k = container_of(w, struct work, w);
+	struct supplier *sup = k->sup;
 	struct net_sess *s = k->s;
 	struct net_msg m = { .reqid = k->reqid };
 
-	s->work_n--;
-	s->work_bytes -= k->len;
+	sup->running--;
 	if (s->state == NET_SESS_UP) {
 		if (status < 0)
 			k->rc = status;
 		if (k->rc < 0) {
-			if (k->type == NET_HEAD_PUT || k->rc == -EDQUOT ||
-			    k->rc == -EACCES || (k->rc == -ENOSPC &&
-			    (k->type == NET_RESERVE || k->type == NET_PUT)))
+			/* A peer can fail requests at will: refusals of its
+			 * data at most once a second, other failures once a
+			 * minute per address and reason. */
+			const char *why = err_text(k->type, k->rc);
+
+			if (k->rc == -EDQUOT || k->rc == -EACCES ||
+			    (k->rc == -ENOSPC && (k->type == NET_RESERVE ||
+			    k->type == NET_PUT || k->type == NET_HEAD_PUT)))
 				log_refusal(k->sup, s, k->type, k->rc);
-			else if (k->rc != -ENOENT)
-				log_warn("supplier: %s: request %02x failed: %s",
-				    s->name, k->type, strerror(-k->rc));
+			else if (k->rc != -ENOENT &&
+			    net_ratelog_hit(&sup->failed, s->host, why))
+				log_warn("supplier: %s: %s failed: %s (more "
+				    "are counted, one line a minute)", s->name,
+				    k->type == NET_HEAD_PUT ? "head" : "request",
+				    why);
 			reply_err(s, k->reqid, k->type, k->rc);
 		} else {
 			switch (k->type) {
@@ -373,12 +543,127 @@ after_work(uv_work_t *w, int status)
 			else if (net_sess_send(s, &m) < 0)
 				net_sess_close(s, -EIO, "cannot send reply");
 		}
-		flow(s);
 	}
-	free(k->out);
-	free(k->buf);
+	net_sess_ref(s);
+	work_free(k);
+	flow(sup, s);
 	net_sess_unref(s);
-	free(k);
+	flow_released(sup);
+	dispatch(sup);
+}
+
+static void
+rr_remove(struct supplier *sup, struct net_sess *s)
+{
+	if (!s->in_rr)
+		return;
+	if (s->rr_next == s) {
+		sup->rr = NULL;
+	} else {
+		s->rr_prev->rr_next = s->rr_next;
+		s->rr_next->rr_prev = s->rr_prev;
+		if (sup->rr == s)
+			sup->rr = s->rr_next;
+	}
+	s->rr_next = s->rr_prev = NULL;
+	s->in_rr = 0;
+	sup->nrr--;
+}
+
+/* At the back of the ring: served after every other waiting session. */
+static void
+rr_append(struct supplier *sup, struct net_sess *s)
+{
+	if (s->in_rr)
+		return;
+	if (!sup->rr) {
+		s->rr_next = s->rr_prev = s;
+		sup->rr = s;
+	} else {
+		s->rr_next = sup->rr;
+		s->rr_prev = sup->rr->rr_prev;
+		s->rr_prev->rr_next = s;
+		sup->rr->rr_prev = s;
+	}
+	s->in_rr = 1;
+	sup->nrr++;
+}
+
+/* May k of s go to the disk threads now (see the top of this file)? */
+static int
+may_run(const struct supplier *sup, const struct net_sess *s,
+    const struct work *k)
+{
+	size_t c = committed(sup) + k->charge;
+
+	return c <= sup->inflight_max || (!s->run_n && !s->queued &&
+	    c <= sup->inflight_max + RESERVE_BYTES);
+}
+
+/* Fills the thread pool's free slots, one request per session in turn.
+ * libuv's pool is one FIFO for everyone: what goes there waits behind all
+ * that went before, so only as many as it has threads go at once. */
+static void
+dispatch(struct supplier *sup)
+{
+	unsigned skipped = 0;
+
+	while (sup->running < sup->slots && sup->rr && skipped < sup->nrr) {
+		struct net_sess *s = sup->rr;
+		struct work *k = s->wq_head;
+		int rc;
+
+		if (s->state == NET_SESS_UP && !may_run(sup, s, k)) {
+			sup->rr = s->rr_next;	/* its turn comes again */
+			skipped++;
+			continue;
+		}
+		skipped = 0;
+		s->wq_head = k->next;
+		if (!s->wq_head)
+			s->wq_tail = NULL;
+		rr_remove(sup, s);
+		if (s->wq_head)
+			rr_append(sup, s);
+		if (s->state != NET_SESS_UP) {
+			work_free(k);
+			continue;
+		}
+		sup->in_total -= k->in;
+		sup->run_total += k->charge;
+		s->run_n++;
+		k->running = 1;
+		if ((rc = uv_queue_work(&sup->loop, &k->w, do_work,
+		    after_work)) < 0) {
+			reply_err(s, k->reqid, k->type, rc);
+			net_sess_ref(s);
+			work_free(k);
+			flow(sup, s);
+			net_sess_unref(s);
+			continue;
+		}
+		sup->running++;
+	}
+}
+
+/* The largest reply a request can produce, and what do_work may hold
+ * meanwhile: charged before it is queued. */
+static size_t
+reply_max(const struct work *k)
+{
+	size_t heads;
+
+	switch (k->type) {
+	case NET_GET: case NET_AUDIT:	/* AUDIT reads all of it */
+		return NET_FRAME_MAX;
+	case NET_LIST:			/* list_acc keeps 2 x max */
+		return 2 * (size_t)k->max * LIST_ENTRY + 64;
+	case NET_HEAD_LIST:
+		heads = (size_t)k->max * (4 + CR_HEAD_FIXED + CR_HEAD_BLOB_MAX);
+		return (heads < HEADS_ROOM ? heads : HEADS_ROOM) + 64;
+	default:
+		return 64 + NET_ERRMSG_MAX;
+	}
 }
 
 /* Only the asking owner's own figures: the disk's free space would tell
@@ -397,6 +682,7 @@ handle_ping(struct supplier *sup, struct net_sess *s, uint64_t reqid)
 	m.quota = a.quota;
 	if (net_sess_send(s, &m) < 0)
 		net_sess_close(s, -EIO, "cannot send reply");
+	flow(sup, s);			/* PONGs pile up too, unread */
 }
 
 static void
@@ -404,8 +690,8 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
 	struct supplier *sup = s->data;
 	struct work *k;
-	int rc;
 
+	frame_done(sup, s);
 	switch (m->type) {
 	case NET_PING:
 		handle_ping(sup, s, m->reqid);
@@ -456,23 +742,135 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		    NET_HEADS_MAX;
 	}
 	net_sess_ref(s);
+	k->in = sizeof *k + (k->buf ? m->data_len + 128 : 0);
+	k->charge = k->in + reply_max(k);
 	s->work_n++;
-	s->work_bytes += k->len;
-	if ((rc = uv_queue_work(&sup->loop, &k->w, do_work, after_work)) < 0) {
-		s->work_n--;
-		s->work_bytes -= k->len;
-		net_sess_unref(s);
-		free(k->buf);
-		free(k);
-		reply_err(s, m->reqid, m->type, rc);
+	s->work_bytes += k->charge;
+	sup->in_total += k->in;
+	if (s->wq_tail)
+		((struct work *)s->wq_tail)->next = k;
+	else
+		s->wq_head = k;
+	s->wq_tail = k;
+	rr_append(sup, s);
+	flow(sup, s);
+	dispatch(sup);
+}
+
+/* ---- refusals ---------------------------------------------------------- */
+/* arg: what was counted, e.g. "refused %llu connections". */
+static void
+report_line(void *arg, const char *who, const char *what, uint64_t n)
+{
+	char head[64];
+
+	snprintf(head, sizeof head, arg, (unsigned long long)n);
+	log_warn("supplier: %s from %s in the last minute: %s", head, who,
+	    what);
+}
+
+static void
+on_report(uv_timer_t *t)
+{
+	struct supplier *sup = t->data;
+
+	net_ratelog_report(&sup->refused, report_line,
+	    "refused %llu connections");
+	net_ratelog_report(&sup->closed, report_line,
+	    "closed %llu more sessions");
+	net_ratelog_report(&sup->failed, report_line,
+	    "%llu more requests failed");
+}
+
+static void
+refused(struct supplier *sup, const char *host, const char *why)
+{
+	if (net_ratelog_hit(&sup->refused, host, why))
+		log_warn("supplier: refused a connection from %s: %s (more "
+		    "are counted, one line a minute)", host, why);
+}
+
+static void
+on_reject_closed(uv_handle_t *h)
+{
+	struct reject *r = h->data;
+
+	if (r->spare)
+		r->busy = 0;
+	else
+		free(r);
+}
+
+static void accept_and_close(struct supplier *sup, const char *why);
+
+static void
+on_retry(uv_timer_t *t)
+{
+	accept_and_close(t->data, "out of memory");
+}
+
+/* Takes the pending connection and closes it: libuv polls the listener
+ * again only once someone has accepted what it holds, so a connection we
+ * cannot serve must still be accepted. Allocates nothing when it can. */
+static void
+accept_and_close(struct supplier *sup, const char *why)
+{
+	struct reject *r = NULL;
+	struct sockaddr_storage ss;
+	char host[48] = "?";
+	int len = sizeof ss;
+
+	for (int i = 0; i < REJECT_SPARE && !r; i++)
+		if (!sup->rej[i].busy)
+			r = &sup->rej[i];
+	if (!r && (r = calloc(1, sizeof *r)))
+		r->spare = 0;
+	if (!r) {
+		/* Not even that: try again soon, the listener waits. */
+		if (!sup->stopping)
+			uv_timer_start(&sup->retry, on_retry, 100, 0);
 		return;
 	}
-	flow(s);
+	r->sup = sup;
+	r->busy = 1;
+	uv_tcp_init(&sup->loop, &r->tcp);
+	r->tcp.data = r;
+	if (uv_accept((uv_stream_t *)&sup->listener,
+	    (uv_stream_t *)&r->tcp) == 0) {
+		if (uv_tcp_getpeername(&r->tcp, (struct sockaddr *)&ss,
+		    &len) == 0)
+			net__addr_host((struct sockaddr *)&ss, host,
+			    sizeof host);
+		refused(sup, host, why);
+	}
+	uv_close((uv_handle_t *)&r->tcp, on_reject_closed);
+}
+
+static unsigned
+count_sessions(struct supplier *sup, const struct net_sess *s, int by_key)
+{
+	unsigned n = 0;
+
+	for (struct net_sess *o = sup->sessions; o; o = o->next) {
+		if (o == s || o->state == NET_SESS_CLOSED)
+			continue;
+		if (by_key ? o->state == NET_SESS_UP &&
+		    memcmp(o->peer_pk, s->peer_pk, CR_PK_BYTES) == 0 :
+		    strcmp(o->host, s->host) == 0)
+			n++;
+	}
+	return n;
 }
 
 static int
 on_up(struct net_sess *s)
 {
+	struct supplier *sup = s->data;
+
+	if (count_sessions(sup, s, 1) >= sup->max_per_key) {
+		refused(sup, s->host, "per-key cap");
+		return -1;
+	}
 	log_debug("supplier: session %s up", s->name);
 	return 0;
 }
@@ -480,18 +878,41 @@ on_up(struct net_sess *s)
 static void
 on_drain(struct net_sess *s)
 {
-	flow(s);
+	flow(s->data, s);
+}
+
+static void
+on_sent(struct net_sess *s, size_t n)
+{
+	struct supplier *sup = s->data;
+
+	flow(sup, s);
+	flow_released(sup);
+	dispatch(sup);
 }
 
 static void
 on_close(struct net_sess *s, int err)
 {
-	sup_unlink(s->data, s);
+	struct supplier *sup = s->data;
+	struct work *k;
+
+	set_gblocked(sup, s, 0);
+	frame_done(sup, s);
+	rr_remove(sup, s);
+	while ((k = s->wq_head)) {
+		s->wq_head = k->next;
+		work_free(k);
+	}
+	s->wq_tail = NULL;
+	sup_unlink(sup, s);
+	sup->nsess--;
+	flow_released(sup);
 }
 
 static const struct net_sess_ops sup_ops = {
 	.on_up = on_up, .on_msg = on_msg, .on_drain = on_drain,
-	.on_close = on_close,
+	.on_sent = on_sent, .on_frame = on_frame, .on_close = on_close,
 };
 
 static void
@@ -499,17 +920,81 @@ on_conn(uv_stream_t *server, int status)
 {
 	struct supplier *sup = server->data;
 	struct net_sess *s;
+	int rc;
 
 	if (status < 0) {
-		log_warn("supplier: accept: %s", uv_strerror(status));
+		/* libuv already closed it (EMFILE: its reserve fd trick). */
+		refused(sup, "?", uv_strerror(status));
 		return;
 	}
-	if (net_sess_accept(server, sup->conf->id, &sup_ops, sup, &s) < 0)
+	if (sup->stopping) {
+		accept_and_close(sup, "stopping");
 		return;
+	}
+	if (sup->nsess >= sup->max_sessions) {
+		accept_and_close(sup, "global cap");
+		return;
+	}
+	if (sup->test_fail_accept) {
+		sup->test_fail_accept--;
+		rc = -ENOMEM;
+	} else {
+		rc = net_sess_accept_lim(server, sup->conf->id, &sup_ops, sup,
+		    &sup->lim, &s);
+	}
+	if (rc == -ENOMEM) {
+		accept_and_close(sup, "out of memory");
+		return;
+	}
+	if (rc < 0) {
+		refused(sup, "?", uv_strerror(rc));
+		return;
+	}
 	s->next = sup->sessions;
 	if (s->next)
 		s->next->prev = s;
 	sup->sessions = s;
+	sup->nsess++;
+	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
+		refused(sup, s->host, "per-address cap");
+		net_sess_close(s, -EUSERS, NULL);
+	}
+}
+
+/* The limits in force: conf's, else the defaults (net.h). */
+static void
+set_limits(struct supplier *sup, const struct net_supplier_conf *c)
+{
+	struct rlimit rl;
+	const char *pool = getenv("UV_THREADPOOL_SIZE");
+	unsigned fds_max = 1024;
+
+	/* A session is one descriptor; keep 64 for the store and LMDB. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		fds_max = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+	sup->max_sessions = c->max_sessions ? c->max_sessions : 1024;
+	if (sup->max_sessions > fds_max) {
+		log_warn("supplier: %u sessions at most: the file descriptor "
+		    "limit is %llu", fds_max, (unsigned long long)rl.rlim_cur);
+		sup->max_sessions = fds_max;
+	}
+	sup->max_per_addr = c->max_per_addr ? c->max_per_addr : 32;
+	sup->max_per_key = c->max_per_key ? c->max_per_key : 8;
+	sup->inflight_max = c->inflight_max ? c->inflight_max :
+	    (size_t)128 << 20;
+	sup->slots = pool && atoi(pool) > 0 ? (unsigned)atoi(pool) : 4;
+	sup->test_fail_accept = c->test_fail_accept;
+	sup->lim.hs_ms = c->hs_timeout_ms ? c->hs_timeout_ms :
+	    NET_HS_TIMEOUT_MS;
+	sup->lim.frame_ms = c->frame_timeout_ms ? c->frame_timeout_ms : 30000;
+	sup->lim.idle_ms = c->idle_timeout_ms ? c->idle_timeout_ms : 300000;
+	sup->lim.closed = &sup->closed;
+	sup->lim.queued_total = &sup->queued_total;
+	net_ratelog_init(&sup->refused);
+	net_ratelog_init(&sup->closed);
+	net_ratelog_init(&sup->failed);
+	for (int i = 0; i < REJECT_SPARE; i++)
+		sup->rej[i].spare = 1;
 }
 
 /* ---- evictions asked by `peerfs supplier evict` (store.h) ---------- */
@@ -559,6 +1044,8 @@ on_signal(uv_signal_t *h, int signum)
 	sup->stopping = 1;
 	log_info("supplier: signal %d: stopping", signum);
 	uv_close((uv_handle_t *)&sup->listener, NULL);
+	uv_close((uv_handle_t *)&sup->report, NULL);
+	uv_close((uv_handle_t *)&sup->retry, NULL);
 	uv_close((uv_handle_t *)&sup->sigint, NULL);
 	uv_close((uv_handle_t *)&sup->sigterm, NULL);
 	uv_close((uv_handle_t *)&sup->sigusr1, NULL);
@@ -584,6 +1071,7 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	if (!(sup = calloc(1, sizeof *sup)))
 		return -ENOMEM;
 	sup->conf = conf;
+	set_limits(sup, conf);
 	signal(SIGPIPE, SIG_IGN);
 	if ((rc = uv_loop_init(&sup->loop)) < 0) {
 		free(sup);
@@ -604,6 +1092,10 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		free(sup);
 		return rc;
 	}
+	uv_timer_init(&sup->loop, &sup->report);
+	uv_timer_init(&sup->loop, &sup->retry);
+	sup->report.data = sup->retry.data = sup;
+	uv_timer_start(&sup->report, on_report, REPORT_MS, REPORT_MS);
 	uv_signal_init(&sup->loop, &sup->sigint);
 	uv_signal_init(&sup->loop, &sup->sigterm);
 	sup->sigint.data = sup->sigterm.data = sup;
@@ -618,13 +1110,22 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		net__addr_name((struct sockaddr *)&sa, bound, sizeof bound);
 	else
 		snprintf(bound, sizeof bound, "%s", conf->listen);
-	log_info("supplier: listening on %s", bound);
+	log_info("supplier: listening on %s (sessions: %u, %u per address, "
+	    "%u per key)", bound, sup->max_sessions, sup->max_per_addr,
+	    sup->max_per_key);
+	if (sup->test_fail_accept)
+		log_warn("supplier: TEST MODE: the next %u sessions fail to "
+		    "allocate", sup->test_fail_accept);
 	if (conf->test_lie)
 		log_warn("supplier: TEST MODE: lying about every fragment");
 	if (conf->on_ready)
 		conf->on_ready(conf->arg, bound);
 
 	uv_run(&sup->loop, UV_RUN_DEFAULT);
+	if (sup->in_total || sup->run_total || sup->queued_total || sup->nsess)
+		log_warn("supplier: at exit: %zu bytes in, %zu running, %zu "
+		    "queued, %u sessions: accounting drift", sup->in_total,
+		    sup->run_total, sup->queued_total, sup->nsess);
 	rc = uv_loop_close(&sup->loop);
 	if (rc < 0)
 		log_warn("supplier: loop close: %s", uv_strerror(rc));
