@@ -39,14 +39,14 @@ struct net_supplier_conf {
 	/* Tests only: a supplier from before RESERVE, which closes the
 	 * session on it as on any unknown type. */
 	int test_old;
-	/* Limits for peers it does not know (0 = the default in []):
-	 * sessions in all [1024, fewer when file descriptors are short],
-	 * from one address [32], of one key [8]; deadlines (ms) for the
-	 * handshake [10 s], for a frame to make progress and replies to be
-	 * read [30 s], for an idle session [5 min: owners ping every
-	 * 30 s]; bytes held for frames, requests (with their largest
-	 * reply) and unsent replies of all sessions [128 MiB], beyond
-	 * which only sessions holding nothing get in (a 32 MiB reserve). */
+	/* Limits for peers it does not know, every one required (cli/'s
+	 * option table holds the defaults): sessions in all (lowered when
+	 * file descriptors are short), from one address, of one key;
+	 * deadlines (ms) for the handshake, for a frame to make progress and
+	 * replies to be read, for an idle session; bytes held for frames,
+	 * requests (with their largest reply) and unsent replies of all
+	 * sessions, beyond which only sessions holding nothing get in (a
+	 * 32 MiB reserve). */
 	unsigned max_sessions, max_per_addr, max_per_key;
 	unsigned hs_timeout_ms, frame_timeout_ms, idle_timeout_ms;
 	uint64_t inflight_max;

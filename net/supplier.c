@@ -972,22 +972,20 @@ set_limits(struct supplier *sup, const struct net_supplier_conf *c)
 	/* A session is one descriptor; keep 64 for the store and LMDB. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		fds_max = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
-	sup->max_sessions = c->max_sessions ? c->max_sessions : 1024;
+	sup->max_sessions = c->max_sessions;
 	if (sup->max_sessions > fds_max) {
 		log_warn("supplier: %u sessions at most: the file descriptor "
 		    "limit is %llu", fds_max, (unsigned long long)rl.rlim_cur);
 		sup->max_sessions = fds_max;
 	}
-	sup->max_per_addr = c->max_per_addr ? c->max_per_addr : 32;
-	sup->max_per_key = c->max_per_key ? c->max_per_key : 8;
-	sup->inflight_max = c->inflight_max ? c->inflight_max :
-	    (size_t)128 << 20;
+	sup->max_per_addr = c->max_per_addr;
+	sup->max_per_key = c->max_per_key;
+	sup->inflight_max = c->inflight_max;
 	sup->slots = pool && atoi(pool) > 0 ? (unsigned)atoi(pool) : 4;
 	sup->test_fail_accept = c->test_fail_accept;
-	sup->lim.hs_ms = c->hs_timeout_ms ? c->hs_timeout_ms :
-	    NET_HS_TIMEOUT_MS;
-	sup->lim.frame_ms = c->frame_timeout_ms ? c->frame_timeout_ms : 30000;
-	sup->lim.idle_ms = c->idle_timeout_ms ? c->idle_timeout_ms : 300000;
+	sup->lim.hs_ms = c->hs_timeout_ms;
+	sup->lim.frame_ms = c->frame_timeout_ms;
+	sup->lim.idle_ms = c->idle_timeout_ms;
 	sup->lim.closed = &sup->closed;
 	sup->lim.queued_total = &sup->queued_total;
 	net_ratelog_init(&sup->refused);
@@ -1063,6 +1061,12 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	char bound[80];
 	int rc, len;
 
+	if (!conf->max_sessions || !conf->max_per_addr || !conf->max_per_key ||
+	    !conf->inflight_max || !conf->hs_timeout_ms ||
+	    !conf->frame_timeout_ms || !conf->idle_timeout_ms) {
+		log_error("supplier: incomplete configuration");
+		return -EINVAL;
+	}
 	if ((rc = net__parse_addr(conf->listen, &sa)) < 0) {
 		log_error("supplier: bad listen address '%s'",
 		    conf->listen ? conf->listen : "");

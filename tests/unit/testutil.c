@@ -86,7 +86,11 @@ static void
 supplier_child(const struct test_swarm *sw, int i, int fd, const char *host,
     int port)
 {
-	struct net_supplier_conf c = { 0 };
+	/* The defaults of `peerfs supplier` (cli/options.c). */
+	struct net_supplier_conf c = { .max_sessions = 1024,
+	    .max_per_addr = 32, .max_per_key = 8, .inflight_max = 128 << 20,
+	    .hs_timeout_ms = 10000, .frame_timeout_ms = 30000,
+	    .idle_timeout_ms = 300000 };
 	struct store_frag *sf;
 	char dir[64], listen[64];
 	int rc;
