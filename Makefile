@@ -118,15 +118,19 @@ test: deps
 # peerfs-asan): any report fails the run. Leak checks stay on for the unit
 # tests; the daemons are killed by signal in some tests, so not for them.
 ASAN_TESTS ?= tests/integ/test_core.py tests/integ/test_posix.py \
-    tests/integ/test_data.py tests/integ/test_maint.py
+    tests/integ/test_data.py tests/integ/test_maint.py \
+    tests/integ/test_strangers.py tests/integ/test_accounts.py \
+    tests/integ/test_ownerside.py
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
     -fno-sanitize-recover=undefined
 test-asan: deps
 	@$(MAKE) --no-print-directory B=build-asan BIN=peerfs-asan \
-	    SAN="$(ASAN_FLAGS)" peerfs-asan build-asan/unit_tests
+	    SAN="$(ASAN_FLAGS)" peerfs-asan build-asan/unit_tests \
+	    build-asan/peerfs_attack
 	@rc=0; rm -f build-asan/asan.* build-asan/ubsan.*; \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/unit_tests || rc=1; \
 	PEERFS_BIN=$(CURDIR)/peerfs-asan \
+	PEERFS_ATTACK=$(CURDIR)/build-asan/peerfs_attack PEERFS_RSS_BOUND_MIB=512 \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$(CURDIR)/build-asan/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/build-asan/ubsan \
 	    $(PYTEST) -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS) || rc=1; \
