@@ -27,6 +27,7 @@ static const char mount_help[] =
 "                    [--audit-interval D] [--rebuild-rate SIZE]\n"
 "                    [--rebuild-jobs N] [--sweep-interval D]\n"
 "                    [--keep-versions N] [--write-back D]\n"
+"                    [--lease D] [--take-over]\n"
 "                    [-o FUSE_OPTS] MOUNTPOINT\n"
 "\n"
 "Mounts the owner's folder and returns once it serves (the daemon stays in\n"
@@ -59,6 +60,13 @@ static const char mount_help[] =
 "  --sweep-interval D    compare suppliers' fragments with the metadata this\n"
 "                        often and delete what nothing references (default\n"
 "                        5m; a fragment must be unreferenced in two sweeps)\n"
+"one vault on several machines (homes restored from one recovery code):\n"
+"  --lease D             the write lease this node holds while mounted,\n"
+"                        renewed every third of it (default 60s); a crashed\n"
+"                        node blocks writes elsewhere this long at most\n"
+"  --take-over           when another node holds the lease: ask it to hand\n"
+"                        over (it publishes its changes first), or take the\n"
+"                        lease once it runs out; read-only until then\n"
 "  -f                    stay in the foreground, log to stderr\n"
 "  -o OPTS               FUSE mount options (allow_other, ...)\n"
 "  --debug               verbose log\n";
@@ -76,6 +84,8 @@ struct mount_opts {
 	uint64_t write_back_ms;
 	int write_back_set;
 	uint64_t map_size;		/* hidden, for tests: LMDB map bytes */
+	uint64_t lease_ms;
+	int take_over;
 };
 
 /* Adds the configured peers of <home>/peers to o and writes back the
@@ -168,6 +178,8 @@ parse(int argc, char **argv, struct mount_opts *o)
 		{ "keep-versions", required_argument, NULL, 'K' },
 		{ "write-back", required_argument, NULL, 'B' },
 		{ "map-size", required_argument, NULL, 'M' },
+		{ "lease", required_argument, NULL, 'L' },
+		{ "take-over", no_argument, NULL, 'T' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -187,6 +199,7 @@ parse(int argc, char **argv, struct mount_opts *o)
 	o->rebuild_jobs = 2;
 	o->keep_versions = 10;
 	o->sweep_ms = 5 * 60 * 1000;
+	o->lease_ms = 60 * 1000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hfo:", opts, NULL)) != -1) {
 		switch (c) {
@@ -271,6 +284,13 @@ parse(int argc, char **argv, struct mount_opts *o)
 				return cli_bad_usage("mount", "bad --sweep-interval "
 				    "'%s' (a duration: 500ms, 30s, 2m, 1h)", optarg);
 			break;
+		case 'L':
+			if (cli_parse_duration(optarg, &o->lease_ms) < 0 ||
+			    o->lease_ms < 1000 || o->lease_ms > 86400000)
+				return cli_bad_usage("mount", "bad --lease '%s' "
+				    "(a duration, 1s .. 24h)", optarg);
+			break;
+		case 'T': o->take_over = 1; break;
 		case 'M':
 			/* Hidden: a tiny map shows that a full one gives
 			 * ENOSPC, not corruption. */
@@ -391,6 +411,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
 		.write_back_ms = !o->write_back_set ? 5000 :
 		    o->write_back_ms == 0 ? -1 : (int64_t)o->write_back_ms,
+		.lease_ms = (int64_t)o->lease_ms,
+		.take_over = o->take_over,
 	};
 	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);
 	rc = owner_open(&m->owner, &oc);
@@ -399,6 +421,12 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_error("owner: %s", strerror(-rc));
 		return rc;
 	}
+	char why[200];
+	if (owner_readonly(m->owner, why, sizeof why))
+		fprintf(stderr, "peerfs mount: %s is %s%s\n", o->mnt, why,
+		    o->take_over ? "; asked for the lease (--take-over): "
+		    "writable once handed over or run out" : "; `peerfs mount "
+		    "--take-over` asks for the lease");
 	struct fs_conf fc = {
 		.store = m->st, .owner = m->owner, .max_threads = 16,
 	};

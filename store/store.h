@@ -419,5 +419,9 @@ int store_index_trim(struct store *st, uint64_t upto_gen);
  * -EPROTO on malformed input (nothing applied). Applying records does not
  * log changes (the restored state is already on the network). */
 int store_index_apply(struct store *st, const void *p, size_t n);
+/* The same after emptying the indexed tables (but misc "index." keys), in
+ * one transaction: a snapshot replaces what the store held (a read-only
+ * node following the newest version, owner/publish.c). */
+int store_index_replace(struct store *st, const void *p, size_t n);
 
 #endif
