@@ -203,8 +203,9 @@ set_diverged(struct owner *o, const struct owner__newest *nw)
 	x->div_seq = nw->seq;
 	x->div_time = nw->time;
 	memcpy(x->div_node, nw->lease.node, OWNER__NODE_BYTES);
-	snprintf(x->why, sizeof x->why, "diverged: another node of this owner "
-	    "(%s) published version %" PRIu64 " at %s", node, nw->seq, when);
+	snprintf(x->why, sizeof x->why, "read-only, diverged: another node of "
+	    "this owner (%s) published version %" PRIu64 " at %s", node,
+	    nw->seq, when);
 	pthread_mutex_unlock(&x->lk);
 }
 
@@ -293,7 +294,20 @@ step(struct owner *o, int publish_now)
 			if (same(nw.lease.holder, x->node) &&
 			    !is_zero(nw.lease.want) &&
 			    !same(nw.lease.want, x->node)) {
-				/* Hand over: what we have, then the lease. */
+				/* Hand over: what we have, then the lease.
+				 * The journal first: a reader's follows
+				 * would overwrite what it commits later. */
+				pthread_mutex_lock(&x->lk);
+				x->writer = 0;	/* no new writes */
+				snprintf(x->why, sizeof x->why, "read-only: "
+				    "handing the write lease over");
+				pthread_mutex_unlock(&x->lk);
+				if ((rc = owner__dirty_sync(o, 0)) < 0) {
+					log_warn("index: hand-over waits: "
+					    "journal not uploaded: %s",
+					    strerror(-rc));
+					goto keep;
+				}
 				memset(&ls, 0, sizeof ls);
 				memcpy(ls.node, x->node, OWNER__NODE_BYTES);
 				memcpy(ls.holder, nw.lease.want,
@@ -303,7 +317,13 @@ step(struct owner *o, int publish_now)
 					nw.lease = ls;
 					set_reader(o, &nw, "lease handed over "
 					    "on request");
+					goto out;
 				}
+keep:
+				pthread_mutex_lock(&x->lk);
+				x->writer = 1;
+				x->why[0] = '\0';
+				pthread_mutex_unlock(&x->lk);
 				goto out;
 			}
 			/* Our lease ran out under us (frozen, offline). */
@@ -437,6 +457,15 @@ owner__index_init(struct owner *o)
 	owner__index_check(&io);
 	/* Who writes is settled before the mount serves. */
 	x->had_changes = owner__index_unpublished(o->conf.store) > 0;
+	if (!x->had_changes && store_txn_begin(o->conf.store, 1, &t) == 0) {
+		uint64_t pending = 0;
+
+		/* A journal left by a crash becomes changes of ours once
+		 * uploaded: never overwritten by following another node. */
+		if (store_jrnl_count(t, &pending) == 0 && pending)
+			x->had_changes = 1;
+		store_txn_abort(t);
+	}
 	x->writer = 0;
 	pthread_mutex_lock(&x->pub);
 	rc = step(o, 0);

@@ -193,6 +193,9 @@ def test_killed_holder_blocks_one_lease(twins, make_mount):
     assert not writer(b)
     (a.path / "before-kill.txt").write_text("synced before the kill\n")
     a.sync()
+    # Left in a's journal by the kill (never synced).
+    unsynced = os.urandom(100_000)
+    (a.path / "unsynced.bin").write_bytes(unsynced)
     a.kill_daemon(signal.SIGKILL)
     dead_unmount(a)
     # b follows, then takes the lease once it runs out.
@@ -200,13 +203,21 @@ def test_killed_holder_blocks_one_lease(twins, make_mount):
     assert (b.path / "before-kill.txt").read_text() == "synced before the kill\n"
     (b.path / "after-kill.txt").write_text("b writes after the kill\n")
     b.sync()
-    # The killed node comes back read-only (b holds the lease) and sees it.
+    # The killed node comes back read-only (b holds the lease): its
+    # journal is uploaded and kept, and replayed once b leaves.
     cp = mount(a, sw)
     assert "read-only" in cp.stderr, cp.stderr
+    assert errno_of((a.path / "nope.txt").write_text, "x") == errno.EROFS
+    b.umount()
+    wait_for(lambda: writer(a), 30, "a to take the released lease")
+    a.sync()
     assert (a.path / "after-kill.txt").read_text() == "b writes after the kill\n"
     a.umount()
-    b.umount()
     c = third_restore(make_mount, sw, code)
-    assert {"first.txt", "before-kill.txt", "after-kill.txt"} <= \
-        set(os.listdir(c.path))
+    names = set(os.listdir(c.path))
+    assert {"first.txt", "before-kill.txt", "after-kill.txt"} <= names
+    # a's unsynced file, under its name or (when its name reached the
+    # network before the kill, but not its bytes) as a conflict copy.
+    copies = [n for n in names if n.startswith("unsynced.bin")]
+    assert any((c.path / n).read_bytes() == unsynced for n in copies), copies
     c.umount()
