@@ -7,8 +7,11 @@
  * or inline bytes this node changed since its last version (the store's
  * change log says which). At its path in the newest version: absent -> it
  * is created there (with any missing directories); the same content ->
- * nothing; other content -> the newest version keeps its file and ours
- * goes beside it as NAME.conflict-YYYYMMDD-HHMMSS-NODE. Files this node
+ * nothing; a file the other side left alone since our last version (its
+ * ctime before that version's time: the nodes' clocks are assumed to
+ * agree, as for the lease) -> ours replaces it; else the newest version
+ * keeps its file and ours goes beside it as
+ * NAME.conflict-YYYYMMDD-HHMMSS-NODE. Files this node
  * did not change take the newest version's state (their changes and
  * deletions win). Not replayed: our deletions and renames (the newest
  * version keeps the file; a renamed file shows under its new name too),
@@ -46,6 +49,8 @@ struct saved {
 
 struct catch {
 	struct vec changed;		/* uint64_t inos, unsorted */
+	struct vec gone;		/* uint64_t inos ours replaced */
+	uint64_t base_ms;		/* our last version's (unix ms) */
 	struct saved *v;
 	size_t n, cap;
 	int err;
@@ -234,6 +239,7 @@ catch_free(struct catch *c)
 	}
 	free(c->v);
 	vec_release(&c->changed);
+	vec_release(&c->gone);
 }
 
 /* ---- putting them into the newest version ------------------------------- */
@@ -320,11 +326,12 @@ parent_dir(struct store_txn *t, char *path, uint64_t *dir, char **leaf)
 }
 
 static int
-put_file(struct store_txn *t, const struct saved *s, const char *suffix)
+put_file(struct store_txn *t, struct catch *c, const struct saved *s,
+    const char *suffix)
 {
 	char path[PATH_MAX_LEN + 80], *leaf;
-	uint64_t dir, ino, have;
-	struct store_inode in = s->in, pd;
+	uint64_t dir, ino, have, replace = 0;
+	struct store_inode in = s->in, pd, theirs;
 	int rc;
 
 	snprintf(path, sizeof path, "%s", s->path);
@@ -342,6 +349,14 @@ put_file(struct store_txn *t, const struct saved *s, const char *suffix)
 
 		if (same_content(t, have, s))
 			return 0;
+		if (store_ino_get(t, have, &theirs) == 0 &&
+		    !S_ISDIR(theirs.mode) && c->base_ms &&
+		    (uint64_t)theirs.ctime_sec * 1000 + theirs.ctime_nsec /
+		    1000000 < c->base_ms) {
+			/* Only we changed it: ours takes its name. */
+			replace = have;
+			goto create;
+		}
 		if (strlen(leaf) + strlen(suffix) >= sizeof name)
 			return -ENAMETOOLONG;
 		memcpy(name, leaf, strlen(leaf));
@@ -355,8 +370,18 @@ put_file(struct store_txn *t, const struct saved *s, const char *suffix)
 		if (store_dirent_get(t, dir, leaf, &have) == 0)
 			return -EEXIST;
 	}
+create:
 	if ((rc = store_ino_alloc(t, &ino)) < 0)
 		return rc;
+	if (replace) {
+		theirs.nlink = theirs.nlink ? theirs.nlink - 1 : 0;
+		store_inode_touch(&theirs, STORE_CTIME);
+		if ((rc = store_ino_put(t, &theirs)) < 0)
+			return rc;
+		if (theirs.nlink == 0 &&
+		    vec_push(&c->gone, &replace, sizeof replace) < 0)
+			return -ENOMEM;
+	}
 	in.ino = ino;
 	in.nlink = 1;
 	store_inode_touch(&in, STORE_CTIME);
@@ -417,6 +442,8 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 		return rc;
 	if (store_misc_get(t, "index.gen", since_b, 8) == 8)
 		since = get_be64(since_b);
+	if (store_misc_get(t, "index.time", since_b, 8) == 8)
+		c.base_ms = get_be64(since_b);
 	if (store_misc_get(t, "index.node", me, sizeof me) != (int)sizeof me)
 		memset(me, 0, sizeof me);
 	store_txn_abort(t);
@@ -448,7 +475,7 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
 		goto out;
 	for (size_t i = 0; i < c.n && rc >= 0; i++) {
-		if ((rc = put_file(t, &c.v[i], suffix)) == -EEXIST)
+		if ((rc = put_file(t, &c, &c.v[i], suffix)) == -EEXIST)
 			rc = 0;
 		else if (rc == 0)
 			replayed++;
@@ -463,6 +490,10 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 	if ((rc = store_txn_commit(t)) == 0)
 		log_info("catch-up: %zu of %zu files replayed on version %"
 		    PRIu64, replayed, c.n, nw->seq);
+	/* The files ours replaced: their blocks are freed (kept for
+	 * --keep-versions versions like any overwritten file's). */
+	for (size_t i = 0; rc == 0 && i < c.gone.n; i++)
+		owner_drop(o, ((uint64_t *)c.gone.p)[i]);
 out:
 	free(w);
 	catch_free(&c);

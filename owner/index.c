@@ -26,6 +26,9 @@
  *   index.hist        u16 n | n x (u64 seq | u16 ids | ids x id[32]):
  *                     the blocks of the newest conf.keep_versions versions
  *   index.restored u64 seq | u64 time of the head a restore used.
+ *   index.time   u64  unix ms this node published the newest version (or
+ *                     its head's time, for one it adopted)
+ *   index.node   8 bytes: this home's node id (owner/publish.c)
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
  *                never deletes fragments from suppliers (owner__index_older).
@@ -568,8 +571,8 @@ out:
  * covered gen, in one transaction. */
 static int
 state_commit(struct store *st, const struct state *old, uint64_t seq,
-    uint64_t gen, const struct owner__layout *l, int first_new, int drop_history,
-    size_t keep)
+    uint64_t vtime, uint64_t gen, const struct owner__layout *l, int first_new,
+    int drop_history, size_t keep)
 {
 	struct store_txn *t;
 	struct wr w = { 0 };
@@ -595,6 +598,8 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 		rc = misc_put_u64(t, "index.seq", seq > old->seq ? seq : old->seq);
 	if (rc == 0)
 		rc = misc_put_u64(t, "index.gen", gen);
+	if (rc == 0)
+		rc = misc_put_u64(t, "index.time", vtime);
 	if (rc == 0 && (rc = store_txn_gen(t, &self)) == 0)
 		rc = misc_put_u64(t, "index.self", self);
 	if (rc < 0) {
@@ -721,7 +726,8 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	struct owner__sup *sups = NULL;
 	unsigned char *sealed = NULL, *head = NULL;
 	size_t sealed_len, head_len;
-	uint64_t cur, covered = 0, segbytes = 0, seq;
+	uint64_t cur, covered = 0, segbytes = 0, seq, vtime;
+	struct timespec now;
 	struct net_head_tally tally = { 0 };
 	int rc, nsup = 0, base = 0, nseg;
 
@@ -836,7 +842,11 @@ sign:
 	log_debug("index: head %" PRIu64 " (%s, %zu bytes, gen %" PRIu64
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
-	if ((rc = state_commit(st, &s, seq, covered, &nl,
+	/* After the head is out: every change another node makes on top of
+	 * this version comes later (owner/catchup.c compares). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	vtime = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	if ((rc = state_commit(st, &s, seq, vtime, covered, &nl,
 	    data.len || base ? nl.nparts - 1 : nl.nparts, 0,
 	    index_keep(io))) < 0) {
 		log_error("index: head %" PRIu64 " published but not "
@@ -861,11 +871,12 @@ out:
 
 int
 owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
-    uint64_t seq, uint64_t gen, const struct owner__layout *l)
+    uint64_t seq, uint64_t vtime, uint64_t gen, const struct owner__layout *l)
 {
 	struct state s = { .seq = newest };
 
-	return state_commit(io->store, &s, seq, gen, l, 0, 1, index_keep(io));
+	return state_commit(io->store, &s, seq, vtime, gen, l, 0, 1,
+	    index_keep(io));
 }
 
 int

@@ -362,10 +362,12 @@ uint64_t owner__layout_bytes(const struct owner__layout *l);	/* index */
 int  owner__blob_decode(const unsigned char *p, size_t n,
     struct owner__sup **sups, int *nsup, struct owner__layout *l,
     struct owner__lease *lease);
-/* Records a restored version (seq, covering change number gen, layout l;
- * newest: the highest seq seen) so that the next publish continues. */
+/* Records a restored version (seq, its head's time vtime in ms, covering change
+ * number gen, layout l; newest: the highest seq seen) so that the next
+ * publish continues. */
 int  owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
-    uint64_t seq, uint64_t gen, const struct owner__layout *l);
+    uint64_t seq, uint64_t vtime, uint64_t gen,
+    const struct owner__layout *l);
 
 /* The newest version on the network that opens: its head's seq, time,
  * lease and layout (release with owner__layout_free(&nw->l)). */

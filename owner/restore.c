@@ -308,7 +308,7 @@ owner_index_restore(struct net *n, const struct cr_identity *id,
 	/* The next upload continues this version, above every seq seen. */
 	if ((rc = store_index_gen(st, &gen)) < 0)
 		goto out;
-	if ((rc = owner__index_adopt(io, newest, used, gen, &l)) < 0)
+	if ((rc = owner__index_adopt(io, newest, used, used_time * 1000, gen, &l)) < 0)
 		goto out;
 	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
 		unsigned char b[16];
@@ -451,5 +451,6 @@ owner__index_follow(const struct owner__index_io *io,
 	}
 	if ((rc = store_index_gen(io->store, &gen)) < 0)
 		return rc;
-	return owner__index_adopt(io, nw->seq, nw->seq, gen, &nw->l);
+	return owner__index_adopt(io, nw->seq, nw->seq, nw->time * 1000, gen,
+	    &nw->l);
 }

@@ -221,3 +221,52 @@ def test_killed_holder_blocks_one_lease(twins, make_mount):
     copies = [n for n in names if n.startswith("unsynced.bin")]
     assert any((c.path / n).read_bytes() == unsynced for n in copies), copies
     c.umount()
+
+
+def test_offline_edits_on_both_nodes(twins, make_mount):
+    sw, a, b, code = twins
+    (a.path / "same.txt").write_text("base\n")
+    (a.path / "gone.txt").write_text("deleted by b, kept: a changed it\n")
+    a.sync()
+    a.umount()
+    mount(b, sw)                        # b learns the base, then leaves
+    assert (b.path / "same.txt").read_text() == "base\n"
+    b.umount()
+    for i in range(sw.n):
+        sw.stop(i)
+    # Both write with no supplier reachable: the same file, their own
+    # files, and b deletes a file a changes.
+    for m, who in ((a, "a"), (b, "b")):
+        cp = m.try_mount(sw.peers, extra=["--lease", LEASE, "--timeout", "2s"])
+        assert cp.returncode == 0, cp.stderr
+        (m.path / "same.txt").write_text(f"{who}'s offline version\n")
+        (m.path / f"only-{who}.txt").write_text(f"{who} offline\n")
+    (a.path / "gone.txt").write_text("a changed it offline\n")
+    os.unlink(b.path / "gone.txt")
+    for m in (a, b):                    # the journal stays in the home
+        cp = run_peerfs(["umount", "--force", m.path], timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    sw.start_all()
+    # a comes back first and writes; b comes back with changes on top of
+    # an older version: read-only (diverged) until a leaves.
+    mount(a, sw)
+    wait_for(lambda: writer(a), 30, "a to hold the lease")
+    a.sync()
+    cp = mount(b, sw)
+    assert "read-only" in cp.stderr, cp.stderr
+    wait_for(lambda: b.status_json()["diverged"], 30, "b to see it diverged")
+    a.umount()
+    wait_for(lambda: writer(b), 30, "b to take the released lease")
+    b.sync()
+    b.umount()
+    c = third_restore(make_mount, sw, code)
+    names = sorted(os.listdir(c.path))
+    assert (c.path / "only-a.txt").read_text() == "a offline\n"
+    assert (c.path / "only-b.txt").read_text() == "b offline\n"
+    assert (c.path / "same.txt").read_text() == "a's offline version\n"
+    copies = [n for n in names if n.startswith("same.txt.conflict-")]
+    assert len(copies) == 1, names
+    assert (c.path / copies[0]).read_text() == "b's offline version\n"
+    # b's delete does not remove a file a changed.
+    assert (c.path / "gone.txt").read_text() == "a changed it offline\n"
+    c.umount()
