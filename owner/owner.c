@@ -83,7 +83,7 @@ owner_fsync(struct owner *o, uint64_t ino)
 	if (rc == 0 && o->conf.net &&
 	    owner__index_unpublished(o->conf.store) > 0)
 		rc = owner__index_publish(o);
-	return rc == -ESTALE ? -EIO : rc;
+	return rc == -ESTALE || rc == -EAGAIN ? -EIO : rc;
 }
 
 int
@@ -91,8 +91,11 @@ owner_sync(struct owner *o)
 {
 	int rc = owner__dirty_sync(o, 0);
 
-	/* The metadata follows the data it names. */
-	return rc < 0 ? rc : owner__index_publish(o);
+	/* The metadata follows the data it names. -ESTALE (another node
+	 * writes) stays: `peerfs sync` says why. */
+	if (rc == 0)
+		rc = owner__index_publish(o);
+	return rc == -EAGAIN ? -EIO : rc;
 }
 
 void
