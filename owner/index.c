@@ -614,8 +614,9 @@ out:
 
 /* ---- publishing -------------------------------------------------------------- */
 
+/* *voters: those not DEAD, whose majority must hold a head. */
 static int
-peers_list(struct net *n, struct owner__sup **out, int *count)
+peers_list(struct net *n, struct owner__sup **out, int *count, int *voters)
 {
 	struct net_peer_info *pi;
 	struct owner__sup *s;
@@ -633,6 +634,8 @@ peers_list(struct net *n, struct owner__sup **out, int *count)
 	for (int i = 0; i < np; i++) {
 		if (sodium_is_zero(pi[i].pk, CR_PK_BYTES) || !pi[i].addr[0])
 			continue;
+		if (pi[i].state != NET_PEER_DEAD)
+			(*voters)++;
 		snprintf(s[ns].addr, sizeof s[ns].addr, "%s", pi[i].addr);
 		memcpy(s[ns].pk, pi[i].pk, CR_PK_BYTES);
 		ns++;
@@ -729,7 +732,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	uint64_t cur, covered = 0, segbytes = 0, seq, vtime;
 	struct timespec now;
 	struct net_head_tally tally = { 0 };
-	int rc, nsup = 0, base = 0, nseg;
+	int rc, nsup = 0, voters = 0, base = 0, nseg;
 
 	if ((rc = store_index_gen(st, &cur)) < 0)
 		return rc;
@@ -796,7 +799,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 		goto out;
 	}
 sign:
-	if ((rc = peers_list(n, &sups, &nsup)) < 0 ||
+	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
 	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
 	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
@@ -817,7 +820,7 @@ sign:
 		*io->tally = tally;
 	/* A version counts once most of the suppliers it names hold its
 	 * head: two nodes racing for one seq cannot both have that. */
-	if (rc >= 0 && tally.stored * 2 <= (nsup > tally.asked ? nsup :
+	if (rc >= 0 && tally.stored * 2 <= (voters > tally.asked ? voters :
 	    tally.asked)) {
 		/* The seq is spent either way: a supplier that stored it
 		 * would refuse it again. */
@@ -829,7 +832,7 @@ sign:
 			rc = -ESTALE;
 		} else {
 			log_warn("index: head %" PRIu64 " stored on %d of %d "
-			    "suppliers: too few", seq, tally.stored, nsup);
+			    "suppliers: too few", seq, tally.stored, voters);
 			rc = -EAGAIN;
 		}
 		goto out;
