@@ -483,6 +483,10 @@ owner__index_init(struct owner *o)
 		x->writer = 1;
 		x->had_changes = 0;	/* ours to publish */
 	}
+	/* init looked already; the first version waits a period, as the
+	 * first writes of a mount usually come in a burst. */
+	wc.first_ms = x->writer ? (INDEX_PERIOD_MS < o->conf.lease_ms / 6 ?
+	    INDEX_PERIOD_MS : o->conf.lease_ms / 6) : FOLLOW_PERIOD_MS;
 	if ((rc = worker_start(&x->w, &wc)) < 0) {
 		x->w = NULL;
 		return rc;
