@@ -741,9 +741,9 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	/* Our bookkeeping takes a change number of its own: cur == self
 	 * means nothing else only when nothing came between the version
 	 * and the bookkeeping (else store_index_changes tells). */
-	if (s.l.nparts && !force_base && (cur == s.gen ||
+	if (s.l.nparts && !force_base && (io->head_only || cur == s.gen ||
 	    (cur == s.self && user_changes(st, s.gen) == 0))) {
-		if (io->head_always) {
+		if (io->head_always || io->head_only) {
 			/* Nothing changed: the same layout under a new head
 			 * (the lease it carries is what changes). */
 			for (int i = 0; i < s.l.nparts; i++) {

@@ -311,6 +311,9 @@ struct owner__index_io {
 	/* Publishing only (owner__index_put), zero otherwise: */
 	const struct owner__lease *lease;	/* into the head; NULL none */
 	int head_always;	/* a new head even when nothing changed */
+	int head_only;		/* the last version's layout under a new
+				 * head (a lease renewal while the changes
+				 * cannot be stored) */
 	uint64_t above;		/* the new head's seq is above this too */
 	struct net_head_tally *tally;	/* the suppliers' answers */
 };

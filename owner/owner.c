@@ -141,6 +141,7 @@ owner__index_io_of(struct owner *o, struct owner__index_io *io)
 	io->keep_versions = o->conf.keep_versions;
 	io->lease = NULL;
 	io->head_always = 0;
+	io->head_only = 0;
 	io->above = 0;
 	io->tally = NULL;
 }

@@ -40,7 +40,7 @@ struct owner__index {
 	int writer;			/* holds the lease */
 	int take_over;			/* --take-over: ask the holder */
 	uint64_t asked_seq;		/* the head our request went into */
-	uint64_t until_ms;		/* our lease runs out (writer) */
+	uint64_t until_ms;		/* our lease runs out (writer); pub */
 	struct owner__lease seen;	/* of the newest head seen */
 	uint64_t seen_seq, seen_time;
 	int older;			/* restored from an older version */
@@ -148,6 +148,16 @@ put(struct owner *o, const struct owner__lease *ls, int head_always,
 	if ((rc = store_index_gen(o->conf.store, &gen)) == 0 &&
 	    (rc = owner__index_put(&io, 0)) >= 0)
 		owner__dirty_published(o, gen);
+	if ((rc == -EAGAIN || rc == -EIO || rc == -ETIMEDOUT) && head_always) {
+		/* Too few suppliers for the changes' blocks (k + m): the
+		 * lease at least, in a head (they hold any number). */
+		io.head_only = 1;
+		if (owner__index_put(&io, 0) > 0) {
+			log_debug("index: lease renewed, changes wait");
+			o->index->until_ms = ls->until_ms;	/* pub held */
+		}
+		rc = -EAGAIN;
+	}
 	if (rc > 0)
 		owner__delete_kick(o);	/* old index blocks may await deletion */
 	return rc;
