@@ -76,16 +76,40 @@ add_ino(struct catch *c, uint64_t ino)
 		c->err = -ENOMEM;
 }
 
-/* The change records (store.h's stream): inodes (1), extents (5) and
- * inline (9) keys start with the inode number. */
+/* Gathers the change stream: store_index_changes cuts it anywhere. */
+struct bytes {
+	unsigned char *p;
+	size_t len, cap;
+};
+
 static int
 changes_out(void *arg, const void *p, size_t n)
 {
-	struct catch *c = arg;
-	const unsigned char *b = p;
+	struct bytes *b = arg;
+
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		unsigned char *np;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		if (!(np = realloc(b->p, cap)))
+			return -ENOMEM;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* The change records (store.h's stream): inodes (1), extents (5) and
+ * inline (9) keys start with the inode number. */
+static int
+changed_inos(struct catch *c, const unsigned char *b, size_t n)
+{
 	size_t off = 0;
 
-	/* store_index_changes hands whole records per call. */
 	while (n - off >= 9) {
 		uint8_t table = b[off];
 		uint32_t klen = get_be32(b + off + 1);
@@ -447,8 +471,19 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 	if (store_misc_get(t, "index.node", me, sizeof me) != (int)sizeof me)
 		memset(me, 0, sizeof me);
 	store_txn_abort(t);
-	if ((rc = store_index_changes(st, since, &upto, changes_out, &c)) < 0)
-		goto out;
+	{
+		struct bytes ch = { 0 };
+
+		if ((rc = store_index_changes(st, since, &upto, changes_out,
+		    &ch)) == 0)
+			rc = changed_inos(&c, ch.p, ch.len);
+		if (ch.p) {
+			sodium_memzero(ch.p, ch.cap);	/* block keys */
+			free(ch.p);
+		}
+		if (rc < 0)
+			goto out;
+	}
 	if (!(w = calloc(1, sizeof *w))) {
 		rc = -ENOMEM;
 		goto out;

@@ -897,15 +897,14 @@ owner__index_local(struct store *st, struct owner__layout *l)
 }
 
 /* Records of the tables people change (not blocks, peers, misc: the
- * bookkeeping's own block records and housekeeping) in a change stream. */
+ * bookkeeping's own block records and housekeeping) in a change stream
+ * (whole records: store_index_changes cuts its output anywhere). */
 static int
-user_records(void *arg, const void *p, size_t n)
+user_records(const unsigned char *b, size_t n)
 {
-	int *found = arg;
-	const unsigned char *b = p;
 	size_t off = 0;
 
-	while (!*found && n - off >= 9) {
+	while (n - off >= 9) {
 		uint32_t klen = get_be32(b + off + 1);
 		uint32_t vlen = get_be32(b + off + 5);
 		size_t need = 9 + (size_t)klen +
@@ -914,7 +913,7 @@ user_records(void *arg, const void *p, size_t n)
 		if (n - off < need)
 			break;
 		if (b[off] != 6 && b[off] != 7 && b[off] != 8)
-			*found = 1;
+			return 1;
 		off += need;
 	}
 	return 0;
@@ -926,13 +925,14 @@ user_records(void *arg, const void *p, size_t n)
 static int
 user_changes(struct store *st, uint64_t gen)
 {
+	struct wr w = { 0 };
 	uint64_t upto;
-	int found = 0, rc;
+	int rc;
 
-	if ((rc = store_index_changes(st, gen, &upto, user_records,
-	    &found)) < 0)
-		return rc;
-	return found;
+	if ((rc = store_index_changes(st, gen, &upto, wr_out, &w)) == 0)
+		rc = user_records(w.p, w.len);
+	wr_free(&w);
+	return rc;
 }
 
 int

@@ -545,14 +545,31 @@ owner__index_publish(struct owner *o)
 	struct owner__index *x = o->index;
 	int rc;
 
+	uint64_t gen0, covered = 0;
+	struct store_txn *t;
+
 	if (!x || !x->w)
 		return 0;
+	/* What was committed before this call must be in a version; what
+	 * other threads commit meanwhile is theirs to wait for. */
+	if ((rc = owner__index_unpublished(o->conf.store)) <= 0 &&
+	    owner__writable(o))
+		return rc;
+	if ((rc = store_index_gen(o->conf.store, &gen0)) < 0)
+		return rc;
 	pthread_mutex_lock(&x->pub);
 	rc = step(o, 1);
 	pthread_mutex_unlock(&x->pub);
 	if (rc >= 0 && owner__writable(o) &&
-	    owner__index_unpublished(o->conf.store) > 0)
-		rc = -EAGAIN;		/* offline, too few suppliers */
+	    store_txn_begin(o->conf.store, 1, &t) == 0) {
+		unsigned char b[8];
+
+		if (store_misc_get(t, "index.gen", b, 8) == 8)
+			covered = get_be64(b);
+		store_txn_abort(t);
+		if (covered < gen0)
+			rc = -EAGAIN;	/* offline, too few suppliers */
+	}
 	if (rc >= 0 && !owner__writable(o)) {
 		pthread_mutex_lock(&x->lk);
 		rc = x->diverged ? -ESTALE : 0;
