@@ -92,6 +92,36 @@ print_refusals(const char *cmd, const char *mnt)
 	free(st);
 }
 
+/* The status lines that say why this node cannot publish (another node
+ * holds the lease, or published a newer version): 1 when there was one. */
+static int
+lease_why(const char *cmd, const char *mnt)
+{
+	char *st, *line, *save = NULL;
+	int found = 0;
+
+	if (cli_ctl_get(mnt, FS_CTL_STATUS_TEXT, &st) < 0)
+		st = NULL;
+	for (line = st ? strtok_r(st, "\n", &save) : NULL; line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "diverged:", 9) == 0 ||
+		    (strncmp(line, "node:", 5) == 0 && strstr(line, "read-only"))) {
+			fprintf(stderr, "peerfs %s: %s: %s\n", cmd, mnt, line);
+			found = 1;
+		}
+	}
+	free(st);
+	if (found)
+		fprintf(stderr, "peerfs %s: %s: this node's changes are not on "
+		    "the network: they stay in its journal and are replayed "
+		    "when it holds the write lease again (`peerfs mount "
+		    "--take-over`)\n", cmd, mnt);
+	else
+		fprintf(stderr, "peerfs %s: %s: the index version naming the "
+		    "changes could not be published\n", cmd, mnt);
+	return found;
+}
+
 int
 cmd_sync(int argc, char **argv)
 {
@@ -105,6 +135,10 @@ cmd_sync(int argc, char **argv)
 	if (setxattr(mnt, FS_CTL_SYNC, "1", 1, 0) != 0) {
 		if (errno == EDQUOT) {
 			print_refusals("sync", mnt);
+			return 1;
+		}
+		if (errno == ESTALE || errno == EROFS) {
+			lease_why("sync", mnt);
 			return 1;
 		}
 		if (errno == EIO || errno == ETIMEDOUT) {
@@ -215,6 +249,15 @@ pending_now(const char *mnt, long long *pending, long long *bytes,
 	*bytes = json_number(st, "journal_bytes");
 	*uploading = json_number(st, "uploading");
 	*offline = strstr(st, "\"state\": \"offline\"") != NULL;
+	/* Metadata no published version holds yet: one more thing to
+	 * upload, unless another node writes (then nothing would). */
+	if (strstr(st, "\"index_pending\": true")) {
+		(*uploading)++;
+		if (strstr(st, "\"writer\": false")) {
+			free(st);
+			return 1;
+		}
+	}
 	free(st);
 	return 0;
 }
@@ -261,7 +304,19 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 
 	pg.start_ms = start;
 	for (;;) {
-		if (pending_now(mnt, &pending, &bytes, &uploading, &offline) < 0) {
+		int prc = pending_now(mnt, &pending, &bytes, &uploading,
+		    &offline);
+
+		if (prc > 0) {
+			if (child > 0)
+				kill(child, SIGKILL);
+			lease_why("umount", mnt);
+			fprintf(stderr, "peerfs umount: %s is still mounted "
+			    "(`peerfs umount --force` unmounts anyway; the "
+			    "journal stays in the home)\n", mnt);
+			return 1;
+		}
+		if (prc < 0) {
 			fprintf(stderr, "peerfs umount: %s: the mount daemon "
 			    "stopped answering\n", mnt);
 			pending = -1;

@@ -212,6 +212,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
 		.write_back_ms = o->write_back_ms == 0 ? -1 :
 		    (int64_t)o->write_back_ms,
+		.lease_ms = (int64_t)o->lease_ms,
+		.take_over = o->take_over,
 	};
 	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);
 	rc = owner_open(&m->owner, &oc);
@@ -220,6 +222,12 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_error("owner: %s", strerror(-rc));
 		return rc;
 	}
+	char why[200];
+	if (owner_readonly(m->owner, why, sizeof why))
+		fprintf(stderr, "peerfs mount: %s is %s%s\n", mnt, why,
+		    o->take_over ? "; asked for the lease (--take-over): "
+		    "writable once handed over or run out" : "; `peerfs mount "
+		    "--take-over` asks for the lease");
 	struct fs_conf fc = {
 		.store = m->st, .owner = m->owner,
 		.max_threads = (int)o->fuse_threads,

@@ -219,6 +219,15 @@ const struct cli_opt cli_opts[] = {
 	DUR("write-back", write_back_ms, MOUNT, "5s", "0", "24h", 0,
 	    "upload a block once untouched this long, its file closed or not; "
 	    "0: at close"),
+	DUR("lease", lease_ms, MOUNT, "5m", "1s", "1d", 0,
+	    "the write lease this node holds while mounted, renewed every "
+	    "third of it; a crashed node blocks writes elsewhere this long at "
+	    "most (each renewal is an index version: shorter leases keep "
+	    "fewer old versions reachable)"),
+	FLAG("take-over", 0, take_over, MOUNT, 0,
+	    "when another node holds the lease: ask it to hand over (it "
+	    "publishes its changes first), or take the lease once it runs out; "
+	    "read-only until then"),
 	DUR("ping-interval", ping_ms, MOUNT | RESTORE, "30s", "1ms", "24d", 0,
 	    "ping every supplier this often"),
 	DUR("suspect-after", suspect_ms, MOUNT | RESTORE, "2m", "1ms", "24d", 0,

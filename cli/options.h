@@ -109,6 +109,8 @@ struct cli_conf {
 	uint64_t upload_jobs, sync_timeout_ms, reconnect_ms, fuse_threads;
 	int foreground;
 	const char *fuse_opts;
+	uint64_t lease_ms;
+	int take_over;
 	/* the network (cli/network.c): supplier, mount */
 	struct cli_list bootstrap;
 	int dht;

@@ -425,19 +425,22 @@ cmd_versions(int argc, char **argv)
 			    strerror(-rc));
 		return 1;
 	}
-	printf("%-8s %-19s %s\n", "VERSION", "TIME", "SIZE");
+	printf("%-8s %-19s %-16s %s\n", "VERSION", "TIME", "NODE", "SIZE");
 	for (line = strtok_r(text, "\n", &save); line;
 	    line = strtok_r(NULL, "\n", &save)) {
 		unsigned long long seq, when, size;
-		char stamp[32];
+		char stamp[32], node[17];
 		time_t tt;
 
-		if (sscanf(line, "%llu %llu %llu", &seq, &when, &size) != 3)
+		/* seq time node size: node is who published the version
+		 * ("unknown" for versions made before nodes were named). */
+		if (sscanf(line, "%llu %llu %16s %llu", &seq, &when, node,
+		    &size) != 4)
 			continue;
 		tt = (time_t)when;
 		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S",
 		    localtime(&tt));
-		printf("%-8llu %-19s %llu\n", seq, stamp, size);
+		printf("%-8llu %-19s %-16s %llu\n", seq, stamp, node, size);
 	}
 	free(text);
 	return 0;

@@ -25,8 +25,9 @@ fs__file_open(struct fs *fs, uint64_t ino, struct fuse_file_info *fi)
 		return rc;
 	fi->fh = (uintptr_t)f;
 	/* Every change to a file's bytes passes through this kernel (one
-	 * mount per home), so its page cache stays right across opens. */
-	fi->keep_cache = 1;
+	 * mount per home), so its page cache stays right across opens;
+	 * not on a read-only node: the writer is another machine. */
+	fi->keep_cache = !owner_readonly(fs->conf.owner, NULL, 0);
 	fi->direct_io = 0;
 	return 0;
 }

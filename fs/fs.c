@@ -1,6 +1,7 @@
 /* fs/fs.c - the FUSE session: the one operation table, mounting and the
  * multi-threaded loop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,24 +84,117 @@ fs_log_from_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn);
 
+/* Another node of this owner holds the write lease (owner_readonly):
+ * every change is refused, as on a read-only mount. */
+#define RO_GUARD(req)							\
+	do {								\
+		if (owner_readonly(fs__from_req(req)->conf.owner, NULL, 0)) \
+			return (void)fuse_reply_err(req, EROFS);	\
+	} while (0)
+
+static void
+ro_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+    struct fuse_file_info *fi)
+{
+	RO_GUARD(req);
+	fs__op_setattr(req, ino, attr, to_set, fi);
+}
+
+static void
+ro_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+    dev_t rdev)
+{
+	RO_GUARD(req);
+	fs__op_mknod(req, parent, name, mode, rdev);
+}
+
+static void
+ro_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	RO_GUARD(req);
+	fs__op_mkdir(req, parent, name, mode);
+}
+
+static void
+ro_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+    const char *name)
+{
+	RO_GUARD(req);
+	fs__op_symlink(req, target, parent, name);
+}
+
+static void
+ro_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+    struct fuse_file_info *fi)
+{
+	RO_GUARD(req);
+	fs__op_create(req, parent, name, mode, fi);
+}
+
+static void
+ro_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+    const char *newname)
+{
+	RO_GUARD(req);
+	fs__op_link(req, ino, newparent, newname);
+}
+
+static void
+ro_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	RO_GUARD(req);
+	fs__op_unlink(req, parent, name);
+}
+
+static void
+ro_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	RO_GUARD(req);
+	fs__op_rmdir(req, parent, name);
+}
+
+static void
+ro_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+    fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	RO_GUARD(req);
+	fs__op_rename(req, parent, name, newparent, newname, flags);
+}
+
+static void
+ro_write(fuse_req_t req, fuse_ino_t ino, const char *src, size_t size,
+    off_t off, struct fuse_file_info *fi)
+{
+	RO_GUARD(req);
+	fs__op_write(req, ino, src, size, off, fi);
+}
+
+static void
+ro_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		RO_GUARD(req);
+	fs__op_open(req, ino, fi);
+}
+
 static const struct fuse_lowlevel_ops fs_ops = {
 	.init		= fs_init,
 	.lookup		= fs__op_lookup,
 	.forget		= fs__op_forget,
 	.forget_multi	= fs__op_forget_multi,
 	.getattr	= fs__op_getattr,
-	.setattr	= fs__op_setattr,
+	.setattr	= ro_setattr,
 	.readlink	= fs__op_readlink,
 	.access		= fs__op_access,
 	.statfs		= fs__op_statfs,
-	.mknod		= fs__op_mknod,
-	.mkdir		= fs__op_mkdir,
-	.symlink	= fs__op_symlink,
-	.create		= fs__op_create,
-	.link		= fs__op_link,
-	.unlink		= fs__op_unlink,
-	.rmdir		= fs__op_rmdir,
-	.rename		= fs__op_rename,
+	.mknod		= ro_mknod,
+	.mkdir		= ro_mkdir,
+	.symlink	= ro_symlink,
+	.create		= ro_create,
+	.link		= ro_link,
+	.unlink		= ro_unlink,
+	.rmdir		= ro_rmdir,
+	.rename		= ro_rename,
 	.opendir	= fs__op_opendir,
 	.readdir	= fs__op_readdir,
 	.readdirplus	= fs__op_readdirplus,
@@ -110,9 +204,9 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.getxattr	= fs__op_getxattr,
 	.listxattr	= fs__op_listxattr,
 	.removexattr	= fs__op_removexattr,
-	.open		= fs__op_open,
+	.open		= ro_open,
 	.read		= fs__op_read,
-	.write		= fs__op_write,
+	.write		= ro_write,
 	.release	= fs__op_release,
 	.fsync		= fs__op_fsync,
 };

@@ -163,6 +163,8 @@ fs__op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return fs__reply_err(req, fs__ctl_set(fs, name, value,
 		    size));
 	}
+	if (owner_readonly(fs->conf.owner, NULL, 0))	/* another node writes */
+		return fs__reply_err(req, -EROFS);
 	if (is_red(name))
 		return fs__reply_err(req, -EPERM);
 	if (is_acl(name)) {
@@ -313,6 +315,8 @@ fs__op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return fs__reply_err(req, owner_pin_set(fs->conf.owner, ino, "0", 1));
 	if (is_ctl(ino, name) || is_red(name))
 		return fs__reply_err(req, is_red(name) ? -EPERM : -ENODATA);
+	if (owner_readonly(fs->conf.owner, NULL, 0))
+		return fs__reply_err(req, -EROFS);
 	if (is_acl(name))
 		return fs__reply_err(req, acl_none(req, ino));
 	if ((rc = check_ns(name)) < 0)

@@ -134,9 +134,16 @@ fan_why(const struct fan_req *q)
 int
 net_head_publish(struct net *n, const void *head, size_t len)
 {
+	return net_head_publish_count(n, head, len, NULL);
+}
+
+int
+net_head_publish_count(struct net *n, const void *head, size_t len,
+    struct net_head_tally *out)
+{
 	struct fan_op o = { 0 };
 	unsigned long long seq;
-	int rc, stored = 0;
+	int rc, stored = 0, stale = 0;
 
 	if (!n || !head || len < CR_HEAD_FIXED ||
 	    len > (size_t)CR_HEAD_FIXED + CR_HEAD_BLOB_MAX)
@@ -153,7 +160,7 @@ net_head_publish(struct net *n, const void *head, size_t len)
 
 		if (q->rc == 0)
 			stored++;
-		else if (q->rc == -ESTALE)
+		else if (q->rc == -ESTALE && ++stale)
 			log_warn("supplier %s refused head seq %llu (ESTALE: "
 			    "%s): it holds a newer head of ours, from another "
 			    "node of this owner or a rollback attempt",
@@ -161,6 +168,11 @@ net_head_publish(struct net *n, const void *head, size_t len)
 		else
 			log_warn("supplier %s: head seq %llu not stored: %s",
 			    q->addr, seq, fan_why(q));
+	}
+	if (out) {
+		out->asked = o.nreq;
+		out->stored = stored;
+		out->stale = stale;
 	}
 	fan_free(&o);
 	return stored;

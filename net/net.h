@@ -232,6 +232,13 @@ int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
  * supplier answering ESTALE holds a newer head of ours than this one
  * (another node of this owner, or a rollback attempt): logged. */
 int net_head_publish(struct net *n, const void *head, size_t len);
+/* The same, counting the answers: how many suppliers were asked, stored
+ * it and refused it with ESTALE (out may be NULL). */
+struct net_head_tally {
+	int asked, stored, stale;
+};
+int net_head_publish_count(struct net *n, const void *head, size_t len,
+    struct net_head_tally *out);
 
 /* Asks every ONLINE supplier for its newest heads of this owner (at most
  * max each, 0 = all it keeps), verifies each (cr_head_verify and owner ==

@@ -140,7 +140,9 @@ auditor_pass(void *arg, int idx)
 	uint64_t frags = owner__rebuild_frags_total(o);
 	int64_t now = worker_now_ms(), period;
 
-	if (frags == 0)
+	/* The writer looks after the blocks (another node's deletes
+	 * would read as losses here). */
+	if (frags == 0 || !owner__writable(o))
 		return 1000;
 	period = o->conf.audit_interval_ms / (int64_t)frags;
 	if (period < 1)

@@ -133,6 +133,8 @@ deleter_pass(void *arg, int idx)
 	struct store_txn *t;
 	int done = 0, rc;
 
+	if (!owner__writable(o))	/* only the lease holder deletes */
+		return 1000;
 	d->o = o;
 	d->n = d->nskip = 0;
 	d->now = worker_now_ms();

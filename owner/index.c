@@ -5,13 +5,18 @@
  *
  * The head's blob, sealed with the index subkey (cr_blob_seal), holds
  * the layout, integers big-endian:
- *   "PFSIDX1\0" | u8 k | u8 m | u32 chunk bytes
+ *   "PFSIDX2\0" | node[8] | holder[8] | u64 until ms | want[8]
+ *   | u8 k | u8 m | u32 chunk bytes
  *   | u16 suppliers | per supplier: u8 len | address | pk[32]
  *   | parts (see put_parts)
  * parts = u16 n | per part: u8 kind (0 base, 1 segment) | u64 bytes
  *   | u64 gen | u16 blocks | per block: id[32] | key[32] | u32 plain_len
  *   | u32 frag_len | u8 k | u8 m | (k + m) x (hash[32] | pk[32]).
  * A version is the base followed by its segments, applied in order.
+ * node: the node (home) that published the head; holder, until: the
+ * write lease (owner/publish.c; holder zero: free); want: a node asking
+ * the holder to hand the lease over (zero: none). "PFSIDX1" blobs (no
+ * lease fields) still open: published by an unknown node, no lease.
  *
  * The owner's bookkeeping lives in misc under "index." (never indexed):
  *   index.seq    u64  highest head seq published or seen
@@ -21,6 +26,9 @@
  *   index.hist        u16 n | n x (u64 seq | u16 ids | ids x id[32]):
  *                     the blocks of the newest conf.keep_versions versions
  *   index.restored u64 seq | u64 time of the head a restore used.
+ *   index.time   u64  unix ms this node published the newest version (or
+ *                     its head's time, for one it adopted)
+ *   index.node   8 bytes: this home's node id (owner/publish.c)
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
  *                never deletes fragments from suppliers (owner__index_older).
@@ -37,7 +45,8 @@
 #include "owner/internal.h"
 #include "util.h"
 
-#define IDX_MAGIC	"PFSIDX1"	/* 8 bytes with the NUL */
+#define IDX_MAGIC	"PFSIDX2"	/* 8 bytes with the NUL */
+#define IDX_MAGIC_V1	"PFSIDX1"	/* no lease fields */
 #define INDEX_SEGS_MAX	(OWNER__PARTS_MAX - 1)
 #define INDEX_KEEP_MAX	100	/* --keep-versions at most */
 #define PEERS_MAX	256
@@ -275,10 +284,16 @@ static int
 blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
     const struct owner__sup *sups, int nsup, struct wr *w)
 {
+	static const struct owner__lease none;
+	const struct owner__lease *ls = io->lease ? io->lease : &none;
 	int k, m;
 
 	net_code(io->net, &k, &m);
 	wr_put(w, IDX_MAGIC, 8);
+	wr_put(w, ls->node, OWNER__NODE_BYTES);
+	wr_put(w, ls->holder, OWNER__NODE_BYTES);
+	wr_u64(w, ls->until_ms);
+	wr_put(w, ls->want, OWNER__NODE_BYTES);
 	wr_u8(w, (uint8_t)k);
 	wr_u8(w, (uint8_t)m);
 	wr_u32(w, OWNER__INDEX_CHUNK);
@@ -297,14 +312,29 @@ blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
 /* *sups malloc()'d. */
 int
 owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, int *nsup,
-    struct owner__layout *l)
+    struct owner__layout *l, struct owner__lease *lease)
 {
 	struct rd r = { p, n, 0, 0 };
 	const unsigned char *m = rd_get(&r, 8);
 	struct owner__sup *s = NULL;
+	struct owner__lease ls = { 0 };
 	uint64_t ns;
 	int rc;
 
+	if (m && memcmp(m, IDX_MAGIC_V1, 8) == 0) {
+		m = (const unsigned char *)IDX_MAGIC;	/* no lease */
+	} else if (m && memcmp(m, IDX_MAGIC, 8) == 0) {
+		const unsigned char *q = rd_get(&r, 2 * OWNER__NODE_BYTES);
+
+		if (q) {
+			memcpy(ls.node, q, OWNER__NODE_BYTES);
+			memcpy(ls.holder, q + OWNER__NODE_BYTES,
+			    OWNER__NODE_BYTES);
+		}
+		ls.until_ms = rd_uint(&r, 8);
+		if ((q = rd_get(&r, OWNER__NODE_BYTES)))
+			memcpy(ls.want, q, OWNER__NODE_BYTES);
+	}
 	rd_uint(&r, 1);		/* k, m, chunk: informative */
 	rd_uint(&r, 1);
 	rd_uint(&r, 4);
@@ -334,6 +364,8 @@ owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, i
 	}
 	*sups = s;
 	*nsup = (int)ns;
+	if (lease)
+		*lease = ls;
 	return 0;
 }
 
@@ -535,8 +567,8 @@ out:
  * covered gen, in one transaction. */
 static int
 state_commit(struct store *st, const struct state *old, uint64_t seq,
-    uint64_t gen, const struct owner__layout *l, int first_new, int drop_history,
-    size_t keep)
+    uint64_t vtime, uint64_t gen, const struct owner__layout *l, int first_new,
+    int drop_history, size_t keep)
 {
 	struct store_txn *t;
 	struct wr w = { 0 };
@@ -562,6 +594,8 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 		rc = store_misc_u64_put(t, STORE_MISC_INDEX_SEQ, seq > old->seq ? seq : old->seq);
 	if (rc == 0)
 		rc = store_misc_u64_put(t, STORE_MISC_INDEX_GEN, gen);
+	if (rc == 0)
+		rc = store_misc_u64_put(t, STORE_MISC_INDEX_TIME, vtime);
 	if (rc == 0 && (rc = store_txn_gen(t, &self)) == 0)
 		rc = store_misc_u64_put(t, STORE_MISC_INDEX_SELF, self);
 	if (rc < 0) {
@@ -576,8 +610,9 @@ out:
 
 /* ---- publishing -------------------------------------------------------------- */
 
+/* *voters: those not DEAD, whose majority must hold a head. */
 static int
-peers_list(struct net *n, struct owner__sup **out, int *count)
+peers_list(struct net *n, struct owner__sup **out, int *count, int *voters)
 {
 	struct net_peer_info *pi;
 	struct owner__sup *s;
@@ -595,6 +630,8 @@ peers_list(struct net *n, struct owner__sup **out, int *count)
 	for (int i = 0; i < np; i++) {
 		if (sodium_is_zero(pi[i].pk, CR_PK_BYTES) || !pi[i].addr[0])
 			continue;
+		if (pi[i].state != NET_PEER_DEAD)
+			(*voters)++;
 		snprintf(s[ns].addr, sizeof s[ns].addr, "%s", pi[i].addr);
 		memcpy(s[ns].pk, pi[i].pk, CR_PK_BYTES);
 		ns++;
@@ -659,6 +696,23 @@ store_part(struct net *n, const unsigned char *key, const struct wr *data,
 	return 0;
 }
 
+static int user_changes(struct store *st, uint64_t gen);
+
+/* Records that seq was used by a head that did not count. */
+static void
+seq_spent(struct store *st, uint64_t seq)
+{
+	struct store_txn *t;
+
+	if (store_txn_begin(st, 0, &t) < 0)
+		return;
+	if (misc_u64(t, STORE_MISC_INDEX_SEQ) >= seq ||
+	    store_misc_u64_put(t, STORE_MISC_INDEX_SEQ, seq) < 0)
+		store_txn_abort(t);
+	else
+		store_txn_commit(t);
+}
+
 int
 owner__index_put(const struct owner__index_io *io, int force_base)
 {
@@ -671,14 +725,35 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	struct owner__sup *sups = NULL;
 	unsigned char *sealed = NULL, *head = NULL;
 	size_t sealed_len, head_len;
-	uint64_t cur, covered, segbytes = 0, seq;
-	int rc, nsup, base, nseg;
+	uint64_t cur, covered = 0, segbytes = 0, seq, vtime;
+	struct timespec now;
+	struct net_head_tally tally = { 0 };
+	int rc, nsup = 0, voters = 0, base = 0, nseg;
 
 	if ((rc = store_index_gen(st, &cur)) < 0)
 		return rc;
 	if ((rc = state_load(st, &s)) < 0)
 		return rc;
-	if (s.l.nparts && !force_base && (cur == s.gen || cur == s.self)) {
+	/* Our bookkeeping takes a change number of its own: cur == self
+	 * means nothing else only when nothing came between the version
+	 * and the bookkeeping (else store_index_changes tells). */
+	if (s.l.nparts && !force_base && (io->head_only || cur == s.gen ||
+	    (cur == s.self && user_changes(st, s.gen) == 0))) {
+		if (io->head_always || io->head_only) {
+			/* Nothing changed: the same layout under a new head
+			 * (the lease it carries is what changes). */
+			for (int i = 0; i < s.l.nparts; i++) {
+				nl.parts[i] = s.l.parts[i];
+				s.l.parts[i].blk = NULL;
+			}
+			nl.nparts = s.l.nparts;
+			covered = s.gen;
+			cr_subkey(key, io->id, CR_SUBKEY_INDEX);
+			if ((rc = layout_refresh(st, &nl)) < 0)
+				goto out;
+			base = 0;
+			goto sign;
+		}
 		state_free(&s);
 		return 0;
 	}
@@ -691,7 +766,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	    store_index_changes(st, s.gen, &covered, wr_out, &data);
 	if (rc < 0)
 		goto out;
-	if (!base && data.len == 0) {
+	if (!base && data.len == 0 && !io->head_always) {
 		rc = 0;		/* only our own bookkeeping changed */
 		goto out;
 	}
@@ -706,6 +781,10 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 		if ((rc = layout_refresh(st, &nl)) < 0)
 			goto out;
 	}
+	if (data.len == 0 && !base) {
+		covered = s.gen;	/* a head only */
+		goto sign;
+	}
 	nl.parts[nl.nparts].kind = base ? PART_BASE : PART_SEG;
 	nl.parts[nl.nparts].gen = covered;
 	nl.nparts++;
@@ -715,7 +794,8 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 		    base ? "snapshot" : "segment", data.len, strerror(-rc));
 		goto out;
 	}
-	if ((rc = peers_list(n, &sups, &nsup)) < 0 ||
+sign:
+	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
 	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
 	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
@@ -727,21 +807,47 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	if ((rc = cr_blob_seal(key, blob.p, blob.len, &sealed,
 	    &sealed_len)) < 0)
 		goto out;
-	seq = s.seq + 1;
+	seq = (s.seq > io->above ? s.seq : io->above) + 1;
 	if ((rc = cr_head_sign(io->id, seq, (uint64_t)time(NULL), sealed,
 	    sealed_len, &head, &head_len)) < 0)
 		goto out;
-	if ((rc = net_head_publish(n, head, head_len)) <= 0) {
+	rc = net_head_publish_count(n, head, head_len, &tally);
+	if (io->tally)
+		*io->tally = tally;
+	/* A version counts once most of the suppliers it names hold its
+	 * head: two nodes racing for one seq cannot both have that. */
+	if (rc >= 0 && tally.stored * 2 <= (voters > tally.asked ? voters :
+	    tally.asked)) {
+		/* The seq is spent either way: a supplier that stored it
+		 * would refuse it again. */
+		seq_spent(st, seq);
+		if (tally.stale) {
+			log_warn("index: head %" PRIu64 " refused by %d of %d "
+			    "suppliers (a newer head exists), stored on %d",
+			    seq, tally.stale, tally.asked, tally.stored);
+			rc = -ESTALE;
+		} else {
+			log_warn("index: head %" PRIu64 " stored on %d of %d "
+			    "suppliers: too few", seq, tally.stored, voters);
+			rc = -EAGAIN;
+		}
+		goto out;
+	}
+	if (rc < 0) {
 		log_warn("index: head %" PRIu64 " stored on no supplier: %s",
-		    seq, rc ? strerror(-rc) : "all refused");
-		rc = rc ? rc : -EAGAIN;
+		    seq, strerror(-rc));
 		goto out;
 	}
 	log_debug("index: head %" PRIu64 " (%s, %zu bytes, gen %" PRIu64
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
-	if ((rc = state_commit(st, &s, seq, covered, &nl, nl.nparts - 1,
-	    0, index_keep(io))) < 0) {
+	/* After the head is out: every change another node makes on top of
+	 * this version comes later (owner/catchup.c compares). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	vtime = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	if ((rc = state_commit(st, &s, seq, vtime, covered, &nl,
+	    data.len || base ? nl.nparts - 1 : nl.nparts, 0,
+	    index_keep(io))) < 0) {
 		log_error("index: head %" PRIu64 " published but not "
 		    "recorded: %s", seq, strerror(-rc));
 		goto out;
@@ -764,9 +870,83 @@ out:
 
 int
 owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
-    uint64_t seq, uint64_t gen, const struct owner__layout *l)
+    uint64_t seq, uint64_t vtime, uint64_t gen, const struct owner__layout *l)
 {
 	struct state s = { .seq = newest };
 
-	return state_commit(io->store, &s, seq, gen, l, 0, 1, index_keep(io));
+	return state_commit(io->store, &s, seq, vtime, gen, l, 0, 1,
+	    index_keep(io));
+}
+
+int
+owner__index_local(struct store *st, struct owner__layout *l)
+{
+	struct state s;
+	int rc;
+
+	if ((rc = state_load(st, &s)) < 0)
+		return rc;
+	*l = s.l;
+	memset(&s.l, 0, sizeof s.l);
+	state_free(&s);
+	return 0;
+}
+
+/* Records of the tables people change (not blocks, peers, misc: the
+ * bookkeeping's own block records and housekeeping) in a change stream
+ * (whole records: store_index_changes cuts its output anywhere). */
+static int
+user_records(const unsigned char *b, size_t n)
+{
+	size_t off = 0;
+
+	while (n - off >= 9) {
+		uint32_t klen = get_be32(b + off + 1);
+		uint32_t vlen = get_be32(b + off + 5);
+		size_t need = 9 + (size_t)klen +
+		    (vlen == 0xffffffffu ? 0 : vlen);
+
+		if (n - off < need)
+			break;
+		if (b[off] != 6 && b[off] != 7 && b[off] != 8)
+			return 1;
+		off += need;
+	}
+	return 0;
+}
+
+/* 1 when files, directories or their attributes changed after gen. Our
+ * bookkeeping takes change numbers of its own (and logs index block
+ * records), so comparing numbers is not enough. */
+static int
+user_changes(struct store *st, uint64_t gen)
+{
+	struct wr w = { 0 };
+	uint64_t upto;
+	int rc;
+
+	if ((rc = store_index_changes(st, gen, &upto, wr_out, &w)) == 0)
+		rc = user_records(w.p, w.len);
+	wr_free(&w);
+	return rc;
+}
+
+int
+owner__index_unpublished(struct store *st)
+{
+	struct store_txn *t;
+	uint64_t cur, gen, self;
+	int rc;
+
+	if ((rc = store_index_gen(st, &cur)) < 0)
+		return rc;
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		return rc;
+	gen = misc_u64(t, STORE_MISC_INDEX_GEN);
+	self = misc_u64(t, STORE_MISC_INDEX_SELF);
+	store_txn_abort(t);
+	(void)self;
+	if (cur == gen)
+		return 0;
+	return user_changes(st, gen);
 }

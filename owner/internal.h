@@ -264,9 +264,23 @@ int  owner__index_init(struct owner *o);	/* starts the upload thread */
 void owner__index_destroy(struct owner *o);	/* stops it, uploads what
 						 * changed (bounded by network
 						 * timeouts) */
-/* Uploads a version now if anything changed. Always 0: a failure is
- * logged and retried by the thread (sync promises the data). */
+/* Uploads a version now if anything changed (with this node's lease):
+ * 0 once the metadata is in a version on the network, -ESTALE diverged
+ * or read-only with changes of its own, -EAGAIN too few suppliers. */
 int  owner__index_publish(struct owner *o);
+/* 1 while this node holds the write lease. */
+int  owner__writable(struct owner *o);
+/* Lease, node and divergence for owner_status (text: lines for people,
+ * else JSON members each followed by ", "). */
+struct strbuf;
+void owner__index_status(struct owner *o, struct strbuf *sb, int text);
+/* "0123abcd..." (or "unknown" for a zero id). */
+void owner__node_hex(char out[2 * 8 + 1], const unsigned char *node);
+
+/* ---- owner/catchup.c: replaying this node's changes on a newer version
+ * of another node (the lease is ours again, pub held). */
+struct owner__newest;
+int  owner__catchup(struct owner *o, const struct owner__newest *nw);
 
 /* ---- owner/pin.c: pinned subtrees (`peerfs pin PATH`) ---- */
 int  owner__pin_init(struct owner *o);	/* starts the pin thread */
@@ -284,25 +298,44 @@ void owner__pin_fetched(struct owner *o, const struct store_block *b,
  * cr_subkey(CR_SUBKEY_INDEX), named by a signed head on every supplier.
  * Bookkeeping in the store's misc under "index." (see owner/index.c).
  * Not thread-safe against itself: one caller at a time per store. */
+/* The write lease a head carries (owner/publish.c keeps it). */
+#define OWNER__NODE_BYTES	8
+struct owner__lease {
+	unsigned char node[OWNER__NODE_BYTES];	/* published the head */
+	unsigned char holder[OWNER__NODE_BYTES];	/* zero: free */
+	uint64_t until_ms;		/* unix ms the lease runs out */
+	unsigned char want[OWNER__NODE_BYTES];	/* asks for a hand-over;
+						 * zero: nobody */
+};
 struct owner__index_io {
 	struct net *net;
 	struct store *store;
 	const struct cr_identity *id;
 	int keep_versions;	/* versions whose blocks are kept, >= 1 */
+	/* Publishing only (owner__index_put), zero otherwise: */
+	const struct owner__lease *lease;	/* into the head; NULL none */
+	int head_always;	/* a new head even when nothing changed */
+	int head_only;		/* the last version's layout under a new
+				 * head (a lease renewal while the changes
+				 * cannot be stored) */
+	uint64_t above;		/* the new head's seq is above this too */
+	struct net_head_tally *tally;	/* the suppliers' answers */
 };
 /* Uploads a new version when the metadata changed since the last one (or
  * always with force_base, as a full snapshot): a segment, or a new base
  * when there is none yet, the segments exceed half the base or number
  * INDEX_SEGS_MAX. Keeps the blocks of the newest keep_versions versions,
- * queues older ones for deletion (store_delq). 1 published, 0 nothing to
- * do, -EAGAIN too few suppliers online, -errno. */
+ * queues older ones for deletion (store_delq). A version counts once more
+ * than half of the suppliers hold its head. 1 published, 0 nothing to
+ * do, -EAGAIN too few suppliers online or storing it, -ESTALE refused:
+ * a newer head exists (another node of this owner), -errno. */
 int owner__index_put(const struct owner__index_io *io, int force_base);
 /* cb(arg, seq, time, index bytes) for every version the online suppliers
  * hold, newest first, once per seq; stops when cb returns != 0. Returns
  * the number of versions listed or -errno. */
 int owner__index_list(const struct owner__index_io *io,
-    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
-    void *arg);
+    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size,
+    const struct owner__lease *lease), void *arg);
 /* Compares the newest head on the network with the highest this node
  * published (misc index.seq) and logs a warning on rollback. Returns the
  * newest seq offered (clamped to INT32_MAX), 0 none, or -errno. */
@@ -334,11 +367,36 @@ uint64_t owner__layout_bytes(const struct owner__layout *l);	/* index */
 /* A head's opened blob: the suppliers it names (*sups malloc()'d) and
  * the layout. -EPROTO when malformed. */
 int  owner__blob_decode(const unsigned char *p, size_t n,
-    struct owner__sup **sups, int *nsup, struct owner__layout *l);
-/* Records a restored version (seq, covering change number gen, layout l;
- * newest: the highest seq seen) so that the next publish continues. */
+    struct owner__sup **sups, int *nsup, struct owner__layout *l,
+    struct owner__lease *lease);
+/* Records a restored version (seq, its head's time vtime in ms, covering change
+ * number gen, layout l; newest: the highest seq seen) so that the next
+ * publish continues. */
 int  owner__index_adopt(const struct owner__index_io *io, uint64_t newest,
-    uint64_t seq, uint64_t gen, const struct owner__layout *l);
+    uint64_t seq, uint64_t vtime, uint64_t gen,
+    const struct owner__layout *l);
+
+/* The newest version on the network that opens: its head's seq, time,
+ * lease and layout (release with owner__layout_free(&nw->l)). */
+struct owner__newest {
+	uint64_t seq, time;
+	struct owner__lease lease;
+	struct owner__layout l;
+};
+/* 1 found, 0 no head, -errno (-EAGAIN nobody online). */
+int  owner__index_newest(const struct owner__index_io *io,
+    struct owner__newest *nw);
+/* Makes the store hold version nw (only its new segments when it extends
+ * the local one, else (or with fresh) its whole snapshot over emptied
+ * tables) and records it as the newest: for a store without changes of
+ * its own since its last version, or (owner/catchup.c) that saved them. */
+int  owner__index_follow(const struct owner__index_io *io,
+    const struct owner__newest *nw, int fresh);
+/* The layout of the local newest version (zero parts: none). */
+int  owner__index_local(struct store *st, struct owner__layout *l);
+/* Change number of the local version and of the store now: they differ
+ * when the metadata has changes no version holds yet. */
+int  owner__index_unpublished(struct store *st);
 
 /* ---- shared helpers ---- */
 

@@ -80,10 +80,13 @@ owner_fsync(struct owner *o, uint64_t ino)
 
 	if (rc == 0)
 		rc = store_sync(o->conf.store);
-	/* Inline bytes are on the network once an index holds them. */
-	if (rc == 0 && owner__dirty_unpublished(o) > 0)
-		owner__index_publish(o);
-	return rc;
+	/* The data is on the network once an index version names it (and
+	 * inline bytes only live in the index): durable means published.
+	 * Nothing to publish costs one look at the heads at most. */
+	if (rc == 0 && o->conf.net &&
+	    owner__index_unpublished(o->conf.store) > 0)
+		rc = owner__index_publish(o);
+	return rc == -ESTALE || rc == -EAGAIN ? -EIO : rc;
 }
 
 int
@@ -91,8 +94,11 @@ owner_sync(struct owner *o)
 {
 	int rc = owner__dirty_sync(o, 0);
 
-	/* The metadata follows the data it names. */
-	return rc < 0 ? rc : owner__index_publish(o);
+	/* The metadata follows the data it names. -ESTALE (another node
+	 * writes) stays: `peerfs sync` says why. */
+	if (rc == 0)
+		rc = owner__index_publish(o);
+	return rc == -EAGAIN ? -EIO : rc;
 }
 
 void
@@ -136,4 +142,9 @@ owner__index_io_of(struct owner *o, struct owner__index_io *io)
 	io->store = o->conf.store;
 	io->id = o->conf.id;
 	io->keep_versions = o->conf.keep_versions;
+	io->lease = NULL;
+	io->head_always = 0;
+	io->head_only = 0;
+	io->above = 0;
+	io->tally = NULL;
 }

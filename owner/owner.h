@@ -61,6 +61,10 @@ struct owner_conf {
 	uint64_t rebuild_rate;			/* bytes/s rebuilds may move */
 	int64_t audit_interval_ms;		/* one pass over every fragment */
 	int64_t sweep_interval_ms;		/* orphan sweep; < 0: never */
+	/* The write lease (owner/publish.c): how long a head's lease lasts
+	 * unless renewed, and whether to ask its holder to hand it over. */
+	int64_t lease_ms;
+	int take_over;
 };
 
 struct owner;
@@ -133,6 +137,10 @@ int  owner_pin_set(struct owner *o, uint64_t ino, const char *val,
 int  owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len);
 /* "seq time size\n" per index version on the suppliers, newest first. */
 int  owner_versions(struct owner *o, char **val, size_t *len);
+/* 1 when another node of this owner holds the write lease (or this one
+ * diverged from the newest version): every change is refused (EROFS);
+ * why (may be NULL) gets the reason for people. */
+int  owner_readonly(struct owner *o, char *why, size_t size);
 /* Empties the block cache (benchmarks read cold data without remounts). */
 void owner_drop_cache(struct owner *o);
 /* Bytes usable for files on the online suppliers, after the erasure

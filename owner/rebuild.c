@@ -310,7 +310,11 @@ scanner_pass(void *arg, int idx)
 {
 	struct owner *o = arg;
 	struct owner__rebuild *r = o->rebuild;
-	int now_scan = poll_peers(o, r);
+	int now_scan;
+
+	if (!owner__writable(o))	/* the lease holder rebuilds */
+		return POLL_MS;
+	now_scan = poll_peers(o, r);
 
 	pthread_mutex_lock(&r->lock);
 	now_scan |= r->scan_now;
@@ -612,6 +616,8 @@ rebuilder_pass(void *arg, int idx)
 	struct store_txn *t;
 	int rc;
 
+	if (!owner__writable(o))
+		return 1000;
 	pthread_mutex_lock(&r->lock);
 	/* A read txn under r->lock: fine, readers never wait. */
 	if (store_txn_begin(o->conf.store, 1, &t) == 0) {

@@ -76,14 +76,15 @@ head_cmp_desc(const void *a, const void *b)
 	return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
 }
 
-/* Every head the online suppliers hold, newest first. */
+/* The newest max heads each online supplier holds (0: all), newest
+ * first. */
 static int
-heads_get(struct net *n, struct heads *hs)
+heads_get_max(struct net *n, int max, struct heads *hs)
 {
 	int rc;
 
 	memset(hs, 0, sizeof *hs);
-	if ((rc = net_heads_fetch(n, 0, heads_add, hs)) < 0) {
+	if ((rc = net_heads_fetch(n, max, heads_add, hs)) < 0) {
 		heads_free(hs);
 		return rc;
 	}
@@ -92,10 +93,17 @@ heads_get(struct net *n, struct heads *hs)
 	return rc;
 }
 
+static int
+heads_get(struct net *n, struct heads *hs)
+{
+	return heads_get_max(n, 0, hs);
+}
+
 /* Opens a head's blob: *layout and *sups (malloc'd). */
 static int
-head_open(const struct owner__index_io *io, const struct head_copy *c, struct owner__layout *l,
-    struct owner__sup **sups, int *nsup)
+head_open_lease(const struct owner__index_io *io, const struct head_copy *c,
+    struct owner__layout *l, struct owner__sup **sups, int *nsup,
+    struct owner__lease *lease)
 {
 	unsigned char key[CR_KEY_BYTES], *plain = NULL;
 	size_t plen;
@@ -109,10 +117,17 @@ head_open(const struct owner__index_io *io, const struct head_copy *c, struct ow
 	sodium_memzero(key, sizeof key);
 	if (rc < 0)
 		return rc;
-	rc = owner__blob_decode(plain, plen, sups, nsup, l);
+	rc = owner__blob_decode(plain, plen, sups, nsup, l, lease);
 	sodium_memzero(plain, plen);
 	free(plain);
 	return rc;
+}
+
+static int
+head_open(const struct owner__index_io *io, const struct head_copy *c,
+    struct owner__layout *l, struct owner__sup **sups, int *nsup)
+{
+	return head_open_lease(io, c, l, sups, nsup, NULL);
 }
 
 /* Rollback detection: suppliers whose newest head is older than the
@@ -221,7 +236,8 @@ int
 owner_index_restore(struct net *n, const struct cr_identity *id,
     struct store *st, uint64_t version)
 {
-	const struct owner__index_io io_ = { n, st, id, 1 }, *io = &io_;
+	const struct owner__index_io io_ = { .net = n, .store = st, .id = id,
+	    .keep_versions = 1 }, *io = &io_;
 	struct heads hs = { 0 };
 	struct owner__layout l = { 0 };
 	struct owner__sup *sups = NULL;
@@ -292,7 +308,7 @@ owner_index_restore(struct net *n, const struct cr_identity *id,
 	/* The next upload continues this version, above every seq seen. */
 	if ((rc = store_index_gen(st, &gen)) < 0)
 		goto out;
-	if ((rc = owner__index_adopt(io, newest, used, gen, &l)) < 0)
+	if ((rc = owner__index_adopt(io, newest, used, used_time * 1000, gen, &l)) < 0)
 		goto out;
 	if ((rc = store_txn_begin(st, 0, &t)) == 0) {
 		uint64_t info[2] = { used, used_time };
@@ -317,8 +333,8 @@ out:
 
 int
 owner__index_list(const struct owner__index_io *io,
-    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size),
-    void *arg)
+    int (*cb)(void *arg, uint64_t seq, uint64_t time, uint64_t size,
+    const struct owner__lease *lease), void *arg)
 {
 	struct net *n = io->net;
 	struct heads hs;
@@ -329,12 +345,13 @@ owner__index_list(const struct owner__index_io *io,
 	for (int i = 0; i < hs.n; i++) {
 		struct owner__layout l;
 		struct owner__sup *sups;
+		struct owner__lease ls = { 0 };
 		uint64_t size;
 		int nsup;
 
 		if (i && hs.v[i].seq == hs.v[i - 1].seq)
 			continue;
-		if (head_open(io, &hs.v[i], &l, &sups, &nsup) == 0) {
+		if (head_open_lease(io, &hs.v[i], &l, &sups, &nsup, &ls) == 0) {
 			size = owner__layout_bytes(&l);
 			owner__layout_free(&l);
 			free(sups);
@@ -342,9 +359,96 @@ owner__index_list(const struct owner__index_io *io,
 			size = hs.v[i].len;
 		}
 		count++;
-		if ((rc = cb(arg, hs.v[i].seq, hs.v[i].time, size)) != 0)
+		if ((rc = cb(arg, hs.v[i].seq, hs.v[i].time, size, &ls)) != 0)
 			break;
 	}
 	heads_free(&hs);
 	return rc < 0 ? rc : count;
+}
+
+/* ---- following the newest version ------------------------------------------- */
+
+int
+owner__index_newest(const struct owner__index_io *io, struct owner__newest *nw)
+{
+	struct heads hs;
+	int rc;
+
+	memset(nw, 0, sizeof *nw);
+	/* Two per supplier: the newest, and the one before should the
+	 * newest not open. */
+	if ((rc = heads_get_max(io->net, 2, &hs)) < 0)
+		return rc;
+	rc = 0;
+	for (int i = 0; i < hs.n; i++) {
+		struct owner__sup *sups;
+		int nsup;
+
+		if (i && hs.v[i].seq == hs.v[i - 1].seq)
+			continue;
+		if (head_open_lease(io, &hs.v[i], &nw->l, &sups, &nsup,
+		    &nw->lease) < 0)
+			continue;
+		free(sups);
+		nw->seq = hs.v[i].seq;
+		nw->time = hs.v[i].time;
+		rc = 1;
+		break;
+	}
+	heads_free(&hs);
+	return rc;
+}
+
+static int
+same_part(const struct owner__part *a, const struct owner__part *b)
+{
+	if (a->kind != b->kind || a->nblk != b->nblk || a->bytes != b->bytes)
+		return 0;
+	for (int j = 0; j < a->nblk; j++)
+		if (memcmp(a->blk[j].id, b->blk[j].id, CR_ID_BYTES) != 0)
+			return 0;
+	return 1;
+}
+
+int
+owner__index_follow(const struct owner__index_io *io,
+    const struct owner__newest *nw, int fresh)
+{
+	struct owner__layout cur;
+	uint64_t gen;
+	int rc, from = 0;
+
+	if ((rc = owner__index_local(io->store, &cur)) < 0)
+		return rc;
+	/* The same base and our segments first: only the new segments. */
+	if (!fresh && cur.nparts && cur.nparts <= nw->l.nparts) {
+		from = cur.nparts;
+		for (int i = 0; i < cur.nparts; i++)
+			if (!same_part(&cur.parts[i], &nw->l.parts[i]))
+				from = 0;
+	}
+	owner__layout_free(&cur);
+	for (int i = from; i < nw->l.nparts; i++) {
+		unsigned char *buf;
+
+		if ((rc = fetch_part(io->net, &nw->l.parts[i], &buf)) < 0) {
+			log_warn("index: part %d of head %" PRIu64 ": %s", i,
+			    nw->seq, strerror(-rc));
+			return rc;
+		}
+		rc = i == 0 ? store_index_replace(io->store, buf,
+		    nw->l.parts[i].bytes) : store_index_apply(io->store, buf,
+		    nw->l.parts[i].bytes);
+		sodium_memzero(buf, nw->l.parts[i].bytes);
+		free(buf);
+		if (rc < 0) {
+			log_warn("index: part %d of head %" PRIu64 " does not "
+			    "apply: %s", i, nw->seq, strerror(-rc));
+			return rc;
+		}
+	}
+	if ((rc = store_index_gen(io->store, &gen)) < 0)
+		return rc;
+	return owner__index_adopt(io, nw->seq, nw->seq, nw->time * 1000, gen,
+	    &nw->l);
 }

@@ -231,6 +231,7 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->ds.uploaded_blocks,
 	    (unsigned long long)s->ds.known_blocks,
 	    (unsigned long long)s->ds.upload_errors);
+	owner__index_status(o, sb, 0);
 	strbuf_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
 	    "\"block_size\": %u}\n",
 	    (unsigned long long)s->journal_bytes,
@@ -258,7 +259,8 @@ status_refusals(const struct status *s, struct strbuf *sb)
 }
 
 static void
-status_text(const char *mnt, const struct status *s, struct strbuf *sb)
+status_text(struct owner *o, const char *mnt, const struct status *s,
+    struct strbuf *sb)
 {
 	strbuf_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
 	    mnt ? mnt : "?", (int)getpid(),
@@ -309,6 +311,7 @@ status_text(const char *mnt, const struct status *s, struct strbuf *sb)
 	    s->ms.delq_bytes / 1048576.0);
 	strbuf_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
 	    s->journal_bytes / 1048576.0, s->cache_bytes / 1048576.0);
+	owner__index_status(o, sb, 1);
 }
 
 int
@@ -321,7 +324,7 @@ owner_status(struct owner *o, const char *mountpoint, int text, char **val,
 
 	if ((rc = status_collect(o, &s)) == 0) {
 		if (text)
-			status_text(mountpoint, &s, &sb);
+			status_text(o, mountpoint, &s, &sb);
 		else
 			status_json(o, mountpoint, &s, &sb);
 	}

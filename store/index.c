@@ -527,3 +527,53 @@ store_index_apply(struct store *st, const void *p, size_t n)
 	}
 	return store_txn_commit(t);
 }
+
+/* Empties every indexed table but the uploader's own misc keys. */
+static int
+clear_indexed(struct store_txn *t)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
+		MDB_dbi dbi = t->st->dbi[tables[i].db];
+		MDB_cursor *c;
+		MDB_val k, v;
+		int rc;
+
+		if (tables[i].db != STORE__DB_MISC) {
+			if ((rc = mdb_drop(t->txn, dbi, 0)) != 0)
+				return store__mdb_err(rc, "clear");
+			continue;
+		}
+		if ((rc = mdb_cursor_open(t->txn, dbi, &c)) != 0)
+			return store__mdb_err(rc, "clear");
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (skipped(STORE__DB_MISC, k.mv_data, k.mv_size))
+				continue;
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+		}
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return store__mdb_err(rc, "clear");
+	}
+	return 0;
+}
+
+int
+store_index_replace(struct store *st, const void *p, size_t n)
+{
+	struct store_txn *t;
+	int rc;
+
+	if ((rc = walk(p, n, NULL, NULL)) < 0)
+		return rc;
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	t->nolog = 1;
+	if ((rc = clear_indexed(t)) < 0 ||
+	    (rc = walk(p, n, apply_one, t)) < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}

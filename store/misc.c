@@ -36,6 +36,8 @@ static const struct {
 	[STORE_MISC_INDEX_HIST]		= { "index.hist", BYTES },
 	[STORE_MISC_INDEX_RESTORED]	= { "index.restored", U64S },
 	[STORE_MISC_INDEX_OLDER]	= { "index.older", FLAG },
+	[STORE_MISC_INDEX_TIME]		= { "index.time", U64 },
+	[STORE_MISC_INDEX_NODE]		= { "index.node", BYTES },
 };
 
 /* Homes before STORE_MISC_BLOCK_SIZE: the block size as a u32 in the

@@ -276,6 +276,12 @@ enum store_misc_key {
 	/* flag: that head was not the newest; this home never deletes
 	 * fragments from suppliers. */
 	STORE_MISC_INDEX_OLDER,
+	/* u64: when (ms since 1970) the version this home last published or
+	 * followed was made (owner/catchup.c judges "changed since"). */
+	STORE_MISC_INDEX_TIME,
+	/* bytes: this home's node id (owner/publish.c), made at its first
+	 * mount, never copied by a restore. */
+	STORE_MISC_INDEX_NODE,
 	STORE_MISC_N
 };
 
@@ -609,5 +615,9 @@ int store_index_trim(struct store *st, uint64_t upto_gen);
  * -EPROTO on malformed input (nothing applied). Applying records does not
  * log changes (the restored state is already on the network). */
 int store_index_apply(struct store *st, const void *p, size_t n);
+/* The same after emptying the indexed tables (but misc "index." keys), in
+ * one transaction: a snapshot replaces what the store held (a read-only
+ * node following the newest version, owner/publish.c). */
+int store_index_replace(struct store *st, const void *p, size_t n);
 
 #endif

@@ -194,6 +194,55 @@ test_dump_apply_roundtrip(void)
 	return 0;
 }
 
+/* A read-only node follows another node's snapshot: replace drops what
+ * the store held (files, misc) but the uploader's own "index." keys. */
+static int
+test_replace(void)
+{
+	struct store *a, *b;
+	struct store_txn *t;
+	struct store_inode in = { 0 };
+	struct buf da, db;
+	char val[16];
+	uint64_t ino;
+
+	OPEN(a, "a");
+	if (populate(a))
+		return 1;
+	CHECK_EQ(dump(a, &da, NULL), 0);
+	OPEN(b, "b");
+	CHECK_EQ(store_txn_begin(b, 0, &t), 0);
+	in.ino = 4242;
+	in.mode = 0100644;
+	in.nlink = 1;
+	CHECK_EQ(store_ino_put(t, &in), 0);
+	CHECK_EQ(store_dirent_put(t, STORE_ROOT_INO, "stale", 4242), 0);
+	CHECK_EQ(store_misc_put(t, "conf.stale", "x", 1), 0);
+	CHECK_EQ(store_misc_put(t, "index.node", "mine", 4), 0);
+	CHECK_EQ(store_txn_commit(t), 0);
+	CHECK_EQ(store_index_replace(b, da.p, da.len), 0);
+	CHECK_EQ(dump(b, &db, NULL), 0);
+	CHECK_EQ(db.len, da.len);		/* the same tree, nothing else */
+	CHECK_MEM(db.p, da.p, da.len);
+	CHECK_EQ(store_txn_begin(b, 1, &t), 0);
+	CHECK_EQ(store_dirent_get(t, STORE_ROOT_INO, "stale", &ino), -ENOENT);
+	CHECK_EQ(store_ino_get(t, 4242, &in), -ENOENT);
+	CHECK_EQ(store_misc_get(t, "conf.stale", val, sizeof val), -ENOENT);
+	CHECK_EQ(store_misc_get(t, "index.node", val, sizeof val), 4);
+	CHECK_EQ(store_dirent_get(t, STORE_ROOT_INO, "dir", &ino), 0);
+	store_txn_abort(t);
+	/* Malformed input replaces nothing. */
+	CHECK_EQ(store_index_replace(b, "\x01junk", 5), -EPROTO);
+	CHECK_EQ(store_txn_begin(b, 1, &t), 0);
+	CHECK_EQ(store_dirent_get(t, STORE_ROOT_INO, "dir", &ino), 0);
+	store_txn_abort(t);
+	buf_free(&da);
+	buf_free(&db);
+	store_close(a);
+	store_close(b);
+	return 0;
+}
+
 /* Changes: puts, updates, deletes (incl. the xattrs store_ino_del drops
  * by prefix) over several transactions. */
 static int
@@ -476,6 +525,7 @@ const struct test tests_index[] = {
 	{ "inline_roundtrip_and_malformed", test_inline },
 	{ "gen_per_txn", test_gen_per_txn },
 	{ "dump_apply_roundtrip", test_dump_apply_roundtrip },
+	{ "replace_follows_snapshot", test_replace },
 	{ "segments_equal_live", test_segments },
 	{ "trim", test_trim },
 	{ "malformed_nothing_applied", test_malformed },

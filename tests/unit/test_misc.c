@@ -192,6 +192,7 @@ test_names_indexed(void)
 			break;
 		case STORE_MISC_INDEX_PARTS:
 		case STORE_MISC_INDEX_HIST:
+		case STORE_MISC_INDEX_NODE:
 			CHECK_EQ(store_misc_bytes_put(t, k, "x", 1), 0);
 			break;
 		default:

@@ -270,6 +270,16 @@ publish_stale(struct test_swarm *sw)
 	CHECK(logged(sw, "seq 9", "not newer than the newest head held"));
 	h = mk_head(sw->me, 10, &l);	/* the same seq again */
 	CHECK_EQ(net_head_publish(sw->net, h, l), 0);
+	{
+		/* The tally tells a refusal (a newer head exists: another
+		 * node of the owner) from an unreachable supplier. */
+		struct net_head_tally ta = { -1, -1, -1 };
+
+		CHECK_EQ(net_head_publish_count(sw->net, h, l, &ta), 0);
+		CHECK_EQ(ta.asked, 3);
+		CHECK_EQ(ta.stored, 0);
+		CHECK_EQ(ta.stale, 3);
+	}
 	free(h);
 	CHECK(logged(sw, "ESTALE", "seq 10"));
 	CHECK_EQ(net_heads_fetch(sw->net, 0, got_cb, &g), 3);

@@ -241,8 +241,10 @@ static int
 test_defaults(void)
 {
 	struct cli_conf c;
+	/* A variable, not ARGV(): c.args points into it after the call. */
+	char *argv[] = { "mount", "mnt", NULL };
 
-	CHECK_EQ(cli_parse(CLI_MOUNT, 2, ARGV("mount", "mnt"), &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, 2, argv, &c), CLI_RUN);
 	CHECK_EQ(c.cmd, CLI_MOUNT);
 	CHECK_EQ(c.nargs, 1);
 	CHECK(strcmp(c.args[0], "mnt") == 0);
