@@ -34,8 +34,15 @@ PREFIX_LEN = 15                 # 198.18.0.0/15: one flat internet
 
 
 def _ip(*args, check=True):
-    cp = subprocess.run(["ip"] + [str(a) for a in args], capture_output=True,
-                        text=True, timeout=30)
+    # `ip -n NS` is `ip netns exec NS ip`, which remounts / as a slave and
+    # fails where / is not a mount point (a chroot); nsenter --net enters
+    # the network namespace alone.
+    argv = [str(a) for a in args]
+    if len(argv) >= 2 and argv[0] == "-n":
+        argv = ["nsenter", f"--net=/run/netns/{argv[1]}", "ip"] + argv[2:]
+    else:
+        argv = ["ip"] + argv
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if check and cp.returncode != 0:
         raise RuntimeError(f"ip {' '.join(map(str, args))}: {cp.stderr.strip()}")
     return cp
