@@ -5,6 +5,8 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 
 #include "store/store.h"
 #include "worker.h"
@@ -138,5 +140,97 @@ int store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
  * of 20 digits; the rest is a put's temporaries or junk). */
 void store__heads_cost(const struct store_frag *sf, int dfd, uint64_t *cost,
     uint64_t *n);
+
+
+/* ---- store/frag.c, store/accounts.c, store/fragopen.c: the supplier's
+ * fragment store (formats and locking: the top of store/frag.c) ---------- */
+#define OWNER_HEX	(2 * CR_PK_BYTES)		/* 64 */
+#define FRAG_HEX	(2 * STORE_FRAGID_BYTES)	/* 66 */
+#define KEY_LEN		(CR_PK_BYTES + STORE_FRAGID_BYTES)
+#define REC_LEN		(8 + CR_HASH_BYTES + 8 + 8)
+#define OWN_LEN		24
+#define CON_LEN		24
+#define ACCT_MAP	(1ull << 32)	/* sparse; ~100 bytes per fragment */
+#define RESV_MAX	4096		/* owners holding a reservation */
+#define TOUCH_SECS	60		/* last contact written at most this often */
+#define FRAGS_PER_QUOTA	(16u << 10)	/* default cap: a fragment per 16 KiB */
+#define FRAGS_MIN_CAP	4096u
+
+struct frag_resv {
+	unsigned char	 owner[CR_PK_BYTES];
+	uint64_t	 held;		/* charge held */
+	int64_t		 expires;	/* CLOCK_MONOTONIC s */
+	int		 stranger;
+};
+
+struct store_frag {
+	int		 dirfd;		/* <dir>, read-only after open */
+	int		 lockfd;	/* <dir>/.lock, flock'd while open */
+	uint64_t	 quota;		/* total charge lent (protected by lock) */
+	uint64_t	 blk;		/* file system block size */
+	uint64_t	 reserve;	/* disk bytes never lent */
+	MDB_env		*env;
+	MDB_dbi		 owners, frags, contact, misc;	/* opened once in open */
+	pthread_mutex_t	 lock;		/* see the top of the file */
+	/* Protected by lock: */
+	uint64_t	 bytes, count;	/* every owner, as sent */
+	uint64_t	 charge;	/* fragments' charge, every owner */
+	uint64_t	 heads;		/* heads' charge, every owner */
+	uint64_t	 strangers;	/* charge of owners that are no friends */
+	uint64_t	 held, strangers_held;	/* reservations */
+	struct frag_resv	*resv;
+	size_t		 nresv;
+	int		 policy_set;	/* else everyone is a friend */
+	int		 friends_only;
+	uint64_t	 stranger_quota, max_frags;
+	unsigned char	(*friends)[CR_PK_BYTES];	/* sorted */
+	size_t		 nfriends;
+};
+
+/* One owner's records. */
+struct oacct {
+	uint64_t bytes, count, charge;		/* owners */
+	uint64_t hcharge, hn;			/* contact */
+	int64_t  contact;
+	int	 has_own, has_con;
+};
+
+struct frag_rec {
+	uint64_t size;
+	unsigned char hash[CR_HASH_BYTES];
+	uint64_t ino, mtime_ns;
+};
+
+/* Relative names of one fragment. */
+struct frag_names {
+	char dir[OWNER_HEX + 1 + 2 + 1];		/* owner/xx */
+	char file[FRAG_HEX + 1];			/* fragid hex */
+	char path[OWNER_HEX + 1 + 2 + 1 + FRAG_HEX + 1];	/* owner/xx/fragid */
+};
+
+int store__fr_mdb_errno(int rc, const char *what);
+void store__fr_make_names(struct frag_names *nm, const unsigned char *owner, const unsigned char *fragid);
+void store__fr_make_key(unsigned char key[KEY_LEN], const unsigned char *owner, const unsigned char *fragid);
+void store__fr_rec_pack(unsigned char out[REC_LEN], const struct frag_rec *r);
+int store__fr_rec_unpack(struct frag_rec *r, const MDB_val *v);
+void store__fr_rec_from_stat(struct frag_rec *r, const struct stat *st);
+int store__fr_rec_get(MDB_txn *txn, struct store_frag *sf, const unsigned char *key, struct frag_rec *r);
+int store__fr_owner_put(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, const struct oacct *a);
+int store__fr_contact_put(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, const struct oacct *a);
+int store__fr_acct_get(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, struct oacct *a);
+int store__fr_acct_read(struct store_frag *sf, const unsigned char *owner, struct oacct *a);
+int store__fr_pk_cmp(const void *a, const void *b);
+int store__fr_is_friend(const struct store_frag *sf, const unsigned char *owner);
+uint64_t store__fr_owner_quota(const struct store_frag *sf, int friend);
+void store__fr_resv_gc(struct store_frag *sf);
+struct frag_resv * store__fr_resv_find(struct store_frag *sf, const unsigned char *owner);
+void store__fr_resv_take(struct store_frag *sf, const unsigned char *owner, uint64_t n);
+uint64_t store__fr_room_left(struct store_frag *sf, const unsigned char *owner, const struct oacct *a, uint64_t held_o, int *why);
+void store__fr_totals_add(struct store_frag *sf, const unsigned char *owner, int64_t dcharge, int64_t dheads);
+int store__fr_read_fd(int fd, void **data, size_t *len);
+int store__fr_recount(struct store_frag *sf);
+bool store__fr_is_hex(const char *s, size_t n);
+void store__fr_hex_decode(unsigned char *out, const char *s, size_t n);
+int store__fr_acct_env_open(struct store_frag *sf, const char *dir, int rdonly);
 
 #endif
