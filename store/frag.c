@@ -724,9 +724,14 @@ store_frag_reserve(struct store_frag *sf,
 
 	if (size == 0 || count == 0)
 		return -EINVAL;
-	if ((rc = store__fr_acct_read(sf, owner, &a)) < 0)
-		return rc;
+	/* The account is read under the lock: read before it, a put
+	 * installed meanwhile would be missing from the charge while its
+	 * reservation is already spent, and the grant pass the quota. */
 	pthread_mutex_lock(&sf->lock);
+	if ((rc = store__fr_acct_read(sf, owner, &a)) < 0) {
+		pthread_mutex_unlock(&sf->lock);
+		return rc;
+	}
 	store__fr_resv_gc(sf);
 	friend = store__fr_is_friend(sf, owner);
 	r = store__fr_resv_find(sf, owner);

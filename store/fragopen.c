@@ -526,31 +526,50 @@ heads_set_locked(struct store_frag *sf, const unsigned char *owner,
 	return 0;
 }
 
-int
-store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
-    uint64_t add)
+/* Under sf->lock: 0 when owner (records a) may add `add` to its heads'
+ * charge, its reservation first; else -EACCES, -EDQUOT or -ENOSPC. */
+static int
+heads_fit(struct store_frag *sf, const unsigned char *owner,
+    const struct oacct *a, uint64_t add)
 {
-	struct oacct a;
 	struct frag_resv *r;
 	uint64_t lim, held_o;
-	int rc, why;
+	int why;
 
-	pthread_mutex_lock(&sf->lock);
-	if ((rc = store__fr_acct_read(sf, owner, &a)) < 0)
-		goto out;
 	store__fr_resv_gc(sf);
 	/* A head may use the owner's reservation, like a fragment: else an
 	 * owner holding all its room for uploads could not publish the
 	 * index that names them. */
 	r = store__fr_resv_find(sf, owner);
 	held_o = r ? r->held : 0;
-	lim = store__fr_room_left(sf, owner, &a, held_o, &why);
-	rc = why == -EACCES ? why : add <= held_o || add - held_o <= lim ? 0 :
-	    why;
+	lim = store__fr_room_left(sf, owner, a, held_o, &why);
+	if (why == -EACCES)
+		return why;
+	return add <= held_o || add - held_o <= lim ? 0 : why;
+}
+
+int
+store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
+    uint64_t after)
+{
+	struct oacct a;
+	uint64_t add;
+	int rc;
+
+	pthread_mutex_lock(&sf->lock);
+	if ((rc = store__fr_acct_read(sf, owner, &a)) < 0)
+		goto out;
+	/* Measured against what is charged, not against the files found:
+	 * were they ever more than the charge, the difference would come in
+	 * unchecked with store__frag_heads_set. */
+	add = after > a.hcharge ? after - a.hcharge : 0;
+	if (add == 0)
+		goto out;	/* shrinks or stays: corrected after */
+	if ((rc = heads_fit(sf, owner, &a, add)) < 0)
+		goto out;
 	/* Charged now, before the file is written: a put racing the write
 	 * finds the room taken. store__frag_heads_set corrects it after. */
-	if (rc == 0 && add > 0 && (rc = heads_set_locked(sf, owner,
-	    a.hcharge + add, a.hn + 1)) == 0) {
+	if ((rc = heads_set_locked(sf, owner, after, a.hn + 1)) == 0) {
 		store__fr_totals_add(sf, owner, 0, (int64_t)add);
 		store__fr_resv_take(sf, owner, add);
 	}
@@ -567,14 +586,19 @@ store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
 	int rc;
 
 	pthread_mutex_lock(&sf->lock);
-	if ((rc = store__fr_acct_read(sf, owner, &a)) == 0 &&
-	    (rc = heads_set_locked(sf, owner, cost, n)) == 0) {
+	if ((rc = store__fr_acct_read(sf, owner, &a)) < 0)
+		goto out;
+	/* More than was charged before the write: checked like any growth,
+	 * so the charge never passes the owner's quota. */
+	if (cost > a.hcharge && (rc = heads_fit(sf, owner, &a,
+	    cost - a.hcharge)) < 0)
+		goto out;
+	if ((rc = heads_set_locked(sf, owner, cost, n)) == 0) {
 		store__fr_totals_add(sf, owner, 0, (int64_t)cost - (int64_t)a.hcharge);
-		if (cost > a.hcharge) {
-			store__fr_resv_gc(sf);
+		if (cost > a.hcharge)
 			store__fr_resv_take(sf, owner, cost - a.hcharge);
-		}
 	}
+out:
 	pthread_mutex_unlock(&sf->lock);
 	return rc;
 }

@@ -395,7 +395,7 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	char tmp[64], name[SEQ_DIGITS + 1];
 	struct entry *e = NULL;
 	struct cr_head h;
-	uint64_t before, nbefore, after;
+	uint64_t after;
 	size_t n = 0;
 	int dfd, lfd = -1, rc, wrote = 0;
 
@@ -441,10 +441,8 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	/* Heads are charged like fragments: a stranger's 16 heads of 1 MiB
 	 * each would otherwise be free. What the new one replaces is given
 	 * back. */
-	store__heads_cost(sf, dfd, &before, &nbefore);
 	after = cost_after(sf, dfd, e, n, len);
-	if (after > before &&
-	    (rc = store__frag_heads_room(sf, owner, after - before)) < 0)
+	if ((rc = store__frag_heads_room(sf, owner, after)) < 0)
 		goto out;
 	wrote = 1;
 	if ((rc = write_tmp(dfd, h.seq, head, len, tmp, sizeof tmp)) < 0)
@@ -455,6 +453,7 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 		unlinkat(dfd, tmp, 0);
 		goto out;
 	}
+	wrote = 2;	/* the new head is in place */
 	if ((rc = fsync_fd_dir(dfd)) < 0)
 		goto out;
 	/* The head is durable; failing to prune only costs space. */
@@ -467,7 +466,20 @@ out:
 		int r;
 
 		store__heads_cost(sf, dfd, &c, &k);
-		if ((r = store__frag_heads_set(sf, owner, c, k)) < 0 && rc == 0)
+		r = store__frag_heads_set(sf, owner, c, k);
+		if ((r == -EDQUOT || r == -ENOSPC) && wrote == 2) {
+			/* The files came to more than was charged and the
+			 * rest does not fit: the new head goes, so the
+			 * charge stays within the quota. */
+			log_warn("heads: head costs more than charged: "
+			    "removed");
+			unlinkat(dfd, name, 0);
+			fsync_fd_dir(dfd);
+			store__heads_cost(sf, dfd, &c, &k);
+			if (store__frag_heads_set(sf, owner, c, k) < 0)
+				log_warn("heads: charge not corrected");
+		}
+		if (r < 0 && rc == 0)
 			rc = r;
 	}
 	free(e);

@@ -127,13 +127,14 @@ int store__index_log(struct store_txn *t, int db, const void *k, size_t klen);
  * after store_frag_open): heads live under <dir>/<owner hex>/heads. */
 struct store_frag;
 int store__frag_dirfd(const struct store_frag *sf);
-/* 0 when owner may add `add` to its heads' charge, else -EACCES,
- * -EDQUOT, -ENOSPC as a put. */
+/* 0 when owner's heads may come to cost `after` in all (what passes its
+ * present charge is checked and charged now), else -EACCES, -EDQUOT,
+ * -ENOSPC as a put. */
 int store__frag_heads_room(struct store_frag *sf, const unsigned char *owner,
-    uint64_t add);
-/* Sets owner's heads' charge and count (from its heads directory). Two
- * puts of different owners between room and set may overshoot the total
- * by one head: heads are few and at most 1 MiB. */
+    uint64_t after);
+/* Sets owner's heads' charge and count (from its heads directory); what
+ * passes the present charge is checked like a put, and refused (nothing
+ * changed) with -EDQUOT or -ENOSPC when it does not fit. */
 int store__frag_heads_set(struct store_frag *sf, const unsigned char *owner,
     uint64_t cost, uint64_t n);
 /* The charge and number of the head files in heads directory dfd (names
