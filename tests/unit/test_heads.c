@@ -573,8 +573,76 @@ test_heads_charged(void)
 	return 0;
 }
 
+/* Writes a signed head of id with seq and a blob of len bytes straight
+ * into the owner's heads directory, past the store and its accounts. */
+static int
+plant_big(const struct cr_identity *id, uint64_t seq, size_t len)
+{
+	unsigned char *p = NULL, *blob = calloc(1, len);
+	char path[512];
+	size_t n = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (!blob || cr_head_sign(id, seq, 1000 + seq, blob, len, &p, &n) != 0)
+		goto out;
+	head_file(path, sizeof path, id->pk, seq);
+	if (!(f = fopen(path, "wb")))
+		goto out;
+	rc = fwrite(p, 1, n, f) == n ? 0 : -1;
+	if (fclose(f) != 0)
+		rc = -1;
+out:
+	free(p);
+	free(blob);
+	return rc;
+}
+
+/* Heads on disk beyond what is charged (planted, or left by a charge
+ * that failed) must not come into the charge unchecked when the next
+ * head's put corrects it: the charge stays within the quota. */
+static int
+test_heads_charge_within_quota(void)
+{
+	struct cr_identity *id = test_identity();
+	struct store_frag_policy pol = { 0 };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	size_t len = 100 << 10;
+	uint64_t ch;
+
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	ch = store_frag_cost(sf, CR_HEAD_FIXED + len);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 64 * ch), 0);
+	pol.stranger_quota = 3 * ch;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	CHECK_EQ(put_big(sf, id, 1, len), 0);
+	store_frag_account(sf, id->pk, &a);
+	CHECK_EQ(a.charged, ch);
+	/* two more on disk, not charged: 3 heads' worth there, 1 charged */
+	CHECK_EQ(plant_big(id, 2, len), 0);
+	CHECK_EQ(plant_big(id, 3, len), 0);
+	/* The fourth would make 4 heads' worth: more than the quota. */
+	CHECK_EQ(put_big(sf, id, 4, len), -EDQUOT);
+	store_frag_account(sf, id->pk, &a);
+	CHECK(a.charged <= 3 * ch);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 64 * ch), 0);
+	store_frag_account(sf, id->pk, &a);
+	CHECK_EQ(a.charged, 3 * ch);	/* counted from the files at open */
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	CHECK_EQ(put_big(sf, id, 5, len), -EDQUOT);
+	store_frag_account(sf, id->pk, &a);
+	CHECK_EQ(a.charged, 3 * ch);
+	store_frag_close(sf);
+	cr_identity_free(id);
+	return 0;
+}
+
 const struct test tests_heads[] = {
 	{ "heads_charged", test_heads_charged },
+	{ "heads_charge_within_quota", test_heads_charge_within_quota },
 	{ "put_list", test_put_list },
 	{ "list_stops", test_list_stops },
 	{ "stale_refused", test_stale_refused },
