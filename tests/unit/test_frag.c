@@ -880,6 +880,77 @@ test_threads(void)
 	return 0;
 }
 
+struct racer {
+	struct store_frag *sf;
+	const unsigned char *owner;
+	int id;
+	int rc;
+};
+
+/* Reserves one fragment and puts it, or puts with no reservation, until
+ * refused. */
+static void *
+racer_main(void *arg)
+{
+	struct racer *r = arg;
+	unsigned char f[STORE_FRAGID_BYTES], buf[300];
+	uint32_t got;
+
+	memset(buf, r->id, sizeof buf);
+	for (int i = 0; i < 64; i++) {
+		mk_fid(f, 1000 * r->id + i);
+		if (r->id % 2 == 0 &&
+		    store_frag_reserve(r->sf, r->owner, sizeof buf, 1, &got,
+		    NULL) != 0)
+			break;
+		if ((r->rc = put_h(r->sf, r->owner, f, buf, sizeof buf)) != 0)
+			break;
+	}
+	return NULL;
+}
+
+/* Reservations granted while puts of the same owner are installed: the
+ * grant must see the charge those puts made, else the owner ends past
+ * its quota by what was granted twice. */
+static int
+test_reserve_races_puts(void)
+{
+	struct store_frag_policy pol = { 0 };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	struct racer r[4];
+	pthread_t th[4];
+	uint64_t per;
+	int over = 0;
+
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	per = store_frag_cost(sf, 300);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	pol.stranger_quota = 6 * per + per / 2;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	for (int k = 0; k < 100; k++) {
+		unsigned char o[CR_PK_BYTES];
+
+		mk_owner(o, 200 + k);
+		for (int i = 0; i < 4; i++) {
+			r[i] = (struct racer){ sf, o, i, 0 };
+			CHECK_EQ(pthread_create(&th[i], NULL, racer_main,
+			    &r[i]), 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(th[i], NULL);
+			CHECK(r[i].rc == 0 || r[i].rc == -EDQUOT);
+		}
+		store_frag_account(sf, o, &a);
+		if (a.charged > pol.stranger_quota)
+			over++;
+	}
+	CHECK_EQ(over, 0);
+	store_frag_close(sf);
+	return 0;
+}
+
 /* The record hash is the owner's claim, never recomputed on put: it
  * alone decides whether a put is a re-put of what is stored. */
 static int
@@ -993,6 +1064,7 @@ const struct test tests_frag[] = {
 	{ "charge_disk_cost", test_charge_disk_cost },
 	{ "strangers", test_strangers },
 	{ "reserve_and_cap", test_reserve_and_cap },
+	{ "reserve_races_puts", test_reserve_races_puts },
 	{ "accounts_evict", test_accounts_evict },
 	{ "same_twice", test_same_twice },
 	{ "reconcile", test_reconcile },
