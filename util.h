@@ -73,6 +73,28 @@ vec_release(struct vec *v)
 	v->n = v->cap = 0;
 }
 
+/* The host part of "HOST:PORT" or "[V6]:PORT" into host (size bytes):
+ * 0, or -EINVAL when there is none or it does not fit. */
+static inline int
+hostport_host(const char *hostport, char *host, size_t size)
+{
+	const char *colon = strrchr(hostport, ':'), *h = hostport;
+	size_t hl;
+
+	if (!colon || colon == hostport)
+		return -EINVAL;
+	if (*h == '[')
+		h++;
+	hl = (size_t)(colon - h);
+	if (hl && h[hl - 1] == ']')
+		hl--;
+	if (hl == 0 || hl >= size)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	return 0;
+}
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 static inline void
 hex_encode(char *out, const unsigned char *in, size_t n)

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "net/dht.h"
 #include "owner/owner.h"
+#include "util.h"
 
 #define SPARES		2	/* hired beyond k + m */
 #define LOOKUP_MS	2000	/* per remembered supplier */
@@ -137,31 +138,21 @@ static int
 local_addr_for(const char *hostport, char *out, size_t size)
 {
 	char host[64];
-	const char *colon = strrchr(hostport, ':'), *h = hostport;
 	struct sockaddr_storage ss = { 0 }, me;
 	socklen_t sl = sizeof me;
-	size_t hl;
 	int fd, rc = -EINVAL;
 
-	if (!colon)
+	if (hostport_host(hostport, host, sizeof host) < 0)
 		return -EINVAL;
-	if (*h == '[')
-		h++;
-	hl = (size_t)(colon - h);
-	if (hl && h[hl - 1] == ']')
-		hl--;
-	if (hl == 0 || hl >= sizeof host)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
+	uint16_t port = (uint16_t)atoi(strrchr(hostport, ':') + 1);
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)atoi(colon + 1));
+		s4->sin_port = htons(port);
 	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
 		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)atoi(colon + 1));
+		s6->sin6_port = htons(port);
 	} else {
 		return -EINVAL;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "owner/owner.h"
+#include "util.h"
 
 #define BLOCK_MAX	64
 
@@ -16,21 +17,10 @@ int
 owner_hire_block(const char *addr, char *out, size_t size)
 {
 	char host[64];
-	const char *h = addr, *colon = strrchr(addr, ':');
-	size_t hl;
 	unsigned char a[16];
 
-	if (!colon || colon == addr)
+	if (hostport_host(addr, host, sizeof host) < 0)
 		return -EINVAL;
-	if (*h == '[')
-		h++;
-	hl = (size_t)(colon - h);
-	if (hl && h[hl - 1] == ']')
-		hl--;
-	if (hl == 0 || hl >= sizeof host)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
 	if (inet_pton(AF_INET, host, a) == 1)
 		snprintf(out, size, "%u.%u.%u.0/24", a[0], a[1], a[2]);
 	else if (inet_pton(AF_INET6, host, a) == 1)
