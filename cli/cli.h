@@ -88,4 +88,19 @@ int  cli_net_hire(struct net *net, const struct cr_identity *id,
     const char *home, char **boot, int nboot, int k, int m,
     struct net_dht **out);
 
+/* The mount's hirer (thread "net-hire", cli/network.c), for a mount that
+ * hired through the network: every HIRER_MS it looks at the suppliers
+ * in <home>/hired. One whose session is lost is looked up by id in the
+ * DHT before it turns suspect, and followed to the address of its newer
+ * record (net_peer_move: no rebuild). One whose record says it is
+ * leaving is fired (its fragments are rebuilt elsewhere). While fewer
+ * than k + m + 2 hired ones are alive, one new supplier at a time is
+ * hired from the DHT's records (a /24 of its own, never one known
+ * already) in the place of a dead one; <home>/hired is rewritten. Only
+ * that thread touches its state. stop: before net_free. NULL-safe. */
+struct cli_hirer;
+int  cli_hirer_start(struct cli_hirer **out, struct net *net,
+    struct net_dht *d, const char *home, int k, int m);
+void cli_hirer_stop(struct cli_hirer *c);
+
 #endif

@@ -132,6 +132,7 @@ struct mounted {
 	struct owner *owner;
 	struct fs *fs;
 	struct net_dht *dht;		/* the network: cli/network.c */
+	struct cli_hirer *hirer;	/* with dht */
 	char **boot;			/* bootstrap nodes, given or remembered */
 	int nboot;
 };
@@ -139,6 +140,7 @@ struct mounted {
 static void
 unmount_all(struct mounted *m)
 {
+	cli_hirer_stop(m->hirer);	/* it calls into net */
 	fs_free(m->fs);
 	owner_close(m->owner);	/* before net goes: the last index */
 	net_free(m->net);
@@ -193,6 +195,10 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	    (rc = cli_net_hire(m->net, id, home, m->boot, m->nboot, k,
 	    km - k, &m->dht)) > 0)
 		np = rc;
+	if (m->dht && (rc = cli_hirer_start(&m->hirer, m->net, m->dht, home,
+	    k, km - k)) < 0)
+		log_warn("network: no hirer (%s): lost suppliers are not "
+		    "replaced", strerror(-rc));
 	int want = np < km ? np : km;
 	int up = want ? net_wait_online(m->net, want, 5000) : 0;
 	if (up < km)

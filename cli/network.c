@@ -14,11 +14,14 @@
 #include "net/dht.h"
 #include "owner/owner.h"
 #include "util.h"
+#include "worker.h"
 
 #define SPARES		2	/* hired beyond k + m */
 #define LOOKUP_MS	2000	/* per remembered supplier */
 #define FIND_MS		8000	/* for k + m supplier records */
 #define SPARE_MS	2000	/* for the spares too */
+#define RELOOK_MS	1000	/* one DHT lookup of a lost supplier; one
+				 * wait for records when replacing */
 
 static void
 hex(char *out, const unsigned char *p, size_t n)
@@ -179,6 +182,13 @@ local_addr_for(const char *hostport, char *out, size_t size)
 	return rc;
 }
 
+/* Ids not to hire: those already known to the client (a fired supplier
+ * stays known to it). */
+struct hire_skip {
+	unsigned char (*id)[CR_PK_BYTES];
+	int n;
+};
+
 static uint32_t
 sodium_rnd(void *arg)
 {
@@ -188,6 +198,7 @@ sodium_rnd(void *arg)
 struct hired {
 	unsigned char id[CR_PK_BYTES];
 	char addr[NET_RECORD_ADDR_MAX + 1];
+	int64_t next_lookup;		/* the hirer's: ms, worker_now_ms() */
 };
 
 /* <home>/hired: "<hex id> <address>" per supplier hired through the
@@ -244,6 +255,64 @@ hired_save(const char *home, const struct hired *h, int n)
 	free(tmp);
 }
 
+/* Hires up to want - *count more suppliers from d's supplier records
+ * into h[*count..] (room for want entries): none whose id is in h or in
+ * skip (may be NULL), none on the address block of an entry of h, the
+ * better of two random by free space. Each is pinned to its record's key, then added to net.
+ * Waits up to FIND_MS for need records. Returns the records seen. */
+static int
+hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
+    int want, int need, const struct hire_skip *skip)
+{
+	struct net_record recs[64];
+	struct owner_hire_cand cand[64];
+	const char *taken[64];
+	int picked[64], nc = 0, nt = 0;
+	/* All we want if they come quickly; else the k + m needed, for
+	 * longer: a small network has no spares to give. */
+	int nr = net_dht_suppliers(d, want + (skip ? skip->n : 0), skip ?
+	    RELOOK_MS : SPARE_MS, recs, 64);
+
+	if (nr < need)
+		nr = net_dht_suppliers(d, need, FIND_MS, recs, 64);
+	for (int j = 0; j < *count && nt < 64; j++)
+		taken[nt++] = h[j].addr;
+	for (int i = 0; i < nr; i++) {
+		int dup = 0;
+		for (int j = 0; j < *count; j++)
+			dup |= !memcmp(h[j].id, recs[i].id, CR_PK_BYTES);
+		for (int j = 0; skip && j < skip->n; j++)
+			dup |= !memcmp(skip->id[j], recs[i].id, CR_PK_BYTES);
+		if (dup)
+			continue;
+		memcpy(cand[nc].id, recs[i].id, CR_PK_BYTES);
+		snprintf(cand[nc].addr, sizeof cand[nc].addr, "%s",
+		    recs[i].addr[0]);
+		cand[nc].free_bytes = recs[i].free_bytes;
+		/* No history yet: more room offered is better. */
+		cand[nc].score = (double)recs[i].free_bytes;
+		nc++;
+	}
+	int np = owner_hire_pick(cand, nc, taken, nt, want - *count, 1,
+	    sodium_rnd, NULL, picked);
+	for (int i = 0; i < np; i++) {
+		const struct owner_hire_cand *c = &cand[picked[i]];
+		/* Pinned before the first byte goes there: a session to that
+		 * address with another key is refused. */
+		if (net_add_known_peer(net, c->addr, c->id) < 0) {
+			log_warn("supplier %s: address pinned to another key: "
+			    "not hired", c->addr);
+			continue;
+		}
+		memset(&h[*count], 0, sizeof h[*count]);
+		memcpy(h[*count].id, c->id, CR_PK_BYTES);
+		snprintf(h[*count].addr, sizeof h[*count].addr, "%s", c->addr);
+		(*count)++;
+		log_info("hired supplier %s (found in the network)", c->addr);
+	}
+	return nr;
+}
+
 int
 cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
     char **boot, int nboot, int k, int m, struct net_dht **out)
@@ -279,10 +348,7 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 	}
 	/* Those holding our fragments first, at their newest address. */
 	struct hired *keep = calloc((size_t)(nh + want) + 1, sizeof *keep);
-	const char **taken = calloc((size_t)(nh + want) + 1, sizeof *taken);
-	if (!keep || !taken) {
-		free(keep);
-		free(taken);
+	if (!keep) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -300,57 +366,15 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 			    "pinned for that address: not used", keep[count].addr);
 			continue;
 		}
-		taken[count] = keep[count].addr;
 		count++;
 	}
 	if (count < want) {
-		struct net_record recs[64];
-		struct owner_hire_cand cand[64];
-		int picked[64], nc = 0;
-		/* All we want if they come quickly; else the k + m needed,
-		 * for longer: a small network has no spares to give. */
-		int nr = net_dht_suppliers(d, want, SPARE_MS, recs, 64);
-		if (nr < k + m)
-			nr = net_dht_suppliers(d, k + m, FIND_MS, recs, 64);
-		for (int i = 0; i < nr; i++) {
-			int dup = 0;
-			for (int j = 0; j < count; j++)
-				dup |= !memcmp(keep[j].id, recs[i].id, CR_PK_BYTES);
-			if (dup)
-				continue;
-			memcpy(cand[nc].id, recs[i].id, CR_PK_BYTES);
-			snprintf(cand[nc].addr, sizeof cand[nc].addr, "%s",
-			    recs[i].addr[0]);
-			cand[nc].free_bytes = recs[i].free_bytes;
-			/* No history yet: more room offered is better. */
-			cand[nc].score = (double)recs[i].free_bytes;
-			nc++;
-		}
-		int np = owner_hire_pick(cand, nc, taken, count, want - count,
-		    1, sodium_rnd, NULL, picked);
-		for (int i = 0; i < np; i++) {
-			const struct owner_hire_cand *c = &cand[picked[i]];
-			/* Pinned before the first byte goes there: a session
-			 * to that address with another key is refused. */
-			if (net_add_known_peer(net, c->addr, c->id) < 0) {
-				log_warn("supplier %s: address pinned to another "
-				    "key: not hired", c->addr);
-				continue;
-			}
-			memcpy(keep[count].id, c->id, CR_PK_BYTES);
-			snprintf(keep[count].addr, sizeof keep[count].addr, "%s",
-			    c->addr);
-			taken[count] = keep[count].addr;
-			count++;
-			log_info("hired supplier %s (found in the network)",
-			    c->addr);
-		}
+		int nr = hire_more(net, d, keep, &count, want, k + m, NULL);
 		log_info("dht: %d supplier records found, %d hired in all "
 		    "(want %d)", nr, count, want);
 	}
 	hired_save(home, keep, count);
 	free(keep);
-	free(taken);
 	*out = d;
 	d = NULL;
 	rc = count;
@@ -359,4 +383,173 @@ out:
 	cli_strv_free(bl, nbl);
 	free(h);
 	return rc;
+}
+
+/* ---- the hirer: addresses by id and replacements, while mounted --------- */
+
+#define HIRER_MS	500	/* supplier states looked at */
+#define RELOOK_EVERY_MS	2000	/* per supplier, while it stays away */
+#define HIRE_EVERY_MS	3000	/* one hire at a time, at most this often */
+#define HIRER_PEERS	256
+
+struct cli_hirer {
+	struct net *net;
+	struct net_dht *dht;
+	char *home;
+	int want;			/* k + m + spares */
+	struct hired *h;		/* the hirer's own: no lock */
+	int nh;
+	int64_t next_hire;
+	struct net_peer_info info[HIRER_PEERS];
+	struct worker *w;
+};
+
+static const struct net_peer_info *
+info_of(const struct cli_hirer *c, int n, const struct hired *h)
+{
+	for (int i = 0; i < n; i++)
+		if (!memcmp(c->info[i].pk, h->id, CR_PK_BYTES))
+			return &c->info[i];
+	/* Not reached yet in this mount: no key, known by its address. */
+	for (int i = 0; i < n; i++)
+		if (sodium_is_zero(c->info[i].pk, CR_PK_BYTES) &&
+		    !strcmp(c->info[i].addr, h->addr))
+			return &c->info[i];
+	return NULL;
+}
+
+/* A supplier away from its address: its newest record may name a new
+ * one (a new lease, a move); then it is pinned there and reconnected,
+ * before the suspect and dead clocks run out, and <home>/hired says so
+ * at once. */
+static void
+relook(struct cli_hirer *c, struct hired *h, int64_t now)
+{
+	struct net_record r;
+	int rc;
+
+	if (now < h->next_lookup)
+		return;
+	h->next_lookup = now + RELOOK_EVERY_MS;
+	if (net_dht_lookup(c->dht, h->id, RELOOK_MS, &r) < 0 ||
+	    !strcmp(r.addr[0], h->addr))
+		return;
+	if ((rc = net_peer_move(c->net, h->id, h->addr, r.addr[0])) < 0) {
+		log_warn("supplier %s: its record says %s, but: %s", h->addr,
+		    r.addr[0], rc == -EKEYREJECTED ? "that address is pinned "
+		    "to another key" : strerror(-rc));
+		return;
+	}
+	log_info("supplier %s moved to %s", h->addr, r.addr[0]);
+	snprintf(h->addr, sizeof h->addr, "%s", r.addr[0]);
+	hired_save(c->home, c->h, c->nh);
+}
+
+static int64_t
+hirer_pass(void *arg, int idx)
+{
+	struct cli_hirer *c = arg;
+	int64_t now = worker_now_ms();
+	int n = net_peers(c->net, c->info, HIRER_PEERS, 0), live = 0,
+	    changed = 0;
+
+	if (n < 0)
+		return HIRER_MS;
+	if (n > HIRER_PEERS)
+		n = HIRER_PEERS;
+	for (int i = 0; i < c->nh; i++) {
+		struct hired *h = &c->h[i];
+		const struct net_peer_info *p = info_of(c, n, h);
+		struct net_record r;
+		int st = p ? (int)p->state : NET_PEER_DEAD;
+
+		/* Leaving (`peerfs supplier --leave`): no more placements
+		 * there; fired, its fragments are rebuilt elsewhere and the
+		 * old copies deleted from it while it still answers. */
+		if (st != NET_PEER_DEAD && net_dht_record(c->dht, h->id, &r) == 0
+		    && (r.flags & NET_RECORD_LEAVING) &&
+		    net_peer_fire(c->net, h->id, "it is leaving the network") == 0)
+			st = NET_PEER_DEAD;
+		if (st == NET_PEER_DEAD) {
+			/* Dead is for the life of the mount, and the next
+			 * mount would only find its fragments rebuilt
+			 * elsewhere: no longer hired. */
+			log_info("supplier %s: dead, no longer hired", h->addr);
+			c->h[i--] = c->h[--c->nh];
+			changed = 1;
+			continue;
+		}
+		live++;
+		if (st != NET_PEER_ONLINE)
+			relook(c, h, now);
+	}
+	/* One hire at a time, never an id the client knows already (a dead
+	 * supplier stays known to it). */
+	if (live < c->want && now >= c->next_hire) {
+		struct hired *nh = realloc(c->h, (size_t)(c->nh + 1) * sizeof *nh);
+		unsigned char (*ids)[CR_PK_BYTES] = calloc((size_t)n + 1,
+		    sizeof *ids);
+		c->next_hire = now + HIRE_EVERY_MS;
+		if (nh && ids) {
+			struct hire_skip sk = { ids, 0 };
+			int count = c->nh;
+			c->h = nh;
+			for (int i = 0; i < n; i++)
+				if (!sodium_is_zero(c->info[i].pk, CR_PK_BYTES))
+					memcpy(ids[sk.n++], c->info[i].pk,
+					    CR_PK_BYTES);
+			hire_more(c->net, c->dht, c->h, &count, c->nh + 1, 0,
+			    &sk);
+			if (count > c->nh) {
+				log_info("supplier %s hired while mounted (%d "
+				    "of %d alive)", c->h[c->nh].addr, live + 1,
+				    c->want);
+				c->nh = count;
+				changed = 1;
+			}
+		}
+		free(ids);
+	}
+	if (changed)
+		hired_save(c->home, c->h, c->nh);
+	return HIRER_MS;
+}
+
+int
+cli_hirer_start(struct cli_hirer **out, struct net *net, struct net_dht *d,
+    const char *home, int k, int m)
+{
+	struct worker_conf wc = { .name = "net-hire", .pass = hirer_pass,
+	    .first_ms = HIRER_MS };
+	struct cli_hirer *c = calloc(1, sizeof *c);
+	int rc;
+
+	if (!c || !(c->home = strdup(home))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->net = net;
+	c->dht = d;
+	c->want = k + m + SPARES;
+	c->nh = hired_load(home, &c->h);
+	wc.arg = c;
+	if ((rc = worker_start(&c->w, &wc)) < 0) {
+		free(c->h);
+		free(c->home);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+cli_hirer_stop(struct cli_hirer *c)
+{
+	if (!c)
+		return;
+	worker_stop(c->w);
+	free(c->h);
+	free(c->home);
+	free(c);
 }

@@ -566,6 +566,92 @@ net_add_peer(struct net *n, const char *hostport)
 	return net__op_run(n, &a.op);
 }
 
+struct move_op {
+	struct net_op op;
+	const unsigned char *pk;
+	const char *old, *addr;
+	struct sockaddr_storage sa;
+	const char *why;		/* fire_op */
+};
+
+/* The peer behind pk (identified in this mount), else the one at old
+ * (never reached yet: a supplier that moved while we were away). */
+static struct net_peer *
+peer_by_pk_or_addr(struct net *n, const unsigned char *pk, const char *old)
+{
+	struct net_peer *p = net__peer_by_pk(n, pk);
+
+	for (struct net_peer *q = n->peers; !p && old && q; q = q->next)
+		if (!q->have_pk && strcmp(q->addr, old) == 0)
+			p = q;
+	return p;
+}
+
+static void
+move_start(struct net *n, struct net_op *op)
+{
+	struct move_op *a = (struct move_op *)op;
+	struct net_peer *p = peer_by_pk_or_addr(n, a->pk, a->old);
+
+	if (!p)
+		return net__op_done(n, op, -ENOENT);
+	if (strcmp(p->addr, a->addr) == 0)
+		return net__op_done(n, op, 0);
+	for (struct net_peer *q = n->peers; q; q = q->next)
+		if (strcmp(q->addr, a->addr) == 0)
+			return net__op_done(n, op, -EEXIST);
+	log_info("supplier %s: now at %s (its newer record): reconnecting",
+	    p->addr, a->addr);
+	/* The clocks keep running: a move is no reason to forgive a
+	 * supplier that stays away, nor to count it dead sooner. */
+	peer_drop(p, -ECONNRESET, "moved to another address");
+	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
+	p->sa = a->sa;
+	uv_timer_stop(&p->retry);
+	if (!p->s)
+		peer_connect(p);
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *old, const char *hostport)
+{
+	struct move_op a = { .op.start = move_start, .pk = pk, .old = old,
+	    .addr = hostport };
+	int rc;
+
+	if (!n->conf.store || !hostport ||
+	    strlen(hostport) >= sizeof ((struct net_peer *)0)->addr ||
+	    net__parse_addr(hostport, &a.sa) < 0)
+		return -EINVAL;
+	/* Pinned before the first byte goes there, as at hiring. */
+	if ((rc = store_peer_pin(n->conf.store, hostport, pk)) < 0)
+		return rc;
+	return net__op_run(n, &a.op);
+}
+
+static void
+fire_start(struct net *n, struct net_op *op)
+{
+	struct move_op *a = (struct move_op *)op;
+	struct net_peer *p = net__peer_by_pk(n, a->pk);
+
+	if (!p)
+		return net__op_done(n, op, -ENOENT);
+	net__peer_fire(p, a->why);
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *why)
+{
+	struct move_op a = { .op.start = fire_start, .pk = pk, .why = why };
+
+	return net__op_run(n, &a.op);
+}
+
 static void
 stop_loop(struct net *n)
 {

@@ -531,6 +531,22 @@ net_dht_lookup(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
 }
 
 int
+net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
+    struct net_record *out)
+{
+	const struct net_record *r;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&d->lock);
+	if ((r = net_record_set_find(&d->recs, id)) && r->expires > unix_now()) {
+		*out = *r;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int
 net_dht_port(const struct net_dht *d)
 {
 	return d->port;

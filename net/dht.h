@@ -126,6 +126,12 @@ int  net_dht_suppliers(struct net_dht *d, int want, int wait_ms,
 int  net_dht_lookup(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
     int wait_ms, struct net_record *out);
 
+/* The newest valid record of id already held (from a lookup, or from
+ * the suppliers key when watched), without asking the network: 0 and
+ * *out, -ENOENT none. */
+int  net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
+    struct net_record *out);
+
 /* The UDP port the node is bound to (for bind port 0). */
 int  net_dht_port(const struct net_dht *d);
 

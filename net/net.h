@@ -224,6 +224,21 @@ struct net_peer_info {
 int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
 
 
+/* The supplier with key pk (or, never reached in this mount, the one
+ * added at old, which may be NULL) now listens at hostport (its newer
+ * DHT record says so): pins hostport -> pk, drops the session to the old
+ * address and connects to the new one. Its state and clocks carry over,
+ * so a supplier found again before dead_after is never rebuilt. 0 (also
+ * when already there), -ENOENT no such peer, -EEXIST another peer has
+ * that address, -EKEYREJECTED hostport is pinned to another key. */
+int net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *old, const char *hostport);
+/* Fires the supplier with key pk now (DEAD, sticky: its fragments get
+ * rebuilt elsewhere), logging why; its session stays, so deletes still
+ * reach it. -ENOENT when no identified peer has that key. */
+int net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *why);
+
 /* ==== recovery: signed heads and supplier listings =======================
  * (issue "Nothing lost"). Heads are made by cr_head_sign (crypto.h). */
 

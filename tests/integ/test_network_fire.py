@@ -1,0 +1,210 @@
+"""Hiring and firing while mounted (issue 15), on simulated machines
+(netns.py): a supplier that moves is followed by id, a dead one is replaced
+by a new hire from the DHT, a short link cut moves nothing, and a supplier
+that leaves (`peerfs supplier --leave`) is emptied before it goes. Each
+test re-runs itself under `unshare -n` (netns.isolated)."""
+
+import os
+import signal
+
+import pytest
+
+from conftest import PEERFS, clean_env, wait_for
+from netns import CHILD_ENV, Internet, isolated
+from test_network import (BOOT, PORT, NetMount, block24, hired, read_tree,
+                          record_stored, supplier_start, supplier_stop,
+                          write_tree)
+
+# Scaled timers: pings every 300 ms; the dead clock is per test.
+TIMERS = ["--ping-interval", "300ms"]
+
+
+@pytest.fixture
+def small(tmp_path, need_fuse):
+    """The internet, a bootstrap node that is a supplier too, and a way to
+    add suppliers (each on a /24 of its own) and the owner's machine.
+    Torn down whatever happens; built only in the isolated child."""
+    if os.environ.get(CHILD_ENV) != "1":
+        yield None
+        return
+    net = Internet()
+    made = []
+    w = {"net": net, "sup": {}, "tmp": tmp_path}
+
+    def add(name, addr, wait=True):
+        m = net.machine(name, addr)
+        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
+        extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
+        s = {"m": m, "home": home, "store": store, "addr": f"{addr}:{PORT}",
+             "pid": supplier_start(net, m, home, store, extra, wait=wait)}
+        w["sup"][name] = s
+        return s
+
+    try:
+        w["add"] = add
+        add("boot", BOOT, wait=False)
+        w["owner"] = net.machine("owner", "198.18.100.2")
+        w["mount"] = lambda name="m": made.append(
+            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        yield w
+    finally:
+        for mt in made:
+            mt.cleanup()
+        net.close()
+
+
+def start_suppliers(w, names):
+    for name in names:
+        w["add"](name, f"198.18.{int(name[1:])}.2", wait=False)
+    for s in w["sup"].values():
+        record_stored(s["m"], s["home"])
+
+
+def sup_id(s):
+    cp = s["m"].run([PEERFS, "id", "--home", s["home"]], check=True,
+                    env=clean_env())
+    return cp.stdout.strip()
+
+
+def by_addr(st, addr):
+    return next((p for p in st["suppliers"] if p["address"] == addr), None)
+
+
+def all_full(mt):
+    b = mt.status_json()["blocks"]
+    return b["full"] == b["total"] > 0 and not b["degraded_by_missing"]
+
+
+def test_moved_supplier_followed_by_id(request, small):
+    """Scenario 3 while mounted: a hired supplier's machine gets a new
+    address and its supplier restarts there with the same home. The mount
+    looks its id up again when the session is lost, pins the new address
+    and reconnects before the supplier turns dead: no rebuild, no new hire,
+    and the tree reads back equal from a cold cache."""
+    if isolated(request):
+        return
+    w = small
+    start_suppliers(w, ["s1", "s2", "s3"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
+             ["--suspect-after", "1s", "--dead-after", "40s"])
+    ids_before = sorted(i for i, _ in hired(mt.home))
+    assert len(ids_before) == 4, (hired(mt.home), mt.log_tail())
+    files = write_tree(mt.path, 11)
+    mt.sync()
+
+    s = w["sup"]["s1"]
+    old = s["addr"]
+    supplier_stop(s["pid"])
+    new_ip = "198.18.77.2"
+    s["m"].readdress(new_ip)
+    s["addr"] = f"{new_ip}:{PORT}"
+    s["pid"] = supplier_start(w["net"], s["m"], s["home"], s["store"])
+
+    wait_for(lambda: (by_addr(mt.status_json(), s["addr"]) or {}).get("state")
+             == "online", 30, "the mount back on the moved supplier")
+    log = mt.log_text()
+    assert f"supplier {old} moved to {s['addr']}" in log, mt.log_tail()
+    st = mt.status_json()
+    assert by_addr(st, old) is None, st["suppliers"]
+    assert "dead" not in log.split(f"supplier {old} moved")[0].split(
+        f"supplier {old}: offline")[-1], mt.log_tail()
+    assert st["rebuild"]["fragments"] == 0 and st["rebuild"]["queued"] == 0, \
+        st["rebuild"]
+    h = hired(mt.home)
+    assert sorted(i for i, _ in h) == ids_before
+    assert (sup_id(s), s["addr"]) in h
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_dead_supplier_replaced_by_new_hire(request, small):
+    """Scenario 1, second half, with no spares: 2+1 on three suppliers.
+    One machine is unplugged and its supplier killed; once it is dead a new
+    supplier joins the network, and the mount hires it in the dead one's
+    place (<home>/hired says so) and rebuilds the lost fragments there; the
+    tree compares equal from a cold cache."""
+    if isolated(request):
+        return
+    w = small
+    start_suppliers(w, ["s1", "s2"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
+             ["--suspect-after", "1s", "--dead-after", "3s"])
+    assert len(hired(mt.home)) == 3, mt.log_tail()
+    files = write_tree(mt.path, 12)
+    mt.sync()
+
+    victim = w["sup"]["s2"]
+    victim["m"].cut()
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_for(lambda: (by_addr(mt.status_json(), victim["addr"]) or {})
+             .get("state") == "dead", 30, "supplier dead")
+    # Nowhere to rebuild yet: every live supplier holds a fragment of
+    # every block.
+    assert not all_full(mt)
+
+    new = w["add"]("s3", "198.18.3.2")
+    wait_for(lambda: all_full(mt), 45, "blocks rebuilt on the new hire")
+    st = mt.status_json()
+    assert (by_addr(st, new["addr"]) or {}).get("fragments", 0) > 0, \
+        st["suppliers"]
+    h = hired(mt.home)
+    assert (sup_id(new), new["addr"]) in h, h
+    assert victim["addr"] not in [a for _, a in h]
+    assert len(h) == 3
+    log = mt.log_text()
+    assert f"supplier {victim['addr']}: dead, no longer hired" in log
+    assert f"supplier {new['addr']} hired while mounted" in log
+    holders = [p["address"] for p in st["suppliers"] if p["fragments"] > 0
+               and p["state"] == "online"]
+    assert len({block24(a) for a in holders}) == len(holders)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_link_cut_short_and_long(request, small):
+    """Scenario 2: a link cut shorter than --suspect-after moves nothing
+    (no rebuild, no hire, the supplier never suspect); one longer than
+    --dead-after rebuilds on a replacement hired from the network."""
+    if isolated(request):
+        return
+    w = small
+    start_suppliers(w, ["s1", "s2"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
+             ["--suspect-after", "6s", "--dead-after", "8s", "--timeout", "1s"])
+    h0 = hired(mt.home)
+    assert len(h0) == 3, mt.log_tail()
+    files = write_tree(mt.path, 13)
+    mt.sync()
+
+    s = w["sup"]["s1"]
+    # Short: wait until the mount noticed (the session drops on a missed
+    # ping) and plug back in at once; then until it is online again.
+    s["m"].cut()
+    wait_for(lambda: (by_addr(mt.status_json(), s["addr"]) or {})
+             .get("state") != "online", 30, "the cut noticed")
+    s["m"].plug()
+    wait_for(lambda: (by_addr(mt.status_json(), s["addr"]) or {})
+             .get("state") == "online", 30, "back online")
+    st = mt.status_json()
+    assert st["rebuild"]["fragments"] == 0 and st["rebuild"]["queued"] == 0
+    assert f"supplier {s['addr']}: suspect" not in mt.log_text()
+    assert hired(mt.home) == h0
+
+    # Long: dead, then replaced by a supplier that joins meanwhile.
+    s["m"].cut()
+    wait_for(lambda: (by_addr(mt.status_json(), s["addr"]) or {})
+             .get("state") == "dead", 40, "supplier dead")
+    new = w["add"]("s4", "198.18.4.2")
+    wait_for(lambda: all_full(mt), 45, "blocks rebuilt on the replacement")
+    st = mt.status_json()
+    assert (by_addr(st, new["addr"]) or {}).get("fragments", 0) > 0, \
+        st["suppliers"]
+    assert new["addr"] in [a for _, a in hired(mt.home)]
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
