@@ -204,6 +204,13 @@ const struct cli_opt cli_opts[] = {
 	FLAG("dht", 0, dht, SUPPLIER, 0,
 	    "run the network's DHT node without a bootstrap: the first node "
 	    "of a new network"),
+	FLAG("leave", 0, leave, SUPPLIER, 0,
+	    "tell the running supplier of this home to leave the network: "
+	    "it says so in its record, owners move their fragments off it, "
+	    "and it exits once it holds none (DIR/leaving)"),
+	DUR("leave-within", leave_within_ms, SUPPLIER, "1d", "1s", "24d", 0,
+	    "a leaving supplier exits after this even if owners left "
+	    "fragments on it (it logs how many)"),
 
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,

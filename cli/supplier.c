@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "store/store.h"
 #include "util.h"
+#include "worker.h"
 
 struct ready_ctx {
 	const char *home;
@@ -369,6 +370,85 @@ supplier_dht(const char *home, const struct cr_identity *id,
 	return rc;
 }
 
+/* ---- leaving the network (--leave) -------------------------------------
+ * `peerfs supplier --leave` creates <home>/leaving; the daemon of that
+ * home looks for it every LEAVE_POLL_MS (thread "leave"). A file rather
+ * than a signal: it outlives a restart of the daemon (a supplier that
+ * reboots while leaving goes on leaving), needs no pid that may be stale,
+ * and SIGUSR1 already means "evict requests wait" to net/supplier.c. */
+#define LEAVE_POLL_MS	1000
+
+struct leaver {
+	char *flag;			/* <home>/leaving */
+	struct net_dht *dht;		/* NULL: no network to tell */
+	struct store_frag *frags;
+	int64_t within_ms, since;	/* since: 0 until leaving */
+	struct worker *w;
+};
+
+static int64_t
+leave_pass(void *arg, int idx)
+{
+	struct leaver *l = arg;
+	uint64_t bytes = 0, frags = 0;
+
+	if (!l->since && access(l->flag, F_OK) != 0)
+		return LEAVE_POLL_MS;
+	store_frag_usage(l->frags, NULL, &bytes, &frags, NULL);
+	if (!l->since) {
+		l->since = worker_now_ms();
+		log_info("supplier: leaving the network: owners are to move "
+		    "%llu fragment(s) off first", (unsigned long long)frags);
+		/* Owners see it in our record and hire no more here. */
+		if (l->dht)
+			net_dht_set_flags(l->dht, NET_RECORD_SUPPLIER |
+			    NET_RECORD_LEAVING);
+	}
+	if (frags == 0) {
+		log_info("supplier: left the network: no fragment left");
+	} else if (worker_now_ms() - l->since >= l->within_ms) {
+		log_warn("supplier: leaving after --leave-within although %llu "
+		    "fragment(s) (%llu bytes) remain: their owners rebuild "
+		    "them from the others", (unsigned long long)frags,
+		    (unsigned long long)bytes);
+	} else {
+		return LEAVE_POLL_MS;
+	}
+	/* Left: a later start joins again. */
+	unlink(l->flag);
+	kill(getpid(), SIGTERM);	/* net_supplier_run's loop stops */
+	return WORKER_EXIT;
+}
+
+static int
+cmd_leave(const char *home)
+{
+	char *flag = cli_path(home, "leaving"), *pidf = cli_path(home,
+	    "supplier.pid");
+	FILE *f = fopen(flag, "w");
+	long pid = 0;
+	int rc = 0;
+
+	if (!f || fclose(f) != 0) {
+		fprintf(stderr, "peerfs supplier --leave: %s: %s\n", flag,
+		    strerror(errno));
+		rc = 1;
+	} else if ((f = fopen(pidf, "r")) && fscanf(f, "%ld", &pid) == 1 &&
+	    pid > 0 && kill((pid_t)pid, 0) == 0) {
+		printf("supplier %ld of %s is leaving: owners move their "
+		    "fragments off it, then it exits (see its log)\n", pid,
+		    home);
+	} else {
+		printf("no supplier of %s runs now: it leaves when started\n",
+		    home);
+	}
+	if (f && rc == 0)
+		fclose(f);
+	free(flag);
+	free(pidf);
+	return rc;
+}
+
 int
 cmd_supplier(int argc, char **argv)
 {
@@ -407,6 +487,12 @@ cmd_supplier(int argc, char **argv)
 	if (o.nargs > 0)
 		return cli_bad_usage("supplier", "unexpected argument '%s'",
 		    o.args[0]);
+	if (o.leave) {
+		home = cli_home(o.home);
+		rc = cmd_leave(home);
+		free(home);
+		return rc;
+	}
 	if (o.accept == NULL)
 		o.accept = "open";
 	if (strcmp(o.accept, "open") != 0 && strcmp(o.accept, "friends") != 0)
@@ -493,9 +579,18 @@ cmd_supplier(int argc, char **argv)
 	 * memory pressure (tests/integ/test_strangers.py). */
 	if (fail)
 		conf.test_fail_accept = (unsigned)strtoul(fail, NULL, 10);
+	struct leaver lv = { .flag = cli_path(home, "leaving"), .dht = dht,
+	    .frags = frags, .within_ms = (int64_t)o.leave_within_ms };
+	struct worker_conf lc = { .name = "leave", .pass = leave_pass,
+	    .arg = &lv };
+	if ((rc = worker_start(&lv.w, &lc)) < 0)
+		log_warn("supplier: --leave will not be heard: %s",
+		    strerror(-rc));
 	rc = net_supplier_run(&conf);
 	if (rc < 0)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));
+	worker_stop(lv.w);
+	free(lv.flag);
 	net_dht_free(dht);
 	store_frag_close(frags);
 	cr_identity_free(id);

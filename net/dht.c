@@ -31,7 +31,7 @@
 int net__dht_run_bound(dht_runner *r, const struct sockaddr *sa,
     socklen_t len, uint32_t network);		/* net/dht_run.cc */
 
-enum { IN_VALUE, IN_PUT_DONE, IN_GET_DONE };
+enum { IN_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS };
 
 struct inbox_item {
 	struct inbox_item *next;
@@ -221,6 +221,11 @@ on_async(uv_async_t *a)
 				log_info("dht: our record is stored in the "
 				    "network (%s)", d->announce_addr);
 			}
+		} else if (it->kind == IN_FLAGS) {
+			/* Said now, not at the next period: owners act on it. */
+			memcpy(&d->conf.flags, it->data, sizeof d->conf.flags);
+			if (d->announce_addr)
+				announce(d);
 		} else if (it->kind == IN_GET_DONE) {
 			/* After the values of that get: they were queued first. */
 			pthread_mutex_lock(&d->lock);
@@ -544,6 +549,12 @@ net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
+}
+
+void
+net_dht_set_flags(struct net_dht *d, uint32_t flags)
+{
+	inbox_push(d, IN_FLAGS, 1, &flags, sizeof flags);
 }
 
 int

@@ -132,6 +132,10 @@ int  net_dht_lookup(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
 int  net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
     struct net_record *out);
 
+/* Our record's flags from now on (NET_RECORD_LEAVING: hire no more, move
+ * your fragments off): re-announced at once, from net-dht. */
+void net_dht_set_flags(struct net_dht *d, uint32_t flags);
+
 /* The UDP port the node is bound to (for bind port 0). */
 int  net_dht_port(const struct net_dht *d);
 

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import PEERFS, clean_env, wait_for
+from conftest import PEERFS, _wait_pid_gone, clean_env, wait_for
 from netns import CHILD_ENV, Internet, isolated
 from test_network import (BOOT, PORT, NetMount, block24, hired, read_tree,
                           record_stored, supplier_start, supplier_stop,
@@ -206,5 +206,45 @@ def test_link_cut_short_and_long(request, small):
     assert (by_addr(st, new["addr"]) or {}).get("fragments", 0) > 0, \
         st["suppliers"]
     assert new["addr"] in [a for _, a in hired(mt.home)]
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_leave_moves_everything_off(request, small):
+    """Scenario 6: `peerfs supplier --leave` on a hired supplier holding
+    fragments. Its record says it is leaving; the mount fires it, rebuilds
+    its fragments on the others, deletes them from it and drops it from
+    <home>/hired; the supplier exits once it holds none. Nothing is lost:
+    the tree compares equal from a cold cache."""
+    if isolated(request):
+        return
+    w = small
+    start_suppliers(w, ["s1", "s2", "s3"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
+             ["--suspect-after", "5s", "--dead-after", "60s"])
+    assert len(hired(mt.home)) == 4, mt.log_tail()
+    files = write_tree(mt.path, 14)
+    mt.sync()
+    st = mt.status_json()
+    s = next(x for n, x in w["sup"].items() if n != "boot" and
+             (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
+
+    cp = s["m"].run([PEERFS, "supplier", "--home", s["home"], "--leave"],
+                    env=clean_env())
+    assert cp.returncode == 0, cp.stderr
+    assert "is leaving" in cp.stdout, cp.stdout
+    assert _wait_pid_gone(s["pid"], 60), (
+        "the leaving supplier did not exit\n" + mt.log_tail() +
+        (s["home"] / "supplier.log").read_text()[-3000:])
+    slog = (s["home"] / "supplier.log").read_text()
+    assert "left the network: no fragment left" in slog, slog[-3000:]
+    assert not (s["home"] / "leaving").exists()
+    assert s["addr"] not in [a for _, a in hired(mt.home)]
+    assert "it is leaving the network" in mt.log_text()
+    wait_for(lambda: all_full(mt), 30, "every block at full redundancy")
+    st = mt.status_json()
+    assert st["rebuild"]["fragments"] > 0
     mt.drop_cache()
     assert read_tree(mt.path) == files
