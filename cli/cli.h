@@ -96,11 +96,15 @@ int  cli_net_hire(struct net *net, const struct cr_identity *id,
  * leaving is fired (its fragments are rebuilt elsewhere). While fewer
  * than k + m + 2 hired ones are alive, one new supplier at a time is
  * hired from the DHT's records (a /24 of its own, never one known
- * already) in the place of a dead one; <home>/hired is rewritten. Only
- * that thread touches its state. stop: before net_free. NULL-safe. */
+ * already) in the place of a dead one; <home>/hired is rewritten. One
+ * online less than fire_below percent of the last window_ms (a moving
+ * average, once watched that long) is fired, at most one per window and
+ * only while k + m others are alive (0: never). Only that thread
+ * touches its state. stop: before net_free. NULL-safe. */
 struct cli_hirer;
 int  cli_hirer_start(struct cli_hirer **out, struct net *net,
-    struct net_dht *d, const char *home, int k, int m);
+    struct net_dht *d, const char *home, int k, int m, int fire_below,
+    int64_t window_ms);
 void cli_hirer_stop(struct cli_hirer *c);
 
 #endif

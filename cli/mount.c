@@ -196,7 +196,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 	    km - k, &m->dht)) > 0)
 		np = rc;
 	if (m->dht && (rc = cli_hirer_start(&m->hirer, m->net, m->dht, home,
-	    k, km - k)) < 0)
+	    k, km - k, (int)o->fire_below, (int64_t)o->avail_window_ms)) < 0)
 		log_warn("network: no hirer (%s): lost suppliers are not "
 		    "replaced", strerror(-rc));
 	int want = np < km ? np : km;

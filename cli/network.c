@@ -198,7 +198,10 @@ sodium_rnd(void *arg)
 struct hired {
 	unsigned char id[CR_PK_BYTES];
 	char addr[NET_RECORD_ADDR_MAX + 1];
-	int64_t next_lookup;		/* the hirer's: ms, worker_now_ms() */
+	/* The hirer's (ms of worker_now_ms()): next DHT lookup; since when
+	 * its availability (0..1, moving average over the window) is kept. */
+	int64_t next_lookup, watched;
+	double avail;
 };
 
 /* <home>/hired: "<hex id> <address>" per supplier hired through the
@@ -390,6 +393,7 @@ out:
 #define HIRER_MS	500	/* supplier states looked at */
 #define RELOOK_EVERY_MS	2000	/* per supplier, while it stays away */
 #define HIRE_EVERY_MS	3000	/* one hire at a time, at most this often */
+#define RECHECK_MS	10000	/* an online supplier's record, looked up */
 #define HIRER_PEERS	256
 
 struct cli_hirer {
@@ -397,6 +401,9 @@ struct cli_hirer {
 	struct net_dht *dht;
 	char *home;
 	int want;			/* k + m + spares */
+	int need;			/* k + m */
+	int fire_below;			/* percent; 0: never */
+	int64_t window, last_pass, last_fire;
 	struct hired *h;		/* the hirer's own: no lock */
 	int nh;
 	int64_t next_hire;
@@ -445,6 +452,64 @@ relook(struct cli_hirer *c, struct hired *h, int64_t now)
 	hired_save(c->home, c->h, c->nh);
 }
 
+/* An online supplier's record is looked at now and then as well: the
+ * suppliers key we listen to brings a leaving flag at once, this when a
+ * listen missed it. */
+static void
+recheck(struct cli_hirer *c, struct hired *h, int64_t now)
+{
+	struct net_record r;
+
+	if (now < h->next_lookup)
+		return;
+	h->next_lookup = now + RECHECK_MS;
+	net_dht_lookup(c->dht, h->id, RELOOK_MS, &r);	/* kept by d */
+}
+
+/* Availability: a moving average of "online" with the window as its
+ * time constant, so a supplier that keeps dropping out is seen even when
+ * it never stays away long enough to turn dead. */
+static void
+track(struct cli_hirer *c, struct hired *h, int online, int64_t now)
+{
+	double a;
+
+	if (!h->watched) {
+		h->watched = now;
+		h->avail = 1;
+		return;
+	}
+	a = c->last_pass ? (double)(now - c->last_pass) / (double)c->window : 0;
+	h->avail += ((online ? 1.0 : 0.0) - h->avail) * (a > 1 ? 1 : a);
+}
+
+/* The least available of those watched for a whole window, when below
+ * the threshold: fired (dead, so rebuilt elsewhere and replaced by the
+ * next passes). One per window: a replacement settles first. */
+static void
+fire_unavailable(struct cli_hirer *c, int64_t now)
+{
+	struct hired *worst = NULL;
+	char why[128];
+
+	if (c->fire_below <= 0 || now - c->last_fire < c->window)
+		return;
+	for (int i = 0; i < c->nh; i++) {
+		struct hired *h = &c->h[i];
+		if (h->watched && now - h->watched >= c->window &&
+		    h->avail * 100 < c->fire_below &&
+		    (!worst || h->avail < worst->avail))
+			worst = h;
+	}
+	if (!worst)
+		return;
+	snprintf(why, sizeof why, "online %.0f%% of the last %llds, below "
+	    "--fire-below %d%%", worst->avail * 100,
+	    (long long)(c->window / 1000), c->fire_below);
+	if (net_peer_fire(c->net, worst->id, why) == 0)
+		c->last_fire = now;
+}
+
 static int64_t
 hirer_pass(void *arg, int idx)
 {
@@ -480,9 +545,15 @@ hirer_pass(void *arg, int idx)
 			continue;
 		}
 		live++;
+		track(c, h, st == NET_PEER_ONLINE, now);
 		if (st != NET_PEER_ONLINE)
 			relook(c, h, now);
+		else
+			recheck(c, h, now);
 	}
+	c->last_pass = now;
+	if (live > c->need)
+		fire_unavailable(c, now);
 	/* One hire at a time, never an id the client knows already (a dead
 	 * supplier stays known to it). */
 	if (live < c->want && now >= c->next_hire) {
@@ -517,7 +588,7 @@ hirer_pass(void *arg, int idx)
 
 int
 cli_hirer_start(struct cli_hirer **out, struct net *net, struct net_dht *d,
-    const char *home, int k, int m)
+    const char *home, int k, int m, int fire_below, int64_t window_ms)
 {
 	struct worker_conf wc = { .name = "net-hire", .pass = hirer_pass,
 	    .first_ms = HIRER_MS };
@@ -531,6 +602,10 @@ cli_hirer_start(struct cli_hirer **out, struct net *net, struct net_dht *d,
 	c->net = net;
 	c->dht = d;
 	c->want = k + m + SPARES;
+	c->need = k + m;
+	c->fire_below = fire_below;
+	c->window = window_ms > 0 ? window_ms : 1;
+	c->last_fire = worker_now_ms();	/* a window before the first */
 	c->nh = hired_load(home, &c->h);
 	wc.arg = c;
 	if ((rc = worker_start(&c->w, &wc)) < 0) {

@@ -242,6 +242,12 @@ const struct cli_opt cli_opts[] = {
 	DUR("dead-after", dead_ms, MOUNT | RESTORE, "30m", "1ms", "24d", 0,
 	    "silent this long: dead, its fragments are rebuilt elsewhere; the "
 	    "gap to --suspect-after keeps a reboot from starting a rebuild"),
+	COUNT("fire-below", fire_below, MOUNT, "50", "0", "100", 0,
+	    "a supplier hired through the network that was online less than "
+	    "this percentage of --availability-window is fired and replaced "
+	    "(one at a time); 0: never"),
+	DUR("availability-window", avail_window_ms, MOUNT, "1d", "1s", "365d",
+	    0, "the window --fire-below looks at"),
 	DUR("audit-interval", audit_ms, MOUNT, "7d", "1ms", "36500d", 0,
 	    "one proof-of-storage pass over every fragment"),
 	SIZE("rebuild-rate", rebuild_rate, MOUNT, "50M", "4K", NULL, 0,

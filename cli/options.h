@@ -107,6 +107,7 @@ struct cli_conf {
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;
+	uint64_t fire_below, avail_window_ms;	/* hirer: availability */
 	uint64_t rebuild_rate, rebuild_jobs, keep_versions;
 	uint64_t upload_jobs, sync_timeout_ms, reconnect_ms, fuse_threads;
 	int foreground;

@@ -6,6 +6,7 @@ test re-runs itself under `unshare -n` (netns.isolated)."""
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -246,5 +247,47 @@ def test_leave_moves_everything_off(request, small):
     wait_for(lambda: all_full(mt), 30, "every block at full redundancy")
     st = mt.status_json()
     assert st["rebuild"]["fragments"] > 0
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_flapping_supplier_fired_for_availability(request, small):
+    """A hired supplier whose link keeps dropping (never long enough to be
+    suspect) is online less than --fire-below of --availability-window:
+    it is fired (one, not the steady ones), its fragments are rebuilt on
+    the others, it leaves <home>/hired, and nothing is lost."""
+    if isolated(request):
+        return
+    w = small
+    start_suppliers(w, ["s1", "s2", "s3"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
+             ["--suspect-after", "20s", "--dead-after", "60s",
+              "--timeout", "500ms", "--reconnect", "200ms",
+              "--fire-below", "70", "--availability-window", "4s"])
+    assert len(hired(mt.home)) == 4, mt.log_tail()
+    files = write_tree(mt.path, 15)
+    mt.sync()
+    s = w["sup"]["s1"]
+
+    def fired():
+        return f"supplier {s['addr']}: fired: online" in mt.log_text()
+    # Drive the flapping (these sleeps are the link's schedule, not
+    # assertions); bounded, the assertion below says what happened.
+    for _ in range(12):
+        s["m"].cut()
+        time.sleep(1.5)
+        s["m"].plug()
+        time.sleep(1.0)
+        if fired():
+            break
+    assert fired(), mt.log_tail()
+    log = mt.log_text()
+    assert log.count(": fired: online") == 1, log
+    assert f"supplier {s['addr']}: suspect" not in log
+    wait_for(lambda: s["addr"] not in [a for _, a in hired(mt.home)], 10,
+             "the fired supplier dropped from hired")
+    wait_for(lambda: all_full(mt), 30, "every block at full redundancy")
     mt.drop_cache()
     assert read_tree(mt.path) == files
