@@ -8,7 +8,10 @@ Peak memory is taken per phase (VmHWM reset through clear_refs): during the
 1 GiB writes and one 4 GiB write (the targets), and during the reads.
 Then rebuild_MiBps, on a swarm of 8: 256 MiB written, one supplier holding
 fragments killed, MiB of its fragments rebuilt per second from the moment it
-is declared dead (--dead-after 2s) to full redundancy again.
+is declared dead (--dead-after 2s) to full redundancy again. Then
+replace_dead_supplier_s: suppliers found through a DHT on loopback, one of
+the hired killed, seconds from its death to full redundancy with a new
+hire online in its place.
 cp_tree_s is the time until `cp -a` returns (on the local disk too, the
 page cache writes back later); cp_tree_sync_s adds the `peerfs sync` (or
 sync(2)) after it, until every file is on suppliers (or on the disk).
@@ -271,6 +274,92 @@ def report_rebuild(base):
     report("rebuild_MiBps", vals, "MiB/s")
 
 
+def replace_time(base, size, timeout=300):
+    """Seconds from the moment the mount declares a supplier dead to every
+    block at full redundancy again with a new supplier hired from the
+    network in its place. Suppliers found through a DHT on loopback
+    addresses of distinct /24s (127.0.N.1: hiring takes one per /24);
+    2+1 hires 5 of the 6, the sixth is the one to hire. No local
+    reference: a plain directory has nothing to replace."""
+    os.makedirs(base)
+    home, mnt = os.path.join(base, "home"), os.path.join(base, "mnt")
+    os.makedirs(mnt)
+    subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                   check=True, stdout=subprocess.DEVNULL)
+    procs, addrs = {}, []
+    ports = []
+    for i in range(6):
+        with socket.socket() as so:
+            so.bind((f"127.0.{10 + i}.1", 0))
+            ports.append(so.getsockname()[1])
+    boot = f"127.0.10.1:{ports[0]}"
+    try:
+        for i in range(6):
+            addr = f"127.0.{10 + i}.1:{ports[i]}"
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            net = ["--dht"] if i == 0 else ["--bootstrap", boot]
+            procs[addr] = (subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", addr, "--store",
+                 d + "/store"] + net, stdout=subprocess.DEVNULL,
+                stderr=open(d + "/log", "w")), d + "/log")
+            addrs.append(addr)
+        end = time.time() + 60
+        while not all("our record is stored" in open(lg).read()
+                      for _, lg in procs.values()):
+            if time.time() > end:
+                raise RuntimeError("supplier records not stored in the DHT")
+            time.sleep(0.1)
+        subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap", boot,
+                        "--ec", "2+1", "--ping-interval", "250ms",
+                        "--suspect-after", "1s", "--dead-after", "2s",
+                        "--timeout", "1s", mnt], check=True)
+        seq_write(os.path.join(mnt, "data"), size,
+                  lambda: subprocess.run([PEERFS, "sync", mnt], check=True))
+
+        def status():
+            return json.loads(subprocess.run(
+                [PEERFS, "status", mnt, "--json"], check=True,
+                capture_output=True, text=True).stdout)
+        st = status()
+        hired = {s["address"] for s in st["suppliers"]}
+        victim = max(st["suppliers"], key=lambda s: s["fragments"])["address"]
+        procs[victim][0].kill()
+        procs[victim][0].wait()
+        t_dead = None
+        end = time.time() + timeout
+        while time.time() < end:
+            st = status()
+            now = time.perf_counter()
+            by = {s["address"]: s for s in st["suppliers"]}
+            if t_dead is None and by[victim]["state"] == "dead":
+                t_dead = now
+            new = [a for a in by if a not in hired and by[a]["state"] == "online"]
+            b = st["blocks"]
+            if t_dead is not None and new and b["full"] == b["total"] and \
+                    not b["degraded_by_missing"]:
+                return now - t_dead
+            time.sleep(0.1)
+        raise RuntimeError(f"no replacement after {timeout} s: {st['blocks']}")
+    finally:
+        subprocess.run([PEERFS, "umount", mnt], stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+        for p, _ in procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p, _ in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def report_replace(base):
+    size = max(4 * MiB, int(64 * MiB * SCALE) // MiB * MiB)
+    vals = [replace_time(os.path.join(base, f"replace{run}"), size)
+            for run in range(RUNS)]
+    report("replace_dead_supplier_s", vals, "s")
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -287,9 +376,10 @@ def main():
     base = tempfile.mkdtemp(prefix="peerfs-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
     local = os.path.join(base, "local")
     os.makedirs(local)
-    if os.environ.get("BENCH_ONLY") == "rebuild":   # quick look at one figure
+    only = {"rebuild": report_rebuild, "replace": report_replace}
+    if os.environ.get("BENCH_ONLY") in only:    # quick look at one figure
         try:
-            report_rebuild(base)
+            only[os.environ["BENCH_ONLY"]](base)
         finally:
             shutil.rmtree(base, ignore_errors=True)
         return
@@ -381,6 +471,7 @@ def main():
         sw.close()
     try:
         report_rebuild(base)
+        report_replace(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
