@@ -61,6 +61,20 @@ def start_suppliers(w, names):
         record_stored(s["m"], s["home"])
 
 
+def hired_and_written(w, names, seed, timers):
+    """Suppliers names (besides the bootstrap node) join; a 2+1 mount given
+    only --bootstrap hires every one of them (a /24 each); a tree is
+    written and synced. Returns the mount and the tree's hashes."""
+    start_suppliers(w, names)
+    mt = w["mount"]().init()
+    mt.mount([], ec="2+1", block_size="64K",
+             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS + timers)
+    assert len(hired(mt.home)) == len(names) + 1, mt.log_tail()
+    files = write_tree(mt.path, seed)
+    mt.sync()
+    return mt, files
+
+
 def sup_id(s):
     cp = s["m"].run([PEERFS, "id", "--home", s["home"]], check=True,
                     env=clean_env())
@@ -85,15 +99,9 @@ def test_moved_supplier_followed_by_id(request, small):
     if isolated(request):
         return
     w = small
-    start_suppliers(w, ["s1", "s2", "s3"])
-    mt = w["mount"]().init()
-    mt.mount([], ec="2+1", block_size="64K",
-             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
-             ["--suspect-after", "1s", "--dead-after", "40s"])
+    mt, files = hired_and_written(w, ["s1", "s2", "s3"], 11, [
+        "--suspect-after", "1s", "--dead-after", "40s"])
     ids_before = sorted(i for i, _ in hired(mt.home))
-    assert len(ids_before) == 4, (hired(mt.home), mt.log_tail())
-    files = write_tree(mt.path, 11)
-    mt.sync()
 
     s = w["sup"]["s1"]
     old = s["addr"]
@@ -129,14 +137,8 @@ def test_dead_supplier_replaced_by_new_hire(request, small):
     if isolated(request):
         return
     w = small
-    start_suppliers(w, ["s1", "s2"])
-    mt = w["mount"]().init()
-    mt.mount([], ec="2+1", block_size="64K",
-             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
-             ["--suspect-after", "1s", "--dead-after", "3s"])
-    assert len(hired(mt.home)) == 3, mt.log_tail()
-    files = write_tree(mt.path, 12)
-    mt.sync()
+    mt, files = hired_and_written(w, ["s1", "s2"], 12, [
+        "--suspect-after", "1s", "--dead-after", "3s"])
 
     victim = w["sup"]["s2"]
     victim["m"].cut()
@@ -173,15 +175,9 @@ def test_link_cut_short_and_long(request, small):
     if isolated(request):
         return
     w = small
-    start_suppliers(w, ["s1", "s2"])
-    mt = w["mount"]().init()
-    mt.mount([], ec="2+1", block_size="64K",
-             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
-             ["--suspect-after", "6s", "--dead-after", "8s", "--timeout", "1s"])
+    mt, files = hired_and_written(w, ["s1", "s2"], 13, [
+        "--suspect-after", "6s", "--dead-after", "8s", "--timeout", "1s"])
     h0 = hired(mt.home)
-    assert len(h0) == 3, mt.log_tail()
-    files = write_tree(mt.path, 13)
-    mt.sync()
 
     s = w["sup"]["s1"]
     # Short: wait until the mount noticed (the session drops on a missed
@@ -220,14 +216,8 @@ def test_leave_moves_everything_off(request, small):
     if isolated(request):
         return
     w = small
-    start_suppliers(w, ["s1", "s2", "s3"])
-    mt = w["mount"]().init()
-    mt.mount([], ec="2+1", block_size="64K",
-             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
-             ["--suspect-after", "5s", "--dead-after", "60s"])
-    assert len(hired(mt.home)) == 4, mt.log_tail()
-    files = write_tree(mt.path, 14)
-    mt.sync()
+    mt, files = hired_and_written(w, ["s1", "s2", "s3"], 14, [
+        "--suspect-after", "5s", "--dead-after", "60s"])
     st = mt.status_json()
     s = next(x for n, x in w["sup"].items() if n != "boot" and
              (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
@@ -259,16 +249,10 @@ def test_flapping_supplier_fired_for_availability(request, small):
     if isolated(request):
         return
     w = small
-    start_suppliers(w, ["s1", "s2", "s3"])
-    mt = w["mount"]().init()
-    mt.mount([], ec="2+1", block_size="64K",
-             extra=["--bootstrap", f"{BOOT}:{PORT}"] + TIMERS +
-             ["--suspect-after", "20s", "--dead-after", "60s",
-              "--timeout", "500ms", "--reconnect", "200ms",
-              "--fire-below", "70", "--availability-window", "4s"])
-    assert len(hired(mt.home)) == 4, mt.log_tail()
-    files = write_tree(mt.path, 15)
-    mt.sync()
+    mt, files = hired_and_written(w, ["s1", "s2", "s3"], 15, [
+        "--suspect-after", "20s", "--dead-after", "60s", "--timeout", "500ms",
+        "--reconnect", "200ms", "--fire-below", "70",
+        "--availability-window", "4s"])
     s = w["sup"]["s1"]
 
     def fired():

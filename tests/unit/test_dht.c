@@ -1,6 +1,7 @@
 /* tests/unit/test_dht.c - net/dht.c: two real DHT nodes on 127.0.0.1 in
  * one process; a supplier's record is found by watching the suppliers
- * key and by looking its id up; a replayed older record is refused. */
+ * key and by looking its id up; a replayed older record is refused; a
+ * supplier's leaving flag reaches the watcher. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,52 @@ test_find_and_lookup(void)
 	return 0;
 }
 
+/* A supplier that says it is leaving: the watcher of the suppliers key
+ * holds the flagged record (a newer seq) without asking, and no longer
+ * counts it among the suppliers to hire. */
+static int
+test_leaving_seen(void)
+{
+	struct cr_identity *sid = test_identity(), *oid = test_identity();
+	struct net_dht *sup = NULL, *own = NULL;
+	struct net_record recs[4], r;
+	char boot[64];
+	const char *bl[1] = { boot };
+
+	struct net_dht_conf sc = {
+		.id = sid, .bind = "127.0.0.1:0",
+		.announce_addr = "127.0.0.1:7778", .flags = NET_RECORD_SUPPLIER,
+		.free_bytes = free_space,
+	};
+	CHECK_EQ(net_dht_new(&sup, &sc), 0);
+	snprintf(boot, sizeof boot, "127.0.0.1:%d", net_dht_port(sup));
+	struct net_dht_conf oc = {
+		.id = oid, .bind = "127.0.0.1:0", .bootstrap = bl,
+		.nbootstrap = 1, .watch_suppliers = 1,
+	};
+	CHECK_EQ(net_dht_new(&own, &oc), 0);
+	CHECK_EQ(net_dht_suppliers(own, 1, 15000, recs, 4), 1);
+	CHECK_EQ(net_dht_record(own, sid->pk, &r), 0);
+	CHECK(!(r.flags & NET_RECORD_LEAVING));
+	uint64_t seq = r.seq;
+
+	net_dht_set_flags(sup, NET_RECORD_SUPPLIER | NET_RECORD_LEAVING);
+	int64_t end = worker_now_ms() + 15000;
+	while (worker_now_ms() < end && (net_dht_record(own, sid->pk, &r) < 0 ||
+	    !(r.flags & NET_RECORD_LEAVING)))
+		usleep(50000);
+	CHECK(r.flags & NET_RECORD_LEAVING);
+	CHECK(r.seq > seq);
+	CHECK_EQ(net_dht_suppliers(own, 1, 200, recs, 4), 0);
+	/* Never held: no record. */
+	CHECK_EQ(net_dht_record(own, oid->pk, &r), -ENOENT);
+	net_dht_free(own);
+	net_dht_free(sup);
+	cr_identity_free(sid);
+	cr_identity_free(oid);
+	return 0;
+}
+
 static int
 test_bad_bind(void)
 {
@@ -97,6 +144,7 @@ test_bad_bind(void)
 
 const struct test tests_dht[] = {
 	{ "find_and_lookup", test_find_and_lookup },
+	{ "leaving_seen", test_leaving_seen },
 	{ "bad_bind", test_bad_bind },
 	{ NULL, NULL },
 };
