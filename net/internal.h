@@ -441,8 +441,32 @@ struct net {
 	int npeers;
 	uint64_t next_reqid;
 	unsigned rr;			/* placement rotation */
+	/* Suppliers vetted by our audits (net_set_vetted), sorted; or all
+	 * of them (vet_all). */
+	unsigned char (*vetted)[CR_PK_BYTES];
+	int nvetted, vet_all;
 	struct net_op *refresh;		/* net_peers() waiting for pings */
 };
+
+/* Placement rules (net/block.c), pure so that tests drive them: no two
+ * fragments of a block in one address block (an IPv4 /24, an IPv6 /48;
+ * loopback addresses are exempt: one machine, the demo and the tests),
+ * and at most unvetted_max of them on suppliers not vetted yet. */
+struct net__slot {
+	const struct sockaddr_storage *sa;
+	int vetted;
+};
+int  net__same_block(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b);
+/* 1 when candidate c may take a fragment of a block whose other
+ * fragments are on held[0..nheld). */
+int  net__place_ok(const struct net__slot *held, int nheld,
+    const struct net__slot *c, int unvetted_max);
+/* How many fragments of a block of total may go to suppliers not vetted,
+ * given the candidates c[0..nc): one, or as many as the vetted ones in
+ * distinct address blocks leave over (a home whose suppliers are all new
+ * must still store). */
+int  net__unvetted_max(int total, const struct net__slot *c, int nc);
 
 int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
 void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */

@@ -176,6 +176,13 @@ int net_frag_delete(struct net *n, const unsigned char pk[CR_PK_BYTES],
  * (it may be that key), and NET_PEER_OFFLINE while shutting down. */
 int net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES]);
 
+/* The suppliers our audits have vetted (owner/audit.c): a supplier not
+ * among them takes at most one fragment of a block while vetted ones in
+ * other address blocks can take the rest (net/block.c). count -1: every
+ * supplier counts as vetted (--vet-after 0). Replaces the last list. */
+int net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
+    int count);
+
 /* The same answers for a pass over many blocks: the states of every peer
  * at one moment, taken in one trip to the loop thread (net_peer_state
  * makes one per call, and the loop also carries the uploads).
