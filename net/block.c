@@ -300,6 +300,10 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 		r->msg.type = NET_RESERVE;
 		r->msg.rsv_size = (uint32_t)o->frag_len;
 		r->msg.rsv_count = NET_RESERVE_COUNT;
+		if (p->n->conf.have_bind) {
+			r->msg.bind_node = p->n->conf.bind_node;
+			r->msg.bind_sig = p->n->conf.bind_sig;
+		}
 		r->cb = reserve_done;
 		r->arg = o;
 		r->idx = i;

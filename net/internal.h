@@ -37,7 +37,13 @@
  *  RESERVE 0x09    u32 size | u32 count: room for count fragments of at
  *                  most size bytes each (both >= 1), held for a while
  *                  (store_frag_reserve); refused with ERR EACCES (not
- *                  admitted), EDQUOT (the owner's quota) or ENOSPC (full)
+ *                  admitted), EDQUOT (the owner's quota, or beyond the
+ *                  fair deal) or ENOSPC (full). Optionally followed by
+ *                  u8 version (NET_BIND_VERSION) | node pk[32] | sig[64]:
+ *                  the supplier node that acts for this owner, signed by
+ *                  the owner's key (cr_bind_verify); sent only by owners
+ *                  whose node key differs from their own, so that
+ *                  suppliers from before it see the 8 bytes they know
  *  PUT_OK  0x81    (empty)
  *  GET_OK  0x82    fragment bytes (>= 1)
  *  DEL_OK  0x83    (empty)
@@ -100,6 +106,8 @@ struct net_msg {
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
+	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
+	const unsigned char *bind_sig;		/* RESERVE v1: 64 bytes */
 	uint32_t err;				/* ERR: positive errno */
 	const char *errmsg;			/* ERR: not NUL-terminated */
 	size_t errmsg_len;
@@ -408,7 +416,8 @@ struct net_peer {
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000
 #define NET_ROOM_AGAIN	(16u << 20)	/* PONG's avail that clears a refusal */
-#define NET_RESERVE_COUNT 16	/* fragments asked for at a time */
+#define NET_RESERVE_COUNT 16
+#define NET_BIND_VERSION 1	/* RESERVE's binding block */	/* fragments asked for at a time */
 
 /* What a request revealed about a supplier (net__peer_note). */
 enum net__note { NET__NOTE_BAD_FRAGMENT, NET__NOTE_AUDIT_FAILED,

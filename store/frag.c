@@ -350,6 +350,17 @@ room_min(uint64_t lim, uint64_t have, uint64_t cap, int *why, int reason)
 	return lim;
 }
 
+uint64_t
+store__fr_deal_limit(struct store_frag *sf, const unsigned char *owner,
+    uint64_t *earned)
+{
+	uint64_t e = sf->earned ? sf->earned(sf->earned_arg, owner) : 0;
+
+	if (earned)
+		*earned = e;
+	return e > UINT64_MAX - sf->credit ? UINT64_MAX : e + sf->credit;
+}
+
 /* What owner (records a, holding held_o) may add beyond its reservation
  * now; *why the error of the binding limit. -EACCES and 0 when it is not
  * admitted. */
@@ -367,6 +378,9 @@ store__fr_room_left(struct store_frag *sf, const unsigned char *owner,
 	*why = -EDQUOT;
 	lim = room_min(lim, a->charge + a->hcharge + held_o,
 	    store__fr_owner_quota(sf, friend), why, -EDQUOT);
+	if (!friend && sf->deal)
+		lim = room_min(lim, a->charge + a->hcharge + held_o,
+		    store__fr_deal_limit(sf, owner, NULL), why, -EDQUOT);
 	lim = room_min(lim, sf->charge + sf->heads + sf->held, sf->quota, why,
 	    -ENOSPC);
 	if (!friend && sf->nfriends)

@@ -1145,7 +1145,28 @@ test_keyfile_moderate(void)
 	return 0;
 }
 
+/* A node key bound by the owner's signature; nothing else verifies. */
+static int
+test_bind(void)
+{
+	struct cr_identity *o = test_identity(), *nd = test_identity(),
+	    *x = test_identity();
+	unsigned char sig[CR_SIG_BYTES];
+
+	cr_bind_sign(o, nd->pk, sig);
+	CHECK_EQ(cr_bind_verify(o->pk, nd->pk, sig), 0);
+	CHECK_EQ(cr_bind_verify(x->pk, nd->pk, sig), -EBADMSG);
+	CHECK_EQ(cr_bind_verify(o->pk, x->pk, sig), -EBADMSG);
+	sig[5] ^= 1;
+	CHECK_EQ(cr_bind_verify(o->pk, nd->pk, sig), -EBADMSG);
+	cr_identity_free(o);
+	cr_identity_free(nd);
+	cr_identity_free(x);
+	return 0;
+}
+
 const struct test tests_crypto[] = {
+	{ "bind", test_bind },
 	{ "keyfile_roundtrip", test_keyfile_roundtrip },
 	{ "keyfile_moderate", test_keyfile_moderate },
 	{ "keyfile_wrong_passphrase", test_keyfile_wrong_passphrase },
