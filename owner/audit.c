@@ -89,10 +89,13 @@ ledger_note(struct owner *o, const unsigned char *pk, int ok)
 	pthread_mutex_lock(&a->lock);
 	if ((e = ledger_find(a, pk, 1))) {
 		if (ok) {
-			a->led_dirty |= !stands(o, e, now);
+			int was = stands(o, e, now), was_v = vetted(o, e, now);
 			if (!e->first_ok)
 				e->first_ok = now;
 			e->last_ok = now;
+			/* Standing again, or vetted now: the supplier of this
+			 * home and placement should know soon. */
+			a->led_dirty |= !was || (!was_v && vetted(o, e, now));
 		} else {
 			e->last_fail = now;
 			e->first_ok = 0;
@@ -126,6 +129,30 @@ held_cb(void *arg, const struct store_block *b)
 	return 0;
 }
 
+/* Tells the network who is vetted now. */
+static void
+push_vetted(struct owner *o, struct owner__audit *a)
+{
+	int64_t now = (int64_t)time(NULL);
+	unsigned char (*vet)[CR_PK_BYTES] = NULL;
+	int nv = 0;
+
+	if (!o->conf.net)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (a->nled && !(vet = malloc(a->nled * sizeof *vet))) {
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
+	for (size_t i = 0; i < a->nled; i++)
+		if (vetted(o, &a->led[i], now))
+			memcpy(vet[nv++], a->led[i].pk, CR_PK_BYTES);
+	pthread_mutex_unlock(&a->lock);
+	net_set_vetted(o->conf.net, (const unsigned char (*)[CR_PK_BYTES])vet,
+	    o->conf.vet_after_ms ? nv : -1);
+	free(vet);
+}
+
 /* Counts what each supplier holds, writes the ledger, tells the network
  * who is vetted. */
 static void
@@ -134,10 +161,9 @@ ledger_flush(struct owner *o, struct owner__audit *a)
 	int64_t now = (int64_t)time(NULL);
 	struct held_acc h = { a, 0 };
 	struct store_ledger_ent *copy = NULL;
-	unsigned char (*vet)[CR_PK_BYTES] = NULL;
 	struct store_txn *t;
 	size_t n;
-	int nv = 0, rc;
+	int rc;
 
 	if (store_txn_begin(o->conf.store, 1, &t) < 0)
 		return;
@@ -153,10 +179,6 @@ ledger_flush(struct owner *o, struct owner__audit *a)
 	n = a->nled;
 	if (n && (copy = malloc(n * sizeof *copy)))
 		memcpy(copy, a->led, n * sizeof *copy);
-	if (n && (vet = malloc(n * sizeof *vet)))
-		for (size_t i = 0; i < n; i++)
-			if (vetted(o, &a->led[i], now))
-				memcpy(vet[nv++], a->led[i].pk, CR_PK_BYTES);
 	a->led_dirty = 0;
 	pthread_mutex_unlock(&a->lock);
 	store_txn_abort(t);
@@ -167,11 +189,8 @@ ledger_flush(struct owner *o, struct owner__audit *a)
 	    (rc = store_ledger_write(o->conf.ledger_path, copy, n)) < 0)
 		log_warn("maint: ledger %s: %s", o->conf.ledger_path,
 		    strerror(-rc));
-	if (o->conf.net && (n == 0 || vet))
-		net_set_vetted(o->conf.net, (const unsigned char (*)[
-		    CR_PK_BYTES])vet, o->conf.vet_after_ms ? nv : -1);
+	push_vetted(o, a);
 	free(copy);
-	free(vet);
 }
 
 int
@@ -367,6 +386,8 @@ owner__audit_start(struct owner *o)
 	o->audit = a;
 	if (o->conf.net == NULL)
 		return 0;
+	/* Before the first upload: placement knows who is vetted. */
+	push_vetted(o, a);
 	return worker_start(&a->w, &wc);
 }
 
