@@ -389,12 +389,14 @@ do_heads_list(struct work *k, struct store_frag *sf, const unsigned char *owner)
 /* A refusal by the fair deal says so, with the figures: the owner's
  * user reads it in `peerfs status`. */
 static void
-deal_why(struct work *k, struct store_frag *sf, const unsigned char *owner)
+deal_why(struct work *k, struct store_frag *sf, const unsigned char *owner,
+    uint64_t size)
 {
 	struct store_frag_acct a;
 
 	store_frag_account(sf, owner, &a);
-	if (!a.deal || a.charged + a.reserved + k->rsv_size < a.deal_limit)
+	if (!a.deal || a.deal_limit >= a.quota ||
+	    a.charged + a.reserved + size <= a.deal_limit)
 		return;
 	snprintf(k->why, sizeof k->why, "beyond the fair deal: your node "
 	    "holds %llu MiB for us (proved), credit %llu MiB, you hold "
@@ -414,6 +416,8 @@ do_work(uv_work_t *w)
 	case NET_PUT:
 		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len,
 		    k->hash);
+		if (k->rc == -EDQUOT)
+			deal_why(k, sf, owner, k->len);
 		break;
 	case NET_GET:
 		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
@@ -429,6 +433,8 @@ do_work(uv_work_t *w)
 		break;
 	case NET_HEAD_PUT:
 		k->rc = store_head_put(sf, owner, k->data, k->len);
+		if (k->rc == -EDQUOT)
+			deal_why(k, sf, owner, k->len);
 		break;
 	case NET_HEAD_LIST:
 		do_heads_list(k, sf, owner);
@@ -437,7 +443,7 @@ do_work(uv_work_t *w)
 		k->rc = store_frag_reserve(sf, owner, k->rsv_size, k->rsv_count,
 		    &k->rsv_count, &k->rsv_left);
 		if (k->rc == -EDQUOT)
-			deal_why(k, sf, owner);
+			deal_why(k, sf, owner, k->rsv_size);
 		break;
 	case NET_LIST: {
 		struct list_acc a = { .after = k->fragid, .max = k->max };

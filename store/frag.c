@@ -409,6 +409,11 @@ room_check(struct store_frag *sf, const unsigned char *owner,
 		return why;
 	if (nfrag && a->count + nfrag > owner_max_frags(sf, friend))
 		return -EDQUOT;
+	/* A balance that fell (its node lost what it held for us) takes
+	 * back what was reserved under it: no new bytes at all. */
+	if (!friend && sf->deal && a->charge + a->hcharge + add >
+	    store__fr_deal_limit(sf, owner, NULL))
+		return -EDQUOT;
 	return add <= held_o || add - held_o <= lim ? 0 : why;
 }
 
@@ -750,6 +755,12 @@ store_frag_reserve(struct store_frag *sf,
 	friend = store__fr_is_friend(sf, owner);
 	r = store__fr_resv_find(sf, owner);
 	held_o = r ? r->held : 0;
+	/* Reserved under a balance that has fallen since: released. */
+	if (held_o && !friend && sf->deal && a.charge + a.hcharge + held_o >
+	    store__fr_deal_limit(sf, owner, NULL)) {
+		store__fr_resv_take(sf, owner, held_o);
+		held_o = 0;
+	}
 	lim = store__fr_room_left(sf, owner, &a, held_o, &why);
 	n = (held_o + lim) / per;
 	cap = owner_max_frags(sf, friend);

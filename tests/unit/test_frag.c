@@ -458,8 +458,14 @@ test_deal(void)
 	}
 	store_frag_account(sf, fr, &a);
 	CHECK_EQ(a.deal, 0);
-	/* st[1]'s node stops earning: no new bytes, its data stays */
+	/* st[1]'s node stops earning: no new bytes, even those reserved
+	 * before; its data stays */
+	store_frag_del(sf, st[1], (mk_fid(f, 104), f));
+	CHECK_EQ(store_frag_reserve(sf, st[1], sizeof big, 1, &got, NULL), 0);
+	CHECK_EQ(got, 1);
 	deal_earn[1] = 0;
+	mk_fid(f, 104);
+	CHECK_EQ(put_h(sf, st[1], f, big, sizeof big), -EDQUOT);
 	mk_fid(f, 100);
 	CHECK_EQ(store_frag_get(sf, st[1], f, &data, &len), 0);
 	free(data);
