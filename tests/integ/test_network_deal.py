@@ -207,6 +207,15 @@ def block_ids(store):
     return out
 
 
+def per_block_on(stores):
+    """{block id hex: fragments of it on these stores together}"""
+    out = {}
+    for store in stores:
+        for blk, n in block_ids(store).items():
+            out[blk] = out.get(blk, 0) + n
+    return out
+
+
 def test_address_blocks_and_vetting(request, internet):
     """Scenario 5.
     - Ten suppliers on one /24 beside three on /24s of their own: no block
@@ -235,10 +244,7 @@ def test_address_blocks_and_vetting(request, internet):
                     "--vet-after", "3s"])
     write_file(mt.path / "a", 2 * MiB, 1)
     mt.sync()
-    per_block = {}
-    for m in ten:
-        for blk in block_ids(stores[m.name]):
-            per_block[blk] = per_block.get(blk, 0) + 1
+    per_block = per_block_on([stores[m.name] for m in ten])
     assert per_block, "nothing stored in the /24"
     assert max(per_block.values()) == 1, per_block
     held = sum(len(block_ids(stores[m.name])) for m in apart)
@@ -266,9 +272,6 @@ def test_address_blocks_and_vetting(request, internet):
                    for m in new)
     write_file(mt.path / "b", 2 * MiB, 2)
     mt.sync()
-    on_new = {}
-    for m in new:
-        for blk in block_ids(stores[m.name]):
-            on_new[blk] = on_new.get(blk, 0) + 1
+    on_new = per_block_on([stores[m.name] for m in new])
     assert on_new, "the new suppliers got nothing"
     assert max(on_new.values()) == 1, on_new
