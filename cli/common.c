@@ -267,7 +267,7 @@ node_key(const char *home, struct cr_identity **out)
 
 int
 cli_node_bind(const char *home, const struct cr_identity *id,
-    unsigned char node[CR_PK_BYTES], unsigned char sig[CR_SIG_BYTES])
+    unsigned char node[CR_PK_BYTES], unsigned char bind[CR_BIND_BYTES])
 {
 	char *key = cli_path(home, "key"), *nk = cli_path(home, "node.key");
 	struct cr_identity *nid = NULL;
@@ -280,8 +280,8 @@ cli_node_bind(const char *home, const struct cr_identity *id,
 	if ((rc = node_key(home, &nid)) < 0)
 		return rc;
 	memcpy(node, nid->pk, CR_PK_BYTES);
+	cr_bind_sign(id, nid, bind);
 	cr_identity_free(nid);
-	cr_bind_sign(id, node, sig);
 	return 1;
 }
 

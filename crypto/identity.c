@@ -343,22 +343,25 @@ bind_msg(unsigned char *m, const unsigned char *owner,
 }
 
 void
-cr_bind_sign(const struct cr_identity *owner,
-    const unsigned char node[CR_PK_BYTES], unsigned char sig[CR_SIG_BYTES])
+cr_bind_sign(const struct cr_identity *owner, const struct cr_identity *node,
+    unsigned char bind[CR_BIND_BYTES])
 {
 	unsigned char m[sizeof BIND_CTX - 1 + 2 * CR_PK_BYTES];
 
-	bind_msg(m, owner->pk, node);
-	crypto_sign_detached(sig, NULL, m, sizeof m, owner->sk);
+	bind_msg(m, owner->pk, node->pk);
+	crypto_sign_detached(bind, NULL, m, sizeof m, owner->sk);
+	crypto_sign_detached(bind + CR_SIG_BYTES, NULL, m, sizeof m, node->sk);
 }
 
 int
 cr_bind_verify(const unsigned char owner[CR_PK_BYTES],
-    const unsigned char node[CR_PK_BYTES], const unsigned char sig[CR_SIG_BYTES])
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES])
 {
 	unsigned char m[sizeof BIND_CTX - 1 + 2 * CR_PK_BYTES];
 
 	bind_msg(m, owner, node);
-	return crypto_sign_verify_detached(sig, m, sizeof m, owner) == 0 ?
-	    0 : -EBADMSG;
+	return crypto_sign_verify_detached(bind, m, sizeof m, owner) == 0 &&
+	    crypto_sign_verify_detached(bind + CR_SIG_BYTES, m, sizeof m,
+	    node) == 0 ? 0 : -EBADMSG;
 }

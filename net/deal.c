@@ -62,11 +62,12 @@ net_deal_free(struct net_deal *d)
 
 int
 net_deal_bind(struct net_deal *d, const unsigned char owner[CR_PK_BYTES],
-    const unsigned char node[CR_PK_BYTES], const unsigned char sig[CR_SIG_BYTES])
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES])
 {
 	size_t i;
 
-	if (cr_bind_verify(owner, node, sig) < 0)
+	if (cr_bind_verify(owner, node, bind) < 0)
 		return -EBADMSG;
 	pthread_mutex_lock(&d->lock);
 	for (i = 0; i < d->nb; i++)

@@ -39,9 +39,10 @@
  *                  (store_frag_reserve); refused with ERR EACCES (not
  *                  admitted), EDQUOT (the owner's quota, or beyond the
  *                  fair deal) or ENOSPC (full). Optionally followed by
- *                  u8 version (NET_BIND_VERSION) | node pk[32] | sig[64]:
- *                  the supplier node that acts for this owner, signed by
- *                  the owner's key (cr_bind_verify); sent only by owners
+ *                  u8 version (NET_BIND_VERSION) | node pk[32] |
+ *                  bind[128]: the supplier node that acts for this owner,
+ *                  signed by the owner's key and the node's
+ *                  (cr_bind_verify); sent only by owners
  *                  whose node key differs from their own, so that
  *                  suppliers from before it see the 8 bytes they know
  *  PUT_OK  0x81    (empty)
@@ -107,7 +108,7 @@ struct net_msg {
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
 	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
-	const unsigned char *bind_sig;		/* RESERVE v1: 64 bytes */
+	const unsigned char *bind_sig;		/* RESERVE v1: CR_BIND_BYTES */
 	uint32_t err;				/* ERR: positive errno */
 	const char *errmsg;			/* ERR: not NUL-terminated */
 	size_t errmsg_len;

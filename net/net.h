@@ -63,10 +63,11 @@ struct net_supplier_conf {
 struct net_deal;
 int  net_deal_new(struct net_deal **out, const char *ledger_path);
 void net_deal_free(struct net_deal *d);
-/* Records that node acts for owner when sig (cr_bind_sign) says so;
+/* Records that node acts for owner when bind (cr_bind_sign) says so;
  * -EBADMSG when it does not. Any thread. */
 int  net_deal_bind(struct net_deal *d, const unsigned char owner[CR_PK_BYTES],
-    const unsigned char node[CR_PK_BYTES], const unsigned char sig[CR_SIG_BYTES]);
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES]);
 /* store_frag_policy's earned(): what owner's node (owner itself when it
  * presented no binding) holds for this home and our audits proved. */
 uint64_t net_deal_earned(void *d, const unsigned char owner[CR_PK_BYTES]);
@@ -107,7 +108,7 @@ struct net_conf {
 	 * every RESERVE (net/internal.h); have_bind 0: our node is our own
 	 * key, nothing to send. */
 	int have_bind;
-	unsigned char bind_node[CR_PK_BYTES], bind_sig[CR_SIG_BYTES];
+	unsigned char bind_node[CR_PK_BYTES], bind_sig[CR_BIND_BYTES];
 };
 
 int  net_new(struct net **out, const struct net_conf *conf);

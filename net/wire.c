@@ -64,7 +64,7 @@ utf8_valid(const unsigned char *s, size_t n)
 /* RESERVE's payload: size and count (v0), then the owner's binding of its
  * supplier node (v1, net/internal.h). */
 #define RSV_V0	8
-#define RSV_V1	(8 + 1 + CR_PK_BYTES + CR_SIG_BYTES)
+#define RSV_V1	(8 + 1 + CR_PK_BYTES + CR_BIND_BYTES)
 
 /* Fixed payload size of a type, -1 for a variable one, -2 for unknown. */
 static long
@@ -441,7 +441,7 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 		if (m->bind_node) {
 			q[8] = NET_BIND_VERSION;
 			memcpy(q + 9, m->bind_node, CR_PK_BYTES);
-			memcpy(q + 9 + CR_PK_BYTES, m->bind_sig, CR_SIG_BYTES);
+			memcpy(q + 9 + CR_PK_BYTES, m->bind_sig, CR_BIND_BYTES);
 		}
 		break;
 	case NET_RESERVE_OK:

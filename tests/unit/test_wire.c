@@ -865,9 +865,9 @@ test_reserve(void)
 static int
 test_reserve_bind(void)
 {
-	unsigned char buf[256], node[CR_PK_BYTES], sig[CR_SIG_BYTES];
+	unsigned char buf[256], node[CR_PK_BYTES], sig[CR_BIND_BYTES];
 	struct net_msg m, d;
-	const size_t v1 = NET_MSG_HDR + 8 + 1 + CR_PK_BYTES + CR_SIG_BYTES;
+	const size_t v1 = NET_MSG_HDR + 8 + 1 + CR_PK_BYTES + CR_BIND_BYTES;
 
 	memset(node, 0x5a, sizeof node);
 	memset(sig, 0xa5, sizeof sig);
@@ -881,7 +881,7 @@ test_reserve_bind(void)
 	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), (ssize_t)v1);
 	CHECK(d.bind_node && d.bind_sig);
 	CHECK_MEM(d.bind_node, node, CR_PK_BYTES);
-	CHECK_MEM(d.bind_sig, sig, CR_SIG_BYTES);
+	CHECK_MEM(d.bind_sig, sig, CR_BIND_BYTES);
 	CHECK(d.rsv_size == 4096 && d.rsv_count == 16);
 	/* version byte other than 1, lengths in between: refused */
 	buf[NET_MSG_HDR + 8] = 2;
