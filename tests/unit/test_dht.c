@@ -18,28 +18,39 @@ free_space(void *arg)
 	return 5ull << 30;
 }
 
+/* A supplier node announcing addr and an owner's node that bootstraps
+ * from it and watches the suppliers key. 0 or -errno. */
+static int
+two_nodes(struct cr_identity *sid, struct cr_identity *oid, const char *addr,
+    struct net_dht **sup, struct net_dht **own)
+{
+	char boot[64];
+	const char *bl[1] = { boot };
+	int rc;
+
+	struct net_dht_conf sc = {
+		.id = sid, .bind = "127.0.0.1:0", .announce_addr = addr,
+		.flags = NET_RECORD_SUPPLIER, .free_bytes = free_space,
+	};
+	if ((rc = net_dht_new(sup, &sc)) < 0)
+		return rc;
+	snprintf(boot, sizeof boot, "127.0.0.1:%d", net_dht_port(*sup));
+	struct net_dht_conf oc = {
+		.id = oid, .bind = "127.0.0.1:0", .bootstrap = bl,
+		.nbootstrap = 1, .watch_suppliers = 1,
+	};
+	return net_dht_new(own, &oc);
+}
+
 static int
 test_find_and_lookup(void)
 {
 	struct cr_identity *sid = test_identity(), *oid = test_identity();
 	struct net_dht *sup = NULL, *own = NULL;
 	struct net_record recs[4], r;
-	char boot[64];
-	const char *bl[1] = { boot };
 
-	struct net_dht_conf sc = {
-		.id = sid, .bind = "127.0.0.1:0",
-		.announce_addr = "127.0.0.1:7777", .flags = NET_RECORD_SUPPLIER,
-		.free_bytes = free_space,
-	};
-	CHECK_EQ(net_dht_new(&sup, &sc), 0);
+	CHECK_EQ(two_nodes(sid, oid, "127.0.0.1:7777", &sup, &own), 0);
 	CHECK(net_dht_port(sup) > 0);
-	snprintf(boot, sizeof boot, "127.0.0.1:%d", net_dht_port(sup));
-	struct net_dht_conf oc = {
-		.id = oid, .bind = "127.0.0.1:0", .bootstrap = bl,
-		.nbootstrap = 1, .watch_suppliers = 1,
-	};
-	CHECK_EQ(net_dht_new(&own, &oc), 0);
 	int n = net_dht_suppliers(own, 1, 15000, recs, 4);
 	CHECK_EQ(n, 1);
 	CHECK_MEM(recs[0].id, sid->pk, CR_PK_BYTES);
@@ -86,21 +97,8 @@ test_leaving_seen(void)
 	struct cr_identity *sid = test_identity(), *oid = test_identity();
 	struct net_dht *sup = NULL, *own = NULL;
 	struct net_record recs[4], r;
-	char boot[64];
-	const char *bl[1] = { boot };
 
-	struct net_dht_conf sc = {
-		.id = sid, .bind = "127.0.0.1:0",
-		.announce_addr = "127.0.0.1:7778", .flags = NET_RECORD_SUPPLIER,
-		.free_bytes = free_space,
-	};
-	CHECK_EQ(net_dht_new(&sup, &sc), 0);
-	snprintf(boot, sizeof boot, "127.0.0.1:%d", net_dht_port(sup));
-	struct net_dht_conf oc = {
-		.id = oid, .bind = "127.0.0.1:0", .bootstrap = bl,
-		.nbootstrap = 1, .watch_suppliers = 1,
-	};
-	CHECK_EQ(net_dht_new(&own, &oc), 0);
+	CHECK_EQ(two_nodes(sid, oid, "127.0.0.1:7778", &sup, &own), 0);
 	CHECK_EQ(net_dht_suppliers(own, 1, 15000, recs, 4), 1);
 	CHECK_EQ(net_dht_record(own, sid->pk, &r), 0);
 	CHECK(!(r.flags & NET_RECORD_LEAVING));
