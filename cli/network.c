@@ -561,10 +561,11 @@ hirer_pass(void *arg, int idx)
 		unsigned char (*ids)[CR_PK_BYTES] = calloc((size_t)n + 1,
 		    sizeof *ids);
 		c->next_hire = now + HIRE_EVERY_MS;
+		if (nh)
+			c->h = nh;
 		if (nh && ids) {
 			struct hire_skip sk = { ids, 0 };
 			int count = c->nh;
-			c->h = nh;
 			for (int i = 0; i < n; i++)
 				if (!sodium_is_zero(c->info[i].pk, CR_PK_BYTES))
 					memcpy(ids[sk.n++], c->info[i].pk,
