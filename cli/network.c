@@ -506,7 +506,7 @@ fire_unavailable(struct cli_hirer *c, int64_t now)
 	snprintf(why, sizeof why, "online %.0f%% of the last %llds, below "
 	    "--fire-below %d%%", worst->avail * 100,
 	    (long long)(c->window / 1000), c->fire_below);
-	if (net_peer_fire(c->net, worst->id, why) == 0)
+	if (net_peer_fire(c->net, worst->id, worst->addr, why) == 0)
 		c->last_fire = now;
 }
 
@@ -533,7 +533,8 @@ hirer_pass(void *arg, int idx)
 		 * old copies deleted from it while it still answers. */
 		if (st != NET_PEER_DEAD && net_dht_record(c->dht, h->id, &r) == 0
 		    && (r.flags & NET_RECORD_LEAVING) &&
-		    net_peer_fire(c->net, h->id, "it is leaving the network") == 0)
+		    net_peer_fire(c->net, h->id, h->addr, "it is leaving the network")
+		    == 0)
 			st = NET_PEER_DEAD;
 		if (st == NET_PEER_DEAD) {
 			/* Dead is for the life of the mount, and the next
@@ -552,6 +553,10 @@ hirer_pass(void *arg, int idx)
 			recheck(c, h, now);
 	}
 	c->last_pass = now;
+	/* Said before the hire below, which may wait for records. */
+	if (changed)
+		hired_save(c->home, c->h, c->nh);
+	changed = 0;
 	if (live > c->need)
 		fire_unavailable(c, now);
 	/* One hire at a time, never an id the client knows already (a dead

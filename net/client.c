@@ -635,7 +635,7 @@ static void
 fire_start(struct net *n, struct net_op *op)
 {
 	struct move_op *a = (struct move_op *)op;
-	struct net_peer *p = net__peer_by_pk(n, a->pk);
+	struct net_peer *p = peer_by_pk_or_addr(n, a->pk, a->old);
 
 	if (!p)
 		return net__op_done(n, op, -ENOENT);
@@ -645,9 +645,10 @@ fire_start(struct net *n, struct net_op *op)
 
 int
 net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *why)
+    const char *addr, const char *why)
 {
-	struct move_op a = { .op.start = fire_start, .pk = pk, .why = why };
+	struct move_op a = { .op.start = fire_start, .pk = pk, .old = addr,
+	    .why = why };
 
 	return net__op_run(n, &a.op);
 }

@@ -262,11 +262,12 @@ int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
  * that address, -EKEYREJECTED hostport is pinned to another key. */
 int net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *old, const char *hostport);
-/* Fires the supplier with key pk now (DEAD, sticky: its fragments get
- * rebuilt elsewhere), logging why; its session stays, so deletes still
- * reach it. -ENOENT when no identified peer has that key. */
+/* Fires the supplier with key pk (or, never reached in this mount, the
+ * one added at addr, which may be NULL) now: DEAD, sticky, its fragments
+ * get rebuilt elsewhere; logs why. Its session stays, so deletes still
+ * reach it. -ENOENT when no such peer. */
 int net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *why);
+    const char *addr, const char *why);
 
 /* ==== recovery: signed heads and supplier listings =======================
  * (issue "Nothing lost"). Heads are made by cr_head_sign (crypto.h). */

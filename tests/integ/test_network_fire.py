@@ -275,3 +275,43 @@ def test_flapping_supplier_fired_for_availability(request, small):
     wait_for(lambda: all_full(mt), 30, "every block at full redundancy")
     mt.drop_cache()
     assert read_tree(mt.path) == files
+
+
+def test_leave_bounded_while_owner_away(request, small):
+    """`--leave` while the owner is not mounted: nobody moves the
+    fragments, so the supplier leaves after --leave-within and says how
+    many remained. At the next mount its record still says leaving: it is
+    fired at once and its fragments rebuilt from the others; nothing is
+    lost."""
+    if isolated(request):
+        return
+    w = small
+    mt, files = hired_and_written(w, ["s1", "s2", "s3"], 16, [
+        "--suspect-after", "1s", "--dead-after", "3s"])
+    st = mt.status_json()
+    s = next(x for n, x in w["sup"].items() if n != "boot" and
+             (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
+    mt.umount()
+    supplier_stop(s["pid"])
+    s["pid"] = supplier_start(w["net"], s["m"], s["home"], s["store"],
+                              ["--leave-within", "2s"])
+    cp = s["m"].run([PEERFS, "supplier", "--home", s["home"], "--leave"],
+                    env=clean_env())
+    assert cp.returncode == 0, cp.stderr
+    assert _wait_pid_gone(s["pid"], 30), "the leaving supplier did not exit"
+    slog = (s["home"] / "supplier.log").read_text().split("listening on")[-1]
+    assert "leaving after --leave-within although" in slog, slog[-2000:]
+    assert not (s["home"] / "leaving").exists()
+
+    # Never dead for its silence here: only its record can get it fired.
+    mt.mount([], ec="2+1", extra=TIMERS + ["--suspect-after", "30s",
+                                           "--dead-after", "60s"])
+    try:
+        wait_for(lambda: "it is leaving the network" in mt.log_text(), 30,
+                 "the leaving supplier fired at the next mount")
+        wait_for(lambda: all_full(mt), 45, "every block at full redundancy")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{mt.log_tail(40)}") from None
+    assert s["addr"] not in [a for _, a in hired(mt.home)], mt.log_tail(40)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
