@@ -11,11 +11,17 @@
  * ctime before that version's time: the nodes' clocks are assumed to
  * agree, as for the lease) -> ours replaces it; else the newest version
  * keeps its file and ours goes beside it as
- * NAME.conflict-YYYYMMDD-HHMMSS-NODE. Files this node
- * did not change take the newest version's state (their changes and
- * deletions win). Not replayed: our deletions and renames (the newest
- * version keeps the file; a renamed file shows under its new name too),
- * xattrs, empty directories and hard links (each name a file). Nothing
+ * NAME.conflict-YYYYMMDD-HHMMSS-NODE. Names this node removed (the change
+ * log's deletion records of directory entries: unlink, rmdir, the old
+ * name of a rename) are removed from the newest version too when what
+ * they name there is unchanged since our last version (its ctime before
+ * that version's time; a directory once empty), else kept. A renamed file is thus its new name replayed plus
+ * its old name removed: when the other side changed it, both stay (the
+ * old name theirs, the new one ours). A directory we moved is moved in
+ * the newest version with whatever the other side put in it. Files this
+ * node did not change take the newest version's state (their changes and
+ * deletions win). Not replayed: xattrs, empty new directories and hard
+ * links (each name a file). Nothing
  * this node wrote is dropped. The journal is uploaded first, so every
  * block named is on suppliers. */
 #include <errno.h>
@@ -47,9 +53,27 @@ struct saved {
 	char *target;			/* symlink */
 };
 
+/* A name this node removed (unlinked, rmdir'd or renamed away) since its
+ * last version: the change log's deletion record of (parent, name). */
+struct unnamed {
+	uint64_t parent;
+	char name[STORE_NAME_MAX + 1];
+	int done;
+};
+
+/* A directory of ours whose inode changed (maybe moved): where it is. */
+struct dirat {
+	uint64_t ino;
+	char *path;
+	int depth;
+};
+
 struct catch {
 	struct vec changed;		/* uint64_t inos, unsorted */
 	struct vec gone;		/* uint64_t inos ours replaced */
+	struct vec unnamed;		/* struct unnamed */
+	struct vec dirs;		/* struct dirat */
+	struct vec touched;		/* uint64_t dir inos to stamp */
 	uint64_t base_ms;		/* our last version's (unix ms) */
 	struct saved *v;
 	size_t n, cap;
@@ -121,6 +145,16 @@ changed_inos(struct catch *c, const unsigned char *b, size_t n)
 			break;
 		if ((table == 1 || table == 5 || table == 9) && klen >= 8)
 			add_ino(c, get_be64(b + off + 9));
+		if (table == 2 && vlen == 0xffffffffu && klen > 8 &&
+		    klen - 8 <= STORE_NAME_MAX) {
+			struct unnamed u = { 0 };
+
+			u.parent = get_be64(b + off + 9);
+			memcpy(u.name, b + off + 17, klen - 8);
+			if (!memchr(u.name, '\0', klen - 8) &&
+			    vec_push(&c->unnamed, &u, sizeof u) < 0)
+				c->err = -ENOMEM;
+		}
 		off += need;
 	}
 	return c->err;
@@ -179,6 +213,14 @@ walk_dir(void *arg, const char *name, uint64_t ino)
 		w->path[w->len++] = '/';
 	memcpy(w->path + w->len, name, nl + 1);
 	w->len += nl;
+	if (S_ISDIR(in.mode) && has_ino(w->c, ino)) {
+		struct dirat d = { ino, strdup(w->path), w->depth };
+
+		if (!d.path || vec_push(&w->c->dirs, &d, sizeof d) < 0) {
+			free(d.path);
+			return -ENOMEM;
+		}
+	}
 	if (S_ISDIR(in.mode) && w->depth < DEPTH_MAX) {
 		w->depth++;
 		rc = store_dirent_iter(w->t, ino, NULL, walk_dir, w);
@@ -262,8 +304,13 @@ catch_free(struct catch *c)
 		free(s->inl);
 	}
 	free(c->v);
+	for (size_t i = 0; i < c->dirs.n; i++)
+		free(((struct dirat *)c->dirs.p)[i].path);
 	vec_release(&c->changed);
 	vec_release(&c->gone);
+	vec_release(&c->unnamed);
+	vec_release(&c->dirs);
+	vec_release(&c->touched);
 }
 
 /* ---- putting them into the newest version ------------------------------- */
@@ -295,9 +342,11 @@ same_content(struct store_txn *t, uint64_t ino, const struct saved *s)
 	return store_inline_get(t, ino, 0, buf, sizeof buf, &len) == -ENOENT;
 }
 
-/* The directory for path's parent in t, created where missing. */
+/* The directory for path's parent in t, created where missing; -ELOOP
+ * when the way there passes through directory avoid (0: none). */
 static int
-parent_dir(struct store_txn *t, char *path, uint64_t *dir, char **leaf)
+parent_dir(struct store_txn *t, char *path, uint64_t avoid, uint64_t *dir,
+    char **leaf)
 {
 	uint64_t cur = STORE_ROOT_INO;
 	char *p = path, *slash;
@@ -309,7 +358,10 @@ parent_dir(struct store_txn *t, char *path, uint64_t *dir, char **leaf)
 
 		*slash = '\0';
 		rc = store_dirent_get(t, cur, p, &next);
-		if (rc == 0 && store_ino_get(t, next, &in) == 0 &&
+		if (rc == 0 && next == avoid) {
+			*slash = '/';
+			return -ELOOP;
+		} else if (rc == 0 && store_ino_get(t, next, &in) == 0 &&
 		    S_ISDIR(in.mode)) {
 			cur = next;
 		} else if (rc == -ENOENT) {
@@ -359,7 +411,7 @@ put_file(struct store_txn *t, struct catch *c, const struct saved *s,
 	int rc;
 
 	snprintf(path, sizeof path, "%s", s->path);
-	if ((rc = parent_dir(t, path, &dir, &leaf)) < 0) {
+	if ((rc = parent_dir(t, path, 0, &dir, &leaf)) < 0) {
 		/* The parent is a file there now: next to the top. */
 		snprintf(path, sizeof path, "%s%s", s->path, suffix);
 		for (char *q = path; *q; q++)
@@ -442,6 +494,172 @@ create:
 	return 0;
 }
 
+/* The other side changed the inode since our last version (or we cannot
+ * tell): a status change after that version's time. */
+static int
+changed_there(const struct catch *c, const struct store_inode *in)
+{
+	return !c->base_ms || (uint64_t)in->ctime_sec * 1000 +
+	    in->ctime_nsec / 1000000 >= c->base_ms;
+}
+
+static int
+touch_later(struct catch *c, uint64_t dir)
+{
+	return vec_push(&c->touched, &dir, sizeof dir);
+}
+
+static int
+nlink_add(struct store_txn *t, uint64_t ino, int d)
+{
+	struct store_inode in;
+	int rc;
+
+	if ((rc = store_ino_get(t, ino, &in)) < 0)
+		return rc;
+	if (d < 0 && in.nlink == 0)
+		return 0;
+	in.nlink += d;
+	return store_ino_put(t, &in);
+}
+
+static int
+depth_cmp(const void *a, const void *b)
+{
+	const struct dirat *x = a, *y = b;
+
+	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
+/* Directories we moved: the newest version still has one at the name we
+ * took it from (whatever the other side did inside it), so it moves to
+ * where ours is, the shallowest first (a moved parent before its moved
+ * children). A name taken there keeps both. */
+static int
+move_dirs(struct store_txn *t, struct catch *c)
+{
+	struct dirat *d = c->dirs.p;
+	struct unnamed *u = c->unnamed.p;
+	int rc;
+
+	if (c->dirs.n > 1)
+		qsort(d, c->dirs.n, sizeof *d, depth_cmp);
+	for (size_t i = 0; i < c->dirs.n; i++) {
+		for (size_t j = 0; j < c->unnamed.n; j++) {
+			char path[PATH_MAX_LEN], *leaf;
+			struct store_inode in;
+			uint64_t y, dir, have;
+
+			if (u[j].done || store_dirent_get(t, u[j].parent,
+			    u[j].name, &y) < 0 || y != d[i].ino ||
+			    store_ino_get(t, y, &in) < 0 || !S_ISDIR(in.mode))
+				continue;
+			u[j].done = 1;
+			snprintf(path, sizeof path, "%s", d[i].path);
+			if (parent_dir(t, path, y, &dir, &leaf) < 0 ||
+			    store_dirent_get(t, dir, leaf, &have) == 0) {
+				log_warn("catch-up: directory %s moved here to "
+				    "%s: its old name is kept (the new one is "
+				    "taken there)", u[j].name, d[i].path);
+				continue;
+			}
+			if ((rc = store_dirent_del(t, u[j].parent,
+			    u[j].name)) < 0 ||
+			    (rc = store_dirent_put(t, dir, leaf, y)) < 0 ||
+			    (rc = touch_later(c, u[j].parent)) < 0 ||
+			    (rc = touch_later(c, dir)) < 0)
+				return rc;
+			if (dir != u[j].parent &&
+			    ((rc = nlink_add(t, u[j].parent, -1)) < 0 ||
+			    (rc = nlink_add(t, dir, 1)) < 0))
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Names we removed: gone from the newest version too when the other side
+ * did not change what they name since our last version (a directory once
+ * it is empty: a pass per level); else they stay. */
+static int
+remove_unnamed(struct store_txn *t, struct catch *c, size_t *removed)
+{
+	struct unnamed *u = c->unnamed.p;
+	int progress = 1, rc;
+
+	while (progress) {
+		progress = 0;
+		for (size_t j = 0; j < c->unnamed.n; j++) {
+			struct store_inode in;
+			uint64_t y;
+
+			if (u[j].done)
+				continue;
+			if (store_dirent_get(t, u[j].parent, u[j].name,
+			    &y) < 0 || store_ino_get(t, y, &in) < 0) {
+				u[j].done = 1;
+				continue;
+			}
+			if (changed_there(c, &in)) {
+				log_warn("catch-up: %s removed here but changed "
+				    "on the other node: kept", u[j].name);
+				u[j].done = 1;
+				continue;
+			}
+			if (S_ISDIR(in.mode)) {
+				if ((rc = store_dirent_empty(t, y)) < 0)
+					return rc;
+				if (!rc)
+					continue;	/* maybe next pass */
+				if ((rc = store_ino_del(t, y)) < 0 ||
+				    (rc = nlink_add(t, u[j].parent, -1)) < 0)
+					return rc;
+			} else {
+				in.nlink = in.nlink ? in.nlink - 1 : 0;
+				if ((rc = store_ino_put(t, &in)) < 0)
+					return rc;
+				if (in.nlink == 0 &&
+				    vec_push(&c->gone, &y, sizeof y) < 0)
+					return -ENOMEM;
+			}
+			if ((rc = store_dirent_del(t, u[j].parent,
+			    u[j].name)) < 0 ||
+			    (rc = touch_later(c, u[j].parent)) < 0)
+				return rc;
+			u[j].done = 1;
+			(*removed)++;
+			progress = 1;
+		}
+	}
+	for (size_t j = 0; j < c->unnamed.n; j++)
+		if (!u[j].done)
+			log_warn("catch-up: directory %s removed here keeps the "
+			    "other node's files", u[j].name);
+	return 0;
+}
+
+/* The directories whose entries catch-up changed get one new time (after
+ * every "changed there" judgement, which reads the old ones). */
+static int
+stamp_touched(struct store_txn *t, struct catch *c)
+{
+	const uint64_t *d = c->touched.p;
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (size_t i = 0; i < c->touched.n; i++) {
+		struct store_inode in;
+
+		if (store_ino_get(t, d[i], &in) < 0)
+			continue;
+		store_inode_stamp(&in, STORE_MTIME | STORE_CTIME, &now);
+		if ((rc = store_ino_put(t, &in)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int
 owner__catchup(struct owner *o, const struct owner__newest *nw)
 {
@@ -458,7 +676,7 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 	unsigned char me[OWNER__NODE_BYTES];
 	struct tm tm;
 	time_t now = time(NULL);
-	size_t replayed = 0;
+	size_t replayed = 0, removed = 0;
 	int rc;
 
 	/* Every block the files name must be on suppliers first. */
@@ -516,12 +734,18 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 	snprintf(suffix, sizeof suffix, ".conflict-%s-%s", when, node);
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
 		goto out;
+	/* Moves and removals first: they are judged on the other side's
+	 * tree, before our files land in it. */
+	if ((rc = move_dirs(t, &c)) == 0)
+		rc = remove_unnamed(t, &c, &removed);
 	for (size_t i = 0; i < c.n && rc >= 0; i++) {
 		if ((rc = put_file(t, &c, &c.v[i], suffix)) == -EEXIST)
 			rc = 0;
 		else if (rc == 0)
 			replayed++;
 	}
+	if (rc >= 0)
+		rc = stamp_touched(t, &c);
 	if (rc < 0) {
 		store_txn_abort(t);
 		log_error("catch-up: cannot replay: %s (this node's files are "
@@ -530,8 +754,9 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 		goto out;
 	}
 	if ((rc = store_txn_commit(t)) == 0)
-		log_info("catch-up: %zu of %zu files replayed on version %"
-		    PRIu64, replayed, c.n, nw->seq);
+		log_info("catch-up: %zu of %zu files replayed, %zu names "
+		    "removed on version %" PRIu64, replayed, c.n, removed,
+		    nw->seq);
 	/* The files ours replaced: their blocks are freed (kept for
 	 * --keep-versions versions like any overwritten file's). */
 	for (size_t i = 0; rc == 0 && i < c.gone.n; i++)

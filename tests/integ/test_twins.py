@@ -270,3 +270,70 @@ def test_offline_edits_on_both_nodes(twins, make_mount):
     # b's delete does not remove a file a changed.
     assert (c.path / "gone.txt").read_text() == "a changed it offline\n"
     c.umount()
+
+
+def test_offline_deletes_and_renames_replayed(twins, make_mount):
+    """b deletes and renames offline while a writes: b's deletions and
+    renames reach the newest version, except where a changed the file
+    (then both are kept), and a directory b moved takes a's new file along.
+    """
+    sw, a, b, code = twins
+    base = {"del.txt": "deleted by b\n", "both-del.txt": "deleted by both\n",
+            "kept.txt": "deleted by b, changed by a\n",
+            "ren.txt": "renamed by b\n",
+            "ren-changed.txt": "renamed by b, changed by a\n",
+            "dir/f.txt": "in a dir b moves\n", "gonedir/x.txt": "rm -r by b\n",
+            "a-del.txt": "deleted by a\n"}
+    for name, text in base.items():
+        (a.path / name).parent.mkdir(exist_ok=True)
+        (a.path / name).write_text(text)
+    a.sync()
+    a.umount()
+    mount(b, sw)                        # b learns the base, then leaves
+    assert (b.path / "dir/f.txt").read_text() == base["dir/f.txt"]
+    b.umount()
+    for i in range(sw.n):
+        sw.stop(i)
+    for m in (a, b):
+        cp = m.try_mount(sw.peers, extra=["--lease", LEASE, "--timeout", "2s"])
+        assert cp.returncode == 0, cp.stderr
+    (a.path / "kept.txt").write_text("a changed it offline\n")
+    (a.path / "ren-changed.txt").write_text("a changed it offline\n")
+    (a.path / "dir/from-a.txt").write_text("a's new file in dir\n")
+    os.unlink(a.path / "a-del.txt")
+    os.unlink(a.path / "both-del.txt")
+    for name in ("del.txt", "both-del.txt", "kept.txt", "gonedir/x.txt"):
+        os.unlink(b.path / name)
+    os.rmdir(b.path / "gonedir")
+    os.rename(b.path / "ren.txt", b.path / "renamed.txt")
+    os.rename(b.path / "ren-changed.txt", b.path / "ren-changed-new.txt")
+    os.mkdir(b.path / "sub")
+    os.rename(b.path / "dir", b.path / "sub/moved")
+    for m in (a, b):
+        cp = run_peerfs(["umount", "--force", m.path], timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    sw.start_all()
+    mount(a, sw)
+    wait_for(lambda: writer(a), 30, "a to hold the lease")
+    a.sync()
+    a.umount()
+    mount(b, sw)                        # b catches up on a's version
+    wait_for(lambda: writer(b), 30, "b to hold the lease")
+    b.sync()
+    b.umount()
+    c = third_restore(make_mount, sw, code)
+    names = sorted(os.listdir(c.path))
+    assert names == ["first.txt", "kept.txt", "ren-changed-new.txt",
+                     "ren-changed.txt", "renamed.txt", "sub"], names
+    assert (c.path / "kept.txt").read_text() == "a changed it offline\n"
+    assert (c.path / "renamed.txt").read_text() == base["ren.txt"]
+    assert (c.path / "ren-changed.txt").read_text() == \
+        "a changed it offline\n"
+    assert (c.path / "ren-changed-new.txt").read_text() == \
+        base["ren-changed.txt"]
+    assert sorted(os.listdir(c.path / "sub")) == ["moved"]
+    assert sorted(os.listdir(c.path / "sub/moved")) == ["f.txt", "from-a.txt"]
+    assert (c.path / "sub/moved/f.txt").read_text() == base["dir/f.txt"]
+    assert (c.path / "sub/moved/from-a.txt").read_text() == \
+        "a's new file in dir\n"
+    c.umount()
