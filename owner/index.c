@@ -129,6 +129,32 @@ wr_free(struct wr *w)
 	memset(w, 0, sizeof *w);
 }
 
+/* The index a head names, as suppliers see it (cr_head2_sign): a keyed
+ * hash of its parts' kinds, change numbers and block ids, so that heads
+ * naming one index (lease renewals) are equal there and suppliers learn
+ * nothing else. Placements and peers are left out: a rebuild that moves
+ * a fragment does not make a new version. */
+static uint64_t
+layout_index_id(const unsigned char key[CR_KEY_BYTES],
+    const struct owner__layout *l)
+{
+	unsigned char h[CR_HASH_BYTES];
+	struct wr w = { 0 };
+	uint64_t id;
+
+	wr_put(&w, key, CR_KEY_BYTES);
+	for (int i = 0; i < l->nparts; i++) {
+		wr_u8(&w, l->parts[i].kind);
+		wr_u64(&w, l->parts[i].gen);
+		for (int j = 0; j < l->parts[i].nblk; j++)
+			wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
+	}
+	cr_hash(h, w.p, w.len);
+	id = get_be64(h);
+	wr_free(&w);
+	return id;
+}
+
 static int
 wr_out(void *arg, const void *p, size_t n)
 {
@@ -798,7 +824,7 @@ sign:
 	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
 	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
-	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
+	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD2_BLOB_MAX) {
 		log_error("index: layout of %zu bytes does not fit a head",
 		    blob.len);
 		rc = -EFBIG;
@@ -808,8 +834,9 @@ sign:
 	    &sealed_len)) < 0)
 		goto out;
 	seq = (s.seq > io->above ? s.seq : io->above) + 1;
-	if ((rc = cr_head_sign(io->id, seq, (uint64_t)time(NULL), sealed,
-	    sealed_len, &head, &head_len)) < 0)
+	if ((rc = cr_head2_sign(io->id, seq, (uint64_t)time(NULL),
+	    layout_index_id(key, &nl), sealed, sealed_len, &head,
+	    &head_len)) < 0)
 		goto out;
 	rc = net_head_publish_count(n, head, head_len, &tally);
 	if (io->tally)

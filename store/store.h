@@ -561,8 +561,11 @@ int store_frag_evict_request(const char *dir,
 
 /* ==== supplier: owners' signed heads (store/heads.c) =======================
  * <dir>/<owner hex>/heads/<seq as 20 decimal digits>, written like
- * fragments (temp, fsync, rename, dir fsync). Each owner keeps its newest
- * STORE_HEADS_KEEP heads; older ones are removed. Heads are charged to
+ * fragments (temp, fsync, rename, dir fsync). Each owner keeps the heads
+ * of its STORE_HEADS_KEEP newest distinct indexes (cr_head.index), of
+ * each index the first head and the newest (a head that only renews the
+ * write lease on an index replaces the previous such head); the others
+ * are removed. Heads are charged to
  * their owner's account like fragments (a head may be 1 MiB, and
  * identities are free). */
 #define STORE_HEADS_KEEP 16
