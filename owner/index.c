@@ -29,6 +29,8 @@
  *   index.time   u64  unix ms this node published the newest version (or
  *                     its head's time, for one it adopted)
  *   index.node   8 bytes: this home's node id (owner/publish.c)
+ *   index.vers   u64  versions so far, a head that only renews the lease
+ *                     not counted: the unit of --keep-versions holds
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
  *                never deletes fragments from suppliers (owner__index_older).
@@ -611,9 +613,16 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 	for (int i = first_new; rc == 0 && i < l->nparts; i++)
 		for (int j = 0; rc == 0 && j < l->parts[i].nblk; j++)
 			rc = store_block_put(t, &l->parts[i].blk[j]);
-	if (rc == 0)
+	/* A head with no new part only renewed the lease on the same index:
+	 * no new version for --keep-versions (its history entry and the
+	 * holds stay), so an idle writer's renewals keep old versions. */
+	if (rc == 0 && (drop_history || first_new < l->nparts)) {
 		rc = hist_update(t, drop_history ? NULL : old->hist,
 		    drop_history ? 0 : old->hist_len, seq, l, keep);
+		if (rc == 0)
+			rc = store_misc_u64_put(t, STORE_MISC_INDEX_VERS,
+			    owner__index_vers(t) + 1);
+	}
 	if (rc == 0)
 		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_PARTS, w.p, w.len);
 	if (rc == 0)

@@ -468,7 +468,7 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 		}
 	}
 	keep_mark(e, n, h.index);
-	/* Heads are charged like fragments: a stranger's 16 heads of 1 MiB
+	/* Heads are charged like fragments: a stranger's 32 heads of 1 MiB
 	 * each would otherwise be free. What the new one replaces is given
 	 * back. */
 	after = cost_after(sf, dfd, e, n, len);

@@ -282,6 +282,10 @@ enum store_misc_key {
 	/* bytes: this home's node id (owner/publish.c), made at its first
 	 * mount, never copied by a restore. */
 	STORE_MISC_INDEX_NODE,
+	/* u64: index versions this home published or adopted, counting a
+	 * head that only renewed the lease on the same index once (owner's
+	 * --keep-versions holds, owner/refs.c). Absent: index.seq. */
+	STORE_MISC_INDEX_VERS,
 	STORE_MISC_N
 };
 

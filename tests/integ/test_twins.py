@@ -337,3 +337,39 @@ def test_offline_deletes_and_renames_replayed(twins, make_mount):
     assert (c.path / "sub/moved/from-a.txt").read_text() == \
         "a's new file in dir\n"
     c.umount()
+
+
+def test_idle_renewals_keep_versions(make_swarm, make_mount, tmp_path):
+    """An idle writer renews its lease with heads naming the same index:
+    they neither push older versions out of the suppliers' 16 nor count
+    toward --keep-versions, so an overwritten file's first version stays
+    restorable however long the vault idles."""
+    sw = make_swarm(6)
+    a = make_mount("a")
+    a.init()
+    a.mount(sw.peers, keep_versions=None, extra=["--lease", "1s"])  # 10
+    old = os.urandom(300_000)
+    (a.path / "one").write_bytes(old)
+    a.sync()
+    first = int(versions(a)[0][0])
+    (a.path / "one").write_bytes(os.urandom(300_000))
+    a.sync()
+    second = int(versions(a)[0][0])
+    # Idle: a renewal each third of a second; far more than 16 heads and
+    # than --keep-versions (peerfs's default, 10).
+    wait_for(lambda: int(versions(a)[0][0]) >= second + 40, 50,
+             "40 lease renewals")
+    listed = [int(v[0]) for v in versions(a)]
+    assert first in listed and second in listed, listed
+    assert len(listed) <= 2 * 16, listed
+    code = tmp_path / "code.txt"
+    export_code(a, code)
+    a.umount()
+    r = make_mount("old")
+    cp = run_peerfs(["restore", "--home", r.home, "--code-file", code,
+                     "--peer", sw.address(1), "--no-passphrase",
+                     "--version", str(first)])
+    assert cp.returncode == 0, cp.stderr
+    r.mount([], cache_size="0")
+    assert (r.path / "one").read_bytes() == old      # from suppliers
+    r.umount()
