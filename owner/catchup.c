@@ -20,8 +20,9 @@
  * old name theirs, the new one ours). A directory we moved is moved in
  * the newest version with whatever the other side put in it. Files this
  * node did not change take the newest version's state (their changes and
- * deletions win). Not replayed: xattrs, empty new directories and hard
- * links (each name a file). Nothing
+ * deletions win). A file's xattrs go with it (an xattr change is a
+ * change); our empty directories that changed (new ones) are made there;
+ * names of one inode of ours stay names of one inode. Nothing
  * this node wrote is dropped. The journal is uploaded first, so every
  * block named is on suppliers. */
 #include <errno.h>
@@ -37,68 +38,6 @@
 
 #define PATH_MAX_LEN	4096
 #define DEPTH_MAX	256
-
-struct saved_ext {
-	uint64_t bno;
-	struct store_block b;		/* secret: wiped */
-};
-
-struct saved {
-	char *path;			/* relative, '/'-separated */
-	struct store_inode in;
-	struct saved_ext *ext;
-	size_t next;
-	unsigned char *inl;		/* bno 0 inline bytes */
-	size_t inl_len;
-	char *target;			/* symlink */
-};
-
-/* A name this node removed (unlinked, rmdir'd or renamed away) since its
- * last version: the change log's deletion record of (parent, name). */
-struct unnamed {
-	uint64_t parent;
-	char name[STORE_NAME_MAX + 1];
-	int done;
-};
-
-/* A directory of ours whose inode changed (maybe moved): where it is. */
-struct dirat {
-	uint64_t ino;
-	char *path;
-	int depth;
-};
-
-struct catch {
-	struct vec changed;		/* uint64_t inos, unsorted */
-	struct vec gone;		/* uint64_t inos ours replaced */
-	struct vec unnamed;		/* struct unnamed */
-	struct vec dirs;		/* struct dirat */
-	struct vec touched;		/* uint64_t dir inos to stamp */
-	uint64_t base_ms;		/* our last version's (unix ms) */
-	struct saved *v;
-	size_t n, cap;
-	int err;
-};
-
-/* ---- which inodes changed ------------------------------------------------- */
-
-static int
-has_ino(const struct catch *c, uint64_t ino)
-{
-	const uint64_t *p = c->changed.p;
-
-	for (size_t i = 0; i < c->changed.n; i++)
-		if (p[i] == ino)
-			return 1;
-	return 0;
-}
-
-static void
-add_ino(struct catch *c, uint64_t ino)
-{
-	if (!has_ino(c, ino) && vec_push(&c->changed, &ino, sizeof ino) < 0)
-		c->err = -ENOMEM;
-}
 
 /* Gathers the change stream: store_index_changes cuts it anywhere. */
 struct bytes {
@@ -127,8 +66,74 @@ changes_out(void *arg, const void *p, size_t n)
 	return 0;
 }
 
-/* The change records (store.h's stream): inodes (1), extents (5) and
- * inline (9) keys start with the inode number. */
+struct saved_ext {
+	uint64_t bno;
+	struct store_block b;		/* secret: wiped */
+};
+
+struct saved {
+	char *path;			/* relative, '/'-separated */
+	struct store_inode in;
+	struct saved_ext *ext;
+	size_t next;
+	unsigned char *inl;		/* bno 0 inline bytes */
+	size_t inl_len;
+	char *target;			/* symlink */
+	struct bytes xa;		/* xattrs (xattrs_of) */
+};
+
+/* A name this node removed (unlinked, rmdir'd or renamed away) since its
+ * last version: the change log's deletion record of (parent, name). */
+struct unnamed {
+	uint64_t parent;
+	char name[STORE_NAME_MAX + 1];
+	int done;
+};
+
+/* A directory of ours whose inode changed (maybe moved): where it is. */
+struct dirat {
+	uint64_t ino;
+	char *path;
+	int depth;
+	int empty;
+};
+
+struct catch {
+	struct vec changed;		/* uint64_t inos, unsorted */
+	struct vec gone;		/* uint64_t inos ours replaced */
+	struct vec unnamed;		/* struct unnamed */
+	struct vec dirs;		/* struct dirat */
+	struct vec touched;		/* uint64_t dir inos to stamp */
+	struct vec links;		/* struct link */
+	uint64_t base_ms;		/* our last version's (unix ms) */
+	struct saved *v;
+	size_t n, cap;
+	int err;
+};
+
+/* ---- which inodes changed ------------------------------------------------- */
+
+static int
+has_ino(const struct catch *c, uint64_t ino)
+{
+	const uint64_t *p = c->changed.p;
+
+	for (size_t i = 0; i < c->changed.n; i++)
+		if (p[i] == ino)
+			return 1;
+	return 0;
+}
+
+static void
+add_ino(struct catch *c, uint64_t ino)
+{
+	if (!has_ino(c, ino) && vec_push(&c->changed, &ino, sizeof ino) < 0)
+		c->err = -ENOMEM;
+}
+
+/* The change records (store.h's stream): inodes (1), xattrs (4),
+ * extents (5) and inline (9) keys start with the inode number; a deleted
+ * dirent (2) is parent number | name. */
 static int
 changed_inos(struct catch *c, const unsigned char *b, size_t n)
 {
@@ -143,7 +148,8 @@ changed_inos(struct catch *c, const unsigned char *b, size_t n)
 
 		if (n - off < need)
 			break;
-		if ((table == 1 || table == 5 || table == 9) && klen >= 8)
+		if ((table == 1 || table == 4 || table == 5 || table == 9) &&
+		    klen >= 8)
 			add_ino(c, get_be64(b + off + 9));
 		if (table == 2 && vlen == 0xffffffffu && klen > 8 &&
 		    klen - 8 <= STORE_NAME_MAX) {
@@ -169,6 +175,68 @@ struct walk {
 	size_t len;
 	int depth;
 };
+
+/* ino's xattrs as name NUL | u32 BE length | value, in list order
+ * (equal bytes: equal xattrs). */
+static int
+xattrs_of(struct store_txn *t, uint64_t ino, struct bytes *out)
+{
+	char *list = NULL, *nm;
+	unsigned char *val = NULL;
+	int len, rc = 0;
+
+	if ((len = store_xattr_list(t, ino, NULL, 0)) <= 0)
+		return len == -ENODATA ? 0 : len;
+	if (!(list = malloc((size_t)len)) ||
+	    (len = store_xattr_list(t, ino, list, (size_t)len)) < 0) {
+		rc = list ? len : -ENOMEM;
+		goto out;
+	}
+	for (nm = list; rc == 0 && nm < list + len; nm += strlen(nm) + 1) {
+		unsigned char lb[4];
+		int vl;
+
+		if ((vl = store_xattr_get(t, ino, nm, NULL, 0)) < 0)
+			continue;
+		free(val);
+		if (!(val = malloc(vl ? (size_t)vl : 1))) {
+			rc = -ENOMEM;
+			break;
+		}
+		if ((vl = store_xattr_get(t, ino, nm, val, (size_t)vl)) < 0)
+			continue;
+		put_be32(lb, (uint32_t)vl);
+		if ((rc = changes_out(out, nm, strlen(nm) + 1)) == 0 &&
+		    (rc = changes_out(out, lb, 4)) == 0)
+			rc = changes_out(out, val, (size_t)vl);
+	}
+out:
+	free(list);
+	free(val);
+	return rc;
+}
+
+static int
+xattrs_put(struct store_txn *t, uint64_t ino, const struct bytes *xa)
+{
+	size_t off = 0;
+	int rc;
+
+	while (off < xa->len) {
+		const char *nm = (const char *)xa->p + off;
+		size_t nl = strlen(nm) + 1;
+		uint32_t vl = get_be32(xa->p + off + nl);
+
+		if ((rc = store_xattr_set(t, ino, nm, xa->p + off + nl + 4, vl,
+		    0)) < 0)
+			return rc;
+		off += nl + 4 + vl;
+	}
+	return 0;
+}
+
+static int same_xattrs(struct store_txn *t, uint64_t ino,
+    const struct saved *s);
 
 static int save_file(struct walk *w, uint64_t ino);
 
@@ -214,7 +282,8 @@ walk_dir(void *arg, const char *name, uint64_t ino)
 	memcpy(w->path + w->len, name, nl + 1);
 	w->len += nl;
 	if (S_ISDIR(in.mode) && has_ino(w->c, ino)) {
-		struct dirat d = { ino, strdup(w->path), w->depth };
+		struct dirat d = { ino, strdup(w->path), w->depth,
+		    store_dirent_empty(w->t, ino) == 1 };
 
 		if (!d.path || vec_push(&w->c->dirs, &d, sizeof d) < 0) {
 			free(d.path);
@@ -280,12 +349,15 @@ save_file(struct walk *w, uint64_t ino)
 			s->inl_len = len;
 		}
 	}
+	if ((rc = xattrs_of(w->t, ino, &s->xa)) < 0)
+		goto fail;
 	c->n++;
 	return 0;
 fail:
 	free(s->path);
 	free(s->target);
 	free(s->ext);
+	free(s->xa.p);
 	return rc;
 }
 
@@ -302,6 +374,7 @@ catch_free(struct catch *c)
 		free(s->path);
 		free(s->target);
 		free(s->inl);
+		free(s->xa.p);
 	}
 	free(c->v);
 	for (size_t i = 0; i < c->dirs.n; i++)
@@ -311,6 +384,7 @@ catch_free(struct catch *c)
 	vec_release(&c->unnamed);
 	vec_release(&c->dirs);
 	vec_release(&c->touched);
+	vec_release(&c->links);
 }
 
 /* ---- putting them into the newest version ------------------------------- */
@@ -340,6 +414,17 @@ same_content(struct store_txn *t, uint64_t ino, const struct saved *s)
 		return store_inline_get(t, ino, 0, buf, sizeof buf, &len) == 0 &&
 		    len == s->inl_len && memcmp(buf, s->inl, len) == 0;
 	return store_inline_get(t, ino, 0, buf, sizeof buf, &len) == -ENOENT;
+}
+
+static int
+same_xattrs(struct store_txn *t, uint64_t ino, const struct saved *s)
+{
+	struct bytes b = { 0 };
+	int same = xattrs_of(t, ino, &b) == 0 && b.len == s->xa.len &&
+	    (!b.len || memcmp(b.p, s->xa.p, b.len) == 0);
+
+	free(b.p);
+	return same;
 }
 
 /* The directory for path's parent in t, created where missing; -ELOOP
@@ -401,99 +486,6 @@ parent_dir(struct store_txn *t, char *path, uint64_t avoid, uint64_t *dir,
 	return 0;
 }
 
-static int
-put_file(struct store_txn *t, struct catch *c, const struct saved *s,
-    const char *suffix)
-{
-	char path[PATH_MAX_LEN + 80], *leaf;
-	uint64_t dir, ino, have, replace = 0;
-	struct store_inode in = s->in, pd, theirs;
-	int rc;
-
-	snprintf(path, sizeof path, "%s", s->path);
-	if ((rc = parent_dir(t, path, 0, &dir, &leaf)) < 0) {
-		/* The parent is a file there now: next to the top. */
-		snprintf(path, sizeof path, "%s%s", s->path, suffix);
-		for (char *q = path; *q; q++)
-			if (*q == '/')
-				*q = '_';
-		dir = STORE_ROOT_INO;
-		leaf = path;
-	}
-	if (store_dirent_get(t, dir, leaf, &have) == 0) {
-		char name[NAME_MAX + 1];
-
-		if (same_content(t, have, s))
-			return 0;
-		if (store_ino_get(t, have, &theirs) == 0 &&
-		    !S_ISDIR(theirs.mode) && c->base_ms &&
-		    (uint64_t)theirs.ctime_sec * 1000 + theirs.ctime_nsec /
-		    1000000 < c->base_ms) {
-			/* Only we changed it: ours takes its name. */
-			replace = have;
-			goto create;
-		}
-		if (strlen(leaf) + strlen(suffix) >= sizeof name)
-			return -ENAMETOOLONG;
-		memcpy(name, leaf, strlen(leaf));
-		memcpy(name + strlen(leaf), suffix, strlen(suffix) + 1);
-		if (store_dirent_get(t, dir, name, &have) == 0 &&
-		    same_content(t, have, s))
-			return 0;
-		log_warn("catch-up: %s changed here and on the other node: "
-		    "ours kept as %s", s->path, name);
-		memmove(leaf, name, strlen(name) + 1);
-		if (store_dirent_get(t, dir, leaf, &have) == 0)
-			return -EEXIST;
-	}
-create:
-	if ((rc = store_ino_alloc(t, &ino)) < 0)
-		return rc;
-	if (replace) {
-		theirs.nlink = theirs.nlink ? theirs.nlink - 1 : 0;
-		store_inode_touch(&theirs, STORE_CTIME);
-		if ((rc = store_ino_put(t, &theirs)) < 0)
-			return rc;
-		if (theirs.nlink == 0 &&
-		    vec_push(&c->gone, &replace, sizeof replace) < 0)
-			return -ENOMEM;
-	}
-	in.ino = ino;
-	in.nlink = 1;
-	store_inode_touch(&in, STORE_CTIME);
-	if ((rc = store_ino_put(t, &in)) < 0 ||
-	    (rc = store_dirent_put(t, dir, leaf, ino)) < 0)
-		return rc;
-	if (store_ino_get(t, dir, &pd) == 0) {
-		store_inode_touch(&pd, STORE_MTIME | STORE_CTIME);
-		if ((rc = store_ino_put(t, &pd)) < 0)
-			return rc;
-	}
-	if (s->target)
-		return store_symlink_put(t, ino, s->target);
-	if (s->inl_len && (rc = store_inline_put(t, ino, 0, s->inl,
-	    s->inl_len)) < 0)
-		return rc;
-	for (size_t i = 0; i < s->next; i++) {
-		struct store_block b;
-
-		if (store_block_get(t, s->ext[i].b.id, &b) == 0) {
-			b.refcount++;
-			rc = store_block_put(t, &b);
-			sodium_memzero(&b, sizeof b);
-		} else {
-			b = s->ext[i].b;
-			b.refcount = 1;
-			rc = store_block_put(t, &b);
-			sodium_memzero(&b, sizeof b);
-		}
-		if (rc < 0 || (rc = store_extent_put(t, ino, s->ext[i].bno,
-		    s->ext[i].b.id)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
 /* The other side changed the inode since our last version (or we cannot
  * tell): a status change after that version's time. */
 static int
@@ -521,6 +513,134 @@ nlink_add(struct store_txn *t, uint64_t ino, int d)
 		return 0;
 	in.nlink += d;
 	return store_ino_put(t, &in);
+}
+
+/* Names of one inode of ours stay names of one inode: the first one put
+ * (or found equal) is what the next ones link to. */
+struct link {
+	uint64_t ours, now;
+};
+
+static uint64_t
+link_of(const struct catch *c, uint64_t ours)
+{
+	const struct link *l = c->links.p;
+
+	for (size_t i = 0; i < c->links.n; i++)
+		if (l[i].ours == ours)
+			return l[i].now;
+	return 0;
+}
+
+static int
+note_link(struct catch *c, const struct saved *s, uint64_t now)
+{
+	struct link l = { s->in.ino, now };
+
+	if (s->in.nlink < 2 || link_of(c, s->in.ino))
+		return 0;
+	return vec_push(&c->links, &l, sizeof l);
+}
+
+static int
+put_file(struct store_txn *t, struct catch *c, const struct saved *s,
+    const char *suffix)
+{
+	char path[PATH_MAX_LEN + 80], *leaf;
+	uint64_t dir, ino, have, replace = 0;
+	struct store_inode in = s->in, pd, theirs;
+	int rc;
+
+	snprintf(path, sizeof path, "%s", s->path);
+	if ((rc = parent_dir(t, path, 0, &dir, &leaf)) < 0) {
+		/* The parent is a file there now: next to the top. */
+		snprintf(path, sizeof path, "%s%s", s->path, suffix);
+		for (char *q = path; *q; q++)
+			if (*q == '/')
+				*q = '_';
+		dir = STORE_ROOT_INO;
+		leaf = path;
+	}
+	if (store_dirent_get(t, dir, leaf, &have) == 0) {
+		char name[NAME_MAX + 1];
+
+		if (same_content(t, have, s) && same_xattrs(t, have, s))
+			return note_link(c, s, have);
+		if (store_ino_get(t, have, &theirs) == 0 &&
+		    !S_ISDIR(theirs.mode) && !changed_there(c, &theirs)) {
+			/* Only we changed it: ours takes its name. */
+			replace = have;
+			goto create;
+		}
+		if (strlen(leaf) + strlen(suffix) >= sizeof name)
+			return -ENAMETOOLONG;
+		memcpy(name, leaf, strlen(leaf));
+		memcpy(name + strlen(leaf), suffix, strlen(suffix) + 1);
+		if (store_dirent_get(t, dir, name, &have) == 0 &&
+		    same_content(t, have, s) && same_xattrs(t, have, s))
+			return note_link(c, s, have);
+		log_warn("catch-up: %s changed here and on the other node: "
+		    "ours kept as %s", s->path, name);
+		memmove(leaf, name, strlen(name) + 1);
+		if (store_dirent_get(t, dir, leaf, &have) == 0)
+			return -EEXIST;
+	}
+create:
+	if (replace) {
+		theirs.nlink = theirs.nlink ? theirs.nlink - 1 : 0;
+		store_inode_touch(&theirs, STORE_CTIME);
+		if ((rc = store_ino_put(t, &theirs)) < 0)
+			return rc;
+		if (theirs.nlink == 0 &&
+		    vec_push(&c->gone, &replace, sizeof replace) < 0)
+			return -ENOMEM;
+	}
+	if ((ino = link_of(c, s->in.ino))) {
+		/* Another name of an inode already put. */
+		if ((rc = store_dirent_put(t, dir, leaf, ino)) < 0 ||
+		    (rc = nlink_add(t, ino, 1)) < 0)
+			return rc;
+		return touch_later(c, dir);
+	}
+	if ((rc = store_ino_alloc(t, &ino)) < 0 ||
+	    (rc = note_link(c, s, ino)) < 0)
+		return rc;
+	in.ino = ino;
+	in.nlink = 1;
+	store_inode_touch(&in, STORE_CTIME);
+	if ((rc = store_ino_put(t, &in)) < 0 ||
+	    (rc = store_dirent_put(t, dir, leaf, ino)) < 0)
+		return rc;
+	if (store_ino_get(t, dir, &pd) == 0) {
+		store_inode_touch(&pd, STORE_MTIME | STORE_CTIME);
+		if ((rc = store_ino_put(t, &pd)) < 0)
+			return rc;
+	}
+	if ((rc = xattrs_put(t, ino, &s->xa)) < 0)
+		return rc;
+	if (s->target)
+		return store_symlink_put(t, ino, s->target);
+	if (s->inl_len && (rc = store_inline_put(t, ino, 0, s->inl,
+	    s->inl_len)) < 0)
+		return rc;
+	for (size_t i = 0; i < s->next; i++) {
+		struct store_block b;
+
+		if (store_block_get(t, s->ext[i].b.id, &b) == 0) {
+			b.refcount++;
+			rc = store_block_put(t, &b);
+			sodium_memzero(&b, sizeof b);
+		} else {
+			b = s->ext[i].b;
+			b.refcount = 1;
+			rc = store_block_put(t, &b);
+			sodium_memzero(&b, sizeof b);
+		}
+		if (rc < 0 || (rc = store_extent_put(t, ino, s->ext[i].bno,
+		    s->ext[i].b.id)) < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int
@@ -638,6 +758,30 @@ remove_unnamed(struct store_txn *t, struct catch *c, size_t *removed)
 	return 0;
 }
 
+/* Our empty directories that changed since our last version (new ones,
+ * mostly) exist in the newest version too, with any missing parents. */
+static int
+put_empty_dirs(struct store_txn *t, struct catch *c)
+{
+	const struct dirat *d = c->dirs.p;
+
+	for (size_t i = 0; i < c->dirs.n; i++) {
+		char path[PATH_MAX_LEN + 1], *leaf;
+		uint64_t dir;
+		int rc;
+
+		if (!d[i].empty)
+			continue;
+		snprintf(path, sizeof path, "%s/", d[i].path);
+		if ((rc = parent_dir(t, path, 0, &dir, &leaf)) == -ENOTDIR)
+			log_warn("catch-up: empty directory %s: a file of the "
+			    "other node has its name: not made", d[i].path);
+		else if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* The directories whose entries catch-up changed get one new time (after
  * every "changed there" judgement, which reads the old ones). */
 static int
@@ -744,6 +888,8 @@ owner__catchup(struct owner *o, const struct owner__newest *nw)
 		else if (rc == 0)
 			replayed++;
 	}
+	if (rc >= 0)
+		rc = put_empty_dirs(t, &c);
 	if (rc >= 0)
 		rc = stamp_touched(t, &c);
 	if (rc < 0) {

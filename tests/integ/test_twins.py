@@ -283,7 +283,8 @@ def test_offline_deletes_and_renames_replayed(twins, make_mount):
             "ren.txt": "renamed by b\n",
             "ren-changed.txt": "renamed by b, changed by a\n",
             "dir/f.txt": "in a dir b moves\n", "gonedir/x.txt": "rm -r by b\n",
-            "a-del.txt": "deleted by a\n"}
+            "a-del.txt": "deleted by a\n", "tagged.txt": "b tags it\n",
+            "linked.txt": "b links it\n"}
     for name, text in base.items():
         (a.path / name).parent.mkdir(exist_ok=True)
         (a.path / name).write_text(text)
@@ -309,6 +310,13 @@ def test_offline_deletes_and_renames_replayed(twins, make_mount):
     os.rename(b.path / "ren-changed.txt", b.path / "ren-changed-new.txt")
     os.mkdir(b.path / "sub")
     os.rename(b.path / "dir", b.path / "sub/moved")
+    # xattrs, empty new directories and hard links come along too.
+    os.setxattr(b.path / "tagged.txt", "user.tag", b"by b")
+    (b.path / "new.txt").write_text("b's new file\n")
+    os.setxattr(b.path / "new.txt", "user.tag", b"new")
+    os.makedirs(b.path / "empty/nested")
+    os.link(b.path / "new.txt", b.path / "new-link.txt")
+    os.link(b.path / "linked.txt", b.path / "sub/linked-too.txt")
     for m in (a, b):
         cp = run_peerfs(["umount", "--force", m.path], timeout=60)
         assert cp.returncode == 0, cp.stderr
@@ -323,15 +331,27 @@ def test_offline_deletes_and_renames_replayed(twins, make_mount):
     b.umount()
     c = third_restore(make_mount, sw, code)
     names = sorted(os.listdir(c.path))
-    assert names == ["first.txt", "kept.txt", "ren-changed-new.txt",
-                     "ren-changed.txt", "renamed.txt", "sub"], names
+    assert names == ["empty", "first.txt", "kept.txt", "linked.txt",
+                     "new-link.txt", "new.txt", "ren-changed-new.txt",
+                     "ren-changed.txt", "renamed.txt", "sub", "tagged.txt"
+                     ], names
     assert (c.path / "kept.txt").read_text() == "a changed it offline\n"
     assert (c.path / "renamed.txt").read_text() == base["ren.txt"]
     assert (c.path / "ren-changed.txt").read_text() == \
         "a changed it offline\n"
     assert (c.path / "ren-changed-new.txt").read_text() == \
         base["ren-changed.txt"]
-    assert sorted(os.listdir(c.path / "sub")) == ["moved"]
+    assert sorted(os.listdir(c.path / "sub")) == ["linked-too.txt", "moved"]
+    assert os.getxattr(c.path / "tagged.txt", "user.tag") == b"by b"
+    assert (c.path / "tagged.txt").read_text() == base["tagged.txt"]
+    assert os.getxattr(c.path / "new.txt", "user.tag") == b"new"
+    assert os.listdir(c.path / "empty") == ["nested"]
+    assert os.listdir(c.path / "empty/nested") == []
+    for one, two in (("new.txt", "new-link.txt"),
+                     ("linked.txt", "sub/linked-too.txt")):
+        s1, s2 = os.stat(c.path / one), os.stat(c.path / two)
+        assert s1.st_ino == s2.st_ino and s1.st_nlink == 2, (one, two)
+    assert (c.path / "sub/linked-too.txt").read_text() == base["linked.txt"]
     assert sorted(os.listdir(c.path / "sub/moved")) == ["f.txt", "from-a.txt"]
     assert (c.path / "sub/moved/f.txt").read_text() == base["dir/f.txt"]
     assert (c.path / "sub/moved/from-a.txt").read_text() == \
