@@ -114,20 +114,29 @@ struct catch {
 /* ---- which inodes changed ------------------------------------------------- */
 
 static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* changed is sorted and unique once changed_inos is done. */
+static int
 has_ino(const struct catch *c, uint64_t ino)
 {
-	const uint64_t *p = c->changed.p;
-
-	for (size_t i = 0; i < c->changed.n; i++)
-		if (p[i] == ino)
-			return 1;
-	return 0;
+	return c->changed.n && bsearch(&ino, c->changed.p, c->changed.n,
+	    sizeof ino, u64_cmp) != NULL;
 }
 
 static void
 add_ino(struct catch *c, uint64_t ino)
 {
-	if (!has_ino(c, ino) && vec_push(&c->changed, &ino, sizeof ino) < 0)
+	const uint64_t *p = c->changed.p;
+
+	/* The stream is in key order: a table's repeats are adjacent. */
+	if ((!c->changed.n || p[c->changed.n - 1] != ino) &&
+	    vec_push(&c->changed, &ino, sizeof ino) < 0)
 		c->err = -ENOMEM;
 }
 
@@ -162,6 +171,16 @@ changed_inos(struct catch *c, const unsigned char *b, size_t n)
 				c->err = -ENOMEM;
 		}
 		off += need;
+	}
+	if (c->changed.n > 1) {
+		uint64_t *p = c->changed.p;
+		size_t u = 1;
+
+		qsort(p, c->changed.n, sizeof *p, u64_cmp);
+		for (size_t i = 1; i < c->changed.n; i++)
+			if (p[i] != p[u - 1])
+				p[u++] = p[i];
+		c->changed.n = u;
 	}
 	return c->err;
 }
@@ -643,12 +662,27 @@ create:
 	return 0;
 }
 
+/* A directory of ours (dirs[dir]) still at a name we removed
+ * (unnamed[name]) in the newest version. */
+struct move {
+	size_t dir, name;
+	int depth;
+};
+
 static int
 depth_cmp(const void *a, const void *b)
 {
-	const struct dirat *x = a, *y = b;
+	const struct move *x = a, *y = b;
 
 	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
+static int
+dirat_cmp(const void *a, const void *b)
+{
+	const struct dirat *x = a, *y = b;
+
+	return (x->ino > y->ino) - (x->ino < y->ino);
 }
 
 /* Directories we moved: the newest version still has one at the name we
@@ -660,42 +694,56 @@ move_dirs(struct store_txn *t, struct catch *c)
 {
 	struct dirat *d = c->dirs.p;
 	struct unnamed *u = c->unnamed.p;
-	int rc;
+	struct vec mv = { 0 };
+	struct move *m;
+	int rc = 0;
 
 	if (c->dirs.n > 1)
-		qsort(d, c->dirs.n, sizeof *d, depth_cmp);
-	for (size_t i = 0; i < c->dirs.n; i++) {
-		for (size_t j = 0; j < c->unnamed.n; j++) {
-			char path[PATH_MAX_LEN], *leaf;
-			struct store_inode in;
-			uint64_t y, dir, have;
+		qsort(d, c->dirs.n, sizeof *d, dirat_cmp);
+	for (size_t j = 0; j < c->unnamed.n && rc == 0; j++) {
+		struct dirat key = { 0 }, *hit;
+		struct move one;
 
-			if (u[j].done || store_dirent_get(t, u[j].parent,
-			    u[j].name, &y) < 0 || y != d[i].ino ||
-			    store_ino_get(t, y, &in) < 0 || !S_ISDIR(in.mode))
-				continue;
-			u[j].done = 1;
-			snprintf(path, sizeof path, "%s", d[i].path);
-			if (parent_dir(t, path, y, &dir, &leaf) < 0 ||
-			    store_dirent_get(t, dir, leaf, &have) == 0) {
-				log_warn("catch-up: directory %s moved here to "
-				    "%s: its old name is kept (the new one is "
-				    "taken there)", u[j].name, d[i].path);
-				continue;
-			}
-			if ((rc = store_dirent_del(t, u[j].parent,
-			    u[j].name)) < 0 ||
-			    (rc = store_dirent_put(t, dir, leaf, y)) < 0 ||
-			    (rc = touch_later(c, u[j].parent)) < 0 ||
-			    (rc = touch_later(c, dir)) < 0)
-				return rc;
-			if (dir != u[j].parent &&
-			    ((rc = nlink_add(t, u[j].parent, -1)) < 0 ||
-			    (rc = nlink_add(t, dir, 1)) < 0))
-				return rc;
-		}
+		if (!c->dirs.n || store_dirent_get(t, u[j].parent, u[j].name,
+		    &key.ino) < 0 || !(hit = bsearch(&key, d, c->dirs.n,
+		    sizeof *d, dirat_cmp)))
+			continue;
+		one = (struct move){ (size_t)(hit - d), j, hit->depth };
+		rc = vec_push(&mv, &one, sizeof one);
 	}
-	return 0;
+	m = mv.p;
+	if (rc == 0 && mv.n > 1)
+		qsort(m, mv.n, sizeof *m, depth_cmp);
+	for (size_t k = 0; k < mv.n && rc == 0; k++) {
+		struct unnamed *un = &u[m[k].name];
+		const struct dirat *di = &d[m[k].dir];
+		char path[PATH_MAX_LEN], *leaf;
+		struct store_inode in;
+		uint64_t y = di->ino, dir, have;
+
+		if (store_ino_get(t, y, &in) < 0 || !S_ISDIR(in.mode))
+			continue;
+		un->done = 1;
+		snprintf(path, sizeof path, "%s", di->path);
+		if (parent_dir(t, path, y, &dir, &leaf) < 0 ||
+		    store_dirent_get(t, dir, leaf, &have) == 0) {
+			log_warn("catch-up: directory %s moved here to %s: its "
+			    "old name is kept (the new one is taken there)",
+			    un->name, di->path);
+			continue;
+		}
+		if ((rc = store_dirent_del(t, un->parent, un->name)) < 0 ||
+		    (rc = store_dirent_put(t, dir, leaf, y)) < 0 ||
+		    (rc = touch_later(c, un->parent)) < 0 ||
+		    (rc = touch_later(c, dir)) < 0)
+			break;
+		if (dir != un->parent &&
+		    ((rc = nlink_add(t, un->parent, -1)) < 0 ||
+		    (rc = nlink_add(t, dir, 1)) < 0))
+			break;
+	}
+	vec_release(&mv);
+	return rc;
 }
 
 /* Names we removed: gone from the newest version too when the other side
