@@ -225,9 +225,8 @@ const struct cli_opt cli_opts[] = {
 	    "0: at close"),
 	DUR("lease", lease_ms, MOUNT, "5m", "1s", "1d", 0,
 	    "the write lease this node holds while mounted, renewed every "
-	    "third of it; a crashed node blocks writes elsewhere this long at "
-	    "most (each renewal is an index version: shorter leases keep "
-	    "fewer old versions reachable)"),
+	    "third of it (a renewal pushes no version out); a crashed node "
+	    "blocks writes elsewhere this long at most"),
 	FLAG("take-over", 0, take_over, MOUNT, 0,
 	    "when another node holds the lease: ask it to hand over (it "
 	    "publishes its changes first), or take the lease once it runs out; "

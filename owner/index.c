@@ -29,6 +29,8 @@
  *   index.time   u64  unix ms this node published the newest version (or
  *                     its head's time, for one it adopted)
  *   index.node   8 bytes: this home's node id (owner/publish.c)
+ *   index.vers   u64  versions so far, a head that only renews the lease
+ *                     not counted: the unit of --keep-versions holds
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
  *                never deletes fragments from suppliers (owner__index_older).
@@ -127,6 +129,32 @@ wr_free(struct wr *w)
 		free(w->p);
 	}
 	memset(w, 0, sizeof *w);
+}
+
+/* The index a head names, as suppliers see it (cr_head2_sign): a keyed
+ * hash of its parts' kinds, change numbers and block ids, so that heads
+ * naming one index (lease renewals) are equal there and suppliers learn
+ * nothing else. Placements and peers are left out: a rebuild that moves
+ * a fragment does not make a new version. */
+static uint64_t
+layout_index_id(const unsigned char key[CR_KEY_BYTES],
+    const struct owner__layout *l)
+{
+	unsigned char h[CR_HASH_BYTES];
+	struct wr w = { 0 };
+	uint64_t id;
+
+	wr_put(&w, key, CR_KEY_BYTES);
+	for (int i = 0; i < l->nparts; i++) {
+		wr_u8(&w, l->parts[i].kind);
+		wr_u64(&w, l->parts[i].gen);
+		for (int j = 0; j < l->parts[i].nblk; j++)
+			wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
+	}
+	cr_hash(h, w.p, w.len);
+	id = get_be64(h);
+	wr_free(&w);
+	return id;
 }
 
 static int
@@ -585,9 +613,16 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 	for (int i = first_new; rc == 0 && i < l->nparts; i++)
 		for (int j = 0; rc == 0 && j < l->parts[i].nblk; j++)
 			rc = store_block_put(t, &l->parts[i].blk[j]);
-	if (rc == 0)
+	/* A head with no new part only renewed the lease on the same index:
+	 * no new version for --keep-versions (its history entry and the
+	 * holds stay), so an idle writer's renewals keep old versions. */
+	if (rc == 0 && (drop_history || first_new < l->nparts)) {
 		rc = hist_update(t, drop_history ? NULL : old->hist,
 		    drop_history ? 0 : old->hist_len, seq, l, keep);
+		if (rc == 0)
+			rc = store_misc_u64_put(t, STORE_MISC_INDEX_VERS,
+			    owner__index_vers(t) + 1);
+	}
 	if (rc == 0)
 		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_PARTS, w.p, w.len);
 	if (rc == 0)
@@ -798,7 +833,7 @@ sign:
 	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
 	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
-	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
+	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD2_BLOB_MAX) {
 		log_error("index: layout of %zu bytes does not fit a head",
 		    blob.len);
 		rc = -EFBIG;
@@ -808,8 +843,9 @@ sign:
 	    &sealed_len)) < 0)
 		goto out;
 	seq = (s.seq > io->above ? s.seq : io->above) + 1;
-	if ((rc = cr_head_sign(io->id, seq, (uint64_t)time(NULL), sealed,
-	    sealed_len, &head, &head_len)) < 0)
+	if ((rc = cr_head2_sign(io->id, seq, (uint64_t)time(NULL),
+	    layout_index_id(key, &nl), sealed, sealed_len, &head,
+	    &head_len)) < 0)
 		goto out;
 	rc = net_head_publish_count(n, head, head_len, &tally);
 	if (io->tally)

@@ -421,4 +421,16 @@ owner__index_seq(struct store_txn *t)
 	return store_misc_u64_get(t, STORE_MISC_INDEX_SEQ, &v) == 0 ? v : 0;
 }
 
+/* Index versions so far, a lease renewal on the same index not counted:
+ * what --keep-versions holds count in (homes before it counted seqs,
+ * which it continues). */
+static inline uint64_t
+owner__index_vers(struct store_txn *t)
+{
+	uint64_t v;
+
+	return store_misc_u64_get(t, STORE_MISC_INDEX_VERS, &v) == 0 ? v :
+	    owner__index_seq(t);
+}
+
 #endif

@@ -38,6 +38,7 @@ static const struct {
 	[STORE_MISC_INDEX_OLDER]	= { "index.older", FLAG },
 	[STORE_MISC_INDEX_TIME]		= { "index.time", U64 },
 	[STORE_MISC_INDEX_NODE]		= { "index.node", BYTES },
+	[STORE_MISC_INDEX_VERS]		= { "index.vers", U64 },
 };
 
 /* Homes before STORE_MISC_BLOCK_SIZE: the block size as a u32 in the

@@ -282,6 +282,10 @@ enum store_misc_key {
 	/* bytes: this home's node id (owner/publish.c), made at its first
 	 * mount, never copied by a restore. */
 	STORE_MISC_INDEX_NODE,
+	/* u64: index versions this home published or adopted, counting a
+	 * head that only renewed the lease on the same index once (owner's
+	 * --keep-versions holds, owner/refs.c). Absent: index.seq. */
+	STORE_MISC_INDEX_VERS,
 	STORE_MISC_N
 };
 
@@ -573,8 +577,11 @@ int store_frag_evict_request(const char *dir,
 
 /* ==== supplier: owners' signed heads (store/heads.c) =======================
  * <dir>/<owner hex>/heads/<seq as 20 decimal digits>, written like
- * fragments (temp, fsync, rename, dir fsync). Each owner keeps its newest
- * STORE_HEADS_KEEP heads; older ones are removed. Heads are charged to
+ * fragments (temp, fsync, rename, dir fsync). Each owner keeps the heads
+ * of its STORE_HEADS_KEEP newest distinct indexes (cr_head.index), of
+ * each index the first head and the newest (a head that only renews the
+ * write lease on an index replaces the previous such head); the others
+ * are removed. Heads are charged to
  * their owner's account like fragments (a head may be 1 MiB, and
  * identities are free). */
 #define STORE_HEADS_KEEP 16
