@@ -208,8 +208,9 @@ const struct cli_opt cli_opts[] = {
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,
 	    "a supplier; mount remembers it in DIR/peers for next time"),
-	EC("ec", ec, MOUNT | RESTORE, "4+2", "erasure code: K data and M "
-	    "parity fragments per block; restore: the one the mount used"),
+	EC("ec", ec, MOUNT, "4+2", "erasure code: K data and M parity "
+	    "fragments per block, fixed at the first mount of a home (restore "
+	    "reads it from the index's heads)"),
 	SIZE("block-size", block_size, MOUNT, "4M", "4K", "16M", CLI_PAGES,
 	    "block size, fixed at the first mount of a home"),
 	SIZE("cache-size", cache_size, MOUNT, "32M", "0", NULL, 0,

@@ -237,30 +237,18 @@ undo_home(const char *home, int created)
 		rmdir(home);
 }
 
-static int
-restore_run(struct cli_conf *o, const char *home,
-    const struct cr_identity *id)
-{
-	struct store *st = NULL;
-	struct cr_ec *ec = NULL;
-	struct net *n = NULL;
-	struct store_txn *t;
-	struct count cnt = { 0 };
-	uint64_t info[2];	/* seq, time of the head used */
-	char when[64];
-	time_t tt;
-	int rc, up;
+#define RESTORE_EC_K	4	/* the first guess: --ec's default */
+#define RESTORE_EC_M	2
 
-	if ((rc = store_open(&st, home, (size_t)o->map_size)) < 0) {
-		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
-		    home, strerror(-rc));
-		return rc;
-	}
-	if ((rc = cr_ec_new(&ec, o->ec.k, o->ec.m)) < 0) {
-		fprintf(stderr, "peerfs restore: erasure code %d+%d: %s\n",
-		    o->ec.k, o->ec.m, strerror(-rc));
-		goto out;
-	}
+/* A network with code k+m, the --peer suppliers added; NULL on failure
+ * (said why). */
+static struct net *
+restore_net(struct cli_conf *o, struct store *st, const struct cr_identity *id,
+    struct cr_ec *ec)
+{
+	struct net *n = NULL;
+	int rc;
+
 	struct net_conf nc = {
 		.id = id, .store = st, .ec = ec, .timeout_ms = (int)o->timeout_ms,
 		.reconnect_ms = (int)o->reconnect_ms,
@@ -273,19 +261,97 @@ restore_run(struct cli_conf *o, const char *home,
 	sodium_memzero(nc.audit_key, sizeof nc.audit_key);
 	if (rc < 0) {
 		fprintf(stderr, "peerfs restore: network: %s\n", strerror(-rc));
-		goto out;
+		return NULL;
 	}
 	for (int i = 0; i < o->peers.n; i++)
 		if ((rc = net_add_peer(n, o->peers.v[i])) < 0)
 			fprintf(stderr, "peerfs restore: peer %s: %s\n",
 			    o->peers.v[i], strerror(-rc));
-	up = net_wait_online(n, o->peers.n, (int)o->timeout_ms);
-	if (up <= 0) {
+	if (net_wait_online(n, o->peers.n, (int)o->timeout_ms) <= 0) {
 		fprintf(stderr, "peerfs restore: no supplier reachable (%s%s)\n",
 		    o->peers.v[0], o->peers.n > 1 ? ", ..." : "");
+		net_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* What the index needs besides the key comes from its head: the code
+ * (the network reads with one code, so it is opened again with the
+ * head's when that differs from the default), and it is recorded in the
+ * home for the mounts to come. */
+static int
+restore_code(struct cli_conf *o, struct store *st, const struct cr_identity *id,
+    struct cr_ec **ec, struct net **n)
+{
+	struct owner_code c;
+	struct store_txn *t;
+	uint64_t v[2], bs;
+	int rc, k, m;
+
+	net_code(*n, &k, &m);
+	if ((rc = owner_index_head_code(*n, id, o->version, &c)) < 0)
+		return 0;	/* owner_index_restore says why */
+	if (c.k != k || c.m != m) {
+		net_free(*n);
+		*n = NULL;
+		cr_ec_free(*ec);
+		*ec = NULL;
+		if ((rc = cr_ec_new(ec, c.k, c.m)) < 0) {
+			fprintf(stderr, "peerfs restore: the index's erasure "
+			    "code %d+%d: %s\n", c.k, c.m, strerror(-rc));
+			return rc;
+		}
+		if (!(*n = restore_net(o, st, id, *ec)))
+			return -EHOSTUNREACH;
+	}
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	v[0] = (uint64_t)c.k;
+	v[1] = (uint64_t)c.m;
+	rc = store_misc_u64s_put(t, STORE_MISC_EC, v, 2);
+	if (rc == 0 && c.block_size &&
+	    store_misc_u64_get(t, STORE_MISC_BLOCK_SIZE, &bs) == -ENOENT)
+		rc = store_misc_u64_put(t, STORE_MISC_BLOCK_SIZE, c.block_size);
+	if (rc < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static int
+restore_run(struct cli_conf *o, const char *home,
+    const struct cr_identity *id)
+{
+	struct store *st = NULL;
+	struct cr_ec *ec = NULL;
+	struct net *n = NULL;
+	struct store_txn *t;
+	struct count cnt = { 0 };
+	uint64_t info[2];	/* seq, time of the head used */
+	char when[64];
+	time_t tt;
+	int rc;
+
+	if ((rc = store_open(&st, home, (size_t)o->map_size)) < 0) {
+		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
+		    home, strerror(-rc));
+		return rc;
+	}
+	/* Heads are fetched with any code; most homes use mount's default,
+	 * so the network is opened with it and again only for another. */
+	if ((rc = cr_ec_new(&ec, RESTORE_EC_K, RESTORE_EC_M)) < 0) {
+		fprintf(stderr, "peerfs restore: erasure code: %s\n",
+		    strerror(-rc));
+		goto out;
+	}
+	if (!(n = restore_net(o, st, id, ec))) {
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
+	if ((rc = restore_code(o, st, id, &ec, &n)) < 0)
+		goto out;
 	rc = owner_index_restore(n, id, st, o->version);
 	if (rc < 0) {
 		if (rc == -ENOENT && o->version)

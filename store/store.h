@@ -259,6 +259,9 @@ enum store_misc_key {
 	STORE_MISC_BLOCK_SIZE,
 	/* u64 list: the inodes pinned with `peerfs pin` (owner/pin.c). */
 	STORE_MISC_PINS,
+	/* u64 list: k, m: the home's erasure code, fixed by its first mount
+	 * (cli/mount.c); in the index, so a restored home keeps it. */
+	STORE_MISC_EC,
 	/* From here on the index.* bookkeeping, never in the index. */
 	/* u64: the highest head seq published or seen (owner/index.c). */
 	STORE_MISC_INDEX_SEQ,
