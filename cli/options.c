@@ -93,7 +93,10 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "verifies on the suppliers (or --version N, see `peerfs "
 	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
 	    "mount --home DIR MOUNTPOINT` shows the tree. One supplier address "
-	    "is enough: the others are learnt from the index." },
+	    "is enough: the others are learnt from the index; or, with "
+	    "--bootstrap instead, any node of the network: the suppliers "
+	    "holding the index are found in its DHT under a key only the "
+	    "recovery code computes." },
 	[CLI_VERSIONS] = { "versions", cmd_versions,
 	    "index versions the suppliers hold", NULL, "MOUNTPOINT", 1, 1,
 	    "Lists the versions of the index (the metadata) that the "
@@ -197,10 +200,11 @@ const struct cli_opt cli_opts[] = {
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
 	    "serve forged fragments and audit answers"),
 	/* the network (cli/network.c) */
-	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT, "16", "HOST:PORT",
-	    CLI_HOSTPORT, "a node of the network to join (remembered in "
-	    "DIR/bootstrap); mount: without --peer, suppliers are found and "
-	    "hired there"),
+	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT | RESTORE, "16",
+	    "HOST:PORT", CLI_HOSTPORT, "a node of the network to join "
+	    "(remembered in DIR/bootstrap); mount: without --peer, suppliers "
+	    "are found and hired there; restore: without --peer, the "
+	    "suppliers holding this owner's index are found there"),
 	FLAG("dht", 0, dht, SUPPLIER, 0,
 	    "run the network's DHT node without a bootstrap: the first node "
 	    "of a new network"),

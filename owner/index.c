@@ -864,6 +864,16 @@ sign:
 	log_debug("index: head %" PRIu64 " (%s, %zu bytes, gen %" PRIu64
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
+	/* Those holding our heads now announce themselves under our
+	 * locator (once per supplier and mount): a restore from the code
+	 * finds them through any node of the network. */
+	{
+		unsigned char loc[CR_KEY_BYTES];
+
+		cr_subkey(loc, io->id, CR_SUBKEY_LOCATOR);
+		if (net_locator_put(n, loc) < 0)
+			log_debug("index: locator not handed over");
+	}
 	/* After the head is out: every change another node makes on top of
 	 * this version comes later (owner/catchup.c compares). */
 	clock_gettime(CLOCK_REALTIME, &now);
