@@ -76,9 +76,11 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "redundancy, 1 otherwise." },
 	[CLI_DEMO] = { "demo", cmd_demo,
 	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
-	    "Starts 8 suppliers on free loopback ports (6 used by the default "
-	    "4+2 code, 2 spare) with their stores under DIR (default "
-	    "./peerfs-demo), and mounts DIR/mnt." },
+	    "Starts 8 suppliers on loopback, supplier N on 127.0.N.1 (6 used "
+	    "by the default 4+2 code, 2 spare), joined by a DHT the first one "
+	    "starts, with their stores under DIR (default ./peerfs-demo), and "
+	    "mounts DIR/mnt with only a bootstrap address: its suppliers are "
+	    "hired through the DHT." },
 	[CLI_KEY] = { "key", cmd_key, "key export: print the recovery code",
 	    "export", NULL, 0, 0,
 	    "Prints the recovery code of the home's identity on stdout: the "
