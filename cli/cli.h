@@ -52,6 +52,21 @@ void cli_passphrase_free(char *pass);
 int cli_load_identity(const char *home, const char *pass_file,
     struct cr_identity **out);
 
+/* One person, one peer. The supplier of a home runs unattended: when the
+ * home's key has a passphrase it serves with <home>/node.key (no
+ * passphrase), and the mount, which has the owner key open, binds that
+ * node key to it (cr_bind_sign: both keys sign) and presents the binding
+ * to the suppliers it uses. cli_node_bind: 1 with node's key and the
+ * binding
+ * when the home has a node key of its own (made here for a home whose key
+ * has a passphrase), 0 when the node is the owner key itself, -errno. */
+int cli_node_bind(const char *home, const struct cr_identity *id,
+    unsigned char node[CR_PK_BYTES], unsigned char bind[CR_BIND_BYTES]);
+/* The key a supplier of home serves with: node.key when there is one or
+ * the home's key needs a passphrase (node.key then made), else the home's
+ * key (made without a passphrase when there is none). */
+int cli_node_identity(const char *home, struct cr_identity **out);
+
 /* getopt error -> one line on stderr; returns CLI_USAGE. */
 int cli_bad_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

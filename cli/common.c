@@ -247,6 +247,67 @@ out:
 	return rc;
 }
 
+/* Opens <home>/node.key, made (without a passphrase) when missing. */
+static int
+node_key(const char *home, struct cr_identity **out)
+{
+	char *path = cli_path(home, "node.key");
+	int rc = cr_keyfile_load(path, NULL, out);
+
+	if (rc == -ENOENT)
+		rc = cr_keyfile_create(path, NULL, out);
+	if (rc == -EEXIST)	/* made meanwhile by the supplier or mount */
+		rc = cr_keyfile_load(path, NULL, out);
+	if (rc < 0)
+		fprintf(stderr, "peerfs: node key %s: %s\n", path,
+		    strerror(-rc));
+	free(path);
+	return rc;
+}
+
+int
+cli_node_bind(const char *home, const struct cr_identity *id,
+    unsigned char node[CR_PK_BYTES], unsigned char bind[CR_BIND_BYTES])
+{
+	char *key = cli_path(home, "key"), *nk = cli_path(home, "node.key");
+	struct cr_identity *nid = NULL;
+	int rc = access(nk, F_OK) == 0 ? 1 : cr_keyfile_has_passphrase(key);
+
+	free(key);
+	free(nk);
+	if (rc <= 0)
+		return rc == -ENOENT ? 0 : rc;
+	if ((rc = node_key(home, &nid)) < 0)
+		return rc;
+	memcpy(node, nid->pk, CR_PK_BYTES);
+	cr_bind_sign(id, nid, bind);
+	cr_identity_free(nid);
+	return 1;
+}
+
+int
+cli_node_identity(const char *home, struct cr_identity **out)
+{
+	char *key = cli_path(home, "key"), *nk = cli_path(home, "node.key");
+	int rc;
+
+	if (access(nk, F_OK) == 0 || cr_keyfile_has_passphrase(key) == 1) {
+		rc = node_key(home, out);
+	} else if (access(key, F_OK) != 0) {
+		/* A home that only supplies: its key is its node. */
+		if ((rc = cli_mkdir_p(home, 0700)) < 0 ||
+		    (rc = cr_keyfile_create(key, getenv("PEERFS_PASSPHRASE"),
+		    out)) < 0)
+			fprintf(stderr, "peerfs supplier: cannot create %s: "
+			    "%s\n", key, strerror(-rc));
+	} else {
+		rc = cli_load_identity(home, NULL, out);
+	}
+	free(key);
+	free(nk);
+	return rc;
+}
+
 int
 cli_bad_usage(const char *cmd, const char *fmt, ...)
 {

@@ -182,6 +182,7 @@ struct mounted {
 	struct net_dht *dht;		/* the network: cli/network.c */
 	char **boot;			/* bootstrap nodes, given or remembered */
 	int nboot;
+	char *ledger;			/* <home>/ledger (owner/audit.c) */
 };
 
 static void
@@ -195,6 +196,7 @@ unmount_all(struct mounted *m)
 	store_cache_free(m->cache);
 	if (m->st)
 		store_close(m->st);
+	free(m->ledger);
 }
 
 /* Opens every layer and mounts; on failure logs why and returns -errno. */
@@ -227,6 +229,9 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.dead_after_ms = (int)o->dead_ms,
 	};
 	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
+	if ((rc = cli_node_bind(home, id, nc.bind_node, nc.bind_sig)) < 0)
+		return rc;
+	nc.have_bind = rc;
 	rc = net_new(&m->net, &nc);
 	sodium_memzero(nc.audit_key, sizeof nc.audit_key);
 	if (rc < 0) {
@@ -248,6 +253,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_warn("%d of %d suppliers online (%d+%d needs %d): writes stay "
 		    "in the journal until enough are reachable", up, np,
 		    k, km - k, km);
+	if (!(m->ledger = cli_path(home, "ledger")))
+		return -ENOMEM;
 	struct owner_conf oc = {
 		.store = m->st, .cache = m->cache, .net = m->net, .id = id,
 		.block_size = (uint32_t)o->block_size,
@@ -258,6 +265,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.keep_versions = (int)o->keep_versions,
 		.rebuild_rate = o->rebuild_rate,
 		.audit_interval_ms = (int64_t)o->audit_ms,
+		.ledger_path = m->ledger,
+		.vet_after_ms = (int64_t)o->vet_after_ms,
 		.sweep_interval_ms = (int64_t)o->sweep_ms,
 		.write_back_ms = o->write_back_ms == 0 ? -1 :
 		    (int64_t)o->write_back_ms,

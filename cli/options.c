@@ -167,9 +167,13 @@ const struct cli_opt cli_opts[] = {
 	SIZE("quota", quota, SUPPLIER, NULL, NULL, "4096T", 0,
 	    "most bytes to lend, every owner together (when not given: a "
 	    "tenth of the free space when the store was created)"),
-	STR("accept", 0, accept, SUPPLIER, "open|friends", 0,
-	    "open: anyone may store, strangers within --stranger-quota; "
-	    "friends: only the --friend keys (default open)"),
+	STR("accept", 0, accept, SUPPLIER, "deal|open|friends", 0,
+	    "deal: a stranger may store what its node holds for this home "
+	    "and our audits proved, plus --credit, within --stranger-quota; "
+	    "open: anyone, strangers within --stranger-quota; friends: only "
+	    "the --friend keys (default deal)"),
+	SIZE("credit", credit, SUPPLIER, "1G", NULL, "4096T", 0,
+	    "--accept deal: what a stranger may store beyond what it earned"),
 	LIST("friend", friends, SUPPLIER, "256", "PK", 0,
 	    "an owner's key (64 hex) that may use up to the whole quota; "
 	    "repeatable"),
@@ -244,6 +248,9 @@ const struct cli_opt cli_opts[] = {
 	    "gap to --suspect-after keeps a reboot from starting a rebuild"),
 	DUR("audit-interval", audit_ms, MOUNT, "7d", "1ms", "36500d", 0,
 	    "one proof-of-storage pass over every fragment"),
+	DUR("vet-after", vet_after_ms, MOUNT, "3d", NULL, "36500d", 0,
+	    "a supplier whose audits pass this long is vetted; until then it "
+	    "holds at most one fragment of a block (0: no vetting)"),
 	SIZE("rebuild-rate", rebuild_rate, MOUNT, "50M", "4K", NULL, 0,
 	    "bytes per second rebuilds may move"),
 	COUNT("rebuild-jobs", rebuild_jobs, MOUNT, "2", "1", "16", 0,

@@ -98,6 +98,7 @@ struct cli_conf {
 	const char *accept, *friends_file;
 	struct cli_list friends;
 	uint64_t stranger_quota;
+	uint64_t credit;		/* --accept deal: beyond what was earned */
 	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
 	uint64_t max_sessions, max_per_address, max_per_key, max_inflight;
 	uint64_t handshake_timeout_ms, frame_timeout_ms, idle_timeout_ms;
@@ -105,6 +106,7 @@ struct cli_conf {
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;
+	uint64_t vet_after_ms;		/* audits passed this long: vetted */
 	uint64_t rebuild_rate, rebuild_jobs, keep_versions;
 	uint64_t upload_jobs, sync_timeout_ms, reconnect_ms, fuse_threads;
 	int foreground;

@@ -52,32 +52,6 @@ on_ready(void *arg, const char *addr)
 	}
 }
 
-/* A supplier runs unattended: its key is created without a passphrase
- * unless PEERFS_PASSPHRASE says otherwise. */
-static int
-supplier_identity(const char *home, struct cr_identity **id)
-{
-	char *key = cli_path(home, "key");
-	int rc;
-
-	if (access(key, F_OK) != 0) {
-		if ((rc = cli_mkdir_p(home, 0700)) < 0) {
-			fprintf(stderr, "peerfs supplier: cannot create %s: %s\n",
-			    home, strerror(-rc));
-			free(key);
-			return rc;
-		}
-		rc = cr_keyfile_create(key, getenv("PEERFS_PASSPHRASE"), id);
-		if (rc < 0)
-			fprintf(stderr, "peerfs supplier: cannot create %s: %s\n",
-			    key, strerror(-rc));
-		free(key);
-		return rc;
-	}
-	free(key);
-	return cli_load_identity(home, NULL, id);
-}
-
 /* A session is a file descriptor: take all the kernel allows us. */
 static void
 raise_nofile(void)
@@ -394,6 +368,7 @@ cmd_supplier(int argc, char **argv)
 	struct cli_conf o;
 	struct friends fr = { 0 };
 	struct store_frag_policy pol = { 0 };
+	struct net_deal *deal = NULL;
 	int friends_only, rc, line;
 	struct ready_ctx ready = { .notify_fd = -1 };
 	struct cr_identity *id = NULL;
@@ -427,10 +402,11 @@ cmd_supplier(int argc, char **argv)
 		return cli_bad_usage("supplier", "unexpected argument '%s'",
 		    o.args[0]);
 	if (o.accept == NULL)
-		o.accept = "open";
-	if (strcmp(o.accept, "open") != 0 && strcmp(o.accept, "friends") != 0)
-		return cli_bad_usage("supplier", "bad --accept '%s' (open or "
-		    "friends)", o.accept);
+		o.accept = "deal";
+	if (strcmp(o.accept, "open") != 0 && strcmp(o.accept, "friends") != 0 &&
+	    strcmp(o.accept, "deal") != 0)
+		return cli_bad_usage("supplier", "bad --accept '%s' (deal, open "
+		    "or friends)", o.accept);
 	friends_only = strcmp(o.accept, "friends") == 0;
 	for (int i = 0; i < o.friends.n; i++)
 		if ((rc = friend_add(&fr, o.friends.v[i])) < 0) {
@@ -460,7 +436,7 @@ cmd_supplier(int argc, char **argv)
 	if (cr_init() < 0)
 		return 1;
 	home = cli_home(o.home);
-	if (supplier_identity(home, &id) < 0)
+	if (cli_node_identity(home, &id) < 0)
 		return 1;
 	log_init("peerfs-supplier", log_get_level(), NULL);
 	/* Fork before LMDB opens: an environment must not cross a fork. */
@@ -473,6 +449,21 @@ cmd_supplier(int argc, char **argv)
 	pol.nfriends = fr.n;
 	pol.stranger_quota = o.stranger_quota;
 	pol.max_frags = o.max_fragments;
+	if (strcmp(o.accept, "deal") == 0) {
+		/* What this home's mount proved of each peer's node. */
+		char *ledger = cli_path(home, "ledger");
+		rc = net_deal_new(&deal, ledger);
+		free(ledger);
+		if (rc < 0) {
+			cr_identity_free(id);
+			free(fr.pk);
+			return 1;
+		}
+		pol.deal = 1;
+		pol.credit = o.credit;
+		pol.earned = net_deal_earned;
+		pol.earned_arg = deal;
+	}
 	if ((rc = cli_mkdir_p(o.store, 0700)) < 0 ||
 	    (rc = store_frag_open(&frags, o.store, o.quota)) < 0 ||
 	    (rc = store_frag_set_policy(frags, &pol)) < 0) {
@@ -480,6 +471,7 @@ cmd_supplier(int argc, char **argv)
 		    rc == -EBUSY ? "served by another process" :
 		    strerror(-rc));
 		store_frag_close(frags);
+		net_deal_free(deal);
 		cr_identity_free(id);
 		free(fr.pk);
 		return 1;
@@ -491,6 +483,7 @@ cmd_supplier(int argc, char **argv)
 	struct net_dht *dht = NULL;
 	if (supplier_dht(home, id, o.listen, frags, &o, &dht) < 0) {
 		store_frag_close(frags);
+		net_deal_free(deal);
 		cr_identity_free(id);
 		return 1;
 	}
@@ -503,6 +496,7 @@ cmd_supplier(int argc, char **argv)
 	ready.dht = dht;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
+	conf.deal = deal;
 	conf.max_sessions = (unsigned)o.max_sessions;
 	conf.max_per_addr = (unsigned)o.max_per_address;
 	conf.max_per_key = (unsigned)o.max_per_key;
@@ -519,6 +513,7 @@ cmd_supplier(int argc, char **argv)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));
 	net_dht_free(dht);
 	store_frag_close(frags);
+	net_deal_free(deal);
 	cr_identity_free(id);
 	if (o.daemon) {
 		char *pid_path = cli_path(home, "supplier.pid");

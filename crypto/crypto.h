@@ -57,6 +57,20 @@ int cr_keyfile_has_passphrase(const char *path);
 
 void cr_identity_free(struct cr_identity *id);
 
+/* The binding of a supplier node key to an owner key: one person, one
+ * peer, so that a supplier running unattended (without the owner's
+ * passphrase) acts for that owner. Both keys sign "peerfs node binding
+ * v1" | owner pk | node pk (Ed25519): the owner's signature says the node
+ * is its own, the node's that it agrees, so no owner can claim what
+ * another person's node stores. bind = owner's signature | node's. */
+#define CR_BIND_BYTES	(2 * CR_SIG_BYTES)
+void cr_bind_sign(const struct cr_identity *owner,
+    const struct cr_identity *node, unsigned char bind[CR_BIND_BYTES]);
+/* 0 when bind binds node to owner, -EBADMSG when not. */
+int  cr_bind_verify(const unsigned char owner[CR_PK_BYTES],
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES]);
+
 /* Subkeys of the master secret (crypto_kdf, context "peerfs__").
  * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index,
  * CR_SUBKEY_AUDIT for audit nonces, CR_SUBKEY_LOCATOR for the DHT key

@@ -328,3 +328,40 @@ cr_keyfile_has_passphrase(const char *path)
 		return -EINVAL;
 	return buf[KF_O_FLAGS] & KF_F_PASS ? 1 : 0;
 }
+
+/* ---- node binding ---------------------------------------------------------- */
+
+#define BIND_CTX	"peerfs node binding v1"
+
+static void
+bind_msg(unsigned char *m, const unsigned char *owner,
+    const unsigned char *node)
+{
+	memcpy(m, BIND_CTX, sizeof BIND_CTX - 1);
+	memcpy(m + sizeof BIND_CTX - 1, owner, CR_PK_BYTES);
+	memcpy(m + sizeof BIND_CTX - 1 + CR_PK_BYTES, node, CR_PK_BYTES);
+}
+
+void
+cr_bind_sign(const struct cr_identity *owner, const struct cr_identity *node,
+    unsigned char bind[CR_BIND_BYTES])
+{
+	unsigned char m[sizeof BIND_CTX - 1 + 2 * CR_PK_BYTES];
+
+	bind_msg(m, owner->pk, node->pk);
+	crypto_sign_detached(bind, NULL, m, sizeof m, owner->sk);
+	crypto_sign_detached(bind + CR_SIG_BYTES, NULL, m, sizeof m, node->sk);
+}
+
+int
+cr_bind_verify(const unsigned char owner[CR_PK_BYTES],
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES])
+{
+	unsigned char m[sizeof BIND_CTX - 1 + 2 * CR_PK_BYTES];
+
+	bind_msg(m, owner, node);
+	return crypto_sign_verify_detached(bind, m, sizeof m, owner) == 0 &&
+	    crypto_sign_verify_detached(bind + CR_SIG_BYTES, m, sizeof m,
+	    node) == 0 ? 0 : -EBADMSG;
+}

@@ -84,6 +84,160 @@ peer_better(const struct net_peer *a, const struct net_peer *b)
 	return ar < br;
 }
 
+/* ==== placement rules =================================================== */
+
+/* Loopback is one machine, used by the demo and the tests: address blocks
+ * say nothing there (every supplier would share 127.0.0.0/24). */
+static int
+is_loopback(const struct sockaddr_storage *x)
+{
+	if (x->ss_family == AF_INET)
+		return ((const unsigned char *)&((const struct sockaddr_in *)
+		    x)->sin_addr)[0] == 127;
+	if (x->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)
+		    x)->sin6_addr);
+	return 0;
+}
+
+int
+net__same_block(const struct sockaddr_storage *x,
+    const struct sockaddr_storage *y)
+{
+	if (x->ss_family != y->ss_family || is_loopback(x) || is_loopback(y))
+		return 0;
+	if (x->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+		    &((const struct sockaddr_in *)y)->sin_addr, 3) == 0;
+	if (x->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+		    &((const struct sockaddr_in6 *)y)->sin6_addr, 6) == 0;
+	return 0;
+}
+
+int
+net__place_ok(const struct net__slot *held, int nheld,
+    const struct net__slot *c, int unvetted_max)
+{
+	int unvetted = 0;
+
+	for (int i = 0; i < nheld; i++) {
+		if (net__same_block(held[i].sa, c->sa))
+			return 0;
+		unvetted += !held[i].vetted;
+	}
+	return c->vetted || unvetted < unvetted_max;
+}
+
+int
+net__unvetted_max(int total, const struct net__slot *c, int nc)
+{
+	int blocks = 0;
+
+	/* Vetted suppliers in distinct address blocks: as many fragments
+	 * as they can take need no new supplier. */
+	for (int i = 0; i < nc; i++) {
+		int seen = !c[i].vetted;
+		for (int j = 0; j < i && !seen; j++)
+			seen = c[j].vetted && net__same_block(c[j].sa, c[i].sa);
+		blocks += !seen;
+	}
+	return total - blocks > 1 ? total - blocks : 1;
+}
+
+static int
+vetted_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CR_PK_BYTES);
+}
+
+/* Has passed audits long enough (net_set_vetted). Loop thread. */
+static int
+peer_vetted(const struct net_peer *p)
+{
+	const struct net *n = p->n;
+
+	if (n->vet_all)
+		return 1;
+	return p->have_pk && n->nvetted && bsearch(p->pk, n->vetted,
+	    n->nvetted, CR_PK_BYTES, vetted_cmp) != NULL;
+}
+
+static void
+slot_of(struct net__slot *s, const struct net_peer *p)
+{
+	s->sa = &p->sa;
+	s->vetted = peer_vetted(p);
+}
+
+/* What the placeable peers allow: net__unvetted_max over them. */
+static int
+unvetted_max_now(struct net *n, int total)
+{
+	struct net__slot *c;
+	int nc = 0, r;
+
+	if (!(c = calloc((size_t)n->npeers + 1, sizeof *c)))
+		return 1;
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (peer_placeable(p))
+			slot_of(&c[nc++], p);
+	r = net__unvetted_max(total, c, nc);
+	free(c);
+	return r;
+}
+
+/* 1 when p may take one more fragment of a block whose fragments are on
+ * held[0..nh) (NULLs skipped). */
+static int
+peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
+    int unvetted_max)
+{
+	struct net__slot h[CR_EC_MAX], c;
+	int k = 0;
+
+	for (int i = 0; i < nh && k < CR_EC_MAX; i++)
+		if (held[i])
+			slot_of(&h[k++], held[i]);
+	slot_of(&c, p);
+	return net__place_ok(h, k, &c, unvetted_max);
+}
+
+struct vetted_op {
+	struct net_op op;
+	const unsigned char (*pk)[CR_PK_BYTES];
+	int n;
+};
+
+static void
+vetted_start(struct net *n, struct net_op *op)
+{
+	struct vetted_op *v = (struct vetted_op *)op;
+	void *p = NULL;
+
+	if (v->n > 0 && !(p = malloc((size_t)v->n * CR_PK_BYTES)))
+		return net__op_done(n, op, -ENOMEM);
+	if (p) {
+		memcpy(p, v->pk, (size_t)v->n * CR_PK_BYTES);
+		qsort(p, (size_t)v->n, CR_PK_BYTES, vetted_cmp);
+	}
+	free(n->vetted);
+	n->vetted = p;
+	n->nvetted = v->n > 0 ? v->n : 0;
+	n->vet_all = v->n < 0;
+	net__op_done(n, op, 0);
+}
+
+int
+net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
+    int count)
+{
+	struct vetted_op v = { .op.start = vetted_start, .pk = pk,
+	    .n = count };
+
+	return net__op_run(n, &v.op);
+}
+
 /* ==== store ============================================================= */
 
 struct store_op {
@@ -101,6 +255,7 @@ struct store_op {
 	struct net_peer **tried;
 	int ntried, cap;
 	int outstanding, nacked, refused;
+	int unvetted_max;		/* fragments on suppliers not vetted */
 	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
 };
 
@@ -145,6 +300,10 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 		r->msg.type = NET_RESERVE;
 		r->msg.rsv_size = (uint32_t)o->frag_len;
 		r->msg.rsv_count = NET_RESERVE_COUNT;
+		if (p->n->conf.have_bind) {
+			r->msg.bind_node = p->n->conf.bind_node;
+			r->msg.bind_sig = p->n->conf.bind_sig;
+		}
 		r->cb = reserve_done;
 		r->arg = o;
 		r->idx = i;
@@ -158,7 +317,8 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 	return rc;
 }
 
-/* Sends fragment i to the best untried online peer; 0 or -EIO. */
+/* Sends fragment i to the best untried online peer that the placement
+ * rules allow beside the block's other holders; 0 or -EIO. */
 static int
 put_next(struct net *n, struct store_op *o, int i)
 {
@@ -166,6 +326,8 @@ put_next(struct net *n, struct store_op *o, int i)
 		struct net_peer *best = NULL;
 		for (struct net_peer *p = n->peers; p; p = p->next)
 			if (peer_placeable(p) && !was_tried(o, p) &&
+			    peer_fits(o->holder, o->total, p,
+			    o->unvetted_max) &&
 			    (!best || peer_better(p, best)))
 				best = p;
 		if (!best || o->ntried >= o->cap)
@@ -301,12 +463,19 @@ store_start(struct net *n, struct net_op *op)
 			cand[j] = cand[j - 1];
 			cand[j - 1] = t;
 		}
-	/* Rotate within the best few so equal suppliers share the load. */
+	o->unvetted_max = unvetted_max_now(n, o->total);
+	/* Rotate within the best few so equal suppliers share the load;
+	 * the placement rules may reach past them. */
 	w = nc < 2 * o->total ? nc : 2 * o->total;
 	start = (int)(n->rr++ % (unsigned)w);
 	for (int i = 0; i < o->total; i++) {
-		struct net_peer *p = cand[(start + i) % w];
-		o->tried[o->ntried++] = p;
+		struct net_peer *p = NULL;
+		for (int t = 0; t < nc && !p; t++) {
+			struct net_peer *q = cand[t < w ? (start + t) % w : t];
+			if (!was_tried(o, q) && peer_fits(o->holder, o->total,
+			    q, o->unvetted_max))
+				p = q;
+		}
 		o->req[i].msg.type = NET_PUT;
 		memcpy(o->req[i].fragid, o->id, CR_ID_BYTES);
 		o->req[i].fragid[CR_ID_BYTES] = (unsigned char)i;
@@ -317,6 +486,15 @@ store_start(struct net *n, struct net_op *op)
 		o->req[i].cb = put_done;
 		o->req[i].arg = o;
 		o->req[i].idx = i;
+		if (!p) {
+			char name[17];
+			blk_name(name, o->id);
+			log_warn("block %s: no supplier for fragment %d within "
+			    "the placement rules (one per address block, "
+			    "few new suppliers)", name, i);
+			continue;
+		}
+		o->tried[o->ntried++] = p;
 		if (put_send(o, i, p) < 0)
 			put_next(n, o, i);
 	}
@@ -704,6 +882,7 @@ struct repair_op {
 	int acked[CR_EC_MAX];
 	struct net_peer **tried;	/* asked in this repair */
 	int ntried, cap, outstanding, nacked;
+	int unvetted_max;		/* fragments on suppliers not vetted */
 	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
 };
 
@@ -745,36 +924,50 @@ repair_excluded(struct repair_op *o, struct net_peer *p)
 	return 0;
 }
 
-/* Shares a host with a fragment that stays or one placed here. */
-static int
-host_taken(struct net *n, struct repair_op *o, struct net_peer *c)
-{
-	for (int j = 0; j < o->total; j++) {
-		struct net_peer *h = is_wanted(o, j) ? o->holder[j] :
-		    net__peer_by_pk(n, o->b->peer[j]);
-		if (h && same_host(h, c))
-			return 1;
-	}
-	return 0;
-}
 
 static void repair_put_done(struct net_req *r, int rc,
     const struct net_msg *m, unsigned char **buf);
 
-/* Sends fragment i to the best candidate: online, new to b, on a host
- * of its own when there is one. -EAGAIN when none is left. */
+/* The holders of b's fragments after this repair: those that stay and
+ * those placed here. */
+static void
+repair_holders(struct net *n, struct repair_op *o,
+    struct net_peer *h[CR_EC_MAX])
+{
+	for (int j = 0; j < o->total; j++)
+		h[j] = is_wanted(o, j) ? o->holder[j] :
+		    net__peer_by_pk(n, o->b->peer[j]);
+}
+
+/* Shares a host with a holder (repair_holders). */
+static int
+host_taken(struct net_peer *const h[CR_EC_MAX], int total, struct net_peer *c)
+{
+	for (int j = 0; j < total; j++)
+		if (h[j] && same_host(h[j], c))
+			return 1;
+	return 0;
+}
+
+/* Sends fragment i to the best candidate: online, new to b, within the
+ * placement rules, on a host of its own when there is one. -EAGAIN when
+ * none is left. */
 static int
 repair_next(struct net *n, struct repair_op *o, int i)
 {
+	struct net_peer *h[CR_EC_MAX];
+
 	for (;;) {
 		struct net_peer *best = NULL;
 		int best_apart = 0;
 
+		repair_holders(n, o, h);
 		for (struct net_peer *p = n->peers; p; p = p->next) {
 			if (!peer_placeable(p) || !p->have_pk ||
-			    repair_excluded(o, p))
+			    repair_excluded(o, p) ||
+			    !peer_fits(h, o->total, p, o->unvetted_max))
 				continue;
-			int apart = !host_taken(n, o, p);
+			int apart = !host_taken(h, o->total, p);
 			if (!best || apart > best_apart ||
 			    (apart == best_apart && peer_better(p, best))) {
 				best = p;
@@ -857,6 +1050,7 @@ repair_start(struct net *n, struct net_op *op)
 	o->cap = n->npeers + 1;
 	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
 		return net__op_done(n, op, -ENOMEM);
+	o->unvetted_max = unvetted_max_now(n, o->total);
 	for (int w = 0; w < o->nwant; w++)
 		if (repair_next(n, o, o->want[w]) < 0) {
 			char name[17];

@@ -721,6 +721,7 @@ net_free(struct net *n)
 		n->peers = p->next;
 		free(p);
 	}
+	free(n->vetted);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	sodium_free(n);

@@ -37,7 +37,14 @@
  *  RESERVE 0x09    u32 size | u32 count: room for count fragments of at
  *                  most size bytes each (both >= 1), held for a while
  *                  (store_frag_reserve); refused with ERR EACCES (not
- *                  admitted), EDQUOT (the owner's quota) or ENOSPC (full)
+ *                  admitted), EDQUOT (the owner's quota, or beyond the
+ *                  fair deal) or ENOSPC (full). Optionally followed by
+ *                  u8 version (NET_BIND_VERSION) | node pk[32] |
+ *                  bind[128]: the supplier node that acts for this owner,
+ *                  signed by the owner's key and the node's
+ *                  (cr_bind_verify); sent only by owners
+ *                  whose node key differs from their own, so that
+ *                  suppliers from before it see the 8 bytes they know
  *  LOCATOR 0x0A    u8 version (1) | locator[32]: the key under which
  *                  this supplier announces its node record in the DHT
  *                  while it holds the owner's heads (store_locator_put;
@@ -111,6 +118,8 @@ struct net_msg {
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
 	const unsigned char *locator;		/* LOCATOR: 32 bytes */
+	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
+	const unsigned char *bind_sig;		/* RESERVE v1: CR_BIND_BYTES */
 	uint32_t err;				/* ERR: positive errno */
 	const char *errmsg;			/* ERR: not NUL-terminated */
 	size_t errmsg_len;
@@ -420,7 +429,8 @@ struct net_peer {
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000
 #define NET_ROOM_AGAIN	(16u << 20)	/* PONG's avail that clears a refusal */
-#define NET_RESERVE_COUNT 16	/* fragments asked for at a time */
+#define NET_RESERVE_COUNT 16
+#define NET_BIND_VERSION 1	/* RESERVE's binding block */	/* fragments asked for at a time */
 
 /* What a request revealed about a supplier (net__peer_note). */
 enum net__note { NET__NOTE_BAD_FRAGMENT, NET__NOTE_AUDIT_FAILED,
@@ -453,8 +463,32 @@ struct net {
 	int npeers;
 	uint64_t next_reqid;
 	unsigned rr;			/* placement rotation */
+	/* Suppliers vetted by our audits (net_set_vetted), sorted; or all
+	 * of them (vet_all). */
+	unsigned char (*vetted)[CR_PK_BYTES];
+	int nvetted, vet_all;
 	struct net_op *refresh;		/* net_peers() waiting for pings */
 };
+
+/* Placement rules (net/block.c), pure so that tests drive them: no two
+ * fragments of a block in one address block (an IPv4 /24, an IPv6 /48;
+ * loopback addresses are exempt: one machine, the demo and the tests),
+ * and at most unvetted_max of them on suppliers not vetted yet. */
+struct net__slot {
+	const struct sockaddr_storage *sa;
+	int vetted;
+};
+int  net__same_block(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b);
+/* 1 when candidate c may take a fragment of a block whose other
+ * fragments are on held[0..nheld). */
+int  net__place_ok(const struct net__slot *held, int nheld,
+    const struct net__slot *c, int unvetted_max);
+/* How many fragments of a block of total may go to suppliers not vetted,
+ * given the candidates c[0..nc): one, or as many as the vetted ones in
+ * distinct address blocks leave over (a home whose suppliers are all new
+ * must still store). */
+int  net__unvetted_max(int total, const struct net__slot *c, int nc);
 
 int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
 void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */

@@ -56,7 +56,24 @@ struct net_supplier_conf {
 	/* Tests only: the first test_fail_accept sessions fail to allocate
 	 * (the listener must live on). */
 	unsigned test_fail_accept;
+	/* The fair deal: bindings presented in RESERVE go here; NULL: none
+	 * kept (--accept open or friends). */
+	struct net_deal *deal;
 };
+
+/* The fair deal on the supplier's side (net/deal.c): owners' bindings of
+ * their supplier nodes, and the ledger of this home's audits. */
+struct net_deal;
+int  net_deal_new(struct net_deal **out, const char *ledger_path);
+void net_deal_free(struct net_deal *d);
+/* Records that node acts for owner when bind (cr_bind_sign) says so;
+ * -EBADMSG when it does not. Any thread. */
+int  net_deal_bind(struct net_deal *d, const unsigned char owner[CR_PK_BYTES],
+    const unsigned char node[CR_PK_BYTES],
+    const unsigned char bind[CR_BIND_BYTES]);
+/* store_frag_policy's earned(): what owner's node (owner itself when it
+ * presented no binding) holds for this home and our audits proved. */
+uint64_t net_deal_earned(void *d, const unsigned char owner[CR_PK_BYTES]);
 
 /* Serves until SIGTERM or SIGINT (handled with uv_signal on the loop),
  * then closes every session and returns 0. -EADDRINUSE etc. when it cannot
@@ -90,6 +107,11 @@ struct net_conf {
 	int dead_after_ms;
 	/* Key of the audit nonces: cr_subkey(CR_SUBKEY_AUDIT). */
 	unsigned char audit_key[CR_KEY_BYTES];
+	/* The binding of this home's supplier node to our key, sent with
+	 * every RESERVE (net/internal.h); have_bind 0: our node is our own
+	 * key, nothing to send. */
+	int have_bind;
+	unsigned char bind_node[CR_PK_BYTES], bind_sig[CR_BIND_BYTES];
 };
 
 int  net_new(struct net **out, const struct net_conf *conf);
@@ -178,6 +200,13 @@ int net_frag_delete(struct net *n, const unsigned char pk[CR_PK_BYTES],
  * some configured peer (not dead) has not been reached yet in this mount
  * (it may be that key), and NET_PEER_OFFLINE while shutting down. */
 int net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES]);
+
+/* The suppliers our audits have vetted (owner/audit.c): a supplier not
+ * among them takes at most one fragment of a block while vetted ones in
+ * other address blocks can take the rest (net/block.c). count -1: every
+ * supplier counts as vetted (--vet-after 0). Replaces the last list. */
+int net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
+    int count);
 
 /* The same answers for a pass over many blocks: the states of every peer
  * at one moment, taken in one trip to the loop thread (net_peer_state

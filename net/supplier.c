@@ -102,6 +102,7 @@ struct work {
 	unsigned char loc[STORE_LOCATOR_BYTES];	/* LOCATOR */
 	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;		/* RESERVE_OK */
+	char why[200];			/* refusal text, "" the usual */
 	unsigned char *buf;		/* PUT: the record holding data */
 	const unsigned char *data;
 	size_t len;
@@ -247,10 +248,9 @@ err_text(uint8_t type, int rc)
 }
 
 static void
-reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
+reply_err_text(struct net_sess *s, uint64_t reqid, int rc, const char *msg)
 {
 	struct net_msg m = { .type = NET_ERR, .reqid = reqid };
-	const char *msg = err_text(type, rc);
 
 	m.err = rc < 0 && -rc <= 4095 ? (uint32_t)-rc : EIO;
 	m.errmsg = msg;
@@ -258,6 +258,12 @@ reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
 	if (m.errmsg_len > NET_ERRMSG_MAX)
 		m.errmsg_len = NET_ERRMSG_MAX;
 	net_sess_send(s, &m);
+}
+
+static void
+reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
+{
+	reply_err_text(s, reqid, rc, err_text(type, rc));
 }
 
 /* ---- LIST: entries after a fragid, in fragid order, at most max ------- */
@@ -381,6 +387,25 @@ do_heads_list(struct work *k, struct store_frag *sf, const unsigned char *owner)
 	k->max = a.n;
 }
 
+/* A refusal by the fair deal says so, with the figures: the owner's
+ * user reads it in `peerfs status`. */
+static void
+deal_why(struct work *k, struct store_frag *sf, const unsigned char *owner,
+    uint64_t size)
+{
+	struct store_frag_acct a;
+
+	store_frag_account(sf, owner, &a);
+	if (!a.deal || a.deal_limit >= a.quota ||
+	    a.charged + a.reserved + size <= a.deal_limit)
+		return;
+	snprintf(k->why, sizeof k->why, "beyond the fair deal: your node "
+	    "holds %llu MiB for us (proved), credit %llu MiB, you hold "
+	    "%llu MiB", (unsigned long long)(a.earned >> 20),
+	    (unsigned long long)((a.deal_limit - a.earned) >> 20),
+	    (unsigned long long)(a.charged >> 20));
+}
+
 static void
 do_work(uv_work_t *w)
 {
@@ -392,6 +417,8 @@ do_work(uv_work_t *w)
 	case NET_PUT:
 		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len,
 		    k->hash);
+		if (k->rc == -EDQUOT)
+			deal_why(k, sf, owner, k->len);
 		break;
 	case NET_GET:
 		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
@@ -407,6 +434,8 @@ do_work(uv_work_t *w)
 		break;
 	case NET_HEAD_PUT:
 		k->rc = store_head_put(sf, owner, k->data, k->len);
+		if (k->rc == -EDQUOT)
+			deal_why(k, sf, owner, k->len);
 		break;
 	case NET_HEAD_LIST:
 		do_heads_list(k, sf, owner);
@@ -414,6 +443,8 @@ do_work(uv_work_t *w)
 	case NET_RESERVE:
 		k->rc = store_frag_reserve(sf, owner, k->rsv_size, k->rsv_count,
 		    &k->rsv_count, &k->rsv_left);
+		if (k->rc == -EDQUOT)
+			deal_why(k, sf, owner, k->rsv_size);
 		break;
 	case NET_LOCATOR:
 		k->rc = store_locator_put(sf, owner, k->loc);
@@ -504,7 +535,10 @@ after_work(uv_work_t *w, int status)
 				    "are counted, one line a minute)", s->name,
 				    k->type == NET_HEAD_PUT ? "head" : "request",
 				    why);
-			reply_err(s, k->reqid, k->type, k->rc);
+			if (k->why[0])
+				reply_err_text(s, k->reqid, k->rc, k->why);
+			else
+				reply_err(s, k->reqid, k->type, k->rc);
 		} else {
 			switch (k->type) {
 			case NET_PUT:
@@ -740,6 +774,15 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	if (m->type == NET_RESERVE) {
 		k->rsv_size = m->rsv_size;
 		k->rsv_count = m->rsv_count;
+		/* A binding that does not verify is refused: the owner would
+		 * otherwise be counted as itself without knowing why. */
+		if (m->bind_node && sup->conf->deal &&
+		    net_deal_bind(sup->conf->deal, s->peer_pk, m->bind_node,
+		    m->bind_sig) < 0) {
+			free(k);
+			reply_err(s, m->reqid, m->type, -EBADMSG);
+			return;
+		}
 	}
 	if (m->type == NET_PUT || m->type == NET_HEAD_PUT) {
 		k->buf = *buf;		/* keep the record: data points in */

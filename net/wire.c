@@ -61,6 +61,11 @@ utf8_valid(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* RESERVE's payload: size and count (v0), then the owner's binding of its
+ * supplier node (v1, net/internal.h). */
+#define RSV_V0	8
+#define RSV_V1	(8 + 1 + CR_PK_BYTES + CR_BIND_BYTES)
+
 /* Fixed payload size of a type, -1 for a variable one, -2 for unknown. */
 static long
 fixed_payload(uint8_t type)
@@ -72,8 +77,6 @@ fixed_payload(uint8_t type)
 		return FRAGID + 4;
 	case NET_HEAD_LIST:
 		return 4;
-	case NET_RESERVE:
-		return 8;
 	case NET_RESERVE_OK:
 		return 12;
 	case NET_LOCATOR:
@@ -87,7 +90,7 @@ fixed_payload(uint8_t type)
 	case NET_AUDIT_OK:
 		return CR_HASH_BYTES;
 	case NET_PUT: case NET_GET_OK: case NET_LIST_OK: case NET_ERR:
-	case NET_HEAD_PUT: case NET_HEAD_LIST_OK:
+	case NET_HEAD_PUT: case NET_HEAD_LIST_OK: case NET_RESERVE:
 		return -1;
 	default:
 		return -2;
@@ -204,10 +207,18 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		d.max = get_be32(q);
 		break;
 	case NET_RESERVE:
+		if (plen != RSV_V0 && plen != RSV_V1)
+			return -EPROTO;
 		d.rsv_size = get_be32(q);
 		d.rsv_count = get_be32(q + 4);
 		if (d.rsv_size == 0 || d.rsv_count == 0)
 			return -EPROTO;
+		if (plen == RSV_V1) {
+			if (q[8] != NET_BIND_VERSION)
+				return -EPROTO;
+			d.bind_node = q + 9;
+			d.bind_sig = q + 9 + CR_PK_BYTES;
+		}
 		break;
 	case NET_RESERVE_OK:
 		d.rsv_count = get_be32(q);
@@ -309,6 +320,8 @@ net_msg_encoded_len(const struct net_msg *m)
 		    m->data_len > SIZE_MAX - NET_MSG_HDR - 4)
 			return 0;
 		return NET_MSG_HDR + 4 + m->data_len;
+	case NET_RESERVE:
+		return NET_MSG_HDR + (m->bind_node ? RSV_V1 : RSV_V0);
 	}
 	return 0;
 }
@@ -333,7 +346,8 @@ encodable(const struct net_msg *m)
 	case NET_HEAD_LIST_OK:
 		return heads_valid(m->n, m->data, m->data_len);
 	case NET_RESERVE:
-		return m->rsv_size != 0 && m->rsv_count != 0;
+		return m->rsv_size != 0 && m->rsv_count != 0 &&
+		    !m->bind_node == !m->bind_sig;
 	case NET_RESERVE_OK:
 		return m->rsv_count != 0;
 	case NET_LOCATOR:
@@ -433,6 +447,11 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 	case NET_RESERVE:
 		put_be32(q, m->rsv_size);
 		put_be32(q + 4, m->rsv_count);
+		if (m->bind_node) {
+			q[8] = NET_BIND_VERSION;
+			memcpy(q + 9, m->bind_node, CR_PK_BYTES);
+			memcpy(q + 9 + CR_PK_BYTES, m->bind_sig, CR_BIND_BYTES);
+		}
 		break;
 	case NET_RESERVE_OK:
 		put_be32(q, m->rsv_count);

@@ -3,9 +3,20 @@
  * every fragment takes conf.audit_interval_ms; a wrong or missing answer
  * marks the fragment lost and queues the block for rebuild (owner/
  * rebuild.c). `peerfs check` audits everything at once through the same
- * calls (owner/check.c). One thread, "audit". */
+ * calls (owner/check.c). One thread, "audit".
+ *
+ * The ledger: per supplier id, the bytes of ours it holds (fragments not
+ * marked lost) and whether its audits stand (passed last, no failure
+ * within --vet-after): then those bytes count as proved, the balance the
+ * supplier of this home grants that peer against (the fair deal,
+ * net/deal.c). Only audits feed it, never what a peer says of itself. A
+ * failed audit zeroes the balance and restarts the vetting clock.
+ * Written to conf.ledger_path (store/ledger.c) 2 s after a verdict that
+ * changes it, else every LEDGER_EVERY_MS (a pass over the block records
+ * counts the bytes held). */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -20,9 +31,185 @@ struct owner__audit {
 	int have, idx;
 	int64_t next;
 
-	pthread_mutex_t lock;		/* protects the counts */
+	pthread_mutex_t lock;		/* protects the counts, the ledger */
 	uint64_t ok, failed, error;
+	struct store_ledger_ent *led;
+	size_t nled, capled;
+	int led_dirty;
+	int64_t led_next;		/* worker_now_ms() of the next write */
 };
+
+#define LEDGER_SOON_MS	2000
+#define LEDGER_EVERY_MS	(10 * 60 * 1000)
+
+/* Under a->lock: pk's entry, made when create. */
+static struct store_ledger_ent *
+ledger_find(struct owner__audit *a, const unsigned char *pk, int create)
+{
+	for (size_t i = 0; i < a->nled; i++)
+		if (memcmp(a->led[i].pk, pk, CR_PK_BYTES) == 0)
+			return &a->led[i];
+	if (!create)
+		return NULL;
+	if (a->nled == a->capled) {
+		size_t c = a->capled ? 2 * a->capled : 32;
+		void *p = realloc(a->led, c * sizeof *a->led);
+		if (!p)
+			return NULL;
+		a->led = p;
+		a->capled = c;
+	}
+	memset(&a->led[a->nled], 0, sizeof *a->led);
+	memcpy(a->led[a->nled].pk, pk, CR_PK_BYTES);
+	return &a->led[a->nled++];
+}
+
+static int
+stands(const struct owner *o, const struct store_ledger_ent *e, int64_t now)
+{
+	return e->last_ok > e->last_fail && (e->last_fail == 0 ||
+	    (now - e->last_fail) * 1000 >= o->conf.vet_after_ms);
+}
+
+static int
+vetted(const struct owner *o, const struct store_ledger_ent *e, int64_t now)
+{
+	return stands(o, e, now) && e->first_ok &&
+	    (now - e->first_ok) * 1000 >= o->conf.vet_after_ms;
+}
+
+/* A verdict of an audit of pk's. */
+static void
+ledger_note(struct owner *o, const unsigned char *pk, int ok)
+{
+	struct owner__audit *a = o->audit;
+	int64_t now = (int64_t)time(NULL);
+	struct store_ledger_ent *e;
+
+	pthread_mutex_lock(&a->lock);
+	if ((e = ledger_find(a, pk, 1))) {
+		if (ok) {
+			int was = stands(o, e, now), was_v = vetted(o, e, now);
+			if (!e->first_ok)
+				e->first_ok = now;
+			e->last_ok = now;
+			/* Standing again, or vetted now: the supplier of this
+			 * home and placement should know soon. */
+			a->led_dirty |= !was || (!was_v && vetted(o, e, now));
+		} else {
+			e->last_fail = now;
+			e->first_ok = 0;
+			e->proved = 0;
+			a->led_dirty = 1;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+struct held_acc {
+	struct owner__audit *a;
+	int oom;
+};
+
+static int
+held_cb(void *arg, const struct store_block *b)
+{
+	struct held_acc *h = arg;
+
+	for (int i = 0; i < owner__nfrags(b); i++) {
+		struct store_ledger_ent *e;
+		if (b->lost[i] || sodium_is_zero(b->peer[i], CR_PK_BYTES))
+			continue;
+		if (!(e = ledger_find(h->a, b->peer[i], 1))) {
+			h->oom = 1;
+			return 1;
+		}
+		e->held += b->frag_len;
+	}
+	return 0;
+}
+
+/* Tells the network who is vetted now. */
+static void
+push_vetted(struct owner *o, struct owner__audit *a)
+{
+	int64_t now = (int64_t)time(NULL);
+	unsigned char (*vet)[CR_PK_BYTES] = NULL;
+	int nv = 0;
+
+	if (!o->conf.net)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (a->nled && !(vet = malloc(a->nled * sizeof *vet))) {
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
+	for (size_t i = 0; i < a->nled; i++)
+		if (vetted(o, &a->led[i], now))
+			memcpy(vet[nv++], a->led[i].pk, CR_PK_BYTES);
+	pthread_mutex_unlock(&a->lock);
+	net_set_vetted(o->conf.net, (const unsigned char (*)[CR_PK_BYTES])vet,
+	    o->conf.vet_after_ms ? nv : -1);
+	free(vet);
+}
+
+/* Counts what each supplier holds, writes the ledger, tells the network
+ * who is vetted. */
+static void
+ledger_flush(struct owner *o, struct owner__audit *a)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct held_acc h = { a, 0 };
+	struct store_ledger_ent *copy = NULL;
+	struct store_txn *t;
+	size_t n;
+	int rc;
+
+	if (store_txn_begin(o->conf.store, 1, &t) < 0)
+		return;
+	/* The pass runs under the lock: verdicts wait for it, the auditor
+	 * is this thread. */
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->nled; i++)
+		a->led[i].held = 0;
+	rc = store_block_iter(t, held_cb, &h);
+	for (size_t i = 0; i < a->nled; i++)
+		a->led[i].proved = stands(o, &a->led[i], now) ?
+		    a->led[i].held : 0;
+	n = a->nled;
+	if (n && (copy = malloc(n * sizeof *copy)))
+		memcpy(copy, a->led, n * sizeof *copy);
+	a->led_dirty = 0;
+	pthread_mutex_unlock(&a->lock);
+	store_txn_abort(t);
+	if (rc < 0 || h.oom)
+		log_warn("maint: ledger: counting what suppliers hold: %s",
+		    strerror(rc < 0 ? -rc : ENOMEM));
+	if (o->conf.ledger_path && (n == 0 || copy) &&
+	    (rc = store_ledger_write(o->conf.ledger_path, copy, n)) < 0)
+		log_warn("maint: ledger %s: %s", o->conf.ledger_path,
+		    strerror(-rc));
+	push_vetted(o, a);
+	free(copy);
+}
+
+int
+owner__ledger_get(struct owner *o, const unsigned char *pk,
+    struct store_ledger_ent *out, int *is_vetted)
+{
+	struct owner__audit *a = o->audit;
+	struct store_ledger_ent *e;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	if ((e = ledger_find(a, pk, 0))) {
+		*out = *e;
+		*is_vetted = vetted(o, e, (int64_t)time(NULL));
+		rc = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
 
 int
 owner__audit_commit(struct owner *o, const struct store_block *b,
@@ -62,6 +249,9 @@ owner__audit_frag(struct owner *o, struct store_block *b, int i)
 {
 	struct owner__audit *a = o->audit;
 	int rc = net_frag_audit(o->conf.net, b, i);
+
+	if (rc == 0 || rc == -EBADMSG || rc == -ENOENT)
+		ledger_note(o, b->peer[i], rc == 0);
 
 	pthread_mutex_lock(&a->lock);
 	if (rc == 0)
@@ -140,6 +330,11 @@ auditor_pass(void *arg, int idx)
 	uint64_t frags = owner__rebuild_frags_total(o);
 	int64_t now = worker_now_ms(), period;
 
+	if (now >= a->led_next || (a->led_dirty &&
+	    now >= a->led_next - LEDGER_EVERY_MS + LEDGER_SOON_MS)) {
+		ledger_flush(o, a);
+		a->led_next = now + LEDGER_EVERY_MS;
+	}
 	/* The writer looks after the blocks (another node's deletes
 	 * would read as losses here). */
 	if (frags == 0 || !owner__writable(o))
@@ -179,9 +374,20 @@ owner__audit_start(struct owner *o)
 		return -ENOMEM;
 	pthread_mutex_init(&a->lock, NULL);
 	a->next = worker_now_ms();
+	/* What earlier mounts proved: vetting goes on across mounts. */
+	if (o->conf.ledger_path) {
+		int rc = store_ledger_read(o->conf.ledger_path, &a->led,
+		    &a->nled);
+		if (rc < 0 && rc != -ENOENT)
+			log_warn("maint: ledger %s: %s (starting afresh)",
+			    o->conf.ledger_path, strerror(-rc));
+		a->capled = a->nled;
+	}
 	o->audit = a;
 	if (o->conf.net == NULL)
 		return 0;
+	/* Before the first upload: placement knows who is vetted. */
+	push_vetted(o, a);
 	return worker_start(&a->w, &wc);
 }
 
@@ -194,6 +400,7 @@ owner__audit_stop(struct owner *o)
 		return;
 	worker_stop(a->w);
 	pthread_mutex_destroy(&a->lock);
+	free(a->led);
 	free(a);
 	o->audit = NULL;
 }

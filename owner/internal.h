@@ -231,6 +231,10 @@ void owner__audit_stats(struct owner *o, struct owner_maint_stats *out);
 void owner__delete_stats(struct owner *o, struct owner_maint_stats *out);
 
 /* ---- owner/audit.c: proofs of storage ---- */
+/* The ledger's entry for supplier pk (0, or -ENOENT), and whether it is
+ * vetted: audits passing for conf.vet_after_ms, none failed since. */
+int  owner__ledger_get(struct owner *o, const unsigned char *pk,
+    struct store_ledger_ent *out, int *vetted);
 int  owner__audit_start(struct owner *o);
 void owner__audit_stop(struct owner *o);
 /* Audits fragment i of b (b's audit fields advance). 1 good, 0 bad

@@ -60,6 +60,12 @@ struct owner_conf {
 	int rebuild_jobs;			/* rebuild workers */
 	uint64_t rebuild_rate;			/* bytes/s rebuilds may move */
 	int64_t audit_interval_ms;		/* one pass over every fragment */
+	/* The audit ledger (owner/audit.c, store/ledger.c): written to
+	 * ledger_path (NULL: kept in memory only) for the supplier of this
+	 * home; a supplier whose audits passed for vet_after_ms is vetted
+	 * (0: everyone is). */
+	const char *ledger_path;
+	int64_t vet_after_ms;
 	int64_t sweep_interval_ms;		/* orphan sweep; < 0: never */
 	/* The write lease (owner/publish.c): how long a head's lease lasts
 	 * unless renewed, and whether to ask its holder to hand it over. */

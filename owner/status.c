@@ -155,6 +155,24 @@ sb_json_str(struct strbuf *sb, const char *str)
 	strbuf_printf(sb, "\"");
 }
 
+/* What our audits proved of it (owner/audit.c's ledger): the balance the
+ * supplier of this home grants its owner against (--accept deal). */
+static void
+status_balance_json(struct owner *o, const unsigned char *pk,
+    struct strbuf *sb)
+{
+	struct store_ledger_ent e;
+	int v = 0;
+
+	if (owner__ledger_get(o, pk, &e, &v) < 0)
+		memset(&e, 0, sizeof e);
+	strbuf_printf(sb, ", \"balance\": {\"held\": %llu, \"proved\": %llu, "
+	    "\"vetted\": %s, \"last_audit_ok\": %lld, "
+	    "\"last_audit_failed\": %lld}", (unsigned long long)e.held,
+	    (unsigned long long)e.proved, v ? "true" : "false",
+	    (long long)e.last_ok, (long long)e.last_fail);
+}
+
 static void
 status_json(struct owner *o, const char *mnt, const struct status *s,
     struct strbuf *sb)
@@ -186,6 +204,7 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		sb_json_str(sb, p->last_error);
 		strbuf_printf(sb, ", \"refusal\": ");
 		sb_json_str(sb, p->refusal);
+		status_balance_json(o, p->pk, sb);
 		strbuf_printf(sb, "}");
 	}
 	strbuf_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
@@ -265,19 +284,25 @@ status_text(struct owner *o, const char *mnt, const struct status *s,
 	strbuf_printf(sb, "peerfs on %s (pid %d): %s, %d of %d suppliers online\n\n",
 	    mnt ? mnt : "?", (int)getpid(),
 	    s->online ? "online" : "OFFLINE", s->online, s->r.npeers);
-	strbuf_printf(sb, "%-16s  %-21s  %-10s  %5s  %8s  %9s  %12s\n", "supplier",
-	    "address", "state", "score", "rtt ms", "fragments", "bytes");
+	strbuf_printf(sb, "%-16s  %-21s  %-10s  %5s  %8s  %9s  %12s  %12s\n",
+	    "supplier", "address", "state", "score", "rtt ms", "fragments",
+	    "bytes", "balance");
 	for (int i = 0; i < s->r.npeers; i++) {
 		const struct net_peer_info *p = &s->peers[i];
 		char id[2 * CR_PK_BYTES + 1];
+		struct store_ledger_ent e;
+		int v = 0;
 
+		if (owner__ledger_get(o, p->pk, &e, &v) < 0)
+			e.proved = 0;
 		hex_encode(id, p->pk, CR_PK_BYTES);
 		id[16] = '\0';
 		strbuf_printf(sb, "%-16s  %-21s  %-10s  %5.2f  %8.2f  %9llu  %12llu"
-		    "%s%s\n", id, p->addr,
+		    "  %12llu%s%s%s\n", id, p->addr,
 		    state_name(p->state, s->r.frags_on[i]), p->score, p->rtt_ms,
 		    (unsigned long long)p->fragments,
 		    (unsigned long long)p->bytes,
+		    (unsigned long long)e.proved, v ? "" : "  (new)",
 		    p->last_error[0] ? "  " : "", p->last_error);
 	}
 	status_refusals(s, sb);

@@ -47,6 +47,11 @@ acct_fill(struct store_frag *sf, const unsigned char *owner,
 	out->friend = store__fr_is_friend(sf, owner);
 	out->admitted = out->friend || !sf->friends_only;
 	out->quota = store__fr_owner_quota(sf, out->friend);
+	if (!out->friend && sf->deal) {
+		out->deal = 1;
+		out->deal_limit = store__fr_deal_limit(sf, owner,
+		    &out->earned);
+	}
 	lim = store__fr_room_left(sf, owner, a, held_o, &why);
 	out->left = held_o + lim;
 }
@@ -501,6 +506,10 @@ store_frag_set_policy(struct store_frag *sf, const struct store_frag_policy *p)
 	sf->nfriends = p ? p->nfriends : 0;
 	sf->policy_set = p != NULL;
 	sf->friends_only = p ? p->friends_only : 0;
+	sf->deal = p ? p->deal : 0;
+	sf->credit = p ? p->credit : 0;
+	sf->earned = p ? p->earned : NULL;
+	sf->earned_arg = p ? p->earned_arg : NULL;
 	sf->stranger_quota = p && p->stranger_quota ? p->stranger_quota :
 	    STORE_FRAG_STRANGER_DEFAULT;
 	sf->max_frags = p ? p->max_frags : 0;

@@ -350,6 +350,17 @@ room_min(uint64_t lim, uint64_t have, uint64_t cap, int *why, int reason)
 	return lim;
 }
 
+uint64_t
+store__fr_deal_limit(struct store_frag *sf, const unsigned char *owner,
+    uint64_t *earned)
+{
+	uint64_t e = sf->earned ? sf->earned(sf->earned_arg, owner) : 0;
+
+	if (earned)
+		*earned = e;
+	return e > UINT64_MAX - sf->credit ? UINT64_MAX : e + sf->credit;
+}
+
 /* What owner (records a, holding held_o) may add beyond its reservation
  * now; *why the error of the binding limit. -EACCES and 0 when it is not
  * admitted. */
@@ -367,6 +378,9 @@ store__fr_room_left(struct store_frag *sf, const unsigned char *owner,
 	*why = -EDQUOT;
 	lim = room_min(lim, a->charge + a->hcharge + held_o,
 	    store__fr_owner_quota(sf, friend), why, -EDQUOT);
+	if (!friend && sf->deal)
+		lim = room_min(lim, a->charge + a->hcharge + held_o,
+		    store__fr_deal_limit(sf, owner, NULL), why, -EDQUOT);
 	lim = room_min(lim, sf->charge + sf->heads + sf->held, sf->quota, why,
 	    -ENOSPC);
 	if (!friend && sf->nfriends)
@@ -394,6 +408,11 @@ room_check(struct store_frag *sf, const unsigned char *owner,
 	if (why == -EACCES)
 		return why;
 	if (nfrag && a->count + nfrag > owner_max_frags(sf, friend))
+		return -EDQUOT;
+	/* A balance that fell (its node lost what it held for us) takes
+	 * back what was reserved under it: no new bytes at all. */
+	if (!friend && sf->deal && a->charge + a->hcharge + add >
+	    store__fr_deal_limit(sf, owner, NULL))
 		return -EDQUOT;
 	return add <= held_o || add - held_o <= lim ? 0 : why;
 }
@@ -736,6 +755,12 @@ store_frag_reserve(struct store_frag *sf,
 	friend = store__fr_is_friend(sf, owner);
 	r = store__fr_resv_find(sf, owner);
 	held_o = r ? r->held : 0;
+	/* Reserved under a balance that has fallen since: released. */
+	if (held_o && !friend && sf->deal && a.charge + a.hcharge + held_o >
+	    store__fr_deal_limit(sf, owner, NULL)) {
+		store__fr_resv_take(sf, owner, held_o);
+		held_o = 0;
+	}
 	lim = store__fr_room_left(sf, owner, &a, held_o, &why);
 	n = (held_o + lim) / per;
 	cap = owner_max_frags(sf, friend);

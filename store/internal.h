@@ -183,6 +183,12 @@ struct store_frag {
 	size_t		 nresv;
 	int		 policy_set;	/* else everyone is a friend */
 	int		 friends_only;
+	/* The fair deal (store_frag_policy): strangers limited to what
+	 * earned() says they earned plus credit. */
+	int		 deal;
+	uint64_t	 credit;
+	uint64_t	(*earned)(void *arg, const unsigned char *owner);
+	void		*earned_arg;
 	uint64_t	 stranger_quota, max_frags;
 	unsigned char	(*friends)[CR_PK_BYTES];	/* sorted */
 	size_t		 nfriends;
@@ -231,6 +237,10 @@ void store__fr_totals_add(struct store_frag *sf, const unsigned char *owner, int
 int store__fr_read_fd(int fd, void **data, size_t *len);
 int store__fr_recount(struct store_frag *sf);
 bool store__fr_is_hex(const char *s, size_t n);
+/* Under sf->lock: the fair deal's limit for a stranger (earned + credit),
+ * *earned (may be NULL) what it earned. */
+uint64_t store__fr_deal_limit(struct store_frag *sf, const unsigned char *owner,
+    uint64_t *earned);
 void store__fr_hex_decode(unsigned char *out, const char *s, size_t n);
 int store__fr_acct_env_open(struct store_frag *sf, const char *dir, int rdonly);
 

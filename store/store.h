@@ -467,6 +467,14 @@ struct store_frag_policy {
 	int friends_only;	/* strangers are not admitted at all */
 	const unsigned char (*friends)[CR_PK_BYTES];	/* copied */
 	size_t nfriends;
+	/* The fair deal (--accept deal): a stranger may hold at most what
+	 * its node holds for us and our audits proved (earned(), called
+	 * under the store's lock: it must not call back into the store)
+	 * plus credit, and never more than stranger_quota. */
+	int deal;
+	uint64_t credit;
+	uint64_t (*earned)(void *arg, const unsigned char owner[CR_PK_BYTES]);
+	void *earned_arg;
 };
 #define STORE_FRAG_STRANGER_DEFAULT	(256ull << 20)
 
@@ -535,6 +543,10 @@ struct store_frag_acct {
 	int64_t  last_contact;		/* unix seconds, 0 never */
 	int	 friend;		/* 0 stranger, 1 friend */
 	int	 admitted;		/* 0: --accept friends and a stranger */
+	int	 deal;			/* 1: held to the fair deal */
+	uint64_t earned;		/* deal: what its node holds for us,
+					 * proved by our audits */
+	uint64_t deal_limit;		/* deal: earned + credit */
 };
 /* The account of owner as the policy sees it now (zeros for an owner
  * that stores nothing). */
@@ -636,5 +648,22 @@ int store_index_apply(struct store *st, const void *p, size_t n);
  * one transaction: a snapshot replaces what the store held (a read-only
  * node following the newest version, owner/publish.c). */
 int store_index_replace(struct store *st, const void *p, size_t n);
+
+/* ---- the audit ledger (store/ledger.c) ----
+ * What the owner's audits proved about each supplier, by supplier id:
+ * written by the mount's auditor, read by the supplier of the same home
+ * (the fair deal). <home>/ledger, replaced whole (atomic rename). */
+struct store_ledger_ent {
+	unsigned char pk[CR_PK_BYTES];	/* the supplier's id */
+	uint64_t held;		/* bytes of our fragments there, not lost */
+	uint64_t proved;	/* held while its audits stand, else 0 */
+	int64_t first_ok;	/* unix s: first pass since the last failure */
+	int64_t last_ok, last_fail;	/* unix s; 0 never */
+};
+int store_ledger_write(const char *path, const struct store_ledger_ent *e,
+    size_t n);
+/* *e malloc'd (free()); -ENOENT no file, -EINVAL a damaged one. */
+int store_ledger_read(const char *path, struct store_ledger_ent **e,
+    size_t *n);
 
 #endif

@@ -48,6 +48,8 @@ RECORDS = {
     "head_list": rec(0x08, 9, struct.pack(">I", 16)),
     "head_put_ok": rec(0x87, 8),
     "reserve": rec(0x09, 10, struct.pack(">II", 1 << 20, 16)),
+    "reserve_bind": rec(0x09, 11, struct.pack(">II", 1 << 20, 16) + b"\x01" +
+                        bytes(range(32, 64)) + bytes(range(128))),
     "reserve_ok": rec(0x89, 10, struct.pack(">IQ", 12, 200 << 20)),
     "head_list_ok": rec(0x88, 9, struct.pack(">I", 2) +
                         head_entries(head(3, b"v3"), head(2, b""))),

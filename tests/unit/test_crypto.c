@@ -1145,7 +1145,36 @@ test_keyfile_moderate(void)
 	return 0;
 }
 
+/* A node key bound by the owner's signature; nothing else verifies. */
+static int
+test_bind(void)
+{
+	struct cr_identity *o = test_identity(), *nd = test_identity(),
+	    *x = test_identity();
+	unsigned char bind[CR_BIND_BYTES], other[CR_BIND_BYTES];
+
+	cr_bind_sign(o, nd, bind);
+	CHECK_EQ(cr_bind_verify(o->pk, nd->pk, bind), 0);
+	CHECK_EQ(cr_bind_verify(x->pk, nd->pk, bind), -EBADMSG);
+	CHECK_EQ(cr_bind_verify(o->pk, x->pk, bind), -EBADMSG);
+	/* An owner cannot claim another person's node: without the node's
+	 * own signature (here x's in its place) nothing binds. */
+	cr_bind_sign(o, x, other);
+	memcpy(other + CR_SIG_BYTES, bind + CR_SIG_BYTES, CR_SIG_BYTES);
+	CHECK_EQ(cr_bind_verify(o->pk, x->pk, other), -EBADMSG);
+	bind[5] ^= 1;
+	CHECK_EQ(cr_bind_verify(o->pk, nd->pk, bind), -EBADMSG);
+	bind[5] ^= 1;
+	bind[CR_SIG_BYTES + 5] ^= 1;
+	CHECK_EQ(cr_bind_verify(o->pk, nd->pk, bind), -EBADMSG);
+	cr_identity_free(o);
+	cr_identity_free(nd);
+	cr_identity_free(x);
+	return 0;
+}
+
 const struct test tests_crypto[] = {
+	{ "bind", test_bind },
 	{ "keyfile_roundtrip", test_keyfile_roundtrip },
 	{ "keyfile_moderate", test_keyfile_moderate },
 	{ "keyfile_wrong_passphrase", test_keyfile_wrong_passphrase },

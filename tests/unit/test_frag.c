@@ -382,6 +382,104 @@ test_strangers(void)
 	return 0;
 }
 
+/* What each owner earned, for the fair deal (set by test_deal). */
+static unsigned char deal_key[3][CR_PK_BYTES];
+static uint64_t deal_earn[3];
+
+static uint64_t
+deal_earned(void *arg, const unsigned char *owner)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		if (memcmp(owner, deal_key[i], CR_PK_BYTES) == 0)
+			return deal_earn[i];
+	return 0;
+}
+
+/* The fair deal: a stranger gets what it earned plus the credit, never
+ * past its stranger quota; a friend is exempt; what is stored stays
+ * when the balance falls. */
+static int
+test_deal(void)
+{
+	unsigned char fr[CR_PK_BYTES], st[3][CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	unsigned char friends[1][CR_PK_BYTES];
+	struct store_frag_policy pol = { 0 };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	char big[64 << 10];
+	uint64_t deal_c64;
+	int n[3] = { 0 }, nf = 0;
+	uint32_t got;
+	void *data;
+	size_t len;
+
+	memset(big, 'd', sizeof big);
+	mk_owner(fr, 1);
+	for (int i = 0; i < 3; i++)
+		mk_owner(st[i], 10 + i);
+	memcpy(deal_key, st, sizeof deal_key);
+	memcpy(friends[0], fr, CR_PK_BYTES);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1), 0);
+	deal_c64 = store_frag_cost(sf, sizeof big);
+	store_frag_close(sf);
+	deal_earn[0] = 0;		/* earned nothing */
+	deal_earn[1] = 3 * deal_c64;
+	deal_earn[2] = 27 * deal_c64;	/* beyond its stranger quota */
+	CHECK_EQ(store_frag_open(&sf, DIR_, 100 * deal_c64), 0);
+	pol.stranger_quota = 10 * deal_c64;
+	pol.friends = (const unsigned char (*)[CR_PK_BYTES])friends;
+	pol.nfriends = 1;
+	pol.deal = 1;
+	pol.credit = 2 * deal_c64;
+	pol.earned = deal_earned;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	for (int s = 0; s < 3; s++) {
+		for (;;) {
+			mk_fid(f, 100 * s + n[s]);
+			if (put_h(sf, st[s], f, big, sizeof big) != 0)
+				break;
+			n[s]++;
+		}
+	}
+	CHECK_EQ(n[0], 2);		/* the credit */
+	CHECK_EQ(n[1], 5);		/* earned 3 + credit 2 */
+	CHECK_EQ(n[2], 10);		/* the stranger quota */
+	CHECK_EQ(store_frag_reserve(sf, st[0], sizeof big, 1, &got, NULL),
+	    -EDQUOT);
+	store_frag_account(sf, st[1], &a);
+	CHECK_EQ(a.deal, 1);
+	CHECK_EQ(a.earned, 3 * deal_c64);
+	CHECK_EQ(a.deal_limit, 5 * deal_c64);
+	/* the friend: beyond any deal */
+	for (nf = 0; nf < 20; nf++) {
+		mk_fid(f, 1000 + nf);
+		CHECK_EQ(put_h(sf, fr, f, big, sizeof big), 0);
+	}
+	store_frag_account(sf, fr, &a);
+	CHECK_EQ(a.deal, 0);
+	/* st[1]'s node stops earning: no new bytes, even those reserved
+	 * before; its data stays */
+	store_frag_del(sf, st[1], (mk_fid(f, 104), f));
+	CHECK_EQ(store_frag_reserve(sf, st[1], sizeof big, 1, &got, NULL), 0);
+	CHECK_EQ(got, 1);
+	deal_earn[1] = 0;
+	mk_fid(f, 104);
+	CHECK_EQ(put_h(sf, st[1], f, big, sizeof big), -EDQUOT);
+	mk_fid(f, 100);
+	CHECK_EQ(store_frag_get(sf, st[1], f, &data, &len), 0);
+	free(data);
+	CHECK_EQ(store_frag_reserve(sf, st[1], sizeof big, 1, &got, NULL),
+	    -EDQUOT);
+	/* --accept open: the stranger quota alone */
+	pol.deal = 0;
+	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
+	CHECK_EQ(store_frag_reserve(sf, st[0], sizeof big, 16, &got, NULL), 0);
+	CHECK_EQ(got, 8);
+	store_frag_close(sf);
+	return 0;
+}
+
 /* A reservation holds room for its owner against everyone else, and
  * puts use it; a cap bounds an owner's fragments (inodes). */
 static int
@@ -1063,6 +1161,7 @@ const struct test tests_frag[] = {
 	{ "quota", test_quota },
 	{ "charge_disk_cost", test_charge_disk_cost },
 	{ "strangers", test_strangers },
+	{ "deal", test_deal },
 	{ "reserve_and_cap", test_reserve_and_cap },
 	{ "reserve_races_puts", test_reserve_races_puts },
 	{ "accounts_evict", test_accounts_evict },

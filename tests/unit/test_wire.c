@@ -888,6 +888,47 @@ test_locator(void)
 	return 0;
 }
 
+/* RESERVE with the owner's binding of its node (version 1): both lengths
+ * decode, the binding only in the longer; a wrong version or length is
+ * refused. */
+static int
+test_reserve_bind(void)
+{
+	unsigned char buf[256], node[CR_PK_BYTES], sig[CR_BIND_BYTES];
+	struct net_msg m, d;
+	const size_t v1 = NET_MSG_HDR + 8 + 1 + CR_PK_BYTES + CR_BIND_BYTES;
+
+	memset(node, 0x5a, sizeof node);
+	memset(sig, 0xa5, sizeof sig);
+	memset(&m, 0, sizeof m);
+	m.type = NET_RESERVE;
+	m.reqid = 7;
+	m.rsv_size = 4096;
+	m.rsv_count = 16;
+	m.bind_node = node;
+	m.bind_sig = sig;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), (ssize_t)v1);
+	CHECK(d.bind_node && d.bind_sig);
+	CHECK_MEM(d.bind_node, node, CR_PK_BYTES);
+	CHECK_MEM(d.bind_sig, sig, CR_BIND_BYTES);
+	CHECK(d.rsv_size == 4096 && d.rsv_count == 16);
+	/* version byte other than 1, lengths in between: refused */
+	buf[NET_MSG_HDR + 8] = 2;
+	CHECK_EQ(net_msg_decode(&d, buf, v1), -EPROTO);
+	buf[NET_MSG_HDR + 8] = NET_BIND_VERSION;
+	CHECK_EQ(net_msg_decode(&d, buf, v1 - 1), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 9), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, v1 + 1), -EPROTO);
+	/* a node without a signature is not encoded */
+	m.bind_sig = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	/* the plain request has no binding */
+	m.bind_node = NULL;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 8);
+	CHECK(!d.bind_node && !d.bind_sig);
+	return 0;
+}
+
 const struct test tests_wire[] = {
 	{ "round_trip_fixed", test_round_trip_fixed },
 	{ "round_trip_variable", test_round_trip_variable },
@@ -903,5 +944,6 @@ const struct test tests_wire[] = {
 	{ "heads_list_max", test_heads_list_max },
 	{ "reserve", test_reserve },
 	{ "locator", test_locator },
+	{ "reserve_bind", test_reserve_bind },
 	{ NULL, NULL },
 };

@@ -1,0 +1,70 @@
+/* tests/unit/test_ledger.c - store/ledger.c: the audit ledger file the
+ * mount writes and the supplier of the same home reads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "test.h"
+
+static int
+test_round_trip(void)
+{
+	struct store_ledger_ent e[3], *r;
+	size_t n;
+
+	memset(e, 0, sizeof e);
+	for (int i = 0; i < 3; i++) {
+		memset(e[i].pk, 0x10 + i, CR_PK_BYTES);
+		e[i].held = 1000u * (i + 1);
+		e[i].proved = i == 1 ? 0 : e[i].held;
+		e[i].first_ok = 1700000000 + i;
+		e[i].last_ok = 1700000100 + i;
+		e[i].last_fail = i == 1 ? 1700000200 : 0;
+	}
+	CHECK_EQ(store_ledger_read("ledger", &r, &n), -ENOENT);
+	CHECK_EQ(store_ledger_write("ledger", e, 3), 0);
+	CHECK_EQ(store_ledger_read("ledger", &r, &n), 0);
+	CHECK_EQ(n, 3);
+	CHECK_MEM(r, e, sizeof e);
+	free(r);
+	/* replaced whole: an empty ledger reads empty */
+	CHECK_EQ(store_ledger_write("ledger", NULL, 0), 0);
+	CHECK_EQ(store_ledger_read("ledger", &r, &n), 0);
+	CHECK_EQ(n, 0);
+	free(r);
+	return 0;
+}
+
+static int
+test_damaged(void)
+{
+	static const char *bad[] = {
+		"not a ledger\n",
+		"peerfs-ledger 1\nzz 1 2 3 4 5\n",
+		"peerfs-ledger 1\n" "0101010101010101010101010101010101010101010101"
+		    "010101010101010101 1 2 3 4\n",
+		"peerfs-ledger 1\n" "0101010101010101010101010101010101010101010101"
+		    "010101010101010101 1 2 3 4 5 6\n",
+		"peerfs-ledger 1\n" "0101010101010101010101010101010101010101010101"
+		    "010101010101010101 1 2 3 4 5",	/* cut short */
+	};
+	struct store_ledger_ent *r;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		FILE *f = fopen("ledger", "w");
+		CHECK(f != NULL);
+		fputs(bad[i], f);
+		fclose(f);
+		CHECK_EQ(store_ledger_read("ledger", &r, &n), -EINVAL);
+	}
+	return 0;
+}
+
+const struct test tests_ledger[] = {
+	{ "round_trip", test_round_trip },
+	{ "damaged", test_damaged },
+	{ NULL, NULL },
+};
