@@ -28,9 +28,10 @@ def stop_all(d):
 
 
 def test_demo_through_dht(request, tmp_path, need_fuse):
-    """The demo mounts with no --peer: it hires its 8 suppliers through
-    the DHT, one per /24; a file written survives `demo --stop` and a
-    second `demo`, which finds the same suppliers again."""
+    """The demo mounts with no --peer: it hires its suppliers (k+m and
+    up to 2 spares) through the DHT, one per /24; a file written survives
+    `demo --stop` and a second `demo`, which finds the same suppliers
+    again."""
     if isolated(request):
         return
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -42,9 +43,11 @@ def test_demo_through_dht(request, tmp_path, need_fuse):
         args = (d / "home" / "mount.log").read_text()
         hired = [line.split() for line in
                  (d / "home" / "hired").read_text().splitlines()]
-        assert len(hired) == 8, hired
+        # k+m = 6 at least; the spares when their records were in the
+        # DHT by then (the last suppliers start just before the mount).
+        assert 6 <= len(hired) <= 8, hired
         blocks = {a.split(":")[0].rsplit(".", 1)[0] for _, a in hired}
-        assert len(blocks) == 8, hired
+        assert len(blocks) == len(hired), hired
         assert not (d / "home" / "peers").exists(), args
         data = os.urandom(3 * 1024 * 1024 + 5)
         (d / "mnt" / "f.bin").write_bytes(data)
@@ -57,6 +60,7 @@ def test_demo_through_dht(request, tmp_path, need_fuse):
         assert (d / "mnt" / "f.bin").read_bytes() == data
         again = [line.split() for line in
                  (d / "home" / "hired").read_text().splitlines()]
-        assert sorted(again) == sorted(hired)
+        # The same suppliers again (and any spare missed the first time).
+        assert {tuple(h) for h in hired} <= {tuple(h) for h in again}, again
     finally:
         stop_all(d)
