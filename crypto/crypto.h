@@ -73,8 +73,11 @@ int  cr_bind_verify(const unsigned char owner[CR_PK_BYTES],
 
 /* Subkeys of the master secret (crypto_kdf, context "peerfs__").
  * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index,
- * CR_SUBKEY_AUDIT for audit nonces. */
-enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2, CR_SUBKEY_AUDIT = 3 };
+ * CR_SUBKEY_AUDIT for audit nonces, CR_SUBKEY_LOCATOR for the DHT key
+ * under which the suppliers holding our heads announce themselves (only
+ * the master secret computes it: nobody can link it to the owner's id). */
+enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2, CR_SUBKEY_AUDIT = 3,
+	CR_SUBKEY_LOCATOR = 4 };
 void cr_subkey(unsigned char out[CR_KEY_BYTES],
     const struct cr_identity *id, uint64_t subkey_id);
 

@@ -553,3 +553,118 @@ out:
 	close(dfd);
 	return rc;
 }
+
+/* ---- the owner's locator ------------------------------------------------ */
+
+/* <owner hex>/heads/locator: 32 bytes, the DHT key under which this
+ * supplier announces itself while it holds the owner's heads (the owner
+ * derives it from its master secret: net/heads.c, owner/index.c). One per
+ * owner with a head here, so a stranger cannot make us announce more keys
+ * than there are accounts holding heads. */
+#define LOCATOR_FILE	"locator"
+
+static bool
+has_head(int dfd)
+{
+	struct entry *e = NULL;
+	size_t n = 0;
+
+	if (scan(dfd, false, &e, &n) < 0)
+		return false;
+	free(e);
+	return n > 0;
+}
+
+static int
+read_locator(int dfd, unsigned char out[STORE_LOCATOR_BYTES])
+{
+	int fd = openat(dfd, LOCATOR_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -errno;
+	r = pread(fd, out, STORE_LOCATOR_BYTES, 0);
+	close(fd);
+	return r == STORE_LOCATOR_BYTES ? 0 : -EPROTO;
+}
+
+int
+store_locator_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    const unsigned char loc[STORE_LOCATOR_BYTES])
+{
+	unsigned char cur[STORE_LOCATOR_BYTES];
+	char tmp[64], rh[17];
+	unsigned char rnd[8];
+	int dfd, fd, rc = 0;
+	ssize_t w;
+
+	if (!sf || !owner || !loc)
+		return -EINVAL;
+	if ((dfd = open_heads(sf, owner, false)) < 0)
+		return dfd == -ENOENT ? -EACCES : dfd;
+	if (!has_head(dfd)) {
+		close(dfd);
+		return -EACCES;		/* only for owners holding heads */
+	}
+	if (read_locator(dfd, cur) == 0 &&
+	    memcmp(cur, loc, STORE_LOCATOR_BYTES) == 0) {
+		close(dfd);
+		return 0;
+	}
+	randombytes_buf(rnd, sizeof rnd);
+	hex_encode(rh, rnd, sizeof rnd);
+	snprintf(tmp, sizeof tmp, ".tmp.locator.%s", rh);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
+	w = write(fd, loc, STORE_LOCATOR_BYTES);
+	if (w != STORE_LOCATOR_BYTES)
+		rc = w < 0 ? -errno : -EIO;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dfd, tmp, dfd, LOCATOR_FILE) != 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(dfd, tmp, 0);
+	else
+		rc = fsync_fd_dir(dfd);
+	close(dfd);
+	return rc < 0 ? rc : 1;
+}
+
+int
+store_locator_list(struct store_frag *sf,
+    unsigned char (*out)[STORE_LOCATOR_BYTES], int max)
+{
+	int dirfd = store__frag_dirfd(sf), fd, n = 0;
+	unsigned char owner[CR_PK_BYTES];
+	struct dirent *de;
+	DIR *d;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return -errno;
+	}
+	while (n < max && (de = readdir(d))) {
+		int hfd;
+
+		if (strlen(de->d_name) != OWNER_HEX ||
+		    !store__fr_is_hex(de->d_name, OWNER_HEX))
+			continue;
+		store__fr_hex_decode(owner, de->d_name, CR_PK_BYTES);
+		if ((hfd = open_heads(sf, owner, false)) < 0)
+			continue;
+		if (has_head(hfd) && read_locator(hfd, out[n]) == 0)
+			n++;
+		close(hfd);
+	}
+	closedir(d);
+	return n;
+}

@@ -29,6 +29,7 @@ static const struct {
 	[STORE_MISC_NEXT_INO]		= { "next_ino", U64 },
 	[STORE_MISC_BLOCK_SIZE]		= { "conf.block_bytes", U64 },
 	[STORE_MISC_PINS]		= { "fs.pins", U64S },
+	[STORE_MISC_EC]			= { "conf.ec", U64S },
 	[STORE_MISC_INDEX_SEQ]		= { "index.seq", U64 },
 	[STORE_MISC_INDEX_GEN]		= { "index.gen", U64 },
 	[STORE_MISC_INDEX_SELF]		= { "index.self", U64 },

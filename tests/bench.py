@@ -12,7 +12,12 @@ is declared dead (--dead-after 2s) to full redundancy again.
 cp_tree_s is the time until `cp -a` returns (on the local disk too, the
 page cache writes back later); cp_tree_sync_s adds the `peerfs sync` (or
 sync(2)) after it, until every file is on suppliers (or on the disk).
+bootstrap_mount_ready_s: on a network of 8 suppliers on 127.0.N.1 joined
+by a DHT (the first started it), a fresh home's `peerfs mount --bootstrap`
+(no --peer: it hires through the DHT) until it returns with k+m suppliers
+online, i.e. ready to write to full redundancy.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
+BENCH_ONLY=rebuild or BENCH_ONLY=bootstrap runs just that figure.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -271,6 +276,81 @@ def report_rebuild(base):
     report("rebuild_MiBps", vals, "MiB/s")
 
 
+def free_port_on(addr):
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def wait_log(path, text, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(path) as f:
+                if text in f.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{path}: no {text!r} after {timeout} s")
+
+
+def report_bootstrap(base, n=8):
+    """Seconds from `peerfs mount --bootstrap` (a fresh home, nothing
+    else given) until it has returned with k+m suppliers online."""
+    os.makedirs(base)
+    procs, addrs = [], []
+    try:
+        for i in range(n):
+            addr = f"127.0.{i + 1}.1"
+            hp = f"{addr}:{free_port_on(addr)}"
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            extra = ["--dht"] if i == 0 else ["--bootstrap", addrs[0]]
+            procs.append(subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", hp, "--store",
+                 d + "/store"] + extra, stdout=subprocess.DEVNULL,
+                stderr=open(d + "/log", "w")))
+            addrs.append(hp)
+        for i in range(n):
+            wait_log(os.path.join(base, f"s{i}", "log"),
+                     "dht: our record is stored")
+        vals = []
+        for run in range(RUNS):
+            home, mnt = os.path.join(base, f"h{run}"), os.path.join(base, f"m{run}")
+            os.makedirs(mnt)
+            subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                           check=True, stdout=subprocess.DEVNULL)
+            t = time.perf_counter()
+            subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                            addrs[0], mnt], check=True)
+            try:
+                while True:
+                    cp = subprocess.run([PEERFS, "status", mnt, "--json"],
+                                        check=True, capture_output=True, text=True)
+                    st = json.loads(cp.stdout)
+                    if sum(s["state"] == "online" for s in st["suppliers"]) >= 6:
+                        break
+                    if time.perf_counter() - t > 120:
+                        raise RuntimeError(f"not 6 suppliers online: {st['suppliers']}")
+                    time.sleep(0.02)
+                vals.append(time.perf_counter() - t)
+            finally:
+                subprocess.run([PEERFS, "umount", "--force", mnt],
+                               stderr=subprocess.DEVNULL)
+                subprocess.run(["fusermount3", "-u", "-z", mnt],
+                               stderr=subprocess.DEVNULL)
+        report("bootstrap_mount_ready_s", vals, "s")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -287,9 +367,11 @@ def main():
     base = tempfile.mkdtemp(prefix="peerfs-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
     local = os.path.join(base, "local")
     os.makedirs(local)
-    if os.environ.get("BENCH_ONLY") == "rebuild":   # quick look at one figure
+    only = {"rebuild": report_rebuild, "bootstrap":
+            lambda b: report_bootstrap(os.path.join(b, "bootstrap"))}
+    if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
-            report_rebuild(base)
+            only[os.environ["BENCH_ONLY"]](base)
         finally:
             shutil.rmtree(base, ignore_errors=True)
         return
@@ -381,6 +463,7 @@ def main():
         sw.close()
     try:
         report_rebuild(base)
+        report_bootstrap(os.path.join(base, "bootstrap"))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -179,6 +179,44 @@ test_put_list(void)
 	return 0;
 }
 
+/* One locator per owner holding heads: refused before its first head,
+ * replaced by the next, listed once per owner. */
+static int
+test_locator(void)
+{
+	struct cr_identity *a = test_identity(), *b = test_identity();
+	unsigned char l1[STORE_LOCATOR_BYTES], l2[STORE_LOCATOR_BYTES];
+	unsigned char out[4][STORE_LOCATOR_BYTES];
+	struct store_frag *sf;
+
+	CHECK(cr_init() == 0);
+	memset(l1, 1, sizeof l1);
+	memset(l2, 2, sizeof l2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), -EACCES);
+	CHECK_EQ(store_locator_list(sf, out, 4), 0);
+	CHECK_EQ(put(sf, a, 1), 0);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), 1);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), 0);	/* the same */
+	CHECK_EQ(store_locator_put(sf, a->pk, l2), 1);	/* replaced */
+	CHECK_EQ(store_locator_list(sf, out, 4), 1);
+	CHECK(memcmp(out[0], l2, sizeof l2) == 0);
+	/* Another owner: refused until it holds a head too. */
+	CHECK_EQ(store_locator_put(sf, b->pk, l1), -EACCES);
+	CHECK_EQ(put(sf, b, 3), 0);
+	CHECK_EQ(store_locator_put(sf, b->pk, l1), 1);
+	CHECK_EQ(store_locator_list(sf, out, 4), 2);
+	CHECK_EQ(store_locator_list(sf, out, 1), 1);
+	/* Not a head: the listing ignores it. */
+	struct seen s;
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	CHECK_EQ(s.n, 1);
+	store_frag_close(sf);
+	cr_identity_free(a);
+	cr_identity_free(b);
+	return 0;
+}
+
 static int
 stop_cb(void *arg, uint64_t seq, const void *head, size_t len)
 {
@@ -753,6 +791,7 @@ const struct test tests_heads[] = {
 	{ "heads_charged", test_heads_charged },
 	{ "heads_charge_within_quota", test_heads_charge_within_quota },
 	{ "put_list", test_put_list },
+	{ "locator", test_locator },
 	{ "list_stops", test_list_stops },
 	{ "stale_refused", test_stale_refused },
 	{ "equal_seq_refused", test_equal_seq_refused },
