@@ -93,6 +93,9 @@ int cmd_id(int argc, char **argv);
 int  cli_bootstrap_merge(const char *home, const char *const *given,
     int ngiven, int create, char ***out, int *n);
 void cli_strv_free(char **v, int n);
+/* The local address a packet to hostport leaves from, as "HOST:0": where
+ * a DHT node binds that has no listen address of its own. */
+int  cli_local_addr_for(const char *hostport, char *out, size_t size);
 /* Starts the mount's DHT node (bootstrapping from boot[] and from the
  * suppliers hired before), adds the suppliers hired before (at the
  * address their newest record gives) and hires more from the network up

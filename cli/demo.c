@@ -1,5 +1,6 @@
 /* cli/demo.c - `peerfs demo [DIR]`: a whole swarm on one machine, 8
- * suppliers on loopback and a mounted folder, for trying peerfs out. */
+ * suppliers on loopback (127.0.N.1, a /24 each) joined by a DHT, and a
+ * folder mounted with only a bootstrap address, for trying peerfs out. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,14 +34,16 @@ run(char *const argv[])
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* A free TCP port on 127.0.n.1 (loopback answers the whole /8): each
+ * supplier on a /24 of its own, as hiring from the network wants. */
 static int
-free_port(void)
+free_port(int n)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof a;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = htonl(0x7f000001u | (uint32_t)n << 8);
 	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
 		port = ntohs(a.sin_port);
@@ -65,7 +68,7 @@ demo_ports(const char *dir, int ports[DEMO_SUPPLIERS])
 	}
 	if (n != DEMO_SUPPLIERS) {
 		for (n = 0; n < DEMO_SUPPLIERS; n++)
-			if ((ports[n] = free_port()) < 0)
+			if ((ports[n] = free_port(n + 1)) < 0)
 				return -EADDRNOTAVAIL;
 		if ((f = fopen(path, "w"))) {
 			for (n = 0; n < DEMO_SUPPLIERS; n++)
@@ -95,6 +98,9 @@ demo_stop(const char *dir)
 		if (run(argv) != 0)
 			rc = 1;
 	}
+	/* All told first, then waited for: each takes a moment to leave
+	 * the DHT. */
+	int pids[DEMO_SUPPLIERS] = { 0 };
 	for (int i = 1; i <= DEMO_SUPPLIERS; i++) {
 		char name[64], *pidf;
 		FILE *f;
@@ -104,14 +110,18 @@ demo_stop(const char *dir)
 		pidf = cli_path(dir, name);
 		if ((f = fopen(pidf, "r"))) {
 			if (fscanf(f, "%d", &pid) == 1 && pid > 0 &&
-			    kill(pid, SIGTERM) == 0) {
-				for (int w = 0; w < 100 && kill(pid, 0) == 0; w++)
-					usleep(50000);
-				printf("stopped supplier %d (pid %d)\n", i, pid);
-			}
+			    kill(pid, SIGTERM) == 0)
+				pids[i - 1] = pid;
 			fclose(f);
 		}
 		free(pidf);
+	}
+	for (int i = 1; i <= DEMO_SUPPLIERS; i++) {
+		if (!pids[i - 1])
+			continue;
+		for (int w = 0; w < 200 && kill(pids[i - 1], 0) == 0; w++)
+			usleep(50000);
+		printf("stopped supplier %d (pid %d)\n", i, pids[i - 1]);
 	}
 	free(mnt);
 	return rc;
@@ -160,22 +170,23 @@ cmd_demo(int argc, char **argv)
 	for (int i = 0; i < CR_PK_BYTES; i++)
 		snprintf(me_hex + 2 * i, 3, "%02x", me->pk[i]);
 	cr_identity_free(me);
-	char *mount_argv[8 + 2 * DEMO_SUPPLIERS];
+	/* A network of its own on loopback: the first supplier starts the
+	 * DHT, the others and the mount join through it, and the mount
+	 * hires its suppliers there (no --peer). */
+	char *mount_argv[16];
 	char addrs[DEMO_SUPPLIERS][32];
 	int na = 0;
-	mount_argv[na++] = "peerfs";
-	mount_argv[na++] = "mount";
-	mount_argv[na++] = "--home";
-	mount_argv[na++] = home;
 	for (int i = 0; i < DEMO_SUPPLIERS; i++) {
 		char sname[32], *sdir, *store;
 		snprintf(sname, sizeof sname, "supplier-%d", i + 1);
 		sdir = cli_path(dir, sname);
 		store = cli_path(sdir, "store");
-		snprintf(addrs[i], sizeof addrs[i], "127.0.0.1:%d", ports[i]);
+		snprintf(addrs[i], sizeof addrs[i], "127.0.%d.1:%d", i + 1,
+		    ports[i]);
 		char *argv_sup[] = { "peerfs", "supplier", "--daemon", "--home",
 		    sdir, "--listen", addrs[i], "--store", store, "--quota", "2G",
-		    "--friend", me_hex, NULL };
+		    "--friend", me_hex, i ? "--bootstrap" : "--dht",
+		    i ? addrs[0] : NULL, NULL };
 		if (run(argv_sup) != 0) {
 			fprintf(stderr, "peerfs demo: supplier %d on %s did not "
 			    "start (see %s/supplier.log)\n", i + 1, addrs[i], sdir);
@@ -183,9 +194,13 @@ cmd_demo(int argc, char **argv)
 		}
 		printf("supplier %d listening on %s, store %s\n", i + 1,
 		    addrs[i], store);
-		mount_argv[na++] = "--peer";
-		mount_argv[na++] = addrs[i];
 	}
+	mount_argv[na++] = "peerfs";
+	mount_argv[na++] = "mount";
+	mount_argv[na++] = "--home";
+	mount_argv[na++] = home;
+	mount_argv[na++] = "--bootstrap";
+	mount_argv[na++] = addrs[0];
 	if (cli_mkdir_p(mnt, 0755) < 0)
 		return 1;
 	mount_argv[na++] = mnt;
@@ -194,7 +209,8 @@ cmd_demo(int argc, char **argv)
 		fprintf(stderr, "peerfs demo: mount failed (see %s/mount.log)\n", home);
 		return 1;
 	}
-	printf("\nmounted %s (erasure code 4+2 over %d suppliers)\n\n"
+	printf("\nmounted %s (erasure code 4+2 over %d suppliers found "
+	    "through the DHT)\n\n"
 	    "try:\n"
 	    /* Symlinks compared as links: /usr/include has relative ones
 	     * that point outside the tree. */

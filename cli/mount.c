@@ -93,6 +93,54 @@ settle_block_size(struct store *st, struct cli_conf *o)
 	return store_txn_commit(t);
 }
 
+/* Every block records its own code, but the network layer reads and
+ * rebuilds with one code per mount: a home keeps the code of its first
+ * mount, and an --ec that differs is refused rather than applied to new
+ * blocks (the old ones would no longer be readable by this mount). Homes
+ * mounted before the code was recorded take it from their index. */
+static int
+settle_ec(struct store *st, struct cli_conf *o)
+{
+	struct store_txn *t;
+	uint64_t v[2];
+	int rc, k, m;
+
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		return rc;
+	rc = store_misc_u64s_get(t, STORE_MISC_EC, v, 2);
+	store_txn_abort(t);
+	if (rc == 2) {
+		k = (int)v[0];
+		m = (int)v[1];
+	} else {
+		if (owner_home_code(st, &k, &m) < 0) {
+			k = o->ec.k;
+			m = o->ec.m;
+		}
+		v[0] = (uint64_t)k;
+		v[1] = (uint64_t)m;
+		if ((rc = store_txn_begin(st, 0, &t)) == 0) {
+			if ((rc = store_misc_u64s_put(t, STORE_MISC_EC, v, 2)) < 0)
+				store_txn_abort(t);
+			else
+				rc = store_txn_commit(t);
+		}
+		if (rc < 0) {
+			log_error("erasure code of this home: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	if (cli_given(o, "ec") && (k != o->ec.k || m != o->ec.m)) {
+		log_error("this home's blocks use --ec %d+%d; --ec %d+%d cannot "
+		    "apply to it (the code is fixed by a home's first mount): "
+		    "leave --ec out, or use a new home", k, m, o->ec.k, o->ec.m);
+		return -EINVAL;
+	}
+	o->ec.k = k;
+	o->ec.m = m;
+	return 0;
+}
+
 static int
 parse(int argc, char **argv, struct cli_conf *o)
 {
@@ -164,7 +212,8 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		log_error("metadata in %s/meta: %s", home, strerror(-rc));
 		return rc;
 	}
-	if ((rc = settle_block_size(m->st, o)) < 0)
+	if ((rc = settle_block_size(m->st, o)) < 0 ||
+	    (rc = settle_ec(m->st, o)) < 0)
 		return rc;
 	if ((rc = store_cache_new(&m->cache, o->cache_size)) < 0)
 		return rc;

@@ -137,8 +137,8 @@ cli_bootstrap_merge(const char *home, const char *const *given, int ngiven,
 /* The local address a packet to hostport would leave from (connect on a
  * UDP socket sends nothing), with port 0: where the mount's DHT node
  * binds, having no listen address of its own. */
-static int
-local_addr_for(const char *hostport, char *out, size_t size)
+int
+cli_local_addr_for(const char *hostport, char *out, size_t size)
 {
 	char host[64];
 	struct sockaddr_storage ss = { 0 }, me;
@@ -335,7 +335,7 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 		strv_add(&bl, &nbl, h[i].addr);
 	rc = -EINVAL;
 	for (int i = 0; i < nbl && rc < 0; i++)
-		rc = local_addr_for(bl[i], bind, sizeof bind);
+		rc = cli_local_addr_for(bl[i], bind, sizeof bind);
 	if (rc < 0) {
 		log_error("dht: no route to any bootstrap node");
 		goto out;

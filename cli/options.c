@@ -76,9 +76,11 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "redundancy, 1 otherwise." },
 	[CLI_DEMO] = { "demo", cmd_demo,
 	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
-	    "Starts 8 suppliers on free loopback ports (6 used by the default "
-	    "4+2 code, 2 spare) with their stores under DIR (default "
-	    "./peerfs-demo), and mounts DIR/mnt." },
+	    "Starts 8 suppliers on loopback, supplier N on 127.0.N.1 (6 used "
+	    "by the default 4+2 code, 2 spare), joined by a DHT the first one "
+	    "starts, with their stores under DIR (default ./peerfs-demo), and "
+	    "mounts DIR/mnt with only a bootstrap address: its suppliers are "
+	    "hired through the DHT." },
 	[CLI_KEY] = { "key", cmd_key, "key export: print the recovery code",
 	    "export", NULL, 0, 0,
 	    "Prints the recovery code of the home's identity on stdout: the "
@@ -93,7 +95,10 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "verifies on the suppliers (or --version N, see `peerfs "
 	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
 	    "mount --home DIR MOUNTPOINT` shows the tree. One supplier address "
-	    "is enough: the others are learnt from the index." },
+	    "is enough: the others are learnt from the index; or, with "
+	    "--bootstrap instead, any node of the network: the suppliers "
+	    "holding the index are found in its DHT under a key only the "
+	    "recovery code computes." },
 	[CLI_VERSIONS] = { "versions", cmd_versions,
 	    "index versions the suppliers hold", NULL, "MOUNTPOINT", 1, 1,
 	    "Lists the versions of the index (the metadata) that the "
@@ -201,10 +206,11 @@ const struct cli_opt cli_opts[] = {
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
 	    "serve forged fragments and audit answers"),
 	/* the network (cli/network.c) */
-	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT, "16", "HOST:PORT",
-	    CLI_HOSTPORT, "a node of the network to join (remembered in "
-	    "DIR/bootstrap); mount: without --peer, suppliers are found and "
-	    "hired there"),
+	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT | RESTORE, "16",
+	    "HOST:PORT", CLI_HOSTPORT, "a node of the network to join "
+	    "(remembered in DIR/bootstrap); mount: without --peer, suppliers "
+	    "are found and hired there; restore: without --peer, the "
+	    "suppliers holding this owner's index are found there"),
 	FLAG("dht", 0, dht, SUPPLIER, 0,
 	    "run the network's DHT node without a bootstrap: the first node "
 	    "of a new network"),
@@ -219,8 +225,9 @@ const struct cli_opt cli_opts[] = {
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,
 	    "a supplier; mount remembers it in DIR/peers for next time"),
-	EC("ec", ec, MOUNT | RESTORE, "4+2", "erasure code: K data and M "
-	    "parity fragments per block; restore: the one the mount used"),
+	EC("ec", ec, MOUNT, "4+2", "erasure code: K data and M parity "
+	    "fragments per block, fixed at the first mount of a home (restore "
+	    "reads it from the index's heads)"),
 	SIZE("block-size", block_size, MOUNT, "4M", "4K", "16M", CLI_PAGES,
 	    "block size, fixed at the first mount of a home"),
 	SIZE("cache-size", cache_size, MOUNT, "32M", "0", NULL, 0,
@@ -232,9 +239,8 @@ const struct cli_opt cli_opts[] = {
 	    "0: at close"),
 	DUR("lease", lease_ms, MOUNT, "5m", "1s", "1d", 0,
 	    "the write lease this node holds while mounted, renewed every "
-	    "third of it; a crashed node blocks writes elsewhere this long at "
-	    "most (each renewal is an index version: shorter leases keep "
-	    "fewer old versions reachable)"),
+	    "third of it (a renewal pushes no version out); a crashed node "
+	    "blocks writes elsewhere this long at most"),
 	FLAG("take-over", 0, take_over, MOUNT, 0,
 	    "when another node holds the lease: ask it to hand over (it "
 	    "publishes its changes first), or take the lease once it runs out; "

@@ -17,9 +17,11 @@
 #include "cli/cli.h"
 #include "fs/ctl.h"
 #include "log.h"
+#include "net/dht.h"
 #include "net/net.h"
 #include "owner/owner.h"
 #include "store/store.h"
+#include "util.h"
 
 #define CODE_MAX	4096	/* input: groups, dashes, spaces, newlines */
 
@@ -74,9 +76,10 @@ restore_parse(int argc, char **argv, struct cli_conf *o)
 		return rc;
 	if (o->debug)
 		log_init("peerfs", LOG_DEBUG, NULL);
-	if (o->peers.n == 0)
-		return cli_bad_usage("restore", "--peer HOST:PORT is required "
-		    "(a supplier holding your data)");
+	if (o->peers.n == 0 && o->bootstrap.n == 0)
+		return cli_bad_usage("restore", "--peer HOST:PORT (a supplier "
+		    "holding your data) or --bootstrap HOST:PORT (any node of "
+		    "the network) is required");
 	if (o->no_passphrase && o->passphrase_file)
 		return cli_bad_usage("restore", "--no-passphrase and "
 		    "--passphrase-file exclude each other");
@@ -182,20 +185,32 @@ count_dir(struct count *c, uint64_t ino)
 	return rc;
 }
 
-/* Remembers every supplier the network knows now in <home>/peers, so
- * that `peerfs mount` needs no --peer. */
+/* Remembers every supplier the network knows now, so that `peerfs
+ * mount` needs no --peer: in <home>/peers, or for a home restored
+ * through the network (hired) in <home>/hired as cli/network.c reads it
+ * ("<hex id> <address>": the mount looks each id up again). */
 static void
-write_peers(const char *home, struct net *n)
+write_peers(const char *home, struct net *n, int hired)
 {
 	struct net_peer_info *pi = calloc(256, sizeof *pi);
-	char *path = cli_path(home, "peers");
+	char *path = cli_path(home, hired ? "hired" : "peers");
+	char x[2 * CR_PK_BYTES + 1];
 	FILE *f;
 	int np;
 
 	if (pi && (np = net_peers(n, pi, 256, 0)) > 0 && (f = fopen(path, "w"))) {
-		for (int i = 0; i < np && i < 256; i++)
-			if (pi[i].addr[0])
+		for (int i = 0; i < np && i < 256; i++) {
+			if (!pi[i].addr[0])
+				continue;
+			if (!hired) {
 				fprintf(f, "%s\n", pi[i].addr);
+				continue;
+			}
+			if (sodium_is_zero(pi[i].pk, CR_PK_BYTES))
+				continue;
+			hex_encode(x, pi[i].pk, CR_PK_BYTES);
+			fprintf(f, "%s %s\n", x, pi[i].addr);
+		}
 		if (fclose(f) != 0)
 			fprintf(stderr, "peerfs restore: %s: %s\n", path,
 			    strerror(errno));
@@ -209,7 +224,8 @@ static void
 undo_home(const char *home, int created)
 {
 	static const char *const files[] = {
-		"key", "meta/data.mdb", "meta/lock.mdb", "peers", NULL,
+		"key", "meta/data.mdb", "meta/lock.mdb", "peers", "hired",
+		"bootstrap", NULL,
 	};
 	static const char *const dirs[] = { "meta", "journal", "spare", NULL };
 
@@ -237,30 +253,76 @@ undo_home(const char *home, int created)
 		rmdir(home);
 }
 
-static int
-restore_run(struct cli_conf *o, const char *home,
-    const struct cr_identity *id)
-{
-	struct store *st = NULL;
-	struct cr_ec *ec = NULL;
-	struct net *n = NULL;
-	struct store_txn *t;
-	struct count cnt = { 0 };
-	uint64_t info[2];	/* seq, time of the head used */
-	char when[64];
-	time_t tt;
-	int rc, up;
+#define RESTORE_EC_K	4	/* the first guess: --ec's default */
+#define RESTORE_EC_M	2
 
-	if ((rc = store_open(&st, home, (size_t)o->map_size)) < 0) {
-		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
-		    home, strerror(-rc));
+#define LOCATE_MS	20000	/* for the suppliers' records under our locator */
+#define LOCATE_MAX	64
+
+/* Without --peer: a DHT node joins through --bootstrap, and the suppliers
+ * that hold our heads are read under our locator (a key derived from the
+ * master secret: the suppliers announce themselves there, the owner's
+ * machine may be gone). Each found key is pinned to its record's address
+ * before any byte goes there. Returns how many were added, 0 none found. */
+static int
+restore_locate(struct cli_conf *o, const struct cr_identity *id,
+    struct net *n, struct net_dht **dht)
+{
+	unsigned char loc[CR_KEY_BYTES];
+	struct net_record *recs;
+	char bind[80];
+	int rc = -EINVAL, nr, added = 0;
+
+	for (int i = 0; i < o->bootstrap.n && rc < 0; i++)
+		rc = cli_local_addr_for(o->bootstrap.v[i], bind, sizeof bind);
+	if (rc < 0) {
+		fprintf(stderr, "peerfs restore: no route to %s\n",
+		    o->bootstrap.v[0]);
 		return rc;
 	}
-	if ((rc = cr_ec_new(&ec, o->ec.k, o->ec.m)) < 0) {
-		fprintf(stderr, "peerfs restore: erasure code %d+%d: %s\n",
-		    o->ec.k, o->ec.m, strerror(-rc));
-		goto out;
+	struct net_dht_conf dc = {
+		.id = id, .bind = bind,
+		.bootstrap = (const char *const *)o->bootstrap.v,
+		.nbootstrap = o->bootstrap.n,
+	};
+	/* A second network (another code) asks the node it has: the
+	 * records found are kept there. */
+	if (!*dht && (rc = net_dht_new(dht, &dc)) < 0) {
+		fprintf(stderr, "peerfs restore: DHT node on %s: %s\n", bind,
+		    strerror(-rc));
+		return rc;
 	}
+	if (!(recs = calloc(LOCATE_MAX, sizeof *recs)))
+		return -ENOMEM;
+	cr_subkey(loc, id, CR_SUBKEY_LOCATOR);
+	nr = net_dht_locate(*dht, loc, 1, LOCATE_MS, recs, LOCATE_MAX);
+	sodium_memzero(loc, sizeof loc);
+	for (int i = 0; i < nr; i++) {
+		if ((rc = net_add_known_peer(n, recs[i].addr[0], recs[i].id)) < 0)
+			fprintf(stderr, "peerfs restore: supplier %s: %s\n",
+			    recs[i].addr[0], strerror(-rc));
+		else
+			added++;
+	}
+	free(recs);
+	if (added == 0)
+		fprintf(stderr, "peerfs restore: no supplier holding this "
+		    "owner's index answered in the network through %s%s "
+		    "(wrong code, never synced, or its suppliers are gone)\n",
+		    o->bootstrap.v[0], o->bootstrap.n > 1 ? ", ..." : "");
+	return added;
+}
+
+/* A network with code k+m, the --peer suppliers added (or, with only
+ * --bootstrap, those found in the DHT: *dht is then the node, to free
+ * after the network); NULL on failure (said why). */
+static struct net *
+restore_net(struct cli_conf *o, struct store *st, const struct cr_identity *id,
+    struct cr_ec *ec, struct net_dht **dht)
+{
+	struct net *n = NULL;
+	int rc, want = o->peers.n;
+
 	struct net_conf nc = {
 		.id = id, .store = st, .ec = ec, .timeout_ms = (int)o->timeout_ms,
 		.reconnect_ms = (int)o->reconnect_ms,
@@ -273,19 +335,103 @@ restore_run(struct cli_conf *o, const char *home,
 	sodium_memzero(nc.audit_key, sizeof nc.audit_key);
 	if (rc < 0) {
 		fprintf(stderr, "peerfs restore: network: %s\n", strerror(-rc));
-		goto out;
+		return NULL;
 	}
 	for (int i = 0; i < o->peers.n; i++)
 		if ((rc = net_add_peer(n, o->peers.v[i])) < 0)
 			fprintf(stderr, "peerfs restore: peer %s: %s\n",
 			    o->peers.v[i], strerror(-rc));
-	up = net_wait_online(n, o->peers.n, (int)o->timeout_ms);
-	if (up <= 0) {
+	if (want == 0 && (want = restore_locate(o, id, n, dht)) <= 0) {
+		net_free(n);
+		return NULL;
+	}
+	if (net_wait_online(n, want, (int)o->timeout_ms) <= 0) {
 		fprintf(stderr, "peerfs restore: no supplier reachable (%s%s)\n",
-		    o->peers.v[0], o->peers.n > 1 ? ", ..." : "");
+		    o->peers.n ? o->peers.v[0] : "found in the network",
+		    o->peers.n > 1 ? ", ..." : "");
+		net_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* What the index needs besides the key comes from its head: the code
+ * (the network reads with one code, so it is opened again with the
+ * head's when that differs from the default), and it is recorded in the
+ * home for the mounts to come. */
+static int
+restore_code(struct cli_conf *o, struct store *st, const struct cr_identity *id,
+    struct cr_ec **ec, struct net **n, struct net_dht **dht)
+{
+	struct owner_code c;
+	struct store_txn *t;
+	uint64_t v[2], bs;
+	int rc, k, m;
+
+	net_code(*n, &k, &m);
+	if ((rc = owner_index_head_code(*n, id, o->version, &c)) < 0)
+		return 0;	/* owner_index_restore says why */
+	if (c.k != k || c.m != m) {
+		net_free(*n);
+		*n = NULL;
+		cr_ec_free(*ec);
+		*ec = NULL;
+		if ((rc = cr_ec_new(ec, c.k, c.m)) < 0) {
+			fprintf(stderr, "peerfs restore: the index's erasure "
+			    "code %d+%d: %s\n", c.k, c.m, strerror(-rc));
+			return rc;
+		}
+		if (!(*n = restore_net(o, st, id, *ec, dht)))
+			return -EHOSTUNREACH;
+	}
+	if ((rc = store_txn_begin(st, 0, &t)) < 0)
+		return rc;
+	v[0] = (uint64_t)c.k;
+	v[1] = (uint64_t)c.m;
+	rc = store_misc_u64s_put(t, STORE_MISC_EC, v, 2);
+	if (rc == 0 && c.block_size &&
+	    store_misc_u64_get(t, STORE_MISC_BLOCK_SIZE, &bs) == -ENOENT)
+		rc = store_misc_u64_put(t, STORE_MISC_BLOCK_SIZE, c.block_size);
+	if (rc < 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static int
+restore_run(struct cli_conf *o, const char *home,
+    const struct cr_identity *id)
+{
+	struct store *st = NULL;
+	struct cr_ec *ec = NULL;
+	struct net *n = NULL;
+	struct net_dht *dht = NULL;
+	struct store_txn *t;
+	struct count cnt = { 0 };
+	uint64_t info[2];	/* seq, time of the head used */
+	char when[64];
+	time_t tt;
+	int rc;
+
+	if ((rc = store_open(&st, home, (size_t)o->map_size)) < 0) {
+		fprintf(stderr, "peerfs restore: metadata in %s/meta: %s\n",
+		    home, strerror(-rc));
+		return rc;
+	}
+	/* Heads are fetched with any code; most homes use mount's default,
+	 * so the network is opened with it and again only for another. */
+	if ((rc = cr_ec_new(&ec, RESTORE_EC_K, RESTORE_EC_M)) < 0) {
+		fprintf(stderr, "peerfs restore: erasure code: %s\n",
+		    strerror(-rc));
+		goto out;
+	}
+	if (!(n = restore_net(o, st, id, ec, &dht))) {
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
+	if ((rc = restore_code(o, st, id, &ec, &n, &dht)) < 0)
+		goto out;
 	rc = owner_index_restore(n, id, st, o->version);
 	if (rc < 0) {
 		if (rc == -ENOENT && o->version)
@@ -300,7 +446,16 @@ restore_run(struct cli_conf *o, const char *home,
 			    "index: %s\n", strerror(-rc));
 		goto out;
 	}
-	write_peers(home, n);
+	write_peers(home, n, dht != NULL);
+	if (dht) {
+		char **boot;
+		int nboot;
+
+		/* The bootstrap given is remembered for the mount. */
+		cli_bootstrap_merge(home, (const char *const *)o->bootstrap.v,
+		    o->bootstrap.n, 0, &boot, &nboot);
+		cli_strv_free(boot, nboot);
+	}
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
 		goto out;
 	memset(info, 0, sizeof info);
@@ -317,6 +472,7 @@ restore_run(struct cli_conf *o, const char *home,
 	rc = 0;
 out:
 	net_free(n);
+	net_dht_free(dht);
 	cr_ec_free(ec);
 	if (st)
 		store_close(st);

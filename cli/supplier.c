@@ -21,7 +21,18 @@
 struct ready_ctx {
 	const char *home;
 	int notify_fd;		/* --daemon: tells the parent we listen */
+	struct net_dht *dht;	/* NULL: not in a network */
 };
+
+/* An owner handed over a new locator: announce under it at once. */
+static void
+on_locator(void *arg)
+{
+	struct ready_ctx *r = arg;
+
+	if (r->dht)
+		net_dht_announce_now(r->dht);
+}
 
 static void
 on_ready(void *arg, const char *addr)
@@ -310,6 +321,14 @@ frag_avail(void *arg)
 	return store_frag_avail(arg);
 }
 
+static int
+frag_locators(void *arg, unsigned char (*out)[32], int max)
+{
+	int n = store_locator_list(arg, out, max);
+
+	return n < 0 ? 0 : n;
+}
+
 /* The network (cli/network.c): a DHT node on the listen address, UDP
  * beside TCP, announcing this supplier, when a bootstrap was given now
  * or before, or --dht starts a network. */
@@ -335,7 +354,7 @@ supplier_dht(const char *home, const struct cr_identity *id,
 		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
 		.nbootstrap = nboot, .announce_addr = anywhere ? NULL : listen,
 		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
-		.arg = frags,
+		.locators = frag_locators, .arg = frags,
 	};
 	if ((rc = net_dht_new(out, &dc)) < 0)
 		log_error("supplier: DHT node on udp %s: %s", listen,
@@ -559,6 +578,8 @@ cmd_supplier(int argc, char **argv)
 	conf.listen = o.listen;
 	conf.frags = frags;
 	conf.on_ready = on_ready;
+	conf.on_locator = on_locator;
+	ready.dht = dht;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;

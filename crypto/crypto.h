@@ -73,8 +73,11 @@ int  cr_bind_verify(const unsigned char owner[CR_PK_BYTES],
 
 /* Subkeys of the master secret (crypto_kdf, context "peerfs__").
  * Ids: CR_SUBKEY_DATA for block keys, CR_SUBKEY_INDEX for the index,
- * CR_SUBKEY_AUDIT for audit nonces. */
-enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2, CR_SUBKEY_AUDIT = 3 };
+ * CR_SUBKEY_AUDIT for audit nonces, CR_SUBKEY_LOCATOR for the DHT key
+ * under which the suppliers holding our heads announce themselves (only
+ * the master secret computes it: nobody can link it to the owner's id). */
+enum { CR_SUBKEY_DATA = 1, CR_SUBKEY_INDEX = 2, CR_SUBKEY_AUDIT = 3,
+	CR_SUBKEY_LOCATOR = 4 };
 void cr_subkey(unsigned char out[CR_KEY_BYTES],
     const struct cr_identity *id, uint64_t subkey_id);
 
@@ -264,17 +267,28 @@ int cr_recovery_decode(const char *text, struct cr_identity **out,
 /* ---- signed heads and sealed blobs (crypto/head.c) ------------------------
  * A head names the newest version of an owner's index. Serialized:
  *   "PFSHEAD1" | owner pk 32 | seq u64 BE | time u64 BE | blob_len u32 BE |
- *   blob | Ed25519 signature 64 over everything before it.
- * The blob is opaque here (the index's block records, sealed with the
- * index key by cr_blob_seal), at most CR_HEAD_BLOB_MAX bytes. */
+ *   blob | Ed25519 signature 64 over everything before it,
+ * or, with the index it names told in clear (so that a supplier can tell
+ * a head that only renews the write lease on the same index from a new
+ * version, store/heads.c):
+ *   "PFSHEAD2" | owner pk 32 | seq | time | index u64 BE | blob_len |
+ *   blob | signature.
+ * index is opaque (equal for heads naming the same index); a PFSHEAD1
+ * head reads as index = seq. The blob is opaque here (the index's block
+ * records, sealed with the index key by cr_blob_seal), at most
+ * CR_HEAD_BLOB_MAX bytes (CR_HEAD2_BLOB_MAX in a PFSHEAD2 head: both fit
+ * CR_HEAD_FIXED + CR_HEAD_BLOB_MAX bytes). */
 #define CR_HEAD_MAGIC "PFSHEAD1"
+#define CR_HEAD2_MAGIC "PFSHEAD2"
 #define CR_HEAD_BLOB_MAX (1u << 20)
+#define CR_HEAD2_BLOB_MAX (CR_HEAD_BLOB_MAX - 8)
 #define CR_HEAD_FIXED (8 + 32 + 8 + 8 + 4 + 64)
 
 struct cr_head {
 	unsigned char owner[CR_PK_BYTES];
 	uint64_t seq;
 	uint64_t time;
+	uint64_t index;
 	const unsigned char *blob;	/* points into the verified buffer */
 	uint32_t blob_len;
 };
@@ -282,6 +296,10 @@ struct cr_head {
 /* *out is malloc()'d, *out_len = CR_HEAD_FIXED + blob_len. */
 int cr_head_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
     const void *blob, size_t blob_len, unsigned char **out, size_t *out_len);
+/* A PFSHEAD2 head: *out_len = CR_HEAD_FIXED + 8 + blob_len. */
+int cr_head2_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
+    uint64_t index, const void *blob, size_t blob_len, unsigned char **out,
+    size_t *out_len);
 /* Checks the format (-EPROTO) and the signature by the owner key inside it
  * (-EBADMSG); fills *h pointing into p. */
 int cr_head_verify(const unsigned char *p, size_t n, struct cr_head *h);

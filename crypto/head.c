@@ -26,26 +26,31 @@ _Static_assert(CR_HEAD_FIXED == H_O_BLOB + CR_SIG_BYTES, "head layout");
 _Static_assert(CR_SIG_BYTES == crypto_sign_BYTES, "signature size");
 _Static_assert(B_NONCE == 24, "blob nonce size");
 
-int
-cr_head_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
-    const void *blob, size_t blob_len, unsigned char **out, size_t *out_len)
+/* v2 puts index between time and blob_len: every offset from H_O_BLEN
+ * on moves by x = 8. */
+static int
+head_sign(const struct cr_identity *id, int v2, uint64_t seq, uint64_t time,
+    uint64_t index, const void *blob, size_t blob_len, unsigned char **out,
+    size_t *out_len)
 {
+	size_t x = v2 ? 8 : 0, n;
 	unsigned char *p;
-	size_t n;
 
 	if (!id || !out || !out_len || (!blob && blob_len) ||
-	    blob_len > CR_HEAD_BLOB_MAX)
+	    blob_len > (v2 ? CR_HEAD2_BLOB_MAX : CR_HEAD_BLOB_MAX))
 		return -EINVAL;
-	n = CR_HEAD_FIXED + blob_len;
+	n = CR_HEAD_FIXED + x + blob_len;
 	if (!(p = malloc(n)))
 		return -ENOMEM;
-	memcpy(p, CR_HEAD_MAGIC, H_MAGIC_LEN);
+	memcpy(p, v2 ? CR_HEAD2_MAGIC : CR_HEAD_MAGIC, H_MAGIC_LEN);
 	memcpy(p + H_O_OWNER, id->pk, CR_PK_BYTES);
 	put_be64(p + H_O_SEQ, seq);
 	put_be64(p + H_O_TIME, time);
-	put_be32(p + H_O_BLEN, (uint32_t)blob_len);
+	if (v2)
+		put_be64(p + H_O_BLEN, index);
+	put_be32(p + H_O_BLEN + x, (uint32_t)blob_len);
 	if (blob_len)
-		memcpy(p + H_O_BLOB, blob, blob_len);
+		memcpy(p + H_O_BLOB + x, blob, blob_len);
 	crypto_sign_detached(p + n - CR_SIG_BYTES, NULL, p, n - CR_SIG_BYTES,
 	    id->sk);
 	*out = p;
@@ -54,16 +59,40 @@ cr_head_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
 }
 
 int
+cr_head_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
+    const void *blob, size_t blob_len, unsigned char **out, size_t *out_len)
+{
+	return head_sign(id, 0, seq, time, 0, blob, blob_len, out, out_len);
+}
+
+int
+cr_head2_sign(const struct cr_identity *id, uint64_t seq, uint64_t time,
+    uint64_t index, const void *blob, size_t blob_len, unsigned char **out,
+    size_t *out_len)
+{
+	return head_sign(id, 1, seq, time, index, blob, blob_len, out,
+	    out_len);
+}
+
+int
 cr_head_verify(const unsigned char *p, size_t n, struct cr_head *h)
 {
 	uint32_t blen;
+	size_t x;
 
 	if (!p || n < CR_HEAD_FIXED || n > CR_HEAD_FIXED + CR_HEAD_BLOB_MAX)
 		return -EPROTO;
-	if (memcmp(p, CR_HEAD_MAGIC, H_MAGIC_LEN) != 0)
+	if (memcmp(p, CR_HEAD_MAGIC, H_MAGIC_LEN) == 0)
+		x = 0;
+	else if (memcmp(p, CR_HEAD2_MAGIC, H_MAGIC_LEN) == 0)
+		x = 8;
+	else
 		return -EPROTO;
-	blen = get_be32(p + H_O_BLEN);
-	if (blen > CR_HEAD_BLOB_MAX || n != CR_HEAD_FIXED + (size_t)blen)
+	if (n < CR_HEAD_FIXED + x)
+		return -EPROTO;
+	blen = get_be32(p + H_O_BLEN + x);
+	if (blen > CR_HEAD_BLOB_MAX - x || n != CR_HEAD_FIXED + x +
+	    (size_t)blen)
 		return -EPROTO;
 	/* libsodium also refuses small-order keys and non-canonical S. */
 	if (crypto_sign_verify_detached(p + n - CR_SIG_BYTES, p,
@@ -73,7 +102,8 @@ cr_head_verify(const unsigned char *p, size_t n, struct cr_head *h)
 		memcpy(h->owner, p + H_O_OWNER, CR_PK_BYTES);
 		h->seq = get_be64(p + H_O_SEQ);
 		h->time = get_be64(p + H_O_TIME);
-		h->blob = p + H_O_BLOB;
+		h->index = x ? get_be64(p + H_O_BLEN) : h->seq;
+		h->blob = p + H_O_BLOB + x;
 		h->blob_len = blen;
 	}
 	return 0;

@@ -24,6 +24,10 @@
 #define RETRY_MS	2000		/* a put that failed (not connected) */
 #define SUPPLIERS_KEY	"peerfs/suppliers/v1"
 #define NODE_KEY	"peerfs/node/v1/"
+#define LOCATOR_KEY	"peerfs/locator/v1/"
+/* Keys a supplier announces under besides its own (the locators of the
+ * owners whose heads it holds), per announce at most. */
+#define LOCATORS_MAX	1024
 /* Ids cost nothing to make: a flood of valid records from made-up ids
  * must not grow us without bound. Beyond this, new ids are refused. */
 #define RECORDS_MAX	4096
@@ -31,7 +35,7 @@
 int net__dht_run_bound(dht_runner *r, const struct sockaddr *sa,
     socklen_t len, uint32_t network);		/* net/dht_run.cc */
 
-enum { IN_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS };
+enum { IN_VALUE, IN_LOC_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS };
 
 struct inbox_item {
 	struct inbox_item *next;
@@ -53,12 +57,14 @@ struct net_dht {
 	int port;			/* bound UDP port */
 	int closing;			/* net-dht only */
 	int stored;			/* net-dht: a put of ours succeeded */
+	uv_async_t kick;		/* announce now (net_dht_announce_now) */
 	uint64_t seq;			/* net-dht only */
 
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t cond;		/* records changed */
 	struct inbox_item *in_head, **in_tail;
 	struct net_record_set recs;
+	struct net_record_set located;	/* found under a locator key */
 	uint64_t refused;
 	uint64_t gets_done;		/* get rounds finished */
 };
@@ -67,6 +73,16 @@ static uint64_t
 unix_now(void)
 {
 	return (uint64_t)time(NULL);
+}
+
+static void
+locator_key(dht_infohash *h, const unsigned char loc[NET_DHT_LOCATOR_BYTES])
+{
+	unsigned char k[sizeof LOCATOR_KEY - 1 + NET_DHT_LOCATOR_BYTES];
+
+	memcpy(k, LOCATOR_KEY, sizeof LOCATOR_KEY - 1);
+	memcpy(k + sizeof LOCATOR_KEY - 1, loc, NET_DHT_LOCATOR_BYTES);
+	dht_infohash_get(h, k, sizeof k);
 }
 
 static void
@@ -114,6 +130,16 @@ static bool
 on_get(const dht_value *v, void *arg)
 {
 	push_value(arg, v);
+	return true;
+}
+
+static bool
+on_get_loc(const dht_value *v, void *arg)
+{
+	dht_data_view dv = dht_value_get_data(v);
+
+	inbox_push(arg, IN_LOC_VALUE, dv.size <= NET_RECORD_MAX, dv.data,
+	    dv.size);
 	return true;
 }
 
@@ -170,6 +196,22 @@ announce(struct net_dht *d)
 	dht_runner_put(d->runner, &d->key_self, v, on_put_done, d, false);
 	if (d->conf.flags & NET_RECORD_SUPPLIER)
 		dht_runner_put(d->runner, &d->key_sup, v, on_put_done, d, false);
+	/* Under each owner's locator too: the owner may be gone for good,
+	 * so we, not it, keep the way to its heads alive. */
+	if (d->conf.locators) {
+		unsigned char (*locs)[NET_DHT_LOCATOR_BYTES] =
+		    malloc(LOCATORS_MAX * sizeof *locs);
+		int nl = locs ? d->conf.locators(d->conf.arg, locs,
+		    LOCATORS_MAX) : 0;
+
+		for (int i = 0; i < nl; i++) {
+			dht_infohash h;
+
+			locator_key(&h, locs[i]);
+			dht_runner_put(d->runner, &h, v, on_put_done, d, false);
+		}
+		free(locs);
+	}
 	dht_value_unref(v);
 	log_debug("dht: announced %s seq %llu", d->announce_addr,
 	    (unsigned long long)r.seq);
@@ -192,7 +234,17 @@ close_all(struct net_dht *d)
 		return;
 	d->closing = 1;
 	uv_close((uv_handle_t *)&d->async, NULL);
+	uv_close((uv_handle_t *)&d->kick, NULL);
 	uv_close((uv_handle_t *)&d->timer, NULL);
+}
+
+static void
+on_kick(uv_async_t *a)
+{
+	struct net_dht *d = a->data;
+
+	if (d->announce_addr && !d->closing)
+		uv_timer_start(&d->timer, on_timer, 0, 0);
 }
 
 static void
@@ -240,6 +292,9 @@ on_async(uv_async_t *a)
 			if (rc == 0 && d->recs.n >= RECORDS_MAX &&
 			    !net_record_set_find(&d->recs, r.id))
 				rc = -ENOSPC;
+			if (rc == 0 && it->kind == IN_LOC_VALUE &&
+			    d->located.n < RECORDS_MAX)
+				net_record_set_add(&d->located, &r);
 			if (rc == 0)
 				rc = net_record_set_add(&d->recs, &r);
 			if (rc < 0 && rc != -ENOMEM)
@@ -364,8 +419,9 @@ net_dht_new(struct net_dht **out, const struct net_dht_conf *conf)
 		return rc;
 	}
 	uv_async_init(&d->loop, &d->async, on_async);
+	uv_async_init(&d->loop, &d->kick, on_kick);
 	uv_timer_init(&d->loop, &d->timer);
-	d->async.data = d->timer.data = d;
+	d->async.data = d->timer.data = d->kick.data = d;
 
 	if (!(d->runner = dht_runner_new())) {
 		rc = -ENOMEM;
@@ -429,6 +485,7 @@ net_dht_free(struct net_dht *d)
 		free(it);
 	}
 	net_record_set_release(&d->recs);
+	net_record_set_release(&d->located);
 	free(d->bind);
 	free(d->announce_addr);
 	pthread_mutex_destroy(&d->lock);
@@ -584,6 +641,52 @@ net_dht_refused(struct net_dht *d)
 
 	pthread_mutex_lock(&d->lock);
 	n = d->refused;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+void
+net_dht_announce_now(struct net_dht *d)
+{
+	uv_async_send(&d->kick);
+}
+
+int
+net_dht_locate(struct net_dht *d, const unsigned char loc[NET_DHT_LOCATOR_BYTES],
+    int want, int wait_ms, struct net_record *out, int max)
+{
+	int64_t end = worker_now_ms() + wait_ms, left;
+	uint64_t now;
+	struct timespec ts;
+	dht_infohash key;
+	int n;
+
+	locator_key(&key, loc);
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		uint64_t done0 = d->gets_done;
+
+		now = unix_now();
+		n = 0;
+		for (size_t i = 0; i < d->located.n; i++)
+			n += usable_supplier(d, &d->located.r[i], now);
+		if (n >= want || (left = end - worker_now_ms()) <= 0)
+			break;
+		/* Asked again until enough: a get before we were connected
+		 * finds nothing. */
+		pthread_mutex_unlock(&d->lock);
+		dht_runner_get(d->runner, &key, on_get_loc, on_get_done, d);
+		pthread_mutex_lock(&d->lock);
+		while (d->gets_done == done0 &&
+		    (left = end - worker_now_ms()) > 0) {
+			deadline_in(&ts, left < 500 ? (int)left : 500);
+			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+		}
+	}
+	n = 0;
+	for (size_t i = 0; i < d->located.n && n < max; i++)
+		if (usable_supplier(d, &d->located.r[i], now))
+			out[n++] = d->located.r[i];
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }

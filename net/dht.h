@@ -108,6 +108,10 @@ struct net_dht_conf {
 	int announce_ms;
 	/* Keep the suppliers key listened to (owners). */
 	int watch_suppliers;
+	/* Suppliers: the locators of the owners whose heads they hold
+	 * (store_locator_list), asked at each announce (on net-dht): the
+	 * record is put under each of them too. NULL: none. */
+	int (*locators)(void *arg, unsigned char (*out)[32], int max);
 };
 
 /* Starts the node (OpenDHT's thread and net-dht) and bootstraps. Returns
@@ -135,6 +139,20 @@ int  net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
 /* Our record's flags from now on (NET_RECORD_LEAVING: hire no more, move
  * your fragments off): re-announced at once, from net-dht. */
 void net_dht_set_flags(struct net_dht *d, uint32_t flags);
+
+/* An owner's locator: a key derived from its master secret (only the
+ * recovery code computes it). The suppliers holding its heads announce
+ * their records under it, so a restore finds them through any node;
+ * observers see a key they cannot link to the owner. */
+#define NET_DHT_LOCATOR_BYTES	32
+/* Announces now rather than at the next period (a new locator): safe
+ * from any thread. */
+void net_dht_announce_now(struct net_dht *d);
+/* Waits until want valid supplier records were found under loc or
+ * wait_ms passes; copies up to max into out and returns how many. */
+int  net_dht_locate(struct net_dht *d,
+    const unsigned char loc[NET_DHT_LOCATOR_BYTES], int want, int wait_ms,
+    struct net_record *out, int max);
 
 /* The UDP port the node is bound to (for bind port 0). */
 int  net_dht_port(const struct net_dht *d);

@@ -51,6 +51,11 @@ fan_done(struct net_req *r, int rc, const struct net_msg *m,
 	/* A head refused for our account there: `status` names it. */
 	if (r->msg.type == NET_HEAD_PUT && net__is_refusal(rc) && m)
 		net__peer_refused(r->p, rc, m);
+	/* Refused (no head there yet): asked again after the next head. A
+	 * supplier that predates LOCATOR closes the session instead: it is
+	 * not asked again. */
+	if (r->msg.type == NET_LOCATOR && rc < 0 && m && m->type == NET_ERR)
+		r->p->locator_sent = 0;
 	if (rc == 0 && m->type == NET_HEAD_LIST_OK && buf && *buf) {
 		q->buf = *buf;		/* m->data points into it */
 		*buf = NULL;
@@ -60,6 +65,14 @@ fan_done(struct net_req *r, int rc, const struct net_msg *m,
 		net__op_done(r->p->n, &o->op, 0);
 }
 
+/* Online suppliers; for LOCATOR only those not told yet by this net. */
+static int
+fan_to(const struct fan_op *o, const struct net_peer *p)
+{
+	return p->state == NET_PEER_ONLINE && net__peer_up(p) &&
+	    !(o->msg.type == NET_LOCATOR && p->locator_sent);
+}
+
 static void
 fan_start(struct net *n, struct net_op *op)
 {
@@ -67,7 +80,7 @@ fan_start(struct net *n, struct net_op *op)
 	int count = 0;
 
 	for (struct net_peer *p = n->peers; p; p = p->next)
-		if (p->state == NET_PEER_ONLINE && net__peer_up(p))
+		if (fan_to(o, p))
 			count++;
 	if (count == 0)
 		return net__op_done(n, op, -EAGAIN);
@@ -80,8 +93,10 @@ fan_start(struct net *n, struct net_op *op)
 	    p = p->next) {
 		struct fan_req *q;
 
-		if (p->state != NET_PEER_ONLINE || !net__peer_up(p))
+		if (!fan_to(o, p))
 			continue;
+		if (o->msg.type == NET_LOCATOR)
+			p->locator_sent = 1;
 		q = &o->reqs[o->nreq++];
 		q->o = o;
 		q->rc = 1;
@@ -173,6 +188,30 @@ net_head_publish_count(struct net *n, const void *head, size_t len,
 		out->asked = o.nreq;
 		out->stored = stored;
 		out->stale = stale;
+	}
+	fan_free(&o);
+	return stored;
+}
+
+int
+net_locator_put(struct net *n, const unsigned char loc[32])
+{
+	struct fan_op o = { 0 };
+	int rc, stored = 0;
+
+	o.msg.type = NET_LOCATOR;
+	o.msg.locator = loc;
+	if ((rc = fan_run(n, &o)) < 0)
+		return rc == -EAGAIN ? 0 : rc;	/* nobody new to tell */
+	for (int i = 0; i < o.nreq; i++) {
+		const struct fan_req *q = &o.reqs[i];
+
+		if (q->rc == 0)
+			stored++;
+		else
+			log_info("supplier %s: locator not kept: %s (a restore "
+			    "through the network will not find it)", q->addr,
+			    fan_why(q));
 	}
 	fan_free(&o);
 	return stored;

@@ -45,6 +45,11 @@
  *                  (cr_bind_verify); sent only by owners
  *                  whose node key differs from their own, so that
  *                  suppliers from before it see the 8 bytes they know
+ *  LOCATOR 0x0A    u8 version (1) | locator[32]: the key under which
+ *                  this supplier announces its node record in the DHT
+ *                  while it holds the owner's heads (store_locator_put;
+ *                  one per owner, replaced by the next), so that a
+ *                  restore finds it from the recovery code alone
  *  PUT_OK  0x81    (empty)
  *  GET_OK  0x82    fragment bytes (>= 1)
  *  DEL_OK  0x83    (empty)
@@ -56,13 +61,16 @@
  *  AUDIT_OK 0x86   answer[32] = net__audit_answer(nonce, fragment)
  *  HEAD_PUT_OK 0x87 (empty)
  *  HEAD_LIST_OK 0x88 u32 n | n x (u32 len | head bytes), newest first
+ *  LOCATOR_OK 0x8A (empty)
  *  RESERVE_OK 0x89 u32 count granted (1 .. asked) | u64 the owner's
  *                  allowance left, its reservation included
  *  ERR     0xff    u32 errno (positive) | message (0..255 bytes, UTF-8)
  * A response carries the request id of its request. RESERVE came after
  * the rest without a new version: a supplier that predates it closes the
  * session on it, and the client then goes on with plain PUTs to that
- * supplier (net/block.c).  */
+ * supplier (net/block.c). LOCATOR too: the client sends it once per
+ * supplier and mount (net_locator_put), so such a supplier closes one
+ * session once. A version byte other than 1 is malformed (-EPROTO). */
 #ifndef PEERFS_NET_INTERNAL_H
 #define PEERFS_NET_INTERNAL_H
 
@@ -78,14 +86,16 @@
 #define NET_LIST_MAX	65536
 #define NET_ERRMSG_MAX	255
 #define NET_HEADS_MAX	64	/* HEAD_LIST_OK entries */
+#define NET_LOCATOR_VERSION	1
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
-	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09,
+	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09, NET_LOCATOR = 0x0a,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
 	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
+	NET_LOCATOR_OK = 0x8a,
 	NET_ERR = 0xff,
 };
 
@@ -107,6 +117,7 @@ struct net_msg {
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
+	const unsigned char *locator;		/* LOCATOR: 32 bytes */
 	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
 	const unsigned char *bind_sig;		/* RESERVE v1: CR_BIND_BYTES */
 	uint32_t err;				/* ERR: positive errno */
@@ -405,6 +416,7 @@ struct net_peer {
 	uint32_t grant_size, grant_count;
 	uint64_t grant_at;
 	int rsv_known;			/* it answered a RESERVE once */
+	int locator_sent;		/* LOCATOR sent (net_locator_put): once */
 	int no_reserve;			/* predates RESERVE: plain PUTs */
 	/* Why it last refused our data ("quota exceeded", "supplier full",
 	 * "not admitted"); "" once it takes data again. No new fragment

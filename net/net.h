@@ -32,6 +32,9 @@ struct net_supplier_conf {
 	/* Called once the socket listens (e.g. to write a pid file or print
 	 * the address); may be NULL. */
 	void (*on_ready)(void *arg, const char *bound_addr);
+	/* Called (on the server's loop) when an owner hands over a new
+	 * locator (store_locator_put): announce under it now; may be NULL. */
+	void (*on_locator)(void *arg);
 	void *arg;
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
@@ -284,6 +287,11 @@ struct net_head_tally {
 };
 int net_head_publish_count(struct net *n, const void *head, size_t len,
     struct net_head_tally *out);
+/* Hands loc (the owner's locator, cr_subkey CR_SUBKEY_LOCATOR) to every
+ * ONLINE supplier not told yet by this net, once each: the suppliers
+ * holding our heads announce themselves under it in the DHT. Returns how
+ * many kept it (0: nobody new), -errno. */
+int net_locator_put(struct net *n, const unsigned char loc[32]);
 
 /* Asks every ONLINE supplier for its newest heads of this owner (at most
  * max each, 0 = all it keeps), verifies each (cr_head_verify and owner ==

@@ -99,6 +99,7 @@ struct work {
 	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
 	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
 	unsigned char hash[CR_HASH_BYTES];	/* PUT: the owner's */
+	unsigned char loc[STORE_LOCATOR_BYTES];	/* LOCATOR */
 	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;		/* RESERVE_OK */
 	char why[200];			/* refusal text, "" the usual */
@@ -445,6 +446,9 @@ do_work(uv_work_t *w)
 		if (k->rc == -EDQUOT)
 			deal_why(k, sf, owner, k->rsv_size);
 		break;
+	case NET_LOCATOR:
+		k->rc = store_locator_put(sf, owner, k->loc);
+		break;
 	case NET_LIST: {
 		struct list_acc a = { .after = k->fragid, .max = k->max };
 		a.cap = 2 * (size_t)a.max;
@@ -570,6 +574,13 @@ after_work(uv_work_t *w, int status)
 				m.type = NET_RESERVE_OK;
 				m.rsv_count = k->rsv_count;
 				m.rsv_left = k->rsv_left;
+				break;
+			case NET_LOCATOR:
+				m.type = NET_LOCATOR_OK;
+				/* A new key to announce under: now, not at
+				 * the next period. */
+				if (k->rc == 1 && sup->conf->on_locator)
+					sup->conf->on_locator(sup->conf->arg);
 				break;
 			}
 			if (m.type == NET_GET_OK && m.data_len == 0)
@@ -738,6 +749,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		break;
 	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
+	case NET_LOCATOR:
 		break;
 	default:
 		net_sess_close(s, -EPROTO, "unexpected message type");
@@ -757,6 +769,8 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		memcpy(k->nonce, m->nonce, sizeof k->nonce);
 	if (m->type == NET_PUT)
 		memcpy(k->hash, m->hash, sizeof k->hash);
+	if (m->type == NET_LOCATOR)
+		memcpy(k->loc, m->locator, sizeof k->loc);
 	if (m->type == NET_RESERVE) {
 		k->rsv_size = m->rsv_size;
 		k->rsv_count = m->rsv_count;

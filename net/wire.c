@@ -79,7 +79,9 @@ fixed_payload(uint8_t type)
 		return 4;
 	case NET_RESERVE_OK:
 		return 12;
-	case NET_PING: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
+	case NET_LOCATOR:
+		return 1 + CR_KEY_BYTES;
+	case NET_PING: case NET_LOCATOR_OK: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
 		return 32;
@@ -224,6 +226,11 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		if (d.rsv_count == 0)
 			return -EPROTO;
 		break;
+	case NET_LOCATOR:
+		if (q[0] != NET_LOCATOR_VERSION)
+			return -EPROTO;
+		d.locator = q + 1;
+		break;
 	case NET_HEAD_LIST_OK:
 		if (plen < 4)
 			return -EPROTO;
@@ -343,6 +350,8 @@ encodable(const struct net_msg *m)
 		    !m->bind_node == !m->bind_sig;
 	case NET_RESERVE_OK:
 		return m->rsv_count != 0;
+	case NET_LOCATOR:
+		return m->locator != NULL;
 	case NET_ERR:
 		if (m->err == 0 || m->err > ERRNO_MAX ||
 		    m->errmsg_len > NET_ERRMSG_MAX ||
@@ -447,6 +456,10 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 	case NET_RESERVE_OK:
 		put_be32(q, m->rsv_count);
 		put_be64(q + 4, m->rsv_left);
+		break;
+	case NET_LOCATOR:
+		q[0] = NET_LOCATOR_VERSION;
+		memcpy(q + 1, m->locator, CR_KEY_BYTES);
 		break;
 	case NET_HEAD_LIST_OK:
 		put_be32(q, m->n);

@@ -140,7 +140,7 @@ deleter_pass(void *arg, int idx)
 	d->now = worker_now_ms();
 	if (store_txn_begin(o->conf.store, 1, &t) == 0) {
 		if (!owner__index_older(t))
-			store_delq_iter_due(t, owner__index_seq(t), del_collect,
+			store_delq_iter_due(t, owner__index_vers(t), del_collect,
 			    d);
 		store_txn_abort(t);
 	}

@@ -5,8 +5,8 @@
  *
  * The head's blob, sealed with the index subkey (cr_blob_seal), holds
  * the layout, integers big-endian:
- *   "PFSIDX2\0" | node[8] | holder[8] | u64 until ms | want[8]
- *   | u8 k | u8 m | u32 chunk bytes
+ *   "PFSIDX3\0" | node[8] | holder[8] | u64 until ms | want[8]
+ *   | u8 k | u8 m | u32 chunk bytes | u32 block bytes
  *   | u16 suppliers | per supplier: u8 len | address | pk[32]
  *   | parts (see put_parts)
  * parts = u16 n | per part: u8 kind (0 base, 1 segment) | u64 bytes
@@ -15,8 +15,14 @@
  * A version is the base followed by its segments, applied in order.
  * node: the node (home) that published the head; holder, until: the
  * write lease (owner/publish.c; holder zero: free); want: a node asking
- * the holder to hand the lease over (zero: none). "PFSIDX1" blobs (no
- * lease fields) still open: published by an unknown node, no lease.
+ * the holder to hand the lease over (zero: none). The magic's digit is
+ * the format's version. k, m: the home's erasure code (index blocks and
+ * file blocks alike: cli/mount.c fixes it at the first mount); block:
+ * the home's block size. They make a head self-describing: a restore
+ * needs nothing but the key to read it (owner_index_head_code).
+ * "PFSIDX2" blobs (no block bytes) and "PFSIDX1" blobs (no lease fields
+ * either) still open: published by an unknown node, no lease, block
+ * size 0 (unknown: the index itself carries conf.block_bytes).
  *
  * The owner's bookkeeping lives in misc under "index." (never indexed):
  *   index.seq    u64  highest head seq published or seen
@@ -29,6 +35,8 @@
  *   index.time   u64  unix ms this node published the newest version (or
  *                     its head's time, for one it adopted)
  *   index.node   8 bytes: this home's node id (owner/publish.c)
+ *   index.vers   u64  versions so far, a head that only renews the lease
+ *                     not counted: the unit of --keep-versions holds
  *   index.older  present when that head was not the newest: this home
  *                shares blocks with newer versions it cannot see, so it
  *                never deletes fragments from suppliers (owner__index_older).
@@ -45,8 +53,9 @@
 #include "owner/internal.h"
 #include "util.h"
 
-#define IDX_MAGIC	"PFSIDX2"	/* 8 bytes with the NUL */
-#define IDX_MAGIC_V1	"PFSIDX1"	/* no lease fields */
+#define IDX_MAGIC	"PFSIDX3"	/* 8 bytes with the NUL */
+#define IDX_MAGIC_V2	"PFSIDX2"	/* no block bytes */
+#define IDX_MAGIC_V1	"PFSIDX1"	/* no lease fields either */
 #define INDEX_SEGS_MAX	(OWNER__PARTS_MAX - 1)
 #define INDEX_KEEP_MAX	100	/* --keep-versions at most */
 #define PEERS_MAX	256
@@ -127,6 +136,32 @@ wr_free(struct wr *w)
 		free(w->p);
 	}
 	memset(w, 0, sizeof *w);
+}
+
+/* The index a head names, as suppliers see it (cr_head2_sign): a keyed
+ * hash of its parts' kinds, change numbers and block ids, so that heads
+ * naming one index (lease renewals) are equal there and suppliers learn
+ * nothing else. Placements and peers are left out: a rebuild that moves
+ * a fragment does not make a new version. */
+static uint64_t
+layout_index_id(const unsigned char key[CR_KEY_BYTES],
+    const struct owner__layout *l)
+{
+	unsigned char h[CR_HASH_BYTES];
+	struct wr w = { 0 };
+	uint64_t id;
+
+	wr_put(&w, key, CR_KEY_BYTES);
+	for (int i = 0; i < l->nparts; i++) {
+		wr_u8(&w, l->parts[i].kind);
+		wr_u64(&w, l->parts[i].gen);
+		for (int j = 0; j < l->parts[i].nblk; j++)
+			wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
+	}
+	cr_hash(h, w.p, w.len);
+	id = get_be64(h);
+	wr_free(&w);
+	return id;
 }
 
 static int
@@ -297,6 +332,7 @@ blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
 	wr_u8(w, (uint8_t)k);
 	wr_u8(w, (uint8_t)m);
 	wr_u32(w, OWNER__INDEX_CHUNK);
+	wr_u32(w, io->block_size);
 	wr_u16(w, (uint16_t)nsup);
 	for (int i = 0; i < nsup; i++) {
 		size_t alen = strlen(sups[i].addr);
@@ -312,20 +348,25 @@ blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
 /* *sups malloc()'d. */
 int
 owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, int *nsup,
-    struct owner__layout *l, struct owner__lease *lease)
+    struct owner__layout *l, struct owner__lease *lease, struct owner_code *code)
 {
 	struct rd r = { p, n, 0, 0 };
 	const unsigned char *m = rd_get(&r, 8);
 	struct owner__sup *s = NULL;
 	struct owner__lease ls = { 0 };
+	struct owner_code c = { 0 };
 	uint64_t ns;
 	int rc;
 
 	if (m && memcmp(m, IDX_MAGIC_V1, 8) == 0) {
+		c.format = 1;
 		m = (const unsigned char *)IDX_MAGIC;	/* no lease */
-	} else if (m && memcmp(m, IDX_MAGIC, 8) == 0) {
+	} else if (m && (memcmp(m, IDX_MAGIC, 8) == 0 ||
+	    memcmp(m, IDX_MAGIC_V2, 8) == 0)) {
 		const unsigned char *q = rd_get(&r, 2 * OWNER__NODE_BYTES);
 
+		c.format = memcmp(m, IDX_MAGIC, 8) == 0 ? 3 : 2;
+		m = (const unsigned char *)IDX_MAGIC;
 		if (q) {
 			memcpy(ls.node, q, OWNER__NODE_BYTES);
 			memcpy(ls.holder, q + OWNER__NODE_BYTES,
@@ -335,9 +376,11 @@ owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, i
 		if ((q = rd_get(&r, OWNER__NODE_BYTES)))
 			memcpy(ls.want, q, OWNER__NODE_BYTES);
 	}
-	rd_uint(&r, 1);		/* k, m, chunk: informative */
-	rd_uint(&r, 1);
-	rd_uint(&r, 4);
+	c.k = (int)rd_uint(&r, 1);
+	c.m = (int)rd_uint(&r, 1);
+	c.chunk = (uint32_t)rd_uint(&r, 4);
+	if (c.format == 3)
+		c.block_size = (uint32_t)rd_uint(&r, 4);
 	ns = rd_uint(&r, 2);
 	if (r.bad || memcmp(m, IDX_MAGIC, 8) != 0 || ns > PEERS_MAX)
 		return -EPROTO;
@@ -362,10 +405,18 @@ owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, i
 		free(s);
 		return -EPROTO;
 	}
+	/* Older heads wrote the mount's code there too, but never read it:
+	 * the first block's own code is the surer word. */
+	if (c.k < 1 || c.m < 1 || c.k + c.m > CR_EC_MAX) {
+		c.k = l->parts[0].nblk ? l->parts[0].blk[0].k : 0;
+		c.m = l->parts[0].nblk ? l->parts[0].blk[0].m : 0;
+	}
 	*sups = s;
 	*nsup = (int)ns;
 	if (lease)
 		*lease = ls;
+	if (code)
+		*code = c;
 	return 0;
 }
 
@@ -585,9 +636,16 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 	for (int i = first_new; rc == 0 && i < l->nparts; i++)
 		for (int j = 0; rc == 0 && j < l->parts[i].nblk; j++)
 			rc = store_block_put(t, &l->parts[i].blk[j]);
-	if (rc == 0)
+	/* A head with no new part only renewed the lease on the same index:
+	 * no new version for --keep-versions (its history entry and the
+	 * holds stay), so an idle writer's renewals keep old versions. */
+	if (rc == 0 && (drop_history || first_new < l->nparts)) {
 		rc = hist_update(t, drop_history ? NULL : old->hist,
 		    drop_history ? 0 : old->hist_len, seq, l, keep);
+		if (rc == 0)
+			rc = store_misc_u64_put(t, STORE_MISC_INDEX_VERS,
+			    owner__index_vers(t) + 1);
+	}
 	if (rc == 0)
 		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_PARTS, w.p, w.len);
 	if (rc == 0)
@@ -798,7 +856,7 @@ sign:
 	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
 	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
-	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD_BLOB_MAX) {
+	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD2_BLOB_MAX) {
 		log_error("index: layout of %zu bytes does not fit a head",
 		    blob.len);
 		rc = -EFBIG;
@@ -808,8 +866,9 @@ sign:
 	    &sealed_len)) < 0)
 		goto out;
 	seq = (s.seq > io->above ? s.seq : io->above) + 1;
-	if ((rc = cr_head_sign(io->id, seq, (uint64_t)time(NULL), sealed,
-	    sealed_len, &head, &head_len)) < 0)
+	if ((rc = cr_head2_sign(io->id, seq, (uint64_t)time(NULL),
+	    layout_index_id(key, &nl), sealed, sealed_len, &head,
+	    &head_len)) < 0)
 		goto out;
 	rc = net_head_publish_count(n, head, head_len, &tally);
 	if (io->tally)
@@ -841,6 +900,16 @@ sign:
 	log_debug("index: head %" PRIu64 " (%s, %zu bytes, gen %" PRIu64
 	    ") on %d suppliers", seq, base ? "snapshot" : "segment", data.len,
 	    covered, rc);
+	/* Those holding our heads now announce themselves under our
+	 * locator (once per supplier and mount): a restore from the code
+	 * finds them through any node of the network. */
+	{
+		unsigned char loc[CR_KEY_BYTES];
+
+		cr_subkey(loc, io->id, CR_SUBKEY_LOCATOR);
+		if (net_locator_put(n, loc) < 0)
+			log_debug("index: locator not handed over");
+	}
 	/* After the head is out: every change another node makes on top of
 	 * this version comes later (owner/catchup.c compares). */
 	clock_gettime(CLOCK_REALTIME, &now);

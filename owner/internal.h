@@ -318,6 +318,7 @@ struct owner__index_io {
 	int keep_versions;	/* versions whose blocks are kept, >= 1 */
 	/* Publishing only (owner__index_put), zero otherwise: */
 	const struct owner__lease *lease;	/* into the head; NULL none */
+	uint32_t block_size;	/* the home's, into the head */
 	int head_always;	/* a new head even when nothing changed */
 	int head_only;		/* the last version's layout under a new
 				 * head (a lease renewal while the changes
@@ -368,11 +369,12 @@ struct owner__sup {
 };
 void owner__layout_free(struct owner__layout *l);
 uint64_t owner__layout_bytes(const struct owner__layout *l);	/* index */
-/* A head's opened blob: the suppliers it names (*sups malloc()'d) and
- * the layout. -EPROTO when malformed. */
+/* A head's opened blob: the suppliers it names (*sups malloc()'d), the
+ * layout, the lease and the home's code (lease, code may be NULL).
+ * -EPROTO when malformed. */
 int  owner__blob_decode(const unsigned char *p, size_t n,
     struct owner__sup **sups, int *nsup, struct owner__layout *l,
-    struct owner__lease *lease);
+    struct owner__lease *lease, struct owner_code *code);
 /* Records a restored version (seq, its head's time vtime in ms, covering change
  * number gen, layout l; newest: the highest seq seen) so that the next
  * publish continues. */
@@ -419,6 +421,18 @@ owner__index_seq(struct store_txn *t)
 	uint64_t v;
 
 	return store_misc_u64_get(t, STORE_MISC_INDEX_SEQ, &v) == 0 ? v : 0;
+}
+
+/* Index versions so far, a lease renewal on the same index not counted:
+ * what --keep-versions holds count in (homes before it counted seqs,
+ * which it continues). */
+static inline uint64_t
+owner__index_vers(struct store_txn *t)
+{
+	uint64_t v;
+
+	return store_misc_u64_get(t, STORE_MISC_INDEX_VERS, &v) == 0 ? v :
+	    owner__index_seq(t);
 }
 
 #endif

@@ -143,6 +143,7 @@ owner__index_io_of(struct owner *o, struct owner__index_io *io)
 	io->id = o->conf.id;
 	io->keep_versions = o->conf.keep_versions;
 	io->lease = NULL;
+	io->block_size = o->conf.block_size;
 	io->head_always = 0;
 	io->head_only = 0;
 	io->above = 0;

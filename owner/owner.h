@@ -155,6 +155,22 @@ void owner_space(struct owner *o, uint64_t *total, uint64_t *avail);
 
 /* ---- index versions without a mount (cli/ restore) ---- */
 
+/* What reading a home's index takes besides the key, as its heads say. */
+struct owner_code {
+	int format;		/* the head's format version (1..3) */
+	int k, m;		/* the home's erasure code */
+	uint32_t chunk;		/* bytes of index per index block */
+	uint32_t block_size;	/* the home's block size; 0: the head is
+				 * older than format 3 (the index has it) */
+};
+/* The code of the newest head that opens (or seq == version) among those
+ * the online suppliers hold: 0, -ENOENT none, -errno. */
+int  owner_index_head_code(struct net *n, const struct cr_identity *id,
+    uint64_t version, struct owner_code *code);
+/* The code the blocks of st's local index version use (a home mounted
+ * before its code was recorded): 0, -ENOENT no version yet. */
+int  owner_home_code(struct store *st, int *k, int *m);
+
 /* Restores the newest version that opens (or seq == version) into st (a
  * fresh store): suppliers named by the index are added, base and segments
  * fetched and applied, and the bookkeeping set so that the next publish

@@ -70,7 +70,7 @@ owner__discard_push(struct store_txn *t, struct owner__discard *dc,
 	int keep = dc->o ? dc->o->conf.keep_versions : 0;
 	/* Versions up to the current one may reference b: its fragments go
 	 * once `keep` newer versions have pushed them out of the window. */
-	uint64_t hold = keep > 0 ? owner__index_seq(t) + (uint64_t)keep : 0;
+	uint64_t hold = keep > 0 ? owner__index_vers(t) + (uint64_t)keep : 0;
 	int rc;
 
 	memcpy(fragid, b->id, CR_ID_BYTES);

@@ -101,9 +101,9 @@ heads_get(struct net *n, struct heads *hs)
 
 /* Opens a head's blob: *layout and *sups (malloc'd). */
 static int
-head_open_lease(const struct owner__index_io *io, const struct head_copy *c,
+head_open_code(const struct owner__index_io *io, const struct head_copy *c,
     struct owner__layout *l, struct owner__sup **sups, int *nsup,
-    struct owner__lease *lease)
+    struct owner__lease *lease, struct owner_code *code)
 {
 	unsigned char key[CR_KEY_BYTES], *plain = NULL;
 	size_t plen;
@@ -117,10 +117,18 @@ head_open_lease(const struct owner__index_io *io, const struct head_copy *c,
 	sodium_memzero(key, sizeof key);
 	if (rc < 0)
 		return rc;
-	rc = owner__blob_decode(plain, plen, sups, nsup, l, lease);
+	rc = owner__blob_decode(plain, plen, sups, nsup, l, lease, code);
 	sodium_memzero(plain, plen);
 	free(plain);
 	return rc;
+}
+
+static int
+head_open_lease(const struct owner__index_io *io, const struct head_copy *c,
+    struct owner__layout *l, struct owner__sup **sups, int *nsup,
+    struct owner__lease *lease)
+{
+	return head_open_code(io, c, l, sups, nsup, lease, NULL);
 }
 
 static int
@@ -328,6 +336,53 @@ out:
 	owner__layout_free(&l);
 	free(sups);
 	heads_free(&hs);
+	return rc;
+}
+
+int
+owner_index_head_code(struct net *n, const struct cr_identity *id,
+    uint64_t version, struct owner_code *code)
+{
+	const struct owner__index_io io = { .net = n, .id = id };
+	struct heads hs;
+	int rc = -ENOENT;
+
+	if ((rc = heads_get(n, &hs)) < 0)
+		return rc;
+	rc = -ENOENT;
+	for (int i = 0; i < hs.n && rc < 0; i++) {
+		struct owner__layout l;
+		struct owner__sup *sups;
+		int nsup;
+
+		if (version && hs.v[i].seq != version)
+			continue;
+		if (head_open_code(&io, &hs.v[i], &l, &sups, &nsup, NULL,
+		    code) == 0) {
+			owner__layout_free(&l);
+			free(sups);
+			rc = 0;
+		}
+	}
+	heads_free(&hs);
+	return rc;
+}
+
+int
+owner_home_code(struct store *st, int *k, int *m)
+{
+	struct owner__layout l;
+	int rc;
+
+	if ((rc = owner__index_local(st, &l)) < 0)
+		return rc;
+	rc = -ENOENT;
+	if (l.nparts && l.parts[0].nblk) {
+		*k = l.parts[0].blk[0].k;
+		*m = l.parts[0].blk[0].m;
+		rc = 0;
+	}
+	owner__layout_free(&l);
 	return rc;
 }
 

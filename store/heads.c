@@ -11,7 +11,7 @@
  * description of its own per call, so threads exclude each other too);
  * while the lock is held any temporary is a crash's leftover. Listing
  * takes no lock: renames are atomic and a file pruned meanwhile is
- * simply missing. */
+ * simply missing. Which heads stay: keep_mark. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +37,9 @@
 
 struct entry {
 	uint64_t seq;
+	uint64_t index;	/* the index it names (cr_head), when ok */
 	bool	 ok;	/* verified; meaningful after check_entry() */
+	bool	 keep;	/* stays beside the new head (keep_mark) */
 };
 
 /* "<owner hex>/heads" */
@@ -170,7 +172,7 @@ out:
  * -EBADMSG or -EPERM. */
 static int
 check_head(const unsigned char *p, size_t n, const unsigned char *owner,
-    uint64_t seq)
+    uint64_t seq, uint64_t *index)
 {
 	struct cr_head h;
 	int rc;
@@ -179,6 +181,7 @@ check_head(const unsigned char *p, size_t n, const unsigned char *owner,
 		return rc;
 	if (memcmp(h.owner, owner, CR_PK_BYTES) != 0)
 		return -EPERM;
+	*index = h.index;
 	return h.seq == seq ? 0 : -EPROTO;
 }
 
@@ -186,17 +189,18 @@ check_head(const unsigned char *p, size_t n, const unsigned char *owner,
  * NULL), 1 invalid (logged), -ENOENT gone, -errno on a local failure. */
 static int
 load_entry(int dfd, const unsigned char *owner, uint64_t seq,
-    unsigned char **buf, size_t *len)
+    uint64_t *index, unsigned char **buf, size_t *len)
 {
 	char name[SEQ_DIGITS + 1], oh[OWNER_HEX + 1];
 	unsigned char *p = NULL;
 	size_t n = 0;
+	uint64_t ix;
 	int rc;
 
 	seq_name(name, seq);
 	rc = read_head(dfd, name, &p, &n);
 	if (rc == 0) {
-		rc = check_head(p, n, owner, seq);
+		rc = check_head(p, n, owner, seq, index ? index : &ix);
 		if (rc == 0 && buf) {
 			*buf = p;
 			*len = n;
@@ -317,23 +321,54 @@ write_tmp(int dfd, uint64_t seq, const void *head, size_t len, char *tmp,
 	return rc;
 }
 
-/* Under the lock, after seq was installed: keeps the newest
- * STORE_HEADS_KEEP valid heads (the new one included), drops the rest and
- * every invalid file. e[] are the names found before the install. */
+/* Which valid heads of e[] (newest first, all older than a new head
+ * naming index) stay beside it: those of the STORE_HEADS_KEEP newest
+ * distinct indexes (the new head's included), of each index its newest
+ * and its oldest head held (the one that published that version). The
+ * heads in between only renewed the write lease on that index: each new
+ * renewal replaces the previous one, so an idle writer's renewals do not
+ * push versions out. The newest head always stays (rollback protection
+ * rests on it). */
+static void
+keep_mark(struct entry *e, size_t n, uint64_t index)
+{
+	uint64_t seen[STORE_HEADS_KEEP];
+	size_t ns = 0;
+
+	seen[ns++] = index;
+	for (size_t i = 0; i < n; i++) {
+		bool newer = false, older = false;
+
+		e[i].keep = false;
+		if (!e[i].ok)
+			continue;
+		for (size_t j = 0; j < ns && !newer; j++)
+			newer = seen[j] == e[i].index;
+		if (!newer) {
+			if (ns == STORE_HEADS_KEEP)
+				continue;	/* an older index: goes */
+			seen[ns++] = e[i].index;
+			e[i].keep = true;
+			continue;
+		}
+		for (size_t j = i + 1; j < n && !older; j++)
+			older = e[j].ok && e[j].index == e[i].index;
+		e[i].keep = !older;
+	}
+}
+
+/* Under the lock, after seq was installed: keeps what keep_mark chose,
+ * drops the rest and every invalid file. e[] are the names found before
+ * the install. */
 static int
 prune(int dfd, const struct entry *e, size_t n, uint64_t seq)
 {
 	char name[SEQ_DIGITS + 1];
-	size_t kept = 1;	/* the new head */
 	bool removed = false;
 
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].seq == seq)
-			continue;	/* replaced by the new head */
-		if (e[i].ok && kept < STORE_HEADS_KEEP) {
-			kept++;
-			continue;
-		}
+		if (e[i].seq == seq || e[i].keep)
+			continue;	/* the new head replaced it, or kept */
 		seq_name(name, e[i].seq);
 		if (unlinkat(dfd, name, 0) == 0)
 			removed = true;
@@ -366,8 +401,8 @@ store__heads_cost(const struct store_frag *sf, int dfd, uint64_t *cost,
 	free(e);
 }
 
-/* The charge of the heads that stay beside a new one of len bytes: the
- * newest STORE_HEADS_KEEP - 1 valid ones (prune drops the rest). */
+/* The charge of the heads that stay beside a new one of len bytes (those
+ * keep_mark chose; prune drops the rest). */
 static uint64_t
 cost_after(const struct store_frag *sf, int dfd, const struct entry *e,
     size_t n, size_t len)
@@ -375,15 +410,13 @@ cost_after(const struct store_frag *sf, int dfd, const struct entry *e,
 	uint64_t cost = store_frag_cost(sf, len);
 	char name[SEQ_DIGITS + 1];
 	struct stat st;
-	size_t kept = 1;
 
-	for (size_t i = 0; i < n && kept < STORE_HEADS_KEEP; i++) {
-		if (!e[i].ok)
+	for (size_t i = 0; i < n; i++) {
+		if (!e[i].keep)
 			continue;
 		seq_name(name, e[i].seq);
 		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			cost += store_frag_cost(sf, (uint64_t)st.st_size);
-		kept++;
 	}
 	return cost;
 }
@@ -422,12 +455,10 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	if ((rc = scan(dfd, true, &e, &n)) < 0)
 		goto out;
 	/* Names alone could be planted: only valid heads count, both for
-	 * the newest seq and for what prune keeps. Past the ones kept, the
-	 * older names need no reading (they go anyway). */
-	for (size_t i = 0, kept = 1; i < n; i++) {
-		if (e[i].seq < h.seq && kept >= STORE_HEADS_KEEP)
-			break;
-		rc = load_entry(dfd, owner, e[i].seq, NULL, NULL);
+	 * the newest seq and for what prune keeps (which depends on the
+	 * index each names, so each is read; prune keeps them few). */
+	for (size_t i = 0; i < n; i++) {
+		rc = load_entry(dfd, owner, e[i].seq, &e[i].index, NULL, NULL);
 		if (rc < 0 && rc != -ENOENT)
 			goto out;
 		e[i].ok = rc == 0;
@@ -435,10 +466,9 @@ store_head_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 			rc = -ESTALE;
 			goto out;
 		}
-		if (e[i].ok)
-			kept++;
 	}
-	/* Heads are charged like fragments: a stranger's 16 heads of 1 MiB
+	keep_mark(e, n, h.index);
+	/* Heads are charged like fragments: a stranger's 32 heads of 1 MiB
 	 * each would otherwise be free. What the new one replaces is given
 	 * back. */
 	after = cost_after(sf, dfd, e, n, len);
@@ -506,7 +536,7 @@ store_head_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	if ((rc = scan(dfd, false, &e, &n)) < 0)
 		goto out;
 	for (size_t i = 0; i < n && (max <= 0 || given < max); i++) {
-		rc = load_entry(dfd, owner, e[i].seq, &buf, &len);
+		rc = load_entry(dfd, owner, e[i].seq, NULL, &buf, &len);
 		if (rc == -ENOENT || rc == 1)
 			continue;	/* pruned meanwhile, or damaged */
 		if (rc < 0)
@@ -522,4 +552,119 @@ out:
 	free(e);
 	close(dfd);
 	return rc;
+}
+
+/* ---- the owner's locator ------------------------------------------------ */
+
+/* <owner hex>/heads/locator: 32 bytes, the DHT key under which this
+ * supplier announces itself while it holds the owner's heads (the owner
+ * derives it from its master secret: net/heads.c, owner/index.c). One per
+ * owner with a head here, so a stranger cannot make us announce more keys
+ * than there are accounts holding heads. */
+#define LOCATOR_FILE	"locator"
+
+static bool
+has_head(int dfd)
+{
+	struct entry *e = NULL;
+	size_t n = 0;
+
+	if (scan(dfd, false, &e, &n) < 0)
+		return false;
+	free(e);
+	return n > 0;
+}
+
+static int
+read_locator(int dfd, unsigned char out[STORE_LOCATOR_BYTES])
+{
+	int fd = openat(dfd, LOCATOR_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -errno;
+	r = pread(fd, out, STORE_LOCATOR_BYTES, 0);
+	close(fd);
+	return r == STORE_LOCATOR_BYTES ? 0 : -EPROTO;
+}
+
+int
+store_locator_put(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
+    const unsigned char loc[STORE_LOCATOR_BYTES])
+{
+	unsigned char cur[STORE_LOCATOR_BYTES];
+	char tmp[64], rh[17];
+	unsigned char rnd[8];
+	int dfd, fd, rc = 0;
+	ssize_t w;
+
+	if (!sf || !owner || !loc)
+		return -EINVAL;
+	if ((dfd = open_heads(sf, owner, false)) < 0)
+		return dfd == -ENOENT ? -EACCES : dfd;
+	if (!has_head(dfd)) {
+		close(dfd);
+		return -EACCES;		/* only for owners holding heads */
+	}
+	if (read_locator(dfd, cur) == 0 &&
+	    memcmp(cur, loc, STORE_LOCATOR_BYTES) == 0) {
+		close(dfd);
+		return 0;
+	}
+	randombytes_buf(rnd, sizeof rnd);
+	hex_encode(rh, rnd, sizeof rnd);
+	snprintf(tmp, sizeof tmp, ".tmp.locator.%s", rh);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
+	w = write(fd, loc, STORE_LOCATOR_BYTES);
+	if (w != STORE_LOCATOR_BYTES)
+		rc = w < 0 ? -errno : -EIO;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dfd, tmp, dfd, LOCATOR_FILE) != 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(dfd, tmp, 0);
+	else
+		rc = fsync_fd_dir(dfd);
+	close(dfd);
+	return rc < 0 ? rc : 1;
+}
+
+int
+store_locator_list(struct store_frag *sf,
+    unsigned char (*out)[STORE_LOCATOR_BYTES], int max)
+{
+	int dirfd = store__frag_dirfd(sf), fd, n = 0;
+	unsigned char owner[CR_PK_BYTES];
+	struct dirent *de;
+	DIR *d;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return -errno;
+	}
+	while (n < max && (de = readdir(d))) {
+		int hfd;
+
+		if (strlen(de->d_name) != OWNER_HEX ||
+		    !store__fr_is_hex(de->d_name, OWNER_HEX))
+			continue;
+		store__fr_hex_decode(owner, de->d_name, CR_PK_BYTES);
+		if ((hfd = open_heads(sf, owner, false)) < 0)
+			continue;
+		if (has_head(hfd) && read_locator(hfd, out[n]) == 0)
+			n++;
+		close(hfd);
+	}
+	closedir(d);
+	return n;
 }

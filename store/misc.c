@@ -29,6 +29,7 @@ static const struct {
 	[STORE_MISC_NEXT_INO]		= { "next_ino", U64 },
 	[STORE_MISC_BLOCK_SIZE]		= { "conf.block_bytes", U64 },
 	[STORE_MISC_PINS]		= { "fs.pins", U64S },
+	[STORE_MISC_EC]			= { "conf.ec", U64S },
 	[STORE_MISC_INDEX_SEQ]		= { "index.seq", U64 },
 	[STORE_MISC_INDEX_GEN]		= { "index.gen", U64 },
 	[STORE_MISC_INDEX_SELF]		= { "index.self", U64 },
@@ -38,6 +39,7 @@ static const struct {
 	[STORE_MISC_INDEX_OLDER]	= { "index.older", FLAG },
 	[STORE_MISC_INDEX_TIME]		= { "index.time", U64 },
 	[STORE_MISC_INDEX_NODE]		= { "index.node", BYTES },
+	[STORE_MISC_INDEX_VERS]		= { "index.vers", U64 },
 };
 
 /* Homes before STORE_MISC_BLOCK_SIZE: the block size as a u32 in the

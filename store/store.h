@@ -259,6 +259,9 @@ enum store_misc_key {
 	STORE_MISC_BLOCK_SIZE,
 	/* u64 list: the inodes pinned with `peerfs pin` (owner/pin.c). */
 	STORE_MISC_PINS,
+	/* u64 list: k, m: the home's erasure code, fixed by its first mount
+	 * (cli/mount.c); in the index, so a restored home keeps it. */
+	STORE_MISC_EC,
 	/* From here on the index.* bookkeeping, never in the index. */
 	/* u64: the highest head seq published or seen (owner/index.c). */
 	STORE_MISC_INDEX_SEQ,
@@ -282,6 +285,10 @@ enum store_misc_key {
 	/* bytes: this home's node id (owner/publish.c), made at its first
 	 * mount, never copied by a restore. */
 	STORE_MISC_INDEX_NODE,
+	/* u64: index versions this home published or adopted, counting a
+	 * head that only renewed the lease on the same index once (owner's
+	 * --keep-versions holds, owner/refs.c). Absent: index.seq. */
+	STORE_MISC_INDEX_VERS,
 	STORE_MISC_N
 };
 
@@ -573,8 +580,11 @@ int store_frag_evict_request(const char *dir,
 
 /* ==== supplier: owners' signed heads (store/heads.c) =======================
  * <dir>/<owner hex>/heads/<seq as 20 decimal digits>, written like
- * fragments (temp, fsync, rename, dir fsync). Each owner keeps its newest
- * STORE_HEADS_KEEP heads; older ones are removed. Heads are charged to
+ * fragments (temp, fsync, rename, dir fsync). Each owner keeps the heads
+ * of its STORE_HEADS_KEEP newest distinct indexes (cr_head.index), of
+ * each index the first head and the newest (a head that only renews the
+ * write lease on an index replaces the previous such head); the others
+ * are removed. Heads are charged to
  * their owner's account like fragments (a head may be 1 MiB, and
  * identities are free). */
 #define STORE_HEADS_KEEP 16
@@ -594,6 +604,20 @@ int store_head_list(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES
     int max, int (*cb)(void *arg, uint64_t seq, const void *head, size_t len),
     void *arg);
 
+/* The owner's locator: the DHT key under which this supplier announces
+ * its node record while it holds the owner's heads, so that a restore
+ * from the recovery code alone finds it. Kept in <owner hex>/heads/locator,
+ * one per owner, replaced by the next; refused (-EACCES) for an owner
+ * holding no head here. 1 stored (new or changed), 0 the same already,
+ * -errno. */
+#define STORE_LOCATOR_BYTES	32
+int store_locator_put(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES],
+    const unsigned char loc[STORE_LOCATOR_BYTES]);
+/* Up to max locators of owners holding heads here, into out; returns how
+ * many, or -errno. */
+int store_locator_list(struct store_frag *sf,
+    unsigned char (*out)[STORE_LOCATOR_BYTES], int max);
 
 /* ==== the index: the owner's metadata as bytes (store/index.c) =============
  * For recovery from the key alone. A stream of records

@@ -8,14 +8,19 @@ Peak memory is taken per phase (VmHWM reset through clear_refs): during the
 1 GiB writes and one 4 GiB write (the targets), and during the reads.
 Then rebuild_MiBps, on a swarm of 8: 256 MiB written, one supplier holding
 fragments killed, MiB of its fragments rebuilt per second from the moment it
-is declared dead (--dead-after 2s) to full redundancy again. Then
-replace_dead_supplier_s: suppliers found through a DHT on loopback, one of
-the hired killed, seconds from its death to full redundancy with a new
-hire online in its place.
+is declared dead (--dead-after 2s) to full redundancy again.
 cp_tree_s is the time until `cp -a` returns (on the local disk too, the
 page cache writes back later); cp_tree_sync_s adds the `peerfs sync` (or
 sync(2)) after it, until every file is on suppliers (or on the disk).
+bootstrap_mount_ready_s: on a network of 8 suppliers on 127.0.N.1 joined
+by a DHT (the first started it), a fresh home's `peerfs mount --bootstrap`
+(no --peer: it hires through the DHT) until it returns with k+m suppliers
+online, i.e. ready to write to full redundancy.
+replace_dead_supplier_s: on 6 suppliers on 127.0.N.1 joined by a DHT, a
+2+1 mount hires 5; one holding fragments is killed; seconds from its death
+to full redundancy with a new hire online in its place.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
+BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -274,44 +279,110 @@ def report_rebuild(base):
     report("rebuild_MiBps", vals, "MiB/s")
 
 
+def free_port_on(addr):
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def wait_log(path, text, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(path) as f:
+                if text in f.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{path}: no {text!r} after {timeout} s")
+
+
+def report_bootstrap(base, n=8):
+    """Seconds from `peerfs mount --bootstrap` (a fresh home, nothing
+    else given) until it has returned with k+m suppliers online."""
+    os.makedirs(base)
+    procs, addrs = [], []
+    try:
+        for i in range(n):
+            addr = f"127.0.{i + 1}.1"
+            hp = f"{addr}:{free_port_on(addr)}"
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            extra = ["--dht"] if i == 0 else ["--bootstrap", addrs[0]]
+            procs.append(subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", hp, "--store",
+                 d + "/store"] + extra, stdout=subprocess.DEVNULL,
+                stderr=open(d + "/log", "w")))
+            addrs.append(hp)
+        for i in range(n):
+            wait_log(os.path.join(base, f"s{i}", "log"),
+                     "dht: our record is stored")
+        vals = []
+        for run in range(RUNS):
+            home, mnt = os.path.join(base, f"h{run}"), os.path.join(base, f"m{run}")
+            os.makedirs(mnt)
+            subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                           check=True, stdout=subprocess.DEVNULL)
+            t = time.perf_counter()
+            subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                            addrs[0], mnt], check=True)
+            try:
+                while True:
+                    cp = subprocess.run([PEERFS, "status", mnt, "--json"],
+                                        check=True, capture_output=True, text=True)
+                    st = json.loads(cp.stdout)
+                    if sum(s["state"] == "online" for s in st["suppliers"]) >= 6:
+                        break
+                    if time.perf_counter() - t > 120:
+                        raise RuntimeError(f"not 6 suppliers online: {st['suppliers']}")
+                    time.sleep(0.02)
+                vals.append(time.perf_counter() - t)
+            finally:
+                subprocess.run([PEERFS, "umount", "--force", mnt],
+                               stderr=subprocess.DEVNULL)
+                subprocess.run(["fusermount3", "-u", "-z", mnt],
+                               stderr=subprocess.DEVNULL)
+        report("bootstrap_mount_ready_s", vals, "s")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def replace_time(base, size, timeout=300):
     """Seconds from the moment the mount declares a supplier dead to every
     block at full redundancy again with a new supplier hired from the
-    network in its place. Suppliers found through a DHT on loopback
-    addresses of distinct /24s (127.0.N.1: hiring takes one per /24);
-    2+1 hires 5 of the 6, the sixth is the one to hire. No local
-    reference: a plain directory has nothing to replace."""
+    network in its place. Suppliers on 127.0.N.1 joined by a DHT (hiring
+    takes one per /24); 2+1 hires 5 of the 6, the sixth is the one to
+    hire. No local reference: a plain directory has nothing to replace."""
     os.makedirs(base)
     home, mnt = os.path.join(base, "home"), os.path.join(base, "mnt")
     os.makedirs(mnt)
     subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
                    check=True, stdout=subprocess.DEVNULL)
     procs, addrs = {}, []
-    ports = []
-    for i in range(6):
-        with socket.socket() as so:
-            so.bind((f"127.0.{10 + i}.1", 0))
-            ports.append(so.getsockname()[1])
-    boot = f"127.0.10.1:{ports[0]}"
     try:
         for i in range(6):
-            addr = f"127.0.{10 + i}.1:{ports[i]}"
+            addr = f"127.0.{10 + i}.1"
+            hp = f"{addr}:{free_port_on(addr)}"
             d = os.path.join(base, f"s{i}")
             os.makedirs(d)
-            net = ["--dht"] if i == 0 else ["--bootstrap", boot]
-            procs[addr] = (subprocess.Popen(
-                [PEERFS, "supplier", "--home", d, "--listen", addr, "--store",
+            net = ["--dht"] if i == 0 else ["--bootstrap", addrs[0]]
+            procs[hp] = subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", hp, "--store",
                  d + "/store"] + net, stdout=subprocess.DEVNULL,
-                stderr=open(d + "/log", "w")), d + "/log")
-            addrs.append(addr)
-        end = time.time() + 60
-        while not all("our record is stored" in open(lg).read()
-                      for _, lg in procs.values()):
-            if time.time() > end:
-                raise RuntimeError("supplier records not stored in the DHT")
-            time.sleep(0.1)
-        subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap", boot,
-                        "--ec", "2+1", "--ping-interval", "250ms",
+                stderr=open(d + "/log", "w"))
+            addrs.append(hp)
+        for i in range(6):
+            wait_log(os.path.join(base, f"s{i}", "log"),
+                     "dht: our record is stored")
+        subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                        addrs[0], "--ec", "2+1", "--ping-interval", "250ms",
                         "--suspect-after", "1s", "--dead-after", "2s",
                         "--timeout", "1s", mnt], check=True)
         seq_write(os.path.join(mnt, "data"), size,
@@ -324,8 +395,8 @@ def replace_time(base, size, timeout=300):
         st = status()
         hired = {s["address"] for s in st["suppliers"]}
         victim = max(st["suppliers"], key=lambda s: s["fragments"])["address"]
-        procs[victim][0].kill()
-        procs[victim][0].wait()
+        procs[victim].kill()
+        procs[victim].wait()
         t_dead = None
         end = time.time() + timeout
         while time.time() < end:
@@ -342,11 +413,11 @@ def replace_time(base, size, timeout=300):
             time.sleep(0.1)
         raise RuntimeError(f"no replacement after {timeout} s: {st['blocks']}")
     finally:
-        subprocess.run([PEERFS, "umount", mnt], stderr=subprocess.DEVNULL)
+        subprocess.run([PEERFS, "umount", "--force", mnt], stderr=subprocess.DEVNULL)
         subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
-        for p, _ in procs.values():
+        for p in procs.values():
             p.send_signal(signal.SIGTERM)
-        for p, _ in procs.values():
+        for p in procs.values():
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
@@ -376,8 +447,10 @@ def main():
     base = tempfile.mkdtemp(prefix="peerfs-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
     local = os.path.join(base, "local")
     os.makedirs(local)
-    only = {"rebuild": report_rebuild, "replace": report_replace}
-    if os.environ.get("BENCH_ONLY") in only:    # quick look at one figure
+    only = {"rebuild": report_rebuild, "bootstrap":
+            lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
+            "replace": report_replace}
+    if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
         finally:
@@ -471,6 +544,7 @@ def main():
         sw.close()
     try:
         report_rebuild(base)
+        report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -120,6 +120,37 @@ def test_restore_from_key_alone(setup, make_mount):
     r.umount()
 
 
+def test_restore_needs_no_ec(make_swarm, make_mount, tmp_path):
+    """A home mounted with --ec 3+2 is restored without repeating it: the
+    head names the code; the restored home keeps it, and a mount given
+    another --ec is refused with the home's code named."""
+    sw = make_swarm(5)
+    m = make_mount("ec32")
+    m.init()
+    m.mount(sw.peers, ec="3+2")
+    ref = make_tree(tmp_path / "ref", seed=7)
+    shutil.copytree(ref, m.path / "tree", symlinks=True)
+    code_file = tmp_path / "code.txt"
+    export_code(m, code_file)
+    m.umount()
+    cp = m.try_mount(sw.peers, ec="4+2")
+    assert cp.returncode != 0
+    assert "--ec 3+2" in cp.stderr + m.log_tail(), cp.stderr
+    shutil.rmtree(m.home)
+
+    r = make_mount("ec32r")
+    cp = restore(r.home, code_file, sw.address(1))
+    assert cp.returncode == 0, cp.stderr
+    r.mount([])                              # no --ec either
+    r.drop_cache()
+    diff_tree(ref, r.path / "tree")
+    (r.path / "after.bin").write_bytes(b"x" * 300000)
+    r.sync()
+    r.drop_cache()
+    assert (r.path / "after.bin").read_bytes() == b"x" * 300000
+    r.umount()
+
+
 def test_restore_refusals(setup, make_mount):
     sw, m, tmp = setup
     (m.path / "a").write_text("a\n")

@@ -270,3 +270,126 @@ def test_offline_edits_on_both_nodes(twins, make_mount):
     # b's delete does not remove a file a changed.
     assert (c.path / "gone.txt").read_text() == "a changed it offline\n"
     c.umount()
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_offline_deletes_and_renames_replayed(twins, make_mount, first):
+    """b deletes and renames offline while a writes, then either comes
+    back first: b's deletions and renames are in the end state except
+    where a changed the file (then both are kept). When b catches up last,
+    a directory it moved takes a's new file along; when a does, a's new
+    file stays at the path a wrote it to."""
+    sw, a, b, code = twins
+    base = {"del.txt": "deleted by b\n", "both-del.txt": "deleted by both\n",
+            "kept.txt": "deleted by b, changed by a\n",
+            "ren.txt": "renamed by b\n",
+            "ren-changed.txt": "renamed by b, changed by a\n",
+            "dir/f.txt": "in a dir b moves\n", "gonedir/x.txt": "rm -r by b\n",
+            "a-del.txt": "deleted by a\n", "tagged.txt": "b tags it\n",
+            "linked.txt": "b links it\n"}
+    for name, text in base.items():
+        (a.path / name).parent.mkdir(exist_ok=True)
+        (a.path / name).write_text(text)
+    a.sync()
+    a.umount()
+    mount(b, sw)                        # b learns the base, then leaves
+    assert (b.path / "dir/f.txt").read_text() == base["dir/f.txt"]
+    b.umount()
+    for i in range(sw.n):
+        sw.stop(i)
+    for m in (a, b):
+        cp = m.try_mount(sw.peers, extra=["--lease", LEASE, "--timeout", "2s"])
+        assert cp.returncode == 0, cp.stderr
+    (a.path / "kept.txt").write_text("a changed it offline\n")
+    (a.path / "ren-changed.txt").write_text("a changed it offline\n")
+    (a.path / "dir/from-a.txt").write_text("a's new file in dir\n")
+    os.unlink(a.path / "a-del.txt")
+    os.unlink(a.path / "both-del.txt")
+    for name in ("del.txt", "both-del.txt", "kept.txt", "gonedir/x.txt"):
+        os.unlink(b.path / name)
+    os.rmdir(b.path / "gonedir")
+    os.rename(b.path / "ren.txt", b.path / "renamed.txt")
+    os.rename(b.path / "ren-changed.txt", b.path / "ren-changed-new.txt")
+    os.mkdir(b.path / "sub")
+    os.rename(b.path / "dir", b.path / "sub/moved")
+    # xattrs, empty new directories and hard links come along too.
+    os.setxattr(b.path / "tagged.txt", "user.tag", b"by b")
+    (b.path / "new.txt").write_text("b's new file\n")
+    os.setxattr(b.path / "new.txt", "user.tag", b"new")
+    os.makedirs(b.path / "empty/nested")
+    os.link(b.path / "new.txt", b.path / "new-link.txt")
+    os.link(b.path / "linked.txt", b.path / "sub/linked-too.txt")
+    for m in (a, b):
+        cp = run_peerfs(["umount", "--force", m.path], timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    sw.start_all()
+    for m in (a, b) if first == "a" else (b, a):
+        mount(m, sw)                    # the second one catches up
+        wait_for(lambda: writer(m), 30, f"{m.name} to hold the lease")
+        m.sync()
+        m.umount()
+    c = third_restore(make_mount, sw, code)
+    names = sorted(os.listdir(c.path))
+    assert names == (["dir"] if first == "b" else []) + [
+        "empty", "first.txt", "kept.txt", "linked.txt", "new-link.txt",
+        "new.txt", "ren-changed-new.txt", "ren-changed.txt", "renamed.txt",
+        "sub", "tagged.txt"], names
+    assert (c.path / "kept.txt").read_text() == "a changed it offline\n"
+    assert (c.path / "renamed.txt").read_text() == base["ren.txt"]
+    assert (c.path / "ren-changed.txt").read_text() == \
+        "a changed it offline\n"
+    assert (c.path / "ren-changed-new.txt").read_text() == \
+        base["ren-changed.txt"]
+    assert sorted(os.listdir(c.path / "sub")) == ["linked-too.txt", "moved"]
+    assert os.getxattr(c.path / "tagged.txt", "user.tag") == b"by b"
+    assert (c.path / "tagged.txt").read_text() == base["tagged.txt"]
+    assert os.getxattr(c.path / "new.txt", "user.tag") == b"new"
+    assert os.listdir(c.path / "empty") == ["nested"]
+    assert os.listdir(c.path / "empty/nested") == []
+    for one, two in (("new.txt", "new-link.txt"),
+                     ("linked.txt", "sub/linked-too.txt")):
+        s1, s2 = os.stat(c.path / one), os.stat(c.path / two)
+        assert s1.st_ino == s2.st_ino and s1.st_nlink == 2, (one, two)
+    assert (c.path / "sub/linked-too.txt").read_text() == base["linked.txt"]
+    assert (c.path / "sub/moved/f.txt").read_text() == base["dir/f.txt"]
+    from_a = "sub/moved/from-a.txt" if first == "a" else "dir/from-a.txt"
+    assert (c.path / from_a).read_text() == "a's new file in dir\n"
+    assert sorted(os.listdir(c.path / "sub/moved")) == \
+        ["f.txt"] + (["from-a.txt"] if first == "a" else [])
+    c.umount()
+
+
+def test_idle_renewals_keep_versions(make_swarm, make_mount, tmp_path):
+    """An idle writer renews its lease with heads naming the same index:
+    they neither push older versions out of the suppliers' 16 nor count
+    toward --keep-versions, so an overwritten file's first version stays
+    restorable however long the vault idles."""
+    sw = make_swarm(6)
+    a = make_mount("a")
+    a.init()
+    a.mount(sw.peers, keep_versions=None, extra=["--lease", "1s"])  # 10
+    old = os.urandom(300_000)
+    (a.path / "one").write_bytes(old)
+    a.sync()
+    first = int(versions(a)[0][0])
+    (a.path / "one").write_bytes(os.urandom(300_000))
+    a.sync()
+    second = int(versions(a)[0][0])
+    # Idle: a renewal each third of a second; far more than 16 heads and
+    # than --keep-versions (peerfs's default, 10).
+    wait_for(lambda: int(versions(a)[0][0]) >= second + 40, 50,
+             "40 lease renewals")
+    listed = [int(v[0]) for v in versions(a)]
+    assert first in listed and second in listed, listed
+    assert len(listed) <= 2 * 16, listed
+    code = tmp_path / "code.txt"
+    export_code(a, code)
+    a.umount()
+    r = make_mount("old")
+    cp = run_peerfs(["restore", "--home", r.home, "--code-file", code,
+                     "--peer", sw.address(1), "--no-passphrase",
+                     "--version", str(first)])
+    assert cp.returncode == 0, cp.stderr
+    r.mount([], cache_size="0")
+    assert (r.path / "one").read_bytes() == old      # from suppliers
+    r.umount()

@@ -34,6 +34,23 @@ put(struct store_frag *sf, const struct cr_identity *id, uint64_t seq)
 	return rc;
 }
 
+/* A PFSHEAD2 head of id with seq naming index (a lease renewal when an
+ * older head named the same index). */
+static int
+put2(struct store_frag *sf, const struct cr_identity *id, uint64_t seq,
+    uint64_t index)
+{
+	unsigned char *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (cr_head2_sign(id, seq, 1000 + seq, index, "lease", 5, &p, &n) != 0)
+		return -999;
+	rc = store_head_put(sf, id->pk, p, n);
+	free(p);
+	return rc;
+}
+
 struct seen {
 	int n;
 	uint64_t seq[64];
@@ -159,6 +176,44 @@ test_put_list(void)
 	CHECK_EQ(put(sf, a, 6), -ESTALE);
 	store_frag_close(sf);
 	cr_identity_free(a);
+	return 0;
+}
+
+/* One locator per owner holding heads: refused before its first head,
+ * replaced by the next, listed once per owner. */
+static int
+test_locator(void)
+{
+	struct cr_identity *a = test_identity(), *b = test_identity();
+	unsigned char l1[STORE_LOCATOR_BYTES], l2[STORE_LOCATOR_BYTES];
+	unsigned char out[4][STORE_LOCATOR_BYTES];
+	struct store_frag *sf;
+
+	CHECK(cr_init() == 0);
+	memset(l1, 1, sizeof l1);
+	memset(l2, 2, sizeof l2);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), -EACCES);
+	CHECK_EQ(store_locator_list(sf, out, 4), 0);
+	CHECK_EQ(put(sf, a, 1), 0);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), 1);
+	CHECK_EQ(store_locator_put(sf, a->pk, l1), 0);	/* the same */
+	CHECK_EQ(store_locator_put(sf, a->pk, l2), 1);	/* replaced */
+	CHECK_EQ(store_locator_list(sf, out, 4), 1);
+	CHECK(memcmp(out[0], l2, sizeof l2) == 0);
+	/* Another owner: refused until it holds a head too. */
+	CHECK_EQ(store_locator_put(sf, b->pk, l1), -EACCES);
+	CHECK_EQ(put(sf, b, 3), 0);
+	CHECK_EQ(store_locator_put(sf, b->pk, l1), 1);
+	CHECK_EQ(store_locator_list(sf, out, 4), 2);
+	CHECK_EQ(store_locator_list(sf, out, 1), 1);
+	/* Not a head: the listing ignores it. */
+	struct seen s;
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	CHECK_EQ(s.n, 1);
+	store_frag_close(sf);
+	cr_identity_free(a);
+	cr_identity_free(b);
 	return 0;
 }
 
@@ -331,6 +386,98 @@ test_keeps_newest(void)
 	CHECK_EQ(temps, 0);
 	/* A pruned seq is still older than what is held. */
 	CHECK_EQ(put(sf, a, 3), -ESTALE);
+	store_frag_close(sf);
+	cr_identity_free(a);
+	return 0;
+}
+
+/* Renewals of one index replace each other: the version that published
+ * it stays, whatever their number. */
+static int
+test_renewals_keep_versions(void)
+{
+	struct cr_identity *a = test_identity();
+	struct store_frag *sf;
+	struct seen s;
+	struct cr_head h;
+	unsigned char *p = NULL;
+	size_t n = 0;
+	uint64_t seq = 1;
+	int temps;
+
+	CHECK(cr_init() == 0);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	/* Index 7001 .. 7004, each published then renewed 40 times. */
+	for (uint64_t ix = 7001; ix <= 7004; ix++)
+		for (int r = 0; r <= 40; r++)
+			CHECK_EQ(put2(sf, a, seq++, ix), 0);
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	CHECK_EQ(s.bad, 0);
+	CHECK_EQ(s.n, 8);		/* first and newest of each */
+	CHECK_EQ(count_files(a->pk, &temps), 8);
+	for (int i = 0; i < 4; i++) {
+		uint64_t first = 1 + (uint64_t)(3 - i) * 41;
+
+		CHECK(s.seq[2 * i] == first + 40);
+		CHECK(s.seq[2 * i + 1] == first);
+	}
+	/* Rollback protection intact: a replaced renewal's seq, an older
+	 * version's and the newest's are refused; nothing changes. */
+	CHECK_EQ(put2(sf, a, seq - 2, 7004), -ESTALE);
+	CHECK_EQ(put2(sf, a, 2, 7001), -ESTALE);
+	CHECK_EQ(put(sf, a, seq - 1), -ESTALE);
+	CHECK_EQ(put2(sf, a, seq - 1, 7004), -ESTALE);
+	CHECK_EQ(count_files(a->pk, &temps), 8);
+	/* The newest is served first and names its index. */
+	CHECK_EQ(list(sf, a->pk, 1, &s), 0);
+	CHECK(s.n == 1 && s.seq[0] == seq - 1);
+	/* Distinct indexes: the newest STORE_HEADS_KEEP of them stay (PFSHEAD1
+	 * heads each name their own). */
+	for (int i = 0; i < STORE_HEADS_KEEP; i++)
+		CHECK_EQ(put(sf, a, seq++), 0);
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	CHECK_EQ(s.n, STORE_HEADS_KEEP);
+	CHECK(s.seq[STORE_HEADS_KEEP - 1] == seq - STORE_HEADS_KEEP);
+	CHECK_EQ(put2(sf, a, 2, 7001), -ESTALE);
+	CHECK_EQ(cr_head2_sign(a, 9, 1, 77, "x", 1, &p, &n), 0);
+	CHECK_EQ(cr_head_verify(p, n, &h), 0);
+	CHECK(h.seq == 9 && h.index == 77 && h.blob_len == 1 &&
+	    memcmp(h.blob, "x", 1) == 0);
+	p[8 + 32 + 16] ^= 1;		/* the index is signed */
+	CHECK_EQ(cr_head_verify(p, n, &h), -EBADMSG);
+	free(p);
+	store_frag_close(sf);
+	cr_identity_free(a);
+	return 0;
+}
+
+/* A renewal among older distinct versions: the window counts indexes,
+ * not heads, and the renewal replaces the previous renewal only. */
+static int
+test_renewal_window(void)
+{
+	struct cr_identity *a = test_identity();
+	struct store_frag *sf;
+	struct seen s;
+	uint64_t seq = 1;
+
+	CHECK(cr_init() == 0);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	for (uint64_t ix = 1; ix <= STORE_HEADS_KEEP; ix++)
+		CHECK_EQ(put2(sf, a, seq++, 500 + ix), 0);
+	for (int r = 0; r < 5; r++)
+		CHECK_EQ(put2(sf, a, seq++, 500 + STORE_HEADS_KEEP), 0);
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	/* 16 versions, plus the newest renewal of the last one. */
+	CHECK_EQ(s.n, STORE_HEADS_KEEP + 1);
+	CHECK(s.seq[0] == seq - 1);
+	CHECK(s.seq[1] == STORE_HEADS_KEEP);
+	CHECK(s.seq[STORE_HEADS_KEEP] == 1);
+	/* A 17th index pushes the oldest out. */
+	CHECK_EQ(put2(sf, a, seq++, 999), 0);
+	CHECK_EQ(list(sf, a->pk, 0, &s), 0);
+	CHECK_EQ(s.n, STORE_HEADS_KEEP + 1);
+	CHECK(s.seq[STORE_HEADS_KEEP] == 2);
 	store_frag_close(sf);
 	cr_identity_free(a);
 	return 0;
@@ -644,12 +791,15 @@ const struct test tests_heads[] = {
 	{ "heads_charged", test_heads_charged },
 	{ "heads_charge_within_quota", test_heads_charge_within_quota },
 	{ "put_list", test_put_list },
+	{ "locator", test_locator },
 	{ "list_stops", test_list_stops },
 	{ "stale_refused", test_stale_refused },
 	{ "equal_seq_refused", test_equal_seq_refused },
 	{ "forged_refused", test_forged_refused },
 	{ "wrong_owner_refused", test_wrong_owner_refused },
 	{ "keeps_newest", test_keeps_newest },
+	{ "renewals_keep_versions", test_renewals_keep_versions },
+	{ "renewal_window", test_renewal_window },
 	{ "damaged_skipped", test_damaged_skipped },
 	{ "owners_isolated", test_owners_isolated },
 	{ "parallel_puts", test_parallel_puts },

@@ -184,6 +184,7 @@ test_names_indexed(void)
 		CHECK_EQ(local, k >= STORE_MISC_INDEX_SEQ);
 		switch (k) {		/* a record of the key's own type */
 		case STORE_MISC_PINS:
+		case STORE_MISC_EC:
 		case STORE_MISC_INDEX_RESTORED:
 			CHECK_EQ(store_misc_u64s_put(t, k, &one, 1), 0);
 			break;

@@ -859,6 +859,35 @@ test_reserve(void)
 	return 0;
 }
 
+/* LOCATOR: a version byte and 32 bytes; another version or length is
+ * malformed; LOCATOR_OK is empty. */
+static int
+test_locator(void)
+{
+	unsigned char buf[64], loc[32];
+	struct net_msg m, d;
+
+	memset(loc, 0xa5, sizeof loc);
+	memset(&m, 0, sizeof m);
+	m.type = NET_LOCATOR;
+	m.reqid = 7;
+	m.locator = loc;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 33);
+	CHECK(d.locator && memcmp(d.locator, loc, 32) == 0);
+	CHECK_EQ(buf[NET_MSG_HDR], NET_LOCATOR_VERSION);
+	buf[NET_MSG_HDR] = 2;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 33), -EPROTO);
+	buf[NET_MSG_HDR] = NET_LOCATOR_VERSION;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 32), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 34), -EPROTO);
+	m.locator = NULL;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	memset(&m, 0, sizeof m);
+	m.type = NET_LOCATOR_OK;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR);
+	return 0;
+}
+
 /* RESERVE with the owner's binding of its node (version 1): both lengths
  * decode, the binding only in the longer; a wrong version or length is
  * refused. */
@@ -914,6 +943,7 @@ const struct test tests_wire[] = {
 	{ "heads_round_trip", test_heads_round_trip },
 	{ "heads_list_max", test_heads_list_max },
 	{ "reserve", test_reserve },
+	{ "locator", test_locator },
 	{ "reserve_bind", test_reserve_bind },
 	{ NULL, NULL },
 };
