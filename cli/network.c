@@ -272,9 +272,12 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	const char *taken[64];
 	int picked[64], nc = 0, nt = 0;
 	/* All we want if they come quickly; else the k + m needed, for
-	 * longer: a small network has no spares to give. */
-	int nr = net_dht_suppliers(d, want + (skip ? skip->n : 0), skip ?
-	    RELOOK_MS : SPARE_MS, recs, 64);
+	 * longer: a small network has no spares to give. While mounted
+	 * (skip), only the records the suppliers key we listen to brought:
+	 * asking the network again every few seconds would only bring the
+	 * same records to check again. */
+	int nr = net_dht_suppliers(d, skip ? 0 : want, skip ? 0 : SPARE_MS,
+	    recs, 64);
 
 	if (nr < need)
 		nr = net_dht_suppliers(d, need, FIND_MS, recs, 64);

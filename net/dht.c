@@ -169,12 +169,19 @@ announce(struct net_dht *d)
 {
 	struct net_record r = { 0 };
 	unsigned char buf[NET_RECORD_MAX];
-	uint64_t now_ms = (uint64_t)time(NULL) * 1000;
+	struct timespec ts;
+	uint64_t now_ms;
 	int period = d->conf.announce_ms ? d->conf.announce_ms : ANNOUNCE_MS;
 	ssize_t len;
 
 	/* Milliseconds since the epoch, or one more than the last: a restarted
-	 * node needs no saved counter to out-number its old records. */
+	 * node needs no saved counter to out-number its old records. Real
+	 * milliseconds, not seconds times 1000: a node that announced several
+	 * times in its last second (new locators) and restarted within that
+	 * second out-numbered its own new record, whose new address was then
+	 * refused as a replay. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	d->seq = now_ms > d->seq ? now_ms : d->seq + 1;
 	memcpy(r.id, d->conf.id->pk, CR_PK_BYTES);
 	r.flags = d->conf.flags;

@@ -81,6 +81,14 @@ def sup_id(s):
     return cp.stdout.strip()
 
 
+def wait_logged(mt, cond, timeout, what):
+    """wait_for, with the mount's log when it times out."""
+    try:
+        return wait_for(cond, timeout, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{mt.log_tail(40)}") from None
+
+
 def by_addr(st, addr):
     return next((p for p in st["suppliers"] if p["address"] == addr), None)
 
@@ -111,8 +119,9 @@ def test_moved_supplier_followed_by_id(request, small):
     s["addr"] = f"{new_ip}:{PORT}"
     s["pid"] = supplier_start(w["net"], s["m"], s["home"], s["store"])
 
-    wait_for(lambda: (by_addr(mt.status_json(), s["addr"]) or {}).get("state")
-             == "online", 30, "the mount back on the moved supplier")
+    wait_logged(mt, lambda: (by_addr(mt.status_json(), s["addr"]) or {})
+                .get("state") == "online", 30,
+                "the mount back on the moved supplier")
     log = mt.log_text()
     assert f"supplier {old} moved to {s['addr']}" in log, mt.log_tail()
     st = mt.status_json()
@@ -306,12 +315,9 @@ def test_leave_bounded_while_owner_away(request, small):
     # Never dead for its silence here: only its record can get it fired.
     mt.mount([], ec="2+1", extra=TIMERS + ["--suspect-after", "30s",
                                            "--dead-after", "60s"])
-    try:
-        wait_for(lambda: "it is leaving the network" in mt.log_text(), 30,
-                 "the leaving supplier fired at the next mount")
-        wait_for(lambda: all_full(mt), 45, "every block at full redundancy")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{mt.log_tail(40)}") from None
+    wait_logged(mt, lambda: "it is leaving the network" in mt.log_text(), 30,
+                "the leaving supplier fired at the next mount")
+    wait_logged(mt, lambda: all_full(mt), 45, "every block at full redundancy")
     assert s["addr"] not in [a for _, a in hired(mt.home)], mt.log_tail(40)
     mt.drop_cache()
     assert read_tree(mt.path) == files
