@@ -93,6 +93,13 @@ def by_addr(st, addr):
     return next((p for p in st["suppliers"] if p["address"] == addr), None)
 
 
+def holder(w, mt):
+    """A supplier other than the bootstrap node holding fragments."""
+    st = mt.status_json()
+    return next(x for n, x in w["sup"].items() if n != "boot" and
+                (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
+
+
 def all_full(mt):
     b = mt.status_json()["blocks"]
     return b["full"] == b["total"] > 0 and not b["degraded_by_missing"]
@@ -227,9 +234,7 @@ def test_leave_moves_everything_off(request, small):
     w = small
     mt, files = hired_and_written(w, ["s1", "s2", "s3"], 14, [
         "--suspect-after", "5s", "--dead-after", "60s"])
-    st = mt.status_json()
-    s = next(x for n, x in w["sup"].items() if n != "boot" and
-             (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
+    s = holder(w, mt)
 
     cp = s["m"].run([PEERFS, "supplier", "--home", s["home"], "--leave"],
                     env=clean_env())
@@ -297,9 +302,7 @@ def test_leave_bounded_while_owner_away(request, small):
     w = small
     mt, files = hired_and_written(w, ["s1", "s2", "s3"], 16, [
         "--suspect-after", "1s", "--dead-after", "3s"])
-    st = mt.status_json()
-    s = next(x for n, x in w["sup"].items() if n != "boot" and
-             (by_addr(st, x["addr"]) or {}).get("fragments", 0) > 0)
+    s = holder(w, mt)
     mt.umount()
     supplier_stop(s["pid"])
     s["pid"] = supplier_start(w["net"], s["m"], s["home"], s["store"],
