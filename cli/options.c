@@ -174,6 +174,10 @@ const struct cli_opt cli_opts[] = {
 	    "the --friend keys (default deal)"),
 	SIZE("credit", credit, SUPPLIER, "1G", NULL, "4096T", 0,
 	    "--accept deal: what a stranger may store beyond what it earned"),
+	DUR("evict-grace", evict_grace_ms, SUPPLIER, "7d", "1s", "36500d", 0,
+	    "--accept deal: how long a stranger may hold more than it earned "
+	    "plus --credit, as this home's fresh audits show it, before its "
+	    "data here is evicted (never while this home's mount rebuilds)"),
 	LIST("friend", friends, SUPPLIER, "256", "PK", 0,
 	    "an owner's key (64 hex) that may use up to the whole quota; "
 	    "repeatable"),

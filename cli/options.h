@@ -99,6 +99,7 @@ struct cli_conf {
 	struct cli_list friends;
 	uint64_t stranger_quota;
 	uint64_t credit;		/* --accept deal: beyond what was earned */
+	uint64_t evict_grace_ms;	/* --accept deal: deficit before eviction */
 	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
 	uint64_t max_sessions, max_per_address, max_per_key, max_inflight;
 	uint64_t handshake_timeout_ms, frame_timeout_ms, idle_timeout_ms;

@@ -206,6 +206,7 @@ static int
 print_acct(void *arg, const struct store_frag_acct *a)
 {
 	char pk[2 * CR_PK_BYTES + 1], quota[24], left[24], when[32];
+	char deal[48];
 	int *n = arg;
 
 	hex_encode(pk, a->owner, CR_PK_BYTES);
@@ -226,16 +227,30 @@ print_acct(void *arg, const struct store_frag_acct *a)
 	} else {
 		snprintf(when, sizeof when, "never");
 	}
+	/* The fair deal's eviction: "deficit:TIME" (beyond the deal since),
+	 * "evicted:TIME" (refused for a grace since), else "-". */
+	if (a->evicted > 0 || a->deficit_since > 0) {
+		time_t t = (time_t)(a->evicted > 0 ? a->evicted :
+		    a->deficit_since);
+		struct tm tm;
+		size_t l = (size_t)snprintf(deal, sizeof deal, "%s:",
+		    a->evicted > 0 ? "evicted" : "deficit");
+
+		gmtime_r(&t, &tm);
+		strftime(deal + l, sizeof deal - l, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	} else {
+		snprintf(deal, sizeof deal, "-");
+	}
 	/* Bytes as the disk pays them, exact (scripts read this too). */
 	if ((*n)++ == 0)
-		printf("%-64s  %-8s  %9s  %5s  %12s  %12s  %12s  %s\n", "owner",
-		    "kind", "fragments", "heads", "used", "quota", "left",
-		    "last contact");
-	printf("%-64s  %-8s  %9llu  %5llu  %12llu  %12s  %12s  %s\n", pk,
-	    a->quota == 0 ? "-" : !a->admitted ? "refused" :
+		printf("%-64s  %-8s  %9s  %5s  %12s  %12s  %12s  %-20s  %s\n",
+		    "owner", "kind", "fragments", "heads", "used", "quota",
+		    "left", "last contact", "deal");
+	printf("%-64s  %-8s  %9llu  %5llu  %12llu  %12s  %12s  %-20s  %s\n",
+	    pk, a->quota == 0 ? "-" : !a->admitted ? "refused" :
 	    a->friend ? "friend" : "stranger",
 	    (unsigned long long)a->fragments, (unsigned long long)a->heads,
-	    (unsigned long long)a->charged, quota, left, when);
+	    (unsigned long long)a->charged, quota, left, when, deal);
 	return 0;
 }
 
@@ -583,6 +598,7 @@ cmd_supplier(int argc, char **argv)
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;
+	conf.evict_grace_s = (int64_t)(o.evict_grace_ms / 1000);
 	conf.max_sessions = (unsigned)o.max_sessions;
 	conf.max_per_addr = (unsigned)o.max_per_address;
 	conf.max_per_key = (unsigned)o.max_per_key;

@@ -3,12 +3,14 @@
  * that node holds for the person of this home and has proved in the
  * audits of this home's mount (<home>/ledger, store/ledger.c). The store
  * asks net_deal_earned() under its own lock, from libuv's pool threads;
- * bindings arrive on the supplier's loop: one mutex. */
+ * bindings arrive on the supplier's loop: one mutex. net_deal_evict()
+ * hands the mount's state in the ledger to the store's eviction rule. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "log.h"
 #include "net/net.h"
@@ -25,6 +27,7 @@ struct net_deal {
 	int have_st;
 	struct store_ledger_ent *e;
 	size_t ne;
+	struct store_ledger_state ls;	/* the mount's, of the ledger read */
 	struct {
 		unsigned char owner[CR_PK_BYTES], node[CR_PK_BYTES];
 	} *b;
@@ -90,6 +93,7 @@ static void
 ledger_fresh(struct net_deal *d)
 {
 	struct store_ledger_ent *e;
+	struct store_ledger_state ls;
 	struct stat st;
 	size_t n;
 	int rc;
@@ -99,6 +103,7 @@ ledger_fresh(struct net_deal *d)
 		d->e = NULL;
 		d->ne = 0;
 		d->have_st = 0;
+		memset(&d->ls, 0, sizeof d->ls);
 		return;
 	}
 	if (d->have_st && st.st_ino == d->st.st_ino &&
@@ -106,7 +111,7 @@ ledger_fresh(struct net_deal *d)
 	    st.st_mtim.tv_sec == d->st.st_mtim.tv_sec &&
 	    st.st_mtim.tv_nsec == d->st.st_mtim.tv_nsec)
 		return;
-	if ((rc = store_ledger_read(d->ledger, &e, &n)) < 0) {
+	if ((rc = store_ledger_read(d->ledger, &ls, &e, &n)) < 0) {
 		log_warn("supplier: ledger %s: %s (balances unchanged)",
 		    d->ledger, strerror(-rc));
 		return;
@@ -114,6 +119,7 @@ ledger_fresh(struct net_deal *d)
 	free(d->e);
 	d->e = e;
 	d->ne = n;
+	d->ls = ls;
 	d->st = st;
 	d->have_st = 1;
 }
@@ -139,4 +145,17 @@ net_deal_earned(void *arg, const unsigned char owner[CR_PK_BYTES])
 		}
 	pthread_mutex_unlock(&d->lock);
 	return v;
+}
+
+int
+net_deal_evict(struct net_deal *d, struct store_frag *sf, int64_t grace_s)
+{
+	struct store_ledger_state ls;
+
+	pthread_mutex_lock(&d->lock);
+	ledger_fresh(d);
+	ls = d->ls;
+	pthread_mutex_unlock(&d->lock);
+	/* Not under d->lock: the store calls net_deal_earned() back. */
+	return store_frag_deal_evict(sf, (int64_t)time(NULL), grace_s, &ls);
 }

@@ -59,6 +59,10 @@ struct net_supplier_conf {
 	/* The fair deal: bindings presented in RESERVE go here; NULL: none
 	 * kept (--accept open or friends). */
 	struct net_deal *deal;
+	/* The fair deal's eviction: seconds a stranger may stay beyond what
+	 * it earned plus credit before its data goes (--evict-grace); 0:
+	 * never (no deal). */
+	int64_t evict_grace_s;
 };
 
 /* The fair deal on the supplier's side (net/deal.c): owners' bindings of
@@ -74,6 +78,10 @@ int  net_deal_bind(struct net_deal *d, const unsigned char owner[CR_PK_BYTES],
 /* store_frag_policy's earned(): what owner's node (owner itself when it
  * presented no binding) holds for this home and our audits proved. */
 uint64_t net_deal_earned(void *d, const unsigned char owner[CR_PK_BYTES]);
+/* Applies the eviction rule (store_frag_deal_evict) with the mount's
+ * state from the ledger: returns how many owners were evicted, or -errno.
+ * Disk work: call it off the loop. */
+int net_deal_evict(struct net_deal *d, struct store_frag *sf, int64_t grace_s);
 
 /* Serves until SIGTERM or SIGINT (handled with uv_signal on the loop),
  * then closes every session and returns 0. -EADDRINUSE etc. when it cannot

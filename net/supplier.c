@@ -55,6 +55,7 @@ struct supplier {
 	uv_tcp_t listener;
 	uv_signal_t sigint, sigterm;
 	uv_signal_t sigusr1;		/* `peerfs supplier evict` asks */
+	uv_timer_t dealt;		/* the fair deal's eviction checks */
 	int evicting;
 	/* Refusals of owners' data are logged at most once a second, with
 	 * a count of the ones not logged: a stranger sending thousands of
@@ -396,6 +397,19 @@ deal_why(struct work *k, struct store_frag *sf, const unsigned char *owner,
 	struct store_frag_acct a;
 
 	store_frag_account(sf, owner, &a);
+	if (a.deal && a.evicted > 0 && a.fragments == 0) {
+		time_t t = (time_t)a.evicted;
+		struct tm tm;
+		char when[32];
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(k->why, sizeof k->why, "evicted by the fair deal at "
+		    "%s: you held more than your node holds for us (proved) "
+		    "plus credit for longer than the grace; no new space "
+		    "for a grace period", when);
+		return;
+	}
 	if (!a.deal || a.deal_limit >= a.quota ||
 	    a.charged + a.reserved + size <= a.deal_limit)
 		return;
@@ -1052,16 +1066,22 @@ set_limits(struct supplier *sup, const struct net_supplier_conf *c)
 		sup->rej[i].spare = 1;
 }
 
-/* ---- evictions asked by `peerfs supplier evict` (store.h) ---------- */
+/* ---- evictions asked by `peerfs supplier evict` (store.h), and the
+ * fair deal's (net_deal_evict), one at a time on the pool ------------- */
 
 static void
 evict_work(uv_work_t *w)
 {
 	struct supplier *sup = w->data;
-	int n = store_frag_evict_pending(sup->conf->frags);
+	const struct net_supplier_conf *c = sup->conf;
+	int n = store_frag_evict_pending(c->frags);
 
 	if (n > 0)
 		log_info("supplier: %d owner(s) evicted", n);
+	if (c->deal && c->evict_grace_s > 0 &&
+	    (n = net_deal_evict(c->deal, c->frags, c->evict_grace_s)) < 0)
+		log_warn("supplier: the fair deal's eviction check: %s",
+		    strerror(-n));
 }
 
 static void
@@ -1090,6 +1110,12 @@ on_evict(uv_signal_t *h, int signum)
 }
 
 static void
+on_dealt(uv_timer_t *t)
+{
+	on_evict(&((struct supplier *)t->data)->sigusr1, 0);
+}
+
+static void
 on_signal(uv_signal_t *h, int signum)
 {
 	struct supplier *sup = h->data;
@@ -1104,6 +1130,7 @@ on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&sup->sigint, NULL);
 	uv_close((uv_handle_t *)&sup->sigterm, NULL);
 	uv_close((uv_handle_t *)&sup->sigusr1, NULL);
+	uv_close((uv_handle_t *)&sup->dealt, NULL);
 	/* In-flight thread-pool work keeps the loop alive until it is
 	 * done: acknowledged or not, a fragment being written is finished. */
 	for (struct net_sess *s = sup->sessions; s; s = s->next)
@@ -1165,6 +1192,16 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	uv_signal_init(&sup->loop, &sup->sigusr1);
 	sup->sigusr1.data = sup;
 	uv_signal_start(&sup->sigusr1, on_evict, SIGUSR1);
+	/* The deal's clocks advance at a tenth of the grace (1 s .. 1 min):
+	 * an eviction comes at most that late. The first check at once. */
+	uv_timer_init(&sup->loop, &sup->dealt);
+	sup->dealt.data = sup;
+	if (conf->deal && conf->evict_grace_s > 0) {
+		int64_t every = conf->evict_grace_s * 100;
+
+		every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+		uv_timer_start(&sup->dealt, on_dealt, 0, (uint64_t)every);
+	}
 
 	len = sizeof sa;
 	if (uv_tcp_getsockname(&sup->listener, (struct sockaddr *)&sa, &len) == 0)

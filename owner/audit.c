@@ -12,8 +12,11 @@
  * net/deal.c). Only audits feed it, never what a peer says of itself. A
  * failed audit zeroes the balance and restarts the vetting clock.
  * Written to conf.ledger_path (store/ledger.c) 2 s after a verdict that
- * changes it, else every LEDGER_EVERY_MS (a pass over the block records
- * counts the bytes held). */
+ * changes it, else every LEDGER_EVERY_MS or --audit-interval if shorter (a
+ * pass over the block records counts the bytes held), with the mount's
+ * state: when it was written, whether a rebuild is queued or running, when
+ * the last full audit pass ended. The supplier evicts nobody on balances
+ * the mount has not confirmed that way (store_deal_due). */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -37,6 +40,7 @@ struct owner__audit {
 	size_t nled, capled;
 	int led_dirty;
 	int64_t led_next;		/* worker_now_ms() of the next write */
+	int64_t pass_end;		/* unix s: the last full pass ended */
 };
 
 #define LEDGER_SOON_MS	2000
@@ -109,6 +113,7 @@ ledger_note(struct owner *o, const unsigned char *pk, int ok)
 struct held_acc {
 	struct owner__audit *a;
 	int oom;
+	uint64_t blocks;
 };
 
 static int
@@ -116,6 +121,7 @@ held_cb(void *arg, const struct store_block *b)
 {
 	struct held_acc *h = arg;
 
+	h->blocks++;
 	for (int i = 0; i < owner__nfrags(b); i++) {
 		struct store_ledger_ent *e;
 		if (b->lost[i] || sodium_is_zero(b->peer[i], CR_PK_BYTES))
@@ -159,12 +165,20 @@ static void
 ledger_flush(struct owner *o, struct owner__audit *a)
 {
 	int64_t now = (int64_t)time(NULL);
-	struct held_acc h = { a, 0 };
+	struct held_acc h = { a, 0, 0 };
 	struct store_ledger_ent *copy = NULL;
+	struct store_ledger_state st = { .written = now };
+	struct owner_maint_stats ms;
 	struct store_txn *t;
 	size_t n;
 	int rc;
 
+	/* A rebuild moves our fragments: balances are in flux until it is
+	 * done, and the supplier evicts nobody meanwhile. */
+	memset(&ms, 0, sizeof ms);
+	if (o->rebuild)
+		owner__rebuild_stats(o, &ms);
+	st.rebuilding = ms.rebuilding > 0 || ms.rebuild_queued > 0;
 	if (store_txn_begin(o->conf.store, 1, &t) < 0)
 		return;
 	/* The pass runs under the lock: verdicts wait for it, the auditor
@@ -176,6 +190,10 @@ ledger_flush(struct owner *o, struct owner__audit *a)
 	for (size_t i = 0; i < a->nled; i++)
 		a->led[i].proved = stands(o, &a->led[i], now) ?
 		    a->led[i].held : 0;
+	/* Nothing stored: a pass over every fragment is over at once. */
+	if (rc == 0 && h.blocks == 0 && owner__writable(o))
+		a->pass_end = now;
+	st.pass_end = a->pass_end;
 	n = a->nled;
 	if (n && (copy = malloc(n * sizeof *copy)))
 		memcpy(copy, a->led, n * sizeof *copy);
@@ -186,7 +204,7 @@ ledger_flush(struct owner *o, struct owner__audit *a)
 		log_warn("maint: ledger: counting what suppliers hold: %s",
 		    strerror(rc < 0 ? -rc : ENOMEM));
 	if (o->conf.ledger_path && (n == 0 || copy) &&
-	    (rc = store_ledger_write(o->conf.ledger_path, copy, n)) < 0)
+	    (rc = store_ledger_write(o->conf.ledger_path, &st, copy, n)) < 0)
 		log_warn("maint: ledger %s: %s", o->conf.ledger_path,
 		    strerror(-rc));
 	push_vetted(o, a);
@@ -299,8 +317,15 @@ audit_next(struct owner *o, struct owner__audit *a)
 	} else {
 		store_block_iter_after(t, a->have ? a->cursor : NULL, first_blk,
 		    &f);
-		if (!f.found && a->have)
+		if (!f.found && a->have) {
+			/* Past the last block: the pass that began at the
+			 * first (a->have is 0 at start) is over. */
+			pthread_mutex_lock(&a->lock);
+			a->pass_end = (int64_t)time(NULL);
+			a->led_dirty = 1;
+			pthread_mutex_unlock(&a->lock);
 			store_block_iter_after(t, NULL, first_blk, &f);
+		}
 		i = 0;
 		rc = f.found ? 0 : -ENOENT;
 	}
@@ -329,11 +354,17 @@ auditor_pass(void *arg, int idx)
 	struct owner__audit *a = o->audit;
 	uint64_t frags = owner__rebuild_frags_total(o);
 	int64_t now = worker_now_ms(), period;
+	/* At least as often as a pass: as fresh as the audits behind it
+	 * (the supplier trusts no ledger older than --evict-grace). */
+	int64_t every = o->conf.audit_interval_ms < LEDGER_EVERY_MS ?
+	    o->conf.audit_interval_ms : LEDGER_EVERY_MS;
 
+	if (every < LEDGER_SOON_MS)
+		every = LEDGER_SOON_MS;
 	if (now >= a->led_next || (a->led_dirty &&
-	    now >= a->led_next - LEDGER_EVERY_MS + LEDGER_SOON_MS)) {
+	    now >= a->led_next - every + LEDGER_SOON_MS)) {
 		ledger_flush(o, a);
-		a->led_next = now + LEDGER_EVERY_MS;
+		a->led_next = now + every;
 	}
 	/* The writer looks after the blocks (another node's deletes
 	 * would read as losses here). */
@@ -376,8 +407,12 @@ owner__audit_start(struct owner *o)
 	a->next = worker_now_ms();
 	/* What earlier mounts proved: vetting goes on across mounts. */
 	if (o->conf.ledger_path) {
-		int rc = store_ledger_read(o->conf.ledger_path, &a->led,
+		struct store_ledger_state st;
+		int rc = store_ledger_read(o->conf.ledger_path, &st, &a->led,
 		    &a->nled);
+
+		if (rc == 0)
+			a->pass_end = st.pass_end;
 		if (rc < 0 && rc != -ENOENT)
 			log_warn("maint: ledger %s: %s (starting afresh)",
 			    o->conf.ledger_path, strerror(-rc));

@@ -52,6 +52,8 @@ acct_fill(struct store_frag *sf, const unsigned char *owner,
 		out->deal_limit = store__fr_deal_limit(sf, owner,
 		    &out->earned);
 	}
+	out->deficit_since = a->deficit;
+	out->evicted = a->evicted;
 	lim = store__fr_room_left(sf, owner, a, held_o, &why);
 	out->left = held_o + lim;
 }
@@ -136,13 +138,8 @@ walk_accounts(MDB_env *env, MDB_dbi owners, MDB_dbi contact,
 			a.charge = get_be64((unsigned char *)vo.mv_data + 16);
 			a.has_own = 1;
 		}
-		if (c >= 0 && vc.mv_size == CON_LEN) {
-			a.hcharge = get_be64(vc.mv_data);
-			a.hn = get_be64((unsigned char *)vc.mv_data + 8);
-			a.contact = (int64_t)get_be64(
-			    (unsigned char *)vc.mv_data + 16);
-			a.has_con = 1;
-		}
+		if (c >= 0)
+			(void)store__fr_contact_unpack(&a, &vc);
 		rc = cb(arg, owner, &a);
 		if (c <= 0)
 			ro = mdb_cursor_get(co, &ko, &vo, MDB_NEXT);
@@ -525,4 +522,208 @@ store_frag_set_policy(struct store_frag *sf, const struct store_frag_policy *p)
 		rc = policy_save(sf);
 	pthread_mutex_unlock(&sf->lock);
 	return rc;
+}
+
+/* ---- the fair deal's eviction ------------------------------------------ */
+
+int
+store__fr_evicted_now(const struct store_frag *sf, const struct oacct *a)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	return a->evicted > 0 && sf->evict_grace > 0 && now >= a->evicted &&
+	    now - a->evicted < sf->evict_grace;
+}
+
+int
+store_deal_due(int64_t now, int64_t grace, int over,
+    const struct store_ledger_state *ls, int64_t *since)
+{
+	/* The balances are evidence only while the mount keeps them: a
+	 * ledger older than the grace (or none, or one that never saw a
+	 * full audit pass) says nothing, and no evidence is not evidence
+	 * of a breach. The clock stops; it starts afresh on new evidence. */
+	int trusted = ls->written > 0 && ls->written <= now + 60 &&
+	    now - ls->written <= grace && ls->pass_end > 0;
+
+	if (!over || !trusted) {
+		*since = 0;
+		return 0;
+	}
+	/* Our fragments are moving: balances are in flux. No clock starts
+	 * and nobody goes (a running clock keeps its start). */
+	if (ls->rebuilding)
+		return 0;
+	if (*since <= 0 || *since > now) {
+		*since = now;
+		return 0;
+	}
+	/* A whole audit pass confirmed the deficit, and it lasted. */
+	return now - *since >= grace && ls->pass_end >= *since;
+}
+
+struct deal_cand {
+	unsigned char owner[CR_PK_BYTES];
+	uint64_t charged;
+	int64_t deficit, evicted;
+};
+
+struct deal_cands {
+	struct deal_cand *c;
+	size_t n, cap;
+};
+
+static int
+deal_cand_cb(void *arg, const unsigned char *owner, const struct oacct *a)
+{
+	struct deal_cands *x = arg;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 64;
+		void *p = realloc(x->c, cap * sizeof *x->c);
+
+		if (!p)
+			return -ENOMEM;
+		x->c = p;
+		x->cap = cap;
+	}
+	memcpy(x->c[x->n].owner, owner, CR_PK_BYTES);
+	x->c[x->n].charged = a->charge + a->hcharge;
+	x->c[x->n].deficit = a->deficit;
+	x->c[x->n].evicted = a->evicted;
+	x->n++;
+	return 0;
+}
+
+/* Sets owner's deficit clock and eviction mark (evicted < 0: unchanged)
+ * in its contact record; a record of nothing but an old mark goes. */
+static int
+deal_mark(struct store_frag *sf, const unsigned char *owner, int64_t deficit,
+    int64_t evicted)
+{
+	MDB_val k = { CR_PK_BYTES, (void *)owner };
+	struct oacct a;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	pthread_mutex_lock(&sf->lock);
+	rc = store__fr_mdb_errno(mdb_txn_begin(sf->env, NULL, 0, &txn), "begin");
+	if (rc == 0 && (rc = store__fr_acct_get(txn, sf, owner, &a)) == 0) {
+		a.deficit = deficit;
+		if (evicted >= 0)
+			a.evicted = evicted;
+		if (!a.has_own && a.hn == 0 && a.evicted == 0) {
+			int r = mdb_del(txn, sf->contact, &k, NULL);
+			rc = store__fr_mdb_errno(r == MDB_NOTFOUND ? 0 : r,
+			    "contact del");
+		} else {
+			rc = store__fr_contact_put(txn, sf, owner, &a);
+		}
+	}
+	if (rc == 0)
+		rc = store__fr_mdb_errno(mdb_txn_commit(txn), "commit");
+	else if (txn)
+		mdb_txn_abort(txn);
+	pthread_mutex_unlock(&sf->lock);
+	return rc;
+}
+
+
+/* The deal's eviction of one owner: the request file first (a crash
+ * midway is finished at the next open, store_frag_evict_pending), the
+ * existing evict path, then the mark that refuses it for a grace. */
+static int
+deal_evict(struct store_frag *sf, const struct deal_cand *c, uint64_t limit,
+    uint64_t earned, int64_t now)
+{
+	char req[6 + OWNER_HEX + 1], oh[OWNER_HEX + 1];
+	uint64_t freed = 0;
+	int fd, rc;
+
+	hex_encode(oh, c->owner, CR_PK_BYTES);
+	snprintf(req, sizeof req, "evict/%s", oh);
+	if (mkdirat(sf->dirfd, "evict", 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if ((fd = openat(sf->dirfd, req, O_WRONLY | O_CREAT | O_CLOEXEC,
+	    0600)) < 0)
+		return -errno;
+	(void)fsync(fd);
+	close(fd);
+	if ((rc = store_frag_evict(sf, c->owner, &freed)) < 0)
+		return rc;
+	rc = deal_mark(sf, c->owner, 0, now);
+	unlinkat(sf->dirfd, req, 0);
+	log_warn("frag: evicted %s by the fair deal: it held %" PRIu64
+	    " bytes here, beyond what its node holds for us (proved %" PRIu64
+	    ") plus credit (limit %" PRIu64 "), since %" PRId64 " (%" PRId64
+	    " s, grace %" PRId64 " s); %" PRIu64 " bytes freed", oh,
+	    c->charged, earned, limit, c->deficit, now - c->deficit,
+	    sf->evict_grace, freed);
+	return rc;
+}
+
+int
+store_frag_deal_evict(struct store_frag *sf, int64_t now, int64_t grace,
+    const struct store_ledger_state *ls)
+{
+	struct deal_cands x = { 0 };
+	int rc, done = 0;
+
+	if (grace <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&sf->lock);
+	sf->evict_grace = grace;
+	pthread_mutex_unlock(&sf->lock);
+	if ((rc = walk_accounts(sf->env, sf->owners, sf->contact,
+	    deal_cand_cb, &x)) < 0)
+		goto out;
+	for (size_t i = 0; i < x.n; i++) {
+		struct deal_cand *c = &x.c[i];
+		uint64_t limit = 0, earned = 0;
+		int64_t since = c->deficit, evicted = c->evicted;
+		int stranger, due = 0;
+
+		pthread_mutex_lock(&sf->lock);
+		stranger = sf->deal && !store__fr_is_friend(sf, c->owner);
+		if (stranger) {
+			limit = store__fr_deal_limit(sf, c->owner, &earned);
+			due = store_deal_due(now, grace, c->charged > limit,
+			    ls, &since);
+		} else {
+			since = 0;	/* a friend now, or no deal */
+		}
+		pthread_mutex_unlock(&sf->lock);
+		/* The refusal after an eviction lasts one grace. */
+		if (evicted > 0 && (now < evicted || now - evicted >= grace))
+			evicted = 0;
+		if (due) {
+			c->deficit = since;
+			if ((rc = deal_evict(sf, c, limit, earned, now)) < 0)
+				break;
+			done++;
+			continue;
+		}
+		if (since != c->deficit) {
+			char oh[OWNER_HEX + 1];
+
+			hex_encode(oh, c->owner, CR_PK_BYTES);
+			if (since)
+				log_info("frag: %s holds %" PRIu64 " bytes, "
+				    "beyond the fair deal (proved %" PRIu64
+				    " + credit = %" PRIu64 "): evicted in %"
+				    PRId64 " s unless it recovers", oh,
+				    c->charged, earned, limit, grace);
+			else
+				log_info("frag: %s: deficit clock stopped (%s)",
+				    oh, stranger && c->charged > limit ?
+				    "the ledger is stale or has no full audit "
+				    "pass" : "within the fair deal");
+		}
+		if ((since != c->deficit || evicted != c->evicted) &&
+		    (rc = deal_mark(sf, c->owner, since, evicted)) < 0)
+			break;
+	}
+out:
+	free(x.c);
+	return rc < 0 ? rc : done;
 }

@@ -9,7 +9,10 @@
  *   frags:  owner[32] | fragid[33] -> u64 size | hash[32] | u64 ino |
  *           u64 mtime ns                                     (all BE)
  *   contact: owner[32] -> u64 heads charge | u64 heads | i64 last
- *           contact (unix s)            (heads part derived at open)
+ *           contact (unix s) | i64 beyond the fair deal since | i64
+ *           evicted by the deal (unix s, 0: not)   (heads part derived
+ *           at open; records of 24 bytes, from before the deal's
+ *           eviction, read with both 0)
  *   misc:   "quota.default" -> u64: the default quota, fixed at the
  *           first open
  * owners is rebuilt from frags at open; frags is reconciled with the files
@@ -185,17 +188,30 @@ contact_get(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner,
 	int rc = store__fr_mdb_errno(mdb_get(txn, sf->contact, &k, &v), "contact get");
 
 	a->hcharge = a->hn = 0;
-	a->contact = 0;
+	a->contact = a->deficit = a->evicted = 0;
 	a->has_con = 0;
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (v.mv_size != CON_LEN)
+	return store__fr_contact_unpack(a, &v);
+}
+
+int
+store__fr_contact_unpack(struct oacct *a, const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != CON_LEN && v->mv_size != CON_LEN_V1)
 		return -EIO;
-	a->hcharge = get_be64(v.mv_data);
-	a->hn = get_be64((unsigned char *)v.mv_data + 8);
-	a->contact = (int64_t)get_be64((unsigned char *)v.mv_data + 16);
+	a->hcharge = get_be64(p);
+	a->hn = get_be64(p + 8);
+	a->contact = (int64_t)get_be64(p + 16);
+	a->deficit = a->evicted = 0;
+	if (v->mv_size == CON_LEN) {
+		a->deficit = (int64_t)get_be64(p + 24);
+		a->evicted = (int64_t)get_be64(p + 32);
+	}
 	a->has_con = 1;
 	return 0;
 }
@@ -211,6 +227,8 @@ store__fr_contact_put(MDB_txn *txn, struct store_frag *sf, const unsigned char *
 	put_be64(buf, a->hcharge);
 	put_be64(buf + 8, a->hn);
 	put_be64(buf + 16, (uint64_t)a->contact);
+	put_be64(buf + 24, (uint64_t)a->deficit);
+	put_be64(buf + 32, (uint64_t)a->evicted);
 	return store__fr_mdb_errno(mdb_put(txn, sf->contact, &k, &v, 0), "contact put");
 }
 
@@ -378,6 +396,10 @@ store__fr_room_left(struct store_frag *sf, const unsigned char *owner,
 	*why = -EDQUOT;
 	lim = room_min(lim, a->charge + a->hcharge + held_o,
 	    store__fr_owner_quota(sf, friend), why, -EDQUOT);
+	if (!friend && sf->deal && store__fr_evicted_now(sf, a)) {
+		*why = -EDQUOT;
+		return 0;
+	}
 	if (!friend && sf->deal)
 		lim = room_min(lim, a->charge + a->hcharge + held_o,
 		    store__fr_deal_limit(sf, owner, NULL), why, -EDQUOT);

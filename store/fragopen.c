@@ -114,7 +114,7 @@ heads_record(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner)
 	}
 	if ((rc = store__fr_acct_get(txn, sf, owner, &a)) < 0)
 		return rc;
-	if (n == 0 && !a.has_own) {
+	if (n == 0 && !a.has_own && a.evicted == 0) {
 		if (!a.has_con)
 			return 0;
 		rc = mdb_del(txn, sf->contact, &k, NULL);
@@ -511,7 +511,7 @@ heads_set_locked(struct store_frag *sf, const unsigned char *owner,
 	a.hn = n;
 	if (a.contact == 0 || a.contact < (int64_t)time(NULL) - TOUCH_SECS)
 		a.contact = (int64_t)time(NULL);
-	if (n == 0 && !a.has_own) {
+	if (n == 0 && !a.has_own && a.evicted == 0) {
 		int r = mdb_del(txn, sf->contact, &k, NULL);
 		rc = store__fr_mdb_errno(r == MDB_NOTFOUND ? 0 : r, "contact del");
 	} else {

@@ -150,7 +150,8 @@ void store__heads_cost(const struct store_frag *sf, int dfd, uint64_t *cost,
 #define KEY_LEN		(CR_PK_BYTES + STORE_FRAGID_BYTES)
 #define REC_LEN		(8 + CR_HASH_BYTES + 8 + 8)
 #define OWN_LEN		24
-#define CON_LEN		24
+#define CON_LEN		40	/* CON_LEN_V1 + deficit + evicted */
+#define CON_LEN_V1	24
 #define ACCT_MAP	(1ull << 32)	/* sparse; ~100 bytes per fragment */
 #define RESV_MAX	4096		/* owners holding a reservation */
 #define TOUCH_SECS	60		/* last contact written at most this often */
@@ -189,6 +190,7 @@ struct store_frag {
 	uint64_t	 credit;
 	uint64_t	(*earned)(void *arg, const unsigned char *owner);
 	void		*earned_arg;
+	int64_t		 evict_grace;	/* s, from the last deal check */
 	uint64_t	 stranger_quota, max_frags;
 	unsigned char	(*friends)[CR_PK_BYTES];	/* sorted */
 	size_t		 nfriends;
@@ -199,6 +201,8 @@ struct oacct {
 	uint64_t bytes, count, charge;		/* owners */
 	uint64_t hcharge, hn;			/* contact */
 	int64_t  contact;
+	int64_t  deficit;	/* unix s: beyond the fair deal since; 0 not */
+	int64_t  evicted;	/* unix s: evicted by the deal; 0 never */
 	int	 has_own, has_con;
 };
 
@@ -223,6 +227,8 @@ int store__fr_rec_unpack(struct frag_rec *r, const MDB_val *v);
 void store__fr_rec_from_stat(struct frag_rec *r, const struct stat *st);
 int store__fr_rec_get(MDB_txn *txn, struct store_frag *sf, const unsigned char *key, struct frag_rec *r);
 int store__fr_owner_put(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, const struct oacct *a);
+/* The contact record's fields from v (either length); -EIO otherwise. */
+int store__fr_contact_unpack(struct oacct *a, const MDB_val *v);
 int store__fr_contact_put(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, const struct oacct *a);
 int store__fr_acct_get(MDB_txn *txn, struct store_frag *sf, const unsigned char *owner, struct oacct *a);
 int store__fr_acct_read(struct store_frag *sf, const unsigned char *owner, struct oacct *a);
@@ -237,6 +243,9 @@ void store__fr_totals_add(struct store_frag *sf, const unsigned char *owner, int
 int store__fr_read_fd(int fd, void **data, size_t *len);
 int store__fr_recount(struct store_frag *sf);
 bool store__fr_is_hex(const char *s, size_t n);
+/* Under sf->lock: 1 while an owner the deal evicted (a) is refused new
+ * space: one grace period after its eviction. */
+int store__fr_evicted_now(const struct store_frag *sf, const struct oacct *a);
 /* Under sf->lock: the fair deal's limit for a stranger (earned + credit),
  * *earned (may be NULL) what it earned. */
 uint64_t store__fr_deal_limit(struct store_frag *sf, const unsigned char *owner,

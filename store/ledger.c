@@ -3,9 +3,15 @@
  * supplier of the same home (the fair deal, net/supplier.c).
  *
  * <home>/ledger, text:
- *   peerfs-ledger 1
+ *   peerfs-ledger 2
+ *   mount <written> <rebuilding> <pass_end>
  *   <supplier id, 64 hex> <held> <proved> <first_ok> <last_ok> <last_fail>
- * (bytes; unix seconds, 0 never). Replaced whole: written beside as
+ * (bytes; unix seconds, 0 never; rebuilding 0 or 1). The mount line says
+ * how far the supplier may trust the balances (the eviction rule, store/
+ * accounts.c): when they were written, whether a rebuild was moving our
+ * fragments, when the auditor last finished a pass over every fragment.
+ * Version 1 (no mount line) still reads, as a ledger never written: its
+ * balances count, it is evidence of no breach. Replaced whole: written beside as
  * ledger.tmp, fsync'd, renamed over, so a reader sees the old file or the
  * new one. A file rather than the mount's LMDB: the two are separate
  * processes and the supplier runs when no mount does; a supplier holding
@@ -23,12 +29,13 @@
 #include "store/store.h"
 #include "util.h"
 
-#define LEDGER_MAGIC	"peerfs-ledger 1\n"
+#define LEDGER_MAGIC	"peerfs-ledger 2\n"
+#define LEDGER_MAGIC1	"peerfs-ledger 1\n"
 #define LEDGER_MAX	100000	/* suppliers; beyond: a damaged file */
 
 int
-store_ledger_write(const char *path, const struct store_ledger_ent *e,
-    size_t n)
+store_ledger_write(const char *path, const struct store_ledger_state *s,
+    const struct store_ledger_ent *e, size_t n)
 {
 	char *tmp, id[2 * CR_PK_BYTES + 1];
 	FILE *f;
@@ -45,6 +52,8 @@ store_ledger_write(const char *path, const struct store_ledger_ent *e,
 		return rc;
 	}
 	fputs(LEDGER_MAGIC, f);
+	fprintf(f, "mount %" PRId64 " %d %" PRId64 "\n", s->written,
+	    s->rebuilding ? 1 : 0, s->pass_end);
 	for (size_t i = 0; i < n; i++) {
 		hex_encode(id, e[i].pk, CR_PK_BYTES);
 		fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64
@@ -64,8 +73,8 @@ store_ledger_write(const char *path, const struct store_ledger_ent *e,
 }
 
 int
-store_ledger_read(const char *path, struct store_ledger_ent **out,
-    size_t *nout)
+store_ledger_read(const char *path, struct store_ledger_state *s,
+    struct store_ledger_ent **out, size_t *nout)
 {
 	struct store_ledger_ent *e = NULL;
 	size_t n = 0, cap = 0;
@@ -75,11 +84,29 @@ store_ledger_read(const char *path, struct store_ledger_ent **out,
 
 	*out = NULL;
 	*nout = 0;
+	if (s)
+		memset(s, 0, sizeof *s);
 	if (!(f = fopen(path, "re")))
 		return -errno;
-	if (!fgets(line, sizeof line, f) || strcmp(line, LEDGER_MAGIC) != 0) {
+	if (!fgets(line, sizeof line, f) || (strcmp(line, LEDGER_MAGIC) != 0 &&
+	    strcmp(line, LEDGER_MAGIC1) != 0)) {
 		fclose(f);
 		return -EINVAL;
+	}
+	if (strcmp(line, LEDGER_MAGIC) == 0) {
+		struct store_ledger_state x;
+		int used = 0;
+
+		memset(&x, 0, sizeof x);
+		if (!fgets(line, sizeof line, f) || sscanf(line, "mount %"
+		    SCNd64 " %d %" SCNd64 "%n", &x.written, &x.rebuilding,
+		    &x.pass_end, &used) != 3 || line[used] != '\n' ||
+		    (x.rebuilding != 0 && x.rebuilding != 1)) {
+			fclose(f);
+			return -EINVAL;
+		}
+		if (s)
+			*s = x;
 	}
 	while (fgets(line, sizeof line, f)) {
 		struct store_ledger_ent x;

@@ -551,6 +551,9 @@ struct store_frag_acct {
 	uint64_t earned;		/* deal: what its node holds for us,
 					 * proved by our audits */
 	uint64_t deal_limit;		/* deal: earned + credit */
+	int64_t  deficit_since;		/* unix s: beyond the deal since, 0 not */
+	int64_t  evicted;		/* unix s: evicted by the deal (refused
+					 * for a grace since), 0 not */
 };
 /* The account of owner as the policy sees it now (zeros for an owner
  * that stores nothing). */
@@ -667,10 +670,38 @@ struct store_ledger_ent {
 	int64_t first_ok;	/* unix s: first pass since the last failure */
 	int64_t last_ok, last_fail;	/* unix s; 0 never */
 };
-int store_ledger_write(const char *path, const struct store_ledger_ent *e,
-    size_t n);
-/* *e malloc'd (free()); -ENOENT no file, -EINVAL a damaged one. */
-int store_ledger_read(const char *path, struct store_ledger_ent **e,
-    size_t *n);
+/* The mount's state beside the balances: what the eviction rule needs to
+ * trust them (store_deal_due). */
+struct store_ledger_state {
+	int64_t written;	/* unix s the mount wrote it; 0 unknown */
+	int64_t pass_end;	/* unix s its last full audit pass ended; 0 never */
+	int rebuilding;		/* 1: a rebuild was queued or running */
+};
+int store_ledger_write(const char *path, const struct store_ledger_state *s,
+    const struct store_ledger_ent *e, size_t n);
+/* *e malloc'd (free()); *s (may be NULL) zeros for a version 1 file;
+ * -ENOENT no file, -EINVAL a damaged one. */
+int store_ledger_read(const char *path, struct store_ledger_state *s,
+    struct store_ledger_ent **e, size_t *n);
+
+/* ---- the fair deal's eviction (store/accounts.c) ----
+ * A stranger held to the deal (not a friend; not under --accept open)
+ * whose charge exceeds what it earned plus credit is in deficit. The
+ * rule, for one owner (over: in deficit now; *since its deficit clock,
+ * unix s, 0 stopped; updated): the clock stops when the balance recovers
+ * or the ledger is no evidence (none, never a full audit pass, or not
+ * written for longer than grace); while the mount rebuilds no clock
+ * starts and nobody is due; else it starts, and the owner is due (1)
+ * once it has run for grace and a full audit pass ended since it
+ * started. */
+int store_deal_due(int64_t now, int64_t grace, int over,
+    const struct store_ledger_state *ls, int64_t *since);
+/* Applies the rule to every owner of sf at now (clocks kept in their
+ * contact records: they survive restarts), evicting the due ones through
+ * store_frag_evict (a request file first: a crash midway is finished at
+ * the next open) and refusing them new space (-EDQUOT) for one grace
+ * after. Returns how many were evicted, or -errno. */
+int store_frag_deal_evict(struct store_frag *sf, int64_t now, int64_t grace,
+    const struct store_ledger_state *ls);
 
 #endif

@@ -33,6 +33,11 @@ void test_fill_id(unsigned char *id, unsigned seed);
 /* Threads of this process named name (their comm, as top -H shows), -1
  * without /proc. tests/unit/testutil.c */
 int test_threads_named(const char *name);
+/* Waits up to 5 s for exactly n threads named name; returns the last
+ * count. Needed after a join too: a joined thread can stay listed in
+ * /proc/self/task for a moment (the kernel clears its tid before it
+ * releases the task). */
+int test_threads_become(const char *name, int n);
 
 #define CHECK(cond) do { if (!(cond)) { \
 	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/magic.h>
@@ -476,6 +477,221 @@ test_deal(void)
 	CHECK_EQ(store_frag_set_policy(sf, &pol), 0);
 	CHECK_EQ(store_frag_reserve(sf, st[0], sizeof big, 16, &got, NULL), 0);
 	CHECK_EQ(got, 8);
+	store_frag_close(sf);
+	return 0;
+}
+
+/* The fair deal's eviction rule alone: the clock starts on a deficit
+ * the ledger vouches for, stops when the balance recovers or the ledger
+ * is no evidence, holds during a rebuild, and is due after the grace
+ * once a full audit pass ended since it started. */
+static int
+test_deal_due_rule(void)
+{
+	const int64_t T = 1700000000, G = 100;
+	struct store_ledger_state ls = { .written = T, .pass_end = T - 5 };
+	int64_t since = 0;
+
+	/* within the deal: nothing */
+	CHECK_EQ(store_deal_due(T, G, 0, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	/* beyond: the clock starts, not due yet */
+	CHECK_EQ(store_deal_due(T, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, T);
+	ls.written = T + G - 1;
+	CHECK_EQ(store_deal_due(T + G - 1, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, T);
+	/* the grace is over but no full pass ended since the start */
+	ls.written = T + G;
+	CHECK_EQ(store_deal_due(T + G, G, 1, &ls, &since), 0);
+	ls.pass_end = T + 50;
+	CHECK_EQ(store_deal_due(T + G, G, 1, &ls, &since), 1);
+	CHECK_EQ(since, T);
+	/* a rebuild: never due, the running clock kept */
+	ls.rebuilding = 1;
+	ls.written = T + 5 * G;
+	CHECK_EQ(store_deal_due(T + 5 * G, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, T);
+	/* ... and none starts during it */
+	since = 0;
+	CHECK_EQ(store_deal_due(T + 5 * G, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	ls.rebuilding = 0;
+	ls.written = T + G;
+	/* the balance recovers: stopped */
+	since = T;
+	CHECK_EQ(store_deal_due(T + G, G, 0, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	/* a stale ledger (not written for longer than the grace): stopped,
+	 * and no clock starts on it */
+	since = T;
+	ls.written = T;
+	CHECK_EQ(store_deal_due(T + G + 1, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	CHECK_EQ(store_deal_due(T + 10 * G, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	/* no ledger, a version 1 ledger, a ledger from the future, or one
+	 * with no full audit pass ever: no evidence */
+	memset(&ls, 0, sizeof ls);
+	CHECK_EQ(store_deal_due(T, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	ls.written = T + 3600;
+	ls.pass_end = T;
+	CHECK_EQ(store_deal_due(T, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	ls.written = T;
+	ls.pass_end = 0;
+	CHECK_EQ(store_deal_due(T, G, 1, &ls, &since), 0);
+	CHECK_EQ(since, 0);
+	return 0;
+}
+
+static struct store_frag_acct
+acct_of(struct store_frag *sf, const unsigned char *o)
+{
+	struct store_frag_acct a;
+
+	store_frag_account(sf, o, &a);
+	return a;
+}
+
+static int
+deal_policy(struct store_frag *sf, const unsigned char (*friends)[CR_PK_BYTES],
+    uint64_t credit, int deal)
+{
+	struct store_frag_policy pol = { 0 };
+
+	pol.stranger_quota = 1 << 30;
+	pol.friends = friends;
+	pol.nfriends = 1;
+	pol.deal = deal;
+	pol.credit = credit;
+	pol.earned = deal_earned;
+	return store_frag_set_policy(sf, &pol);
+}
+
+/* The rule applied to a store: clocks kept in the accounts across a
+ * reopen, a stranger that recovers kept, a friend exempt, nothing while
+ * the mount rebuilds or with a stale ledger, then eviction: fragments,
+ * charge and request file gone, new space refused for a grace. */
+static int
+test_deal_evict(void)
+{
+	unsigned char fr[1][CR_PK_BYTES], st[3][CR_PK_BYTES];
+	unsigned char f[STORE_FRAGID_BYTES];
+	/* evicted in the recent past: the refusal window uses the clock */
+	const int64_t T = (int64_t)time(NULL) - 400, G = 1000;
+	struct store_ledger_state ls = { .written = T, .pass_end = T };
+	struct store_frag_acct a;
+	struct store_frag *sf;
+	uint64_t c, bytes0, bytes1, count;
+	uint32_t got;
+	void *data;
+	size_t len;
+	struct stat sb;
+
+	mk_owner(fr[0], 1);
+	for (int i = 0; i < 3; i++)
+		mk_owner(st[i], 20 + i);
+	memcpy(deal_key, st, sizeof deal_key);
+	memset(deal_earn, 0, sizeof deal_earn);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	c = store_frag_cost(sf, 3);
+	CHECK_EQ(deal_policy(sf, fr, 4 * c, 1), 0);
+	for (int i = 0; i < 3; i++) {
+		mk_fid(f, i);
+		CHECK_EQ(put_h(sf, st[0], f, "abc", 3), 0);
+		CHECK_EQ(put_h(sf, st[1], f, "abc", 3), 0);
+		CHECK_EQ(put_h(sf, fr[0], f, "abc", 3), 0);
+	}
+	mk_fid(f, 0);
+	CHECK_EQ(put_h(sf, st[2], f, "abc", 3), 0);
+	/* within the deal: no clock */
+	CHECK_EQ(store_frag_deal_evict(sf, T, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, 0);
+	/* the credit shrinks: st[0] and st[1] hold 3, may hold 1; st[2]
+	 * holds 1; the friend is exempt */
+	CHECK_EQ(deal_policy(sf, fr, c, 1), 0);
+	CHECK_EQ(store_frag_deal_evict(sf, T, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, T);
+	CHECK_EQ(acct_of(sf, st[1]).deficit_since, T);
+	CHECK_EQ(acct_of(sf, st[2]).deficit_since, 0);
+	CHECK_EQ(acct_of(sf, fr[0]).deficit_since, 0);
+	/* the clocks survive a restart */
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	CHECK_EQ(deal_policy(sf, fr, c, 1), 0);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, T);
+	/* st[1]'s node earns: its clock stops */
+	deal_earn[1] = 10 * c;
+	ls.written = T + 10;
+	CHECK_EQ(store_frag_deal_evict(sf, T + 10, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[1]).deficit_since, 0);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, T);
+	/* past the grace, but the mount rebuilds: nobody goes */
+	ls.written = T + G + 10;
+	ls.pass_end = T + G;
+	ls.rebuilding = 1;
+	CHECK_EQ(store_frag_deal_evict(sf, T + G + 10, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).fragments, 3);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, T);
+	/* past the grace, the ledger stale: nobody goes, the clock stops */
+	ls.rebuilding = 0;
+	ls.written = T + 5;
+	CHECK_EQ(store_frag_deal_evict(sf, T + G + 10, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).fragments, 3);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, 0);
+	/* fresh again: the clock starts afresh, and runs out */
+	ls.written = T + 100;
+	ls.pass_end = T + 100;
+	CHECK_EQ(store_frag_deal_evict(sf, T + 100, G - 100, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).deficit_since, T + 100);
+	store_frag_usage(sf, NULL, &bytes0, &count, NULL);
+	ls.written = T + 300;
+	ls.pass_end = T + 250;
+	CHECK_EQ(store_frag_deal_evict(sf, T + 300, 200, &ls), 1);
+	a = acct_of(sf, st[0]);
+	CHECK_EQ(a.fragments, 0);
+	CHECK_EQ(a.charged, 0);
+	CHECK_EQ(a.evicted, T + 300);
+	mk_fid(f, 1);
+	CHECK_EQ(store_frag_get(sf, st[0], f, &data, &len), -ENOENT);
+	store_frag_usage(sf, NULL, &bytes1, &count, NULL);
+	CHECK_EQ(bytes0 - bytes1, 9);
+	/* the request that made it crash safe is done and gone */
+	{
+		char req[sizeof DIR_ "/evict/" + 2 * CR_PK_BYTES];
+
+		memcpy(req, DIR_ "/evict/", sizeof DIR_ "/evict/" - 1);
+		hex_encode(req + sizeof DIR_ "/evict/" - 1, st[0], CR_PK_BYTES);
+		CHECK_EQ(stat(DIR_ "/evict", &sb), 0);
+		CHECK_EQ(stat(req, &sb), -1);
+		CHECK_EQ(errno, ENOENT);
+	}
+	/* the others stay */
+	CHECK_EQ(acct_of(sf, st[1]).fragments, 3);
+	CHECK_EQ(acct_of(sf, fr[0]).fragments, 3);
+	/* refused new space for a grace, with the mark across a restart */
+	CHECK_EQ(store_frag_reserve(sf, st[0], 3, 1, &got, NULL), -EDQUOT);
+	CHECK_EQ(put_h(sf, st[0], f, "abc", 3), -EDQUOT);
+	store_frag_close(sf);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 1 << 30), 0);
+	CHECK_EQ(deal_policy(sf, fr, c, 1), 0);
+	CHECK_EQ(acct_of(sf, st[0]).evicted, T + 300);
+	CHECK_EQ(store_frag_deal_evict(sf, T + 310, G, &ls), 0);
+	CHECK_EQ(put_h(sf, st[0], f, "abc", 3), -EDQUOT);
+	/* a grace later the mark goes, and the deal applies again */
+	CHECK_EQ(store_frag_deal_evict(sf, T + 300 + G, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[0]).evicted, 0);
+	CHECK_EQ(put_h(sf, st[0], f, "abc", 3), 0);
+	/* --accept open: no deal, no clock, no eviction */
+	CHECK_EQ(deal_policy(sf, fr, c, 0), 0);
+	deal_earn[1] = 0;
+	ls.written = ls.pass_end = T + 5000;
+	CHECK_EQ(store_frag_deal_evict(sf, T + 5000, G, &ls), 0);
+	CHECK_EQ(store_frag_deal_evict(sf, T + 9000, G, &ls), 0);
+	CHECK_EQ(acct_of(sf, st[1]).deficit_since, 0);
+	CHECK_EQ(acct_of(sf, st[1]).fragments, 3);
 	store_frag_close(sf);
 	return 0;
 }
@@ -1169,6 +1385,8 @@ const struct test tests_frag[] = {
 	{ "reconcile", test_reconcile },
 	{ "reconcile_replaced", test_reconcile_replaced },
 	{ "reopen", test_reopen },
+	{ "deal_due_rule", test_deal_due_rule },
+	{ "deal_evict", test_deal_evict },
 	{ "files_on_disk", test_files_on_disk },
 	{ "threads", test_threads },
 	{ "pages_not_kept", test_pages_not_kept },

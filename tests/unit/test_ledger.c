@@ -12,6 +12,7 @@ static int
 test_round_trip(void)
 {
 	struct store_ledger_ent e[3], *r;
+	struct store_ledger_state s = { 1700000300, 1700000250, 1 }, rs;
 	size_t n;
 
 	memset(e, 0, sizeof e);
@@ -23,16 +24,42 @@ test_round_trip(void)
 		e[i].last_ok = 1700000100 + i;
 		e[i].last_fail = i == 1 ? 1700000200 : 0;
 	}
-	CHECK_EQ(store_ledger_read("ledger", &r, &n), -ENOENT);
-	CHECK_EQ(store_ledger_write("ledger", e, 3), 0);
-	CHECK_EQ(store_ledger_read("ledger", &r, &n), 0);
+	CHECK_EQ(store_ledger_read("ledger", &rs, &r, &n), -ENOENT);
+	CHECK_EQ(store_ledger_write("ledger", &s, e, 3), 0);
+	CHECK_EQ(store_ledger_read("ledger", &rs, &r, &n), 0);
 	CHECK_EQ(n, 3);
 	CHECK_MEM(r, e, sizeof e);
+	CHECK_MEM(&rs, &s, sizeof s);
 	free(r);
 	/* replaced whole: an empty ledger reads empty */
-	CHECK_EQ(store_ledger_write("ledger", NULL, 0), 0);
-	CHECK_EQ(store_ledger_read("ledger", &r, &n), 0);
+	s.rebuilding = 0;
+	CHECK_EQ(store_ledger_write("ledger", &s, NULL, 0), 0);
+	CHECK_EQ(store_ledger_read("ledger", NULL, &r, &n), 0);
 	CHECK_EQ(n, 0);
+	free(r);
+	return 0;
+}
+
+/* A version 1 ledger (no mount line) still reads: its balances count,
+ * its state is zeros (no evidence for evicting anyone). */
+static int
+test_version1(void)
+{
+	struct store_ledger_state rs = { 1, 1, 1 };
+	struct store_ledger_ent *r;
+	size_t n;
+	FILE *f = fopen("ledger", "w");
+
+	CHECK(f != NULL);
+	fputs("peerfs-ledger 1\n" "0101010101010101010101010101010101010101"
+	    "010101010101010101010101 7 5 3 4 0\n", f);
+	fclose(f);
+	CHECK_EQ(store_ledger_read("ledger", &rs, &r, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(r[0].proved, 5);
+	CHECK_EQ(rs.written, 0);
+	CHECK_EQ(rs.pass_end, 0);
+	CHECK_EQ(rs.rebuilding, 0);
 	free(r);
 	return 0;
 }
@@ -49,6 +76,10 @@ test_damaged(void)
 		    "010101010101010101 1 2 3 4 5 6\n",
 		"peerfs-ledger 1\n" "0101010101010101010101010101010101010101010101"
 		    "010101010101010101 1 2 3 4 5",	/* cut short */
+		"peerfs-ledger 2\n" "0101010101010101010101010101010101010101010101"
+		    "010101010101010101 1 2 3 4 5\n",	/* no mount line */
+		"peerfs-ledger 2\nmount 1 2 3\n",	/* rebuilding 0 or 1 */
+		"peerfs-ledger 2\nmount 1 0\n",
 	};
 	struct store_ledger_ent *r;
 	size_t n;
@@ -58,7 +89,7 @@ test_damaged(void)
 		CHECK(f != NULL);
 		fputs(bad[i], f);
 		fclose(f);
-		CHECK_EQ(store_ledger_read("ledger", &r, &n), -EINVAL);
+		CHECK_EQ(store_ledger_read("ledger", NULL, &r, &n), -EINVAL);
 	}
 	return 0;
 }
@@ -66,5 +97,6 @@ test_damaged(void)
 const struct test tests_ledger[] = {
 	{ "round_trip", test_round_trip },
 	{ "damaged", test_damaged },
+	{ "version1", test_version1 },
 	{ NULL, NULL },
 };

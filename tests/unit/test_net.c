@@ -1574,22 +1574,18 @@ test_loop_thread(void)
 	struct net_conf nc = { TEST_NET_PACE, .timeout_ms = 5000,
 	    .reconnect_ms = 1000 };
 	struct net *n;
-	int got = 0;
 
 	if (test_threads_named("net-loop") < 0)
 		return TEST_SKIP;	/* no /proc */
 	nc.id = test_identity();
 	CHECK_EQ(cr_ec_new(&nc.ec, 4, 2), 0);
 	CHECK_EQ(net_new(&n, &nc), 0);
-	for (int i = 0; i < 500 && (got = test_threads_named("net-loop")) != 1;
-	    i++)
-		usleep(10000);
-	CHECK_EQ(got, 1);
+	CHECK_EQ(test_threads_become("net-loop", 1), 1);
 	/* An op the loop runs: nobody listens there, it keeps retrying. */
 	CHECK_EQ(net_add_peer(n, "127.0.0.1:1"), 0);
 	CHECK_EQ(net_wait_online(n, 1, 100), 0);
 	net_free(n);
-	CHECK_EQ(test_threads_named("net-loop"), 0);
+	CHECK_EQ(test_threads_become("net-loop", 0), 0);
 	cr_ec_free(nc.ec);
 	cr_identity_free((struct cr_identity *)nc.id);
 	return 0;

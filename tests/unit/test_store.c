@@ -1236,21 +1236,6 @@ test_jrnl_spare_maker(void)
 
 #define SOON_MS 5000	/* "promptly", on a loaded machine */
 
-/* Polls until n threads are named name (a thread names itself once it
- * runs) or SOON_MS passed; returns the last count. */
-static int
-threads_become(const char *name, int n)
-{
-	int got = 0;
-
-	for (int i = 0; i < SOON_MS / 10; i++) {
-		if ((got = test_threads_named(name)) == n)
-			break;
-		usleep(10000);
-	}
-	return got;
-}
-
 /* The threads store.h lists run while a store is open, one each per
  * store, and are gone once it is closed. */
 static int
@@ -1261,17 +1246,17 @@ test_threads(void)
 	if (test_threads_named("store-flush") < 0)
 		return TEST_SKIP;	/* no /proc */
 	OPEN(st);
-	CHECK_EQ(threads_become("store-flush", 1), 1);
-	CHECK_EQ(threads_become("store-spares", 1), 1);
+	CHECK_EQ(test_threads_become("store-flush", 1), 1);
+	CHECK_EQ(test_threads_become("store-spares", 1), 1);
 	CHECK_EQ(store_open(&st2, "db2", TEST_MAP_BYTES), 0);
-	CHECK_EQ(threads_become("store-flush", 2), 2);
-	CHECK_EQ(threads_become("store-spares", 2), 2);
+	CHECK_EQ(test_threads_become("store-flush", 2), 2);
+	CHECK_EQ(test_threads_become("store-spares", 2), 2);
 	store_close(st2);
 	store__spare_maker_stop(st);	/* stopped early, as tests do */
-	CHECK_EQ(test_threads_named("store-spares"), 0);
-	CHECK_EQ(test_threads_named("store-flush"), 1);
+	CHECK_EQ(test_threads_become("store-spares", 0), 0);
+	CHECK_EQ(test_threads_become("store-flush", 1), 1);
 	store_close(st);
-	CHECK_EQ(test_threads_named("store-flush"), 0);
+	CHECK_EQ(test_threads_become("store-flush", 0), 0);
 	return 0;
 }
 

@@ -329,22 +329,18 @@ test_exit(void)
 	struct probe p = { 0 };
 	struct worker_conf c = { .name = "quit", .threads = 2,
 	    .pass = exit_pass, .arg = &p };
-	int64_t end;
 
 	CHECK_EQ(worker_start(&p.w, &c), 0);
 	CHECK_EQ(wait_count(&p.passes, 2, SOON), 2);
 	/* Thread 0 is gone, thread 1 waits. */
-	end = worker_now_ms() + SOON;
-	while (test_threads_named("quit/0") != 0 && worker_now_ms() < end)
-		usleep(1000);
-	CHECK_EQ(test_threads_named("quit/0"), 0);
+	CHECK_EQ(test_threads_become("quit/0", 0), 0);
 	CHECK_EQ(test_threads_named("quit/1"), 1);
 	worker_kick(p.w);
 	CHECK_EQ(wait_count(&p.by_idx[1], 2, SOON), 2);
 	usleep(200000);
 	CHECK_EQ(atomic_load(&p.by_idx[0]), 1);
 	worker_stop(p.w);		/* joins the one that left too */
-	CHECK_EQ(test_threads_named("quit/1"), 0);
+	CHECK_EQ(test_threads_become("quit/1", 0), 0);
 	return 0;
 }
 
@@ -373,7 +369,8 @@ test_stop_long_sleep(void)
 	CHECK(worker_now_ms() - t0 < SOON);
 	CHECK_EQ(atomic_load(&p.passes), 3);
 	CHECK_EQ(atomic_load(&q.passes), 0);
-	CHECK_EQ(test_threads_named("sleepy/0") + test_threads_named("never"), 0);
+	CHECK_EQ(test_threads_become("sleepy/0", 0) +
+	    test_threads_become("never", 0), 0);
 	return 0;
 }
 

@@ -64,6 +64,19 @@ test_threads_named(const char *name)
 	return n;
 }
 
+int
+test_threads_become(const char *name, int n)
+{
+	int got = 0;
+
+	for (int i = 0; i < 500; i++) {
+		if ((got = test_threads_named(name)) == n)
+			break;
+		usleep(10000);
+	}
+	return got;
+}
+
 /* ---- supplier swarm ------------------------------------------------------ */
 
 void
