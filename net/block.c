@@ -1,6 +1,7 @@
-/* net/block.c - placement, block upload and fetch. Sealing, encoding,
- * decoding and opening run in the calling thread (a worker, never the
- * loop); the loop only moves fragments and checks their hashes. */
+/* net/block.c - block upload, fetch, repair and delete (where fragments
+ * may go: net/place.c). Sealing, encoding, decoding and opening run in
+ * the calling thread (a worker, never the loop); the loop only moves
+ * fragments and checks their hashes. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -19,223 +20,6 @@ static void
 blk_name(char out[17], const unsigned char *id)
 {
 	hex_encode(out, id, 8);
-}
-
-/* May take new fragments: up and trusted (not SUSPECT, not DEAD). */
-static int
-peer_usable(const struct net_peer *p)
-{
-	return p->state == NET_PEER_ONLINE && net__peer_up(p);
-}
-
-/* May take new fragments now: usable, and no refusal of ours lately. */
-static int
-peer_placeable(const struct net_peer *p)
-{
-	if (!peer_usable(p))
-		return 0;
-	return !p->refusal[0] ||
-	    uv_now(&p->n->loop) - p->refused_at >= NET_REFUSED_MS;
-}
-
-int
-net__is_refusal(int rc)
-{
-	return rc == -EDQUOT || rc == -ENOSPC || rc == -EACCES;
-}
-
-void
-net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m)
-{
-	char why[sizeof p->refusal];
-	size_t n = 0;
-
-	if (m && m->type == NET_ERR && m->errmsg_len) {
-		/* Its words, printable ASCII only: they reach our log and
-		 * the user's terminal. */
-		for (size_t i = 0; i < m->errmsg_len && n < sizeof why - 1; i++)
-			why[n++] = m->errmsg[i] >= 0x20 && m->errmsg[i] < 0x7f ?
-			    m->errmsg[i] : '?';
-		why[n] = '\0';
-	} else {
-		snprintf(why, sizeof why, "%s", rc == -EDQUOT ?
-		    "quota exceeded" : rc == -EACCES ? "not admitted" :
-		    "supplier full");
-	}
-	if (strcmp(why, p->refusal) != 0)
-		log_warn("supplier %s refuses our data: %s", p->addr, why);
-	snprintf(p->refusal, sizeof p->refusal, "%s", why);
-	p->refused_at = uv_now(&p->n->loop);
-	p->refusals++;
-	p->grant_count = 0;
-}
-
-/* Most space first, then lowest rtt (unknown rtt last). */
-static int
-peer_better(const struct net_peer *a, const struct net_peer *b)
-{
-	uint64_t aa = a->have_pong ? a->avail : 0, ba = b->have_pong ? b->avail : 0;
-	double ar = a->rtt_ms < 0 ? 1e9 : a->rtt_ms;
-	double br = b->rtt_ms < 0 ? 1e9 : b->rtt_ms;
-
-	/* Differences below 64 MiB are noise between similar disks. */
-	if (aa / (64u << 20) != ba / (64u << 20))
-		return aa > ba;
-	return ar < br;
-}
-
-/* ==== placement rules =================================================== */
-
-/* Loopback is one machine, used by the demo and the tests: address blocks
- * say nothing there (every supplier would share 127.0.0.0/24). */
-static int
-is_loopback(const struct sockaddr_storage *x)
-{
-	if (x->ss_family == AF_INET)
-		return ((const unsigned char *)&((const struct sockaddr_in *)
-		    x)->sin_addr)[0] == 127;
-	if (x->ss_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)
-		    x)->sin6_addr);
-	return 0;
-}
-
-int
-net__same_block(const struct sockaddr_storage *x,
-    const struct sockaddr_storage *y)
-{
-	if (x->ss_family != y->ss_family || is_loopback(x) || is_loopback(y))
-		return 0;
-	if (x->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
-		    &((const struct sockaddr_in *)y)->sin_addr, 3) == 0;
-	if (x->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
-		    &((const struct sockaddr_in6 *)y)->sin6_addr, 6) == 0;
-	return 0;
-}
-
-int
-net__place_ok(const struct net__slot *held, int nheld,
-    const struct net__slot *c, int unvetted_max)
-{
-	int unvetted = 0;
-
-	for (int i = 0; i < nheld; i++) {
-		if (net__same_block(held[i].sa, c->sa))
-			return 0;
-		unvetted += !held[i].vetted;
-	}
-	return c->vetted || unvetted < unvetted_max;
-}
-
-int
-net__unvetted_max(int total, const struct net__slot *c, int nc)
-{
-	int blocks = 0;
-
-	/* Vetted suppliers in distinct address blocks: as many fragments
-	 * as they can take need no new supplier. */
-	for (int i = 0; i < nc; i++) {
-		int seen = !c[i].vetted;
-		for (int j = 0; j < i && !seen; j++)
-			seen = c[j].vetted && net__same_block(c[j].sa, c[i].sa);
-		blocks += !seen;
-	}
-	return total - blocks > 1 ? total - blocks : 1;
-}
-
-static int
-vetted_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, CR_PK_BYTES);
-}
-
-/* Has passed audits long enough (net_set_vetted). Loop thread. */
-static int
-peer_vetted(const struct net_peer *p)
-{
-	const struct net *n = p->n;
-
-	if (n->vet_all)
-		return 1;
-	return p->have_pk && n->nvetted && bsearch(p->pk, n->vetted,
-	    n->nvetted, CR_PK_BYTES, vetted_cmp) != NULL;
-}
-
-static void
-slot_of(struct net__slot *s, const struct net_peer *p)
-{
-	s->sa = &p->sa;
-	s->vetted = peer_vetted(p);
-}
-
-/* What the placeable peers allow: net__unvetted_max over them. */
-static int
-unvetted_max_now(struct net *n, int total)
-{
-	struct net__slot *c;
-	int nc = 0, r;
-
-	if (!(c = calloc((size_t)n->npeers + 1, sizeof *c)))
-		return 1;
-	for (struct net_peer *p = n->peers; p; p = p->next)
-		if (peer_placeable(p))
-			slot_of(&c[nc++], p);
-	r = net__unvetted_max(total, c, nc);
-	free(c);
-	return r;
-}
-
-/* 1 when p may take one more fragment of a block whose fragments are on
- * held[0..nh) (NULLs skipped). */
-static int
-peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
-    int unvetted_max)
-{
-	struct net__slot h[CR_EC_MAX], c;
-	int k = 0;
-
-	for (int i = 0; i < nh && k < CR_EC_MAX; i++)
-		if (held[i])
-			slot_of(&h[k++], held[i]);
-	slot_of(&c, p);
-	return net__place_ok(h, k, &c, unvetted_max);
-}
-
-struct vetted_op {
-	struct net_op op;
-	const unsigned char (*pk)[CR_PK_BYTES];
-	int n;
-};
-
-static void
-vetted_start(struct net *n, struct net_op *op)
-{
-	struct vetted_op *v = (struct vetted_op *)op;
-	void *p = NULL;
-
-	if (v->n > 0 && !(p = malloc((size_t)v->n * CR_PK_BYTES)))
-		return net__op_done(n, op, -ENOMEM);
-	if (p) {
-		memcpy(p, v->pk, (size_t)v->n * CR_PK_BYTES);
-		qsort(p, (size_t)v->n, CR_PK_BYTES, vetted_cmp);
-	}
-	free(n->vetted);
-	n->vetted = p;
-	n->nvetted = v->n > 0 ? v->n : 0;
-	n->vet_all = v->n < 0;
-	net__op_done(n, op, 0);
-}
-
-int
-net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
-    int count)
-{
-	struct vetted_op v = { .op.start = vetted_start, .pk = pk,
-	    .n = count };
-
-	return net__op_run(n, &v.op);
 }
 
 /* ==== store ============================================================= */
@@ -325,10 +109,10 @@ put_next(struct net *n, struct store_op *o, int i)
 	for (;;) {
 		struct net_peer *best = NULL;
 		for (struct net_peer *p = n->peers; p; p = p->next)
-			if (peer_placeable(p) && !was_tried(o, p) &&
-			    peer_fits(o->holder, o->total, p,
+			if (net__peer_placeable(p) && !was_tried(o, p) &&
+			    net__peer_fits(o->holder, o->total, p,
 			    o->unvetted_max) &&
-			    (!best || peer_better(p, best)))
+			    (!best || net__peer_better(p, best)))
 				best = p;
 		if (!best || o->ntried >= o->cap)
 			return -EIO;
@@ -445,8 +229,8 @@ store_start(struct net *n, struct net_op *op)
 	int nc = 0, nu = 0, w, start;
 
 	for (struct net_peer *p = n->peers; p && nc < 256; p = p->next) {
-		nu += peer_usable(p);
-		if (peer_placeable(p))
+		nu += net__peer_usable(p);
+		if (net__peer_placeable(p))
 			cand[nc++] = p;
 	}
 	if (nc < o->total)
@@ -458,12 +242,12 @@ store_start(struct net *n, struct net_op *op)
 		return net__op_done(n, op, -ENOMEM);
 	/* Insertion sort (few peers), best first. */
 	for (int i = 1; i < nc; i++)
-		for (int j = i; j > 0 && peer_better(cand[j], cand[j - 1]); j--) {
+		for (int j = i; j > 0 && net__peer_better(cand[j], cand[j - 1]); j--) {
 			struct net_peer *t = cand[j];
 			cand[j] = cand[j - 1];
 			cand[j - 1] = t;
 		}
-	o->unvetted_max = unvetted_max_now(n, o->total);
+	o->unvetted_max = net__unvetted_max_now(n, o->total);
 	/* Rotate within the best few so equal suppliers share the load;
 	 * the placement rules may reach past them. */
 	w = nc < 2 * o->total ? nc : 2 * o->total;
@@ -472,7 +256,7 @@ store_start(struct net *n, struct net_op *op)
 		struct net_peer *p = NULL;
 		for (int t = 0; t < nc && !p; t++) {
 			struct net_peer *q = cand[t < w ? (start + t) % w : t];
-			if (!was_tried(o, q) && peer_fits(o->holder, o->total,
+			if (!was_tried(o, q) && net__peer_fits(o->holder, o->total,
 			    q, o->unvetted_max))
 				p = q;
 		}
@@ -887,22 +671,6 @@ struct repair_op {
 };
 
 static int
-same_host(const struct net_peer *a, const struct net_peer *b)
-{
-	const struct sockaddr_storage *x = &a->sa, *y = &b->sa;
-
-	if (x->ss_family != y->ss_family)
-		return 0;
-	if (x->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
-		    &((const struct sockaddr_in *)y)->sin_addr, 4) == 0;
-	if (x->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
-		    &((const struct sockaddr_in6 *)y)->sin6_addr, 16) == 0;
-	return 0;
-}
-
-static int
 is_wanted(const struct repair_op *o, int i)
 {
 	for (int w = 0; w < o->nwant; w++)
@@ -944,7 +712,7 @@ static int
 host_taken(struct net_peer *const h[CR_EC_MAX], int total, struct net_peer *c)
 {
 	for (int j = 0; j < total; j++)
-		if (h[j] && same_host(h[j], c))
+		if (h[j] && net__same_host(h[j], c))
 			return 1;
 	return 0;
 }
@@ -963,13 +731,13 @@ repair_next(struct net *n, struct repair_op *o, int i)
 
 		repair_holders(n, o, h);
 		for (struct net_peer *p = n->peers; p; p = p->next) {
-			if (!peer_placeable(p) || !p->have_pk ||
+			if (!net__peer_placeable(p) || !p->have_pk ||
 			    repair_excluded(o, p) ||
-			    !peer_fits(h, o->total, p, o->unvetted_max))
+			    !net__peer_fits(h, o->total, p, o->unvetted_max))
 				continue;
 			int apart = !host_taken(h, o->total, p);
 			if (!best || apart > best_apart ||
-			    (apart == best_apart && peer_better(p, best))) {
+			    (apart == best_apart && net__peer_better(p, best))) {
 				best = p;
 				best_apart = apart;
 			}
@@ -1050,7 +818,7 @@ repair_start(struct net *n, struct net_op *op)
 	o->cap = n->npeers + 1;
 	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
 		return net__op_done(n, op, -ENOMEM);
-	o->unvetted_max = unvetted_max_now(n, o->total);
+	o->unvetted_max = net__unvetted_max_now(n, o->total);
 	for (int w = 0; w < o->nwant; w++)
 		if (repair_next(n, o, o->want[w]) < 0) {
 			char name[17];
@@ -1177,7 +945,7 @@ block_delete_start(struct net *n, struct net_op *op)
 		if (memcmp(b->peer[i], zero, CR_PK_BYTES) == 0)
 			continue;
 		p = net__peer_by_pk(n, b->peer[i]);
-		if (!p || !peer_usable(p) || !(r = calloc(1, sizeof *r)))
+		if (!p || !net__peer_usable(p) || !(r = calloc(1, sizeof *r)))
 			continue;
 		r->msg.type = NET_DEL;
 		memcpy(r->fragid, b->id, CR_ID_BYTES);

@@ -470,7 +470,7 @@ struct net {
 	struct net_op *refresh;		/* net_peers() waiting for pings */
 };
 
-/* Placement rules (net/block.c), pure so that tests drive them: no two
+/* Placement rules (net/place.c), pure so that tests drive them: no two
  * fragments of a block in one address block (an IPv4 /24, an IPv6 /48;
  * loopback addresses are exempt: one machine, the demo and the tests),
  * and at most unvetted_max of them on suppliers not vetted yet. */
@@ -489,6 +489,20 @@ int  net__place_ok(const struct net__slot *held, int nheld,
  * distinct address blocks leave over (a home whose suppliers are all new
  * must still store). */
 int  net__unvetted_max(int total, const struct net__slot *c, int nc);
+
+/* The same rules over live peers (net/place.c, loop thread). usable:
+ * up and trusted (not SUSPECT, not DEAD); placeable: usable and no
+ * refusal of ours lately; better: most space, then lowest rtt; fits: p
+ * may take one more fragment of a block held by held[0..nh) (NULLs
+ * skipped); unvetted_max_now: net__unvetted_max over the placeable
+ * peers; same_host: one address. */
+int  net__peer_usable(const struct net_peer *p);
+int  net__peer_placeable(const struct net_peer *p);
+int  net__peer_better(const struct net_peer *a, const struct net_peer *b);
+int  net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
+    int unvetted_max);
+int  net__unvetted_max_now(struct net *n, int total);
+int  net__same_host(const struct net_peer *a, const struct net_peer *b);
 
 int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
 void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */

@@ -211,7 +211,7 @@ int net_peer_state(struct net *n, const unsigned char pk[CR_PK_BYTES]);
 
 /* The suppliers our audits have vetted (owner/audit.c): a supplier not
  * among them takes at most one fragment of a block while vetted ones in
- * other address blocks can take the rest (net/block.c). count -1: every
+ * other address blocks can take the rest (net/place.c). count -1: every
  * supplier counts as vetted (--vet-after 0). Replaces the last list. */
 int net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
     int count);

@@ -1,0 +1,246 @@
+/* net/place.c - where fragments may go: which suppliers take new ones,
+ * which is better, the address-block and vetting rules every placement
+ * (upload and rebuild) obeys, and the refusals that pause a supplier.
+ * Loop thread, except the pure rules (net__same_block, net__place_ok,
+ * net__unvetted_max) that tests call directly. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "net/internal.h"
+
+/* May take new fragments: up and trusted (not SUSPECT, not DEAD). */
+int
+net__peer_usable(const struct net_peer *p)
+{
+	return p->state == NET_PEER_ONLINE && net__peer_up(p);
+}
+
+/* May take new fragments now: usable, and no refusal of ours lately. */
+int
+net__peer_placeable(const struct net_peer *p)
+{
+	if (!net__peer_usable(p))
+		return 0;
+	return !p->refusal[0] ||
+	    uv_now(&p->n->loop) - p->refused_at >= NET_REFUSED_MS;
+}
+
+int
+net__is_refusal(int rc)
+{
+	return rc == -EDQUOT || rc == -ENOSPC || rc == -EACCES;
+}
+
+void
+net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m)
+{
+	char why[sizeof p->refusal];
+	size_t n = 0;
+
+	if (m && m->type == NET_ERR && m->errmsg_len) {
+		/* Its words, printable ASCII only: they reach our log and
+		 * the user's terminal. */
+		for (size_t i = 0; i < m->errmsg_len && n < sizeof why - 1; i++)
+			why[n++] = m->errmsg[i] >= 0x20 && m->errmsg[i] < 0x7f ?
+			    m->errmsg[i] : '?';
+		why[n] = '\0';
+	} else {
+		snprintf(why, sizeof why, "%s", rc == -EDQUOT ?
+		    "quota exceeded" : rc == -EACCES ? "not admitted" :
+		    "supplier full");
+	}
+	if (strcmp(why, p->refusal) != 0)
+		log_warn("supplier %s refuses our data: %s", p->addr, why);
+	snprintf(p->refusal, sizeof p->refusal, "%s", why);
+	p->refused_at = uv_now(&p->n->loop);
+	p->refusals++;
+	p->grant_count = 0;
+}
+
+/* Most space first, then lowest rtt (unknown rtt last). */
+int
+net__peer_better(const struct net_peer *a, const struct net_peer *b)
+{
+	uint64_t aa = a->have_pong ? a->avail : 0, ba = b->have_pong ? b->avail : 0;
+	double ar = a->rtt_ms < 0 ? 1e9 : a->rtt_ms;
+	double br = b->rtt_ms < 0 ? 1e9 : b->rtt_ms;
+
+	/* Differences below 64 MiB are noise between similar disks. */
+	if (aa / (64u << 20) != ba / (64u << 20))
+		return aa > ba;
+	return ar < br;
+}
+
+/* ==== placement rules =================================================== */
+
+/* Loopback is one machine, used by the demo and the tests: address blocks
+ * say nothing there (every supplier would share 127.0.0.0/24). */
+static int
+is_loopback(const struct sockaddr_storage *x)
+{
+	if (x->ss_family == AF_INET)
+		return ((const unsigned char *)&((const struct sockaddr_in *)
+		    x)->sin_addr)[0] == 127;
+	if (x->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)
+		    x)->sin6_addr);
+	return 0;
+}
+
+int
+net__same_block(const struct sockaddr_storage *x,
+    const struct sockaddr_storage *y)
+{
+	if (x->ss_family != y->ss_family || is_loopback(x) || is_loopback(y))
+		return 0;
+	if (x->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+		    &((const struct sockaddr_in *)y)->sin_addr, 3) == 0;
+	if (x->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+		    &((const struct sockaddr_in6 *)y)->sin6_addr, 6) == 0;
+	return 0;
+}
+
+int
+net__place_ok(const struct net__slot *held, int nheld,
+    const struct net__slot *c, int unvetted_max)
+{
+	int unvetted = 0;
+
+	for (int i = 0; i < nheld; i++) {
+		if (net__same_block(held[i].sa, c->sa))
+			return 0;
+		unvetted += !held[i].vetted;
+	}
+	return c->vetted || unvetted < unvetted_max;
+}
+
+int
+net__unvetted_max(int total, const struct net__slot *c, int nc)
+{
+	int blocks = 0;
+
+	/* Vetted suppliers in distinct address blocks: as many fragments
+	 * as they can take need no new supplier. */
+	for (int i = 0; i < nc; i++) {
+		int seen = !c[i].vetted;
+		for (int j = 0; j < i && !seen; j++)
+			seen = c[j].vetted && net__same_block(c[j].sa, c[i].sa);
+		blocks += !seen;
+	}
+	return total - blocks > 1 ? total - blocks : 1;
+}
+
+static int
+vetted_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CR_PK_BYTES);
+}
+
+/* Has passed audits long enough (net_set_vetted). Loop thread. */
+static int
+peer_vetted(const struct net_peer *p)
+{
+	const struct net *n = p->n;
+
+	if (n->vet_all)
+		return 1;
+	return p->have_pk && n->nvetted && bsearch(p->pk, n->vetted,
+	    n->nvetted, CR_PK_BYTES, vetted_cmp) != NULL;
+}
+
+static void
+slot_of(struct net__slot *s, const struct net_peer *p)
+{
+	s->sa = &p->sa;
+	s->vetted = peer_vetted(p);
+}
+
+/* What the placeable peers allow: net__unvetted_max over them. */
+int
+net__unvetted_max_now(struct net *n, int total)
+{
+	struct net__slot *c;
+	int nc = 0, r;
+
+	if (!(c = calloc((size_t)n->npeers + 1, sizeof *c)))
+		return 1;
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (net__peer_placeable(p))
+			slot_of(&c[nc++], p);
+	r = net__unvetted_max(total, c, nc);
+	free(c);
+	return r;
+}
+
+/* 1 when p may take one more fragment of a block whose fragments are on
+ * held[0..nh) (NULLs skipped). */
+int
+net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
+    int unvetted_max)
+{
+	struct net__slot h[CR_EC_MAX], c;
+	int k = 0;
+
+	for (int i = 0; i < nh && k < CR_EC_MAX; i++)
+		if (held[i])
+			slot_of(&h[k++], held[i]);
+	slot_of(&c, p);
+	return net__place_ok(h, k, &c, unvetted_max);
+}
+
+struct vetted_op {
+	struct net_op op;
+	const unsigned char (*pk)[CR_PK_BYTES];
+	int n;
+};
+
+static void
+vetted_start(struct net *n, struct net_op *op)
+{
+	struct vetted_op *v = (struct vetted_op *)op;
+	void *p = NULL;
+
+	if (v->n > 0 && !(p = malloc((size_t)v->n * CR_PK_BYTES)))
+		return net__op_done(n, op, -ENOMEM);
+	if (p) {
+		memcpy(p, v->pk, (size_t)v->n * CR_PK_BYTES);
+		qsort(p, (size_t)v->n, CR_PK_BYTES, vetted_cmp);
+	}
+	free(n->vetted);
+	n->vetted = p;
+	n->nvetted = v->n > 0 ? v->n : 0;
+	n->vet_all = v->n < 0;
+	net__op_done(n, op, 0);
+}
+
+int
+net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
+    int count)
+{
+	struct vetted_op v = { .op.start = vetted_start, .pk = pk,
+	    .n = count };
+
+	return net__op_run(n, &v.op);
+}
+
+int
+net__same_host(const struct net_peer *a, const struct net_peer *b)
+{
+	const struct sockaddr_storage *x = &a->sa, *y = &b->sa;
+
+	if (x->ss_family != y->ss_family)
+		return 0;
+	if (x->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+		    &((const struct sockaddr_in *)y)->sin_addr, 4) == 0;
+	if (x->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+		    &((const struct sockaddr_in6 *)y)->sin6_addr, 16) == 0;
+	return 0;
+}
