@@ -14,7 +14,6 @@
 #include "net/internal.h"
 #include "util.h"
 
-#define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)
 #define LIST_PAGE	4096
 #define HEAD_SEQ_OFF	(8 + CR_PK_BYTES)	/* magic, owner (crypto.h) */
 

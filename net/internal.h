@@ -470,6 +470,50 @@ struct net {
 	struct net_op *refresh;		/* net_peers() waiting for pings */
 };
 
+/* ---- supplier (net/supplier.c, net/supwork.c) ---- */
+
+struct supplier;
+
+/* A LIST_OK entry: fragid | u64 size. */
+#define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)
+/* Payload room of a HEAD_LIST_OK after its count. */
+#define HEADS_ROOM	((size_t)NET_FRAME_MAX - CR_STREAM_ABYTES - \
+			    NET_MSG_HDR - 4)
+
+/* One request of an owner's session, from decoding to its reply. */
+struct net__work {
+	uv_work_t w;
+	struct net__work *next;		/* session's queue */
+	size_t charge;			/* bytes counted for it */
+	size_t in;			/* of which its own (waiting) */
+	int running;			/* on the thread pool */
+	struct supplier *sup;		/* net/supplier.c's, opaque here */
+	const struct net_supplier_conf *conf;
+	struct net_sess *s;		/* referenced */
+	uint8_t type;
+	uint64_t reqid;
+	unsigned char fragid[STORE_FRAGID_BYTES];
+	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
+	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
+	unsigned char hash[CR_HASH_BYTES];	/* PUT: the owner's */
+	unsigned char loc[STORE_LOCATOR_BYTES];	/* LOCATOR */
+	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
+	uint64_t rsv_left;		/* RESERVE_OK */
+	char why[200];			/* refusal text, "" the usual */
+	unsigned char *buf;		/* PUT: the record holding data */
+	const unsigned char *data;
+	size_t len;
+	void *out;			/* GET: fragment; LIST: entries;
+					 * HEAD_LIST: (u32 len | head)... */
+	size_t out_len;			/* HEAD_LIST: bytes, max: count */
+	uint32_t max;
+	int rc;
+};
+
+/* Runs k's store operation (uv_work_t cb, thread pool): k->rc, k->out,
+ * k->why. */
+void net__work_run(uv_work_t *w);
+
 /* Placement rules (net/place.c), pure so that tests drive them: no two
  * fragments of a block in one address block (an IPv4 /24, an IPv6 /48;
  * loopback addresses are exempt: one machine, the demo and the tests),

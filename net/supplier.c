@@ -86,33 +86,6 @@ struct supplier {
 	struct net_ratelog refused, closed, failed;
 };
 
-struct work {
-	uv_work_t w;
-	struct work *next;		/* session's queue */
-	size_t charge;			/* bytes counted for it */
-	size_t in;			/* of which its own (waiting) */
-	int running;			/* on the thread pool */
-	struct supplier *sup;
-	struct net_sess *s;		/* referenced */
-	uint8_t type;
-	uint64_t reqid;
-	unsigned char fragid[STORE_FRAGID_BYTES];
-	unsigned char nonce[CR_HASH_BYTES];	/* AUDIT */
-	unsigned char answer[CR_HASH_BYTES];	/* AUDIT_OK */
-	unsigned char hash[CR_HASH_BYTES];	/* PUT: the owner's */
-	unsigned char loc[STORE_LOCATOR_BYTES];	/* LOCATOR */
-	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
-	uint64_t rsv_left;		/* RESERVE_OK */
-	char why[200];			/* refusal text, "" the usual */
-	unsigned char *buf;		/* PUT: the record holding data */
-	const unsigned char *data;
-	size_t len;
-	void *out;			/* GET: fragment; LIST: entries;
-					 * HEAD_LIST: (u32 len | head)... */
-	size_t out_len;			/* HEAD_LIST: bytes, max: count */
-	uint32_t max;
-	int rc;
-};
 
 static void
 sup_unlink(struct supplier *sup, struct net_sess *s)
@@ -267,226 +240,11 @@ reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
 	reply_err_text(s, reqid, rc, err_text(type, rc));
 }
 
-/* ---- LIST: entries after a fragid, in fragid order, at most max ------- */
-#define LIST_ENTRY	(STORE_FRAGID_BYTES + 8)
-
-struct list_acc {
-	const unsigned char *after;
-	unsigned char *e;		/* LIST_ENTRY each */
-	size_t n, cap;
-	uint32_t max;
-	int oom;
-};
-
-static int
-entry_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, STORE_FRAGID_BYTES);
-}
-
-static int
-list_cb(void *arg, const unsigned char *fragid, uint64_t size)
-{
-	struct list_acc *a = arg;
-
-	if (memcmp(fragid, a->after, STORE_FRAGID_BYTES) <= 0)
-		return 0;
-	if (a->n == a->cap) {
-		/* Keep only the max smallest so far: memory stays ~2 x max. */
-		qsort(a->e, a->n, LIST_ENTRY, entry_cmp);
-		a->n = a->max;
-	}
-	memcpy(a->e + a->n * LIST_ENTRY, fragid, STORE_FRAGID_BYTES);
-	put_be64(a->e + a->n * LIST_ENTRY + STORE_FRAGID_BYTES, size);
-	a->n++;
-	return 0;
-}
-
-/* Tests only (conf->test_lie): a few bytes flipped, the size kept, so
- * only the owner's hash check can tell. */
-static void
-lie_flip(unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i += 1 + len / 7)
-		p[i] ^= 0x5a;
-}
-
-/* Proves the bytes are here right now (net__audit_answer). */
-static int
-do_audit(struct work *k, struct store_frag *sf, const unsigned char *owner)
-{
-	void *data;
-	size_t len;
-	int rc;
-
-	if ((rc = store_frag_get(sf, owner, k->fragid, &data, &len)) < 0)
-		return rc;
-	if (k->sup->conf->test_lie) {
-		randombytes_buf(k->answer, sizeof k->answer);
-	} else {
-		net__audit_answer(k->answer, k->nonce, data, len);
-	}
-	free(data);
-	return 0;
-}
-
-/* ---- HEAD_LIST: newest first, as many as fit one record ---------- */
-/* Payload room of a HEAD_LIST_OK after its count. */
-#define HEADS_ROOM	((size_t)NET_FRAME_MAX - CR_STREAM_ABYTES - \
-			    NET_MSG_HDR - 4)
-
-struct heads_acc {
-	unsigned char *buf;
-	size_t len, cap;
-	uint32_t n, max;
-	int rc;
-};
-
-static int
-heads_cb(void *arg, uint64_t seq, const void *head, size_t len)
-{
-	struct heads_acc *a = arg;
-	size_t need = 4 + len;
-
-	if (a->n >= a->max || len > UINT32_MAX || need > HEADS_ROOM - a->len)
-		return 1;	/* the rest would not fit: the newest go */
-	if (a->len + need > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		unsigned char *b;
-
-		while (cap < a->len + need)
-			cap *= 2;
-		if (!(b = realloc(a->buf, cap))) {
-			a->rc = -ENOMEM;
-			return 1;
-		}
-		a->buf = b;
-		a->cap = cap;
-	}
-	put_be32(a->buf + a->len, (uint32_t)len);
-	memcpy(a->buf + a->len + 4, head, len);
-	a->len += need;
-	a->n++;
-	return 0;
-}
-
-static void
-do_heads_list(struct work *k, struct store_frag *sf, const unsigned char *owner)
-{
-	struct heads_acc a = { .max = k->max };
-
-	k->rc = store_head_list(sf, owner, (int)a.max, heads_cb, &a);
-	if (k->rc >= 0 && a.rc < 0)
-		k->rc = a.rc;
-	if (k->rc < 0) {
-		free(a.buf);
-		return;
-	}
-	k->rc = 0;
-	k->out = a.buf;
-	k->out_len = a.len;
-	k->max = a.n;
-}
-
-/* A refusal by the fair deal says so, with the figures: the owner's
- * user reads it in `peerfs status`. */
-static void
-deal_why(struct work *k, struct store_frag *sf, const unsigned char *owner,
-    uint64_t size)
-{
-	struct store_frag_acct a;
-
-	store_frag_account(sf, owner, &a);
-	if (a.deal && a.evicted > 0 && a.fragments == 0) {
-		time_t t = (time_t)a.evicted;
-		struct tm tm;
-		char when[32];
-
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		snprintf(k->why, sizeof k->why, "evicted by the fair deal at "
-		    "%s: you held more than your node holds for us (proved) "
-		    "plus credit for longer than the grace; no new space "
-		    "for a grace period", when);
-		return;
-	}
-	if (!a.deal || a.deal_limit >= a.quota ||
-	    a.charged + a.reserved + size <= a.deal_limit)
-		return;
-	snprintf(k->why, sizeof k->why, "beyond the fair deal: your node "
-	    "holds %llu MiB for us (proved), credit %llu MiB, you hold "
-	    "%llu MiB", (unsigned long long)(a.earned >> 20),
-	    (unsigned long long)((a.deal_limit - a.earned) >> 20),
-	    (unsigned long long)(a.charged >> 20));
-}
-
-static void
-do_work(uv_work_t *w)
-{
-	struct work *k = container_of(w, struct work, w);
-	struct store_frag *sf = k->sup->conf->frags;
-	const unsigned char *owner = k->s->peer_pk;
-
-	switch (k->type) {
-	case NET_PUT:
-		k->rc = store_frag_put(sf, owner, k->fragid, k->data, k->len,
-		    k->hash);
-		if (k->rc == -EDQUOT)
-			deal_why(k, sf, owner, k->len);
-		break;
-	case NET_GET:
-		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
-		    &k->out_len);
-		if (k->rc == 0 && k->sup->conf->test_lie)
-			lie_flip(k->out, k->out_len);
-		break;
-	case NET_AUDIT:
-		k->rc = do_audit(k, sf, owner);
-		break;
-	case NET_DEL:
-		k->rc = store_frag_del(sf, owner, k->fragid);
-		break;
-	case NET_HEAD_PUT:
-		k->rc = store_head_put(sf, owner, k->data, k->len);
-		if (k->rc == -EDQUOT)
-			deal_why(k, sf, owner, k->len);
-		break;
-	case NET_HEAD_LIST:
-		do_heads_list(k, sf, owner);
-		break;
-	case NET_RESERVE:
-		k->rc = store_frag_reserve(sf, owner, k->rsv_size, k->rsv_count,
-		    &k->rsv_count, &k->rsv_left);
-		if (k->rc == -EDQUOT)
-			deal_why(k, sf, owner, k->rsv_size);
-		break;
-	case NET_LOCATOR:
-		k->rc = store_locator_put(sf, owner, k->loc);
-		break;
-	case NET_LIST: {
-		struct list_acc a = { .after = k->fragid, .max = k->max };
-		a.cap = 2 * (size_t)a.max;
-		a.e = malloc(a.cap * LIST_ENTRY + 1);
-		if (!a.e) {
-			k->rc = -ENOMEM;
-			break;
-		}
-		k->rc = store_frag_list(sf, owner, list_cb, &a);
-		qsort(a.e, a.n, LIST_ENTRY, entry_cmp);
-		if (a.n > a.max)
-			a.n = a.max;
-		k->out = a.e;
-		k->out_len = a.n;
-		break;
-	}
-	}
-}
-
 static void dispatch(struct supplier *sup);
 
 /* Gives back what k was charged, and k. */
 static void
-work_free(struct work *k)
+work_free(struct net__work *k)
 {
 	struct net_sess *s = k->s;
 
@@ -524,7 +282,7 @@ log_refusal(struct supplier *sup, struct net_sess *s, uint8_t type, int rc)
 static void
 after_work(uv_work_t *w, int status)
 {
-	struct work *k = container_of(w, struct work, w);
+	struct net__work *k = container_of(w, struct net__work, w);
 	struct supplier *sup = k->sup;
 	struct net_sess *s = k->s;
 	struct net_msg m = { .reqid = k->reqid };
@@ -651,7 +409,7 @@ rr_append(struct supplier *sup, struct net_sess *s)
 /* May k of s go to the disk threads now (see the top of this file)? */
 static int
 may_run(const struct supplier *sup, const struct net_sess *s,
-    const struct work *k)
+    const struct net__work *k)
 {
 	size_t c = committed(sup) + k->charge;
 
@@ -669,7 +427,7 @@ dispatch(struct supplier *sup)
 
 	while (sup->running < sup->slots && sup->rr && skipped < sup->nrr) {
 		struct net_sess *s = sup->rr;
-		struct work *k = s->wq_head;
+		struct net__work *k = s->wq_head;
 		int rc;
 
 		if (s->state == NET_SESS_UP && !may_run(sup, s, k)) {
@@ -692,7 +450,7 @@ dispatch(struct supplier *sup)
 		sup->run_total += k->charge;
 		s->run_n++;
 		k->running = 1;
-		if ((rc = uv_queue_work(&sup->loop, &k->w, do_work,
+		if ((rc = uv_queue_work(&sup->loop, &k->w, net__work_run,
 		    after_work)) < 0) {
 			reply_err(s, k->reqid, k->type, rc);
 			net_sess_ref(s);
@@ -705,10 +463,10 @@ dispatch(struct supplier *sup)
 	}
 }
 
-/* The largest reply a request can produce, and what do_work may hold
+/* The largest reply a request can produce, and what net__work_run may hold
  * meanwhile: charged before it is queued. */
 static size_t
-reply_max(const struct work *k)
+reply_max(const struct net__work *k)
 {
 	size_t heads;
 
@@ -748,7 +506,7 @@ static void
 on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
 	struct supplier *sup = s->data;
-	struct work *k;
+	struct net__work *k;
 
 	frame_done(sup, s);
 	switch (m->type) {
@@ -774,6 +532,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		return;
 	}
 	k->sup = sup;
+	k->conf = sup->conf;
 	k->s = s;
 	k->type = m->type;
 	k->reqid = m->reqid;
@@ -819,7 +578,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	s->work_bytes += k->charge;
 	sup->in_total += k->in;
 	if (s->wq_tail)
-		((struct work *)s->wq_tail)->next = k;
+		((struct net__work *)s->wq_tail)->next = k;
 	else
 		s->wq_head = k;
 	s->wq_tail = k;
@@ -966,7 +725,7 @@ static void
 on_close(struct net_sess *s, int err)
 {
 	struct supplier *sup = s->data;
-	struct work *k;
+	struct net__work *k;
 
 	set_gblocked(sup, s, 0);
 	frame_done(sup, s);
