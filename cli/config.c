@@ -513,7 +513,9 @@ show(const struct cli_conf *c, FILE *f)
 		for (char *k = key; *k; k++)
 			*k = *k == '-' ? '_' : *k;
 		cli_opt_format(op, c, value, sizeof value);
-		if (!value[0] && c->given[i] == 0) {
+		/* Unset options without a default (0 means "decide") are
+		 * left out: "max_fragments = 0" would not read back. */
+		if (c->given[i] == 0 && (!value[0] || !op->def)) {
 			fprintf(f, "; %s is not set\n", key);
 			continue;
 		}
