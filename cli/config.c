@@ -125,7 +125,17 @@ struct ini {
 	int line, at_start;	/* lines begun; the last read ended one */
 	struct entry *v;
 	int n, cap, nomem;
+	int bad_line;		/* of the first unknown [section], or 0 */
+	char bad[64];
 };
+
+static int
+known_section(const char *name, size_t n)
+{
+	return (n == 5 && !strncmp(name, "mount", 5)) ||
+	    (n == 8 && !strncmp(name, "supplier", 8)) ||
+	    (n == 7 && !strncmp(name, "network", 7));
+}
 
 /* libinih's reader, counting lines for the handler (Debian builds inih
  * without INI_HANDLER_LINENO). */
@@ -137,7 +147,19 @@ ini_read(char *str, int num, void *stream)
 
 	if (r) {
 		size_t n = strlen(r);
+		const char *p = r + strspn(r, " \t");
 
+		/* libinih tells the handler of keys only: a section holding
+		 * none would pass unseen. */
+		if (in->at_start && *p == '[' && !in->bad_line) {
+			size_t len = strcspn(p + 1, "]\n");
+
+			if (!known_section(p + 1, len)) {
+				in->bad_line = in->line + 1;
+				snprintf(in->bad, sizeof in->bad, "%.*s",
+				    (int)len, p + 1);
+			}
+		}
 		in->line += in->at_start;
 		in->at_start = n > 0 && r[n - 1] == '\n';
 	}
@@ -238,8 +260,7 @@ check_entries(struct cli_conf *c, const struct ini *in)
 		if (!e->section[0])
 			return file_error(c, e->line, "'%s' before any section "
 			    "(%s[mount], [supplier] or [network])", e->key, "");
-		if (strcmp(e->section, "mount") && strcmp(e->section,
-		    "supplier") && strcmp(e->section, "network"))
+		if (!known_section(e->section, strlen(e->section)))
 			return file_error(c, e->line, "unknown section [%s] (%s"
 			    "[mount], [supplier] or [network])", e->section,
 			    "");
@@ -294,6 +315,11 @@ cli_config_apply(struct cli_conf *c)
 		ini_free(&in);
 		return file_error(c, rc, "not INI: want [section], key = value, "
 		    "or a comment starting with ; or #%s%s", "", "");
+	}
+	if (in.bad_line) {
+		ini_free(&in);
+		return file_error(c, in.bad_line, "unknown section [%s] (%s"
+		    "[mount], [supplier] or [network])", in.bad, "");
 	}
 	if ((rc = check_entries(c, &in)) != CLI_RUN) {
 		ini_free(&in);

@@ -171,7 +171,9 @@ test_file_errors(void)
 		    "in [network]", 2 },
 		{ "[mount]\nhome = /x\n", "unknown key 'home'", 2 },
 		{ "[mount]\nf = true\n", "unknown key 'f'", 2 },
-		{ "[disk]\nquota = 1G\n", "unknown section [disk]", 2 },
+		{ "[disk]\nquota = 1G\n", "unknown section [disk]", 1 },
+		{ "[supplier]\nquota = 1G\n  [moutn]\n", "unknown section "
+		    "[moutn]", 3 },
 		{ "quota = 1G\n", "'quota' before any section", 1 },
 		{ "[mount]\njunk\n", "not INI", 2 },
 		{ "[mount]\ndebug = maybe\n", "bad debug 'maybe' (true or "
