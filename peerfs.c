@@ -1,7 +1,9 @@
 /* peerfs.c - main(): finds the command in the table of cli/options.c.
  *
  *   peerfs init | supplier | mount | sync | umount | status | pin | unpin
- *          | check | demo | key | restore | versions
+ *          | check | demo | key | restore | versions | id | config
+ *   mount.peerfs HOME MOUNTPOINT [-o OPTIONS]	(mount(8)'s helper)
+ *   peerfs HOME MOUNTPOINT -o OPTIONS		(as mount.fuse3 runs it)
  *
  * Exit status: 0 success, 1 failure, 2 bad usage. */
 #include <malloc.h>
@@ -36,6 +38,15 @@ main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	mallopt(M_ARENA_MAX, 2);
 	log_init("peerfs", LOG_INFO, NULL);
+	/* mount(8) runs /sbin/mount.peerfs (type peerfs) or, for type
+	 * fuse.peerfs, mount.fuse3, which runs `peerfs HOME MOUNTPOINT -o
+	 * ...`: a first word with a slash is a home, never a command. */
+	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
+	    argv[0];
+
+	if (!strncmp(self, "mount.", 6) ||
+	    (argc > 1 && strchr(argv[1], '/')))
+		return cli_mount_helper(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -109,6 +110,20 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    NULL, NULL, 0, 0,
 	    "Prints this node's id, its Ed25519 public key in hex: what the "
 	    "network knows it by." },
+	[CLI_CONFIG] = { "config", cmd_config,
+	    "the effective configuration and where each value is from", NULL,
+	    "[mount|supplier [OPTIONS]]", 0, 0,
+	    "Prints the options of `mount` and `supplier` as they would "
+	    "apply, each with where its value comes from: the default, "
+	    "DIR/config (file:line) or the command line. After `mount` or "
+	    "`supplier`, that command's options (-o included) are applied as "
+	    "the command would. DIR/config is an INI file with sections "
+	    "[mount], [supplier] and [network] (listen, bootstrap, dht, peer: "
+	    "for whichever command takes them); keys are the long option "
+	    "names, with - or _ (cache_size = 64M); a flag is true or false; "
+	    "a repeatable option takes several values separated by commas, or "
+	    "the key repeated. The command line overrides the file, [mount] "
+	    "and [supplier] override [network]." },
 };
 
 /* ---- the options --------------------------------------------------------
@@ -148,9 +163,11 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 #define KEY		CLI_CMD(KEY)
 #define RESTORE		CLI_CMD(RESTORE)
 #define ID		CLI_CMD(ID)
+#define CONFIG		CLI_CMD(CONFIG)
 
 const struct cli_opt cli_opts[] = {
-	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE | ID, "DIR", 0,
+	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE | ID | CONFIG,
+	    "DIR", CLI_ARGV_ONLY,
 	    "home directory (default $PEERFS_HOME, else ~/.peerfs)"),
 	FLAG("no-passphrase", 0, no_passphrase, INIT | RESTORE, 0,
 	    "do not protect the key file with a passphrase"),
@@ -159,7 +176,7 @@ const struct cli_opt cli_opts[] = {
 	    "$PEERFS_PASSPHRASE, else a prompt)"),
 
 	/* supplier */
-	STR("listen", 0, listen, SUPPLIER, "HOST:PORT", CLI_HOSTPORT,
+	STR("listen", 0, listen, SUPPLIER, "HOST:PORT", CLI_HOSTPORT | CLI_NETWORK,
 	    "address to listen on (required to serve)"),
 	STR("store", 0, store, SUPPLIER, "DIR", 0,
 	    "where fragments are kept (required to serve; remembered in the "
@@ -211,14 +228,14 @@ const struct cli_opt cli_opts[] = {
 	    "serve forged fragments and audit answers"),
 	/* the network (cli/network.c) */
 	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT | RESTORE, "16",
-	    "HOST:PORT", CLI_HOSTPORT, "a node of the network to join "
+	    "HOST:PORT", CLI_HOSTPORT | CLI_NETWORK, "a node of the network to join "
 	    "(remembered in DIR/bootstrap); mount: without --peer, suppliers "
 	    "are found and hired there; restore: without --peer, the "
 	    "suppliers holding this owner's index are found there"),
-	FLAG("dht", 0, dht, SUPPLIER, 0,
+	FLAG("dht", 0, dht, SUPPLIER, CLI_NETWORK,
 	    "run the network's DHT node without a bootstrap: the first node "
 	    "of a new network"),
-	FLAG("leave", 0, leave, SUPPLIER, 0,
+	FLAG("leave", 0, leave, SUPPLIER, CLI_ARGV_ONLY,
 	    "tell the running supplier of this home to leave the network: "
 	    "it says so in its record, owners move their fragments off it, "
 	    "and it exits once it holds none (DIR/leaving)"),
@@ -227,7 +244,8 @@ const struct cli_opt cli_opts[] = {
 	    "fragments on it (it logs how many)"),
 
 	/* mount (and restore, which reads what a mount stored) */
-	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT", CLI_HOSTPORT,
+	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT",
+	    CLI_HOSTPORT | CLI_NETWORK,
 	    "a supplier; mount remembers it in DIR/peers for next time"),
 	EC("ec", ec, MOUNT, "4+2", "erasure code: K data and M parity "
 	    "fragments per block, fixed at the first mount of a home (restore "
@@ -290,8 +308,10 @@ const struct cli_opt cli_opts[] = {
 	    "ENOSPC, not corruption"),
 	FLAG(NULL, 'f', foreground, MOUNT, 0,
 	    "stay in the foreground, log to stderr"),
-	STR(NULL, 'o', fuse_opts, MOUNT, "OPTS", 0,
-	    "FUSE mount options (allow_other, ...)"),
+	STR(NULL, 'o', fuse_opts, MOUNT, "OPTS", CLI_MOUNTOPTS,
+	    "options, comma-separated: any long option above as NAME=VALUE "
+	    "(cache_size=64M; a flag as NAME), FUSE's (allow_other, ro, ...); "
+	    "mount(8)'s _netdev, noauto, user, x-* are ignored; repeatable"),
 
 	/* restore */
 	STR("code-file", 0, code_file, RESTORE, "F", CLI_REQUIRED,
@@ -464,9 +484,18 @@ cli_opt_set(const struct cli_opt *op, const char *text, struct cli_conf *c)
 
 		return cli_parse_ec(text, &ec->k, &ec->m);
 	}
-	case CLI_FLAG:
-		*(int *)dst = 1;
-		return 0;
+	case CLI_FLAG: {
+		static const char *const on[] = { "", "true", "yes", "on", "1" },
+		    *const off[] = { "false", "no", "off", "0" };
+
+		for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+			if (!strcasecmp(text, on[i]))
+				return *(int *)dst = 1, 0;
+		for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+			if (!strcasecmp(text, off[i]))
+				return *(int *)dst = 0, 0;
+		return -EINVAL;
+	}
 	case CLI_STRING:
 	case CLI_LIST:
 		if ((op->flags & CLI_HOSTPORT) &&
@@ -548,6 +577,7 @@ example(enum cli_kind kind)
 	case CLI_DURATION:	return "a duration: 500ms, 30s, 2m, 1h, 7d";
 	case CLI_COUNT:		return "a whole number";
 	case CLI_EC:		return "K+M, e.g. 4+2";
+	case CLI_FLAG:		return "true or false";
 	default:		return "HOST:PORT";
 	}
 }
@@ -595,25 +625,98 @@ defaults(enum cli_cmd cmd, struct cli_conf *c)
 	}
 }
 
+void
+cli_value_error(const struct cli_opt *op, const char *name, const char *text,
+    int err, char *buf, size_t size)
+{
+	char ok[128];
+
+	accepts(op, ok, sizeof ok);
+	if (err == -ERANGE && op->kind == CLI_LIST)
+		snprintf(buf, size, "too many %s (%s)", name, ok);
+	else if (err == -ERANGE)
+		snprintf(buf, size, "%s %s is out of bounds (%s)", name, text,
+		    ok);
+	else if (ok[0] && op->kind != CLI_STRING && op->kind != CLI_LIST)
+		snprintf(buf, size, "bad %s '%s' (%s; %s)", name, text,
+		    example(op->kind), ok);
+	else
+		snprintf(buf, size, "bad %s '%s' (%s)", name, text,
+		    example(op->kind));
+}
+
 static int
 bad_value(enum cli_cmd cmd, const struct cli_opt *op, const char *text,
     int err)
 {
-	char name[64], ok[128];
+	char name[64], msg[512];
 
 	display(op, name, sizeof name);
-	accepts(op, ok, sizeof ok);
-	if (err == -ERANGE && op->kind == CLI_LIST)
-		return cli_bad_usage(cli_commands[cmd].name, "too many %s (%s)",
-		    name, ok);
-	if (err == -ERANGE)
-		return cli_bad_usage(cli_commands[cmd].name, "%s %s is out of "
-		    "bounds (%s)", name, text, ok);
-	if (ok[0] && op->kind != CLI_STRING && op->kind != CLI_LIST)
-		return cli_bad_usage(cli_commands[cmd].name, "bad %s '%s' (%s; "
-		    "%s)", name, text, example(op->kind), ok);
-	return cli_bad_usage(cli_commands[cmd].name, "bad %s '%s' (%s)", name,
-	    text, example(op->kind));
+	cli_value_error(op, name, text, err, msg, sizeof msg);
+	return cli_bad_usage(cli_commands[cmd].name, "%s", msg);
+}
+
+/* A size or a duration the way the table writes them: the largest unit
+ * that divides it. */
+static void
+format_number(enum cli_kind kind, uint64_t v, char *buf, size_t size)
+{
+	static const struct { const char *unit; uint64_t n; } sizes[] = {
+		{ "T", 1ull << 40 }, { "G", 1ull << 30 }, { "M", 1ull << 20 },
+		{ "K", 1ull << 10 },
+	}, durations[] = {
+		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 },
+		{ "s", 1000 },
+	};
+	const __typeof__(sizes[0]) *u = kind == CLI_SIZE ? sizes : durations;
+
+	if (kind != CLI_COUNT && v != 0)
+		for (int i = 0; i < 4; i++)
+			if (v % u[i].n == 0) {
+				snprintf(buf, size, "%llu%s",
+				    (unsigned long long)(v / u[i].n), u[i].unit);
+				return;
+			}
+	snprintf(buf, size, "%llu%s", (unsigned long long)v,
+	    kind == CLI_DURATION && v ? "ms" : "");
+}
+
+void
+cli_opt_format(const struct cli_opt *op, const struct cli_conf *c, char *buf,
+    size_t size)
+{
+	const void *src = (const char *)c + op->off;
+
+	buf[0] = '\0';
+	switch (op->kind) {
+	case CLI_SIZE:
+	case CLI_DURATION:
+	case CLI_COUNT:
+		format_number(op->kind, *(const uint64_t *)src, buf, size);
+		return;
+	case CLI_EC: {
+		const struct cli_ec *ec = src;
+
+		snprintf(buf, size, "%d+%d", ec->k, ec->m);
+		return;
+	}
+	case CLI_FLAG:
+		snprintf(buf, size, "%s", *(const int *)src ? "true" : "false");
+		return;
+	case CLI_STRING:
+		snprintf(buf, size, "%s", *(const char *const *)src ?
+		    *(const char *const *)src : "");
+		return;
+	case CLI_LIST: {
+		const struct cli_list *l = src;
+		size_t n = 0;
+
+		for (int i = 0; i < l->n && n < size; i++)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s",
+			    i ? "," : "", l->v[i]);
+		return;
+	}
+	}
 }
 
 /* The operands' name without brackets: "[DIR]" -> "DIR". */
@@ -649,7 +752,7 @@ check_operands(enum cli_cmd cmd, struct cli_conf *c)
 }
 
 int
-cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
+cli_parse_opts(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
 {
 	struct option longs[CLI_OPTS_MAX + 2];
 	char shorts[2 * CLI_OPTS_MAX + 4] = ":h";
@@ -700,13 +803,32 @@ cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
 		if (!op)
 			return cli_bad_usage(name, "unknown option %s",
 			    argv[optind - 1]);
+		if (op->flags & CLI_MOUNTOPTS) {
+			if ((rc = cli_mount_o(c, optarg)) != CLI_RUN)
+				return rc;
+			continue;
+		}
 		if ((rc = cli_opt_set(op, op->kind == CLI_FLAG ? "" : optarg,
 		    c)) < 0)
 			return bad_value(cmd, op, optarg, rc);
-		c->given[op - cli_opts] = 1;
+		c->given[op - cli_opts] = CLI_FROM_ARGV;
 	}
 	c->args = argv + optind;
 	c->nargs = argc - optind;
+	/* The config file fills what the command line left out. */
+	if (cmd == CLI_MOUNT || cmd == CLI_SUPPLIER)
+		return cli_config_apply(c);
+	return CLI_RUN;
+}
+
+int
+cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
+{
+	const char *name = cli_commands[cmd].name;
+	int rc;
+
+	if ((rc = cli_parse_opts(cmd, argc, argv, c)) != CLI_RUN)
+		return rc;
 	for (int i = 0; i < cli_nopts; i++) {
 		const struct cli_opt *op = &cli_opts[i];
 		char opt[64];

@@ -18,7 +18,7 @@
 enum cli_cmd {
 	CLI_INIT, CLI_SUPPLIER, CLI_MOUNT, CLI_SYNC, CLI_UMOUNT, CLI_STATUS,
 	CLI_PIN, CLI_UNPIN, CLI_CHECK, CLI_DEMO, CLI_KEY, CLI_RESTORE,
-	CLI_VERSIONS, CLI_ID, CLI_NCMDS
+	CLI_VERSIONS, CLI_ID, CLI_CONFIG, CLI_NCMDS
 };
 #define CLI_CMD(c)	(1u << CLI_##c)		/* cli_opt.cmds */
 
@@ -49,6 +49,9 @@ enum cli_kind {
 #define CLI_HIDDEN	0x2	/* for tests: not in --help */
 #define CLI_HOSTPORT	0x4	/* STRING, LIST: HOST:PORT */
 #define CLI_PAGES	0x8	/* SIZE: a multiple of 4K */
+#define CLI_NETWORK	0x10	/* may sit in the config file's [network] */
+#define CLI_MOUNTOPTS	0x20	/* -o: peerfs options, FUSE's, mount(8)'s */
+#define CLI_ARGV_ONLY	0x40	/* not in the config file, nor in -o */
 
 struct cli_opt {
 	const char *name;	/* long name without "--", or NULL */
@@ -114,7 +117,7 @@ struct cli_conf {
 	uint64_t rebuild_rate, rebuild_jobs, keep_versions;
 	uint64_t upload_jobs, sync_timeout_ms, reconnect_ms, fuse_threads;
 	int foreground;
-	const char *fuse_opts;
+	const char *fuse_opts;		/* what -o leaves for FUSE, or NULL */
 	uint64_t lease_ms;
 	int take_over;
 	/* the network (cli/network.c): supplier, mount */
@@ -129,8 +132,18 @@ struct cli_conf {
 	/* the operands, in order (argv's) */
 	char **args;
 	int nargs;
-	unsigned char given[CLI_OPTS_MAX];	/* by cli_opts[] index */
+	/* Where each option's value came from, by cli_opts[] index:
+	 * 0 the table's default, else one of CLI_FROM_*; for a value from
+	 * the config file, its line there. */
+	unsigned char given[CLI_OPTS_MAX];
+	int line[CLI_OPTS_MAX];
+	char config[4096];		/* the config file's path, or "" */
+	int config_found;		/* it exists */
+	void *mem;			/* text the file and -o gave: cli_conf_free */
 };
+#define CLI_FROM_ARGV	1	/* the command line (-o included) */
+#define CLI_FROM_FILE	2	/* the config file's command section */
+#define CLI_FROM_NET	3	/* the config file's [network] */
 
 /* cli_parse's answer when the command goes on. */
 #define CLI_RUN (-1)
@@ -141,16 +154,49 @@ struct cli_conf {
  * printing --help on stdout, CLI_USAGE after one line on stderr naming the
  * option and what it accepts (bounds included). */
 int  cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c);
-/* 1 when the option `name` of c's command was on the command line. */
+/* Frees what the config file and -o left in c (a command may skip it:
+ * it lives as long as the process). */
+void cli_conf_free(struct cli_conf *c);
+/* cli_parse without the check of operands and required options: what
+ * `peerfs config mount ...` shows. */
+int  cli_parse_opts(enum cli_cmd cmd, int argc, char **argv,
+    struct cli_conf *c);
+/* 1 when the option `name` of c's command was set by the user: on the
+ * command line or in the config file. */
 int  cli_given(const struct cli_conf *c, const char *name);
 /* The help of cmd (usage line, about, one entry per option). */
 void cli_help(enum cli_cmd cmd, FILE *f);
 /* The entry of option `name` (long name, or one letter) that cmd takes. */
 const struct cli_opt *cli_opt_find(enum cli_cmd cmd, const char *name);
 /* One value of op into its field of c, as the parser does: 0, -EINVAL
- * (not a value of its kind), -ERANGE (out of bounds, or too many). */
+ * (not a value of its kind), -ERANGE (out of bounds, or too many). A
+ * FLAG takes "" (set), true/yes/on/1 or false/no/off/0. */
 int  cli_opt_set(const struct cli_opt *op, const char *text,
     struct cli_conf *c);
+/* What is wrong with `text` as op's value after cli_opt_set said err,
+ * into buf: "bad NAME 'x' (a size: ...)". name: how the user spelled the
+ * option ("--cache-size", "cache_size"). */
+void cli_value_error(const struct cli_opt *op, const char *name,
+    const char *text, int err, char *buf, size_t size);
+/* The value of op in c as a user would type it ("64M", "5s", "4+2",
+ * "a:1,b:2", "true"); "" when unset. */
+void cli_opt_format(const struct cli_opt *op, const struct cli_conf *c,
+    char *buf, size_t size);
+
+/* The config file and -o (cli/config.c). */
+/* Fills the options of c's command (MOUNT, SUPPLIER) not given on the
+ * command line from HOME/config: CLI_RUN, or CLI_USAGE after an error
+ * naming the file and line. */
+int  cli_config_apply(struct cli_conf *c);
+/* One -o argument of `peerfs mount`: "ec=4+2,cache_size=64M,allow_other".
+ * peerfs's options are set as from the command line, FUSE's are kept in
+ * c->fuse_opts, mount(8)'s bookkeeping (_netdev, noauto, user, x-*) is
+ * dropped. CLI_RUN, or CLI_USAGE after naming the unknown one. */
+int  cli_mount_o(struct cli_conf *c, const char *opts);
+/* mount(8)'s form: `mount.peerfs HOME MOUNTPOINT [-o OPTS] [-nsvf]`, and
+ * `peerfs HOME MOUNTPOINT -o OPTS` as fuse3's mount.fuse3 runs it for
+ * type fuse.peerfs. */
+int  cli_mount_helper(int argc, char **argv);
 
 /* Values, as the table and the user write them. -EINVAL on junk. */
 /* "4K", "2G", "1.5M", "4MiB", "100" -> bytes. */

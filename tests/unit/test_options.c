@@ -311,6 +311,7 @@ test_parse_values(void)
 		CHECK(cli_given(&c, "f"));
 		CHECK(!cli_given(&c, "cache-size"));
 		CHECK(!cli_given(&c, "no-such-option"));
+		cli_conf_free(&c);	/* -o's text */
 	}
 
 	char **sargv = ARGV("supplier", "--listen", "127.0.0.1:7", "--store",
