@@ -25,6 +25,10 @@ int cmd_restore(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
+/* `peerfs help --man 1|5|8`, `peerfs help --bash-completion`: the manual
+ * pages and the completion on stdout, from the tables (cli/manual.c).
+ * argv[0] is "help". */
+int cli_manual(int argc, char **argv);
 
 /* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a
  * malloc()'d absolute path. */

@@ -487,8 +487,8 @@ cli_opt_set(const struct cli_opt *op, const char *text, struct cli_conf *c)
 	return -EINVAL;
 }
 
-static const char *
-metavar(const struct cli_opt *op)
+const char *
+cli_opt_metavar(const struct cli_opt *op)
 {
 	if (op->arg)
 		return op->arg;
@@ -512,9 +512,8 @@ display(const struct cli_opt *op, char *buf, size_t size)
 	return buf;
 }
 
-/* What op accepts, for errors and help: "4K to 16M; a multiple of 4K". */
-static void
-accepts(const struct cli_opt *op, char *buf, size_t size)
+void
+cli_opt_accepts(const struct cli_opt *op, char *buf, size_t size)
 {
 	size_t n = 0;
 
@@ -602,7 +601,7 @@ bad_value(enum cli_cmd cmd, const struct cli_opt *op, const char *text,
 	char name[64], ok[128];
 
 	display(op, name, sizeof name);
-	accepts(op, ok, sizeof ok);
+	cli_opt_accepts(op, ok, sizeof ok);
 	if (err == -ERANGE && op->kind == CLI_LIST)
 		return cli_bad_usage(cli_commands[cmd].name, "too many %s (%s)",
 		    name, ok);
@@ -714,7 +713,7 @@ cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
 		if ((op->cmds & (1u << cmd)) && (op->flags & CLI_REQUIRED) &&
 		    !c->given[i])
 			return cli_bad_usage(name, "%s %s is required",
-			    display(op, opt, sizeof opt), metavar(op));
+			    display(op, opt, sizeof opt), cli_opt_metavar(op));
 	}
 	return check_operands(cmd, c);
 }
@@ -782,7 +781,7 @@ synopsis(enum cli_cmd cmd, char *text, size_t size)
 		else
 			n += (size_t)snprintf(text + n, size - n,
 			    "%s%s%s%c%s%s%s", n ? " " : "", req ? "" : "[",
-			    name, GLUE, metavar(op), req ? "" : "]",
+			    name, GLUE, cli_opt_metavar(op), req ? "" : "]",
 			    op->kind == CLI_LIST ? "..." : "");
 		numbers |= op->kind == CLI_SIZE || op->kind == CLI_DURATION;
 	}
@@ -822,13 +821,13 @@ cli_help(enum cli_cmd cmd, FILE *f)
 		first = 0;
 		display(op, name, sizeof name);
 		col = fprintf(f, "  %s%s%s", name, op->kind == CLI_FLAG ? "" :
-		    " ", op->kind == CLI_FLAG ? "" : metavar(op));
+		    " ", op->kind == CLI_FLAG ? "" : cli_opt_metavar(op));
 		if (col >= HELP_COLUMN - 1) {
 			fputc('\n', f);
 			col = 0;
 		}
 		fprintf(f, "%*s", HELP_COLUMN - col, "");
-		accepts(op, ok, sizeof ok);
+		cli_opt_accepts(op, ok, sizeof ok);
 		n = (size_t)snprintf(text, sizeof text, "%s", op->help);
 		if ((op->def || ok[0] || req) && n < sizeof text)
 			snprintf(text + n, sizeof text - n, " (%s%s%s%s%s%s)",
