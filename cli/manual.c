@@ -229,26 +229,27 @@ man_peerfs(FILE *f)
 
 /* ---- peerfs.conf(5) ------------------------------------------------------- */
 
-/* The section of HOME/config an option belongs in: the network's options
- * in [network] (cli/network.c: how a node finds the others), the rest in
- * their command's. NULL: not in the file (the home holds the file; an
- * action is not a setting). */
-static const char *
-conf_section(const struct cli_opt *op)
+/* Whether an option belongs in section sec of HOME/config: the
+ * network's options in [network] (cli/network.c: how a node finds the
+ * others), the others in the section of each command that takes them
+ * (--debug in both). Neither the home (it holds the file) nor an action
+ * (--leave) is a setting. */
+static int
+in_section(const struct cli_opt *op, const char *sec)
 {
 	static const char *const network[] = { "bootstrap", "dht", "peer" };
 
 	if (!op->name || (op->flags & CLI_HIDDEN) ||
 	    !strcmp(op->name, "home") || !strcmp(op->name, "leave"))
-		return NULL;
+		return 0;
 	for (size_t i = 0; i < sizeof network / sizeof network[0]; i++)
 		if (!strcmp(op->name, network[i]))
-			return "network";
-	if (op->cmds & CLI_CMD(MOUNT))
-		return "mount";
-	if (op->cmds & CLI_CMD(SUPPLIER))
-		return "supplier";
-	return NULL;
+			return !strcmp(sec, "network");
+	if (!strcmp(sec, "mount"))
+		return (op->cmds & CLI_CMD(MOUNT)) != 0;
+	if (!strcmp(sec, "supplier"))
+		return (op->cmds & CLI_CMD(SUPPLIER)) != 0;
+	return 0;
 }
 
 static void
@@ -277,12 +278,9 @@ man_conf(FILE *f)
 	roff_line(f, units_text);
 	for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
 		fprintf(f, ".SH \"[%s]\"\n", sections[s]);
-		for (int i = 0; i < cli_nopts; i++) {
-			const char *in = conf_section(&cli_opts[i]);
-
-			if (in && !strcmp(in, sections[s]))
+		for (int i = 0; i < cli_nopts; i++)
+			if (in_section(&cli_opts[i], sections[s]))
 				option_item(f, &cli_opts[i], 5);
-		}
 	}
 	fputs(".SH EXAMPLE\n.nf\n.RS\n"
 	    "[network]\nbootstrap = 203.0.113.5:7070\n\n"
@@ -387,7 +385,7 @@ completion(FILE *f)
 	 * \040 decoded). */
 	fputs("_peerfs_mounts()\n{\n"
 	    "    local dev mnt type rest\n"
-	    "    while read -r dev mnt type rest; do\n"
+	    "    while IFS=' ' read -r dev mnt type rest; do\n"
 	    "        [[ $type == fuse.peerfs ]] && printf '%b\\n' \"$mnt\"\n"
 	    "    done < /proc/mounts 2>/dev/null\n}\n\n", f);
 	fputs("_peerfs()\n{\n"
