@@ -28,11 +28,11 @@ def written(make_swarm, make_mount, nblocks):
     m.mount(sw.peers, block_size="64K", extra=["--write-back", "1h"])
     (m.path / "d").mkdir()
     (m.path / "d" / "f").write_bytes(os.urandom(nblocks * BS))
-    return m
+    return sw, m
 
 
-def test_plain_lines(make_swarm, make_mount):
-    m = written(make_swarm, make_mount, 24)
+def test_plain_lines(make_swarm, make_mount, tmp_path):
+    sw, m = written(make_swarm, make_mount, 24)
     m.sync()
     m.drop_cache()
 
@@ -58,6 +58,19 @@ def test_plain_lines(make_swarm, make_mount):
     got = lines_of(cp.stderr, "umount", "blocks")
     assert got and got[-1][0] == got[-1][1] >= 1, cp.stderr
     assert "0 KiB left" in cp.stderr.splitlines()[-1], cp.stderr
+
+    # restore: the index's blocks as they are fetched.
+    code = run_peerfs(["key", "export", "--home", m.home])
+    assert code.returncode == 0, code.stderr
+    (tmp_path / "code").write_text(code.stdout)
+    cp = run_peerfs(["restore", "--home", tmp_path / "restored",
+                     "--code-file", tmp_path / "code", "--peer",
+                     sw.peers[0], "--no-passphrase"], timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    got = lines_of(cp.stderr, "restore", "index blocks")
+    assert len(got) >= 2 and got[0][0] == 0, cp.stderr
+    assert got[-1][0] == got[-1][1] >= 1, cp.stderr
+    assert "restored version" in cp.stdout
 
 
 def run_on_pty(args, timeout=120):
@@ -91,7 +104,7 @@ def run_on_pty(args, timeout=120):
 
 
 def test_bar_on_terminal(make_swarm, make_mount):
-    m = written(make_swarm, make_mount, 8)
+    _, m = written(make_swarm, make_mount, 8)
     m.sync()
     m.drop_cache()
     rc, out, term = run_on_pty(["pin", m.path / "d"])
