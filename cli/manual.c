@@ -121,15 +121,22 @@ static const char units_text[] =
 
 /* ---- peerfs(1) ----------------------------------------------------------- */
 
+/* "key export": the command's words. */
 static void
-command_synopsis(FILE *f, const struct cli_command *k)
+command_words(FILE *f, const struct cli_command *k)
 {
-	fputs(".B peerfs ", f);
 	roff(f, k->name);
 	if (k->sub) {
 		fputc(' ', f);
 		roff(f, k->sub);
 	}
+}
+
+static void
+command_synopsis(FILE *f, const struct cli_command *k)
+{
+	fputs(".B peerfs ", f);
+	command_words(f, k);
 	fputs("\n[\\fIoptions\\fR]", f);
 	if (k->operands) {
 		fputs(" \\fI", f);
@@ -172,11 +179,7 @@ man_peerfs(FILE *f)
 		const struct cli_command *k = &cli_commands[c];
 
 		fputs(".SS \"peerfs ", f);
-		roff(f, k->name);
-		if (k->sub) {
-			fputc(' ', f);
-			roff(f, k->sub);
-		}
+		command_words(f, k);
 		if (k->operands) {
 			fputc(' ', f);
 			roff(f, k->operands);
