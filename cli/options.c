@@ -46,8 +46,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "on suppliers (the whole mount's fsync)." },
 	[CLI_UMOUNT] = { "umount", cmd_umount,
 	    "upload what is pending, then unmount", NULL, "MOUNTPOINT", 1, 1,
-	    "Uploads everything still in the local journal (a progress bar on "
-	    "a terminal: blocks and bytes left, rate), then unmounts and "
+	    "Uploads everything still in the local journal (progress on "
+	    "stderr: blocks and bytes left, rate), then unmounts and "
 	    "waits for the mount daemon to exit." },
 	[CLI_STATUS] = { "status", cmd_status,
 	    "suppliers, blocks, pending uploads", NULL, "MOUNTPOINT", 1, 1,
@@ -59,7 +59,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "Keeps every block of the files under PATH (a file or a directory "
 	    "in a peerfs mount) on this machine's disk, so they read with no "
 	    "supplier reachable. Files written later under a pinned directory "
-	    "are kept too. Returns once every block is local; exits 1 when "
+	    "are kept too. Returns once every block is local (progress on "
+	    "stderr); exits 1 when "
 	    "some could not be fetched (they are fetched when suppliers are "
 	    "back)." },
 	[CLI_UNPIN] = { "unpin", cmd_unpin, "stop keeping a subtree local",
@@ -71,8 +72,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    1, 1,
 	    "Challenges every fragment of the mount on its supplier now (a "
 	    "proof of storage), queues what is bad, missing or on dead "
-	    "suppliers for rebuild, waits for the rebuilds, and prints what it "
-	    "found and repaired. Exits 0 when every block is at full "
+	    "suppliers for rebuild (progress on stderr), waits for the "
+	    "rebuilds, and prints what it found and repaired. Exits 0 when every block is at full "
 	    "redundancy, 1 otherwise." },
 	[CLI_DEMO] = { "demo", cmd_demo,
 	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
@@ -93,7 +94,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "recovery code (`peerfs key export`): "
 	    "writes the key file, finds the newest index version that "
 	    "verifies on the suppliers (or --version N, see `peerfs "
-	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
+	    "versions`), fetches it (progress on stderr) and rebuilds the "
+	    "metadata. Then `peerfs "
 	    "mount --home DIR MOUNTPOINT` shows the tree. One supplier address "
 	    "is enough: the others are learnt from the index; or, with "
 	    "--bootstrap instead, any node of the network: the suppliers "
