@@ -24,14 +24,25 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
 
 .PHONY: all deps test test-asan unit integ fuzz fuzz-short demo demo-stop \
-        bench check-layers clean
-all: $(BIN)
+        bench check-layers clean man
+all: $(BIN) man
 
 deps:
 	@scripts/install-deps
 
 $(BIN): $(B)/peerfs.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The manual pages and the bash completion, written by the binary from its
+# option table (cli/manual.c), so they cannot drift from it.
+MAN := $(B)/man/peerfs.1 $(B)/man/peerfs.conf.5 $(B)/man/mount.peerfs.8
+man: $(MAN) $(B)/completion/peerfs
+$(B)/man/%: $(BIN)
+	@mkdir -p $(dir $@)
+	./$(BIN) help --man $(subst .,,$(suffix $@)) > $@.tmp && mv $@.tmp $@
+$(B)/completion/peerfs: $(BIN)
+	@mkdir -p $(dir $@)
+	./$(BIN) help --bash-completion > $@.tmp && mv $@.tmp $@
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -25,6 +25,10 @@ int cmd_restore(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
+/* `peerfs help --man 1|5|8`, `peerfs help --bash-completion`: the manual
+ * pages and the completion on stdout, from the tables (cli/manual.c).
+ * argv[0] is "help". */
+int cli_manual(int argc, char **argv);
 
 /* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a
  * malloc()'d absolute path. */
@@ -77,6 +81,36 @@ int cli_bad_usage(const char *cmd, const char *fmt, ...)
 int cli_detach(int *notify_fd);
 /* Writes our pid to <home>/<name>. */
 void cli_write_pid(const char *home, const char *name);
+
+/* ---- progress of long work (cli/progress.c) ----
+ * On a terminal (stderr) a bar redrawn in place twice a second; else,
+ * when the command asks for them, a plain line on stderr every few
+ * seconds ("peerfs pin: 12/40 blocks, 3s") for logs and scripts. */
+enum cli_progress_mode {
+	CLI_PROGRESS_NONE, CLI_PROGRESS_BAR, CLI_PROGRESS_LINES
+};
+struct cli_progress {
+	const char *cmd, *unit;		/* "pin", "blocks" */
+	enum cli_progress_mode mode;
+	long long total;		/* the most seen */
+	double rate;			/* bytes/s, smoothed */
+	long long last_bytes;
+	int64_t last_ms, start_ms, next_ms;
+	int drawn;
+};
+/* lines: plain lines when stderr is not a terminal (0: nothing then). */
+void cli_progress_start(struct cli_progress *pg, const char *cmd,
+    const char *unit, int lines);
+/* left of total units to go (total: 0 when not known; the most seen
+ * counts); bytes_left < 0: not known (else with the rate). Draws when
+ * due, or now when force. */
+void cli_progress_show(struct cli_progress *pg, long long left,
+    long long total, long long bytes_left, int force);
+/* Ends the bar's line. */
+void cli_progress_end(struct cli_progress *pg);
+int64_t cli_mono_ms(void);
+/* "3.0 MiB", "512 KiB". */
+void cli_fmt_bytes(char *buf, size_t size, double b);
 
 /* Reads the root control attribute of a mount into a malloc()'d string. */
 int cli_ctl_get(const char *mnt, const char *name, char **out);

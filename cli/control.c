@@ -10,7 +10,6 @@
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -179,64 +178,6 @@ start_sync(const char *mnt)
 	return pid;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct progress {
-	long long total_blocks;		/* pending at the start, or more */
-	double rate;			/* bytes/s, smoothed */
-	long long last_bytes;
-	int64_t last_ms, start_ms;
-};
-
-static void
-fmt_bytes(char *buf, size_t size, double b)
-{
-	if (b >= 1 << 30)
-		snprintf(buf, size, "%.1f GiB", b / (1 << 30));
-	else if (b >= 1 << 20)
-		snprintf(buf, size, "%.1f MiB", b / (1 << 20));
-	else
-		snprintf(buf, size, "%.0f KiB", b / 1024);
-}
-
-/* One line redrawn in place: [#####-----] blocks and bytes left, rate. */
-static void
-draw_progress(struct progress *pg, long long pending, long long bytes)
-{
-	int64_t now = mono_ms();
-	char left[32], rate[32];
-	int width = 24, fill;
-
-	if (pending > pg->total_blocks)
-		pg->total_blocks = pending;
-	if (pg->last_ms && now > pg->last_ms) {
-		double inst = (pg->last_bytes - bytes) * 1000.0 /
-		    (now - pg->last_ms);
-
-		if (inst < 0)
-			inst = 0;
-		pg->rate = pg->rate == 0 ? inst : 0.7 * pg->rate + 0.3 * inst;
-	}
-	pg->last_ms = now;
-	pg->last_bytes = bytes;
-	fill = pg->total_blocks > 0 ? (int)((pg->total_blocks - pending) *
-	    width / pg->total_blocks) : width;
-	fmt_bytes(left, sizeof left, (double)bytes);
-	fmt_bytes(rate, sizeof rate, pg->rate);
-	fprintf(stderr, "\r[%.*s%.*s] %lld blocks, %s left, %s/s, %llds   ",
-	    fill, "########################", width - fill,
-	    "------------------------", pending, left, rate,
-	    (long long)((now - pg->start_ms) / 1000));
-	fflush(stderr);
-}
-
 static int
 pending_now(const char *mnt, long long *pending, long long *bytes,
     long long *uploading, int *offline)
@@ -294,15 +235,15 @@ run_fusermount(const char *mnt, int lazy, int quiet)
 /* Uploads until nothing is pending or timeout_ms passes: 0 when done,
  * 1 (with a report on stderr) when not. */
 static int
-upload_all(const char *mnt, uint64_t timeout_ms, int tty)
+upload_all(const char *mnt, uint64_t timeout_ms)
 {
-	struct progress pg = { 0 };
+	struct cli_progress pg;
 	long long pending = -1, bytes = 0, uploading = 0;
-	int64_t start = mono_ms(), next_draw = 0;
+	int64_t start = cli_mono_ms();
 	int offline = 0, status, refused = 0;
 	pid_t child = -1;
 
-	pg.start_ms = start;
+	cli_progress_start(&pg, "umount", "blocks", 1);
 	for (;;) {
 		int prc = pending_now(mnt, &pending, &bytes, &uploading,
 		    &offline);
@@ -339,11 +280,8 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 		}
 		if (child < 0 && !offline)
 			child = start_sync(mnt);
-		if (tty && mono_ms() >= next_draw) {
-			draw_progress(&pg, pending, bytes);
-			next_draw = mono_ms() + 500;
-		}
-		if (timeout_ms && (uint64_t)(mono_ms() - start) >= timeout_ms)
+		cli_progress_show(&pg, pending, 0, bytes, 0);
+		if (timeout_ms && (uint64_t)(cli_mono_ms() - start) >= timeout_ms)
 			break;
 		usleep(100000);
 	}
@@ -356,11 +294,9 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 		 * init reaps it. */
 		kill(child, SIGKILL);
 	}
-	if (tty && pg.last_ms) {
-		if (pending == 0 && uploading <= 0)
-			draw_progress(&pg, 0, 0);
-		fputc('\n', stderr);
-	}
+	if (pg.drawn && pending == 0 && uploading <= 0)
+		cli_progress_show(&pg, 0, 0, 0, 1);
+	cli_progress_end(&pg);
 	if (pending == 0 && uploading <= 0)
 		return 0;
 	if (refused) {
@@ -377,17 +313,17 @@ upload_all(const char *mnt, uint64_t timeout_ms, int tty)
 		    "are still on their way (tiny files wait for the index to "
 		    "be published)%s; %s is still mounted (`peerfs umount "
 		    "--force` unmounts anyway; the next mount publishes them)\n",
-		    mnt, (mono_ms() - start) / 1000.0, uploading,
+		    mnt, (cli_mono_ms() - start) / 1000.0, uploading,
 		    offline ? " (no supplier reachable)" : "", mnt);
 	} else if (pending > 0) {
 		char left[32];
 
-		fmt_bytes(left, sizeof left, (double)bytes);
+		cli_fmt_bytes(left, sizeof left, (double)bytes);
 		fprintf(stderr, "peerfs umount: %s: still pending after %.0f s: "
 		    "%lld blocks (%s) not yet on suppliers%s; they stay in the "
 		    "local journal and %s is still mounted (`peerfs umount "
 		    "--force` unmounts anyway; the next mount uploads them)\n",
-		    mnt, (mono_ms() - start) / 1000.0, pending, left,
+		    mnt, (cli_mono_ms() - start) / 1000.0, pending, left,
 		    offline ? " (no supplier reachable)" : "", mnt);
 	}
 	return 1;
@@ -398,7 +334,7 @@ cmd_umount(int argc, char **argv)
 {
 	struct cli_conf o;
 	const char *mnt;
-	int rc, force, tty = isatty(2);
+	int rc, force;
 	char *st;
 	long long pid;
 
@@ -411,7 +347,7 @@ cmd_umount(int argc, char **argv)
 	pid = json_number(st, "pid");
 	free(st);
 
-	if (!force && upload_all(mnt, o.umount_timeout_ms, tty) != 0)
+	if (!force && upload_all(mnt, o.umount_timeout_ms) != 0)
 		return 1;
 	if (run_fusermount(mnt, 0, force) < 0) {
 		/* --force: a request still running (e.g. a sync given up by
@@ -448,23 +384,78 @@ cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* Sets attribute name of path to "1" in a child process: the call
+ * returns only once the work is done, and meanwhile this one shows
+ * progress from poll (0 with what is left of how many; else nothing to
+ * show). Returns 0, or the errno the call failed with. */
+static int
+set_with_progress(const char *path, const char *name,
+    struct cli_progress *pg,
+    int (*poll)(const char *path, long long *left, long long *total))
+{
+	long long left, total;
+	int status;
+	pid_t pid = fork(), w;
+
+	if (pid < 0)
+		return errno;
+	if (pid == 0)
+		_exit(setxattr(path, name, "1", 1, 0) == 0 ? 0 : errno);
+	while ((w = waitpid(pid, &status, WNOHANG)) != pid) {
+		if (w < 0 && errno != EINTR)
+			return errno;
+		if (poll(path, &left, &total) == 0)
+			cli_progress_show(pg, left, total, -1, 0);
+		usleep(50000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+}
+
+/* A running check's blocks left to audit, from the status. */
+static int
+check_poll(const char *mnt, long long *left, long long *total)
+{
+	char *st;
+	int running;
+
+	if (cli_ctl_get(mnt, FS_CTL_STATUS, &st) < 0)
+		return -1;
+	running = json_number(st, "check_running") == 1;
+	*total = json_number(st, "check_blocks");
+	*left = *total - json_number(st, "check_audited");
+	free(st);
+	return running && *total >= 0 ? 0 : -1;
+}
+
 int
 cmd_check(int argc, char **argv)
 {
+	struct cli_progress pg;
 	struct cli_conf o;
 	const char *mnt;
-	char *rep;
+	long long blocks;
+	char *rep, *st;
 	int rc;
 
 	if ((rc = one_mountpoint(CLI_CHECK, argc, argv, &o)) != CLI_RUN)
 		return rc;
 	mnt = o.args[0];
-	if (setxattr(mnt, FS_CTL_CHECK, "1", 1, 0) != 0) {
-		if (errno == ENOTCONN) {
+	if ((rc = cli_ctl_get(mnt, FS_CTL_STATUS, &st)) < 0)
+		return not_peerfs("check", mnt, -rc);
+	blocks = json_number(st, "total");	/* blocks.total comes first */
+	free(st);
+	cli_progress_start(&pg, "check", "blocks audited", 1);
+	cli_progress_show(&pg, blocks, blocks, -1, 1);
+	rc = set_with_progress(mnt, FS_CTL_CHECK, &pg, check_poll);
+	if (rc == 0)
+		cli_progress_show(&pg, 0, 0, -1, 1);
+	cli_progress_end(&pg);
+	if (rc != 0) {
+		if (rc == ENOTCONN) {
 			fprintf(stderr, "peerfs check: %s: no network\n", mnt);
 			return 1;
 		}
-		return not_peerfs("check", mnt, errno);
+		return not_peerfs("check", mnt, rc);
 	}
 	if ((rc = cli_ctl_get(mnt, FS_CTL_REPORT, &rep)) < 0)
 		return not_peerfs("check", mnt, -rc);
@@ -508,23 +499,44 @@ pin_summary(const char *path, const char *info)
 	long long bytes = json_number(info, "bytes");
 	char b[32];
 
-	fmt_bytes(b, sizeof b, (double)(bytes < 0 ? 0 : bytes));
+	cli_fmt_bytes(b, sizeof b, (double)(bytes < 0 ? 0 : bytes));
 	printf("%s: %s; %lld files (%s), %lld of %lld stored blocks kept "
 	    "locally\n", path, json_number(info, "pinned") == 1 ? "pinned" :
 	    "not pinned", files, b, local, blocks);
 }
 
+/* The subtree's blocks not yet local. */
+static int
+pin_poll(const char *path, long long *left, long long *total)
+{
+	char *info;
+
+	if (cli_ctl_get(path, FS_CTL_PIN, &info) < 0)
+		return -1;
+	*total = json_number(info, "blocks");
+	*left = *total - json_number(info, "local");
+	free(info);
+	return *total >= 0 && *left >= 0 ? 0 : -1;
+}
+
 int
 cmd_pin(int argc, char **argv)
 {
+	struct cli_progress pg;
+	long long left, total;
 	const char *path;
 	char *info = NULL;
 	int rc, err = 0;
 
 	if ((rc = pin_args(CLI_PIN, argc, argv, &path)) != CLI_RUN)
 		return rc;
-	if (setxattr(path, FS_CTL_PIN, "1", 1, 0) != 0)
-		err = errno;
+	cli_progress_start(&pg, "pin", "blocks local", 1);
+	if (pin_poll(path, &left, &total) == 0)
+		cli_progress_show(&pg, left, total, -1, 1);
+	err = set_with_progress(path, FS_CTL_PIN, &pg, pin_poll);
+	if (pin_poll(path, &left, &total) == 0)
+		cli_progress_show(&pg, left, total, -1, 1);
+	cli_progress_end(&pg);
 	if (err && err != EIO) {
 		fprintf(stderr, "peerfs pin: %s: %s\n", path, strerror(err));
 		return 1;

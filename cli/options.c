@@ -47,8 +47,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "on suppliers (the whole mount's fsync)." },
 	[CLI_UMOUNT] = { "umount", cmd_umount,
 	    "upload what is pending, then unmount", NULL, "MOUNTPOINT", 1, 1,
-	    "Uploads everything still in the local journal (a progress bar on "
-	    "a terminal: blocks and bytes left, rate), then unmounts and "
+	    "Uploads everything still in the local journal (progress on "
+	    "stderr: blocks and bytes left, rate), then unmounts and "
 	    "waits for the mount daemon to exit." },
 	[CLI_STATUS] = { "status", cmd_status,
 	    "suppliers, blocks, pending uploads", NULL, "MOUNTPOINT", 1, 1,
@@ -60,7 +60,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "Keeps every block of the files under PATH (a file or a directory "
 	    "in a peerfs mount) on this machine's disk, so they read with no "
 	    "supplier reachable. Files written later under a pinned directory "
-	    "are kept too. Returns once every block is local; exits 1 when "
+	    "are kept too. Returns once every block is local (progress on "
+	    "stderr); exits 1 when "
 	    "some could not be fetched (they are fetched when suppliers are "
 	    "back)." },
 	[CLI_UNPIN] = { "unpin", cmd_unpin, "stop keeping a subtree local",
@@ -72,8 +73,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    1, 1,
 	    "Challenges every fragment of the mount on its supplier now (a "
 	    "proof of storage), queues what is bad, missing or on dead "
-	    "suppliers for rebuild, waits for the rebuilds, and prints what it "
-	    "found and repaired. Exits 0 when every block is at full "
+	    "suppliers for rebuild (progress on stderr), waits for the "
+	    "rebuilds, and prints what it found and repaired. Exits 0 when every block is at full "
 	    "redundancy, 1 otherwise." },
 	[CLI_DEMO] = { "demo", cmd_demo,
 	    "local swarm of 8 suppliers and a mount", NULL, "[DIR]", 0, 1,
@@ -94,7 +95,8 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "recovery code (`peerfs key export`): "
 	    "writes the key file, finds the newest index version that "
 	    "verifies on the suppliers (or --version N, see `peerfs "
-	    "versions`), fetches it and rebuilds the metadata. Then `peerfs "
+	    "versions`), fetches it (progress on stderr) and rebuilds the "
+	    "metadata. Then `peerfs "
 	    "mount --home DIR MOUNTPOINT` shows the tree. One supplier address "
 	    "is enough: the others are learnt from the index; or, with "
 	    "--bootstrap instead, any node of the network: the suppliers "
@@ -516,8 +518,8 @@ cli_opt_set(const struct cli_opt *op, const char *text, struct cli_conf *c)
 	return -EINVAL;
 }
 
-static const char *
-metavar(const struct cli_opt *op)
+const char *
+cli_opt_metavar(const struct cli_opt *op)
 {
 	if (op->arg)
 		return op->arg;
@@ -541,9 +543,8 @@ display(const struct cli_opt *op, char *buf, size_t size)
 	return buf;
 }
 
-/* What op accepts, for errors and help: "4K to 16M; a multiple of 4K". */
-static void
-accepts(const struct cli_opt *op, char *buf, size_t size)
+void
+cli_opt_accepts(const struct cli_opt *op, char *buf, size_t size)
 {
 	size_t n = 0;
 
@@ -631,7 +632,7 @@ cli_value_error(const struct cli_opt *op, const char *name, const char *text,
 {
 	char ok[128];
 
-	accepts(op, ok, sizeof ok);
+	cli_opt_accepts(op, ok, sizeof ok);
 	if (err == -ERANGE && op->kind == CLI_LIST)
 		snprintf(buf, size, "too many %s (%s)", name, ok);
 	else if (err == -ERANGE)
@@ -836,7 +837,7 @@ cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_conf *c)
 		if ((op->cmds & (1u << cmd)) && (op->flags & CLI_REQUIRED) &&
 		    !c->given[i])
 			return cli_bad_usage(name, "%s %s is required",
-			    display(op, opt, sizeof opt), metavar(op));
+			    display(op, opt, sizeof opt), cli_opt_metavar(op));
 	}
 	return check_operands(cmd, c);
 }
@@ -904,7 +905,7 @@ synopsis(enum cli_cmd cmd, char *text, size_t size)
 		else
 			n += (size_t)snprintf(text + n, size - n,
 			    "%s%s%s%c%s%s%s", n ? " " : "", req ? "" : "[",
-			    name, GLUE, metavar(op), req ? "" : "]",
+			    name, GLUE, cli_opt_metavar(op), req ? "" : "]",
 			    op->kind == CLI_LIST ? "..." : "");
 		numbers |= op->kind == CLI_SIZE || op->kind == CLI_DURATION;
 	}
@@ -944,13 +945,13 @@ cli_help(enum cli_cmd cmd, FILE *f)
 		first = 0;
 		display(op, name, sizeof name);
 		col = fprintf(f, "  %s%s%s", name, op->kind == CLI_FLAG ? "" :
-		    " ", op->kind == CLI_FLAG ? "" : metavar(op));
+		    " ", op->kind == CLI_FLAG ? "" : cli_opt_metavar(op));
 		if (col >= HELP_COLUMN - 1) {
 			fputc('\n', f);
 			col = 0;
 		}
 		fprintf(f, "%*s", HELP_COLUMN - col, "");
-		accepts(op, ok, sizeof ok);
+		cli_opt_accepts(op, ok, sizeof ok);
 		n = (size_t)snprintf(text, sizeof text, "%s", op->help);
 		if ((op->def || ok[0] || req) && n < sizeof text)
 			snprintf(text + n, sizeof text - n, " (%s%s%s%s%s%s)",

@@ -198,6 +198,12 @@ int  cli_mount_o(struct cli_conf *c, const char *opts);
  * type fuse.peerfs. */
 int  cli_mount_helper(int argc, char **argv);
 
+/* The name of op's value in help: its arg, else the kind's ("SIZE"). */
+const char *cli_opt_metavar(const struct cli_opt *op);
+/* What op accepts, for errors, help and the manual: "4K to 16M; a
+ * multiple of 4K", or "" when anything of its kind goes. */
+void cli_opt_accepts(const struct cli_opt *op, char *buf, size_t size);
+
 /* Values, as the table and the user write them. -EINVAL on junk. */
 /* "4K", "2G", "1.5M", "4MiB", "100" -> bytes. */
 int  cli_parse_size(const char *s, uint64_t *out);

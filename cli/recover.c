@@ -399,10 +399,21 @@ restore_code(struct cli_conf *o, struct store *st, const struct cr_identity *id,
 	return store_txn_commit(t);
 }
 
+/* The index's blocks as they come: the first and last always shown. */
+static void
+restore_progress(void *arg, uint64_t done, uint64_t total,
+    uint64_t bytes_left)
+{
+	cli_progress_show(arg, (long long)(total - done), (long long)total,
+	    (long long)bytes_left, done == 0 || done == total);
+}
+
 static int
 restore_run(struct cli_conf *o, const char *home,
     const struct cr_identity *id)
 {
+	struct cli_progress pg;
+	struct owner_progress to = { restore_progress, &pg };
 	struct store *st = NULL;
 	struct cr_ec *ec = NULL;
 	struct net *n = NULL;
@@ -432,7 +443,9 @@ restore_run(struct cli_conf *o, const char *home,
 	}
 	if ((rc = restore_code(o, st, id, &ec, &n, &dht)) < 0)
 		goto out;
-	rc = owner_index_restore(n, id, st, o->version);
+	cli_progress_start(&pg, "restore", "index blocks", 1);
+	rc = owner_index_restore(n, id, st, o->version, &to);
+	cli_progress_end(&pg);
 	if (rc < 0) {
 		if (rc == -ENOENT && o->version)
 			fprintf(stderr, "peerfs restore: version %" PRIu64 " is "

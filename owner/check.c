@@ -18,8 +18,11 @@
 
 struct owner__check {
 	pthread_mutex_t check_lock;	/* one `peerfs check` at a time */
-	pthread_mutex_t lock;		/* protects report */
+	pthread_mutex_t lock;		/* protects report and progress */
 	char *report;
+	/* The running check, for its command's progress (status). */
+	int running;
+	uint64_t blocks, audited;
 };
 
 /* ---- redundancy attribute ------------------------------------------------ */
@@ -255,6 +258,31 @@ check_report(struct owner *o, struct check *c, uint64_t repaired, int timed_out)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static void
+set_progress(struct owner__check *m, int running, uint64_t blocks,
+    uint64_t audited)
+{
+	pthread_mutex_lock(&m->lock);
+	m->running = running;
+	m->blocks = blocks;
+	m->audited = audited;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int
+owner__check_progress(struct owner *o, uint64_t *blocks, uint64_t *audited)
+{
+	struct owner__check *m = o->check;
+	int running;
+
+	pthread_mutex_lock(&m->lock);
+	running = m->running;
+	*blocks = m->blocks;
+	*audited = m->audited;
+	pthread_mutex_unlock(&m->lock);
+	return running;
+}
+
 int
 owner_check(struct owner *o)
 {
@@ -279,9 +307,12 @@ owner_check(struct owner *o)
 	if (rc < 0)
 		goto out;
 	log_info("maint: check: auditing %zu blocks", c->ids.n);
-	for (size_t i = 0; i < c->ids.n; i++)
+	set_progress(m, 1, c->ids.n, 0);
+	for (size_t i = 0; i < c->ids.n; i++) {
 		check_block(o, c, (const unsigned char *)c->ids.p +
 		    i * CR_ID_BYTES);
+		set_progress(m, 1, c->ids.n, i + 1);
+	}
 
 	/* Queue what was found, then wait for the rebuilds: every queued
 	 * block whole again, or failed once since now (lost for good, or
@@ -301,6 +332,7 @@ owner_check(struct owner *o)
 	    " blocks degraded, %" PRIu64 " lost", c->audited, c->bad,
 	    c->missing, repaired, c->degraded, c->lost);
 out:
+	set_progress(m, 0, 0, 0);
 	pthread_mutex_unlock(&m->check_lock);
 	vec_release(&c->ids);
 	free(c);

@@ -254,6 +254,10 @@ void owner__delete_kick(struct owner *o);
 /* ---- owner/check.c: `peerfs check`, the redundancy attribute ---- */
 int  owner__check_init(struct owner *o);
 void owner__check_destroy(struct owner *o);
+/* 1 while a check runs, with its blocks and those audited so far (the
+ * rebuilds it waits for come after the last); else 0. */
+int  owner__check_progress(struct owner *o, uint64_t *blocks,
+    uint64_t *audited);
 
 /* ---- owner/sweep.c: the orphan sweep ---- */
 /* Every conf.sweep_interval_ms lists each online supplier's fragments and

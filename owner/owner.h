@@ -171,13 +171,22 @@ int  owner_index_head_code(struct net *n, const struct cr_identity *id,
  * before its code was recorded): 0, -ENOENT no version yet. */
 int  owner_home_code(struct store *st, int *k, int *m);
 
+/* Told by a long call (may be NULL) after each step: steps done, steps
+ * in all, bytes still to move (the command's progress bar). */
+struct owner_progress {
+	void (*fn)(void *arg, uint64_t done, uint64_t total,
+	    uint64_t bytes_left);
+	void *arg;
+};
+
 /* Restores the newest version that opens (or seq == version) into st (a
  * fresh store): suppliers named by the index are added, base and segments
  * fetched and applied, and the bookkeeping set so that the next publish
  * continues. Warns about suppliers offering only older heads. -ENOENT no
- * head / no such version. */
+ * head / no such version. progress: one step per index block fetched. */
 int  owner_index_restore(struct net *n, const struct cr_identity *id,
-    struct store *st, uint64_t version);
+    struct store *st, uint64_t version,
+    const struct owner_progress *progress);
 
 /* ---- hiring suppliers found in the network (owner/hire.c) ----
  * A pure choice, so that tests drive it: which candidates to hire. */

@@ -195,8 +195,22 @@ owner__index_check(const struct owner__index_io *io)
 
 /* ---- restoring ----------------------------------------------------------------- */
 
+/* Where a restore's fetching stands, for its progress. */
+struct fetched {
+	const struct owner_progress *to;
+	uint64_t done, total, bytes_left;
+};
+
+static void
+fetched_tell(struct fetched *f)
+{
+	if (f->to && f->to->fn)
+		f->to->fn(f->to->arg, f->done, f->total, f->bytes_left);
+}
+
 static int
-fetch_part(struct net *n, const struct owner__part *pt, unsigned char **out)
+fetch_part(struct net *n, const struct owner__part *pt, unsigned char **out,
+    struct fetched *f)
 {
 	unsigned char *buf;
 	size_t off = 0;
@@ -212,6 +226,10 @@ fetch_part(struct net *n, const struct owner__part *pt, unsigned char **out)
 			return rc;
 		}
 		off += pt->blk[j].plain_len;
+		f->done++;
+		f->bytes_left -= f->bytes_left < pt->blk[j].plain_len ?
+		    f->bytes_left : pt->blk[j].plain_len;
+		fetched_tell(f);
 	}
 	*out = buf;
 	return 0;
@@ -242,8 +260,10 @@ pick(const struct owner__index_io *io, const struct heads *hs, uint64_t version,
 
 int
 owner_index_restore(struct net *n, const struct cr_identity *id,
-    struct store *st, uint64_t version)
+    struct store *st, uint64_t version,
+    const struct owner_progress *progress)
 {
+	struct fetched f = { .to = progress };
 	const struct owner__index_io io_ = { .net = n, .store = st, .id = id,
 	    .keep_versions = 1 }, *io = &io_;
 	struct heads hs = { 0 };
@@ -296,10 +316,14 @@ owner_index_restore(struct net *n, const struct cr_identity *id,
 	}
 	newest = hs.v[0].seq;
 	warn_stale(&hs, newest);
+	for (int i = 0; i < l.nparts; i++)
+		f.total += l.parts[i].nblk;
+	f.bytes_left = owner__layout_bytes(&l);
+	fetched_tell(&f);
 	for (int i = 0; i < l.nparts; i++) {
 		unsigned char *buf;
 
-		if ((rc = fetch_part(n, &l.parts[i], &buf)) < 0) {
+		if ((rc = fetch_part(n, &l.parts[i], &buf, &f)) < 0) {
 			log_error("index: part %d of head %" PRIu64 ": %s", i,
 			    used, strerror(-rc));
 			goto out;
@@ -484,9 +508,10 @@ owner__index_follow(const struct owner__index_io *io,
 	}
 	owner__layout_free(&cur);
 	for (int i = from; i < nw->l.nparts; i++) {
+		struct fetched f = { 0 };	/* nobody to tell */
 		unsigned char *buf;
 
-		if ((rc = fetch_part(io->net, &nw->l.parts[i], &buf)) < 0) {
+		if ((rc = fetch_part(io->net, &nw->l.parts[i], &buf, &f)) < 0) {
 			log_warn("index: part %d of head %" PRIu64 ": %s", i,
 			    nw->seq, strerror(-rc));
 			return rc;

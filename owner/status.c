@@ -239,6 +239,16 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->ms.audits_failed,
 	    (unsigned long long)s->ms.audits_error,
 	    s->ms.audit_interval_ms / 1000.0);
+	{
+		uint64_t blocks, audited;
+		int running = owner__check_progress(o, &blocks, &audited);
+
+		/* `peerfs check`'s progress, while it waits. */
+		strbuf_printf(sb, "\"check\": {\"check_running\": %d, "
+		    "\"check_blocks\": %llu, \"check_audited\": %llu}, ",
+		    running, (unsigned long long)blocks,
+		    (unsigned long long)audited);
+	}
 	strbuf_printf(sb, "\"deletes\": {\"pending\": %llu, \"bytes\": %llu, "
 	    "\"done\": %llu}, ",
 	    (unsigned long long)s->ms.delq_count,
