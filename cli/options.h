@@ -117,6 +117,7 @@ struct cli_conf {
 	const char *fuse_opts;
 	uint64_t lease_ms;
 	int take_over;
+	const char *status_page;		/* ADDRESS:PORT, loopback */
 	/* the network (cli/network.c): supplier, mount */
 	struct cli_list bootstrap;
 	int dht;
