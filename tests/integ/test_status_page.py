@@ -169,3 +169,21 @@ def test_browser_shows_suppliers_live(page):
     rows = {a: s for s, a in _rows(dom)}
     assert rows[gone] not in ("online", "spare"), rows
     assert "3 of 4 suppliers online" in dom
+
+
+def test_port_in_use_fails_the_mount(tmp_path, need_fuse):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    m = Mount(tmp_path, "u")
+    try:
+        m.init()
+        port = s.getsockname()[1]
+        cp = m.try_mount([], extra=["--status-page", f"127.0.0.1:{port}"])
+        assert cp.returncode == 1, cp.stderr
+        assert not is_mounted(m.path)
+        assert f"status page: cannot listen on 127.0.0.1:{port}" in m.log_text()
+    finally:
+        m.cleanup()
+        s.close()
