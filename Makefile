@@ -1,6 +1,6 @@
 # peerfs - see README.md.  `make demo`, `make test`, `make bench`, `make fuzz`.
 CC      ?= cc
-PKGS    := fuse3 libsodium libuv inih
+PKGS    := fuse3 libsodium libuv inih libmicrohttpd
 CFLAGS  ?= -O2 -g
 CFLAGS  += $(SAN) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -I. -I/usr/include/liberasurecode \

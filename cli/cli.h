@@ -115,6 +115,23 @@ void cli_fmt_bytes(char *buf, size_t size, double b);
 /* Reads the root control attribute of a mount into a malloc()'d string. */
 int cli_ctl_get(const char *mnt, const char *name, char **out);
 
+/* ---- the status page (cli/statuspage.c) ---- */
+struct owner;
+struct sockaddr_storage;
+struct cli_statuspage;
+/* --status-page's ADDRESS:PORT into *ss: 0, or -EINVAL after one line on
+ * stderr (not ADDRESS:PORT, or not a loopback address: refused). */
+int  cli_statuspage_addr(const char *hostport, struct sockaddr_storage *ss);
+/* Serves the mount's status page on hostport (a loopback address; port 0
+ * picks one) under a fresh random token, and writes the page's URL, token
+ * included, into url. The server runs on libmicrohttpd's own thread
+ * ("status-page", one, not worker.h's: the library starts and joins it),
+ * which calls owner_status(): o must outlive cli_statuspage_stop. */
+int  cli_statuspage_start(struct cli_statuspage **out, struct owner *o,
+    const char *mnt, const char *hostport, char *url, size_t urlsize);
+/* Stops the server and joins its thread; NULL-safe. */
+void cli_statuspage_stop(struct cli_statuspage *sp);
+
 /* ---- the network (cli/network.c) ---- */
 struct net;
 struct net_dht;

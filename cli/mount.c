@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,6 +154,11 @@ parse(int argc, char **argv, struct cli_conf *o)
 	if (o->suspect_ms > o->dead_ms)
 		return cli_bad_usage("mount", "--suspect-after is longer than "
 		    "--dead-after");
+	/* Checked before detaching, so a wrong address is said on the
+	 * terminal, not only in mount.log. */
+	struct sockaddr_storage ss;
+	if (o->status_page && cli_statuspage_addr(o->status_page, &ss) < 0)
+		return CLI_USAGE;
 	return CLI_RUN;
 }
 
@@ -184,11 +190,13 @@ struct mounted {
 	char **boot;			/* bootstrap nodes, given or remembered */
 	int nboot;
 	char *ledger;			/* <home>/ledger (owner/audit.c) */
+	struct cli_statuspage *page;	/* --status-page */
 };
 
 static void
 unmount_all(struct mounted *m)
 {
+	cli_statuspage_stop(m->page);	/* it calls into owner */
 	cli_hirer_stop(m->hirer);	/* it calls into net */
 	fs_free(m->fs);
 	owner_close(m->owner);	/* before net goes: the last index */
@@ -292,6 +300,17 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		    o->take_over ? "; asked for the lease (--take-over): "
 		    "writable once handed over or run out" : "; `peerfs mount "
 		    "--take-over` asks for the lease");
+	if (o->status_page) {
+		char url[128];
+
+		if ((rc = cli_statuspage_start(&m->page, m->owner, mnt,
+		    o->status_page, url, sizeof url)) < 0)
+			return rc;
+		/* Before detaching stderr is still the caller's terminal;
+		 * mount.log is 0600, so the token stays the user's. */
+		fprintf(stderr, "peerfs mount: status page at %s\n", url);
+		log_info("status page at %s", url);
+	}
 	struct fs_conf fc = {
 		.store = m->st, .owner = m->owner,
 		.max_threads = (int)o->fuse_threads,

@@ -308,6 +308,9 @@ const struct cli_opt cli_opts[] = {
 	SIZE("map-size", map_size, MOUNT | RESTORE, "1G", "64K", NULL,
 	    CLI_HIDDEN, "LMDB map: a tiny one shows that a full map gives "
 	    "ENOSPC, not corruption"),
+	STR("status-page", 0, status_page, MOUNT, "ADDR:PORT", CLI_HOSTPORT,
+	    "serve a live status page on this loopback address (port 0: any "
+	    "free one); its URL holds a random token, printed and logged"),
 	FLAG(NULL, 'f', foreground, MOUNT, 0,
 	    "stay in the foreground, log to stderr"),
 	STR(NULL, 'o', fuse_opts, MOUNT, "OPTS", CLI_MOUNTOPTS,

@@ -120,6 +120,7 @@ struct cli_conf {
 	const char *fuse_opts;		/* what -o leaves for FUSE, or NULL */
 	uint64_t lease_ms;
 	int take_over;
+	const char *status_page;		/* ADDRESS:PORT, loopback */
 	/* the network (cli/network.c): supplier, mount */
 	struct cli_list bootstrap;
 	int dht;
