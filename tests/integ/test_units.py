@@ -38,6 +38,25 @@ def test_units_verify(tmp_path):
     assert cp.returncode == 0 and not cp.stderr.strip(), cp.stderr
 
 
+# Each gives the service a mount namespace that is a slave of the system's:
+# a FUSE mount made there is seen by nobody else (README, "Debian package").
+NAMESPACING = ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+               "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths",
+               "ProtectKernelTunables", "ProtectKernelModules",
+               "ProtectKernelLogs", "ProtectControlGroups", "ProtectProc",
+               "PrivateMounts", "MountFlags", "TemporaryFileSystem",
+               "BindPaths", "BindReadOnlyPaths", "RootDirectory")
+
+
+def test_mount_unit_shares_the_mount():
+    keys = [l.split("=", 1)[0].strip() for l in
+            (ROOT / "systemd" / "peerfs-mount@.service").read_text().splitlines()
+            if "=" in l and not l.lstrip().startswith("#")]
+    assert "Type" in keys and "ExecStop" in keys
+    bad = [k for k in keys if k in NAMESPACING]
+    assert not bad, f"peerfs-mount@.service would mount in a namespace of its own: {bad}"
+
+
 def _notify_socket(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path if path[0] != "@" else "\0" + path[1:])
