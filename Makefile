@@ -23,15 +23,15 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
 
-.PHONY: all deps test test-asan unit integ fuzz fuzz-short demo demo-stop \
-        bench check-layers clean man
+.PHONY: install deb test-deb all deps test test-asan unit integ fuzz fuzz-short \
+        demo demo-stop bench check-layers clean man
 all: $(BIN) man
 
 deps:
 	@scripts/install-deps
 
 $(BIN): $(B)/peerfs.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The manual pages and the bash completion, written by the binary from its
 # option table (cli/manual.c), so they cannot drift from it.
@@ -46,11 +46,11 @@ $(B)/completion/peerfs: $(BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c -o $@ $<
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
 $(B)/tests/unit/suites.inc: $(UNIT_SRC)
 	@mkdir -p $(dir $@)
@@ -159,6 +159,49 @@ check-layers:
 	        grep -n '#include "cli/' fs/*.[ch]); \
 	if [ -n "$$bad" ]; then echo "layer violation:"; echo "$$bad"; exit 1; fi; \
 	echo "check-layers: ok"
+
+# PREFIX and DESTDIR as usual. mount(8) looks for its helpers in /sbin
+# only, so mount.peerfs goes there unless SBINDIR says otherwise. Manual
+# pages and the completion are installed when the build made them
+# ($(B)/man, $(B)/completion); the units name /usr/bin/peerfs, rewritten
+# to $(PREFIX)/bin.
+PREFIX  ?= /usr/local
+SBINDIR ?= /sbin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/peerfs
+	ln -sf $(PREFIX)/bin/peerfs $(DESTDIR)$(SBINDIR)/mount.peerfs
+	for u in systemd/*.service; do \
+	    sed 's|/usr/bin/peerfs |$(PREFIX)/bin/peerfs |' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; done
+	for s in 1 5 8; do for f in $(B)/man/*.$$s; do [ -f "$$f" ] || continue; \
+	    install -d $(DESTDIR)$(PREFIX)/share/man/man$$s && \
+	    install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man$$s/ || exit 1; done; done
+	if [ -f $(B)/completion/peerfs ]; then \
+	    install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && \
+	    install -m 0644 $(B)/completion/peerfs \
+	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/peerfs; fi
+
+# The Debian package (debian/), into $(B)/deb/. Its tools are installed
+# here, not by `make deps`: `make test` does not need them.
+DEB_TOOLS := debhelper dpkg-dev fakeroot lintian
+deb:
+	@missing=""; for p in $(DEB_TOOLS); do dpkg-query -W -f='$${Status}' $$p \
+	    2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "deb: installing$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $$missing >/dev/null || exit 1; fi
+	dpkg-buildpackage -us -uc -b -j2
+	@mkdir -p $(B)/deb
+	rm -f $(B)/deb/peerfs*
+	mv ../peerfs*_*.deb ../peerfs_*.buildinfo ../peerfs_*.changes $(B)/deb/
+	lintian --fail-on error --info $(B)/deb/peerfs_*.changes
+
+# Not part of `make test`: it needs a Debian mirror and minutes. Installs
+# the package with apt on a bare Debian 12 root and mounts a demo with it.
+test-deb: deb
+	scripts/test-deb $(B)/deb
 
 demo: deps all
 	./peerfs demo $(DEMO_DIR)

@@ -30,6 +30,10 @@ int cmd_unpin(int argc, char **argv);
  * argv[0] is "help". */
 int cli_manual(int argc, char **argv);
 
+/* Tells systemd our state ("READY=1", "STOPPING=1") when it started us
+ * as a Type=notify service ($NOTIFY_SOCKET); 0 when it did not (cli/sdnotify.c). */
+int cli_sd_notify(const char *state);
+
 /* Home directory: opt, else $PEERFS_HOME, else ~/.peerfs. Returns a
  * malloc()'d absolute path. */
 char *cli_home(const char *opt);

@@ -399,7 +399,10 @@ cmd_mount(int argc, char **argv)
 	cli_write_pid(home, "mount.pid");
 	if (!o.foreground)
 		detached_ready(notify_fd, home);
+	/* The kernel mount exists: requests wait in /dev/fuse for the loop. */
+	cli_sd_notify("READY=1");
 	rc = fs_loop(m.fs);
+	cli_sd_notify("STOPPING=1");
 	log_info("unmounted %s", mnt);
 	unmount_all(&m);
 	cr_identity_free(id);

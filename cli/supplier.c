@@ -39,6 +39,7 @@ on_ready(void *arg, const char *addr)
 {
 	struct ready_ctx *r = arg;
 
+	cli_sd_notify("READY=1");
 	if (r->notify_fd >= 0) {
 		/* Detached: errors up to here went to the caller's terminal. */
 		int null = open("/dev/null", O_RDWR);
@@ -618,6 +619,7 @@ cmd_supplier(int argc, char **argv)
 		log_warn("supplier: --leave will not be heard: %s",
 		    strerror(-rc));
 	rc = net_supplier_run(&conf);
+	cli_sd_notify("STOPPING=1");
 	if (rc < 0)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));
 	worker_stop(lv.w);
