@@ -1,0 +1,138 @@
+"""Home routers in the namespace harness (issue 18, first part): machines
+behind router namespaces (netns.Router) with nftables masquerade and the
+drop-unsolicited policies of a real home router; one router runs miniupnpd.
+Each test re-runs itself under `unshare -n` (netns.isolated)."""
+
+import sys
+
+import pytest
+
+from netns import Internet, isolated
+
+# A listener that accepts connections and answers each with the address
+# it saw the connection come from ("IP PORT"), until killed.
+SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+print("listening", flush=True)
+while True:
+    c, a = s.accept(); c.sendall(f"{a[0]} {a[1]}\n".encode()); c.close()
+"""
+
+# Connects (from a fixed source port when given) and prints what the
+# server saw, or "FAIL why".
+CLIENT = r"""
+import socket, sys
+s = socket.socket(); s.settimeout(float(sys.argv[4]))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if int(sys.argv[3]): s.bind(("0.0.0.0", int(sys.argv[3])))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print(s.makefile().readline().strip())
+except OSError as e:
+    print("FAIL", e)
+"""
+
+
+def serve(m, port):
+    p = m.spawn([sys.executable, "-c", SERVER, "0.0.0.0", port],
+                stdout=__import__("subprocess").PIPE, text=True)
+    assert p.stdout.readline().strip() == "listening"
+    return p
+
+
+def dial(m, addr, port, sport=0, timeout=3):
+    cp = m.run([sys.executable, "-c", CLIENT, addr, port, sport, timeout],
+               check=True)
+    return cp.stdout.strip()
+
+
+@pytest.fixture
+def net(need_root_netns):
+    n = Internet()
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def need_root_netns():
+    from netns import available
+    why = available()
+    if why:
+        pytest.skip(why)
+
+
+def test_port_preserving_router(request, net):
+    """A home machine reaches the internet through masquerade, seen as
+    the router's address and its own source port; nothing unsolicited
+    comes in, neither to the router nor to a port the machine used."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r1", "198.18.7.1")
+    h = r.machine("h")
+    assert h.addr.startswith("192.168.")
+    serve(pub, 9000)
+    serve(h, 9001)
+    assert dial(h, pub.addr, 9000, sport=40001) == f"{r.addr} 40001"
+    # Unsolicited: to the router itself, and to the port just used.
+    assert dial(pub, r.addr, 9001, timeout=1).startswith("FAIL")
+    assert dial(pub, r.addr, 40001, timeout=1).startswith("FAIL")
+    assert dial(pub, h.addr, 9001, timeout=1).startswith("FAIL")
+
+
+def test_random_port_router(request, net):
+    """masquerade random,fully-random: the same source port comes out as
+    other ports (three flows: one could keep its port by chance)."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r2", "198.18.7.2", ports="random")
+    h = r.machine("h")
+    serve(pub, 9000)
+    seen = [dial(h, pub.addr, 9000, sport=40001 + i) for i in range(3)]
+    assert all(s.split()[0] == r.addr for s in seen), seen
+    assert any(s != f"{r.addr} {40001 + i}" for i, s in enumerate(seen)), seen
+
+
+def test_miniupnpd_router_maps_a_port(request, net):
+    """The UPnP router (outside address outside the reserved ranges, see
+    netns.Router): a NAT-PMP mapping opens a port a public machine can
+    connect to; unmapped ports stay closed."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r3", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    h = r.machine("h")
+    serve(h, 8000)
+    serve(h, 8001)
+    cp = h.run(["natpmpc", "-g", f"{r.lan}.1", "-a", "8000", "8000", "tcp",
+                "60"], check=True)
+    assert "Public IP address : 11.0.0.2" in cp.stdout, cp.stdout
+    assert "Mapped public port 8000" in cp.stdout, cp.stdout
+    assert dial(pub, r.addr, 8000).split()[0] == pub.addr
+    assert dial(pub, r.addr, 8001, timeout=1).startswith("FAIL")
+
+
+def test_double_nat_outside_address_is_private(request, net):
+    """A miniupnpd router behind another router: its outside address is
+    private, and miniupnpd 2.3.1 then refuses NAT-PMP itself (result 3,
+    "network failure"): the home machine learns no public address and
+    gets no mapping, and the public machine cannot come in."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    outer = net.router("r4", "198.18.7.4")
+    inner = net.router("r5", None, upnp=True, behind=outer)
+    h = inner.machine("h")
+    assert inner.addr.startswith(outer.lan + ".")
+    serve(h, 8000)
+    serve(pub, 9000)
+    # Outbound works through both NATs, seen as the outer router.
+    assert dial(h, pub.addr, 9000).split()[0] == outer.addr
+    cp = h.run(["natpmpc", "-g", f"{inner.lan}.1", "-a", "8000", "8000",
+                "tcp", "60"])
+    assert cp.returncode != 0, cp.stdout
+    assert "Mapped public port" not in cp.stdout, cp.stdout
+    assert "network failure" in cp.stderr, cp.stderr
+    assert dial(pub, outer.addr, 8000, timeout=1).startswith("FAIL")
