@@ -3,11 +3,16 @@ behind router namespaces (netns.Router) with nftables masquerade and the
 drop-unsolicited policies of a real home router; one router runs miniupnpd.
 Each test re-runs itself under `unshare -n` (netns.isolated)."""
 
+import os
+import subprocess
 import sys
 
 import pytest
 
-from netns import Internet, isolated
+from conftest import run_peerfs, wait_for
+from netns import CHILD_ENV, Internet, isolated
+from test_network import (BOOT, PORT, NetMount, hired, read_tree,
+                          record_stored, supplier_start, write_tree)
 
 # A listener that accepts connections and answers each with the address
 # it saw the connection come from ("IP PORT"), until killed.
@@ -36,7 +41,7 @@ except OSError as e:
 
 def serve(m, port):
     p = m.spawn([sys.executable, "-c", SERVER, "0.0.0.0", port],
-                stdout=__import__("subprocess").PIPE, text=True)
+                stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "listening"
     return p
 
@@ -136,3 +141,110 @@ def test_double_nat_outside_address_is_private(request, net):
     assert "Mapped public port" not in cp.stdout, cp.stdout
     assert "network failure" in cp.stderr, cp.stderr
     assert dial(pub, outer.addr, 8000, timeout=1).startswith("FAIL")
+
+
+# ---- the reachability ladder (net/reach.c) with real suppliers ----------
+
+def reach_of(home):
+    p = home / "reach"
+    return p.read_text().strip() if p.exists() else ""
+
+
+@pytest.fixture
+def homes(tmp_path, need_fuse):
+    """The internet with three public suppliers (the first is the DHT's
+    bootstrap), the owner's machine, and a home supplier behind each kind
+    of router the test asks for. Built only in the isolated child."""
+    if os.environ.get(CHILD_ENV) != "1":
+        yield None
+        return
+    net = Internet()
+    made = []
+    w = {"net": net, "sup": {}, "tmp": tmp_path}
+
+    def start(name, m):
+        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
+        extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
+        w["sup"][name] = {"m": m, "home": home, "store": store,
+                          "pid": supplier_start(net, m, home, store, extra,
+                                                wait=False)}
+        return w["sup"][name]
+
+    try:
+        for name, addr in [("boot", BOOT), ("s1", "198.18.1.2"),
+                           ("s2", "198.18.2.2")]:
+            start(name, net.machine(name, addr))
+        w["start"] = start
+        w["owner"] = net.machine("owner", "198.18.100.2")
+        w["mount"] = lambda name="m": made.append(
+            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        yield w
+    finally:
+        for mt in made:
+            mt.cleanup()
+        net.close()
+
+
+def test_mapped_supplier_hired_unreachable_one_not(request, homes):
+    """A supplier behind the miniupnpd router maps its port by NAT-PMP,
+    a dial-back finds it there, and it announces the router's outside
+    address; one behind a router without NAT-PMP is not reachable and is
+    never announced. An owner on the internet hires the mapped one (not
+    the other), stores and cold-reads through it; `status` says `mapped`
+    for it and `direct` for the public ones."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    r1 = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    r2 = net.router("r2", "198.18.7.2")
+    h1 = w["start"]("h1", r1.machine("h1"))
+    h2 = w["start"]("h2", r2.machine("h2"))
+    wait_for(lambda: reach_of(h1["home"]) == f"mapped 11.0.0.2:{PORT}", 90,
+             "h1 mapped through NAT-PMP")
+    wait_for(lambda: reach_of(h2["home"]) == "not reachable", 90,
+             "h2 found not reachable")
+    wait_for(lambda: reach_of(w["sup"]["boot"]["home"]) ==
+             f"direct {BOOT}:{PORT}", 90, "boot found direct")
+    record_stored(h1["m"], h1["home"])
+    log2 = (h2["home"] / "supplier.log").read_text()
+    assert "our record is stored" not in log2, log2[-3000:]
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    addrs = sorted(a for _, a in hired(mt.home))
+    assert f"11.0.0.2:{PORT}" in addrs, (addrs, mt.log_tail())
+    assert not any(a.startswith("192.168.") or a.startswith(r2.addr)
+                   for a in addrs), addrs
+    files = write_tree(mt.path, 7)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[f"11.0.0.2:{PORT}"]["reach"] == "mapped", st["suppliers"]
+    assert by[f"11.0.0.2:{PORT}"]["fragments"] > 0, st["suppliers"]
+    assert by[f"{BOOT}:{PORT}"]["reach"] == "direct", st["suppliers"]
+    text = run_peerfs(["status", mt.path], check=True).stdout
+    assert any(f"11.0.0.2:{PORT}" in line and line.rstrip().endswith("mapped")
+               for line in text.splitlines()), text
+    mt.umount()
+    mt.mount([], ec="3+1")
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_double_nat_supplier_not_reachable(request, homes):
+    """A supplier behind a miniupnpd router that sits behind another
+    router: no usable mapping (the inner router's outside address is
+    private), so it is reported not reachable and not announced."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    outer = net.router("r4", "198.18.7.4")
+    inner = net.router("r5", None, upnp=True, behind=outer)
+    h = w["start"]("h3", inner.machine("h3"))
+    wait_for(lambda: reach_of(h["home"]) == "not reachable", 90,
+             "h3 found not reachable")
+    log = (h["home"] / "supplier.log").read_text()
+    assert "NAT-PMP" in log, log[-3000:]
+    assert "our record is stored" not in log, log[-3000:]

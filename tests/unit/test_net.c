@@ -1568,6 +1568,30 @@ test_frag_delete(void)
 /* The client's loop runs on the thread net.h lists, serves calls from
  * other threads, and net_free() stops it although timers keep the loop
  * busy (the worker's wake hook). */
+/* The ranges behind which nobody outside reaches a host: a NAT-PMP
+ * outside address in one of them means a router behind another router. */
+static int
+test_addr_private(void)
+{
+	CHECK(net_addr_private("10.1.2.3"));
+	CHECK(net_addr_private("172.16.0.1"));
+	CHECK(net_addr_private("172.31.255.254"));
+	CHECK(!net_addr_private("172.32.0.1"));
+	CHECK(!net_addr_private("172.15.255.255"));
+	CHECK(net_addr_private("192.168.1.2"));
+	CHECK(!net_addr_private("192.169.1.2"));
+	CHECK(net_addr_private("100.64.0.1"));
+	CHECK(net_addr_private("100.127.255.255"));
+	CHECK(!net_addr_private("100.128.0.1"));
+	CHECK(net_addr_private("169.254.1.1"));
+	CHECK(!net_addr_private("198.18.0.10"));
+	CHECK(!net_addr_private("11.0.0.2"));
+	CHECK(!net_addr_private("8.8.8.8"));
+	CHECK(!net_addr_private("example.org"));
+	CHECK(!net_addr_private("::1"));
+	return 0;
+}
+
 static int
 test_loop_thread(void)
 {
@@ -1609,6 +1633,7 @@ const struct test tests_net[] = {
 	{ "handshake_timeout", test_handshake_timeout },
 	{ "monitor", test_monitor },
 	{ "repair", test_repair },
+	{ "addr_private", test_addr_private },
 	{ "audit", test_audit },
 	{ "liar", test_liar },
 	{ "frag_delete", test_frag_delete },
