@@ -337,8 +337,8 @@ int net_add_known_peer(struct net *n, const char *hostport,
 /* ==== reachability (net/reach.c) =========================================
  * Can others open a connection to our listen address? Asked of suppliers
  * we connect to (DIALBACK: they dial our own observed address back and
- * check our key there), else through a NAT-PMP port mapping on the home
- * router (refused when the router's outside address is private: double
+ * check our key there), else through a NAT-PMP or UPnP IGD port mapping
+ * on the home router (refused when the router's outside address is private: double
  * NAT), renewed before its lease runs out. */
 enum net_reach_state { NET_REACH_UNKNOWN, NET_REACH_DIRECT, NET_REACH_MAPPED,
 	NET_REACH_NONE };

@@ -3,7 +3,8 @@
  *   1. direct: a supplier we connect to dials our listen port back
  *      (DIALBACK, net/supplier.c) and finds our key behind it;
  *   2. mapped: else the home router maps a port through NAT-PMP
- *      (libnatpmp), unless the outside address it reports is itself
+ *      (libnatpmp), or UPnP IGD (libminiupnpc) when no NAT-PMP answers,
+ *      unless the outside address it reports is itself
  *      private (double NAT: the mapping would lead into another private
  *      network); a dial-back to the mapped port must find our key too.
  *      The lease is renewed at half its life.
@@ -15,6 +16,9 @@
 #include <errno.h>
 #define ENABLE_STRNATPMPERR	/* the library has it; the header hides it */
 #include <natpmp.h>
+#include <miniupnpc/miniupnpc.h>
+#include <miniupnpc/upnpcommands.h>
+#include <miniupnpc/upnperrors.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,9 @@
 /* A NAT-PMP exchange: libnatpmp's own retries would go on for a minute;
  * a router that answers at all answers within milliseconds. */
 #define NATPMP_WAIT_MS	3000
+/* UPnP discovery (SSDP): miniupnpd answers in milliseconds; routers that
+ * are slow answer within a second or two. */
+#define UPNP_DISCOVER_MS	2000
 /* One dial-back: our connect and handshake, then the helper's (its
  * handshake deadline, NET_HS_TIMEOUT_MS), then the answer. */
 #define DIALBACK_WAIT_MS	(2 * NET_HS_TIMEOUT_MS + 5000)
@@ -45,6 +52,7 @@ struct net_reach {
 	enum net_reach_state state;
 	char announced[NET_REACH_ADDR_MAX];
 	uint16_t mapped_port;
+	int by_upnp;			/* the mapping is UPnP's, not NAT-PMP's */
 	int64_t next_check;		/* worker_now_ms(): a full check */
 };
 
@@ -268,7 +276,10 @@ natpmp_map(struct net_reach *r, uint16_t want, int lease, char *out_host,
 		log_info("reach: NAT-PMP: no outside address from the router: "
 		    "%s", rc == NATPMP_TRYAGAIN ? "no answer" : strnatpmperr(rc));
 		closenatpmp(&n);
-		return rc == NATPMP_TRYAGAIN ? -ENOTSUP : -EIO;
+		/* No NAT-PMP there (silence, or a port unreachable): UPnP
+		 * may answer. An error from the router is a refusal. */
+		return rc == NATPMP_TRYAGAIN || rc == NATPMP_ERR_NOGATEWAYSUPPORT ||
+		    rc == NATPMP_ERR_RECVFROM ? -ENOTSUP : -EIO;
 	}
 	inet_ntop(AF_INET, &resp.pnu.publicaddress.addr, out_host,
 	    (socklen_t)cap);
@@ -291,6 +302,82 @@ natpmp_map(struct net_reach *r, uint16_t want, int lease, char *out_host,
 	}
 	*out_port = resp.pnu.newportmapping.mappedpublicport;
 	return 0;
+}
+
+/* ---- UPnP IGD ----------------------------------------------------------
+ * The same contract as natpmp_map(). Each call discovers the router
+ * again: renewals are minutes apart, and the router may have changed. */
+static int
+upnp_map(struct net_reach *r, uint16_t want, int lease, char *out_host,
+    size_t cap, uint16_t *out_port)
+{
+	struct UPNPDev *devs;
+	struct UPNPUrls urls;
+	struct IGDdatas data;
+	char lan[64], ext[40] = "", ports[2][8], leases[16];
+	int err = 0, rc;
+
+	if (!(devs = upnpDiscover(UPNP_DISCOVER_MS, NULL, NULL, 0, 0, 2,
+	    &err))) {
+		log_info("reach: UPnP: no router answered");
+		return -ENOTSUP;
+	}
+	rc = UPNP_GetValidIGD(devs, &urls, &data, lan, sizeof lan);
+	freeUPNPDevlist(devs);
+	if (rc == 0) {
+		log_info("reach: UPnP: no internet gateway device");
+		return -ENOTSUP;
+	}
+	if (rc != 1 || UPNP_GetExternalIPAddress(urls.controlURL,
+	    data.first.servicetype, ext) != 0 || !ext[0]) {
+		log_info("reach: UPnP: the router has no outside address");
+		FreeUPNPUrls(&urls);
+		return -EIO;
+	}
+	snprintf(out_host, cap, "%s", ext);
+	if (net_addr_private(ext) && lease) {
+		log_warn("reach: UPnP: the router's outside address %s is "
+		    "private (a router behind another router): no mapping",
+		    ext);
+		FreeUPNPUrls(&urls);
+		return -EREMOTE;
+	}
+	snprintf(ports[0], sizeof ports[0], "%u", (unsigned)want);
+	snprintf(ports[1], sizeof ports[1], "%u", (unsigned)r->port);
+	snprintf(leases, sizeof leases, "%d", lease);
+	if (lease)
+		rc = UPNP_AddPortMapping(urls.controlURL,
+		    data.first.servicetype, ports[0], ports[1], lan, "peerfs",
+		    "TCP", NULL, leases);
+	else
+		rc = UPNP_DeletePortMapping(urls.controlURL,
+		    data.first.servicetype, ports[0], "TCP", NULL);
+	FreeUPNPUrls(&urls);
+	if (rc != 0) {
+		log_info("reach: UPnP: no mapping of tcp %u: %s", r->port,
+		    strupnperror(rc));
+		return -EIO;
+	}
+	*out_port = want;
+	return 0;
+}
+
+/* The router's mapping, by the protocol it answers. */
+static int
+port_map(struct net_reach *r, uint16_t want, int lease, char *out_host,
+    size_t cap, uint16_t *out_port)
+{
+	int rc;
+
+	if (lease && !r->by_upnp) {
+		rc = natpmp_map(r, want, lease, out_host, cap, out_port);
+		if (rc != -ENOTSUP)
+			return rc;
+		r->by_upnp = 1;
+	}
+	if (r->by_upnp)
+		return upnp_map(r, want, lease, out_host, cap, out_port);
+	return natpmp_map(r, want, lease, out_host, cap, out_port);
 }
 
 /* ---- the ladder -------------------------------------------------------- */
@@ -326,7 +413,9 @@ full_check(struct net_reach *r)
 		log_debug("reach: nobody could dial us back: %s", strerror(-rc));
 		return;
 	}
-	rc = natpmp_map(r, r->mapped_port ? r->mapped_port : r->port, LEASE_S,
+	if (!r->mapped_port)
+		r->by_upnp = 0;		/* NAT-PMP first, on a fresh look */
+	rc = port_map(r, r->mapped_port ? r->mapped_port : r->port, LEASE_S,
 	    host, sizeof host, &ext);
 	if (rc == 0) {
 		int dr;
@@ -338,9 +427,10 @@ full_check(struct net_reach *r)
 			set_state(r, NET_REACH_MAPPED, hp);
 			return;
 		}
-		log_warn("reach: mapped %s by NAT-PMP, but a dial-back there "
-		    "failed: %s", hp, strerror(dr < 0 ? -dr : dr));
-		natpmp_map(r, ext, 0, host, sizeof host, &ext);
+		log_warn("reach: mapped %s by %s, but a dial-back there "
+		    "failed: %s", hp, r->by_upnp ? "UPnP" : "NAT-PMP",
+		    strerror(dr < 0 ? -dr : dr));
+		port_map(r, ext, 0, host, sizeof host, &ext);
 		r->mapped_port = 0;
 		if (dr < 0)
 			return;
@@ -359,12 +449,13 @@ reach_pass(void *arg, int idx)
 		uint16_t ext;
 
 		/* The lease, renewed: the same mapping, asked again. */
-		if (natpmp_map(r, r->mapped_port, LEASE_S, host, sizeof host,
+		if (port_map(r, r->mapped_port, LEASE_S, host, sizeof host,
 		    &ext) == 0 && ext == r->mapped_port) {
 			int64_t left = r->next_check - now;
 			return left < renew ? left : renew;
 		}
-		log_warn("reach: the NAT-PMP mapping could not be renewed");
+		log_warn("reach: the %s mapping could not be renewed",
+		    r->by_upnp ? "UPnP" : "NAT-PMP");
 	}
 	full_check(r);
 	r->next_check = worker_now_ms() + r->conf.recheck_ms;
@@ -425,7 +516,7 @@ net_reach_stop(struct net_reach *r)
 		char host[INET_ADDRSTRLEN];
 		uint16_t ext;
 
-		natpmp_map(r, r->mapped_port, 0, host, sizeof host, &ext);
+		port_map(r, r->mapped_port, 0, host, sizeof host, &ext);
 	}
 	free(r->listen);
 	free(r);

@@ -167,14 +167,16 @@ class Internet:
         return m
 
     def router(self, name, addr, ports="preserve", upnp=False,
-               outside_prefix=None, behind=None):
+               outside_prefix=None, behind=None, natpmp=True):
         """A home router (see Router). addr is its outside address: on the
         bridge (198.18.0.0/15), or in outside_prefix (e.g. "11.0.0.0/24",
         for miniupnpd, which refuses reserved outside addresses: every
         machine on the bridge then gets an on-link route to it; only ever
         inside the isolated child). behind=another Router puts this one on
-        that router's LAN (double NAT); addr is then ignored."""
-        r = Router(self, name, addr, ports, upnp, outside_prefix, behind)
+        that router's LAN (double NAT); addr is then ignored. natpmp=False:
+        miniupnpd answers UPnP IGD only."""
+        r = Router(self, name, addr, ports, upnp, outside_prefix, behind,
+                   natpmp)
         self.routers[name] = r
         return r
 
@@ -250,7 +252,7 @@ table inet filter {
 MINIUPNPD_CONF = """ext_ifname=wan0
 listening_ip=lan0
 port=0
-enable_natpmp=yes
+enable_natpmp=%s
 enable_upnp=yes
 secure_mode=yes
 system_uptime=yes
@@ -274,9 +276,11 @@ class Router:
     ports: "preserve" (Linux masquerade keeps the source port when it can)
     or "random" (masquerade random,fully-random: every flow a new port).
     upnp=True runs miniupnpd (NAT-PMP and UPnP IGD) on lan0; its pid is
-    tracked like every other process, its files live in a temp dir."""
+    tracked like every other process, its files live in a temp dir;
+    natpmp=False leaves NAT-PMP off (UPnP IGD only)."""
 
-    def __init__(self, net, name, addr, ports, upnp, outside_prefix, behind):
+    def __init__(self, net, name, addr, ports, upnp, outside_prefix, behind,
+                 natpmp=True):
         if ports not in ("preserve", "random"):
             raise ValueError(f"ports: {ports!r}")
         if upnp and shutil.which("miniupnpd") is None:
@@ -325,7 +329,7 @@ class Router:
         if cp.returncode:
             raise RuntimeError(f"router {name}: nft: {cp.stderr.strip()}")
         if upnp:
-            self._start_miniupnpd()
+            self._start_miniupnpd(natpmp)
 
     def cmd(self, argv):
         return ["nsenter", f"--net=/run/netns/{self.ns}"] + [str(a) for a in argv]
@@ -370,27 +374,31 @@ class Router:
                "tcp": "nf_conntrack_tcp_timeout_established"}[proto]
         self.run(["sysctl", "-qw", f"net.netfilter.{key}={seconds}"], check=True)
 
-    def _start_miniupnpd(self):
+    def _start_miniupnpd(self, natpmp):
         d = tempfile.mkdtemp(prefix=f"{self.ns}-upnp-")
         self.net.tmpdirs.append(d)
         conf = Path(d) / "miniupnpd.conf"
-        conf.write_text(MINIUPNPD_CONF)
+        conf.write_text(MINIUPNPD_CONF % ("yes" if natpmp else "no"))
         log = open(Path(d) / "miniupnpd.log", "w")
         # -d: stay in the foreground (our pid is its pid) and log to stderr.
         p = subprocess.Popen(self.cmd(["miniupnpd", "-d", "-f", conf,
                                        "-P", Path(d) / "miniupnpd.pid"]),
                              stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT)
+        log.close()                     # the child has its own
         self.net.pids.add(p.pid)
         self.miniupnpd = p
         self.miniupnpd_log = Path(d) / "miniupnpd.log"
-        # Ready once it listens for NAT-PMP (UDP 5351) on lan0.
+        # Ready once it listens for SSDP (UDP 1900), HTTP (its log says
+        # so) and, when on, NAT-PMP (UDP 5351).
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if p.poll() is not None:
                 break
-            ss = self.run(["ss", "-Hlun", "sport", "= :5351"])
-            if ss.stdout.strip():
+            ports = [1900] + ([5351] if natpmp else [])
+            if all(self.run(["ss", "-Hlun", "sport", f"= :{port}"]).stdout.strip()
+                   for port in ports) and \
+                    "HTTP listening" in self.miniupnpd_log.read_text():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"router {self.name}: miniupnpd did not start: "

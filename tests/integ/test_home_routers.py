@@ -248,3 +248,22 @@ def test_double_nat_supplier_not_reachable(request, homes):
     log = (h["home"] / "supplier.log").read_text()
     assert "NAT-PMP" in log, log[-3000:]
     assert "our record is stored" not in log, log[-3000:]
+
+
+def test_upnp_only_router_maps(request, homes):
+    """A router that answers UPnP IGD but not NAT-PMP: the supplier maps
+    its port through UPnP, a dial-back finds it there, and its record
+    (the router's outside address) is stored."""
+    if isolated(request):
+        return
+    w = homes
+    r = w["net"].router("r6", "11.0.1.2", upnp=True,
+                        outside_prefix="11.0.1.0/24", natpmp=False)
+    h = w["start"]("h4", r.machine("h4"))
+    wait_for(lambda: reach_of(h["home"]) == f"mapped 11.0.1.2:{PORT}", 90,
+             "h4 mapped through UPnP")
+    record_stored(h["m"], h["home"])
+    log = (h["home"] / "supplier.log").read_text()
+    assert "reach: mapped at 11.0.1.2" in log, log[-3000:]
+    assert "UPNP" in r.miniupnpd_log.read_text().upper(), \
+        r.miniupnpd_log.read_text()[-2000:]
