@@ -42,6 +42,7 @@
  * handshake deadline, NET_HS_TIMEOUT_MS), then the answer. */
 #define DIALBACK_WAIT_MS	(2 * NET_HS_TIMEOUT_MS + 5000)
 #define HELPERS_MAX	8
+#define SOON_MS		2000	/* nobody could dial us back: again */
 
 struct net_reach {
 	struct net_reach_conf conf;
@@ -53,6 +54,8 @@ struct net_reach {
 	char announced[NET_REACH_ADDR_MAX];
 	uint16_t mapped_port;
 	int by_upnp;			/* the mapping is UPnP's, not NAT-PMP's */
+	int listen_private;		/* net_addr_private(listen's host) */
+	int soon;			/* nobody could tell: ask again soon */
 	int64_t next_check;		/* worker_now_ms(): a full check */
 };
 
@@ -401,17 +404,27 @@ full_check(struct net_reach *r)
 {
 	char host[INET_ADDRSTRLEN], hp[NET_REACH_ADDR_MAX];
 	uint16_t ext = 0;
-	int rc = dialback_any(r, r->port);
+	int rc;
 
-	if (rc == 0) {
-		set_state(r, NET_REACH_DIRECT, r->listen);
-		return;
-	}
-	if (rc < 0) {
-		/* Nobody could tell (none known yet, busy, gone): keep what
-		 * we know, ask again. */
-		log_debug("reach: nobody could dial us back: %s", strerror(-rc));
-		return;
+	/* Direct only for an address others can dial: a private listen
+	 * address that a dial-back reached went through a forward on the
+	 * router (ours, while we hold a mapping), and announcing it would
+	 * send owners to a private address. */
+	r->soon = 0;
+	if (!r->listen_private && !r->mapped_port) {
+		rc = dialback_any(r, r->port);
+		if (rc == 0) {
+			set_state(r, NET_REACH_DIRECT, r->listen);
+			return;
+		}
+		if (rc < 0) {
+			/* Nobody could tell (none known yet, busy, gone):
+			 * keep what we know, ask again soon. */
+			log_debug("reach: nobody could dial us back: %s",
+			    strerror(-rc));
+			r->soon = 1;
+			return;
+		}
 	}
 	if (!r->mapped_port)
 		r->by_upnp = 0;		/* NAT-PMP first, on a fresh look */
@@ -427,13 +440,19 @@ full_check(struct net_reach *r)
 			set_state(r, NET_REACH_MAPPED, hp);
 			return;
 		}
+		if (dr < 0) {
+			/* The mapping is kept (renewed) until someone can
+			 * tell whether it works. */
+			log_debug("reach: nobody could dial %s back: %s", hp,
+			    strerror(-dr));
+			r->soon = 1;
+			return;
+		}
 		log_warn("reach: mapped %s by %s, but a dial-back there "
 		    "failed: %s", hp, r->by_upnp ? "UPnP" : "NAT-PMP",
-		    strerror(dr < 0 ? -dr : dr));
+		    strerror(dr));
 		port_map(r, ext, 0, host, sizeof host, &ext);
 		r->mapped_port = 0;
-		if (dr < 0)
-			return;
 	}
 	set_state(r, NET_REACH_NONE, NULL);
 }
@@ -459,8 +478,8 @@ reach_pass(void *arg, int idx)
 	}
 	full_check(r);
 	r->next_check = worker_now_ms() + r->conf.recheck_ms;
-	if (r->state == NET_REACH_UNKNOWN)
-		return 2000;	/* nobody to ask yet: soon again */
+	if (r->soon)
+		return SOON_MS;
 	if (r->state == NET_REACH_MAPPED)
 		return renew < r->conf.recheck_ms ? renew : r->conf.recheck_ms;
 	return r->conf.recheck_ms;
@@ -484,6 +503,13 @@ net_reach_start(struct net_reach **out, const struct net_reach_conf *conf)
 	if (!(r->listen = strdup(conf->listen))) {
 		free(r);
 		return -ENOMEM;
+	}
+	if (sa.ss_family == AF_INET) {
+		char host[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host,
+		    sizeof host);
+		r->listen_private = net_addr_private(host);
 	}
 	r->port = ntohs(sa.ss_family == AF_INET ?
 	    ((struct sockaddr_in *)&sa)->sin_port :
