@@ -6,7 +6,7 @@ CFLAGS  += $(SAN) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -I. -I/usr/include/liberasurecode \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lerasurecode -lpthread -lm \
-           -lopendht-c -lopendht -lstdc++
+           -lopendht-c -lopendht -lstdc++ -lnatpmp -lminiupnpc
 # The one C++ file: net/dht_run.cc binds OpenDHT's runner to one address.
 CXX     := g++
 CXXFLAGS ?= -O2 -g

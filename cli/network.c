@@ -258,6 +258,14 @@ hired_save(const char *home, const struct hired *h, int n)
 	free(tmp);
 }
 
+/* How a record says its node is reached (net_peer_set_reach). */
+static const char *
+record_reach(uint32_t flags)
+{
+	return flags & NET_RECORD_MAPPED ? "mapped" :
+	    flags & NET_RECORD_DIRECT ? "direct" : "";
+}
+
 /* Hires up to want - *count more suppliers from d's supplier records
  * into h[*count..] (room for want entries): none whose id is in h or in
  * skip (may be NULL), none on the address block of an entry of h, the
@@ -270,6 +278,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	struct net_record recs[64];
 	struct owner_hire_cand cand[64];
 	const char *taken[64];
+	const char *reach[64];
 	int picked[64], nc = 0, nt = 0;
 	/* All we want if they come quickly; else the k + m needed, for
 	 * longer: a small network has no spares to give. While mounted
@@ -295,6 +304,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 		snprintf(cand[nc].addr, sizeof cand[nc].addr, "%s",
 		    recs[i].addr[0]);
 		cand[nc].free_bytes = recs[i].free_bytes;
+		reach[nc] = record_reach(recs[i].flags);
 		/* No history yet: more room offered is better. */
 		cand[nc].score = (double)recs[i].free_bytes;
 		nc++;
@@ -310,6 +320,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 			    "not hired", c->addr);
 			continue;
 		}
+		net_peer_set_reach(net, c->id, c->addr, reach[picked[i]]);
 		memset(&h[*count], 0, sizeof h[*count]);
 		memcpy(h[*count].id, c->id, CR_PK_BYTES);
 		snprintf(h[*count].addr, sizeof h[*count].addr, "%s", c->addr);
@@ -441,8 +452,10 @@ relook(struct cli_hirer *c, struct hired *h, int64_t now)
 	if (now < h->next_lookup)
 		return;
 	h->next_lookup = now + RELOOK_EVERY_MS;
-	if (net_dht_lookup(c->dht, h->id, RELOOK_MS, &r) < 0 ||
-	    !strcmp(r.addr[0], h->addr))
+	if (net_dht_lookup(c->dht, h->id, RELOOK_MS, &r) < 0)
+		return;
+	net_peer_set_reach(c->net, h->id, h->addr, record_reach(r.flags));
+	if (!strcmp(r.addr[0], h->addr))
 		return;
 	if ((rc = net_peer_move(c->net, h->id, h->addr, r.addr[0])) < 0) {
 		log_warn("supplier %s: its record says %s, but: %s", h->addr,

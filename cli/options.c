@@ -244,6 +244,10 @@ const struct cli_opt cli_opts[] = {
 	DUR("leave-within", leave_within_ms, SUPPLIER, "1d", "1s", "24d", 0,
 	    "a leaving supplier exits after this even if owners left "
 	    "fragments on it (it logs how many)"),
+	DUR("reach-every", reach_every_ms, SUPPLIER, "5m", "10s", "1d", 0,
+	    "in a network, check this often that others can reach us "
+	    "(a dial-back by another supplier, else a NAT-PMP or UPnP port "
+	    "mapping on the home router); DIR/reach says the verdict"),
 
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT",

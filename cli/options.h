@@ -109,6 +109,7 @@ struct cli_conf {
 	int daemon, test_lie;
 	int leave;			/* --leave: tell the daemon */
 	uint64_t leave_within_ms;	/* then exit, what may remain */
+	uint64_t reach_every_ms;	/* reachability re-checks */
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;

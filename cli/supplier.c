@@ -22,7 +22,53 @@ struct ready_ctx {
 	const char *home;
 	int notify_fd;		/* --daemon: tells the parent we listen */
 	struct net_dht *dht;	/* NULL: not in a network */
+	/* The reachability ladder (net/reach.c), started once we listen:
+	 * a dial-back needs our listener up. */
+	const struct cr_identity *id;
+	const char *listen;
+	int64_t reach_every_ms;
+	struct net_reach *reach;
 };
+
+/* Other suppliers, from the DHT, to dial us back. */
+static int
+reach_helpers(void *arg, char (*addr)[NET_REACH_ADDR_MAX],
+    unsigned char (*pk)[CR_PK_BYTES], int max)
+{
+	struct ready_ctx *r = arg;
+	struct net_record recs[8];
+	int n = net_dht_suppliers(r->dht, 1, 0, recs, max < 8 ? max : 8), k = 0;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(addr[k], NET_REACH_ADDR_MAX, "%s", recs[i].addr[0]);
+		memcpy(pk[k++], recs[i].id, CR_PK_BYTES);
+	}
+	return k;
+}
+
+/* The verdict goes into our record (the address others should dial, and
+ * how it was found) and into HOME/reach ("direct ADDR", "mapped ADDR",
+ * "not reachable"): the supplier's own status. */
+static void
+reach_changed(void *arg, enum net_reach_state st, const char *addr)
+{
+	struct ready_ctx *r = arg;
+	uint32_t bits = st == NET_REACH_DIRECT ? NET_RECORD_DIRECT :
+	    st == NET_REACH_MAPPED ? NET_RECORD_MAPPED : 0;
+	char *path = cli_path(r->home, "reach"), *tmp = NULL;
+	FILE *f;
+
+	net_dht_set_announce(r->dht, addr, bits);
+	if (path && asprintf(&tmp, "%s.tmp", path) > 0 &&
+	    (f = fopen(tmp, "w"))) {
+		fprintf(f, "%s%s%s\n", net_reach_name(st), addr ? " " : "",
+		    addr ? addr : "");
+		if (fclose(f) == 0)
+			rename(tmp, path);
+	}
+	free(tmp);
+	free(path);
+}
 
 /* An owner handed over a new locator: announce under it at once. */
 static void
@@ -38,7 +84,16 @@ static void
 on_ready(void *arg, const char *addr)
 {
 	struct ready_ctx *r = arg;
+	int rc;
 
+	if (r->dht && r->listen) {
+		struct net_reach_conf rc_conf = { .id = r->id, .listen = r->listen,
+		    .helpers = reach_helpers, .on_change = reach_changed,
+		    .arg = r, .recheck_ms = (int)r->reach_every_ms };
+		if ((rc = net_reach_start(&r->reach, &rc_conf)) < 0)
+			log_warn("supplier: reachability not checked: %s",
+			    strerror(-rc));
+	}
 	cli_sd_notify("READY=1");
 	if (r->notify_fd >= 0) {
 		/* Detached: errors up to here went to the caller's terminal. */
@@ -366,9 +421,21 @@ supplier_dht(const char *home, const struct cr_identity *id,
 	if (anywhere)
 		log_warn("supplier: listening on %s: not announced in the "
 		    "network (listen on the address others reach)", listen);
+	/* A private address (behind a home router) is announced only once
+	 * the reachability checks found how others reach us. */
+	char host[NET_REACH_ADDR_MAX];
+	snprintf(host, sizeof host, "%s", listen);
+	if (strrchr(host, ':'))
+		*strrchr(host, ':') = '\0';
+	int private = net_addr_private(host);
+	if (private)
+		log_info("supplier: %s is a private address: announced once "
+		    "others can reach us", listen);
 	struct net_dht_conf dc = {
 		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
-		.nbootstrap = nboot, .announce_addr = anywhere ? NULL : listen,
+		.nbootstrap = nboot,
+		.announce_addr = anywhere || private ? NULL : listen,
+		.watch_suppliers = 1,
 		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
 		.locators = frag_locators, .arg = frags,
 	};
@@ -596,6 +663,11 @@ cmd_supplier(int argc, char **argv)
 	conf.on_ready = on_ready;
 	conf.on_locator = on_locator;
 	ready.dht = dht;
+	ready.id = id;
+	/* "Every interface" is no address to announce (supplier_dht). */
+	ready.listen = strncmp(o.listen, "0.0.0.0:", 8) &&
+	    strncmp(o.listen, "[::]:", 5) ? o.listen : NULL;
+	ready.reach_every_ms = (int64_t)o.reach_every_ms;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;
@@ -624,6 +696,7 @@ cmd_supplier(int argc, char **argv)
 		log_error("supplier on %s: %s", o.listen, strerror(-rc));
 	worker_stop(lv.w);
 	free(lv.flag);
+	net_reach_stop(ready.reach);
 	net_dht_free(dht);
 	store_frag_close(frags);
 	net_deal_free(deal);

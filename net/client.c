@@ -643,6 +643,28 @@ fire_start(struct net *n, struct net_op *op)
 	net__op_done(n, op, 0);
 }
 
+static void
+reach_start(struct net *n, struct net_op *op)
+{
+	struct move_op *a = (struct move_op *)op;
+	struct net_peer *p = peer_by_pk_or_addr(n, a->pk, a->old);
+
+	if (!p)
+		return net__op_done(n, op, -ENOENT);
+	snprintf(p->reach, sizeof p->reach, "%s", a->why);
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *addr, const char *how)
+{
+	struct move_op a = { .op.start = reach_start, .pk = pk, .old = addr,
+	    .why = how };
+
+	return net__op_run(n, &a.op);
+}
+
 int
 net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *addr, const char *why)
@@ -868,6 +890,7 @@ peers_fill(struct net *n, struct peers_op *a)
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
 		snprintf(o->refusal, sizeof o->refusal, "%s", p->refusal);
+		snprintf(o->reach, sizeof o->reach, "%s", p->reach);
 	}
 	a->count = i;
 }

@@ -35,7 +35,7 @@
 int net__dht_run_bound(dht_runner *r, const struct sockaddr *sa,
     socklen_t len, uint32_t network);		/* net/dht_run.cc */
 
-enum { IN_VALUE, IN_LOC_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS };
+enum { IN_VALUE, IN_LOC_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS, IN_ADDR };
 
 struct inbox_item {
 	struct inbox_item *next;
@@ -281,10 +281,33 @@ on_async(uv_async_t *a)
 				    "network (%s)", d->announce_addr);
 			}
 		} else if (it->kind == IN_FLAGS) {
-			/* Said now, not at the next period: owners act on it. */
-			memcpy(&d->conf.flags, it->data, sizeof d->conf.flags);
+			/* Said now, not at the next period: owners act on it.
+			 * The reachability bits are net_dht_set_announce's. */
+			uint32_t f;
+
+			memcpy(&f, it->data, sizeof f);
+			d->conf.flags = (f & ~NET_RECORD_REACH_MASK) |
+			    (d->conf.flags & NET_RECORD_REACH_MASK);
 			if (d->announce_addr)
 				announce(d);
+		} else if (it->kind == IN_ADDR) {
+			/* flags (u32, the reachability bits) | address, "" =
+			 * announce no more: the last record runs out. */
+			uint32_t f;
+			char *a = NULL;
+
+			memcpy(&f, it->data, sizeof f);
+			if (it->len > sizeof f + 1)
+				a = strndup((char *)it->data + sizeof f,
+				    it->len - sizeof f);
+			free(d->announce_addr);
+			d->announce_addr = a;
+			d->conf.flags = (d->conf.flags & ~NET_RECORD_REACH_MASK) |
+			    (f & NET_RECORD_REACH_MASK);
+			if (a)
+				announce(d);
+			else
+				uv_timer_stop(&d->timer);
 		} else if (it->kind == IN_GET_DONE) {
 			/* After the values of that get: they were queued first. */
 			pthread_mutex_lock(&d->lock);
@@ -619,6 +642,18 @@ void
 net_dht_set_flags(struct net_dht *d, uint32_t flags)
 {
 	inbox_push(d, IN_FLAGS, 1, &flags, sizeof flags);
+}
+
+void
+net_dht_set_announce(struct net_dht *d, const char *addr, uint32_t reach)
+{
+	unsigned char buf[sizeof reach + NET_RECORD_ADDR_MAX + 1];
+	size_t al = addr ? strnlen(addr, NET_RECORD_ADDR_MAX) : 0;
+
+	memcpy(buf, &reach, sizeof reach);
+	memcpy(buf + sizeof reach, addr ? addr : "", al);
+	buf[sizeof reach + al] = '\0';
+	inbox_push(d, IN_ADDR, 1, buf, sizeof reach + al + 1);
 }
 
 int

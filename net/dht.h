@@ -43,11 +43,14 @@
  * (one that did could be replayed for ever). */
 #define NET_RECORD_TTL_MAX	(2 * 24 * 3600)
 
-/* Flags. Bits 8..15 are kept for the relay flags of nodes behind home
- * routers; unknown bits are carried, never refused. */
+/* Flags. Bits 8..15 are kept for how nodes behind home routers are
+ * reached (net/reach.c); unknown bits are carried, never refused. */
 #define NET_RECORD_SUPPLIER	0x1u	/* lends space: may be hired */
 #define NET_RECORD_LEAVING	0x2u	/* supplier going away: hire no more */
 #define NET_RECORD_RELAY_MASK	0xff00u
+#define NET_RECORD_DIRECT	0x100u	/* a dial-back found it at its address */
+#define NET_RECORD_MAPPED	0x200u	/* ... at a port its router mapped */
+#define NET_RECORD_REACH_MASK	(NET_RECORD_DIRECT | NET_RECORD_MAPPED)
 
 struct net_record {
 	unsigned char id[CR_PK_BYTES];
@@ -135,6 +138,11 @@ int  net_dht_lookup(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
  * *out, -ENOENT none. */
 int  net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
     struct net_record *out);
+
+/* What we announce from now on: addr (NULL: nothing; the last record
+ * expires) and the reachability bits (NET_RECORD_REACH_MASK) of our
+ * flags; re-announced at once, from net-dht. Any thread. */
+void net_dht_set_announce(struct net_dht *d, const char *addr, uint32_t reach);
 
 /* Our record's flags from now on (NET_RECORD_LEAVING: hire no more, move
  * your fragments off): re-announced at once, from net-dht. */

@@ -87,15 +87,23 @@
 #define NET_ERRMSG_MAX	255
 #define NET_HEADS_MAX	64	/* HEAD_LIST_OK entries */
 #define NET_LOCATOR_VERSION	1
+/* DIALBACK (version 1): "dial me back": the supplier asked connects to
+ * the asker's own observed address (never another) at the given port and
+ * checks that the asker's key answers the handshake there. DIALBACK_OK's
+ * result: 0 the key answered, else a positive errno (ECONNREFUSED,
+ * ETIMEDOUT, EKEYREJECTED: another key answered). A supplier from before
+ * it closes the session (unknown type): the asker tries another. */
+#define NET_DIALBACK_VERSION	1
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
 	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09, NET_LOCATOR = 0x0a,
+	NET_DIALBACK = 0x0b,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
 	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
-	NET_LOCATOR_OK = 0x8a,
+	NET_LOCATOR_OK = 0x8a, NET_DIALBACK_OK = 0x8b,
 	NET_ERR = 0xff,
 };
 
@@ -118,6 +126,8 @@ struct net_msg {
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
 	const unsigned char *locator;		/* LOCATOR: 32 bytes */
+	uint16_t port;				/* DIALBACK */
+	uint32_t result;			/* DIALBACK_OK: errno, 0 */
 	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
 	const unsigned char *bind_sig;		/* RESERVE v1: CR_BIND_BYTES */
 	uint32_t err;				/* ERR: positive errno */
@@ -422,6 +432,9 @@ struct net_peer {
 	 * "not admitted"); "" once it takes data again. No new fragment
 	 * goes there for NET_REFUSED_MS after a refusal. */
 	char refusal[64];
+	/* How its record says it is reached ("direct", "mapped"); "" when
+	 * we were given its address (--peer) or it does not say. */
+	char reach[16];
 	uint64_t refused_at;
 	uint64_t refusals;		/* count; a request sent before the
 					 * last refusal clears nothing */

@@ -13,6 +13,9 @@
  *                        net_free stops it (uv_async_send,     across a
  *                        the worker's wake hook)               callback
  *
+ *   net-reach 1 per       the reachability checks (dial-backs,  none: its state
+ *             net_reach  NAT-PMP); blocks, on no event loop  is its own
+ *
  * net_supplier_run() starts none: its loop runs on the calling thread, and
  * fragment disk work goes to libuv's threadpool (uv_queue_work). */
 #ifndef PEERFS_NET_H
@@ -96,6 +99,7 @@ int net_supplier_run(const struct net_supplier_conf *conf);
  * condition variable for the loop to finish, never longer than
  * timeout_ms per network step. */
 struct net;
+struct net_reach;
 
 struct net_conf {
 	const struct cr_identity *id;
@@ -255,6 +259,9 @@ struct net_peer_info {
 	/* Why it refuses our data ("quota exceeded", "supplier full", "not
 	 * admitted"), "" when it does not. */
 	char refusal[64];
+	/* How its record says it is reached: "direct", "mapped", "" (given
+	 * by address, or a record that does not say). */
+	char reach[16];
 };
 
 /* Fills up to max entries; returns the number of known peers. With
@@ -273,6 +280,11 @@ int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
  * that address, -EKEYREJECTED hostport is pinned to another key. */
 int net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *old, const char *hostport);
+/* Notes how the supplier with key pk (or the one added at addr) is
+ * reached, from its record ("direct", "mapped", ""): net_peers says it.
+ * -ENOENT when no such peer. */
+int net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
+    const char *addr, const char *how);
 /* Fires the supplier with key pk (or, never reached in this mount, the
  * one added at addr, which may be NULL) now: DEAD, sticky, its fragments
  * get rebuilt elsewhere; logs why. Its session stays, so deletes still
@@ -321,5 +333,47 @@ int net_frag_list(struct net *n, const unsigned char pk[CR_PK_BYTES],
  * pins addr -> pk first, then connects as net_add_peer. */
 int net_add_known_peer(struct net *n, const char *hostport,
     const unsigned char pk[CR_PK_BYTES]);
+
+/* ==== reachability (net/reach.c) =========================================
+ * Can others open a connection to our listen address? Asked of suppliers
+ * we connect to (DIALBACK: they dial our own observed address back and
+ * check our key there), else through a NAT-PMP or UPnP IGD port mapping
+ * on the home router (refused when the router's outside address is private: double
+ * NAT), renewed before its lease runs out. */
+enum net_reach_state { NET_REACH_UNKNOWN, NET_REACH_DIRECT, NET_REACH_MAPPED,
+	NET_REACH_NONE };
+#define NET_REACH_ADDR_MAX	64
+
+struct net_reach_conf {
+	const struct cr_identity *id;
+	const char *listen;		/* "HOST:PORT": our TCP listener */
+	/* Fills up to max suppliers that may dial us back (address, key);
+	 * returns how many. Called on net-reach. */
+	int (*helpers)(void *arg, char (*addr)[NET_REACH_ADDR_MAX],
+	    unsigned char (*pk)[CR_PK_BYTES], int max);
+	/* The verdict changed (on net-reach): addr is what to announce
+	 * (NULL for NET_REACH_NONE). */
+	void (*on_change)(void *arg, enum net_reach_state st, const char *addr);
+	void *arg;
+	int recheck_ms;			/* > 0 */
+};
+/* Starts net-reach: a first check at once. -EINVAL, -ENOMEM, -errno. */
+int  net_reach_start(struct net_reach **out, const struct net_reach_conf *c);
+/* Checks again now (sessions dropped). Any thread; NULL ignored. */
+void net_reach_kick(struct net_reach *r);
+/* Stops net-reach and gives a NAT-PMP mapping back. NULL-safe. */
+void net_reach_stop(struct net_reach *r);
+/* "direct", "mapped", "not reachable", "unknown". */
+const char *net_reach_name(enum net_reach_state s);
+/* One dial-back, blocking (up to ~25 s): asks the supplier at via (whose
+ * key must be via_pk) to connect to our observed address at port. 0 our
+ * key answered there; a positive errno it did not (ECONNREFUSED,
+ * ETIMEDOUT, EKEYREJECTED); -errno the helper could not be asked
+ * (-EAGAIN busy, -ECONNRESET a supplier from before DIALBACK). */
+int  net_reach_dialback(const struct cr_identity *id, const char *via,
+    const unsigned char via_pk[CR_PK_BYTES], uint16_t port);
+/* 1 for an IPv4 address in a private range (10/8, 172.16/12, 192.168/16,
+ * 100.64/10, 169.254/16): nobody outside can reach it. */
+int  net_addr_private(const char *host);
 
 #endif

@@ -84,6 +84,22 @@ struct supplier {
 	struct net_sess *rr;		/* sessions with queued requests */
 	struct reject rej[REJECT_SPARE];
 	struct net_ratelog refused, closed, failed;
+	/* The one dial-back in flight (NULL: none), and when the last one
+	 * started (uv_now), for DIALBACK_EVERY_MS. */
+	struct dialback *db;
+	uint64_t db_last_ms;
+};
+
+/* A dial-back asked by a session (DIALBACK): the dialing session and
+ * what it must find. */
+struct dialback {
+	struct supplier *sup;
+	struct net_sess *asker;		/* a reference held */
+	uint64_t reqid;
+	unsigned char want[CR_PK_BYTES];
+	struct net_sess *out;		/* a reference held */
+	int result;			/* -1 while unknown, else errno, 0 */
+	char target[80];
 };
 
 
@@ -502,6 +518,98 @@ handle_ping(struct supplier *sup, struct net_sess *s, uint64_t reqid)
 	flow(sup, s);			/* PONGs pile up too, unread */
 }
 
+/* ---- dial-back -------------------------------------------------------
+ * A node that wants to know whether others can reach it asks us to
+ * connect back. We only ever dial the asker's own address as we see it
+ * (a port of its choosing), one dial at a time and at most one started
+ * per DIALBACK_EVERY_MS over all askers: nobody can make us dial third
+ * parties, or anyone often. The handshake's deadline bounds each dial. */
+#define DIALBACK_EVERY_MS	1000
+
+static void
+db_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
+{
+	(void)m;
+	(void)buf;
+	net_sess_close(s, -EPROTO, NULL);
+}
+
+/* The key behind the address: the handshake proved it. We never stay. */
+static int
+db_on_up(struct net_sess *s)
+{
+	struct dialback *db = s->data;
+
+	db->result = memcmp(s->peer_pk, db->want, CR_PK_BYTES) ?
+	    EKEYREJECTED : 0;
+	return -1;
+}
+
+static void
+db_on_close(struct net_sess *s, int err)
+{
+	struct dialback *db = s->data;
+	struct supplier *sup = db->sup;
+	struct net_msg m = { .type = NET_DIALBACK_OK, .reqid = db->reqid };
+
+	if (db->result < 0)
+		db->result = err < 0 && -err <= 4095 ? -err : ECONNRESET;
+	log_info("supplier: dial-back to %s: %s", db->target,
+	    db->result ? strerror(db->result) : "its key answered");
+	m.result = (uint32_t)db->result;
+	if (db->asker->state == NET_SESS_UP && net_sess_send(db->asker, &m) < 0)
+		net_sess_close(db->asker, -EIO, "cannot send reply");
+	net_sess_unref(db->asker);
+	net_sess_unref(db->out);
+	if (sup->db == db)
+		sup->db = NULL;
+	free(db);
+}
+
+static const struct net_sess_ops db_ops = {
+	.on_up = db_on_up, .on_msg = db_on_msg, .on_close = db_on_close,
+};
+
+static void
+handle_dialback(struct supplier *sup, struct net_sess *s, uint64_t reqid,
+    uint16_t port)
+{
+	struct sockaddr_storage sa;
+	struct dialback *db;
+	char hp[80];
+	uint64_t now = uv_now(&sup->loop);
+	int rc;
+
+	if (sup->stopping || sup->db ||
+	    (sup->db_last_ms && now - sup->db_last_ms < DIALBACK_EVERY_MS)) {
+		reply_err_text(s, reqid, -EAGAIN, "dial-back busy: ask later");
+		return;
+	}
+	snprintf(hp, sizeof hp, strchr(s->host, ':') ? "[%s]:%u" : "%s:%u",
+	    s->host, (unsigned)port);
+	if (net__parse_addr(hp, &sa) < 0 || !(db = calloc(1, sizeof *db))) {
+		reply_err(s, reqid, NET_DIALBACK, -EINVAL);
+		return;
+	}
+	db->sup = sup;
+	db->asker = s;
+	db->reqid = reqid;
+	db->result = -1;
+	memcpy(db->want, s->peer_pk, CR_PK_BYTES);
+	snprintf(db->target, sizeof db->target, "%s", hp);
+	net_sess_ref(s);
+	sup->db = db;
+	sup->db_last_ms = now;
+	/* On failure on_close has run (or runs): it answers and frees. */
+	if ((rc = net_sess_connect(&sup->loop, sup->conf->id,
+	    (struct sockaddr *)&sa, hp, &db_ops, db, &db->out)) < 0) {
+		sup->db = NULL;
+		net_sess_unref(s);
+		free(db);
+		reply_err(s, reqid, NET_DIALBACK, rc);
+	}
+}
+
 static void
 on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
@@ -512,6 +620,14 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	switch (m->type) {
 	case NET_PING:
 		handle_ping(sup, s, m->reqid);
+		return;
+	case NET_DIALBACK:
+		if (sup->conf->test_old) {
+			net_sess_close(s, -EPROTO, "unexpected message type");
+			return;
+		}
+		handle_dialback(sup, s, m->reqid, m->port);
+		flow(sup, s);
 		return;
 	case NET_RESERVE:
 		if (sup->conf->test_old) {
@@ -894,6 +1010,8 @@ on_signal(uv_signal_t *h, int signum)
 	 * done: acknowledged or not, a fragment being written is finished. */
 	for (struct net_sess *s = sup->sessions; s; s = s->next)
 		net_sess_close(s, 0, NULL);
+	if (sup->db)
+		net_sess_close(sup->db->out, -ECANCELED, NULL);
 }
 
 int

@@ -81,6 +81,10 @@ fixed_payload(uint8_t type)
 		return 12;
 	case NET_LOCATOR:
 		return 1 + CR_KEY_BYTES;
+	case NET_DIALBACK:
+		return 1 + 2;
+	case NET_DIALBACK_OK:
+		return 4;
 	case NET_PING: case NET_LOCATOR_OK: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
@@ -231,6 +235,18 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 			return -EPROTO;
 		d.locator = q + 1;
 		break;
+	case NET_DIALBACK:
+		if (q[0] != NET_DIALBACK_VERSION)
+			return -EPROTO;
+		d.port = (uint16_t)(q[1] << 8 | q[2]);
+		if (d.port == 0)
+			return -EPROTO;
+		break;
+	case NET_DIALBACK_OK:
+		d.result = get_be32(q);
+		if (d.result > ERRNO_MAX)
+			return -EPROTO;
+		break;
 	case NET_HEAD_LIST_OK:
 		if (plen < 4)
 			return -EPROTO;
@@ -352,6 +368,10 @@ encodable(const struct net_msg *m)
 		return m->rsv_count != 0;
 	case NET_LOCATOR:
 		return m->locator != NULL;
+	case NET_DIALBACK:
+		return m->port != 0;
+	case NET_DIALBACK_OK:
+		return m->result <= ERRNO_MAX;
 	case NET_ERR:
 		if (m->err == 0 || m->err > ERRNO_MAX ||
 		    m->errmsg_len > NET_ERRMSG_MAX ||
@@ -460,6 +480,14 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 	case NET_LOCATOR:
 		q[0] = NET_LOCATOR_VERSION;
 		memcpy(q + 1, m->locator, CR_KEY_BYTES);
+		break;
+	case NET_DIALBACK:
+		q[0] = NET_DIALBACK_VERSION;
+		q[1] = (unsigned char)(m->port >> 8);
+		q[2] = (unsigned char)m->port;
+		break;
+	case NET_DIALBACK_OK:
+		put_be32(q, m->result);
 		break;
 	case NET_HEAD_LIST_OK:
 		put_be32(q, m->n);

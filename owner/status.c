@@ -204,6 +204,8 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		sb_json_str(sb, p->last_error);
 		strbuf_printf(sb, ", \"refusal\": ");
 		sb_json_str(sb, p->refusal);
+		strbuf_printf(sb, ", \"reach\": ");
+		sb_json_str(sb, p->reach);
 		status_balance_json(o, p->pk, sb);
 		strbuf_printf(sb, "}");
 	}
@@ -308,11 +310,12 @@ status_text(struct owner *o, const char *mnt, const struct status *s,
 		hex_encode(id, p->pk, CR_PK_BYTES);
 		id[16] = '\0';
 		strbuf_printf(sb, "%-16s  %-21s  %-10s  %5.2f  %8.2f  %9llu  %12llu"
-		    "  %12llu%s%s%s\n", id, p->addr,
+		    "  %12llu%s%s%s%s%s\n", id, p->addr,
 		    state_name(p->state, s->r.frags_on[i]), p->score, p->rtt_ms,
 		    (unsigned long long)p->fragments,
 		    (unsigned long long)p->bytes,
 		    (unsigned long long)e.proved, v ? "" : "  (new)",
+		    p->reach[0] ? "  " : "", p->reach,
 		    p->last_error[0] ? "  " : "", p->last_error);
 	}
 	status_refusals(s, sb);

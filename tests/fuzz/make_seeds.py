@@ -54,6 +54,8 @@ RECORDS = {
     "head_list_ok": rec(0x88, 9, struct.pack(">I", 2) +
                         head_entries(head(3, b"v3"), head(2, b""))),
     "head_list_ok_empty": rec(0x88, 9, struct.pack(">I", 0)),
+    "dialback": rec(0x0b, 12, b"\x01" + struct.pack(">H", 7070)),
+    "dialback_ok": rec(0x8b, 12, struct.pack(">I", 111)),
     "err": rec(0xff, 6, struct.pack(">I", 122) + "quota exceeded ✓".encode()),
 }
 

@@ -13,6 +13,8 @@ Nothing can leave the real machine:
     a.run(["ip", "addr"])                 # nsenter --net=/run/netns/...
     a.spawn([...]) / a.peerfs([...])      # processes in the machine's network
     a.readdress("198.18.9.2")             # the machine gets a new address
+    r = net.router("r1", "198.18.7.1")    # a home router (see Router)
+    h = r.machine("h")                    # 192.168.N.2 behind it
     net.close()                           # kill (by PID), ip netns del
 
 Processes started in a machine keep the root mount namespace (nsenter
@@ -23,6 +25,8 @@ naming and teardown stay here.
 
 import os
 import secrets
+import shutil
+import tempfile
 import signal
 import subprocess
 import sys
@@ -133,6 +137,10 @@ class Internet:
         self.machines = {}
         self.namespaces = []
         self.pids = set()               # every process to kill at close
+        self.extra_prefixes = []        # outside prefixes beyond /15
+        self.routers = {}
+        self.lans = 0
+        self.tmpdirs = []
         self.switch = f"{self.tag}-sw"
         self._add_ns(self.switch)
         _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
@@ -152,9 +160,25 @@ class Internet:
         _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
         _ip("-n", ns, "addr", "add", f"{addr}/{PREFIX_LEN}", "dev", "eth0")
         _ip("-n", ns, "link", "set", "eth0", "up")
+        for prefix in self.extra_prefixes:
+            _ip("-n", ns, "route", "add", prefix, "dev", "eth0")
         m = Machine(self, name, ns, addr, port)
         self.machines[name] = m
         return m
+
+    def router(self, name, addr, ports="preserve", upnp=False,
+               outside_prefix=None, behind=None, natpmp=True):
+        """A home router (see Router). addr is its outside address: on the
+        bridge (198.18.0.0/15), or in outside_prefix (e.g. "11.0.0.0/24",
+        for miniupnpd, which refuses reserved outside addresses: every
+        machine on the bridge then gets an on-link route to it; only ever
+        inside the isolated child). behind=another Router puts this one on
+        that router's LAN (double NAT); addr is then ignored. natpmp=False:
+        miniupnpd answers UPnP IGD only."""
+        r = Router(self, name, addr, ports, upnp, outside_prefix, behind,
+                   natpmp)
+        self.routers[name] = r
+        return r
 
     def track_pid(self, pid):
         self.pids.add(pid)
@@ -183,3 +207,199 @@ class Internet:
         for ns in reversed(self.namespaces):
             _ip("netns", "del", ns, check=False)
         self.namespaces = []
+        for d in self.tmpdirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.tmpdirs = []
+
+
+# The router's ruleset: masquerade on the outside, and the forward and
+# input policies of a real home router (nothing unsolicited comes in; a
+# forward that miniupnpd opened, `ct status dnat`, does). The input rule
+# matters: without it a stray packet to the router makes conntrack, and
+# masquerade then picks another port (NETWORK-NOTES.md). Chain names avoid
+# the nftables keywords `fwd` and `fw`. The `filter` table and the
+# miniupnpd chains are those miniupnpd's config below names; without
+# miniupnpd they stay empty.
+RULESET = """
+table inet filter {
+    chain miniupnpd { }
+    chain forward_home {
+        type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "lan0" accept
+        ct status dnat accept
+        jump miniupnpd
+    }
+    chain input_home {
+        type filter hook input priority 0; policy accept;
+        iifname "wan0" ct state established,related accept
+        iifname "wan0" ct state new drop
+    }
+    chain prerouting_miniupnpd { }
+    chain postrouting_miniupnpd { }
+    chain prerouting_home {
+        type nat hook prerouting priority -100; policy accept;
+        jump prerouting_miniupnpd
+    }
+    chain postrouting_home {
+        type nat hook postrouting priority 100; policy accept;
+        jump postrouting_miniupnpd
+        oifname "wan0" masquerade%s
+    }
+}
+"""
+
+MINIUPNPD_CONF = """ext_ifname=wan0
+listening_ip=lan0
+port=0
+enable_natpmp=%s
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
+upnp_table_name=filter
+upnp_nat_table_name=filter
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+allow 1024-65535 192.168.0.0/16 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+"""
+
+
+class Router:
+    """A home router: a namespace whose wan0 is on the bridge (or on the
+    LAN of another router) and whose lan0 is a bridge for 192.168.N.0/24,
+    the router at .1. nftables masquerades on wan0; unsolicited inbound
+    packets are dropped (forward and input), established/related pass.
+
+    ports: "preserve" (Linux masquerade keeps the source port when it can)
+    or "random" (masquerade random,fully-random: every flow a new port).
+    upnp=True runs miniupnpd (NAT-PMP and UPnP IGD) on lan0; its pid is
+    tracked like every other process, its files live in a temp dir;
+    natpmp=False leaves NAT-PMP off (UPnP IGD only)."""
+
+    def __init__(self, net, name, addr, ports, upnp, outside_prefix, behind,
+                 natpmp=True):
+        if ports not in ("preserve", "random"):
+            raise ValueError(f"ports: {ports!r}")
+        if upnp and shutil.which("miniupnpd") is None:
+            raise RuntimeError("miniupnpd is missing (scripts/install-deps)")
+        self.net = net
+        self.name = name
+        self.ns = f"{net.tag}-{name}"
+        net.lans += 1
+        self.lan_index = net.lans
+        self.lan = f"192.168.{self.lan_index}"
+        self.hosts = {}
+        self.behind = behind
+        self.miniupnpd = None
+        net._add_ns(self.ns)
+        ns = self.ns
+        if behind is None:
+            self.port_name = f"p{len(net.machines) + len(net.routers)}r"
+            _ip("-n", ns, "link", "add", "wan0", "type", "veth", "peer",
+                "name", self.port_name, "netns", net.switch)
+            _ip("-n", net.switch, "link", "set", self.port_name, "master",
+                "br0", "up")
+            if outside_prefix:
+                plen = outside_prefix.split("/")[1]
+                _ip("-n", ns, "addr", "add", f"{addr}/{plen}", "dev", "wan0")
+                _ip("-n", ns, "link", "set", "wan0", "up")
+                _ip("-n", ns, "route", "add", f"198.18.0.0/{PREFIX_LEN}",
+                    "dev", "wan0")
+                net.extra_prefixes.append(outside_prefix)
+                for m in net.machines.values():
+                    _ip("-n", m.ns, "route", "add", outside_prefix, "dev", "eth0")
+            else:
+                _ip("-n", ns, "addr", "add", f"{addr}/{PREFIX_LEN}", "dev", "wan0")
+                _ip("-n", ns, "link", "set", "wan0", "up")
+            self.addr = addr
+        else:
+            self.addr = behind._attach(ns, "wan0")
+            _ip("-n", ns, "link", "set", "wan0", "up")
+            _ip("-n", ns, "route", "add", "default", "via", f"{behind.lan}.1")
+        _ip("-n", ns, "link", "add", "lan0", "type", "bridge")
+        _ip("-n", ns, "addr", "add", f"{self.lan}.1/24", "dev", "lan0")
+        _ip("-n", ns, "link", "set", "lan0", "up")
+        self.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        extra = " random,fully-random" if ports == "random" else ""
+        cp = subprocess.run(self.cmd(["nft", "-f", "-"]), input=RULESET % extra,
+                            capture_output=True, text=True, timeout=30)
+        if cp.returncode:
+            raise RuntimeError(f"router {name}: nft: {cp.stderr.strip()}")
+        if upnp:
+            self._start_miniupnpd(natpmp)
+
+    def cmd(self, argv):
+        return ["nsenter", f"--net=/run/netns/{self.ns}"] + [str(a) for a in argv]
+
+    def run(self, argv, timeout=60, check=False):
+        cp = subprocess.run(self.cmd(argv), capture_output=True, text=True,
+                            errors="replace", timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+        if check and cp.returncode != 0:
+            raise RuntimeError(f"router {self.name}: {' '.join(map(str, argv))} "
+                               f"exited {cp.returncode}: {cp.stderr[-2000:]}")
+        return cp
+
+    def _attach(self, ns, ifname):
+        """A veth from namespace ns (named ifname there) into lan0; returns
+        the address it got."""
+        n = len(self.hosts) + 2
+        addr = f"{self.lan}.{n}"
+        port = f"l{n}"
+        _ip("-n", ns, "link", "add", ifname, "type", "veth", "peer", "name",
+            port, "netns", self.ns)
+        _ip("-n", self.ns, "link", "set", port, "master", "lan0", "up")
+        _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+        self.hosts[f"{ifname}@{ns}"] = addr
+        return addr
+
+    def machine(self, name):
+        """A home machine on this router's LAN (eth0 192.168.N.x, default
+        route through the router)."""
+        ns = f"{self.net.tag}-{name}"
+        self.net._add_ns(ns)
+        addr = self._attach(ns, "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", ns, "route", "add", "default", "via", f"{self.lan}.1")
+        m = Machine(self.net, name, ns, addr, None)
+        self.net.machines[name] = m
+        return m
+
+    def set_conntrack_timeout(self, proto, seconds):
+        """An aggressive NAT: e.g. ("udp", 5)."""
+        key = {"udp": "nf_conntrack_udp_timeout",
+               "tcp": "nf_conntrack_tcp_timeout_established"}[proto]
+        self.run(["sysctl", "-qw", f"net.netfilter.{key}={seconds}"], check=True)
+
+    def _start_miniupnpd(self, natpmp):
+        d = tempfile.mkdtemp(prefix=f"{self.ns}-upnp-")
+        self.net.tmpdirs.append(d)
+        conf = Path(d) / "miniupnpd.conf"
+        conf.write_text(MINIUPNPD_CONF % ("yes" if natpmp else "no"))
+        log = open(Path(d) / "miniupnpd.log", "w")
+        # -d: stay in the foreground (our pid is its pid) and log to stderr.
+        p = subprocess.Popen(self.cmd(["miniupnpd", "-d", "-f", conf,
+                                       "-P", Path(d) / "miniupnpd.pid"]),
+                             stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT)
+        log.close()                     # the child has its own
+        self.net.pids.add(p.pid)
+        self.miniupnpd = p
+        self.miniupnpd_log = Path(d) / "miniupnpd.log"
+        # Ready once it listens for SSDP (UDP 1900), HTTP (its log says
+        # so) and, when on, NAT-PMP (UDP 5351).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                break
+            ports = [1900] + ([5351] if natpmp else [])
+            if all(self.run(["ss", "-Hlun", "sport", f"= :{port}"]).stdout.strip()
+                   for port in ports) and \
+                    "HTTP listening" in self.miniupnpd_log.read_text():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"router {self.name}: miniupnpd did not start: "
+                           f"{self.miniupnpd_log.read_text()[-2000:]}")

@@ -1568,6 +1568,92 @@ test_frag_delete(void)
 /* The client's loop runs on the thread net.h lists, serves calls from
  * other threads, and net_free() stops it although timers keep the loop
  * busy (the worker's wake hook). */
+/* A port nothing listens on (bound, then closed). */
+static int
+closed_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* DIALBACK against real suppliers: supplier 0 dials the asker's own
+ * address back and says whether the asker's key answered there (supplier
+ * 1's key at its port: yes; another key asking for that port: another
+ * key answered; a closed port: refused); a second request within a
+ * second is refused as busy; a supplier from before DIALBACK closes the
+ * session, which the asker reports as not asked. */
+static int
+dialback_body(struct test_swarm *sw)
+{
+	struct cr_identity *other = test_identity();
+	int port, rc;
+
+	log_init("test", LOG_WARN, NULL);
+	sw->old[2] = 1;
+	CHECK_EQ(test_sup_start(sw, 0, 0), 0);
+	CHECK_EQ(test_sup_start(sw, 1, 0), 0);
+	CHECK_EQ(test_sup_start(sw, 2, 0), 0);
+	CHECK_EQ(net_reach_dialback(sw->sid[1], sw->addr[0], sw->sid[0]->pk,
+	    (uint16_t)sw->port[1]), 0);
+	CHECK_EQ(net_reach_dialback(sw->sid[1], sw->addr[0], sw->sid[0]->pk,
+	    (uint16_t)sw->port[1]), -EAGAIN);
+	/* The helper's key must be the one its record names. */
+	rc = net_reach_dialback(sw->sid[1], sw->addr[0], other->pk,
+	    (uint16_t)sw->port[1]);
+	CHECK(rc < 0);
+	usleep(1100 * 1000);		/* past the helper's once a second */
+	rc = net_reach_dialback(other, sw->addr[0], sw->sid[0]->pk,
+	    (uint16_t)sw->port[1]);
+	sodium_free(other);
+	CHECK_EQ(rc, EKEYREJECTED);
+	usleep(1100 * 1000);
+	CHECK((port = closed_port()) > 0);
+	CHECK_EQ(net_reach_dialback(sw->sid[1], sw->addr[0], sw->sid[0]->pk,
+	    (uint16_t)port), ECONNREFUSED);
+	CHECK(net_reach_dialback(sw->sid[1], sw->addr[2], sw->sid[2]->pk,
+	    (uint16_t)sw->port[1]) < 0);
+	return 0;
+}
+
+static int
+test_dialback(void)
+{
+	return test_swarm_run(dialback_body);
+}
+
+/* The ranges behind which nobody outside reaches a host: a NAT-PMP
+ * outside address in one of them means a router behind another router. */
+static int
+test_addr_private(void)
+{
+	CHECK(net_addr_private("10.1.2.3"));
+	CHECK(net_addr_private("172.16.0.1"));
+	CHECK(net_addr_private("172.31.255.254"));
+	CHECK(!net_addr_private("172.32.0.1"));
+	CHECK(!net_addr_private("172.15.255.255"));
+	CHECK(net_addr_private("192.168.1.2"));
+	CHECK(!net_addr_private("192.169.1.2"));
+	CHECK(net_addr_private("100.64.0.1"));
+	CHECK(net_addr_private("100.127.255.255"));
+	CHECK(!net_addr_private("100.128.0.1"));
+	CHECK(net_addr_private("169.254.1.1"));
+	CHECK(!net_addr_private("198.18.0.10"));
+	CHECK(!net_addr_private("11.0.0.2"));
+	CHECK(!net_addr_private("8.8.8.8"));
+	CHECK(!net_addr_private("example.org"));
+	CHECK(!net_addr_private("::1"));
+	return 0;
+}
+
 static int
 test_loop_thread(void)
 {
@@ -1609,6 +1695,8 @@ const struct test tests_net[] = {
 	{ "handshake_timeout", test_handshake_timeout },
 	{ "monitor", test_monitor },
 	{ "repair", test_repair },
+	{ "addr_private", test_addr_private },
+	{ "dialback", test_dialback },
 	{ "audit", test_audit },
 	{ "liar", test_liar },
 	{ "frag_delete", test_frag_delete },

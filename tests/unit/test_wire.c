@@ -888,6 +888,42 @@ test_locator(void)
 	return 0;
 }
 
+/* DIALBACK: a version byte and a port (0 is malformed); DIALBACK_OK: a
+ * result, an errno at most 4095. */
+static int
+test_dialback(void)
+{
+	unsigned char buf[64];
+	struct net_msg m, d;
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_DIALBACK;
+	m.reqid = 9;
+	m.port = 40123;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 3);
+	CHECK_EQ(d.port, 40123);
+	CHECK_EQ(buf[NET_MSG_HDR], NET_DIALBACK_VERSION);
+	buf[NET_MSG_HDR] = 2;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+	buf[NET_MSG_HDR] = NET_DIALBACK_VERSION;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 2), -EPROTO);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4), -EPROTO);
+	buf[NET_MSG_HDR + 1] = buf[NET_MSG_HDR + 2] = 0;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+	m.port = 0;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	memset(&m, 0, sizeof m);
+	m.type = NET_DIALBACK_OK;
+	m.result = ECONNREFUSED;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 4);
+	CHECK_EQ(d.result, ECONNREFUSED);
+	m.result = 4096;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	buf[NET_MSG_HDR + 2] = 0x10;	/* 4096 + ECONNREFUSED */
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4), -EPROTO);
+	return 0;
+}
+
 /* RESERVE with the owner's binding of its node (version 1): both lengths
  * decode, the binding only in the longer; a wrong version or length is
  * refused. */
@@ -944,6 +980,7 @@ const struct test tests_wire[] = {
 	{ "heads_list_max", test_heads_list_max },
 	{ "reserve", test_reserve },
 	{ "locator", test_locator },
+	{ "dialback", test_dialback },
 	{ "reserve_bind", test_reserve_bind },
 	{ NULL, NULL },
 };

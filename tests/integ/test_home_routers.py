@@ -1,0 +1,269 @@
+"""Home routers in the namespace harness (issue 18, first part): machines
+behind router namespaces (netns.Router) with nftables masquerade and the
+drop-unsolicited policies of a real home router; one router runs miniupnpd.
+Each test re-runs itself under `unshare -n` (netns.isolated)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_peerfs, wait_for
+from netns import CHILD_ENV, Internet, isolated
+from test_network import (BOOT, PORT, NetMount, hired, read_tree,
+                          record_stored, supplier_start, write_tree)
+
+# A listener that accepts connections and answers each with the address
+# it saw the connection come from ("IP PORT"), until killed.
+SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+print("listening", flush=True)
+while True:
+    c, a = s.accept(); c.sendall(f"{a[0]} {a[1]}\n".encode()); c.close()
+"""
+
+# Connects (from a fixed source port when given) and prints what the
+# server saw, or "FAIL why".
+CLIENT = r"""
+import socket, sys
+s = socket.socket(); s.settimeout(float(sys.argv[4]))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if int(sys.argv[3]): s.bind(("0.0.0.0", int(sys.argv[3])))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print(s.makefile().readline().strip())
+except OSError as e:
+    print("FAIL", e)
+"""
+
+
+def serve(m, port):
+    p = m.spawn([sys.executable, "-c", SERVER, "0.0.0.0", port],
+                stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "listening"
+    return p
+
+
+def dial(m, addr, port, sport=0, timeout=3):
+    cp = m.run([sys.executable, "-c", CLIENT, addr, port, sport, timeout],
+               check=True)
+    return cp.stdout.strip()
+
+
+@pytest.fixture
+def net(need_root_netns):
+    n = Internet()
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def need_root_netns():
+    from netns import available
+    why = available()
+    if why:
+        pytest.skip(why)
+
+
+def test_port_preserving_router(request, net):
+    """A home machine reaches the internet through masquerade, seen as
+    the router's address and its own source port; nothing unsolicited
+    comes in, neither to the router nor to a port the machine used."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r1", "198.18.7.1")
+    h = r.machine("h")
+    assert h.addr.startswith("192.168.")
+    serve(pub, 9000)
+    serve(h, 9001)
+    assert dial(h, pub.addr, 9000, sport=40001) == f"{r.addr} 40001"
+    # Unsolicited: to the router itself, and to the port just used.
+    assert dial(pub, r.addr, 9001, timeout=1).startswith("FAIL")
+    assert dial(pub, r.addr, 40001, timeout=1).startswith("FAIL")
+    assert dial(pub, h.addr, 9001, timeout=1).startswith("FAIL")
+
+
+def test_random_port_router(request, net):
+    """masquerade random,fully-random: the same source port comes out as
+    other ports (three flows: one could keep its port by chance)."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r2", "198.18.7.2", ports="random")
+    h = r.machine("h")
+    serve(pub, 9000)
+    seen = [dial(h, pub.addr, 9000, sport=40001 + i) for i in range(3)]
+    assert all(s.split()[0] == r.addr for s in seen), seen
+    assert any(s != f"{r.addr} {40001 + i}" for i, s in enumerate(seen)), seen
+
+
+def test_miniupnpd_router_maps_a_port(request, net):
+    """The UPnP router (outside address outside the reserved ranges, see
+    netns.Router): a NAT-PMP mapping opens a port a public machine can
+    connect to; unmapped ports stay closed."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    r = net.router("r3", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    h = r.machine("h")
+    serve(h, 8000)
+    serve(h, 8001)
+    cp = h.run(["natpmpc", "-g", f"{r.lan}.1", "-a", "8000", "8000", "tcp",
+                "60"], check=True)
+    assert "Public IP address : 11.0.0.2" in cp.stdout, cp.stdout
+    assert "Mapped public port 8000" in cp.stdout, cp.stdout
+    assert dial(pub, r.addr, 8000).split()[0] == pub.addr
+    assert dial(pub, r.addr, 8001, timeout=1).startswith("FAIL")
+
+
+def test_double_nat_outside_address_is_private(request, net):
+    """A miniupnpd router behind another router: its outside address is
+    private, and miniupnpd 2.3.1 then refuses NAT-PMP itself (result 3,
+    "network failure"): the home machine learns no public address and
+    gets no mapping, and the public machine cannot come in."""
+    if isolated(request):
+        return
+    pub = net.machine("pub", "198.18.0.10")
+    outer = net.router("r4", "198.18.7.4")
+    inner = net.router("r5", None, upnp=True, behind=outer)
+    h = inner.machine("h")
+    assert inner.addr.startswith(outer.lan + ".")
+    serve(h, 8000)
+    serve(pub, 9000)
+    # Outbound works through both NATs, seen as the outer router.
+    assert dial(h, pub.addr, 9000).split()[0] == outer.addr
+    cp = h.run(["natpmpc", "-g", f"{inner.lan}.1", "-a", "8000", "8000",
+                "tcp", "60"])
+    assert cp.returncode != 0, cp.stdout
+    assert "Mapped public port" not in cp.stdout, cp.stdout
+    assert "network failure" in cp.stderr, cp.stderr
+    assert dial(pub, outer.addr, 8000, timeout=1).startswith("FAIL")
+
+
+# ---- the reachability ladder (net/reach.c) with real suppliers ----------
+
+def reach_of(home):
+    p = home / "reach"
+    return p.read_text().strip() if p.exists() else ""
+
+
+@pytest.fixture
+def homes(tmp_path, need_fuse):
+    """The internet with three public suppliers (the first is the DHT's
+    bootstrap), the owner's machine, and a home supplier behind each kind
+    of router the test asks for. Built only in the isolated child."""
+    if os.environ.get(CHILD_ENV) != "1":
+        yield None
+        return
+    net = Internet()
+    made = []
+    w = {"net": net, "sup": {}, "tmp": tmp_path}
+
+    def start(name, m):
+        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
+        extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
+        w["sup"][name] = {"m": m, "home": home, "store": store,
+                          "pid": supplier_start(net, m, home, store, extra,
+                                                wait=False)}
+        return w["sup"][name]
+
+    try:
+        for name, addr in [("boot", BOOT), ("s1", "198.18.1.2"),
+                           ("s2", "198.18.2.2")]:
+            start(name, net.machine(name, addr))
+        w["start"] = start
+        w["owner"] = net.machine("owner", "198.18.100.2")
+        w["mount"] = lambda name="m": made.append(
+            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        yield w
+    finally:
+        for mt in made:
+            mt.cleanup()
+        net.close()
+
+
+def test_mapped_supplier_hired_unreachable_one_not(request, homes):
+    """A supplier behind the miniupnpd router maps its port by NAT-PMP,
+    a dial-back finds it there, and it announces the router's outside
+    address; one behind a router without NAT-PMP is not reachable and is
+    never announced. An owner on the internet hires the mapped one (not
+    the other), stores and cold-reads through it; `status` says `mapped`
+    for it and `direct` for the public ones."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    r1 = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    r2 = net.router("r2", "198.18.7.2")
+    h1 = w["start"]("h1", r1.machine("h1"))
+    h2 = w["start"]("h2", r2.machine("h2"))
+    wait_for(lambda: reach_of(h1["home"]) == f"mapped 11.0.0.2:{PORT}", 90,
+             "h1 mapped through NAT-PMP")
+    wait_for(lambda: reach_of(h2["home"]) == "not reachable", 90,
+             "h2 found not reachable")
+    wait_for(lambda: reach_of(w["sup"]["boot"]["home"]) ==
+             f"direct {BOOT}:{PORT}", 90, "boot found direct")
+    record_stored(h1["m"], h1["home"])
+    log2 = (h2["home"] / "supplier.log").read_text()
+    assert "our record is stored" not in log2, log2[-3000:]
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    addrs = sorted(a for _, a in hired(mt.home))
+    assert f"11.0.0.2:{PORT}" in addrs, (addrs, mt.log_tail())
+    assert not any(a.startswith("192.168.") or a.startswith(r2.addr)
+                   for a in addrs), addrs
+    files = write_tree(mt.path, 7)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[f"11.0.0.2:{PORT}"]["reach"] == "mapped", st["suppliers"]
+    assert by[f"11.0.0.2:{PORT}"]["fragments"] > 0, st["suppliers"]
+    assert by[f"{BOOT}:{PORT}"]["reach"] == "direct", st["suppliers"]
+    text = run_peerfs(["status", mt.path], check=True).stdout
+    assert any(f"11.0.0.2:{PORT}" in line and line.rstrip().endswith("mapped")
+               for line in text.splitlines()), text
+    mt.umount()
+    mt.mount([], ec="3+1")
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_double_nat_supplier_not_reachable(request, homes):
+    """A supplier behind a miniupnpd router that sits behind another
+    router: no usable mapping (the inner router's outside address is
+    private), so it is reported not reachable and not announced."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    outer = net.router("r4", "198.18.7.4")
+    inner = net.router("r5", None, upnp=True, behind=outer)
+    h = w["start"]("h3", inner.machine("h3"))
+    wait_for(lambda: reach_of(h["home"]) == "not reachable", 90,
+             "h3 found not reachable")
+    log = (h["home"] / "supplier.log").read_text()
+    assert "NAT-PMP" in log, log[-3000:]
+    assert "our record is stored" not in log, log[-3000:]
+
+
+def test_upnp_only_router_maps(request, homes):
+    """A router that answers UPnP IGD but not NAT-PMP: the supplier maps
+    its port through UPnP, a dial-back finds it there, and its record
+    (the router's outside address) is stored."""
+    if isolated(request):
+        return
+    w = homes
+    r = w["net"].router("r6", "11.0.1.2", upnp=True,
+                        outside_prefix="11.0.1.0/24", natpmp=False)
+    h = w["start"]("h4", r.machine("h4"))
+    wait_for(lambda: reach_of(h["home"]) == f"mapped 11.0.1.2:{PORT}", 90,
+             "h4 mapped through UPnP")
+    record_stored(h["m"], h["home"])
+    log = (h["home"] / "supplier.log").read_text()
+    assert "reach: mapped at 11.0.1.2" in log, log[-3000:]
+    assert "UPNP" in r.miniupnpd_log.read_text().upper(), \
+        r.miniupnpd_log.read_text()[-2000:]
