@@ -347,6 +347,11 @@ void net__addr_host(const struct sockaddr *sa, char *out, size_t size);
 int net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const char *name,
     const struct net_sess_ops *ops, void *data, struct net_sess **out);
+/* The same from the local address src (port 0: any): a node with several
+ * addresses is seen by the other end at the one it chose. */
+int net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const struct sockaddr *src, const char *name,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out);
 /* Accepts a pending connection of server (no extra reference: the
  * socket's reference is released after on_close). -ENOMEM leaves the
  * connection pending: the caller must still uv_accept() it (libuv stops

@@ -55,6 +55,11 @@ struct net_reach {
 	uint16_t mapped_port;
 	int by_upnp;			/* the mapping is UPnP's, not NAT-PMP's */
 	int listen_private;		/* net_addr_private(listen's host) */
+	/* Dial-backs are asked from the listen address (port 0): the helper
+	 * dials the address it sees, and a host with several addresses
+	 * (the demo's 127.0.N.1) would otherwise be seen at another. */
+	struct sockaddr_storage src;
+	int have_src;
 	int soon;			/* nobody could tell: ask again soon */
 	int64_t next_check;		/* worker_now_ms(): a full check */
 };
@@ -165,7 +170,8 @@ static const struct net_sess_ops ask_ops = {
 };
 
 static int
-dialback(struct worker *w, const struct cr_identity *id, const char *via,
+dialback(struct worker *w, const struct cr_identity *id,
+    const struct sockaddr *src, const char *via,
     const unsigned char via_pk[CR_PK_BYTES], uint16_t port)
 {
 	struct sockaddr_storage sa;
@@ -181,8 +187,8 @@ dialback(struct worker *w, const struct cr_identity *id, const char *via,
 		return rc;
 	uv_timer_init(&loop, &timer);
 	timer.data = &a;
-	rc = net_sess_connect(&loop, id, (struct sockaddr *)&sa, via, &ask_ops,
-	    &a, &a.s);
+	rc = net_sess_connect_from(&loop, id, (struct sockaddr *)&sa, src, via,
+	    &ask_ops, &a, &a.s);
 	if (rc == 0) {
 		uv_timer_start(&timer, ask_on_tick, 200, 200);
 		while (a.rc == 1 && uv_run(&loop, UV_RUN_ONCE))
@@ -201,7 +207,7 @@ int
 net_reach_dialback(const struct cr_identity *id, const char *via,
     const unsigned char via_pk[CR_PK_BYTES], uint16_t port)
 {
-	return dialback(NULL, id, via, via_pk, port);
+	return dialback(NULL, id, NULL, via, via_pk, port);
 }
 
 /* Asks the helpers in turn until one answers: 0 our key answered at
@@ -220,7 +226,8 @@ dialback_any(struct net_reach *r, uint16_t port)
 	}
 	n = r->conf.helpers(r->conf.arg, addr, pk, HELPERS_MAX);
 	for (int i = 0; i < n && rc < 0 && !worker_stopping(r->w); i++) {
-		rc = dialback(r->w, r->conf.id, addr[i], pk[i], port);
+		rc = dialback(r->w, r->conf.id, r->have_src ?
+		    (struct sockaddr *)&r->src : NULL, addr[i], pk[i], port);
 		if (rc < 0)
 			log_info("reach: %s could not dial us back: %s",
 			    addr[i], strerror(-rc));
@@ -514,6 +521,16 @@ net_reach_start(struct net_reach **out, const struct net_reach_conf *conf)
 	r->port = ntohs(sa.ss_family == AF_INET ?
 	    ((struct sockaddr_in *)&sa)->sin_port :
 	    ((struct sockaddr_in6 *)&sa)->sin6_port);
+	r->src = sa;
+	if (sa.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&r->src;
+		s4->sin_port = 0;
+		r->have_src = s4->sin_addr.s_addr != htonl(INADDR_ANY);
+	} else if (sa.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&r->src;
+		s6->sin6_port = 0;
+		r->have_src = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+	}
 	struct worker_conf wc = { .name = "net-reach", .pass = reach_pass,
 	    .arg = r };
 	if ((rc = worker_start(&r->w, &wc)) < 0) {

@@ -673,6 +673,14 @@ net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const char *name,
     const struct net_sess_ops *ops, void *data, struct net_sess **out)
 {
+	return net_sess_connect_from(loop, id, sa, NULL, name, ops, data, out);
+}
+
+int
+net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const struct sockaddr *src, const char *name,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out)
+{
 	struct net_sess *s = sess_new(id, ops, data, 1);
 	int rc;
 
@@ -686,7 +694,9 @@ net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
 	s->conn.data = s;
 	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
 	net_sess_ref(s);			/* the caller's */
-	rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
+	rc = src ? uv_tcp_bind(&s->tcp, src, 0) : 0;
+	if (rc == 0)
+		rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
 	if (rc < 0) {
 		s->err = rc;
 		net_sess_close(s, rc, NULL);	/* on_close will run */

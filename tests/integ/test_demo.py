@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 
-from conftest import _wait_pid_gone, run_peerfs
+from conftest import _wait_pid_gone, run_peerfs, wait_for
 from netns import isolated
 
 
@@ -49,6 +49,15 @@ def test_demo_through_dht(request, tmp_path, need_fuse):
         blocks = {a.split(":")[0].rsplit(".", 1)[0] for _, a in hired}
         assert len(blocks) == len(hired), hired
         assert not (d / "home" / "peers").exists(), args
+        # Each supplier finds itself reachable at its own 127.0.N.1 and
+        # stays announced (a dial-back asked from another source address
+        # found nobody there, and the demo's records were withdrawn).
+        logs = sorted(d.glob("supplier-*/supplier.log"))
+        assert len(logs) == 8, logs
+        wait_for(lambda: all("reach: direct at 127.0." in p.read_text()
+                             for p in logs), 60, "every supplier direct")
+        for p in logs:
+            assert "not announced" not in p.read_text(), p.read_text()[-2000:]
         data = os.urandom(3 * 1024 * 1024 + 5)
         (d / "mnt" / "f.bin").write_bytes(data)
         assert run_peerfs(["sync", d / "mnt"]).returncode == 0
