@@ -59,6 +59,7 @@ struct net_dht {
 	int stored;			/* net-dht: a put of ours succeeded */
 	uv_async_t kick;		/* announce now (net_dht_announce_now) */
 	uint64_t seq;			/* net-dht only */
+	int early;			/* net-dht: early re-announces done */
 
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t cond;		/* records changed */
@@ -224,14 +225,27 @@ announce(struct net_dht *d)
 	    (unsigned long long)r.seq);
 }
 
+/* A put reaches the nodes its search knows at that moment, and OpenDHT
+ * does not carry a value to closer nodes found later (its storage
+ * maintenance is off). A node that has just joined knows few: its first
+ * record can land beside the nodes that others' searches ask, and stay
+ * invisible for a whole period (a young swarm's mount found 2 of 8
+ * suppliers). So the first few announces follow quickly, while the
+ * routing tables fill. */
+static const int early_ms[] = { 2000, 6000, 20000, 60000 };
+
 static void
 on_timer(uv_timer_t *t)
 {
 	struct net_dht *d = t->data;
 	int period = d->conf.announce_ms ? d->conf.announce_ms : ANNOUNCE_MS;
+	int next = period;
 
 	announce(d);
-	uv_timer_start(&d->timer, on_timer, (uint64_t)period, 0);
+	if (d->early < (int)(sizeof early_ms / sizeof early_ms[0]) &&
+	    early_ms[d->early] < period)
+		next = early_ms[d->early++];
+	uv_timer_start(&d->timer, on_timer, (uint64_t)next, 0);
 }
 
 static void
