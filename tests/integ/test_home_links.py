@@ -1,0 +1,112 @@
+"""Home links (issue 18, scenarios 2 and 4, and the ladder's re-checks):
+suppliers behind home routers (netns.Router) whose links change under
+them: a new outside address, mappings the router forgets, short NAT
+timeouts, delay, loss and a slow uplink. Each test re-runs itself under
+`unshare -n` (netns.isolated)."""
+
+import os
+
+import pytest
+
+from conftest import wait_for
+from netns import CHILD_ENV, Internet, isolated
+from test_home_routers import need_root_netns, reach_of  # noqa: F401
+from test_network import (BOOT, PORT, NetMount, hired, read_tree,
+                          record_stored, supplier_start, supplier_stop,
+                          write_tree)
+
+# The owner notices a silent supplier within seconds, and nothing that
+# is only away for the length of a test is suspect or dead.
+OWNER_FAST = ["--ping-interval", "1s", "--timeout", "3s",
+              "--suspect-after", "10m", "--dead-after", "20m"]
+
+
+@pytest.fixture
+def links(tmp_path, need_fuse):
+    """The internet with three public suppliers (the first is the DHT's
+    bootstrap) and the owner's machine; w["start"](name, machine, extra)
+    starts another supplier. Built only in the isolated child."""
+    if os.environ.get(CHILD_ENV) != "1":
+        yield None
+        return
+    net = Internet()
+    made = []
+    w = {"net": net, "sup": {}, "tmp": tmp_path}
+
+    def start(name, m, extra=()):
+        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
+        boot = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
+        w["sup"][name] = {"m": m, "home": home, "store": store,
+                          "pid": supplier_start(net, m, home, store,
+                                                boot + list(extra), wait=False)}
+        return w["sup"][name]
+
+    try:
+        for name, addr in [("boot", BOOT), ("s1", "198.18.1.2"),
+                           ("s2", "198.18.2.2")]:
+            start(name, net.machine(name, addr))
+        w["start"] = start
+        w["owner"] = net.machine("owner", "198.18.100.2")
+        w["mount"] = lambda name="m": made.append(
+            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        yield w
+    finally:
+        for mt in made:
+            mt.cleanup()
+        net.close()
+
+
+def write_more(root, seed):
+    """write_tree again, under a folder of its own."""
+    (root / f"more{seed}").mkdir()
+    return {f"more{seed}/{k}": v
+            for k, v in write_tree(root / f"more{seed}", seed).items()}
+
+
+def supplier_by_addr(mt):
+    return {p["address"]: p for p in mt.status_json()["suppliers"]}
+
+
+def test_outside_address_change_reaches_owner(request, links):
+    """The router behind which a hired supplier sits gets a new outside
+    address (the old one reaches nothing any more). The owner's session
+    goes silent; the supplier, whose owner session times out, checks
+    again (not at --reach-every, 5 min by default), renews its mapping,
+    learns the new address from it, announces a new record; the owner
+    looks it up by id, moves the supplier there, and writes and cold
+    reads that need it go through it."""
+    if isolated(request):
+        return
+    w = links
+    net = w["net"]
+    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    h = w["start"]("h1", r.machine("h1"), ["--idle-timeout", "4s"])
+    wait_for(lambda: reach_of(h["home"]) == f"mapped 11.0.0.2:{PORT}", 90,
+             "h1 mapped through NAT-PMP")
+    record_stored(h["m"], h["home"])
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"] + OWNER_FAST)
+    assert f"11.0.0.2:{PORT}" in [a for _, a in hired(mt.home)], mt.log_tail()
+    files = write_tree(mt.path, 11)
+    mt.sync()
+
+    r.new_outside_address("11.0.0.3")
+    new = f"11.0.0.3:{PORT}"
+    wait_for(lambda: reach_of(h["home"]) == f"mapped {new}", 45,
+             "h1 announces the router's new outside address")
+    log = (h["home"] / "supplier.log").read_text()
+    assert "session went silent" in log, log[-3000:]
+    wait_for(lambda: new in [a for _, a in hired(mt.home)], 45,
+             "the owner moves h1 to its new address")
+    wait_for(lambda: supplier_by_addr(mt).get(new, {}).get("state") ==
+             "online", 30, "h1 online at its new address")
+
+    files.update(write_more(mt.path, 12))
+    mt.sync()
+    p = supplier_by_addr(mt)[new]
+    assert p["reach"] == "mapped" and p["fragments"] > 0, p
+    # Without s2, every block needs h1's fragment (3 of 4).
+    supplier_stop(w["sup"]["s2"]["pid"])
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
