@@ -407,6 +407,53 @@ table ip isp {{
             raise RuntimeError(f"router {self.name}: nft: {cp.stderr.strip()}")
         self.addr = addr
 
+    def shape(self, delay_ms=0, loss_pct=0, rate=None, nfq_delay=None,
+              queue=1):
+        """A slow, lossy home link: every packet the router forwards, both
+        ways. loss_pct: nftables `numgen random` drops that many percent;
+        delay_ms: held that long (this kernel has no netem: nfq_delay,
+        tests/tools/, holds each packet on an NFQUEUE queue that
+        iptables-legacy feeds; the router is
+        the receiver of what it forwards, so no sender's TCP Small Queues
+        are held back, see NETWORK-NOTES.md); rate ("10mbit"): tc tbf on
+        wan0 (up) and lan0 (down). The queue is `bypass`: without the
+        helper packets pass undelayed, never vanish."""
+        rules = []
+        if loss_pct:
+            rules.append(f"numgen random mod 100 < {int(loss_pct)} drop")
+        if delay_ms:
+            if not nfq_delay:
+                raise ValueError("delay_ms needs the nfq_delay helper")
+            p = subprocess.Popen(self.cmd([nfq_delay, queue, int(delay_ms)]),
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, text=True)
+            self.net.pids.add(p.pid)
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"router {self.name}: nfq_delay did not "
+                                   f"start (exit {p.poll()})")
+            # The nft `queue` expression (nft_queue) is not built for this
+            # kernel; iptables-legacy's NFQUEUE target is.
+            self.run(["iptables-legacy", "-t", "mangle", "-A", "FORWARD",
+                      "-j", "NFQUEUE", "--queue-num", int(queue),
+                      "--queue-bypass"], check=True)
+        if rules:
+            body = "\n        ".join(rules)
+            cp = subprocess.run(self.cmd(["nft", "-f", "-"]), input=f"""
+table inet link {{
+    chain shape {{
+        type filter hook forward priority -10; policy accept;
+        {body}
+    }}
+}}
+""", capture_output=True, text=True, timeout=30)
+            if cp.returncode:
+                raise RuntimeError(f"router {self.name}: nft: {cp.stderr.strip()}")
+        if rate:
+            for dev in ("wan0", "lan0"):
+                self.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf",
+                          "rate", rate, "burst", "32kbit", "latency", "400ms"],
+                         check=True)
+
     def forget_mappings(self):
         """The router forgets every port mapping (a reboot, a lease it
         dropped early): miniupnpd's forwarding rules are flushed."""

@@ -5,15 +5,29 @@ timeouts, delay, loss and a slow uplink. Each test re-runs itself under
 `unshare -n` (netns.isolated)."""
 
 import os
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import ROOT, wait_for
 from netns import CHILD_ENV, Internet, isolated
 from test_home_routers import need_root_netns, reach_of  # noqa: F401
 from test_network import (BOOT, PORT, NetMount, hired, read_tree,
                           record_stored, supplier_start, supplier_stop,
                           write_tree)
+
+NFQ_DELAY = Path(os.environ.get("PEERFS_NFQ_DELAY") or
+                 ROOT / "build" / "nfq_delay")
+
+# Prints how long a TCP connect to HOST PORT took, in ms.
+CONNECT_MS = r"""
+import socket, sys, time
+t = time.monotonic()
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10).close()
+print((time.monotonic() - t) * 1000)
+"""
 
 # The owner notices a silent supplier within seconds, and nothing that
 # is only away for the length of a test is suspect or dead.
@@ -110,3 +124,60 @@ def test_outside_address_change_reaches_owner(request, links):
     supplier_stop(w["sup"]["s2"]["pid"])
     mt.drop_cache()
     assert read_tree(mt.path) == files
+
+
+def test_slow_lossy_home_link_is_only_slow(request, links):
+    """A supplier on a bad home link (80 ms each way, 3% loss both ways,
+    10 mbit), hired with public ones: an upload and a cold read that
+    needs its fragments complete, slower; the owner, whose suspect and
+    dead clocks are short here (15 s, 30 s), never marks it offline,
+    suspect or dead: it is slow, not gone. A regression guard: the
+    owner's request timeout (10 s) and pings already allow for such a
+    link."""
+    if isolated(request):
+        return
+    if not NFQ_DELAY.exists():
+        pytest.fail(f"{NFQ_DELAY} is missing (make build/nfq_delay)",
+                    pytrace=False)
+    w = links
+    net = w["net"]
+    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    r.shape(delay_ms=80, loss_pct=3, rate="10mbit", nfq_delay=NFQ_DELAY)
+    h = w["start"]("h1", r.machine("h1"))
+    addr = f"11.0.0.2:{PORT}"
+    wait_for(lambda: reach_of(h["home"]) == f"mapped {addr}", 90,
+             "h1 mapped through NAT-PMP")
+    record_stored(h["m"], h["home"])
+    # The link is as slow as asked: a connect from the owner takes at
+    # least 2 x 80 ms (the SYN in, its answer out).
+    cp = w["owner"].run([sys.executable, "-c", CONNECT_MS, "11.0.0.2", PORT],
+                        check=True)
+    assert float(cp.stdout) >= 160, cp.stdout
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}",
+                                  "--ping-interval", "2s",
+                                  "--suspect-after", "15s",
+                                  "--dead-after", "30s"])
+    assert addr in [a for _, a in hired(mt.home)], mt.log_tail()
+    t0 = time.monotonic()
+    files = write_tree(mt.path, 21)
+    mt.sync()
+    t_up = time.monotonic() - t0
+    assert supplier_by_addr(mt)[addr]["fragments"] > 0
+    mt.umount()
+    mt.mount([], ec="3+1", extra=["--ping-interval", "2s",
+                                  "--suspect-after", "15s",
+                                  "--dead-after", "30s"])
+    # Without s2, every block needs h1's fragment (3 of 4).
+    supplier_stop(w["sup"]["s2"]["pid"])
+    mt.drop_cache()
+    t0 = time.monotonic()
+    assert read_tree(mt.path) == files
+    t_read = time.monotonic() - t0
+    print(f"bad home link: upload {t_up:.1f} s, cold read {t_read:.1f} s")
+    st = supplier_by_addr(mt)
+    assert st[addr]["state"] == "online", st[addr]
+    log = mt.log_text()
+    for word in ("offline", "suspect", "dead"):
+        assert f"supplier {addr}: {word}" not in log, log[-3000:]
