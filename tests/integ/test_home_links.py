@@ -5,6 +5,7 @@ timeouts, delay, loss and a slow uplink. Each test re-runs itself under
 `unshare -n` (netns.isolated)."""
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,40 @@ from test_network import (BOOT, PORT, NetMount, hired, read_tree,
 
 NFQ_DELAY = Path(os.environ.get("PEERFS_NFQ_DELAY") or
                  ROOT / "build" / "nfq_delay")
+
+# Connects to HOST PORT, stays idle IDLE seconds, then sends a line and
+# prints the echo, or "FAIL why".
+IDLE_THEN_SEND = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+time.sleep(float(sys.argv[3]))
+try:
+    s.sendall(b"still there?\n"); print(s.makefile().readline().strip() or "FAIL eof")
+except OSError as e:
+    print("FAIL", e)
+"""
+
+# Echoes lines on every connection, until killed.
+ECHO = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8)
+print("listening", flush=True)
+def echo(c):
+    for line in c.makefile("rb"):
+        c.sendall(line)
+while True:
+    threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
+"""
+
+# Prints "ok" when a TCP connect to HOST PORT succeeds, else "FAIL why".
+CAN_CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close(); print("ok")
+except OSError as e:
+    print("FAIL", e)
+"""
 
 # Prints how long a TCP connect to HOST PORT took, in ms.
 CONNECT_MS = r"""
@@ -61,8 +96,8 @@ def links(tmp_path, need_fuse):
             start(name, net.machine(name, addr))
         w["start"] = start
         w["owner"] = net.machine("owner", "198.18.100.2")
-        w["mount"] = lambda name="m": made.append(
-            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        w["mount"] = lambda name="m", m=None: made.append(
+            NetMount(tmp_path, m or w["owner"], name)) or made[-1]
         yield w
     finally:
         for mt in made:
@@ -181,3 +216,90 @@ def test_slow_lossy_home_link_is_only_slow(request, links):
     log = mt.log_text()
     for word in ("offline", "suspect", "dead"):
         assert f"supplier {addr}: {word}" not in log, log[-3000:]
+
+
+def test_short_nat_timeouts_sessions_kept_by_pings(request, links):
+    """An owner behind a router that forgets idle TCP flows after 2 s and
+    gives every new flow a random port (the harshest home router): a
+    plain connection idle past that is dead (the control below), but the
+    owner's sessions stay up through idle time, kept by its pings (the
+    keepalive: --ping-interval, 30 s by default, here 1 s against the
+    router's 2 s; the writer's own traffic, its index heads every
+    3 s, would not do): after the idle time, every supplier is
+    online, none ever went offline, and an upload after the idle time
+    goes over the same sessions. A regression guard: pings were
+    there before."""
+    if isolated(request):
+        return
+    w = links
+    net = w["net"]
+    r = net.router("r1", "198.18.7.1", ports="random")
+    r.set_conntrack_timeout("tcp", 2)
+    home = r.machine("home")
+    pub = w["sup"]["s1"]["m"]
+    echo = pub.spawn([sys.executable, "-c", ECHO, 9000],
+                     stdout=subprocess.PIPE, text=True)
+    assert echo.stdout.readline().strip() == "listening"
+    # The control: the router really forgets an idle flow.
+    assert home.run([sys.executable, "-c", IDLE_THEN_SEND, pub.addr, 9000,
+                     1], check=True).stdout.strip() == "still there?"
+    got = home.run([sys.executable, "-c", IDLE_THEN_SEND, pub.addr, 9000, 5],
+                   check=True).stdout.strip()
+    assert got.startswith("FAIL"), got
+
+    for name in ("boot", "s1", "s2"):
+        record_stored(w["sup"][name]["m"], w["sup"][name]["home"])
+    mt = w["mount"]("m", home).init()
+    mt.mount([], ec="2+1", extra=["--bootstrap", f"{BOOT}:{PORT}",
+                                  "--ping-interval", "1s"])
+    files = write_tree(mt.path, 31)
+    mt.sync()
+    # Idle for six of the router's timeouts (nothing but pings), then
+    # an upload over the same sessions.
+    time.sleep(12)
+    files.update(write_more(mt.path, 32))
+    mt.sync()
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    st = mt.status_json()["suppliers"]
+    assert all(p["state"] == "online" for p in st), st
+    log = mt.log_text()
+    assert ": offline" not in log, log[-3000:]
+
+
+def test_lapsed_mapping_is_made_again(request, links):
+    """The home router forgets a supplier's port mapping (its rules
+    flushed, as by a reboot): the port is closed from the internet until
+    the supplier's next check (--reach-every 10 s here) maps it again;
+    then an owner hires it there and stores on it. A regression guard:
+    a full check always asked the router again."""
+    if isolated(request):
+        return
+    w = links
+    net = w["net"]
+    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    h = w["start"]("h1", r.machine("h1"), ["--reach-every", "10s"])
+    addr = f"11.0.0.2:{PORT}"
+    wait_for(lambda: reach_of(h["home"]) == f"mapped {addr}", 90,
+             "h1 mapped through NAT-PMP")
+    pub = w["owner"]
+
+    def can_connect():
+        return pub.run([sys.executable, "-c", CAN_CONNECT, "11.0.0.2", PORT],
+                       check=True).stdout.strip()
+
+    assert can_connect() == "ok"
+    r.forget_mappings()
+    got = can_connect()
+    assert got.startswith("FAIL"), got
+    wait_for(lambda: can_connect() == "ok", 30, "the mapping made again")
+    assert reach_of(h["home"]) == f"mapped {addr}"
+    record_stored(h["m"], h["home"])
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    assert addr in [a for _, a in hired(mt.home)], mt.log_tail()
+    write_tree(mt.path, 41)
+    mt.sync()
+    p = supplier_by_addr(mt)[addr]
+    assert p["state"] == "online" and p["fragments"] > 0, p
