@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, wait_for
-from netns import CHILD_ENV, Internet, isolated
-from test_home_routers import need_root_netns, reach_of  # noqa: F401
+from netns import isolated
+from test_home_routers import homes, need_root_netns, reach_of  # noqa: F401
 from test_network import (BOOT, PORT, NetMount, hired, read_tree,
                           record_stored, supplier_start, supplier_stop,
                           write_tree)
@@ -71,38 +71,52 @@ OWNER_FAST = ["--ping-interval", "1s", "--timeout", "3s",
 
 
 @pytest.fixture
-def links(tmp_path, need_fuse):
-    """The internet with three public suppliers (the first is the DHT's
-    bootstrap) and the owner's machine; w["start"](name, machine, extra)
-    starts another supplier. Built only in the isolated child."""
-    if os.environ.get(CHILD_ENV) != "1":
+def links(homes):
+    """homes (test_home_routers.py): the internet, three public suppliers
+    and the owner's machine; here start(name, machine, extra) passes a
+    supplier options of its own, and mount(name, machine) puts an owner
+    on another machine. Built only in the isolated child."""
+    if homes is None:
         yield None
         return
-    net = Internet()
-    made = []
-    w = {"net": net, "sup": {}, "tmp": tmp_path}
+    w, made, plain_mount = homes, [], homes["mount"]
 
     def start(name, m, extra=()):
-        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
-        boot = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
-        w["sup"][name] = {"m": m, "home": home, "store": store,
-                          "pid": supplier_start(net, m, home, store,
-                                                boot + list(extra), wait=False)}
+        home, store = w["tmp"] / f"{name}-home", w["tmp"] / f"{name}-store"
+        pid = supplier_start(w["net"], m, home, store,
+                             ["--bootstrap", f"{BOOT}:{PORT}"] + list(extra),
+                             wait=False)
+        w["sup"][name] = {"m": m, "home": home, "store": store, "pid": pid}
         return w["sup"][name]
 
+    def mount(name="m", m=None):
+        if m is None:
+            return plain_mount(name)
+        made.append(NetMount(w["tmp"], m, name))
+        return made[-1]
+
+    w["start"], w["mount"] = start, mount
     try:
-        for name, addr in [("boot", BOOT), ("s1", "198.18.1.2"),
-                           ("s2", "198.18.2.2")]:
-            start(name, net.machine(name, addr))
-        w["start"] = start
-        w["owner"] = net.machine("owner", "198.18.100.2")
-        w["mount"] = lambda name="m", m=None: made.append(
-            NetMount(tmp_path, m or w["owner"], name)) or made[-1]
         yield w
     finally:
         for mt in made:
             mt.cleanup()
-        net.close()
+
+
+def upnp_router(w):
+    """The miniupnpd router (see netns.Router) at 11.0.0.2."""
+    return w["net"].router("r1", "11.0.0.2", upnp=True,
+                           outside_prefix="11.0.0.0/24")
+
+
+def mapped_supplier(w, name, router, extra=()):
+    """A supplier behind router (miniupnpd), once it is mapped on the
+    router's outside address and its record is stored."""
+    h = w["start"](name, router.machine(name), extra)
+    wait_for(lambda: reach_of(h["home"]) == f"mapped {router.addr}:{PORT}",
+             90, f"{name} mapped through NAT-PMP")
+    record_stored(h["m"], h["home"])
+    return h
 
 
 def write_more(root, seed):
@@ -127,12 +141,8 @@ def test_outside_address_change_reaches_owner(request, links):
     if isolated(request):
         return
     w = links
-    net = w["net"]
-    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
-    h = w["start"]("h1", r.machine("h1"), ["--idle-timeout", "4s"])
-    wait_for(lambda: reach_of(h["home"]) == f"mapped 11.0.0.2:{PORT}", 90,
-             "h1 mapped through NAT-PMP")
-    record_stored(h["m"], h["home"])
+    r = upnp_router(w)
+    h = mapped_supplier(w, "h1", r, ["--idle-timeout", "4s"])
 
     mt = w["mount"]().init()
     mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"] + OWNER_FAST)
@@ -175,14 +185,10 @@ def test_slow_lossy_home_link_is_only_slow(request, links):
         pytest.fail(f"{NFQ_DELAY} is missing (make build/nfq_delay)",
                     pytrace=False)
     w = links
-    net = w["net"]
-    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
+    r = upnp_router(w)
     r.shape(delay_ms=80, loss_pct=3, rate="10mbit", nfq_delay=NFQ_DELAY)
-    h = w["start"]("h1", r.machine("h1"))
+    h = mapped_supplier(w, "h1", r)
     addr = f"11.0.0.2:{PORT}"
-    wait_for(lambda: reach_of(h["home"]) == f"mapped {addr}", 90,
-             "h1 mapped through NAT-PMP")
-    record_stored(h["m"], h["home"])
     # The link is as slow as asked: a connect from the owner takes at
     # least 2 x 80 ms (the SYN in, its answer out).
     cp = w["owner"].run([sys.executable, "-c", CONNECT_MS, "11.0.0.2", PORT],
@@ -276,12 +282,9 @@ def test_lapsed_mapping_is_made_again(request, links):
     if isolated(request):
         return
     w = links
-    net = w["net"]
-    r = net.router("r1", "11.0.0.2", upnp=True, outside_prefix="11.0.0.0/24")
-    h = w["start"]("h1", r.machine("h1"), ["--reach-every", "10s"])
+    r = upnp_router(w)
+    h = mapped_supplier(w, "h1", r, ["--reach-every", "10s"])
     addr = f"11.0.0.2:{PORT}"
-    wait_for(lambda: reach_of(h["home"]) == f"mapped {addr}", 90,
-             "h1 mapped through NAT-PMP")
     pub = w["owner"]
 
     def can_connect():
@@ -294,7 +297,6 @@ def test_lapsed_mapping_is_made_again(request, links):
     assert got.startswith("FAIL"), got
     wait_for(lambda: can_connect() == "ok", 30, "the mapping made again")
     assert reach_of(h["home"]) == f"mapped {addr}"
-    record_stored(h["m"], h["home"])
 
     mt = w["mount"]().init()
     mt.mount([], ec="3+1", extra=["--bootstrap", f"{BOOT}:{PORT}"])
