@@ -229,7 +229,7 @@ def test_short_nat_timeouts_sessions_kept_by_pings(request, links):
     gives every new flow a random port (the harshest home router): a
     plain connection idle past that is dead (the control below), but the
     owner's sessions stay up through idle time, kept by its pings (the
-    keepalive: --ping-interval, 30 s by default, here 1 s against the
+    keepalive: --ping-interval, 30 s by default, here 0.5 s against the
     router's 2 s; the writer's own traffic, its index heads every
     3 s, would not do): after the idle time, every supplier is
     online, none ever went offline, and an upload after the idle time
@@ -257,7 +257,7 @@ def test_short_nat_timeouts_sessions_kept_by_pings(request, links):
         record_stored(w["sup"][name]["m"], w["sup"][name]["home"])
     mt = w["mount"]("m", home).init()
     mt.mount([], ec="2+1", extra=["--bootstrap", f"{BOOT}:{PORT}",
-                                  "--ping-interval", "1s"])
+                                  "--ping-interval", "500ms"])
     files = write_tree(mt.path, 31)
     mt.sync()
     # Idle for six of the router's timeouts (nothing but pings), then
