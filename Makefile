@@ -68,10 +68,15 @@ $(B)/unit_tests: $(UNIT_OBJ) $(LIB_OBJ)
 $(B)/peerfs_attack: $(B)/tests/tools/peerfs_attack.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# A link's delay (NFQUEUE), for tests/integ/test_home_links.py: no netem here.
+$(B)/nfq_delay: tests/tools/nfq_delay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lnetfilter_queue
+
 unit: $(B)/unit_tests peerfs
 	$(B)/unit_tests
 
-integ: peerfs $(B)/peerfs_attack
+integ: peerfs $(B)/peerfs_attack $(B)/nfq_delay
 	$(PYTEST) -q -p no:cacheprovider tests/integ $(PYTEST_ARGS)
 
 # libFuzzer targets: the frame and message parser, and the DHT node
@@ -116,7 +121,8 @@ fuzz-short:
 
 # Every suite runs even when an earlier one fails; the exit status says.
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/unit_tests $(B)/peerfs_attack
+	@$(MAKE) --no-print-directory all $(B)/unit_tests $(B)/peerfs_attack \
+	    $(B)/nfq_delay
 	@rc=0; \
 	$(MAKE) --no-print-directory check-layers || rc=1; \
 	$(B)/unit_tests || rc=1; \

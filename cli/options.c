@@ -223,7 +223,8 @@ const struct cli_opt cli_opts[] = {
 	    "for a frame begun to make progress, and for replies to be read"),
 	DUR("idle-timeout", idle_timeout_ms, SUPPLIER, "5m", "1ms", "1d", 0,
 	    "an authenticated session with no traffic is closed (owners ping "
-	    "every --ping-interval)"),
+	    "every --ping-interval); in a network, reachability is then "
+	    "checked again (the way to us may have changed)"),
 	FLAG("daemon", 0, daemon, SUPPLIER, 0,
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,

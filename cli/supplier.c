@@ -28,6 +28,7 @@ struct ready_ctx {
 	const char *listen;
 	int64_t reach_every_ms;
 	struct net_reach *reach;
+	int64_t last_kick;	/* worker_now_ms() of on_lost's last kick */
 };
 
 /* Other suppliers, from the DHT, to dial us back. */
@@ -68,6 +69,26 @@ reach_changed(void *arg, enum net_reach_state st, const char *addr)
 	}
 	free(tmp);
 	free(path);
+}
+
+/* An owner's session went silent: owners ping, so the way to us may
+ * have changed (the router got a new outside address, forgot our
+ * mapping). The ladder looks again; at most every LOST_KICK_MS, as
+ * several owners' sessions go silent together. */
+#define LOST_KICK_MS	5000
+
+static void
+on_lost(void *arg)
+{
+	struct ready_ctx *r = arg;
+	int64_t now = worker_now_ms();
+
+	if (!r->reach || now - r->last_kick < LOST_KICK_MS)
+		return;
+	r->last_kick = now;
+	log_info("supplier: an owner's session went silent: reachability "
+	    "checked again");
+	net_reach_kick(r->reach);
 }
 
 /* An owner handed over a new locator: announce under it at once. */
@@ -662,6 +683,7 @@ cmd_supplier(int argc, char **argv)
 	conf.frags = frags;
 	conf.on_ready = on_ready;
 	conf.on_locator = on_locator;
+	conf.on_lost = on_lost;
 	ready.dht = dht;
 	ready.id = id;
 	/* "Every interface" is no address to announce (supplier_dht). */

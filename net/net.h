@@ -38,6 +38,11 @@ struct net_supplier_conf {
 	/* Called (on the server's loop) when an owner hands over a new
 	 * locator (store_locator_put): announce under it now; may be NULL. */
 	void (*on_locator)(void *arg);
+	/* Called (on the server's loop) when an authenticated session goes
+	 * silent and is closed by a deadline (idle, a frame or replies
+	 * stuck): owners ping their sessions, so the path to us may have
+	 * changed (a new outside address, a lapsed mapping); may be NULL. */
+	void (*on_lost)(void *arg);
 	void *arg;
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */

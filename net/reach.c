@@ -9,7 +9,9 @@
  *      network); a dial-back to the mapped port must find our key too.
  *      The lease is renewed at half its life.
  *   3. none: nobody can open a connection to us.
- * Re-checked at start, every recheck_ms and on net_reach_kick(). Every
+ * Re-checked at start, every recheck_ms and on net_reach_kick() (while
+ * mapped, a kick renews the mapping, which also tells whether the
+ * router's outside address changed: a full check when it did). Every
  * call here blocks (connects, NAT-PMP round trips): it all runs on the
  * worker thread "net-reach", never on an event loop. */
 #include <arpa/inet.h>
@@ -464,6 +466,15 @@ full_check(struct net_reach *r)
 	set_state(r, NET_REACH_NONE, NULL);
 }
 
+/* hp ("HOST:PORT", IPv4: mappings are) names host. */
+static int
+same_host(const char *hp, const char *host)
+{
+	size_t n = strlen(host);
+
+	return !strncmp(hp, host, n) && hp[n] == ':';
+}
+
 static int64_t
 reach_pass(void *arg, int idx)
 {
@@ -474,14 +485,23 @@ reach_pass(void *arg, int idx)
 		char host[INET_ADDRSTRLEN];
 		uint16_t ext;
 
-		/* The lease, renewed: the same mapping, asked again. */
-		if (port_map(r, r->mapped_port, LEASE_S, host, sizeof host,
-		    &ext) == 0 && ext == r->mapped_port) {
+		/* The lease, renewed: the same mapping, asked again. The
+		 * answer names the router's outside address: a new one (a
+		 * new lease from the provider) needs a new record now, not
+		 * at the next full check. */
+		int rc = port_map(r, r->mapped_port, LEASE_S, host,
+		    sizeof host, &ext);
+		if (rc == 0 && ext == r->mapped_port &&
+		    same_host(r->announced, host)) {
 			int64_t left = r->next_check - now;
 			return left < renew ? left : renew;
 		}
-		log_warn("reach: the %s mapping could not be renewed",
-		    r->by_upnp ? "UPnP" : "NAT-PMP");
+		if (rc == 0 && ext == r->mapped_port)
+			log_warn("reach: the router's outside address is now "
+			    "%s (announced %s)", host, r->announced);
+		else
+			log_warn("reach: the %s mapping could not be renewed",
+			    r->by_upnp ? "UPnP" : "NAT-PMP");
 	}
 	full_check(r);
 	r->next_check = worker_now_ms() + r->conf.recheck_ms;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sodium.h>
 
 #include "log.h"
 #include "net/internal.h"
@@ -854,6 +855,11 @@ on_close(struct net_sess *s, int err)
 	sup_unlink(sup, s);
 	sup->nsess--;
 	flow_released(sup);
+	/* Up once (its key known), then silent: not a stranger's stalled
+	 * handshake, not an owner that closed. */
+	if (err == -ETIMEDOUT && !sodium_is_zero(s->peer_pk, CR_PK_BYTES) &&
+	    sup->conf->on_lost)
+		sup->conf->on_lost(sup->conf->arg);
 }
 
 static const struct net_sess_ops sup_ops = {

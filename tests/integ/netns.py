@@ -302,8 +302,10 @@ class Router:
                 "name", self.port_name, "netns", net.switch)
             _ip("-n", net.switch, "link", "set", self.port_name, "master",
                 "br0", "up")
+            self.wan_plen = PREFIX_LEN
             if outside_prefix:
                 plen = outside_prefix.split("/")[1]
+                self.wan_plen = plen
                 _ip("-n", ns, "addr", "add", f"{addr}/{plen}", "dev", "wan0")
                 _ip("-n", ns, "link", "set", "wan0", "up")
                 _ip("-n", ns, "route", "add", f"198.18.0.0/{PREFIX_LEN}",
@@ -316,6 +318,7 @@ class Router:
                 _ip("-n", ns, "link", "set", "wan0", "up")
             self.addr = addr
         else:
+            self.wan_plen = 24
             self.addr = behind._attach(ns, "wan0")
             _ip("-n", ns, "link", "set", "wan0", "up")
             _ip("-n", ns, "route", "add", "default", "via", f"{behind.lan}.1")
@@ -373,6 +376,90 @@ class Router:
         key = {"udp": "nf_conntrack_udp_timeout",
                "tcp": "nf_conntrack_tcp_timeout_established"}[proto]
         self.run(["sysctl", "-qw", f"net.netfilter.{key}={seconds}"], check=True)
+
+    def new_outside_address(self, addr):
+        """The provider hands the router another outside address (a new
+        lease): wan0 gets addr, and nothing sent to the old one reaches
+        the router any more (upstream it is someone else's now).
+        Conntrack's masqueraded flows of the old address go with it, as on
+        a real router. (The old address goes first: miniupnpd 2.3.1, told
+        of a new address while the old one is still there, answers
+        NAT-PMP with "network failure" from then on.)"""
+        plen = self.wan_plen
+        old = self.addr
+        self.run(["ip", "addr", "del", f"{old}/{plen}", "dev", "wan0"],
+                 check=True)
+        self.run(["ip", "addr", "add", f"{addr}/{plen}", "dev", "wan0"],
+                 check=True)
+        if str(plen) != str(PREFIX_LEN):
+            # The last address took the interface's routes with it.
+            self.run(["ip", "route", "replace", f"198.18.0.0/{PREFIX_LEN}",
+                      "dev", "wan0"], check=True)
+        cp = subprocess.run(self.cmd(["nft", "-f", "-"]), input=f"""
+table ip isp {{
+    chain gone {{
+        type filter hook prerouting priority -300; policy accept;
+        ip daddr {old} drop
+    }}
+}}
+""", capture_output=True, text=True, timeout=30)
+        if cp.returncode:
+            raise RuntimeError(f"router {self.name}: nft: {cp.stderr.strip()}")
+        self.addr = addr
+
+    def shape(self, delay_ms=0, loss_pct=0, rate=None, nfq_delay=None,
+              queue=1):
+        """A slow, lossy home link: every packet the router forwards, both
+        ways. loss_pct: nftables `numgen random` drops that many percent;
+        delay_ms: held that long (this kernel has no netem: nfq_delay,
+        tests/tools/, holds each packet on an NFQUEUE queue that
+        iptables-legacy feeds; the router is
+        the receiver of what it forwards, so no sender's TCP Small Queues
+        are held back, see NETWORK-NOTES.md); rate ("10mbit"): tc tbf on
+        wan0 (up) and lan0 (down). The queue is `bypass`: without the
+        helper packets pass undelayed, never vanish."""
+        rules = []
+        if loss_pct:
+            rules.append(f"numgen random mod 100 < {int(loss_pct)} drop")
+        if delay_ms:
+            if not nfq_delay:
+                raise ValueError("delay_ms needs the nfq_delay helper")
+            p = subprocess.Popen(self.cmd([nfq_delay, queue, int(delay_ms)]),
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, text=True)
+            self.net.pids.add(p.pid)
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"router {self.name}: nfq_delay did not "
+                                   f"start (exit {p.poll()})")
+            # The nft `queue` expression (nft_queue) is not built for this
+            # kernel; iptables-legacy's NFQUEUE target is.
+            self.run(["iptables-legacy", "-t", "mangle", "-A", "FORWARD",
+                      "-j", "NFQUEUE", "--queue-num", int(queue),
+                      "--queue-bypass"], check=True)
+        if rules:
+            body = "\n        ".join(rules)
+            cp = subprocess.run(self.cmd(["nft", "-f", "-"]), input=f"""
+table inet link {{
+    chain shape {{
+        type filter hook forward priority -10; policy accept;
+        {body}
+    }}
+}}
+""", capture_output=True, text=True, timeout=30)
+            if cp.returncode:
+                raise RuntimeError(f"router {self.name}: nft: {cp.stderr.strip()}")
+        if rate:
+            for dev in ("wan0", "lan0"):
+                self.run(["tc", "qdisc", "replace", "dev", dev, "root", "tbf",
+                          "rate", rate, "burst", "32kbit", "latency", "400ms"],
+                         check=True)
+
+    def forget_mappings(self):
+        """The router forgets every port mapping (a reboot, a lease it
+        dropped early): miniupnpd's forwarding rules are flushed."""
+        for chain in ("prerouting_miniupnpd", "miniupnpd"):
+            self.run(["nft", "flush", "chain", "inet", "filter", chain],
+                     check=True)
 
     def _start_miniupnpd(self, natpmp):
         d = tempfile.mkdtemp(prefix=f"{self.ns}-upnp-")

@@ -5,6 +5,7 @@
  * checks said. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1677,6 +1678,107 @@ test_loop_thread(void)
 	return 0;
 }
 
+/* ---- on_lost: a session that was up goes silent ------------------------ */
+static void
+lost_on_ready(void *arg, const char *bound)
+{
+	test_sup_ready(((int *)arg)[0], bound);
+}
+
+static void
+lost_on_lost(void *arg)
+{
+	if (write(((int *)arg)[1], "L", 1) != 1)
+		_exit(3);
+}
+
+/* A supplier with short deadlines that writes "L" to the pipe fd in
+ * *arg each time on_lost is called. */
+static void
+lost_child(int fd, const char *host, int port, const struct cr_identity *id,
+    void *arg)
+{
+	struct net_supplier_conf c = { .max_sessions = 64, .max_per_addr = 32,
+	    .max_per_key = 8, .inflight_max = 64 << 20, .hs_timeout_ms = 300,
+	    .frame_timeout_ms = 300, .idle_timeout_ms = 300 };
+	struct store_frag *sf;
+	char listen[64];
+	int fds[2] = { fd, *(int *)arg };
+
+	log_init("supplier", LOG_ERROR, NULL);
+	if (cr_init() < 0 || store_frag_open(&sf, "sup0", 0) < 0)
+		_exit(4);
+	snprintf(listen, sizeof listen, "%s:%d", host, port);
+	c.id = id;
+	c.listen = listen;
+	c.frags = sf;
+	c.on_ready = lost_on_ready;
+	c.on_lost = lost_on_lost;
+	c.arg = fds;
+	_exit(net_supplier_run(&c) == 0 ? 0 : 5);
+}
+
+/* How many on_lost calls the pipe holds now. */
+static int
+lost_calls(int rd)
+{
+	char buf[16];
+	ssize_t n = read(rd, buf, sizeof buf);
+
+	return n > 0 ? (int)n : 0;
+}
+
+/* on_lost (a supplier re-checks its reachability on it) comes for a
+ * session that was up and went silent, not for a stranger's stalled
+ * handshake, nor for an owner that closed its session. */
+static int
+test_lost_session(void)
+{
+	struct test_swarm sw;
+	struct cr_hs hs;
+	int rc = 1, fd = -1, p[2] = { -1, -1 };
+
+	memset(&sw, 0, sizeof sw);
+	log_init("test", LOG_WARN, NULL);
+	if (cr_init() < 0 || pipe2(p, O_NONBLOCK) < 0)
+		goto out;
+	sw.me = test_identity();
+	if (test_sup_start_child(&sw, 0, 0, lost_child, &p[1]) < 0)
+		goto out;
+	/* A stranger that never finishes its handshake. */
+	if ((fd = raw_connect(sw.port[0])) < 0 || !closed_by_peer(fd))
+		goto fail;
+	close(fd);
+	/* An owner that closes. */
+	if ((fd = raw_handshake(sw.port[0], sw.me, &hs)) < 0)
+		goto fail;
+	close(fd);
+	/* An owner that goes silent: closed at the idle deadline. */
+	if ((fd = raw_handshake(sw.port[0], sw.me, &hs)) < 0 ||
+	    !closed_by_peer(fd))
+		goto fail;
+	/* on_lost runs once the handle is closed, after the FIN; the
+	 * earlier sessions' ends came before this one's. */
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	if (poll(&pf, 1, 5000) != 1 || lost_calls(p[0]) != 1) {
+		fprintf(stderr, "on_lost: not exactly once\n");
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "lost_session: a connection failed\n");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	test_swarm_stop(&sw);
+	return rc;
+}
+
 const struct test tests_net[] = {
 	{ "loop_thread", test_loop_thread },
 	{ "store_fetch", test_store_fetch },
@@ -1697,6 +1799,7 @@ const struct test tests_net[] = {
 	{ "repair", test_repair },
 	{ "addr_private", test_addr_private },
 	{ "dialback", test_dialback },
+	{ "lost_session", test_lost_session },
 	{ "audit", test_audit },
 	{ "liar", test_liar },
 	{ "frag_delete", test_frag_delete },
