@@ -145,9 +145,15 @@ int net_wait_online(struct net *n, int count, int timeout_ms);
 int net_block_store(struct net *n, const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES], struct store_block *out);
 /* The same with the block's key from cr_block_key (a caller that looked
- * for the block's id first need not hash the block twice). */
+ * for the block's id first need not hash the block twice). Both seal in
+ * chunks (CR_SEAL_CHUNKED, out->seal): net_block_fetch_range reads a
+ * part of such a block alone. */
 int net_block_store_keyed(struct net *n, const void *plain, size_t len,
     const unsigned char key[CR_KEY_BYTES], struct store_block *out);
+/* The same in format fmt (CR_SEAL_*): index blocks stay CR_SEAL_WHOLE,
+ * their records in a head have no place for the format. */
+int net_block_store_fmt(struct net *n, const void *plain, size_t len,
+    const unsigned char key[CR_KEY_BYTES], int fmt, struct store_block *out);
 
 /* Fetches fragments of b from the suppliers in b->peer (skipping those
  * marked b->lost and DEAD suppliers), fastest first,

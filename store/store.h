@@ -162,7 +162,9 @@ struct store_block {
 	uint32_t plain_len;			/* plaintext bytes */
 	uint32_t frag_len;			/* bytes of each fragment */
 	uint8_t  k, m;
-	uint8_t  pad[2];		/* pad[0]: STORE_BLOCK_* flags */
+	uint8_t  pad[1];		/* pad[0]: STORE_BLOCK_* flags */
+	uint8_t  seal;			/* how it was sealed: CR_SEAL_* (a
+					 * record from before it: 0, WHOLE) */
 	uint32_t refcount;			/* extents pointing here */
 	unsigned char frag_hash[CR_EC_MAX][CR_HASH_BYTES];
 	unsigned char peer[CR_EC_MAX][CR_PK_BYTES];	/* who holds frag i */

@@ -623,7 +623,8 @@ static int
 other_sets_body(struct test_swarm *sw)
 {
 	enum { LEN = 100000 };
-	static unsigned char p[LEN], q[LEN], other[LEN + CR_SEAL_ABYTES];
+	/* other: as long as the block sealed in chunks (2 of them). */
+	static unsigned char p[LEN], q[LEN], other[LEN + 2 * CR_SEAL_ABYTES];
 	unsigned char *fr[CR_EC_MAX], plain[1024], fid[STORE_FRAGID_BYTES];
 	struct net_msg m = { 0 }, r;
 	struct store_block b;
@@ -637,6 +638,8 @@ other_sets_body(struct test_swarm *sw)
 	randombytes_buf(p, sizeof p);
 	CHECK_EQ(net_block_store(sw->net, p, LEN, sw->datakey, &b), 0);
 	/* Fragment 0 of other bytes of the same length, under b's key. */
+	CHECK_EQ(b.seal, CR_SEAL_CHUNKED);
+	CHECK_EQ(cr_sealed_len(b.seal, LEN), sizeof other);
 	randombytes_buf(other, sizeof other);
 	CHECK_EQ(cr_ec_encode(sw->ec, other, sizeof other, fr, &fl), 0);
 	CHECK_EQ(fl, b.frag_len);
