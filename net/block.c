@@ -661,6 +661,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 		rc = -EIO;
 	}
 out:
+	__atomic_add_fetch(&n->fetched_bytes, o.bytes, __ATOMIC_RELAXED);
 	if (bad)
 		*bad = o.bad;
 	free(sealed);

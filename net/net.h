@@ -172,6 +172,23 @@ int net_block_fetch(struct net *n, const struct store_block *b, void *plain);
 int net_block_fetch_report(struct net *n, const struct store_block *b,
     void *plain, uint32_t *bad);
 
+/* Range read (net/range.c): the plaintext of chunks [first, first +
+ * count) of a block sealed in chunks (b->seal CR_SEAL_CHUNKED) into plain
+ * (from its chunk first on), fetched as byte ranges of the data
+ * fragments that hold them, each chunk checked by its own tag. All or
+ * nothing, and no retries: -ENOTSUP (another format, or a code whose
+ * fragments are not plain slices), -EAGAIN (a data fragment's holder is
+ * not up, marked lost, or predates ranges), -EBADMSG (a chunk fails its
+ * tag: logged), -EINVAL (chunks outside the block), or a request's
+ * error. On any of them read the block whole (net_block_fetch_report):
+ * that path finds and reports bad fragments. */
+int net_block_fetch_range(struct net *n, const struct store_block *b,
+    uint32_t first, uint32_t count, void *plain);
+
+/* Fragment bytes fetched so far to read blocks, whole or in ranges (not
+ * those of rebuilds or audits): what reads cost the suppliers. */
+uint64_t net_fetched_bytes(struct net *n);
+
 /* Rebuilds the fragments of b whose bit is set in `missing`: fetches k
  * good fragments from the others, reconstructs the missing ones
  * (cr_ec_reconstruct), stores each on an ONLINE supplier that holds no

@@ -849,6 +849,60 @@ store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 }
 
 int
+store_frag_get_range(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint64_t off, size_t len,
+    void **data, uint64_t *size)
+{
+	struct frag_names nm;
+	unsigned char *buf = NULL;
+	struct stat st;
+	size_t have = 0;
+	int fd, rc = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	store__fr_make_names(&nm, owner, fragid);
+	fd = openat(sf->dirfd, nm.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR || errno == ELOOP ? -ENOENT : -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EIO;
+		goto out;
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off) {
+		rc = -ERANGE;
+		goto out;
+	}
+	if (!(buf = malloc(len))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (have < len) {
+		ssize_t r = pread(fd, buf + have, len - have,
+		    (off_t)(off + have));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EIO;	/* fragments never shrink */
+			free(buf);
+			goto out;
+		}
+		have += (size_t)r;
+	}
+	*data = buf;
+out:
+	close(fd);
+	return rc;
+}
+
+int
 store_frag_del(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES])
 {

@@ -524,6 +524,13 @@ int store_frag_reserve(struct store_frag *sf,
 /* *data is malloc()'d, caller frees. -ENOENT missing. */
 int store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], void **data, size_t *len);
+/* Only bytes [off, off + len) of it, read alone (len >= 1): *data
+ * malloc()'d, len bytes. -ERANGE when they pass its end (*size, when not
+ * NULL, gets its length), -ENOENT missing, -EINVAL len 0. */
+int store_frag_get_range(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint64_t off, size_t len,
+    void **data, uint64_t *size);
 int store_frag_del(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES]);	/* -ENOENT */
 /* cb(arg, fragid, size) for every fragment of owner; stops on cb != 0. */
