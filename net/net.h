@@ -39,8 +39,8 @@ struct net_supplier_conf {
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
 	int test_lie;
-	/* Tests only: a supplier from before RESERVE, which closes the
-	 * session on it as on any unknown type. */
+	/* Tests only: a supplier from before RESERVE and ranged GETs,
+	 * which closes the session on either as on any malformed record. */
 	int test_old;
 	/* Limits for peers it does not know, every one required (cli/'s
 	 * option table holds the defaults): sessions in all (lowered when

@@ -521,7 +521,13 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			return;
 		}
 		break;
-	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
+	case NET_GET:
+		if (sup->conf->test_old && m->ranged) {
+			net_sess_close(s, -EPROTO, "undecodable message");
+			return;
+		}
+		break;
+	case NET_PUT: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
 	case NET_LOCATOR:
 		break;

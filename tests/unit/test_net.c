@@ -1006,6 +1006,14 @@ old_suppliers_body(struct test_swarm *sw)
 	CHECK_EQ(rc, 0);
 	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 	CHECK_MEM(p, q, len);
+	/* A range read loses the sessions it asks once, then is not tried
+	 * on them again: the block is read whole. */
+	CHECK(net_block_fetch_range(sw->net, &b, 0, 1, q) < 0);
+	CHECK_EQ(net_wait_online(sw->net, 6, 5000), 6);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, 0, 1, q), -EAGAIN);
+	memset(q, 0, len);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	CHECK_MEM(p, q, len);
 	/* and from then on without losing a session */
 	randombytes_buf(p, len);
 	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
