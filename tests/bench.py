@@ -479,14 +479,14 @@ def report_range(base, rnd_size, reads=2000, iops=True):
             res["fbl"].append(first_byte_ms(fl, drop_kernel_cache))
             sw.drop_cache()
             before = sw.status()["fetched_bytes"]
-            iops = fio_rand_read(f, rnd_size, reads)
-            res["rr"].append(iops if iops is not None else
+            got = fio_rand_read(f, rnd_size, reads)
+            res["rr"].append(got if got is not None else
                              rand_read(f, rnd_size, reads))
             res["amp"].append((sw.status()["fetched_bytes"] - before) /
                               (reads * 4096))
             drop_kernel_cache()
-            iops = fio_rand_read(fl, rnd_size, reads)
-            res["rrl"].append(iops if iops is not None else
+            got = fio_rand_read(fl, rnd_size, reads)
+            res["rrl"].append(got if got is not None else
                               rand_read(fl, rnd_size, reads))
             os.unlink(f)
             os.unlink(fl)
