@@ -458,8 +458,11 @@ read_stored(struct owner *o, struct owner_file *f, const struct store_block *b,
 	    store_cache_get_range(o->conf.cache, b->id, boff, dst, len) ==
 	    (ssize_t)b->plain_len)
 		return 0;
+	/* A pinned block is on this disk: read there, not in ranges. */
 	if (ranged && b->seal == CR_SEAL_CHUNKED && o->conf.net != NULL &&
-	    b->plain_len <= bs && read_chunks(o, b, boff, len, dst) == 0)
+	    b->plain_len <= bs && !(o->pin != NULL &&
+	    store_pin_has(o->conf.store, b->id) == 1) &&
+	    read_chunks(o, b, boff, len, dst) == 0)
 		return 0;
 	/* The kernel's readahead sends several reads of one block at once:
 	 * one fetches, the others wait and take their range from the cache

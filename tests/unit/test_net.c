@@ -678,6 +678,17 @@ other_sets_body(struct test_swarm *sw)
 	return 0;
 }
 
+/* The swarm's index of the supplier holding fragment i of b, or -1. */
+static int
+holder_of(const struct test_swarm *sw, const struct store_block *b, int i)
+{
+	for (int s = 0; s < TEST_MAXSUP; s++)
+		if (sw->sid[s] && memcmp(sw->sid[s]->pk, b->peer[i],
+		    CR_PK_BYTES) == 0)
+			return s;
+	return -1;
+}
+
 /* Range reads (net/range.c) against real suppliers: every chunk alone
  * and ranges across data fragment boundaries return the plaintext, and
  * cost the suppliers about their sealed bytes; a range past a fragment's
@@ -725,10 +736,7 @@ range_body(struct test_swarm *sw)
 	/* A range past the fragment's end: ERANGE, with the sizes. */
 	memcpy(fid, b.id, CR_ID_BYTES);
 	fid[CR_ID_BYTES] = 0;
-	int h0 = -1;
-	for (int i = 0; i < 6; i++)
-		if (memcmp(sw->sid[i]->pk, b.peer[0], CR_PK_BYTES) == 0)
-			h0 = i;
+	int h0 = holder_of(sw, &b, 0);
 	CHECK(h0 >= 0);
 	CHECK((fd = raw_handshake(sw->port[h0], sw->me, &hs)) >= 0);
 	m.type = NET_GET;
@@ -749,10 +757,7 @@ range_body(struct test_swarm *sw)
 	close(fd);
 	/* Data fragment 1's holder restarted as a liar: the chunks it holds
 	 * fail their tags; the whole path reads the block and names it. */
-	for (int i = 0; i < 6; i++)
-		if (memcmp(sw->sid[i]->pk, b.peer[1], CR_PK_BYTES) == 0)
-			liar = i;
-	CHECK(liar >= 0);
+	CHECK((liar = holder_of(sw, &b, 1)) >= 0);
 	test_sup_kill(sw, liar, SIGKILL);
 	/* Its holder down: nothing asked, the caller goes whole. */
 	for (int t = 0; t < 100 && net_block_fetch_range(sw->net, &b, c0 + 1,
