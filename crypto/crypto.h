@@ -134,7 +134,7 @@ int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
  * Other values of the seal byte are formats this code does not know:
  * -ENOTSUP. */
 enum { CR_SEAL_WHOLE = 0, CR_SEAL_CHUNKED = 1 };
-#define CR_CHUNK_BYTES	(64u * 1024)
+#define CR_CHUNK_BYTES	(16u * 1024)
 #define CR_CHUNK_SEALED	(CR_CHUNK_BYTES + CR_SEAL_ABYTES)
 
 /* Chunks of a plain_len-byte block (at least 1). */

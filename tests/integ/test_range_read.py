@@ -1,5 +1,5 @@
 """Range reads (issue 16): a cold read of part of a stored block fetches
-only the 64 KiB chunks it needs, as ranges of the data fragments holding
+only the 16 KiB chunks it needs, as ranges of the data fragments holding
 them, each chunk checked by its own tag (net/range.c, owner/read.c).
 Real suppliers, a real mount, 4 MiB blocks and a 4+2 code."""
 
@@ -9,10 +9,14 @@ import pytest
 
 from conftest import fragment_files
 
-C = 64 * 1024                  # plaintext bytes of a chunk (CR_CHUNK_BYTES)
+C = 16 * 1024                  # plaintext bytes of a chunk (CR_CHUNK_BYTES)
 CS = C + 16                    # sealed bytes of a chunk (with its tag)
 BSN = 4 << 20                  # the mount's default block size
 HDR = 80                       # liberasurecode's fragment header
+# A full block sealed (its bytes and a tag per chunk) splits evenly into
+# 4 data fragments; where the second begins, as a plaintext offset.
+_FB = (BSN + BSN // C * 16) // 4
+FRAG1 = _FB // CS * C + min(_FB % CS, C)
 
 
 def cold_pread(m, path, off, n):
@@ -53,11 +57,11 @@ def filled(make_swarm, make_mount):
 def test_range_read_every_alignment(filled):
     sw, m, p, ref = filled
     end = len(ref)
-    # Block 0 sealed is 4 MiB + 64 tags; each data fragment holds exactly
-    # 16 sealed chunks. Block 2's chunks straddle fragment boundaries.
+    # Block 0's data fragments hold whole chunks each (FRAG1 starts the
+    # second); block 2's chunks straddle fragment boundaries.
     cases = [
         (0, 4096), (1, 4096), (C - 1, 2), (C - 4096, 4096), (C, 4096),
-        (16 * C - 1, 4096), (16 * C - 2048, 4096), (16 * C, 4096),
+        (FRAG1 - 1, 4096), (FRAG1 - 2048, 4096), (FRAG1, 4096),
         (BSN - 4096, 4096), (BSN - 1, 4096),          # into the hole
         (BSN + 123, 4096), (2 * BSN - 10, 4096),      # hole, hole into block 2
         (2 * BSN, 4096), (2 * BSN + C - 2000, 4096),  # across chunks 0, 1

@@ -623,8 +623,9 @@ static int
 other_sets_body(struct test_swarm *sw)
 {
 	enum { LEN = 100000 };
-	/* other: as long as the block sealed in chunks (2 of them). */
-	static unsigned char p[LEN], q[LEN], other[LEN + 2 * CR_SEAL_ABYTES];
+	/* other: as long as the block sealed in chunks (a tag each). */
+	static unsigned char p[LEN], q[LEN], other[LEN + (LEN + CR_CHUNK_BYTES -
+	    1) / CR_CHUNK_BYTES * CR_SEAL_ABYTES];
 	unsigned char *fr[CR_EC_MAX], plain[1024], fid[STORE_FRAGID_BYTES];
 	struct net_msg m = { 0 }, r;
 	struct store_block b;
