@@ -17,15 +17,17 @@
  * I/O on its loop thread).
  *
  * What is fetched follows the handle's access pattern: a read that
- * starts near where the handle's previous read ended is sequential and
- * gets the whole block (the kernel's readahead asks for the rest of it
- * next); any other read of a block sealed in chunks (the first read of a
- * handle included: the first bytes come sooner) fetches only the chunks
- * it needs as ranges (net_block_fetch_range) and caches them by chunk,
- * so a database or a seek in a video costs a chunk, not a block. A range
- * that cannot be had whole (a holder down, a chunk failing its tag)
- * falls back to the whole block, which reports bad fragments for
- * rebuild. */
+ * starts near where the handle's previous read ended, or a large one (the
+ * kernel's readahead sends those, several at once and not always in
+ * order), is sequential and gets the whole block (the readahead asks for
+ * the rest of it next), as does any read of a block being fetched whole
+ * already. Any other read of a block sealed in chunks (the first small
+ * read of a handle included: the first bytes come sooner) fetches only
+ * the chunks it needs as ranges (net_block_fetch_range) and caches them
+ * by chunk, so a database or a seek in a video costs a chunk, not a
+ * block. A range that cannot be had whole (a holder down, a chunk failing
+ * its tag) falls back to the whole block, which reports bad fragments
+ * for rebuild. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -139,6 +141,20 @@ fetch_wait(struct owner__reads *r, const unsigned char *id)
 	r->fetching = f;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+/* 1 while another thread fetches id whole. */
+static int
+fetch_busy(struct owner__reads *r, const unsigned char *id)
+{
+	struct fetching *f;
+
+	pthread_mutex_lock(&r->lock);
+	for (f = r->fetching; f != NULL; f = f->next)
+		if (memcmp(f->id, id, CR_ID_BYTES) == 0)
+			break;
+	pthread_mutex_unlock(&r->lock);
+	return f != NULL;
 }
 
 static void
@@ -358,10 +374,10 @@ read_journal(struct owner *o, uint64_t ino, uint64_t bno, uint32_t boff,
 
 /* ---- chunks of a block ----------------------------------------------------- */
 
-/* A read this close to where the handle's previous one ended counts as
- * sequential: the kernel's readahead sends its reads a few at a time and
- * not always in order. A random 4 KiB reader of a 256 MiB file lands
- * this close once in a thousand reads. */
+/* A read this close to where the handle's previous one ended, or this
+ * large, counts as sequential. A random 4 KiB reader of a 256 MiB file
+ * lands this close once in a thousand reads; the kernel's readahead
+ * sends reads this large (a standalone small read goes as it is). */
 #define SEQ_SLACK	(128u * 1024)
 
 /* The cache key of chunk c of block id: never a block's id. */
@@ -458,10 +474,12 @@ read_stored(struct owner *o, struct owner_file *f, const struct store_block *b,
 	    store_cache_get_range(o->conf.cache, b->id, boff, dst, len) ==
 	    (ssize_t)b->plain_len)
 		return 0;
-	/* A pinned block is on this disk: read there, not in ranges. */
+	/* A pinned block is on this disk: read there, not in ranges; one
+	 * being fetched whole comes to the cache soon. */
 	if (ranged && b->seal == CR_SEAL_CHUNKED && o->conf.net != NULL &&
 	    b->plain_len <= bs && !(o->pin != NULL &&
 	    store_pin_has(o->conf.store, b->id) == 1) &&
+	    !fetch_busy(o->reads, b->id) &&
 	    read_chunks(o, b, boff, len, dst) == 0)
 		return 0;
 	/* The kernel's readahead sends several reads of one block at once:
@@ -552,8 +570,9 @@ owner_read(struct owner *o, struct owner_file *f, uint64_t ino, uint64_t off,
 		/* Noted before the fetch: the reads the kernel sends
 		 * meanwhile see the pattern. */
 		pthread_mutex_lock(&f->lock);
-		ranged = f->reads == 0 || off + SEQ_SLACK < f->next_off ||
-		    off > f->next_off + SEQ_SLACK;
+		ranged = size < SEQ_SLACK && (f->reads == 0 ||
+		    off + SEQ_SLACK < f->next_off ||
+		    off > f->next_off + SEQ_SLACK);
 		f->reads++;
 		f->next_off = off + size;
 		pthread_mutex_unlock(&f->lock);
