@@ -120,3 +120,25 @@ def test_corrupt_chunk_read_from_other_fragments(filled):
     # Read again cold: the fragment is marked lost (or rebuilt), the
     # bytes are right either way.
     assert cold_pread(m, p, off, 4096) == ref[off:off + 4096]
+
+
+def test_data_fragment_holder_down_reads_whole(filled):
+    sw, m, p, ref = filled
+    # The supplier of block 0's data fragment 0 stops: a read of a chunk
+    # in that fragment cannot be had as a range; it decodes from the
+    # other fragments (the whole path), and stays right.
+    big = [(f.stat().st_size, i) for i in range(6)
+           for f in fragment_files(sw.stores[i]) if f.name.endswith("00")]
+    size, holder = max(big)
+    assert size > BSN // 4
+    sw.stop(holder)
+    off = 2 * C + 100
+    before = fetched(m)
+    assert cold_pread(m, p, off, 4096) == ref[off:off + 4096]
+    assert fetched(m) - before >= 4 * (size - HDR) - 4 * C, \
+        "a degraded read fetches whole fragments"
+    # Chunks in the other data fragments still come as ranges.
+    off = FRAG1 + 2 * C + 100
+    before = fetched(m)
+    assert cold_pread(m, p, off, 4096) == ref[off:off + 4096]
+    assert 0 < fetched(m) - before <= CS
