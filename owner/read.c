@@ -107,6 +107,18 @@ owner__loc_release(struct owner__loc *l)
 
 /* ---- stored blocks ----------------------------------------------------------- */
 
+/* The fetch of id under way, or NULL. r->lock held. */
+static struct fetching *
+fetching_find(struct owner__reads *r, const unsigned char *id)
+{
+	struct fetching *f;
+
+	for (f = r->fetching; f != NULL; f = f->next)
+		if (memcmp(f->id, id, CR_ID_BYTES) == 0)
+			break;
+	return f;
+}
+
 /* 1 after waiting for another thread's fetch of id; 0 when there was
  * none and the caller's fetch is now registered (fetch_done ends it);
  * -1 when it could not be registered (out of memory: fetch anyway). */
@@ -116,10 +128,7 @@ fetch_wait(struct owner__reads *r, const unsigned char *id)
 	struct fetching *f;
 
 	pthread_mutex_lock(&r->lock);
-	for (f = r->fetching; f != NULL; f = f->next)
-		if (memcmp(f->id, id, CR_ID_BYTES) == 0)
-			break;
-	if (f != NULL) {
+	if ((f = fetching_find(r, id)) != NULL) {
 		f->waiters++;
 		while (!f->done)
 			pthread_cond_wait(&f->cv, &r->lock);
@@ -147,14 +156,12 @@ fetch_wait(struct owner__reads *r, const unsigned char *id)
 static int
 fetch_busy(struct owner__reads *r, const unsigned char *id)
 {
-	struct fetching *f;
+	int busy;
 
 	pthread_mutex_lock(&r->lock);
-	for (f = r->fetching; f != NULL; f = f->next)
-		if (memcmp(f->id, id, CR_ID_BYTES) == 0)
-			break;
+	busy = fetching_find(r, id) != NULL;
 	pthread_mutex_unlock(&r->lock);
-	return f != NULL;
+	return busy;
 }
 
 static void
