@@ -116,6 +116,50 @@ void cr_block_seal_keyed(unsigned char *cipher,
 int cr_block_open(void *plain, const unsigned char *cipher, size_t clen,
     const unsigned char key[CR_KEY_BYTES], const unsigned char id[CR_ID_BYTES]);
 
+/* ---- chunked sealing (the block format since issue 16) -------------------
+ * A block record says how its block was sealed (its seal byte):
+ * CR_SEAL_WHOLE, one AEAD over the whole plaintext (above: blocks stored
+ * before, and index blocks, whose records in a head carry no seal byte),
+ * or CR_SEAL_CHUNKED: the plaintext cut into CR_CHUNK_BYTES chunks (the
+ * last one shorter; an empty block is one empty chunk), each sealed alone
+ * with XChaCha20-Poly1305-IETF under the block key, its 16-byte tag right
+ * after its ciphertext, so chunk i sits at sealed offset
+ * i * CR_CHUNK_SEALED and a range of chunks can be fetched and opened
+ * alone. Chunk i of n has nonce = BLAKE2b-192 keyed by the key over
+ * "peerfs-chunk" | u32 BE i | u32 BE n: a chunk moved to another index,
+ * or a sealed block cut short (n comes from the record's plain_len, not
+ * from the bytes), fails its tag; one moved to another block meets
+ * another key. The label differs from the whole format's, so the same
+ * key sealing one plaintext in both formats never repeats a nonce.
+ * Other values of the seal byte are formats this code does not know:
+ * -ENOTSUP. */
+enum { CR_SEAL_WHOLE = 0, CR_SEAL_CHUNKED = 1 };
+#define CR_CHUNK_BYTES	(16u * 1024)
+#define CR_CHUNK_SEALED	(CR_CHUNK_BYTES + CR_SEAL_ABYTES)
+
+/* Chunks of a plain_len-byte block (at least 1). */
+uint32_t cr_chunk_count(uint64_t plain_len);
+/* Sealed length of a plain_len-byte block in format fmt; 0 for an
+ * unknown format. */
+uint64_t cr_sealed_len(int fmt, uint64_t plain_len);
+/* cipher must hold cr_sealed_len(fmt, len) bytes. */
+int cr_block_seal_fmt(int fmt, unsigned char *cipher,
+    const unsigned char key[CR_KEY_BYTES], const void *plain, size_t len);
+/* As cr_block_open for either format: clen must be cr_sealed_len(fmt,
+ * plain length) (-EINVAL otherwise), -EBADMSG on any bad tag or id. */
+int cr_block_open_fmt(int fmt, void *plain, const unsigned char *cipher,
+    size_t clen, const unsigned char key[CR_KEY_BYTES],
+    const unsigned char id[CR_ID_BYTES]);
+/* Opens chunks [first, first + n) of a CR_SEAL_CHUNKED block of
+ * plain_len bytes: cipher holds their sealed bytes (from sealed offset
+ * first * CR_CHUNK_SEALED to the end of chunk first + n - 1), plain gets
+ * their plaintext (from plain offset first * CR_CHUNK_BYTES). -EINVAL
+ * when the range is outside the block, -EBADMSG when a tag fails (*bad,
+ * when not NULL, gets that chunk's index). */
+int cr_chunks_open(void *plain, const unsigned char *cipher,
+    uint64_t plain_len, uint32_t first, uint32_t n,
+    const unsigned char key[CR_KEY_BYTES], uint32_t *bad);
+
 /* Check value of fragment idx of the block sealed under key and encoded
  * by ec: a Poly1305 tag (16 bytes, zero-padded to CR_HASH_BYTES) under a
  * one-time key derived from (key, idx, k, m, backend, len), so the same
@@ -169,6 +213,16 @@ int cr_ec_decode(struct cr_ec *ec, unsigned char *const *frags, int n,
  * with fewer than k usable fragments, -EBADMSG on inconsistent ones. */
 int cr_ec_reconstruct(struct cr_ec *ec, unsigned char *const *frags, int n,
     size_t frag_len, int idx, unsigned char *out);
+
+/* Where the encoded bytes lie in the data fragments: data fragment i
+ * (i < k) of data_len bytes encoded into fragments of frag_len bytes
+ * holds bytes [i * *payload, (i + 1) * *payload) of them (the code is
+ * systematic; the tail is zero padding) at fragment offset *hdr onwards.
+ * Computed from liberasurecode's alignment, checked against frag_len:
+ * -ENOTSUP for a backend that puts its own metadata in fragments (then
+ * only whole fragments can be decoded), -EINVAL when the sizes disagree. */
+int cr_ec_data_layout(const struct cr_ec *ec, size_t data_len,
+    size_t frag_len, size_t *hdr, size_t *payload);
 
 /* Index (0..k+m-1) recorded in a fragment's header, or -EINVAL. */
 int cr_ec_frag_index(const unsigned char *frag, size_t frag_len);

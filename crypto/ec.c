@@ -203,6 +203,31 @@ read_header(fragment_header_t *h, const unsigned char *frag, size_t frag_len)
 	return 0;
 }
 
+/* liberasurecode's encode pads the data to its aligned size and cuts that
+ * into k equal payloads, data fragment i taking the i-th (its
+ * fragment_header_t first, then the payload, then any backend metadata).
+ * Backends without metadata (both of ours) make fragments of exactly
+ * header + payload bytes: that is checked, not assumed. */
+int
+cr_ec_data_layout(const struct cr_ec *ec, size_t data_len, size_t frag_len,
+    size_t *hdr, size_t *payload)
+{
+	int aligned;
+
+	if (data_len > INT_MAX / 2)
+		return -EINVAL;
+	aligned = liberasurecode_get_aligned_data_size(ec->desc, data_len);
+	if (aligned <= 0 || aligned % ec->k != 0 ||
+	    (size_t)aligned < data_len)
+		return -EINVAL;
+	if (frag_len != sizeof(fragment_header_t) + (size_t)aligned / ec->k)
+		return frag_len > sizeof(fragment_header_t) +
+		    (size_t)aligned / ec->k ? -ENOTSUP : -EINVAL;
+	*hdr = sizeof(fragment_header_t);
+	*payload = (size_t)aligned / ec->k;
+	return 0;
+}
+
 int
 cr_ec_frag_index(const unsigned char *frag, size_t frag_len)
 {

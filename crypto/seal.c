@@ -167,3 +167,136 @@ cr_frag_check(const unsigned char want[CR_HASH_BYTES],
 	cr_frag_tag_v1(got, key, idx, frag, len);
 	return sodium_memcmp(got, want, CR_HASH_BYTES) == 0 ? 0 : -EBADMSG;
 }
+
+/* ---- chunked sealing (crypto.h) ------------------------------------------ */
+
+static void
+chunk_nonce(unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES],
+    const unsigned char key[CR_KEY_BYTES], uint32_t idx, uint32_t count)
+{
+	static const char label[] = "peerfs-chunk";
+	unsigned char msg[sizeof label - 1 + 8];
+
+	memcpy(msg, label, sizeof label - 1);
+	for (int i = 0; i < 4; i++) {
+		msg[sizeof label - 1 + i] = (unsigned char)(idx >> (24 - 8 * i));
+		msg[sizeof label + 3 + i] = (unsigned char)(count >> (24 - 8 * i));
+	}
+	crypto_generichash(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	    msg, sizeof msg, key, CR_KEY_BYTES);
+}
+
+uint32_t
+cr_chunk_count(uint64_t plain_len)
+{
+	uint64_t n = (plain_len + CR_CHUNK_BYTES - 1) / CR_CHUNK_BYTES;
+
+	return n ? (uint32_t)n : 1;
+}
+
+uint64_t
+cr_sealed_len(int fmt, uint64_t plain_len)
+{
+	switch (fmt) {
+	case CR_SEAL_WHOLE:
+		return plain_len + CR_SEAL_ABYTES;
+	case CR_SEAL_CHUNKED:
+		return plain_len + (uint64_t)cr_chunk_count(plain_len) *
+		    CR_SEAL_ABYTES;
+	default:
+		return 0;
+	}
+}
+
+/* Bytes of plaintext in chunk idx of a plain_len-byte block. */
+static size_t
+chunk_plain(uint64_t plain_len, uint32_t idx)
+{
+	uint64_t off = (uint64_t)idx * CR_CHUNK_BYTES;
+
+	return plain_len - off < CR_CHUNK_BYTES ? (size_t)(plain_len - off) :
+	    CR_CHUNK_BYTES;
+}
+
+int
+cr_block_seal_fmt(int fmt, unsigned char *cipher,
+    const unsigned char key[CR_KEY_BYTES], const void *plain, size_t len)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	const unsigned char *p = plain;
+	uint32_t n;
+
+	if (fmt == CR_SEAL_WHOLE) {
+		cr_block_seal_keyed(cipher, key, plain, len);
+		return 0;
+	}
+	if (fmt != CR_SEAL_CHUNKED)
+		return -ENOTSUP;
+	n = cr_chunk_count(len);
+	for (uint32_t i = 0; i < n; i++) {
+		size_t l = chunk_plain(len, i);
+
+		chunk_nonce(nonce, key, i, n);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(
+		    cipher + (size_t)i * CR_CHUNK_SEALED, NULL,
+		    l ? p + (size_t)i * CR_CHUNK_BYTES : NULL, l, NULL, 0,
+		    NULL, nonce, key);
+	}
+	return 0;
+}
+
+int
+cr_chunks_open(void *plain, const unsigned char *cipher, uint64_t plain_len,
+    uint32_t first, uint32_t n, const unsigned char key[CR_KEY_BYTES],
+    uint32_t *bad)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	uint32_t count = cr_chunk_count(plain_len);
+	unsigned char *out = plain;
+
+	if (n == 0 || first >= count || n > count - first)
+		return -EINVAL;
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t i = first + j;
+		size_t l = chunk_plain(plain_len, i);
+
+		chunk_nonce(nonce, key, i, count);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		    l ? out + (size_t)j * CR_CHUNK_BYTES : NULL, NULL, NULL,
+		    cipher + (size_t)j * CR_CHUNK_SEALED, l + CR_SEAL_ABYTES,
+		    NULL, 0, nonce, key) != 0) {
+			if (bad)
+				*bad = i;
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int
+cr_block_open_fmt(int fmt, void *plain, const unsigned char *cipher,
+    size_t clen, const unsigned char key[CR_KEY_BYTES],
+    const unsigned char id[CR_ID_BYTES])
+{
+	unsigned char got[CR_ID_BYTES];
+	uint64_t plain_len;
+
+	if (fmt == CR_SEAL_WHOLE)
+		return cr_block_open(plain, cipher, clen, key, id);
+	if (fmt != CR_SEAL_CHUNKED)
+		return -ENOTSUP;
+	/* Every chunk but the last is full: the count follows from clen. */
+	if (clen < CR_SEAL_ABYTES)
+		return -EINVAL;
+	plain_len = clen - ((clen + CR_CHUNK_SEALED - 1) / CR_CHUNK_SEALED) *
+	    CR_SEAL_ABYTES;
+	if (cr_sealed_len(fmt, plain_len) != clen)
+		return -EINVAL;
+	if (id) {
+		cr_block_id(got, key);
+		if (sodium_memcmp(got, id, CR_ID_BYTES) != 0)
+			return -EBADMSG;
+	}
+	return cr_chunks_open(plain, cipher, plain_len, 0,
+	    cr_chunk_count(plain_len), key, NULL);
+}

@@ -303,23 +303,32 @@ int
 net_block_store_keyed(struct net *n, const void *plain, size_t len,
     const unsigned char key[CR_KEY_BYTES], struct store_block *out)
 {
+	return net_block_store_fmt(n, plain, len, key, CR_SEAL_CHUNKED, out);
+}
+
+int
+net_block_store_fmt(struct net *n, const void *plain, size_t len,
+    const unsigned char key[CR_KEY_BYTES], int fmt, struct store_block *out)
+{
 	struct store_op o = { .op.start = store_start };
 	unsigned char *sealed, *frags[CR_EC_MAX];
 	unsigned char id[CR_ID_BYTES];
 	struct store_block b;
 	size_t frag_len;
+	uint64_t slen = cr_sealed_len(fmt, len);
 	int rc, total = n->k + n->m;
 
-	if (len > UINT32_MAX - CR_SEAL_ABYTES)
+	if (slen == 0)
+		return -ENOTSUP;
+	if (slen > UINT32_MAX)
 		return -EFBIG;
-	if (!(sealed = malloc(len + CR_SEAL_ABYTES)))
+	if (!(sealed = malloc(slen)))
 		return -ENOMEM;
 	memset(&b, 0, sizeof b);
 	memcpy(b.key, key, CR_KEY_BYTES);
-	cr_block_seal_keyed(sealed, b.key, plain, len);
+	cr_block_seal_fmt(fmt, sealed, b.key, plain, len);
 	cr_block_id(id, b.key);
-	rc = cr_ec_encode(n->conf.ec, sealed, len + CR_SEAL_ABYTES, frags,
-	    &frag_len);
+	rc = cr_ec_encode(n->conf.ec, sealed, slen, frags, &frag_len);
 	free(sealed);
 	if (rc < 0)
 		goto out;
@@ -333,6 +342,7 @@ net_block_store_keyed(struct net *n, const void *plain, size_t len,
 	b.frag_len = (uint32_t)frag_len;
 	b.k = (uint8_t)n->k;
 	b.m = (uint8_t)n->m;
+	b.seal = (uint8_t)fmt;
 	for (int i = 0; i < total; i++)
 		cr_frag_tag(b.frag_hash[i], b.key, n->conf.ec, i, frags[i],
 		    frag_len);
@@ -553,7 +563,8 @@ open_set(struct net *n, const struct fetch_op *o, const int *set,
 	if (rc == 0 && got != clen)
 		rc = -EBADMSG;
 	if (rc == 0)
-		rc = cr_block_open(plain, sealed, clen, o->b->key, o->b->id);
+		rc = cr_block_open_fmt(o->b->seal, plain, sealed, clen,
+		    o->b->key, o->b->id);
 	return rc;
 }
 
@@ -608,7 +619,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
     void *plain, uint32_t *bad)
 {
 	struct fetch_op o = { .op.start = fetch_start, .b = b };
-	size_t clen = (size_t)b->plain_len + CR_SEAL_ABYTES;
+	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
 	unsigned char *sealed = NULL;
 	int rc, set[CR_EC_MAX], nf = 0;
 	char name[17];
@@ -617,6 +628,12 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 		*bad = 0;
 	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
 		return -EINVAL;
+	if (clen == 0) {
+		blk_name(name, b->id);
+		log_error("block %s: sealed in format %u, unknown to this "
+		    "version", name, b->seal);
+		return -ENOTSUP;
+	}
 	o.k = o.want = b->k;
 	o.total = b->k + b->m;
 	rc = net__op_run(n, &o.op);
@@ -644,6 +661,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 		rc = -EIO;
 	}
 out:
+	__atomic_add_fetch(&n->fetched_bytes, o.bytes, __ATOMIC_RELAXED);
 	if (bad)
 		*bad = o.bad;
 	free(sealed);

@@ -27,7 +27,13 @@
  *  PUT     0x01    fragid[33] | hash[32] | fragment bytes (>= 1); hash:
  *                  the owner's check value of the bytes (store_block
  *                  frag_hash), opaque to the supplier (store_frag_put)
- *  GET     0x02    fragid[33]
+ *  GET     0x02    fragid[33], optionally followed by u8 version (1) |
+ *                  u32 off | u32 len (len >= 1): only the bytes [off,
+ *                  off + len) of the fragment (a range read of a block
+ *                  sealed in chunks, net/range.c), refused with ERR
+ *                  ERANGE when they pass its end. A supplier from before
+ *                  it closes the session on the longer GET: the owner
+ *                  then reads whole fragments from it (net/range.c)
  *  DEL     0x03    fragid[33]
  *  LIST    0x04    after fragid[33] (all zero = from the start) | u32 max
  *  PING    0x05    (empty)
@@ -94,6 +100,7 @@
  * ETIMEDOUT, EKEYREJECTED: another key answered). A supplier from before
  * it closes the session (unknown type): the asker tries another. */
 #define NET_DIALBACK_VERSION	1
+#define NET_RANGE_VERSION	1	/* GET's range */
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
@@ -125,6 +132,8 @@ struct net_msg {
 	uint64_t bytes, fragments, avail, quota;	/* PONG */
 	uint32_t rsv_size, rsv_count;		/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;			/* RESERVE_OK */
+	int ranged;				/* GET: with a range */
+	uint32_t range_off, range_len;		/* GET: the range */
 	const unsigned char *locator;		/* LOCATOR: 32 bytes */
 	uint16_t port;				/* DIALBACK */
 	uint32_t result;			/* DIALBACK_OK: errno, 0 */
@@ -433,6 +442,8 @@ struct net_peer {
 	int rsv_known;			/* it answered a RESERVE once */
 	int locator_sent;		/* LOCATOR sent (net_locator_put): once */
 	int no_reserve;			/* predates RESERVE: plain PUTs */
+	int range_known;		/* it answered a ranged GET once */
+	int no_range;			/* predates them: whole fragments */
 	/* Why it last refused our data ("quota exceeded", "supplier full",
 	 * "not admitted"); "" once it takes data again. No new fragment
 	 * goes there for NET_REFUSED_MS after a refusal. */
@@ -486,6 +497,9 @@ struct net {
 	unsigned char (*vetted)[CR_PK_BYTES];
 	int nvetted, vet_all;
 	struct net_op *refresh;		/* net_peers() waiting for pings */
+	/* Any thread (__atomic): fragment bytes fetched to read blocks,
+	 * whole fragments and ranges (net_fetched_bytes). */
+	uint64_t fetched_bytes;
 };
 
 /* ---- supplier (net/supplier.c, net/supwork.c) ---- */
@@ -517,6 +531,8 @@ struct net__work {
 	unsigned char loc[STORE_LOCATOR_BYTES];	/* LOCATOR */
 	uint32_t rsv_size, rsv_count;	/* RESERVE; RESERVE_OK count */
 	uint64_t rsv_left;		/* RESERVE_OK */
+	int ranged;			/* GET: only [range_off, + range_len) */
+	uint32_t range_off, range_len;
 	char why[200];			/* refusal text, "" the usual */
 	unsigned char *buf;		/* PUT: the record holding data */
 	const unsigned char *data;

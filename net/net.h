@@ -47,8 +47,8 @@ struct net_supplier_conf {
 	/* Tests only: a lying supplier that speaks the protocol but returns
 	 * every fragment with bytes flipped (GET) and random AUDIT answers. */
 	int test_lie;
-	/* Tests only: a supplier from before RESERVE, which closes the
-	 * session on it as on any unknown type. */
+	/* Tests only: a supplier from before RESERVE and ranged GETs,
+	 * which closes the session on either as on any malformed record. */
 	int test_old;
 	/* Limits for peers it does not know, every one required (cli/'s
 	 * option table holds the defaults): sessions in all (lowered when
@@ -154,9 +154,15 @@ int net_wait_online(struct net *n, int count, int timeout_ms);
 int net_block_store(struct net *n, const void *plain, size_t len,
     const unsigned char datakey[CR_KEY_BYTES], struct store_block *out);
 /* The same with the block's key from cr_block_key (a caller that looked
- * for the block's id first need not hash the block twice). */
+ * for the block's id first need not hash the block twice). Both seal in
+ * chunks (CR_SEAL_CHUNKED, out->seal): net_block_fetch_range reads a
+ * part of such a block alone. */
 int net_block_store_keyed(struct net *n, const void *plain, size_t len,
     const unsigned char key[CR_KEY_BYTES], struct store_block *out);
+/* The same in format fmt (CR_SEAL_*): index blocks stay CR_SEAL_WHOLE,
+ * their records in a head have no place for the format. */
+int net_block_store_fmt(struct net *n, const void *plain, size_t len,
+    const unsigned char key[CR_KEY_BYTES], int fmt, struct store_block *out);
 
 /* Fetches fragments of b from the suppliers in b->peer (skipping those
  * marked b->lost and DEAD suppliers), fastest first,
@@ -174,6 +180,23 @@ int net_block_fetch(struct net *n, const struct store_block *b, void *plain);
  * fired: DEAD. */
 int net_block_fetch_report(struct net *n, const struct store_block *b,
     void *plain, uint32_t *bad);
+
+/* Range read (net/range.c): the plaintext of chunks [first, first +
+ * count) of a block sealed in chunks (b->seal CR_SEAL_CHUNKED) into plain
+ * (from its chunk first on), fetched as byte ranges of the data
+ * fragments that hold them, each chunk checked by its own tag. All or
+ * nothing, and no retries: -ENOTSUP (another format, or a code whose
+ * fragments are not plain slices), -EAGAIN (a data fragment's holder is
+ * not up, marked lost, or predates ranges), -EBADMSG (a chunk fails its
+ * tag: logged), -EINVAL (chunks outside the block), or a request's
+ * error. On any of them read the block whole (net_block_fetch_report):
+ * that path finds and reports bad fragments. */
+int net_block_fetch_range(struct net *n, const struct store_block *b,
+    uint32_t first, uint32_t count, void *plain);
+
+/* Fragment bytes fetched so far to read blocks, whole or in ranges (not
+ * those of rebuilds or audits): what reads cost the suppliers. */
+uint64_t net_fetched_bytes(struct net *n);
 
 /* Rebuilds the fragments of b whose bit is set in `missing`: fetches k
  * good fragments from the others, reconstructs the missing ones

@@ -489,6 +489,8 @@ reply_max(const struct net__work *k)
 
 	switch (k->type) {
 	case NET_GET: case NET_AUDIT:	/* AUDIT reads all of it */
+		if (k->type == NET_GET && k->ranged)
+			return (size_t)k->range_len + 64;
 		return NET_FRAME_MAX;
 	case NET_LIST:			/* list_acc keeps 2 x max */
 		return 2 * (size_t)k->max * LIST_ENTRY + 64;
@@ -636,7 +638,13 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			return;
 		}
 		break;
-	case NET_PUT: case NET_GET: case NET_DEL: case NET_LIST:
+	case NET_GET:
+		if (sup->conf->test_old && m->ranged) {
+			net_sess_close(s, -EPROTO, "undecodable message");
+			return;
+		}
+		break;
+	case NET_PUT: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
 	case NET_LOCATOR:
 		break;
@@ -657,6 +665,18 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		memcpy(k->fragid, m->fragid, STORE_FRAGID_BYTES);
 	if (m->type == NET_AUDIT)
 		memcpy(k->nonce, m->nonce, sizeof k->nonce);
+	if (m->type == NET_GET && m->ranged) {
+		/* A range longer than any frame would only fail later. */
+		if (m->range_len > NET_FRAME_MAX) {
+			free(k);
+			reply_err_text(s, m->reqid, -ERANGE, "range longer "
+			    "than a record");
+			return;
+		}
+		k->ranged = 1;
+		k->range_off = m->range_off;
+		k->range_len = m->range_len;
+	}
 	if (m->type == NET_PUT)
 		memcpy(k->hash, m->hash, sizeof k->hash);
 	if (m->type == NET_LOCATOR)

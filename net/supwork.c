@@ -3,6 +3,7 @@
  * bytes and sends the replies): PUT, GET, AUDIT, DEL, LIST, heads,
  * RESERVE and LOCATOR, with the fair deal's refusal text. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,25 @@ do_audit(struct net__work *k, struct store_frag *sf, const unsigned char *owner)
 	}
 	free(data);
 	return 0;
+}
+
+/* A range of a fragment: only those bytes leave the disk. Past the
+ * fragment's end is the asker's mistake (or a probe): said in so many
+ * words. */
+static void
+do_get_range(struct net__work *k, struct store_frag *sf,
+    const unsigned char *owner)
+{
+	uint64_t size = 0;
+
+	k->rc = store_frag_get_range(sf, owner, k->fragid, k->range_off,
+	    k->range_len, &k->out, &size);
+	if (k->rc == 0)
+		k->out_len = k->range_len;
+	else if (k->rc == -ERANGE)
+		snprintf(k->why, sizeof k->why, "range [%" PRIu32 ", %" PRIu64
+		    ") beyond the fragment's %" PRIu64 " bytes", k->range_off,
+		    (uint64_t)k->range_off + k->range_len, size);
 }
 
 /* ---- HEAD_LIST: newest first, as many as fit one record ---------- */
@@ -176,8 +196,11 @@ net__work_run(uv_work_t *w)
 			deal_why(k, sf, owner, k->len);
 		break;
 	case NET_GET:
-		k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
-		    &k->out_len);
+		if (k->ranged)
+			do_get_range(k, sf, owner);
+		else
+			k->rc = store_frag_get(sf, owner, k->fragid, &k->out,
+			    &k->out_len);
 		if (k->rc == 0 && k->conf->test_lie)
 			lie_flip(k->out, k->out_len);
 		break;

@@ -65,13 +65,15 @@ utf8_valid(const unsigned char *s, size_t n)
  * supplier node (v1, net/internal.h). */
 #define RSV_V0	8
 #define RSV_V1	(8 + 1 + CR_PK_BYTES + CR_BIND_BYTES)
+/* GET's range after the fragid: version | off | len. */
+#define GET_RANGE	(1 + 4 + 4)
 
 /* Fixed payload size of a type, -1 for a variable one, -2 for unknown. */
 static long
 fixed_payload(uint8_t type)
 {
 	switch (type) {
-	case NET_GET: case NET_DEL:
+	case NET_DEL:
 		return FRAGID;
 	case NET_LIST:
 		return FRAGID + 4;
@@ -93,7 +95,7 @@ fixed_payload(uint8_t type)
 		return FRAGID + CR_HASH_BYTES;
 	case NET_AUDIT_OK:
 		return CR_HASH_BYTES;
-	case NET_PUT: case NET_GET_OK: case NET_LIST_OK: case NET_ERR:
+	case NET_GET: case NET_PUT: case NET_GET_OK: case NET_LIST_OK: case NET_ERR:
 	case NET_HEAD_PUT: case NET_HEAD_LIST_OK: case NET_RESERVE:
 		return -1;
 	default:
@@ -172,6 +174,19 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		d.data_len = plen - FRAGID - CR_HASH_BYTES;
 		break;
 	case NET_GET:
+		if (plen != FRAGID && plen != FRAGID + GET_RANGE)
+			return -EPROTO;
+		d.fragid = q;
+		if (plen == FRAGID + GET_RANGE) {
+			if (q[FRAGID] != NET_RANGE_VERSION)
+				return -EPROTO;
+			d.ranged = 1;
+			d.range_off = get_be32(q + FRAGID + 1);
+			d.range_len = get_be32(q + FRAGID + 5);
+			if (d.range_len == 0)
+				return -EPROTO;
+		}
+		break;
 	case NET_DEL:
 		d.fragid = q;
 		break;
@@ -338,6 +353,8 @@ net_msg_encoded_len(const struct net_msg *m)
 		return NET_MSG_HDR + 4 + m->data_len;
 	case NET_RESERVE:
 		return NET_MSG_HDR + (m->bind_node ? RSV_V1 : RSV_V0);
+	case NET_GET:
+		return NET_MSG_HDR + FRAGID + (m->ranged ? GET_RANGE : 0);
 	}
 	return 0;
 }
@@ -350,6 +367,7 @@ encodable(const struct net_msg *m)
 	case NET_PUT:
 		return m->fragid != NULL && m->hash != NULL;
 	case NET_GET:
+		return m->fragid != NULL && (!m->ranged || m->range_len != 0);
 	case NET_DEL:
 	case NET_LIST:
 		return m->fragid != NULL;
@@ -435,6 +453,13 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 			    m->data_len);
 		break;
 	case NET_GET:
+		memcpy(q, m->fragid, FRAGID);
+		if (m->ranged) {
+			q[FRAGID] = NET_RANGE_VERSION;
+			put_be32(q + FRAGID + 1, m->range_off);
+			put_be32(q + FRAGID + 5, m->range_len);
+		}
+		break;
 	case NET_DEL:
 		memcpy(q, m->fragid, FRAGID);
 		break;

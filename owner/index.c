@@ -726,12 +726,15 @@ layout_refresh(struct store *st, struct owner__layout *l)
 	return 0;
 }
 
-/* Cuts bytes into blocks stored on suppliers: fills pt. */
+/* Cuts bytes into blocks stored on suppliers: fills pt. Sealed whole
+ * (CR_SEAL_WHOLE): a head's block records carry no seal format, and an
+ * index block is only ever read whole. */
 static int
 store_part(struct net *n, const unsigned char *key, const struct wr *data,
     struct owner__part *pt)
 {
 	size_t nblk = (data->len + OWNER__INDEX_CHUNK - 1) / OWNER__INDEX_CHUNK;
+	unsigned char bkey[CR_KEY_BYTES];
 	int rc;
 
 	if (nblk == 0 || nblk > UINT16_MAX)
@@ -744,8 +747,11 @@ store_part(struct net *n, const unsigned char *key, const struct wr *data,
 		size_t len = data->len - off < OWNER__INDEX_CHUNK ? data->len - off :
 		    OWNER__INDEX_CHUNK;
 
-		if ((rc = net_block_store(n, data->p + off, len, key,
-		    &pt->blk[i])) < 0)
+		cr_block_key(bkey, data->p + off, len, key);
+		rc = net_block_store_fmt(n, data->p + off, len, bkey,
+		    CR_SEAL_WHOLE, &pt->blk[i]);
+		sodium_memzero(bkey, sizeof bkey);
+		if (rc < 0)
 			return rc;
 		pt->blk[i].refcount = 1;
 		pt->blk[i].pad[0] |= STORE_BLOCK_INDEX;

@@ -96,6 +96,7 @@ struct status {
 	struct owner_upload_stats ds;
 	struct owner_maint_stats ms;
 	uint64_t pending, journal_bytes, cache_bytes;
+	uint64_t fetched_bytes;		/* fragment bytes reads fetched */
 	int online;
 };
 
@@ -136,6 +137,7 @@ status_collect(struct owner *o, struct status *s)
 	owner__delete_stats(o, &s->ms);
 	s->journal_bytes = store_jrnl_bytes(o->conf.store);
 	s->cache_bytes = store_cache_bytes(o->conf.cache);
+	s->fetched_bytes = net_fetched_bytes(o->conf.net);
 	return 0;
 }
 
@@ -264,9 +266,10 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->ds.upload_errors);
 	owner__index_status(o, sb, 0);
 	strbuf_printf(sb, "\"journal_bytes\": %llu, \"cache_bytes\": %llu, "
-	    "\"block_size\": %u}\n",
+	    "\"fetched_bytes\": %llu, \"block_size\": %u}\n",
 	    (unsigned long long)s->journal_bytes,
-	    (unsigned long long)s->cache_bytes, o->conf.block_size);
+	    (unsigned long long)s->cache_bytes,
+	    (unsigned long long)s->fetched_bytes, o->conf.block_size);
 }
 
 /* One line naming the suppliers that refuse our data, and why; `peerfs
@@ -347,8 +350,9 @@ status_text(struct owner *o, const char *mnt, const struct status *s,
 	strbuf_printf(sb, "deletes: %llu fragments (%.1f MiB) awaiting deletion\n",
 	    (unsigned long long)s->ms.delq_count,
 	    s->ms.delq_bytes / 1048576.0);
-	strbuf_printf(sb, "journal: %.1f MiB, cache: %.1f MiB\n",
-	    s->journal_bytes / 1048576.0, s->cache_bytes / 1048576.0);
+	strbuf_printf(sb, "journal: %.1f MiB, cache: %.1f MiB, fetched for "
+	    "reads: %.1f MiB\n", s->journal_bytes / 1048576.0,
+	    s->cache_bytes / 1048576.0, s->fetched_bytes / 1048576.0);
 	owner__index_status(o, sb, 1);
 }
 

@@ -49,7 +49,7 @@ blk_enc(unsigned char *p, const struct store_block *b)
 	p[73] = b->k;
 	p[74] = b->m;
 	p[75] = b->pad[0];
-	p[76] = b->pad[1];
+	p[76] = b->seal;
 	put_be32(p + 77, b->refcount);
 	p[81] = (unsigned char)n;
 	q = p + BLK_REC_HDR;
@@ -93,7 +93,7 @@ blk_dec(struct store_block *b, const MDB_val *v)
 	b->k = p[73];
 	b->m = p[74];
 	b->pad[0] = p[75];
-	b->pad[1] = p[76];
+	b->seal = p[76];
 	b->refcount = get_be32(p + 77);
 	q = p + BLK_REC_HDR;
 	for (unsigned i = 0; i < n; i++) {

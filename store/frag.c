@@ -535,12 +535,32 @@ leaf_dir(struct store_frag *sf, const struct frag_names *nm, bool create)
 }
 
 /* Reads a whole regular file opened as fd into a malloc()'d buffer. */
+/* len bytes at off, or -errno (-EIO when the file ends first: fragments
+ * never shrink). */
+static int
+pread_full(int fd, unsigned char *buf, size_t len, uint64_t off)
+{
+	size_t have = 0;
+
+	while (have < len) {
+		ssize_t r = pread(fd, buf + have, len - have,
+		    (off_t)(off + have));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		have += (size_t)r;
+	}
+	return 0;
+}
+
 int
 store__fr_read_fd(int fd, void **data, size_t *len)
 {
 	struct stat st;
 	unsigned char *buf;
-	size_t have = 0, size;
+	size_t size;
+	int rc;
 
 	if (fstat(fd, &st) != 0)
 		return -errno;
@@ -549,16 +569,9 @@ store__fr_read_fd(int fd, void **data, size_t *len)
 	size = (size_t)st.st_size;
 	if (!(buf = malloc(size ? size : 1)))
 		return -ENOMEM;
-	while (have < size) {
-		ssize_t r = pread(fd, buf + have, size - have, (off_t)have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int rc = r < 0 ? -errno : -EIO;	/* fragments never shrink */
-			free(buf);
-			return rc;
-		}
-		have += (size_t)r;
+	if ((rc = pread_full(fd, buf, size, 0)) < 0) {
+		free(buf);
+		return rc;
 	}
 	*data = buf;
 	*len = size;
@@ -844,6 +857,51 @@ store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
 	if (fd < 0)
 		return errno == ENOTDIR || errno == ELOOP ? -ENOENT : -errno;
 	rc = store__fr_read_fd(fd, data, len);
+	close(fd);
+	return rc;
+}
+
+int
+store_frag_get_range(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint64_t off, size_t len,
+    void **data, uint64_t *size)
+{
+	struct frag_names nm;
+	unsigned char *buf = NULL;
+	struct stat st;
+	int fd, rc = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	store__fr_make_names(&nm, owner, fragid);
+	fd = openat(sf->dirfd, nm.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR || errno == ELOOP ? -ENOENT : -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EIO;
+		goto out;
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off) {
+		rc = -ERANGE;
+		goto out;
+	}
+	if (!(buf = malloc(len))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = pread_full(fd, buf, len, off)) < 0) {
+		free(buf);
+		goto out;
+	}
+	*data = buf;
+out:
 	close(fd);
 	return rc;
 }

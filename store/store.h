@@ -162,7 +162,9 @@ struct store_block {
 	uint32_t plain_len;			/* plaintext bytes */
 	uint32_t frag_len;			/* bytes of each fragment */
 	uint8_t  k, m;
-	uint8_t  pad[2];		/* pad[0]: STORE_BLOCK_* flags */
+	uint8_t  pad[1];		/* pad[0]: STORE_BLOCK_* flags */
+	uint8_t  seal;			/* how it was sealed: CR_SEAL_* (a
+					 * record from before it: 0, WHOLE) */
 	uint32_t refcount;			/* extents pointing here */
 	unsigned char frag_hash[CR_EC_MAX][CR_HASH_BYTES];
 	unsigned char peer[CR_EC_MAX][CR_PK_BYTES];	/* who holds frag i */
@@ -522,6 +524,13 @@ int store_frag_reserve(struct store_frag *sf,
 /* *data is malloc()'d, caller frees. -ENOENT missing. */
 int store_frag_get(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES], void **data, size_t *len);
+/* Only bytes [off, off + len) of it, read alone (len >= 1): *data
+ * malloc()'d, len bytes. -ERANGE when they pass its end (*size, when not
+ * NULL, gets its length), -ENOENT missing, -EINVAL len 0. */
+int store_frag_get_range(struct store_frag *sf,
+    const unsigned char owner[CR_PK_BYTES],
+    const unsigned char fragid[STORE_FRAGID_BYTES], uint64_t off, size_t len,
+    void **data, uint64_t *size);
 int store_frag_del(struct store_frag *sf, const unsigned char owner[CR_PK_BYTES],
     const unsigned char fragid[STORE_FRAGID_BYTES]);	/* -ENOENT */
 /* cb(arg, fragid, size) for every fragment of owner; stops on cb != 0. */

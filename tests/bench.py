@@ -20,7 +20,9 @@ replace_dead_supplier_s: on 6 suppliers on 127.0.N.1 joined by a DHT, a
 2+1 mount hires 5; one holding fragments is killed; seconds from its death
 to full redundancy with a new hire online in its place.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
-BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
+rand_read_4k_amplification and first_byte_ms: report_range, on a swarm of
+its own (with BENCH_ONLY=range, rand_read_4k_iops too: fio when installed).
+BENCH_ONLY=rebuild, bootstrap, replace or range runs just that figure.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -431,6 +433,71 @@ def report_replace(base):
     report("replace_dead_supplier_s", vals, "s")
 
 
+def fio_rand_read(path, size, count):
+    """IOPS of fio's 4 KiB random reads at QD1 (psync), None without fio."""
+    if not shutil.which("fio"):
+        return None
+    cp = subprocess.run(["fio", "--name=rr", f"--filename={path}",
+                         "--rw=randread", "--bs=4k", "--ioengine=psync",
+                         "--iodepth=1", f"--size={size}", f"--number_ios={count}",
+                         "--randrepeat=1", "--invalidate=0",
+                         "--output-format=json"], capture_output=True,
+                        text=True, check=True)
+    return json.loads(cp.stdout)["jobs"][0]["read"]["iops"]
+
+
+def first_byte_ms(path, drop):
+    """Milliseconds from open to the first 4 KiB of a cold file."""
+    drop()
+    t = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    os.pread(fd, 4096, 0)
+    ms = (time.perf_counter() - t) * 1e3
+    os.close(fd)
+    return ms
+
+
+def report_range(base, rnd_size, reads=2000, iops=True):
+    """Range reads (issue 16), on a swarm of their own: a cold 256 MiB
+    file read at 4 KiB random offsets at QD1 (fio when installed, else
+    rand_read's loop): IOPS and the read amplification (fragment bytes
+    the mount fetched, its status's fetched_bytes, per byte read; the
+    local disk's is 1 by definition, none printed); first_byte_ms: open to
+    the first 4 KiB of a cold file. Each beside the local disk's. iops
+    False: main() printed rand_read_4k_iops already (not twice)."""
+    sw = Swarm(os.path.join(base, "range"))
+    local = os.path.join(base, "range", "local")
+    os.makedirs(local)
+    res = {k: [] for k in ["rr", "rrl", "amp", "fb", "fbl"]}
+    try:
+        for run in range(RUNS):
+            f = os.path.join(sw.mnt, f"rnd{run}")
+            fl = os.path.join(local, f"rnd{run}")
+            seq_write(f, rnd_size, sw.sync)
+            seq_write(fl, rnd_size, lambda: None)
+            res["fb"].append(first_byte_ms(f, sw.drop_cache))
+            res["fbl"].append(first_byte_ms(fl, drop_kernel_cache))
+            sw.drop_cache()
+            before = sw.status()["fetched_bytes"]
+            got = fio_rand_read(f, rnd_size, reads)
+            res["rr"].append(got if got is not None else
+                             rand_read(f, rnd_size, reads))
+            res["amp"].append((sw.status()["fetched_bytes"] - before) /
+                              (reads * 4096))
+            drop_kernel_cache()
+            got = fio_rand_read(fl, rnd_size, reads)
+            res["rrl"].append(got if got is not None else
+                              rand_read(fl, rnd_size, reads))
+            os.unlink(f)
+            os.unlink(fl)
+        if iops:
+            report("rand_read_4k_iops", res["rr"], "IOPS", res["rrl"])
+        report("rand_read_4k_amplification", res["amp"], "x")
+        report("first_byte_ms", res["fb"], "ms", res["fbl"])
+    finally:
+        sw.close()
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -449,7 +516,8 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace}
+            "replace": report_replace,
+            "range": lambda b: report_range(b, rnd_size)}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -546,6 +614,7 @@ def main():
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
+        report_range(base, rnd_size, iops=False)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -31,6 +31,7 @@ def head_entries(*heads):
 RECORDS = {
     "put": rec(0x01, 1, FRAGID + HASH + b"fragment bytes"),
     "get": rec(0x02, 2, FRAGID),
+    "get_range": rec(0x02, 2, FRAGID + b"\x01" + struct.pack(">II", 80, 65552)),
     "del": rec(0x03, 3, FRAGID),
     "list": rec(0x04, 4, bytes(33) + struct.pack(">I", 1000)),
     "ping": rec(0x05, 5),

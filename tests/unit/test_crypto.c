@@ -1013,6 +1013,200 @@ test_ec_reconstruct(void)
 	return 0;
 }
 
+/* Chunked sealing: round trip at every size edge (empty, one byte, a
+ * chunk less one, a chunk, a chunk and one, a 4 MiB block and around it),
+ * every chunk alone and any range of them. */
+static int
+chunked_one(size_t len)
+{
+	unsigned char dk[32], key[32], id[32];
+	uint64_t clen = cr_sealed_len(CR_SEAL_CHUNKED, len);
+	uint32_t n = cr_chunk_count(len);
+	/* back takes clen: a failed open may wipe as many bytes as it
+	 * was told to write. */
+	unsigned char *plain = malloc(len + 1), *back = malloc(clen);
+	unsigned char *c = malloc(clen);
+
+	CHECK(plain && back && c);
+	CHECK_EQ(clen, len + (uint64_t)n * 16);
+	CHECK_EQ(n, len ? (len + CR_CHUNK_BYTES - 1) / CR_CHUNK_BYTES : 1);
+	randombytes_buf(dk, sizeof dk);
+	randombytes_buf(plain, len);
+	cr_block_key(key, plain, len, dk);
+	cr_block_id(id, key);
+	CHECK_EQ(cr_block_seal_fmt(CR_SEAL_CHUNKED, c, key, plain, len), 0);
+	CHECK_EQ(cr_block_open_fmt(CR_SEAL_CHUNKED, back, c, clen, key, id), 0);
+	CHECK_MEM(back, plain, len);
+	/* Each chunk alone, from its own sealed offset. */
+	for (uint32_t i = 0; i < n; i++) {
+		memset(back, 0, clen);
+		CHECK_EQ(cr_chunks_open(back, c + (size_t)i * CR_CHUNK_SEALED,
+		    len, i, 1, key, NULL), 0);
+		size_t off = (size_t)i * CR_CHUNK_BYTES;
+		size_t l = len - off < CR_CHUNK_BYTES ? len - off : CR_CHUNK_BYTES;
+		CHECK_MEM(back, plain + off, l);
+	}
+	/* The last two together, and past the end refused. */
+	if (n >= 2) {
+		CHECK_EQ(cr_chunks_open(back, c + (size_t)(n - 2) *
+		    CR_CHUNK_SEALED, len, n - 2, 2, key, NULL), 0);
+		CHECK_MEM(back, plain + (size_t)(n - 2) * CR_CHUNK_BYTES,
+		    len - (size_t)(n - 2) * CR_CHUNK_BYTES);
+	}
+	CHECK_EQ(cr_chunks_open(back, c, len, n - 1, 2, key, NULL), -EINVAL);
+	CHECK_EQ(cr_chunks_open(back, c, len, n, 1, key, NULL), -EINVAL);
+	CHECK_EQ(cr_chunks_open(back, c, len, 0, 0, key, NULL), -EINVAL);
+	/* Cut short by a byte, or by a whole chunk: refused. */
+	CHECK(cr_block_open_fmt(CR_SEAL_CHUNKED, back, c, clen - 1, key, id) < 0);
+	if (n >= 2)
+		CHECK(cr_block_open_fmt(CR_SEAL_CHUNKED, back, c,
+		    clen - (len - (size_t)(n - 1) * CR_CHUNK_BYTES) - 16, key,
+		    id) < 0);
+	/* The whole format's opener does not take it. */
+	CHECK(cr_block_open(back, c, clen, key, id) < 0 || len == 0);
+	free(plain);
+	free(back);
+	free(c);
+	return 0;
+}
+
+static int
+test_seal_chunked_roundtrip(void)
+{
+	static const size_t sizes[] = { 0, 1, CR_CHUNK_BYTES - 1, CR_CHUNK_BYTES,
+	    CR_CHUNK_BYTES + 1, 2 * CR_CHUNK_BYTES, 3 * CR_CHUNK_BYTES - 16,
+	    (4u << 20) - 1, 4u << 20, (4u << 20) + 1 };
+
+	CHECK_EQ(cr_init(), 0);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		if (chunked_one(sizes[i]) != 0) {
+			fprintf(stderr, "size %zu\n", sizes[i]);
+			return 1;
+		}
+	CHECK_EQ(cr_sealed_len(7, 10), 0);
+	CHECK_EQ(cr_block_seal_fmt(7, NULL, NULL, NULL, 0), -ENOTSUP);
+	CHECK_EQ(cr_block_open_fmt(7, NULL, NULL, 16, NULL, NULL), -ENOTSUP);
+	return 0;
+}
+
+/* A chunk moved to another index or into another block, a flipped bit,
+ * a block whose record claims fewer chunks (truncated): each refused,
+ * and the failing chunk named. The old single-AEAD format still opens. */
+static int
+test_seal_chunked_tamper(void)
+{
+	size_t len = 3 * CR_CHUNK_BYTES + 100;
+	uint64_t clen = cr_sealed_len(CR_SEAL_CHUNKED, len);
+	unsigned char dk[32], key[32], key2[32], id[32];
+	unsigned char *p = malloc(len), *p2 = malloc(len), *back = malloc(len);
+	unsigned char *c = malloc(clen), *c2 = malloc(clen), *m = malloc(clen);
+	uint32_t bad = 99;
+
+	CHECK(p && p2 && back && c && c2 && m);
+	CHECK_EQ(cr_init(), 0);
+	randombytes_buf(dk, sizeof dk);
+	randombytes_buf(p, len);
+	memcpy(p2, p, len);
+	p2[len - 1] ^= 1;		/* another block, one byte apart */
+	cr_block_key(key, p, len, dk);
+	cr_block_key(key2, p2, len, dk);
+	cr_block_id(id, key);
+	CHECK_EQ(cr_block_seal_fmt(CR_SEAL_CHUNKED, c, key, p, len), 0);
+	CHECK_EQ(cr_block_seal_fmt(CR_SEAL_CHUNKED, c2, key2, p2, len), 0);
+	/* Chunks 0 and 1 swapped. */
+	memcpy(m, c, clen);
+	memcpy(m, c + CR_CHUNK_SEALED, CR_CHUNK_SEALED);
+	memcpy(m + CR_CHUNK_SEALED, c, CR_CHUNK_SEALED);
+	CHECK_EQ(cr_block_open_fmt(CR_SEAL_CHUNKED, back, m, clen, key, id),
+	    -EBADMSG);
+	/* Chunk 1 read as if it were chunk 2 (a range answered from the
+	 * wrong offset). */
+	CHECK_EQ(cr_chunks_open(back, c + CR_CHUNK_SEALED, len, 2, 1, key,
+	    &bad), -EBADMSG);
+	CHECK_EQ(bad, 2);
+	/* Chunk 1 of the other block put in this one. */
+	memcpy(m, c, clen);
+	memcpy(m + CR_CHUNK_SEALED, c2 + CR_CHUNK_SEALED, CR_CHUNK_SEALED);
+	CHECK_EQ(cr_chunks_open(back, m, len, 0, 4, key, &bad), -EBADMSG);
+	CHECK_EQ(bad, 1);
+	/* One bit of the last chunk's ciphertext. */
+	memcpy(m, c, clen);
+	m[clen - 20] ^= 0x10;
+	CHECK_EQ(cr_chunks_open(back, m, len, 0, 4, key, &bad), -EBADMSG);
+	CHECK_EQ(bad, 3);
+	/* Truncated: the first three chunks presented as a block of three
+	 * full chunks (its last chunk was sealed as 2 of 4, not 3 of 3). */
+	CHECK_EQ(cr_block_open_fmt(CR_SEAL_CHUNKED, back, c,
+	    3 * CR_CHUNK_SEALED, key, id), -EBADMSG);
+	CHECK_EQ(cr_chunks_open(back, c, 3 * CR_CHUNK_BYTES, 0, 3, key, &bad),
+	    -EBADMSG);
+	CHECK_EQ(bad, 0);
+	/* The right id is wanted. */
+	CHECK_EQ(cr_block_open_fmt(CR_SEAL_CHUNKED, back, c, clen, key2, id),
+	    -EBADMSG);
+	/* The old format: sealed whole, still opens through the same call. */
+	CHECK_EQ(cr_block_seal_fmt(CR_SEAL_WHOLE, m, key, p, len), 0);
+	CHECK_EQ(cr_sealed_len(CR_SEAL_WHOLE, len), len + 16);
+	CHECK_EQ(cr_block_open_fmt(CR_SEAL_WHOLE, back, m, len + 16, key, id), 0);
+	CHECK_MEM(back, p, len);
+	CHECK_EQ(cr_block_open(back, m, len + 16, key, id), 0);
+	/* Same key, both formats: no common keystream (other nonces). */
+	CHECK(memcmp(m, c, 64) != 0);
+	free(p);
+	free(p2);
+	free(back);
+	free(c);
+	free(c2);
+	free(m);
+	return 0;
+}
+
+/* cr_ec_data_layout against the real library: data fragment i holds
+ * bytes [i * payload, (i + 1) * payload) of the encoded buffer at offset
+ * hdr, for sizes around the alignment edges and two codes. */
+static int
+test_ec_data_layout(void)
+{
+	static const int codes[][2] = { { 4, 2 }, { 3, 2 }, { 1, 1 } };
+	static const size_t sizes[] = { 16, 17, 1000, 65552, (4u << 20) + 1040,
+	    (4u << 20) + 1041, 12345 };
+
+	for (size_t c = 0; c < sizeof codes / sizeof codes[0]; c++) {
+		struct cr_ec *ec;
+
+		CHECK_EQ(cr_ec_new(&ec, codes[c][0], codes[c][1]), 0);
+		for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+			size_t len = sizes[s], flen, hdr, pay;
+			unsigned char *frags[CR_EC_MAX];
+			unsigned char *d = malloc(len);
+
+			CHECK(d);
+			randombytes_buf(d, len);
+			CHECK_EQ(cr_ec_encode(ec, d, len, frags, &flen), 0);
+			CHECK_EQ(cr_ec_data_layout(ec, len, flen, &hdr, &pay), 0);
+			CHECK(hdr + pay == flen);
+			CHECK((size_t)codes[c][0] * pay >= len);
+			for (int i = 0; i < codes[c][0]; i++) {
+				size_t a = (size_t)i * pay;
+				size_t n = a >= len ? 0 : len - a < pay ? len - a : pay;
+
+				if (n)
+					CHECK_MEM(frags[i] + hdr, d + a, n);
+				for (size_t z = n; z < pay; z++)
+					CHECK_EQ(frags[i][hdr + z], 0);
+			}
+			/* Sizes that disagree with the length are refused. */
+			CHECK(cr_ec_data_layout(ec, len, flen - 1, &hdr, &pay) < 0);
+			CHECK(cr_ec_data_layout(ec, len + 100000, flen, &hdr,
+			    &pay) < 0);
+			cr_ec_encode_free(ec, frags);
+			free(d);
+		}
+		cr_ec_free(ec);
+	}
+	return 0;
+}
+
 /* Fragment tags: deterministic, bound to the bytes, the index, the block
  * key and the encoding, and the padding stays zero. */
 static int
@@ -1184,6 +1378,9 @@ const struct test tests_crypto[] = {
 	{ "seal_roundtrip", test_seal_roundtrip },
 	{ "seal_convergence", test_seal_convergence },
 	{ "seal_tamper", test_seal_tamper },
+	{ "seal_chunked_roundtrip", test_seal_chunked_roundtrip },
+	{ "seal_chunked_tamper", test_seal_chunked_tamper },
+	{ "ec_data_layout", test_ec_data_layout },
 	{ "frag_tag", test_frag_tag },
 	{ "frag_tag_reseal", test_frag_tag_reseal },
 	{ "ec_all_subsets", test_ec_all_subsets },

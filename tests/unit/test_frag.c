@@ -80,6 +80,46 @@ stop_cb(void *arg, const unsigned char *fragid, uint64_t size)
 	return 7;
 }
 
+/* A range of a fragment: its bytes, bounds checked against its size,
+ * another owner's fragment as missing as the whole one. */
+static int
+test_get_range(void)
+{
+	unsigned char o[CR_PK_BYTES], o2[CR_PK_BYTES], f[STORE_FRAGID_BYTES];
+	struct store_frag *sf;
+	uint64_t size = 0;
+	void *data = NULL;
+
+	mk_owner(o, 1);
+	mk_owner(o2, 2);
+	mk_fid(f, 1);
+	CHECK_EQ(store_frag_open(&sf, DIR_, 0), 0);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 0, 1, &data, NULL), -ENOENT);
+	CHECK_EQ(put_h(sf, o, f, "0123456789", 10), 0);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 3, 4, &data, &size), 0);
+	CHECK_MEM(data, "3456", 4);
+	CHECK_EQ(size, 10);
+	free(data);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 9, 1, &data, NULL), 0);
+	CHECK_MEM(data, "9", 1);
+	free(data);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 0, 10, &data, NULL), 0);
+	CHECK_MEM(data, "0123456789", 10);
+	free(data);
+	size = 0;
+	CHECK_EQ(store_frag_get_range(sf, o, f, 9, 2, &data, &size), -ERANGE);
+	CHECK_EQ(size, 10);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 10, 1, &data, NULL), -ERANGE);
+	CHECK_EQ(store_frag_get_range(sf, o, f, UINT64_MAX, 1, &data, NULL),
+	    -ERANGE);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 1, SIZE_MAX, &data, NULL),
+	    -ERANGE);
+	CHECK_EQ(store_frag_get_range(sf, o, f, 0, 0, &data, NULL), -EINVAL);
+	CHECK_EQ(store_frag_get_range(sf, o2, f, 0, 1, &data, NULL), -ENOENT);
+	store_frag_close(sf);
+	return 0;
+}
+
 static int
 test_round_trip(void)
 {
@@ -1373,6 +1413,7 @@ test_pages_not_kept(void)
 const struct test tests_frag[] = {
 	{ "owner_hash", test_owner_hash },
 	{ "round_trip", test_round_trip },
+	{ "get_range", test_get_range },
 	{ "owners_isolated", test_owners_isolated },
 	{ "quota", test_quota },
 	{ "charge_disk_cost", test_charge_disk_cost },

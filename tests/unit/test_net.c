@@ -624,7 +624,9 @@ static int
 other_sets_body(struct test_swarm *sw)
 {
 	enum { LEN = 100000 };
-	static unsigned char p[LEN], q[LEN], other[LEN + CR_SEAL_ABYTES];
+	/* other: as long as the block sealed in chunks (a tag each). */
+	static unsigned char p[LEN], q[LEN], other[LEN + (LEN + CR_CHUNK_BYTES -
+	    1) / CR_CHUNK_BYTES * CR_SEAL_ABYTES];
 	unsigned char *fr[CR_EC_MAX], plain[1024], fid[STORE_FRAGID_BYTES];
 	struct net_msg m = { 0 }, r;
 	struct store_block b;
@@ -638,6 +640,8 @@ other_sets_body(struct test_swarm *sw)
 	randombytes_buf(p, sizeof p);
 	CHECK_EQ(net_block_store(sw->net, p, LEN, sw->datakey, &b), 0);
 	/* Fragment 0 of other bytes of the same length, under b's key. */
+	CHECK_EQ(b.seal, CR_SEAL_CHUNKED);
+	CHECK_EQ(cr_sealed_len(b.seal, LEN), sizeof other);
 	randombytes_buf(other, sizeof other);
 	CHECK_EQ(cr_ec_encode(sw->ec, other, sizeof other, fr, &fl), 0);
 	CHECK_EQ(fl, b.frag_len);
@@ -674,6 +678,123 @@ other_sets_body(struct test_swarm *sw)
 		CHECK_EQ(info[i].bad_fragments, 0);
 	sodium_memzero(&b, sizeof b);
 	return 0;
+}
+
+/* The swarm's index of the supplier holding fragment i of b, or -1. */
+static int
+holder_of(const struct test_swarm *sw, const struct store_block *b, int i)
+{
+	for (int s = 0; s < TEST_MAXSUP; s++)
+		if (sw->sid[s] && memcmp(sw->sid[s]->pk, b->peer[i],
+		    CR_PK_BYTES) == 0)
+			return s;
+	return -1;
+}
+
+/* Range reads (net/range.c) against real suppliers: every chunk alone
+ * and ranges across data fragment boundaries return the plaintext, and
+ * cost the suppliers about their sealed bytes; a range past a fragment's
+ * end is refused by name; a holder down or lying sends the caller to the
+ * whole-block path, which still reads and names the liar; a block in the
+ * old format reads whole only. */
+static int
+range_body(struct test_swarm *sw)
+{
+	enum { LEN = (4 << 20) - 1000 };
+	static unsigned char p[LEN], q[LEN];
+	unsigned char plain[1024], fid[STORE_FRAGID_BYTES];
+	uint32_t nch = cr_chunk_count(LEN), bad = 0;
+	struct net_msg m = { 0 }, r;
+	struct store_block b, old;
+	size_t hdr, pay;
+	struct cr_hs hs;
+	uint64_t before;
+	int fd, liar = -1;
+
+	if (swarm_start(sw, 6, 5000))
+		return 1;
+	randombytes_buf(p, sizeof p);
+	CHECK_EQ(net_block_store(sw->net, p, LEN, sw->datakey, &b), 0);
+	CHECK_EQ(b.seal, CR_SEAL_CHUNKED);
+	CHECK_EQ(cr_ec_data_layout(sw->ec, cr_sealed_len(b.seal, LEN),
+	    b.frag_len, &hdr, &pay), 0);
+	for (uint32_t c = 0; c < nch; c++) {
+		size_t off = (size_t)c * CR_CHUNK_BYTES;
+		size_t l = LEN - off < CR_CHUNK_BYTES ? LEN - off : CR_CHUNK_BYTES;
+
+		memset(q, 0, l);
+		before = net_fetched_bytes(sw->net);
+		CHECK_EQ(net_block_fetch_range(sw->net, &b, c, 1, q), 0);
+		CHECK_MEM(q, p + off, l);
+		CHECK_EQ(net_fetched_bytes(sw->net) - before, l + CR_SEAL_ABYTES);
+	}
+	/* The chunks around the end of data fragment 0, and all of them. */
+	uint32_t c0 = (uint32_t)(pay / CR_CHUNK_SEALED) - 1;
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, c0, 3, q), 0);
+	CHECK_MEM(q, p + (size_t)c0 * CR_CHUNK_BYTES, 3 * CR_CHUNK_BYTES);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, 0, nch, q), 0);
+	CHECK_MEM(q, p, LEN);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, nch - 1, 2, q), -EINVAL);
+	/* A range past the fragment's end: ERANGE, with the sizes. */
+	memcpy(fid, b.id, CR_ID_BYTES);
+	fid[CR_ID_BYTES] = 0;
+	int h0 = holder_of(sw, &b, 0);
+	CHECK(h0 >= 0);
+	CHECK((fd = raw_handshake(sw->port[h0], sw->me, &hs)) >= 0);
+	m.type = NET_GET;
+	m.reqid = 1;
+	m.fragid = fid;
+	m.ranged = 1;
+	m.range_off = b.frag_len - 10;
+	m.range_len = 11;
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_ERR);
+	CHECK_EQ(r.err, ERANGE);
+	CHECK(r.errmsg_len > 10 && memmem(r.errmsg, r.errmsg_len, "beyond",
+	    6) != NULL);
+	m.range_len = 10;		/* the last ten bytes are there */
+	CHECK_EQ(raw_request(fd, &hs, &m, &r, plain, sizeof plain), 0);
+	CHECK_EQ(r.type, NET_GET_OK);
+	CHECK_EQ(r.data_len, 10);
+	close(fd);
+	/* Data fragment 1's holder restarted as a liar: the chunks it holds
+	 * fail their tags; the whole path reads the block and names it. */
+	CHECK((liar = holder_of(sw, &b, 1)) >= 0);
+	test_sup_kill(sw, liar, SIGKILL);
+	/* Its holder down: nothing asked, the caller goes whole. */
+	for (int t = 0; t < 100 && net_block_fetch_range(sw->net, &b, c0 + 1,
+	    1, q) != -EAGAIN; t++)
+		usleep(50000);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, c0 + 1, 1, q), -EAGAIN);
+	/* Chunk 0 is all in fragment 0: still read alone. */
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, 0, 1, q), 0);
+	CHECK_MEM(q, p, CR_CHUNK_BYTES);
+	sw->lie[liar] = 1;
+	CHECK_EQ(test_sup_start(sw, liar, sw->port[liar]), 0);
+	CHECK_EQ(net_wait_online(sw->net, 6, 10000), 6);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, c0 + 1, 1, q), -EBADMSG);
+	CHECK_EQ(net_block_fetch_report(sw->net, &b, q, &bad), 0);
+	CHECK_MEM(q, p, LEN);
+	CHECK_EQ(bad, 1u << 1);
+	/* The old format: read whole, never in ranges. */
+	unsigned char key[CR_KEY_BYTES];
+	cr_block_key(key, p, 1000, sw->datakey);
+	CHECK_EQ(net_block_store_fmt(sw->net, p, 1000, key, CR_SEAL_WHOLE,
+	    &old), 0);
+	CHECK_EQ(old.seal, CR_SEAL_WHOLE);
+	CHECK_EQ(net_block_fetch_range(sw->net, &old, 0, 1, q), -ENOTSUP);
+	memset(q, 0, 1000);
+	CHECK_EQ(net_block_fetch(sw->net, &old, q), 0);
+	CHECK_MEM(q, p, 1000);
+	sodium_memzero(&b, sizeof b);
+	sodium_memzero(&old, sizeof old);
+	return 0;
+}
+
+static int
+test_range(void)
+{
+	return test_swarm_run(range_body);
 }
 
 static int
@@ -890,6 +1011,14 @@ old_suppliers_body(struct test_swarm *sw)
 		rc = net_block_store(sw->net, p, len, sw->datakey, &b);
 	}
 	CHECK_EQ(rc, 0);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	CHECK_MEM(p, q, len);
+	/* A range read loses the sessions it asks once, then is not tried
+	 * on them again: the block is read whole. */
+	CHECK(net_block_fetch_range(sw->net, &b, 0, 1, q) < 0);
+	CHECK_EQ(net_wait_online(sw->net, 6, 5000), 6);
+	CHECK_EQ(net_block_fetch_range(sw->net, &b, 0, 1, q), -EAGAIN);
+	memset(q, 0, len);
 	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 	CHECK_MEM(p, q, len);
 	/* and from then on without losing a session */
@@ -1785,6 +1914,7 @@ const struct test tests_net[] = {
 	{ "lost_suppliers", test_lost_suppliers },
 	{ "garbage", test_garbage },
 	{ "other_sets", test_other_sets },
+	{ "range", test_range },
 	{ "key_pinning", test_key_pinning },
 	{ "quota", test_quota },
 	{ "old_suppliers", test_old_suppliers },
