@@ -23,6 +23,12 @@ write_cpu_s_per_GB is the CPU of the mount daemon and all six suppliers
 per GB written; owner_cpu_s_per_GB is the mount daemon's alone, and
 supplier_cpu_s_per_GB each supplier's per GB it received (median over
 suppliers and runs; _max the worst one).
+The peers: the same workloads (3 runs) on gocryptfs over a local
+directory and on sshfs to a private sshd on 127.0.0.1 (its own port,
+keys and config in the bench's temp dir; started and stopped here),
+printed as name_gocryptfs, name_sshfs and name_vs_PEER (peerfs / PEER).
+Their cp -a runs once (sshfs takes about 2 minutes over this machine's
+/usr/include); they add about 6 minutes at scale 1. BENCH_ONLY=peers runs just them (no peerfs figures).
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
 """
@@ -471,6 +477,216 @@ class CpuAccount:
                   flush=True)
 
 
+# ==== the peers: the tools a person would pick instead =================
+
+class Gocryptfs:
+    """gocryptfs (Debian's) over a directory on the local disk: encrypted,
+    no network. Mounted by __enter__, unmounted by __exit__."""
+    name = "gocryptfs"
+
+    def __init__(self, base):
+        self.base = os.path.join(base, "gocryptfs")
+        self.cipher = os.path.join(self.base, "cipher")
+        self.path = os.path.join(self.base, "mnt")
+        self.passfile = os.path.join(self.base, "pass")
+
+    def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self):
+        os.makedirs(self.cipher)
+        os.makedirs(self.path)
+        with open(self.passfile, "w") as f:
+            f.write("bench passphrase\n")
+        subprocess.run(["gocryptfs", "-q", "-init", "-passfile", self.passfile,
+                        self.cipher], check=True)
+        subprocess.run(["gocryptfs", "-q", "-nosyslog", "-passfile",
+                        self.passfile, self.cipher, self.path], check=True,
+                       stderr=open(os.path.join(self.base, "log"), "w"))
+        return self
+
+    def sync(self):
+        os.sync()
+
+    def __exit__(self, *exc):
+        subprocess.run(["fusermount3", "-u", "-z", self.path],
+                       stderr=subprocess.DEVNULL)
+
+
+class Sshfs:
+    """sshfs (Debian's) to a private sshd on 127.0.0.1: a port of its own,
+    host and client keys and config made here, key authentication only;
+    the sshd is started by __enter__ and stopped by __exit__, so nothing
+    is left running."""
+    name = "sshfs"
+
+    def __init__(self, base):
+        self.base = os.path.join(base, "sshfs")
+        self.remote = os.path.join(self.base, "remote")
+        self.path = os.path.join(self.base, "mnt")
+        self.sshd = None
+        self.made_run = False
+
+    def _f(self, name):
+        return os.path.join(self.base, name)
+
+    def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()     # a half-started sshd goes too
+            raise
+
+    def _start(self):
+        os.makedirs(self.remote)
+        os.makedirs(self.path)
+        for key in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                            "-f", self._f(key)], check=True)
+        shutil.copy(self._f("client_key.pub"), self._f("authorized_keys"))
+        with open(self._f("host_key.pub")) as f:
+            hostkey = " ".join(f.read().split()[:2])
+        self.port = free_port()
+        with open(self._f("known_hosts"), "w") as f:
+            f.write(f"[127.0.0.1]:{self.port} {hostkey}\n")
+        with open(self._f("sshd_config"), "w") as f:
+            f.write(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self._f("host_key")}
+AuthorizedKeysFile {self._f("authorized_keys")}
+PidFile {self._f("sshd.pid")}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+""")
+        with open(self._f("ssh_config"), "w") as f:
+            f.write(f"""Host 127.0.0.1
+  Port {self.port}
+  IdentityFile {self._f("client_key")}
+  IdentitiesOnly yes
+  UserKnownHostsFile {self._f("known_hosts")}
+  StrictHostKeyChecking yes
+  BatchMode yes
+""")
+        # sshd wants its privilege separation directory; a machine whose
+        # system sshd never ran has none.
+        if not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", 0o755)
+            self.made_run = True
+        self.sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f",
+                                      self._f("sshd_config")],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(self._f("sshd.log"), "w"))
+        wait_port(self.port)
+        user = os.environ.get("USER") or "root"
+        subprocess.run(["sshfs", "-F", self._f("ssh_config"),
+                        f"{user}@127.0.0.1:{self.remote}", self.path],
+                       check=True, stderr=open(self._f("sshfs.log"), "w"))
+        return self
+
+    def sync(self):
+        os.sync()
+
+    def __exit__(self, *exc):
+        subprocess.run(["fusermount3", "-u", "-z", self.path],
+                       stderr=subprocess.DEVNULL)
+        if self.sshd:
+            self.sshd.terminate()
+            try:
+                self.sshd.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sshd.kill()
+                self.sshd.wait()
+        if self.made_run:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+
+
+def peer_workloads(peer, big, rnd_size, nsmall):
+    """The main run's workloads on a peer's mount, RUNS times, under the
+    keys of main()'s res. Cold reads drop the kernel's caches (both peers
+    keep theirs there)."""
+    res = {k: [] for k in ["w", "rc", "rw", "rr", "sc", "st", "ul", "cp", "cps"]}
+    for run in range(RUNS):
+        f = os.path.join(peer.path, f"big{run}")
+        res["w"].append(seq_write(f, big, lambda: None))
+        drop_kernel_cache()
+        res["rc"].append(seq_read(f))
+        res["rw"].append(seq_read(f))
+        os.unlink(f)
+        f = os.path.join(peer.path, f"rnd{run}")
+        seq_write(f, rnd_size, lambda: None)
+        drop_kernel_cache()
+        res["rr"].append(rand_read(f, rnd_size, 2000))
+        os.unlink(f)
+        d = os.path.join(peer.path, f"small{run}")
+        res["sc"].append(small_files(d, nsmall))
+        res["st"].append(ls_lr(d, nsmall, drop_kernel_cache))
+        res["ul"].append(unlink_all(d, nsmall))
+    peer.sync()
+    res["cperr"] = []
+    # Once: /usr/include here has 26,000 entries, and sshfs takes minutes
+    # over them.
+    for run in range(1):
+        # Not cp_tree: on sshfs, cp -a fails to set the owner of symlinks
+        # (sftp has no lchown) and says so; counted, not fatal.
+        t = time.perf_counter()
+        cp = subprocess.run(["cp", "-a", "/usr/include",
+                             os.path.join(peer.path, f"inc{run}")],
+                            stderr=subprocess.PIPE, text=True)
+        res["cp"].append(time.perf_counter() - t)
+        peer.sync()
+        res["cps"].append(time.perf_counter() - t)
+        res["cperr"].append(len(cp.stderr.splitlines()))
+    return res
+
+
+# Figures the peers are compared on: (name, main()'s res key, unit).
+PEER_FIGURES = [("seq_write_MBps", "w", "MB/s"),
+                ("seq_read_cold_MBps", "rc", "MB/s"),
+                ("seq_read_warm_MBps", "rw", "MB/s"),
+                ("rand_read_4k_iops", "rr", "IOPS"),
+                ("small_create_per_s", "sc", "files/s"),
+                ("stat_per_s", "st", "entries/s"),
+                ("unlink_per_s", "ul", "files/s"),
+                ("cp_tree_s", "cp", "s"),
+                ("cp_tree_sync_s", "cps", "s")]
+
+
+def run_peers(base, big, rnd_size, nsmall):
+    """{peer name: its res}; a peer whose tool is missing or fails to
+    start is said so and left out (the rest of the bench goes on)."""
+    out = {}
+    for cls in (Gocryptfs, Sshfs):
+        try:
+            with cls(base) as peer:
+                out[cls.name] = peer_workloads(peer, big, rnd_size, nsmall)
+        except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+            print(f"# {cls.name}: left out: {e}", flush=True)
+    return out
+
+
+def report_peers(res, peers):
+    """name_PEER (its median) and name_vs_PEER (peerfs / PEER: above 1 is
+    better for peerfs on rates, worse on the _s times)."""
+    for name, key, unit in PEER_FIGURES:
+        for pname, pres in peers.items():
+            pv = statistics.median(pres[key])
+            print(f"{name}_{pname} {pv:.1f} {unit}", flush=True)
+            if key == "cp" and max(pres["cperr"]):
+                print(f"cp_tree_errors_{pname} {max(pres['cperr'])} lines")
+            if res:
+                v = statistics.median(res[key])
+                print(f"{name}_vs_{pname} {v / pv if pv else 0:.3f} x",
+                      flush=True)
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -489,7 +705,9 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace}
+            "replace": report_replace,
+            "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
+                                                            nsmall))}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -586,6 +804,7 @@ def main():
         print(f"supplier_rss_reads_MiB {max(rss['rs']):.1f} MiB", flush=True)
     finally:
         sw.close()
+    report_peers(res, run_peers(base, big, rnd_size, nsmall))
     try:
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
