@@ -20,9 +20,11 @@
  * once it has waited as long as its supplier's 95th percentile of recent
  * answers, never less than the floor (on loopback a fragment comes in a
  * few ms: below the floor, scheduling noise would look like lateness).
- * Without three recent answers to learn from, the default. */
+ * A supplier with too few recent answers to learn from gets twice the
+ * slowest percentile of the block's other holders, or the default when
+ * none of them is known either. */
 #define HEDGE_FLOOR_MS		20
-#define HEDGE_DEFAULT_MS	250
+#define HEDGE_DEFAULT_MS	100
 
 /* close callback of the timers block.c allocates per operation */
 static void
@@ -573,12 +575,21 @@ static void get_done(struct net_req *r, int rc, const struct net_msg *m,
 
 /* How long a GET to p may wait before it counts as late. */
 static uint64_t
-hedge_after(struct net_peer *p)
+hedge_after(const struct fetch_op *o, struct net_peer *p)
 {
 	double t = net__lat_p95(p);
 
-	if (t < 0)
-		return HEDGE_DEFAULT_MS;
+	if (t < 0) {
+		for (int i = 0; i < o->total; i++) {
+			struct net_peer *q = o->req[i].p;
+			double u;
+			if (o->inflight & 1u << i && q != p &&
+			    (u = 2 * net__lat_p95(q)) > t)
+				t = u;
+		}
+		if (t < 0 || t > HEDGE_DEFAULT_MS)
+			t = HEDGE_DEFAULT_MS;
+	}
 	return t < HEDGE_FLOOR_MS ? HEDGE_FLOOR_MS : (uint64_t)t + 1;
 }
 
@@ -595,7 +606,7 @@ hedge_arm(struct net *n, struct fetch_op *o)
 	for (int i = 0; i < o->total; i++) {
 		if (!(o->inflight & 1u << i) || o->late & 1u << i)
 			continue;
-		uint64_t d = o->sent_at[i] + hedge_after(o->req[i].p);
+		uint64_t d = o->sent_at[i] + hedge_after(o, o->req[i].p);
 		if (d < due)
 			due = d;
 	}
@@ -683,16 +694,19 @@ on_hedge(uv_timer_t *t)
 		char name[17];
 
 		if (!(o->inflight & 1u << i) || o->late & 1u << i ||
-		    now - o->sent_at[i] < hedge_after(p))
+		    now - o->sent_at[i] < hedge_after(o, p))
 			continue;
 		o->late |= 1u << i;
 		o->nlate++;
 		p->late++;
+		/* What it has taken so far is a floor of its latency: the
+		 * next fetch knows it slow without waiting for the answer. */
+		net__lat_note(p, (double)(now - o->sent_at[i]));
 		blk_name(name, o->b->id);
 		log_info("supplier %s: fragment %d of block %s late (%llu ms, "
 		    "expected within %llu): asking another supplier", p->addr,
 		    i, name, (unsigned long long)(now - o->sent_at[i]),
-		    (unsigned long long)hedge_after(p));
+		    (unsigned long long)hedge_after(o, p));
 	}
 	get_more(n, o);
 }
@@ -781,7 +795,7 @@ fetch_start(struct net *n, struct net_op *op)
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
 		double t;
-		if (p && (t = net__lat_median(p)) >= 0) {
+		if (p && (t = net__lat_expect(p)) >= 0) {
 			int j = nt++;
 			for (; j > 0 && typical[j - 1] > t; j--)
 				typical[j] = typical[j - 1];
@@ -800,7 +814,7 @@ fetch_start(struct net *n, struct net_op *op)
 			note_offline(o, p, o->b->peer[i]);
 			continue;
 		}
-		t = net__lat_median(p);
+		t = net__lat_expect(p);
 		rtt[i] = t >= 0 ? t : p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
 		/* With the k data fragments the block needs no decoding (their
 		 * bytes are joined): worth a slower supplier, up to about

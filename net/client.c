@@ -197,30 +197,39 @@ float_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The q-th percentile of p's recent GET latencies, -1 when unknown. */
+/* The q-th percentile of p's recent GET latencies, -1 when fewer than
+ * min are known. */
 static double
-lat_quantile(struct net_peer *p, int q)
+lat_quantile(struct net_peer *p, int q, int min)
 {
 	float v[NET_LAT_WINDOW];
 	int n = p->get_n;
 
-	if (n < 3 || uv_now(&p->n->loop) - p->get_last >= NET_LAT_AGE_MS)
+	if (n < min || uv_now(&p->n->loop) - p->get_last >= NET_LAT_AGE_MS)
 		return -1;
 	memcpy(v, p->get_ms, sizeof v);
 	qsort(v, (size_t)n, sizeof *v, float_cmp);
 	return v[(n * q + 99) / 100 - 1 > 0 ? (n * q + 99) / 100 - 1 : 0];
 }
 
+/* One answer is enough to order by, and the latest counts when it is
+ * the slower: a link that became slow shows in its first late answer,
+ * not once it is half the window. */
 double
-net__lat_median(struct net_peer *p)
+net__lat_expect(struct net_peer *p)
 {
-	return lat_quantile(p, 50);
+	double m = lat_quantile(p, 50, 1), last;
+
+	if (m < 0)
+		return m;
+	last = p->get_ms[(p->get_at + NET_LAT_WINDOW - 1) % NET_LAT_WINDOW];
+	return last > m ? last : m;
 }
 
 double
 net__lat_p95(struct net_peer *p)
 {
-	return lat_quantile(p, 95);
+	return lat_quantile(p, 95, 3);
 }
 
 /* ---- peers ------------------------------------------------------------- */

@@ -580,9 +580,11 @@ int  net__req_send(struct net_peer *p, struct net_req *r);
 void net__req_cancel(struct net_req *r);
 /* A GET answered by p after ms (any thread's request, loop thread). */
 void net__lat_note(struct net_peer *p, double ms);
-/* p's recent GET latencies: the median and the 95th percentile, in ms;
- * -1 when fewer than 3 are known (or they are too old). Loop thread. */
-double net__lat_median(struct net_peer *p);
+/* p's recent GET latencies, in ms: what to expect of the next (the
+ * median, or the latest answer when slower; from one answer on) and the
+ * 95th percentile (from three); -1 while fewer are known (or they are
+ * too old). Loop thread. */
+double net__lat_expect(struct net_peer *p);
 double net__lat_p95(struct net_peer *p);
 struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
 /* Session up: requests may go (any state, DEAD included). */

@@ -29,6 +29,10 @@ keys and config in the bench's temp dir; started and stopped here),
 printed as name_gocryptfs, name_sshfs and name_vs_PEER (peerfs / PEER).
 Their cp -a runs once (sshfs takes about 2 minutes over this machine's
 /usr/include); they add about 6 minutes at scale 1. BENCH_ONLY=peers runs just them (no peerfs figures).
+write_one_slow_MBps, cold_read_one_slow_MBps: on simulated machines
+(network namespaces, tc tbf), six suppliers, then one of them on a link
+ten times slower, beside the all-fast figures of the same run; about 2
+minutes. BENCH_ONLY=slowlink runs just that.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
 """
@@ -687,6 +691,122 @@ def report_peers(res, peers):
                       flush=True)
 
 
+# ==== slow links: six suppliers on simulated machines, one of them slow ==
+
+SLOW_FAST_MBIT = 400            # every supplier's link, both ways
+SLOW_FACTOR = 10                # the slow one's is this much slower
+
+
+def slow_link_rates(base, size):
+    """On simulated machines (tests/integ/netns.py: one network namespace
+    each, links shaped with tc tbf, as this kernel has no netem): six
+    suppliers on links of SLOW_FAST_MBIT and the owner's mount on an
+    unshaped one. RUNS times a file of size is written through sync and
+    read back cold, first with all six links fast, then with one of them
+    SLOW_FACTOR times slower. Medians in MB/s: (write, cold read) all
+    fast, then one slow. Runs in a child under `unshare -n` (the caller
+    sees to it), so nothing reaches a real network."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integ"))
+    from netns import Internet
+    net = Internet()
+    mnt = os.path.join(base, "mnt")
+    home = os.path.join(base, "home")
+    os.makedirs(mnt)
+    mounted = False
+    try:
+        out = subprocess.run([PEERFS, "init", "--home", home,
+                              "--no-passphrase"], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        me = re.search(r"peer id ([0-9a-f]{64})", out).group(1)
+        sup, peers = [], []
+        for i in range(6):
+            m = net.machine(f"s{i}", f"198.18.{i + 1}.2")
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            m.spawn([PEERFS, "supplier", "--home", d, "--listen",
+                     f"{m.addr}:7070", "--store", d + "/store", "--friend",
+                     me], stdout=subprocess.DEVNULL,
+                    stderr=open(d + "/log", "w"))
+            sup.append(m)
+            peers += ["--peer", f"{m.addr}:7070"]
+        owner = net.machine("owner", "198.18.100.2")
+        for i in range(6):
+            wait_log(os.path.join(base, f"s{i}", "log"), "listening on")
+        cp = owner.run([PEERFS, "mount", "--home", home] + peers + [mnt],
+                       timeout=120)
+        if cp.returncode != 0:
+            raise RuntimeError(f"mount on the simulated owner: {cp.stderr}")
+        mounted = True
+
+        def drop():
+            os.setxattr(mnt, "user.peerfs.drop_cache", b"1")
+            drop_kernel_cache()
+
+        def sync():
+            subprocess.run([PEERFS, "sync", mnt], check=True)
+
+        def burst(mbit):
+            return f"{max(32, mbit * 10)}kbit"     # 10 ms worth
+
+        def phase(tag):
+            w, r = [], []
+            for run in range(RUNS):
+                f = os.path.join(mnt, f"{tag}{run}")
+                w.append(seq_write(f, size, sync))
+                drop()
+                r.append(seq_read(f))
+                os.unlink(f)
+                sync()
+            return statistics.median(w), statistics.median(r)
+
+        for m in sup:
+            m.shape(f"{SLOW_FAST_MBIT}mbit", burst=burst(SLOW_FAST_MBIT))
+        fast = phase("fast")
+        slow_mbit = SLOW_FAST_MBIT // SLOW_FACTOR
+        sup[0].shape(f"{slow_mbit}mbit", burst=burst(slow_mbit))
+        slow = phase("slow")
+        st = json.loads(subprocess.run([PEERFS, "status", mnt, "--json"],
+                                       check=True, capture_output=True,
+                                       text=True).stdout)
+        s0 = [s for s in st["suppliers"]
+              if s["address"] == f"{sup[0].addr}:7070"][0]
+        return fast, slow, s0
+    finally:
+        if mounted:
+            subprocess.run([PEERFS, "umount", "--force", mnt],
+                           stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", mnt],
+                       stderr=subprocess.DEVNULL)
+        net.close()
+
+
+def report_slow_links(base):
+    """cold_read_one_slow_MBps and write_one_slow_MBps beside the all-fast
+    figures of the same run (_all_fast) and their ratio."""
+    if os.environ.get("BENCH_NETNS_CHILD") != "1":
+        # Again in a child of its own network namespace: the simulated
+        # machines' bridge can then reach nothing real.
+        env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY="slowlink",
+                   BENCH_DIR=base)
+        cp = subprocess.run(["unshare", "-n", sys.executable,
+                             os.path.abspath(__file__)], env=env)
+        if cp.returncode:
+            print(f"# slow links: left out (exit {cp.returncode})",
+                  flush=True)
+        return
+    size = max(16 * MiB, int(256 * MiB * SCALE) // MiB * MiB)
+    (fw, fr), (sw, sr), s0 = slow_link_rates(os.path.join(base, "slowlink"),
+                                             size)
+    for name, v, ref in (("write_one_slow_MBps", sw, fw),
+                         ("cold_read_one_slow_MBps", sr, fr)):
+        print(f"{name} {v:.1f} MB/s")
+        print(f"{name}_all_fast {ref:.1f} MB/s")
+        print(f"{name}_ratio {v / ref if ref else 0:.3f} x", flush=True)
+    print(f"slow_supplier_late {s0['late']} GETs")
+    print(f"slow_supplier_lags {s0['lags']} fragments")
+    print(f"slow_supplier_state {s0['state']}", flush=True)
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -705,7 +825,7 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace,
+            "replace": report_replace, "slowlink": report_slow_links,
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
                                                             nsmall))}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
@@ -809,6 +929,7 @@ def main():
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
+        report_slow_links(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

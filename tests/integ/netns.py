@@ -131,14 +131,15 @@ class Machine:
     def plug(self):
         _ip("-n", self.net.switch, "link", "set", self.port_name, "up")
 
-    def shape(self, rate, send=True, receive=True):
+    def shape(self, rate, send=True, receive=True, burst="32kbit"):
         """The machine's link gets slow: tbf at rate (tc syntax, "4mbit")
         on what it sends (its eth0) and on what it receives (its port on
-        the bridge). This kernel has no netem: a slow link, not a delay."""
-        # burst: a few packets at once; latency: how long a packet may
-        # queue before tbf drops it (TCP then backs off, as on a real
-        # slow uplink).
-        tbf = ["tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"]
+        the bridge). This kernel has no netem: a slow link, not a delay.
+        burst must hold what the rate sends in a timer tick (4 ms at
+        HZ=250): 32kbit is enough up to 8mbit; give 10 ms worth above."""
+        # latency: how long a packet may queue before tbf drops it (TCP
+        # then backs off, as on a real slow uplink).
+        tbf = ["tbf", "rate", rate, "burst", burst, "latency", "400ms"]
         if send:
             _ip_tc(self.ns, ["qdisc", "replace", "dev", "eth0", "root"] + tbf)
         if receive:
