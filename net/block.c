@@ -137,20 +137,34 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 	return rc;
 }
 
+/* The best peer for fragment i: placeable, not tried for this block,
+ * within the placement rules beside the block's other holders (i's own
+ * holder left out: it is the one being replaced). */
+static struct net_peer *
+spare_for(struct net *n, struct store_op *o, int i)
+{
+	struct net_peer *best = NULL, *was = o->holder[i];
+
+	if (o->ntried >= o->cap)
+		return NULL;
+	o->holder[i] = NULL;
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (net__peer_placeable(p) && !was_tried(o, p) &&
+		    net__peer_fits(o->holder, o->total, p, o->unvetted_max) &&
+		    (!best || net__peer_better(p, best)))
+			best = p;
+	o->holder[i] = was;
+	return best;
+}
+
 /* Sends fragment i to the best untried online peer that the placement
  * rules allow beside the block's other holders; 0 or -EIO. */
 static int
 put_next(struct net *n, struct store_op *o, int i)
 {
 	for (;;) {
-		struct net_peer *best = NULL;
-		for (struct net_peer *p = n->peers; p; p = p->next)
-			if (net__peer_placeable(p) && !was_tried(o, p) &&
-			    net__peer_fits(o->holder, o->total, p,
-			    o->unvetted_max) &&
-			    (!best || net__peer_better(p, best)))
-				best = p;
-		if (!best || o->ntried >= o->cap)
+		struct net_peer *best = spare_for(n, o, i);
+		if (!best)
 			return -EIO;
 		o->tried[o->ntried++] = best;
 		if (put_send(o, i, best) == 0)
@@ -228,25 +242,6 @@ lag_arm(struct net *n, struct store_op *o)
 		uv_timer_start(o->lag, on_lag, due > now ? due - now : 0, 0);
 }
 
-/* The best spare for fragment i: placeable, not tried for this block,
- * within the placement rules beside the other holders. */
-static struct net_peer *
-spare_for(struct net *n, struct store_op *o, int i)
-{
-	struct net_peer *best = NULL, *was = o->holder[i];
-
-	if (o->ntried >= o->cap)
-		return NULL;
-	o->holder[i] = NULL;
-	for (struct net_peer *p = n->peers; p; p = p->next)
-		if (net__peer_placeable(p) && !was_tried(o, p) &&
-		    net__peer_fits(o->holder, o->total, p, o->unvetted_max) &&
-		    (!best || net__peer_better(p, best)))
-			best = p;
-	o->holder[i] = was;
-	return best;
-}
-
 static void
 on_lag(uv_timer_t *t)
 {
@@ -277,9 +272,7 @@ on_lag(uv_timer_t *t)
 		o->holder[i] = NULL;
 		lag->lags++;
 		lag->lagged_at = now;
-		o->tried[o->ntried++] = sp;
-		if (put_send(o, i, sp) < 0)
-			put_next(n, o, i);
+		put_next(n, o, i);	/* sp first */
 	}
 	if (o->outstanding == 0)
 		store_finish(n, o);

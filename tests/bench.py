@@ -483,9 +483,27 @@ class CpuAccount:
 
 # ==== the peers: the tools a person would pick instead =================
 
-class Gocryptfs:
+class PeerTool:
+    """A peer's mount: _start() by __enter__ (undone by __exit__ when it
+    fails half-way), stop() by __exit__."""
+
+    def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()     # whatever started goes too
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def sync(self):
+        os.sync()
+
+
+class Gocryptfs(PeerTool):
     """gocryptfs (Debian's) over a directory on the local disk: encrypted,
-    no network. Mounted by __enter__, unmounted by __exit__."""
+    no network."""
     name = "gocryptfs"
 
     def __init__(self, base):
@@ -493,13 +511,6 @@ class Gocryptfs:
         self.cipher = os.path.join(self.base, "cipher")
         self.path = os.path.join(self.base, "mnt")
         self.passfile = os.path.join(self.base, "pass")
-
-    def __enter__(self):
-        try:
-            return self._start()
-        except BaseException:
-            self.__exit__()
-            raise
 
     def _start(self):
         os.makedirs(self.cipher)
@@ -513,19 +524,16 @@ class Gocryptfs:
                        stderr=open(os.path.join(self.base, "log"), "w"))
         return self
 
-    def sync(self):
-        os.sync()
-
-    def __exit__(self, *exc):
+    def stop(self):
         subprocess.run(["fusermount3", "-u", "-z", self.path],
                        stderr=subprocess.DEVNULL)
 
 
-class Sshfs:
+class Sshfs(PeerTool):
     """sshfs (Debian's) to a private sshd on 127.0.0.1: a port of its own,
     host and client keys and config made here, key authentication only;
-    the sshd is started by __enter__ and stopped by __exit__, so nothing
-    is left running."""
+    the sshd is started by _start and stopped by stop, so nothing is left
+    running."""
     name = "sshfs"
 
     def __init__(self, base):
@@ -537,13 +545,6 @@ class Sshfs:
 
     def _f(self, name):
         return os.path.join(self.base, name)
-
-    def __enter__(self):
-        try:
-            return self._start()
-        except BaseException:
-            self.__exit__()     # a half-started sshd goes too
-            raise
 
     def _start(self):
         os.makedirs(self.remote)
@@ -595,10 +596,7 @@ Subsystem sftp internal-sftp
                        check=True, stderr=open(self._f("sshfs.log"), "w"))
         return self
 
-    def sync(self):
-        os.sync()
-
-    def __exit__(self, *exc):
+    def stop(self):
         subprocess.run(["fusermount3", "-u", "-z", self.path],
                        stderr=subprocess.DEVNULL)
         if self.sshd:

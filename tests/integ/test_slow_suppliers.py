@@ -15,8 +15,9 @@ import random
 
 import pytest
 
-from conftest import PEERFS, Mount, clean_env, wait_for
+from conftest import PEERFS, clean_env, wait_for
 from netns import CHILD_ENV, Internet, isolated
+from test_network import NetMount
 
 PORT = 7070
 # 1 MiB takes ~1 s at 8 mbit, ~100x what it takes on the unshaped links;
@@ -24,18 +25,6 @@ PORT = 7070
 # stay well inside the 10 s request timeout (a ping queued behind them in
 # the same stream must still be answered in time).
 SLOW = "8mbit"
-
-
-class NetMount(Mount):
-    def __init__(self, base, machine, name="m"):
-        super().__init__(base, name)
-        self.machine = machine
-
-    def try_mount(self, peers, env=None, timeout=120, **kw):
-        self.last_mount_args = (list(peers), dict(kw))
-        return self.machine.run([PEERFS] + [str(a) for a in
-                                            self.mount_args(peers, **kw)],
-                                env=clean_env(env), timeout=timeout)
 
 
 @pytest.fixture
