@@ -368,7 +368,7 @@ struct net_peer;
 struct net;
 
 #define NET_LAT_WINDOW	16
-#define NET_LAT_AGE_MS	30000
+#define NET_LAT_AGE_MS	120000
 /* A supplier that lagged this long ago is still placed after others
  * (net__peer_better). */
 #define NET_LAG_MS	60000
