@@ -445,22 +445,35 @@ def report_replace(base):
     report("replace_dead_supplier_s", vals, "s")
 
 
+def read_bytes(pid):
+    """Bytes pid has read through read(2) and the like, sockets included
+    (proc(5): rchar)."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class CpuAccount:
     """CPU seconds per GB apart for the mount daemon (per GB written) and
-    for each supplier (per GB it received: the growth of the bytes it
-    holds, from `peerfs status`). On a real network the suppliers are
-    other people's machines: the owner's own cost is the mount's."""
+    for each supplier (per GB it received: what it read from its
+    sessions, rchar; not the growth of what it holds, which a fragment
+    still held from an earlier run, a re-put, does not grow). On a real
+    network the suppliers are other people's machines: the owner's own
+    cost is the mount's."""
 
     def __init__(self, sw):
         self.sw = sw
         self.owner, self.sup = [], []
 
     def _take(self):
-        held = {int(s["address"].rsplit(":", 1)[1]): s["bytes"]
-                for s in self.sw.status()["suppliers"]}
         return (cpu_seconds([self.sw.mount_pid]),
-                [(cpu_seconds([p.pid]), held.get(port, 0))
-                 for p, port in zip(self.sw.procs, self.sw.ports)])
+                [(cpu_seconds([p.pid]), read_bytes(p.pid))
+                 for p in self.sw.procs])
 
     def start(self):
         self.t0 = self._take()
@@ -468,8 +481,10 @@ class CpuAccount:
     def stop(self, written):
         (o0, s0), (o1, s1) = self.t0, self._take()
         self.owner.append((o1 - o0) / (written / 1e9))
+        # A supplier sent next to nothing (a write deduplicated against
+        # blocks still stored) has no meaningful figure per GB.
         for (c0, b0), (c1, b1) in zip(s0, s1):
-            if b1 > b0:
+            if b1 - b0 >= written / 64:
                 self.sup.append((c1 - c0) / ((b1 - b0) / 1e9))
 
     def report(self):
