@@ -16,6 +16,23 @@
  * which k fragments of a block to fetch (see fetch_start). */
 #define PARITY_PENALTY_MS	2.0
 
+/* Hedged fetches: a GET counts as late (and one more supplier is asked)
+ * once it has waited as long as its supplier's 95th percentile of recent
+ * answers, never less than the floor (on loopback a fragment comes in a
+ * few ms: below the floor, scheduling noise would look like lateness).
+ * A supplier with too few recent answers to learn from gets twice the
+ * slowest percentile of the block's other holders, or the default when
+ * none of them is known either. */
+#define HEDGE_FLOOR_MS		20
+#define HEDGE_DEFAULT_MS	100
+
+/* close callback of the timers block.c allocates per operation */
+static void
+hedge_free(uv_handle_t *h)
+{
+	free(h);
+}
+
 static void
 blk_name(char out[17], const unsigned char *id)
 {
@@ -41,7 +58,23 @@ struct store_op {
 	int outstanding, nacked, refused;
 	int unvetted_max;		/* fragments on suppliers not vetted */
 	unsigned char pk[CR_EC_MAX][CR_PK_BYTES];	/* result */
+	/* Laggards (see LAG_*): */
+	struct net_req *cur[CR_EC_MAX];	/* i's request in flight, or NULL */
+	uint64_t sent_at[CR_EC_MAX];	/* uv_now() ms, i's current holder */
+	uint64_t took[CR_EC_MAX];	/* ms an acknowledged one took */
+	uint32_t moved;			/* sent to a spare once already */
+	uv_timer_t *lag;
 };
+
+/* An upload waits on a laggard no longer than LAG_FACTOR times the
+ * median time the acknowledged fragments of the block took (at least
+ * half of them in), never less than LAG_FLOOR_MS (a supplier's fsync
+ * alone takes that on a busy disk): then its fragment goes to a spare,
+ * once per fragment, and the laggard is placed after the others for a
+ * while (net__peer_better) and loses score. A supplier that is only slow
+ * is never marked suspect or dead for it. */
+#define LAG_FACTOR	4
+#define LAG_FLOOR_MS	250
 
 static int
 was_tried(struct store_op *o, struct net_peer *p)
@@ -79,6 +112,7 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 
 	if (p->no_reserve || grant_take(p, o->frag_len)) {
 		rc = net__req_send(p, &o->req[i]);
+		r = &o->req[i];
 	} else {
 		memset(r, 0, sizeof *r);
 		r->msg.type = NET_RESERVE;
@@ -97,8 +131,30 @@ put_send(struct store_op *o, int i, struct net_peer *p)
 		o->holder[i] = p;
 		o->outstanding++;
 		o->refusals[i] = p->refusals;
+		o->cur[i] = r;
+		o->sent_at[i] = uv_now(&p->n->loop);
 	}
 	return rc;
+}
+
+/* The best peer for fragment i: placeable, not tried for this block,
+ * within the placement rules beside the block's other holders (i's own
+ * holder left out: it is the one being replaced). */
+static struct net_peer *
+spare_for(struct net *n, struct store_op *o, int i)
+{
+	struct net_peer *best = NULL, *was = o->holder[i];
+
+	if (o->ntried >= o->cap)
+		return NULL;
+	o->holder[i] = NULL;
+	for (struct net_peer *p = n->peers; p; p = p->next)
+		if (net__peer_placeable(p) && !was_tried(o, p) &&
+		    net__peer_fits(o->holder, o->total, p, o->unvetted_max) &&
+		    (!best || net__peer_better(p, best)))
+			best = p;
+	o->holder[i] = was;
+	return best;
 }
 
 /* Sends fragment i to the best untried online peer that the placement
@@ -107,14 +163,8 @@ static int
 put_next(struct net *n, struct store_op *o, int i)
 {
 	for (;;) {
-		struct net_peer *best = NULL;
-		for (struct net_peer *p = n->peers; p; p = p->next)
-			if (net__peer_placeable(p) && !was_tried(o, p) &&
-			    net__peer_fits(o->holder, o->total, p,
-			    o->unvetted_max) &&
-			    (!best || net__peer_better(p, best)))
-				best = p;
-		if (!best || o->ntried >= o->cap)
+		struct net_peer *best = spare_for(n, o, i);
+		if (!best)
 			return -EIO;
 		o->tried[o->ntried++] = best;
 		if (put_send(o, i, best) == 0)
@@ -139,7 +189,95 @@ store_finish(struct net *n, struct store_op *o)
 			memcpy(o->pk[i], o->holder[i]->pk, CR_PK_BYTES);
 	free(o->tried);
 	o->tried = NULL;
+	if (o->lag) {
+		uv_close((uv_handle_t *)o->lag, hedge_free);
+		o->lag = NULL;
+	}
 	net__op_done(n, &o->op, rc);
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* How long a fragment may go unacknowledged before it is a laggard's;
+ * UINT64_MAX while fewer than half of the block's are in. */
+static uint64_t
+lag_after(const struct store_op *o)
+{
+	uint64_t t[CR_EC_MAX], l;
+	int nt = 0;
+
+	for (int i = 0; i < o->total; i++)
+		if (o->acked[i])
+			t[nt++] = o->took[i];
+	if (nt == 0 || 2 * nt < o->total)
+		return UINT64_MAX;
+	qsort(t, (size_t)nt, sizeof *t, u64_cmp);
+	l = LAG_FACTOR * t[nt / 2];
+	return l < LAG_FLOOR_MS ? LAG_FLOOR_MS : l;
+}
+
+static void on_lag(uv_timer_t *t);
+
+static void
+lag_arm(struct net *n, struct store_op *o)
+{
+	uint64_t after = lag_after(o), now = uv_now(&n->loop),
+	    due = UINT64_MAX;
+
+	if (!o->lag || after == UINT64_MAX)
+		return;
+	for (int i = 0; i < o->total; i++)
+		if (o->cur[i] && !(o->moved & 1u << i) &&
+		    o->sent_at[i] + after < due)
+			due = o->sent_at[i] + after;
+	if (due == UINT64_MAX)
+		uv_timer_stop(o->lag);
+	else
+		uv_timer_start(o->lag, on_lag, due > now ? due - now : 0, 0);
+}
+
+static void
+on_lag(uv_timer_t *t)
+{
+	struct store_op *o = t->data;
+	struct net *n = container_of(t->loop, struct net, loop);
+	uint64_t now = uv_now(&n->loop), after = lag_after(o);
+
+	for (int i = 0; i < o->total && after != UINT64_MAX; i++) {
+		struct net_peer *lag = o->holder[i], *sp;
+		char name[17];
+
+		if (!o->cur[i] || o->moved & 1u << i ||
+		    now - o->sent_at[i] < after)
+			continue;
+		o->moved |= 1u << i;
+		if (!(sp = spare_for(n, o, i)))
+			continue;	/* nowhere else: it is waited for */
+		blk_name(name, o->id);
+		log_info("supplier %s: fragment %d of block %s unacknowledged "
+		    "after %llu ms (the others took up to %llu ms each): "
+		    "sent to %s instead", lag->addr, i, name,
+		    (unsigned long long)(now - o->sent_at[i]),
+		    (unsigned long long)(after / LAG_FACTOR), sp->addr);
+		/* What it stores meanwhile is an orphan: the sweep's. */
+		net__req_cancel(o->cur[i]);
+		o->cur[i] = NULL;
+		o->outstanding--;
+		o->holder[i] = NULL;
+		lag->lags++;
+		lag->lagged_at = now;
+		put_next(n, o, i);	/* sp first */
+	}
+	if (o->outstanding == 0)
+		store_finish(n, o);
+	else
+		lag_arm(n, o);
 }
 
 static void
@@ -152,9 +290,11 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 	int i = r->idx;
 
 	o->outstanding--;
+	o->cur[i] = NULL;
 	if (rc == 0) {
 		o->acked[i] = 1;
 		o->nacked++;
+		o->took[i] = uv_now(&n->loop) - o->sent_at[i];
 		if (o->refusals[i] == p->refusals)
 			p->refusal[0] = '\0';	/* takes our data again */
 	} else {
@@ -177,6 +317,8 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 	}
 	if (o->outstanding == 0)
 		store_finish(n, o);
+	else
+		lag_arm(n, o);
 }
 
 static void
@@ -189,6 +331,7 @@ reserve_done(struct net_req *r, int rc, const struct net_msg *m,
 	int i = r->idx;
 
 	o->outstanding--;
+	o->cur[i] = NULL;
 	if (rc == 0) {
 		p->rsv_known = 1;
 		if (p->grant_size != r->msg.rsv_size ||
@@ -203,6 +346,7 @@ reserve_done(struct net_req *r, int rc, const struct net_msg *m,
 		if (grant_take(p, o->frag_len) &&
 		    net__req_send(p, &o->req[i]) == 0) {
 			o->outstanding++;
+			o->cur[i] = &o->req[i];	/* sent_at: from the RESERVE */
 			return;
 		}
 	} else if (net__is_refusal(rc) && m) {
@@ -240,6 +384,10 @@ store_start(struct net *n, struct net_op *op)
 	o->cap = n->npeers + 1;
 	if (!(o->tried = calloc(o->cap, sizeof *o->tried)))
 		return net__op_done(n, op, -ENOMEM);
+	if ((o->lag = malloc(sizeof *o->lag))) {
+		uv_timer_init(&n->loop, o->lag);
+		o->lag->data = o;
+	}			/* without: laggards are waited for */
 	/* Insertion sort (few peers), best first. */
 	for (int i = 1; i < nc; i++)
 		for (int j = i; j > 0 && net__peer_better(cand[j], cand[j - 1]); j--) {
@@ -249,8 +397,14 @@ store_start(struct net *n, struct net_op *op)
 		}
 	o->unvetted_max = net__unvetted_max_now(n, o->total);
 	/* Rotate within the best few so equal suppliers share the load;
-	 * the placement rules may reach past them. */
+	 * the placement rules may reach past them. Those that lagged lately
+	 * (sorted last) stay out of the rotation while enough others can
+	 * take the block. */
 	w = nc < 2 * o->total ? nc : 2 * o->total;
+	for (int i = 0, fresh = 0; i < nc; i++)
+		if ((fresh += !net__peer_lagging(cand[i])) >= o->total &&
+		    i == nc - 1 && fresh < w)
+			w = fresh;
 	start = (int)(n->rr++ % (unsigned)w);
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = NULL;
@@ -386,6 +540,11 @@ struct fetch_op {
 	const unsigned char *frag[CR_EC_MAX];
 	int order[CR_EC_MAX], norder, next;
 	int good, outstanding;
+	uint32_t inflight;		/* req[i] sent, not answered */
+	uint32_t late;			/* of those, another was asked beside */
+	int nlate;
+	uint64_t sent_at[CR_EC_MAX];	/* uv_now() ms */
+	uv_timer_t *hedge;		/* due at the next late answer */
 	char failed[512];
 };
 
@@ -417,10 +576,77 @@ note_offline(struct fetch_op *o, const struct net_peer *p,
 static void get_done(struct net_req *r, int rc, const struct net_msg *m,
     unsigned char **buf);
 
+/* How long a GET to p may wait before it counts as late. */
+static uint64_t
+hedge_after(const struct fetch_op *o, struct net_peer *p)
+{
+	double t = net__lat_p95(p);
+
+	if (t < 0) {
+		for (int i = 0; i < o->total; i++) {
+			struct net_peer *q = o->req[i].p;
+			double u;
+			if (o->inflight & 1u << i && q != p &&
+			    (u = 2 * net__lat_p95(q)) > t)
+				t = u;
+		}
+		if (t < 0 || t > HEDGE_DEFAULT_MS)
+			t = HEDGE_DEFAULT_MS;
+	}
+	return t < HEDGE_FLOOR_MS ? HEDGE_FLOOR_MS : (uint64_t)t + 1;
+}
+
+static void on_hedge(uv_timer_t *t);
+
+/* Arms the hedge timer for the first request in flight to become late. */
+static void
+hedge_arm(struct net *n, struct fetch_op *o)
+{
+	uint64_t now = uv_now(&n->loop), due = UINT64_MAX;
+
+	if (!o->hedge)
+		return;
+	for (int i = 0; i < o->total; i++) {
+		if (!(o->inflight & 1u << i) || o->late & 1u << i)
+			continue;
+		uint64_t d = o->sent_at[i] + hedge_after(o, o->req[i].p);
+		if (d < due)
+			due = d;
+	}
+	if (due == UINT64_MAX || o->next >= o->norder)
+		uv_timer_stop(o->hedge);	/* nobody left to ask */
+	else
+		uv_timer_start(o->hedge, on_hedge, due > now ? due - now : 0,
+		    0);
+}
+
+/* The fetch is over: what is still in flight is withdrawn (its answers
+ * are swallowed), the timer goes, the caller wakes. */
+static void
+fetch_finish(struct net *n, struct fetch_op *o, int rc)
+{
+	for (int i = 0; i < o->total; i++)
+		if (o->inflight & 1u << i) {
+			net__req_cancel(&o->req[i]);
+			o->outstanding--;
+		}
+	o->inflight = o->late = 0;
+	o->nlate = 0;
+	if (o->hedge) {
+		uv_close((uv_handle_t *)o->hedge, hedge_free);
+		o->hedge = NULL;
+	}
+	net__op_done(n, &o->op, rc);
+}
+
 static void
 get_more(struct net *n, struct fetch_op *o)
 {
-	while (o->good + o->outstanding < o->want && o->next < o->norder) {
+	/* Late requests stay in flight (the first good answers win) but
+	 * are not counted on: one more supplier is asked for each. */
+	while (o->good < o->want &&
+	    o->good + o->outstanding - o->nlate < o->want &&
+	    o->next < o->norder) {
 		int i = o->order[o->next++];
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
 		struct net_req *r = &o->req[i];
@@ -437,12 +663,15 @@ get_more(struct net *n, struct fetch_op *o)
 		r->cb = get_done;
 		r->arg = o;
 		r->idx = i;
-		if (net__req_send(p, r) == 0)
+		if (net__req_send(p, r) == 0) {
 			o->outstanding++;
-		else
+			o->inflight |= 1u << i;
+			o->sent_at[i] = uv_now(&n->loop);
+		} else {
 			fail_note(o, p->addr, "offline");
+		}
 	}
-	if (o->outstanding == 0) {
+	if (o->good >= o->want || o->outstanding == 0) {
 		if (o->good < o->k) {
 			char name[17];
 			blk_name(name, o->b->id);
@@ -450,8 +679,39 @@ get_more(struct net *n, struct fetch_op *o)
 			    "unreachable or failing: %s", name, o->good,
 			    o->k, o->failed[0] ? o->failed : "none known");
 		}
-		net__op_done(n, &o->op, o->good >= o->k ? 0 : -EIO);
+		fetch_finish(n, o, o->good >= o->k ? 0 : -EIO);
+		return;
 	}
+	hedge_arm(n, o);
+}
+
+static void
+on_hedge(uv_timer_t *t)
+{
+	struct fetch_op *o = t->data;
+	struct net *n = container_of(t->loop, struct net, loop);
+	uint64_t now = uv_now(&n->loop);
+
+	for (int i = 0; i < o->total; i++) {
+		struct net_peer *p = o->req[i].p;
+		char name[17];
+
+		if (!(o->inflight & 1u << i) || o->late & 1u << i ||
+		    now - o->sent_at[i] < hedge_after(o, p))
+			continue;
+		o->late |= 1u << i;
+		o->nlate++;
+		p->late++;
+		/* What it has taken so far is a floor of its latency: the
+		 * next fetch knows it slow without waiting for the answer. */
+		net__lat_note(p, (double)(now - o->sent_at[i]));
+		blk_name(name, o->b->id);
+		log_info("supplier %s: fragment %d of block %s late (%llu ms, "
+		    "expected within %llu): asking another supplier", p->addr,
+		    i, name, (unsigned long long)(now - o->sent_at[i]),
+		    (unsigned long long)hedge_after(o, p));
+	}
+	get_more(n, o);
 }
 
 static void
@@ -463,7 +723,13 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 	int i = r->idx;
 
 	o->outstanding--;
+	o->inflight &= ~(1u << i);
+	if (o->late & 1u << i) {
+		o->late &= ~(1u << i);
+		o->nlate--;
+	}
 	if (rc == 0) {
+		net__lat_note(p, (double)(uv_hrtime() - r->t0_ns) / 1e6);
 		o->bytes += m->data_len;
 		if (m->data_len != o->b->frag_len ||
 		    cr_frag_check(o->b->frag_hash[i], o->b->key, p->n->conf.ec, i,
@@ -481,6 +747,9 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 				    p->addr, i, name);
 				if (net__req_send(p, r) == 0) {
 					o->outstanding++;
+					o->inflight |= 1u << i;
+					o->sent_at[i] = uv_now(&p->n->loop);
+					hedge_arm(p->n, o);
 					return;
 				}
 				fail_note(o, p->addr, "bad fragment, then "
@@ -511,15 +780,36 @@ static void
 fetch_start(struct net *n, struct net_op *op)
 {
 	struct fetch_op *o = (struct fetch_op *)op;
-	double rtt[CR_EC_MAX];
+	double rtt[CR_EC_MAX], typical[CR_EC_MAX], med = 0;
+	int nt = 0;
 
-	/* Connected holders, lowest rtt first (parity ones a little later);
+	/* Connected holders, quickest first (parity ones a little later);
 	 * offline ones are noted now. Fragments marked lost and DEAD holders
 	 * come last, only asked when the others cannot make k (the hash
-	 * check still guards them). */
+	 * check still guards them). Quickest: the median of a supplier's
+	 * recent answers when known, else its ping. */
 	o->norder = o->next = 0;
+	o->inflight = o->late = 0;
+	o->nlate = 0;
+	if ((o->hedge = malloc(sizeof *o->hedge))) {
+		uv_timer_init(&n->loop, o->hedge);
+		o->hedge->data = o;
+	}			/* without: no hedging, the fetch still runs */
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
+		double t;
+		if (p && (t = net__lat_expect(p)) >= 0) {
+			int j = nt++;
+			for (; j > 0 && typical[j - 1] > t; j--)
+				typical[j] = typical[j - 1];
+			typical[j] = t;
+		}
+	}
+	if (nt)
+		med = typical[nt / 2];
+	for (int i = 0; i < o->total; i++) {
+		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
+		double t;
 		/* Skipped, or settled in an earlier round. */
 		if (o->skip & (1u << i) || o->frag[i] || o->bad & (1u << i))
 			continue;
@@ -527,11 +817,14 @@ fetch_start(struct net *n, struct net_op *op)
 			note_offline(o, p, o->b->peer[i]);
 			continue;
 		}
-		rtt[i] = p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
+		t = net__lat_expect(p);
+		rtt[i] = t >= 0 ? t : p->rtt_ms < 0 ? 1e9 : p->rtt_ms;
 		/* With the k data fragments the block needs no decoding (their
-		 * bytes are joined): worth a slightly slower supplier. */
+		 * bytes are joined): worth a slower supplier, up to about
+		 * twice the typical answer (a noisy median must not make
+		 * every fetch decode). */
 		if (i >= o->k)
-			rtt[i] += PARITY_PENALTY_MS;
+			rtt[i] += PARITY_PENALTY_MS + med;
 		if (o->b->lost[i] || p->state == NET_PEER_DEAD)
 			rtt[i] += 1e12;
 		int j = o->norder++;

@@ -127,6 +127,111 @@ parked_del(struct net_peer *p, struct net_req *r)
 	list_del(&p->parked, r);
 }
 
+/* Takes the answer to a withdrawn request (net__req_cancel). */
+static void
+stub_done(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	/* A late GET's time is what teaches the next fetch to expect it
+	 * late, so it is noted even though nobody waits for the bytes. */
+	if (rc == 0 && r->msg.type == NET_GET)
+		net__lat_note(r->p,
+		    (double)(uv_hrtime() - r->t0_ns) / 1e6);
+	free(r);
+}
+
+void
+net__req_cancel(struct net_req *r)
+{
+	struct net_peer *p = r->p;
+	struct net_req *s;
+
+	if (r->deadline == 0) {		/* parked: never written */
+		parked_del(p, r);
+		return;
+	}
+	if (!(s = calloc(1, sizeof *s))) {
+		/* Its answer will find no request and drop the session:
+		 * the worst a failed allocation costs. */
+		list_del(&p->pending, r);
+		return;
+	}
+	s->p = p;
+	s->msg.type = r->msg.type;
+	s->msg.reqid = r->msg.reqid;
+	s->t0_ns = r->t0_ns;
+	s->cb = stub_done;
+	/* No deadline: the session's liveness is the pings' business, and
+	 * a stub timing out would drop a session only for being slow. */
+	s->deadline = 0;
+	s->prev = r->prev;
+	s->next = r->next;
+	if (s->prev)
+		s->prev->next = s;
+	else
+		p->pending = s;
+	if (s->next)
+		s->next->prev = s;
+	r->next = r->prev = NULL;
+}
+
+void
+net__lat_note(struct net_peer *p, double ms)
+{
+	uint64_t now = uv_now(&p->n->loop);
+
+	if (p->get_n && now - p->get_last >= NET_LAT_AGE_MS)
+		p->get_n = p->get_at = 0;
+	p->get_ms[p->get_at] = (float)ms;
+	p->get_at = (p->get_at + 1) % NET_LAT_WINDOW;
+	if (p->get_n < NET_LAT_WINDOW)
+		p->get_n++;
+	p->get_last = now;
+}
+
+static int
+float_cmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The q-th percentile of p's recent GET latencies, -1 when fewer than
+ * min are known. */
+static double
+lat_quantile(struct net_peer *p, int q, int min)
+{
+	float v[NET_LAT_WINDOW];
+	int n = p->get_n;
+
+	if (n < min || uv_now(&p->n->loop) - p->get_last >= NET_LAT_AGE_MS)
+		return -1;
+	memcpy(v, p->get_ms, sizeof v);
+	qsort(v, (size_t)n, sizeof *v, float_cmp);
+	return v[(n * q + 99) / 100 - 1 > 0 ? (n * q + 99) / 100 - 1 : 0];
+}
+
+/* One answer is enough to order by, and the latest counts when it is
+ * the slower: a link that became slow shows in its first late answer,
+ * not once it is half the window. */
+double
+net__lat_expect(struct net_peer *p)
+{
+	double m = lat_quantile(p, 50, 1), last;
+
+	if (m < 0)
+		return m;
+	last = p->get_ms[(p->get_at + NET_LAT_WINDOW - 1) % NET_LAT_WINDOW];
+	return last > m ? last : m;
+}
+
+double
+net__lat_p95(struct net_peer *p)
+{
+	return lat_quantile(p, 95, 3);
+}
+
 /* ---- peers ------------------------------------------------------------- */
 
 static void
@@ -303,7 +408,10 @@ peer_score(const struct net_peer *p)
 	if (p->state == NET_PEER_DEAD)
 		return 0;
 	rtt = p->rtt_ms < 0 ? 0.5 : 1.0 / (1.0 + p->rtt_ms / 100.0);
-	rel = (p->req_ok + 1.0) / (p->req_ok + 2.0 * p->req_failed + 1.0);
+	/* A fragment sent elsewhere because it lagged counts like half a
+	 * failure: slow is not gone, but worth less. */
+	rel = (p->req_ok + 1.0) / (p->req_ok + 2.0 * p->req_failed +
+	    p->lags + 1.0);
 	trust = 1.0 / (1.0 + 2.0 * (double)(p->bad_fragments +
 	    p->audits_failed));
 	s = (0.2 * rtt + 0.8 * rel) * trust;
@@ -884,6 +992,8 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->avail = p->avail;
 		o->quota = p->quota;
 		o->score = peer_score(p);
+		o->late = p->late;
+		o->lags = p->lags;
 		o->audits_ok = p->audits_ok;
 		o->audits_failed = p->audits_failed;
 		o->bad_fragments = p->bad_fragments;

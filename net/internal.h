@@ -391,6 +391,12 @@ struct net_req;
 struct net_peer;
 struct net;
 
+#define NET_LAT_WINDOW	16
+#define NET_LAT_AGE_MS	120000
+/* A supplier that lagged this long ago is still placed after others
+ * (net__peer_better). */
+#define NET_LAG_MS	60000
+
 /* rc 0 with m the response (m->type is the expected *_OK), or -errno
  * (ERR from the supplier: -m->err with m set; session loss or timeout:
  * m NULL). May keep *buf like net_sess_ops.on_msg. Runs on the loop. */
@@ -454,6 +460,17 @@ struct net_peer {
 	uint64_t refused_at;
 	uint64_t refusals;		/* count; a request sent before the
 					 * last refusal clears nothing */
+	/* How fast it answers fragment GETs (net/block.c's hedged fetches):
+	 * ms of its last NET_LAT_WINDOW answers, a ring, forgotten once
+	 * NET_LAT_AGE_MS old (a supplier slow once is asked again). */
+	float get_ms[NET_LAT_WINDOW];
+	int get_n, get_at;
+	uint64_t get_last;
+	uint64_t late;			/* GETs another supplier was asked
+					 * beside, as they were late */
+	uint64_t lags;			/* fragments sent to a spare instead,
+					 * as it lagged behind the others */
+	uint64_t lagged_at;		/* uv_now() of the last lag */
 };
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000
@@ -570,7 +587,8 @@ int  net__unvetted_max(int total, const struct net__slot *c, int nc);
 
 /* The same rules over live peers (net/place.c, loop thread). usable:
  * up and trusted (not SUSPECT, not DEAD); placeable: usable and no
- * refusal of ours lately; better: most space, then lowest rtt; fits: p
+ * refusal of ours lately; better: not lagging, most space, then lowest
+ * rtt; fits: p
  * may take one more fragment of a block held by held[0..nh) (NULLs
  * skipped); unvetted_max_now: net__unvetted_max over the placeable
  * peers; same_host: one address. */
@@ -581,11 +599,27 @@ int  net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
     int unvetted_max);
 int  net__unvetted_max_now(struct net *n, int total);
 int  net__same_host(const struct net_peer *a, const struct net_peer *b);
+/* An upload of ours waited on p so long that its fragment went to a
+ * spare, within the last NET_LAG_MS (net/block.c). */
+int  net__peer_lagging(const struct net_peer *p);
 
 int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
 void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */
 /* Sends r (msg, cb, arg set) to p. Never calls cb when it fails. */
 int  net__req_send(struct net_peer *p, struct net_req *r);
+/* Withdraws r (sent and not answered yet): its cb is never called and r
+ * may go. The supplier has no cancel and still answers: a stub takes
+ * r's place in p's pending list, swallows the answer (noting a GET's
+ * latency) and frees itself. */
+void net__req_cancel(struct net_req *r);
+/* A GET answered by p after ms (any thread's request, loop thread). */
+void net__lat_note(struct net_peer *p, double ms);
+/* p's recent GET latencies, in ms: what to expect of the next (the
+ * median, or the latest answer when slower; from one answer on) and the
+ * 95th percentile (from three); -1 while fewer are known (or they are
+ * too old). Loop thread. */
+double net__lat_expect(struct net_peer *p);
+double net__lat_p95(struct net_peer *p);
 struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
 /* Session up: requests may go (any state, DEAD included). */
 int  net__peer_up(const struct net_peer *p);

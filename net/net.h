@@ -283,6 +283,10 @@ struct net_peer_info {
 					 * our quota there (its figures) */
 	double score;			/* 0..1: rtt, failures, audits */
 	uint64_t audits_ok, audits_failed, bad_fragments;
+	uint64_t late;			/* GETs it was so late answering that
+					 * another supplier was asked */
+	uint64_t lags;			/* fragments sent to a spare instead,
+					 * as its upload lagged */
 	char last_error[128];
 	/* Why it refuses our data ("quota exceeded", "supplier full", "not
 	 * admitted"), "" when it does not. */

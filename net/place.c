@@ -61,7 +61,14 @@ net__peer_refused(struct net_peer *p, int rc, const struct net_msg *m)
 	p->grant_count = 0;
 }
 
-/* Most space first, then lowest rtt (unknown rtt last). */
+int
+net__peer_lagging(const struct net_peer *p)
+{
+	return p->lags && uv_now(&p->n->loop) - p->lagged_at < NET_LAG_MS;
+}
+
+/* Not lagging first (net__peer_lagging), then most space, then lowest
+ * rtt (unknown rtt last). */
 int
 net__peer_better(const struct net_peer *a, const struct net_peer *b)
 {
@@ -69,6 +76,12 @@ net__peer_better(const struct net_peer *a, const struct net_peer *b)
 	double ar = a->rtt_ms < 0 ? 1e9 : a->rtt_ms;
 	double br = b->rtt_ms < 0 ? 1e9 : b->rtt_ms;
 
+	int al = net__peer_lagging(a), bl = net__peer_lagging(b);
+
+	/* One that lagged behind the others lately comes after the rest,
+	 * whatever its space: its fragments are the ones a block waits on. */
+	if (al != bl)
+		return bl;
 	/* Differences below 64 MiB are noise between similar disks. */
 	if (aa / (64u << 20) != ba / (64u << 20))
 		return aa > ba;

@@ -191,11 +191,13 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		sb_json_str(sb, p->addr);
 		strbuf_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
 		    "\"score\": %.3f, \"audits_ok\": %llu, "
-		    "\"audits_failed\": %llu, \"bad_fragments\": %llu, ",
+		    "\"audits_failed\": %llu, \"bad_fragments\": %llu, "
+		    "\"late\": %llu, \"lags\": %llu, ",
 		    state_name(p->state, s->r.frags_on[i]), p->rtt_ms, p->score,
 		    (unsigned long long)p->audits_ok,
 		    (unsigned long long)p->audits_failed,
-		    (unsigned long long)p->bad_fragments);
+		    (unsigned long long)p->bad_fragments,
+		    (unsigned long long)p->late, (unsigned long long)p->lags);
 		strbuf_printf(sb, "\"fragments\": %llu, \"bytes\": %llu, "
 		    "\"placed_fragments\": %llu, \"avail\": %llu, "
 		    "\"quota\": %llu, \"last_error\": ",

@@ -19,10 +19,24 @@ online, i.e. ready to write to full redundancy.
 replace_dead_supplier_s: on 6 suppliers on 127.0.N.1 joined by a DHT, a
 2+1 mount hires 5; one holding fragments is killed; seconds from its death
 to full redundancy with a new hire online in its place.
+write_cpu_s_per_GB is the CPU of the mount daemon and all six suppliers
+per GB written; owner_cpu_s_per_GB is the mount daemon's alone, and
+supplier_cpu_s_per_GB each supplier's per GB it received (median over
+suppliers and runs; _max the worst one).
+The peers: the same workloads (3 runs) on gocryptfs over a local
+directory and on sshfs to a private sshd on 127.0.0.1 (its own port,
+keys and config in the bench's temp dir; started and stopped here),
+printed as name_gocryptfs, name_sshfs and name_vs_PEER (peerfs / PEER).
+Their cp -a runs once (sshfs takes about 2 minutes over this machine's
+/usr/include); they add about 6 minutes at scale 1. BENCH_ONLY=peers runs just them (no peerfs figures).
+write_one_slow_MBps, cold_read_one_slow_MBps: on simulated machines
+(network namespaces, tc tbf), six suppliers, then one of them on a link
+ten times slower, beside the all-fast figures of the same run; about 2
+minutes. BENCH_ONLY=slowlink runs just that.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 rand_read_4k_amplification and first_byte_ms: report_range, on a swarm of
 its own (with BENCH_ONLY=range, rand_read_4k_iops too: fio when installed).
-BENCH_ONLY=rebuild, bootstrap, replace or range runs just that figure.
+BENCH_ONLY=rebuild, bootstrap, replace, range, peers or slowlink runs just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -496,6 +510,379 @@ def report_range(base, rnd_size, reads=2000, iops=True):
         report("first_byte_ms", res["fb"], "ms", res["fbl"])
     finally:
         sw.close()
+def read_bytes(pid):
+    """Bytes pid has read through read(2) and the like, sockets included
+    (proc(5): rchar)."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class CpuAccount:
+    """CPU seconds per GB apart for the mount daemon (per GB written) and
+    for each supplier (per GB it received: what it read from its
+    sessions, rchar; not the growth of what it holds, which a fragment
+    still held from an earlier run, a re-put, does not grow). On a real
+    network the suppliers are other people's machines: the owner's own
+    cost is the mount's."""
+
+    def __init__(self, sw):
+        self.sw = sw
+        self.owner, self.sup = [], []
+
+    def _take(self):
+        return (cpu_seconds([self.sw.mount_pid]),
+                [(cpu_seconds([p.pid]), read_bytes(p.pid))
+                 for p in self.sw.procs])
+
+    def start(self):
+        self.t0 = self._take()
+
+    def stop(self, written):
+        (o0, s0), (o1, s1) = self.t0, self._take()
+        self.owner.append((o1 - o0) / (written / 1e9))
+        # A supplier sent next to nothing (a write deduplicated against
+        # blocks still stored) has no meaningful figure per GB.
+        for (c0, b0), (c1, b1) in zip(s0, s1):
+            if b1 - b0 >= written / 64:
+                self.sup.append((c1 - c0) / ((b1 - b0) / 1e9))
+
+    def report(self):
+        report("owner_cpu_s_per_GB", self.owner, "s/GB")
+        if self.sup:
+            print(f"supplier_cpu_s_per_GB {statistics.median(self.sup):.2f} "
+                  f"s/GB", flush=True)
+            print(f"supplier_cpu_s_per_GB_max {max(self.sup):.2f} s/GB",
+                  flush=True)
+
+
+# ==== the peers: the tools a person would pick instead =================
+
+class PeerTool:
+    """A peer's mount: _start() by __enter__ (undone by __exit__ when it
+    fails half-way), stop() by __exit__."""
+
+    def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()     # whatever started goes too
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def sync(self):
+        os.sync()
+
+
+class Gocryptfs(PeerTool):
+    """gocryptfs (Debian's) over a directory on the local disk: encrypted,
+    no network."""
+    name = "gocryptfs"
+
+    def __init__(self, base):
+        self.base = os.path.join(base, "gocryptfs")
+        self.cipher = os.path.join(self.base, "cipher")
+        self.path = os.path.join(self.base, "mnt")
+        self.passfile = os.path.join(self.base, "pass")
+
+    def _start(self):
+        os.makedirs(self.cipher)
+        os.makedirs(self.path)
+        with open(self.passfile, "w") as f:
+            f.write("bench passphrase\n")
+        subprocess.run(["gocryptfs", "-q", "-init", "-passfile", self.passfile,
+                        self.cipher], check=True)
+        subprocess.run(["gocryptfs", "-q", "-nosyslog", "-passfile",
+                        self.passfile, self.cipher, self.path], check=True,
+                       stderr=open(os.path.join(self.base, "log"), "w"))
+        return self
+
+    def stop(self):
+        subprocess.run(["fusermount3", "-u", "-z", self.path],
+                       stderr=subprocess.DEVNULL)
+
+
+class Sshfs(PeerTool):
+    """sshfs (Debian's) to a private sshd on 127.0.0.1: a port of its own,
+    host and client keys and config made here, key authentication only;
+    the sshd is started by _start and stopped by stop, so nothing is left
+    running."""
+    name = "sshfs"
+
+    def __init__(self, base):
+        self.base = os.path.join(base, "sshfs")
+        self.remote = os.path.join(self.base, "remote")
+        self.path = os.path.join(self.base, "mnt")
+        self.sshd = None
+        self.made_run = False
+
+    def _f(self, name):
+        return os.path.join(self.base, name)
+
+    def _start(self):
+        os.makedirs(self.remote)
+        os.makedirs(self.path)
+        for key in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                            "-f", self._f(key)], check=True)
+        shutil.copy(self._f("client_key.pub"), self._f("authorized_keys"))
+        with open(self._f("host_key.pub")) as f:
+            hostkey = " ".join(f.read().split()[:2])
+        self.port = free_port()
+        with open(self._f("known_hosts"), "w") as f:
+            f.write(f"[127.0.0.1]:{self.port} {hostkey}\n")
+        with open(self._f("sshd_config"), "w") as f:
+            f.write(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self._f("host_key")}
+AuthorizedKeysFile {self._f("authorized_keys")}
+PidFile {self._f("sshd.pid")}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+""")
+        with open(self._f("ssh_config"), "w") as f:
+            f.write(f"""Host 127.0.0.1
+  Port {self.port}
+  IdentityFile {self._f("client_key")}
+  IdentitiesOnly yes
+  UserKnownHostsFile {self._f("known_hosts")}
+  StrictHostKeyChecking yes
+  BatchMode yes
+""")
+        # sshd wants its privilege separation directory; a machine whose
+        # system sshd never ran has none.
+        if not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", 0o755)
+            self.made_run = True
+        self.sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f",
+                                      self._f("sshd_config")],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(self._f("sshd.log"), "w"))
+        wait_port(self.port)
+        user = os.environ.get("USER") or "root"
+        subprocess.run(["sshfs", "-F", self._f("ssh_config"),
+                        f"{user}@127.0.0.1:{self.remote}", self.path],
+                       check=True, stderr=open(self._f("sshfs.log"), "w"))
+        return self
+
+    def stop(self):
+        subprocess.run(["fusermount3", "-u", "-z", self.path],
+                       stderr=subprocess.DEVNULL)
+        if self.sshd:
+            self.sshd.terminate()
+            try:
+                self.sshd.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sshd.kill()
+                self.sshd.wait()
+        if self.made_run:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+
+
+def peer_workloads(peer, big, rnd_size, nsmall):
+    """The main run's workloads on a peer's mount, RUNS times, under the
+    keys of main()'s res. Cold reads drop the kernel's caches (both peers
+    keep theirs there)."""
+    res = {k: [] for k in ["w", "rc", "rw", "rr", "sc", "st", "ul", "cp", "cps"]}
+    for run in range(RUNS):
+        f = os.path.join(peer.path, f"big{run}")
+        res["w"].append(seq_write(f, big, lambda: None))
+        drop_kernel_cache()
+        res["rc"].append(seq_read(f))
+        res["rw"].append(seq_read(f))
+        os.unlink(f)
+        f = os.path.join(peer.path, f"rnd{run}")
+        seq_write(f, rnd_size, lambda: None)
+        drop_kernel_cache()
+        res["rr"].append(rand_read(f, rnd_size, 2000))
+        os.unlink(f)
+        d = os.path.join(peer.path, f"small{run}")
+        res["sc"].append(small_files(d, nsmall))
+        res["st"].append(ls_lr(d, nsmall, drop_kernel_cache))
+        res["ul"].append(unlink_all(d, nsmall))
+    peer.sync()
+    res["cperr"] = []
+    # Once: /usr/include here has 26,000 entries, and sshfs takes minutes
+    # over them.
+    for run in range(1):
+        # Not cp_tree: on sshfs, cp -a fails to set the owner of symlinks
+        # (sftp has no lchown) and says so; counted, not fatal.
+        t = time.perf_counter()
+        cp = subprocess.run(["cp", "-a", "/usr/include",
+                             os.path.join(peer.path, f"inc{run}")],
+                            stderr=subprocess.PIPE, text=True)
+        res["cp"].append(time.perf_counter() - t)
+        peer.sync()
+        res["cps"].append(time.perf_counter() - t)
+        res["cperr"].append(len(cp.stderr.splitlines()))
+    return res
+
+
+# Figures the peers are compared on: (name, main()'s res key, unit).
+PEER_FIGURES = [("seq_write_MBps", "w", "MB/s"),
+                ("seq_read_cold_MBps", "rc", "MB/s"),
+                ("seq_read_warm_MBps", "rw", "MB/s"),
+                ("rand_read_4k_iops", "rr", "IOPS"),
+                ("small_create_per_s", "sc", "files/s"),
+                ("stat_per_s", "st", "entries/s"),
+                ("unlink_per_s", "ul", "files/s"),
+                ("cp_tree_s", "cp", "s"),
+                ("cp_tree_sync_s", "cps", "s")]
+
+
+def run_peers(base, big, rnd_size, nsmall):
+    """{peer name: its res}; a peer whose tool is missing or fails to
+    start is said so and left out (the rest of the bench goes on)."""
+    out = {}
+    for cls in (Gocryptfs, Sshfs):
+        try:
+            with cls(base) as peer:
+                out[cls.name] = peer_workloads(peer, big, rnd_size, nsmall)
+        except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+            print(f"# {cls.name}: left out: {e}", flush=True)
+    return out
+
+
+def report_peers(res, peers):
+    """name_PEER (its median) and name_vs_PEER (peerfs / PEER: above 1 is
+    better for peerfs on rates, worse on the _s times)."""
+    for name, key, unit in PEER_FIGURES:
+        for pname, pres in peers.items():
+            pv = statistics.median(pres[key])
+            print(f"{name}_{pname} {pv:.1f} {unit}", flush=True)
+            if key == "cp" and max(pres["cperr"]):
+                print(f"cp_tree_errors_{pname} {max(pres['cperr'])} lines")
+            if res:
+                v = statistics.median(res[key])
+                print(f"{name}_vs_{pname} {v / pv if pv else 0:.3f} x",
+                      flush=True)
+
+
+# ==== slow links: six suppliers on simulated machines, one of them slow ==
+
+SLOW_FAST_MBIT = 400            # every supplier's link, both ways
+SLOW_FACTOR = 10                # the slow one's is this much slower
+
+
+def slow_link_rates(base, size):
+    """On simulated machines (tests/integ/netns.py: one network namespace
+    each, links shaped with tc tbf, as this kernel has no netem): six
+    suppliers on links of SLOW_FAST_MBIT and the owner's mount on an
+    unshaped one. RUNS times a file of size is written through sync and
+    read back cold, first with all six links fast, then with one of them
+    SLOW_FACTOR times slower. Medians in MB/s: (write, cold read) all
+    fast, then one slow. Runs in a child under `unshare -n` (the caller
+    sees to it), so nothing reaches a real network."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integ"))
+    from netns import Internet
+    net = Internet()
+    mnt = os.path.join(base, "mnt")
+    home = os.path.join(base, "home")
+    os.makedirs(mnt)
+    mounted = False
+    try:
+        out = subprocess.run([PEERFS, "init", "--home", home,
+                              "--no-passphrase"], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        me = re.search(r"peer id ([0-9a-f]{64})", out).group(1)
+        sup, peers = [], []
+        for i in range(6):
+            m = net.machine(f"s{i}", f"198.18.{i + 1}.2")
+            d = os.path.join(base, f"s{i}")
+            os.makedirs(d)
+            m.spawn([PEERFS, "supplier", "--home", d, "--listen",
+                     f"{m.addr}:7070", "--store", d + "/store", "--friend",
+                     me], stdout=subprocess.DEVNULL,
+                    stderr=open(d + "/log", "w"))
+            sup.append(m)
+            peers += ["--peer", f"{m.addr}:7070"]
+        owner = net.machine("owner", "198.18.100.2")
+        for i in range(6):
+            wait_log(os.path.join(base, f"s{i}", "log"), "listening on")
+        cp = owner.run([PEERFS, "mount", "--home", home] + peers + [mnt],
+                       timeout=120)
+        if cp.returncode != 0:
+            raise RuntimeError(f"mount on the simulated owner: {cp.stderr}")
+        mounted = True
+
+        def drop():
+            os.setxattr(mnt, "user.peerfs.drop_cache", b"1")
+            drop_kernel_cache()
+
+        def sync():
+            subprocess.run([PEERFS, "sync", mnt], check=True)
+
+        def burst(mbit):
+            return f"{max(32, mbit * 10)}kbit"     # 10 ms worth
+
+        def phase(tag):
+            w, r = [], []
+            for run in range(RUNS):
+                f = os.path.join(mnt, f"{tag}{run}")
+                w.append(seq_write(f, size, sync))
+                drop()
+                r.append(seq_read(f))
+                os.unlink(f)
+                sync()
+            return statistics.median(w), statistics.median(r)
+
+        for m in sup:
+            m.shape(f"{SLOW_FAST_MBIT}mbit", burst=burst(SLOW_FAST_MBIT))
+        fast = phase("fast")
+        slow_mbit = SLOW_FAST_MBIT // SLOW_FACTOR
+        sup[0].shape(f"{slow_mbit}mbit", burst=burst(slow_mbit))
+        slow = phase("slow")
+        st = json.loads(subprocess.run([PEERFS, "status", mnt, "--json"],
+                                       check=True, capture_output=True,
+                                       text=True).stdout)
+        s0 = [s for s in st["suppliers"]
+              if s["address"] == f"{sup[0].addr}:7070"][0]
+        return fast, slow, s0
+    finally:
+        if mounted:
+            subprocess.run([PEERFS, "umount", "--force", mnt],
+                           stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", mnt],
+                       stderr=subprocess.DEVNULL)
+        net.close()
+
+
+def report_slow_links(base):
+    """cold_read_one_slow_MBps and write_one_slow_MBps beside the all-fast
+    figures of the same run (_all_fast) and their ratio."""
+    if os.environ.get("BENCH_NETNS_CHILD") != "1":
+        # Again in a child of its own network namespace: the simulated
+        # machines' bridge can then reach nothing real.
+        env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY="slowlink",
+                   BENCH_DIR=base)
+        cp = subprocess.run(["unshare", "-n", sys.executable,
+                             os.path.abspath(__file__)], env=env)
+        if cp.returncode:
+            print(f"# slow links: left out (exit {cp.returncode})",
+                  flush=True)
+        return
+    size = max(16 * MiB, int(256 * MiB * SCALE) // MiB * MiB)
+    (fw, fr), (sw, sr), s0 = slow_link_rates(os.path.join(base, "slowlink"),
+                                             size)
+    for name, v, ref in (("write_one_slow_MBps", sw, fw),
+                         ("cold_read_one_slow_MBps", sr, fr)):
+        print(f"{name} {v:.1f} MB/s")
+        print(f"{name}_all_fast {ref:.1f} MB/s")
+        print(f"{name}_ratio {v / ref if ref else 0:.3f} x", flush=True)
+    print(f"slow_supplier_late {s0['late']} GETs")
+    print(f"slow_supplier_lags {s0['lags']} fragments")
+    print(f"slow_supplier_state {s0['state']}", flush=True)
 
 
 def report(name, vals, unit, ref=None):
@@ -516,8 +903,10 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace,
-            "range": lambda b: report_range(b, rnd_size)}
+            "replace": report_replace, "slowlink": report_slow_links,
+            "range": lambda b: report_range(b, rnd_size),
+            "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
+                                                            nsmall))}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -525,6 +914,7 @@ def main():
             shutil.rmtree(base, ignore_errors=True)
         return
     sw = Swarm(base)
+    acct = CpuAccount(sw)
     rss = {k: [] for k in ["w1", "s1", "w4", "s4", "rm", "rs"]}
     res = {k: [] for k in ["w", "wl", "rc", "rcl", "rw", "rwl", "rr", "rrl", "sc", "scl",
                            "st", "stl", "ul", "ull", "cp", "cpl", "cps", "cpls", "cpu"]}
@@ -534,8 +924,10 @@ def main():
             fl = os.path.join(local, f"big{run}")
             reset_peak_rss(sw.pids())
             cpu0 = cpu_seconds(sw.pids())
+            acct.start()
             res["w"].append(seq_write(f, big, sw.sync))
             res["cpu"].append((cpu_seconds(sw.pids()) - cpu0) / (big / 1e9))
+            acct.stop(big)
             res["wl"].append(seq_write(fl, big, lambda: None))
             rss["w1"].append(peak_rss_mib(sw.mount_pid))
             rss["s1"].append(max(peak_rss_mib(p.pid) for p in sw.procs))
@@ -598,6 +990,7 @@ def main():
         report("cp_tree_s", res["cp"], "s", res["cpl"])
         report("cp_tree_sync_s", res["cps"], "s", res["cpls"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
+        acct.report()
         # Peaks during the writes (the issue's figure), the 4x file apart
         # to show it stays flat, and during the cold and warm reads.
         print(f"mount_rss_MiB {max(rss['w1'] + rss['w4']):.1f} MiB")
@@ -610,11 +1003,13 @@ def main():
         print(f"supplier_rss_reads_MiB {max(rss['rs']):.1f} MiB", flush=True)
     finally:
         sw.close()
+    report_peers(res, run_peers(base, big, rnd_size, nsmall))
     try:
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
         report_range(base, rnd_size, iops=False)
+        report_slow_links(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -52,6 +52,14 @@ def _ip(*args, check=True):
     return cp
 
 
+def _ip_tc(ns, args, check=True):
+    argv = ["nsenter", f"--net=/run/netns/{ns}", "tc"] + [str(a) for a in args]
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if check and cp.returncode != 0:
+        raise RuntimeError(f"tc {' '.join(map(str, args))}: {cp.stderr.strip()}")
+    return cp
+
+
 def available():
     """None when namespaces work here, else why not."""
     if os.geteuid() != 0:
@@ -126,6 +134,26 @@ class Machine:
 
     def plug(self):
         _ip("-n", self.net.switch, "link", "set", self.port_name, "up")
+
+    def shape(self, rate, send=True, receive=True, burst="32kbit"):
+        """The machine's link gets slow: tbf at rate (tc syntax, "4mbit")
+        on what it sends (its eth0) and on what it receives (its port on
+        the bridge). This kernel has no netem: a slow link, not a delay.
+        burst must hold what the rate sends in a timer tick (4 ms at
+        HZ=250): 32kbit is enough up to 8mbit; give 10 ms worth above."""
+        # latency: how long a packet may queue before tbf drops it (TCP
+        # then backs off, as on a real slow uplink).
+        tbf = ["tbf", "rate", rate, "burst", burst, "latency", "400ms"]
+        if send:
+            _ip_tc(self.ns, ["qdisc", "replace", "dev", "eth0", "root"] + tbf)
+        if receive:
+            _ip_tc(self.net.switch, ["qdisc", "replace", "dev",
+                                     self.port_name, "root"] + tbf)
+
+    def unshape(self):
+        _ip_tc(self.ns, ["qdisc", "del", "dev", "eth0", "root"], check=False)
+        _ip_tc(self.net.switch, ["qdisc", "del", "dev", self.port_name,
+                                 "root"], check=False)
 
 
 class Internet:

@@ -1906,6 +1906,109 @@ out:
 		close(p[1]);
 	test_swarm_stop(&sw);
 	return rc;
+/* ---- withdrawn requests and latencies (hedged fetches) ---------------- */
+
+struct cancel_op {
+	struct net_op op;
+	const struct store_block *b;
+	struct net_req req;
+	int called;			/* req's cb ran: must not */
+	int what;			/* 0 send+cancel, 1 poll, 2 latencies */
+	int answered;			/* poll: the stub noted a GET */
+	double e[4];			/* latencies: expect/p95 figures */
+};
+
+static void
+cancel_cb(struct net_req *r, int rc, const struct net_msg *m,
+    unsigned char **buf)
+{
+	((struct cancel_op *)r->arg)->called = 1;
+}
+
+static void
+cancel_start(struct net *n, struct net_op *op)
+{
+	struct cancel_op *c = (struct cancel_op *)op;
+	struct net_peer *p = net__peer_by_pk(n, c->b->peer[0]);
+	int rc = 0;
+
+	if (!p)
+		return net__op_done(n, op, -ENOENT);
+	if (c->what == 0) {
+		p->get_n = p->get_at = 0;
+		memset(&c->req, 0, sizeof c->req);
+		c->req.msg.type = NET_GET;
+		memcpy(c->req.fragid, c->b->id, CR_ID_BYTES);
+		c->req.fragid[CR_ID_BYTES] = 0;
+		c->req.msg.fragid = c->req.fragid;
+		c->req.cb = cancel_cb;
+		c->req.arg = c;
+		if ((rc = net__req_send(p, &c->req)) == 0)
+			net__req_cancel(&c->req);
+	} else if (c->what == 1) {
+		c->answered = p->get_n > 0;
+	} else {
+		p->get_n = p->get_at = 0;
+		c->e[0] = net__lat_expect(p);		/* nothing known */
+		for (int i = 0; i < 10; i++)
+			net__lat_note(p, 5);
+		net__lat_note(p, 500);
+		c->e[1] = net__lat_expect(p);		/* the latest, slower */
+		c->e[2] = net__lat_p95(p);
+		net__lat_note(p, 4);
+		c->e[3] = net__lat_expect(p);		/* the median again */
+	}
+	net__op_done(n, op, rc);
+}
+
+/* A GET withdrawn after it was sent: its callback never runs, the
+ * supplier's answer is swallowed (and its latency noted) without the
+ * session taking it for a protocol error, and the next fetch works.
+ * The latency figures follow the latest answer when it is slower. */
+static int
+cancel_body(struct test_swarm *sw)
+{
+	struct cancel_op c = { .op.start = cancel_start };
+	struct net_peer_info info[8];
+	struct store_block b;
+	unsigned char *q;
+	double t0;
+
+	if (swarm_start(sw, 6, 10000))
+		return 1;
+	if (roundtrip(sw, 4u << 20, &b))
+		return 1;
+	c.b = &b;
+	CHECK_EQ(net__op_run(sw->net, &c.op), 0);
+	c.what = 1;
+	for (t0 = now_s(); !c.answered && now_s() - t0 < 10;) {
+		usleep(10000);
+		CHECK_EQ(net__op_run(sw->net, &c.op), 0);
+	}
+	CHECK(c.answered);
+	CHECK_EQ(c.called, 0);
+	CHECK_EQ(net_peers(sw->net, info, 8, 1), 6);
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(info[i].state, NET_PEER_ONLINE);
+		CHECK_EQ(info[i].last_error[0], '\0');
+	}
+	CHECK((q = malloc(b.plain_len)) != NULL);
+	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
+	free(q);
+	c.what = 2;
+	CHECK_EQ(net__op_run(sw->net, &c.op), 0);
+	CHECK(c.e[0] < 0);
+	CHECK(c.e[1] == 500);
+	CHECK(c.e[2] == 500);
+	CHECK(c.e[3] == 5);
+	CHECK_EQ(c.called, 0);
+	return 0;
+}
+
+static int
+test_cancel(void)
+{
+	return test_swarm_run(cancel_body);
 }
 
 const struct test tests_net[] = {
@@ -1933,5 +2036,6 @@ const struct test tests_net[] = {
 	{ "audit", test_audit },
 	{ "liar", test_liar },
 	{ "frag_delete", test_frag_delete },
+	{ "cancel", test_cancel },
 	{ NULL, NULL },
 };
