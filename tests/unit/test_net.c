@@ -1906,6 +1906,8 @@ out:
 		close(p[1]);
 	test_swarm_stop(&sw);
 	return rc;
+}
+
 /* ---- withdrawn requests and latencies (hedged fetches) ---------------- */
 
 struct cancel_op {
