@@ -20,7 +20,8 @@ replace_dead_supplier_s: on 6 suppliers on 127.0.N.1 joined by a DHT, a
 2+1 mount hires 5; one holding fragments is killed; seconds from its death
 to full redundancy with a new hire online in its place.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
-BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
+sim_peer_years_per_s: the durability simulator's speed (report_sim).
+BENCH_ONLY=rebuild, bootstrap, replace or sim runs just that figure.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -431,6 +432,24 @@ def report_replace(base):
     report("replace_dead_supplier_s", vals, "s")
 
 
+def report_sim(base=None):
+    """sim_peer_years_per_s: `peerfs sim`, one scenario of the default
+    world (10,000 suppliers, 200 owners, 4+2 at 80%, a simulated year,
+    BENCH_SCALE of it), in one process: simulated peer-years per second
+    of its run, from the line it prints."""
+    conf = os.path.join(tempfile.mkdtemp(prefix="peerfs-sim-"), "one.ini")
+    with open(conf, "w") as f:
+        f.write(f"ec = 4+2\navail = 80%\ndead = 6h\nyears = {SCALE:g}\n")
+    try:
+        out = subprocess.run([PEERFS, "sim", "--config", conf, "--jobs", "1"],
+                             capture_output=True, text=True, check=True,
+                             timeout=1800).stdout
+    finally:
+        shutil.rmtree(os.path.dirname(conf), ignore_errors=True)
+    m = re.search(r"^sim_peer_years_per_s (\d+)", out, re.M)
+    report("sim_peer_years_per_s", [float(m.group(1))], "peer-years/s")
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -449,7 +468,7 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace}
+            "replace": report_replace, "sim": report_sim}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -546,6 +565,7 @@ def main():
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
+        report_sim()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
