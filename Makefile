@@ -24,7 +24,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
 
 .PHONY: install deb test-deb all deps test test-asan unit integ fuzz fuzz-short \
-        demo demo-stop bench check-layers clean man
+        demo demo-stop bench durability check-layers clean man
 all: $(BIN) man
 
 deps:
@@ -213,6 +213,11 @@ demo-stop:
 
 bench: deps all
 	/usr/bin/python3 tests/bench.py
+
+# docs/durability.md and its plots from the durability simulator's own
+# output (scripts/durability: two grids, a few minutes on 2 cores).
+durability: deps all
+	B=$(B) scripts/durability
 
 clean:
 	rm -rf build build-asan peerfs peerfs-asan

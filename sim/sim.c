@@ -1159,11 +1159,25 @@ sim_result(const struct sim *s, struct sim_result *r)
 	 * from their disks per fragment-second, and one over the mean time
 	 * from a fragment's loss to its replacement. */
 	r->model_lambda = s->frag_lost / (r->block_years * YEAR * s->n);
-	if (s->c.repair_mean_s > 0)
+	if (s->c.repair_mean_s > 0) {
 		r->model_mu = 1 / s->c.repair_mean_s;
-	else if (s->window_n > 0)
-		r->model_mu = s->window_n / s->window_sum;
-	if (r->model_lambda > 0 && r->model_mu > 0)
+	} else {
+		/* Fragments still waiting count their time so far (an
+		 * exponential's estimate with censoring): where nothing is
+		 * ever rebuilt, mu is 0, not unknown. */
+		double open = 0;
+		for (int oi = 0; oi < no; oi++)
+			for (int bi = 0; bi < s->c.blocks; bi++)
+				for (int i = 0; i < s->n; i++) {
+					const struct frag *f =
+					    &s->o[oi].b[bi].f[i];
+					if (f->sup >= 0 && !f->present)
+						open += s->now - f->lost_t;
+				}
+		if (s->window_sum + open > 0)
+			r->model_mu = s->window_n / (s->window_sum + open);
+	}
+	if (r->model_lambda > 0)
 		r->model_rate = YEAR / sim_markov_mttdl(s->c.k, s->c.m,
 		    r->model_lambda, r->model_mu);
 	r->peer_years = (double)s->c.suppliers * years;
