@@ -52,7 +52,9 @@ struct sup {
 	int next24;			/* the next supplier of its /24 */
 	uint8_t alive, sess_on, online;
 	uint32_t off_gen;
-	int *own, nown, capown;		/* owners hiring it */
+	/* Owners that hired it, firing or not: their blocks may still
+	 * hold fragments there (until rebuilt elsewhere). */
+	int *own, nown, capown;
 	struct sockaddr_storage sa;
 	char addr[32];
 };
@@ -286,15 +288,6 @@ sup_add(struct sim *s)
 		push(s, s->now + expo(s, YEAR / s->c.disk_loss_per_year),
 		    EV_DISK, i, 0, 0);
 	return i;
-}
-
-static int
-hires(const struct sup *p, int o)
-{
-	for (int i = 0; i < p->nown; i++)
-		if (p->own[i] == o)
-			return 1;
-	return 0;
 }
 
 /* ---- placement: net_place_ok over an owner's hired suppliers ------------- */
@@ -545,17 +538,11 @@ static void
 fire(struct sim *s, int oi, int sup)
 {
 	struct owner *o = &s->o[oi];
-	struct sup *p = &s->s[sup];
 	int at = hired_at(o, sup), f;
 
 	if (at < 0)
 		return;
 	o->h[at] = o->h[--o->nh];
-	for (int i = 0; i < p->nown; i++)
-		if (p->own[i] == oi) {
-			p->own[i] = p->own[--p->nown];
-			break;
-		}
 	s->fires = grow(s->fires, &s->capfires, s->nfires + 1,
 	    sizeof *s->fires);
 	f = (int)s->nfires++;
@@ -737,8 +724,12 @@ sup_update(struct sim *s, int j)
 		push(s, s->now + s->c.dead_s, EV_VERDICT, j, 0, p->off_gen);
 		return;
 	}
+	/* Back: a source and a target again for those hiring it (those that
+	 * fired it still read from it when they rebuild for another
+	 * reason). */
 	for (int i = 0; i < p->nown; i++)
-		kick(s, p->own[i]);
+		if (hired_at(&s->o[p->own[i]], j) >= 0)
+			kick(s, p->own[i]);
 }
 
 /* net/client.c's monitor for owner oi's view of supplier j, silent since
@@ -751,7 +742,7 @@ verdict(struct sim *s, int oi, int j)
 	double from = p->off_since > o->up_since ? p->off_since : o->up_since;
 	uint64_t down = (uint64_t)llround((s->now - from) * 1000);
 
-	if (!o->up || p->online)
+	if (!o->up || p->online || hired_at(o, j) < 0)
 		return;
 	if (net_peer_verdict(NET_PEER_OFFLINE, down,
 	    (uint64_t)(s->c.suspect_s * 1000), (uint64_t)(s->c.dead_s * 1000))
@@ -920,7 +911,7 @@ step(struct sim *s, const struct ev *e)
 	case EV_OVERDICT:
 		p = &s->s[e->b];
 		if (p->online || p->off_gen != e->gen ||
-		    !hires(p, e->a))
+		    hired_at(&s->o[e->a], e->b) < 0)
 			return;
 		verdict(s, e->a, e->b);
 		break;
