@@ -410,8 +410,8 @@ print_table(FILE *out, const struct row *rows, int n)
 
 	fprintf(out, "| k+m | avail | dead-after | outages | owner h/day | "
 	    "P(loss)/year (95%% CI) | model | degraded | repair TB/TB-month | "
-	    "to full: mean, p95 | seed |\n");
-	fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+	    "to full: mean, p95 | short | seed |\n");
+	fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (int i = 0; i < n; i++) {
 		const struct row *w = &rows[i];
 		int outages = w->c.region_per_year > 0 ||
@@ -433,13 +433,15 @@ print_table(FILE *out, const struct row *rows, int n)
 			    -expm1(-w->r.loss_hi));
 		fprintf(out, "%.3g | ", -expm1(-w->r.model_rate));
 		if (w->model_only) {
-			fprintf(out, "- | - | - | %" PRIu64 " |\n", w->c.seed);
+			fprintf(out, "- | - | - | - | %" PRIu64 " |\n",
+			    w->c.seed);
 			continue;
 		}
-		fprintf(out, "%.2g | %.3g | %s, %s | %" PRIu64 " |\n",
-		    w->r.degraded_frac, w->r.repair_tb_month / 1,
+		fprintf(out, "%.2g | %.3g | %s, %s | %d/%d | %" PRIu64 " |\n",
+		    w->r.degraded_frac, w->r.repair_tb_month,
 		    hours_text(w->r.full_mean_s, t1, sizeof t1),
-		    hours_text(w->r.full_p95_s, t2, sizeof t2), w->c.seed);
+		    hours_text(w->r.full_p95_s, t2, sizeof t2),
+		    w->r.short_owners, w->c.owners, w->c.seed);
 		peer_years += w->r.peer_years;
 		wall += w->r.wall_s;
 	}

@@ -833,6 +833,11 @@ owner_set(struct sim *s, int oi, int up)
 	}
 	o->up_since = s->now;
 	o->last_pass = 0;
+	/* A new mount: the suppliers it fired are forgotten (only
+	 * <home>/hired is kept), so they may be hired again. */
+	memset(o->known, 0, o->nknown * sizeof *o->known);
+	for (int i = 0; i < o->nh; i++)
+		know(o, o->h[i].sup);
 	for (int i = 0; i < o->nh; i++) {
 		struct sup *p = &s->s[o->h[i].sup];
 		if (!p->online)
@@ -1133,6 +1138,8 @@ sim_result(const struct sim *s, struct sim_result *r)
 	r->repair_tb_month = s->repair_bytes / (no * s->c.owner_bytes) /
 	    (years * 12);
 	r->fires = (double)s->nfires;
+	for (int oi = 0; oi < no; oi++)
+		r->short_owners += s->o[oi].nh < s->n;
 	r->full_n = s->nfull;
 	if (s->nfull) {
 		double *d = malloc(s->nfull * sizeof *d), sum = 0;

@@ -69,6 +69,7 @@ struct sim_result {
 	double repair_bytes;		/* moved by rebuilds (real bytes) */
 	double repair_tb_month;		/* per stored TB per month */
 	double fires;			/* suppliers declared dead/fired */
+	int short_owners;		/* hiring fewer than k + m at the end */
 	double full_mean_s, full_p95_s;	/* fire -> its blocks full again */
 	uint64_t full_n;
 	double model_lambda, model_mu;	/* per second, for the Markov model */
