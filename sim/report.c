@@ -354,7 +354,10 @@ model_only(struct row *rows, int n)
 			if (!best || v->c.k + v->c.m > best->c.k + best->c.m)
 				best = v;
 		}
-		if (!best || best->r.model_mu <= 0)
+		/* Nothing to carry over where the owners ran short of
+		 * suppliers: the rates measured there are not a code's. */
+		if (!best || best->r.model_lambda <= 0 ||
+		    best->r.short_owners > 0)
 			continue;
 		w->r.seed = w->c.seed;
 		w->r.model_lambda = best->r.model_lambda;
@@ -399,6 +402,8 @@ p_year(const struct row *w, int *from_model)
 	*from_model = w->model_only || w->r.losses == 0;
 	if (!*from_model)
 		return w->r.p_loss_year;
+	if (w->r.model_lambda <= 0)
+		return -1;		/* no figure */
 	return -expm1(-w->r.model_rate);
 }
 
@@ -431,7 +436,10 @@ print_table(FILE *out, const struct row *rows, int n)
 		else
 			fprintf(out, "0 lost (< %.2g) | ",
 			    -expm1(-w->r.loss_hi));
-		fprintf(out, "%.3g | ", -expm1(-w->r.model_rate));
+		if (w->r.model_lambda > 0)
+			fprintf(out, "%.3g | ", -expm1(-w->r.model_rate));
+		else
+			fprintf(out, "- | ");
 		if (w->model_only) {
 			fprintf(out, "- | - | - | - | %" PRIu64 " |\n",
 			    w->c.seed);
@@ -460,6 +468,7 @@ write_tsv(const char *dir, const struct row *rows, int n)
 	snprintf(path, sizeof path, "%s/durability.tsv", dir);
 	if (!(f = fopen(path, "w")))
 		return -errno;
+	/* p_year -1: no figure (not simulated, and nothing to model). */
 	fprintf(f, "# k\tm\tavail\tdead_s\toutages\towner_h\tp_year\t"
 	    "from_model\trepair_tb_month\tdegraded\tfull_mean_h\tlosses\n");
 	for (int i = 0; i < n; i++) {
