@@ -925,7 +925,7 @@ step(struct sim *s, const struct ev *e)
 		int start = e->gen == 0, reg = e->type == EV_REGION;
 		double hours = reg ? s->c.region_hours : s->c.outage24_hours;
 		/* A region is every regions-th /24. */
-		for (int q = reg ? e->a : e->a; q < s->n24;
+		for (int q = e->a; q < s->n24;
 		    q += reg ? s->c.regions : s->n24)
 			for (int j = s->first24[q]; j >= 0; j = s->s[j].next24) {
 				s->s[j].outage += start ? 1 : -1;
