@@ -17,14 +17,14 @@ B       ?= build
 BIN     ?= peerfs
 
 LIB_SRC := log.c strbuf.c worker.c $(sort $(wildcard crypto/*.c store/*.c net/*.c owner/*.c \
-    fs/*.c cli/*.c))
+    sim/*.c fs/*.c cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/net/dht_run.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/runner.o \
     $(B)/tests/unit/testutil.o
 
 .PHONY: install deb test-deb all deps test test-asan unit integ fuzz fuzz-short \
-        demo demo-stop bench check-layers clean man
+        demo demo-stop bench durability check-layers clean man
 all: $(BIN) man
 
 deps:
@@ -155,13 +155,16 @@ test-asan: deps
 	    echo "sanitizer reports:"; head -60 build-asan/asan.* build-asan/ubsan.* 2>/dev/null; rc=1; fi; \
 	if [ $$rc -ne 0 ]; then echo "make test-asan: FAILED"; fi; exit $$rc
 
-# The layers point down only: cli -> fs -> owner -> net -> store -> crypto.
+# The layers point down only: cli -> fs -> owner -> net -> store -> crypto,
+# and sim/ (the durability simulator) between cli/ and owner/, beside fs/.
 # A layer includes headers of the layers below it, never of one above.
 check-layers:
-	@bad=$$(grep -n '#include "\(store\|net\|owner\|fs\|cli\)/' crypto/*.[ch]; \
-	        grep -n '#include "\(net\|owner\|fs\|cli\)/' store/*.[ch]; \
-	        grep -n '#include "\(owner\|fs\|cli\)/' net/*.[ch]; \
-	        grep -n '#include "\(fs\|cli\)/' owner/*.[ch]; \
+	@bad=$$(grep -n '#include "\(store\|net\|owner\|sim\|fs\|cli\)/' crypto/*.[ch]; \
+	        grep -n '#include "\(net\|owner\|sim\|fs\|cli\)/' store/*.[ch]; \
+	        grep -n '#include "\(owner\|sim\|fs\|cli\)/' net/*.[ch]; \
+	        grep -n '#include "\(sim\|fs\|cli\)/' owner/*.[ch]; \
+	        grep -n '#include "\(fs\|cli\)/' sim/*.[ch]; \
+	        grep -n '#include "sim/' fs/*.[ch]; \
 	        grep -n '#include "cli/' fs/*.[ch]); \
 	if [ -n "$$bad" ]; then echo "layer violation:"; echo "$$bad"; exit 1; fi; \
 	echo "check-layers: ok"
@@ -216,6 +219,11 @@ demo-stop:
 
 bench: deps all
 	/usr/bin/python3 tests/bench.py
+
+# docs/durability.md and its plots from the durability simulator's own
+# output (scripts/durability: two grids, a few minutes on 2 cores).
+durability: deps all
+	B=$(B) scripts/durability
 
 clean:
 	rm -rf build build-asan peerfs peerfs-asan

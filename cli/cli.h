@@ -141,6 +141,7 @@ struct net;
 struct net_dht;
 int cmd_id(int argc, char **argv);
 int cmd_config(int argc, char **argv);	/* cli/config.c */
+int cmd_sim(int argc, char **argv);	/* cli/sim.c */
 /* given[] and <home>/bootstrap, deduplicated, into *out (malloc'd,
  * cli_strv_free). Writes the union back when something was given, or
  * when create is set and there was no file (the first node of a network).

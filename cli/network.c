@@ -16,7 +16,6 @@
 #include "util.h"
 #include "worker.h"
 
-#define SPARES		2	/* hired beyond k + m */
 #define LOOKUP_MS	2000	/* per remembered supplier */
 #define FIND_MS		8000	/* for k + m supplier records */
 #define SPARE_MS	2000	/* for the spares too */
@@ -200,8 +199,8 @@ struct hired {
 	char addr[NET_RECORD_ADDR_MAX + 1];
 	/* The hirer's (ms of worker_now_ms()): next DHT lookup; since when
 	 * its availability (0..1, moving average over the window) is kept. */
-	int64_t next_lookup, watched;
-	double avail;
+	int64_t next_lookup;
+	struct owner_hire_watch w;
 };
 
 /* <home>/hired: "<hex id> <address>" per supplier hired through the
@@ -335,7 +334,8 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
     char **boot, int nboot, int k, int m, struct net_dht **out)
 {
 	struct hired *h = NULL;
-	int nh = hired_load(home, &h), want = k + m + SPARES, count = 0, rc;
+	int nh = hired_load(home, &h), want = k + m + OWNER_HIRE_SPARES,
+	    count = 0, rc;
 	char bind[80];
 	char **bl = NULL;
 	int nbl = 0;
@@ -482,45 +482,29 @@ recheck(struct cli_hirer *c, struct hired *h, int64_t now)
 	net_dht_lookup(c->dht, h->id, RELOOK_MS, &r);	/* kept by d */
 }
 
-/* Availability: a moving average of "online" with the window as its
- * time constant, so a supplier that keeps dropping out is seen even when
- * it never stays away long enough to turn dead. */
+/* The least available hired supplier, when owner_hire_fire_pick says
+ * so: fired (dead, so rebuilt elsewhere and replaced by the next
+ * passes). */
 static void
-track(struct cli_hirer *c, struct hired *h, int online, int64_t now)
+fire_unavailable(struct cli_hirer *c, int live, int64_t now)
 {
-	double a;
-
-	if (!h->watched) {
-		h->watched = now;
-		h->avail = 1;
-		return;
-	}
-	a = c->last_pass ? (double)(now - c->last_pass) / (double)c->window : 0;
-	h->avail += ((online ? 1.0 : 0.0) - h->avail) * (a > 1 ? 1 : a);
-}
-
-/* The least available of those watched for a whole window, when below
- * the threshold: fired (dead, so rebuilt elsewhere and replaced by the
- * next passes). One per window: a replacement settles first. */
-static void
-fire_unavailable(struct cli_hirer *c, int64_t now)
-{
-	struct hired *worst = NULL;
+	const struct owner_hire_watch **w;
+	struct hired *worst;
 	char why[128];
+	int i;
 
-	if (c->fire_below <= 0 || now - c->last_fire < c->window)
+	if (c->nh == 0 || !(w = calloc((size_t)c->nh, sizeof *w)))
 		return;
-	for (int i = 0; i < c->nh; i++) {
-		struct hired *h = &c->h[i];
-		if (h->watched && now - h->watched >= c->window &&
-		    h->avail * 100 < c->fire_below &&
-		    (!worst || h->avail < worst->avail))
-			worst = h;
-	}
-	if (!worst)
+	for (i = 0; i < c->nh; i++)
+		w[i] = &c->h[i].w;
+	i = owner_hire_fire_pick(w, c->nh, live, c->need, c->fire_below,
+	    c->window, now, c->last_fire);
+	free(w);
+	if (i < 0)
 		return;
+	worst = &c->h[i];
 	snprintf(why, sizeof why, "online %.0f%% of the last %llds, below "
-	    "--fire-below %d%%", worst->avail * 100,
+	    "--fire-below %d%%", worst->w.avail * 100,
 	    (long long)(c->window / 1000), c->fire_below);
 	if (net_peer_fire(c->net, worst->id, worst->addr, why) == 0)
 		c->last_fire = now;
@@ -562,7 +546,8 @@ hirer_pass(void *arg, int idx)
 			continue;
 		}
 		live++;
-		track(c, h, st == NET_PEER_ONLINE, now);
+		owner_hire_track(&h->w, st == NET_PEER_ONLINE, now,
+		    c->last_pass, c->window);
 		if (st != NET_PEER_ONLINE)
 			relook(c, h, now);
 		else
@@ -573,8 +558,7 @@ hirer_pass(void *arg, int idx)
 	if (changed)
 		hired_save(c->home, c->h, c->nh);
 	changed = 0;
-	if (live > c->need)
-		fire_unavailable(c, now);
+	fire_unavailable(c, live, now);
 	/* One hire at a time, never an id the client knows already (a dead
 	 * supplier stays known to it). */
 	if (live < c->want && now >= c->next_hire) {
@@ -623,7 +607,7 @@ cli_hirer_start(struct cli_hirer **out, struct net *net, struct net_dht *d,
 	}
 	c->net = net;
 	c->dht = d;
-	c->want = k + m + SPARES;
+	c->want = k + m + OWNER_HIRE_SPARES;
 	c->need = k + m;
 	c->fire_below = fire_below;
 	c->window = window_ms > 0 ? window_ms : 1;

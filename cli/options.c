@@ -126,6 +126,19 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	    "a repeatable option takes several values separated by commas, or "
 	    "the key repeated. The command line overrides the file, [mount] "
 	    "and [supplier] override [network]." },
+	[CLI_SIM] = { "sim", cmd_sim,
+	    "simulate durability over thousands of peers", NULL, NULL, 0, 0,
+	    "Runs the durability simulator (docs/durability.md): 10,000 "
+	    "simulated suppliers with daily sessions, departures, disk losses "
+	    "and outages, and a few hundred owners hiring, firing and "
+	    "rebuilding with peerfs's own policy code, over a simulated year, "
+	    "for every scenario of the grid (erasure code, availability, "
+	    "--dead-after, outages, the owner's hours). Prints a table: "
+	    "the probability of losing a block in a year (with its 95% "
+	    "confidence interval, and the Markov model's figure), the time "
+	    "degraded, repair traffic per stored TB and month, the time to "
+	    "full redundancy after a supplier dies. The same seed gives the "
+	    "same table." },
 };
 
 /* ---- the options --------------------------------------------------------
@@ -166,6 +179,7 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 #define RESTORE		CLI_CMD(RESTORE)
 #define ID		CLI_CMD(ID)
 #define CONFIG		CLI_CMD(CONFIG)
+#define SIM		CLI_CMD(SIM)
 
 const struct cli_opt cli_opts[] = {
 	STR("home", 0, home, INIT | SUPPLIER | MOUNT | KEY | RESTORE | ID | CONFIG,
@@ -343,6 +357,19 @@ const struct cli_opt cli_opts[] = {
 	    "unmount (uploading what is pending) and stop the suppliers"),
 
 	FLAG("debug", 0, debug, SUPPLIER | MOUNT | RESTORE, 0, "verbose log"),
+
+	/* sim */
+	STR("config", 0, sim_config, SIM, "FILE", CLI_ARGV_ONLY,
+	    "scenarios: key = value lines (docs/durability.md); a list "
+	    "(ec = 4+2, 6+3) makes an axis of the grid"),
+	COUNT("seed", sim_seed, SIM, "1", "1", NULL, CLI_ARGV_ONLY,
+	    "the seed every scenario's own is derived from"),
+	COUNT("jobs", sim_jobs, SIM, "2", "1", "64", CLI_ARGV_ONLY,
+	    "scenarios run at once, one process each"),
+	FLAG("quick", 0, sim_quick, SIM, CLI_ARGV_ONLY,
+	    "a smaller world (2,000 suppliers, 40 owners, a quarter year)"),
+	STR("out", 0, sim_out, SIM, "DIR", CLI_ARGV_ONLY,
+	    "also write DIR/durability.tsv, the numbers the plots are made of"),
 };
 const int cli_nopts = sizeof cli_opts / sizeof cli_opts[0];
 _Static_assert(sizeof cli_opts / sizeof cli_opts[0] <= CLI_OPTS_MAX,

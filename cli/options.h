@@ -18,7 +18,7 @@
 enum cli_cmd {
 	CLI_INIT, CLI_SUPPLIER, CLI_MOUNT, CLI_SYNC, CLI_UMOUNT, CLI_STATUS,
 	CLI_PIN, CLI_UNPIN, CLI_CHECK, CLI_DEMO, CLI_KEY, CLI_RESTORE,
-	CLI_VERSIONS, CLI_ID, CLI_CONFIG, CLI_NCMDS
+	CLI_VERSIONS, CLI_ID, CLI_CONFIG, CLI_SIM, CLI_NCMDS
 };
 #define CLI_CMD(c)	(1u << CLI_##c)		/* cli_opt.cmds */
 
@@ -131,6 +131,10 @@ struct cli_conf {
 	/* umount, status, demo */
 	uint64_t umount_timeout_ms;	/* 0: never give up */
 	int force, json, stop;
+	/* sim */
+	const char *sim_config, *sim_out;
+	uint64_t sim_seed, sim_jobs;
+	int sim_quick;
 	/* the operands, in order (argv's) */
 	char **args;
 	int nargs;

@@ -426,17 +426,32 @@ peer_monitor(struct net_peer *p, uint64_t now)
 {
 	struct net *n = p->n;
 	uint64_t down;
+	enum net_peer_state st;
 
-	if (p->state == NET_PEER_ONLINE || p->state == NET_PEER_DEAD)
-		return;
 	down = now > p->down_since ? now - p->down_since : 0;
-	if (down >= (uint64_t)n->conf.dead_after_ms) {
+	st = net_peer_verdict(p->state, down,
+	    (uint64_t)n->conf.suspect_after_ms, (uint64_t)n->conf.dead_after_ms);
+	if (st == p->state)
+		return;
+	if (st == NET_PEER_DEAD) {
 		net__peer_fire(p, NULL);
-	} else if (down >= (uint64_t)n->conf.suspect_after_ms &&
-	    p->state != NET_PEER_SUSPECT) {
-		p->state = NET_PEER_SUSPECT;
+	} else {
+		p->state = st;
 		log_info("supplier %s: suspect", p->addr);
 	}
+}
+
+enum net_peer_state
+net_peer_verdict(enum net_peer_state st, uint64_t down_ms,
+    uint64_t suspect_ms, uint64_t dead_ms)
+{
+	if (st == NET_PEER_ONLINE || st == NET_PEER_DEAD)
+		return st;
+	if (down_ms >= dead_ms)
+		return NET_PEER_DEAD;
+	if (down_ms >= suspect_ms)
+		return NET_PEER_SUSPECT;
+	return st;
 }
 
 static int

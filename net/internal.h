@@ -565,32 +565,12 @@ struct net__work {
  * k->why. */
 void net__work_run(uv_work_t *w);
 
-/* Placement rules (net/place.c), pure so that tests drive them: no two
- * fragments of a block in one address block (an IPv4 /24, an IPv6 /48;
- * loopback addresses are exempt: one machine, the demo and the tests),
- * and at most unvetted_max of them on suppliers not vetted yet. */
-struct net__slot {
-	const struct sockaddr_storage *sa;
-	int vetted;
-};
-int  net__same_block(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b);
-/* 1 when candidate c may take a fragment of a block whose other
- * fragments are on held[0..nheld). */
-int  net__place_ok(const struct net__slot *held, int nheld,
-    const struct net__slot *c, int unvetted_max);
-/* How many fragments of a block of total may go to suppliers not vetted,
- * given the candidates c[0..nc): one, or as many as the vetted ones in
- * distinct address blocks leave over (a home whose suppliers are all new
- * must still store). */
-int  net__unvetted_max(int total, const struct net__slot *c, int nc);
-
 /* The same rules over live peers (net/place.c, loop thread). usable:
  * up and trusted (not SUSPECT, not DEAD); placeable: usable and no
  * refusal of ours lately; better: not lagging, most space, then lowest
  * rtt; fits: p
  * may take one more fragment of a block held by held[0..nh) (NULLs
- * skipped); unvetted_max_now: net__unvetted_max over the placeable
+ * skipped); unvetted_max_now: net_place_unvetted_max over the placeable
  * peers; same_host: one address. */
 int  net__peer_usable(const struct net_peer *p);
 int  net__peer_placeable(const struct net_peer *p);

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "crypto/crypto.h"
 #include "store/store.h"
@@ -272,6 +273,38 @@ int net_block_delete(struct net *n, const struct store_block *b);
  * must be rebuilt elsewhere. DEAD is sticky for the life of the mount. */
 enum net_peer_state { NET_PEER_CONNECTING, NET_PEER_ONLINE, NET_PEER_OFFLINE,
 	NET_PEER_SUSPECT, NET_PEER_DEAD };
+
+/* ---- policy, pure: state in, decision out ------------------------------
+ * The rules the client's loop applies, callable without a loop, sockets
+ * or a store, so that the durability simulator (sim/) runs the same code
+ * as the daemon and tests drive it directly. */
+
+/* The state a peer in st moves to after down_ms without an answer
+ * (net/client.c's monitor, every tick): CONNECTING, OFFLINE and SUSPECT
+ * age into SUSPECT at suspect_ms and DEAD at dead_ms; ONLINE and DEAD
+ * stay as they are. */
+enum net_peer_state net_peer_verdict(enum net_peer_state st,
+    uint64_t down_ms, uint64_t suspect_ms, uint64_t dead_ms);
+
+/* Placement rules (net/place.c): no two fragments of a block in one
+ * address block (an IPv4 /24, an IPv6 /48; loopback addresses are
+ * exempt: one machine, the demo and the tests), and at most unvetted_max
+ * of them on suppliers not vetted yet. */
+struct net_slot {
+	const struct sockaddr_storage *sa;
+	int vetted;
+};
+int  net_same_block(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b);
+/* 1 when candidate c may take a fragment of a block whose other
+ * fragments are on held[0..nheld). */
+int  net_place_ok(const struct net_slot *held, int nheld,
+    const struct net_slot *c, int unvetted_max);
+/* How many fragments of a block of total may go to suppliers not vetted,
+ * given the candidates c[0..nc): one, or as many as the vetted ones in
+ * distinct address blocks leave over (a home whose suppliers are all new
+ * must still store). */
+int  net_place_unvetted_max(int total, const struct net_slot *c, int nc);
 
 struct net_peer_info {
 	unsigned char pk[CR_PK_BYTES];	/* zero until first handshake */

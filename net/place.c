@@ -1,8 +1,8 @@
 /* net/place.c - where fragments may go: which suppliers take new ones,
  * which is better, the address-block and vetting rules every placement
  * (upload and rebuild) obeys, and the refusals that pause a supplier.
- * Loop thread, except the pure rules (net__same_block, net__place_ok,
- * net__unvetted_max) that tests call directly. */
+ * Loop thread, except the pure rules (net_same_block, net_place_ok,
+ * net_place_unvetted_max) that tests call directly. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -105,7 +105,7 @@ is_loopback(const struct sockaddr_storage *x)
 }
 
 int
-net__same_block(const struct sockaddr_storage *x,
+net_same_block(const struct sockaddr_storage *x,
     const struct sockaddr_storage *y)
 {
 	if (x->ss_family != y->ss_family || is_loopback(x) || is_loopback(y))
@@ -120,13 +120,13 @@ net__same_block(const struct sockaddr_storage *x,
 }
 
 int
-net__place_ok(const struct net__slot *held, int nheld,
-    const struct net__slot *c, int unvetted_max)
+net_place_ok(const struct net_slot *held, int nheld,
+    const struct net_slot *c, int unvetted_max)
 {
 	int unvetted = 0;
 
 	for (int i = 0; i < nheld; i++) {
-		if (net__same_block(held[i].sa, c->sa))
+		if (net_same_block(held[i].sa, c->sa))
 			return 0;
 		unvetted += !held[i].vetted;
 	}
@@ -134,7 +134,7 @@ net__place_ok(const struct net__slot *held, int nheld,
 }
 
 int
-net__unvetted_max(int total, const struct net__slot *c, int nc)
+net_place_unvetted_max(int total, const struct net_slot *c, int nc)
 {
 	int blocks = 0;
 
@@ -143,7 +143,7 @@ net__unvetted_max(int total, const struct net__slot *c, int nc)
 	for (int i = 0; i < nc; i++) {
 		int seen = !c[i].vetted;
 		for (int j = 0; j < i && !seen; j++)
-			seen = c[j].vetted && net__same_block(c[j].sa, c[i].sa);
+			seen = c[j].vetted && net_same_block(c[j].sa, c[i].sa);
 		blocks += !seen;
 	}
 	return total - blocks > 1 ? total - blocks : 1;
@@ -168,17 +168,17 @@ peer_vetted(const struct net_peer *p)
 }
 
 static void
-slot_of(struct net__slot *s, const struct net_peer *p)
+slot_of(struct net_slot *s, const struct net_peer *p)
 {
 	s->sa = &p->sa;
 	s->vetted = peer_vetted(p);
 }
 
-/* What the placeable peers allow: net__unvetted_max over them. */
+/* What the placeable peers allow: net_place_unvetted_max over them. */
 int
 net__unvetted_max_now(struct net *n, int total)
 {
-	struct net__slot *c;
+	struct net_slot *c;
 	int nc = 0, r;
 
 	if (!(c = calloc((size_t)n->npeers + 1, sizeof *c)))
@@ -186,7 +186,7 @@ net__unvetted_max_now(struct net *n, int total)
 	for (struct net_peer *p = n->peers; p; p = p->next)
 		if (net__peer_placeable(p))
 			slot_of(&c[nc++], p);
-	r = net__unvetted_max(total, c, nc);
+	r = net_place_unvetted_max(total, c, nc);
 	free(c);
 	return r;
 }
@@ -197,14 +197,14 @@ int
 net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
     int unvetted_max)
 {
-	struct net__slot h[CR_EC_MAX], c;
+	struct net_slot h[CR_EC_MAX], c;
 	int k = 0;
 
 	for (int i = 0; i < nh && k < CR_EC_MAX; i++)
 		if (held[i])
 			slot_of(&h[k++], held[i]);
 	slot_of(&c, p);
-	return net__place_ok(h, k, &c, unvetted_max);
+	return net_place_ok(h, k, &c, unvetted_max);
 }
 
 struct vetted_op {

@@ -68,18 +68,32 @@ ledger_find(struct owner__audit *a, const unsigned char *pk, int create)
 	return &a->led[a->nled++];
 }
 
+int
+owner_audit_stands(const struct store_ledger_ent *e, int64_t now,
+    int64_t vet_after_ms)
+{
+	return e->last_ok > e->last_fail && (e->last_fail == 0 ||
+	    (now - e->last_fail) * 1000 >= vet_after_ms);
+}
+
+int
+owner_audit_vetted(const struct store_ledger_ent *e, int64_t now,
+    int64_t vet_after_ms)
+{
+	return owner_audit_stands(e, now, vet_after_ms) && e->first_ok &&
+	    (now - e->first_ok) * 1000 >= vet_after_ms;
+}
+
 static int
 stands(const struct owner *o, const struct store_ledger_ent *e, int64_t now)
 {
-	return e->last_ok > e->last_fail && (e->last_fail == 0 ||
-	    (now - e->last_fail) * 1000 >= o->conf.vet_after_ms);
+	return owner_audit_stands(e, now, o->conf.vet_after_ms);
 }
 
 static int
 vetted(const struct owner *o, const struct store_ledger_ent *e, int64_t now)
 {
-	return stands(o, e, now) && e->first_ok &&
-	    (now - e->first_ok) * 1000 >= o->conf.vet_after_ms;
+	return owner_audit_vetted(e, now, o->conf.vet_after_ms);
 }
 
 /* A verdict of an audit of pk's. */

@@ -1,7 +1,8 @@
 /* owner/hire.c - which suppliers found in the network to hire: filters
  * (free space, one per address block, not already hired) and the better
- * of two random candidates by score. Pure: the caller brings candidates,
- * hired addresses and randomness. */
+ * of two random candidates by score; whom to fire for low availability.
+ * Pure: the caller brings candidates, hired addresses, clocks and
+ * randomness (cli/network.c's hirer, and sim/). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -80,4 +81,36 @@ out:
 	free(used);
 	free(fit);
 	return npicked;
+}
+
+void
+owner_hire_track(struct owner_hire_watch *w, int online, int64_t now,
+    int64_t last, int64_t window)
+{
+	double a;
+
+	if (!w->watched) {
+		w->watched = now;
+		w->avail = 1;
+		return;
+	}
+	a = last ? (double)(now - last) / (double)window : 0;
+	w->avail += ((online ? 1.0 : 0.0) - w->avail) * (a > 1 ? 1 : a);
+}
+
+int
+owner_hire_fire_pick(const struct owner_hire_watch *const *w, int n,
+    int live, int need, int fire_below, int64_t window, int64_t now,
+    int64_t last_fire)
+{
+	int worst = -1;
+
+	if (live <= need || fire_below <= 0 || now - last_fire < window)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (w[i]->watched && now - w[i]->watched >= window &&
+		    w[i]->avail * 100 < fire_below &&
+		    (worst < 0 || w[i]->avail < w[worst]->avail))
+			worst = i;
+	return worst;
 }

@@ -188,6 +188,24 @@ int  owner_index_restore(struct net *n, const struct cr_identity *id,
     struct store *st, uint64_t version,
     const struct owner_progress *progress);
 
+/* ---- maintenance policy, pure (owner/rebuild.c, owner/audit.c) ----
+ * What the rebuilder and the auditor decide, state in and decision out,
+ * so that the durability simulator (sim/) runs the daemon's own rules. */
+
+/* The fragments of a block of n (at most 32) to rebuild, as a bit mask:
+ * those marked lost, never placed, or held by a DEAD supplier.
+ * *surviving (may be NULL): n minus those. The rebuild queue takes the
+ * blocks with the fewest surviving first. */
+uint32_t owner_rebuild_missing(int n, const uint8_t *lost,
+    const uint8_t *placed, const uint8_t *dead, uint32_t *surviving);
+/* A supplier's audits stand at now (unix s): passed since its last
+ * failure, and that failure at least vet_after_ms ago. Vetted: standing,
+ * and passing since first_ok for vet_after_ms (0: everyone at once). */
+int  owner_audit_stands(const struct store_ledger_ent *e, int64_t now,
+    int64_t vet_after_ms);
+int  owner_audit_vetted(const struct store_ledger_ent *e, int64_t now,
+    int64_t vet_after_ms);
+
 /* ---- hiring suppliers found in the network (owner/hire.c) ----
  * A pure choice, so that tests drive it: which candidates to hire. */
 struct owner_hire_cand {
@@ -211,5 +229,29 @@ int owner_hire_pick(const struct owner_hire_cand *c, int n,
 /* The address block of "HOST:PORT" as text ("198.18.5.0/24"), for the
  * rule above and for logs. -EINVAL when addr has no port. */
 int owner_hire_block(const char *addr, char *out, size_t size);
+
+/* Suppliers hired beyond k + m: a dead one's fragments have somewhere
+ * to go before its replacement is found. */
+#define OWNER_HIRE_SPARES	2
+
+/* What the hirer keeps of a hired supplier for --fire-below. */
+struct owner_hire_watch {
+	int64_t watched;		/* ms since when, 0: not yet */
+	double avail;			/* 0..1 */
+};
+/* One look at the supplier (online or not) at now, the previous look at
+ * last (0: none): avail is a moving average of "online" with the window
+ * as its time constant, so a supplier that keeps dropping out is seen
+ * even when it never stays away long enough to turn dead. */
+void owner_hire_track(struct owner_hire_watch *w, int online, int64_t now,
+    int64_t last, int64_t window);
+/* Which of the n hired suppliers (w[i]; live of them not dead) to fire
+ * at now for low availability, last_fire being the previous firing: the
+ * least available of those watched for a whole window when below
+ * fire_below percent, only while more than need are live, and one per
+ * window (a replacement settles first). Its index, or -1: none. */
+int  owner_hire_fire_pick(const struct owner_hire_watch *const *w, int n,
+    int live, int need, int fire_below, int64_t window, int64_t now,
+    int64_t last_fire);
 
 #endif

@@ -102,19 +102,31 @@ owner__peer_snap(struct owner *o, struct net_peer_snap **snap)
 }
 
 uint32_t
-owner__missing(struct owner *o, const struct net_peer_snap *snap,
-    const struct store_block *b, uint32_t *surviving)
+owner_rebuild_missing(int n, const uint8_t *lost, const uint8_t *placed,
+    const uint8_t *dead, uint32_t *surviving)
 {
 	uint32_t miss = 0;
-	int n = owner__nfrags(b);
 
 	for (int i = 0; i < n; i++)
-		if (b->lost[i] || sodium_is_zero(b->peer[i], CR_PK_BYTES) ||
-		    is_dead(o, snap, b->peer[i]))
+		if (lost[i] || !placed[i] || dead[i])
 			miss |= 1u << i;
 	if (surviving)
 		*surviving = (uint32_t)(n - __builtin_popcount(miss));
 	return miss;
+}
+
+uint32_t
+owner__missing(struct owner *o, const struct net_peer_snap *snap,
+    const struct store_block *b, uint32_t *surviving)
+{
+	uint8_t placed[CR_EC_MAX], dead[CR_EC_MAX];
+	int n = owner__nfrags(b);
+
+	for (int i = 0; i < n; i++) {
+		placed[i] = !sodium_is_zero(b->peer[i], CR_PK_BYTES);
+		dead[i] = placed[i] && is_dead(o, snap, b->peer[i]);
+	}
+	return owner_rebuild_missing(n, b->lost, placed, dead, surviving);
 }
 
 /* ---- marking fragments lost ---------------------------------------------- */

@@ -36,7 +36,9 @@ minutes. BENCH_ONLY=slowlink runs just that.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 rand_read_4k_amplification and first_byte_ms: report_range, on a swarm of
 its own (with BENCH_ONLY=range, rand_read_4k_iops too: fio when installed).
-BENCH_ONLY=rebuild, bootstrap, replace, range, peers or slowlink runs just that.
+sim_peer_years_per_s: the durability simulator's speed (report_sim).
+BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink or sim runs
+just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -561,8 +563,7 @@ class CpuAccount:
                   flush=True)
 
 
-# ==== the peers: the tools a person would pick instead =================
-
+# ==== the peers: the tools a person would pick instead ==========
 class PeerTool:
     """A peer's mount: _start() by __enter__ (undone by __exit__ when it
     fails half-way), stop() by __exit__."""
@@ -885,6 +886,24 @@ def report_slow_links(base):
     print(f"slow_supplier_state {s0['state']}", flush=True)
 
 
+def report_sim(base=None):
+    """sim_peer_years_per_s: `peerfs sim`, one scenario of the default
+    world (10,000 suppliers, 200 owners, 4+2 at 80%, a simulated year,
+    BENCH_SCALE of it), in one process: simulated peer-years per second
+    of its run, from the line it prints."""
+    conf = os.path.join(tempfile.mkdtemp(prefix="peerfs-sim-"), "one.ini")
+    with open(conf, "w") as f:
+        f.write(f"ec = 4+2\navail = 80%\ndead = 6h\nyears = {SCALE:g}\n")
+    try:
+        out = subprocess.run([PEERFS, "sim", "--config", conf, "--jobs", "1"],
+                             capture_output=True, text=True, check=True,
+                             timeout=1800).stdout
+    finally:
+        shutil.rmtree(os.path.dirname(conf), ignore_errors=True)
+    m = re.search(r"^sim_peer_years_per_s (\d+)", out, re.M)
+    report("sim_peer_years_per_s", [float(m.group(1))], "peer-years/s")
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -906,7 +925,8 @@ def main():
             "replace": report_replace, "slowlink": report_slow_links,
             "range": lambda b: report_range(b, rnd_size),
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
-                                                            nsmall))}
+                                                            nsmall)),
+            "sim": report_sim}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -1010,6 +1030,7 @@ def main():
         report_replace(base)
         report_range(base, rnd_size, iops=False)
         report_slow_links(base)
+        report_sim()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -34,23 +34,23 @@ test_same_block(void)
 
 	addr(&a, "198.18.7.2");
 	addr(&b, "198.18.7.200");
-	CHECK_EQ(net__same_block(&a, &b), 1);
+	CHECK_EQ(net_same_block(&a, &b), 1);
 	addr(&b, "198.18.8.2");
-	CHECK_EQ(net__same_block(&a, &b), 0);
+	CHECK_EQ(net_same_block(&a, &b), 0);
 	addr(&a, "2001:db8:1:2::9");
 	addr(&b, "2001:db8:1:ffff::1");
-	CHECK_EQ(net__same_block(&a, &b), 1);
+	CHECK_EQ(net_same_block(&a, &b), 1);
 	addr(&b, "2001:db8:2:2::9");
-	CHECK_EQ(net__same_block(&a, &b), 0);
+	CHECK_EQ(net_same_block(&a, &b), 0);
 	addr(&b, "198.18.7.2");		/* families differ */
-	CHECK_EQ(net__same_block(&a, &b), 0);
+	CHECK_EQ(net_same_block(&a, &b), 0);
 	/* Loopback: one machine, the rule does not apply. */
 	addr(&a, "127.0.0.1");
 	addr(&b, "127.0.0.1");
-	CHECK_EQ(net__same_block(&a, &b), 0);
+	CHECK_EQ(net_same_block(&a, &b), 0);
 	addr(&a, "::1");
 	addr(&b, "::1");
-	CHECK_EQ(net__same_block(&a, &b), 0);
+	CHECK_EQ(net_same_block(&a, &b), 0);
 	return 0;
 }
 
@@ -58,15 +58,15 @@ test_same_block(void)
  * fragment to the first candidate the rules allow. Returns the number
  * placed; at[] the candidates chosen. */
 static int
-place(const struct net__slot *c, int nc, int total, int *at)
+place(const struct net_slot *c, int nc, int total, int *at)
 {
-	struct net__slot held[32];
-	int nh = 0, umax = net__unvetted_max(total, c, nc), used[64] = { 0 };
+	struct net_slot held[32];
+	int nh = 0, umax = net_place_unvetted_max(total, c, nc), used[64] = { 0 };
 
 	for (int i = 0; i < total; i++) {
 		int got = -1;
 		for (int j = 0; j < nc && got < 0; j++)
-			if (!used[j] && net__place_ok(held, nh, &c[j], umax))
+			if (!used[j] && net_place_ok(held, nh, &c[j], umax))
 				got = j;
 		if (got < 0)
 			break;
@@ -82,7 +82,7 @@ static int
 test_one_per_block(void)
 {
 	struct sockaddr_storage sa[16];
-	struct net__slot c[16];
+	struct net_slot c[16];
 	char host[32];
 	int at[16], n, in_block = 0;
 
@@ -113,7 +113,7 @@ static int
 test_unvetted(void)
 {
 	struct sockaddr_storage sa[12];
-	struct net__slot c[12];
+	struct net_slot c[12];
 	char host[32];
 	int at[12], n, fresh = 0;
 
@@ -123,14 +123,14 @@ test_unvetted(void)
 		c[i].sa = &sa[i];
 		c[i].vetted = i >= 4;	/* 0..3 new, first in line */
 	}
-	CHECK_EQ(net__unvetted_max(6, c, 12), 1);
+	CHECK_EQ(net_place_unvetted_max(6, c, 12), 1);
 	n = place(c, 12, 6, at);
 	CHECK_EQ(n, 6);
 	for (int i = 0; i < n; i++)
 		fresh += at[i] < 4;
 	CHECK_EQ(fresh, 1);
 	/* Four vetted for six fragments: two go to new suppliers. */
-	CHECK_EQ(net__unvetted_max(6, c, 8), 2);
+	CHECK_EQ(net_place_unvetted_max(6, c, 8), 2);
 	n = place(c, 8, 6, at);
 	CHECK_EQ(n, 6);
 	fresh = 0;
@@ -140,11 +140,11 @@ test_unvetted(void)
 	/* Vetted suppliers sharing one /24 count once. */
 	for (int i = 4; i < 12; i++)
 		addr(&sa[i], "198.18.99.2");
-	CHECK_EQ(net__unvetted_max(6, c, 12), 5);
+	CHECK_EQ(net_place_unvetted_max(6, c, 12), 5);
 	/* Nobody vetted: a fresh home still stores. */
 	for (int i = 0; i < 12; i++)
 		c[i].vetted = 0;
-	CHECK_EQ(net__unvetted_max(6, c, 12), 6);
+	CHECK_EQ(net_place_unvetted_max(6, c, 12), 6);
 	return 0;
 }
 
@@ -153,21 +153,21 @@ static int
 test_repair_rules(void)
 {
 	struct sockaddr_storage sa[4];
-	struct net__slot held[2], c;
+	struct net_slot held[2], c;
 
 	addr(&sa[0], "198.18.1.2");
 	addr(&sa[1], "198.18.2.2");
 	addr(&sa[2], "198.18.2.77");
 	addr(&sa[3], "198.18.3.2");
-	held[0] = (struct net__slot){ &sa[0], 1 };
-	held[1] = (struct net__slot){ &sa[1], 0 };
-	c = (struct net__slot){ &sa[2], 1 };
-	CHECK_EQ(net__place_ok(held, 2, &c, 1), 0);	/* /24 of held[1] */
-	c = (struct net__slot){ &sa[3], 0 };
-	CHECK_EQ(net__place_ok(held, 2, &c, 1), 0);	/* a second new one */
-	CHECK_EQ(net__place_ok(held, 2, &c, 2), 1);
+	held[0] = (struct net_slot){ &sa[0], 1 };
+	held[1] = (struct net_slot){ &sa[1], 0 };
+	c = (struct net_slot){ &sa[2], 1 };
+	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* /24 of held[1] */
+	c = (struct net_slot){ &sa[3], 0 };
+	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* a second new one */
+	CHECK_EQ(net_place_ok(held, 2, &c, 2), 1);
 	c.vetted = 1;
-	CHECK_EQ(net__place_ok(held, 2, &c, 1), 1);
+	CHECK_EQ(net_place_ok(held, 2, &c, 1), 1);
 	return 0;
 }
 
