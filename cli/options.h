@@ -110,6 +110,9 @@ struct cli_conf {
 	int leave;			/* --leave: tell the daemon */
 	uint64_t leave_within_ms;	/* then exit, what may remain */
 	uint64_t reach_every_ms;	/* reachability re-checks */
+	int relay;			/* offer relaying */
+	uint64_t relay_reservations, relay_circuits, relay_per_address;
+	uint64_t relay_bytes, relay_rate;
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;

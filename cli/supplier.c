@@ -28,6 +28,9 @@ struct ready_ctx {
 	const char *listen;
 	int64_t reach_every_ms;
 	struct net_reach *reach;
+	/* 1 while the ladder found no way in but relays (set on
+	 * net-reach, read on the supplier's loop). */
+	_Atomic int want_relay;
 };
 
 /* Other suppliers, from the DHT, to dial us back. */
@@ -46,6 +49,23 @@ reach_helpers(void *arg, char (*addr)[NET_REACH_ADDR_MAX],
 	return k;
 }
 
+/* HOME/reach: "STATE[ ADDR]", replaced whole. */
+static void
+reach_write(struct ready_ctx *r, const char *state, const char *addr)
+{
+	char *path = cli_path(r->home, "reach"), *tmp = NULL;
+	FILE *f;
+
+	if (path && asprintf(&tmp, "%s.tmp", path) > 0 &&
+	    (f = fopen(tmp, "w"))) {
+		fprintf(f, "%s%s%s\n", state, addr ? " " : "", addr ? addr : "");
+		if (fclose(f) == 0)
+			rename(tmp, path);
+	}
+	free(tmp);
+	free(path);
+}
+
 /* The verdict goes into our record (the address others should dial, and
  * how it was found) and into HOME/reach ("direct ADDR", "mapped ADDR",
  * "not reachable"): the supplier's own status. */
@@ -55,19 +75,63 @@ reach_changed(void *arg, enum net_reach_state st, const char *addr)
 	struct ready_ctx *r = arg;
 	uint32_t bits = st == NET_REACH_DIRECT ? NET_RECORD_DIRECT :
 	    st == NET_REACH_MAPPED ? NET_RECORD_MAPPED : 0;
-	char *path = cli_path(r->home, "reach"), *tmp = NULL;
-	FILE *f;
 
 	net_dht_set_announce(r->dht, addr, bits);
-	if (path && asprintf(&tmp, "%s.tmp", path) > 0 &&
-	    (f = fopen(tmp, "w"))) {
-		fprintf(f, "%s%s%s\n", net_reach_name(st), addr ? " " : "",
-		    addr ? addr : "");
-		if (fclose(f) == 0)
-			rename(tmp, path);
+	/* Step 3 of the ladder: relays, when nothing else lets others in
+	 * (the supplier's loop reserves; relay_changed announces). */
+	r->want_relay = st == NET_REACH_NONE;
+	reach_write(r, net_reach_name(st), addr);
+}
+
+/* ---- relays: reserving on them (net/relay.c) ---------------------------*/
+static int
+relay_want(void *arg)
+{
+	struct ready_ctx *r = arg;
+
+	return r->want_relay;
+}
+
+/* Records that offer relaying, as the DHT holds them now (no waiting:
+ * the supplier's loop asks). Never our own, never a relayed node. */
+static int
+relay_candidates(void *arg, struct net_dht_relays *out)
+{
+	struct ready_ctx *r = arg;
+	struct net_record recs[32];
+	int n = net_dht_suppliers(r->dht, 0, 0, recs, 32);
+
+	out->n = 0;
+	for (int i = 0; i < n && out->n < NET_RECORD_ADDRS; i++) {
+		if (!(recs[i].flags & NET_RECORD_RELAY) ||
+		    (recs[i].flags & NET_RECORD_RELAYED) ||
+		    !memcmp(recs[i].id, r->id->pk, CR_PK_BYTES))
+			continue;
+		snprintf(out->addr[out->n], sizeof out->addr[out->n], "%s",
+		    recs[i].addr[0]);
+		memcpy(out->id[out->n++], recs[i].id, CR_PK_BYTES);
 	}
-	free(tmp);
-	free(path);
+	return out->n;
+}
+
+/* Our reservations changed: the record names the relays, and HOME/reach
+ * says "relay via ID ADDR" (ID: the start of the relay's key). */
+static void
+relay_changed(void *arg, const struct net_dht_relays *held)
+{
+	struct ready_ctx *r = arg;
+	char how[48], hex[17];
+
+	net_dht_set_relays(r->dht, held);
+	if (!r->want_relay)
+		return;
+	if (!held->n) {
+		reach_write(r, net_reach_name(NET_REACH_NONE), NULL);
+		return;
+	}
+	sodium_bin2hex(hex, sizeof hex, held->id[0], 8);
+	snprintf(how, sizeof how, "relay via %s", hex);
+	reach_write(r, how, held->addr[0]);
 }
 
 /* An owner handed over a new locator: announce under it at once. */
@@ -436,7 +500,8 @@ supplier_dht(const char *home, const struct cr_identity *id,
 		.nbootstrap = nboot,
 		.announce_addr = anywhere || private ? NULL : listen,
 		.watch_suppliers = 1,
-		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
+		.flags = NET_RECORD_SUPPLIER | (o->relay ? NET_RECORD_RELAY : 0),
+		.free_bytes = frag_avail,
 		.locators = frag_locators, .arg = frags,
 	};
 	if ((rc = net_dht_new(out, &dc)) < 0)
@@ -679,6 +744,21 @@ cmd_supplier(int argc, char **argv)
 	conf.hs_timeout_ms = (unsigned)o.handshake_timeout_ms;
 	conf.frame_timeout_ms = (unsigned)o.frame_timeout_ms;
 	conf.idle_timeout_ms = (unsigned)o.idle_timeout_ms;
+	struct net_relay_conf relay = {
+		.max_reservations = (unsigned)o.relay_reservations,
+		.max_circuits = (unsigned)o.relay_circuits,
+		.max_per_addr = (unsigned)o.relay_per_address,
+		.circuit_bytes = o.relay_bytes, .circuit_rate = o.relay_rate,
+	};
+	struct net_relay_client_conf relay_client = {
+		.id = id, .want = relay_want, .candidates = relay_candidates,
+		.on_change = relay_changed, .arg = &ready,
+	};
+	if (o.relay)
+		conf.relay = &relay;
+	/* Only a node in a network can be announced through relays. */
+	if (dht && ready.listen)
+		conf.relay_client = &relay_client;
 	/* Test hook: the first N sessions fail to allocate, as under
 	 * memory pressure (tests/integ/test_strangers.py). */
 	if (fail)

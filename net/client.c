@@ -424,6 +424,10 @@ cli_on_close(struct net_sess *s, int err)
 
 	if (p->s == s)
 		peer_drop(p, err ? err : -ECONNRESET, NULL);
+	/* The relay's reason, when it refused the circuit. */
+	if (s->relay_why[0])
+		snprintf(p->last_error, sizeof p->last_error, "relay: %s",
+		    s->relay_why);
 }
 
 static void peer_check_up(struct net_peer *p);
@@ -450,8 +454,21 @@ peer_connect(struct net_peer *p)
 
 	if (p->state == NET_PEER_ONLINE || p->s)
 		return;
-	rc = net_sess_connect(&n->loop, n->conf.id, (struct sockaddr *)&p->sa,
-	    p->addr, &cli_ops, p, &p->s);
+	if (p->relayed) {
+		/* Through its relay: a circuit to its key, and our own
+		 * handshake with it inside. */
+		unsigned char req[NET_RELAY_REQ_BYTES];
+
+		memcpy(req, NET_RELAY_MAGIC, NET_RELAY_MAGIC_LEN);
+		req[NET_RELAY_MAGIC_LEN] = NET_RELAY_CONNECT;
+		memcpy(req + NET_RELAY_MAGIC_LEN + 1, p->target, CR_PK_BYTES);
+		rc = net_sess_connect_relay(&n->loop, n->conf.id,
+		    (struct sockaddr *)&p->sa, p->addr, req, 1, &cli_ops, p,
+		    NULL, &p->s);
+	} else {
+		rc = net_sess_connect(&n->loop, n->conf.id,
+		    (struct sockaddr *)&p->sa, p->addr, &cli_ops, p, &p->s);
+	}
 	if (rc < 0) {
 		p->s = NULL;
 		snprintf(p->last_error, sizeof p->last_error, "%s",
@@ -526,7 +543,26 @@ struct add_op {
 	struct net_op op;
 	const char *addr;
 	struct sockaddr_storage sa;
+	const unsigned char *target;	/* reached through a relay */
 };
+
+int
+net__peer_addr(const char *name, struct sockaddr_storage *sa)
+{
+	const char *t = strchr(name, '~');
+	char relay[NET_RELAY_NAME_MAX];
+	int rc;
+
+	if (!t)
+		return net__parse_addr(name, sa);
+	if ((size_t)(t - name) >= sizeof relay)
+		return -EINVAL;
+	memcpy(relay, name, (size_t)(t - name));
+	relay[t - name] = '\0';
+	if ((rc = net__parse_addr(relay, sa)) < 0)
+		return rc;
+	return 1;
+}
 
 static void
 add_start(struct net *n, struct net_op *op)
@@ -542,6 +578,10 @@ add_start(struct net *n, struct net_op *op)
 	p->n = n;
 	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
 	p->sa = a->sa;
+	if (a->target) {
+		p->relayed = 1;
+		memcpy(p->target, a->target, CR_PK_BYTES);
+	}
 	p->state = NET_PEER_CONNECTING;
 	p->rtt_ms = -1;
 	p->down_since = uv_now(&n->loop);
@@ -566,12 +606,29 @@ net_add_peer(struct net *n, const char *hostport)
 	return net__op_run(n, &a.op);
 }
 
+int
+net__add_peer_pk(struct net *n, const char *hostport,
+    const unsigned char pk[CR_PK_BYTES])
+{
+	struct add_op a = { .op.start = add_start, .addr = hostport };
+	int rc;
+
+	if (!hostport || strlen(hostport) >= sizeof ((struct net_peer *)0)->addr)
+		return -EINVAL;
+	if ((rc = net__peer_addr(hostport, &a.sa)) < 0)
+		return rc;
+	if (rc == 1)
+		a.target = pk;
+	return net__op_run(n, &a.op);
+}
+
 struct move_op {
 	struct net_op op;
 	const unsigned char *pk;
 	const char *old, *addr;
 	struct sockaddr_storage sa;
 	const char *why;		/* fire_op */
+	int relayed;			/* addr names a relay (net__peer_addr) */
 };
 
 /* The peer behind pk (identified in this mount), else the one at old
@@ -607,6 +664,9 @@ move_start(struct net *n, struct net_op *op)
 	peer_drop(p, -ECONNRESET, "moved to another address");
 	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
 	p->sa = a->sa;
+	p->relayed = a->relayed;
+	if (a->relayed)
+		memcpy(p->target, a->pk, CR_PK_BYTES);
 	uv_timer_stop(&p->retry);
 	if (!p->s)
 		peer_connect(p);
@@ -621,9 +681,9 @@ net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
 	    .addr = hostport };
 	int rc;
 
-	if (!n->conf.store || !hostport ||
+	if (!n->conf.store || !hostport || !pk ||
 	    strlen(hostport) >= sizeof ((struct net_peer *)0)->addr ||
-	    net__parse_addr(hostport, &a.sa) < 0)
+	    (a.relayed = net__peer_addr(hostport, &a.sa)) < 0)
 		return -EINVAL;
 	/* Pinned before the first byte goes there, as at hiring. */
 	if ((rc = store_peer_pin(n->conf.store, hostport, pk)) < 0)

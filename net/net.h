@@ -28,6 +28,39 @@
 #include "store/store.h"
 
 /* ==== supplier ===========================================================*/
+/* Relays (net/relay.c): offering relaying, and reserving on relays. */
+struct sockaddr;
+struct net_dht_relays;
+struct net_dht_relays;
+struct net_relay_conf {
+	/* Limits (cli/options.c holds the defaults), every one > 0. */
+	unsigned max_reservations;	/* nodes holding one at a time */
+	unsigned max_circuits;		/* per reserved node */
+	unsigned max_per_addr;		/* circuits asked from one address */
+	uint64_t circuit_bytes;		/* both ways, then it is closed */
+	uint64_t circuit_rate;		/* bytes per second, per circuit */
+	/* n bytes carried for the node pk (NULL: its reservation is gone);
+	 * may be NULL. */
+	void (*on_carried)(void *arg, const unsigned char *pk, size_t n);
+	void *arg;
+};
+struct net_relay_client_conf {
+	const struct cr_identity *id;
+	/* 1 while we need relays (nobody can dial us otherwise). */
+	int (*want)(void *arg);
+	/* Relays we may use (records that offer relaying, ours excluded),
+	 * without blocking: how many filled. */
+	int (*candidates)(void *arg, struct net_dht_relays *out);
+	/* The relays holding our reservation now (n 0: none). */
+	void (*on_change)(void *arg, const struct net_dht_relays *held);
+	/* A circuit offered: connect to relay with req
+	 * (net/internal.h's circuit request, as the server) and serve it. */
+	int (*take)(void *arg, const struct sockaddr *relay, const char *name,
+	    const unsigned char *req);
+	void *arg;			/* of want, candidates, on_change */
+	void *take_arg;			/* of take (the supplier sets it) */
+};
+
 struct net_supplier_conf {
 	const struct cr_identity *id;
 	const char *listen;		/* "HOST:PORT" */
@@ -66,6 +99,12 @@ struct net_supplier_conf {
 	 * it earned plus credit before its data goes (--evict-grace); 0:
 	 * never (no deal). */
 	int64_t evict_grace_s;
+	/* --relay: offer relaying with these limits; NULL: not a relay
+	 * (circuit requests and RELAY_RESERVE are refused). */
+	const struct net_relay_conf *relay;
+	/* Reserve on relays while relay_client->want() says so (take is
+	 * the supplier's own); NULL: never. */
+	const struct net_relay_client_conf *relay_client;
 };
 
 /* The fair deal on the supplier's side (net/deal.c): owners' bindings of
@@ -259,9 +298,9 @@ struct net_peer_info {
 	/* Why it refuses our data ("quota exceeded", "supplier full", "not
 	 * admitted"), "" when it does not. */
 	char refusal[64];
-	/* How its record says it is reached: "direct", "mapped", "" (given
-	 * by address, or a record that does not say). */
-	char reach[16];
+	/* How its record says it is reached: "direct", "mapped", "relay via
+	 * ID", "" (given by address, or a record that does not say). */
+	char reach[48];
 };
 
 /* Fills up to max entries; returns the number of known peers. With

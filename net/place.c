@@ -113,11 +113,25 @@ net__place_ok(const struct net__slot *held, int nheld,
 	int unvetted = 0;
 
 	for (int i = 0; i < nheld; i++) {
-		if (net__same_block(held[i].sa, c->sa))
+		if (!held[i].relayed && !c->relayed &&
+		    net__same_block(held[i].sa, c->sa))
 			return 0;
 		unvetted += !held[i].vetted;
 	}
 	return c->vetted || unvetted < unvetted_max;
+}
+
+int
+net__relayed_ok(const struct net__slot *held, int nheld,
+    const struct net__slot *c, int relayed_max)
+{
+	int relayed = 0;
+
+	if (!c->relayed)
+		return 1;
+	for (int i = 0; i < nheld; i++)
+		relayed += held[i].relayed;
+	return relayed < relayed_max;
 }
 
 int
@@ -159,6 +173,7 @@ slot_of(struct net__slot *s, const struct net_peer *p)
 {
 	s->sa = &p->sa;
 	s->vetted = peer_vetted(p);
+	s->relayed = p->relayed;
 }
 
 /* What the placeable peers allow: net__unvetted_max over them. */
@@ -191,7 +206,8 @@ net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
 		if (held[i])
 			slot_of(&h[k++], held[i]);
 	slot_of(&c, p);
-	return net__place_ok(h, k, &c, unvetted_max);
+	return net__place_ok(h, k, &c, unvetted_max) &&
+	    net__relayed_ok(h, k, &c, p->n->m);
 }
 
 struct vetted_op {

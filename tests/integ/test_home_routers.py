@@ -12,7 +12,8 @@ import pytest
 from conftest import run_peerfs, wait_for
 from netns import CHILD_ENV, Internet, isolated
 from test_network import (BOOT, PORT, NetMount, hired, read_tree,
-                          record_stored, supplier_start, write_tree)
+                          record_stored, supplier_start, supplier_stop,
+                          write_tree)
 
 # A listener that accepts connections and answers each with the address
 # it saw the connection come from ("IP PORT"), until killed.
@@ -162,11 +163,12 @@ def homes(tmp_path, need_fuse):
     made = []
     w = {"net": net, "sup": {}, "tmp": tmp_path}
 
-    def start(name, m):
+    def start(name, m, more=()):
         home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
         extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
         w["sup"][name] = {"m": m, "home": home, "store": store,
-                          "pid": supplier_start(net, m, home, store, extra,
+                          "pid": supplier_start(net, m, home, store,
+                                                extra + list(more),
                                                 wait=False)}
         return w["sup"][name]
 
@@ -267,3 +269,63 @@ def test_upnp_only_router_maps(request, homes):
     assert "reach: mapped at 11.0.1.2" in log, log[-3000:]
     assert "UPNP" in r.miniupnpd_log.read_text().upper(), \
         r.miniupnpd_log.read_text()[-2000:]
+
+
+# ---- relays (net/relay.c) ------------------------------------------------
+
+def node_id(home):
+    return run_peerfs(["id", "--home", str(home)], check=True).stdout.strip()
+
+
+def test_relayed_supplier_behind_random_port_router(request, homes):
+    """A supplier behind the random-port router without UPnP can be
+    neither dialled nor mapped: it reserves on the public supplier that
+    offers relaying (--relay), and its record names that relay. An owner
+    on the internet hires it, stores through the relay and cold-reads
+    back; `status` says `relay via ID` for it. The relay pipes bytes whose
+    content it cannot read: its store holds none of the owner's files in
+    the clear, and it logs only the circuit."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relay = w["start"]("relay", net.machine("relay", "198.18.3.2"),
+                       ["--relay"])
+    r = net.router("r7", "198.18.7.7", ports="random")
+    h = w["start"]("h5", r.machine("h5"))
+    rid = node_id(relay["home"])
+    want = f"relay via {rid[:16]} 198.18.3.2:{PORT}"
+    wait_for(lambda: reach_of(h["home"]) == want, 90,
+             "h5 reserved on the relay")
+    record_stored(h["m"], h["home"])
+
+    mt = w["mount"]().init()
+    # Five suppliers, 3+2: every one is hired, the relayed one included.
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    hid = node_id(h["home"])
+    name = f"198.18.3.2:{PORT}~{hid[:16]}"
+    assert name in [a for _, a in hired(mt.home)], \
+        (hired(mt.home), mt.log_tail())
+    files = write_tree(mt.path, 11)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
+    assert by[name]["fragments"] > 0, st["suppliers"]
+    text = run_peerfs(["status", mt.path], check=True).stdout
+    assert any(name in line and f"relay via {rid[:16]}" in line
+               for line in text.splitlines()), text
+    mt.umount()
+    # Two public suppliers gone: three fragments of each block are left,
+    # one of them behind the relay, so every cold read goes through it.
+    for gone in ("s1", "s2"):
+        supplier_stop(w["sup"][gone]["pid"])
+    mt.mount([], ec="3+2")
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["state"] == "online", st["suppliers"]
+    assert by[f"198.18.3.2:{PORT}"]["state"] == "online", st["suppliers"]
+    rlog = (relay["home"] / "supplier.log").read_text()
+    assert "relay: reservation for" in rlog, rlog[-3000:]
