@@ -329,3 +329,80 @@ def test_relayed_supplier_behind_random_port_router(request, homes):
     assert by[f"198.18.3.2:{PORT}"]["state"] == "online", st["suppliers"]
     rlog = (relay["home"] / "supplier.log").read_text()
     assert "relay: reservation for" in rlog, rlog[-3000:]
+
+
+# Sends one circuit request to a relay and prints its answer: "ERRNO
+# TEXT", or "CLOSED" when it closes without one.
+CIRCUIT = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(bytes.fromhex(sys.argv[3]))
+a = b""
+while len(a) < 64:
+    b = s.recv(64 - len(a))
+    if not b:
+        break
+    a += b
+print(f"{a[0]} {a[2:2 + a[1]].decode()}" if len(a) == 64 else "CLOSED")
+"""
+
+
+def circuit(m, addr, req):
+    return m.run([sys.executable, "-c", CIRCUIT, addr, PORT, req.hex()],
+                 check=True).stdout.strip()
+
+
+def test_relay_limits_refuse_clearly(request, homes):
+    """A relay that holds one reservation at most (--relay-reservations
+    1): of two home suppliers behind random-port routers, one reserves
+    and the other is refused with the relay's reason; circuit requests
+    for a node without a reservation, of an unknown kind or malformed
+    get a clear refusal or a closed connection, and the relay goes on
+    serving: an owner stores on the relayed supplier and reads back."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relay = w["start"]("relay", net.machine("relay", "198.18.3.2"),
+                       ["--relay", "--relay-reservations", "1"])
+    hs = [w["start"](n, net.router(r, a, ports="random").machine(n))
+          for n, r, a in [("h5", "r7", "198.18.7.7"),
+                          ("h6", "r8", "198.18.7.8")]]
+    rid = node_id(relay["home"])
+    want = f"relay via {rid[:16]} 198.18.3.2:{PORT}"
+
+    def refused(h):
+        return "relay 198.18.3.2:7070 refused our reservation: relay " \
+               "full: 1 reservations" in (h["home"] / "supplier.log").read_text()
+    wait_for(lambda: any(reach_of(h["home"]) == want for h in hs) and
+             any(refused(h) for h in hs), 90,
+             "one home supplier reserved, the other refused")
+    held = next(h for h in hs if reach_of(h["home"]) == want)
+    other = next(h for h in hs if h is not held)
+    assert reach_of(other["home"]) == "not reachable"
+
+    magic = b"PFRELAY1"
+    owner = w["owner"]
+    oid = bytes.fromhex(node_id(other["home"]))
+    assert circuit(owner, "198.18.3.2", magic + b"\x01" + oid) == \
+        "2 no reservation here for that node"
+    assert circuit(owner, "198.18.3.2", magic + b"\x07" + bytes(32)) == \
+        "71 unknown circuit request"
+    assert circuit(owner, "198.18.3.2",
+                   magic + b"\x02" + bytes(range(32))) == \
+        "2 no such circuit (taken, or too late)"
+    assert circuit(owner, "198.18.3.2", b"GET / HTTP/1.0\r\n" * 3) == \
+        "CLOSED"
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    name = f"198.18.3.2:{PORT}~{node_id(held['home'])[:16]}"
+    files = write_tree(mt.path, 5)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
+    assert by[name]["fragments"] > 0, st["suppliers"]
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    assert relay["m"].run(["kill", "-0", str(relay["pid"])]).returncode == 0
