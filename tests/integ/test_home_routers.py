@@ -406,3 +406,48 @@ def test_relay_limits_refuse_clearly(request, homes):
     mt.drop_cache()
     assert read_tree(mt.path) == files
     assert relay["m"].run(["kill", "-0", str(relay["pid"])]).returncode == 0
+
+
+def test_relay_dies_clients_move(request, homes):
+    """A home supplier behind the random-port router holds reservations on
+    both relays. The relay the owner reaches it through is killed: reads
+    go on from the other fragments meanwhile, the supplier's record then
+    names only the other relay, and the owner reaches it there (status
+    `relay via` the other relay's id, online)."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relays = [w["start"](n, net.machine(n, a), ["--relay"])
+              for n, a in [("relay", "198.18.3.2"), ("relay2", "198.18.4.2")]]
+    h = w["start"]("h5", net.router("r7", "198.18.7.7",
+                                    ports="random").machine("h5"))
+    log = h["home"] / "supplier.log"
+    wait_for(lambda: log.exists() and
+             log.read_text().count("relay: reserved on ") == 2, 90,
+             "h5 reserved on both relays")
+    record_stored(h["m"], h["home"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    hid = node_id(h["home"])[:16]
+    names = [a for _, a in hired(mt.home) if a.endswith("~" + hid)]
+    assert len(names) == 1, (hired(mt.home), mt.log_tail())
+    first = names[0].split("~")[0]
+    dead = next(r for r in relays if first == f"{r['m'].addr}:{PORT}")
+    alive = next(r for r in relays if r is not dead)
+    files = write_tree(mt.path, 13)
+    mt.sync()
+    os.kill(dead["pid"], 9)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    aid = node_id(alive["home"])[:16]
+    moved = f"{alive['m'].addr}:{PORT}~{hid}"
+
+    def there():
+        by = {p["address"]: p for p in mt.status_json()["suppliers"]}
+        return moved in by and by[moved]["state"] == "online" and \
+            by[moved]["reach"] == f"relay via {aid}"
+    wait_for(there, 60, "the owner reaches h5 through the other relay")
+    assert moved in [a for _, a in hired(mt.home)], hired(mt.home)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
