@@ -274,6 +274,14 @@ record_reach(const struct net_record *r, char *out, size_t size)
 	    r->flags & NET_RECORD_DIRECT ? "direct" : "");
 }
 
+/* The key of the relay r's node is reached through, NULL: none. */
+static const unsigned char *
+relay_of(const struct net_record *r)
+{
+	return r->flags & NET_RECORD_RELAYED && r->nrelay ? r->relay_id[0] :
+	    NULL;
+}
+
 /* Where to connect for r: its address, or for a node reached only
  * through relays its first relay's, as "RELAY~ID" (net/client.c asks
  * that relay for a circuit to the node's key). */
@@ -306,6 +314,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	struct owner_hire_cand cand[64];
 	const char *taken[64];
 	char reach[64][48];
+	int cidx[64];			/* cand -> recs */
 	int picked[64], nc = 0, nt = 0;
 	/* All we want if they come quickly; else the k + m needed, for
 	 * longer: a small network has no spares to give. While mounted
@@ -333,6 +342,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 			continue;
 		cand[nc].free_bytes = recs[i].free_bytes;
 		record_reach(&recs[i], reach[nc], sizeof reach[nc]);
+		cidx[nc] = i;
 		/* No history yet: more room offered is better. */
 		cand[nc].score = (double)recs[i].free_bytes;
 		nc++;
@@ -348,7 +358,8 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 			    "not hired", c->addr);
 			continue;
 		}
-		net_peer_set_reach(net, c->id, c->addr, reach[picked[i]]);
+		net_peer_set_reach(net, c->id, c->addr, reach[picked[i]],
+		    relay_of(&recs[cidx[picked[i]]]));
 		memset(&h[*count], 0, sizeof h[*count]);
 		memcpy(h[*count].id, c->id, CR_PK_BYTES);
 		snprintf(h[*count].addr, sizeof h[*count].addr, "%s", c->addr);
@@ -488,7 +499,7 @@ relook(struct cli_hirer *c, struct hired *h, int64_t now)
 		return;
 	record_reach(&r, how, sizeof how);
 	record_addr(&r, addr, sizeof addr);
-	net_peer_set_reach(c->net, h->id, h->addr, how);
+	net_peer_set_reach(c->net, h->id, h->addr, how, relay_of(&r));
 	if (!strcmp(addr, h->addr))
 		return;
 	if ((rc = net_peer_move(c->net, h->id, h->addr, addr)) < 0) {

@@ -369,6 +369,8 @@ cli_on_up(struct net_sess *s)
 	return 0;
 }
 
+static void relay_count(struct net_peer *p, size_t n);
+
 static void
 cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
@@ -382,6 +384,8 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		peer_drop(p, -EPROTO, "unexpected request from supplier");
 		return;
 	}
+	/* What came through the relay: the record and its framing. */
+	relay_count(p, 8 + CR_STREAM_ABYTES + NET_MSG_HDR + m->data_len);
 	for (r = p->pending; r; r = r->next)
 		if (r->msg.reqid == m->reqid)
 			break;
@@ -399,6 +403,39 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	p->req_ok++;
 	list_del(&p->pending, r);
 	r->cb(r, rc, m, buf);
+}
+
+/* n bytes of p's session went through its relay. */
+static void
+relay_count(struct net_peer *p, size_t n)
+{
+	struct net *nt = p->n;
+	struct net_relay_acc *a;
+	int i;
+
+	if (!p->relayed || !p->have_relay)
+		return;
+	for (i = 0; i < nt->nracc; i++)
+		if (!memcmp(nt->racc[i].pk, p->relay_pk, CR_PK_BYTES))
+			break;
+	if (i == nt->nracc) {
+		if (!(a = realloc(nt->racc, (size_t)(i + 1) * sizeof *a)))
+			return;
+		nt->racc = a;
+		memcpy(a[i].pk, p->relay_pk, CR_PK_BYTES);
+		a[i].bytes = 0;
+		nt->nracc++;
+	}
+	nt->racc[i].bytes += n;
+}
+
+static void
+cli_on_sent(struct net_sess *s, size_t n)
+{
+	struct net_peer *p = s->data;
+
+	if (p->s == s)
+		relay_count(p, n);
 }
 
 static void
@@ -443,7 +480,7 @@ cli_on_ready(struct net_sess *s)
 
 static const struct net_sess_ops cli_ops = {
 	.on_up = cli_on_up, .on_ready = cli_on_ready, .on_msg = cli_on_msg, .on_drain = cli_on_drain,
-	.on_close = cli_on_close,
+	.on_sent = cli_on_sent, .on_close = cli_on_close,
 };
 
 static void
@@ -629,6 +666,7 @@ struct move_op {
 	struct sockaddr_storage sa;
 	const char *why;		/* fire_op */
 	int relayed;			/* addr names a relay (net__peer_addr) */
+	const unsigned char *relay;	/* reach_op: the relay's key */
 };
 
 /* The peer behind pk (identified in this mount), else the one at old
@@ -712,15 +750,51 @@ reach_start(struct net *n, struct net_op *op)
 	if (!p)
 		return net__op_done(n, op, -ENOENT);
 	snprintf(p->reach, sizeof p->reach, "%s", a->why);
+	p->have_relay = a->relay != NULL;
+	if (a->relay)
+		memcpy(p->relay_pk, a->relay, CR_PK_BYTES);
 	net__op_done(n, op, 0);
 }
 
 int
 net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *addr, const char *how)
+    const char *addr, const char *how, const unsigned char *relay)
 {
 	struct move_op a = { .op.start = reach_start, .pk = pk, .old = addr,
-	    .why = how };
+	    .why = how, .relay = relay };
+
+	return net__op_run(n, &a.op);
+}
+
+struct relay_take_op {
+	struct net_op op;
+	void (*cb)(void *arg, const unsigned char pk[CR_PK_BYTES],
+	    uint64_t bytes);
+	void *arg;
+};
+
+static void
+relay_take_start(struct net *n, struct net_op *op)
+{
+	struct relay_take_op *a = (struct relay_take_op *)op;
+	int k = 0;
+
+	/* On the loop: the callback only adds to the caller's figures. */
+	for (int i = 0; i < n->nracc; i++)
+		if (n->racc[i].bytes) {
+			a->cb(a->arg, n->racc[i].pk, n->racc[i].bytes);
+			n->racc[i].bytes = 0;
+			k++;
+		}
+	net__op_done(n, op, k);
+}
+
+int
+net_relay_take(struct net *n, void (*cb)(void *arg,
+    const unsigned char pk[CR_PK_BYTES], uint64_t bytes), void *arg)
+{
+	struct relay_take_op a = { .op.start = relay_take_start, .cb = cb,
+	    .arg = arg };
 
 	return net__op_run(n, &a.op);
 }
@@ -891,6 +965,7 @@ net_free(struct net *n)
 		free(p);
 	}
 	free(n->vetted);
+	free(n->racc);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	sodium_free(n);

@@ -507,6 +507,9 @@ struct net_peer {
 	 * relay's, target the node's key, asked for in the circuit. */
 	int relayed;
 	unsigned char target[CR_PK_BYTES];
+	/* The relay's key, from the record (net_peer_set_reach). */
+	int have_relay;
+	unsigned char relay_pk[CR_PK_BYTES];
 	uint64_t refused_at;
 	uint64_t refusals;		/* count; a request sent before the
 					 * last refusal clears nothing */
@@ -553,6 +556,12 @@ struct net {
 	unsigned char (*vetted)[CR_PK_BYTES];
 	int nvetted, vet_all;
 	struct net_op *refresh;		/* net_peers() waiting for pings */
+	/* Bytes through each relay since the last net_relay_take. */
+	struct net_relay_acc {
+		unsigned char pk[CR_PK_BYTES];
+		uint64_t bytes;
+	} *racc;
+	int nracc;
 };
 
 /* ---- supplier (net/supplier.c, net/supwork.c) ---- */

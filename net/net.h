@@ -320,10 +320,18 @@ int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
 int net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *old, const char *hostport);
 /* Notes how the supplier with key pk (or the one added at addr) is
- * reached, from its record ("direct", "mapped", ""): net_peers says it.
- * -ENOENT when no such peer. */
+ * reached, from its record ("direct", "mapped", "relay via ID", ""):
+ * net_peers says it; relay (NULL: none) is the key of the relay it is
+ * reached through, whose bytes net_relay_take counts. -ENOENT when no
+ * such peer. */
 int net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *addr, const char *how);
+    const char *addr, const char *how, const unsigned char *relay);
+/* Hands over the bytes our sessions sent and received through each relay
+ * since the last call (cb once per relay with bytes > 0) and starts
+ * counting afresh: the fair deal credits them to the relay (owner/
+ * audit.c, the ledger). Returns how many relays, -errno. */
+int net_relay_take(struct net *n, void (*cb)(void *arg,
+    const unsigned char pk[CR_PK_BYTES], uint64_t bytes), void *arg);
 /* Fires the supplier with key pk (or, never reached in this mount, the
  * one added at addr, which may be NULL) now: DEAD, sticky, its fragments
  * get rebuilt elsewhere; logs why. Its session stays, so deletes still

@@ -315,6 +315,17 @@ def test_relayed_supplier_behind_random_port_router(request, homes):
     text = run_peerfs(["status", mt.path], check=True).stdout
     assert any(name in line and f"relay via {rid[:16]}" in line
                for line in text.splitlines()), text
+    # The bytes the relay carried for this home count toward its balance
+    # in the fair deal: the home's ledger credits them to the relay's id.
+    def relayed():
+        p = mt.home / "ledger"
+        for line in (p.read_text().splitlines() if p.exists() else []):
+            f = line.split()
+            if f[0] == rid and len(f) == 7:
+                return int(f[6])
+        return 0
+    wait_for(lambda: relayed() > 1 << 20, 30,
+             "the relay's carried bytes in the ledger")
     mt.umount()
     # Two public suppliers gone: three fragments of each block are left,
     # one of them behind the relay, so every cold read goes through it.
