@@ -66,6 +66,7 @@ struct end {
 	struct circ *c;			/* NULL until it names one */
 	int closing;			/* answered a refusal: close once sent */
 	int paused;			/* by us: rate or back pressure */
+	uint64_t t0;			/* uv_now() when adopted */
 };
 
 struct circ {
@@ -420,6 +421,7 @@ net__relay_adopt(struct net_relay *r, struct net_sess *s,
 	}
 	e->r = r;
 	e->s = s;
+	e->t0 = uv_now(r->loop);
 	e->next = r->ends;
 	if (e->next)
 		e->next->prev = e;
@@ -540,6 +542,12 @@ on_tick(uv_timer_t *t)
 			resv_drop(r, v);
 		}
 	}
+	/* A request begun must be whole soon: the handshake's deadline no
+	 * longer runs for these connections. */
+	for (struct end *e = r->ends; e; e = e->next)
+		if (!e->c && !e->closing && now - e->t0 > OFFER_MS)
+			net_sess_close(e->s, -ETIMEDOUT, "relay: circuit "
+			    "request not completed in time");
 	for (struct circ *c = r->circ, *next; c; c = next) {
 		next = c->next;
 		if (!c->b && now - c->t0 > OFFER_MS) {

@@ -346,7 +346,7 @@ def test_relayed_supplier_behind_random_port_router(request, homes):
 # TEXT", or "CLOSED" when it closes without one.
 CIRCUIT = r"""
 import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
 s.sendall(bytes.fromhex(sys.argv[3]))
 a = b""
 while len(a) < 64:
@@ -404,6 +404,8 @@ def test_relay_limits_refuse_clearly(request, homes):
         "2 no such circuit (taken, or too late)"
     assert circuit(owner, "198.18.3.2", b"GET / HTTP/1.0\r\n" * 3) == \
         "CLOSED"
+    # A request begun and never finished is not held for ever.
+    assert circuit(owner, "198.18.3.2", magic + b"\x01") == "CLOSED"
 
     mt = w["mount"]().init()
     mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
