@@ -228,6 +228,9 @@ const struct cli_opt cli_opts[] = {
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
 	    "serve forged fragments and audit answers"),
+	FLAG("test-relayed", 0, test_relayed, SUPPLIER, CLI_HIDDEN,
+	    "skip the reachability checks: reachable only through relays "
+	    "(one machine: the benchmark)"),
 	/* the network (cli/network.c) */
 	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT | RESTORE, "16",
 	    "HOST:PORT", CLI_HOSTPORT | CLI_NETWORK, "a node of the network to join "

@@ -106,7 +106,7 @@ struct cli_conf {
 	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
 	uint64_t max_sessions, max_per_address, max_per_key, max_inflight;
 	uint64_t handshake_timeout_ms, frame_timeout_ms, idle_timeout_ms;
-	int daemon, test_lie;
+	int daemon, test_lie, test_relayed;
 	int leave;			/* --leave: tell the daemon */
 	uint64_t leave_within_ms;	/* then exit, what may remain */
 	uint64_t reach_every_ms;	/* reachability re-checks */

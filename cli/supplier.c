@@ -1,6 +1,7 @@
 /* cli/supplier.c - `peerfs supplier`: lend disk space to owners. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,15 @@ struct ready_ctx {
 	const char *listen;
 	int64_t reach_every_ms;
 	struct net_reach *reach;
+	int test_relayed;		/* no checks: relays only (tests) */
 	/* 1 while the ladder found no way in but relays (set on
 	 * net-reach, read on the supplier's loop). */
 	_Atomic int want_relay;
+	/* What HOME/reach says while relays hold us ("relay via ID ADDR"),
+	 * "" none: kept when the ladder says "not reachable" again. Written
+	 * on the supplier's loop, read on net-reach. */
+	pthread_mutex_t relay_lock;
+	char relay_state[48], relay_addr[NET_RECORD_ADDR_MAX + 1];
 };
 
 /* Other suppliers, from the DHT, to dial us back. */
@@ -80,7 +87,12 @@ reach_changed(void *arg, enum net_reach_state st, const char *addr)
 	/* Step 3 of the ladder: relays, when nothing else lets others in
 	 * (the supplier's loop reserves; relay_changed announces). */
 	r->want_relay = st == NET_REACH_NONE;
-	reach_write(r, net_reach_name(st), addr);
+	pthread_mutex_lock(&r->relay_lock);
+	if (st == NET_REACH_NONE && r->relay_state[0])
+		reach_write(r, r->relay_state, r->relay_addr);
+	else
+		reach_write(r, net_reach_name(st), addr);
+	pthread_mutex_unlock(&r->relay_lock);
 }
 
 /* ---- relays: reserving on them (net/relay.c) ---------------------------*/
@@ -120,18 +132,23 @@ static void
 relay_changed(void *arg, const struct net_dht_relays *held)
 {
 	struct ready_ctx *r = arg;
-	char how[48], hex[17];
+	char hex[17];
 
 	net_dht_set_relays(r->dht, held);
-	if (!r->want_relay)
-		return;
-	if (!held->n) {
-		reach_write(r, net_reach_name(NET_REACH_NONE), NULL);
-		return;
+	pthread_mutex_lock(&r->relay_lock);
+	r->relay_state[0] = r->relay_addr[0] = '\0';
+	if (held->n) {
+		sodium_bin2hex(hex, sizeof hex, held->id[0], 8);
+		snprintf(r->relay_state, sizeof r->relay_state,
+		    "relay via %s", hex);
+		snprintf(r->relay_addr, sizeof r->relay_addr, "%s",
+		    held->addr[0]);
 	}
-	sodium_bin2hex(hex, sizeof hex, held->id[0], 8);
-	snprintf(how, sizeof how, "relay via %s", hex);
-	reach_write(r, how, held->addr[0]);
+	if (r->want_relay)
+		reach_write(r, held->n ? r->relay_state :
+		    net_reach_name(NET_REACH_NONE), held->n ? r->relay_addr :
+		    NULL);
+	pthread_mutex_unlock(&r->relay_lock);
 }
 
 /* An owner handed over a new locator: announce under it at once. */
@@ -150,7 +167,10 @@ on_ready(void *arg, const char *addr)
 	struct ready_ctx *r = arg;
 	int rc;
 
-	if (r->dht && r->listen) {
+	if (r->dht && r->listen && r->test_relayed) {
+		log_warn("supplier: TEST MODE: reachable only through relays");
+		reach_changed(r, NET_REACH_NONE, NULL);
+	} else if (r->dht && r->listen) {
 		struct net_reach_conf rc_conf = { .id = r->id, .listen = r->listen,
 		    .helpers = reach_helpers, .on_change = reach_changed,
 		    .arg = r, .recheck_ms = (int)r->reach_every_ms };
@@ -598,7 +618,8 @@ cmd_supplier(int argc, char **argv)
 	struct store_frag_policy pol = { 0 };
 	struct net_deal *deal = NULL;
 	int friends_only, rc, line;
-	struct ready_ctx ready = { .notify_fd = -1 };
+	struct ready_ctx ready = { .notify_fd = -1,
+	    .relay_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
 	struct net_supplier_conf conf = { 0 };
@@ -733,6 +754,7 @@ cmd_supplier(int argc, char **argv)
 	ready.listen = strncmp(o.listen, "0.0.0.0:", 8) &&
 	    strncmp(o.listen, "[::]:", 5) ? o.listen : NULL;
 	ready.reach_every_ms = (int64_t)o.reach_every_ms;
+	ready.test_relayed = o.test_relayed;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;

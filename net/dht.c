@@ -318,8 +318,14 @@ on_async(uv_async_t *a)
 				announce(d);
 		} else if (it->kind == IN_RELAYS) {
 			memcpy(&d->relays, it->data, sizeof d->relays);
-			if (!d->announce_addr && !d->closing)
-				uv_timer_start(&d->timer, on_timer, 0, 0);
+			/* Our own address, when we have one, wins; with
+			 * neither, the last record runs out. */
+			if (!d->announce_addr && !d->closing) {
+				if (d->relays.n)
+					uv_timer_start(&d->timer, on_timer, 0, 0);
+				else
+					uv_timer_stop(&d->timer);
+			}
 		} else if (it->kind == IN_ADDR) {
 			/* flags (u32, the reachability bits) | address, "" =
 			 * announce no more: the last record runs out. */

@@ -20,7 +20,11 @@ replace_dead_supplier_s: on 6 suppliers on 127.0.N.1 joined by a DHT, a
 2+1 mount hires 5; one holding fragments is killed; seconds from its death
 to full redundancy with a new hire online in its place.
 BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
-BENCH_ONLY=rebuild, bootstrap or replace runs just that figure.
+relay_write_MBps, relay_cold_read_MBps: on 4 suppliers on 127.0.N.1, two
+of them reachable only through a relay (the third, --test-relayed), a 2+2
+mount's write and cold read (one direct supplier stopped, so reads go
+through the relay), beside the same with all four direct.
+BENCH_ONLY=rebuild, bootstrap, replace or relay runs just that figure.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -431,6 +435,109 @@ def report_replace(base):
     report("replace_dead_supplier_s", vals, "s")
 
 
+def relay_throughput(base, size, relayed):
+    """One network on 127.0.N.1 joined by a DHT: x0 (the bootstrap, with
+    relayed: also the relay), x1, and x2, x3 (with relayed: reachable only
+    through x0, --test-relayed). A 2+2 mount hires the four, so with
+    relayed two fragments of every block travel through the relay (the
+    most placement allows). MB/s of a sequential write (with sync), then,
+    with x1 stopped so that every block is read through the relay, of a
+    cold read after a remount."""
+    os.makedirs(base)
+    home, mnt = os.path.join(base, "home"), os.path.join(base, "mnt")
+    os.makedirs(mnt)
+    subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                   check=True, stdout=subprocess.DEVNULL)
+    net = 50 if relayed else 60
+    procs, addrs = [], []
+    try:
+        for i in range(4):
+            addr = f"127.0.{net + i}.1"
+            hp = f"{addr}:{free_port_on(addr)}"
+            d = os.path.join(base, f"x{i}")
+            os.makedirs(d)
+            extra = ["--dht"] if i == 0 else ["--bootstrap", addrs[0]]
+            if relayed and i == 0:
+                extra.append("--relay")
+            if relayed and i >= 2:
+                extra.append("--test-relayed")
+            procs.append(subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", hp, "--store",
+                 d + "/store"] + extra, stdout=subprocess.DEVNULL,
+                stderr=open(d + "/log", "w")))
+            addrs.append(hp)
+        for i in range(4):
+            wait_log(os.path.join(base, f"x{i}", "log"),
+                     "relay: reserved on" if relayed and i >= 2 else
+                     "dht: our record is stored")
+
+        def mount():
+            subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                            addrs[0], "--ec", "2+2", mnt], check=True)
+            end = time.time() + 60
+            while True:
+                st = json.loads(subprocess.run(
+                    [PEERFS, "status", mnt, "--json"], check=True,
+                    capture_output=True, text=True).stdout)
+                up = [p for p in st["suppliers"] if p["state"] == "online"]
+                if len(up) >= 4 or time.time() > end:
+                    return st
+                time.sleep(0.05)
+
+        st = mount()
+        if relayed:
+            via = [p for p in st["suppliers"] if "~" in p["address"]]
+            if len(via) != 2:
+                raise RuntimeError(f"not 2 relayed suppliers: {st}")
+        w = seq_write(os.path.join(mnt, "data"), size,
+                      lambda: subprocess.run([PEERFS, "sync", mnt], check=True))
+        subprocess.run([PEERFS, "umount", mnt], check=True)
+        procs[1].send_signal(signal.SIGTERM)
+        procs[1].wait(10)
+        subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                        addrs[0], "--ec", "2+2", mnt], check=True)
+        end = time.time() + 60
+        while time.time() < end:
+            st = json.loads(subprocess.run(
+                [PEERFS, "status", mnt, "--json"], check=True,
+                capture_output=True, text=True).stdout)
+            if sum(p["state"] == "online" for p in st["suppliers"]) >= 3:
+                break
+            time.sleep(0.05)
+        os.setxattr(mnt, "user.peerfs.drop_cache", b"1")
+        drop_kernel_cache()
+        r = seq_read(os.path.join(mnt, "data"))
+        return w, r
+    finally:
+        subprocess.run([PEERFS, "umount", "--force", mnt], stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def report_relay(base):
+    """relay_write_MBps / relay_cold_read_MBps: through a relay (two of
+    each block's four fragments, see relay_throughput), beside the same
+    layout with every supplier direct, in the same run."""
+    size = max(8 * MiB, int(128 * MiB * SCALE) // MiB * MiB)
+    d = [relay_throughput(os.path.join(base, f"direct{run}"), size, False)
+         for run in range(RUNS)]
+    r = [relay_throughput(os.path.join(base, f"relay{run}"), size, True)
+         for run in range(RUNS)]
+    for i, what in enumerate(["write", "cold_read"]):
+        v = statistics.median(x[i] for x in r)
+        ref = statistics.median(x[i] for x in d)
+        print(f"relay_{what}_MBps {v:.1f} MB/s", flush=True)
+        print(f"relay_{what}_direct_MBps {ref:.1f} MB/s", flush=True)
+        print(f"relay_{what}_ratio {v / ref if ref else 0:.3f} x", flush=True)
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -449,7 +556,7 @@ def main():
     os.makedirs(local)
     only = {"rebuild": report_rebuild, "bootstrap":
             lambda b: report_bootstrap(os.path.join(b, "bootstrap")),
-            "replace": report_replace}
+            "replace": report_replace, "relay": report_relay}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -546,6 +653,7 @@ def main():
         report_rebuild(base)
         report_bootstrap(os.path.join(base, "bootstrap"))
         report_replace(base)
+        report_relay(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
