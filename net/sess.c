@@ -550,18 +550,10 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		s->ops->on_raw(s, p, n);
 		goto out;
 	}
-	while (n > 0 && s->state == NET_SESS_PRE) {
-		size_t take = NET_RELAY_ANS_BYTES - s->hs_have;
-		if (take > n)
-			take = n;
-		memcpy(s->hsbuf + s->hs_have, p, take);
-		s->hs_have += take;
-		p += take;
-		n -= take;
-		if (s->hs_have == NET_RELAY_ANS_BYTES && sess_pre_step(s) < 0)
-			goto out;
-	}
-	while (n > 0 && s->state == NET_SESS_HS) {
+	/* The relay's answer (PRE), then the handshake's messages: fixed
+	 * sizes, hs_need each. */
+	while (n > 0 && (s->state == NET_SESS_PRE ||
+	    s->state == NET_SESS_HS)) {
 		size_t take = s->hs_need - s->hs_have;
 		if (take > n)
 			take = n;
@@ -569,6 +561,11 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		s->hs_have += take;
 		p += take;
 		n -= take;
+		if (s->state == NET_SESS_PRE) {
+			if (s->hs_have == s->hs_need && sess_pre_step(s) < 0)
+				goto out;
+			continue;
+		}
 		/* A relay's circuit request rather than a HELLO: the rest
 		 * of this connection is the relay's (net/relay.c). */
 		if (!s->is_client && s->ops->on_raw &&
@@ -726,6 +723,7 @@ on_connect(uv_connect_t *req, int status)
 	if (s->has_pre) {
 		s->state = NET_SESS_PRE;
 		s->hs_have = 0;
+		s->hs_need = NET_RELAY_ANS_BYTES;
 		if (sess_write_raw(s, s->pre, sizeof s->pre) < 0)
 			return;
 	} else if (start_hs(s) < 0) {

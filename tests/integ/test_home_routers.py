@@ -277,6 +277,18 @@ def node_id(home):
     return run_peerfs(["id", "--home", str(home)], check=True).stdout.strip()
 
 
+def stored_through_relay(mt, name, rid, seed):
+    """Writes a tree on mt and checks that the relayed supplier `name`
+    holds fragments of it and is reported `relay via` the relay rid."""
+    files = write_tree(mt.path, seed)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
+    assert by[name]["fragments"] > 0, st["suppliers"]
+    return files
+
+
 def test_relayed_supplier_behind_random_port_router(request, homes):
     """A supplier behind the random-port router without UPnP can be
     neither dialled nor mapped: it reserves on the public supplier that
@@ -306,12 +318,7 @@ def test_relayed_supplier_behind_random_port_router(request, homes):
     name = f"198.18.3.2:{PORT}~{hid[:16]}"
     assert name in [a for _, a in hired(mt.home)], \
         (hired(mt.home), mt.log_tail())
-    files = write_tree(mt.path, 11)
-    mt.sync()
-    st = mt.status_json()
-    by = {p["address"]: p for p in st["suppliers"]}
-    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
-    assert by[name]["fragments"] > 0, st["suppliers"]
+    files = stored_through_relay(mt, name, rid, 11)
     text = run_peerfs(["status", mt.path], check=True).stdout
     assert any(name in line and f"relay via {rid[:16]}" in line
                for line in text.splitlines()), text
@@ -410,12 +417,7 @@ def test_relay_limits_refuse_clearly(request, homes):
     mt = w["mount"]().init()
     mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
     name = f"198.18.3.2:{PORT}~{node_id(held['home'])[:16]}"
-    files = write_tree(mt.path, 5)
-    mt.sync()
-    st = mt.status_json()
-    by = {p["address"]: p for p in st["suppliers"]}
-    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
-    assert by[name]["fragments"] > 0, st["suppliers"]
+    files = stored_through_relay(mt, name, rid, 5)
     mt.drop_cache()
     assert read_tree(mt.path) == files
     assert relay["m"].run(["kill", "-0", str(relay["pid"])]).returncode == 0
