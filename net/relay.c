@@ -93,7 +93,16 @@ struct net_relay {
 	uint64_t carried;		/* bytes piped, in all */
 	int closing, tick_closed;	/* freed when closing, the tick's
 					 * handle closed and no end left */
+	struct net_ratelog rl;		/* refusals */
+	uint64_t rl_at;			/* uv_now(): its last report */
 };
+
+static void
+rl_emit(void *arg, const char *who, const char *what, uint64_t n)
+{
+	log_info("relay: refused %s: %s, %llu times in the last minute", who,
+	    what, (unsigned long long)n);
+}
 
 static void
 relay_maybe_free(struct net_relay *r)
@@ -118,11 +127,14 @@ answer(struct end *e, int err, const char *why)
 		net_sess_close(e->s, -EIO, NULL);
 }
 
-/* Refuses with a reason; the connection closes once it is sent. */
+/* Refuses with a reason; the connection closes once it is sent. Anyone
+ * can make us refuse at will: logged per address and kind (what, a
+ * static string) at most once a minute (net_ratelog). */
 static void
-refuse(struct end *e, int err, const char *why)
+refuse(struct end *e, int err, const char *why, const char *what)
 {
-	log_info("relay: %s: %s", e->s->name, why);
+	if (net_ratelog_hit(&e->r->rl, e->s->host, what))
+		log_info("relay: %s: %s", e->s->name, why);
 	answer(e, err, why);
 	e->closing = 1;
 	if (!e->s->queued)
@@ -250,23 +262,24 @@ connect_req(struct end *e)
 	struct circ *c;
 
 	if (!v) {
-		refuse(e, ENOENT, "no reservation here for that node");
+		refuse(e, ENOENT, "no reservation here for that node",
+		    "no reservation");
 		return;
 	}
 	if (v->circuits >= r->conf.max_circuits) {
 		snprintf(why, sizeof why, "that node has %u circuits here, "
 		    "the most allowed", v->circuits);
-		refuse(e, EUSERS, why);
+		refuse(e, EUSERS, why, "circuits per node");
 		return;
 	}
 	if (circuits_from(r, e->s->host) >= r->conf.max_per_addr) {
 		snprintf(why, sizeof why, "%u circuits from your address, the "
 		    "most allowed", r->conf.max_per_addr);
-		refuse(e, EUSERS, why);
+		refuse(e, EUSERS, why, "circuits per address");
 		return;
 	}
 	if (!(c = calloc(1, sizeof *c))) {
-		refuse(e, ENOMEM, "relay out of memory");
+		refuse(e, ENOMEM, "relay out of memory", "out of memory");
 		return;
 	}
 	c->r = r;
@@ -279,7 +292,8 @@ connect_req(struct end *e)
 	m.token = c->token;
 	if (net_sess_send(v->s, &m) < 0) {
 		free(c);
-		refuse(e, ECONNRESET, "the node's reservation is going away");
+		refuse(e, ECONNRESET, "the node's reservation is going away",
+		    "reservation going");
 		return;
 	}
 	v->circuits++;
@@ -299,7 +313,8 @@ accept_req(struct end *e)
 		if (!c->b && sodium_memcmp(c->token, tok, sizeof c->token) == 0)
 			break;
 	if (!c) {
-		refuse(e, ENOENT, "no such circuit (taken, or too late)");
+		refuse(e, ENOENT, "no such circuit (taken, or too late)",
+		    "no such circuit");
 		return;
 	}
 	c->b = e;
@@ -349,7 +364,8 @@ raw_on_raw(struct net_sess *s, const unsigned char *p, size_t n)
 	else if (e->req[NET_RELAY_MAGIC_LEN] == NET_RELAY_ACCEPT)
 		accept_req(e);
 	else
-		refuse(e, EPROTO, "unknown circuit request");
+		refuse(e, EPROTO, "unknown circuit request",
+		    "unknown request");
 }
 
 static void
@@ -463,7 +479,8 @@ net__relay_reserve(struct net_relay *r, struct net_sess *s, uint64_t reqid)
 			e.errmsg_len = (size_t)snprintf(why, sizeof why,
 			    "relay full: %u reservations, the most it holds",
 			    r->nresv);
-			log_info("relay: %s: %s", s->name, why);
+			if (net_ratelog_hit(&r->rl, s->host, "relay full"))
+				log_info("relay: %s: %s", s->name, why);
 			net_sess_send(s, &e);
 			return;
 		}
@@ -502,7 +519,7 @@ resv_drop(struct net_relay *r, struct resv *v)
 		c->to = NULL;
 		if (!c->b) {
 			refuse(c->a, ECONNRESET, "the node's reservation "
-			    "went away");
+			    "went away", "reservation gone");
 			circ_free(c);
 		}
 	}
@@ -533,6 +550,10 @@ on_tick(uv_timer_t *t)
 	struct net_relay *r = t->data;
 	uint64_t now = uv_now(r->loop);
 
+	if (now - r->rl_at >= 60000) {
+		net_ratelog_report(&r->rl, rl_emit, r);
+		r->rl_at = now;
+	}
 	for (struct resv *v = r->resv, *next; v; v = next) {
 		next = v->next;
 		if (now - v->renewed > RESV_STALE_MS) {
@@ -554,7 +575,7 @@ on_tick(uv_timer_t *t)
 			struct end *a = c->a;
 			circ_free(c);
 			refuse(a, ETIMEDOUT, "the node did not take the "
-			    "circuit");
+			    "circuit", "not taken");
 			continue;
 		}
 		if (!c->b)
@@ -582,6 +603,8 @@ net__relay_new(struct net_relay **out, uv_loop_t *loop,
 		return -ENOMEM;
 	r->loop = loop;
 	r->conf = *conf;
+	net_ratelog_init(&r->rl);
+	r->rl_at = uv_now(loop);
 	uv_timer_init(loop, &r->tick);
 	r->tick.data = r;
 	uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
