@@ -921,6 +921,13 @@ take_circuit(void *arg, const struct sockaddr *relay, const char *name,
 		return rc;
 	sup_add(sup, s);
 	net_sess_unref(s);		/* the socket's reference remains */
+	/* Through one relay as from one address: a relay that offers
+	 * circuits without end gets no more sessions than that. */
+	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
+		refused(sup, s->host, "per-address cap");
+		net_sess_close(s, -EUSERS, NULL);
+		return -EUSERS;
+	}
 	return 0;
 }
 
