@@ -282,11 +282,8 @@ relay_of(const struct net_record *r)
 	    NULL;
 }
 
-/* Where to connect for r: its address, or for a node reached only
- * through relays its first relay's, as "RELAY~ID" (net/client.c asks
- * that relay for a circuit to the node's key). */
-static void
-record_addr(const struct net_record *r, char *out, size_t size)
+void
+cli_record_addr(const struct net_record *r, char *out, size_t size)
 {
 	char hex[17];
 
@@ -337,7 +334,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 		if (dup)
 			continue;
 		memcpy(cand[nc].id, recs[i].id, CR_PK_BYTES);
-		record_addr(&recs[i], cand[nc].addr, sizeof cand[nc].addr);
+		cli_record_addr(&recs[i], cand[nc].addr, sizeof cand[nc].addr);
 		if (!cand[nc].addr[0])
 			continue;
 		cand[nc].free_bytes = recs[i].free_bytes;
@@ -414,7 +411,7 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 		char addr[sizeof h[i].addr];
 		keep[count] = h[i];
 		if (net_dht_lookup(d, h[i].id, LOOKUP_MS, &r) == 0 &&
-		    (record_addr(&r, addr, sizeof addr), addr[0]) &&
+		    (cli_record_addr(&r, addr, sizeof addr), addr[0]) &&
 		    strcmp(addr, h[i].addr) != 0) {
 			log_info("supplier %s moved to %s", h[i].addr, addr);
 			snprintf(keep[count].addr, sizeof keep[count].addr, "%s",
@@ -498,7 +495,7 @@ relook(struct cli_hirer *c, struct hired *h, int64_t now)
 	if (net_dht_lookup(c->dht, h->id, RELOOK_MS, &r) < 0)
 		return;
 	record_reach(&r, how, sizeof how);
-	record_addr(&r, addr, sizeof addr);
+	cli_record_addr(&r, addr, sizeof addr);
 	net_peer_set_reach(c->net, h->id, h->addr, how, relay_of(&r));
 	if (!strcmp(addr, h->addr))
 		return;
