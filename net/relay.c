@@ -45,6 +45,7 @@
 #define PIPE_HIGH	(1u << 20)
 #define PIPE_LOW	(256u << 10)
 #define TICK_MS		250
+#define ENDS_MAX	8192	/* circuit connections in all */
 
 struct resv {
 	struct resv *next;
@@ -421,14 +422,40 @@ static const struct net_sess_ops raw_ops = {
 	.on_close = raw_on_close, .on_raw = raw_on_raw,
 };
 
+/* A connection refused before it became an end: nobody's any more. */
+static void
+gone_on_close(struct net_sess *s, int err)
+{
+}
+
+static const struct net_sess_ops gone_ops = {
+	.on_up = raw_on_up, .on_msg = raw_on_msg, .on_close = gone_on_close,
+};
+
 void
 net__relay_adopt(struct net_relay *r, struct net_sess *s,
     const unsigned char *p, size_t n)
 {
 	struct end *e;
 
+	/* The supplier no longer counts s: its callbacks must not run. */
+	s->ops = &gone_ops;
+	s->data = NULL;
 	if (!r) {
 		net_sess_close(s, -EPROTO, "circuit request, but not a relay");
+		return;
+	}
+	/* Connections are cheap to open: no more of them from one address
+	 * than it may have circuits (twice: both ends of its own), and
+	 * never more than ENDS_MAX in all. */
+	unsigned from = 0, all = 0;
+	for (struct end *o = r->ends; o; o = o->next, all++)
+		from += !strcmp(o->s->host, s->host);
+	if (from >= 2 * r->conf.max_per_addr || all >= ENDS_MAX) {
+		if (net_ratelog_hit(&r->rl, s->host, "too many connections"))
+			log_info("relay: %s: too many circuit connections",
+			    s->name);
+		net_sess_close(s, -EUSERS, NULL);
 		return;
 	}
 	if (!(e = calloc(1, sizeof *e))) {
