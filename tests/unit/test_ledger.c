@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -120,7 +121,34 @@ test_version2(void)
 	return 0;
 }
 
+/* The fair deal reads the ledger: what a node carried for this home as a
+ * relay counts with what it holds and proved; nothing for a stranger. */
+static int
+test_deal_counts_relayed(void)
+{
+	struct store_ledger_ent e[2];
+	struct store_ledger_state s = { 1700000300, 1700000250, 0 };
+	unsigned char stranger[CR_PK_BYTES];
+	struct net_deal *d;
+
+	memset(e, 0, sizeof e);
+	memset(e[0].pk, 0x21, CR_PK_BYTES);
+	e[0].held = e[0].proved = 1000;
+	e[0].relayed = 5000;
+	memset(e[1].pk, 0x22, CR_PK_BYTES);
+	e[1].relayed = 7;		/* a relay that holds nothing */
+	memset(stranger, 0x23, CR_PK_BYTES);
+	CHECK_EQ(store_ledger_write("ledger", &s, e, 2), 0);
+	CHECK_EQ(net_deal_new(&d, "ledger"), 0);
+	CHECK_EQ(net_deal_earned(d, e[0].pk), 6000);
+	CHECK_EQ(net_deal_earned(d, e[1].pk), 7);
+	CHECK_EQ(net_deal_earned(d, stranger), 0);
+	net_deal_free(d);
+	return 0;
+}
+
 const struct test tests_ledger[] = {
+	{ "deal_counts_relayed", test_deal_counts_relayed },
 	{ "version2", test_version2 },
 	{ "round_trip", test_round_trip },
 	{ "damaged", test_damaged },
