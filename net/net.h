@@ -31,7 +31,7 @@
 /* Relays (net/relay.c): offering relaying, and reserving on relays. */
 struct sockaddr;
 struct net_dht_relays;
-struct net_dht_relays;
+
 struct net_relay_conf {
 	/* Limits (cli/options.c holds the defaults), every one > 0. */
 	unsigned max_reservations;	/* nodes holding one at a time */
@@ -39,10 +39,6 @@ struct net_relay_conf {
 	unsigned max_per_addr;		/* circuits asked from one address */
 	uint64_t circuit_bytes;		/* both ways, then it is closed */
 	uint64_t circuit_rate;		/* bytes per second, per circuit */
-	/* n bytes carried for the node pk (NULL: its reservation is gone);
-	 * may be NULL. */
-	void (*on_carried)(void *arg, const unsigned char *pk, size_t n);
-	void *arg;
 };
 struct net_relay_client_conf {
 	const struct cr_identity *id;

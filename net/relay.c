@@ -224,8 +224,6 @@ pipe_bytes(struct end *e, const unsigned char *p, size_t n)
 		circ_end(c, "cannot send");
 		return;
 	}
-	if (r->conf.on_carried)
-		r->conf.on_carried(r->conf.arg, c->to ? c->to->pk : NULL, n);
 	refill(c, uv_now(r->loop));
 	c->budget -= (double)n;
 	/* Over the rate, or the other end not reading: this end waits
