@@ -666,6 +666,7 @@ net__relay_close(struct net_relay *r)
 #define LINK_TICK_MS	1000
 #define BAD_MAX		8
 #define BAD_MS		30000	/* a relay that failed us rests this long */
+#define LINK_WAIT_MS	15000	/* connect, handshake, first answer */
 
 struct link {
 	struct net_relay_client *rc;
@@ -675,6 +676,7 @@ struct link {
 	struct sockaddr_storage sa;
 	int held;			/* RELAY_RESERVE_OK seen */
 	uint64_t renewed, keepalive_ms;
+	uint64_t answered;		/* uv_now(): connected, or last OK */
 	uint64_t reqid;
 };
 
@@ -777,6 +779,7 @@ link_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 
 	switch (m->type) {
 	case NET_RELAY_RESERVE_OK:
+		l->answered = uv_now(rc->loop);
 		l->keepalive_ms = (uint64_t)m->keepalive_s * 1000;
 		if (!l->held) {
 			l->held = 1;
@@ -844,6 +847,31 @@ link_in_use(struct net_relay_client *rc, const unsigned char pk[CR_PK_BYTES])
 	return 0;
 }
 
+/* "A.B.C.D:PORT" or "[V6]:PORT", never a name. */
+static int
+numeric_addr(const char *hp, struct sockaddr_storage *sa)
+{
+	char host[NET_RECORD_ADDR_MAX + 1];
+	const char *c = strrchr(hp, ':');
+	size_t hl;
+	int port;
+
+	if (!c || (hl = (size_t)(c - hp)) >= sizeof host || hl < 2)
+		return -EINVAL;
+	port = atoi(c + 1);
+	if (port < 1 || port > 65535)
+		return -EINVAL;
+	memset(sa, 0, sizeof *sa);
+	if (hp[0] == '[' && hp[hl - 1] == ']') {
+		memcpy(host, hp + 1, hl - 2);
+		host[hl - 2] = '\0';
+		return uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa);
+	}
+	memcpy(host, hp, hl);
+	host[hl] = '\0';
+	return uv_ip4_addr(host, port, (struct sockaddr_in *)sa);
+}
+
 static void
 link_tick(uv_timer_t *t)
 {
@@ -861,8 +889,17 @@ link_tick(uv_timer_t *t)
 			continue;
 		}
 		if (l->s) {
-			if (l->held && now - l->renewed >= l->keepalive_ms)
+			/* A relay that stopped answering is no relay: its
+			 * reservation is as good as lost. */
+			if (now - l->answered > (l->held ? 3 * l->keepalive_ms :
+			    LINK_WAIT_MS)) {
+				log_warn("relay %s: no answer: dropped", l->addr);
+				mark_bad(rc, l->addr);
+				net_sess_close(l->s, -ETIMEDOUT, NULL);
+			} else if (l->held &&
+			    now - l->renewed >= l->keepalive_ms) {
 				link_reserve(l);
+			}
 			continue;
 		}
 		if (!want)
@@ -870,14 +907,17 @@ link_tick(uv_timer_t *t)
 		if (nc < 0)
 			nc = rc->conf.candidates(rc->conf.arg, &cand);
 		for (int j = 0; j < nc; j++) {
+			/* Numeric addresses only: a name would be resolved
+			 * here, blocking the supplier's loop. */
 			if (link_in_use(rc, cand.id[j]) ||
 			    is_bad(rc, cand.addr[j]) ||
-			    net__parse_addr(cand.addr[j], &l->sa) < 0)
+			    numeric_addr(cand.addr[j], &l->sa) < 0)
 				continue;
 			snprintf(l->addr, sizeof l->addr, "%s", cand.addr[j]);
 			memcpy(l->pk, cand.id[j], CR_PK_BYTES);
 			l->rc = rc;
 			l->held = 0;
+			l->answered = now;
 			if (net_sess_connect(rc->loop, rc->conf.id,
 			    (struct sockaddr *)&l->sa, l->addr, &link_ops, l,
 			    &l->s) < 0)
