@@ -139,6 +139,12 @@ void cli_statuspage_stop(struct cli_statuspage *sp);
 /* ---- the network (cli/network.c) ---- */
 struct net;
 struct net_dht;
+struct net_record;
+/* Where to connect for a node's record: its address, or for a node
+ * reached only through relays "RELAY~ID" (its first relay's address and
+ * the start of its id: net/client.c asks that relay for a circuit); ""
+ * when that name would not fit size. */
+void cli_record_addr(const struct net_record *r, char *out, size_t size);
 int cmd_id(int argc, char **argv);
 int cmd_config(int argc, char **argv);	/* cli/config.c */
 int cmd_sim(int argc, char **argv);	/* cli/sim.c */

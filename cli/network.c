@@ -257,12 +257,44 @@ hired_save(const char *home, const struct hired *h, int n)
 	free(tmp);
 }
 
-/* How a record says its node is reached (net_peer_set_reach). */
-static const char *
-record_reach(uint32_t flags)
+/* How a record says its node is reached (net_peer_set_reach): "direct",
+ * "mapped", "relay via ID" (the start of the relay's key), "". */
+static void
+record_reach(const struct net_record *r, char *out, size_t size)
 {
-	return flags & NET_RECORD_MAPPED ? "mapped" :
-	    flags & NET_RECORD_DIRECT ? "direct" : "";
+	char hex[17];
+
+	if (r->flags & NET_RECORD_RELAYED && r->nrelay) {
+		sodium_bin2hex(hex, sizeof hex, r->relay_id[0], 8);
+		snprintf(out, size, "relay via %s", hex);
+		return;
+	}
+	snprintf(out, size, "%s", r->flags & NET_RECORD_MAPPED ? "mapped" :
+	    r->flags & NET_RECORD_DIRECT ? "direct" : "");
+}
+
+/* The key of the relay r's node is reached through, NULL: none. */
+static const unsigned char *
+relay_of(const struct net_record *r)
+{
+	return r->flags & NET_RECORD_RELAYED && r->nrelay ? r->relay_id[0] :
+	    NULL;
+}
+
+void
+cli_record_addr(const struct net_record *r, char *out, size_t size)
+{
+	char hex[17];
+
+	if (!(r->flags & NET_RECORD_RELAYED && r->nrelay)) {
+		snprintf(out, size, "%s", r->addr[0]);
+		return;
+	}
+	sodium_bin2hex(hex, sizeof hex, r->id, 8);
+	/* Too long a name is no name: such a record is not hired. */
+	int n = snprintf(out, size, "%s~%s", r->addr[0], hex);
+	if (n < 0 || (size_t)n >= size)
+		out[0] = '\0';
 }
 
 /* Hires up to want - *count more suppliers from d's supplier records
@@ -277,7 +309,8 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	struct net_record recs[64];
 	struct owner_hire_cand cand[64];
 	const char *taken[64];
-	const char *reach[64];
+	char reach[64][48];
+	int cidx[64];			/* cand -> recs */
 	int picked[64], nc = 0, nt = 0;
 	/* All we want if they come quickly; else the k + m needed, for
 	 * longer: a small network has no spares to give. While mounted
@@ -300,10 +333,12 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 		if (dup)
 			continue;
 		memcpy(cand[nc].id, recs[i].id, CR_PK_BYTES);
-		snprintf(cand[nc].addr, sizeof cand[nc].addr, "%s",
-		    recs[i].addr[0]);
+		cli_record_addr(&recs[i], cand[nc].addr, sizeof cand[nc].addr);
+		if (!cand[nc].addr[0])
+			continue;
 		cand[nc].free_bytes = recs[i].free_bytes;
-		reach[nc] = record_reach(recs[i].flags);
+		record_reach(&recs[i], reach[nc], sizeof reach[nc]);
+		cidx[nc] = i;
 		/* No history yet: more room offered is better. */
 		cand[nc].score = (double)recs[i].free_bytes;
 		nc++;
@@ -319,7 +354,8 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 			    "not hired", c->addr);
 			continue;
 		}
-		net_peer_set_reach(net, c->id, c->addr, reach[picked[i]]);
+		net_peer_set_reach(net, c->id, c->addr, reach[picked[i]],
+		    relay_of(&recs[cidx[picked[i]]]));
 		memset(&h[*count], 0, sizeof h[*count]);
 		memcpy(h[*count].id, c->id, CR_PK_BYTES);
 		snprintf(h[*count].addr, sizeof h[*count].addr, "%s", c->addr);
@@ -346,7 +382,8 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 	for (int i = 0; i < nboot; i++)
 		strv_add(&bl, &nbl, boot[i]);
 	for (int i = 0; i < nh; i++)
-		strv_add(&bl, &nbl, h[i].addr);
+		if (!strchr(h[i].addr, '~'))	/* not through a relay */
+			strv_add(&bl, &nbl, h[i].addr);
 	rc = -EINVAL;
 	for (int i = 0; i < nbl && rc < 0; i++)
 		rc = cli_local_addr_for(bl[i], bind, sizeof bind);
@@ -371,12 +408,14 @@ cli_net_hire(struct net *net, const struct cr_identity *id, const char *home,
 	}
 	for (int i = 0; i < nh; i++) {
 		struct net_record r;
+		char addr[sizeof h[i].addr];
 		keep[count] = h[i];
 		if (net_dht_lookup(d, h[i].id, LOOKUP_MS, &r) == 0 &&
-		    strcmp(r.addr[0], h[i].addr) != 0) {
-			log_info("supplier %s moved to %s", h[i].addr, r.addr[0]);
+		    (cli_record_addr(&r, addr, sizeof addr), addr[0]) &&
+		    strcmp(addr, h[i].addr) != 0) {
+			log_info("supplier %s moved to %s", h[i].addr, addr);
 			snprintf(keep[count].addr, sizeof keep[count].addr, "%s",
-			    r.addr[0]);
+			    addr);
 		}
 		if (net_add_known_peer(net, keep[count].addr, keep[count].id) < 0) {
 			log_warn("supplier %s: its key does not match the one "
@@ -447,6 +486,7 @@ static void
 relook(struct cli_hirer *c, struct hired *h, int64_t now)
 {
 	struct net_record r;
+	char how[48], addr[sizeof h->addr];
 	int rc;
 
 	if (now < h->next_lookup)
@@ -454,17 +494,19 @@ relook(struct cli_hirer *c, struct hired *h, int64_t now)
 	h->next_lookup = now + RELOOK_EVERY_MS;
 	if (net_dht_lookup(c->dht, h->id, RELOOK_MS, &r) < 0)
 		return;
-	net_peer_set_reach(c->net, h->id, h->addr, record_reach(r.flags));
-	if (!strcmp(r.addr[0], h->addr))
+	record_reach(&r, how, sizeof how);
+	cli_record_addr(&r, addr, sizeof addr);
+	net_peer_set_reach(c->net, h->id, h->addr, how, relay_of(&r));
+	if (!strcmp(addr, h->addr))
 		return;
-	if ((rc = net_peer_move(c->net, h->id, h->addr, r.addr[0])) < 0) {
+	if ((rc = net_peer_move(c->net, h->id, h->addr, addr)) < 0) {
 		log_warn("supplier %s: its record says %s, but: %s", h->addr,
-		    r.addr[0], rc == -EKEYREJECTED ? "that address is pinned "
+		    addr, rc == -EKEYREJECTED ? "that address is pinned "
 		    "to another key" : strerror(-rc));
 		return;
 	}
-	log_info("supplier %s moved to %s", h->addr, r.addr[0]);
-	snprintf(h->addr, sizeof h->addr, "%s", r.addr[0]);
+	log_info("supplier %s moved to %s", h->addr, addr);
+	snprintf(h->addr, sizeof h->addr, "%s", addr);
 	hired_save(c->home, c->h, c->nh);
 }
 

@@ -243,6 +243,9 @@ const struct cli_opt cli_opts[] = {
 	    "detach; pid in DIR/supplier.pid, log in DIR/supplier.log"),
 	FLAG("test-lie", 0, test_lie, SUPPLIER, CLI_HIDDEN,
 	    "serve forged fragments and audit answers"),
+	FLAG("test-relayed", 0, test_relayed, SUPPLIER, CLI_HIDDEN,
+	    "skip the reachability checks: reachable only through relays "
+	    "(one machine: the benchmark)"),
 	/* the network (cli/network.c) */
 	LIST("bootstrap", bootstrap, SUPPLIER | MOUNT | RESTORE, "16",
 	    "HOST:PORT", CLI_HOSTPORT | CLI_NETWORK, "a node of the network to join "
@@ -263,6 +266,22 @@ const struct cli_opt cli_opts[] = {
 	    "in a network, check this often that others can reach us "
 	    "(a dial-back by another supplier, else a NAT-PMP or UPnP port "
 	    "mapping on the home router); DIR/reach says the verdict"),
+	FLAG("relay", 0, relay, SUPPLIER, CLI_NETWORK,
+	    "offer relaying (a public node): nodes behind home routers that "
+	    "nobody can dial hold a reservation here, and owners reach them "
+	    "through it; the relay pipes bytes it cannot read (the session "
+	    "inside is encrypted end to end)"),
+	COUNT("relay-reservations", relay_reservations, SUPPLIER, "64", "1",
+	    "100000", 0, "--relay: nodes holding a reservation at a time"),
+	COUNT("relay-circuits", relay_circuits, SUPPLIER, "16", "1", "10000",
+	    0, "--relay: circuits open to one reserved node at a time"),
+	COUNT("relay-per-address", relay_per_address, SUPPLIER, "32", "1",
+	    "100000", 0, "--relay: circuits asked from one address at a time"),
+	SIZE("relay-bytes", relay_bytes, SUPPLIER, "64G", "4K", "4096T", 0,
+	    "--relay: bytes one circuit may carry (both ways); then it is "
+	    "closed"),
+	SIZE("relay-rate", relay_rate, SUPPLIER, "64M", "4K", "64G", 0,
+	    "--relay: bytes per second one circuit may carry"),
 
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT",

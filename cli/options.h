@@ -106,10 +106,13 @@ struct cli_conf {
 	uint64_t max_fragments;		/* 0: each owner's quota / 16K */
 	uint64_t max_sessions, max_per_address, max_per_key, max_inflight;
 	uint64_t handshake_timeout_ms, frame_timeout_ms, idle_timeout_ms;
-	int daemon, test_lie;
+	int daemon, test_lie, test_relayed;
 	int leave;			/* --leave: tell the daemon */
 	uint64_t leave_within_ms;	/* then exit, what may remain */
 	uint64_t reach_every_ms;	/* reachability re-checks */
+	int relay;			/* offer relaying */
+	uint64_t relay_reservations, relay_circuits, relay_per_address;
+	uint64_t relay_bytes, relay_rate;
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;

@@ -298,9 +298,12 @@ restore_locate(struct cli_conf *o, const struct cr_identity *id,
 	nr = net_dht_locate(*dht, loc, 1, LOCATE_MS, recs, LOCATE_MAX);
 	sodium_memzero(loc, sizeof loc);
 	for (int i = 0; i < nr; i++) {
-		if ((rc = net_add_known_peer(n, recs[i].addr[0], recs[i].id)) < 0)
+		char addr[NET_RECORD_ADDR_MAX + 1];
+
+		cli_record_addr(&recs[i], addr, sizeof addr);
+		if ((rc = net_add_known_peer(n, addr, recs[i].id)) < 0)
 			fprintf(stderr, "peerfs restore: supplier %s: %s\n",
-			    recs[i].addr[0], strerror(-rc));
+			    addr, strerror(-rc));
 		else
 			added++;
 	}

@@ -1,6 +1,7 @@
 /* cli/supplier.c - `peerfs supplier`: lend disk space to owners. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,15 @@ struct ready_ctx {
 	int64_t reach_every_ms;
 	struct net_reach *reach;
 	int64_t last_kick;	/* worker_now_ms() of on_lost's last kick */
+	int test_relayed;		/* no checks: relays only (tests) */
+	/* 1 while the ladder found no way in but relays (set on
+	 * net-reach, read on the supplier's loop). */
+	_Atomic int want_relay;
+	/* What HOME/reach says while relays hold us ("relay via ID ADDR"),
+	 * "" none: kept when the ladder says "not reachable" again. Written
+	 * on the supplier's loop, read on net-reach. */
+	pthread_mutex_t relay_lock;
+	char relay_state[48], relay_addr[NET_RECORD_ADDR_MAX + 1];
 };
 
 /* Other suppliers, from the DHT, to dial us back. */
@@ -47,6 +57,23 @@ reach_helpers(void *arg, char (*addr)[NET_REACH_ADDR_MAX],
 	return k;
 }
 
+/* HOME/reach: "STATE[ ADDR]", replaced whole. */
+static void
+reach_write(struct ready_ctx *r, const char *state, const char *addr)
+{
+	char *path = cli_path(r->home, "reach"), *tmp = NULL;
+	FILE *f;
+
+	if (path && asprintf(&tmp, "%s.tmp", path) > 0 &&
+	    (f = fopen(tmp, "w"))) {
+		fprintf(f, "%s%s%s\n", state, addr ? " " : "", addr ? addr : "");
+		if (fclose(f) == 0)
+			rename(tmp, path);
+	}
+	free(tmp);
+	free(path);
+}
+
 /* The verdict goes into our record (the address others should dial, and
  * how it was found) and into HOME/reach ("direct ADDR", "mapped ADDR",
  * "not reachable"): the supplier's own status. */
@@ -56,19 +83,73 @@ reach_changed(void *arg, enum net_reach_state st, const char *addr)
 	struct ready_ctx *r = arg;
 	uint32_t bits = st == NET_REACH_DIRECT ? NET_RECORD_DIRECT :
 	    st == NET_REACH_MAPPED ? NET_RECORD_MAPPED : 0;
-	char *path = cli_path(r->home, "reach"), *tmp = NULL;
-	FILE *f;
 
 	net_dht_set_announce(r->dht, addr, bits);
-	if (path && asprintf(&tmp, "%s.tmp", path) > 0 &&
-	    (f = fopen(tmp, "w"))) {
-		fprintf(f, "%s%s%s\n", net_reach_name(st), addr ? " " : "",
-		    addr ? addr : "");
-		if (fclose(f) == 0)
-			rename(tmp, path);
+	/* Step 3 of the ladder: relays, when nothing else lets others in
+	 * (the supplier's loop reserves; relay_changed announces). */
+	r->want_relay = st == NET_REACH_NONE;
+	pthread_mutex_lock(&r->relay_lock);
+	if (st == NET_REACH_NONE && r->relay_state[0])
+		reach_write(r, r->relay_state, r->relay_addr);
+	else
+		reach_write(r, net_reach_name(st), addr);
+	pthread_mutex_unlock(&r->relay_lock);
+}
+
+/* ---- relays: reserving on them (net/relay.c) ---------------------------*/
+static int
+relay_want(void *arg)
+{
+	struct ready_ctx *r = arg;
+
+	return r->want_relay;
+}
+
+/* Records that offer relaying, as the DHT holds them now (no waiting:
+ * the supplier's loop asks). Never our own, never a relayed node. */
+static int
+relay_candidates(void *arg, struct net_dht_relays *out)
+{
+	struct ready_ctx *r = arg;
+	struct net_record recs[32];
+	int n = net_dht_suppliers(r->dht, 0, 0, recs, 32);
+
+	out->n = 0;
+	for (int i = 0; i < n && out->n < NET_RECORD_ADDRS; i++) {
+		if (!(recs[i].flags & NET_RECORD_RELAY) ||
+		    (recs[i].flags & NET_RECORD_RELAYED) ||
+		    !memcmp(recs[i].id, r->id->pk, CR_PK_BYTES))
+			continue;
+		snprintf(out->addr[out->n], sizeof out->addr[out->n], "%s",
+		    recs[i].addr[0]);
+		memcpy(out->id[out->n++], recs[i].id, CR_PK_BYTES);
 	}
-	free(tmp);
-	free(path);
+	return out->n;
+}
+
+/* Our reservations changed: the record names the relays, and HOME/reach
+ * says "relay via ID ADDR" (ID: the start of the relay's key). */
+static void
+relay_changed(void *arg, const struct net_dht_relays *held)
+{
+	struct ready_ctx *r = arg;
+	char hex[17];
+
+	net_dht_set_relays(r->dht, held);
+	pthread_mutex_lock(&r->relay_lock);
+	r->relay_state[0] = r->relay_addr[0] = '\0';
+	if (held->n) {
+		sodium_bin2hex(hex, sizeof hex, held->id[0], 8);
+		snprintf(r->relay_state, sizeof r->relay_state,
+		    "relay via %s", hex);
+		snprintf(r->relay_addr, sizeof r->relay_addr, "%s",
+		    held->addr[0]);
+	}
+	if (r->want_relay)
+		reach_write(r, held->n ? r->relay_state :
+		    net_reach_name(NET_REACH_NONE), held->n ? r->relay_addr :
+		    NULL);
+	pthread_mutex_unlock(&r->relay_lock);
 }
 
 /* An owner's session went silent: owners ping, so the way to us may
@@ -107,7 +188,10 @@ on_ready(void *arg, const char *addr)
 	struct ready_ctx *r = arg;
 	int rc;
 
-	if (r->dht && r->listen) {
+	if (r->dht && r->listen && r->test_relayed) {
+		log_warn("supplier: TEST MODE: reachable only through relays");
+		reach_changed(r, NET_REACH_NONE, NULL);
+	} else if (r->dht && r->listen) {
 		struct net_reach_conf rc_conf = { .id = r->id, .listen = r->listen,
 		    .helpers = reach_helpers, .on_change = reach_changed,
 		    .arg = r, .recheck_ms = (int)r->reach_every_ms };
@@ -457,7 +541,8 @@ supplier_dht(const char *home, const struct cr_identity *id,
 		.nbootstrap = nboot,
 		.announce_addr = anywhere || private ? NULL : listen,
 		.watch_suppliers = 1,
-		.flags = NET_RECORD_SUPPLIER, .free_bytes = frag_avail,
+		.flags = NET_RECORD_SUPPLIER | (o->relay ? NET_RECORD_RELAY : 0),
+		.free_bytes = frag_avail,
 		.locators = frag_locators, .arg = frags,
 	};
 	if ((rc = net_dht_new(out, &dc)) < 0)
@@ -554,7 +639,8 @@ cmd_supplier(int argc, char **argv)
 	struct store_frag_policy pol = { 0 };
 	struct net_deal *deal = NULL;
 	int friends_only, rc, line;
-	struct ready_ctx ready = { .notify_fd = -1 };
+	struct ready_ctx ready = { .notify_fd = -1,
+	    .relay_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct cr_identity *id = NULL;
 	struct store_frag *frags = NULL;
 	struct net_supplier_conf conf = { 0 };
@@ -690,6 +776,7 @@ cmd_supplier(int argc, char **argv)
 	ready.listen = strncmp(o.listen, "0.0.0.0:", 8) &&
 	    strncmp(o.listen, "[::]:", 5) ? o.listen : NULL;
 	ready.reach_every_ms = (int64_t)o.reach_every_ms;
+	ready.test_relayed = o.test_relayed;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;
@@ -701,6 +788,21 @@ cmd_supplier(int argc, char **argv)
 	conf.hs_timeout_ms = (unsigned)o.handshake_timeout_ms;
 	conf.frame_timeout_ms = (unsigned)o.frame_timeout_ms;
 	conf.idle_timeout_ms = (unsigned)o.idle_timeout_ms;
+	struct net_relay_conf relay = {
+		.max_reservations = (unsigned)o.relay_reservations,
+		.max_circuits = (unsigned)o.relay_circuits,
+		.max_per_addr = (unsigned)o.relay_per_address,
+		.circuit_bytes = o.relay_bytes, .circuit_rate = o.relay_rate,
+	};
+	struct net_relay_client_conf relay_client = {
+		.id = id, .want = relay_want, .candidates = relay_candidates,
+		.on_change = relay_changed, .arg = &ready,
+	};
+	if (o.relay)
+		conf.relay = &relay;
+	/* Only a node in a network can be announced through relays. */
+	if (dht && ready.listen)
+		conf.relay_client = &relay_client;
 	/* Test hook: the first N sessions fail to allocate, as under
 	 * memory pressure (tests/integ/test_strangers.py). */
 	if (fail)

@@ -492,6 +492,8 @@ cli_on_up(struct net_sess *s)
 	return 0;
 }
 
+static void relay_count(struct net_peer *p, size_t n);
+
 static void
 cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
@@ -505,6 +507,8 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		peer_drop(p, -EPROTO, "unexpected request from supplier");
 		return;
 	}
+	/* What came through the relay: the record and its framing. */
+	relay_count(p, 8 + CR_STREAM_ABYTES + NET_MSG_HDR + m->data_len);
 	for (r = p->pending; r; r = r->next)
 		if (r->msg.reqid == m->reqid)
 			break;
@@ -522,6 +526,39 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	p->req_ok++;
 	list_del(&p->pending, r);
 	r->cb(r, rc, m, buf);
+}
+
+/* n bytes of p's session went through its relay. */
+static void
+relay_count(struct net_peer *p, size_t n)
+{
+	struct net *nt = p->n;
+	struct net_relay_acc *a;
+	int i;
+
+	if (!p->relayed || !p->have_relay)
+		return;
+	for (i = 0; i < nt->nracc; i++)
+		if (!memcmp(nt->racc[i].pk, p->relay_pk, CR_PK_BYTES))
+			break;
+	if (i == nt->nracc) {
+		if (!(a = realloc(nt->racc, (size_t)(i + 1) * sizeof *a)))
+			return;
+		nt->racc = a;
+		memcpy(a[i].pk, p->relay_pk, CR_PK_BYTES);
+		a[i].bytes = 0;
+		nt->nracc++;
+	}
+	nt->racc[i].bytes += n;
+}
+
+static void
+cli_on_sent(struct net_sess *s, size_t n)
+{
+	struct net_peer *p = s->data;
+
+	if (p->s == s)
+		relay_count(p, n);
 }
 
 static void
@@ -547,6 +584,10 @@ cli_on_close(struct net_sess *s, int err)
 
 	if (p->s == s)
 		peer_drop(p, err ? err : -ECONNRESET, NULL);
+	/* The relay's reason, when it refused the circuit. */
+	if (s->relay_why[0])
+		snprintf(p->last_error, sizeof p->last_error, "relay: %s",
+		    s->relay_why);
 }
 
 static void peer_check_up(struct net_peer *p);
@@ -562,7 +603,7 @@ cli_on_ready(struct net_sess *s)
 
 static const struct net_sess_ops cli_ops = {
 	.on_up = cli_on_up, .on_ready = cli_on_ready, .on_msg = cli_on_msg, .on_drain = cli_on_drain,
-	.on_close = cli_on_close,
+	.on_sent = cli_on_sent, .on_close = cli_on_close,
 };
 
 static void
@@ -573,8 +614,21 @@ peer_connect(struct net_peer *p)
 
 	if (p->state == NET_PEER_ONLINE || p->s)
 		return;
-	rc = net_sess_connect(&n->loop, n->conf.id, (struct sockaddr *)&p->sa,
-	    p->addr, &cli_ops, p, &p->s);
+	if (p->relayed) {
+		/* Through its relay: a circuit to its key, and our own
+		 * handshake with it inside. */
+		unsigned char req[NET_RELAY_REQ_BYTES];
+
+		memcpy(req, NET_RELAY_MAGIC, NET_RELAY_MAGIC_LEN);
+		req[NET_RELAY_MAGIC_LEN] = NET_RELAY_CONNECT;
+		memcpy(req + NET_RELAY_MAGIC_LEN + 1, p->target, CR_PK_BYTES);
+		rc = net_sess_connect_relay(&n->loop, n->conf.id,
+		    (struct sockaddr *)&p->sa, p->addr, req, 1, &cli_ops, p,
+		    NULL, &p->s);
+	} else {
+		rc = net_sess_connect(&n->loop, n->conf.id,
+		    (struct sockaddr *)&p->sa, p->addr, &cli_ops, p, &p->s);
+	}
 	if (rc < 0) {
 		p->s = NULL;
 		snprintf(p->last_error, sizeof p->last_error, "%s",
@@ -649,7 +703,26 @@ struct add_op {
 	struct net_op op;
 	const char *addr;
 	struct sockaddr_storage sa;
+	const unsigned char *target;	/* reached through a relay */
 };
+
+int
+net__peer_addr(const char *name, struct sockaddr_storage *sa)
+{
+	const char *t = strchr(name, '~');
+	char relay[NET_RELAY_NAME_MAX];
+	int rc;
+
+	if (!t)
+		return net__parse_addr(name, sa);
+	if ((size_t)(t - name) >= sizeof relay)
+		return -EINVAL;
+	memcpy(relay, name, (size_t)(t - name));
+	relay[t - name] = '\0';
+	if ((rc = net__parse_addr(relay, sa)) < 0)
+		return rc;
+	return 1;
+}
 
 static void
 add_start(struct net *n, struct net_op *op)
@@ -665,6 +738,10 @@ add_start(struct net *n, struct net_op *op)
 	p->n = n;
 	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
 	p->sa = a->sa;
+	if (a->target) {
+		p->relayed = 1;
+		memcpy(p->target, a->target, CR_PK_BYTES);
+	}
 	p->state = NET_PEER_CONNECTING;
 	p->rtt_ms = -1;
 	p->down_since = uv_now(&n->loop);
@@ -689,12 +766,30 @@ net_add_peer(struct net *n, const char *hostport)
 	return net__op_run(n, &a.op);
 }
 
+int
+net__add_peer_pk(struct net *n, const char *hostport,
+    const unsigned char pk[CR_PK_BYTES])
+{
+	struct add_op a = { .op.start = add_start, .addr = hostport };
+	int rc;
+
+	if (!hostport || strlen(hostport) >= sizeof ((struct net_peer *)0)->addr)
+		return -EINVAL;
+	if ((rc = net__peer_addr(hostport, &a.sa)) < 0)
+		return rc;
+	if (rc == 1)
+		a.target = pk;
+	return net__op_run(n, &a.op);
+}
+
 struct move_op {
 	struct net_op op;
 	const unsigned char *pk;
 	const char *old, *addr;
 	struct sockaddr_storage sa;
 	const char *why;		/* fire_op */
+	int relayed;			/* addr names a relay (net__peer_addr) */
+	const unsigned char *relay;	/* reach_op: the relay's key */
 };
 
 /* The peer behind pk (identified in this mount), else the one at old
@@ -730,6 +825,9 @@ move_start(struct net *n, struct net_op *op)
 	peer_drop(p, -ECONNRESET, "moved to another address");
 	snprintf(p->addr, sizeof p->addr, "%s", a->addr);
 	p->sa = a->sa;
+	p->relayed = a->relayed;
+	if (a->relayed)
+		memcpy(p->target, a->pk, CR_PK_BYTES);
 	uv_timer_stop(&p->retry);
 	if (!p->s)
 		peer_connect(p);
@@ -744,9 +842,9 @@ net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
 	    .addr = hostport };
 	int rc;
 
-	if (!n->conf.store || !hostport ||
+	if (!n->conf.store || !hostport || !pk ||
 	    strlen(hostport) >= sizeof ((struct net_peer *)0)->addr ||
-	    net__parse_addr(hostport, &a.sa) < 0)
+	    (a.relayed = net__peer_addr(hostport, &a.sa)) < 0)
 		return -EINVAL;
 	/* Pinned before the first byte goes there, as at hiring. */
 	if ((rc = store_peer_pin(n->conf.store, hostport, pk)) < 0)
@@ -775,15 +873,51 @@ reach_start(struct net *n, struct net_op *op)
 	if (!p)
 		return net__op_done(n, op, -ENOENT);
 	snprintf(p->reach, sizeof p->reach, "%s", a->why);
+	p->have_relay = a->relay != NULL;
+	if (a->relay)
+		memcpy(p->relay_pk, a->relay, CR_PK_BYTES);
 	net__op_done(n, op, 0);
 }
 
 int
 net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *addr, const char *how)
+    const char *addr, const char *how, const unsigned char *relay)
 {
 	struct move_op a = { .op.start = reach_start, .pk = pk, .old = addr,
-	    .why = how };
+	    .why = how, .relay = relay };
+
+	return net__op_run(n, &a.op);
+}
+
+struct relay_take_op {
+	struct net_op op;
+	void (*cb)(void *arg, const unsigned char pk[CR_PK_BYTES],
+	    uint64_t bytes);
+	void *arg;
+};
+
+static void
+relay_take_start(struct net *n, struct net_op *op)
+{
+	struct relay_take_op *a = (struct relay_take_op *)op;
+	int k = 0;
+
+	/* On the loop: the callback only adds to the caller's figures. */
+	for (int i = 0; i < n->nracc; i++)
+		if (n->racc[i].bytes) {
+			a->cb(a->arg, n->racc[i].pk, n->racc[i].bytes);
+			n->racc[i].bytes = 0;
+			k++;
+		}
+	net__op_done(n, op, k);
+}
+
+int
+net_relay_take(struct net *n, void (*cb)(void *arg,
+    const unsigned char pk[CR_PK_BYTES], uint64_t bytes), void *arg)
+{
+	struct relay_take_op a = { .op.start = relay_take_start, .cb = cb,
+	    .arg = arg };
 
 	return net__op_run(n, &a.op);
 }
@@ -954,6 +1088,7 @@ net_free(struct net *n)
 		free(p);
 	}
 	free(n->vetted);
+	free(n->racc);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	sodium_free(n);

@@ -140,7 +140,9 @@ net_deal_earned(void *arg, const unsigned char owner[CR_PK_BYTES])
 	ledger_fresh(d);
 	for (size_t i = 0; i < d->ne; i++)
 		if (memcmp(d->e[i].pk, node, CR_PK_BYTES) == 0) {
-			v = d->e[i].proved;
+			/* Bytes it carried for us as a relay count like
+			 * bytes it holds: both are service to this home. */
+			v = d->e[i].proved + d->e[i].relayed;
 			break;
 		}
 	pthread_mutex_unlock(&d->lock);

@@ -35,7 +35,8 @@
 int net__dht_run_bound(dht_runner *r, const struct sockaddr *sa,
     socklen_t len, uint32_t network);		/* net/dht_run.cc */
 
-enum { IN_VALUE, IN_LOC_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS, IN_ADDR };
+enum { IN_VALUE, IN_LOC_VALUE, IN_PUT_DONE, IN_GET_DONE, IN_FLAGS, IN_ADDR,
+	IN_RELAYS };
 
 struct inbox_item {
 	struct inbox_item *next;
@@ -60,6 +61,10 @@ struct net_dht {
 	uv_async_t kick;		/* announce now (net_dht_announce_now) */
 	uint64_t seq;			/* net-dht only */
 	int early;			/* net-dht: early re-announces done */
+	/* net-dht only: the relays that hold a reservation of ours
+	 * (net_dht_set_relays), announced while we have no address of
+	 * our own. */
+	struct net_dht_relays relays;
 
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t cond;		/* records changed */
@@ -69,6 +74,13 @@ struct net_dht {
 	uint64_t refused;
 	uint64_t gets_done;		/* get rounds finished */
 };
+
+/* We have something to announce: an address, or relays. */
+static int
+announcing(const struct net_dht *d)
+{
+	return d->announce_addr || d->relays.n > 0;
+}
 
 static uint64_t
 unix_now(void)
@@ -189,11 +201,24 @@ announce(struct net_dht *d)
 	r.seq = d->seq;
 	r.expires = unix_now() + 3 * (uint64_t)period / 1000 + 1;
 	r.free_bytes = d->conf.free_bytes ? d->conf.free_bytes(d->conf.arg) : 0;
-	r.naddr = 1;
-	snprintf(r.addr[0], sizeof r.addr[0], "%s", d->announce_addr);
+	if (d->announce_addr) {
+		r.naddr = 1;
+		snprintf(r.addr[0], sizeof r.addr[0], "%s", d->announce_addr);
+	} else {
+		/* Reached only through our relays: their addresses, and
+		 * their keys so that owners can say whom they go through. */
+		r.flags = (r.flags & ~NET_RECORD_REACH_MASK) |
+		    NET_RECORD_RELAYED;
+		r.naddr = r.nrelay = d->relays.n;
+		for (int i = 0; i < d->relays.n; i++) {
+			snprintf(r.addr[i], sizeof r.addr[i], "%s",
+			    d->relays.addr[i]);
+			memcpy(r.relay_id[i], d->relays.id[i], CR_PK_BYTES);
+		}
+	}
 	if ((len = net_record_encode(buf, sizeof buf, &r, d->conf.id->sk)) < 0) {
 		log_error("dht: cannot encode our record (%s): %s",
-		    d->announce_addr, strerror((int)-len));
+		    r.addr[0], strerror((int)-len));
 		return;
 	}
 	dht_value *v = dht_value_new(buf, (size_t)len);
@@ -221,7 +246,7 @@ announce(struct net_dht *d)
 		free(locs);
 	}
 	dht_value_unref(v);
-	log_debug("dht: announced %s seq %llu", d->announce_addr,
+	log_debug("dht: announced %s seq %llu", r.addr[0],
 	    (unsigned long long)r.seq);
 }
 
@@ -264,7 +289,7 @@ on_kick(uv_async_t *a)
 {
 	struct net_dht *d = a->data;
 
-	if (d->announce_addr && !d->closing)
+	if (announcing(d) && !d->closing)
 		uv_timer_start(&d->timer, on_timer, 0, 0);
 }
 
@@ -292,7 +317,8 @@ on_async(uv_async_t *a)
 			if (it->ok && !d->stored) {
 				d->stored = 1;
 				log_info("dht: our record is stored in the "
-				    "network (%s)", d->announce_addr);
+				    "network (%s)", d->announce_addr ?
+				    d->announce_addr : "through relays");
 			}
 		} else if (it->kind == IN_FLAGS) {
 			/* Said now, not at the next period: owners act on it.
@@ -302,8 +328,18 @@ on_async(uv_async_t *a)
 			memcpy(&f, it->data, sizeof f);
 			d->conf.flags = (f & ~NET_RECORD_REACH_MASK) |
 			    (d->conf.flags & NET_RECORD_REACH_MASK);
-			if (d->announce_addr)
+			if (announcing(d))
 				announce(d);
+		} else if (it->kind == IN_RELAYS) {
+			memcpy(&d->relays, it->data, sizeof d->relays);
+			/* Our own address, when we have one, wins; with
+			 * neither, the last record runs out. */
+			if (!d->announce_addr && !d->closing) {
+				if (d->relays.n)
+					uv_timer_start(&d->timer, on_timer, 0, 0);
+				else
+					uv_timer_stop(&d->timer);
+			}
 		} else if (it->kind == IN_ADDR) {
 			/* flags (u32, the reachability bits) | address, "" =
 			 * announce no more: the last record runs out. */
@@ -320,6 +356,8 @@ on_async(uv_async_t *a)
 			    (f & NET_RECORD_REACH_MASK);
 			if (a)
 				announce(d);
+			else if (d->relays.n)
+				uv_timer_start(&d->timer, on_timer, 0, 0);
 			else
 				uv_timer_stop(&d->timer);
 		} else if (it->kind == IN_GET_DONE) {
@@ -355,7 +393,7 @@ on_async(uv_async_t *a)
 	}
 	/* Not connected yet (the bootstrap is not up, or we are alone): try
 	 * again soon rather than a whole period later. */
-	if (failed_put && d->announce_addr &&
+	if (failed_put && announcing(d) &&
 	    uv_timer_get_due_in(&d->timer) > RETRY_MS)
 		uv_timer_start(&d->timer, on_timer, RETRY_MS, 0);
 }
@@ -365,7 +403,7 @@ dht_pass(void *arg, int idx)
 {
 	struct net_dht *d = arg;
 
-	if (d->announce_addr)
+	if (announcing(d))
 		uv_timer_start(&d->timer, on_timer, 0, 0);
 	if (worker_stopping(d->w))
 		close_all(d);
@@ -668,6 +706,12 @@ net_dht_set_announce(struct net_dht *d, const char *addr, uint32_t reach)
 	memcpy(buf + sizeof reach, addr ? addr : "", al);
 	buf[sizeof reach + al] = '\0';
 	inbox_push(d, IN_ADDR, 1, buf, sizeof reach + al + 1);
+}
+
+void
+net_dht_set_relays(struct net_dht *d, const struct net_dht_relays *r)
+{
+	inbox_push(d, IN_RELAYS, 1, r, sizeof *r);
 }
 
 int

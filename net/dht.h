@@ -33,12 +33,19 @@
  * Encoding, all integers big-endian:
  *   "PFNR" | u8 version (1) | u32 flags | u64 seq | u64 expires (unix s)
  *   | u64 free bytes | id[32] | u8 naddr | naddr x (u8 len | len bytes
- *   "HOST:PORT") | sig[64] (Ed25519 by id over every byte before it) */
+ *   "HOST:PORT") | sig[64] (Ed25519 by id over every byte before it)
+ * Version 2 (a node reached through relays, NET_RECORD_RELAYED) adds,
+ * before the signature: u8 nrelay (= naddr) | nrelay x relay id[32]:
+ * addr[i] is relay i's address, relay_id[i] its key. Only such records
+ * are version 2: a reader from before relays refuses them, and it could
+ * not have reached the node anyway. */
 #define NET_RECORD_VERSION	1
+#define NET_RECORD_VERSION_RELAYS	2
 #define NET_RECORD_ADDRS	4	/* at most, per record */
 #define NET_RECORD_ADDR_MAX	63	/* bytes of one "HOST:PORT" */
 #define NET_RECORD_MAX	(4 + 1 + 4 + 8 + 8 + 8 + CR_PK_BYTES + 1 + \
-	NET_RECORD_ADDRS * (1 + NET_RECORD_ADDR_MAX) + CR_SIG_BYTES)
+	NET_RECORD_ADDRS * (1 + NET_RECORD_ADDR_MAX) + \
+	1 + NET_RECORD_ADDRS * CR_PK_BYTES + CR_SIG_BYTES)
 /* A record may not claim to live longer than this past its reader's now
  * (one that did could be replayed for ever). */
 #define NET_RECORD_TTL_MAX	(2 * 24 * 3600)
@@ -50,7 +57,12 @@
 #define NET_RECORD_RELAY_MASK	0xff00u
 #define NET_RECORD_DIRECT	0x100u	/* a dial-back found it at its address */
 #define NET_RECORD_MAPPED	0x200u	/* ... at a port its router mapped */
-#define NET_RECORD_REACH_MASK	(NET_RECORD_DIRECT | NET_RECORD_MAPPED)
+#define NET_RECORD_RELAYED	0x400u	/* ... only through the relays named */
+#define NET_RECORD_REACH_MASK	(NET_RECORD_DIRECT | NET_RECORD_MAPPED | \
+	NET_RECORD_RELAYED)
+/* Offers relaying to nodes behind routers (`supplier --relay`). Not a
+ * reachability bit: a relay is always direct or mapped itself. */
+#define NET_RECORD_RELAY	0x800u
 
 struct net_record {
 	unsigned char id[CR_PK_BYTES];
@@ -60,11 +72,15 @@ struct net_record {
 	uint64_t free_bytes;		/* offered, as the node says */
 	int naddr;
 	char addr[NET_RECORD_ADDRS][NET_RECORD_ADDR_MAX + 1];
+	/* Version 2: 1..naddr relays (then nrelay == naddr); 0 otherwise. */
+	int nrelay;
+	unsigned char relay_id[NET_RECORD_ADDRS][CR_PK_BYTES];
 };
 
 /* Encodes and signs r with sk (r->id must be sk's public key). Returns the
  * length, -ENOSPC when cap is short, -EINVAL for a record that cannot be
- * encoded (no address, too many, an address too long or malformed). */
+ * encoded (no address, too many, an address too long or malformed,
+ * nrelay neither 0 nor naddr). */
 ssize_t net_record_encode(void *buf, size_t cap, const struct net_record *r,
     const unsigned char sk[CR_SK_BYTES]);
 /* Decodes and checks buf as read from a stranger at unix time now: 0 and
@@ -143,6 +159,17 @@ int  net_dht_record(struct net_dht *d, const unsigned char id[CR_PK_BYTES],
  * expires) and the reachability bits (NET_RECORD_REACH_MASK) of our
  * flags; re-announced at once, from net-dht. Any thread. */
 void net_dht_set_announce(struct net_dht *d, const char *addr, uint32_t reach);
+
+/* The relays holding a reservation of ours (net/relay.c): while we
+ * announce no address of our own (net_dht_set_announce NULL), our record
+ * says NET_RECORD_RELAYED and names them (version 2); n 0: none. Any
+ * thread; re-announced at once, from net-dht. */
+struct net_dht_relays {
+	int n;
+	char addr[NET_RECORD_ADDRS][NET_RECORD_ADDR_MAX + 1];
+	unsigned char id[NET_RECORD_ADDRS][CR_PK_BYTES];
+};
+void net_dht_set_relays(struct net_dht *d, const struct net_dht_relays *r);
 
 /* Our record's flags from now on (NET_RECORD_LEAVING: hire no more, move
  * your fragments off): re-announced at once, from net-dht. */

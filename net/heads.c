@@ -372,7 +372,7 @@ net_add_known_peer(struct net *n, const char *hostport,
 	if (!n->conf.store)
 		return -EINVAL;
 	if (strlen(hostport) >= sizeof ((struct net_peer *)0)->addr ||
-	    (rc = net__parse_addr(hostport, &sa)) < 0)
+	    (rc = net__peer_addr(hostport, &sa)) < 0)
 		return -EINVAL;
 	if ((rc = store_peer_pin(n->conf.store, hostport, pk)) < 0) {
 		if (rc == -EKEYREJECTED)
@@ -380,5 +380,5 @@ net_add_known_peer(struct net *n, const char *hostport,
 			    "the index names: refusing", hostport);
 		return rc;
 	}
-	return net_add_peer(n, hostport);
+	return net__add_peer_pk(n, hostport, pk);
 }

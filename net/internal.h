@@ -101,16 +101,28 @@
  * it closes the session (unknown type): the asker tries another. */
 #define NET_DIALBACK_VERSION	1
 #define NET_RANGE_VERSION	1	/* GET's range */
+/* Relays (version 1, net/relay.c), on an ordinary session to the relay:
+ *  RELAY_RESERVE 0x0c  u8 version: hold a reservation for our key (or
+ *                      renew it: sent again every keepalive); refused
+ *                      with ERR EOPNOTSUPP (no relay), EUSERS (full),
+ *                      and a reason
+ *  RELAY_RESERVE_OK 0x8c u32 keepalive s (renew at least this often) |
+ *                      u32 circuits at most at a time
+ *  RELAY_INCOMING 0x0d from the relay, request id 0, no answer: u8
+ *                      version | token[16]: someone asked for a circuit
+ *                      to us: take it with an ACCEPT circuit (above)
+ * A supplier from before relays closes the session on RELAY_RESERVE. */
+#define NET_RELAY_VERSION	1
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
 	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09, NET_LOCATOR = 0x0a,
-	NET_DIALBACK = 0x0b,
+	NET_DIALBACK = 0x0b, NET_RELAY_RESERVE = 0x0c, NET_RELAY_INCOMING = 0x0d,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
 	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
-	NET_LOCATOR_OK = 0x8a, NET_DIALBACK_OK = 0x8b,
+	NET_LOCATOR_OK = 0x8a, NET_DIALBACK_OK = 0x8b, NET_RELAY_RESERVE_OK = 0x8c,
 	NET_ERR = 0xff,
 };
 
@@ -137,6 +149,8 @@ struct net_msg {
 	const unsigned char *locator;		/* LOCATOR: 32 bytes */
 	uint16_t port;				/* DIALBACK */
 	uint32_t result;			/* DIALBACK_OK: errno, 0 */
+	uint32_t keepalive_s, circuits;		/* RELAY_RESERVE_OK */
+	const unsigned char *token;		/* RELAY_INCOMING: 16 bytes */
 	const unsigned char *bind_node;		/* RESERVE v1: 32 bytes */
 	const unsigned char *bind_sig;		/* RESERVE v1: CR_BIND_BYTES */
 	uint32_t err;				/* ERR: positive errno */
@@ -294,9 +308,38 @@ struct net_sess_ops {
 	/* Once, after the socket is closed (err 0 = closed on purpose or by
 	 * the peer). s stays valid until its last net_sess_unref(). */
 	void (*on_close)(struct net_sess *s, int err);
+
+	/* Relays (net/relay.c): a server session whose first bytes are
+	 * NET_RELAY_MAGIC instead of a handshake HELLO becomes a raw byte
+	 * stream (NET_SESS_RAW): every byte read, those first ones
+	 * included, goes here. NULL: such a session is malformed. */
+	void (*on_raw)(struct net_sess *s, const unsigned char *p, size_t n);
 };
 
-enum net_sess_state { NET_SESS_HS, NET_SESS_UP, NET_SESS_CLOSED };
+/* ---- relay circuits (net/relay.c), before any handshake ----
+ * A circuit is a TCP connection to a relay that starts, in the clear,
+ * with a request of NET_RELAY_REQ_BYTES:
+ *   "PFRELAY1" | u8 kind | 32 bytes
+ * kind CONNECT (1): the 32 bytes are the key of the node to reach
+ * (which holds a reservation there); kind ACCEPT (2): that node takes
+ * the circuit: 16 bytes of the token the relay gave it (RELAY_INCOMING)
+ * and 16 zero bytes. The relay answers each side with
+ * NET_RELAY_ANS_BYTES: u8 errno (0: piped) | u8 len | 62 bytes of text
+ * (len of them, UTF-8, the reason of a refusal). From then on it copies
+ * bytes both ways and the two ends run the ordinary handshake (the
+ * CONNECT side as client) inside: the relay sees keys, never content.
+ * The magic differs from the handshake's "PEERFS3\0" in its second byte,
+ * which is how a relay tells the two apart. */
+#define NET_RELAY_MAGIC		"PFRELAY1"
+#define NET_RELAY_MAGIC_LEN	8
+#define NET_RELAY_REQ_BYTES	(NET_RELAY_MAGIC_LEN + 1 + 32)
+#define NET_RELAY_ANS_BYTES	64
+#define NET_RELAY_TOKEN_BYTES	16
+enum { NET_RELAY_CONNECT = 1, NET_RELAY_ACCEPT = 2 };
+#define NET_RELAY_WHY_MAX	62
+
+enum net_sess_state { NET_SESS_PRE, NET_SESS_HS, NET_SESS_UP, NET_SESS_RAW,
+	NET_SESS_CLOSED };
 
 struct net_sess {
 	uv_tcp_t tcp;
@@ -340,6 +383,11 @@ struct net_sess {
 	int in_rr, gblocked;
 	unsigned run_n;			/* requests on the thread pool */
 	size_t fr_charge;		/* the frame being read */
+	/* Through a relay (net_sess_connect_relay): the request still to
+	 * send, then the answer read (NET_SESS_PRE); why it refused. */
+	unsigned char pre[NET_RELAY_REQ_BYTES];
+	int has_pre;
+	char relay_why[NET_RELAY_WHY_MAX + 1];
 };
 
 /* Parses "HOST:PORT" or "[V6]:PORT" (numeric, else getaddrinfo).
@@ -361,6 +409,20 @@ int net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
 int net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const struct sockaddr *src, const char *name,
     const struct net_sess_ops *ops, void *data, struct net_sess **out);
+/* Connects to the relay at sa, sends req (NET_RELAY_REQ_BYTES) and
+ * waits for its answer; then runs the handshake inside as the client
+ * (is_client: we asked for a circuit) or as the server (we took one
+ * offered to our reservation). A refusal closes the session with
+ * -errno and s->relay_why set. Otherwise as net_sess_connect; lim as
+ * net_sess_accept_lim's (NULL: none). */
+int net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const char *name,
+    const unsigned char req[NET_RELAY_REQ_BYTES], int is_client,
+    const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out);
+/* A raw session (NET_SESS_RAW): queues n bytes as they are. -EPIPE when
+ * closed. */
+int net_sess_send_raw(struct net_sess *s, const void *p, size_t n);
 /* Accepts a pending connection of server (no extra reference: the
  * socket's reference is released after on_close). -ENOMEM leaves the
  * connection pending: the caller must still uv_accept() it (libuv stops
@@ -454,9 +516,17 @@ struct net_peer {
 	 * "not admitted"); "" once it takes data again. No new fragment
 	 * goes there for NET_REFUSED_MS after a refusal. */
 	char refusal[64];
-	/* How its record says it is reached ("direct", "mapped"); "" when
-	 * we were given its address (--peer) or it does not say. */
-	char reach[16];
+	/* How its record says it is reached ("direct", "mapped", "relay via
+	 * ID"); "" when we were given its address (--peer) or it does not
+	 * say. */
+	char reach[48];
+	/* Reached through a relay (its address is "RELAY~ID"): sa is the
+	 * relay's, target the node's key, asked for in the circuit. */
+	int relayed;
+	unsigned char target[CR_PK_BYTES];
+	/* The relay's key, from the record (net_peer_set_reach). */
+	int have_relay;
+	unsigned char relay_pk[CR_PK_BYTES];
 	uint64_t refused_at;
 	uint64_t refusals;		/* count; a request sent before the
 					 * last refusal clears nothing */
@@ -517,6 +587,12 @@ struct net {
 	/* Any thread (__atomic): fragment bytes fetched to read blocks,
 	 * whole fragments and ranges (net_fetched_bytes). */
 	uint64_t fetched_bytes;
+	/* Bytes through each relay since the last net_relay_take. */
+	struct net_relay_acc {
+		unsigned char pk[CR_PK_BYTES];
+		uint64_t bytes;
+	} *racc;
+	int nracc;
 };
 
 /* ---- supplier (net/supplier.c, net/supwork.c) ---- */
@@ -561,6 +637,28 @@ struct net__work {
 	int rc;
 };
 
+/* ---- relays (net/relay.c), on the supplier's loop ---- */
+struct net_relay;
+int  net__relay_new(struct net_relay **out, uv_loop_t *loop,
+    const struct net_relay_conf *conf);
+/* Closes every circuit and reservation; frees once they are gone. */
+void net__relay_close(struct net_relay *r);
+/* A session of the supplier's that began with a circuit request (its
+ * on_raw: p, n the bytes so far) becomes the relay's. r NULL: not a
+ * relay, closed. */
+void net__relay_adopt(struct net_relay *r, struct net_sess *s,
+    const unsigned char *p, size_t n);
+/* RELAY_RESERVE on session s (r NULL: refused, not a relay). */
+void net__relay_reserve(struct net_relay *r, struct net_sess *s,
+    uint64_t reqid);
+/* A supplier session closed: its reservation, if any, goes. */
+void net__relay_sess_closed(struct net_relay *r, struct net_sess *s);
+
+struct net_relay_client;
+int  net__relay_client_new(struct net_relay_client **out, uv_loop_t *loop,
+    const struct net_relay_client_conf *conf);
+void net__relay_client_close(struct net_relay_client *rc);
+
 /* Runs k's store operation (uv_work_t cb, thread pool): k->rc, k->out,
  * k->why. */
 void net__work_run(uv_work_t *w);
@@ -601,6 +699,15 @@ void net__lat_note(struct net_peer *p, double ms);
 double net__lat_expect(struct net_peer *p);
 double net__lat_p95(struct net_peer *p);
 struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
+/* A peer's address: "HOST:PORT", or "HOST:PORT~HEX" for a node reached
+ * through the relay at HOST:PORT (HEX: the start of its key, which
+ * keeps the names of two nodes behind one relay apart). sa gets
+ * HOST:PORT; returns 0 direct, 1 through a relay, -EINVAL. */
+#define NET_RELAY_NAME_MAX	64
+int  net__peer_addr(const char *name, struct sockaddr_storage *sa);
+/* net_add_peer, with the key a relayed peer's circuits ask for. */
+int  net__add_peer_pk(struct net *n, const char *hostport,
+    const unsigned char pk[CR_PK_BYTES]);
 /* Session up: requests may go (any state, DEAD included). */
 int  net__peer_up(const struct net_peer *p);
 /* Counts an offence or a good audit, lowers the score; NET_FIRE_AFTER

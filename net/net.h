@@ -29,6 +29,35 @@
 #include "store/store.h"
 
 /* ==== supplier ===========================================================*/
+/* Relays (net/relay.c): offering relaying, and reserving on relays. */
+struct sockaddr;
+struct net_dht_relays;
+
+struct net_relay_conf {
+	/* Limits (cli/options.c holds the defaults), every one > 0. */
+	unsigned max_reservations;	/* nodes holding one at a time */
+	unsigned max_circuits;		/* per reserved node */
+	unsigned max_per_addr;		/* circuits asked from one address */
+	uint64_t circuit_bytes;		/* both ways, then it is closed */
+	uint64_t circuit_rate;		/* bytes per second, per circuit */
+};
+struct net_relay_client_conf {
+	const struct cr_identity *id;
+	/* 1 while we need relays (nobody can dial us otherwise). */
+	int (*want)(void *arg);
+	/* Relays we may use (records that offer relaying, ours excluded),
+	 * without blocking: how many filled. */
+	int (*candidates)(void *arg, struct net_dht_relays *out);
+	/* The relays holding our reservation now (n 0: none). */
+	void (*on_change)(void *arg, const struct net_dht_relays *held);
+	/* A circuit offered: connect to relay with req
+	 * (net/internal.h's circuit request, as the server) and serve it. */
+	int (*take)(void *arg, const struct sockaddr *relay, const char *name,
+	    const unsigned char *req);
+	void *arg;			/* of want, candidates, on_change */
+	void *take_arg;			/* of take (the supplier sets it) */
+};
+
 struct net_supplier_conf {
 	const struct cr_identity *id;
 	const char *listen;		/* "HOST:PORT" */
@@ -72,6 +101,12 @@ struct net_supplier_conf {
 	 * it earned plus credit before its data goes (--evict-grace); 0:
 	 * never (no deal). */
 	int64_t evict_grace_s;
+	/* --relay: offer relaying with these limits; NULL: not a relay
+	 * (circuit requests and RELAY_RESERVE are refused). */
+	const struct net_relay_conf *relay;
+	/* Reserve on relays while relay_client->want() says so (take is
+	 * the supplier's own); NULL: never. */
+	const struct net_relay_client_conf *relay_client;
 };
 
 /* The fair deal on the supplier's side (net/deal.c): owners' bindings of
@@ -293,6 +328,11 @@ enum net_peer_state net_peer_verdict(enum net_peer_state st,
 struct net_slot {
 	const struct sockaddr_storage *sa;
 	int vetted;
+	/* Reached only through a relay: sa is the relay's, so no address
+	 * block is known (the block rule skips it), and at most m of a
+	 * block's fragments may sit on such suppliers, so that k can
+	 * always be read without any relay (net_place_relayed_ok). */
+	int relayed;
 };
 int  net_same_block(const struct sockaddr_storage *a,
     const struct sockaddr_storage *b);
@@ -305,6 +345,11 @@ int  net_place_ok(const struct net_slot *held, int nheld,
  * distinct address blocks leave over (a home whose suppliers are all new
  * must still store). */
 int  net_place_unvetted_max(int total, const struct net_slot *c, int nc);
+/* 1 when c may take a fragment of a block held by held[0..nheld) as far
+ * as relays go: c is not relayed, or fewer than relayed_max (the code's
+ * m) of the held ones are. */
+int  net_place_relayed_ok(const struct net_slot *held, int nheld,
+    const struct net_slot *c, int relayed_max);
 
 struct net_peer_info {
 	unsigned char pk[CR_PK_BYTES];	/* zero until first handshake */
@@ -324,9 +369,9 @@ struct net_peer_info {
 	/* Why it refuses our data ("quota exceeded", "supplier full", "not
 	 * admitted"), "" when it does not. */
 	char refusal[64];
-	/* How its record says it is reached: "direct", "mapped", "" (given
-	 * by address, or a record that does not say). */
-	char reach[16];
+	/* How its record says it is reached: "direct", "mapped", "relay via
+	 * ID", "" (given by address, or a record that does not say). */
+	char reach[48];
 };
 
 /* Fills up to max entries; returns the number of known peers. With
@@ -346,10 +391,18 @@ int net_peers(struct net *n, struct net_peer_info *out, int max, int refresh);
 int net_peer_move(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *old, const char *hostport);
 /* Notes how the supplier with key pk (or the one added at addr) is
- * reached, from its record ("direct", "mapped", ""): net_peers says it.
- * -ENOENT when no such peer. */
+ * reached, from its record ("direct", "mapped", "relay via ID", ""):
+ * net_peers says it; relay (NULL: none) is the key of the relay it is
+ * reached through, whose bytes net_relay_take counts. -ENOENT when no
+ * such peer. */
 int net_peer_set_reach(struct net *n, const unsigned char pk[CR_PK_BYTES],
-    const char *addr, const char *how);
+    const char *addr, const char *how, const unsigned char *relay);
+/* Hands over the bytes our sessions sent and received through each relay
+ * since the last call (cb once per relay with bytes > 0) and starts
+ * counting afresh: the fair deal credits them to the relay (owner/
+ * audit.c, the ledger). Returns how many relays, -errno. */
+int net_relay_take(struct net *n, void (*cb)(void *arg,
+    const unsigned char pk[CR_PK_BYTES], uint64_t bytes), void *arg);
 /* Fires the supplier with key pk (or, never reached in this mount, the
  * one added at addr, which may be NULL) now: DEAD, sticky, its fragments
  * get rebuilt elsewhere; logs why. Its session stays, so deletes still

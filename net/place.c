@@ -126,11 +126,25 @@ net_place_ok(const struct net_slot *held, int nheld,
 	int unvetted = 0;
 
 	for (int i = 0; i < nheld; i++) {
-		if (net_same_block(held[i].sa, c->sa))
+		if (!held[i].relayed && !c->relayed &&
+		    net_same_block(held[i].sa, c->sa))
 			return 0;
 		unvetted += !held[i].vetted;
 	}
 	return c->vetted || unvetted < unvetted_max;
+}
+
+int
+net_place_relayed_ok(const struct net_slot *held, int nheld,
+    const struct net_slot *c, int relayed_max)
+{
+	int relayed = 0;
+
+	if (!c->relayed)
+		return 1;
+	for (int i = 0; i < nheld; i++)
+		relayed += held[i].relayed;
+	return relayed < relayed_max;
 }
 
 int
@@ -172,6 +186,7 @@ slot_of(struct net_slot *s, const struct net_peer *p)
 {
 	s->sa = &p->sa;
 	s->vetted = peer_vetted(p);
+	s->relayed = p->relayed;
 }
 
 /* What the placeable peers allow: net_place_unvetted_max over them. */
@@ -204,7 +219,8 @@ net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
 		if (held[i])
 			slot_of(&h[k++], held[i]);
 	slot_of(&c, p);
-	return net_place_ok(h, k, &c, unvetted_max);
+	return net_place_ok(h, k, &c, unvetted_max) &&
+	    net_place_relayed_ok(h, k, &c, p->n->m);
 }
 
 struct vetted_op {

@@ -73,8 +73,11 @@ net_record_encode(void *buf, size_t cap, const struct net_record *r,
 	unsigned char *p = buf;
 	size_t len = FIXED;
 
-	if (r->naddr < 1 || r->naddr > NET_RECORD_ADDRS)
+	if (r->naddr < 1 || r->naddr > NET_RECORD_ADDRS ||
+	    (r->nrelay && r->nrelay != r->naddr))
 		return -EINVAL;
+	if (r->nrelay)
+		len += 1 + (size_t)r->nrelay * CR_PK_BYTES;
 	for (int i = 0; i < r->naddr; i++) {
 		size_t al = strnlen(r->addr[i], NET_RECORD_ADDR_MAX + 1);
 		if (!addr_ok(r->addr[i], al))
@@ -84,7 +87,7 @@ net_record_encode(void *buf, size_t cap, const struct net_record *r,
 	if (len + CR_SIG_BYTES > cap)
 		return -ENOSPC;
 	memcpy(p, magic, 4);
-	p[4] = NET_RECORD_VERSION;
+	p[4] = r->nrelay ? NET_RECORD_VERSION_RELAYS : NET_RECORD_VERSION;
 	put_u32(p + 5, r->flags);
 	put_u64(p + 9, r->seq);
 	put_u64(p + 17, r->expires);
@@ -97,6 +100,11 @@ net_record_encode(void *buf, size_t cap, const struct net_record *r,
 		p[len] = (unsigned char)al;
 		memcpy(p + len + 1, r->addr[i], al);
 		len += 1 + al;
+	}
+	if (r->nrelay) {
+		p[len++] = (unsigned char)r->nrelay;
+		for (int i = 0; i < r->nrelay; i++, len += CR_PK_BYTES)
+			memcpy(p + len, r->relay_id[i], CR_PK_BYTES);
 	}
 	crypto_sign_detached(p + len, NULL, p, len, sk);
 	return (ssize_t)(len + CR_SIG_BYTES);
@@ -111,7 +119,8 @@ net_record_decode(struct net_record *out, const void *buf, size_t len,
 	size_t off = FIXED;
 
 	if (len < FIXED + CR_SIG_BYTES || len > NET_RECORD_MAX ||
-	    memcmp(p, magic, 4) != 0 || p[4] != NET_RECORD_VERSION)
+	    memcmp(p, magic, 4) != 0 || (p[4] != NET_RECORD_VERSION &&
+	    p[4] != NET_RECORD_VERSION_RELAYS))
 		return -EPROTO;
 	memset(&r, 0, sizeof r);
 	r.flags = (uint32_t)get_be(p + 5, 4);
@@ -132,6 +141,14 @@ net_record_decode(struct net_record *out, const void *buf, size_t len,
 		memcpy(r.addr[i], p + off + 1, al);
 		r.addr[i][al] = '\0';
 		off += 1 + al;
+	}
+	if (p[4] == NET_RECORD_VERSION_RELAYS) {
+		if (off + 1 > len - CR_SIG_BYTES || p[off] != r.naddr ||
+		    off + 1 + (size_t)r.naddr * CR_PK_BYTES > len - CR_SIG_BYTES)
+			return -EPROTO;
+		r.nrelay = p[off++];
+		for (int i = 0; i < r.nrelay; i++, off += CR_PK_BYTES)
+			memcpy(r.relay_id[i], p + off, CR_PK_BYTES);
 	}
 	if (off + CR_SIG_BYTES != len)
 		return -EPROTO;

@@ -225,7 +225,8 @@ on_write(uv_write_t *req, int status)
 		return;
 	}
 	if (was_full && s->queued <= NET_SESS_QUEUE_MAX &&
-	    s->state == NET_SESS_UP && s->ops->on_drain)
+	    (s->state == NET_SESS_UP || s->state == NET_SESS_RAW) &&
+	    s->ops->on_drain)
 		s->ops->on_drain(s);
 }
 
@@ -260,6 +261,14 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	w->len = n;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
+}
+
+int
+net_sess_send_raw(struct net_sess *s, const void *p, size_t n)
+{
+	if (s->state != NET_SESS_RAW)
+		return -EPIPE;
+	return sess_write_raw(s, p, n);
 }
 
 /* Bigger than any header with bulk (PUT: 74 bytes). */
@@ -505,11 +514,46 @@ frame_refused(struct net_sess *s)
 	return 0;
 }
 
+static int start_hs(struct net_sess *s);
+
+/* The relay's answer to our circuit request is in hsbuf: piped, and the
+ * handshake starts inside; or refused, with its reason. */
+static int
+sess_pre_step(struct net_sess *s)
+{
+	size_t wl = s->hsbuf[1] < NET_RELAY_WHY_MAX ? s->hsbuf[1] :
+	    NET_RELAY_WHY_MAX;
+
+	if (s->hsbuf[0]) {
+		/* Shown in logs and status: printable bytes only. */
+		for (size_t i = 0; i < wl; i++) {
+			unsigned char c = s->hsbuf[2 + i];
+			s->relay_why[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		}
+		s->relay_why[wl] = '\0';
+		log_info("session %s: the relay refused: %s", s->name,
+		    s->relay_why);
+		net_sess_close(s, -(int)s->hsbuf[0], NULL);
+		return -1;
+	}
+	s->state = NET_SESS_HS;
+	s->hs_have = 0;
+	s->hs_need = s->is_client ? CR_HS_REPLY_BYTES : CR_HS_HELLO_BYTES;
+	return s->is_client ? start_hs(s) : 0;
+}
+
 static void
 sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 {
 	s->feeding = 1;
-	while (n > 0 && s->state == NET_SESS_HS) {
+	if (s->state == NET_SESS_RAW) {
+		s->ops->on_raw(s, p, n);
+		goto out;
+	}
+	/* The relay's answer (PRE), then the handshake's messages: fixed
+	 * sizes, hs_need each. */
+	while (n > 0 && (s->state == NET_SESS_PRE ||
+	    s->state == NET_SESS_HS)) {
 		size_t take = s->hs_need - s->hs_have;
 		if (take > n)
 			take = n;
@@ -517,6 +561,25 @@ sess_feed(struct net_sess *s, const unsigned char *p, size_t n)
 		s->hs_have += take;
 		p += take;
 		n -= take;
+		if (s->state == NET_SESS_PRE) {
+			if (s->hs_have == s->hs_need && sess_pre_step(s) < 0)
+				goto out;
+			continue;
+		}
+		/* A relay's circuit request rather than a HELLO: the rest
+		 * of this connection is the relay's (net/relay.c). */
+		if (!s->is_client && s->ops->on_raw &&
+		    s->hs_need == CR_HS_HELLO_BYTES &&
+		    s->hs_have >= NET_RELAY_MAGIC_LEN &&
+		    s->hs_have - take < NET_RELAY_MAGIC_LEN &&
+		    !memcmp(s->hsbuf, NET_RELAY_MAGIC, NET_RELAY_MAGIC_LEN)) {
+			s->state = NET_SESS_RAW;
+			uv_timer_stop(&s->timer);
+			s->ops->on_raw(s, s->hsbuf, s->hs_have);
+			if (n && s->state == NET_SESS_RAW)
+				s->ops->on_raw(s, p, n);
+			goto out;
+		}
 		if (s->hs_have == s->hs_need && sess_hs_step(s) < 0)
 			goto out;
 	}
@@ -625,7 +688,7 @@ on_hs_timeout(uv_timer_t *t)
 {
 	struct net_sess *s = t->data;
 
-	if (s->state == NET_SESS_HS)
+	if (s->state == NET_SESS_HS || s->state == NET_SESS_PRE)
 		net_sess_close(s, -ETIMEDOUT, "handshake timed out");
 }
 
@@ -646,7 +709,6 @@ static void
 on_connect(uv_connect_t *req, int status)
 {
 	struct net_sess *s = req->data;
-	unsigned char hello[CR_HS_HELLO_BYTES];
 	int rc;
 
 	if (s->state == NET_SESS_CLOSED)
@@ -658,14 +720,31 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	uv_tcp_nodelay(&s->tcp, 1);
-	if ((rc = cr_hs_client_hello(s->hs, s->id, hello)) < 0) {
-		net_sess_close(s, rc, "cannot start handshake");
+	if (s->has_pre) {
+		s->state = NET_SESS_PRE;
+		s->hs_have = 0;
+		s->hs_need = NET_RELAY_ANS_BYTES;
+		if (sess_write_raw(s, s->pre, sizeof s->pre) < 0)
+			return;
+	} else if (start_hs(s) < 0) {
 		return;
 	}
-	if (sess_write_raw(s, hello, sizeof hello) < 0)
-		return;
 	if ((rc = start_reading(s)) < 0)
 		net_sess_close(s, rc, "cannot read");
+}
+
+/* The client's HELLO goes out. */
+static int
+start_hs(struct net_sess *s)
+{
+	unsigned char hello[CR_HS_HELLO_BYTES];
+	int rc;
+
+	if ((rc = cr_hs_client_hello(s->hs, s->id, hello)) < 0) {
+		net_sess_close(s, rc, "cannot start handshake");
+		return rc;
+	}
+	return sess_write_raw(s, hello, sizeof hello);
 }
 
 int
@@ -697,6 +776,41 @@ net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
 	rc = src ? uv_tcp_bind(&s->tcp, src, 0) : 0;
 	if (rc == 0)
 		rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
+	if (rc < 0) {
+		s->err = rc;
+		net_sess_close(s, rc, NULL);	/* on_close will run */
+	}
+	*out = s;
+	return 0;
+}
+
+int
+net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const char *name,
+    const unsigned char req[NET_RELAY_REQ_BYTES], int is_client,
+    const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out)
+{
+	struct net_sess *s = sess_new(id, ops, data, is_client);
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	net__addr_host(sa, s->host, sizeof s->host);
+	memcpy(s->pre, req, sizeof s->pre);
+	s->has_pre = 1;
+	s->lim = lim;
+	if ((rc = sess_init_handles(loop, s)) < 0) {
+		net_sess_unref(s);
+		return rc;
+	}
+	s->conn.data = s;
+	/* The relay's answer and the handshake inside, together. */
+	uv_timer_start(&s->timer, on_hs_timeout,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
+	net_sess_ref(s);			/* the caller's */
+	rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
 	if (rc < 0) {
 		s->err = rc;
 		net_sess_close(s, rc, NULL);	/* on_close will run */

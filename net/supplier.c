@@ -89,6 +89,11 @@ struct supplier {
 	 * started (uv_now), for DIALBACK_EVERY_MS. */
 	struct dialback *db;
 	uint64_t db_last_ms;
+	/* --relay (net/relay.c); NULL: not a relay. */
+	struct net_relay *relay;
+	/* Our reservations on relays, when we need them; NULL: never. */
+	struct net_relay_client *rclient;
+	struct net_relay_client_conf rc_conf;
 };
 
 /* A dial-back asked by a session (DIALBACK): the dialing session and
@@ -644,6 +649,13 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			return;
 		}
 		break;
+	case NET_RELAY_RESERVE:
+		if (sup->conf->test_old) {
+			net_sess_close(s, -EPROTO, "unexpected message type");
+			return;
+		}
+		net__relay_reserve(sup->relay, s, m->reqid);
+		return;
 	case NET_PUT: case NET_DEL: case NET_LIST:
 	case NET_AUDIT: case NET_HEAD_PUT: case NET_HEAD_LIST:
 	case NET_LOCATOR:
@@ -874,6 +886,7 @@ on_close(struct net_sess *s, int err)
 	s->wq_tail = NULL;
 	sup_unlink(sup, s);
 	sup->nsess--;
+	net__relay_sess_closed(sup->relay, s);
 	flow_released(sup);
 	/* Up once (its key known), then silent: not a stranger's stalled
 	 * handshake, not an owner that closed. */
@@ -882,10 +895,67 @@ on_close(struct net_sess *s, int err)
 		sup->conf->on_lost(sup->conf->arg);
 }
 
+static void on_raw(struct net_sess *s, const unsigned char *p, size_t n);
+
 static const struct net_sess_ops sup_ops = {
 	.on_up = on_up, .on_msg = on_msg, .on_drain = on_drain,
 	.on_sent = on_sent, .on_frame = on_frame, .on_close = on_close,
+	.on_raw = on_raw,
 };
+
+/* A circuit request instead of a handshake: the relay's connection from
+ * now on (not a session of ours: no longer counted here). */
+static void
+on_raw(struct net_sess *s, const unsigned char *p, size_t n)
+{
+	struct supplier *sup = s->data;
+
+	if (!sup->relay) {
+		net_sess_close(s, -EPROTO, "circuit request, but not a relay");
+		return;
+	}
+	sup_unlink(sup, s);
+	sup->nsess--;
+	net__relay_adopt(sup->relay, s, p, n);
+}
+
+static void
+sup_add(struct supplier *sup, struct net_sess *s)
+{
+	s->next = sup->sessions;
+	if (s->next)
+		s->next->prev = s;
+	sup->sessions = s;
+	sup->nsess++;
+}
+
+/* A circuit offered through one of our reservations: we connect to the
+ * relay and serve the owner inside it like any session of ours. */
+static int
+take_circuit(void *arg, const struct sockaddr *relay, const char *name,
+    const unsigned char *req)
+{
+	struct supplier *sup = arg;
+	struct net_sess *s;
+	int rc;
+
+	if (sup->stopping || sup->nsess >= sup->max_sessions)
+		return -EUSERS;
+	rc = net_sess_connect_relay(&sup->loop, sup->conf->id, relay, name,
+	    req, 0, &sup_ops, sup, &sup->lim, &s);
+	if (rc < 0)
+		return rc;
+	sup_add(sup, s);
+	net_sess_unref(s);		/* the socket's reference remains */
+	/* Through one relay as from one address: a relay that offers
+	 * circuits without end gets no more sessions than that. */
+	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
+		refused(sup, s->host, "per-address cap");
+		net_sess_close(s, -EUSERS, NULL);
+		return -EUSERS;
+	}
+	return 0;
+}
 
 static void
 on_conn(uv_stream_t *server, int status)
@@ -922,11 +992,7 @@ on_conn(uv_stream_t *server, int status)
 		refused(sup, "?", uv_strerror(rc));
 		return;
 	}
-	s->next = sup->sessions;
-	if (s->next)
-		s->next->prev = s;
-	sup->sessions = s;
-	sup->nsess++;
+	sup_add(sup, s);
 	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
 		refused(sup, s->host, "per-address cap");
 		net_sess_close(s, -EUSERS, NULL);
@@ -1038,6 +1104,10 @@ on_signal(uv_signal_t *h, int signum)
 		net_sess_close(s, 0, NULL);
 	if (sup->db)
 		net_sess_close(sup->db->out, -ECANCELED, NULL);
+	net__relay_close(sup->relay);
+	sup->relay = NULL;
+	net__relay_client_close(sup->rclient);
+	sup->rclient = NULL;
 }
 
 int
@@ -1119,6 +1189,22 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		    "allocate", sup->test_fail_accept);
 	if (conf->test_lie)
 		log_warn("supplier: TEST MODE: lying about every fragment");
+	if (conf->relay && (rc = net__relay_new(&sup->relay, &sup->loop,
+	    conf->relay)) < 0)
+		log_error("supplier: cannot offer relaying: %s", strerror(-rc));
+	else if (conf->relay)
+		log_info("supplier: relaying for nodes behind routers (%u "
+		    "reservations, %u circuits each)",
+		    conf->relay->max_reservations, conf->relay->max_circuits);
+	if (conf->relay_client) {
+		sup->rc_conf = *conf->relay_client;
+		sup->rc_conf.take = take_circuit;
+		sup->rc_conf.take_arg = sup;
+		if ((rc = net__relay_client_new(&sup->rclient, &sup->loop,
+		    &sup->rc_conf)) < 0)
+			log_error("supplier: cannot use relays: %s",
+			    strerror(-rc));
+	}
 	if (conf->on_ready)
 		conf->on_ready(conf->arg, bound);
 

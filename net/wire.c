@@ -87,6 +87,12 @@ fixed_payload(uint8_t type)
 		return 1 + 2;
 	case NET_DIALBACK_OK:
 		return 4;
+	case NET_RELAY_RESERVE:
+		return 1;
+	case NET_RELAY_RESERVE_OK:
+		return 8;
+	case NET_RELAY_INCOMING:
+		return 1 + NET_RELAY_TOKEN_BYTES;
 	case NET_PING: case NET_LOCATOR_OK: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
@@ -262,6 +268,21 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		if (d.result > ERRNO_MAX)
 			return -EPROTO;
 		break;
+	case NET_RELAY_RESERVE:
+		if (q[0] != NET_RELAY_VERSION)
+			return -EPROTO;
+		break;
+	case NET_RELAY_RESERVE_OK:
+		d.keepalive_s = get_be32(q);
+		d.circuits = get_be32(q + 4);
+		if (d.keepalive_s == 0)
+			return -EPROTO;
+		break;
+	case NET_RELAY_INCOMING:
+		if (q[0] != NET_RELAY_VERSION)
+			return -EPROTO;
+		d.token = q + 1;
+		break;
 	case NET_HEAD_LIST_OK:
 		if (plen < 4)
 			return -EPROTO;
@@ -390,6 +411,10 @@ encodable(const struct net_msg *m)
 		return m->port != 0;
 	case NET_DIALBACK_OK:
 		return m->result <= ERRNO_MAX;
+	case NET_RELAY_RESERVE_OK:
+		return m->keepalive_s != 0;
+	case NET_RELAY_INCOMING:
+		return m->token != NULL;
 	case NET_ERR:
 		if (m->err == 0 || m->err > ERRNO_MAX ||
 		    m->errmsg_len > NET_ERRMSG_MAX ||
@@ -513,6 +538,17 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 		break;
 	case NET_DIALBACK_OK:
 		put_be32(q, m->result);
+		break;
+	case NET_RELAY_RESERVE:
+		q[0] = NET_RELAY_VERSION;
+		break;
+	case NET_RELAY_RESERVE_OK:
+		put_be32(q, m->keepalive_s);
+		put_be32(q + 4, m->circuits);
+		break;
+	case NET_RELAY_INCOMING:
+		q[0] = NET_RELAY_VERSION;
+		memcpy(q + 1, m->token, NET_RELAY_TOKEN_BYTES);
 		break;
 	case NET_HEAD_LIST_OK:
 		put_be32(q, m->n);

@@ -39,6 +39,7 @@ struct owner__audit {
 	struct store_ledger_ent *led;
 	size_t nled, capled;
 	int led_dirty;
+	int64_t relay_next;		/* worker_now_ms: next net_relay_take */
 	int64_t led_next;		/* worker_now_ms() of the next write */
 	int64_t pass_end;		/* unix s: the last full pass ended */
 };
@@ -361,6 +362,22 @@ audit_next(struct owner *o, struct owner__audit *a)
 	sodium_memzero(&b, sizeof b);
 }
 
+/* Bytes a relay carried for us since the last look (net_relay_take,
+ * on the net loop: a->lock is ours alone there). */
+static void
+relayed_add(void *arg, const unsigned char pk[CR_PK_BYTES], uint64_t bytes)
+{
+	struct owner__audit *a = arg;
+	struct store_ledger_ent *e;
+
+	pthread_mutex_lock(&a->lock);
+	if ((e = ledger_find(a, pk, 1))) {
+		e->relayed += bytes;
+		a->led_dirty = 1;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
 static int64_t
 auditor_pass(void *arg, int idx)
 {
@@ -375,6 +392,11 @@ auditor_pass(void *arg, int idx)
 
 	if (every < LEDGER_SOON_MS)
 		every = LEDGER_SOON_MS;
+	/* Relays earn what they carried, in the ledger soon. */
+	if (o->conf.net && now >= a->relay_next) {
+		net_relay_take(o->conf.net, relayed_add, a);
+		a->relay_next = now + 1000;
+	}
 	if (now >= a->led_next || (a->led_dirty &&
 	    now >= a->led_next - every + LEDGER_SOON_MS)) {
 		ledger_flush(o, a);

@@ -20,6 +20,12 @@ owner_hire_block(const char *addr, char *out, size_t size)
 	char host[64];
 	unsigned char a[16];
 
+	/* Through a relay ("RELAY~ID"): where the node sits is unknown,
+	 * and the relay's block is not its own. Each is a block alone. */
+	if (strchr(addr, '~')) {
+		snprintf(out, size, "%s", addr);
+		return 0;
+	}
 	if (hostport_host(addr, host, sizeof host) < 0)
 		return -EINVAL;
 	if (inet_pton(AF_INET, host, a) == 1)

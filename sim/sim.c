@@ -320,7 +320,8 @@ hired_at(const struct owner *o, int sup)
 static int
 place(struct sim *s, struct owner *o, struct blk *b, int i, int any)
 {
-	struct net_slot held[SIM_FRAGS_MAX], cand[64], c;
+	/* Zeroed: simulated suppliers are never relayed. */
+	struct net_slot held[SIM_FRAGS_MAX] = { 0 }, cand[64] = { 0 }, c = { 0 };
 	int nh = 0, nc = 0, start, umax;
 
 	for (int j = 0; j < s->n; j++) {

@@ -3,10 +3,12 @@
  * supplier of the same home (the fair deal, net/supplier.c).
  *
  * <home>/ledger, text:
- *   peerfs-ledger 2
+ *   peerfs-ledger 3
  *   mount <written> <rebuilding> <pass_end>
  *   <supplier id, 64 hex> <held> <proved> <first_ok> <last_ok> <last_fail>
- * (bytes; unix seconds, 0 never; rebuilding 0 or 1). The mount line says
+ *       <relayed>
+ * (bytes; unix seconds, 0 never; rebuilding 0 or 1; relayed: bytes it
+ * carried for us as a relay). Version 2 (no relayed) still reads. The mount line says
  * how far the supplier may trust the balances (the eviction rule, store/
  * accounts.c): when they were written, whether a rebuild was moving our
  * fragments, when the auditor last finished a pass over every fragment.
@@ -29,7 +31,8 @@
 #include "store/store.h"
 #include "util.h"
 
-#define LEDGER_MAGIC	"peerfs-ledger 2\n"
+#define LEDGER_MAGIC	"peerfs-ledger 3\n"
+#define LEDGER_MAGIC2	"peerfs-ledger 2\n"
 #define LEDGER_MAGIC1	"peerfs-ledger 1\n"
 #define LEDGER_MAX	100000	/* suppliers; beyond: a damaged file */
 
@@ -57,8 +60,8 @@ store_ledger_write(const char *path, const struct store_ledger_state *s,
 	for (size_t i = 0; i < n; i++) {
 		hex_encode(id, e[i].pk, CR_PK_BYTES);
 		fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64
-		    " %" PRId64 "\n", id, e[i].held, e[i].proved,
-		    e[i].first_ok, e[i].last_ok, e[i].last_fail);
+		    " %" PRId64 " %" PRIu64 "\n", id, e[i].held, e[i].proved,
+		    e[i].first_ok, e[i].last_ok, e[i].last_fail, e[i].relayed);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
 		rc = -errno;
@@ -89,11 +92,13 @@ store_ledger_read(const char *path, struct store_ledger_state *s,
 	if (!(f = fopen(path, "re")))
 		return -errno;
 	if (!fgets(line, sizeof line, f) || (strcmp(line, LEDGER_MAGIC) != 0 &&
+	    strcmp(line, LEDGER_MAGIC2) != 0 &&
 	    strcmp(line, LEDGER_MAGIC1) != 0)) {
 		fclose(f);
 		return -EINVAL;
 	}
-	if (strcmp(line, LEDGER_MAGIC) == 0) {
+	int v3 = strcmp(line, LEDGER_MAGIC) == 0;
+	if (strcmp(line, LEDGER_MAGIC1) != 0) {
 		struct store_ledger_state x;
 		int used = 0;
 
@@ -111,13 +116,14 @@ store_ledger_read(const char *path, struct store_ledger_state *s,
 	while (fgets(line, sizeof line, f)) {
 		struct store_ledger_ent x;
 		char id[2 * CR_PK_BYTES + 2];
-		int used = 0;
+		int used = 0, used2 = 0;
 
 		memset(&x, 0, sizeof x);
 		if (sscanf(line, "%65s %" SCNu64 " %" SCNu64 " %" SCNd64 " %"
 		    SCNd64 " %" SCNd64 "%n", id, &x.held, &x.proved,
 		    &x.first_ok, &x.last_ok, &x.last_fail, &used) != 6 ||
-		    line[used] != '\n' || !store__fr_is_hex(id,
+		    (v3 && sscanf(line + used, " %" SCNu64 "%n", &x.relayed,
+		    &used2) != 1) || line[used + used2] != '\n' || !store__fr_is_hex(id,
 		    2 * CR_PK_BYTES) || n >= LEDGER_MAX) {
 			rc = -EINVAL;
 			break;

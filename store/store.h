@@ -678,6 +678,10 @@ struct store_ledger_ent {
 	uint64_t proved;	/* held while its audits stand, else 0 */
 	int64_t first_ok;	/* unix s: first pass since the last failure */
 	int64_t last_ok, last_fail;	/* unix s; 0 never */
+	/* Bytes of ours it carried as a relay (to and from suppliers
+	 * reached through it), in all: earned like bytes held (the fair
+	 * deal, net/deal.c). */
+	uint64_t relayed;
 };
 /* The mount's state beside the balances: what the eviction rule needs to
  * trust them (store_deal_due). */

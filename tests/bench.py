@@ -37,8 +37,12 @@ BENCH_SCALE (default 1.0) shrinks the data sizes for a quick look.
 rand_read_4k_amplification and first_byte_ms: report_range, on a swarm of
 its own (with BENCH_ONLY=range, rand_read_4k_iops too: fio when installed).
 sim_peer_years_per_s: the durability simulator's speed (report_sim).
-BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink or sim runs
-just that.
+relay_write_MBps, relay_cold_read_MBps: on 4 suppliers on 127.0.N.1, two
+of them reachable only through a relay (the third, --test-relayed), a 2+2
+mount's write and cold read (one direct supplier stopped, so reads go
+through the relay), beside the same with all four direct.
+BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink, sim or
+relay runs just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -563,8 +567,7 @@ class CpuAccount:
                   flush=True)
 
 
-# ==== the peers: the tools a person would pick instead ==========
-class PeerTool:
+# ==== the peers: the tools a person would pick instead ===class PeerTool:
     """A peer's mount: _start() by __enter__ (undone by __exit__ when it
     fails half-way), stop() by __exit__."""
 
@@ -904,6 +907,109 @@ def report_sim(base=None):
     report("sim_peer_years_per_s", [float(m.group(1))], "peer-years/s")
 
 
+def relay_throughput(base, size, relayed):
+    """One network on 127.0.N.1 joined by a DHT: x0 (the bootstrap, with
+    relayed: also the relay), x1, and x2, x3 (with relayed: reachable only
+    through x0, --test-relayed). A 2+2 mount hires the four, so with
+    relayed two fragments of every block travel through the relay (the
+    most placement allows). MB/s of a sequential write (with sync), then,
+    with x1 stopped so that every block is read through the relay, of a
+    cold read after a remount."""
+    os.makedirs(base)
+    home, mnt = os.path.join(base, "home"), os.path.join(base, "mnt")
+    os.makedirs(mnt)
+    subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                   check=True, stdout=subprocess.DEVNULL)
+    net = 50 if relayed else 60
+    procs, addrs = [], []
+    try:
+        for i in range(4):
+            addr = f"127.0.{net + i}.1"
+            hp = f"{addr}:{free_port_on(addr)}"
+            d = os.path.join(base, f"x{i}")
+            os.makedirs(d)
+            extra = ["--dht"] if i == 0 else ["--bootstrap", addrs[0]]
+            if relayed and i == 0:
+                extra.append("--relay")
+            if relayed and i >= 2:
+                extra.append("--test-relayed")
+            procs.append(subprocess.Popen(
+                [PEERFS, "supplier", "--home", d, "--listen", hp, "--store",
+                 d + "/store"] + extra, stdout=subprocess.DEVNULL,
+                stderr=open(d + "/log", "w")))
+            addrs.append(hp)
+        for i in range(4):
+            wait_log(os.path.join(base, f"x{i}", "log"),
+                     "relay: reserved on" if relayed and i >= 2 else
+                     "dht: our record is stored")
+
+        def mount():
+            subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                            addrs[0], "--ec", "2+2", mnt], check=True)
+            end = time.time() + 60
+            while True:
+                st = json.loads(subprocess.run(
+                    [PEERFS, "status", mnt, "--json"], check=True,
+                    capture_output=True, text=True).stdout)
+                up = [p for p in st["suppliers"] if p["state"] == "online"]
+                if len(up) >= 4 or time.time() > end:
+                    return st
+                time.sleep(0.05)
+
+        st = mount()
+        if relayed:
+            via = [p for p in st["suppliers"] if "~" in p["address"]]
+            if len(via) != 2:
+                raise RuntimeError(f"not 2 relayed suppliers: {st}")
+        w = seq_write(os.path.join(mnt, "data"), size,
+                      lambda: subprocess.run([PEERFS, "sync", mnt], check=True))
+        subprocess.run([PEERFS, "umount", mnt], check=True)
+        procs[1].send_signal(signal.SIGTERM)
+        procs[1].wait(10)
+        subprocess.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                        addrs[0], "--ec", "2+2", mnt], check=True)
+        end = time.time() + 60
+        while time.time() < end:
+            st = json.loads(subprocess.run(
+                [PEERFS, "status", mnt, "--json"], check=True,
+                capture_output=True, text=True).stdout)
+            if sum(p["state"] == "online" for p in st["suppliers"]) >= 3:
+                break
+            time.sleep(0.05)
+        os.setxattr(mnt, "user.peerfs.drop_cache", b"1")
+        drop_kernel_cache()
+        r = seq_read(os.path.join(mnt, "data"))
+        return w, r
+    finally:
+        subprocess.run([PEERFS, "umount", "--force", mnt], stderr=subprocess.DEVNULL)
+        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def report_relay(base):
+    """relay_write_MBps / relay_cold_read_MBps: through a relay (two of
+    each block's four fragments, see relay_throughput), beside the same
+    layout with every supplier direct, in the same run."""
+    size = max(8 * MiB, int(128 * MiB * SCALE) // MiB * MiB)
+    d = [relay_throughput(os.path.join(base, f"direct{run}"), size, False)
+         for run in range(RUNS)]
+    r = [relay_throughput(os.path.join(base, f"relay{run}"), size, True)
+         for run in range(RUNS)]
+    for i, what in enumerate(["write", "cold_read"]):
+        v = statistics.median(x[i] for x in r)
+        ref = statistics.median(x[i] for x in d)
+        print(f"relay_{what}_MBps {v:.1f} MB/s", flush=True)
+        print(f"relay_{what}_direct_MBps {ref:.1f} MB/s", flush=True)
+        print(f"relay_{what}_ratio {v / ref if ref else 0:.3f} x", flush=True)
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -926,7 +1032,7 @@ def main():
             "range": lambda b: report_range(b, rnd_size),
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
                                                             nsmall)),
-            "sim": report_sim}
+            "sim": report_sim, "relay": report_relay}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -1031,6 +1137,7 @@ def main():
         report_range(base, rnd_size, iops=False)
         report_slow_links(base)
         report_sim()
+        report_relay(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

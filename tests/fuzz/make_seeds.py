@@ -57,6 +57,9 @@ RECORDS = {
     "head_list_ok_empty": rec(0x88, 9, struct.pack(">I", 0)),
     "dialback": rec(0x0b, 12, b"\x01" + struct.pack(">H", 7070)),
     "dialback_ok": rec(0x8b, 12, struct.pack(">I", 111)),
+    "relay_reserve": rec(0x0c, 13, b"\x01"),
+    "relay_reserve_ok": rec(0x8c, 13, struct.pack(">II", 20, 16)),
+    "relay_incoming": rec(0x0d, 0, b"\x01" + bytes(range(16))),
     "err": rec(0xff, 6, struct.pack(">I", 122) + "quota exceeded ✓".encode()),
 }
 

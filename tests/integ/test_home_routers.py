@@ -12,7 +12,8 @@ import pytest
 from conftest import run_peerfs, wait_for
 from netns import CHILD_ENV, Internet, isolated
 from test_network import (BOOT, PORT, NetMount, hired, read_tree,
-                          record_stored, supplier_start, write_tree)
+                          record_stored, supplier_start, supplier_stop,
+                          write_tree)
 
 # A listener that accepts connections and answers each with the address
 # it saw the connection come from ("IP PORT"), until killed.
@@ -162,11 +163,12 @@ def homes(tmp_path, need_fuse):
     made = []
     w = {"net": net, "sup": {}, "tmp": tmp_path}
 
-    def start(name, m):
+    def start(name, m, more=()):
         home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
         extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
         w["sup"][name] = {"m": m, "home": home, "store": store,
-                          "pid": supplier_start(net, m, home, store, extra,
+                          "pid": supplier_start(net, m, home, store,
+                                                extra + list(more),
                                                 wait=False)}
         return w["sup"][name]
 
@@ -267,3 +269,200 @@ def test_upnp_only_router_maps(request, homes):
     assert "reach: mapped at 11.0.1.2" in log, log[-3000:]
     assert "UPNP" in r.miniupnpd_log.read_text().upper(), \
         r.miniupnpd_log.read_text()[-2000:]
+
+
+# ---- relays (net/relay.c) ------------------------------------------------
+
+def node_id(home):
+    return run_peerfs(["id", "--home", str(home)], check=True).stdout.strip()
+
+
+def stored_through_relay(mt, name, rid, seed):
+    """Writes a tree on mt and checks that the relayed supplier `name`
+    holds fragments of it and is reported `relay via` the relay rid."""
+    files = write_tree(mt.path, seed)
+    mt.sync()
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["reach"] == f"relay via {rid[:16]}", st["suppliers"]
+    assert by[name]["fragments"] > 0, st["suppliers"]
+    return files
+
+
+def test_relayed_supplier_behind_random_port_router(request, homes):
+    """A supplier behind the random-port router without UPnP can be
+    neither dialled nor mapped: it reserves on the public supplier that
+    offers relaying (--relay), and its record names that relay. An owner
+    on the internet hires it, stores through the relay and cold-reads
+    back; `status` says `relay via ID` for it. The relay pipes bytes whose
+    content it cannot read: its store holds none of the owner's files in
+    the clear, and it logs only the circuit."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relay = w["start"]("relay", net.machine("relay", "198.18.3.2"),
+                       ["--relay"])
+    r = net.router("r7", "198.18.7.7", ports="random")
+    h = w["start"]("h5", r.machine("h5"))
+    rid = node_id(relay["home"])
+    want = f"relay via {rid[:16]} 198.18.3.2:{PORT}"
+    wait_for(lambda: reach_of(h["home"]) == want, 90,
+             "h5 reserved on the relay")
+    record_stored(h["m"], h["home"])
+
+    mt = w["mount"]().init()
+    # Five suppliers, 3+2: every one is hired, the relayed one included.
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    hid = node_id(h["home"])
+    name = f"198.18.3.2:{PORT}~{hid[:16]}"
+    assert name in [a for _, a in hired(mt.home)], \
+        (hired(mt.home), mt.log_tail())
+    files = stored_through_relay(mt, name, rid, 11)
+    text = run_peerfs(["status", mt.path], check=True).stdout
+    assert any(name in line and f"relay via {rid[:16]}" in line
+               for line in text.splitlines()), text
+    # The bytes the relay carried for this home count toward its balance
+    # in the fair deal: the home's ledger credits them to the relay's id.
+    def relayed():
+        p = mt.home / "ledger"
+        for line in (p.read_text().splitlines() if p.exists() else []):
+            f = line.split()
+            if f[0] == rid and len(f) == 7:
+                return int(f[6])
+        return 0
+    wait_for(lambda: relayed() > 1 << 20, 30,
+             "the relay's carried bytes in the ledger")
+    mt.umount()
+    # Two public suppliers gone: three fragments of each block are left,
+    # one of them behind the relay, so every cold read goes through it.
+    for gone in ("s1", "s2"):
+        supplier_stop(w["sup"][gone]["pid"])
+    mt.mount([], ec="3+2")
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    st = mt.status_json()
+    by = {p["address"]: p for p in st["suppliers"]}
+    assert by[name]["state"] == "online", st["suppliers"]
+    assert by[f"198.18.3.2:{PORT}"]["state"] == "online", st["suppliers"]
+    rlog = (relay["home"] / "supplier.log").read_text()
+    assert "relay: reservation for" in rlog, rlog[-3000:]
+
+
+# Sends one circuit request to a relay and prints its answer: "ERRNO
+# TEXT", or "CLOSED" when it closes without one.
+CIRCUIT = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+s.sendall(bytes.fromhex(sys.argv[3]))
+a = b""
+while len(a) < 64:
+    b = s.recv(64 - len(a))
+    if not b:
+        break
+    a += b
+print(f"{a[0]} {a[2:2 + a[1]].decode()}" if len(a) == 64 else "CLOSED")
+"""
+
+
+def circuit(m, addr, req):
+    return m.run([sys.executable, "-c", CIRCUIT, addr, PORT, req.hex()],
+                 check=True).stdout.strip()
+
+
+def test_relay_limits_refuse_clearly(request, homes):
+    """A relay that holds one reservation at most (--relay-reservations
+    1): of two home suppliers behind random-port routers, one reserves
+    and the other is refused with the relay's reason; circuit requests
+    for a node without a reservation, of an unknown kind or malformed
+    get a clear refusal or a closed connection, and the relay goes on
+    serving: an owner stores on the relayed supplier and reads back."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relay = w["start"]("relay", net.machine("relay", "198.18.3.2"),
+                       ["--relay", "--relay-reservations", "1"])
+    hs = [w["start"](n, net.router(r, a, ports="random").machine(n))
+          for n, r, a in [("h5", "r7", "198.18.7.7"),
+                          ("h6", "r8", "198.18.7.8")]]
+    rid = node_id(relay["home"])
+    want = f"relay via {rid[:16]} 198.18.3.2:{PORT}"
+
+    def refused(h):
+        return "relay 198.18.3.2:7070 refused our reservation: relay " \
+               "full: 1 reservations" in (h["home"] / "supplier.log").read_text()
+    wait_for(lambda: any(reach_of(h["home"]) == want for h in hs) and
+             any(refused(h) for h in hs), 90,
+             "one home supplier reserved, the other refused")
+    held = next(h for h in hs if reach_of(h["home"]) == want)
+    other = next(h for h in hs if h is not held)
+    assert reach_of(other["home"]) == "not reachable"
+
+    magic = b"PFRELAY1"
+    owner = w["owner"]
+    oid = bytes.fromhex(node_id(other["home"]))
+    assert circuit(owner, "198.18.3.2", magic + b"\x01" + oid) == \
+        "2 no reservation here for that node"
+    assert circuit(owner, "198.18.3.2", magic + b"\x07" + bytes(32)) == \
+        "71 unknown circuit request"
+    assert circuit(owner, "198.18.3.2",
+                   magic + b"\x02" + bytes(range(32))) == \
+        "2 no such circuit (taken, or too late)"
+    assert circuit(owner, "198.18.3.2", b"GET / HTTP/1.0\r\n" * 3) == \
+        "CLOSED"
+    # A request begun and never finished is not held for ever.
+    assert circuit(owner, "198.18.3.2", magic + b"\x01") == "CLOSED"
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    name = f"198.18.3.2:{PORT}~{node_id(held['home'])[:16]}"
+    files = stored_through_relay(mt, name, rid, 5)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    assert relay["m"].run(["kill", "-0", str(relay["pid"])]).returncode == 0
+
+
+def test_relay_dies_clients_move(request, homes):
+    """A home supplier behind the random-port router holds reservations on
+    both relays. The relay the owner reaches it through is killed: reads
+    go on from the other fragments meanwhile, the supplier's record then
+    names only the other relay, and the owner reaches it there (status
+    `relay via` the other relay's id, online)."""
+    if isolated(request):
+        return
+    w = homes
+    net = w["net"]
+    relays = [w["start"](n, net.machine(n, a), ["--relay"])
+              for n, a in [("relay", "198.18.3.2"), ("relay2", "198.18.4.2")]]
+    h = w["start"]("h5", net.router("r7", "198.18.7.7",
+                                    ports="random").machine("h5"))
+    log = h["home"] / "supplier.log"
+    wait_for(lambda: log.exists() and
+             log.read_text().count("relay: reserved on ") == 2, 90,
+             "h5 reserved on both relays")
+    record_stored(h["m"], h["home"])
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    hid = node_id(h["home"])[:16]
+    names = [a for _, a in hired(mt.home) if a.endswith("~" + hid)]
+    assert len(names) == 1, (hired(mt.home), mt.log_tail())
+    first = names[0].split("~")[0]
+    dead = next(r for r in relays if first == f"{r['m'].addr}:{PORT}")
+    alive = next(r for r in relays if r is not dead)
+    files = write_tree(mt.path, 13)
+    mt.sync()
+    os.kill(dead["pid"], 9)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+    aid = node_id(alive["home"])[:16]
+    moved = f"{alive['m'].addr}:{PORT}~{hid}"
+
+    def there():
+        by = {p["address"]: p for p in mt.status_json()["suppliers"]}
+        return moved in by and by[moved]["state"] == "online" and \
+            by[moved]["reach"] == f"relay via {aid}"
+    wait_for(there, 60, "the owner reaches h5 through the other relay")
+    assert moved in [a for _, a in hired(mt.home)], hired(mt.home)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files

@@ -82,7 +82,7 @@ static int
 test_one_per_block(void)
 {
 	struct sockaddr_storage sa[16];
-	struct net_slot c[16];
+	struct net_slot c[16] = { 0 };
 	char host[32];
 	int at[16], n, in_block = 0;
 
@@ -113,7 +113,7 @@ static int
 test_unvetted(void)
 {
 	struct sockaddr_storage sa[12];
-	struct net_slot c[12];
+	struct net_slot c[12] = { 0 };
 	char host[32];
 	int at[12], n, fresh = 0;
 
@@ -159,15 +159,51 @@ test_repair_rules(void)
 	addr(&sa[1], "198.18.2.2");
 	addr(&sa[2], "198.18.2.77");
 	addr(&sa[3], "198.18.3.2");
-	held[0] = (struct net_slot){ &sa[0], 1 };
-	held[1] = (struct net_slot){ &sa[1], 0 };
-	c = (struct net_slot){ &sa[2], 1 };
+	held[0] = (struct net_slot){ &sa[0], 1, 0 };
+	held[1] = (struct net_slot){ &sa[1], 0, 0 };
+	c = (struct net_slot){ &sa[2], 1, 0 };
 	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* /24 of held[1] */
-	c = (struct net_slot){ &sa[3], 0 };
+	c = (struct net_slot){ &sa[3], 0, 0 };
 	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* a second new one */
 	CHECK_EQ(net_place_ok(held, 2, &c, 2), 1);
 	c.vetted = 1;
 	CHECK_EQ(net_place_ok(held, 2, &c, 1), 1);
+	return 0;
+}
+
+/* Suppliers reached only through a relay: at most m of a block's
+ * fragments on them (k stay readable without any relay), and the relay's
+ * address block is not theirs. */
+static int
+test_relayed_at_most_m(void)
+{
+	struct sockaddr_storage relay, pub[3];
+	struct net_slot c[8], held[8];
+	int nh = 0, k = 3, m = 2, relayed = 0;
+
+	addr(&relay, "198.18.3.2");
+	addr(&pub[0], "198.18.1.2");
+	addr(&pub[1], "198.18.2.2");
+	addr(&pub[2], "198.18.3.9");	/* the relay's /24 */
+	/* Five relayed first, then three public ones. */
+	for (int i = 0; i < 5; i++)
+		c[i] = (struct net_slot){ &relay, 1, 1 };
+	for (int i = 0; i < 3; i++)
+		c[5 + i] = (struct net_slot){ &pub[i], 1, 0 };
+	for (int i = 0; i < 8 && nh < k + m; i++)
+		if (net_place_ok(held, nh, &c[i], k + m) &&
+		    net_place_relayed_ok(held, nh, &c[i], m))
+			held[nh++] = c[i];
+	CHECK_EQ(nh, k + m);
+	for (int i = 0; i < nh; i++)
+		relayed += held[i].relayed;
+	CHECK_EQ(relayed, m);
+	/* Two relayed ones behind one relay share no block; a public one
+	 * on the relay's /24 is not kept out by them. */
+	CHECK_EQ(net_place_ok(&c[0], 1, &c[1], 8), 1);
+	CHECK_EQ(net_place_ok(&c[0], 1, &c[7], 8), 1);
+	CHECK_EQ(net_place_relayed_ok(held, nh, &c[5], m), 1);
+	CHECK_EQ(net_place_relayed_ok(held, nh, &c[0], m), 0);
 	return 0;
 }
 
@@ -244,6 +280,7 @@ const struct test tests_place[] = {
 	{ "one_per_block", test_one_per_block },
 	{ "unvetted", test_unvetted },
 	{ "repair_rules", test_repair_rules },
+	{ "relayed_at_most_m", test_relayed_at_most_m },
 	{ "vetting", test_vetting },
 	{ NULL, NULL },
 };

@@ -194,7 +194,56 @@ test_replay_refused(void)
 	return 0;
 }
 
+/* A node reached through relays: version 2 carries the relays' keys next
+ * to their addresses; a version 1 record stays byte for byte as before. */
+static int
+test_relays(void)
+{
+	struct cr_identity *id = test_identity();
+	struct net_record r, d;
+	unsigned char buf[NET_RECORD_MAX];
+	ssize_t len, len1;
+
+	fill(&r, id, 7);
+	len1 = net_record_encode(buf, sizeof buf, &r, id->sk);
+	CHECK(len1 > 0);
+	CHECK_EQ(buf[4], NET_RECORD_VERSION);
+	r.flags = NET_RECORD_SUPPLIER | NET_RECORD_RELAYED;
+	r.nrelay = 1;
+	CHECK_EQ(net_record_encode(buf, sizeof buf, &r, id->sk), -EINVAL);
+	r.nrelay = 2;
+	memset(r.relay_id[0], 0xa1, CR_PK_BYTES);
+	memset(r.relay_id[1], 0xb2, CR_PK_BYTES);
+	len = net_record_encode(buf, sizeof buf, &r, id->sk);
+	CHECK_EQ(len, len1 + 1 + 2 * CR_PK_BYTES);
+	CHECK(len <= NET_RECORD_MAX);
+	CHECK_EQ(buf[4], NET_RECORD_VERSION_RELAYS);
+	CHECK_EQ(net_record_decode(&d, buf, (size_t)len, NOW), 0);
+	CHECK_EQ(d.nrelay, 2);
+	CHECK_EQ(d.flags, NET_RECORD_SUPPLIER | NET_RECORD_RELAYED);
+	CHECK_MEM(d.relay_id[1], r.relay_id[1], CR_PK_BYTES);
+	CHECK(strcmp(d.addr[1], r.addr[1]) == 0);
+	/* A relay count other than naddr is malformed, whatever the
+	 * signature says. */
+	r.nrelay = 0;
+	len1 = net_record_encode(buf, sizeof buf, &r, id->sk);
+	buf[4] = NET_RECORD_VERSION_RELAYS;
+	CHECK_EQ(net_record_decode(&d, buf, (size_t)len1, NOW), -EPROTO);
+	/* Every full-size record fits the buffers. */
+	r.naddr = r.nrelay = NET_RECORD_ADDRS;
+	for (int i = 0; i < NET_RECORD_ADDRS; i++) {
+		memset(r.addr[i], 'a', NET_RECORD_ADDR_MAX - 5);
+		strcpy(r.addr[i] + NET_RECORD_ADDR_MAX - 5, ":7070");
+	}
+	len = net_record_encode(buf, sizeof buf, &r, id->sk);
+	CHECK_EQ(len, NET_RECORD_MAX);
+	CHECK_EQ(net_record_decode(&d, buf, (size_t)len, NOW), 0);
+	cr_identity_free(id);
+	return 0;
+}
+
 const struct test tests_record[] = {
+	{ "relays", test_relays },
 	{ "round_trip", test_round_trip },
 	{ "tamper", test_tamper },
 	{ "wrong_key", test_wrong_key },

@@ -966,6 +966,48 @@ test_dialback(void)
 	return 0;
 }
 
+/* The relay messages (version 1): round trips; another version, another
+ * length or a keepalive of 0 is malformed. */
+static int
+test_relay_msgs(void)
+{
+	unsigned char buf[64], tok[NET_RELAY_TOKEN_BYTES];
+	struct net_msg m, d;
+
+	memset(&m, 0, sizeof m);
+	m.type = NET_RELAY_RESERVE;
+	m.reqid = 3;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 1);
+	CHECK_EQ(buf[NET_MSG_HDR], NET_RELAY_VERSION);
+	buf[NET_MSG_HDR] = 2;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 1), -EPROTO);
+	buf[NET_MSG_HDR] = NET_RELAY_VERSION;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 2), -EPROTO);
+	memset(&m, 0, sizeof m);
+	m.type = NET_RELAY_RESERVE_OK;
+	m.keepalive_s = 20;
+	m.circuits = 16;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 8);
+	CHECK_EQ(d.keepalive_s, 20);
+	CHECK_EQ(d.circuits, 16);
+	memset(buf + NET_MSG_HDR, 0, 4);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 8), -EPROTO);
+	m.keepalive_s = 0;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	memset(&m, 0, sizeof m);
+	m.type = NET_RELAY_INCOMING;
+	CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+	for (int i = 0; i < (int)sizeof tok; i++)
+		tok[i] = (unsigned char)(0xa0 + i);
+	m.token = tok;
+	CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 17);
+	CHECK_MEM(d.token, tok, sizeof tok);
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 16), -EPROTO);
+	buf[NET_MSG_HDR] = 0;
+	CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 17), -EPROTO);
+	return 0;
+}
+
 /* RESERVE with the owner's binding of its node (version 1): both lengths
  * decode, the binding only in the longer; a wrong version or length is
  * refused. */
@@ -1025,5 +1067,6 @@ const struct test tests_wire[] = {
 	{ "locator", test_locator },
 	{ "dialback", test_dialback },
 	{ "reserve_bind", test_reserve_bind },
+	{ "relay_msgs", test_relay_msgs },
 	{ NULL, NULL },
 };
