@@ -755,23 +755,20 @@ net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
 	return net_sess_connect_from(loop, id, sa, NULL, name, ops, data, out);
 }
 
-int
-net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
-    const struct sockaddr *sa, const struct sockaddr *src, const char *name,
-    const struct net_sess_ops *ops, void *data, struct net_sess **out)
+/* The part of every outgoing session after its fields are set: handles,
+ * the handshake deadline, an optional source address, the connect. */
+static int
+sess_dial(uv_loop_t *loop, struct net_sess *s, const struct sockaddr *sa,
+    const struct sockaddr *src, int hs_ms, struct net_sess **out)
 {
-	struct net_sess *s = sess_new(id, ops, data, 1);
 	int rc;
 
-	if (!s)
-		return -ENOMEM;
-	snprintf(s->name, sizeof s->name, "%s", name);
 	if ((rc = sess_init_handles(loop, s)) < 0) {
 		net_sess_unref(s);
 		return rc;
 	}
 	s->conn.data = s;
-	uv_timer_start(&s->timer, on_hs_timeout, NET_HS_TIMEOUT_MS, 0);
+	uv_timer_start(&s->timer, on_hs_timeout, hs_ms, 0);
 	net_sess_ref(s);			/* the caller's */
 	rc = src ? uv_tcp_bind(&s->tcp, src, 0) : 0;
 	if (rc == 0)
@@ -785,6 +782,19 @@ net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
 }
 
 int
+net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const struct sockaddr *src, const char *name,
+    const struct net_sess_ops *ops, void *data, struct net_sess **out)
+{
+	struct net_sess *s = sess_new(id, ops, data, 1);
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	return sess_dial(loop, s, sa, src, NET_HS_TIMEOUT_MS, out);
+}
+
+int
 net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const char *name,
     const unsigned char req[NET_RELAY_REQ_BYTES], int is_client,
@@ -792,7 +802,6 @@ net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
     const struct net_sess_limits *lim, struct net_sess **out)
 {
 	struct net_sess *s = sess_new(id, ops, data, is_client);
-	int rc;
 
 	if (!s)
 		return -ENOMEM;
@@ -801,22 +810,9 @@ net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
 	memcpy(s->pre, req, sizeof s->pre);
 	s->has_pre = 1;
 	s->lim = lim;
-	if ((rc = sess_init_handles(loop, s)) < 0) {
-		net_sess_unref(s);
-		return rc;
-	}
-	s->conn.data = s;
 	/* The relay's answer and the handshake inside, together. */
-	uv_timer_start(&s->timer, on_hs_timeout,
-	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
-	net_sess_ref(s);			/* the caller's */
-	rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
-	if (rc < 0) {
-		s->err = rc;
-		net_sess_close(s, rc, NULL);	/* on_close will run */
-	}
-	*out = s;
-	return 0;
+	return sess_dial(loop, s, sa, NULL,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, out);
 }
 
 int
