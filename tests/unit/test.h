@@ -39,6 +39,16 @@ int test_threads_named(const char *name);
  * releases the task). */
 int test_threads_become(const char *name, int n);
 
+/* The arguments in a NULL-terminated argv. tests/unit/testutil.c */
+int test_argc(char **argv);
+
+/* cli_parse(cmd, argv) with what it writes to stderr caught into err (cap
+ * bytes, NUL-terminated): the errors a user would see. The test runs in a
+ * fresh directory; stderr.txt is left there. tests/unit/testutil.c */
+struct cli_conf;
+int test_parse_caught(int cmd, char **argv, struct cli_conf *c, char *err,
+    size_t cap);
+
 #define CHECK(cond) do { if (!(cond)) { \
 	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
 	return 1; } } while (0)

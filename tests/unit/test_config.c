@@ -14,15 +14,6 @@
 
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
 
-static int
-argc_of(char **argv)
-{
-	int n = 0;
-
-	while (argv[n])
-		n++;
-	return n;
-}
 
 /* h/config with the given text (the test runs in a fresh directory). */
 static int
@@ -39,28 +30,6 @@ write_config(const char *text)
 
 static char err_text[4096];
 
-/* cli_parse with stderr caught into err_text. */
-static int
-parse_caught(enum cli_cmd cmd, char **argv, struct cli_conf *c)
-{
-	int fd, saved, rc;
-	ssize_t n;
-
-	fflush(stderr);
-	saved = dup(2);
-	fd = open("stderr.txt", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || saved < 0)
-		return -100;
-	dup2(fd, 2);
-	rc = cli_parse(cmd, argc_of(argv), argv, c);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	n = pread(fd, err_text, sizeof err_text - 1, 0);
-	err_text[n > 0 ? n : 0] = '\0';
-	close(fd);
-	return rc;
-}
 
 static int
 origin(const struct cli_conf *c, const char *name)
@@ -105,7 +74,7 @@ test_file_values(void)
 	    "daemon = true\n"), 0);
 	char **argv = ARGV("mount", "--home", "h", "--write-back", "1s", "mnt");
 
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv), argv, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv), argv, &c), CLI_RUN);
 	CHECK_EQ(c.cache_size, 64ull << 20);
 	CHECK_EQ(c.write_back_ms, 1000);
 	CHECK(c.ec.k == 6 && c.ec.m == 3);
@@ -131,13 +100,13 @@ test_file_values(void)
 	/* A list on the command line replaces the file's. */
 	char **argv2 = ARGV("mount", "--home", "h", "--peer", "1.2.3.4:5",
 	    "mnt");
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv2), argv2, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv2), argv2, &c), CLI_RUN);
 	CHECK_EQ(c.peers.n, 1);
 	CHECK(!strcmp(c.peers.v[0], "1.2.3.4:5"));
 	cli_conf_free(&c);
 
 	char **sargv = ARGV("supplier", "--home", "h");
-	CHECK_EQ(cli_parse(CLI_SUPPLIER, argc_of(sargv), sargv, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_SUPPLIER, test_argc(sargv), sargv, &c), CLI_RUN);
 	CHECK_EQ(c.quota, 2ull << 30);
 	CHECK(c.daemon);
 	CHECK(c.listen && !strcmp(c.listen, "127.0.0.1:7000"));
@@ -146,7 +115,7 @@ test_file_values(void)
 
 	/* No file: the defaults, and nothing is said to come from it. */
 	char **argv3 = ARGV("mount", "--home", "none", "mnt");
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv3), argv3, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv3), argv3, &c), CLI_RUN);
 	CHECK(!c.config_found);
 	CHECK_EQ(c.cache_size, 32ull << 20);
 	CHECK_EQ(origin(&c, "cache-size"), 0);
@@ -188,7 +157,8 @@ test_file_errors(void)
 		char where[64];
 
 		CHECK_EQ(write_config(cases[i].text), 0);
-		CHECK_EQ(parse_caught(CLI_SUPPLIER, argv, &c), CLI_USAGE);
+		CHECK_EQ(test_parse_caught(CLI_SUPPLIER, argv, &c,
+		    err_text, sizeof err_text), CLI_USAGE);
 		snprintf(where, sizeof where, "h/config:%d: ", cases[i].line);
 		if (!strstr(err_text, where) || !strstr(err_text,
 		    cases[i].want)) {
@@ -210,7 +180,7 @@ test_mount_o(void)
 	    "-ofsname=vault", "--write-back", "3s", "mnt");
 	struct cli_conf c;
 
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv), argv, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv), argv, &c), CLI_RUN);
 	CHECK(c.ec.k == 6 && c.ec.m == 3);
 	CHECK_EQ(c.cache_size, 64ull << 20);
 	CHECK_EQ(c.write_back_ms, 3000);
@@ -223,7 +193,7 @@ test_mount_o(void)
 
 	/* Only noise: nothing for FUSE. */
 	char **argv2 = ARGV("mount", "-o", "_netdev,noauto", "mnt");
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv2), argv2, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv2), argv2, &c), CLI_RUN);
 	CHECK(c.fuse_opts == NULL);
 	cli_conf_free(&c);
 
@@ -231,7 +201,7 @@ test_mount_o(void)
 	CHECK_EQ(write_config("[mount]\ncache_size = 1M\n"), 0);
 	char **argv3 = ARGV("mount", "--home", "h", "-o", "cache_size=2M",
 	    "mnt");
-	CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv3), argv3, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv3), argv3, &c), CLI_RUN);
 	CHECK_EQ(c.cache_size, 2ull << 20);
 	cli_conf_free(&c);
 
@@ -247,7 +217,8 @@ test_mount_o(void)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char **a = ARGV("mount", "-o", (char *)bad[i].o, "mnt");
 
-		CHECK_EQ(parse_caught(CLI_MOUNT, a, &c), CLI_USAGE);
+		CHECK_EQ(test_parse_caught(CLI_MOUNT, a, &c,
+		    err_text, sizeof err_text), CLI_USAGE);
 		if (!strstr(err_text, bad[i].want)) {
 			fprintf(stderr, "-o %s: got: %s", bad[i].o, err_text);
 			return 1;
@@ -272,7 +243,7 @@ test_format_round_trip(void)
 		    "--home", "h", "mnt");
 		struct cli_conf c, d;
 
-		CHECK_EQ(cli_parse_opts(cmds[k], argc_of(argv), argv, &c),
+		CHECK_EQ(cli_parse_opts(cmds[k], test_argc(argv), argv, &c),
 		    CLI_RUN);
 		memset(&d, 0, sizeof d);
 		d.cmd = cmds[k];
@@ -322,10 +293,10 @@ test_mount_helper_args(void)
 
 	CHECK(fd >= 0);
 	dup2(fd, 2);	/* the usage lines */
-	CHECK_EQ(cli_mount_helper(argc_of(fake), fake), 0);
-	CHECK_EQ(cli_mount_helper(argc_of(one), one), CLI_USAGE);
-	CHECK_EQ(cli_mount_helper(argc_of(ns), ns), CLI_USAGE);
-	CHECK_EQ(cli_mount_helper(argc_of(three), three), CLI_USAGE);
+	CHECK_EQ(cli_mount_helper(test_argc(fake), fake), 0);
+	CHECK_EQ(cli_mount_helper(test_argc(one), one), CLI_USAGE);
+	CHECK_EQ(cli_mount_helper(test_argc(ns), ns), CLI_USAGE);
+	CHECK_EQ(cli_mount_helper(test_argc(three), three), CLI_USAGE);
 	return 0;
 }
 

@@ -16,40 +16,9 @@
 
 /* argv from a NULL-terminated list; argv[0] is the command's name. */
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
-static int
-argc_of(char **argv)
-{
-	int n = 0;
-
-	while (argv[n])
-		n++;
-	return n;
-}
 
 static char err_text[4096];
 
-/* cli_parse with stderr caught into err_text. */
-static int
-parse_caught(enum cli_cmd cmd, char **argv, struct cli_conf *c)
-{
-	int fd, saved, rc;
-	ssize_t n;
-
-	fflush(stderr);
-	saved = dup(2);
-	fd = open("stderr.txt", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || saved < 0)
-		return -100;
-	dup2(fd, 2);
-	rc = cli_parse(cmd, argc_of(argv), argv, c);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	n = pread(fd, err_text, sizeof err_text - 1, 0);
-	err_text[n > 0 ? n : 0] = '\0';
-	close(fd);
-	return rc;
-}
 
 /* The help of cmd as one malloc()'d string. */
 static char *
@@ -292,7 +261,7 @@ test_parse_values(void)
 	struct cli_conf c;
 
 	for (int round = 0; round < 2; round++) {
-		CHECK_EQ(cli_parse(CLI_MOUNT, argc_of(argv), argv, &c),
+		CHECK_EQ(cli_parse(CLI_MOUNT, test_argc(argv), argv, &c),
 		    CLI_RUN);
 		CHECK_EQ(c.block_size, 65536);
 		CHECK_EQ(c.peers.n, 2);
@@ -316,14 +285,14 @@ test_parse_values(void)
 
 	char **sargv = ARGV("supplier", "--listen", "127.0.0.1:7", "--store",
 	    "st", "--quota", "2G", "--daemon", "--test-lie");
-	CHECK_EQ(cli_parse(CLI_SUPPLIER, argc_of(sargv), sargv, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_SUPPLIER, test_argc(sargv), sargv, &c), CLI_RUN);
 	CHECK(!strcmp(c.listen, "127.0.0.1:7") && !strcmp(c.store, "st"));
 	CHECK_EQ(c.quota, 2ull << 30);
 	CHECK(c.daemon && c.test_lie);
 
 	char **rargv = ARGV("restore", "--code-file", "-", "--peer", "x:1",
 	    "--version", "7", "--no-passphrase");
-	CHECK_EQ(cli_parse(CLI_RESTORE, argc_of(rargv), rargv, &c), CLI_RUN);
+	CHECK_EQ(cli_parse(CLI_RESTORE, test_argc(rargv), rargv, &c), CLI_RUN);
 	CHECK_EQ(c.version, 7);
 	CHECK(c.no_passphrase);
 	CHECK_EQ(c.map_size, 1u << 30);		/* shared with mount */
@@ -393,7 +362,8 @@ test_errors(void)
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct cli_conf c;
-		int rc = parse_caught(cases[i].cmd, cases[i].argv, &c);
+		int rc = test_parse_caught(cases[i].cmd, cases[i].argv, &c,
+		    err_text, sizeof err_text);
 		char *nl = strchr(err_text, '\n');
 
 		if (rc != CLI_USAGE || !nl || nl[1] != '\0') {
@@ -430,12 +400,14 @@ test_list_bound(void)
 	}
 	argv[n++] = "m";
 	argv[n] = NULL;
-	CHECK_EQ(parse_caught(CLI_MOUNT, argv, &c), CLI_USAGE);
+	CHECK_EQ(test_parse_caught(CLI_MOUNT, argv, &c,
+	    err_text, sizeof err_text), CLI_USAGE);
 	CHECK(strstr(err_text, "too many --peer"));
 	CHECK(strstr(err_text, "at most 256"));
 	argv[n - 3] = "m";	/* one --peer fewer */
 	argv[n - 2] = NULL;
-	CHECK_EQ(parse_caught(CLI_MOUNT, argv, &c), CLI_RUN);
+	CHECK_EQ(test_parse_caught(CLI_MOUNT, argv, &c,
+	    err_text, sizeof err_text), CLI_RUN);
 	CHECK_EQ(c.peers.n, CLI_LIST_MAX);
 	CHECK(!strcmp(c.peers.v[CLI_LIST_MAX - 1], addr[CLI_LIST_MAX - 1]));
 	return 0;

@@ -2,6 +2,7 @@
  * the supplier swarm (testutil.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "net/net.h"
 #include "store/store.h"
@@ -244,5 +246,38 @@ test_swarm_run(int (*body)(struct test_swarm *sw))
 	int rc = body(&sw);
 
 	test_swarm_stop(&sw);
+	return rc;
+}
+
+int
+test_argc(char **argv)
+{
+	int n = 0;
+
+	while (argv[n])
+		n++;
+	return n;
+}
+
+int
+test_parse_caught(int cmd, char **argv, struct cli_conf *c, char *err,
+    size_t cap)
+{
+	int fd, saved, rc;
+	ssize_t n;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open("stderr.txt", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || saved < 0)
+		return -100;
+	dup2(fd, 2);
+	rc = cli_parse((enum cli_cmd)cmd, test_argc(argv), argv, c);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, err, cap - 1, 0);
+	err[n > 0 ? n : 0] = '\0';
+	close(fd);
 	return rc;
 }
