@@ -282,6 +282,10 @@ const struct cli_opt cli_opts[] = {
 	    "closed"),
 	SIZE("relay-rate", relay_rate, SUPPLIER, "64M", "4K", "64G", 0,
 	    "--relay: bytes per second one circuit may carry"),
+	DUR("relay-keepalive", relay_keepalive_ms, SUPPLIER, "20s", "1s", "10m",
+	    0, "--relay: how often nodes renew their reservation; below the "
+	    "idle timeout of the home routers they sit behind, which forget "
+	    "a quiet connection"),
 
 	/* mount (and restore, which reads what a mount stored) */
 	LIST("peer", peers, MOUNT | RESTORE, "256", "HOST:PORT",

@@ -112,7 +112,7 @@ struct cli_conf {
 	uint64_t reach_every_ms;	/* reachability re-checks */
 	int relay;			/* offer relaying */
 	uint64_t relay_reservations, relay_circuits, relay_per_address;
-	uint64_t relay_bytes, relay_rate;
+	uint64_t relay_bytes, relay_rate, relay_keepalive_ms;
 	/* mount */
 	uint64_t block_size, cache_size, write_back_ms;
 	uint64_t ping_ms, suspect_ms, dead_ms, audit_ms, sweep_ms;

@@ -793,6 +793,7 @@ cmd_supplier(int argc, char **argv)
 		.max_circuits = (unsigned)o.relay_circuits,
 		.max_per_addr = (unsigned)o.relay_per_address,
 		.circuit_bytes = o.relay_bytes, .circuit_rate = o.relay_rate,
+		.keepalive_s = (unsigned)(o.relay_keepalive_ms / 1000),
 	};
 	struct net_relay_client_conf relay_client = {
 		.id = id, .want = relay_want, .candidates = relay_candidates,

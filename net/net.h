@@ -40,6 +40,9 @@ struct net_relay_conf {
 	unsigned max_per_addr;		/* circuits asked from one address */
 	uint64_t circuit_bytes;		/* both ways, then it is closed */
 	uint64_t circuit_rate;		/* bytes per second, per circuit */
+	/* Nodes renew their reservation this often (below the idle
+	 * timeouts of the routers they sit behind); 0: 20 s. */
+	unsigned keepalive_s;
 };
 struct net_relay_client_conf {
 	const struct cr_identity *id;

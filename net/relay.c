@@ -33,11 +33,15 @@
 #include "net/internal.h"
 #include "util.h"
 
-/* The node renews its reservation this often: below the UDP and TCP
- * idle timeouts of home routers (30 s is common for the shortest). */
+/* The node renews its reservation this often unless the relay says
+ * otherwise (--relay-keepalive): below the UDP and TCP idle timeouts of
+ * home routers (30 s is common for the shortest). A reservation not
+ * renewed for three of them is dropped. */
 #define KEEPALIVE_S	20
-/* A reservation not renewed for this long is dropped. */
-#define RESV_STALE_MS	(3 * KEEPALIVE_S * 1000)
+/* What a node accepts from a relay: a relay asking for renewals more
+ * often than this, or less often, is held to it. */
+#define KEEPALIVE_MIN_S	1
+#define KEEPALIVE_MAX_S	600
 /* The node must take an offered circuit within this. */
 #define OFFER_MS	10000
 /* Bytes queued towards one end beyond which the other end's reading
@@ -479,7 +483,7 @@ void
 net__relay_reserve(struct net_relay *r, struct net_sess *s, uint64_t reqid)
 {
 	struct net_msg m = { .type = NET_RELAY_RESERVE_OK, .reqid = reqid,
-	    .keepalive_s = KEEPALIVE_S };
+	    .keepalive_s = r->conf.keepalive_s };
 	struct resv *v;
 	char why[96];
 
@@ -581,7 +585,7 @@ on_tick(uv_timer_t *t)
 	}
 	for (struct resv *v = r->resv, *next; v; v = next) {
 		next = v->next;
-		if (now - v->renewed > RESV_STALE_MS) {
+		if (now - v->renewed > 3000 * (uint64_t)r->conf.keepalive_s) {
 			log_info("relay: reservation for %s not renewed: "
 			    "dropped", v->s->name);
 			net_sess_close(v->s, -ETIMEDOUT, NULL);
@@ -628,6 +632,8 @@ net__relay_new(struct net_relay **out, uv_loop_t *loop,
 		return -ENOMEM;
 	r->loop = loop;
 	r->conf = *conf;
+	if (!r->conf.keepalive_s)
+		r->conf.keepalive_s = KEEPALIVE_S;
 	net_ratelog_init(&r->rl);
 	r->rl_at = uv_now(loop);
 	uv_timer_init(loop, &r->tick);
@@ -780,7 +786,9 @@ link_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	switch (m->type) {
 	case NET_RELAY_RESERVE_OK:
 		l->answered = uv_now(rc->loop);
-		l->keepalive_ms = (uint64_t)m->keepalive_s * 1000;
+		l->keepalive_ms = 1000 * (uint64_t)(m->keepalive_s <
+		    KEEPALIVE_MIN_S ? KEEPALIVE_MIN_S : m->keepalive_s >
+		    KEEPALIVE_MAX_S ? KEEPALIVE_MAX_S : m->keepalive_s);
 		if (!l->held) {
 			l->held = 1;
 			log_info("relay: reserved on %s: reachable through it",

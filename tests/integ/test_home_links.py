@@ -14,7 +14,8 @@ import pytest
 
 from conftest import ROOT, wait_for
 from netns import isolated
-from test_home_routers import homes, need_root_netns, reach_of  # noqa: F401
+from test_home_routers import (homes, need_root_netns, node_id,  # noqa: F401
+                               reach_of, stored_through_relay)
 from test_network import (BOOT, PORT, NetMount, hired, read_tree,
                           record_stored, supplier_start, supplier_stop,
                           write_tree)
@@ -305,3 +306,51 @@ def test_lapsed_mapping_is_made_again(request, links):
     mt.sync()
     p = supplier_by_addr(mt)[addr]
     assert p["state"] == "online" and p["fragments"] > 0, p
+
+
+def test_relay_reservation_kept_through_short_nat_timeouts(request, links):
+    """A supplier behind a router that forgets idle TCP flows after 3 s
+    and gives each new flow a random port holds its reservation on a
+    relay that asks for renewals every second (--relay-keepalive 1s):
+    through ten seconds of nothing else, the reservation's connection
+    stays the same one (reserved once, never dropped by the relay), and
+    an owner on the internet then stores and cold-reads through it. With
+    a keepalive longer than the router's timeout (the 20 s default here)
+    the router forgets the flow, the relay drops the reservation and the
+    supplier reserves again: this test fails."""
+    if isolated(request):
+        return
+    w = links
+    net = w["net"]
+    relay = w["start"]("relay", net.machine("relay", "198.18.3.2"),
+                       ["--relay", "--relay-keepalive", "1s"])
+    r = net.router("r8", "198.18.8.8", ports="random")
+    r.set_conntrack_timeout("tcp", 3)
+    h = w["start"]("h8", r.machine("h8"))
+    rid = node_id(relay["home"])
+    wait_for(lambda: reach_of(h["home"]) ==
+             f"relay via {rid[:16]} 198.18.3.2:{PORT}", 90,
+             "h8 reserved on the relay")
+    record_stored(h["m"], h["home"])
+    # The control: the router really forgets an idle flow.
+    pub = w["sup"]["s1"]["m"]
+    echo = pub.spawn([sys.executable, "-c", ECHO, 9000],
+                     stdout=subprocess.PIPE, text=True)
+    assert echo.stdout.readline().strip() == "listening"
+    got = h["m"].run([sys.executable, "-c", IDLE_THEN_SEND, pub.addr, 9000,
+                      5], check=True).stdout.strip()
+    assert got.startswith("FAIL"), got
+    time.sleep(10)
+    hlog = (h["home"] / "supplier.log").read_text()
+    rlog = (relay["home"] / "supplier.log").read_text()
+    assert hlog.count("relay: reserved on") == 1, hlog[-3000:]
+    assert "not renewed" not in rlog, rlog[-3000:]
+
+    mt = w["mount"]().init()
+    mt.mount([], ec="3+2", extra=["--bootstrap", f"{BOOT}:{PORT}"])
+    name = f"198.18.3.2:{PORT}~{node_id(h['home'])[:16]}"
+    assert name in [a for _, a in hired(mt.home)], \
+        (hired(mt.home), mt.log_tail())
+    files = stored_through_relay(mt, name, rid, 41)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
