@@ -130,10 +130,17 @@ punch_answered(struct net_req *r, int rc, const struct net_msg *m,
 	struct sockaddr_storage dst;
 	char hp[80];
 
+	if (rc < 0 && !p->s) {
+		/* Lost with the session (logged as such): a supplier from
+		 * before PUNCH closes it on one, so not again soon. */
+		p->punch_busy = 0;
+		p->punch_tries = 0;
+		p->punch_next = uv_now(&p->n->loop) + PUNCH_AGAIN_MS;
+		free(t);
+		return;
+	}
 	if (rc < 0) {
-		/* Lost with the session (a supplier from before PUNCH
-		 * closes it), or refused: not again soon, except when
-		 * it was only busy. */
+		/* Refused: not again soon, except when it was only busy. */
 		try_failed(p, m && m->type == NET_ERR ? "refused" :
 		    strerror(-rc), rc != -EAGAIN);
 		free(t);
