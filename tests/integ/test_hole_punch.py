@@ -5,7 +5,7 @@ one randomises them. Real suppliers, a real relay, real routers
 (netns.Router) with the drop-unsolicited policies of home routers; each
 test re-runs itself under `unshare -n`."""
 
-import pytest
+import errno
 
 from conftest import run_peerfs, wait_for
 from netns import isolated
@@ -134,3 +134,19 @@ def test_random_port_router_stays_relayed(request, homes):
         mt.umount()
     finally:
         mt.cleanup()
+
+
+def test_punch_from_a_stranger_refused(make_swarm):
+    """PUNCH on a session that does not come through a relay is refused
+    (EOPNOTSUPP: nowhere to dial), and one of another version is
+    malformed: that session closes, the supplier serves on."""
+    from test_strangers import attack
+    sw = make_swarm(1)
+    rc, out = attack("punch", sw.address(0), "--wait", "20", timeout=60)
+    assert rc == 0, out
+    assert f"refused {errno.EOPNOTSUPP}" in out, out
+    assert "closed" in out, out
+    assert sw.alive(0)
+    rc, out = attack("idle", sw.address(0), "-n", "1", "--hold", "0",
+                     timeout=60)
+    assert "up 1 of 1" in out, out
