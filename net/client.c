@@ -83,6 +83,7 @@ req_write(struct net_peer *p, struct net_req *r)
 		return rc;
 	r->deadline = uv_now(&p->n->loop) + p->n->conf.timeout_ms;
 	r->t0_ns = uv_hrtime();
+	r->on_old = 0;
 	r->prev = NULL;
 	r->next = p->pending;
 	if (r->next)
@@ -160,6 +161,7 @@ net__req_cancel(struct net_req *r)
 	s->msg.type = r->msg.type;
 	s->msg.reqid = r->msg.reqid;
 	s->t0_ns = r->t0_ns;
+	s->on_old = r->on_old;
 	s->cb = stub_done;
 	/* No deadline: the session's liveness is the pings' business, and
 	 * a stub timing out would drop a session only for being slow. */
@@ -272,9 +274,18 @@ peer_drop(struct net_peer *p, int err, const char *why)
 	struct net_sess *s = p->s;
 	struct net_req *r;
 
+	net__punch_drop(p);
+	if (p->s_old) {
+		net_sess_close(p->s_old, 0, NULL);
+		net_sess_unref(p->s_old);
+		p->s_old = NULL;
+	}
 	if (!s)
 		return;
 	p->s = NULL;
+	/* Direct no more: the next session goes through the relay again,
+	 * and punching may start over. */
+	p->punched = 0;
 	p->grant_count = 0;		/* the supplier's grant outlives us */
 	net_sess_close(s, err, why);
 	if (!why)
@@ -492,7 +503,25 @@ cli_on_up(struct net_sess *s)
 	return 0;
 }
 
-static void relay_count(struct net_peer *p, size_t n);
+static void relay_count(struct net_peer *p, struct net_sess *s, size_t n);
+
+/* The relayed session closes once nothing sent on it waits for an
+ * answer: from then on the relay carries nothing of ours. */
+static void
+old_maybe_close(struct net_peer *p)
+{
+	struct net_sess *old = p->s_old;
+
+	if (!old)
+		return;
+	for (struct net_req *r = p->pending; r; r = r->next)
+		if (r->on_old)
+			return;
+	p->s_old = NULL;
+	net_sess_close(old, 0, NULL);
+	net_sess_unref(old);
+	log_info("supplier %s: relayed session closed: direct now", p->addr);
+}
 
 static void
 cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
@@ -501,14 +530,14 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	struct net_req *r;
 	int rc = 0;
 
-	if (p->s != s)
+	if (p->s != s && p->s_old != s)
 		return;
 	if (m->type < 0x80) {
 		peer_drop(p, -EPROTO, "unexpected request from supplier");
 		return;
 	}
 	/* What came through the relay: the record and its framing. */
-	relay_count(p, 8 + CR_STREAM_ABYTES + NET_MSG_HDR + m->data_len);
+	relay_count(p, s, 8 + CR_STREAM_ABYTES + NET_MSG_HDR + m->data_len);
 	for (r = p->pending; r; r = r->next)
 		if (r->msg.reqid == m->reqid)
 			break;
@@ -526,17 +555,19 @@ cli_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	p->req_ok++;
 	list_del(&p->pending, r);
 	r->cb(r, rc, m, buf);
+	if (s == p->s_old)
+		old_maybe_close(p);
 }
 
-/* n bytes of p's session went through its relay. */
+/* n bytes of p's session s went through its relay (if s is relayed). */
 static void
-relay_count(struct net_peer *p, size_t n)
+relay_count(struct net_peer *p, struct net_sess *s, size_t n)
 {
 	struct net *nt = p->n;
 	struct net_relay_acc *a;
 	int i;
 
-	if (!p->relayed || !p->have_relay)
+	if (!s->has_pre || !p->have_relay)
 		return;
 	for (i = 0; i < nt->nracc; i++)
 		if (!memcmp(nt->racc[i].pk, p->relay_pk, CR_PK_BYTES))
@@ -557,8 +588,8 @@ cli_on_sent(struct net_sess *s, size_t n)
 {
 	struct net_peer *p = s->data;
 
-	if (p->s == s)
-		relay_count(p, n);
+	if (p->s == s || p->s_old == s)
+		relay_count(p, s, n);
 }
 
 static void
@@ -584,6 +615,20 @@ cli_on_close(struct net_sess *s, int err)
 
 	if (p->s == s)
 		peer_drop(p, err ? err : -ECONNRESET, NULL);
+	if (p->s_old == s) {
+		/* The relay went before its answers: what waited there
+		 * fails (and may be asked again, directly). */
+		struct net_req *r, *next;
+		p->s_old = NULL;
+		net_sess_unref(s);
+		for (r = p->pending; r; r = next) {
+			next = r->next;
+			if (!r->on_old)
+				continue;
+			list_del(&p->pending, r);
+			r->cb(r, -ECONNRESET, NULL, NULL);
+		}
+	}
 	/* The relay's reason, when it refused the circuit. */
 	if (s->relay_why[0])
 		snprintf(p->last_error, sizeof p->last_error, "relay: %s",
@@ -605,6 +650,28 @@ static const struct net_sess_ops cli_ops = {
 	.on_up = cli_on_up, .on_ready = cli_on_ready, .on_msg = cli_on_msg, .on_drain = cli_on_drain,
 	.on_sent = cli_on_sent, .on_close = cli_on_close,
 };
+
+void
+net__peer_take_direct(struct net_peer *p, struct net_sess *s)
+{
+	struct net_sess *old = p->s;
+
+	s->ops = &cli_ops;
+	s->data = p;
+	for (struct net_req *r = p->pending; r; r = r->next)
+		r->on_old = 1;
+	if (p->s_old) {			/* cannot be: punched once only */
+		net_sess_close(p->s_old, 0, NULL);
+		net_sess_unref(p->s_old);
+	}
+	p->s_old = old;
+	p->s = s;
+	p->punched = 1;
+	/* Parked requests go out on the new session, whose queue is
+	 * empty: no drain would ever come for them. */
+	cli_on_drain(s);
+	old_maybe_close(p);
+}
 
 static void
 peer_connect(struct net_peer *p)
@@ -696,6 +763,7 @@ on_tick(uv_timer_t *t)
 		if (now - p->last_ping >= (uint64_t)n->conf.ping_interval_ms)
 			peer_ping(p);
 		peer_monitor(p, now);
+		net__punch_tick(p, now);
 	}
 }
 
@@ -1150,7 +1218,8 @@ peers_fill(struct net *n, struct peers_op *a)
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
 		snprintf(o->refusal, sizeof o->refusal, "%s", p->refusal);
-		snprintf(o->reach, sizeof o->reach, "%s", p->reach);
+		snprintf(o->reach, sizeof o->reach, "%s", p->punched ?
+		    "direct (punched)" : p->reach);
 	}
 	a->count = i;
 }

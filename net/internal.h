@@ -113,16 +113,32 @@
  *                      to us: take it with an ACCEPT circuit (above)
  * A supplier from before relays closes the session on RELAY_RESERVE. */
 #define NET_RELAY_VERSION	1
+/* Hole punching (version 1, net/punch.c), on a session through a relay:
+ *  PUNCH 0x0e      u8 version | u16 port: from the owner, which will
+ *                  open a connection from that local port (its router
+ *                  keeps ports) to the supplier's listen port. The
+ *                  supplier first opens one itself from its listen port
+ *                  to the owner's observed address (the relay's answer)
+ *                  at that port, so that its own router lets the
+ *                  owner's in, then answers; refused with ERR
+ *                  EOPNOTSUPP (not through a relay that says where the
+ *                  owner is) or EAGAIN (busy)
+ *  PUNCH_OK 0x8e   u8 version | u16 port: the supplier's listen port
+ * A supplier from before it closes the session on PUNCH: the owner asks
+ * it no more for a long while. */
+#define NET_PUNCH_VERSION	1
 
 enum net_msg_type {
 	NET_PUT = 0x01, NET_GET = 0x02, NET_DEL = 0x03, NET_LIST = 0x04,
 	NET_PING = 0x05, NET_AUDIT = 0x06, NET_HEAD_PUT = 0x07,
 	NET_HEAD_LIST = 0x08, NET_RESERVE = 0x09, NET_LOCATOR = 0x0a,
 	NET_DIALBACK = 0x0b, NET_RELAY_RESERVE = 0x0c, NET_RELAY_INCOMING = 0x0d,
+	NET_PUNCH = 0x0e,
 	NET_PUT_OK = 0x81, NET_GET_OK = 0x82, NET_DEL_OK = 0x83,
 	NET_LIST_OK = 0x84, NET_PONG = 0x85, NET_AUDIT_OK = 0x86,
 	NET_HEAD_PUT_OK = 0x87, NET_HEAD_LIST_OK = 0x88, NET_RESERVE_OK = 0x89,
 	NET_LOCATOR_OK = 0x8a, NET_DIALBACK_OK = 0x8b, NET_RELAY_RESERVE_OK = 0x8c,
+	NET_PUNCH_OK = 0x8e,
 	NET_ERR = 0xff,
 };
 
@@ -147,7 +163,7 @@ struct net_msg {
 	int ranged;				/* GET: with a range */
 	uint32_t range_off, range_len;		/* GET: the range */
 	const unsigned char *locator;		/* LOCATOR: 32 bytes */
-	uint16_t port;				/* DIALBACK */
+	uint16_t port;				/* DIALBACK PUNCH PUNCH_OK */
 	uint32_t result;			/* DIALBACK_OK: errno, 0 */
 	uint32_t keepalive_s, circuits;		/* RELAY_RESERVE_OK */
 	const unsigned char *token;		/* RELAY_INCOMING: 16 bytes */
@@ -325,7 +341,9 @@ struct net_sess_ops {
  * the circuit: 16 bytes of the token the relay gave it (RELAY_INCOMING)
  * and 16 zero bytes. The relay answers each side with
  * NET_RELAY_ANS_BYTES: u8 errno (0: piped) | u8 len | 62 bytes of text
- * (len of them, UTF-8, the reason of a refusal). From then on it copies
+ * (len of them, UTF-8, the reason of a refusal; when piped, relays
+ * since hole punching put there the other end's address as they see it,
+ * "1.2.3.4" or "2001:db8::1", for net/punch.c). From then on it copies
  * bytes both ways and the two ends run the ordinary handshake (the
  * CONNECT side as client) inside: the relay sees keys, never content.
  * The magic differs from the handshake's "PEERFS3\0" in its second byte,
@@ -388,6 +406,9 @@ struct net_sess {
 	unsigned char pre[NET_RELAY_REQ_BYTES];
 	int has_pre;
 	char relay_why[NET_RELAY_WHY_MAX + 1];
+	/* Piped: the other end's address as the relay saw it ("" from a
+	 * relay before hole punching). */
+	char relay_obs[NET_RELAY_WHY_MAX + 1];
 };
 
 /* Parses "HOST:PORT" or "[V6]:PORT" (numeric, else getaddrinfo).
@@ -419,6 +440,15 @@ int net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
     const struct sockaddr *sa, const char *name,
     const unsigned char req[NET_RELAY_REQ_BYTES], int is_client,
     const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out);
+/* Hole punching (net/punch.c): a connection from src to sa on a socket
+ * with SO_REUSEADDR and SO_REUSEPORT (src may be the port we listen on),
+ * so that both ends' connects meet (TCP simultaneous open); then the
+ * handshake as the client or as the server. The handshake's deadline
+ * (lim->hs_ms, or NET_HS_TIMEOUT_MS) runs from the connect. */
+int net_sess_connect_punch(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const struct sockaddr *src, int is_client,
+    const char *name, const struct net_sess_ops *ops, void *data,
     const struct net_sess_limits *lim, struct net_sess **out);
 /* A raw session (NET_SESS_RAW): queues n bytes as they are. -EPIPE when
  * closed. */
@@ -475,6 +505,7 @@ struct net_req {
 	net_req_cb cb;
 	void *arg;
 	int idx;
+	int on_old;			/* written on p->s_old (net/punch.c) */
 };
 
 struct net_peer {
@@ -524,6 +555,14 @@ struct net_peer {
 	 * relay's, target the node's key, asked for in the circuit. */
 	int relayed;
 	unsigned char target[CR_PK_BYTES];
+	/* Hole punching (net/punch.c): p->s is a direct connection that
+	 * replaced the relayed one (punched); s_old, the relayed session,
+	 * still answers what was sent on it, then closes; punch_s, a try
+	 * in flight (its handshake); tries failed in this round; the
+	 * uv_now() before which no try starts. */
+	int punched, punch_busy, punch_tries;
+	struct net_sess *s_old, *punch_s;
+	uint64_t punch_next;
 	/* The relay's key, from the record (net_peer_set_reach). */
 	int have_relay;
 	unsigned char relay_pk[CR_PK_BYTES];
@@ -699,6 +738,18 @@ void net__lat_note(struct net_peer *p, double ms);
 double net__lat_expect(struct net_peer *p);
 double net__lat_p95(struct net_peer *p);
 struct net_peer *net__peer_by_pk(struct net *n, const unsigned char *pk);
+/* The punched session s (up, its key checked) replaces p's relayed one
+ * (net/client.c): what was sent on that is still answered there, then it
+ * closes. s's reference becomes p->s's. */
+void net__peer_take_direct(struct net_peer *p, struct net_sess *s);
+/* Hole punching, the owner's side (net/punch.c), from the loop's tick:
+ * starts a try when p is up through a relay that told us where it is,
+ * and none is due later. */
+void net__punch_tick(struct net_peer *p, uint64_t now);
+/* p's session is dropped: a try in flight goes with it. */
+void net__punch_drop(struct net_peer *p);
+/* The port of sa (host order). */
+int  net__sa_port(const struct sockaddr *sa);
 /* A peer's address: "HOST:PORT", or "HOST:PORT~HEX" for a node reached
  * through the relay at HOST:PORT (HEX: the start of its key, which
  * keeps the names of two nodes behind one relay apart). sa gets

@@ -373,7 +373,9 @@ struct net_peer_info {
 	 * admitted"), "" when it does not. */
 	char refusal[64];
 	/* How its record says it is reached: "direct", "mapped", "relay via
-	 * ID", "" (given by address, or a record that does not say). */
+	 * ID", "" (given by address, or a record that does not say); or
+	 * "direct (punched)": relayed, and our session to it became direct
+	 * by hole punching (net/punch.c). */
 	char reach[48];
 };
 

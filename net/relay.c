@@ -305,11 +305,29 @@ connect_req(struct end *e)
 	r->circ = c;
 }
 
+/* e's peer address without the port ("1.2.3.4", "2001:db8::1"): "" when
+ * unknown. s->host will not do: an IPv6 peer's is its /64. */
+static void
+observed(struct end *e, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+
+	out[0] = '\0';
+	if (uv_tcp_getpeername(&e->s->tcp, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((struct sockaddr_in *)&ss, out, size);
+	else if (ss.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&ss, out, size);
+}
+
 static void
 accept_req(struct end *e)
 {
 	struct net_relay *r = e->r;
 	const unsigned char *tok = e->req + NET_RELAY_MAGIC_LEN + 1;
+	char oa[NET_RELAY_WHY_MAX + 1], ob[NET_RELAY_WHY_MAX + 1];
 	struct circ *c;
 
 	for (c = r->circ; c; c = c->next)
@@ -322,8 +340,12 @@ accept_req(struct end *e)
 	}
 	c->b = e;
 	e->c = c;
-	answer(c->a, 0, NULL);
-	answer(e, 0, NULL);
+	/* Each end learns where the other is as we see it: all hole
+	 * punching needs (net/punch.c). */
+	observed(e, ob, sizeof ob);
+	observed(c->a, oa, sizeof oa);
+	answer(c->a, 0, ob);
+	answer(e, 0, oa);
 	log_debug("relay: circuit from %s piped", c->from);
 }
 

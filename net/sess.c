@@ -4,11 +4,13 @@
  * Anything malformed closes the session with one warning naming the peer;
  * nothing a peer sends can make it assert or block. Only the loop thread
  * calls in here. */
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "net/internal.h"
@@ -119,6 +121,16 @@ net__parse_addr(const char *hostport, struct sockaddr_storage *out)
 		return -EINVAL;
 	memcpy(out, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
+	return 0;
+}
+
+int
+net__sa_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 	return 0;
 }
 
@@ -536,6 +548,17 @@ sess_pre_step(struct net_sess *s)
 		net_sess_close(s, -(int)s->hsbuf[0], NULL);
 		return -1;
 	}
+	/* Piped: the other end's address, if the relay says it. Only the
+	 * characters of an address are kept: anything else is no address. */
+	for (size_t i = 0; i < wl; i++) {
+		unsigned char c = s->hsbuf[2 + i];
+		if (!isxdigit(c) && c != '.' && c != ':') {
+			wl = 0;
+			break;
+		}
+		s->relay_obs[i] = (char)c;
+	}
+	s->relay_obs[wl] = '\0';
 	s->state = NET_SESS_HS;
 	s->hs_have = 0;
 	s->hs_need = s->is_client ? CR_HS_REPLY_BYTES : CR_HS_HELLO_BYTES;
@@ -726,8 +749,8 @@ on_connect(uv_connect_t *req, int status)
 		s->hs_need = NET_RELAY_ANS_BYTES;
 		if (sess_write_raw(s, s->pre, sizeof s->pre) < 0)
 			return;
-	} else if (start_hs(s) < 0) {
-		return;
+	} else if (s->is_client && start_hs(s) < 0) {
+		return;		/* a server end (punched) waits for HELLO */
 	}
 	if ((rc = start_reading(s)) < 0)
 		net_sess_close(s, rc, "cannot read");
@@ -813,6 +836,51 @@ net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
 	/* The relay's answer and the handshake inside, together. */
 	return sess_dial(loop, s, sa, NULL,
 	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, out);
+}
+
+int
+net_sess_connect_punch(uv_loop_t *loop, const struct cr_identity *id,
+    const struct sockaddr *sa, const struct sockaddr *src, int is_client,
+    const char *name, const struct net_sess_ops *ops, void *data,
+    const struct net_sess_limits *lim, struct net_sess **out)
+{
+	struct net_sess *s = sess_new(id, ops, data, is_client);
+	uv_os_fd_t fd;
+	int rc, one = 1;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	net__addr_host(sa, s->host, sizeof s->host);
+	s->lim = lim;
+	/* libuv 1.44 has no flag for SO_REUSEPORT: the socket is made
+	 * now (init_ex with a family) so the options go on before bind. */
+	if ((rc = uv_tcp_init_ex(loop, &s->tcp, sa->sa_family)) < 0) {
+		net_sess_unref(s);
+		return rc;
+	}
+	s->tcp.data = s;
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
+	s->conn.data = s;
+	uv_timer_start(&s->timer, on_hs_timeout,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
+	net_sess_ref(s);			/* the caller's */
+	rc = uv_fileno((uv_handle_t *)&s->tcp, &fd);
+	if (rc == 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof one) < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof one) < 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = uv_tcp_bind(&s->tcp, src, 0);
+	if (rc == 0)
+		rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
+	if (rc < 0) {
+		s->err = rc;
+		net_sess_close(s, rc, NULL);	/* on_close will run */
+	}
+	*out = s;
+	return 0;
 }
 
 int

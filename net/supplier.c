@@ -94,6 +94,12 @@ struct supplier {
 	/* Our reservations on relays, when we need them; NULL: never. */
 	struct net_relay_client *rclient;
 	struct net_relay_client_conf rc_conf;
+	/* Hole punching (PUNCH): our listen address (its port is where
+	 * punched connections start), when the last one started, and the
+	 * limits of punched sessions (a short handshake deadline). */
+	struct sockaddr_storage listen_sa;
+	uint64_t punch_last_ms;
+	struct net_sess_limits punch_lim;
 };
 
 /* A dial-back asked by a session (DIALBACK): the dialing session and
@@ -618,6 +624,70 @@ handle_dialback(struct supplier *sup, struct net_sess *s, uint64_t reqid,
 	}
 }
 
+/* ---- hole punching (PUNCH, net/punch.c has the owner's side) ---------
+ * An owner that reaches us through a relay asks for a direct connection.
+ * We connect from our listen port to its address as the relay saw it (a
+ * port of its choosing): our router then lets its connect in, and the
+ * two meet (TCP simultaneous open); the owner runs the handshake as on
+ * any session. Only to the asker's own address, one started per
+ * PUNCH_EVERY_MS over all askers: nobody can make us dial others, or
+ * anyone often. */
+#define PUNCH_EVERY_MS	200
+#define PUNCH_HS_MS	5000
+
+static int sup_adopt(struct supplier *sup, struct net_sess *s);
+static const struct net_sess_ops sup_ops;
+
+static void
+handle_punch(struct supplier *sup, struct net_sess *s, uint64_t reqid,
+    uint16_t port)
+{
+	struct net_msg m = { .type = NET_PUNCH_OK, .reqid = reqid };
+	struct sockaddr_storage sa;
+	struct net_sess *ps;
+	char hp[80], name[96];
+	uint64_t now = uv_now(&sup->loop);
+	int rc;
+
+	if (!s->has_pre || !s->relay_obs[0]) {
+		reply_err_text(s, reqid, -EOPNOTSUPP, "not through a relay "
+		    "that says where you are");
+		return;
+	}
+	if (sup->stopping || sup->nsess >= sup->max_sessions ||
+	    (sup->punch_last_ms && now - sup->punch_last_ms < PUNCH_EVERY_MS)) {
+		reply_err_text(s, reqid, -EAGAIN, "hole punching busy: ask "
+		    "later");
+		return;
+	}
+	snprintf(hp, sizeof hp, strchr(s->relay_obs, ':') ? "[%s]:%u" :
+	    "%s:%u", s->relay_obs, (unsigned)port);
+	if (net__parse_addr(hp, &sa) < 0 ||
+	    sa.ss_family != sup->listen_sa.ss_family) {
+		reply_err_text(s, reqid, -EINVAL, "no address to punch to");
+		return;
+	}
+	sup->punch_last_ms = now;
+	snprintf(name, sizeof name, "%s (punched)", hp);
+	/* Ours goes out first: when the owner's arrives, our router has
+	 * seen this pair and lets it in. */
+	rc = net_sess_connect_punch(&sup->loop, sup->conf->id,
+	    (struct sockaddr *)&sa, (struct sockaddr *)&sup->listen_sa, 0,
+	    name, &sup_ops, sup, &sup->punch_lim, &ps);
+	if (rc < 0) {
+		reply_err(s, reqid, NET_PUNCH, rc);
+		return;
+	}
+	net_sess_unref(ps);		/* the socket's reference remains */
+	if (sup_adopt(sup, ps) < 0) {
+		reply_err_text(s, reqid, -EUSERS, "too many sessions");
+		return;
+	}
+	m.port = (uint16_t)net__sa_port((struct sockaddr *)&sup->listen_sa);
+	if (net_sess_send(s, &m) < 0)
+		net_sess_close(s, -EIO, "cannot send reply");
+}
+
 static void
 on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
@@ -635,6 +705,14 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			return;
 		}
 		handle_dialback(sup, s, m->reqid, m->port);
+		flow(sup, s);
+		return;
+	case NET_PUNCH:
+		if (sup->conf->test_old) {
+			net_sess_close(s, -EPROTO, "unexpected message type");
+			return;
+		}
+		handle_punch(sup, s, m->reqid, m->port);
 		flow(sup, s);
 		return;
 	case NET_RESERVE:
@@ -945,10 +1023,18 @@ take_circuit(void *arg, const struct sockaddr *relay, const char *name,
 	    req, 0, &sup_ops, sup, &sup->lim, &s);
 	if (rc < 0)
 		return rc;
-	sup_add(sup, s);
 	net_sess_unref(s);		/* the socket's reference remains */
-	/* Through one relay as from one address: a relay that offers
-	 * circuits without end gets no more sessions than that. */
+	return sup_adopt(sup, s);
+}
+
+/* A session we opened (a circuit, a punched connection) is counted as
+ * ours, within the cap per address: through one relay as from one
+ * address, so a relay that offers circuits without end gets no more
+ * sessions than that. */
+static int
+sup_adopt(struct supplier *sup, struct net_sess *s)
+{
+	sup_add(sup, s);
 	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
 		refused(sup, s->host, "per-address cap");
 		net_sess_close(s, -EUSERS, NULL);
@@ -1026,6 +1112,8 @@ set_limits(struct supplier *sup, const struct net_supplier_conf *c)
 	sup->lim.idle_ms = c->idle_timeout_ms;
 	sup->lim.closed = &sup->closed;
 	sup->lim.queued_total = &sup->queued_total;
+	sup->punch_lim = sup->lim;
+	sup->punch_lim.hs_ms = PUNCH_HS_MS;
 	net_ratelog_init(&sup->refused);
 	net_ratelog_init(&sup->closed);
 	net_ratelog_init(&sup->failed);
@@ -1138,9 +1226,24 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		free(sup);
 		return rc;
 	}
-	uv_tcp_init(&sup->loop, &sup->listener);
+	/* libuv sets SO_REUSEADDR on bind for TCP; SO_REUSEPORT lets
+	 * hole punching connect from this port too (handle_punch). */
+	rc = uv_tcp_init_ex(&sup->loop, &sup->listener, sa.ss_family);
+	if (rc < 0) {
+		uv_loop_close(&sup->loop);
+		free(sup);
+		return rc;
+	}
 	sup->listener.data = sup;
-	/* libuv sets SO_REUSEADDR on bind for TCP. */
+	{
+		uv_os_fd_t fd;
+		int one = 1;
+		if (uv_fileno((uv_handle_t *)&sup->listener, &fd) == 0 &&
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+		    sizeof one) < 0)
+			log_warn("supplier: no SO_REUSEPORT (%s): no hole "
+			    "punching", strerror(errno));
+	}
 	rc = uv_tcp_bind(&sup->listener, (struct sockaddr *)&sa, 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&sup->listener, 128, on_conn);
@@ -1177,8 +1280,10 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	}
 
 	len = sizeof sa;
-	if (uv_tcp_getsockname(&sup->listener, (struct sockaddr *)&sa, &len) == 0)
+	if (uv_tcp_getsockname(&sup->listener, (struct sockaddr *)&sa, &len) == 0) {
 		net__addr_name((struct sockaddr *)&sa, bound, sizeof bound);
+		sup->listen_sa = sa;
+	}
 	else
 		snprintf(bound, sizeof bound, "%s", conf->listen);
 	log_info("supplier: listening on %s (sessions: %u, %u per address, "

@@ -93,6 +93,9 @@ fixed_payload(uint8_t type)
 		return 8;
 	case NET_RELAY_INCOMING:
 		return 1 + NET_RELAY_TOKEN_BYTES;
+	case NET_PUNCH:
+	case NET_PUNCH_OK:
+		return 1 + 2;
 	case NET_PING: case NET_LOCATOR_OK: case NET_PUT_OK: case NET_DEL_OK: case NET_HEAD_PUT_OK:
 		return 0;
 	case NET_PONG:
@@ -263,6 +266,14 @@ net_msg_decode(struct net_msg *m, const unsigned char *p, size_t n)
 		if (d.port == 0)
 			return -EPROTO;
 		break;
+	case NET_PUNCH:
+	case NET_PUNCH_OK:
+		if (q[0] != NET_PUNCH_VERSION)
+			return -EPROTO;
+		d.port = (uint16_t)(q[1] << 8 | q[2]);
+		if (d.port == 0)
+			return -EPROTO;
+		break;
 	case NET_DIALBACK_OK:
 		d.result = get_be32(q);
 		if (d.result > ERRNO_MAX)
@@ -408,6 +419,8 @@ encodable(const struct net_msg *m)
 	case NET_LOCATOR:
 		return m->locator != NULL;
 	case NET_DIALBACK:
+	case NET_PUNCH:
+	case NET_PUNCH_OK:
 		return m->port != 0;
 	case NET_DIALBACK_OK:
 		return m->result <= ERRNO_MAX;
@@ -533,6 +546,12 @@ encode(unsigned char *out, size_t cap, const struct net_msg *m, int with_bulk)
 		break;
 	case NET_DIALBACK:
 		q[0] = NET_DIALBACK_VERSION;
+		q[1] = (unsigned char)(m->port >> 8);
+		q[2] = (unsigned char)m->port;
+		break;
+	case NET_PUNCH:
+	case NET_PUNCH_OK:
+		q[0] = NET_PUNCH_VERSION;
 		q[1] = (unsigned char)(m->port >> 8);
 		q[2] = (unsigned char)m->port;
 		break;

@@ -41,8 +41,13 @@ relay_write_MBps, relay_cold_read_MBps: on 4 suppliers on 127.0.N.1, two
 of them reachable only through a relay (the third, --test-relayed), a 2+2
 mount's write and cold read (one direct supplier stopped, so reads go
 through the relay), beside the same with all four direct.
-BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink, sim or
-relay runs just that.
+punch_to_direct_ms: on simulated machines (network namespaces, a child
+under `unshare -n`), an owner and a supplier each behind a port-keeping
+home router and a relay on the internet: ms from the owner's session
+through the relay being up to the direct one that replaced it (hole
+punching, net/punch.c), median of RUNS mounts.
+BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink, sim,
+relay or punch runs just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -567,7 +572,10 @@ class CpuAccount:
                   flush=True)
 
 
-# ==== the peers: the tools a person would pick instead ===class PeerTool:
+# ==== the peers: the tools a person would pick instead ===
+
+
+class PeerTool:
     """A peer's mount: _start() by __enter__ (undone by __exit__ when it
     fails half-way), stop() by __exit__."""
 
@@ -1010,6 +1018,87 @@ def report_relay(base):
         print(f"relay_{what}_ratio {v / ref if ref else 0:.3f} x", flush=True)
 
 
+def log_ms(line):
+    h, m, rest = line.split()[0].split(":")
+    return (int(h) * 3600 + int(m) * 60 + float(rest)) * 1000
+
+
+def punch_times(base):
+    """RUNS mounts of an owner behind a port-keeping router that hires
+    (from the DHT) a supplier behind another, reachable through the relay
+    x0: for each, ms from the relayed session up ("online" in the mount's
+    log) to "direct (punched)"."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integ"))
+    from netns import Internet
+    net = Internet()
+    mnt, home = os.path.join(base, "mnt"), os.path.join(base, "home")
+    os.makedirs(mnt)
+    out = []
+    try:
+        subprocess.run([PEERFS, "init", "--home", home, "--no-passphrase"],
+                       check=True, stdout=subprocess.DEVNULL)
+        boot = "198.18.0.10:7070"
+        machines = [net.machine("x0", "198.18.0.10"),
+                    net.machine("x1", "198.18.1.2"),
+                    net.machine("x2", "198.18.2.2"),
+                    net.router("rh", "198.18.7.8").machine("h")]
+        for i, m in enumerate(machines):
+            d = os.path.join(base, f"x{i}")
+            os.makedirs(d)
+            extra = ["--dht", "--relay"] if i == 0 else ["--bootstrap", boot]
+            m.spawn([PEERFS, "supplier", "--home", d, "--listen",
+                     f"{m.addr}:7070", "--store", d + "/store"] + extra,
+                    stdout=subprocess.DEVNULL, stderr=open(d + "/log", "w"))
+        wait_log(os.path.join(base, "x3", "log"), "relay: reserved on", 120)
+        owner = net.router("ro", "198.18.7.9").machine("owner")
+        log = os.path.join(home, "mount.log")
+        for run in range(RUNS):
+            seen = os.path.getsize(log) if os.path.exists(log) else 0
+            cp = owner.run([PEERFS, "mount", "--home", home, "--bootstrap",
+                            boot, "--ec", "2+2", mnt], timeout=120)
+            if cp.returncode != 0:
+                raise RuntimeError(f"mount: {cp.stderr}")
+            end = time.time() + 120
+            while True:
+                with open(log) as f:
+                    f.seek(seen)
+                    lines = f.read().splitlines()
+                if any("direct (punched)" in l for l in lines):
+                    break
+                if time.time() > end:
+                    raise RuntimeError("no direct connection:\n" +
+                                       "\n".join(lines[-20:]))
+                time.sleep(0.1)
+            done = [l for l in lines if "direct (punched)" in l][0]
+            name = done.split("supplier ")[1].split(":")[0:2]
+            who = "supplier " + ":".join(name) + ":"
+            up = [l for l in lines if who in l and l.endswith(" online")][0]
+            out.append(log_ms(done) - log_ms(up))
+            subprocess.run([PEERFS, "umount", mnt], check=True,
+                           capture_output=True)
+        return out
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", mnt],
+                       stderr=subprocess.DEVNULL)
+        net.close()
+
+
+def report_punch(base):
+    """punch_to_direct_ms: see punch_times; in a child of its own
+    network namespace."""
+    if os.environ.get("BENCH_NETNS_CHILD") != "1":
+        env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY="punch",
+                   BENCH_DIR=base)
+        cp = subprocess.run(["unshare", "-n", sys.executable,
+                             os.path.abspath(__file__)], env=env)
+        if cp.returncode:
+            print(f"# hole punching: left out (exit {cp.returncode})",
+                  flush=True)
+        return
+    report("punch_to_direct_ms", punch_times(os.path.join(base, "punch")),
+           "ms")
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -1032,7 +1121,8 @@ def main():
             "range": lambda b: report_range(b, rnd_size),
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
                                                             nsmall)),
-            "sim": report_sim, "relay": report_relay}
+            "sim": report_sim, "relay": report_relay,
+            "punch": report_punch}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -1138,6 +1228,7 @@ def main():
         report_slow_links(base)
         report_sim()
         report_relay(base)
+        report_punch(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

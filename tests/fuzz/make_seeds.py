@@ -60,6 +60,8 @@ RECORDS = {
     "relay_reserve": rec(0x0c, 13, b"\x01"),
     "relay_reserve_ok": rec(0x8c, 13, struct.pack(">II", 20, 16)),
     "relay_incoming": rec(0x0d, 0, b"\x01" + bytes(range(16))),
+    "punch": rec(0x0e, 14, b"\x01" + struct.pack(">H", 40001)),
+    "punch_ok": rec(0x8e, 14, b"\x01" + struct.pack(">H", 7070)),
     "err": rec(0xff, 6, struct.pack(">I", 122) + "quota exceeded ✓".encode()),
 }
 

@@ -18,6 +18,10 @@
  *       when the server hangs up (exit 0) or "still open" after S s (1).
  *   flood-connect ADDR -n N [--bind IP] [--hold S]
  *       opens N TCP connections without a handshake; prints "open U of N".
+ *   punch ADDR [--wait S]
+ *       on a direct session, a PUNCH (only for sessions through a relay):
+ *       prints "refused ERRNO"; then one of another version: prints
+ *       "closed" when the server hangs up within S s (exit 0).
  *
  * Exit status: 0 done, 1 the server did not do what the command waits
  * for, 2 usage, 3 setup refused by the server (nothing was tested). */
@@ -415,6 +419,51 @@ cmd_halfframe(const char *addr)
 }
 
 static int
+cmd_punch(const char *addr)
+{
+	struct net_msg m = { .type = NET_PUNCH, .reqid = 1, .port = 40001 };
+	struct cr_identity *id = identity();
+	unsigned char plain[NET_MSG_HDR + 3], rec[8 + sizeof plain +
+	    CR_STREAM_ABYTES];
+	struct conn c;
+	uint32_t err = 0;
+	int type;
+	double t0;
+
+	if (handshake(&c, addr, id) < 0) {
+		printf("setup refused: no session\n");
+		return 3;
+	}
+	send_one(&c, &m);
+	type = recv_one(&c, &err);
+	if (type != NET_ERR) {
+		printf("answered type %d\n", type);
+		return 1;
+	}
+	printf("refused %u\n", err);
+	/* The same with version 2: malformed. */
+	m.reqid = 2;
+	if (net_msg_encode(plain, sizeof plain, &m) != (ssize_t)sizeof plain)
+		die("encode");
+	plain[NET_MSG_HDR] = 2;
+	put_be32(rec, sizeof plain + CR_STREAM_ABYTES);
+	put_be32(rec + 4, 0);
+	cr_stream_push_ad(&c.hs.tx, rec + 8, plain, sizeof plain, NULL, 0);
+	if (write_all(c.fd, rec, sizeof rec) < 0)
+		die("write");
+	t0 = now_ms();
+	while (now_ms() - t0 < opt.wait * 1e3) {
+		struct pollfd p = { .fd = c.fd, .events = POLLIN | POLLRDHUP };
+		if (poll(&p, 1, 100) > 0 && closed(c.fd)) {
+			printf("closed\n");
+			return 0;
+		}
+	}
+	printf("still open after %.0f s\n", opt.wait);
+	return 1;
+}
+
+static int
 cmd_flood(const char *addr)
 {
 	int *fds = calloc((size_t)opt.n, sizeof *fds), open_n = 0;
@@ -463,7 +512,7 @@ main(int argc, char **argv)
 	if (argc - optind != 2 || opt.n < 1 || opt.keys < 1 || opt.size < 1 ||
 	    opt.size > CR_HEAD_BLOB_MAX) {
 		fprintf(stderr, "usage: peerfs_attack pipeline|idle|halfframe|"
-		    "flood-connect HOST:PORT [options] (see the source)\n");
+		    "flood-connect|punch HOST:PORT [options] (see the source)\n");
 		return 2;
 	}
 	cmd = argv[optind];
@@ -483,6 +532,8 @@ main(int argc, char **argv)
 		return cmd_halfframe(addr);
 	if (!strcmp(cmd, "flood-connect"))
 		return cmd_flood(addr);
+	if (!strcmp(cmd, "punch"))
+		return cmd_punch(addr);
 	fprintf(stderr, "peerfs_attack: unknown command %s\n", cmd);
 	return 2;
 }

@@ -1008,6 +1008,35 @@ test_relay_msgs(void)
 	return 0;
 }
 
+/* PUNCH and PUNCH_OK (version 1): round trips; port 0, another version
+ * or another length is malformed. */
+static int
+test_punch_msgs(void)
+{
+	unsigned char buf[64];
+	struct net_msg m, d;
+	uint8_t types[] = { NET_PUNCH, NET_PUNCH_OK };
+
+	for (int i = 0; i < 2; i++) {
+		memset(&m, 0, sizeof m);
+		m.type = types[i];
+		CHECK_EQ(net_msg_encode(buf, sizeof buf, &m), -EINVAL);
+		m.port = 40001;
+		CHECK_EQ(enc_dec(&m, buf, sizeof buf, &d), NET_MSG_HDR + 3);
+		CHECK_EQ(d.type, types[i]);
+		CHECK_EQ(d.port, 40001);
+		CHECK_EQ(buf[NET_MSG_HDR], NET_PUNCH_VERSION);
+		CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 2), -EPROTO);
+		CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 4), -EPROTO);
+		buf[NET_MSG_HDR] = 2;
+		CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+		buf[NET_MSG_HDR] = NET_PUNCH_VERSION;
+		buf[NET_MSG_HDR + 1] = buf[NET_MSG_HDR + 2] = 0;
+		CHECK_EQ(net_msg_decode(&d, buf, NET_MSG_HDR + 3), -EPROTO);
+	}
+	return 0;
+}
+
 /* RESERVE with the owner's binding of its node (version 1): both lengths
  * decode, the binding only in the longer; a wrong version or length is
  * refused. */
@@ -1068,5 +1097,6 @@ const struct test tests_wire[] = {
 	{ "dialback", test_dialback },
 	{ "reserve_bind", test_reserve_bind },
 	{ "relay_msgs", test_relay_msgs },
+	{ "punch_msgs", test_punch_msgs },
 	{ NULL, NULL },
 };
