@@ -567,7 +567,8 @@ class CpuAccount:
                   flush=True)
 
 
-# ==== the peers: the tools a person would pick instead ===class PeerTool:
+# ==== the peers: the tools a person would pick instead ==========
+class PeerTool:
     """A peer's mount: _start() by __enter__ (undone by __exit__ when it
     fails half-way), stop() by __exit__."""
 
