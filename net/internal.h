@@ -214,6 +214,14 @@ void net_framer_release(struct net_framer *f);
  * header too long to end at any data offset, -ENOMEM. */
 int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
     struct net_frame *out);
+/* Where the rest of the current frame's bulk goes, so a socket can read
+ * it there directly rather than through a read buffer and a copy: *dst
+ * and the bytes left of the bulk, 0 (and *dst untouched) when the framer
+ * is not inside a bulk. net_framer_bulk_got() then counts the n bytes
+ * read there (n <= what bulk_dst returned); the next net_framer_feed()
+ * (with no input, when the bulk is complete) hands out the frame. */
+size_t net_framer_bulk_dst(struct net_framer *f, unsigned char **dst);
+void net_framer_bulk_got(struct net_framer *f, size_t n);
 /* Decrypts a frame from rx into fr->rec (see net_frame) and checks the
  * bulk rules: 0 with *len = the record's length, -EBADMSG (bad MAC),
  * -EPROTO (bulk on a type without, or on a type the other direction
