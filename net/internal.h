@@ -443,6 +443,11 @@ int net_sess_accept_lim(uv_stream_t *server, const struct cr_identity *id,
     const struct net_sess_limits *lim, struct net_sess **out);
 /* Encrypts and queues one record. -EPIPE when closed, -EMSGSIZE. */
 int net_sess_send(struct net_sess *s, const struct net_msg *m);
+/* The same, taking take (NULL, or the malloc()'d buffer m->data points
+ * into, left unchanged from now on): the bulk is written from there rather
+ * than copied, and take freed once written or on failure. */
+int net_sess_send_take(struct net_sess *s, const struct net_msg *m,
+    void *take);
 /* Closes once; why != NULL logs one warning naming the peer. */
 void net_sess_close(struct net_sess *s, int err, const char *why);
 /* Stops decoding after the current record and reading; resume decodes

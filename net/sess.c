@@ -19,7 +19,10 @@
 struct wreq {
 	uv_write_t req;
 	struct net_sess *s;
-	size_t len;
+	size_t len;			/* data and bulk */
+	const unsigned char *bulk;	/* taken: written after data */
+	size_t bulk_len;
+	void *bulk_buf;			/* freed when written */
 	unsigned char data[];
 };
 
@@ -216,6 +219,7 @@ on_write(uv_write_t *req, int status)
 	if (s->lim && s->lim->queued_total)
 		*s->lim->queued_total -= len;
 	s->last_tx = uv_now(s->tcp.loop);
+	free(w->bulk_buf);
 	free(w);
 	/* Even when cancelled by a close: the owner's figures must fall
 	 * back whatever became of the bytes. */
@@ -235,12 +239,17 @@ on_write(uv_write_t *req, int status)
 static int
 sess_write(struct net_sess *s, struct wreq *w)
 {
-	uv_buf_t b = uv_buf_init((char *)w->data, w->len);
+	uv_buf_t b[2] = {
+		uv_buf_init((char *)w->data, w->len - w->bulk_len),
+		uv_buf_init((char *)w->bulk, w->bulk_len),
+	};
 	int rc;
 
 	w->s = s;
-	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, b, w->bulk ? 2 : 1,
+	    on_write);
 	if (rc < 0) {
+		free(w->bulk_buf);
 		free(w);
 		net_sess_close(s, rc, NULL);
 		return rc;
@@ -261,6 +270,9 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	if (!w)
 		return -ENOMEM;
 	w->len = n;
+	w->bulk = NULL;
+	w->bulk_len = 0;
+	w->bulk_buf = NULL;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
 }
@@ -279,50 +291,69 @@ net_sess_send_raw(struct net_sess *s, const void *p, size_t n)
 int
 net_sess_send(struct net_sess *s, const struct net_msg *m)
 {
-	size_t hlen = net_msg_head_len(m), clen, blen = 0;
+	return net_sess_send_take(s, m, NULL);
+}
+
+int
+net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
+{
+	size_t hlen = net_msg_head_len(m), clen, blen = 0, copy;
 	unsigned char stack[HEAD_STACK], *plain = stack;
 	const unsigned char *bulk = NULL;
-	struct wreq *w;
+	struct wreq *w = NULL;
 	ssize_t n;
+	int rc;
 
-	if (s->state != NET_SESS_UP)
-		return -EPIPE;
-	if (hlen == 0)
-		return -EINVAL;
-	if (hlen > NET_FRAME_MAX)
-		return -EMSGSIZE;
-	if (hlen > sizeof stack && !(plain = malloc(hlen)))
-		return -ENOMEM;
+	if (s->state != NET_SESS_UP) {
+		rc = -EPIPE;
+		goto fail;
+	}
+	if (hlen == 0 || hlen > NET_FRAME_MAX) {
+		rc = hlen ? -EMSGSIZE : -EINVAL;
+		goto fail;
+	}
+	if (hlen > sizeof stack && !(plain = malloc(hlen))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	n = net_msg_encode_head(plain, hlen, m, &bulk, &blen);
 	if (n < 0 || (size_t)n != hlen) {
-		if (plain != stack)
-			free(plain);
-		return n < 0 ? (int)n : -EINVAL;
+		rc = n < 0 ? (int)n : -EINVAL;
+		goto fail;
 	}
 	clen = hlen + CR_STREAM_ABYTES;
 	if (blen > NET_FRAME_MAX - clen || clen > NET_FRAME_MAX) {
-		if (plain != stack)
-			free(plain);
-		return -EMSGSIZE;
+		rc = -EMSGSIZE;
+		goto fail;
 	}
-	/* prefix | header ciphertext | bulk: the bulk is copied once and
-	 * never encrypted again; a client's is MAC'd where it is sent from
-	 * (net/internal.h says why a server's is not). */
-	if (!(w = malloc(sizeof *w + 8 + clen + blen))) {
-		if (plain != stack)
-			free(plain);
-		return -ENOMEM;
+	/* prefix | header ciphertext | bulk: the bulk is never encrypted
+	 * again; a client's is MAC'd where it is sent from (net/internal.h
+	 * says why a server's is not). It is copied once behind the header,
+	 * unless the caller gave its buffer away (take): then it is written
+	 * from there, a second iovec of the same write. */
+	copy = take ? 0 : blen;
+	if (!(w = malloc(sizeof *w + 8 + clen + copy))) {
+		rc = -ENOMEM;
+		goto fail;
 	}
 	put_be32(w->data, (uint32_t)clen);
 	put_be32(w->data + 4, (uint32_t)blen);
-	if (blen)
+	if (copy)
 		memcpy(w->data + 8 + clen, bulk, blen);
+	w->bulk = take ? bulk : NULL;
+	w->bulk_len = take ? blen : 0;
+	w->bulk_buf = take;
 	cr_stream_push_ad(&s->hs->tx, w->data + 8, plain, hlen,
-	    s->is_client ? w->data + 8 + clen : NULL, s->is_client ? blen : 0);
+	    s->is_client ? bulk : NULL, s->is_client ? blen : 0);
 	if (plain != stack)
 		free(plain);
 	w->len = 8 + clen + blen;
 	return sess_write(s, w);
+fail:
+	if (plain != stack)
+		free(plain);
+	free(take);
+	return rc;
 }
 
 /* Inside a bulk (a fragment of a PUT or a GET_OK) that on_frame let in,
