@@ -230,6 +230,14 @@ void net_framer_release(struct net_framer *f);
  * header too long to end at any data offset, -ENOMEM. */
 int net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
     struct net_frame *out);
+/* Where the rest of the current frame's bulk goes, so a socket can read
+ * it there directly rather than through a read buffer and a copy: *dst
+ * and the bytes left of the bulk, 0 (and *dst untouched) when the framer
+ * is not inside a bulk. net_framer_bulk_got() then counts the n bytes
+ * read there (n <= what bulk_dst returned); the next net_framer_feed()
+ * (with no input, when the bulk is complete) hands out the frame. */
+size_t net_framer_bulk_dst(struct net_framer *f, unsigned char **dst);
+void net_framer_bulk_got(struct net_framer *f, size_t n);
 /* Decrypts a frame from rx into fr->rec (see net_frame) and checks the
  * bulk rules: 0 with *len = the record's length, -EBADMSG (bad MAC),
  * -EPROTO (bulk on a type without, or on a type the other direction
@@ -465,6 +473,11 @@ int net_sess_accept_lim(uv_stream_t *server, const struct cr_identity *id,
     const struct net_sess_limits *lim, struct net_sess **out);
 /* Encrypts and queues one record. -EPIPE when closed, -EMSGSIZE. */
 int net_sess_send(struct net_sess *s, const struct net_msg *m);
+/* The same, taking take (NULL, or the malloc()'d buffer m->data points
+ * into, left unchanged from now on): the bulk is written from there rather
+ * than copied, and take freed once written or on failure. */
+int net_sess_send_take(struct net_sess *s, const struct net_msg *m,
+    void *take);
 /* Closes once; why != NULL logs one warning naming the peer. */
 void net_sess_close(struct net_sess *s, int err, const char *why);
 /* Stops decoding after the current record and reading; resume decodes

@@ -21,11 +21,16 @@
 struct wreq {
 	uv_write_t req;
 	struct net_sess *s;
-	size_t len;
+	size_t len;			/* data and bulk */
+	const unsigned char *bulk;	/* taken: written after data */
+	size_t bulk_len;
+	void *bulk_buf;			/* freed when written */
 	unsigned char data[];
 };
 
 static void sess_feed(struct net_sess *s, const unsigned char *p, size_t n);
+static void sess_record(struct net_sess *s, struct net_frame *fr);
+static int start_reading(struct net_sess *s);
 static int frame_refused(struct net_sess *s);
 static void start_limits(struct net_sess *s);
 
@@ -226,6 +231,7 @@ on_write(uv_write_t *req, int status)
 	if (s->lim && s->lim->queued_total)
 		*s->lim->queued_total -= len;
 	s->last_tx = uv_now(s->tcp.loop);
+	free(w->bulk_buf);
 	free(w);
 	/* Even when cancelled by a close: the owner's figures must fall
 	 * back whatever became of the bytes. */
@@ -245,12 +251,17 @@ on_write(uv_write_t *req, int status)
 static int
 sess_write(struct net_sess *s, struct wreq *w)
 {
-	uv_buf_t b = uv_buf_init((char *)w->data, w->len);
+	uv_buf_t b[2] = {
+		uv_buf_init((char *)w->data, w->len - w->bulk_len),
+		uv_buf_init((char *)w->bulk, w->bulk_len),
+	};
 	int rc;
 
 	w->s = s;
-	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, b, w->bulk ? 2 : 1,
+	    on_write);
 	if (rc < 0) {
+		free(w->bulk_buf);
 		free(w);
 		net_sess_close(s, rc, NULL);
 		return rc;
@@ -271,6 +282,9 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	if (!w)
 		return -ENOMEM;
 	w->len = n;
+	w->bulk = NULL;
+	w->bulk_len = 0;
+	w->bulk_buf = NULL;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
 }
@@ -289,58 +303,112 @@ net_sess_send_raw(struct net_sess *s, const void *p, size_t n)
 int
 net_sess_send(struct net_sess *s, const struct net_msg *m)
 {
-	size_t hlen = net_msg_head_len(m), clen, blen = 0;
+	return net_sess_send_take(s, m, NULL);
+}
+
+int
+net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
+{
+	size_t hlen = net_msg_head_len(m), clen, blen = 0, copy;
 	unsigned char stack[HEAD_STACK], *plain = stack;
 	const unsigned char *bulk = NULL;
-	struct wreq *w;
+	struct wreq *w = NULL;
 	ssize_t n;
+	int rc;
 
-	if (s->state != NET_SESS_UP)
-		return -EPIPE;
-	if (hlen == 0)
-		return -EINVAL;
-	if (hlen > NET_FRAME_MAX)
-		return -EMSGSIZE;
-	if (hlen > sizeof stack && !(plain = malloc(hlen)))
-		return -ENOMEM;
+	if (s->state != NET_SESS_UP) {
+		rc = -EPIPE;
+		goto fail;
+	}
+	if (hlen == 0 || hlen > NET_FRAME_MAX) {
+		rc = hlen ? -EMSGSIZE : -EINVAL;
+		goto fail;
+	}
+	if (hlen > sizeof stack && !(plain = malloc(hlen))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	n = net_msg_encode_head(plain, hlen, m, &bulk, &blen);
 	if (n < 0 || (size_t)n != hlen) {
-		if (plain != stack)
-			free(plain);
-		return n < 0 ? (int)n : -EINVAL;
+		rc = n < 0 ? (int)n : -EINVAL;
+		goto fail;
 	}
 	clen = hlen + CR_STREAM_ABYTES;
 	if (blen > NET_FRAME_MAX - clen || clen > NET_FRAME_MAX) {
-		if (plain != stack)
-			free(plain);
-		return -EMSGSIZE;
+		rc = -EMSGSIZE;
+		goto fail;
 	}
-	/* prefix | header ciphertext | bulk: the bulk is copied once and
-	 * never encrypted again; a client's is MAC'd where it is sent from
-	 * (net/internal.h says why a server's is not). */
-	if (!(w = malloc(sizeof *w + 8 + clen + blen))) {
-		if (plain != stack)
-			free(plain);
-		return -ENOMEM;
+	/* prefix | header ciphertext | bulk: the bulk is never encrypted
+	 * again; a client's is MAC'd where it is sent from (net/internal.h
+	 * says why a server's is not). It is copied once behind the header,
+	 * unless the caller gave its buffer away (take): then it is written
+	 * from there, a second iovec of the same write. */
+	copy = take ? 0 : blen;
+	if (!(w = malloc(sizeof *w + 8 + clen + copy))) {
+		rc = -ENOMEM;
+		goto fail;
 	}
 	put_be32(w->data, (uint32_t)clen);
 	put_be32(w->data + 4, (uint32_t)blen);
-	if (blen)
+	if (copy)
 		memcpy(w->data + 8 + clen, bulk, blen);
+	w->bulk = take ? bulk : NULL;
+	w->bulk_len = take ? blen : 0;
+	w->bulk_buf = take;
 	cr_stream_push_ad(&s->hs->tx, w->data + 8, plain, hlen,
-	    s->is_client ? w->data + 8 + clen : NULL, s->is_client ? blen : 0);
+	    s->is_client ? bulk : NULL, s->is_client ? blen : 0);
 	if (plain != stack)
 		free(plain);
 	w->len = 8 + clen + blen;
 	return sess_write(s, w);
+fail:
+	if (plain != stack)
+		free(plain);
+	free(take);
+	return rc;
 }
 
+/* Inside a bulk (a fragment of a PUT or a GET_OK) that on_frame let in,
+ * with at least a read buffer's worth left: the socket reads straight into
+ * the frame's record, and only up to the bulk's end, so no byte of the next
+ * frame lands there. That saves copying every fragment byte once more
+ * through rdbuf, and the many 64 KiB reads per fragment. Reading is
+ * stopped whenever rdbuf holds bytes not yet fed (paused), so a direct
+ * read never overtakes them. */
 static void
 on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct net_sess *s = h->data;
+	unsigned char *dst;
+	size_t left;
 
+	if (s->state == NET_SESS_UP && !s->paused && s->fr_ok &&
+	    (left = net_framer_bulk_dst(&s->fr, &dst)) >= RDBUF_BYTES) {
+		*buf = uv_buf_init((char *)dst, left);
+		return;
+	}
 	*buf = uv_buf_init((char *)s->rdbuf, RDBUF_BYTES);
+}
+
+/* nread bytes went straight into the current frame's bulk (on_alloc). */
+static void
+sess_bulk_read(struct net_sess *s, size_t nread)
+{
+	const unsigned char *q = NULL;
+	struct net_frame fr;
+	size_t left = 0;
+
+	s->feeding = 1;
+	net_framer_bulk_got(&s->fr, nread);
+	if (net_framer_feed(&s->fr, &q, &left, &fr) == 1) {
+		s->fr_ok = 0;
+		sess_record(s, &fr);
+	}
+	s->feeding = 0;
+	/* Paused and resumed again inside on_msg: reading goes on. */
+	if (s->state == NET_SESS_UP && !s->paused && !s->reading &&
+	    start_reading(s) < 0)
+		net_sess_close(s, -EIO, "cannot read");
 }
 
 static void
@@ -360,7 +428,10 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		net_sess_close(s, nread == UV_EOF ? 0 : (int)nread, NULL);
 		return;
 	}
-	sess_feed(s, (const unsigned char *)buf->base, (size_t)nread);
+	if (buf->base != (char *)s->rdbuf)
+		sess_bulk_read(s, (size_t)nread);
+	else
+		sess_feed(s, (const unsigned char *)buf->base, (size_t)nread);
 }
 
 static int

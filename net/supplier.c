@@ -385,7 +385,16 @@ after_work(uv_work_t *w, int status)
 			}
 			if (m.type == NET_GET_OK && m.data_len == 0)
 				reply_err(s, k->reqid, k->type, -EIO);
-			else if (net_sess_send(s, &m) < 0)
+			else if (m.type == NET_GET_OK) {
+				/* 1 MiB not copied again: the session writes
+				 * it from k->out and frees it. */
+				void *out = k->out;
+
+				k->out = NULL;
+				if (net_sess_send_take(s, &m, out) < 0)
+					net_sess_close(s, -EIO,
+					    "cannot send reply");
+			} else if (net_sess_send(s, &m) < 0)
 				net_sess_close(s, -EIO, "cannot send reply");
 		}
 	}

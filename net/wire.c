@@ -631,6 +631,24 @@ net_framer_release(struct net_framer *f)
 	memset(f, 0, sizeof *f);
 }
 
+size_t
+net_framer_bulk_dst(struct net_framer *f, unsigned char **dst)
+{
+	const struct net_frame *c = &f->cur;
+
+	if (!c->hdr || f->have < c->hdr_len)
+		return 0;
+	*dst = c->rec + (c->hdr_len - CR_STREAM_ABYTES) +
+	    (f->have - c->hdr_len);
+	return c->hdr_len + c->bulk_len - f->have;
+}
+
+void
+net_framer_bulk_got(struct net_framer *f, size_t n)
+{
+	f->have += n;
+}
+
 int
 net_framer_feed(struct net_framer *f, const unsigned char **p, size_t *n,
     struct net_frame *out)

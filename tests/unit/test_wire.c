@@ -464,6 +464,57 @@ test_framer_basic(void)
 	return 0;
 }
 
+/* A bulk read straight into the record (net_framer_bulk_dst, as the
+ * session's socket does) in two parts, with the framer fed the header and
+ * the first bulk bytes before and the next frame after: the record holds
+ * the bulk where the decrypted header ends, and the next frame still
+ * parses. Outside a bulk there is no destination. */
+static int
+test_framer_bulk_direct(void)
+{
+	unsigned char hdr[AB + PUT_OFF], bulk[3000], in[8192], *dst = NULL;
+	struct net_framer f;
+	struct net_frame fr;
+	const unsigned char *p = in;
+	size_t n, l1, l2;
+
+	memset(hdr, 0x33, sizeof hdr);
+	for (size_t i = 0; i < sizeof bulk; i++)
+		bulk[i] = (unsigned char)(i * 7 + 1);
+	l1 = put_frame(in, hdr, sizeof hdr, bulk, sizeof bulk);
+	l2 = put_frame(in + l1, hdr, sizeof hdr, NULL, 0);
+	net_framer_init(&f);
+	CHECK_EQ(net_framer_bulk_dst(&f, &dst), 0);	/* no frame yet */
+	n = 8 + sizeof hdr - 1;				/* header but one byte */
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
+	CHECK_EQ(net_framer_bulk_dst(&f, &dst), 0);	/* still in the header */
+	n = 1 + 100;					/* its last byte, 100 of bulk */
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 0);
+	CHECK_EQ(net_framer_bulk_dst(&f, &dst), sizeof bulk - 100);
+	memcpy(dst, bulk + 100, 1000);
+	net_framer_bulk_got(&f, 1000);
+	CHECK_EQ(net_framer_bulk_dst(&f, &dst), sizeof bulk - 1100);
+	memcpy(dst, bulk + 1100, sizeof bulk - 1100);
+	net_framer_bulk_got(&f, sizeof bulk - 1100);
+	n = 0;
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 1);
+	CHECK_EQ(fr.bulk_len, sizeof bulk);
+	CHECK_MEM(fr.hdr, hdr, sizeof hdr);
+	CHECK_MEM(fr.rec + PUT_OFF, bulk, sizeof bulk);
+	free(fr.hdr);
+	free(fr.rec);
+	CHECK_EQ(net_framer_bulk_dst(&f, &dst), 0);
+	p = in + l1;
+	n = l2;
+	CHECK_EQ(net_framer_feed(&f, &p, &n, &fr), 1);
+	CHECK_EQ(fr.bulk_len, 0);
+	CHECK_MEM(fr.hdr, hdr, sizeof hdr);
+	free(fr.hdr);
+	free(fr.rec);
+	net_framer_release(&f);
+	return 0;
+}
+
 /* Feeds an 8-byte prefix L | B to a fresh framer. */
 static int
 feed_prefix(uint32_t l, uint32_t b)
@@ -1086,6 +1137,7 @@ const struct test tests_wire[] = {
 	{ "decode_malformed", test_decode_malformed },
 	{ "get_range", test_get_range },
 	{ "framer_basic", test_framer_basic },
+	{ "framer_bulk_direct", test_framer_bulk_direct },
 	{ "framer_bad_length", test_framer_bad_length },
 	{ "framer_records", test_framer_records },
 	{ "bulk_rules", test_bulk_rules },
