@@ -184,6 +184,49 @@ def test_dead_supplier_replaced_by_new_hire(request, small):
     assert read_tree(mt.path) == files
 
 
+def test_dead_supplier_back_hired_again(request, small):
+    """A supplier declared dead only for being unreachable (its machine
+    unplugged, its daemon killed) comes back with the same home and
+    announces itself again: once --availability-window (the cool-down) has
+    passed since it was declared dead, the mount hires it again (no other
+    supplier exists: without this it would stay short of k+m for the life
+    of the mount), rebuilds the lost fragments there, and the tree reads
+    back equal from a cold cache."""
+    if isolated(request):
+        return
+    w = small
+    mt, files = hired_and_written(w, ["s1", "s2"], 14, [
+        "--suspect-after", "1s", "--dead-after", "3s",
+        "--availability-window", "8s"])
+
+    victim = w["sup"]["s2"]
+    victim["m"].cut()
+    os.kill(victim["pid"], signal.SIGKILL)
+    assert _wait_pid_gone(victim["pid"], 20)
+    wait_for(lambda: (by_addr(mt.status_json(), victim["addr"]) or {})
+             .get("state") == "dead", 30, "supplier dead")
+    assert not all_full(mt)
+
+    victim["m"].plug()
+    victim["pid"] = supplier_start(w["net"], victim["m"], victim["home"],
+                                   victim["store"])
+    wait_logged(mt, lambda: all_full(mt), 45,
+                "blocks rebuilt on the supplier hired again")
+    st = mt.status_json()
+    back = by_addr(st, victim["addr"]) or {}
+    assert back.get("state") == "online" and back.get("fragments", 0) > 0, \
+        st["suppliers"]
+    h = hired(mt.home)
+    assert (sup_id(victim), victim["addr"]) in h, h
+    assert len(h) == 3
+    log = mt.log_text()
+    assert f"supplier {victim['addr']}: dead, no longer hired" in log
+    assert (f"supplier {victim['addr']}: back after being declared dead: "
+            "hired again") in log, mt.log_tail()
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
 def test_link_cut_short_and_long(request, small):
     """Scenario 2: a link cut shorter than --suspect-after moves nothing
     (no rebuild, no hire, the supplier never suspect); one longer than
