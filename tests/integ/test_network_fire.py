@@ -1,6 +1,7 @@
 """Hiring and firing while mounted (issue 15), on simulated machines
 (netns.py): a supplier that moves is followed by id, a dead one is replaced
-by a new hire from the DHT, a short link cut moves nothing, and a supplier
+by a new hire from the DHT, or hired again once back after the cool-down,
+a short link cut moves nothing, and a supplier
 that leaves (`peerfs supplier --leave`) is emptied before it goes. Each
 test re-runs itself under `unshare -n` (netns.isolated)."""
 
