@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -181,12 +182,32 @@ cli_local_addr_for(const char *hostport, char *out, size_t size)
 	return rc;
 }
 
-/* Ids not to hire: those already known to the client (a fired supplier
- * stays known to it). */
+/* Ids not to hire: those already known to the client (a dead supplier
+ * stays known to it), p[0..n) as net_peers says, but for one declared
+ * dead only for being unreachable that owner_hire_again takes back at
+ * now (unix ms) after cooldown ms. */
 struct hire_skip {
-	unsigned char (*id)[CR_PK_BYTES];
+	const struct net_peer_info *p;
 	int n;
+	int64_t now, cooldown;
 };
+
+/* 1: the record r is of a supplier in skip not to hire; 0: a stranger;
+ * 2: one declared dead that may be hired again. */
+static int
+skipped(const struct hire_skip *skip, const struct net_record *r)
+{
+	for (int j = 0; skip && j < skip->n; j++) {
+		const struct net_peer_info *p = &skip->p[j];
+		if (sodium_is_zero(p->pk, CR_PK_BYTES) ||
+		    memcmp(p->pk, r->id, CR_PK_BYTES))
+			continue;
+		/* The record's seq is when it was made, in unix ms. */
+		return owner_hire_again(p->fired, p->dead_at, (int64_t)r->seq,
+		    skip->now, skip->cooldown) ? 2 : 1;
+	}
+	return 0;
+}
 
 static uint32_t
 sodium_rnd(void *arg)
@@ -311,7 +332,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	const char *taken[64];
 	char reach[64][48];
 	int cidx[64];			/* cand -> recs */
-	int picked[64], nc = 0, nt = 0;
+	int picked[64], again[64], nc = 0, nt = 0;
 	/* All we want if they come quickly; else the k + m needed, for
 	 * longer: a small network has no spares to give. While mounted
 	 * (skip), only the records the suppliers key we listen to brought:
@@ -325,13 +346,12 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	for (int j = 0; j < *count && nt < 64; j++)
 		taken[nt++] = h[j].addr;
 	for (int i = 0; i < nr; i++) {
-		int dup = 0;
+		int dup = 0, sk = skipped(skip, &recs[i]);
 		for (int j = 0; j < *count; j++)
 			dup |= !memcmp(h[j].id, recs[i].id, CR_PK_BYTES);
-		for (int j = 0; skip && j < skip->n; j++)
-			dup |= !memcmp(skip->id[j], recs[i].id, CR_PK_BYTES);
-		if (dup)
+		if (dup || sk == 1)
 			continue;
+		again[nc] = sk == 2;
 		memcpy(cand[nc].id, recs[i].id, CR_PK_BYTES);
 		cli_record_addr(&recs[i], cand[nc].addr, sizeof cand[nc].addr);
 		if (!cand[nc].addr[0])
@@ -347,9 +367,18 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 	    sodium_rnd, NULL, picked);
 	for (int i = 0; i < np; i++) {
 		const struct owner_hire_cand *c = &cand[picked[i]];
+		/* Known already, dead and back: where its record says, and
+		 * judged afresh. */
+		if (again[picked[i]]) {
+			int rc = net_peer_move(net, c->id, NULL, c->addr);
+			if (rc < 0 || (rc = net_peer_revive(net, c->id)) < 0) {
+				log_warn("supplier %s: not hired again: %s",
+				    c->addr, strerror(-rc));
+				continue;
+			}
 		/* Pinned before the first byte goes there: a session to that
 		 * address with another key is refused. */
-		if (net_add_known_peer(net, c->addr, c->id) < 0) {
+		} else if (net_add_known_peer(net, c->addr, c->id) < 0) {
 			log_warn("supplier %s: address pinned to another key: "
 			    "not hired", c->addr);
 			continue;
@@ -579,9 +608,10 @@ hirer_pass(void *arg, int idx)
 		    == 0)
 			st = NET_PEER_DEAD;
 		if (st == NET_PEER_DEAD) {
-			/* Dead is for the life of the mount, and the next
-			 * mount would only find its fragments rebuilt
-			 * elsewhere: no longer hired. */
+			/* Its fragments get rebuilt elsewhere: no longer
+			 * hired. Fired for cause it stays out for the life of
+			 * the mount; dead only for being unreachable, it may
+			 * be hired again once back (below). */
 			log_info("supplier %s: dead, no longer hired", h->addr);
 			c->h[i--] = c->h[--c->nh];
 			changed = 1;
@@ -602,21 +632,21 @@ hirer_pass(void *arg, int idx)
 	changed = 0;
 	fire_unavailable(c, live, now);
 	/* One hire at a time, never an id the client knows already (a dead
-	 * supplier stays known to it). */
+	 * supplier stays known to it) but one dead only for being unreachable
+	 * and back after a window (owner_hire_again): else a mount that
+	 * declares suppliers dead often runs through the network and ends
+	 * short of k + m. */
 	if (live < c->want && now >= c->next_hire) {
 		struct hired *nh = realloc(c->h, (size_t)(c->nh + 1) * sizeof *nh);
-		unsigned char (*ids)[CR_PK_BYTES] = calloc((size_t)n + 1,
-		    sizeof *ids);
+		struct timespec ts;
 		c->next_hire = now + HIRE_EVERY_MS;
 		if (nh)
 			c->h = nh;
-		if (nh && ids) {
-			struct hire_skip sk = { ids, 0 };
+		if (nh) {
+			struct hire_skip sk = { c->info, n, 0, c->window };
 			int count = c->nh;
-			for (int i = 0; i < n; i++)
-				if (!sodium_is_zero(c->info[i].pk, CR_PK_BYTES))
-					memcpy(ids[sk.n++], c->info[i].pk,
-					    CR_PK_BYTES);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			sk.now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 			hire_more(c->net, c->dht, c->h, &count, c->nh + 1, 0,
 			    &sk);
 			if (count > c->nh) {
@@ -627,7 +657,6 @@ hirer_pass(void *arg, int idx)
 				changed = 1;
 			}
 		}
-		free(ids);
 	}
 	if (changed)
 		hired_save(c->home, c->h, c->nh);

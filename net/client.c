@@ -376,9 +376,16 @@ peer_ping(struct net_peer *p)
 void
 net__peer_fire(struct net_peer *p, const char *why)
 {
+	struct timespec ts;
+
 	if (p->state == NET_PEER_DEAD)
 		return;
 	p->state = NET_PEER_DEAD;
+	/* Wall clock: the hirer compares it with the supplier's record,
+	 * made (its seq) in unix ms. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	p->dead_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	p->fired = why != NULL;
 	if (why) {
 		log_warn("supplier %s: fired: %s; its fragments will be "
 		    "rebuilt", p->addr, why);
@@ -990,6 +997,37 @@ net_relay_take(struct net *n, void (*cb)(void *arg,
 	return net__op_run(n, &a.op);
 }
 
+static void
+revive_start(struct net *n, struct net_op *op)
+{
+	struct move_op *a = (struct move_op *)op;
+	struct net_peer *p = net__peer_by_pk(n, a->pk);
+
+	if (!p)
+		return net__op_done(n, op, -ENOENT);
+	if (p->state != NET_PEER_DEAD)
+		return net__op_done(n, op, 0);
+	if (p->fired)
+		return net__op_done(n, op, -EPERM);
+	/* A fresh start of the suspect/dead clock: it is judged again like
+	 * any supplier just hired. */
+	p->state = p->up ? NET_PEER_ONLINE : NET_PEER_CONNECTING;
+	p->down_since = uv_now(&n->loop);
+	p->dead_at = 0;
+	p->last_error[0] = '\0';
+	log_info("supplier %s: back after being declared dead: hired again",
+	    p->addr);
+	net__op_done(n, op, 0);
+}
+
+int
+net_peer_revive(struct net *n, const unsigned char pk[CR_PK_BYTES])
+{
+	struct move_op a = { .op.start = revive_start, .pk = pk };
+
+	return net__op_run(n, &a.op);
+}
+
 int
 net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *addr, const char *why)
@@ -1215,6 +1253,8 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->audits_ok = p->audits_ok;
 		o->audits_failed = p->audits_failed;
 		o->bad_fragments = p->bad_fragments;
+		o->dead_at = p->dead_at;
+		o->fired = p->fired;
 		snprintf(o->last_error, sizeof o->last_error, "%s",
 		    p->last_error);
 		snprintf(o->refusal, sizeof o->refusal, "%s", p->refusal);

@@ -545,6 +545,11 @@ struct net_peer {
 	uint64_t down_since;		/* suspect/dead clock: last answer */
 	uint64_t last_ping;		/* last ping sent */
 	uint64_t req_ok, req_failed;	/* answered / timed out or dropped */
+	/* DEAD since (unix ms, 0: not dead), and whether for cause (fired
+	 * with a reason) rather than only for being unreachable: only the
+	 * latter may be hired again (net_peer_revive). */
+	int64_t dead_at;
+	int fired;
 	uint64_t audits_ok, audits_failed, bad_fragments;
 	/* Our account there (net/block.c): room granted by RESERVE and
 	 * not used yet, for fragments of at most grant_size bytes; dropped

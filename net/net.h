@@ -308,7 +308,9 @@ int net_block_delete(struct net *n, const struct store_block *b);
  * answering; OFFLINE: down for less than suspect_after (still trusted);
  * SUSPECT: down past suspect_after, no new placements; DEAD: down past
  * dead_after or fired for forged data or failed audits; its fragments
- * must be rebuilt elsewhere. DEAD is sticky for the life of the mount. */
+ * must be rebuilt elsewhere. DEAD is sticky for the life of the mount,
+ * but for a supplier dead only for being unreachable that the hirer takes
+ * back (net_peer_revive). */
 enum net_peer_state { NET_PEER_CONNECTING, NET_PEER_ONLINE, NET_PEER_OFFLINE,
 	NET_PEER_SUSPECT, NET_PEER_DEAD };
 
@@ -377,6 +379,10 @@ struct net_peer_info {
 	 * "direct (punched)": relayed, and our session to it became direct
 	 * by hole punching (net/punch.c). */
 	char reach[48];
+	/* DEAD since (unix ms; 0: not dead); fired: for cause (forged data,
+	 * failed audits, low availability, leaving), not only unreachable. */
+	int64_t dead_at;
+	int fired;
 };
 
 /* Fills up to max entries; returns the number of known peers. With
@@ -414,6 +420,12 @@ int net_relay_take(struct net *n, void (*cb)(void *arg,
  * reach it. -ENOENT when no such peer. */
 int net_peer_fire(struct net *n, const unsigned char pk[CR_PK_BYTES],
     const char *addr, const char *why);
+/* The supplier with key pk, declared DEAD only for being unreachable,
+ * is hired again (the hirer decided: owner_hire_again): ONLINE if its
+ * session is up, else CONNECTING, its suspect/dead clock started afresh.
+ * 0 (also when it is not dead), -EPERM fired for cause (stays dead),
+ * -ENOENT no such peer. */
+int net_peer_revive(struct net *n, const unsigned char pk[CR_PK_BYTES]);
 
 /* ==== recovery: signed heads and supplier listings =======================
  * (issue "Nothing lost"). Heads are made by cr_head_sign (crypto.h). */

@@ -1,6 +1,7 @@
 /* owner/hire.c - which suppliers found in the network to hire: filters
  * (free space, one per address block, not already hired) and the better
- * of two random candidates by score; whom to fire for low availability.
+ * of two random candidates by score; whom to fire for low availability;
+ * whom, declared dead, to hire again.
  * Pure: the caller brings candidates, hired addresses, clocks and
  * randomness (cli/network.c's hirer, and sim/). */
 #include <arpa/inet.h>
@@ -119,4 +120,12 @@ owner_hire_fire_pick(const struct owner_hire_watch *const *w, int n,
 		    (worst < 0 || w[i]->avail < w[worst]->avail))
 			worst = i;
 	return worst;
+}
+
+int
+owner_hire_again(int for_cause, int64_t dead_at, int64_t announced,
+    int64_t now, int64_t cooldown)
+{
+	return !for_cause && dead_at > 0 && announced > dead_at &&
+	    now - dead_at >= cooldown;
 }

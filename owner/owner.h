@@ -253,5 +253,16 @@ void owner_hire_track(struct owner_hire_watch *w, int online, int64_t now,
 int  owner_hire_fire_pick(const struct owner_hire_watch *const *w, int n,
     int live, int need, int fire_below, int64_t window, int64_t now,
     int64_t last_fire);
+/* Whether a supplier this mount declared DEAD at dead_at may be hired
+ * again at now (all unix ms): never one fired for cause (failed audits,
+ * forged data, refusals, low availability, leaving: for_cause) nor one
+ * not dead (dead_at 0); one dead only for being unreachable once it is
+ * back and announced (its record made at announced, after dead_at) and
+ * cooldown has passed: a home machine that slept is worth its place,
+ * but one that flaps is kept out for a while (the availability window).
+ * Without this a mount that declares suppliers dead often runs through
+ * the network and ends short of k + m (docs/durability.md). */
+int  owner_hire_again(int for_cause, int64_t dead_at, int64_t announced,
+    int64_t now, int64_t cooldown);
 
 #endif

@@ -43,7 +43,7 @@ sim_conf_default(struct sim_conf *c)
 	c->owner_hours = 24;
 	/* The mount's defaults (cli/options.c). */
 	c->suspect_s = 120;
-	c->dead_s = 1800;
+	c->dead_s = 3 * 86400;
 	c->fire_below = 50;
 	c->window_s = 86400;
 	c->vet_after_s = 3 * 86400;

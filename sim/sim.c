@@ -10,6 +10,7 @@
  *   owner_hire_pick         whom to hire among DHT records (owner/hire.c)
  *   owner_hire_track,       whom to fire for low availability
  *   owner_hire_fire_pick    (owner/hire.c, cli/network.c's hirer)
+ *   owner_hire_again        whom, declared dead, to hire again
  *
  * What the simulation abstracts, and why, is in docs/durability.md. A
  * block is lost when fewer than k of its fragments still exist on some
@@ -87,6 +88,10 @@ struct owner {
 	int nh, caph;
 	uint64_t *known;		/* bit per supplier: hired once */
 	size_t nknown;
+	/* Of those, the ones declared dead only for being unreachable, and
+	 * when (unix ms): owner_hire_again may take them back. */
+	struct gone { int sup; int64_t dead_at; } *gone;
+	size_t ngone, capgone;
 	struct blk *b;
 	int up, jobs;
 	double up_since, bw, phase, last_pass;
@@ -459,6 +464,28 @@ known(const struct owner *o, int sup)
 	return w < o->nknown && (o->known[w] >> (sup % 64)) & 1;
 }
 
+/* Where sup is in o's gone list, -1 not there. */
+static int
+gone_at(const struct owner *o, int sup)
+{
+	for (size_t i = 0; i < o->ngone; i++)
+		if (o->gone[i].sup == sup)
+			return (int)i;
+	return -1;
+}
+
+/* 1: sup, known to o, may be hired again now (online, so its record is
+ * fresh: announced now). */
+static int
+hire_again(const struct sim *s, const struct owner *o, int sup)
+{
+	int64_t now = T0 * 1000ll + (int64_t)(s->now * 1000);
+	int g = gone_at(o, sup);
+
+	return g >= 0 && owner_hire_again(0, o->gone[g].dead_at, now, now,
+	    (int64_t)(s->c.window_s * 1000));
+}
+
 static void
 know(struct owner *o, int sup)
 {
@@ -492,7 +519,8 @@ hire(struct sim *s, int oi)
 		while (nc < s->c.candidates && tries++ < 4 * s->c.candidates) {
 			int j = s->alive[below(s, s->nalive)];
 			struct sup *p = &s->s[j];
-			if (!p->online || known(o, j))
+			if (!p->online || (known(o, j) &&
+			    !hire_again(s, o, j)))
 				continue;
 			int dup = 0;
 			for (int x = 0; x < nc; x++)
@@ -521,6 +549,15 @@ hire(struct sim *s, int oi)
 		o->h[o->nh++] = (struct hired){ j, { 0, 0 },
 		    T0 + (int64_t)(s->now + unif(s) * s->c.audit_s) };
 		know(o, j);
+		int g = gone_at(o, j);
+		if (g >= 0)
+			o->gone[g] = o->gone[--o->ngone];
+		/* Hired again after being declared dead: listed once. */
+		int listed = 0;
+		for (int x = 0; x < p->nown && !listed; x++)
+			listed = p->own[x] == oi;
+		if (listed)
+			continue;
 		if (p->nown == p->capown) {
 			size_t cap = (size_t)p->capown;
 			p->own = grow(p->own, &cap, (size_t)p->nown + 1,
@@ -534,9 +571,10 @@ hire(struct sim *s, int oi)
 static void kick(struct sim *s, int oi);
 
 /* Supplier sup is DEAD to owner oi (net__peer_fire): no longer hired,
- * its fragments missing, a replacement hired, rebuilds started. */
+ * its fragments missing, a replacement hired, rebuilds started. Not for
+ * cause (only unreachable): it may be hired again (owner_hire_again). */
 static void
-fire(struct sim *s, int oi, int sup)
+fire(struct sim *s, int oi, int sup, int cause)
 {
 	struct owner *o = &s->o[oi];
 	int at = hired_at(o, sup), f;
@@ -544,6 +582,12 @@ fire(struct sim *s, int oi, int sup)
 	if (at < 0)
 		return;
 	o->h[at] = o->h[--o->nh];
+	if (!cause) {
+		o->gone = grow(o->gone, &o->capgone, o->ngone + 1,
+		    sizeof *o->gone);
+		o->gone[o->ngone++] = (struct gone){ sup,
+		    T0 * 1000ll + (int64_t)(s->now * 1000) };
+	}
 	s->fires = grow(s->fires, &s->capfires, s->nfires + 1,
 	    sizeof *s->fires);
 	f = (int)s->nfires++;
@@ -748,7 +792,7 @@ verdict(struct sim *s, int oi, int j)
 	if (net_peer_verdict(NET_PEER_OFFLINE, down,
 	    (uint64_t)(s->c.suspect_s * 1000), (uint64_t)(s->c.dead_s * 1000))
 	    == NET_PEER_DEAD)
-		fire(s, oi, j);
+		fire(s, oi, j, 0);
 	else	/* not yet (its clock began at the mount): then */
 		push(s, fmax(from + s->c.dead_s, s->now + 0.001), EV_OVERDICT,
 		    oi, j, p->off_gen);
@@ -837,6 +881,7 @@ owner_set(struct sim *s, int oi, int up)
 	/* A new mount: the suppliers it fired are forgotten (only
 	 * <home>/hired is kept), so they may be hired again. */
 	memset(o->known, 0, o->nknown * sizeof *o->known);
+	o->ngone = 0;
 	for (int i = 0; i < o->nh; i++)
 		know(o, o->h[i].sup);
 	for (int i = 0; i < o->nh; i++) {
@@ -871,7 +916,7 @@ hirer(struct sim *s, int oi)
 	    (int64_t)(s->c.window_s * 1000), now + 1, o->last_fire);
 	if (at >= 0) {
 		o->last_fire = now + 1;
-		fire(s, oi, o->h[at].sup);
+		fire(s, oi, o->h[at].sup, 1);
 	}
 }
 
@@ -904,7 +949,7 @@ step(struct sim *s, const struct ev *e)
 		if (!s->o[e->a].up)
 			push(s, s->now + s->c.hirer_s, EV_AUDIT, e->a, e->b, 0);
 		else
-			fire(s, e->a, e->b);
+			fire(s, e->a, e->b, 1);
 		break;
 	case EV_VERDICT:
 		p = &s->s[e->a];
@@ -1060,6 +1105,7 @@ sim_free(struct sim *s)
 	for (int oi = 0; oi < s->c.owners; oi++) {
 		free(s->o[oi].h);
 		free(s->o[oi].known);
+		free(s->o[oi].gone);
 		free(s->o[oi].b);
 	}
 	free(s->o);

@@ -1,6 +1,7 @@
 """Hiring and firing while mounted (issue 15), on simulated machines
 (netns.py): a supplier that moves is followed by id, a dead one is replaced
-by a new hire from the DHT, a short link cut moves nothing, and a supplier
+by a new hire from the DHT, or hired again once back after the cool-down,
+a short link cut moves nothing, and a supplier
 that leaves (`peerfs supplier --leave`) is emptied before it goes. Each
 test re-runs itself under `unshare -n` (netns.isolated)."""
 
@@ -180,6 +181,49 @@ def test_dead_supplier_replaced_by_new_hire(request, small):
     holders = [p["address"] for p in st["suppliers"] if p["fragments"] > 0
                and p["state"] == "online"]
     assert len({block24(a) for a in holders}) == len(holders)
+    mt.drop_cache()
+    assert read_tree(mt.path) == files
+
+
+def test_dead_supplier_back_hired_again(request, small):
+    """A supplier declared dead only for being unreachable (its machine
+    unplugged, its daemon killed) comes back with the same home and
+    announces itself again: once --availability-window (the cool-down) has
+    passed since it was declared dead, the mount hires it again (no other
+    supplier exists: without this it would stay short of k+m for the life
+    of the mount), rebuilds the lost fragments there, and the tree reads
+    back equal from a cold cache."""
+    if isolated(request):
+        return
+    w = small
+    mt, files = hired_and_written(w, ["s1", "s2"], 14, [
+        "--suspect-after", "1s", "--dead-after", "3s",
+        "--availability-window", "8s"])
+
+    victim = w["sup"]["s2"]
+    victim["m"].cut()
+    os.kill(victim["pid"], signal.SIGKILL)
+    assert _wait_pid_gone(victim["pid"], 20)
+    wait_for(lambda: (by_addr(mt.status_json(), victim["addr"]) or {})
+             .get("state") == "dead", 30, "supplier dead")
+    assert not all_full(mt)
+
+    victim["m"].plug()
+    victim["pid"] = supplier_start(w["net"], victim["m"], victim["home"],
+                                   victim["store"])
+    wait_logged(mt, lambda: all_full(mt), 45,
+                "blocks rebuilt on the supplier hired again")
+    st = mt.status_json()
+    back = by_addr(st, victim["addr"]) or {}
+    assert back.get("state") == "online" and back.get("fragments", 0) > 0, \
+        st["suppliers"]
+    h = hired(mt.home)
+    assert (sup_id(victim), victim["addr"]) in h, h
+    assert len(h) == 3
+    log = mt.log_text()
+    assert f"supplier {victim['addr']}: dead, no longer hired" in log
+    assert (f"supplier {victim['addr']}: back after being declared dead: "
+            "hired again") in log, mt.log_tail()
     mt.drop_cache()
     assert read_tree(mt.path) == files
 

@@ -224,7 +224,7 @@ test_defaults(void)
 	CHECK_EQ(c.write_back_ms, 5000);
 	CHECK_EQ(c.ping_ms, 30000);
 	CHECK_EQ(c.suspect_ms, 120000);
-	CHECK_EQ(c.dead_ms, 1800000);
+	CHECK_EQ(c.dead_ms, 3ll * 86400 * 1000);
 	CHECK_EQ(c.audit_ms, 7ull * 86400 * 1000);
 	CHECK_EQ(c.rebuild_rate, 50u << 20);
 	CHECK_EQ(c.rebuild_jobs, 2);

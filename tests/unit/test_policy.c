@@ -113,10 +113,34 @@ test_fire_pick(void)
 	return 0;
 }
 
+/* Hired again: only dead for being unreachable, back (announced after
+ * it was declared dead) and past the cool-down; fired for cause never. */
+static int
+test_hire_again(void)
+{
+	const int64_t cool = 1000, dead = 5000;
+
+	CHECK_EQ(owner_hire_again(0, dead, dead + 1, dead + cool, cool), 1);
+	CHECK_EQ(owner_hire_again(0, dead, dead + 10 * cool, dead + 10 * cool,
+	    cool), 1);
+	/* Within the cool-down, even though it is back. */
+	CHECK_EQ(owner_hire_again(0, dead, dead + 1, dead + cool - 1, cool), 0);
+	/* Its newest record predates the verdict: not back yet. */
+	CHECK_EQ(owner_hire_again(0, dead, dead, dead + 2 * cool, cool), 0);
+	CHECK_EQ(owner_hire_again(0, dead, dead - 1, dead + 2 * cool, cool), 0);
+	/* Fired for cause: never, however long ago. */
+	CHECK_EQ(owner_hire_again(1, dead, dead + 1, dead + 100 * cool, cool),
+	    0);
+	/* Not dead at all (still known, hired or given): not hired twice. */
+	CHECK_EQ(owner_hire_again(0, 0, dead + 1, dead + 2 * cool, cool), 0);
+	return 0;
+}
+
 const struct test tests_policy[] = {
 	{ "verdict", test_verdict },
 	{ "missing", test_missing },
 	{ "vetted", test_vetted },
 	{ "fire_pick", test_fire_pick },
+	{ "hire_again", test_hire_again },
 	{ NULL, NULL },
 };
