@@ -147,7 +147,7 @@ def test_reciprocity(request, internet):
         p = peer_entry(mb.status_json(), sa)
         return p["balance"]["proved"] if p["balance"]["proved"] > MiB else 0
     earned = wait_for(proved, 30, "B's audits prove what A's node holds")
-    assert (mb.home / "ledger").read_text().startswith("peerfs-ledger 2\nmount ")
+    assert (mb.home / "ledger").read_text().startswith("peerfs-ledger 3\nmount ")
 
     # 3. A gets beyond the credit, within what it earned + credit.
     ma.mount([sb] + oaddrs, **opts)
