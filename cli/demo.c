@@ -35,21 +35,34 @@ run(char *const argv[])
 }
 
 /* A free TCP port on 127.0.n.1 (loopback answers the whole /8): each
- * supplier on a /24 of its own, as hiring from the network wants. */
+ * supplier on a /24 of its own, as hiring from the network wants. Its
+ * DHT node takes the same port in UDP on 127.0.0.1 (net/dht.c says why),
+ * so that must be free too. */
 static int
 free_port(int n)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	for (int tries = 0; tries < 32; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		socklen_t len = sizeof a;
+		int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1, u;
 
-	a.sin_addr.s_addr = htonl(0x7f000001u | (uint32_t)n << 8);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+		a.sin_addr.s_addr = htonl(0x7f000001u | (uint32_t)n << 8);
+		if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+		    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+			port = ntohs(a.sin_port);
+		if (fd >= 0)
+			close(fd);
+		if (port < 0)
+			return -1;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if ((u = socket(AF_INET, SOCK_DGRAM, 0)) < 0)
+			return -1;
+		int free_udp = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
+		close(u);
+		if (free_udp)
+			return port;
+	}
+	return -1;
 }
 
 /* Ports are kept in DIR/ports so that a restarted demo finds its

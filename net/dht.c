@@ -3,6 +3,7 @@
  * those callbacks only copy the value's bytes into the inbox and wake the
  * net-dht loop (uv_async: sends coalesce, the whole inbox is drained),
  * which checks every record before anyone sees it. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -254,9 +255,8 @@ announce(struct net_dht *d)
  * does not carry a value to closer nodes found later (its storage
  * maintenance is off). A node that has just joined knows few: its first
  * record can land beside the nodes that others' searches ask, and stay
- * invisible for a whole period (a young swarm's mount found 2 of 8
- * suppliers). So the first few announces follow quickly, while the
- * routing tables fill. */
+ * invisible for a whole period. So the first few announces follow
+ * quickly, while the routing tables fill. */
 static const int early_ms[] = { 2000, 6000, 20000, 60000 };
 
 static void
@@ -449,6 +449,23 @@ cloexec_sockets(in_port_t port)
 	closedir(dir);
 }
 
+/* OpenDHT takes a loopback address in a list of nodes to mean "the
+ * sender's host" (it rewrites 127.x.y.z:P to the sender's address, port
+ * P). Nodes on several loopback addresses (the demo's 127.0.N.1, one /24
+ * per supplier) then learn each other at addresses where nobody listens,
+ * and the DHT shrinks to the few they met directly: a young swarm's mount
+ * found 2 of 8 supplier records. So every loopback node of ours sits on
+ * 127.0.0.1 (the port is the node's own), where that rewrite is right;
+ * the TCP listen address, and the record, stay as given. */
+static int
+loopback_v4(const char *host)
+{
+	struct in_addr a;
+
+	return inet_pton(AF_INET, host, &a) == 1 &&
+	    (ntohl(a.s_addr) >> 24) == 127;
+}
+
 static void
 bootstrap(struct net_dht *d, const char *hostport)
 {
@@ -467,6 +484,8 @@ bootstrap(struct net_dht *d, const char *hostport)
 		return;
 	memcpy(host, h, hl);
 	host[hl] = '\0';
+	if (loopback_v4(host))
+		snprintf(host, sizeof host, "127.0.0.1");
 	dht_runner_bootstrap(d->runner, host, colon + 1);
 	log_info("dht: bootstrap %s", hostport);
 }
@@ -480,6 +499,10 @@ net_dht_new(struct net_dht **out, const struct net_dht_conf *conf)
 
 	if (!conf->id || (rc = net__parse_addr(conf->bind, &sa)) < 0)
 		return -EINVAL;
+	if (sa.ss_family == AF_INET &&
+	    (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127)
+		((struct sockaddr_in *)&sa)->sin_addr.s_addr =
+		    htonl(INADDR_LOOPBACK);
 	if (!(d = calloc(1, sizeof *d)))
 		return -ENOMEM;
 	d->conf = *conf;
@@ -519,7 +542,15 @@ net_dht_new(struct net_dht **out, const struct net_dht_conf *conf)
 	in_port_t port = dht_runner_get_bound_port(d->runner, sa.ss_family);
 	d->port = port;
 	cloexec_sockets(port);
-	log_info("dht: node on udp %s (port %u)", conf->bind, port);
+	char bound[INET6_ADDRSTRLEN];
+	if (sa.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, bound,
+		    sizeof bound);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr,
+		    bound, sizeof bound);
+	log_info("dht: node on udp %s%s%s port %u", sa.ss_family == AF_INET6 ?
+	    "[" : "", bound, sa.ss_family == AF_INET6 ? "]" : "", port);
 	for (int i = 0; i < conf->nbootstrap; i++)
 		bootstrap(d, conf->bootstrap[i]);
 	if (conf->watch_suppliers)
