@@ -22,7 +22,8 @@
 #include "worker.h"
 
 #define ANNOUNCE_MS	(4 * 60 * 1000)
-#define RETRY_MS	2000		/* a put that failed (not connected) */
+#define RETRY_MS	2000
+#define BOOT_MAX	16		/* a put that failed (not connected) */
 #define SUPPLIERS_KEY	"peerfs/suppliers/v1"
 #define NODE_KEY	"peerfs/node/v1/"
 #define LOCATOR_KEY	"peerfs/locator/v1/"
@@ -62,6 +63,11 @@ struct net_dht {
 	uv_async_t kick;		/* announce now (net_dht_announce_now) */
 	uint64_t seq;			/* net-dht only */
 	int early;			/* net-dht: early re-announces done */
+	/* The bootstrap nodes, pinged again while our puts or gets fail
+	 * (net-dht only after net_dht_new). */
+	struct sockaddr_storage boot[BOOT_MAX];
+	int nboot;
+	uint64_t boot_pinged;		/* uv_now(): the last time */
 	/* net-dht only: the relays that hold a reservation of ours
 	 * (net_dht_set_relays), announced while we have no address of
 	 * our own. */
@@ -294,11 +300,39 @@ on_kick(uv_async_t *a)
 }
 
 static void
+on_pinged(bool ok, void *arg)
+{
+	(void)ok;
+	(void)arg;
+}
+
+/* OpenDHT pings a bootstrap node once (a few tries over ~3 s), then again
+ * only after 10, 20, 40... s, and only while it knows no node at all: a
+ * node started a moment before its bootstrap node (a machine's services
+ * coming up together) stayed unconnected, its record unstored, for over
+ * 90 s. While a put or get of ours fails, we ping them ourselves. */
+static void
+ping_bootstraps(struct net_dht *d)
+{
+	uint64_t now = uv_now(&d->loop);
+
+	if (!d->nboot || now - d->boot_pinged < RETRY_MS)
+		return;
+	d->boot_pinged = now;
+	for (int i = 0; i < d->nboot; i++)
+		dht_runner_ping(d->runner, (struct sockaddr *)&d->boot[i],
+		    d->boot[i].ss_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
+		    on_pinged, NULL);
+	log_debug("dht: not connected: bootstrap nodes pinged again");
+}
+
+static void
 on_async(uv_async_t *a)
 {
 	struct net_dht *d = a->data;
 	struct inbox_item *it, *next;
-	int failed_put = 0;
+	int failed_op = 0;
 
 	if (worker_stopping(d->w)) {
 		close_all(d);
@@ -313,7 +347,7 @@ on_async(uv_async_t *a)
 	for (; it; it = next) {
 		next = it->next;
 		if (it->kind == IN_PUT_DONE) {
-			failed_put |= !it->ok;
+			failed_op |= !it->ok;
 			if (it->ok && !d->stored) {
 				d->stored = 1;
 				log_info("dht: our record is stored in the "
@@ -361,6 +395,7 @@ on_async(uv_async_t *a)
 			else
 				uv_timer_stop(&d->timer);
 		} else if (it->kind == IN_GET_DONE) {
+			failed_op |= !it->ok;
 			/* After the values of that get: they were queued first. */
 			pthread_mutex_lock(&d->lock);
 			d->gets_done++;
@@ -393,7 +428,9 @@ on_async(uv_async_t *a)
 	}
 	/* Not connected yet (the bootstrap is not up, or we are alone): try
 	 * again soon rather than a whole period later. */
-	if (failed_put && announcing(d) &&
+	if (failed_op)
+		ping_bootstraps(d);
+	if (failed_op && announcing(d) &&
 	    uv_timer_get_due_in(&d->timer) > RETRY_MS)
 		uv_timer_start(&d->timer, on_timer, RETRY_MS, 0);
 }
@@ -487,6 +524,11 @@ bootstrap(struct net_dht *d, const char *hostport)
 	if (loopback_v4(host))
 		snprintf(host, sizeof host, "127.0.0.1");
 	dht_runner_bootstrap(d->runner, host, colon + 1);
+	char hp[sizeof host + 16];
+	snprintf(hp, sizeof hp, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
+	    colon + 1);
+	if (d->nboot < BOOT_MAX && net__parse_addr(hp, &d->boot[d->nboot]) == 0)
+		d->nboot++;
 	log_info("dht: bootstrap %s", hostport);
 }
 
