@@ -27,10 +27,13 @@ def record_stored(m, home):
     """Waits until the supplier's log (since its last start) says a put of
     its record succeeded: a lone first node has nowhere to store it. A
     failed put is retried every 2 s; the bound is generous for a loaded
-    machine (30 s ran out once with both cores busy)."""
+    machine. "Since its last start" is after the DHT's start line, which
+    comes before any put: a put completes in a few ms, so "stored" can be
+    logged before the TCP listener's "listening on" (splitting there
+    missed it now and then, and the wait ran out after 90 s)."""
     log = home / "supplier.log"
     wait_for(lambda: "dht: our record is stored" in
-             log.read_text().split("listening on")[-1], 90,
+             log.read_text().split("dht: node on udp")[-1], 90,
              f"{m.name}'s record stored in the DHT")
 
 
