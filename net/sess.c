@@ -850,21 +850,37 @@ net_sess_connect(uv_loop_t *loop, const struct cr_identity *id,
 }
 
 /* The part of every outgoing session after its fields are set: handles,
- * the handshake deadline, an optional source address, the connect. */
+ * the handshake deadline, an optional source address, the connect.
+ * reuse (hole punching): SO_REUSEADDR and SO_REUSEPORT go on the socket
+ * before it binds src, so src may be the port we listen on. */
 static int
 sess_dial(uv_loop_t *loop, struct net_sess *s, const struct sockaddr *sa,
-    const struct sockaddr *src, int hs_ms, struct net_sess **out)
+    const struct sockaddr *src, int hs_ms, int reuse, struct net_sess **out)
 {
-	int rc;
+	uv_os_fd_t fd;
+	int rc, one = 1;
 
-	if ((rc = sess_init_handles(loop, s)) < 0) {
+	/* libuv 1.44 has no flag for SO_REUSEPORT: to set it the socket is
+	 * made now (init_ex with a family) so the options go on before
+	 * bind; AF_UNSPEC is uv_tcp_init's socket made at bind or connect. */
+	if ((rc = uv_tcp_init_ex(loop, &s->tcp,
+	    reuse ? sa->sa_family : AF_UNSPEC)) < 0) {
 		net_sess_unref(s);
 		return rc;
 	}
+	s->tcp.data = s;
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
 	s->conn.data = s;
 	uv_timer_start(&s->timer, on_hs_timeout, hs_ms, 0);
 	net_sess_ref(s);			/* the caller's */
-	rc = src ? uv_tcp_bind(&s->tcp, src, 0) : 0;
+	rc = 0;
+	if (reuse && (rc = uv_fileno((uv_handle_t *)&s->tcp, &fd)) == 0 &&
+	    (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
+		rc = -errno;
+	if (rc == 0 && src)
+		rc = uv_tcp_bind(&s->tcp, src, 0);
 	if (rc == 0)
 		rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
 	if (rc < 0) {
@@ -885,7 +901,7 @@ net_sess_connect_from(uv_loop_t *loop, const struct cr_identity *id,
 	if (!s)
 		return -ENOMEM;
 	snprintf(s->name, sizeof s->name, "%s", name);
-	return sess_dial(loop, s, sa, src, NET_HS_TIMEOUT_MS, out);
+	return sess_dial(loop, s, sa, src, NET_HS_TIMEOUT_MS, 0, out);
 }
 
 int
@@ -906,7 +922,7 @@ net_sess_connect_relay(uv_loop_t *loop, const struct cr_identity *id,
 	s->lim = lim;
 	/* The relay's answer and the handshake inside, together. */
 	return sess_dial(loop, s, sa, NULL,
-	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, out);
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0, out);
 }
 
 int
@@ -916,42 +932,14 @@ net_sess_connect_punch(uv_loop_t *loop, const struct cr_identity *id,
     const struct net_sess_limits *lim, struct net_sess **out)
 {
 	struct net_sess *s = sess_new(id, ops, data, is_client);
-	uv_os_fd_t fd;
-	int rc, one = 1;
 
 	if (!s)
 		return -ENOMEM;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	net__addr_host(sa, s->host, sizeof s->host);
 	s->lim = lim;
-	/* libuv 1.44 has no flag for SO_REUSEPORT: the socket is made
-	 * now (init_ex with a family) so the options go on before bind. */
-	if ((rc = uv_tcp_init_ex(loop, &s->tcp, sa->sa_family)) < 0) {
-		net_sess_unref(s);
-		return rc;
-	}
-	s->tcp.data = s;
-	uv_timer_init(loop, &s->timer);
-	s->timer.data = s;
-	s->conn.data = s;
-	uv_timer_start(&s->timer, on_hs_timeout,
-	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 0);
-	net_sess_ref(s);			/* the caller's */
-	rc = uv_fileno((uv_handle_t *)&s->tcp, &fd);
-	if (rc == 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-	    sizeof one) < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
-	    sizeof one) < 0))
-		rc = -errno;
-	if (rc == 0)
-		rc = uv_tcp_bind(&s->tcp, src, 0);
-	if (rc == 0)
-		rc = uv_tcp_connect(&s->conn, &s->tcp, sa, on_connect);
-	if (rc < 0) {
-		s->err = rc;
-		net_sess_close(s, rc, NULL);	/* on_close will run */
-	}
-	*out = s;
-	return 0;
+	return sess_dial(loop, s, sa, src,
+	    lim && lim->hs_ms ? lim->hs_ms : NET_HS_TIMEOUT_MS, 1, out);
 }
 
 int

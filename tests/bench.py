@@ -119,6 +119,25 @@ def peak_rss_mib(pid):
     return 0.0
 
 
+def rerun_in_netns(base, only, what):
+    """For a figure taken on simulated machines (tests/integ/netns.py):
+    unless this is already that child, runs this script again as
+    BENCH_ONLY=only in a child of its own network namespace (`unshare
+    -n`: the simulated machines' bridge can then reach nothing real),
+    which prints the figures, and returns True: the caller is done. A
+    child that fails is named by what in a `# ...: left out` line.
+    Returns False in the child: the caller measures."""
+    if os.environ.get("BENCH_NETNS_CHILD") == "1":
+        return False
+    env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY=only,
+               BENCH_DIR=base)
+    cp = subprocess.run(["unshare", "-n", sys.executable,
+                         os.path.abspath(__file__)], env=env)
+    if cp.returncode:
+        print(f"# {what}: left out (exit {cp.returncode})", flush=True)
+    return True
+
+
 class Swarm:
     def __init__(self, base, n=6, mount_extra=()):
         self.base = base
@@ -873,16 +892,7 @@ def slow_link_rates(base, size):
 def report_slow_links(base):
     """cold_read_one_slow_MBps and write_one_slow_MBps beside the all-fast
     figures of the same run (_all_fast) and their ratio."""
-    if os.environ.get("BENCH_NETNS_CHILD") != "1":
-        # Again in a child of its own network namespace: the simulated
-        # machines' bridge can then reach nothing real.
-        env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY="slowlink",
-                   BENCH_DIR=base)
-        cp = subprocess.run(["unshare", "-n", sys.executable,
-                             os.path.abspath(__file__)], env=env)
-        if cp.returncode:
-            print(f"# slow links: left out (exit {cp.returncode})",
-                  flush=True)
+    if rerun_in_netns(base, "slowlink", "slow links"):
         return
     size = max(16 * MiB, int(256 * MiB * SCALE) // MiB * MiB)
     (fw, fr), (sw, sr), s0 = slow_link_rates(os.path.join(base, "slowlink"),
@@ -1086,14 +1096,7 @@ def punch_times(base):
 def report_punch(base):
     """punch_to_direct_ms: see punch_times; in a child of its own
     network namespace."""
-    if os.environ.get("BENCH_NETNS_CHILD") != "1":
-        env = dict(os.environ, BENCH_NETNS_CHILD="1", BENCH_ONLY="punch",
-                   BENCH_DIR=base)
-        cp = subprocess.run(["unshare", "-n", sys.executable,
-                             os.path.abspath(__file__)], env=env)
-        if cp.returncode:
-            print(f"# hole punching: left out (exit {cp.returncode})",
-                  flush=True)
+    if rerun_in_netns(base, "punch", "hole punching"):
         return
     report("punch_to_direct_ms", punch_times(os.path.join(base, "punch")),
            "ms")
