@@ -777,6 +777,16 @@ int  net__peer_addr(const char *name, struct sockaddr_storage *sa);
 /* net_add_peer, with the key a relayed peer's circuits ask for. */
 int  net__add_peer_pk(struct net *n, const char *hostport,
     const unsigned char pk[CR_PK_BYTES]);
+/* The peer list's loop-side helpers (net/client.c), for net/peers.c.
+ * Loop thread. connect: dial p (direct or through its relay); drop: its
+ * session is gone or must go, what waits on it fails with err; ping:
+ * unless one is in flight; check_up: a session sess.c has flipped up
+ * counts as up; score: 0..1, the order of preference. */
+void net__peer_connect(struct net_peer *p);
+void net__peer_drop(struct net_peer *p, int err, const char *why);
+void net__peer_ping(struct net_peer *p);
+void net__peer_check_up(struct net_peer *p);
+double net__peer_score(const struct net_peer *p);
 /* Session up: requests may go (any state, DEAD included). */
 int  net__peer_up(const struct net_peer *p);
 /* Counts an offence or a good audit, lowers the score; NET_FIRE_AFTER

@@ -1,28 +1,7 @@
 /* owner/index.c - the owner's index on suppliers: publishing versions
  * (a base snapshot plus change segments, sealed and erasure-coded like
- * file data, named by a signed head), their format and the bookkeeping
- * they leave (owner/restore.c reads them back).
- *
- * The head's blob, sealed with the index subkey (cr_blob_seal), holds
- * the layout, integers big-endian:
- *   "PFSIDX3\0" | node[8] | holder[8] | u64 until ms | want[8]
- *   | u8 k | u8 m | u32 chunk bytes | u32 block bytes
- *   | u16 suppliers | per supplier: u8 len | address | pk[32]
- *   | parts (see put_parts)
- * parts = u16 n | per part: u8 kind (0 base, 1 segment) | u64 bytes
- *   | u64 gen | u16 blocks | per block: id[32] | key[32] | u32 plain_len
- *   | u32 frag_len | u8 k | u8 m | (k + m) x (hash[32] | pk[32]).
- * A version is the base followed by its segments, applied in order.
- * node: the node (home) that published the head; holder, until: the
- * write lease (owner/publish.c; holder zero: free); want: a node asking
- * the holder to hand the lease over (zero: none). The magic's digit is
- * the format's version. k, m: the home's erasure code (index blocks and
- * file blocks alike: cli/mount.c fixes it at the first mount); block:
- * the home's block size. They make a head self-describing: a restore
- * needs nothing but the key to read it (owner_index_head_code).
- * "PFSIDX2" blobs (no block bytes) and "PFSIDX1" blobs (no lease fields
- * either) still open: published by an unknown node, no lease, block
- * size 0 (unknown: the index itself carries conf.block_bytes).
+ * file data, named by a signed head) and the bookkeeping they leave
+ * (owner/restore.c reads them back; their format is owner/layout.c's).
  *
  * The owner's bookkeeping lives in misc under "index." (never indexed):
  *   index.seq    u64  highest head seq published or seen
@@ -53,372 +32,8 @@
 #include "owner/internal.h"
 #include "util.h"
 
-#define IDX_MAGIC	"PFSIDX3"	/* 8 bytes with the NUL */
-#define IDX_MAGIC_V2	"PFSIDX2"	/* no block bytes */
-#define IDX_MAGIC_V1	"PFSIDX1"	/* no lease fields either */
 #define INDEX_SEGS_MAX	(OWNER__PARTS_MAX - 1)
 #define INDEX_KEEP_MAX	100	/* --keep-versions at most */
-#define PEERS_MAX	256
-
-/* ---- bytes in and out ---------------------------------------------------- */
-
-struct wr {
-	unsigned char *p;
-	size_t len, cap;
-	int err;
-};
-
-static void
-wr_put(struct wr *w, const void *p, size_t n)
-{
-	if (w->err || n == 0)
-		return;
-	if (w->len + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 4096;
-		unsigned char *np;
-
-		while (cap < w->len + n)
-			cap *= 2;
-		if (!(np = malloc(cap))) {
-			w->err = -ENOMEM;
-			return;
-		}
-		if (w->len)
-			memcpy(np, w->p, w->len);
-		if (w->p) {
-			sodium_memzero(w->p, w->cap);	/* block keys */
-			free(w->p);
-		}
-		w->p = np;
-		w->cap = cap;
-	}
-	memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void
-wr_u8(struct wr *w, uint8_t v)
-{
-	wr_put(w, &v, 1);
-}
-
-static void
-wr_u16(struct wr *w, uint16_t v)
-{
-	unsigned char b[2] = { v >> 8, v & 0xff };
-
-	wr_put(w, b, 2);
-}
-
-static void
-wr_u32(struct wr *w, uint32_t v)
-{
-	unsigned char b[4];
-
-	put_be32(b, v);
-	wr_put(w, b, 4);
-}
-
-static void
-wr_u64(struct wr *w, uint64_t v)
-{
-	unsigned char b[8];
-
-	put_be64(b, v);
-	wr_put(w, b, 8);
-}
-
-static void
-wr_free(struct wr *w)
-{
-	if (w->p) {
-		sodium_memzero(w->p, w->cap);
-		free(w->p);
-	}
-	memset(w, 0, sizeof *w);
-}
-
-/* The index a head names, as suppliers see it (cr_head2_sign): a keyed
- * hash of its parts' kinds, change numbers and block ids, so that heads
- * naming one index (lease renewals) are equal there and suppliers learn
- * nothing else. Placements and peers are left out: a rebuild that moves
- * a fragment does not make a new version. */
-static uint64_t
-layout_index_id(const unsigned char key[CR_KEY_BYTES],
-    const struct owner__layout *l)
-{
-	unsigned char h[CR_HASH_BYTES];
-	struct wr w = { 0 };
-	uint64_t id;
-
-	wr_put(&w, key, CR_KEY_BYTES);
-	for (int i = 0; i < l->nparts; i++) {
-		wr_u8(&w, l->parts[i].kind);
-		wr_u64(&w, l->parts[i].gen);
-		for (int j = 0; j < l->parts[i].nblk; j++)
-			wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
-	}
-	cr_hash(h, w.p, w.len);
-	id = get_be64(h);
-	wr_free(&w);
-	return id;
-}
-
-static int
-wr_out(void *arg, const void *p, size_t n)
-{
-	struct wr *w = arg;
-
-	wr_put(w, p, n);
-	return w->err;
-}
-
-struct rd {
-	const unsigned char *p;
-	size_t n, off;
-	int bad;
-};
-
-static const unsigned char *
-rd_get(struct rd *r, size_t n)
-{
-	const unsigned char *p;
-
-	if (r->bad || r->n - r->off < n) {
-		r->bad = 1;
-		return NULL;
-	}
-	p = r->p + r->off;
-	r->off += n;
-	return p;
-}
-
-static uint64_t
-rd_uint(struct rd *r, int bytes)
-{
-	const unsigned char *p = rd_get(r, (size_t)bytes);
-	uint64_t v = 0;
-
-	for (int i = 0; p && i < bytes; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* ---- layout ---------------------------------------------------------------- */
-
-void
-owner__layout_free(struct owner__layout *l)
-{
-	for (int i = 0; i < l->nparts; i++) {
-		if (l->parts[i].blk) {
-			sodium_memzero(l->parts[i].blk,
-			    l->parts[i].nblk * sizeof *l->parts[i].blk);
-			free(l->parts[i].blk);
-		}
-	}
-	memset(l, 0, sizeof *l);
-}
-
-static void
-put_parts(struct wr *w, const struct owner__layout *l)
-{
-	wr_u16(w, (uint16_t)l->nparts);
-	for (int i = 0; i < l->nparts; i++) {
-		const struct owner__part *pt = &l->parts[i];
-
-		wr_u8(w, pt->kind);
-		wr_u64(w, pt->bytes);
-		wr_u64(w, pt->gen);
-		wr_u16(w, pt->nblk);
-		for (int j = 0; j < pt->nblk; j++) {
-			const struct store_block *b = &pt->blk[j];
-
-			wr_put(w, b->id, CR_ID_BYTES);
-			wr_put(w, b->key, CR_KEY_BYTES);
-			wr_u32(w, b->plain_len);
-			wr_u32(w, b->frag_len);
-			wr_u8(w, b->k);
-			wr_u8(w, b->m);
-			for (int f = 0; f < b->k + b->m; f++) {
-				wr_put(w, b->frag_hash[f], CR_HASH_BYTES);
-				wr_put(w, b->peer[f], CR_PK_BYTES);
-			}
-		}
-	}
-}
-
-/* Peer bytes (a blob that opened with our key is ours, but be strict
- * anyway: a bug must not become an overflow). */
-static int
-get_parts(struct rd *r, struct owner__layout *l)
-{
-	uint64_t n = rd_uint(r, 2);
-
-	memset(l, 0, sizeof *l);
-	if (r->bad || n > OWNER__PARTS_MAX)
-		return -EPROTO;
-	for (uint64_t i = 0; i < n; i++) {
-		struct owner__part *pt = &l->parts[l->nparts];
-
-		pt->kind = (uint8_t)rd_uint(r, 1);
-		pt->bytes = rd_uint(r, 8);
-		pt->gen = rd_uint(r, 8);
-		pt->nblk = (uint16_t)rd_uint(r, 2);
-		if (r->bad || pt->kind > PART_SEG ||
-		    (i == 0) != (pt->kind == PART_BASE))
-			goto bad;
-		if (pt->nblk && !(pt->blk = calloc(pt->nblk, sizeof *pt->blk)))
-			goto bad;
-		l->nparts++;
-		uint64_t sum = 0;
-		for (int j = 0; j < pt->nblk; j++) {
-			struct store_block *b = &pt->blk[j];
-			const unsigned char *p;
-
-			if (!(p = rd_get(r, CR_ID_BYTES + CR_KEY_BYTES)))
-				goto bad;
-			memcpy(b->id, p, CR_ID_BYTES);
-			memcpy(b->key, p + CR_ID_BYTES, CR_KEY_BYTES);
-			b->plain_len = (uint32_t)rd_uint(r, 4);
-			b->frag_len = (uint32_t)rd_uint(r, 4);
-			b->k = (uint8_t)rd_uint(r, 1);
-			b->m = (uint8_t)rd_uint(r, 1);
-			if (r->bad || b->k < 1 || b->m < 1 ||
-			    b->k + b->m > CR_EC_MAX || b->plain_len > OWNER__INDEX_CHUNK)
-				goto bad;
-			for (int f = 0; f < b->k + b->m; f++) {
-				if (!(p = rd_get(r, CR_HASH_BYTES + CR_PK_BYTES)))
-					goto bad;
-				memcpy(b->frag_hash[f], p, CR_HASH_BYTES);
-				memcpy(b->peer[f], p + CR_HASH_BYTES, CR_PK_BYTES);
-			}
-			b->refcount = 1;
-			b->pad[0] = STORE_BLOCK_INDEX;
-			sum += b->plain_len;
-		}
-		if (sum != pt->bytes)
-			goto bad;
-	}
-	return 0;
-bad:
-	owner__layout_free(l);
-	return -EPROTO;
-}
-
-uint64_t
-owner__layout_bytes(const struct owner__layout *l)
-{
-	uint64_t sum = 0;
-
-	for (int i = 0; i < l->nparts; i++)
-		sum += l->parts[i].bytes;
-	return sum;
-}
-
-static int
-blob_encode(const struct owner__index_io *io, const struct owner__layout *l,
-    const struct owner__sup *sups, int nsup, struct wr *w)
-{
-	static const struct owner__lease none;
-	const struct owner__lease *ls = io->lease ? io->lease : &none;
-	int k, m;
-
-	net_code(io->net, &k, &m);
-	wr_put(w, IDX_MAGIC, 8);
-	wr_put(w, ls->node, OWNER__NODE_BYTES);
-	wr_put(w, ls->holder, OWNER__NODE_BYTES);
-	wr_u64(w, ls->until_ms);
-	wr_put(w, ls->want, OWNER__NODE_BYTES);
-	wr_u8(w, (uint8_t)k);
-	wr_u8(w, (uint8_t)m);
-	wr_u32(w, OWNER__INDEX_CHUNK);
-	wr_u32(w, io->block_size);
-	wr_u16(w, (uint16_t)nsup);
-	for (int i = 0; i < nsup; i++) {
-		size_t alen = strlen(sups[i].addr);
-
-		wr_u8(w, (uint8_t)alen);
-		wr_put(w, sups[i].addr, alen);
-		wr_put(w, sups[i].pk, CR_PK_BYTES);
-	}
-	put_parts(w, l);
-	return w->err;
-}
-
-/* *sups malloc()'d. */
-int
-owner__blob_decode(const unsigned char *p, size_t n, struct owner__sup **sups, int *nsup,
-    struct owner__layout *l, struct owner__lease *lease, struct owner_code *code)
-{
-	struct rd r = { p, n, 0, 0 };
-	const unsigned char *m = rd_get(&r, 8);
-	struct owner__sup *s = NULL;
-	struct owner__lease ls = { 0 };
-	struct owner_code c = { 0 };
-	uint64_t ns;
-	int rc;
-
-	if (m && memcmp(m, IDX_MAGIC_V1, 8) == 0) {
-		c.format = 1;
-		m = (const unsigned char *)IDX_MAGIC;	/* no lease */
-	} else if (m && (memcmp(m, IDX_MAGIC, 8) == 0 ||
-	    memcmp(m, IDX_MAGIC_V2, 8) == 0)) {
-		const unsigned char *q = rd_get(&r, 2 * OWNER__NODE_BYTES);
-
-		c.format = memcmp(m, IDX_MAGIC, 8) == 0 ? 3 : 2;
-		m = (const unsigned char *)IDX_MAGIC;
-		if (q) {
-			memcpy(ls.node, q, OWNER__NODE_BYTES);
-			memcpy(ls.holder, q + OWNER__NODE_BYTES,
-			    OWNER__NODE_BYTES);
-		}
-		ls.until_ms = rd_uint(&r, 8);
-		if ((q = rd_get(&r, OWNER__NODE_BYTES)))
-			memcpy(ls.want, q, OWNER__NODE_BYTES);
-	}
-	c.k = (int)rd_uint(&r, 1);
-	c.m = (int)rd_uint(&r, 1);
-	c.chunk = (uint32_t)rd_uint(&r, 4);
-	if (c.format == 3)
-		c.block_size = (uint32_t)rd_uint(&r, 4);
-	ns = rd_uint(&r, 2);
-	if (r.bad || memcmp(m, IDX_MAGIC, 8) != 0 || ns > PEERS_MAX)
-		return -EPROTO;
-	if (ns && !(s = calloc(ns, sizeof *s)))
-		return -ENOMEM;
-	for (uint64_t i = 0; i < ns; i++) {
-		uint64_t alen = rd_uint(&r, 1);
-		const unsigned char *a = rd_get(&r, alen);
-		const unsigned char *pk = rd_get(&r, CR_PK_BYTES);
-
-		if (r.bad || alen == 0 || alen >= sizeof s[i].addr ||
-		    memchr(a, '\0', alen)) {
-			free(s);
-			return -EPROTO;
-		}
-		memcpy(s[i].addr, a, alen);
-		memcpy(s[i].pk, pk, CR_PK_BYTES);
-	}
-	if ((rc = get_parts(&r, l)) < 0 || r.off != r.n || l->nparts == 0) {
-		if (rc == 0)
-			owner__layout_free(l);
-		free(s);
-		return -EPROTO;
-	}
-	/* Older heads wrote the mount's code there too, but never read it:
-	 * the first block's own code is the surer word. */
-	if (c.k < 1 || c.m < 1 || c.k + c.m > CR_EC_MAX) {
-		c.k = l->parts[0].nblk ? l->parts[0].blk[0].k : 0;
-		c.m = l->parts[0].nblk ? l->parts[0].blk[0].m : 0;
-	}
-	*sups = s;
-	*nsup = (int)ns;
-	if (lease)
-		*lease = ls;
-	if (code)
-		*code = c;
-	return 0;
-}
 
 /* ---- misc bookkeeping ------------------------------------------------------ */
 
@@ -486,9 +101,9 @@ state_load(struct store *st, struct state *s)
 		rc = misc_blob(t, STORE_MISC_INDEX_HIST, &s->hist, &s->hist_len);
 	store_txn_abort(t);
 	if (rc == 0 && pp) {
-		struct rd r = { pp, plen, 0, 0 };
+		struct owner__rd r = { pp, plen, 0, 0 };
 
-		if (get_parts(&r, &s->l) < 0) {
+		if (owner__get_parts(&r, &s->l) < 0) {
 			log_warn("index: local layout unreadable: next upload "
 			    "is a full snapshot");
 			memset(&s->l, 0, sizeof s->l);
@@ -508,15 +123,15 @@ static int
 id_in_hist(const unsigned char *h, size_t len, size_t from,
     const unsigned char *id)
 {
-	struct rd r = { h, len, from, 0 };
+	struct owner__rd r = { h, len, from, 0 };
 
 	while (r.off < r.n && !r.bad) {
 		uint64_t nid;
 
-		rd_uint(&r, 8);
-		nid = rd_uint(&r, 2);
+		owner__rd_uint(&r, 8);
+		nid = owner__rd_uint(&r, 2);
 		for (uint64_t i = 0; i < nid; i++) {
-			const unsigned char *p = rd_get(&r, CR_ID_BYTES);
+			const unsigned char *p = owner__rd_get(&r, CR_ID_BYTES);
 
 			if (p && memcmp(p, id, CR_ID_BYTES) == 0)
 				return 1;
@@ -565,15 +180,15 @@ static int
 hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
     uint64_t seq, const struct owner__layout *l, size_t keep)
 {
-	struct rd r = { old, old_len, 0, 0 };
+	struct owner__rd r = { old, old_len, 0, 0 };
 	size_t starts[INDEX_KEEP_MAX * 4 + 64], nent = 0, keep_from, drop;
-	struct wr w = { 0 };
+	struct owner__wr w = { 0 };
 	int rc = 0, nid = 0;
 
 	while (r.off < r.n && !r.bad && nent < ARRAY_SIZE(starts)) {
 		starts[nent++] = r.off;
-		rd_uint(&r, 8);
-		rd_get(&r, CR_ID_BYTES * rd_uint(&r, 2));
+		owner__rd_uint(&r, 8);
+		owner__rd_get(&r, CR_ID_BYTES * owner__rd_uint(&r, 2));
 	}
 	if (r.bad) {
 		log_warn("index: version history unreadable: restarted");
@@ -583,25 +198,25 @@ hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
 	/* The newest keep - 1 old entries stay, plus the new one. */
 	drop = nent + 1 > keep ? nent + 1 - keep : 0;
 	keep_from = drop < nent ? starts[drop] : old_len;
-	wr_put(&w, old + keep_from, old_len - keep_from);
-	wr_u64(&w, seq);
+	owner__wr_put(&w, old + keep_from, old_len - keep_from);
+	owner__wr_u64(&w, seq);
 	for (int i = 0; i < l->nparts; i++)
 		nid += l->parts[i].nblk;
-	wr_u16(&w, (uint16_t)nid);
+	owner__wr_u16(&w, (uint16_t)nid);
 	for (int i = 0; i < l->nparts; i++)
 		for (int j = 0; j < l->parts[i].nblk; j++)
-			wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
+			owner__wr_put(&w, l->parts[i].blk[j].id, CR_ID_BYTES);
 	if ((rc = w.err) < 0)
 		goto out;
 	/* Blocks of the dropped versions that no kept one uses. */
-	r = (struct rd){ old, keep_from, 0, 0 };
+	r = (struct owner__rd){ old, keep_from, 0, 0 };
 	while (r.off < r.n && !r.bad && rc == 0) {
 		uint64_t n;
 
-		rd_uint(&r, 8);
-		n = rd_uint(&r, 2);
+		owner__rd_uint(&r, 8);
+		n = owner__rd_uint(&r, 2);
 		for (uint64_t i = 0; i < n && rc == 0; i++) {
-			const unsigned char *id = rd_get(&r, CR_ID_BYTES);
+			const unsigned char *id = owner__rd_get(&r, CR_ID_BYTES);
 
 			if (id && !id_in_hist(w.p, w.len, 0, id))
 				rc = drop_block(t, id);
@@ -610,7 +225,7 @@ hist_update(struct store_txn *t, const unsigned char *old, size_t old_len,
 	if (rc == 0)
 		rc = store_misc_bytes_put(t, STORE_MISC_INDEX_HIST, w.p, w.len);
 out:
-	wr_free(&w);
+	owner__wr_free(&w);
 	return rc;
 }
 
@@ -622,11 +237,11 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
     int drop_history, size_t keep)
 {
 	struct store_txn *t;
-	struct wr w = { 0 };
+	struct owner__wr w = { 0 };
 	uint64_t self;
 	int rc;
 
-	put_parts(&w, l);
+	owner__put_parts(&w, l);
 	if (w.err)
 		return w.err;
 	if ((rc = store_txn_begin(st, 0, &t)) < 0)
@@ -662,7 +277,7 @@ state_commit(struct store *st, const struct state *old, uint64_t seq,
 	}
 	rc = store_txn_commit(t);
 out:
-	wr_free(&w);
+	owner__wr_free(&w);
 	return rc;
 }
 
@@ -676,11 +291,11 @@ peers_list(struct net *n, struct owner__sup **out, int *count, int *voters)
 	struct owner__sup *s;
 	int np, ns = 0;
 
-	if (!(pi = calloc(PEERS_MAX, sizeof *pi)))
+	if (!(pi = calloc(OWNER__INDEX_PEERS_MAX, sizeof *pi)))
 		return -ENOMEM;
-	np = net_peers(n, pi, PEERS_MAX, 0);
-	if (np > PEERS_MAX)
-		np = PEERS_MAX;
+	np = net_peers(n, pi, OWNER__INDEX_PEERS_MAX, 0);
+	if (np > OWNER__INDEX_PEERS_MAX)
+		np = OWNER__INDEX_PEERS_MAX;
 	if (np < 0 || !(s = calloc(np ? np : 1, sizeof *s))) {
 		free(pi);
 		return np < 0 ? np : -ENOMEM;
@@ -730,7 +345,7 @@ layout_refresh(struct store *st, struct owner__layout *l)
  * (CR_SEAL_WHOLE): a head's block records carry no seal format, and an
  * index block is only ever read whole. */
 static int
-store_part(struct net *n, const unsigned char *key, const struct wr *data,
+store_part(struct net *n, const unsigned char *key, const struct owner__wr *data,
     struct owner__part *pt)
 {
 	size_t nblk = (data->len + OWNER__INDEX_CHUNK - 1) / OWNER__INDEX_CHUNK;
@@ -785,7 +400,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	unsigned char key[CR_KEY_BYTES];
 	struct state s;
 	struct owner__layout nl = { 0 };
-	struct wr data = { 0 }, blob = { 0 };
+	struct owner__wr data = { 0 }, blob = { 0 };
 	struct owner__sup *sups = NULL;
 	unsigned char *sealed = NULL, *head = NULL;
 	size_t sealed_len, head_len;
@@ -826,8 +441,8 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 		segbytes += s.l.parts[i].bytes;
 	base = force_base || !s.l.nparts || nseg >= INDEX_SEGS_MAX ||
 	    segbytes > s.l.parts[0].bytes / 2;
-	rc = base ? store_index_dump(st, &covered, wr_out, &data) :
-	    store_index_changes(st, s.gen, &covered, wr_out, &data);
+	rc = base ? store_index_dump(st, &covered, owner__wr_out, &data) :
+	    store_index_changes(st, s.gen, &covered, owner__wr_out, &data);
 	if (rc < 0)
 		goto out;
 	if (!base && data.len == 0 && !io->head_always) {
@@ -860,7 +475,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	}
 sign:
 	if ((rc = peers_list(n, &sups, &nsup, &voters)) < 0 ||
-	    (rc = blob_encode(io, &nl, sups, nsup, &blob)) < 0)
+	    (rc = owner__blob_encode(io, &nl, sups, nsup, &blob)) < 0)
 		goto out;
 	if (blob.len + 24 + CR_SEAL_ABYTES > CR_HEAD2_BLOB_MAX) {
 		log_error("index: layout of %zu bytes does not fit a head",
@@ -873,7 +488,7 @@ sign:
 		goto out;
 	seq = (s.seq > io->above ? s.seq : io->above) + 1;
 	if ((rc = cr_head2_sign(io->id, seq, (uint64_t)time(NULL),
-	    layout_index_id(key, &nl), sealed, sealed_len, &head,
+	    owner__layout_index_id(key, &nl), sealed, sealed_len, &head,
 	    &head_len)) < 0)
 		goto out;
 	rc = net_head_publish_count(n, head, head_len, &tally);
@@ -935,8 +550,8 @@ out:
 	sodium_memzero(key, sizeof key);
 	owner__layout_free(&nl);
 	state_free(&s);
-	wr_free(&data);
-	wr_free(&blob);
+	owner__wr_free(&data);
+	owner__wr_free(&blob);
 	free(sups);
 	free(sealed);
 	free(head);
@@ -996,13 +611,13 @@ user_records(const unsigned char *b, size_t n)
 static int
 user_changes(struct store *st, uint64_t gen)
 {
-	struct wr w = { 0 };
+	struct owner__wr w = { 0 };
 	uint64_t upto;
 	int rc;
 
-	if ((rc = store_index_changes(st, gen, &upto, wr_out, &w)) == 0)
+	if ((rc = store_index_changes(st, gen, &upto, owner__wr_out, &w)) == 0)
 		rc = user_records(w.p, w.len);
-	wr_free(&w);
+	owner__wr_free(&w);
 	return rc;
 }
 

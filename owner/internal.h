@@ -350,7 +350,7 @@ int owner__index_list(const struct owner__index_io *io,
  * newest seq offered (clamped to INT32_MAX), 0 none, or -errno. */
 int owner__index_check(const struct owner__index_io *io);
 void owner__index_io_of(struct owner *o, struct owner__index_io *io);
-/* The layout of a version (owner/index.c's format), for owner/restore.c. */
+/* The layout of a version (owner/layout.c's format), for owner/restore.c. */
 #define OWNER__PARTS_MAX	33	/* a base and 32 segments */
 #define OWNER__INDEX_CHUNK	(4u << 20)	/* bytes of a part per block */
 enum { PART_BASE = 0, PART_SEG = 1 };
@@ -379,6 +379,42 @@ uint64_t owner__layout_bytes(const struct owner__layout *l);	/* index */
 int  owner__blob_decode(const unsigned char *p, size_t n,
     struct owner__sup **sups, int *nsup, struct owner__layout *l,
     struct owner__lease *lease, struct owner_code *code);
+/* The format's bytes (owner/layout.c), for owner/index.c. A writer
+ * grows (wiped when it grows or is freed: it holds block keys); its
+ * first failure sticks in err. A reader of peer bytes: a short read
+ * sets bad and returns NULL (rd_uint: 0). Integers big-endian. */
+#define OWNER__INDEX_PEERS_MAX	256	/* suppliers a head names */
+struct owner__wr {
+	unsigned char *p;
+	size_t len, cap;
+	int err;
+};
+struct owner__rd {
+	const unsigned char *p;
+	size_t n, off;
+	int bad;
+};
+void owner__wr_put(struct owner__wr *w, const void *p, size_t n);
+void owner__wr_u16(struct owner__wr *w, uint16_t v);
+void owner__wr_u64(struct owner__wr *w, uint64_t v);
+void owner__wr_free(struct owner__wr *w);
+const unsigned char *owner__rd_get(struct owner__rd *r, size_t n);
+uint64_t owner__rd_uint(struct owner__rd *r, int bytes);
+/* owner__wr_put as a sink (arg: the writer): store_index_dump and
+ * store_index_changes write into one. Returns w->err. */
+int  owner__wr_out(void *arg, const void *p, size_t n);
+/* A layout's parts as in the blob and index.parts; get: -EPROTO when
+ * malformed (l freed). */
+void owner__put_parts(struct owner__wr *w, const struct owner__layout *l);
+int  owner__get_parts(struct owner__rd *r, struct owner__layout *l);
+/* The head's blob for layout l naming sups, with io's lease and the
+ * home's code; w->err. */
+int  owner__blob_encode(const struct owner__index_io *io,
+    const struct owner__layout *l, const struct owner__sup *sups, int nsup,
+    struct owner__wr *w);
+/* The index a head names, as suppliers see it (cr_head2_sign). */
+uint64_t owner__layout_index_id(const unsigned char key[CR_KEY_BYTES],
+    const struct owner__layout *l);
 /* Records a restored version (seq, its head's time vtime in ms, covering change
  * number gen, layout l; newest: the highest seq seen) so that the next
  * publish continues. */

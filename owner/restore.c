@@ -1,8 +1,8 @@
 /* owner/restore.c - the index versions on the network: heads fetched from
  * the suppliers and opened with the owner's key, the rollback check at
  * mount, `peerfs versions`, and restoring a version into a fresh home
- * (`peerfs restore`). The layout of a version and the bookkeeping it
- * leaves are owner/index.c's. */
+ * (`peerfs restore`). The layout of a version is owner/layout.c's, the
+ * bookkeeping it leaves owner/index.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>

@@ -271,7 +271,7 @@ enum store_misc_key {
 	STORE_MISC_INDEX_GEN,
 	/* u64: the change number of the uploader's own bookkeeping. */
 	STORE_MISC_INDEX_SELF,
-	/* bytes: the parts of the newest version (owner/index.c's format;
+	/* bytes: the parts of the newest version (owner/layout.c's format;
 	 * holds block keys: wipe a copy before freeing it). */
 	STORE_MISC_INDEX_PARTS,
 	/* bytes: the blocks of the retained versions (owner/index.c). */
