@@ -248,12 +248,17 @@ int
 owner__audit_commit(struct owner *o, const struct store_block *b,
     uint32_t done, uint32_t bad)
 {
+	struct net_peer_snap *snap = NULL;
 	struct store_block cur;
 	struct store_txn *t;
 	int rc;
 
-	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
+	if (bad)	/* before the txn: owner__mark_lost asks for states */
+		owner__peer_snap(o, &snap);
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0) {
+		net_peer_snap_free(snap);
 		return rc;
+	}
 	if ((rc = store_block_get(t, b->id, &cur)) == 0) {
 		for (int i = 0; i < owner__nfrags(&cur); i++) {
 			if (!(done & 1u << i) ||
@@ -265,9 +270,10 @@ owner__audit_commit(struct owner *o, const struct store_block *b,
 		}
 		rc = store_block_put(t, &cur);
 		if (rc == 0 && bad)
-			rc = owner__mark_lost(o, t, b, bad);
+			rc = owner__mark_lost(o, t, snap, b, bad);
 	}
 	sodium_memzero(&cur, sizeof cur);
+	net_peer_snap_free(snap);
 	if (rc == -ENOENT)
 		rc = 0;
 	if (rc < 0) {

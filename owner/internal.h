@@ -195,15 +195,20 @@ int  owner__rebuild_start(struct owner *o);	/* no threads without a
 void owner__rebuild_stop(struct owner *o);	/* the queue stays */
 /* Fragments of b (bit i) to rebuild: marked lost, never placed, or on a
  * DEAD supplier; *surviving gets the others. snap: the supplier states
- * of a pass over many blocks (owner__peer_snap), or NULL to ask. */
+ * of a pass over many blocks (owner__peer_snap), or NULL to ask. Never
+ * NULL inside a write txn: asking waits on the net loop, and the loop may
+ * be waiting for LMDB's writer lock (pinning a new supplier's key), so
+ * take the snap before the txn begins. */
 uint32_t owner__missing(struct owner *o, const struct net_peer_snap *snap,
     const struct store_block *b, uint32_t *surviving);
 void owner__peer_snap(struct owner *o, struct net_peer_snap **snap);
 int  owner__nfrags(const struct store_block *b);	/* k + m, bounded */
 /* Inside t: marks fragments `bad` of the record of b lost where the record
- * still has b's holder, and queues the block. */
+ * still has b's holder, and queues the block. snap: taken before t began
+ * (owner__missing). */
 int  owner__mark_lost(struct owner *o, struct store_txn *t,
-    const struct store_block *b, uint32_t bad);
+    const struct net_peer_snap *snap, const struct store_block *b,
+    uint32_t bad);
 /* A read got fragments `bad` (bit i = fragment i) of b forged or corrupt:
  * marks them lost (if b's holders are unchanged) and queues a rebuild. */
 void owner__rebuild_report_bad(struct owner *o, const struct store_block *b,

@@ -133,7 +133,8 @@ owner__missing(struct owner *o, const struct net_peer_snap *snap,
 
 int
 owner__mark_lost(struct owner *o, struct store_txn *t,
-    const struct store_block *b, uint32_t bad)
+    const struct net_peer_snap *snap, const struct store_block *b,
+    uint32_t bad)
 {
 	struct store_block cur;
 	uint32_t surv;
@@ -148,7 +149,7 @@ owner__mark_lost(struct owner *o, struct store_txn *t,
 			changed = 1;
 		}
 	if (changed && (rc = store_block_put(t, &cur)) == 0 &&
-	    owner__missing(o, NULL, &cur, &surv) != 0)
+	    owner__missing(o, snap, &cur, &surv) != 0)
 		rc = store_rebuild_put(t, cur.id, surv);
 	sodium_memzero(&cur, sizeof cur);
 	return rc;
@@ -158,16 +159,19 @@ void
 owner__rebuild_report_bad(struct owner *o, const struct store_block *b,
     uint32_t bad)
 {
+	struct net_peer_snap *snap;
 	struct store_txn *t;
 	int rc;
 
+	owner__peer_snap(o, &snap);
 	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
 		goto out;
-	if ((rc = owner__mark_lost(o, t, b, bad)) < 0)
+	if ((rc = owner__mark_lost(o, t, snap, b, bad)) < 0)
 		store_txn_abort(t);
 	else
 		rc = store_txn_commit(t);
 out:
+	net_peer_snap_free(snap);
 	if (rc < 0)
 		log_warn("maint: cannot mark bad fragments lost: %s",
 		    strerror(-rc));
@@ -454,13 +458,17 @@ repair_commit(struct owner *o, const struct store_block *orig,
     const struct store_block *b, uint32_t miss, uint64_t seq)
 {
 	unsigned char fragid[STORE_FRAGID_BYTES];
+	struct net_peer_snap *snap;
 	struct store_block cur;
 	struct store_txn *t;
 	uint32_t surv;
 	int rc, merged = 0, gone, n = owner__nfrags(b), queued = 0;
 
-	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
+	owner__peer_snap(o, &snap);		/* before the txn: owner__missing */
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0) {
+		net_peer_snap_free(snap);
 		return rc;
+	}
 	rc = store_block_get(t, b->id, &cur);
 	if (rc < 0 && rc != -ENOENT)
 		goto fail;
@@ -508,7 +516,7 @@ repair_commit(struct owner *o, const struct store_block *orig,
 	if (gone)
 		rc = store_rebuild_del(t, b->id);
 	else if ((rc = store_block_put(t, &cur)) == 0) {
-		if (owner__missing(o, NULL, &cur, &surv) == 0)
+		if (owner__missing(o, snap, &cur, &surv) == 0)
 			rc = store_rebuild_del(t, cur.id);
 		else
 			rc = store_rebuild_put(t, cur.id, surv);
@@ -518,6 +526,7 @@ repair_commit(struct owner *o, const struct store_block *orig,
 	if (rc < 0)
 		goto fail;
 	sodium_memzero(&cur, sizeof cur);
+	net_peer_snap_free(snap);
 	if ((rc = store_txn_commit(t)) < 0)
 		return rc;
 	if (queued)
@@ -525,6 +534,7 @@ repair_commit(struct owner *o, const struct store_block *orig,
 	return merged;
 fail:
 	sodium_memzero(&cur, sizeof cur);
+	net_peer_snap_free(snap);
 	store_txn_abort(t);
 	return rc;
 }
@@ -533,20 +543,25 @@ fail:
 static int
 rebuild_settle(struct owner *o, const unsigned char *id)
 {
+	struct net_peer_snap *snap;
 	struct store_block cur;
 	struct store_txn *t;
 	uint32_t surv;
 	int rc;
 
-	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0)
+	owner__peer_snap(o, &snap);		/* before the txn: owner__missing */
+	if ((rc = store_txn_begin(o->conf.store, 0, &t)) < 0) {
+		net_peer_snap_free(snap);
 		return rc;
+	}
 	rc = store_block_get(t, id, &cur);
 	if (rc == -ENOENT ||
-	    (rc == 0 && owner__missing(o, NULL, &cur, &surv) == 0))
+	    (rc == 0 && owner__missing(o, snap, &cur, &surv) == 0))
 		rc = store_rebuild_del(t, id);
 	else if (rc == 0)
 		rc = store_rebuild_put(t, id, surv);
 	sodium_memzero(&cur, sizeof cur);
+	net_peer_snap_free(snap);
 	if (rc < 0 && rc != -ENOENT) {
 		store_txn_abort(t);
 		return rc;

@@ -517,9 +517,19 @@ store_peer_pin(struct store *st, const char *addr,
 
 	if ((klen = str_key(addr)) < 0)
 		return klen;
-	if ((rc = store_txn_begin(st, 0, &t)) < 0)
-		return rc;
-	rc = store__kv_get(t, STORE__DB_PEERS, addr, klen, &v);
+	/* Read first: the net loop pins every session that comes up, and
+	 * almost always finds the pin made at hiring. A write txn would wait
+	 * for LMDB's writer lock behind any long write of another thread,
+	 * and the whole network with it. */
+	for (int rdonly = 1; rdonly >= 0; rdonly--) {
+		if ((rc = store_txn_begin(st, rdonly, &t)) < 0)
+			return rc;
+		rc = store__kv_get(t, STORE__DB_PEERS, addr, klen, &v);
+		if (rc != 0 && rdonly)
+			store_txn_abort(t);
+		else
+			break;
+	}
 	if (rc == 0) {
 		int same = v.mv_size == CR_PK_BYTES &&
 		    memcmp(v.mv_data, pk, CR_PK_BYTES) == 0;

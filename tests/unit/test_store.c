@@ -1316,6 +1316,54 @@ test_peer_pin(void)
 	return 0;
 }
 
+struct pin_arg {
+	struct store *st;
+	const unsigned char *pk;
+	int rc;
+};
+
+static void *
+pin_thread(void *arg)
+{
+	struct pin_arg *a = arg;
+
+	a->rc = store_peer_pin(a->st, "127.0.0.1:7071", a->pk);
+	return NULL;
+}
+
+/* The net loop confirms a pin made at hiring while another thread holds
+ * the write txn (a rebuild's commit waiting on the loop): it must not
+ * wait for LMDB's writer lock, or both wait for ever (seen in a mount).
+ * The join's 30 s bound only turns that hang into a failure. */
+static int
+test_peer_pin_while_writing(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	unsigned char a[CR_PK_BYTES];
+	struct pin_arg pa = { .pk = a, .rc = 1 };
+	struct timespec until;
+	pthread_t th;
+	int joined;
+
+	memset(a, 0xaa, sizeof a);
+	OPEN(st);
+	pa.st = st;
+	CHECK_EQ(store_peer_pin(st, "127.0.0.1:7071", a), 0);
+	CHECK_EQ(store_txn_begin(st, 0, &t), 0);
+	CHECK_EQ(pthread_create(&th, NULL, pin_thread, &pa), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	joined = pthread_timedjoin_np(th, NULL, &until);
+	store_txn_abort(t);
+	if (joined != 0)
+		pthread_join(th, NULL);
+	CHECK_EQ(joined, 0);
+	CHECK_EQ(pa.rc, 0);
+	store_close(st);
+	return 0;
+}
+
 static int
 test_abort_no_trace(void)
 {
@@ -1634,6 +1682,7 @@ const struct test tests_store[] = {
 	{ "threads", test_threads },
 	{ "flusher", test_flusher },
 	{ "peer_pin", test_peer_pin },
+	{ "peer_pin_while_writing", test_peer_pin_while_writing },
 	{ "abort_no_trace", test_abort_no_trace },
 	{ "concurrent_readers", test_concurrent_readers },
 	{ "map_full", test_map_full },
