@@ -180,7 +180,7 @@ start_sync(const char *mnt)
 
 static int
 pending_now(const char *mnt, long long *pending, long long *bytes,
-    long long *uploading, int *offline)
+    long long *uploading, long long *spreading, int *offline)
 {
 	char *st;
 
@@ -189,6 +189,7 @@ pending_now(const char *mnt, long long *pending, long long *bytes,
 	*pending = json_number(st, "pending");
 	*bytes = json_number(st, "journal_bytes");
 	*uploading = json_number(st, "uploading");
+	*spreading = json_number(st, "spreading");
 	*offline = strstr(st, "\"state\": \"offline\"") != NULL;
 	/* Metadata no published version holds yet: one more thing to
 	 * upload, unless another node writes (then nothing would). */
@@ -232,21 +233,31 @@ run_fusermount(const char *mnt, int lazy, int quiet)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+#define SPREAD_STALL_MS	60000
+
 /* Uploads until nothing is pending or timeout_ms passes: 0 when done,
- * 1 (with a report on stderr) when not. */
+ * 1 (with a report on stderr) when not. Blocks doubled up on a supplier
+ * (a slow one's fragment, no spare) are waited for too while a supplier
+ * that can take them is online, so the machine goes offline with every
+ * block at full redundancy; at the timeout, or when their count has not
+ * dropped for SPREAD_STALL_MS (the placement rules may keep the one
+ * supplier online from taking them), they are only reported: each
+ * already survives any one supplier's loss, and the next mount spreads
+ * them. */
 static int
 upload_all(const char *mnt, uint64_t timeout_ms)
 {
 	struct cli_progress pg;
-	long long pending = -1, bytes = 0, uploading = 0;
-	int64_t start = cli_mono_ms();
+	long long pending = -1, bytes = 0, uploading = 0, spreading = 0;
+	long long spread_last = -1;
+	int64_t start = cli_mono_ms(), spread_moved = start;
 	int offline = 0, status, refused = 0;
 	pid_t child = -1;
 
 	cli_progress_start(&pg, "umount", "blocks", 1);
 	for (;;) {
 		int prc = pending_now(mnt, &pending, &bytes, &uploading,
-		    &offline);
+		    &spreading, &offline);
 
 		if (prc > 0) {
 			if (child > 0)
@@ -263,8 +274,14 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 			pending = -1;
 			break;
 		}
-		if (pending == 0 && uploading <= 0)
+		if (pending == 0 && uploading <= 0 && spreading <= 0)
 			break;
+		if (pending != 0 || uploading > 0 || spreading != spread_last) {
+			spread_last = spreading;
+			spread_moved = cli_mono_ms();
+		} else if (cli_mono_ms() - spread_moved >= SPREAD_STALL_MS) {
+			break;
+		}
 		/* A sync makes every block go now, backoff or not; start
 		 * another when the last one gave up. Not while no supplier
 		 * is reachable: it could not upload anything, and its request
@@ -278,9 +295,10 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 				break;
 			}
 		}
-		if (child < 0 && !offline)
+		if (child < 0 && !offline && (pending > 0 || uploading > 0))
 			child = start_sync(mnt);
-		cli_progress_show(&pg, pending, 0, bytes, 0);
+		cli_progress_show(&pg, pending > 0 ? pending : spreading, 0,
+		    bytes, 0);
 		if (timeout_ms && (uint64_t)(cli_mono_ms() - start) >= timeout_ms)
 			break;
 		usleep(100000);
@@ -297,8 +315,16 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 	if (pg.drawn && pending == 0 && uploading <= 0)
 		cli_progress_show(&pg, 0, 0, 0, 1);
 	cli_progress_end(&pg);
-	if (pending == 0 && uploading <= 0)
+	if (pending == 0 && uploading <= 0) {
+		if (spreading > 0)
+			fprintf(stderr, "peerfs umount: %s: after %.0f s, %lld "
+			    "blocks still have two fragments on one supplier "
+			    "(a slow supplier has not taken its own); each "
+			    "survives the loss of any one supplier, and the "
+			    "next mount spreads them out\n", mnt,
+			    (cli_mono_ms() - start) / 1000.0, spreading);
 		return 0;
+	}
 	if (refused) {
 		print_refusals("umount", mnt);
 		fprintf(stderr, "peerfs umount: %s is still mounted (`peerfs "

@@ -48,8 +48,11 @@ const struct cli_command cli_commands[CLI_NCMDS] = {
 	[CLI_UMOUNT] = { "umount", cmd_umount,
 	    "upload what is pending, then unmount", NULL, "MOUNTPOINT", 1, 1,
 	    "Uploads everything still in the local journal (progress on "
-	    "stderr: blocks and bytes left, rate), then unmounts and "
-	    "waits for the mount daemon to exit." },
+	    "stderr: blocks and bytes left, rate), lets blocks doubled up "
+	    "for a slow supplier spread out while one that can take them "
+	    "is online (reported, not waited for, past --timeout or a "
+	    "minute without progress), then unmounts and waits for the "
+	    "mount daemon to exit." },
 	[CLI_STATUS] = { "status", cmd_status,
 	    "suppliers, blocks, pending uploads", NULL, "MOUNTPOINT", 1, 1,
 	    "Per supplier: id, address, state, round-trip time, fragments and "

@@ -74,7 +74,7 @@
  * A response carries the request id of its request. RESERVE came after
  * the rest without a new version: a supplier that predates it closes the
  * session on it, and the client then goes on with plain PUTs to that
- * supplier (net/block.c). LOCATOR too: the client sends it once per
+ * supplier (net/upload.c). LOCATOR too: the client sends it once per
  * supplier and mount (net_locator_put), so such a supplier closes one
  * session once. A version byte other than 1 is malformed (-EPROTO). */
 #ifndef PEERFS_NET_INTERNAL_H
@@ -487,7 +487,7 @@ void net_sess_resume(struct net_sess *s);
 void net_sess_ref(struct net_sess *s);
 void net_sess_unref(struct net_sess *s);
 
-/* ---- client (net/client.c, net/block.c) ---- */
+/* ---- client (net/client.c, net/upload.c, net/block.c) ---- */
 #include <pthread.h>
 #include "net/net.h"
 #include "worker.h"
@@ -551,7 +551,7 @@ struct net_peer {
 	int64_t dead_at;
 	int fired;
 	uint64_t audits_ok, audits_failed, bad_fragments;
-	/* Our account there (net/block.c): room granted by RESERVE and
+	/* Our account there (net/upload.c): room granted by RESERVE and
 	 * not used yet, for fragments of at most grant_size bytes; dropped
 	 * with the session and after NET_GRANT_MS. */
 	uint32_t grant_size, grant_count;
@@ -598,6 +598,9 @@ struct net_peer {
 	uint64_t lags;			/* fragments sent to a spare instead,
 					 * as it lagged behind the others */
 	uint64_t lagged_at;		/* uv_now() of the last lag */
+	uint64_t doubles;		/* fragments doubled up on it (a
+					 * laggard's, no spare): they go to
+					 * the holder with fewest */
 };
 #define NET_GRANT_MS	60000	/* the supplier holds a grant for 120 s */
 #define NET_REFUSED_MS	30000
@@ -733,10 +736,19 @@ int  net__peer_better(const struct net_peer *a, const struct net_peer *b);
 int  net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
     int unvetted_max);
 int  net__unvetted_max_now(struct net *n, int total);
+/* fits_double: p, a holder of one of held, may take a second one of the
+ * block (doubled up): the same rules but its own address block. */
+int  net__peer_fits_double(struct net_peer *const *held, int nh,
+    struct net_peer *p, int unvetted_max);
 int  net__same_host(const struct net_peer *a, const struct net_peer *b);
 /* An upload of ours waited on p so long that its fragment went to a
- * spare, within the last NET_LAG_MS (net/block.c). */
+ * spare, within the last NET_LAG_MS (net/upload.c). */
 int  net__peer_lagging(const struct net_peer *p);
+
+/* A block's name in logs: its id's first 8 bytes in hex. */
+void net__blk_name(char out[17], const unsigned char *id);
+/* uv_close callback of a timer an operation malloc'd for itself. */
+void net__timer_free(uv_handle_t *h);
 
 int  net__op_run(struct net *n, struct net_op *op);	/* caller thread */
 void net__op_done(struct net *n, struct net_op *op, int rc);	/* loop */

@@ -297,6 +297,9 @@ struct net_peer_snap;
 int  net_peer_snap_take(struct net *n, struct net_peer_snap **out);
 int  net_peer_snap_state(const struct net_peer_snap *s,
     const unsigned char pk[CR_PK_BYTES]);
+/* How many peers were ONLINE and are none of pk[0..npk). */
+int  net_peer_snap_online_except(const struct net_peer_snap *s,
+    const unsigned char (*pk)[CR_PK_BYTES], int npk);
 void net_peer_snap_free(struct net_peer_snap *s);
 
 /* Asks every supplier in b->peer to delete its fragment of b; best

@@ -461,6 +461,23 @@ net_peer_snap_state(const struct net_peer_snap *s,
 	return s->unknown;
 }
 
+int
+net_peer_snap_online_except(const struct net_peer_snap *s,
+    const unsigned char (*pk)[CR_PK_BYTES], int npk)
+{
+	int count = 0;
+
+	for (int i = 0; i < s->n; i++) {
+		int listed = 0;
+		if (s->peer[i].state != NET_PEER_ONLINE)
+			continue;
+		for (int j = 0; j < npk && !listed; j++)
+			listed = memcmp(s->peer[i].pk, pk[j], CR_PK_BYTES) == 0;
+		count += !listed;
+	}
+	return count;
+}
+
 void
 net_peer_snap_free(struct net_peer_snap *s)
 {

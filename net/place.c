@@ -223,6 +223,25 @@ net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
 	    net_place_relayed_ok(h, k, &c, p->n->m);
 }
 
+/* 1 when p, holding one of held[0..nh), may take a second fragment of
+ * that block (doubled up, net/upload.c): its own address block is waived
+ * (the block limits how many it doubles), the counts of fragments on
+ * suppliers not vetted and on relayed ones are not. */
+int
+net__peer_fits_double(struct net_peer *const *held, int nh,
+    struct net_peer *p, int unvetted_max)
+{
+	int unvetted = 0, relayed = 0;
+
+	for (int i = 0; i < nh; i++)
+		if (held[i]) {
+			unvetted += !peer_vetted(held[i]);
+			relayed += held[i]->relayed;
+		}
+	return (peer_vetted(p) || unvetted < unvetted_max) &&
+	    (!p->relayed || relayed < p->n->m);
+}
+
 struct vetted_op {
 	struct net_op op;
 	const unsigned char (*pk)[CR_PK_BYTES];

@@ -194,8 +194,11 @@ int  owner__rebuild_start(struct owner *o);	/* no threads without a
 						 * network: the queue waits */
 void owner__rebuild_stop(struct owner *o);	/* the queue stays */
 /* Fragments of b (bit i) to rebuild: marked lost, never placed, or on a
- * DEAD supplier; *surviving gets the others. snap: the supplier states
- * of a pass over many blocks (owner__peer_snap), or NULL to ask. Never
+ * DEAD supplier; *surviving gets the others. Doubled-up fragments
+ * (owner_rebuild_doubled) too, without counting as missing in
+ * *surviving, when snap shows a supplier online that holds none of b.
+ * snap: the supplier states of a pass over many blocks
+ * (owner__peer_snap), or NULL to ask (then doubled ones are left). Never
  * NULL inside a write txn: asking waits on the net loop, and the loop may
  * be waiting for LMDB's writer lock (pinning a new supplier's key), so
  * take the snap before the txn begins. */

@@ -115,18 +115,52 @@ owner_rebuild_missing(int n, const uint8_t *lost, const uint8_t *placed,
 	return miss;
 }
 
-uint32_t
-owner__missing(struct owner *o, const struct net_peer_snap *snap,
-    const struct store_block *b, uint32_t *surviving)
+/* owner__missing, and in *dbl the doubled-up part of what it returns. */
+static uint32_t
+block_missing(struct owner *o, const struct net_peer_snap *snap,
+    const struct store_block *b, uint32_t *surviving, uint32_t *dbl)
 {
 	uint8_t placed[CR_EC_MAX], dead[CR_EC_MAX];
 	int n = owner__nfrags(b);
+	uint32_t miss;
 
 	for (int i = 0; i < n; i++) {
 		placed[i] = !sodium_is_zero(b->peer[i], CR_PK_BYTES);
 		dead[i] = placed[i] && is_dead(o, snap, b->peer[i]);
 	}
-	return owner_rebuild_missing(n, b->lost, placed, dead, surviving);
+	miss = owner_rebuild_missing(n, b->lost, placed, dead, surviving);
+	*dbl = owner_rebuild_doubled(n, b->peer, miss);
+	if (!*dbl || !snap || net_peer_snap_online_except(snap, b->peer, n) == 0)
+		*dbl = 0;
+	return miss | *dbl;
+}
+
+uint32_t
+owner__missing(struct owner *o, const struct net_peer_snap *snap,
+    const struct store_block *b, uint32_t *surviving)
+{
+	uint32_t dbl;
+
+	return block_missing(o, snap, b, surviving, &dbl);
+}
+
+uint32_t
+owner_rebuild_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
+    uint32_t missing)
+{
+	uint32_t dbl = 0;
+
+	for (int i = 1; i < n && i < 32; i++) {
+		if (missing & 1u << i || sodium_is_zero(peer[i], CR_PK_BYTES))
+			continue;
+		for (int j = 0; j < i; j++)
+			if (!(missing & 1u << j) &&
+			    memcmp(peer[j], peer[i], CR_PK_BYTES) == 0) {
+				dbl |= 1u << i;
+				break;
+			}
+	}
+	return dbl;
 }
 
 /* ---- marking fragments lost ---------------------------------------------- */
@@ -577,15 +611,21 @@ rebuild_one(struct owner *o, const unsigned char *id)
 	struct store_block b, orig;
 	struct store_txn *t;
 	uint64_t moved = 0, seq;
-	uint32_t miss = 0, surv = 0;
+	struct net_peer_snap *snap;
+	uint32_t miss = 0, surv = 0, dbl = 0;
 	int rc;
 
-	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
+	owner__peer_snap(o, &snap);	/* owner__missing: doubled ones */
+	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0) {
+		net_peer_snap_free(snap);
 		return rc;
+	}
 	rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
-	if (rc == -ENOENT || (rc == 0 &&
-	    (miss = owner__missing(o, NULL, &b, &surv)) == 0)) {
+	if (rc == 0)
+		miss = block_missing(o, snap, &b, &surv, &dbl);
+	net_peer_snap_free(snap);
+	if (rc == -ENOENT || (rc == 0 && miss == 0)) {
 		sodium_memzero(&b, sizeof b);
 		return (rc = rebuild_settle(o, id)) < 0 ? rc : 1;
 	}
@@ -620,7 +660,10 @@ rebuild_one(struct owner *o, const unsigned char *id)
 		r->errors++;
 	}
 	pthread_mutex_unlock(&r->lock);
-	if (rc < 0)
+	if (rc < 0 && miss == dbl)
+		log_debug("maint: cannot spread a block's doubled-up "
+		    "fragment(s) yet: %s", strerror(-rc));
+	else if (rc < 0)
 		log_warn("maint: rebuild of a block (%d of %d fragments "
 		    "missing): %s", __builtin_popcount(miss),
 		    owner__nfrags(&orig), strerror(-rc));

@@ -21,6 +21,10 @@ struct redundancy {
 	uint64_t total, full, degraded, lost;
 	uint64_t by_missing[CR_EC_MAX + 1];	/* degraded blocks */
 	uint64_t needs_rebuild;	/* lost marks or DEAD holders */
+	uint64_t doubled;	/* a supplier holds two of its fragments */
+	uint64_t spreading;	/* of those, ones a supplier online holding
+				 * none of the block could take: the
+				 * rebuild spreads them (umount waits) */
 	uint64_t index_blocks;	/* the index's own, not in total */
 	uint64_t *frags_on;	/* per peer: fragments placed there */
 };
@@ -36,6 +40,26 @@ peer_state(const struct redundancy *r, const unsigned char *pk, int *idx)
 		}
 	*idx = -1;
 	return NET_PEER_DEAD;
+}
+
+/* 1 when a supplier online and taking our data holds none of b's n
+ * fragments. */
+static int
+spread_target_online(const struct redundancy *r, const struct store_block *b,
+    int n)
+{
+	for (int j = 0; j < r->npeers; j++) {
+		int holds = 0;
+		if (r->peers[j].state != NET_PEER_ONLINE ||
+		    r->peers[j].refusal[0])
+			continue;
+		for (int i = 0; i < n && !holds; i++)
+			holds = memcmp(r->peers[j].pk, b->peer[i],
+			    CR_PK_BYTES) == 0;
+		if (!holds)
+			return 1;
+	}
+	return 0;
 }
 
 static int
@@ -66,6 +90,10 @@ count_block(void *arg, const struct store_block *b)
 	}
 	r->total++;
 	r->needs_rebuild += rebuild;
+	if (owner_rebuild_doubled(n, b->peer, 0)) {
+		r->doubled++;
+		r->spreading += spread_target_online(r, b, n);
+	}
 	if (up == n) {
 		r->full++;
 	} else if (up >= b->k) {
@@ -216,12 +244,15 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 	strbuf_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
 	strbuf_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
 	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu, "
-	    "\"needs_rebuild\": %llu, \"index\": %llu, "
+	    "\"needs_rebuild\": %llu, \"doubled\": %llu, \"spreading\": %llu, "
+	    "\"index\": %llu, "
 	    "\"degraded_by_missing\": {",
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
 	    (unsigned long long)s->pending,
 	    (unsigned long long)s->r.needs_rebuild,
+	    (unsigned long long)s->r.doubled,
+	    (unsigned long long)s->r.spreading,
 	    (unsigned long long)s->r.index_blocks);
 	for (int i = 1, first = 1; i <= CR_EC_MAX; i++)
 		if (s->r.by_missing[i]) {
@@ -329,6 +360,13 @@ status_text(struct owner *o, const char *mnt, const struct status *s,
 	    (unsigned long long)s->r.total, (unsigned long long)s->r.full,
 	    (unsigned long long)s->r.degraded, (unsigned long long)s->r.lost,
 	    (unsigned long long)s->pending, (unsigned long long)s->ds.uploading);
+	if (s->r.doubled)
+		strbuf_printf(sb, "doubled up: %llu blocks with two fragments "
+		    "on one supplier (no spare took a slow one's), %llu "
+		    "spreading out now; the others once a supplier holding "
+		    "none of them is online\n",
+		    (unsigned long long)s->r.doubled,
+		    (unsigned long long)s->r.spreading);
 	if (s->r.degraded) {
 		strbuf_printf(sb, "degraded by fragments missing:");
 		for (int i = 1; i <= CR_EC_MAX; i++)

@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from conftest import PEERFS, clean_env, wait_for
+from conftest import PEERFS, clean_env, run_peerfs, wait_for
 from netns import CHILD_ENV, Internet, isolated
 from test_network import NetMount
 
@@ -110,14 +110,12 @@ def test_read_hedged_around_stalled_supplier(request, machines):
     slow.unshape()
 
 
-def test_upload_reroutes_around_stalled_supplier(request, machines):
-    """A supplier that takes data slowly: a block's upload does not wait
-    on it once the others are in, its fragment goes to the spare instead,
-    the laggard's lag is counted (and its score drops), it stays online,
-    and every byte reads back right."""
-    if isolated(request):
-        return
-    sup, mt = machines(7)                      # 4+2 and one spare
+def upload_past_slow(machines, nsup, seed, mib=16):
+    """nsup suppliers for 4+2, one of them slow to take data (its
+    receive link shaped), and mib MiB written through sync: the upload
+    must have counted it lagging. Returns (mount, slow machine, its
+    address, the file, its digest, its score before)."""
+    sup, mt = machines(nsup)
     mt.init().mount([f"{m.addr}:{PORT}" for m in sup], ec="4+2")
     slow = sup[3]
     addr = f"{slow.addr}:{PORT}"
@@ -126,10 +124,22 @@ def test_upload_reroutes_around_stalled_supplier(request, machines):
     score0 = by_addr(mt)[addr]["score"]
     slow.shape(SLOW, send=False, receive=True)  # data to it crawls
     f = mt.path / "data"
-    digest = write_file(f, 16 << 20, 2)
+    digest = write_file(f, mib << 20, seed)
     mt.sync()
     st = by_addr(mt)
     assert st[addr]["lags"] >= 1, (st[addr], mt.log_tail())
+    return mt, slow, addr, f, digest, score0
+
+
+def test_upload_reroutes_around_stalled_supplier(request, machines):
+    """A supplier that takes data slowly: a block's upload does not wait
+    on it once the others are in, its fragment goes to the spare instead,
+    the laggard's lag is counted (and its score drops), it stays online,
+    and every byte reads back right."""
+    if isolated(request):
+        return
+    mt, slow, addr, f, digest, score0 = upload_past_slow(machines, 7, 2)
+    st = by_addr(mt)                           # 4+2 and one spare
     assert st[addr]["score"] < score0, (score0, st[addr])
     assert re.search(rf"supplier {re.escape(addr)}: fragment \d+ of block "
                      r"\w+ unacknowledged .*: sent to \S+ instead",
@@ -138,3 +148,59 @@ def test_upload_reroutes_around_stalled_supplier(request, machines):
     slow.unshape()
     mt.drop_cache()
     assert hashlib.sha256(f.read_bytes()).hexdigest() == digest
+
+
+def doubled_up_past_slow(machines):
+    """Six suppliers for 4+2 (no spare), one slow to take data, 64 MiB
+    written through sync: the slow one's fragments were doubled up on
+    fast holders of the same blocks, and status counts those blocks as
+    doubled and spreading (the slow supplier holds none of them and is
+    online). 16 blocks at 8 mbit: their spread takes many seconds."""
+    mt, slow, addr, f, digest, _ = upload_past_slow(machines, 6, 3, 64)
+    assert re.search(rf"supplier {re.escape(addr)}: fragment \d+ of block "
+                     r"\w+ unacknowledged .*: no spare: doubled up on \S+ "
+                     r"instead", mt.log_text()), mt.log_tail()
+    blocks = mt.status_json()["blocks"]
+    assert blocks["doubled"] >= 1, blocks
+    assert blocks["spreading"] >= 1, blocks
+    only_slow(mt, addr)
+    return mt, slow, f, digest
+
+
+def test_upload_doubles_up_and_umount_spreads(request, machines):
+    """No spare: a slow supplier's fragments are doubled up on fast
+    holders instead of waited for (never more than one per block, so any
+    one supplier's loss is still survived). `peerfs umount` then waits
+    until the rebuild has spread them to the slow supplier, so the
+    machine goes offline with every block on six suppliers: mounted
+    again with the slow one cut off (nothing could spread then), no block
+    has two fragments on one supplier, and every byte reads back right."""
+    if isolated(request):
+        return
+    mt, slow, f, digest = doubled_up_past_slow(machines)
+    cp = mt.umount(timeout=300)
+    assert "two fragments" not in cp.stderr, cp.stderr
+    assert re.search(r"maint: \d+ block\(s\) queued for rebuild",
+                     mt.log_text()), mt.log_tail()
+    slow.unshape()
+    slow.cut()
+    peers, kw = mt.last_mount_args
+    mt.mount(peers, **kw)
+    blocks = mt.status_json()["blocks"]
+    assert blocks["doubled"] == 0 and blocks["total"] >= 16, blocks
+    mt.drop_cache()
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == digest
+
+
+def test_umount_reports_doubled_blocks_at_its_timeout(request, machines):
+    """Doubled-up blocks still spreading when `umount --timeout` runs out:
+    the umount goes ahead (each block survives any one supplier's loss)
+    and says how many blocks keep two fragments on one supplier."""
+    if isolated(request):
+        return
+    mt, slow, f, digest = doubled_up_past_slow(machines)
+    cp = run_peerfs(["umount", "--timeout", "1s", mt.path], timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert re.search(r"after \d+ s, \d+ blocks still have two fragments on "
+                     r"one supplier", cp.stderr), cp.stderr
+    assert not mt.is_mounted()

@@ -1,6 +1,7 @@
 /* tests/unit/test_policy.c - the pure policy functions the daemon and the
  * durability simulator share: the suspect/dead verdict (net/client.c),
- * what a block misses (owner/rebuild.c), vetting (owner/audit.c) and
+ * what a block misses and which fragments are doubled up
+ * (owner/rebuild.c), vetting (owner/audit.c) and
  * firing for low availability (owner/hire.c). */
 #include <string.h>
 
@@ -56,6 +57,33 @@ test_missing(void)
 	memset(p32, 1, sizeof p32);
 	memset(d32, 0, sizeof d32);
 	CHECK_EQ(owner_rebuild_missing(32, l32, p32, d32, NULL), 0xffffffffu);
+	return 0;
+}
+
+static int
+test_doubled(void)
+{
+	unsigned char peer[6][CR_PK_BYTES];
+
+	memset(peer, 0, sizeof peer);
+	for (int i = 0; i < 6; i++)
+		peer[i][0] = (unsigned char)(i + 1);
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 0);
+	/* Fragment 4 doubled up on fragment 1's supplier: 4 is the one to
+	 * spread, 1 stays. */
+	peer[4][0] = 2;
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 1u << 4);
+	/* Already missing (its supplier dead, say): rebuilt anyway, not
+	 * counted twice; nor does a missing 1 make 4 a double. */
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 1u << 4), 0);
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 1u << 1), 0);
+	/* Never placed (all zero) is not a supplier of its own. */
+	memset(peer[3], 0, CR_PK_BYTES);
+	memset(peer[5], 0, CR_PK_BYTES);
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 1u << 4);
+	/* Three on one: the two above the lowest. */
+	peer[0][0] = 2;
+	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), (1u << 1) | (1u << 4));
 	return 0;
 }
 
@@ -139,6 +167,7 @@ test_hire_again(void)
 const struct test tests_policy[] = {
 	{ "verdict", test_verdict },
 	{ "missing", test_missing },
+	{ "doubled", test_doubled },
 	{ "vetted", test_vetted },
 	{ "fire_pick", test_fire_pick },
 	{ "hire_again", test_hire_again },
