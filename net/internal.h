@@ -672,7 +672,7 @@ struct net__work {
 	size_t charge;			/* bytes counted for it */
 	size_t in;			/* of which its own (waiting) */
 	int running;			/* on the thread pool */
-	struct supplier *sup;		/* net/supplier.c's, opaque here */
+	struct supplier *sup;		/* net/supplier_int.h, opaque here */
 	const struct net_supplier_conf *conf;
 	struct net_sess *s;		/* referenced */
 	uint8_t type;

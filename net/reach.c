@@ -1,7 +1,7 @@
 /* net/reach.c - can others reach us? The reachability ladder of a node
  * that listens (issue 18, steps 1 and 2):
  *   1. direct: a supplier we connect to dials our listen port back
- *      (DIALBACK, net/supplier.c) and finds our key behind it;
+ *      (DIALBACK, net/supdial.c) and finds our key behind it;
  *   2. mapped: else the home router maps a port through NAT-PMP
  *      (libnatpmp), or UPnP IGD (libminiupnpc) when no NAT-PMP answers,
  *      unless the outside address it reports is itself

@@ -22,7 +22,10 @@
  * `slots` at a time (the pool's size), so a peer's backlog waits behind
  * its own requests, not behind everyone's.
  * Refusals and malformed sessions are logged once per address, reason and
- * minute (net_ratelog). */
+ * minute (net_ratelog).
+ * Who gets a session is net/supadmit.c's; the connections a peer may
+ * ask us to open (dial-back, hole punching), net/supdial.c's; what a
+ * request does to the store, net/supwork.c's. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@
 #include "log.h"
 #include "net/internal.h"
 #include "net/net.h"
+#include "net/supplier_int.h"
 #include "util.h"
 
 /* Two of the largest replies (a fragment fills at most one record): the
@@ -41,79 +45,7 @@
 #define WORK_N_MAX	16
 /* Beyond inflight_max, for sessions holding nothing: one large request. */
 #define RESERVE_BYTES	((size_t)2 * NET_FRAME_MAX)
-#define REJECT_SPARE	8		/* handles to accept and close */
 #define REPORT_MS	60000		/* "... in the last minute" */
-
-struct reject {
-	uv_tcp_t tcp;
-	struct supplier *sup;
-	int busy;			/* closing */
-	int spare;			/* in sup->rej[], else malloc()'d */
-};
-
-struct supplier {
-	uv_loop_t loop;
-	uv_tcp_t listener;
-	uv_signal_t sigint, sigterm;
-	uv_signal_t sigusr1;		/* `peerfs supplier evict` asks */
-	uv_timer_t dealt;		/* the fair deal's eviction checks */
-	int evicting;
-	/* Refusals of owners' data are logged at most once a second, with
-	 * a count of the ones not logged: a stranger sending thousands of
-	 * refused requests must not fill the log. */
-	uint64_t refused_logged_ms;
-	uint64_t refused_quiet;
-	uv_timer_t report;		/* rate-limited log lines */
-	uv_timer_t retry;		/* accept and close, memory back */
-	const struct net_supplier_conf *conf;
-	struct net_sess *sessions;	/* list through next/prev */
-	unsigned nsess;
-	int stopping;
-	/* Limits in force (conf, else defaults). */
-	unsigned max_sessions, max_per_addr, max_per_key, slots;
-	size_t inflight_max;
-	unsigned test_fail_accept;	/* sessions left to fail (tests) */
-	struct net_sess_limits lim;	/* every session points here */
-	/* Bytes coming in: frames being read (fr_charge) and requests
-	 * waiting for the disk (their own bytes). Committed: charges of
-	 * requests on the thread pool, and unsent writes (the sessions'
-	 * queued, kept by net/sess.c through lim.queued_total). */
-	size_t in_total, run_total, queued_total;
-	unsigned running;		/* requests on the thread pool */
-	unsigned ngblocked;		/* sessions waiting for inflight_max */
-	unsigned nrr;			/* sessions in the ring */
-	struct net_sess *rr;		/* sessions with queued requests */
-	struct reject rej[REJECT_SPARE];
-	struct net_ratelog refused, closed, failed;
-	/* The one dial-back in flight (NULL: none), and when the last one
-	 * started (uv_now), for DIALBACK_EVERY_MS. */
-	struct dialback *db;
-	uint64_t db_last_ms;
-	/* --relay (net/relay.c); NULL: not a relay. */
-	struct net_relay *relay;
-	/* Our reservations on relays, when we need them; NULL: never. */
-	struct net_relay_client *rclient;
-	struct net_relay_client_conf rc_conf;
-	/* Hole punching (PUNCH): our listen address (its port is where
-	 * punched connections start), when the last one started, and the
-	 * limits of punched sessions (a short handshake deadline). */
-	struct sockaddr_storage listen_sa;
-	uint64_t punch_last_ms;
-	struct net_sess_limits punch_lim;
-};
-
-/* A dial-back asked by a session (DIALBACK): the dialing session and
- * what it must find. */
-struct dialback {
-	struct supplier *sup;
-	struct net_sess *asker;		/* a reference held */
-	uint64_t reqid;
-	unsigned char want[CR_PK_BYTES];
-	struct net_sess *out;		/* a reference held */
-	int result;			/* -1 while unknown, else errno, 0 */
-	char target[80];
-};
-
 
 static void
 sup_unlink(struct supplier *sup, struct net_sess *s)
@@ -249,8 +181,9 @@ err_text(uint8_t type, int rc)
 	return strerror(-rc);
 }
 
-static void
-reply_err_text(struct net_sess *s, uint64_t reqid, int rc, const char *msg)
+void
+net__sup_reply_err_text(struct net_sess *s, uint64_t reqid, int rc,
+    const char *msg)
 {
 	struct net_msg m = { .type = NET_ERR, .reqid = reqid };
 
@@ -262,10 +195,10 @@ reply_err_text(struct net_sess *s, uint64_t reqid, int rc, const char *msg)
 	net_sess_send(s, &m);
 }
 
-static void
-reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
+void
+net__sup_reply_err(struct net_sess *s, uint64_t reqid, uint8_t type, int rc)
 {
-	reply_err_text(s, reqid, rc, err_text(type, rc));
+	net__sup_reply_err_text(s, reqid, rc, err_text(type, rc));
 }
 
 static void dispatch(struct supplier *sup);
@@ -336,9 +269,10 @@ after_work(uv_work_t *w, int status)
 				    k->type == NET_HEAD_PUT ? "head" : "request",
 				    why);
 			if (k->why[0])
-				reply_err_text(s, k->reqid, k->rc, k->why);
+				net__sup_reply_err_text(s, k->reqid, k->rc,
+				    k->why);
 			else
-				reply_err(s, k->reqid, k->type, k->rc);
+				net__sup_reply_err(s, k->reqid, k->type, k->rc);
 		} else {
 			switch (k->type) {
 			case NET_PUT:
@@ -384,7 +318,7 @@ after_work(uv_work_t *w, int status)
 				break;
 			}
 			if (m.type == NET_GET_OK && m.data_len == 0)
-				reply_err(s, k->reqid, k->type, -EIO);
+				net__sup_reply_err(s, k->reqid, k->type, -EIO);
 			else if (m.type == NET_GET_OK) {
 				/* 1 MiB not copied again: the session writes
 				 * it from k->out and frees it. */
@@ -489,7 +423,7 @@ dispatch(struct supplier *sup)
 		k->running = 1;
 		if ((rc = uv_queue_work(&sup->loop, &k->w, net__work_run,
 		    after_work)) < 0) {
-			reply_err(s, k->reqid, k->type, rc);
+			net__sup_reply_err(s, k->reqid, k->type, rc);
 			net_sess_ref(s);
 			work_free(k);
 			flow(sup, s);
@@ -541,162 +475,6 @@ handle_ping(struct supplier *sup, struct net_sess *s, uint64_t reqid)
 	flow(sup, s);			/* PONGs pile up too, unread */
 }
 
-/* ---- dial-back -------------------------------------------------------
- * A node that wants to know whether others can reach it asks us to
- * connect back. We only ever dial the asker's own address as we see it
- * (a port of its choosing), one dial at a time and at most one started
- * per DIALBACK_EVERY_MS over all askers: nobody can make us dial third
- * parties, or anyone often. The handshake's deadline bounds each dial. */
-#define DIALBACK_EVERY_MS	1000
-
-static void
-db_on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
-{
-	(void)m;
-	(void)buf;
-	net_sess_close(s, -EPROTO, NULL);
-}
-
-/* The key behind the address: the handshake proved it. We never stay. */
-static int
-db_on_up(struct net_sess *s)
-{
-	struct dialback *db = s->data;
-
-	db->result = memcmp(s->peer_pk, db->want, CR_PK_BYTES) ?
-	    EKEYREJECTED : 0;
-	return -1;
-}
-
-static void
-db_on_close(struct net_sess *s, int err)
-{
-	struct dialback *db = s->data;
-	struct supplier *sup = db->sup;
-	struct net_msg m = { .type = NET_DIALBACK_OK, .reqid = db->reqid };
-
-	if (db->result < 0)
-		db->result = err < 0 && -err <= 4095 ? -err : ECONNRESET;
-	log_info("supplier: dial-back to %s: %s", db->target,
-	    db->result ? strerror(db->result) : "its key answered");
-	m.result = (uint32_t)db->result;
-	if (db->asker->state == NET_SESS_UP && net_sess_send(db->asker, &m) < 0)
-		net_sess_close(db->asker, -EIO, "cannot send reply");
-	net_sess_unref(db->asker);
-	net_sess_unref(db->out);
-	if (sup->db == db)
-		sup->db = NULL;
-	free(db);
-}
-
-static const struct net_sess_ops db_ops = {
-	.on_up = db_on_up, .on_msg = db_on_msg, .on_close = db_on_close,
-};
-
-static void
-handle_dialback(struct supplier *sup, struct net_sess *s, uint64_t reqid,
-    uint16_t port)
-{
-	struct sockaddr_storage sa;
-	struct dialback *db;
-	char hp[80];
-	uint64_t now = uv_now(&sup->loop);
-	int rc;
-
-	if (sup->stopping || sup->db ||
-	    (sup->db_last_ms && now - sup->db_last_ms < DIALBACK_EVERY_MS)) {
-		reply_err_text(s, reqid, -EAGAIN, "dial-back busy: ask later");
-		return;
-	}
-	snprintf(hp, sizeof hp, strchr(s->host, ':') ? "[%s]:%u" : "%s:%u",
-	    s->host, (unsigned)port);
-	if (net__parse_addr(hp, &sa) < 0 || !(db = calloc(1, sizeof *db))) {
-		reply_err(s, reqid, NET_DIALBACK, -EINVAL);
-		return;
-	}
-	db->sup = sup;
-	db->asker = s;
-	db->reqid = reqid;
-	db->result = -1;
-	memcpy(db->want, s->peer_pk, CR_PK_BYTES);
-	snprintf(db->target, sizeof db->target, "%s", hp);
-	net_sess_ref(s);
-	sup->db = db;
-	sup->db_last_ms = now;
-	/* On failure on_close has run (or runs): it answers and frees. */
-	if ((rc = net_sess_connect(&sup->loop, sup->conf->id,
-	    (struct sockaddr *)&sa, hp, &db_ops, db, &db->out)) < 0) {
-		sup->db = NULL;
-		net_sess_unref(s);
-		free(db);
-		reply_err(s, reqid, NET_DIALBACK, rc);
-	}
-}
-
-/* ---- hole punching (PUNCH, net/punch.c has the owner's side) ---------
- * An owner that reaches us through a relay asks for a direct connection.
- * We connect from our listen port to its address as the relay saw it (a
- * port of its choosing): our router then lets its connect in, and the
- * two meet (TCP simultaneous open); the owner runs the handshake as on
- * any session. Only to the asker's own address, one started per
- * PUNCH_EVERY_MS over all askers: nobody can make us dial others, or
- * anyone often. */
-#define PUNCH_EVERY_MS	200
-#define PUNCH_HS_MS	5000
-
-static int sup_adopt(struct supplier *sup, struct net_sess *s);
-static const struct net_sess_ops sup_ops;
-
-static void
-handle_punch(struct supplier *sup, struct net_sess *s, uint64_t reqid,
-    uint16_t port)
-{
-	struct net_msg m = { .type = NET_PUNCH_OK, .reqid = reqid };
-	struct sockaddr_storage sa;
-	struct net_sess *ps;
-	char hp[80], name[96];
-	uint64_t now = uv_now(&sup->loop);
-	int rc;
-
-	if (!s->has_pre || !s->relay_obs[0]) {
-		reply_err_text(s, reqid, -EOPNOTSUPP, "not through a relay "
-		    "that says where you are");
-		return;
-	}
-	if (sup->stopping || sup->nsess >= sup->max_sessions ||
-	    (sup->punch_last_ms && now - sup->punch_last_ms < PUNCH_EVERY_MS)) {
-		reply_err_text(s, reqid, -EAGAIN, "hole punching busy: ask "
-		    "later");
-		return;
-	}
-	snprintf(hp, sizeof hp, strchr(s->relay_obs, ':') ? "[%s]:%u" :
-	    "%s:%u", s->relay_obs, (unsigned)port);
-	if (net__parse_addr(hp, &sa) < 0 ||
-	    sa.ss_family != sup->listen_sa.ss_family) {
-		reply_err_text(s, reqid, -EINVAL, "no address to punch to");
-		return;
-	}
-	sup->punch_last_ms = now;
-	snprintf(name, sizeof name, "%s (punched)", hp);
-	/* Ours goes out first: when the owner's arrives, our router has
-	 * seen this pair and lets it in. */
-	rc = net_sess_connect_punch(&sup->loop, sup->conf->id,
-	    (struct sockaddr *)&sa, (struct sockaddr *)&sup->listen_sa, 0,
-	    name, &sup_ops, sup, &sup->punch_lim, &ps);
-	if (rc < 0) {
-		reply_err(s, reqid, NET_PUNCH, rc);
-		return;
-	}
-	net_sess_unref(ps);		/* the socket's reference remains */
-	if (sup_adopt(sup, ps) < 0) {
-		reply_err_text(s, reqid, -EUSERS, "too many sessions");
-		return;
-	}
-	m.port = (uint16_t)net__sa_port((struct sockaddr *)&sup->listen_sa);
-	if (net_sess_send(s, &m) < 0)
-		net_sess_close(s, -EIO, "cannot send reply");
-}
-
 static void
 on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 {
@@ -713,7 +491,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			net_sess_close(s, -EPROTO, "unexpected message type");
 			return;
 		}
-		handle_dialback(sup, s, m->reqid, m->port);
+		net__sup_handle_dialback(sup, s, m->reqid, m->port);
 		flow(sup, s);
 		return;
 	case NET_PUNCH:
@@ -721,7 +499,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 			net_sess_close(s, -EPROTO, "unexpected message type");
 			return;
 		}
-		handle_punch(sup, s, m->reqid, m->port);
+		net__sup_handle_punch(sup, s, m->reqid, m->port);
 		flow(sup, s);
 		return;
 	case NET_RESERVE:
@@ -752,7 +530,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		return;
 	}
 	if (!(k = calloc(1, sizeof *k))) {
-		reply_err(s, m->reqid, m->type, -ENOMEM);
+		net__sup_reply_err(s, m->reqid, m->type, -ENOMEM);
 		return;
 	}
 	k->sup = sup;
@@ -768,8 +546,8 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		/* A range longer than any frame would only fail later. */
 		if (m->range_len > NET_FRAME_MAX) {
 			free(k);
-			reply_err_text(s, m->reqid, -ERANGE, "range longer "
-			    "than a record");
+			net__sup_reply_err_text(s, m->reqid, -ERANGE,
+			    "range longer than a record");
 			return;
 		}
 		k->ranged = 1;
@@ -789,7 +567,7 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 		    net_deal_bind(sup->conf->deal, s->peer_pk, m->bind_node,
 		    m->bind_sig) < 0) {
 			free(k);
-			reply_err(s, m->reqid, m->type, -EBADMSG);
+			net__sup_reply_err(s, m->reqid, m->type, -EBADMSG);
 			return;
 		}
 	}
@@ -821,124 +599,6 @@ on_msg(struct net_sess *s, const struct net_msg *m, unsigned char **buf)
 	rr_append(sup, s);
 	flow(sup, s);
 	dispatch(sup);
-}
-
-/* ---- refusals ---------------------------------------------------------- */
-/* arg: what was counted, e.g. "refused %llu connections". */
-static void
-report_line(void *arg, const char *who, const char *what, uint64_t n)
-{
-	char head[64];
-
-	snprintf(head, sizeof head, arg, (unsigned long long)n);
-	log_warn("supplier: %s from %s in the last minute: %s", head, who,
-	    what);
-}
-
-static void
-on_report(uv_timer_t *t)
-{
-	struct supplier *sup = t->data;
-
-	net_ratelog_report(&sup->refused, report_line,
-	    "refused %llu connections");
-	net_ratelog_report(&sup->closed, report_line,
-	    "closed %llu more sessions");
-	net_ratelog_report(&sup->failed, report_line,
-	    "%llu more requests failed");
-}
-
-static void
-refused(struct supplier *sup, const char *host, const char *why)
-{
-	if (net_ratelog_hit(&sup->refused, host, why))
-		log_warn("supplier: refused a connection from %s: %s (more "
-		    "are counted, one line a minute)", host, why);
-}
-
-static void
-on_reject_closed(uv_handle_t *h)
-{
-	struct reject *r = h->data;
-
-	if (r->spare)
-		r->busy = 0;
-	else
-		free(r);
-}
-
-static void accept_and_close(struct supplier *sup, const char *why);
-
-static void
-on_retry(uv_timer_t *t)
-{
-	accept_and_close(t->data, "out of memory");
-}
-
-/* Takes the pending connection and closes it: libuv polls the listener
- * again only once someone has accepted what it holds, so a connection we
- * cannot serve must still be accepted. Allocates nothing when it can. */
-static void
-accept_and_close(struct supplier *sup, const char *why)
-{
-	struct reject *r = NULL;
-	struct sockaddr_storage ss;
-	char host[48] = "?";
-	int len = sizeof ss;
-
-	for (int i = 0; i < REJECT_SPARE && !r; i++)
-		if (!sup->rej[i].busy)
-			r = &sup->rej[i];
-	if (!r && (r = calloc(1, sizeof *r)))
-		r->spare = 0;
-	if (!r) {
-		/* Not even that: try again soon, the listener waits. */
-		if (!sup->stopping)
-			uv_timer_start(&sup->retry, on_retry, 100, 0);
-		return;
-	}
-	r->sup = sup;
-	r->busy = 1;
-	uv_tcp_init(&sup->loop, &r->tcp);
-	r->tcp.data = r;
-	if (uv_accept((uv_stream_t *)&sup->listener,
-	    (uv_stream_t *)&r->tcp) == 0) {
-		if (uv_tcp_getpeername(&r->tcp, (struct sockaddr *)&ss,
-		    &len) == 0)
-			net__addr_host((struct sockaddr *)&ss, host,
-			    sizeof host);
-		refused(sup, host, why);
-	}
-	uv_close((uv_handle_t *)&r->tcp, on_reject_closed);
-}
-
-static unsigned
-count_sessions(struct supplier *sup, const struct net_sess *s, int by_key)
-{
-	unsigned n = 0;
-
-	for (struct net_sess *o = sup->sessions; o; o = o->next) {
-		if (o == s || o->state == NET_SESS_CLOSED)
-			continue;
-		if (by_key ? o->state == NET_SESS_UP &&
-		    memcmp(o->peer_pk, s->peer_pk, CR_PK_BYTES) == 0 :
-		    strcmp(o->host, s->host) == 0)
-			n++;
-	}
-	return n;
-}
-
-static int
-on_up(struct net_sess *s)
-{
-	struct supplier *sup = s->data;
-
-	if (count_sessions(sup, s, 1) >= sup->max_per_key) {
-		refused(sup, s->host, "per-key cap");
-		return -1;
-	}
-	log_debug("supplier: session %s up", s->name);
-	return 0;
 }
 
 static void
@@ -984,8 +644,8 @@ on_close(struct net_sess *s, int err)
 
 static void on_raw(struct net_sess *s, const unsigned char *p, size_t n);
 
-static const struct net_sess_ops sup_ops = {
-	.on_up = on_up, .on_msg = on_msg, .on_drain = on_drain,
+const struct net_sess_ops net__sup_ops = {
+	.on_up = net__sup_on_up, .on_msg = on_msg, .on_drain = on_drain,
 	.on_sent = on_sent, .on_frame = on_frame, .on_close = on_close,
 	.on_raw = on_raw,
 };
@@ -1004,94 +664,6 @@ on_raw(struct net_sess *s, const unsigned char *p, size_t n)
 	sup_unlink(sup, s);
 	sup->nsess--;
 	net__relay_adopt(sup->relay, s, p, n);
-}
-
-static void
-sup_add(struct supplier *sup, struct net_sess *s)
-{
-	s->next = sup->sessions;
-	if (s->next)
-		s->next->prev = s;
-	sup->sessions = s;
-	sup->nsess++;
-}
-
-/* A circuit offered through one of our reservations: we connect to the
- * relay and serve the owner inside it like any session of ours. */
-static int
-take_circuit(void *arg, const struct sockaddr *relay, const char *name,
-    const unsigned char *req)
-{
-	struct supplier *sup = arg;
-	struct net_sess *s;
-	int rc;
-
-	if (sup->stopping || sup->nsess >= sup->max_sessions)
-		return -EUSERS;
-	rc = net_sess_connect_relay(&sup->loop, sup->conf->id, relay, name,
-	    req, 0, &sup_ops, sup, &sup->lim, &s);
-	if (rc < 0)
-		return rc;
-	net_sess_unref(s);		/* the socket's reference remains */
-	return sup_adopt(sup, s);
-}
-
-/* A session we opened (a circuit, a punched connection) is counted as
- * ours, within the cap per address: through one relay as from one
- * address, so a relay that offers circuits without end gets no more
- * sessions than that. */
-static int
-sup_adopt(struct supplier *sup, struct net_sess *s)
-{
-	sup_add(sup, s);
-	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
-		refused(sup, s->host, "per-address cap");
-		net_sess_close(s, -EUSERS, NULL);
-		return -EUSERS;
-	}
-	return 0;
-}
-
-static void
-on_conn(uv_stream_t *server, int status)
-{
-	struct supplier *sup = server->data;
-	struct net_sess *s;
-	int rc;
-
-	if (status < 0) {
-		/* libuv already closed it (EMFILE: its reserve fd trick). */
-		refused(sup, "?", uv_strerror(status));
-		return;
-	}
-	if (sup->stopping) {
-		accept_and_close(sup, "stopping");
-		return;
-	}
-	if (sup->nsess >= sup->max_sessions) {
-		accept_and_close(sup, "global cap");
-		return;
-	}
-	if (sup->test_fail_accept) {
-		sup->test_fail_accept--;
-		rc = -ENOMEM;
-	} else {
-		rc = net_sess_accept_lim(server, sup->conf->id, &sup_ops, sup,
-		    &sup->lim, &s);
-	}
-	if (rc == -ENOMEM) {
-		accept_and_close(sup, "out of memory");
-		return;
-	}
-	if (rc < 0) {
-		refused(sup, "?", uv_strerror(rc));
-		return;
-	}
-	sup_add(sup, s);
-	if (count_sessions(sup, s, 0) >= sup->max_per_addr) {
-		refused(sup, s->host, "per-address cap");
-		net_sess_close(s, -EUSERS, NULL);
-	}
 }
 
 /* The limits in force: conf's, else the defaults (net.h). */
@@ -1236,7 +808,7 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		return rc;
 	}
 	/* libuv sets SO_REUSEADDR on bind for TCP; SO_REUSEPORT lets
-	 * hole punching connect from this port too (handle_punch). */
+	 * hole punching connect from this port too (net__sup_handle_punch). */
 	rc = uv_tcp_init_ex(&sup->loop, &sup->listener, sa.ss_family);
 	if (rc < 0) {
 		uv_loop_close(&sup->loop);
@@ -1255,7 +827,8 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	}
 	rc = uv_tcp_bind(&sup->listener, (struct sockaddr *)&sa, 0);
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&sup->listener, 128, on_conn);
+		rc = uv_listen((uv_stream_t *)&sup->listener, 128,
+		    net__sup_on_conn);
 	if (rc < 0) {
 		log_error("supplier: cannot listen on %s: %s", conf->listen,
 		    uv_strerror(rc));
@@ -1268,7 +841,7 @@ net_supplier_run(const struct net_supplier_conf *conf)
 	uv_timer_init(&sup->loop, &sup->report);
 	uv_timer_init(&sup->loop, &sup->retry);
 	sup->report.data = sup->retry.data = sup;
-	uv_timer_start(&sup->report, on_report, REPORT_MS, REPORT_MS);
+	uv_timer_start(&sup->report, net__sup_on_report, REPORT_MS, REPORT_MS);
 	uv_signal_init(&sup->loop, &sup->sigint);
 	uv_signal_init(&sup->loop, &sup->sigterm);
 	sup->sigint.data = sup->sigterm.data = sup;
@@ -1312,7 +885,7 @@ net_supplier_run(const struct net_supplier_conf *conf)
 		    conf->relay->max_reservations, conf->relay->max_circuits);
 	if (conf->relay_client) {
 		sup->rc_conf = *conf->relay_client;
-		sup->rc_conf.take = take_circuit;
+		sup->rc_conf.take = net__sup_take_circuit;
 		sup->rc_conf.take_arg = sup;
 		if ((rc = net__relay_client_new(&sup->rclient, &sup->loop,
 		    &sup->rc_conf)) < 0)
