@@ -197,6 +197,15 @@ put_next(struct net *n, struct store_op *o, int i)
 	}
 }
 
+/* Fragment i's holder did not take it: forgotten, i sent elsewhere. */
+static void
+put_again(struct net *n, struct store_op *o, int i)
+{
+	o->holder[i] = NULL;
+	o->doubled &= ~(1u << i);
+	put_next(n, o, i);
+}
+
 static void
 store_finish(struct net *n, struct store_op *o)
 {
@@ -259,9 +268,7 @@ put_double(struct net *n, struct store_op *o, int i, struct net_peer *p)
 		p->doubles++;
 		return;
 	}
-	o->doubled &= ~(1u << i);
-	o->holder[i] = NULL;
-	put_next(n, o, i);
+	put_again(n, o, i);
 }
 
 static void
@@ -360,9 +367,7 @@ put_done(struct net_req *r, int rc, const struct net_msg *m,
 		else
 			log_warn("supplier %s: fragment %d of block %s: %s",
 			    p->addr, i, name, strerror(-rc));
-		o->holder[i] = NULL;
-		o->doubled &= ~(1u << i);
-		put_next(n, o, i);
+		put_again(n, o, i);
 	}
 	if (o->outstanding == 0)
 		store_finish(n, o);
@@ -408,9 +413,7 @@ reserve_done(struct net_req *r, int rc, const struct net_msg *m,
 		log_info("supplier %s: no reservations (an older supplier?): "
 		    "plain uploads", p->addr);
 	}
-	o->holder[i] = NULL;
-	o->doubled &= ~(1u << i);
-	put_next(n, o, i);
+	put_again(n, o, i);
 	if (o->outstanding == 0)
 		store_finish(n, o);
 }

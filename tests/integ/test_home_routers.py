@@ -11,8 +11,8 @@ import pytest
 
 from conftest import run_peerfs, wait_for
 from netns import CHILD_ENV, Internet, isolated
-from test_network import (BOOT, PORT, NetMount, hired, read_tree,
-                          record_stored, supplier_start, supplier_stop,
+from test_network import (BOOT, PORT, hired, net_world, read_tree,
+                          record_stored, supplier_stop, world_supplier,
                           write_tree)
 
 # A listener that accepts connections and answers each with the address
@@ -159,32 +159,15 @@ def homes(tmp_path, need_fuse):
     if os.environ.get(CHILD_ENV) != "1":
         yield None
         return
-    net = Internet()
-    made = []
-    w = {"net": net, "sup": {}, "tmp": tmp_path}
 
-    def start(name, m, more=()):
-        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
-        extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
-        w["sup"][name] = {"m": m, "home": home, "store": store,
-                          "pid": supplier_start(net, m, home, store,
-                                                extra + list(more),
-                                                wait=False)}
-        return w["sup"][name]
-
-    try:
+    def build(w):
+        def start(name, m, more=()):
+            return world_supplier(w, name, m, more)
         for name, addr in [("boot", BOOT), ("s1", "198.18.1.2"),
                            ("s2", "198.18.2.2")]:
-            start(name, net.machine(name, addr))
+            start(name, w["net"].machine(name, addr))
         w["start"] = start
-        w["owner"] = net.machine("owner", "198.18.100.2")
-        w["mount"] = lambda name="m": made.append(
-            NetMount(tmp_path, w["owner"], name)) or made[-1]
-        yield w
-    finally:
-        for mt in made:
-            mt.cleanup()
-        net.close()
+    yield from net_world(tmp_path, build)
 
 
 def test_mapped_supplier_hired_unreachable_one_not(request, homes):

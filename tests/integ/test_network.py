@@ -110,6 +110,38 @@ def block24(addr):
     return ".".join(addr.split(":")[0].split(".")[:3])
 
 
+def world_supplier(w, name, m, more=(), wait=False):
+    """A supplier on machine m in world w (net_world), under name: the
+    DHT's bootstrap node when named "boot", else bootstrapped from it."""
+    home, store = w["tmp"] / f"{name}-home", w["tmp"] / f"{name}-store"
+    extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
+    s = {"m": m, "home": home, "store": store, "addr": f"{m.addr}:{PORT}",
+         "pid": supplier_start(w["net"], m, home, store, extra + list(more),
+                               wait=wait)}
+    w["sup"][name] = s
+    return s
+
+
+def net_world(tmp_path, build):
+    """The frame of the network fixtures: the internet and a world dict
+    (net, sup, tmp; then owner, the owner's machine, and mount(name), a
+    NetMount on it), build(w) starting the suppliers. Torn down whatever
+    happens: every mount, then every machine and process."""
+    net = Internet()
+    made = []
+    w = {"net": net, "sup": {}, "tmp": tmp_path}
+    try:
+        build(w)
+        w["owner"] = net.machine("owner", "198.18.100.2")
+        w["mount"] = lambda name="m": made.append(
+            NetMount(tmp_path, w["owner"], name)) or made[-1]
+        yield w
+    finally:
+        for mt in made:
+            mt.cleanup()
+        net.close()
+
+
 @pytest.fixture
 def world(tmp_path, need_fuse):
     """The internet, a bootstrap node that is a supplier too, four more
@@ -119,29 +151,15 @@ def world(tmp_path, need_fuse):
     if os.environ.get(CHILD_ENV) != "1":
         yield None
         return
-    net = Internet()
-    made = []
-    w = {"net": net, "sup": {}, "tmp": tmp_path}
-    try:
+
+    def build(w):
         specs = [("boot", BOOT)] + [(f"s{i}", f"198.18.{i}.2") for i in range(1, 5)] \
             + [("s5", "198.18.5.2"), ("s6", "198.18.5.3")]
         for name, addr in specs:
-            m = net.machine(name, addr)
-            home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
-            extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
-            w["sup"][name] = {"m": m, "home": home, "store": store,
-                              "pid": supplier_start(net, m, home, store, extra,
-                                                    wait=False)}
+            world_supplier(w, name, w["net"].machine(name, addr))
         for s in w["sup"].values():
             record_stored(s["m"], s["home"])
-        w["owner"] = net.machine("owner", "198.18.100.2")
-        w["mount"] = lambda name="m": made.append(
-            NetMount(tmp_path, w["owner"], name)) or made[-1]
-        yield w
-    finally:
-        for mt in made:
-            mt.cleanup()
-        net.close()
+    yield from net_world(tmp_path, build)
 
 
 def test_id_and_bad_bootstrap(tmp_path, peerfs_bin):

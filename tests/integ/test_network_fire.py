@@ -12,10 +12,10 @@ import time
 import pytest
 
 from conftest import PEERFS, _wait_pid_gone, clean_env, wait_for
-from netns import CHILD_ENV, Internet, isolated
-from test_network import (BOOT, PORT, NetMount, block24, hired, read_tree,
+from netns import CHILD_ENV, isolated
+from test_network import (BOOT, PORT, block24, hired, net_world, read_tree,
                           record_stored, supplier_start, supplier_stop,
-                          write_tree)
+                          world_supplier, write_tree)
 
 # Scaled timers: pings every 300 ms; the dead clock is per test.
 TIMERS = ["--ping-interval", "300ms"]
@@ -29,30 +29,14 @@ def small(tmp_path, need_fuse):
     if os.environ.get(CHILD_ENV) != "1":
         yield None
         return
-    net = Internet()
-    made = []
-    w = {"net": net, "sup": {}, "tmp": tmp_path}
 
-    def add(name, addr, wait=True):
-        m = net.machine(name, addr)
-        home, store = tmp_path / f"{name}-home", tmp_path / f"{name}-store"
-        extra = ["--dht"] if name == "boot" else ["--bootstrap", f"{BOOT}:{PORT}"]
-        s = {"m": m, "home": home, "store": store, "addr": f"{addr}:{PORT}",
-             "pid": supplier_start(net, m, home, store, extra, wait=wait)}
-        w["sup"][name] = s
-        return s
-
-    try:
+    def build(w):
+        def add(name, addr, wait=True):
+            return world_supplier(w, name, w["net"].machine(name, addr),
+                                  wait=wait)
         w["add"] = add
         add("boot", BOOT, wait=False)
-        w["owner"] = net.machine("owner", "198.18.100.2")
-        w["mount"] = lambda name="m": made.append(
-            NetMount(tmp_path, w["owner"], name)) or made[-1]
-        yield w
-    finally:
-        for mt in made:
-            mt.cleanup()
-        net.close()
+    yield from net_world(tmp_path, build)
 
 
 def start_suppliers(w, names):
