@@ -62,6 +62,8 @@ struct fetch_op {
 	int nlate;
 	uint64_t sent_at[CR_EC_MAX];	/* uv_now() ms */
 	uv_timer_t *hedge;		/* due at the next late answer */
+	int copying;			/* net_block_repair's copies: not
+					 * getting them is no error */
 	char failed[512];
 };
 
@@ -189,7 +191,7 @@ get_more(struct net *n, struct fetch_op *o)
 		}
 	}
 	if (o->good >= o->want || o->outstanding == 0) {
-		if (o->good < o->k) {
+		if (o->good < o->k && !o->copying) {
 			char name[17];
 			net__blk_name(name, o->b->id);
 			log_error("block %s: %d of %d fragments: suppliers "
@@ -668,6 +670,55 @@ repair_start(struct net *n, struct net_op *op)
 		repair_finish(n, o);
 }
 
+/* The fragments of `missing` that are not marked lost and whose supplier
+ * holds another fragment of b: doubled up by an upload (upload.c), so
+ * still there to be copied rather than rebuilt. */
+static uint32_t
+doubled_up(const struct store_block *b, int total, uint32_t missing)
+{
+	uint32_t dbl = 0;
+
+	for (int i = 0; i < total; i++) {
+		if (!(missing & 1u << i) || b->lost[i] ||
+		    sodium_is_zero(b->peer[i], CR_PK_BYTES))
+			continue;
+		for (int j = 0; j < total; j++)
+			if (j != i && memcmp(b->peer[j], b->peer[i],
+			    CR_PK_BYTES) == 0) {
+				dbl |= 1u << i;
+				break;
+			}
+	}
+	return dbl;
+}
+
+/* Fetches the doubled-up fragments among `missing` from where they are
+ * (one fragment each instead of k), checked against their hashes, into
+ * out[]; returns the ones it got. */
+static uint32_t
+copy_doubled(struct net *n, struct store_block *b, int total,
+    uint32_t missing, unsigned char **out, uint64_t *fetched)
+{
+	struct fetch_op c = { .op.start = fetch_start, .b = b, .copying = 1 };
+	uint32_t dbl = doubled_up(b, total, missing), got = 0;
+
+	if (!dbl)
+		return 0;
+	c.k = c.want = __builtin_popcount(dbl);
+	c.total = total;
+	c.skip = ~dbl;
+	net__op_run(n, &c.op);	/* what it did not get is rebuilt */
+	*fetched += c.bytes;
+	for (int i = 0; i < total; i++) {
+		if (c.frag[i] && (out[i] = malloc(b->frag_len))) {
+			memcpy(out[i], c.frag[i], b->frag_len);
+			got |= 1u << i;
+		}
+		free(c.buf[i]);
+	}
+	return got;
+}
+
 int
 net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
     uint64_t *moved)
@@ -675,7 +726,8 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 	struct fetch_op f = { .op.start = fetch_start, .b = b };
 	struct repair_op o = { .op.start = repair_start, .b = b };
 	unsigned char *src[CR_EC_MAX], *out[CR_EC_MAX] = { 0 };
-	uint64_t stored = 0;
+	uint64_t stored = 0, fetched = 0;
+	uint32_t copied;
 	char name[17];
 	int rc, total, nsrc = 0, count = 0;
 
@@ -688,12 +740,23 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 	if (!missing)
 		return 0;
 	net__blk_name(name, b->id);
+	copied = copy_doubled(n, b, total, missing, out, &fetched);
+	for (int i = 0; i < total; i++)
+		if (copied & 1u << i) {
+			o.frag[i] = out[i];
+			o.want[o.nwant++] = i;
+		}
+	if (!(missing & ~copied))
+		goto place;
 	/* The missing ones are not sources, however reachable. */
 	f.k = f.want = b->k;
 	f.total = total;
 	f.skip = missing;
-	if ((rc = net__op_run(n, &f.op)) < 0)
+	if ((rc = net__op_run(n, &f.op)) < 0) {
+		if (copied)
+			goto place;	/* the copies at least */
 		goto out;
+	}
 	/* Sources found forged or gone: rebuilt as well. */
 	for (int i = 0; i < total; i++)
 		if (f.bad & (1u << i)) {
@@ -704,7 +767,7 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		if (f.frag[i])
 			src[nsrc++] = (unsigned char *)f.frag[i];
 	for (int i = 0; i < total; i++) {
-		if (!(missing & (1u << i)))
+		if (!(missing & (1u << i)) || copied & 1u << i)
 			continue;
 		if (!(out[i] = malloc(b->frag_len))) {
 			rc = -ENOMEM;
@@ -723,6 +786,7 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		o.frag[i] = out[i];
 		o.want[o.nwant++] = i;
 	}
+place:
 	if (o.nwant == 0) {
 		rc = -EIO;
 		goto out;
@@ -748,7 +812,7 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		    count == 1 ? "" : "s");
 out:
 	if (moved)
-		*moved = f.bytes + stored;
+		*moved = fetched + f.bytes + stored;
 	for (int i = 0; i < CR_EC_MAX; i++) {
 		free(f.buf[i]);
 		free(out[i]);

@@ -246,7 +246,10 @@ uint64_t net_fetched_bytes(struct net *n);
  * refills b's audit answers for i. Nothing is deleted. Returns the number
  * of fragments rebuilt (may be fewer than asked when suppliers are
  * short), -EIO when k good fragments cannot be had, -EAGAIN when no
- * supplier can take any. *moved gets the bytes fetched + stored. */
+ * supplier can take any. A missing fragment not marked lost whose
+ * supplier holds another of b (doubled up by an upload) is copied from
+ * there instead: one fragment fetched and checked, not k. *moved gets
+ * the bytes fetched + stored. */
 int net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
     uint64_t *moved);
 
