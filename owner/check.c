@@ -32,6 +32,7 @@ struct red_ctx {
 	struct net_peer_snap *snap;
 	struct store_txn *t;
 	int min, n, blocks;
+	int doubled;		/* a block with two fragments on one supplier */
 };
 
 static int
@@ -44,6 +45,7 @@ red_one(void *arg, uint64_t bno, const unsigned char *id)
 	if (store_block_get(r->t, id, &b) < 0)
 		return 0;
 	owner__missing(r->o, r->snap, &b, &surv);
+	r->doubled |= owner_rebuild_doubled(owner__nfrags(&b), b.peer, 0) != 0;
 	if (r->blocks++ == 0 || (int)surv < r->min) {
 		r->min = (int)surv;
 		r->n = owner__nfrags(&b);
@@ -61,7 +63,7 @@ jrnl_any(void *arg, uint64_t ino, uint64_t bno)
 int
 owner_redundancy(struct owner *o, uint64_t ino, char *buf, size_t size)
 {
-	struct red_ctx r = { o, NULL, NULL, 0, 0, 0 };
+	struct red_ctx r = { o, NULL, NULL, 0, 0, 0, 0 };
 	int rc, pending, n;
 
 	if ((rc = store_txn_begin(o->conf.store, 1, &r.t)) < 0)
@@ -81,6 +83,8 @@ owner_redundancy(struct owner *o, uint64_t ino, char *buf, size_t size)
 		    o->conf.ec_k + o->conf.ec_m);
 	else if (r.min < r.n)
 		n = snprintf(buf, size, "%d/%d rebuilding", r.min, r.n);
+	else if (r.doubled)	/* all there, but on fewer suppliers */
+		n = snprintf(buf, size, "%d/%d doubled up", r.n, r.n);
 	else
 		n = snprintf(buf, size, "%d/%d", r.n, r.n);
 	return n < 0 || (size_t)n >= size ? -ERANGE : n;

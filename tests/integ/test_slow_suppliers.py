@@ -163,6 +163,7 @@ def doubled_up_past_slow(machines):
     blocks = mt.status_json()["blocks"]
     assert blocks["doubled"] >= 1, blocks
     assert blocks["spreading"] >= 1, blocks
+    assert os.getxattr(f, "user.peerfs.redundancy") == b"6/6 doubled up"
     only_slow(mt, addr)
     return mt, slow, f, digest
 
@@ -188,6 +189,7 @@ def test_upload_doubles_up_and_umount_spreads(request, machines):
     mt.mount(peers, **kw)
     blocks = mt.status_json()["blocks"]
     assert blocks["doubled"] == 0 and blocks["total"] >= 16, blocks
+    assert os.getxattr(f, "user.peerfs.redundancy") == b"6/6"
     mt.drop_cache()
     assert hashlib.sha256(f.read_bytes()).hexdigest() == digest
 
