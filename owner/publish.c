@@ -226,6 +226,21 @@ set_diverged(struct owner *o, const struct owner__newest *nw)
 	pthread_mutex_unlock(&x->lk);
 }
 
+/* take() failed with rc: a reader says why it is one (`mount` prints it)
+ * unless a stronger reason stands (diverged, another node's lease). */
+static int
+untaken(struct owner__index *x, const char *what, int rc)
+{
+	pthread_mutex_lock(&x->lk);
+	if (!x->writer && !x->why[0])
+		snprintf(x->why, sizeof x->why, "read-only until this node "
+		    "takes the write lease, which no one holds (%s: %s; "
+		    "tried again at the next index pass)", what,
+		    strerror(-rc));
+	pthread_mutex_unlock(&x->lk);
+	return rc;
+}
+
 /* Takes the lease: catches up with nw first when another node published
  * after us. pub held. */
 static int
@@ -251,13 +266,13 @@ take(struct owner *o, const struct owner__newest *nw, int have)
 		if (rc < 0) {
 			log_warn("index: cannot catch up with version %" PRIu64
 			    ": %s", nw->seq, strerror(-rc));
-			return rc;
+			return untaken(x, "catching up failed", rc);
 		}
 	}
 	my_lease(o, &ls, wall_ms());
 	rc = put(o, &ls, 1, have ? nw->seq : 0);
 	if (rc <= 0)
-		return rc < 0 ? rc : -EAGAIN;
+		return untaken(x, "publishing it failed", rc < 0 ? rc : -EAGAIN);
 	pthread_mutex_lock(&x->lk);
 	if (!x->writer)
 		log_info("index: this node holds the write lease");
