@@ -670,28 +670,6 @@ repair_start(struct net *n, struct net_op *op)
 		repair_finish(n, o);
 }
 
-/* The fragments of `missing` that are not marked lost and whose supplier
- * holds another fragment of b: doubled up by an upload (upload.c), so
- * still there to be copied rather than rebuilt. */
-static uint32_t
-doubled_up(const struct store_block *b, int total, uint32_t missing)
-{
-	uint32_t dbl = 0;
-
-	for (int i = 0; i < total; i++) {
-		if (!(missing & 1u << i) || b->lost[i] ||
-		    sodium_is_zero(b->peer[i], CR_PK_BYTES))
-			continue;
-		for (int j = 0; j < total; j++)
-			if (j != i && memcmp(b->peer[j], b->peer[i],
-			    CR_PK_BYTES) == 0) {
-				dbl |= 1u << i;
-				break;
-			}
-	}
-	return dbl;
-}
-
 /* Fetches the doubled-up fragments among `missing` from where they are
  * (one fragment each instead of k), checked against their hashes, into
  * out[]; returns the ones it got. */
@@ -700,9 +678,12 @@ copy_doubled(struct net *n, struct store_block *b, int total,
     uint32_t missing, unsigned char **out, uint64_t *fetched)
 {
 	struct fetch_op c = { .op.start = fetch_start, .b = b, .copying = 1 };
-	uint32_t dbl = doubled_up(b, total, missing), got = 0;
+	uint32_t lost = 0, dbl, got = 0;
 
-	if (!dbl)
+	for (int i = 0; i < total; i++)
+		lost |= (uint32_t)(b->lost[i] != 0) << i;
+	if (!(dbl = net_place_doubled(total, b->peer, ~missing,
+	    missing & ~lost)))
 		return 0;
 	c.k = c.want = __builtin_popcount(dbl);
 	c.total = total;

@@ -362,6 +362,17 @@ int  net_place_unvetted_max(int total, const struct net_slot *c, int nc);
 int  net_place_relayed_ok(const struct net_slot *held, int nheld,
     const struct net_slot *c, int relayed_max);
 
+/* Fragments of a block of n (at most 32, peer[i] all zero when never
+ * placed) doubled up by an upload that had no spare for a laggard
+ * (net/upload.c): those in cand whose supplier also holds a fragment in
+ * good at a lower index. The owner counts the doubled ones of what
+ * survives (cand = good = the fragments not missing: of two on one
+ * supplier, the higher is the one to spread); the repair asks which of
+ * the missing it can copy from where they sit (cand = missing and not
+ * lost, good = not missing). */
+uint32_t net_place_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
+    uint32_t good, uint32_t cand);
+
 struct net_peer_info {
 	unsigned char pk[CR_PK_BYTES];	/* zero until first handshake */
 	char addr[64];

@@ -2,7 +2,8 @@
  * which is better, the address-block and vetting rules every placement
  * (upload and rebuild) obeys, and the refusals that pause a supplier.
  * Loop thread, except the pure rules (net_same_block, net_place_ok,
- * net_place_unvetted_max) that tests call directly. */
+ * net_place_unvetted_max, net_place_doubled) that the owner and tests call
+ * directly. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -221,6 +222,25 @@ net__peer_fits(struct net_peer *const *held, int nh, struct net_peer *p,
 	slot_of(&c, p);
 	return net_place_ok(h, k, &c, unvetted_max) &&
 	    net_place_relayed_ok(h, k, &c, p->n->m);
+}
+
+uint32_t
+net_place_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
+    uint32_t good, uint32_t cand)
+{
+	uint32_t dbl = 0;
+
+	for (int i = 1; i < n && i < 32; i++) {
+		if (!(cand & 1u << i) || sodium_is_zero(peer[i], CR_PK_BYTES))
+			continue;
+		for (int j = 0; j < i; j++)
+			if (good & 1u << j &&
+			    memcmp(peer[j], peer[i], CR_PK_BYTES) == 0) {
+				dbl |= 1u << i;
+				break;
+			}
+	}
+	return dbl;
 }
 
 /* 1 when p, holding one of held[0..nh), may take a second fragment of

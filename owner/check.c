@@ -45,7 +45,7 @@ red_one(void *arg, uint64_t bno, const unsigned char *id)
 	if (store_block_get(r->t, id, &b) < 0)
 		return 0;
 	owner__missing(r->o, r->snap, &b, &surv);
-	r->doubled |= owner_rebuild_doubled(owner__nfrags(&b), b.peer, 0) != 0;
+	r->doubled |= net_place_doubled(owner__nfrags(&b), b.peer, ~0u, ~0u) != 0;
 	if (r->blocks++ == 0 || (int)surv < r->min) {
 		r->min = (int)surv;
 		r->n = owner__nfrags(&b);

@@ -195,7 +195,7 @@ int  owner__rebuild_start(struct owner *o);	/* no threads without a
 void owner__rebuild_stop(struct owner *o);	/* the queue stays */
 /* Fragments of b (bit i) to rebuild: marked lost, never placed, or on a
  * DEAD supplier; *surviving gets the others. Doubled-up fragments
- * (owner_rebuild_doubled) too, without counting as missing in
+ * (net_place_doubled) too, without counting as missing in
  * *surviving, when snap shows a supplier online that holds none of b.
  * snap: the supplier states of a pass over many blocks
  * (owner__peer_snap), or NULL to ask (then doubled ones are left). Never

@@ -198,13 +198,6 @@ int  owner_index_restore(struct net *n, const struct cr_identity *id,
  * blocks with the fewest surviving first. */
 uint32_t owner_rebuild_missing(int n, const uint8_t *lost,
     const uint8_t *placed, const uint8_t *dead, uint32_t *surviving);
-/* The fragments of a block of n (at most 32) outside `missing` whose
- * supplier holds another of them at a lower index: doubled up by an
- * upload that had no spare for a laggard (net/upload.c). They still count
- * as surviving; the rebuild spreads them out when a supplier holding none
- * of the block is online. */
-uint32_t owner_rebuild_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
-    uint32_t missing);
 /* A supplier's audits stand at now (unix s): passed since its last
  * failure, and that failure at least vet_after_ms ago. Vetted: standing,
  * and passing since first_ok for vet_after_ms (0: everyone at once). */

@@ -129,7 +129,7 @@ block_missing(struct owner *o, const struct net_peer_snap *snap,
 		dead[i] = placed[i] && is_dead(o, snap, b->peer[i]);
 	}
 	miss = owner_rebuild_missing(n, b->lost, placed, dead, surviving);
-	*dbl = owner_rebuild_doubled(n, b->peer, miss);
+	*dbl = net_place_doubled(n, b->peer, ~miss, ~miss);
 	if (!*dbl || !snap || net_peer_snap_online_except(snap, b->peer, n) == 0)
 		*dbl = 0;
 	return miss | *dbl;
@@ -142,25 +142,6 @@ owner__missing(struct owner *o, const struct net_peer_snap *snap,
 	uint32_t dbl;
 
 	return block_missing(o, snap, b, surviving, &dbl);
-}
-
-uint32_t
-owner_rebuild_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
-    uint32_t missing)
-{
-	uint32_t dbl = 0;
-
-	for (int i = 1; i < n && i < 32; i++) {
-		if (missing & 1u << i || sodium_is_zero(peer[i], CR_PK_BYTES))
-			continue;
-		for (int j = 0; j < i; j++)
-			if (!(missing & 1u << j) &&
-			    memcmp(peer[j], peer[i], CR_PK_BYTES) == 0) {
-				dbl |= 1u << i;
-				break;
-			}
-	}
-	return dbl;
 }
 
 /* ---- marking fragments lost ---------------------------------------------- */

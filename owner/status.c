@@ -90,7 +90,7 @@ count_block(void *arg, const struct store_block *b)
 	}
 	r->total++;
 	r->needs_rebuild += rebuild;
-	if (owner_rebuild_doubled(n, b->peer, 0)) {
+	if (net_place_doubled(n, b->peer, ~0u, ~0u)) {
 		r->doubled++;
 		r->spreading += spread_target_online(r, b, n);
 	}

@@ -64,26 +64,32 @@ static int
 test_doubled(void)
 {
 	unsigned char peer[6][CR_PK_BYTES];
+	const uint32_t all = ~0u;
 
 	memset(peer, 0, sizeof peer);
 	for (int i = 0; i < 6; i++)
 		peer[i][0] = (unsigned char)(i + 1);
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 0);
+	CHECK_EQ(net_place_doubled(6, peer, all, all), 0);
 	/* Fragment 4 doubled up on fragment 1's supplier: 4 is the one to
 	 * spread, 1 stays. */
 	peer[4][0] = 2;
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 1u << 4);
-	/* Already missing (its supplier dead, say): rebuilt anyway, not
-	 * counted twice; nor does a missing 1 make 4 a double. */
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 1u << 4), 0);
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 1u << 1), 0);
+	CHECK_EQ(net_place_doubled(6, peer, all, all), 1u << 4);
+	/* The owner's count of what survives: a missing fragment (its
+	 * supplier dead, say) is rebuilt anyway, not counted twice; nor does
+	 * a missing 1 make 4 a double. */
+	CHECK_EQ(net_place_doubled(6, peer, ~(1u << 4), ~(1u << 4)), 0);
+	CHECK_EQ(net_place_doubled(6, peer, ~(1u << 1), ~(1u << 1)), 0);
+	/* The repair's: 4 missing (the owner's spread) is copied from 1's
+	 * supplier; both missing (that supplier dead), neither is. */
+	CHECK_EQ(net_place_doubled(6, peer, ~(1u << 4), 1u << 4), 1u << 4);
+	CHECK_EQ(net_place_doubled(6, peer, ~0x12u, 0x12u), 0);
 	/* Never placed (all zero) is not a supplier of its own. */
 	memset(peer[3], 0, CR_PK_BYTES);
 	memset(peer[5], 0, CR_PK_BYTES);
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), 1u << 4);
+	CHECK_EQ(net_place_doubled(6, peer, all, all), 1u << 4);
 	/* Three on one: the two above the lowest. */
 	peer[0][0] = 2;
-	CHECK_EQ(owner_rebuild_doubled(6, peer, 0), (1u << 1) | (1u << 4));
+	CHECK_EQ(net_place_doubled(6, peer, all, all), (1u << 1) | (1u << 4));
 	return 0;
 }
 
