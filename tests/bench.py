@@ -22,7 +22,12 @@ to full redundancy with a new hire online in its place.
 write_cpu_s_per_GB is the CPU of the mount daemon and all six suppliers
 per GB written; owner_cpu_s_per_GB is the mount daemon's alone, and
 supplier_cpu_s_per_GB each supplier's per GB it received (median over
-suppliers and runs; _max the worst one).
+suppliers and runs; _max the worst one). Beside them, the part of each
+that the block format and the wire require, measured alone with no I/O
+(build/crypto_floor: convergent key, chunk seal, erasure code, fragment
+tags, audit answers, session MAC, each per GB written, then their sum
+owner_crypto_s_per_GB; supplier_crypto_s_per_GB per GB received;
+read_crypto_s_per_GB per GB read cold). BENCH_ONLY=crypto runs just that.
 The peers: the same workloads (3 runs) on gocryptfs over a local
 directory and on sshfs to a private sshd on 127.0.0.1 (its own port,
 keys and config in the bench's temp dir; started and stopped here),
@@ -47,7 +52,7 @@ home router and a relay on the internet: ms from the owner's session
 through the relay being up to the direct one that replaced it (hole
 punching, net/punch.c), median of RUNS mounts.
 BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink, sim,
-relay or punch runs just that.
+relay, punch or crypto runs just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -1102,6 +1107,15 @@ def report_punch(base):
            "ms")
 
 
+def report_crypto(base=None):
+    """The crypto floor (see the top): one run of build/crypto_floor over
+    256 MiB of blocks (its figures are CPU time, steady between runs)."""
+    tool = os.environ.get("CRYPTO_FLOOR", os.path.join(ROOT, "build", "crypto_floor"))
+    cp = subprocess.run([tool, str(max(16, int(256 * SCALE)))], check=True,
+                        capture_output=True, text=True)
+    print(cp.stdout, end="", flush=True)
+
+
 def report(name, vals, unit, ref=None):
     v = statistics.median(vals)
     print(f"{name} {v:.1f} {unit}", flush=True)
@@ -1125,7 +1139,7 @@ def main():
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
                                                             nsmall)),
             "sim": report_sim, "relay": report_relay,
-            "punch": report_punch}
+            "punch": report_punch, "crypto": report_crypto}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -1210,6 +1224,7 @@ def main():
         report("cp_tree_sync_s", res["cps"], "s", res["cpls"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
         acct.report()
+        report_crypto()
         # Peaks during the writes (the issue's figure), the 4x file apart
         # to show it stays flat, and during the cold and warm reads.
         print(f"mount_rss_MiB {max(rss['w1'] + rss['w4']):.1f} MiB")
