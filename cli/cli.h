@@ -156,6 +156,10 @@ int cmd_sim(int argc, char **argv);	/* cli/sim.c */
 int  cli_bootstrap_merge(const char *home, const char *const *given,
     int ngiven, int create, char ***out, int *n);
 void cli_strv_free(char **v, int n);
+/* --lan, remembered: given, it writes <home>/lan (a restart or remount
+ * with nothing given stays on the LAN network; deleting the file leaves
+ * it). Returns 1 when given or remembered. */
+int  cli_lan_remember(const char *home, int given);
 /* The local address a packet to hostport leaves from, as "HOST:0": where
  * a DHT node binds that has no listen address of its own. */
 int  cli_local_addr_for(const char *hostport, char *out, size_t size);

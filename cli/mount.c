@@ -237,6 +237,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		.ping_interval_ms = (int)o->ping_ms,
 		.suspect_after_ms = (int)o->suspect_ms,
 		.dead_after_ms = (int)o->dead_ms,
+		.lan = o->lan,
 	};
 	cr_subkey(nc.audit_key, id, CR_SUBKEY_AUDIT);
 	if ((rc = cli_node_bind(home, id, nc.bind_node, nc.bind_sig)) < 0)
@@ -365,6 +366,7 @@ cmd_mount(int argc, char **argv)
 	merge_peers(home, &o);
 	cli_bootstrap_merge(home, o.bootstrap.v, o.bootstrap.n, 0, &m.boot,
 	    &m.nboot);
+	o.lan = cli_lan_remember(home, o.lan);
 	if (o.peers.n == 0 && m.nboot == 0)
 		fprintf(stderr, "peerfs mount: no suppliers known (--peer "
 		    "HOST:PORT): mounting offline\n");

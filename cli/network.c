@@ -132,6 +132,24 @@ cli_bootstrap_merge(const char *home, const char *const *given, int ngiven,
 	return known;
 }
 
+int
+cli_lan_remember(const char *home, int given)
+{
+	char *path = cli_path(home, "lan");
+	int known = path && access(path, F_OK) == 0;
+	FILE *f;
+
+	if (given && !known && path && (f = fopen(path, "w"))) {
+		fputs("# --lan: this node's network is one private LAN "
+		    "(README, Network); delete this file to leave that mode\n",
+		    f);
+		if (fclose(f) != 0)
+			log_warn("%s: %s", path, strerror(errno));
+	}
+	free(path);
+	return given || known;
+}
+
 /* ---- a mount's hiring -------------------------------------------------- */
 
 /* The local address a packet to hostport would leave from (connect on a
@@ -364,7 +382,7 @@ hire_more(struct net *net, struct net_dht *d, struct hired *h, int *count,
 		nc++;
 	}
 	int np = owner_hire_pick(cand, nc, taken, nt, want - *count, 1,
-	    sodium_rnd, NULL, picked);
+	    net_lan(net), sodium_rnd, NULL, picked);
 	for (int i = 0; i < np; i++) {
 		const struct owner_hire_cand *c = &cand[picked[i]];
 		/* Known already, dead and back: where its record says, and

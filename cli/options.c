@@ -269,6 +269,12 @@ const struct cli_opt cli_opts[] = {
 	    "in a network, check this often that others can reach us "
 	    "(a dial-back by another supplier, else a NAT-PMP or UPnP port "
 	    "mapping on the home router); DIR/reach says the verdict"),
+	FLAG("lan", 0, lan, SUPPLIER | MOUNT, CLI_NETWORK,
+	    "a network of machines on one private LAN (10/8, 172.16/12, "
+	    "192.168/16, 100.64/10): a supplier announces its private "
+	    "listen address, and a mount hires and places fragments on "
+	    "private addresses without the one-per-address-block rule, as on "
+	    "loopback (the machines of one LAN share a block)"),
 	FLAG("relay", 0, relay, SUPPLIER, CLI_NETWORK,
 	    "offer relaying (a public node): nodes behind home routers that "
 	    "nobody can dial hold a reservation here, and owners reach them "

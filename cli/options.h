@@ -111,6 +111,7 @@ struct cli_conf {
 	uint64_t leave_within_ms;	/* then exit, what may remain */
 	uint64_t reach_every_ms;	/* reachability re-checks */
 	int relay;			/* offer relaying */
+	int lan;			/* a network on one private LAN */
 	uint64_t relay_reservations, relay_circuits, relay_per_address;
 	uint64_t relay_bytes, relay_rate, relay_keepalive_ms;
 	/* mount */

@@ -31,6 +31,8 @@ struct ready_ctx {
 	struct net_reach *reach;
 	int64_t last_kick;	/* worker_now_ms() of on_lost's last kick */
 	int test_relayed;		/* no checks: relays only (tests) */
+	int lan;			/* --lan: a private listen address is
+					 * how the network reaches us */
 	/* 1 while the ladder found no way in but relays (set on
 	 * net-reach, read on the supplier's loop). */
 	_Atomic int want_relay;
@@ -194,7 +196,8 @@ on_ready(void *arg, const char *addr)
 	} else if (r->dht && r->listen) {
 		struct net_reach_conf rc_conf = { .id = r->id, .listen = r->listen,
 		    .helpers = reach_helpers, .on_change = reach_changed,
-		    .arg = r, .recheck_ms = (int)r->reach_every_ms };
+		    .arg = r, .recheck_ms = (int)r->reach_every_ms,
+		    .lan = r->lan };
 		if ((rc = net_reach_start(&r->reach, &rc_conf)) < 0)
 			log_warn("supplier: reachability not checked: %s",
 			    strerror(-rc));
@@ -527,15 +530,20 @@ supplier_dht(const char *home, const struct cr_identity *id,
 		log_warn("supplier: listening on %s: not announced in the "
 		    "network (listen on the address others reach)", listen);
 	/* A private address (behind a home router) is announced only once
-	 * the reachability checks found how others reach us. */
+	 * the reachability checks found how others reach us, unless the
+	 * whole network is on this LAN (--lan): then it is that way. */
 	char host[NET_REACH_ADDR_MAX];
 	snprintf(host, sizeof host, "%s", listen);
 	if (strrchr(host, ':'))
 		*strrchr(host, ':') = '\0';
-	int private = net_addr_private(host);
+	int private = net_addr_private(host) && !o->lan;
 	if (private)
 		log_info("supplier: %s is a private address: announced once "
-		    "others can reach us", listen);
+		    "others can reach us (--lan: a network on this LAN "
+		    "announces it as it is)", listen);
+	else if (o->lan && net_addr_private(host))
+		log_info("supplier: --lan: announced at the private address "
+		    "%s, for the machines of this LAN", listen);
 	struct net_dht_conf dc = {
 		.id = id, .bind = listen, .bootstrap = (const char *const *)boot,
 		.nbootstrap = nboot,
@@ -756,6 +764,7 @@ cmd_supplier(int argc, char **argv)
 	note_store(home, o.store);
 	store_frag_evict_pending(frags);
 	ready.home = home;
+	o.lan = cli_lan_remember(home, o.lan);
 	struct net_dht *dht = NULL;
 	if (supplier_dht(home, id, o.listen, frags, &o, &dht) < 0) {
 		store_frag_close(frags);
@@ -777,6 +786,7 @@ cmd_supplier(int argc, char **argv)
 	    strncmp(o.listen, "[::]:", 5) ? o.listen : NULL;
 	ready.reach_every_ms = (int64_t)o.reach_every_ms;
 	ready.test_relayed = o.test_relayed;
+	ready.lan = o.lan;
 	conf.arg = &ready;
 	conf.test_lie = o.test_lie;
 	conf.deal = deal;

@@ -902,6 +902,12 @@ net_new(struct net **out, const struct net_conf *conf)
 	return 0;
 }
 
+int
+net_lan(const struct net *n)
+{
+	return n->conf.lan;
+}
+
 void
 net_code(const struct net *n, int *k, int *m)
 {

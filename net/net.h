@@ -168,9 +168,15 @@ struct net_conf {
 	 * key, nothing to send. */
 	int have_bind;
 	unsigned char bind_node[CR_PK_BYTES], bind_sig[CR_BIND_BYTES];
+	/* --lan: the network is one private LAN, whose machines share an
+	 * address block: placement ignores the address rule for private
+	 * addresses (net_slot.lan), as for loopback. */
+	int lan;
 };
 
 int  net_new(struct net **out, const struct net_conf *conf);
+/* conf->lan. */
+int  net_lan(const struct net *n);
 /* The erasure code new blocks get (conf->ec). */
 void net_code(const struct net *n, int *k, int *m);
 /* Closes sessions, stops the loop thread, frees. */
@@ -344,6 +350,9 @@ struct net_slot {
 	 * block's fragments may sit on such suppliers, so that k can
 	 * always be read without any relay (net_place_relayed_ok). */
 	int relayed;
+	/* A private address on a network declared one LAN (--lan): its
+	 * block says nothing about who runs it (the block rule skips it). */
+	int lan;
 };
 int  net_same_block(const struct sockaddr_storage *a,
     const struct sockaddr_storage *b);
@@ -508,6 +517,10 @@ struct net_reach_conf {
 	void (*on_change)(void *arg, enum net_reach_state st, const char *addr);
 	void *arg;
 	int recheck_ms;			/* > 0 */
+	/* --lan: the network is one private LAN, so a private listen
+	 * address is dialled back like any other (else only a port mapping
+	 * on the router can make it reachable). */
+	int lan;
 };
 /* Starts net-reach: a first check at once. -EINVAL, -ENOMEM, -errno. */
 int  net_reach_start(struct net_reach **out, const struct net_reach_conf *c);

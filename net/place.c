@@ -4,6 +4,7 @@
  * Loop thread, except the pure rules (net_same_block, net_place_ok,
  * net_place_unvetted_max, net_place_doubled) that the owner and tests call
  * directly. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -105,6 +106,17 @@ is_loopback(const struct sockaddr_storage *x)
 	return 0;
 }
 
+/* An IPv4 address in a private range (net_addr_private). */
+static int
+is_private(const struct sockaddr_storage *x)
+{
+	char host[INET_ADDRSTRLEN];
+
+	return x->ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)x)->sin_addr,
+	    host, sizeof host) && net_addr_private(host);
+}
+
 int
 net_same_block(const struct sockaddr_storage *x,
     const struct sockaddr_storage *y)
@@ -127,8 +139,8 @@ net_place_ok(const struct net_slot *held, int nheld,
 	int unvetted = 0;
 
 	for (int i = 0; i < nheld; i++) {
-		if (!held[i].relayed && !c->relayed &&
-		    net_same_block(held[i].sa, c->sa))
+		if (!held[i].relayed && !c->relayed && !held[i].lan &&
+		    !c->lan && net_same_block(held[i].sa, c->sa))
 			return 0;
 		unvetted += !held[i].vetted;
 	}
@@ -158,7 +170,8 @@ net_place_unvetted_max(int total, const struct net_slot *c, int nc)
 	for (int i = 0; i < nc; i++) {
 		int seen = !c[i].vetted;
 		for (int j = 0; j < i && !seen; j++)
-			seen = c[j].vetted && net_same_block(c[j].sa, c[i].sa);
+			seen = c[j].vetted && !c[j].lan && !c[i].lan &&
+			    net_same_block(c[j].sa, c[i].sa);
 		blocks += !seen;
 	}
 	return total - blocks > 1 ? total - blocks : 1;
@@ -188,6 +201,7 @@ slot_of(struct net_slot *s, const struct net_peer *p)
 	s->sa = &p->sa;
 	s->vetted = peer_vetted(p);
 	s->relayed = p->relayed;
+	s->lan = p->n->conf.lan && is_private(&p->sa);
 }
 
 /* What the placeable peers allow: net_place_unvetted_max over them. */

@@ -536,7 +536,7 @@ net_reach_start(struct net_reach **out, const struct net_reach_conf *conf)
 
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host,
 		    sizeof host);
-		r->listen_private = net_addr_private(host);
+		r->listen_private = net_addr_private(host) && !conf->lan;
 	}
 	r->port = ntohs(sa.ss_family == AF_INET ?
 	    ((struct sockaddr_in *)&sa)->sin_port :

@@ -16,7 +16,7 @@
 #define BLOCK_MAX	64
 
 int
-owner_hire_block(const char *addr, char *out, size_t size)
+owner_hire_block(const char *addr, int lan, char *out, size_t size)
 {
 	char host[64];
 	unsigned char a[16];
@@ -29,7 +29,9 @@ owner_hire_block(const char *addr, char *out, size_t size)
 	}
 	if (hostport_host(addr, host, sizeof host) < 0)
 		return -EINVAL;
-	if (inet_pton(AF_INET, host, a) == 1)
+	if (inet_pton(AF_INET, host, a) == 1 && lan && net_addr_private(host))
+		snprintf(out, size, "%s", host);
+	else if (inet_pton(AF_INET, host, a) == 1)
 		snprintf(out, size, "%u.%u.%u.0/24", a[0], a[1], a[2]);
 	else if (inet_pton(AF_INET6, host, a) == 1)
 		snprintf(out, size, "%02x%02x:%02x%02x:%02x%02x::/48", a[0],
@@ -42,7 +44,7 @@ owner_hire_block(const char *addr, char *out, size_t size)
 int
 owner_hire_pick(const struct owner_hire_cand *c, int n,
     const char *const *taken, int ntaken, int want, uint64_t min_free,
-    uint32_t (*rnd)(void *arg), void *arg, int *picked)
+    int lan, uint32_t (*rnd)(void *arg), void *arg, int *picked)
 {
 	char (*blk)[BLOCK_MAX] = NULL, (*used)[BLOCK_MAX] = NULL;
 	int *fit = NULL, nfit = 0, nused = 0, npicked = 0;
@@ -57,11 +59,11 @@ owner_hire_pick(const struct owner_hire_cand *c, int n,
 		goto out;
 	}
 	for (int i = 0; i < ntaken; i++)
-		if (owner_hire_block(taken[i], used[nused], BLOCK_MAX) == 0)
+		if (owner_hire_block(taken[i], lan, used[nused], BLOCK_MAX) == 0)
 			nused++;
 	for (int i = 0; i < n; i++) {
 		int ok = c[i].free_bytes >= min_free &&
-		    owner_hire_block(c[i].addr, blk[i], BLOCK_MAX) == 0;
+		    owner_hire_block(c[i].addr, lan, blk[i], BLOCK_MAX) == 0;
 		for (int j = 0; ok && j < nused; j++)
 			ok = strcmp(blk[i], used[j]) != 0;
 		if (ok)

@@ -217,7 +217,8 @@ struct owner_hire_cand {
 
 /* Picks up to want of the n candidates into picked[] (indices) and
  * returns how many. Only candidates offering at least min_free, one per
- * address block (an IPv4 /24, an IPv6 /48, else the host name), none in
+ * address block (an IPv4 /24, an IPv6 /48, else the host name; with lan,
+ * a private IPv4 address is a block alone: owner_hire_block), none in
  * the block of an address in taken[] (suppliers already hired) and no id
  * twice. Among those that fit, the better (by score) of two drawn at
  * random, again and again (power of two choices: good suppliers are
@@ -225,10 +226,12 @@ struct owner_hire_cand {
  * uniformly random 32-bit numbers. */
 int owner_hire_pick(const struct owner_hire_cand *c, int n,
     const char *const *taken, int ntaken, int want, uint64_t min_free,
-    uint32_t (*rnd)(void *arg), void *arg, int *picked);
+    int lan, uint32_t (*rnd)(void *arg), void *arg, int *picked);
 /* The address block of "HOST:PORT" as text ("198.18.5.0/24"), for the
- * rule above and for logs. -EINVAL when addr has no port. */
-int owner_hire_block(const char *addr, char *out, size_t size);
+ * rule above and for logs. -EINVAL when addr has no port. lan (--lan:
+ * the network is one private LAN, whose machines all share a block):
+ * a private IPv4 address is its own block ("192.168.1.7"). */
+int owner_hire_block(const char *addr, int lan, char *out, size_t size);
 
 /* Suppliers hired beyond k + m: a dead one's fragments have somewhere
  * to go before its replacement is found. */

@@ -252,7 +252,7 @@ sim__hire(struct sim *s, int oi)
 		}
 		for (int i = 0; i < o->nh; i++)
 			taken[i] = s->s[o->h[i].sup].addr;
-		if (owner_hire_pick(cand, nc, taken, o->nh, 1, 1, sim__rnd32, s,
+		if (owner_hire_pick(cand, nc, taken, o->nh, 1, 1, 0, sim__rnd32, s,
 		    &picked) != 1)
 			return;
 		int j = sup[picked];

@@ -11,7 +11,6 @@ import hashlib
 import os
 import random
 import signal
-import time
 
 import pytest
 
@@ -124,15 +123,17 @@ def world_supplier(w, name, m, more=(), wait=False):
 
 def net_world(tmp_path, build):
     """The frame of the network fixtures: the internet and a world dict
-    (net, sup, tmp; then owner, the owner's machine, and mount(name), a
-    NetMount on it), build(w) starting the suppliers. Torn down whatever
+    (net, sup, tmp; then owner, the owner's machine unless build made
+    one, and mount(name), a NetMount on it), build(w) starting the
+    suppliers. Torn down whatever
     happens: every mount, then every machine and process."""
     net = Internet()
     made = []
     w = {"net": net, "sup": {}, "tmp": tmp_path}
     try:
         build(w)
-        w["owner"] = net.machine("owner", "198.18.100.2")
+        if "owner" not in w:        # else build put it somewhere else
+            w["owner"] = net.machine("owner", "198.18.100.2")
         w["mount"] = lambda name="m": made.append(
             NetMount(tmp_path, w["owner"], name)) or made[-1]
         yield w

@@ -34,13 +34,22 @@ test_block(void)
 {
 	char b[64];
 
-	CHECK_EQ(owner_hire_block("198.18.5.2:7070", b, sizeof b), 0);
+	CHECK_EQ(owner_hire_block("198.18.5.2:7070", 0, b, sizeof b), 0);
 	CHECK(strcmp(b, "198.18.5.0/24") == 0);
-	CHECK_EQ(owner_hire_block("[2001:db8:1:2::9]:7070", b, sizeof b), 0);
+	CHECK_EQ(owner_hire_block("[2001:db8:1:2::9]:7070", 0, b, sizeof b), 0);
 	CHECK(strcmp(b, "2001:0db8:0001::/48") == 0);
-	CHECK_EQ(owner_hire_block("peer.example.org:1", b, sizeof b), 0);
+	CHECK_EQ(owner_hire_block("peer.example.org:1", 0, b, sizeof b), 0);
 	CHECK(strcmp(b, "peer.example.org") == 0);
-	CHECK_EQ(owner_hire_block("nocolon", b, sizeof b), -EINVAL);
+	CHECK_EQ(owner_hire_block("nocolon", 0, b, sizeof b), -EINVAL);
+	/* A private address: its /24 as any other, unless the network is
+	 * one LAN (--lan), where each is a block alone; a public address
+	 * keeps its /24 either way. */
+	CHECK_EQ(owner_hire_block("192.168.1.7:7070", 0, b, sizeof b), 0);
+	CHECK(strcmp(b, "192.168.1.0/24") == 0);
+	CHECK_EQ(owner_hire_block("192.168.1.7:7070", 1, b, sizeof b), 0);
+	CHECK(strcmp(b, "192.168.1.7") == 0);
+	CHECK_EQ(owner_hire_block("198.18.5.2:7070", 1, b, sizeof b), 0);
+	CHECK(strcmp(b, "198.18.5.0/24") == 0);
 	return 0;
 }
 
@@ -62,7 +71,7 @@ test_distinct_blocks(void)
 		cand(&c[i], i, a, 1 << 30, 0.5);
 	}
 	for (int round = 0; round < 50; round++) {
-		n = owner_hire_pick(c, 14, NULL, 0, 14, 0, xorshift, &seed,
+		n = owner_hire_pick(c, 14, NULL, 0, 14, 0, 0, xorshift, &seed,
 		    picked);
 		CHECK_EQ(n, 5);
 		int same = 0;
@@ -88,16 +97,16 @@ test_free_and_taken(void)
 	cand(&c[1], 1, "198.18.2.2:7070", 1000, 1);	/* too little room */
 	cand(&c[2], 2, "198.18.3.2:7070", 1 << 30, 1);
 	cand(&c[3], 3, "bad address", 1 << 30, 1);	/* no port */
-	n = owner_hire_pick(c, 4, taken, 1, 4, 1 << 20, xorshift, &seed,
+	n = owner_hire_pick(c, 4, taken, 1, 4, 1 << 20, 0, xorshift, &seed,
 	    picked);
 	CHECK_EQ(n, 1);
 	CHECK_EQ(picked[0], 2);
 	/* Same id under two addresses: hired once. */
 	cand(&c[0], 9, "198.18.1.2:7070", 1 << 30, 1);
 	cand(&c[1], 9, "198.18.2.2:7070", 1 << 30, 1);
-	n = owner_hire_pick(c, 2, NULL, 0, 2, 0, xorshift, &seed, picked);
+	n = owner_hire_pick(c, 2, NULL, 0, 2, 0, 0, xorshift, &seed, picked);
 	CHECK_EQ(n, 1);
-	CHECK_EQ(owner_hire_pick(c, 0, NULL, 0, 2, 0, xorshift, &seed, picked),
+	CHECK_EQ(owner_hire_pick(c, 0, NULL, 0, 2, 0, 0, xorshift, &seed, picked),
 	    0);
 	return 0;
 }
@@ -117,7 +126,7 @@ test_better_of_two(void)
 		cand(&c[i], i, a, 1 << 30, (double)i);
 	}
 	for (int r = 0; r < 2000; r++) {
-		CHECK_EQ(owner_hire_pick(c, 5, NULL, 0, 1, 0, xorshift, &seed,
+		CHECK_EQ(owner_hire_pick(c, 5, NULL, 0, 1, 0, 0, xorshift, &seed,
 		    picked), 1);
 		wins[picked[0]]++;
 	}

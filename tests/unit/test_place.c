@@ -104,6 +104,21 @@ test_one_per_block(void)
 	for (int i = 0; i < 10; i++)
 		addr(&sa[i], "127.0.0.1");
 	CHECK_EQ(place(c, 10, 6, at), 6);
+	/* Ten on one private LAN: one fragment, unless the network is
+	 * declared that LAN (--lan: the slots say so), then all six. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(host, sizeof host, "192.168.1.%d", i + 2);
+		addr(&sa[i], host);
+	}
+	CHECK_EQ(place(c, 10, 6, at), 1);
+	for (int i = 0; i < 10; i++)
+		c[i].lan = 1;
+	CHECK_EQ(place(c, 10, 6, at), 6);
+	/* Not vetted yet, on the LAN: each its own block for the count of
+	 * what new suppliers may take. */
+	for (int i = 0; i < 10; i++)
+		c[i].vetted = i < 3;
+	CHECK_EQ(net_place_unvetted_max(6, c, 10), 3);
 	return 0;
 }
 
@@ -159,11 +174,11 @@ test_repair_rules(void)
 	addr(&sa[1], "198.18.2.2");
 	addr(&sa[2], "198.18.2.77");
 	addr(&sa[3], "198.18.3.2");
-	held[0] = (struct net_slot){ &sa[0], 1, 0 };
-	held[1] = (struct net_slot){ &sa[1], 0, 0 };
-	c = (struct net_slot){ &sa[2], 1, 0 };
+	held[0] = (struct net_slot){ .sa = &sa[0], .vetted = 1, .relayed = 0 };
+	held[1] = (struct net_slot){ .sa = &sa[1], .vetted = 0, .relayed = 0 };
+	c = (struct net_slot){ .sa = &sa[2], .vetted = 1, .relayed = 0 };
 	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* /24 of held[1] */
-	c = (struct net_slot){ &sa[3], 0, 0 };
+	c = (struct net_slot){ .sa = &sa[3], .vetted = 0, .relayed = 0 };
 	CHECK_EQ(net_place_ok(held, 2, &c, 1), 0);	/* a second new one */
 	CHECK_EQ(net_place_ok(held, 2, &c, 2), 1);
 	c.vetted = 1;
@@ -187,9 +202,9 @@ test_relayed_at_most_m(void)
 	addr(&pub[2], "198.18.3.9");	/* the relay's /24 */
 	/* Five relayed first, then three public ones. */
 	for (int i = 0; i < 5; i++)
-		c[i] = (struct net_slot){ &relay, 1, 1 };
+		c[i] = (struct net_slot){ .sa = &relay, .vetted = 1, .relayed = 1 };
 	for (int i = 0; i < 3; i++)
-		c[5 + i] = (struct net_slot){ &pub[i], 1, 0 };
+		c[5 + i] = (struct net_slot){ .sa = &pub[i], .vetted = 1, .relayed = 0 };
 	for (int i = 0; i < 8 && nh < k + m; i++)
 		if (net_place_ok(held, nh, &c[i], k + m) &&
 		    net_place_relayed_ok(held, nh, &c[i], m))
