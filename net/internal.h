@@ -741,6 +741,11 @@ int  net__unvetted_max_now(struct net *n, int total);
 int  net__peer_fits_double(struct net_peer *const *held, int nh,
     struct net_peer *p, int unvetted_max);
 int  net__same_host(const struct net_peer *a, const struct net_peer *b);
+/* held[0..nh) (NULLs skipped) and p: on private addresses, and the
+ * address rule not lifted (no --lan): the rule is why p may not take a
+ * fragment of a block, and --lan is what the user may want to hear. */
+int  net__lan_blocked(struct net_peer *const *held, int nh,
+    const struct net_peer *p);
 /* An upload of ours waited on p so long that its fragment went to a
  * spare, within the last NET_LAG_MS (net/upload.c). */
 int  net__peer_lagging(const struct net_peer *p);

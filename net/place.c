@@ -257,6 +257,19 @@ net_place_doubled(int n, const unsigned char (*peer)[CR_PK_BYTES],
 	return dbl;
 }
 
+int
+net__lan_blocked(struct net_peer *const *held, int nh,
+    const struct net_peer *p)
+{
+	if (p->n->conf.lan || !is_private(&p->sa))
+		return 0;
+	for (int i = 0; i < nh; i++)
+		if (held[i] && held[i]->relayed == 0 &&
+		    net_same_block(&held[i]->sa, &p->sa))
+			return 1;
+	return 0;
+}
+
 /* 1 when p, holding one of held[0..nh), may take a second fragment of
  * that block (doubled up, net/upload.c): its own address block is waived
  * (the block limits how many it doubles), the counts of fragments on

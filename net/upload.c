@@ -481,11 +481,16 @@ store_start(struct net *n, struct net_op *op)
 	start = (int)(n->rr++ % (unsigned)w);
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = NULL;
+		int lan = 0;
 		for (int t = 0; t < nc && !p; t++) {
 			struct net_peer *q = cand[t < w ? (start + t) % w : t];
-			if (!was_tried(o, q) && net__peer_fits(o->holder, o->total,
-			    q, o->unvetted_max))
+			if (was_tried(o, q))
+				continue;
+			if (net__peer_fits(o->holder, o->total, q,
+			    o->unvetted_max))
 				p = q;
+			else
+				lan |= net__lan_blocked(o->holder, o->total, q);
 		}
 		o->req[i].msg.type = NET_PUT;
 		memcpy(o->req[i].fragid, o->id, CR_ID_BYTES);
@@ -502,7 +507,9 @@ store_start(struct net *n, struct net_op *op)
 			net__blk_name(name, o->id);
 			log_warn("block %s: no supplier for fragment %d within "
 			    "the placement rules (one per address block, "
-			    "few new suppliers)", name, i);
+			    "few new suppliers)%s", name, i, lan ? "; suppliers "
+			    "on one private LAN share a block: a network of "
+			    "one LAN needs --lan" : "");
 			continue;
 		}
 		o->tried[o->ntried++] = p;

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import wait_for
+from conftest import run_peerfs, wait_for
 from netns import CHILD_ENV, isolated
 from test_home_routers import reach_of
 from test_network import (PORT, hired, net_world, read_tree, record_stored,
@@ -103,3 +103,29 @@ def test_mount_without_lan_hires_one_per_lan(request, lan):
     assert len(h) == 1, (h, mt.log_tail())
     assert "1 of 1 suppliers online (2+1 needs 3)" in mt.log_text(), \
         mt.log_tail()
+
+
+def test_peers_on_a_lan_need_lan_and_say_so(request, lan):
+    """Suppliers of the LAN given with --peer, no --lan: they share a
+    /24, so a block's fragments cannot all be placed; the upload says
+    why and what to do. Remounted with --lan, the same blocks go out."""
+    if isolated(request):
+        return
+    w = lan
+    start_all(w, True)
+    peers = [f"{a}:{PORT}" for a in list(w["sup"])[:3]]
+    mt = w["mount"]().init()
+    mt.mount(peers, ec="2+1")
+    data = os.urandom(1 << 20)
+    (mt.path / "f").write_bytes(data)
+    wait_for(lambda: "a network of one LAN needs --lan" in mt.log_text(),
+             60, "the upload's hint at --lan")
+    assert mt.status_json()["blocks"]["pending"] >= 1
+    # The journal keeps the block: the next mount uploads it.
+    assert run_peerfs(["umount", "--force", mt.path]).returncode == 0
+    mt.mount(peers, ec="2+1", extra=["--lan"])
+    mt.sync()
+    st = mt.status_json()
+    assert st["blocks"]["full"] == st["blocks"]["total"] > 0, st["blocks"]
+    mt.drop_cache()
+    assert (mt.path / "f").read_bytes() == data
