@@ -140,6 +140,14 @@ cmd_sync(int argc, char **argv)
 			lease_why("sync", mnt);
 			return 1;
 		}
+		if (errno == ENOTCONN) {
+			fprintf(stderr, "peerfs sync: %s: this mount knows no "
+			    "supplier (mounted without --peer and without "
+			    "--bootstrap, or none could be found): what is "
+			    "pending stays in the journal until a mount that "
+			    "has suppliers uploads it\n", mnt);
+			return 1;
+		}
 		if (errno == EIO || errno == ETIMEDOUT) {
 			fprintf(stderr, "peerfs sync: %s: not everything could be "
 			    "uploaded (suppliers unreachable?); it stays in the "
@@ -178,6 +186,9 @@ start_sync(const char *mnt)
 	return pid;
 }
 
+/* What umount waits on, from the daemon's status. offline: no supplier
+ * reachable now; 2 when none is known and nothing looks for one, so
+ * nothing can be uploaded before the next mount. */
 static int
 pending_now(const char *mnt, long long *pending, long long *bytes,
     long long *uploading, long long *spreading, int *offline)
@@ -191,6 +202,9 @@ pending_now(const char *mnt, long long *pending, long long *bytes,
 	*uploading = json_number(st, "uploading");
 	*spreading = json_number(st, "spreading");
 	*offline = strstr(st, "\"state\": \"offline\"") != NULL;
+	if (*offline && json_number(st, "suppliers_known") == 0 &&
+	    strstr(st, "\"finds_suppliers\": false"))
+		*offline = 2;
 	/* Metadata no published version holds yet: one more thing to
 	 * upload, unless another node writes (then nothing would). */
 	if (strstr(st, "\"index_pending\": true")) {
@@ -234,6 +248,9 @@ run_fusermount(const char *mnt, int lazy, int quiet)
 }
 
 #define SPREAD_STALL_MS	60000
+/* A mount that just started may still be connecting: say it is
+ * offline only when it has been for this long. */
+#define OFFLINE_TELL_MS	3000
 
 /* Uploads until nothing is pending or timeout_ms passes: 0 when done,
  * 1 (with a report on stderr) when not. Blocks doubled up on a supplier
@@ -251,9 +268,16 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 	long long pending = -1, bytes = 0, uploading = 0, spreading = 0;
 	long long spread_last = -1;
 	int64_t start = cli_mono_ms(), spread_moved = start;
-	int offline = 0, status, refused = 0;
+	int offline = 0, status, refused = 0, told_offline = 0;
 	pid_t child = -1;
+	char wait_for[32];
 
+	if (timeout_ms % 60000 == 0)
+		snprintf(wait_for, sizeof wait_for, "%llu min",
+		    (unsigned long long)(timeout_ms / 60000));
+	else
+		snprintf(wait_for, sizeof wait_for, "%.0f s",
+		    timeout_ms / 1000.0);
 	cli_progress_start(&pg, "umount", "blocks", 1);
 	for (;;) {
 		int prc = pending_now(mnt, &pending, &bytes, &uploading,
@@ -276,6 +300,19 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 		}
 		if (pending == 0 && uploading <= 0 && spreading <= 0)
 			break;
+		if (offline == 2 && (pending > 0 || uploading > 0))
+			break;		/* waiting cannot help: said below */
+		if (offline && !told_offline &&
+		    cli_mono_ms() - start >= OFFLINE_TELL_MS) {
+			told_offline = 1;
+			fprintf(stderr, "%speerfs umount: %s: no supplier is "
+			    "reachable; waiting for one to come back%s%s "
+			    "(`peerfs umount --force` unmounts now; the "
+			    "journal stays in the home and the next mount "
+			    "uploads it)\n", pg.drawn ? "\n" : "", mnt,
+			    timeout_ms ? " for up to " : "",
+			    timeout_ms ? wait_for : "");
+		}
 		if (pending != 0 || uploading > 0 || spreading != spread_last) {
 			spread_last = spreading;
 			spread_moved = cli_mono_ms();
@@ -324,6 +361,25 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 			    "next mount spreads them out\n", mnt,
 			    (cli_mono_ms() - start) / 1000.0, spreading);
 		return 0;
+	}
+	if (offline == 2) {
+		char left[64];
+
+		if (pending > 0) {
+			cli_fmt_bytes(left, sizeof left, (double)bytes);
+			snprintf(left + strlen(left), sizeof left -
+			    strlen(left), " in %lld blocks", pending);
+		} else {
+			snprintf(left, sizeof left, "the latest metadata");
+		}
+		fprintf(stderr, "peerfs umount: %s: %s cannot be "
+		    "uploaded: this mount knows no supplier (mounted without "
+		    "--peer and without --bootstrap, or none could be found); "
+		    "it stays in the local journal and %s is still mounted "
+		    "(`peerfs umount --force` unmounts; mount again with "
+		    "--peer HOST:PORT or --bootstrap HOST:PORT and the journal "
+		    "uploads)\n", mnt, left, mnt);
+		return 1;
 	}
 	if (refused) {
 		print_refusals("umount", mnt);

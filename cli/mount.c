@@ -287,6 +287,7 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		    (int64_t)o->write_back_ms,
 		.lease_ms = (int64_t)o->lease_ms,
 		.take_over = o->take_over,
+		.finds_suppliers = m->hirer != NULL,
 	};
 	cr_subkey(oc.datakey, id, CR_SUBKEY_DATA);
 	rc = owner_open(&m->owner, &oc);

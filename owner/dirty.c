@@ -440,7 +440,15 @@ owner__dirty_sync(struct owner *o, uint64_t ino)
 	pthread_mutex_lock(&d->lock);
 	enqueue_ino(d, ino);
 	refused0 = d->refused;
+	left = count_ino(d, ino);
 	pthread_mutex_unlock(&d->lock);
+	if (left > 0 && owner__no_suppliers(o)) {
+		log_warn("data: sync: no supplier known and none looked for "
+		    "(mounted without --peer or --bootstrap): %" PRIu64
+		    " blocks stay in the journal until a mount that has "
+		    "suppliers", left);
+		return -ENOTCONN;
+	}
 	owner__upload_kick(o);
 	pthread_mutex_lock(&d->lock);
 	while ((left = count_ino(d, ino)) > 0 && !d->stop && rc == 0 &&

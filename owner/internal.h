@@ -63,10 +63,15 @@ void owner__dirty_closed(struct owner *o, uint64_t ino);
  * disk only until an index that holds it is published. */
 void owner__dirty_inline(struct owner *o, uint64_t gen);
 /* Returns when every block of ino (0: of every file) left the journal:
- * 0, -ETIMEDOUT after conf.sync_timeout_ms, or -EDQUOT at once when an
+ * 0, -ETIMEDOUT after conf.sync_timeout_ms, -ENOTCONN at once when no
+ * supplier can be had (owner__no_suppliers), or -EDQUOT at once when an
  * upload after the call fails because suppliers refuse our data (the
  * data stays in the journal). */
 int  owner__dirty_sync(struct owner *o, uint64_t ino);
+/* 1 when nothing can be uploaded before the next mount: no supplier
+ * known and nothing looking for one (conf.finds_suppliers); the waits
+ * above then return -ENOTCONN at once instead of timing out. */
+int  owner__no_suppliers(struct owner *o);
 struct owner_upload_stats {
 	uint64_t pending_blocks;	/* journal records */
 	uint64_t uploading;		/* blocks in flight, and inline

@@ -90,6 +90,13 @@ owner_fsync(struct owner *o, uint64_t ino)
 }
 
 int
+owner__no_suppliers(struct owner *o)
+{
+	return o->conf.net && !o->conf.finds_suppliers &&
+	    net_peers(o->conf.net, NULL, 0, 0) == 0;
+}
+
+int
 owner_sync(struct owner *o)
 {
 	int rc = owner__dirty_sync(o, 0);
@@ -98,6 +105,8 @@ owner_sync(struct owner *o)
 	 * writes) stays: `peerfs sync` says why. */
 	if (rc == 0)
 		rc = owner__index_publish(o);
+	if (rc == -EAGAIN && owner__no_suppliers(o))
+		rc = -ENOTCONN;
 	return rc == -EAGAIN ? -EIO : rc;
 }
 

@@ -71,6 +71,10 @@ struct owner_conf {
 	 * unless renewed, and whether to ask its holder to hand it over. */
 	int64_t lease_ms;
 	int take_over;
+	/* Something finds suppliers while mounted (the DHT's hirer): with
+	 * none known and none found, nothing can be uploaded until the
+	 * next mount, and status says so (umount stops waiting). */
+	int finds_suppliers;
 };
 
 struct owner;

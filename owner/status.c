@@ -242,6 +242,8 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		strbuf_printf(sb, "}");
 	}
 	strbuf_printf(sb, "], \"state\": \"%s\", ", s->online ? "online" : "offline");
+	strbuf_printf(sb, "\"suppliers_known\": %d, \"finds_suppliers\": %s, ",
+	    s->r.npeers, o->conf.finds_suppliers ? "true" : "false");
 	strbuf_printf(sb, "\"blocks\": {\"total\": %llu, \"full\": %llu, "
 	    "\"degraded\": %llu, \"lost\": %llu, \"pending\": %llu, "
 	    "\"needs_rebuild\": %llu, \"doubled\": %llu, \"spreading\": %llu, "

@@ -112,11 +112,14 @@ def test_offline_round_trip(make_swarm, make_mount):
 
     # umount with a timeout: reports what is pending, non-zero, mounted.
     t0 = time.monotonic()
-    cp = run_peerfs(["umount", "--timeout", "3s", m.path], timeout=60)
+    # Suppliers known but unreachable: it waits, and says for what.
+    cp = run_peerfs(["umount", "--timeout", "6s", m.path], timeout=60)
     assert cp.returncode != 0
     assert time.monotonic() - t0 < 30
     assert m.is_mounted()
     assert "pending" in cp.stderr and "journal" in cp.stderr, cp.stderr
+    assert "no supplier is reachable; waiting for one to come back for " \
+        "up to 6 s" in cp.stderr, cp.stderr
     assert str(st["blocks"]["pending"]) in cp.stderr, cp.stderr
     for name, b in new.items():
         assert (m.path / "d" / name).read_bytes() == b
@@ -186,6 +189,50 @@ def test_mount_offline_writes_upload_later(make_swarm, make_mount):
     m.mount(sw.peers, **mount_kw(cache_size="0"))
     assert (m.path / "late").read_bytes() == b
     assert (m.path / "old").read_bytes() == data(3, BS * 2)
+    m.umount()
+
+
+def test_no_supplier_known_sync_and_umount_fail_at_once(make_swarm,
+                                                         make_mount):
+    """A mount that knows no supplier and has no DHT to find one can
+    upload nothing before it is mounted again: sync and umount say so at
+    once (naming --peer) instead of waiting out their timeouts, keep the
+    journal and the folder mounted; a mount given suppliers uploads it."""
+    m = make_mount().init()
+    m.mount([], **mount_kw())
+    st = m.status_json()
+    assert st["suppliers_known"] == 0 and st["finds_suppliers"] is False
+    b = data(5, 2 * BS + 3)
+    (m.path / "f").write_bytes(b)
+    cp = run_peerfs(["sync", m.path], timeout=120)
+    assert cp.returncode == 1, cp.stderr
+    assert "knows no supplier" in cp.stderr and "--peer" in cp.stderr, \
+        cp.stderr
+    cp = run_peerfs(["umount", "--timeout", "10m", m.path], timeout=120)
+    assert cp.returncode == 1, cp.stderr
+    assert "knows no supplier" in cp.stderr and "--peer" in cp.stderr, \
+        cp.stderr
+    assert "3 blocks" in cp.stderr, cp.stderr
+    assert m.is_mounted()
+    assert (m.path / "f").read_bytes() == b
+    # fsync(2) in an application fails the same way (EIO), not hangs.
+    fd = os.open(m.path / "f", os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+    cp = run_peerfs(["umount", "--force", m.path], timeout=60)
+    assert cp.returncode == 0, cp.stderr
+
+    sw = make_swarm(3)
+    m.mount(sw.peers, **mount_kw())
+    assert m.status_json()["finds_suppliers"] is False
+    m.sync()
+    m.umount()
+    m.mount(sw.peers, **mount_kw(cache_size="0"))
+    assert (m.path / "f").read_bytes() == b
     m.umount()
 
 
