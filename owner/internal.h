@@ -141,6 +141,8 @@ int  owner__journal_fold(struct owner *o, uint64_t ino, uint64_t bno,
     uint32_t off, uint32_t len);
 int  owner__reads_init(struct owner *o);
 void owner__reads_destroy(struct owner *o);
+/* 1 when a read asked the suppliers for blocks in the last ms. */
+int  owner__reads_fetched_within(struct owner *o, int64_t ms);
 
 /* ---- owner/refs.c: block references, queued deletes, the guard ---- */
 /* Blocks whose fragments a transaction queued for deletion (store_delq):

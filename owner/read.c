@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "owner/internal.h"
+#include "worker.h"
 
 /* An open file: the last stored block read through it, so sequential
  * reads of an uncached block fetch it once even with no cache. */
@@ -62,7 +63,27 @@ struct fetching {
 struct owner__reads {
 	pthread_mutex_t lock;		/* protects fetching */
 	struct fetching *fetching;
+	int64_t last_fetch_ms;		/* atomic: a read last asked the
+					 * suppliers (worker_now_ms) */
 };
+
+/* A read is about to wait on suppliers: background work that shares
+ * their disks and our CPU (the deleter) yields for a while. */
+static void
+reads_fetching(struct owner *o)
+{
+	__atomic_store_n(&o->reads->last_fetch_ms, worker_now_ms(),
+	    __ATOMIC_RELAXED);
+}
+
+int
+owner__reads_fetched_within(struct owner *o, int64_t ms)
+{
+	int64_t t = __atomic_load_n(&o->reads->last_fetch_ms,
+	    __ATOMIC_RELAXED);
+
+	return t != 0 && worker_now_ms() - t < ms;
+}
 
 /* ---- where the bytes are ---------------------------------------------------- */
 
@@ -197,6 +218,7 @@ block_fetch(struct owner *o, const struct store_block *b, void *buf)
 		return rc;
 	if (o->conf.net == NULL)
 		return -EIO;
+	reads_fetching(o);
 	rc = net_block_fetch_report(o->conf.net, b, buf, &bad);
 	if (bad != 0)
 		owner__rebuild_report_bad(o, b, bad);
@@ -439,6 +461,7 @@ read_chunks(struct owner *o, const struct store_block *b, uint32_t boff,
 		return 0;
 	if ((buf = malloc((size_t)(c1 - c0 + 1) * CR_CHUNK_BYTES)) == NULL)
 		return -ENOMEM;
+	reads_fetching(o);
 	rc = net_block_fetch_range(o->conf.net, b, c0, c1 - c0 + 1, buf);
 	if (rc == 0) {
 		for (c = c0; o->conf.cache != NULL && c <= c1; c++) {

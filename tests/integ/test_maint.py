@@ -6,6 +6,8 @@ dying, bit rot, liars, unmount mid-rebuild) are in test_alive.py."""
 import errno
 import os
 import re
+import threading
+import time
 
 import pytest
 
@@ -142,3 +144,60 @@ def test_deletes_wait_for_an_offline_supplier(make_swarm, make_mount):
     # index's small fragments may remain.
     left = [f for f in sw.fragment_files(0) if os.path.getsize(f) >= 16384]
     assert left == [], left
+
+
+def test_deletes_yield_to_reads(make_swarm, make_mount):
+    """A big file's deletes run beside cold reads at a trickle (one per
+    50 ms while a read waited on suppliers in the last 0.5 s: they share
+    the suppliers' disks and our CPU), then at full speed once the reads
+    stop; none is lost."""
+    sw = make_swarm(3)
+    m = make_mount().init()
+    m.mount(sw.peers, ec="2+1", block_size="64K", cache_size="0")
+    src = os.urandom(2 << 20)
+    (m.path / "r").write_bytes(src)
+    # 256 blocks of 3 fragments: 768 deletes, a second or two unhindered.
+    (m.path / "d").write_bytes(os.urandom(16 << 20))
+    m.sync()
+    stop = threading.Event()
+    reads = [0]
+    bad = []
+
+    def reader():
+        # Cold every time: no chunk cache (--cache-size 0), and the
+        # kernel's copy dropped before each pass.
+        while not stop.is_set():
+            with open(m.path / "r", "rb") as fh:
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                if fh.read() != src:
+                    bad.append(reads[0])
+            reads[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        wait_for(lambda: reads[0] >= 2, 60, "the reader to start")
+        done0 = m.status_json()["deletes"]["done"]
+        t0 = time.monotonic()
+        os.unlink(m.path / "d")
+        m.sync()
+        wait_for(lambda: m.status_json()["deletes"]["done"] > done0, 30,
+                 "the first deletes")
+        time.sleep(3)
+        st = m.status_json()
+        window = time.monotonic() - t0
+        during = st["deletes"]["done"] - done0
+        n_reads = reads[0]
+    finally:
+        stop.set()
+        t.join(120)
+    assert not bad, f"reads {bad} returned wrong bytes"
+    # 20 a second at most while reads go on, with room for the deletes
+    # sent between two passes of the reader.
+    assert during <= window * 20 * 1.5 + 40, \
+        f"{during} deletes in {window:.1f} s beside {n_reads} cold reads"
+    assert st["deletes"]["pending"] > 0, st["deletes"]
+    wait_for(lambda: m.status_json()["deletes"]["pending"] == 0, 120,
+             "the deletes to finish once the reads stopped")
+    assert m.status_json()["deletes"]["done"] >= done0 + 768
+    m.umount()
