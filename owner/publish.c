@@ -235,8 +235,8 @@ untaken(struct owner__index *x, const char *what, int rc)
 	if (!x->writer && !x->why[0])
 		snprintf(x->why, sizeof x->why, "read-only until this node "
 		    "takes the write lease, which no one holds (%s: %s; "
-		    "tried again at the next index pass)", what,
-		    strerror(-rc));
+		    "tried again every second)",
+		    what, strerror(-rc));
 	pthread_mutex_unlock(&x->lk);
 	return rc;
 }
