@@ -16,6 +16,10 @@
 #include "fs/ctl.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
+/* sync and umount on a mount that can upload nothing (owner_conf's
+ * finds_suppliers false, no supplier known). */
+#define NO_SUPPLIER_WHY	"this mount knows no supplier (mounted without " \
+	"--peer and without --bootstrap, or none could be found)"
 
 /* Value of "name": N in a flat JSON text, or -1. Good enough for the few
  * numeric fields the cli reads from its own daemon's status. */
@@ -141,11 +145,9 @@ cmd_sync(int argc, char **argv)
 			return 1;
 		}
 		if (errno == ENOTCONN) {
-			fprintf(stderr, "peerfs sync: %s: this mount knows no "
-			    "supplier (mounted without --peer and without "
-			    "--bootstrap, or none could be found): what is "
-			    "pending stays in the journal until a mount that "
-			    "has suppliers uploads it\n", mnt);
+			fprintf(stderr, "peerfs sync: %s: %s: what is pending "
+			    "stays in the journal until a mount that has "
+			    "suppliers uploads it\n", mnt, NO_SUPPLIER_WHY);
 			return 1;
 		}
 		if (errno == EIO || errno == ETIMEDOUT) {
@@ -372,13 +374,11 @@ upload_all(const char *mnt, uint64_t timeout_ms)
 		} else {
 			snprintf(left, sizeof left, "the latest metadata");
 		}
-		fprintf(stderr, "peerfs umount: %s: %s cannot be "
-		    "uploaded: this mount knows no supplier (mounted without "
-		    "--peer and without --bootstrap, or none could be found); "
-		    "it stays in the local journal and %s is still mounted "
+		fprintf(stderr, "peerfs umount: %s: %s cannot be uploaded: "
+		    "%s; it stays in the local journal and %s is still mounted "
 		    "(`peerfs umount --force` unmounts; mount again with "
 		    "--peer HOST:PORT or --bootstrap HOST:PORT and the journal "
-		    "uploads)\n", mnt, left, mnt);
+		    "uploads)\n", mnt, left, NO_SUPPLIER_WHY, mnt);
 		return 1;
 	}
 	if (refused) {

@@ -297,11 +297,12 @@ mount_all(struct mounted *m, const char *home, struct cr_identity *id,
 		return rc;
 	}
 	char why[200];
-	/* Nobody holds the lease when only our try failed (suppliers still
-	 * connecting): asking a holder for it would be no use. */
-	if (owner_readonly(m->owner, why, sizeof why))
+	/* 2: nobody holds the lease, only our try failed; asking a holder
+	 * for it would be no use. */
+	int ro = owner_readonly(m->owner, why, sizeof why);
+	if (ro)
 		fprintf(stderr, "peerfs mount: %s is %s%s\n", mnt, why,
-		    strstr(why, "which no one holds") ? "" : o->take_over ?
+		    ro == 2 ? "" : o->take_over ?
 		    "; asked for the lease (--take-over): writable once "
 		    "handed over or run out" : "; `peerfs mount --take-over` "
 		    "asks for the lease");

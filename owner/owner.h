@@ -147,9 +147,11 @@ int  owner_pin_set(struct owner *o, uint64_t ino, const char *val,
 int  owner_pin_info(struct owner *o, uint64_t ino, char **val, size_t *len);
 /* "seq time size\n" per index version on the suppliers, newest first. */
 int  owner_versions(struct owner *o, char **val, size_t *len);
-/* 1 when another node of this owner holds the write lease (or this one
- * diverged from the newest version): every change is refused (EROFS);
- * why (may be NULL) gets the reason for people. */
+/* Non-zero when every change is refused (EROFS): 1 when another node of
+ * this owner holds the write lease (or this one diverged from the newest
+ * version), 2 when nobody does and this node's own try to take it failed
+ * (suppliers still connecting; tried again every second). why (may be
+ * NULL) gets the reason for people. */
 int  owner_readonly(struct owner *o, char *why, size_t size);
 /* Empties the block cache (benchmarks read cold data without remounts). */
 void owner_drop_cache(struct owner *o);

@@ -626,6 +626,11 @@ owner_readonly(struct owner *o, char *why, size_t size)
 		return 0;
 	pthread_mutex_lock(&x->lk);
 	ro = !x->writer;
+	/* Not diverged and nobody else holds a live lease: only our own
+	 * try to take it failed. */
+	if (ro && !x->diverged && !(lease_live(&x->seen, wall_ms()) &&
+	    !same(x->seen.holder, x->node)))
+		ro = 2;
 	if (why && size)
 		snprintf(why, size, "%s", x->why);
 	pthread_mutex_unlock(&x->lk);

@@ -192,9 +192,10 @@ def test_deletes_yield_to_reads(make_swarm, make_mount):
         stop.set()
         t.join(120)
     assert not bad, f"reads {bad} returned wrong bytes"
-    # 20 a second at most while reads go on, with room for the deletes
-    # sent between two passes of the reader.
-    assert during <= window * 20 * 1.5 + 40, \
+    # 20 a second while reads go on; twice that and 100 more of room
+    # for gaps between the reader's fetches on a loaded machine (at full
+    # speed all 768 go in a second or two).
+    assert during <= window * 40 + 100, \
         f"{during} deletes in {window:.1f} s beside {n_reads} cold reads"
     assert st["deletes"]["pending"] > 0, st["deletes"]
     wait_for(lambda: m.status_json()["deletes"]["pending"] == 0, 120,
