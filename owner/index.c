@@ -375,8 +375,6 @@ store_part(struct net *n, const unsigned char *key, const struct owner__wr *data
 	return 0;
 }
 
-static int user_changes(struct store *st, uint64_t gen);
-
 /* Records that seq was used by a head that did not count. */
 static void
 seq_spent(struct store *st, uint64_t seq)
@@ -417,7 +415,7 @@ owner__index_put(const struct owner__index_io *io, int force_base)
 	 * means nothing else only when nothing came between the version
 	 * and the bookkeeping (else store_index_changes tells). */
 	if (s.l.nparts && !force_base && (io->head_only || cur == s.gen ||
-	    (cur == s.self && user_changes(st, s.gen) == 0))) {
+	    (cur == s.self && store_index_files_changed(st, s.gen) == 0))) {
 		if (io->head_always || io->head_only) {
 			/* Nothing changed: the same layout under a new head
 			 * (the lease it carries is what changes). */
@@ -582,50 +580,11 @@ owner__index_local(struct store *st, struct owner__layout *l)
 	return 0;
 }
 
-/* Records of the tables people change (not blocks, peers, misc: the
- * bookkeeping's own block records and housekeeping) in a change stream
- * (whole records: store_index_changes cuts its output anywhere). */
-static int
-user_records(const unsigned char *b, size_t n)
-{
-	size_t off = 0;
-
-	while (n - off >= 9) {
-		uint32_t klen = get_be32(b + off + 1);
-		uint32_t vlen = get_be32(b + off + 5);
-		size_t need = 9 + (size_t)klen +
-		    (vlen == 0xffffffffu ? 0 : vlen);
-
-		if (n - off < need)
-			break;
-		if (b[off] != 6 && b[off] != 7 && b[off] != 8)
-			return 1;
-		off += need;
-	}
-	return 0;
-}
-
-/* 1 when files, directories or their attributes changed after gen. Our
- * bookkeeping takes change numbers of its own (and logs index block
- * records), so comparing numbers is not enough. */
-static int
-user_changes(struct store *st, uint64_t gen)
-{
-	struct owner__wr w = { 0 };
-	uint64_t upto;
-	int rc;
-
-	if ((rc = store_index_changes(st, gen, &upto, owner__wr_out, &w)) == 0)
-		rc = user_records(w.p, w.len);
-	owner__wr_free(&w);
-	return rc;
-}
-
 int
 owner__index_unpublished(struct store *st)
 {
 	struct store_txn *t;
-	uint64_t cur, gen, self;
+	uint64_t cur, gen;
 	int rc;
 
 	if ((rc = store_index_gen(st, &cur)) < 0)
@@ -633,10 +592,8 @@ owner__index_unpublished(struct store *st)
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
 		return rc;
 	gen = misc_u64(t, STORE_MISC_INDEX_GEN);
-	self = misc_u64(t, STORE_MISC_INDEX_SELF);
 	store_txn_abort(t);
-	(void)self;
 	if (cur == gen)
 		return 0;
-	return user_changes(st, gen);
+	return store_index_files_changed(st, gen);
 }

@@ -388,6 +388,44 @@ store_index_changes(struct store *st, uint64_t since_gen, uint64_t *gen,
 }
 
 int
+store_index_files_changed(struct store *st, uint64_t since_gen)
+{
+	struct store_txn *t;
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc, found = 0;
+
+	if ((rc = store_txn_begin(st, 1, &t)) < 0)
+		return rc;
+	if ((rc = mdb_cursor_open(t->txn, st->dbi[STORE__DB_CHANGES], &c))
+	    != 0) {
+		store_txn_abort(t);
+		return store__mdb_err(rc, "cursor_open");
+	}
+	put_be64(start, since_gen + 1);
+	k = (MDB_val){ sizeof start, start };
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		int db;
+
+		if (k.mv_size <= 9 || k.mv_size > 9 + KEY_MAX)
+			continue;	/* the counter */
+		db = db_of(((const unsigned char *)k.mv_data)[8]);
+		if (db >= 0 && db != STORE__DB_BLOCKS &&
+		    db != STORE__DB_PEERS && db != STORE__DB_MISC) {
+			found = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	store_txn_abort(t);
+	if (!found && rc != MDB_NOTFOUND)
+		return store__mdb_err(rc, "changes");
+	return found;
+}
+
+int
 store_index_trim(struct store *st, uint64_t upto_gen)
 {
 	struct store_txn *t;

@@ -656,6 +656,12 @@ int store_index_dump(struct store *st, uint64_t *gen,
  * touched, its current value or a deletion record. */
 int store_index_changes(struct store *st, uint64_t since_gen, uint64_t *gen,
     int (*out)(void *arg, const void *p, size_t n), void *arg);
+/* 1 when a change after since_gen touched a table people change (inodes,
+ * dirents, symlinks, xattrs, extents, inline), 0 when only bookkeeping
+ * ones (blocks, peers, misc) or nothing changed, or -errno. Reads the
+ * change log's keys alone, not the values store_index_changes streams:
+ * cheap enough for every fsync and status, however much is pending. */
+int store_index_files_changed(struct store *st, uint64_t since_gen);
 /* Drops change-log entries up to gen (once a snapshot covering them is
  * safely on suppliers). */
 int store_index_trim(struct store *st, uint64_t upto_gen);

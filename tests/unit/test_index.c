@@ -352,6 +352,57 @@ test_segments(void)
 	return 0;
 }
 
+/* Tells files people changed from bookkeeping alone (blocks, peers, misc)
+ * without reading the values: what fsync and every index pass ask. */
+static int
+test_files_changed(void)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_inode in = mk_inode(70, S_IFREG | 0600);
+	struct store_block b = mk_block(9);
+	unsigned char pk[CR_PK_BYTES];
+	uint64_t g0, g1, g2;
+
+	OPEN(st, "a");
+	CHECK_EQ(store_index_gen(st, &g0), 0);
+	CHECK_EQ(store_index_files_changed(st, g0), 0);	/* nothing since */
+	CHECK_EQ(store_index_files_changed(st, 0), 1);	/* the root inode */
+	if (populate(st))
+		return 1;
+	CHECK_EQ(store_index_files_changed(st, g0), 1);
+	CHECK_EQ(store_index_gen(st, &g1), 0);
+	/* Bookkeeping only: a block record, a peer, a misc key. */
+	BEGIN(st, t);
+	CHECK_EQ(store_block_put(t, &b), 0);
+	CHECK_EQ(store_misc_u64_put(t, STORE_MISC_BLOCK_SIZE, 32768), 0);
+	COMMIT(t);
+	memset(pk, 0x6b, sizeof pk);
+	CHECK_EQ(store_peer_pin(st, "127.0.0.1:7071", pk), 0);
+	CHECK_EQ(store_index_gen(st, &g2), 0);
+	CHECK(g2 > g1);
+	CHECK_EQ(store_index_files_changed(st, g1), 0);
+	/* One inode among them is a change people made. */
+	BEGIN(st, t);
+	CHECK_EQ(store_block_put(t, &b), 0);
+	CHECK_EQ(store_ino_put(t, &in), 0);
+	COMMIT(t);
+	CHECK_EQ(store_index_files_changed(st, g1), 1);
+	CHECK_EQ(store_index_files_changed(st, g2), 1);
+	/* A deletion counts too. */
+	CHECK_EQ(store_index_gen(st, &g2), 0);
+	BEGIN(st, t);
+	CHECK_EQ(store_dirent_del(t, STORE_ROOT_INO, "link"), 0);
+	COMMIT(t);
+	CHECK_EQ(store_index_files_changed(st, g2), 1);
+	/* Once trimmed up to now, nothing is left to tell. */
+	CHECK_EQ(store_index_gen(st, &g2), 0);
+	CHECK_EQ(store_index_trim(st, g2), 0);
+	CHECK_EQ(store_index_files_changed(st, 0), 0);
+	store_close(st);
+	return 0;
+}
+
 static int
 test_trim(void)
 {
@@ -528,6 +579,7 @@ const struct test tests_index[] = {
 	{ "replace_follows_snapshot", test_replace },
 	{ "segments_equal_live", test_segments },
 	{ "trim", test_trim },
+	{ "files_changed_skips_bookkeeping", test_files_changed },
 	{ "malformed_nothing_applied", test_malformed },
 	{ NULL, NULL },
 };
