@@ -351,7 +351,9 @@ alloc_ahead(struct store *st)
  * one while it begins another. NOSYNC: a commit per metadata operation
  * must not cost an fsync; LMDB stays consistent (a killed process loses
  * nothing, the OS has the pages), and the flusher bounds what a power cut
- * can take to the last second, as ext4's own commit interval does.
+ * can take to the last second (ext4 commits every five; a longer interval
+ * was measured faster but waits on deferred journal unlinks: see
+ * docs/performance.md, small_create_per_s).
  * fsync/sync call store_sync(). */
 static int
 env_open(struct store *st, const char *mdir, size_t map_bytes)
