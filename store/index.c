@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "store/internal.h"
@@ -26,7 +27,6 @@
 #define REC_DEL		0xffffffffu
 #define KEY_MAX		511		/* LMDB's default maximum key */
 #define VAL_MAX		(16u << 20)	/* far above any record we write */
-#define WBUF		(64u << 10)
 #define SKIP_PREFIX	STORE__MISC_LOCAL
 
 static const struct {
@@ -154,35 +154,34 @@ store_index_gen(struct store *st, uint64_t *gen)
 
 /* ---- writing records ---------------------------------------------------- */
 
+/* Records are written in two passes over one read transaction: the first
+ * measures, the second copies into one buffer of exactly that size whose
+ * pages are populated up front; the caller's out() gets it only once the
+ * transaction is over. A read transaction pins every page a commit frees
+ * after it began, and copying a segment of thousands of small files
+ * through out() and a doubling buffer (a page fault per page) held it for
+ * up to a second, while a thousand commits went by and the LMDB file grew
+ * by the pages they could not reuse (docs/performance.md). */
 struct wbuf {
 	int (*out)(void *arg, const void *p, size_t n);
 	void *arg;
-	unsigned char *p;
-	size_t len;
+	unsigned char *p;	/* NULL: measuring */
+	size_t len, cap;
 	int rc;
 };
-
-static void
-w_flush(struct wbuf *w)
-{
-	if (w->len && w->rc == 0)
-		w->rc = w->out(w->arg, w->p, w->len);
-	w->len = 0;
-}
 
 static void
 w_put(struct wbuf *w, const void *p, size_t n)
 {
 	if (w->rc)
 		return;
-	if (w->len + n > WBUF)
-		w_flush(w);
-	if (n > WBUF) {
-		if (w->rc == 0)
-			w->rc = w->out(w->arg, p, n);
-		return;
+	if (w->p) {
+		if (n > w->cap - w->len) {
+			w->rc = -EAGAIN;	/* cannot happen: same snapshot */
+			return;
+		}
+		memcpy(w->p + w->len, p, n);
 	}
-	memcpy(w->p + w->len, p, n);
 	w->len += n;
 }
 
@@ -202,25 +201,45 @@ w_rec(struct wbuf *w, int code, const void *k, size_t klen, const void *val,
 		w_put(w, val, vlen);
 }
 
-static int
+static void
 w_init(struct wbuf *w, int (*out)(void *, const void *, size_t), void *arg)
 {
 	memset(w, 0, sizeof *w);
 	w->out = out;
 	w->arg = arg;
-	/* Block records hold block keys: the buffer is wiped after use. */
-	return (w->p = malloc(WBUF)) ? 0 : -ENOMEM;
 }
 
+/* After the measuring pass: the buffer for the copying one. */
+static int
+w_alloc(struct wbuf *w)
+{
+	void *p;
+
+	if (w->rc || w->len == 0)
+		return w->rc;
+	p = mmap(NULL, w->len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	w->p = p;
+	w->cap = w->len;
+	w->len = 0;
+	return 0;
+}
+
+/* After the transaction: hands the records over, then wipes them (block
+ * records hold block keys). */
 static int
 w_end(struct wbuf *w, int rc)
 {
 	if (rc == 0)
-		w_flush(w);
-	if (rc == 0)
 		rc = w->rc;
-	sodium_memzero(w->p, WBUF);
-	free(w->p);
+	if (rc == 0 && w->p && w->len)
+		rc = w->out(w->arg, w->p, w->len);
+	if (w->p) {
+		sodium_memzero(w->p, w->cap);
+		munmap(w->p, w->cap);
+	}
 	return rc;
 }
 
@@ -253,13 +272,16 @@ store_index_dump(struct store *st, uint64_t *gen,
 	uint64_t g;
 	int rc;
 
-	if ((rc = w_init(&w, out, arg)) < 0)
-		return rc;
+	w_init(&w, out, arg);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
-		return w_end(&w, rc);
+		return rc;
 	rc = counter_get(t->txn, st->dbi[STORE__DB_CHANGES], &g);
-	for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(tables); i++)
-		rc = dump_table(t, tables[i].code, tables[i].db, &w);
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		if (pass == 1 && (rc = w_alloc(&w)) < 0)
+			break;
+		for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(tables); i++)
+			rc = dump_table(t, tables[i].code, tables[i].db, &w);
+	}
 	store_txn_abort(t);
 	if ((rc = w_end(&w, rc)) == 0)
 		*gen = g;
@@ -358,25 +380,30 @@ store_index_changes(struct store *st, uint64_t since_gen, uint64_t *gen,
 	uint64_t g;
 	int rc;
 
-	if ((rc = w_init(&w, out, arg)) < 0)
-		return rc;
+	w_init(&w, out, arg);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0)
-		return w_end(&w, rc);
+		return rc;
 	if ((rc = counter_get(t->txn, st->dbi[STORE__DB_CHANGES], &g)) == 0)
 		rc = collect(t, since_gen, &v, &n);
-	for (size_t i = 0; rc == 0 && i < n && !w.rc; i++) {
-		int db = db_of(v[i]->code);
-		MDB_val k = { v[i]->klen, v[i]->key }, d;
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		if (pass == 1 && (rc = w_alloc(&w)) < 0)
+			break;
+		for (size_t i = 0; rc == 0 && i < n && !w.rc; i++) {
+			int db = db_of(v[i]->code);
+			MDB_val k = { v[i]->klen, v[i]->key }, d;
 
-		if (db < 0)
-			continue;
-		rc = mdb_get(t->txn, st->dbi[db], &k, &d);
-		if (rc == 0)
-			w_rec(&w, v[i]->code, k.mv_data, k.mv_size, d.mv_data,
-			    d.mv_size);
-		else if (rc == MDB_NOTFOUND)
-			w_rec(&w, v[i]->code, k.mv_data, k.mv_size, NULL, 0);
-		rc = rc == MDB_NOTFOUND ? 0 : store__mdb_err(rc, "changes");
+			if (db < 0)
+				continue;
+			rc = mdb_get(t->txn, st->dbi[db], &k, &d);
+			if (rc == 0)
+				w_rec(&w, v[i]->code, k.mv_data, k.mv_size,
+				    d.mv_data, d.mv_size);
+			else if (rc == MDB_NOTFOUND)
+				w_rec(&w, v[i]->code, k.mv_data, k.mv_size,
+				    NULL, 0);
+			rc = rc == MDB_NOTFOUND ? 0 :
+			    store__mdb_err(rc, "changes");
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
