@@ -227,7 +227,9 @@ undo_home(const char *home, int created)
 		"key", "meta/data.mdb", "meta/lock.mdb", "peers", "hired",
 		"bootstrap", NULL,
 	};
-	static const char *const dirs[] = { "meta", "journal", "spare", NULL };
+	static const char *const dirs[] = {
+		"meta", "journal", "retired", "spare", NULL,
+	};
 
 	for (int i = 0; files[i]; i++) {
 		char *p = cli_path(home, files[i]);

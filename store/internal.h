@@ -48,12 +48,34 @@ struct store {
 	 * builtins, no lock). */
 	struct worker	*flusher;
 	int		 dirty;
+	/* Syncs begun (flusher passes and store_sync), and the highest
+	 * count before a sync that completed: a commit made before a sync
+	 * began is durable once synced reaches the count read after it
+	 * (__atomic builtins). */
+	uint64_t	 sync_epoch;
+	uint64_t	 synced_epoch;
+	/* <dir>/retired: staging files whose record a commit dropped, kept
+	 * whole until that commit is synced (store/jrnl.c). retire_lock
+	 * protects retired .. retire_seq; retired[] is in epoch order. */
+	char		*rdir;
+	pthread_mutex_t	 retire_lock;
+	struct store__retired	*retired;
+	size_t		 nretired, retired_cap;
+	uint64_t	 retire_seq;	/* names, never reused */
 	/* MDB_WRITEMAP in use, and how much of data.mdb is allocated (only
 	 * under LMDB's write lock): see alloc_ahead in store/meta.c. */
 	int		writemap;
 	uint64_t	alloc_end;
 };
-#define STORE__FLUSH_MS 1000
+#define STORE__FLUSH_MS 5000
+
+/* A staging file retired by store_jrnl_unlink: moved to
+ * <rdir>/<seq>.<ino>.<bno> (and its range list to ...<bno | 2^63>). */
+struct store__retired {
+	uint64_t seq, ino, bno;
+	uint64_t epoch;		/* sync_epoch when it was moved */
+	unsigned moved;		/* 1: the staging file, 2: the range list */
+};
 
 struct store_txn {
 	MDB_txn		*txn;
@@ -67,6 +89,19 @@ struct store_txn {
 int  store__spare_open(struct store *st);
 void store__spare_close(struct store *st);	/* stops the maker first */
 void store__spare_maker_stop(struct store *st);
+/* store/jrnl.c: retired staging files. _open (LMDB open, no writer yet)
+ * puts back those a power cut left behind a record that came back and
+ * removes the rest; _recycle makes spares of those a sync has covered;
+ * _close frees the list (recycle first). */
+int  store__retired_open(struct store *st);
+void store__retired_recycle(struct store *st);
+/* On a full disk: syncs and empties the retired files at once; 1 when
+ * that emptied any (worth trying again), else 0. */
+int  store__retired_make_room(struct store *st);
+void store__retired_close(struct store *st);
+/* store/meta.c: mdb_env_sync, then synced_epoch covers every commit made
+ * before the call. */
+int  store__sync(struct store *st);
 
 /* ---- store/meta.c and store/misc.c: the misc table ----------------------
  * Misc keys starting with STORE__MISC_LOCAL are the owner's bookkeeping of

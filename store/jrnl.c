@@ -2,10 +2,11 @@
  * (formats in store/store.h). The matching LMDB records (store_jrnl_put...)
  * live in store/meta.c.
  *
- * A staging file whose block is uploaded is emptied and moved to
- * <dir>/spare/<n> (up to SPARE_MAX of them), and a new staging file is a
- * spare one renamed, when there is one: see struct store. Spare files are
- * empty before they get their spare name, so a crash leaves either an
+ * A staging file whose block is uploaded is retired (moved aside whole
+ * until the commit that says so is synced, below), then emptied and moved
+ * to <dir>/spare/<n> (up to SPARE_MAX of them), and a new staging file is
+ * a spare one renamed, when there is one: see struct store. Spare files
+ * are empty before they get their spare name, so a crash leaves either an
  * empty staging file without a record (the stale sweep removes it) or an
  * empty spare. */
 #include <dirent.h>
@@ -23,12 +24,17 @@
 #include "store/internal.h"
 #include "util.h"
 
-#define SPARE_MAX 4096
+/* Retired staging files (below) come back as spares up to five seconds
+ * after they were taken; small files made at thousands a second need that
+ * many in the pool, or the maker creates and the recycler removes them. */
+#define SPARE_MAX 65536
 #define SPARE_LOW 512		/* fewer: the maker is woken */
 #define SPARE_HIGH 1024		/* it makes spares up to here */
 #define SPARE_RETRY_MS 1000	/* after a create failed (disk full) */
 #define RANGES_BIT	(1ull << 63)	/* the range list's name */
 #define RANGES_MAX	(1u << 20)	/* bytes of ranges, then fold */
+
+static int parse_name(const char *s, uint64_t *ino, uint64_t *bno);
 
 static int
 jrnl_path(char *buf, size_t size, struct store *st, uint64_t ino,
@@ -290,8 +296,8 @@ pread_full(int fd, void *buf, size_t len, off_t off, size_t *got)
 	return 0;
 }
 
-int
-store_jrnl_write(struct store *st, uint64_t ino, uint64_t bno,
+static int
+jrnl_write_once(struct store *st, uint64_t ino, uint64_t bno,
     const struct store_jrnl_piece *pieces, int n, int flags)
 {
 	int fd, rc = 0;
@@ -312,6 +318,20 @@ store_jrnl_write(struct store *st, uint64_t ino, uint64_t bno,
 	if (rc == 0 && (flags & STORE_JRNL_SYNC) && fdatasync(fd) < 0)
 		rc = -errno;
 	close(fd);
+	return rc;
+}
+
+/* A full disk may be full of retired staging files (a file just deleted
+ * to make room, say): they are emptied now, not at the next flush, and the
+ * write tried once more. Writing the same pieces again is harmless. */
+int
+store_jrnl_write(struct store *st, uint64_t ino, uint64_t bno,
+    const struct store_jrnl_piece *pieces, int n, int flags)
+{
+	int rc = jrnl_write_once(st, ino, bno, pieces, n, flags);
+
+	if ((rc == -ENOSPC || rc == -EDQUOT) && store__retired_make_room(st))
+		rc = jrnl_write_once(st, ino, bno, pieces, n, flags);
 	return rc;
 }
 
@@ -359,15 +379,300 @@ jrnl_unlink_one(struct store *st, uint64_t ino, uint64_t bno)
 	return unlink(path) == 0 ? 0 : -errno;
 }
 
+/* ---- retired staging files ------------------------------------------------
+ * store_jrnl_unlink comes right after a commit that dropped the block's
+ * record (an upload, a truncate), and commits are synced up to
+ * STORE__FLUSH_MS later. Emptying the staging file at once would let a
+ * power cut in between bring the record back with nothing behind it: the
+ * bytes of a block on no supplier yet, lost. So the file moves to
+ * <dir>/retired/<seq>.<ino>.<bno> whole and becomes a spare only once a
+ * sync begun after the move has completed (store__retired_recycle); the
+ * store's next open puts back those whose record came back. Moving it
+ * also frees the name at once for the block's next write. */
+
+#define RETIRED_MAX	65536	/* waiting at once; then the retirer syncs */
+
+static int
+retired_path(char *buf, size_t size, const struct store *st, uint64_t seq,
+    uint64_t ino, uint64_t bno)
+{
+	int n = snprintf(buf, size, "%s/%" PRIu64 ".%" PRIu64 ".%" PRIu64,
+	    st->rdir, seq, ino, bno);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Empties one retired file into a spare (or removes it). */
+static void
+retired_drop(struct store *st, const struct store__retired *r)
+{
+	char path[4096];
+
+	for (int k = 0; k < 2; k++) {
+		uint64_t bno = k ? r->bno | RANGES_BIT : r->bno;
+
+		if (!(r->moved & (1u << k)) ||
+		    retired_path(path, sizeof path, st, r->seq, r->ino, bno) < 0)
+			continue;
+		if (spare_put(st, path) != 0 && unlink(path) != 0 &&
+		    errno != ENOENT)
+			log_warn("store: %s: %s", path, strerror(errno));
+	}
+}
+
+void
+store__retired_recycle(struct store *st)
+{
+	uint64_t synced = __atomic_load_n(&st->synced_epoch, __ATOMIC_ACQUIRE);
+	struct store__retired *done;
+	size_t n = 0;
+
+	pthread_mutex_lock(&st->retire_lock);
+	while (n < st->nretired && st->retired[n].epoch < synced)
+		n++;
+	if (n == 0 || !(done = malloc(n * sizeof *done))) {
+		/* Without memory: the next pass, or store_close. */
+		pthread_mutex_unlock(&st->retire_lock);
+		return;
+	}
+	memcpy(done, st->retired, n * sizeof *done);
+	st->nretired -= n;
+	memmove(st->retired, st->retired + n, st->nretired * sizeof *done);
+	pthread_mutex_unlock(&st->retire_lock);
+	for (size_t i = 0; i < n; i++)
+		retired_drop(st, &done[i]);
+	free(done);
+}
+
+int
+store__retired_make_room(struct store *st)
+{
+	size_t before;
+
+	pthread_mutex_lock(&st->retire_lock);
+	before = st->nretired;
+	pthread_mutex_unlock(&st->retire_lock);
+	if (before == 0 || store__sync(st) < 0)
+		return 0;
+	store__retired_recycle(st);
+	pthread_mutex_lock(&st->retire_lock);
+	before = st->nretired < before;
+	pthread_mutex_unlock(&st->retire_lock);
+	return (int)before;
+}
+
+/* Records r as waiting (0), or -errno: then the caller drops it now. */
+static int
+retired_add(struct store *st, struct store__retired *r)
+{
+	pthread_mutex_lock(&st->retire_lock);
+	while (st->nretired == RETIRED_MAX) {
+		/* Writers outrun the flusher: sync here, as fsync would. */
+		pthread_mutex_unlock(&st->retire_lock);
+		if (store__sync(st) < 0)
+			return -EIO;
+		store__retired_recycle(st);
+		pthread_mutex_lock(&st->retire_lock);
+	}
+	if (st->nretired == st->retired_cap) {
+		size_t cap = st->retired_cap ? st->retired_cap * 2 : 256;
+		struct store__retired *p = realloc(st->retired,
+		    cap * sizeof *p);
+
+		if (!p) {
+			pthread_mutex_unlock(&st->retire_lock);
+			return -ENOMEM;
+		}
+		st->retired = p;
+		st->retired_cap = cap;
+	}
+	/* Read under the lock, so the list stays in epoch order. */
+	r->epoch = __atomic_load_n(&st->sync_epoch, __ATOMIC_ACQUIRE);
+	st->retired[st->nretired++] = *r;
+	pthread_mutex_unlock(&st->retire_lock);
+	return 0;
+}
+
 int
 store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
 {
-	int a = jrnl_unlink_one(st, ino, bno);
-	int b = store_jrnl_ranges_drop(st, ino, bno);
+	struct store__retired r = { .ino = ino, .bno = bno };
+	char from[4096], to[4096];
+	int rc = -ENOENT;
 
-	if (a == 0 || b == 0)
-		return 0;
-	return a != -ENOENT ? a : b;
+	pthread_mutex_lock(&st->retire_lock);
+	r.seq = st->retire_seq++;
+	pthread_mutex_unlock(&st->retire_lock);
+	for (int k = 0; k < 2; k++) {
+		uint64_t b = k ? bno | RANGES_BIT : bno;
+		int one;
+
+		if ((one = jrnl_path(from, sizeof from, st, ino, b)) < 0 ||
+		    (one = retired_path(to, sizeof to, st, r.seq, ino, b)) < 0)
+			return one;
+		if (rename(from, to) == 0) {
+			r.moved |= 1u << k;
+			rc = 0;
+			continue;
+		}
+		if (errno == ENOENT && access(from, F_OK) != 0)
+			continue;	/* no such file */
+		/* No retired directory (removed under us), another file
+		 * system: emptied now, as before retiring existed. */
+		log_warn("store: retiring %s: %s", from, strerror(errno));
+		if ((one = jrnl_unlink_one(st, ino, b)) == 0)
+			rc = 0;
+		else if (one != -ENOENT)
+			return one;
+	}
+	if (r.moved && retired_add(st, &r) < 0)
+		retired_drop(st, &r);
+	return rc;
+}
+
+static int
+retired_cmp(const void *a, const void *b)
+{
+	const struct store__retired *x = a, *y = b;
+	uint64_t xb = x->bno & ~RANGES_BIT, yb = y->bno & ~RANGES_BIT;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (xb != yb)
+		return xb < yb ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq > y->seq ? -1 : 1;	/* newest first */
+	return 0;
+}
+
+/* "<seq>.<ino>.<bno>" */
+static int
+parse_retired(const char *s, struct store__retired *r)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	r->seq = strtoull(s, &end, 10);
+	if (errno || *end != '.')
+		return -EINVAL;
+	return parse_name(end + 1, &r->ino, &r->bno);
+}
+
+/* Whether a block's newest retired files go back: its record is there
+ * (a power cut undid the commit that dropped it) and the journal has
+ * neither file of it (a write after that commit would have made one;
+ * that newer staging file wins). */
+static int
+retired_put_back(struct store *st, struct store_txn *t, uint64_t ino,
+    uint64_t bno)
+{
+	char path[4096];
+	int rc = store_jrnl_has(t, ino, bno);
+
+	if (rc != 1)
+		return rc;
+	for (int k = 0; k < 2; k++) {
+		if (jrnl_path(path, sizeof path, st, ino,
+		    k ? bno | RANGES_BIT : bno) < 0 || access(path, F_OK) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Reads the retired directory into *out (unsorted), one entry per file. */
+static int
+retired_list(struct store *st, struct store__retired **out, size_t *n)
+{
+	struct store__retired *v = NULL, r;
+	size_t cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*n = 0;
+	if (!(d = opendir(st->rdir)))
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (parse_retired(de->d_name, &r) < 0) {
+			unlinkat(dirfd(d), de->d_name, 0);	/* not ours */
+			continue;
+		}
+		if (*n == cap) {
+			struct store__retired *p;
+
+			cap = cap ? cap * 2 : 64;
+			if (!(p = realloc(v, cap * sizeof *v))) {
+				closedir(d);
+				free(v);
+				return -ENOMEM;
+			}
+			v = p;
+		}
+		r.moved = (r.bno & RANGES_BIT) ? 2 : 1;
+		r.bno &= ~RANGES_BIT;
+		v[(*n)++] = r;
+	}
+	closedir(d);
+	*out = v;
+	return 0;
+}
+
+int
+store__retired_open(struct store *st)
+{
+	struct store__retired *v = NULL;
+	struct store_txn *t;
+	size_t n, back = 0;
+	int rc;
+
+	if (mkdir(st->rdir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if ((rc = retired_list(st, &v, &n)) < 0 || n == 0)
+		return rc;
+	qsort(v, n, sizeof *v, retired_cmp);
+	if ((rc = store_txn_begin(st, 1, &t)) < 0) {
+		free(v);
+		return rc;
+	}
+	for (size_t i = 0, j; i < n; i = j) {
+		int put = retired_put_back(st, t, v[i].ino, v[i].bno);
+
+		for (j = i; j < n && v[j].ino == v[i].ino &&
+		    v[j].bno == v[i].bno; j++) {
+			char from[4096], to[4096];
+			uint64_t b = v[j].bno | (v[j].moved == 2 ? RANGES_BIT : 0);
+
+			if (v[j].seq >= st->retire_seq)
+				st->retire_seq = v[j].seq + 1;
+			if (retired_path(from, sizeof from, st, v[j].seq,
+			    v[j].ino, b) < 0)
+				continue;
+			if (put == 1 && v[j].seq == v[i].seq &&
+			    jrnl_path(to, sizeof to, st, v[j].ino, b) == 0 &&
+			    renameat2(AT_FDCWD, from, AT_FDCWD, to,
+			    RENAME_NOREPLACE) == 0)
+				back++;
+			else
+				unlink(from);
+		}
+	}
+	store_txn_abort(t);
+	free(v);
+	if (back > 0)
+		log_warn("store: %zu staging files put back: the commits that "
+		    "had stored their blocks did not reach the disk", back);
+	return 0;
+}
+
+void
+store__retired_close(struct store *st)
+{
+	free(st->retired);
+	st->retired = NULL;
+	st->nretired = st->retired_cap = 0;
 }
 
 /* ---- range lists of overlay blocks ---------------------------------------

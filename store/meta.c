@@ -280,16 +280,48 @@ open_dbs(struct store *st)
 	return store__mdb_err(mdb_txn_commit(t.txn), "txn_commit");
 }
 
+/* A sync covers the commits made before it began: the epoch is counted
+ * up before mdb_env_sync, and only a sync that succeeded moves
+ * synced_epoch (never backwards: store_sync and the flusher overlap). */
+static void
+synced_to(struct store *st, uint64_t epoch)
+{
+	uint64_t cur = __atomic_load_n(&st->synced_epoch, __ATOMIC_ACQUIRE);
+
+	while (cur < epoch && !__atomic_compare_exchange_n(&st->synced_epoch,
+	    &cur, epoch, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
+int
+store__sync(struct store *st)
+{
+	uint64_t e = __atomic_add_fetch(&st->sync_epoch, 1, __ATOMIC_ACQ_REL);
+	int rc = store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
+
+	if (rc == 0)
+		synced_to(st, e);
+	return rc;
+}
+
 /* The flusher's pass: syncs when something was committed since the last
- * one. A commit that lands after the exchange sets dirty again and is
- * synced now or by the next pass. */
+ * one, then recycles the staging files that sync made safe to empty. A
+ * commit that lands after the exchange sets dirty again and is synced now
+ * or by the next pass. With nothing committed, everything before this
+ * pass is on disk already: synced_epoch moves all the same. */
 static int64_t
 flush_pass(void *arg, int idx)
 {
 	struct store *st = arg;
+	uint64_t e = __atomic_add_fetch(&st->sync_epoch, 1, __ATOMIC_ACQ_REL);
 
-	if (__atomic_exchange_n(&st->dirty, 0, __ATOMIC_ACQ_REL))
-		store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
+	if (!__atomic_exchange_n(&st->dirty, 0, __ATOMIC_ACQ_REL))
+		synced_to(st, e);
+	else if (store__mdb_err(mdb_env_sync(st->env, 1), "env_sync") == 0)
+		synced_to(st, e);
+	else
+		__atomic_store_n(&st->dirty, 1, __ATOMIC_RELEASE);
+	store__retired_recycle(st);
 	return STORE__FLUSH_MS;
 }
 
@@ -335,8 +367,11 @@ alloc_ahead(struct store *st)
 	if (errno == EOPNOTSUPP)
 		return -EOPNOTSUPP;
 	if (st->alloc_end < floor) {
-		/* The reserve itself, when the step did not fit. */
-		if (fallocate(fd, 0, 0, (off_t)floor) != 0)
+		/* The reserve itself, when the step did not fit (after
+		 * emptying the retired staging files, if any). */
+		if (fallocate(fd, 0, 0, (off_t)floor) != 0 &&
+		    (errno == EOPNOTSUPP || !store__retired_make_room(st) ||
+		    fallocate(fd, 0, 0, (off_t)floor) != 0))
 			return errno == EOPNOTSUPP ? -EOPNOTSUPP : -ENOSPC;
 		st->alloc_end = floor;
 	}
@@ -351,9 +386,12 @@ alloc_ahead(struct store *st)
  * one while it begins another. NOSYNC: a commit per metadata operation
  * must not cost an fsync; LMDB stays consistent (a killed process loses
  * nothing, the OS has the pages), and the flusher bounds what a power cut
- * can take to the last second (ext4 commits every five; a longer interval
- * was measured faster but waits on deferred journal unlinks: see
- * docs/performance.md, small_create_per_s).
+ * can take to the last five seconds (ext4's own commit interval; every
+ * second cost up to half the small creates a long-lived mount makes, as
+ * each sync's pages write-fault again). A staging file whose record a
+ * commit dropped is emptied only after the sync that makes the commit
+ * durable (store/jrnl.c, retired), so a power cut that undoes the commit
+ * finds the bytes its record names.
  * fsync/sync call store_sync(). */
 static int
 env_open(struct store *st, const char *mdir, size_t map_bytes)
@@ -400,8 +438,10 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 	st->jdir = path_join(dir, "journal");
 	st->sdir = path_join(dir, "spare");
 	st->sdir_fd = -1;
+	st->rdir = path_join(dir, "retired");
+	pthread_mutex_init(&st->retire_lock, NULL);
 	mdir = path_join(dir, "meta");
-	if (!st->dir || !st->jdir || !st->sdir || !mdir) {
+	if (!st->dir || !st->jdir || !st->sdir || !st->rdir || !mdir) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -416,7 +456,7 @@ store_open(struct store **out, const char *dir, size_t map_bytes)
 	/* Reader slots of a crashed process would pin old pages forever. */
 	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
 		log_info("store: cleared %d stale reader slots", dead);
-	if ((rc = open_dbs(st)) < 0)
+	if ((rc = open_dbs(st)) < 0 || (rc = store__retired_open(st)) < 0)
 		goto fail;
 	flush_conf.arg = st;
 	if ((rc = worker_start(&st->flusher, &flush_conf)) < 0)
@@ -437,20 +477,26 @@ store_close(struct store *st)
 		return;
 	worker_stop(st->flusher);
 	if (st->env) {
-		mdb_env_sync(st->env, 1);
+		if (store__sync(st) == 0)
+			store__retired_recycle(st);
 		mdb_env_close(st->env);
 	}
+	store__retired_close(st);
 	store__spare_close(st);
+	pthread_mutex_destroy(&st->retire_lock);
 	free(st->dir);
 	free(st->jdir);
 	free(st->sdir);
+	free(st->rdir);
 	free(st);
 }
 
+/* The retired staging files wait for the flusher: emptying them here
+ * would put thousands of truncates on an fsync's latency. */
 int
 store_sync(struct store *st)
 {
-	return store__mdb_err(mdb_env_sync(st->env, 1), "env_sync");
+	return store__sync(st);
 }
 
 int

@@ -8,10 +8,12 @@
  * start none):
  *
  *   name          count      owns                              lock
- *   store-flush   1 per      syncing what commits left         none (a commit
- *                 store      unsynced (MDB_NOSYNC): an         sets an atomic
- *                            mdb_env_sync each second, when    flag)
- *                            something was committed
+ *   store-flush   1 per      syncing what commits left         retire_lock
+ *                 store      unsynced (MDB_NOSYNC): an         (not held
+ *                            mdb_env_sync every 5 s, when      while it
+ *                            something was committed; then     empties files;
+ *                            emptying the retired staging      a commit sets
+ *                            files that sync covers            an atomic flag)
  *   store-spares  1 per      making empty spare staging        spare_lock (not
  *                 store      files: when fewer than 512 are    held while it
  *                            left, up to 1024; idle until a    creates a file)
@@ -371,8 +373,11 @@ int store_jrnl_read(struct store *st, uint64_t ino, uint64_t bno,
     uint32_t off, void *buf, size_t len);
 /* Cuts the staging file to len bytes (none there: 0). */
 int store_jrnl_cut(struct store *st, uint64_t ino, uint64_t bno, uint32_t len);
-/* Removes the staging file and its range list (emptied staging files are
- * kept as spares for the next one). 0, -ENOENT when neither existed. */
+/* Removes the staging file and its range list from the journal, after a
+ * commit that dropped the block's record: they are kept whole elsewhere
+ * until a sync makes that commit durable, then emptied and kept as spares
+ * for the next one; the store's open puts them back when their record
+ * outlived a power cut. 0, -ENOENT when neither existed. */
 int store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno);
 
 /* The range list of (ino, bno): 1 with *rg malloc()'d (n pairs of offset,

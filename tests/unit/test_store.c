@@ -15,6 +15,7 @@
 #include "store/internal.h"
 #include "store/store.h"
 #include "test.h"
+#include "testutil.h"
 
 #define OPEN(st) CHECK_EQ(store_open(&(st), "db", TEST_MAP_BYTES), 0)
 #define BEGIN(st, ro, t) CHECK_EQ(store_txn_begin((st), (ro), &(t)), 0)
@@ -1121,21 +1122,6 @@ test_jrnl_files(void)
 	return 0;
 }
 
-static int
-count_dir(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Staging files of uploaded blocks are emptied and kept in db/spare; a
  * new staging file is one of them renamed (no inode to allocate). */
 static int
@@ -1150,15 +1136,21 @@ test_jrnl_spares(void)
 	/* The maker stopped, the pool is what it left: counts relative. */
 	OPEN(st);
 	store__spare_maker_stop(st);
-	n0 = count_dir("db/spare");
+	n0 = test_dir_count("db/spare");
 	CHECK_EQ(store_jrnl_write(st, 9, 1, &pc, 1, 0), 0);
 	CHECK(stat("db/journal/9.1", &sb) == 0);
-	CHECK_EQ(count_dir("db/spare"), n0 > 0 ? n0 - 1 : 0);
-	n0 = count_dir("db/spare");
+	CHECK_EQ(test_dir_count("db/spare"), n0 > 0 ? n0 - 1 : 0);
+	n0 = test_dir_count("db/spare");
 	CHECK_EQ(store_jrnl_unlink(st, 9, 1), 0);
 	CHECK(access("db/journal/9.1", F_OK) != 0);
-	CHECK_EQ(count_dir("db/spare"), n0 + 1);
-	CHECK_EQ(count_dir("db/journal"), 0);
+	/* Retired until a sync makes the commit that dropped it durable. */
+	CHECK_EQ(test_dir_count("db/spare"), n0);
+	CHECK_EQ(test_dir_count("db/retired"), 1);
+	CHECK_EQ(store_sync(st), 0);
+	store__retired_recycle(st);
+	CHECK_EQ(test_dir_count("db/retired"), 0);
+	CHECK_EQ(test_dir_count("db/spare"), n0 + 1);
+	CHECK_EQ(test_dir_count("db/journal"), 0);
 	CHECK_EQ(store_jrnl_bytes(st), 0);
 
 	/* The next new staging file is that file, empty, private. */
@@ -1169,20 +1161,22 @@ test_jrnl_spares(void)
 	CHECK_EQ(sb2.st_mode & 0777, 0600);
 	pc = (struct store_jrnl_piece){ 0, "x", 1 };
 	CHECK_EQ(store_jrnl_write(st, 9, 2, &pc, 1, 0), 0);
-	CHECK_EQ(count_dir("db/spare"), n0);
+	CHECK_EQ(test_dir_count("db/spare"), n0);
 
 	/* An existing staging file is opened as it is; the spare stays. */
 	CHECK_EQ(store_jrnl_write(st, 9, 4, NULL, 0, 0), 0);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 4), 0);
+	CHECK_EQ(store_sync(st), 0);
+	store__retired_recycle(st);
 	n0 = n0 > 0 ? n0 : 1;	/* a spare taken and given back, or new */
-	CHECK_EQ(count_dir("db/spare"), n0);
+	CHECK_EQ(test_dir_count("db/spare"), n0);
 	CHECK_EQ(store_jrnl_write(st, 9, 2, NULL, 0, 0), 0);
 	CHECK_EQ(store_jrnl_read(st, 9, 2, 0, buf, sizeof buf), 0);
 	CHECK_EQ(buf[0], 'x');
 	CHECK_EQ(buf[1], 0);
-	CHECK_EQ(count_dir("db/spare"), n0);
+	CHECK_EQ(test_dir_count("db/spare"), n0);
 	CHECK_EQ(store_jrnl_unlink(st, 9, 5), -ENOENT);
-	CHECK_EQ(count_dir("db/spare"), n0);
+	CHECK_EQ(test_dir_count("db/spare"), n0);
 	store_close(st);
 
 	/* Reopened: empty spares are adopted, anything else there goes. */
@@ -1195,12 +1189,12 @@ test_jrnl_spares(void)
 	store__spare_maker_stop(st);
 	CHECK(access("db/spare/4000000000", F_OK) != 0);
 	CHECK(access("db/spare/junk", F_OK) != 0);
-	n0 = count_dir("db/spare");
+	n0 = test_dir_count("db/spare");
 	CHECK(n0 >= 1);
 	CHECK_EQ(store_jrnl_write(st, 9, 6, NULL, 0, 0), 0);
 	CHECK(stat("db/journal/9.6", &sb2) == 0);
 	CHECK_EQ(sb2.st_size, 0);
-	CHECK_EQ(count_dir("db/spare"), n0 - 1);
+	CHECK_EQ(test_dir_count("db/spare"), n0 - 1);
 	store_close(st);
 	return 0;
 }
@@ -1214,20 +1208,20 @@ test_jrnl_spare_maker(void)
 	int n = 0;
 
 	OPEN(st);
-	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 1024; i++)
+	for (int i = 0; i < 500 && (n = test_dir_count("db/spare")) < 1024; i++)
 		usleep(20000);
 	CHECK_EQ(n, 1024);
 	for (int i = 0; i < 800; i++) {
 		CHECK_EQ(store_jrnl_write(st, 7, (uint64_t)i, NULL, 0, 0), 0);
 	}
-	CHECK_EQ(count_dir("db/journal"), 800);
+	CHECK_EQ(test_dir_count("db/journal"), 800);
 	/* 224 left without the maker; with it, the pool went back up each
 	 * time it fell below 512, so it ends between 512 and 1024. */
-	for (int i = 0; i < 500 && (n = count_dir("db/spare")) < 512; i++)
+	for (int i = 0; i < 500 && (n = test_dir_count("db/spare")) < 512; i++)
 		usleep(20000);
 	CHECK(n >= 512);
 	usleep(100000);
-	CHECK(count_dir("db/spare") <= 1024);
+	CHECK(test_dir_count("db/spare") <= 1024);
 	store_close(st);
 	return 0;
 }

@@ -281,3 +281,18 @@ test_parse_caught(int cmd, char **argv, struct cli_conf *c, char *err,
 	close(fd);
 	return rc;
 }
+
+int
+test_dir_count(const char *path)
+{
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}

@@ -85,4 +85,8 @@ void test_swarm_stop(struct test_swarm *sw);
  * it returned before starting anything. Returns what body returned. */
 int  test_swarm_run(int (*body)(struct test_swarm *sw));
 
+/* Entries of the directory at path, dot files left out; -1 when it
+ * cannot be read. */
+int  test_dir_count(const char *path);
+
 #endif
