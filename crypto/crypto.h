@@ -199,6 +199,10 @@ int cr_ec_m(const struct cr_ec *ec);
 int cr_ec_encode(struct cr_ec *ec, const void *data, size_t len,
     unsigned char *frags[CR_EC_MAX], size_t *frag_len);
 void cr_ec_encode_free(struct cr_ec *ec, unsigned char *frags[CR_EC_MAX]);
+/* Frees one fragment of cr_ec_encode's output on its own (as
+ * liberasurecode's cleanup does each), for fragments that outlive the
+ * others. */
+void cr_ec_frag_free(void *frag);
 
 /* Decodes from n >= k fragments (any order, each frag_len bytes, taken from
  * cr_ec_encode's output). Writes exactly the original bytes to out, which

@@ -155,6 +155,12 @@ cr_ec_encode(struct cr_ec *ec, const void *data, size_t len,
 }
 
 void
+cr_ec_frag_free(void *frag)
+{
+	free(frag);	/* liberasurecode_encode_cleanup frees each so */
+}
+
+void
 cr_ec_encode_free(struct cr_ec *ec, unsigned char *frags[CR_EC_MAX])
 {
 	char **d, **p;

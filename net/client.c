@@ -76,7 +76,8 @@ list_del(struct net_req **head, struct net_req *r)
 static int
 req_write(struct net_peer *p, struct net_req *r)
 {
-	int rc = net_sess_send(p->s, &r->msg);
+	int rc = r->lend ? net_sess_send_lent(p->s, &r->msg, r->lend) :
+	    net_sess_send(p->s, &r->msg);
 
 	if (rc < 0)
 		return rc;

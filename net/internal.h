@@ -80,6 +80,7 @@
 #ifndef PEERFS_NET_INTERNAL_H
 #define PEERFS_NET_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -478,6 +479,27 @@ int net_sess_send(struct net_sess *s, const struct net_msg *m);
  * than copied, and take freed once written or on failure. */
 int net_sess_send_take(struct net_sess *s, const struct net_msg *m,
     void *take);
+
+/* A buffer lent to queued writes instead of copied into each: the lender
+ * and every write still holding it count one reference, and whoever lets
+ * go last calls release(buf). The owner's upload lends its fragments this
+ * way: a PUT queued behind a slow link may outlive the upload that made
+ * it (re-routed to a spare, session closed), and copying 1 MiB per PUT
+ * was a third of the net loop's time. Atomic: the lender is a worker
+ * thread, the writes end on the loop. */
+struct net_lend {
+	atomic_int refs;
+	void (*release)(void *buf);
+	void *buf;
+};
+/* One reference, the caller's; NULL when out of memory. */
+struct net_lend *net_lend_new(void *buf, void (*release)(void *buf));
+void net_lend_put(struct net_lend *l);
+/* net_sess_send() with m's bulk written from lend's buffer (which it lies
+ * in, left unchanged while lent): a reference held until written or on
+ * failure. */
+int net_sess_send_lent(struct net_sess *s, const struct net_msg *m,
+    struct net_lend *lend);
 /* Closes once; why != NULL logs one warning naming the peer. */
 void net_sess_close(struct net_sess *s, int err, const char *why);
 /* Stops decoding after the current record and reading; resume decodes
@@ -512,6 +534,7 @@ struct net_req {
 	struct net_req *next, *prev;	/* peer's pending or parked list */
 	struct net_peer *p;
 	struct net_msg msg;		/* borrowed pointers, until cb */
+	struct net_lend *lend;		/* msg's bulk lies in it: not copied */
 	unsigned char fragid[STORE_FRAGID_BYTES];
 	uint64_t deadline;		/* uv_now() ms; 0 while parked */
 	uint64_t t0_ns;			/* uv_hrtime() when sent */

@@ -22,9 +22,10 @@ struct wreq {
 	uv_write_t req;
 	struct net_sess *s;
 	size_t len;			/* data and bulk */
-	const unsigned char *bulk;	/* taken: written after data */
+	const unsigned char *bulk;	/* taken or lent: written after data */
 	size_t bulk_len;
-	void *bulk_buf;			/* freed when written */
+	void (*release)(void *);	/* called on bulk_buf once written */
+	void *bulk_buf;
 	unsigned char data[];
 };
 
@@ -231,7 +232,8 @@ on_write(uv_write_t *req, int status)
 	if (s->lim && s->lim->queued_total)
 		*s->lim->queued_total -= len;
 	s->last_tx = uv_now(s->tcp.loop);
-	free(w->bulk_buf);
+	if (w->release)
+		w->release(w->bulk_buf);
 	free(w);
 	/* Even when cancelled by a close: the owner's figures must fall
 	 * back whatever became of the bytes. */
@@ -261,7 +263,8 @@ sess_write(struct net_sess *s, struct wreq *w)
 	rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, b, w->bulk ? 2 : 1,
 	    on_write);
 	if (rc < 0) {
-		free(w->bulk_buf);
+		if (w->release)
+			w->release(w->bulk_buf);
 		free(w);
 		net_sess_close(s, rc, NULL);
 		return rc;
@@ -284,6 +287,7 @@ sess_write_raw(struct net_sess *s, const void *p, size_t n)
 	w->len = n;
 	w->bulk = NULL;
 	w->bulk_len = 0;
+	w->release = NULL;
 	w->bulk_buf = NULL;
 	memcpy(w->data, p, n);
 	return sess_write(s, w);
@@ -300,14 +304,12 @@ net_sess_send_raw(struct net_sess *s, const void *p, size_t n)
 /* Bigger than any header with bulk (PUT: 74 bytes). */
 #define HEAD_STACK	128
 
-int
-net_sess_send(struct net_sess *s, const struct net_msg *m)
-{
-	return net_sess_send_take(s, m, NULL);
-}
-
-int
-net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
+/* Encrypts and queues m. With release, m's bulk lies in buf and is
+ * written from there (release(buf) once written or on failure), else it
+ * is copied behind the header. */
+static int
+sess_send(struct net_sess *s, const struct net_msg *m,
+    void (*release)(void *), void *buf)
 {
 	size_t hlen = net_msg_head_len(m), clen, blen = 0, copy;
 	unsigned char stack[HEAD_STACK], *plain = stack;
@@ -341,9 +343,9 @@ net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
 	/* prefix | header ciphertext | bulk: the bulk is never encrypted
 	 * again; a client's is MAC'd where it is sent from (net/internal.h
 	 * says why a server's is not). It is copied once behind the header,
-	 * unless the caller gave its buffer away (take): then it is written
+	 * unless the caller gave or lent its buffer: then it is written
 	 * from there, a second iovec of the same write. */
-	copy = take ? 0 : blen;
+	copy = release ? 0 : blen;
 	if (!(w = malloc(sizeof *w + 8 + clen + copy))) {
 		rc = -ENOMEM;
 		goto fail;
@@ -352,9 +354,10 @@ net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
 	put_be32(w->data + 4, (uint32_t)blen);
 	if (copy)
 		memcpy(w->data + 8 + clen, bulk, blen);
-	w->bulk = take ? bulk : NULL;
-	w->bulk_len = take ? blen : 0;
-	w->bulk_buf = take;
+	w->bulk = release ? bulk : NULL;
+	w->bulk_len = release ? blen : 0;
+	w->release = release;
+	w->bulk_buf = buf;
 	cr_stream_push_ad(&s->hs->tx, w->data + 8, plain, hlen,
 	    s->is_client ? bulk : NULL, s->is_client ? blen : 0);
 	if (plain != stack)
@@ -364,8 +367,57 @@ net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
 fail:
 	if (plain != stack)
 		free(plain);
-	free(take);
+	if (release)
+		release(buf);
 	return rc;
+}
+
+int
+net_sess_send(struct net_sess *s, const struct net_msg *m)
+{
+	return sess_send(s, m, NULL, NULL);
+}
+
+int
+net_sess_send_take(struct net_sess *s, const struct net_msg *m, void *take)
+{
+	return sess_send(s, m, take ? free : NULL, take);
+}
+
+struct net_lend *
+net_lend_new(void *buf, void (*release)(void *buf))
+{
+	struct net_lend *l = malloc(sizeof *l);
+
+	if (!l)
+		return NULL;
+	atomic_init(&l->refs, 1);
+	l->release = release;
+	l->buf = buf;
+	return l;
+}
+
+void
+net_lend_put(struct net_lend *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+		l->release(l->buf);
+		free(l);
+	}
+}
+
+static void
+lend_put(void *l)
+{
+	net_lend_put(l);
+}
+
+int
+net_sess_send_lent(struct net_sess *s, const struct net_msg *m,
+    struct net_lend *lend)
+{
+	atomic_fetch_add_explicit(&lend->refs, 1, memory_order_relaxed);
+	return sess_send(s, m, lend_put, lend);
 }
 
 /* Inside a bulk (a fragment of a PUT or a GET_OK) that on_frame let in,

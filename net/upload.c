@@ -16,6 +16,7 @@ struct store_op {
 	struct net_op op;
 	int total;
 	unsigned char *const *frags;
+	struct net_lend *const *lend;	/* frags', or NULL: PUTs copy */
 	size_t frag_len;
 	const unsigned char *id;
 	const unsigned char (*hash)[CR_HASH_BYTES];	/* by index */
@@ -499,6 +500,7 @@ store_start(struct net *n, struct net_op *op)
 		o->req[i].msg.hash = o->hash[i];
 		o->req[i].msg.data = o->frags[i];
 		o->req[i].msg.data_len = o->frag_len;
+		o->req[i].lend = o->lend ? o->lend[i] : NULL;
 		o->req[i].cb = put_done;
 		o->req[i].arg = o;
 		o->req[i].idx = i;
@@ -549,12 +551,28 @@ net_block_store_keyed(struct net *n, const void *plain, size_t len,
 	return net_block_store_fmt(n, plain, len, key, CR_SEAL_CHUNKED, out);
 }
 
+/* Lends each of the total fragments (net_lend): one reference each,
+ * the caller's, freeing the fragment when the last goes. -ENOMEM, and
+ * nothing lent, when out of memory. */
+static int
+frags_lend(unsigned char *const *frags, int total, struct net_lend **lend)
+{
+	for (int i = 0; i < total; i++)
+		if (!(lend[i] = net_lend_new(frags[i], cr_ec_frag_free))) {
+			while (i-- > 0)
+				free(lend[i]);
+			return -ENOMEM;
+		}
+	return 0;
+}
+
 int
 net_block_store_fmt(struct net *n, const void *plain, size_t len,
     const unsigned char key[CR_KEY_BYTES], int fmt, struct store_block *out)
 {
 	struct store_op o = { .op.start = store_start };
 	unsigned char *sealed, *frags[CR_EC_MAX];
+	struct net_lend *lend[CR_EC_MAX];
 	unsigned char id[CR_ID_BYTES];
 	struct store_block b;
 	size_t frag_len;
@@ -591,6 +609,8 @@ net_block_store_fmt(struct net *n, const void *plain, size_t len,
 		    frag_len);
 	o.total = total;
 	o.frags = frags;
+	if (frags_lend(frags, total, lend) == 0)
+		o.lend = lend;
 	o.frag_len = frag_len;
 	o.id = id;
 	o.hash = (const unsigned char (*)[CR_HASH_BYTES])b.frag_hash;
@@ -605,7 +625,11 @@ net_block_store_fmt(struct net *n, const void *plain, size_t len,
 		net__audit_fill(n, &b, i, frags[i], 0);
 	*out = b;
 out_frags:
-	cr_ec_encode_free(n->conf.ec, frags);
+	if (o.lend)		/* a PUT still queued frees its own */
+		for (int i = 0; i < total; i++)
+			net_lend_put(lend[i]);
+	else
+		cr_ec_encode_free(n->conf.ec, frags);
 out:
 	sodium_memzero(&b, sizeof b);
 	return rc;

@@ -188,6 +188,91 @@ test_lost_suppliers(void)
 	return test_swarm_run(lost_body);
 }
 
+/* Finds fragments of block id in a LIST: how many, and the index of
+ * the last. */
+struct want_frag {
+	unsigned char id[CR_ID_BYTES];
+	uint64_t size;
+	int seen, idx;
+};
+
+static int
+want_cb(void *arg, const unsigned char *fragid, uint64_t size)
+{
+	struct want_frag *w = arg;
+
+	if (memcmp(fragid, w->id, CR_ID_BYTES) == 0 && size == w->size) {
+		w->seen++;
+		w->idx = fragid[CR_ID_BYTES];
+	}
+	return 0;
+}
+
+/* A PUT still queued behind a stalled supplier when its upload ended
+ * (the fragment doubled up on another holder meanwhile) is written from
+ * the upload's own fragment, lent (net_lend) rather than copied, so it
+ * must outlive the upload: once the supplier reads again, the fragment
+ * arrives whole (the supplier checks the session's MAC over it, which a
+ * freed or reused buffer would fail, closing the session) and is
+ * stored there. 40 MiB blocks: 10 MiB fragments, more than the socket
+ * buffers hold, so most of it is still in the write queue. */
+static int
+lent_put_body(struct test_swarm *sw)
+{
+	const size_t len = 40u << 20;
+	unsigned char *p = malloc(len);
+	struct net_peer_info info[8];
+	struct store_block b;
+	struct want_frag w = { .seen = 0 };
+	int stall = 5, sp = -1, dbl[2] = { -1, -1 };
+	double t0;
+
+	CHECK(p != NULL);
+	if (swarm_start(sw, 6, 10000))
+		return 1;
+	/* A first block with everyone up: each supplier grants room for
+	 * fragments this big, so the next PUTs go without a RESERVE. */
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+	CHECK_EQ(net_peers(sw->net, info, 8, 0), 6);
+	for (int i = 0; i < 6; i++)
+		if (strcmp(info[i].addr, sw->addr[stall]) == 0)
+			sp = i;
+	CHECK(sp >= 0);
+	kill(sw->pid[stall], SIGSTOP);
+	randombytes_buf(p, len);
+	CHECK_EQ(net_block_store(sw->net, p, len, sw->datakey, &b), 0);
+	for (int i = 0; i < 6; i++)
+		CHECK(memcmp(b.peer[i], info[sp].pk, CR_PK_BYTES) != 0);
+	/* It was sent one of the two fragments now doubled up on one
+	 * holder. */
+	for (int i = 0; i < 6 && dbl[0] < 0; i++)
+		for (int j = 0; j < i; j++)
+			if (memcmp(b.peer[i], b.peer[j], CR_PK_BYTES) == 0) {
+				dbl[0] = j;
+				dbl[1] = i;
+			}
+	CHECK(dbl[0] >= 0);
+	kill(sw->pid[stall], SIGCONT);
+	memcpy(w.id, b.id, CR_ID_BYTES);
+	w.size = b.frag_len;
+	for (t0 = now_s(); !w.seen && now_s() - t0 < 20; usleep(100000))
+		CHECK(net_frag_list(sw->net, info[sp].pk, want_cb, &w) >= 0 ||
+		    now_s() - t0 < 20);
+	CHECK_EQ(w.seen, 1);
+	CHECK(w.idx == dbl[0] || w.idx == dbl[1]);
+	CHECK_EQ(net_peers(sw->net, info, 8, 0), 6);
+	CHECK_EQ(info[sp].state, NET_PEER_ONLINE);
+	free(p);
+	return 0;
+}
+
+static int
+test_lent_put(void)
+{
+	return test_swarm_run(lent_put_body);
+}
+
 /* ---- garbage speakers -------------------------------------------------- */
 
 static int
@@ -2017,6 +2102,7 @@ const struct test tests_net[] = {
 	{ "loop_thread", test_loop_thread },
 	{ "store_fetch", test_store_fetch },
 	{ "lost_suppliers", test_lost_suppliers },
+	{ "lent_put", test_lent_put },
 	{ "garbage", test_garbage },
 	{ "other_sets", test_other_sets },
 	{ "range", test_range },
