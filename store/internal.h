@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "store/store.h"
+#include "util.h"
 #include "worker.h"
 
 enum {
@@ -59,8 +60,7 @@ struct store {
 	 * protects retired .. retire_seq; retired[] is in epoch order. */
 	char		*rdir;
 	pthread_mutex_t	 retire_lock;
-	struct store__retired	*retired;
-	size_t		 nretired, retired_cap;
+	struct vec	 retired;	/* of struct store__retired */
 	uint64_t	 retire_seq;	/* names, never reused */
 	/* MDB_WRITEMAP in use, and how much of data.mdb is allocated (only
 	 * under LMDB's write lock): see alloc_ahead in store/meta.c. */

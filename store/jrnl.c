@@ -424,20 +424,21 @@ void
 store__retired_recycle(struct store *st)
 {
 	uint64_t synced = __atomic_load_n(&st->synced_epoch, __ATOMIC_ACQUIRE);
-	struct store__retired *done;
+	struct store__retired *list, *done;
 	size_t n = 0;
 
 	pthread_mutex_lock(&st->retire_lock);
-	while (n < st->nretired && st->retired[n].epoch < synced)
+	list = st->retired.p;
+	while (n < st->retired.n && list[n].epoch < synced)
 		n++;
 	if (n == 0 || !(done = malloc(n * sizeof *done))) {
 		/* Without memory: the next pass, or store_close. */
 		pthread_mutex_unlock(&st->retire_lock);
 		return;
 	}
-	memcpy(done, st->retired, n * sizeof *done);
-	st->nretired -= n;
-	memmove(st->retired, st->retired + n, st->nretired * sizeof *done);
+	memcpy(done, list, n * sizeof *done);
+	st->retired.n -= n;
+	memmove(list, list + n, st->retired.n * sizeof *done);
 	pthread_mutex_unlock(&st->retire_lock);
 	for (size_t i = 0; i < n; i++)
 		retired_drop(st, &done[i]);
@@ -450,13 +451,13 @@ store__retired_make_room(struct store *st)
 	size_t before;
 
 	pthread_mutex_lock(&st->retire_lock);
-	before = st->nretired;
+	before = st->retired.n;
 	pthread_mutex_unlock(&st->retire_lock);
 	if (before == 0 || store__sync(st) < 0)
 		return 0;
 	store__retired_recycle(st);
 	pthread_mutex_lock(&st->retire_lock);
-	before = st->nretired < before;
+	before = st->retired.n < before;
 	pthread_mutex_unlock(&st->retire_lock);
 	return (int)before;
 }
@@ -465,8 +466,10 @@ store__retired_make_room(struct store *st)
 static int
 retired_add(struct store *st, struct store__retired *r)
 {
+	int rc;
+
 	pthread_mutex_lock(&st->retire_lock);
-	while (st->nretired == RETIRED_MAX) {
+	while (st->retired.n == RETIRED_MAX) {
 		/* Writers outrun the flusher: sync here, as fsync would. */
 		pthread_mutex_unlock(&st->retire_lock);
 		if (store__sync(st) < 0)
@@ -474,23 +477,11 @@ retired_add(struct store *st, struct store__retired *r)
 		store__retired_recycle(st);
 		pthread_mutex_lock(&st->retire_lock);
 	}
-	if (st->nretired == st->retired_cap) {
-		size_t cap = st->retired_cap ? st->retired_cap * 2 : 256;
-		struct store__retired *p = realloc(st->retired,
-		    cap * sizeof *p);
-
-		if (!p) {
-			pthread_mutex_unlock(&st->retire_lock);
-			return -ENOMEM;
-		}
-		st->retired = p;
-		st->retired_cap = cap;
-	}
 	/* Read under the lock, so the list stays in epoch order. */
 	r->epoch = __atomic_load_n(&st->sync_epoch, __ATOMIC_ACQUIRE);
-	st->retired[st->nretired++] = *r;
+	rc = vec_push(&st->retired, r, sizeof *r);
 	pthread_mutex_unlock(&st->retire_lock);
-	return 0;
+	return rc;
 }
 
 int
@@ -515,8 +506,10 @@ store_jrnl_unlink(struct store *st, uint64_t ino, uint64_t bno)
 			rc = 0;
 			continue;
 		}
-		if (errno == ENOENT && access(from, F_OK) != 0)
-			continue;	/* no such file */
+		/* ENOENT: no such file, or no retired directory; once one
+		 * file moved, the directory is there. */
+		if (errno == ENOENT && (r.moved || access(from, F_OK) != 0))
+			continue;
 		/* No retired directory (removed under us), another file
 		 * system: emptied now, as before retiring existed. */
 		log_warn("store: retiring %s: %s", from, strerror(errno));
@@ -581,16 +574,14 @@ retired_put_back(struct store *st, struct store_txn *t, uint64_t ino,
 	return 1;
 }
 
-/* Reads the retired directory into *out (unsorted), one entry per file. */
+/* Reads the retired directory into out (unsorted), one entry per file. */
 static int
-retired_list(struct store *st, struct store__retired **out, size_t *n)
+retired_list(struct store *st, struct vec *out)
 {
-	struct store__retired *v = NULL, r;
-	size_t cap = 0;
+	struct store__retired r;
 	struct dirent *de;
 	DIR *d;
 
-	*n = 0;
 	if (!(d = opendir(st->rdir)))
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d)) != NULL) {
@@ -600,41 +591,36 @@ retired_list(struct store *st, struct store__retired **out, size_t *n)
 			unlinkat(dirfd(d), de->d_name, 0);	/* not ours */
 			continue;
 		}
-		if (*n == cap) {
-			struct store__retired *p;
-
-			cap = cap ? cap * 2 : 64;
-			if (!(p = realloc(v, cap * sizeof *v))) {
-				closedir(d);
-				free(v);
-				return -ENOMEM;
-			}
-			v = p;
-		}
 		r.moved = (r.bno & RANGES_BIT) ? 2 : 1;
 		r.bno &= ~RANGES_BIT;
-		v[(*n)++] = r;
+		if (vec_push(out, &r, sizeof r) < 0) {
+			closedir(d);
+			vec_release(out);
+			return -ENOMEM;
+		}
 	}
 	closedir(d);
-	*out = v;
 	return 0;
 }
 
 int
 store__retired_open(struct store *st)
 {
-	struct store__retired *v = NULL;
+	struct vec list = { 0 };
+	struct store__retired *v;
 	struct store_txn *t;
 	size_t n, back = 0;
 	int rc;
 
 	if (mkdir(st->rdir, 0700) != 0 && errno != EEXIST)
 		return -errno;
-	if ((rc = retired_list(st, &v, &n)) < 0 || n == 0)
+	if ((rc = retired_list(st, &list)) < 0 || list.n == 0)
 		return rc;
+	v = list.p;
+	n = list.n;
 	qsort(v, n, sizeof *v, retired_cmp);
 	if ((rc = store_txn_begin(st, 1, &t)) < 0) {
-		free(v);
+		vec_release(&list);
 		return rc;
 	}
 	for (size_t i = 0, j; i < n; i = j) {
@@ -660,7 +646,7 @@ store__retired_open(struct store *st)
 		}
 	}
 	store_txn_abort(t);
-	free(v);
+	vec_release(&list);
 	if (back > 0)
 		log_warn("store: %zu staging files put back: the commits that "
 		    "had stored their blocks did not reach the disk", back);
@@ -670,9 +656,7 @@ store__retired_open(struct store *st)
 void
 store__retired_close(struct store *st)
 {
-	free(st->retired);
-	st->retired = NULL;
-	st->nretired = st->retired_cap = 0;
+	vec_release(&st->retired);
 }
 
 /* ---- range lists of overlay blocks ---------------------------------------

@@ -278,6 +278,14 @@ test_jrnl_retire(void)
 	CHECK_EQ(test_dir_count("home/retired"), 0);
 	CHECK_EQ(store_jrnl_read(st, 5, 2, 0, buf, 3), 0);
 	CHECK_MEM(buf, "\0b\0", 3);
+	/* No retired directory (removed under the store): emptied at once,
+	 * and a second unlink still finds nothing. */
+	CHECK_EQ(rmdir("home/retired"), 0);
+	CHECK_EQ(store_jrnl_write(st, 5, 3, &pc, 1, 0), 0);
+	CHECK_EQ(store_jrnl_unlink(st, 5, 3), 0);
+	CHECK(access("home/journal/5.3", F_OK) != 0);
+	CHECK_EQ(store_jrnl_unlink(st, 5, 3), -ENOENT);
+	CHECK_EQ(mkdir("home/retired", 0700), 0);
 	/* Retired after the last sync: it waits for the next one (here
 	 * store_close's). */
 	CHECK_EQ(store_jrnl_unlink(st, 5, 2), 0);
