@@ -64,6 +64,8 @@ struct fetch_op {
 	uv_timer_t *hedge;		/* due at the next late answer */
 	int copying;			/* net_block_repair's copies: not
 					 * getting them is no error */
+	int trust_data;			/* data fragments taken unchecked */
+	uint32_t unchecked;		/* result: those taken so */
 	char failed[512];
 };
 
@@ -233,6 +235,25 @@ on_hedge(uv_timer_t *t)
 	get_more(n, o);
 }
 
+/* Whether fragment i as received may be kept. With trust_data, a data
+ * fragment of a block sealed in chunks is kept unchecked: each chunk's
+ * own tag vouches for its bytes when the block opens, and only a chunk
+ * failing there costs the fragments' tags (open_unchecked). That moves
+ * a Poly1305 pass over every byte read off the net loop. */
+static int
+frag_acceptable(struct net *n, struct fetch_op *o, int i,
+    const struct net_msg *m)
+{
+	if (m->data_len != o->b->frag_len)
+		return 0;
+	if (o->trust_data && i < o->k) {
+		o->unchecked |= 1u << i;
+		return 1;
+	}
+	return cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec, i,
+	    m->data, m->data_len) == 0;
+}
+
 static void
 get_done(struct net_req *r, int rc, const struct net_msg *m,
     unsigned char **buf)
@@ -250,9 +271,7 @@ get_done(struct net_req *r, int rc, const struct net_msg *m,
 	if (rc == 0) {
 		net__lat_note(p, (double)(uv_hrtime() - r->t0_ns) / 1e6);
 		o->bytes += m->data_len;
-		if (m->data_len != o->b->frag_len ||
-		    cr_frag_check(o->b->frag_hash[i], o->b->key, p->n->conf.ec, i,
-		    m->data, m->data_len) != 0) {
+		if (!frag_acceptable(p->n, o, i, m)) {
 			char name[17];
 			net__blk_name(name, o->b->id);
 			/* The bulk of GET_OK is not MAC'd on the wire
@@ -436,26 +455,56 @@ net_block_fetch(struct net *n, const struct store_block *b, void *plain)
 	return net_block_fetch_report(n, b, plain, NULL);
 }
 
-int
-net_block_fetch_report(struct net *n, const struct store_block *b,
-    void *plain, uint32_t *bad)
+/* open_unchecked's answers besides 0 and -errno. */
+#define FETCH_DECODE	1	/* every fragment checks: decode them */
+#define FETCH_RECHECK	2	/* fetch again, each fragment checked */
+
+/* The fetch took data fragments unchecked (trust_data). With all k of
+ * them the sealed block is their payloads joined (the code is
+ * systematic), and it opens only if every chunk's tag holds: 0. With
+ * parity among them, the unchecked ones are checked here, before
+ * liberasurecode reads their headers: FETCH_DECODE when all pass.
+ * FETCH_RECHECK when a chunk or a tag failed: the caller fetches again
+ * with every fragment checked as it comes, whose rules retry a bad copy
+ * once, blame its supplier and report it for rebuild. */
+static int
+open_unchecked(struct net *n, const struct fetch_op *o, const int *set,
+    unsigned char *sealed, size_t clen, void *plain)
 {
-	struct fetch_op o = { .op.start = fetch_start, .b = b };
-	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
+	size_t hdr, pay;
+
+	if (set[o->k - 1] == o->k - 1 &&	/* set[] ascends */
+	    cr_ec_data_layout(n->conf.ec, clen, o->b->frag_len, &hdr,
+	    &pay) == 0) {
+		for (int j = 0; j < o->k && (size_t)j * pay < clen; j++) {
+			size_t off = (size_t)j * pay;
+
+			memcpy(sealed + off, o->frag[j] + hdr,
+			    clen - off < pay ? clen - off : pay);
+		}
+		return cr_block_open_fmt(o->b->seal, plain, sealed, clen,
+		    o->b->key, o->b->id) == 0 ? 0 : FETCH_RECHECK;
+	}
+	for (int i = 0; i < o->k; i++)
+		if (o->unchecked & 1u << i &&
+		    cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
+		    i, o->frag[i], o->b->frag_len) != 0)
+			return FETCH_RECHECK;
+	return FETCH_DECODE;
+}
+
+/* One fetch of b into plain; trust: data fragments taken unchecked
+ * (frag_acceptable). 0, -errno, or FETCH_RECHECK. */
+static int
+fetch_once(struct net *n, const struct store_block *b, size_t clen,
+    void *plain, uint32_t *bad, int trust)
+{
+	struct fetch_op o = { .op.start = fetch_start, .b = b,
+	    .trust_data = trust };
 	unsigned char *sealed = NULL;
 	int rc, set[CR_EC_MAX], nf = 0;
 	char name[17];
 
-	if (bad)
-		*bad = 0;
-	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
-		return -EINVAL;
-	if (clen == 0) {
-		net__blk_name(name, b->id);
-		log_error("block %s: sealed in format %u, unknown to this "
-		    "version", name, b->seal);
-		return -ENOTSUP;
-	}
 	o.k = o.want = b->k;
 	o.total = b->k + b->m;
 	rc = net__op_run(n, &o.op);
@@ -469,10 +518,20 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 		goto out;
 	}
 	net__blk_name(name, b->id);
+	if (o.unchecked &&
+	    (rc = open_unchecked(n, &o, set, sealed, clen, plain)) !=
+	    FETCH_DECODE) {
+		if (rc == FETCH_RECHECK)
+			log_warn("block %s: a chunk or a fragment failed its "
+			    "check: fetching the fragments again, each "
+			    "checked", name);
+		goto out;
+	}
 	if ((rc = open_set(n, &o, set, sealed, clen, plain)) < 0) {
 		log_warn("block %s: its fragments check but it does not "
 		    "decode or open (%s): trying other sets of fragments",
 		    name, strerror(-rc));
+		o.trust_data = 0;	/* parity and more: checked */
 		if ((rc = open_other_sets(n, &o, sealed, clen, plain)) == 0)
 			log_info("block %s: opened from another set of "
 			    "fragments", name);
@@ -489,6 +548,30 @@ out:
 	free(sealed);
 	for (int i = 0; i < CR_EC_MAX; i++)
 		free(o.buf[i]);
+	return rc;
+}
+
+int
+net_block_fetch_report(struct net *n, const struct store_block *b,
+    void *plain, uint32_t *bad)
+{
+	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
+	char name[17];
+	int rc;
+
+	if (bad)
+		*bad = 0;
+	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
+		return -EINVAL;
+	if (clen == 0) {
+		net__blk_name(name, b->id);
+		log_error("block %s: sealed in format %u, unknown to this "
+		    "version", name, b->seal);
+		return -ENOTSUP;
+	}
+	rc = fetch_once(n, b, clen, plain, bad, b->seal == CR_SEAL_CHUNKED);
+	if (rc == FETCH_RECHECK)
+		rc = fetch_once(n, b, clen, plain, bad, 0);
 	return rc;
 }
 

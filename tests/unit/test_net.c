@@ -132,15 +132,35 @@ store_fetch_body(struct test_swarm *sw)
 		frags += info[i].fragments;
 	}
 	CHECK_EQ(frags, 6 * ARRAY_SIZE(sizes));
-	/* Two wrong hashes in the record: those fragments are dropped (if
-	 * asked for), the other four do; three wrong: -EIO. */
-	unsigned char *q = malloc(b.plain_len);
+	/* A block sealed in chunks opens from its four data fragments, each
+	 * chunk checked by its own tag: the fragments' tags in the record
+	 * are not needed then. */
+	static unsigned char p[65537], q[65537];
+	unsigned char key[CR_KEY_BYTES], *big = malloc(b.plain_len);
+	struct store_block w;
+
+	CHECK(big != NULL);
+	CHECK_EQ(b.seal, CR_SEAL_CHUNKED);
 	b.frag_hash[0][0] ^= 1;
-	b.frag_hash[5][0] ^= 1;
-	CHECK_EQ(net_block_fetch(sw->net, &b, q), 0);
 	b.frag_hash[2][0] ^= 1;
-	CHECK_EQ(net_block_fetch(sw->net, &b, q), -EIO);
-	free(q);
+	b.frag_hash[5][0] ^= 1;
+	CHECK_EQ(net_block_fetch(sw->net, &b, big), 0);
+	free(big);
+	/* Sealed whole (index blocks, blocks stored before chunks): every
+	 * fragment must match its tag. Two wrong in the record: those
+	 * fragments are dropped (if asked for), the other four do; three
+	 * wrong: -EIO. */
+	randombytes_buf(p, sizeof p);
+	cr_block_key(key, p, sizeof p, sw->datakey);
+	CHECK_EQ(net_block_store_fmt(sw->net, p, sizeof p, key, CR_SEAL_WHOLE,
+	    &w), 0);
+	w.frag_hash[0][0] ^= 1;
+	w.frag_hash[5][0] ^= 1;
+	memset(q, 0, sizeof q);
+	CHECK_EQ(net_block_fetch(sw->net, &w, q), 0);
+	CHECK_MEM(p, q, sizeof p);
+	w.frag_hash[2][0] ^= 1;
+	CHECK_EQ(net_block_fetch(sw->net, &w, q), -EIO);
 	return 0;
 }
 
