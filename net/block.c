@@ -236,10 +236,14 @@ on_hedge(uv_timer_t *t)
 }
 
 /* Whether fragment i as received may be kept. With trust_data, a data
- * fragment of a block sealed in chunks is kept unchecked: each chunk's
- * own tag vouches for its bytes when the block opens, and only a chunk
- * failing there costs the fragments' tags (open_unchecked). That moves
- * a Poly1305 pass over every byte read off the net loop. */
+ * fragment of a block sealed in chunks is kept unchecked: when all k
+ * data fragments come, each chunk's own tag vouches for its bytes as the
+ * block opens (open_joined), which takes a Poly1305 pass over every byte
+ * read off the net loop. Only a failing chunk, or parity among the k
+ * (decoding reads the fragments' headers), costs their tags, checked on
+ * the reader's thread (check_unchecked). Damage outside the chunks (a
+ * fragment's header or padding) is then left to audits, rebuilds and
+ * degraded reads, which check the tags. */
 static int
 frag_acceptable(struct net *n, struct fetch_op *o, int i,
     const struct net_msg *m)
@@ -375,6 +379,11 @@ fetch_start(struct net *n, struct net_op *op)
 			}
 		if (o->b->lost[i] || p->state == NET_PEER_DEAD)
 			rtt[i] += 1e12;
+		/* Dropped after a failed check (check_unchecked): asked
+		 * again first, so a second bad copy is blamed as one
+		 * retried in get_done is. */
+		if (o->retried & 1u << i)
+			rtt[i] = -1;
 		int j = o->norder++;
 		for (; j > 0 && rtt[o->order[j - 1]] > rtt[i]; j--)
 			o->order[j] = o->order[j - 1];
@@ -455,83 +464,117 @@ net_block_fetch(struct net *n, const struct store_block *b, void *plain)
 	return net_block_fetch_report(n, b, plain, NULL);
 }
 
-/* open_unchecked's answers besides 0 and -errno. */
-#define FETCH_DECODE	1	/* every fragment checks: decode them */
-#define FETCH_RECHECK	2	/* fetch again, each fragment checked */
-
-/* The fetch took data fragments unchecked (trust_data). With all k of
- * them the sealed block is their payloads joined (the code is
- * systematic), and it opens only if every chunk's tag holds: 0. With
- * parity among them, the unchecked ones are checked here, before
- * liberasurecode reads their headers: FETCH_DECODE when all pass.
- * FETCH_RECHECK when a chunk or a tag failed: the caller fetches again
- * with every fragment checked as it comes, whose rules retry a bad copy
- * once, blame its supplier and report it for rebuild. */
+/* With all k data fragments in (taken unchecked), the sealed block is
+ * their payloads joined (the code is systematic) and opens only if every
+ * chunk's tag holds: 0. -EAGAIN when the set is not the k data fragments
+ * (or the code puts metadata in them), -EBADMSG when a chunk failed. */
 static int
-open_unchecked(struct net *n, const struct fetch_op *o, const int *set,
+open_joined(struct net *n, const struct fetch_op *o, const int *set,
     unsigned char *sealed, size_t clen, void *plain)
 {
 	size_t hdr, pay;
 
-	if (set[o->k - 1] == o->k - 1 &&	/* set[] ascends */
+	if (set[o->k - 1] != o->k - 1 ||	/* set[] ascends */
 	    cr_ec_data_layout(n->conf.ec, clen, o->b->frag_len, &hdr,
-	    &pay) == 0) {
-		for (int j = 0; j < o->k && (size_t)j * pay < clen; j++) {
-			size_t off = (size_t)j * pay;
+	    &pay) < 0)
+		return -EAGAIN;
+	for (int j = 0; j < o->k && (size_t)j * pay < clen; j++) {
+		size_t off = (size_t)j * pay;
 
-			memcpy(sealed + off, o->frag[j] + hdr,
-			    clen - off < pay ? clen - off : pay);
-		}
-		return cr_block_open_fmt(o->b->seal, plain, sealed, clen,
-		    o->b->key, o->b->id) == 0 ? 0 : FETCH_RECHECK;
+		memcpy(sealed + off, o->frag[j] + hdr,
+		    clen - off < pay ? clen - off : pay);
 	}
-	for (int i = 0; i < o->k; i++)
-		if (o->unchecked & 1u << i &&
-		    cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
-		    i, o->frag[i], o->b->frag_len) != 0)
-			return FETCH_RECHECK;
-	return FETCH_DECODE;
+	return cr_block_open_fmt(o->b->seal, plain, sealed, clen, o->b->key,
+	    o->b->id) == 0 ? 0 : -EBADMSG;
 }
 
-/* One fetch of b into plain; trust: data fragments taken unchecked
- * (frag_acceptable). 0, -errno, or FETCH_RECHECK. */
+/* Checks the fragments taken unchecked, as get_done would have: one that
+ * fails is dropped and marked retried, so the next round asks its
+ * supplier again first and blames it for a second bad copy. From here
+ * on every fragment is checked as it comes. How many were dropped. */
 static int
-fetch_once(struct net *n, const struct store_block *b, size_t clen,
-    void *plain, uint32_t *bad, int trust)
+check_unchecked(struct net *n, struct fetch_op *o)
 {
+	int dropped = 0;
+
+	for (int i = 0; i < o->k; i++) {
+		if (!(o->unchecked & 1u << i) || !o->frag[i] ||
+		    cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
+		    i, o->frag[i], o->b->frag_len) == 0)
+			continue;
+		free(o->buf[i]);
+		o->buf[i] = NULL;
+		o->frag[i] = NULL;
+		o->good--;
+		o->retried |= 1u << i;
+		dropped++;
+	}
+	o->unchecked = 0;
+	o->trust_data = 0;
+	return dropped;
+}
+
+/* The first k fragments in, by index, into set[]. */
+static void
+pick_set(const struct fetch_op *o, int *set)
+{
+	for (int i = 0, nf = 0; i < o->total && nf < o->k; i++)
+		if (o->frag[i])
+			set[nf++] = i;
+}
+
+int
+net_block_fetch_report(struct net *n, const struct store_block *b,
+    void *plain, uint32_t *bad)
+{
+	/* A block sealed in chunks takes its data fragments unchecked
+	 * (frag_acceptable). */
 	struct fetch_op o = { .op.start = fetch_start, .b = b,
-	    .trust_data = trust };
+	    .trust_data = b->seal == CR_SEAL_CHUNKED };
+	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
 	unsigned char *sealed = NULL;
-	int rc, set[CR_EC_MAX], nf = 0;
+	int rc, set[CR_EC_MAX], dropped;
 	char name[17];
 
+	if (bad)
+		*bad = 0;
+	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
+		return -EINVAL;
+	net__blk_name(name, b->id);
+	if (clen == 0) {
+		log_error("block %s: sealed in format %u, unknown to this "
+		    "version", name, b->seal);
+		return -ENOTSUP;
+	}
 	o.k = o.want = b->k;
 	o.total = b->k + b->m;
 	rc = net__op_run(n, &o.op);
 	if (rc < 0)
 		goto out;
-	for (int i = 0; i < o.total && nf < o.k; i++)
-		if (o.frag[i])
-			set[nf++] = i;
+	pick_set(&o, set);
 	if (!(sealed = malloc(clen))) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	net__blk_name(name, b->id);
-	if (o.unchecked &&
-	    (rc = open_unchecked(n, &o, set, sealed, clen, plain)) !=
-	    FETCH_DECODE) {
-		if (rc == FETCH_RECHECK)
-			log_warn("block %s: a chunk or a fragment failed its "
-			    "check: fetching the fragments again, each "
-			    "checked", name);
-		goto out;
+	if (o.unchecked) {
+		if ((rc = open_joined(n, &o, set, sealed, clen, plain)) == 0)
+			goto out;
+		/* A chunk failed, or parity came: liberasurecode reads
+		 * the headers of what it decodes, so all are checked. */
+		if ((dropped = check_unchecked(n, &o)) > 0) {
+			log_warn("block %s: %d fragment%s failed %s check: "
+			    "fetching again", name, dropped, dropped > 1 ?
+			    "s" : "", rc == -EBADMSG ? "a chunk's and its" :
+			    "its");
+			if ((rc = net__op_run(n, &o.op)) < 0)
+				goto out;
+			pick_set(&o, set);
+		}
 	}
 	if ((rc = open_set(n, &o, set, sealed, clen, plain)) < 0) {
 		log_warn("block %s: its fragments check but it does not "
 		    "decode or open (%s): trying other sets of fragments",
 		    name, strerror(-rc));
-		o.trust_data = 0;	/* parity and more: checked */
 		if ((rc = open_other_sets(n, &o, sealed, clen, plain)) == 0)
 			log_info("block %s: opened from another set of "
 			    "fragments", name);
@@ -548,30 +591,6 @@ out:
 	free(sealed);
 	for (int i = 0; i < CR_EC_MAX; i++)
 		free(o.buf[i]);
-	return rc;
-}
-
-int
-net_block_fetch_report(struct net *n, const struct store_block *b,
-    void *plain, uint32_t *bad)
-{
-	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
-	char name[17];
-	int rc;
-
-	if (bad)
-		*bad = 0;
-	if (b->k != n->k || b->m != n->m || b->frag_len == 0)
-		return -EINVAL;
-	if (clen == 0) {
-		net__blk_name(name, b->id);
-		log_error("block %s: sealed in format %u, unknown to this "
-		    "version", name, b->seal);
-		return -ENOTSUP;
-	}
-	rc = fetch_once(n, b, clen, plain, bad, b->seal == CR_SEAL_CHUNKED);
-	if (rc == FETCH_RECHECK)
-		rc = fetch_once(n, b, clen, plain, bad, 0);
 	return rc;
 }
 

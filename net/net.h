@@ -215,10 +215,12 @@ int net_block_store_fmt(struct net *n, const void *plain, size_t len,
  * are in, decodes and opens the block into plain (b->plain_len bytes).
  * A fragment with a wrong hash is dropped with a log line. -EIO (with a
  * log line naming the unreachable suppliers) when k good fragments cannot
- * be had within the timeout. A block sealed in chunks whose k data
- * fragments come takes them unchecked and opens them joined, each chunk
- * checked by its own tag; a chunk failing that sends the fetch round
- * again under the rules above. */
+ * be had within the timeout. A block sealed in chunks takes its data
+ * fragments unchecked at first: when all k of them come, the block opens
+ * from them joined, every chunk checked by its own tag, and their hashes
+ * are never computed; otherwise (a chunk failed, parity came) they are
+ * checked then, and those that fail are dropped and asked for again as
+ * above. */
 int net_block_fetch(struct net *n, const struct store_block *b, void *plain);
 /* The same, also reporting in *bad a bit (1u << i) for every fragment i
  * that a supplier returned with a wrong hash (forged or corrupt) or said
