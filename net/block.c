@@ -493,7 +493,7 @@ open_joined(struct net *n, const struct fetch_op *o, const int *set,
  * supplier again first and blames it for a second bad copy. From here
  * on every fragment is checked as it comes. How many were dropped. */
 static int
-check_unchecked(struct net *n, struct fetch_op *o)
+check_unchecked(struct net *n, struct fetch_op *o, const char *name)
 {
 	int dropped = 0;
 
@@ -502,6 +502,10 @@ check_unchecked(struct net *n, struct fetch_op *o)
 		    cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
 		    i, o->frag[i], o->b->frag_len) == 0)
 			continue;
+		/* As in get_done: a bit flipped on the way looks the same;
+		 * only a second bad copy is the supplier's offence. */
+		log_info("block %s: fragment %d failed its check; fetching "
+		    "it again", name, i);
 		free(o->buf[i]);
 		o->buf[i] = NULL;
 		o->frag[i] = NULL;
@@ -533,7 +537,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 	    .trust_data = b->seal == CR_SEAL_CHUNKED };
 	size_t clen = (size_t)cr_sealed_len(b->seal, b->plain_len);
 	unsigned char *sealed = NULL;
-	int rc, set[CR_EC_MAX], dropped;
+	int rc, set[CR_EC_MAX];
 	char name[17];
 
 	if (bad)
@@ -561,11 +565,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 			goto out;
 		/* A chunk failed, or parity came: liberasurecode reads
 		 * the headers of what it decodes, so all are checked. */
-		if ((dropped = check_unchecked(n, &o)) > 0) {
-			log_warn("block %s: %d fragment%s failed %s check: "
-			    "fetching again", name, dropped, dropped > 1 ?
-			    "s" : "", rc == -EBADMSG ? "a chunk's and its" :
-			    "its");
+		if (check_unchecked(n, &o, name) > 0) {
 			if ((rc = net__op_run(n, &o.op)) < 0)
 				goto out;
 			pick_set(&o, set);
