@@ -311,9 +311,11 @@ struct net_peer_snap;
 int  net_peer_snap_take(struct net *n, struct net_peer_snap **out);
 int  net_peer_snap_state(const struct net_peer_snap *s,
     const unsigned char pk[CR_PK_BYTES]);
-/* How many peers were ONLINE and are none of pk[0..npk). */
+/* How many peers were ONLINE and are none of pk[0..npk); with
+ * keeping_up, only those that were not lagging (an upload of ours went
+ * around them within the last minute: net_peer_info.lagging). */
 int  net_peer_snap_online_except(const struct net_peer_snap *s,
-    const unsigned char (*pk)[CR_PK_BYTES], int npk);
+    const unsigned char (*pk)[CR_PK_BYTES], int npk, int keeping_up);
 void net_peer_snap_free(struct net_peer_snap *s);
 
 /* Asks every supplier in b->peer to delete its fragment of b; best
@@ -401,6 +403,8 @@ struct net_peer_info {
 					 * another supplier was asked */
 	uint64_t lags;			/* fragments sent to a spare instead,
 					 * as its upload lagged */
+	int lagging;			/* one did within the last minute: it
+					 * gets new fragments last */
 	char last_error[128];
 	/* Why it refuses our data ("quota exceeded", "supplier full", "not
 	 * admitted"), "" when it does not. */

@@ -303,6 +303,7 @@ peers_fill(struct net *n, struct peers_op *a)
 		o->score = net__peer_score(p);
 		o->late = p->late;
 		o->lags = p->lags;
+		o->lagging = net__peer_lagging(p);
 		o->audits_ok = p->audits_ok;
 		o->audits_failed = p->audits_failed;
 		o->bad_fragments = p->bad_fragments;
@@ -405,6 +406,7 @@ struct net_peer_snap {
 	struct {
 		unsigned char pk[CR_PK_BYTES];
 		int state;
+		int lagging;	/* net__peer_lagging */
 	} peer[];		/* identified peers only */
 };
 
@@ -431,6 +433,7 @@ snap_start(struct net *n, struct net_op *op)
 	for (struct net_peer *p = n->peers; p; p = p->next)
 		if (p->have_pk) {
 			memcpy(s->peer[s->n].pk, p->pk, CR_PK_BYTES);
+			s->peer[s->n].lagging = net__peer_lagging(p);
 			s->peer[s->n++].state = p->state;
 		}
 	a->s = s;
@@ -463,13 +466,14 @@ net_peer_snap_state(const struct net_peer_snap *s,
 
 int
 net_peer_snap_online_except(const struct net_peer_snap *s,
-    const unsigned char (*pk)[CR_PK_BYTES], int npk)
+    const unsigned char (*pk)[CR_PK_BYTES], int npk, int keeping_up)
 {
 	int count = 0;
 
 	for (int i = 0; i < s->n; i++) {
 		int listed = 0;
-		if (s->peer[i].state != NET_PEER_ONLINE)
+		if (s->peer[i].state != NET_PEER_ONLINE ||
+		    (keeping_up && s->peer[i].lagging))
 			continue;
 		for (int j = 0; j < npk && !listed; j++)
 			listed = memcmp(s->peer[i].pk, pk[j], CR_PK_BYTES) == 0;

@@ -484,6 +484,15 @@ owner__dirty_stats(struct owner *o, struct owner_upload_stats *out)
 	pthread_mutex_unlock(&d->lock);
 }
 
+int
+owner__dirty_busy(struct owner *o)
+{
+	struct owner_upload_stats s;
+
+	owner__dirty_stats(o, &s);
+	return s.pending_blocks > 0 || s.uploading > 0;
+}
+
 void
 owner__dirty_published(struct owner *o, uint64_t gen)
 {

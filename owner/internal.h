@@ -83,6 +83,9 @@ struct owner_upload_stats {
 	uint64_t upload_errors;
 };
 void owner__dirty_stats(struct owner *o, struct owner_upload_stats *out);
+/* 1 while blocks of ours wait in the journal or are on their way to
+ * suppliers: background traffic that would compete with them waits. */
+int  owner__dirty_busy(struct owner *o);
 /* An index covering change number gen is on the suppliers: the inline
  * blocks committed up to it no longer count as uploading. */
 void owner__dirty_published(struct owner *o, uint64_t gen);

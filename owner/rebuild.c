@@ -115,7 +115,16 @@ owner_rebuild_missing(int n, const uint8_t *lost, const uint8_t *placed,
 	return miss;
 }
 
-/* owner__missing, and in *dbl the doubled-up part of what it returns. */
+/* owner__missing, and in *dbl the doubled-up part of what it returns.
+ * A doubled-up fragment counts only while a supplier holding none of the
+ * block could take it: one online, and, while uploads of ours are under
+ * way, one that keeps up with them. The laggard a fragment was doubled
+ * up for is often the only such supplier; spreading onto it during a
+ * burst of writes would queue megabytes on its slow link, ahead of the
+ * heads that each `sync` waits for there, and fetch the copies from the
+ * very suppliers the writes go to. The block survives any one
+ * supplier's loss meanwhile; the spread starts once the uploads are done
+ * (umount waits for it) or the laggard has kept up for a minute. */
 static uint32_t
 block_missing(struct owner *o, const struct net_peer_snap *snap,
     const struct store_block *b, uint32_t *surviving, uint32_t *dbl)
@@ -130,7 +139,8 @@ block_missing(struct owner *o, const struct net_peer_snap *snap,
 	}
 	miss = owner_rebuild_missing(n, b->lost, placed, dead, surviving);
 	*dbl = net_place_doubled(n, b->peer, ~miss, ~miss);
-	if (!*dbl || !snap || net_peer_snap_online_except(snap, b->peer, n) == 0)
+	if (*dbl && (!snap || net_peer_snap_online_except(snap, b->peer, n,
+	    owner__dirty_busy(o)) == 0))
 		*dbl = 0;
 	return miss | *dbl;
 }

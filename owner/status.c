@@ -24,7 +24,10 @@ struct redundancy {
 	uint64_t doubled;	/* a supplier holds two of its fragments */
 	uint64_t spreading;	/* of those, ones a supplier online holding
 				 * none of the block could take: the
-				 * rebuild spreads them (umount waits) */
+				 * rebuild spreads them (umount waits);
+				 * while uploads are busy, one not lagging
+				 * (owner/rebuild.c: block_missing) */
+	int busy;		/* owner__dirty_busy */
 	uint64_t index_blocks;	/* the index's own, not in total */
 	uint64_t *frags_on;	/* per peer: fragments placed there */
 };
@@ -51,7 +54,8 @@ spread_target_online(const struct redundancy *r, const struct store_block *b,
 	for (int j = 0; j < r->npeers; j++) {
 		int holds = 0;
 		if (r->peers[j].state != NET_PEER_ONLINE ||
-		    r->peers[j].refusal[0])
+		    r->peers[j].refusal[0] ||
+		    (r->busy && r->peers[j].lagging))
 			continue;
 		for (int i = 0; i < n && !holds; i++)
 			holds = memcmp(r->peers[j].pk, b->peer[i],
@@ -149,6 +153,7 @@ status_collect(struct owner *o, struct status *s)
 	n = net_peers(o->conf.net, s->peers, CTL_MAX_PEERS, 1);
 	s->r.peers = s->peers;
 	s->r.npeers = n < 0 ? 0 : n > CTL_MAX_PEERS ? CTL_MAX_PEERS : n;
+	s->r.busy = owner__dirty_busy(o);
 	for (int i = 0; i < s->r.npeers; i++)
 		s->online += s->peers[i].state == NET_PEER_ONLINE;
 	if ((rc = store_txn_begin(o->conf.store, 1, &t)) < 0)
@@ -220,12 +225,13 @@ status_json(struct owner *o, const char *mnt, const struct status *s,
 		strbuf_printf(sb, ", \"state\": \"%s\", \"rtt_ms\": %.3f, "
 		    "\"score\": %.3f, \"audits_ok\": %llu, "
 		    "\"audits_failed\": %llu, \"bad_fragments\": %llu, "
-		    "\"late\": %llu, \"lags\": %llu, ",
+		    "\"late\": %llu, \"lags\": %llu, \"lagging\": %s, ",
 		    state_name(p->state, s->r.frags_on[i]), p->rtt_ms, p->score,
 		    (unsigned long long)p->audits_ok,
 		    (unsigned long long)p->audits_failed,
 		    (unsigned long long)p->bad_fragments,
-		    (unsigned long long)p->late, (unsigned long long)p->lags);
+		    (unsigned long long)p->late, (unsigned long long)p->lags,
+		    p->lagging ? "true" : "false");
 		strbuf_printf(sb, "\"fragments\": %llu, \"bytes\": %llu, "
 		    "\"placed_fragments\": %llu, \"avail\": %llu, "
 		    "\"quota\": %llu, \"last_error\": ",
@@ -366,7 +372,8 @@ status_text(struct owner *o, const char *mnt, const struct status *s,
 		strbuf_printf(sb, "doubled up: %llu blocks with two fragments "
 		    "on one supplier (no spare took a slow one's), %llu "
 		    "spreading out now; the others once a supplier holding "
-		    "none of them is online\n",
+		    "none of them is online (a slow one: once the uploads "
+		    "are done)\n",
 		    (unsigned long long)s->r.doubled,
 		    (unsigned long long)s->r.spreading);
 	if (s->r.degraded) {

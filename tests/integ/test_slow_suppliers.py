@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import re
+import time
 
 import pytest
 
@@ -217,3 +218,54 @@ def test_umount_reports_doubled_blocks_at_its_timeout(request, machines):
     assert re.search(r"after \d+ s, \d+ blocks still have two fragments on "
                      r"one supplier", cp.stderr), cp.stderr
     assert not mt.is_mounted()
+
+
+def test_spread_waits_until_uploads_are_done(request, machines):
+    """Blocks doubled up for a slow supplier are not spread onto it while
+    uploads of ours are pending (a file waits in the journal): the spread
+    would queue its megabytes on the slow link ahead of what the uploads
+    need there. Status says none is spreading meanwhile; once `peerfs sync`
+    has emptied the journal, the rebuild spreads them, and both files read
+    back right."""
+    if isolated(request):
+        return
+    sup, mt = machines(6)
+    # The small file stays in the journal until synced (or an hour).
+    mt.init().mount([f"{m.addr}:{PORT}" for m in sup], ec="4+2",
+                    extra=["--write-back", "1h"])
+    slow = sup[3]
+    addr = f"{slow.addr}:{PORT}"
+    wait_for(lambda: all(s["state"] in ("online", "spare") for s in
+                         by_addr(mt).values()), 30, "suppliers online")
+    slow.shape(SLOW, send=False, receive=True)  # data to it crawls
+    small = mt.path / "pending"
+    small_digest = write_file(small, 64 << 10, 4)
+    big = mt.path / "data"
+    data = random.Random(5).randbytes(64 << 20)
+    with open(big, "wb") as fh:                 # this file's blocks only
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    st = mt.status_json()
+    assert st["blocks"]["pending"] >= 1, st["blocks"]
+    assert st["blocks"]["doubled"] >= 1, (st["blocks"], mt.log_tail())
+    assert by_addr(mt)[addr]["lags"] >= 1, mt.log_tail()
+    assert by_addr(mt)[addr]["lagging"] is True, mt.log_tail()
+    # Three scans of the rebuild (every 5 s) while the journal holds the
+    # small file: nothing spreads, and status says so.
+    for _ in range(15):
+        st = mt.status_json()
+        assert st["blocks"]["pending"] >= 1, st["blocks"]
+        assert st["blocks"]["spreading"] == 0, st["blocks"]
+        assert st["rebuild"]["fragments"] == 0, (st["rebuild"],
+                                                 mt.log_tail())
+        time.sleep(1)
+    mt.sync()
+    wait_for(lambda: mt.status_json()["rebuild"]["fragments"] >= 1, 120,
+             "a doubled-up fragment spread once the uploads were done")
+    only_slow(mt, addr)
+    slow.unshape()
+    mt.drop_cache()
+    assert hashlib.sha256(big.read_bytes()).digest() == \
+        hashlib.sha256(data).digest()
+    assert hashlib.sha256(small.read_bytes()).hexdigest() == small_digest
