@@ -64,8 +64,8 @@ struct fetch_op {
 	uv_timer_t *hedge;		/* due at the next late answer */
 	int copying;			/* net_block_repair's copies: not
 					 * getting them is no error */
-	int trust_data;			/* data fragments taken unchecked */
-	uint32_t unchecked;		/* result: those taken so */
+	int trust_data;			/* data fragments taken unchecked:
+					 * every one in while it is set */
 	char failed[512];
 };
 
@@ -250,10 +250,9 @@ frag_acceptable(struct net *n, struct fetch_op *o, int i,
 {
 	if (m->data_len != o->b->frag_len)
 		return 0;
-	if (o->trust_data && i < o->k) {
-		o->unchecked |= 1u << i;
+	if (o->trust_data && i < o->k)
 		return 1;
-	}
+	__atomic_add_fetch(&n->tag_checks, 1, __ATOMIC_RELAXED);
 	return cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec, i,
 	    m->data, m->data_len) == 0;
 }
@@ -498,9 +497,12 @@ check_unchecked(struct net *n, struct fetch_op *o, const char *name)
 	int dropped = 0;
 
 	for (int i = 0; i < o->k; i++) {
-		if (!(o->unchecked & 1u << i) || !o->frag[i] ||
-		    cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
-		    i, o->frag[i], o->b->frag_len) == 0)
+		if (o->frag[i])
+			__atomic_add_fetch(&n->tag_checks, 1,
+			    __ATOMIC_RELAXED);
+		if (!o->frag[i] || cr_frag_check(o->b->frag_hash[i],
+		    o->b->key, n->conf.ec, i, o->frag[i],
+		    o->b->frag_len) == 0)
 			continue;
 		/* As in get_done: a bit flipped on the way looks the same;
 		 * only a second bad copy is the supplier's offence. */
@@ -513,7 +515,6 @@ check_unchecked(struct net *n, struct fetch_op *o, const char *name)
 		o->retried |= 1u << i;
 		dropped++;
 	}
-	o->unchecked = 0;
 	o->trust_data = 0;
 	return dropped;
 }
@@ -560,7 +561,7 @@ net_block_fetch_report(struct net *n, const struct store_block *b,
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (o.unchecked) {
+	if (o.trust_data) {
 		if ((rc = open_joined(n, &o, set, sealed, clen, plain)) == 0)
 			goto out;
 		/* A chunk failed, or parity came: liberasurecode reads

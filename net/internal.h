@@ -670,6 +670,8 @@ struct net {
 	/* Any thread (__atomic): fragment bytes fetched to read blocks,
 	 * whole fragments and ranges (net_fetched_bytes). */
 	uint64_t fetched_bytes;
+	/* Any thread (__atomic): net_tag_checks. */
+	uint64_t tag_checks;
 	/* Bytes through each relay since the last net_relay_take. */
 	struct net_relay_acc {
 		unsigned char pk[CR_PK_BYTES];

@@ -247,6 +247,11 @@ int net_block_fetch_range(struct net *n, const struct store_block *b,
 /* Fragment bytes fetched so far to read blocks, whole or in ranges (not
  * those of rebuilds or audits): what reads cost the suppliers. */
 uint64_t net_fetched_bytes(struct net *n);
+/* Whole fetched fragments whose tags were checked so far (reads of
+ * whole blocks, rebuilds' sources and copies): none for a healthy read
+ * of a block sealed in chunks from its k data fragments, whose chunk
+ * tags vouch for every byte instead. */
+uint64_t net_tag_checks(struct net *n);
 
 /* Rebuilds the fragments of b whose bit is set in `missing`: fetches k
  * good fragments from the others, reconstructs the missing ones

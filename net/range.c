@@ -160,3 +160,9 @@ net_fetched_bytes(struct net *n)
 {
 	return __atomic_load_n(&n->fetched_bytes, __ATOMIC_RELAXED);
 }
+
+uint64_t
+net_tag_checks(struct net *n)
+{
+	return __atomic_load_n(&n->tag_checks, __ATOMIC_RELAXED);
+}
