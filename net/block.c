@@ -497,12 +497,11 @@ check_unchecked(struct net *n, struct fetch_op *o, const char *name)
 	int dropped = 0;
 
 	for (int i = 0; i < o->k; i++) {
-		if (o->frag[i])
-			__atomic_add_fetch(&n->tag_checks, 1,
-			    __ATOMIC_RELAXED);
-		if (!o->frag[i] || cr_frag_check(o->b->frag_hash[i],
-		    o->b->key, n->conf.ec, i, o->frag[i],
-		    o->b->frag_len) == 0)
+		if (!o->frag[i])
+			continue;
+		__atomic_add_fetch(&n->tag_checks, 1, __ATOMIC_RELAXED);
+		if (cr_frag_check(o->b->frag_hash[i], o->b->key, n->conf.ec,
+		    i, o->frag[i], o->b->frag_len) == 0)
 			continue;
 		/* As in get_done: a bit flipped on the way looks the same;
 		 * only a second bad copy is the supplier's offence. */

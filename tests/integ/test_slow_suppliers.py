@@ -242,10 +242,12 @@ def test_spread_waits_until_uploads_are_done(request, machines):
     small_digest = write_file(small, 64 << 10, 4)
     big = mt.path / "data"
     data = random.Random(5).randbytes(64 << 20)
+    big_digest = hashlib.sha256(data).hexdigest()
     with open(big, "wb") as fh:                 # this file's blocks only
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    del data
     st = mt.status_json()
     assert st["blocks"]["pending"] >= 1, st["blocks"]
     assert st["blocks"]["doubled"] >= 1, (st["blocks"], mt.log_tail())
@@ -266,6 +268,5 @@ def test_spread_waits_until_uploads_are_done(request, machines):
     only_slow(mt, addr)
     slow.unshape()
     mt.drop_cache()
-    assert hashlib.sha256(big.read_bytes()).digest() == \
-        hashlib.sha256(data).digest()
+    assert hashlib.sha256(big.read_bytes()).hexdigest() == big_digest
     assert hashlib.sha256(small.read_bytes()).hexdigest() == small_digest
