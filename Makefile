@@ -72,6 +72,11 @@ $(B)/peerfs_attack: $(B)/tests/tools/peerfs_attack.o $(LIB_OBJ)
 $(B)/crypto_floor: $(B)/tests/tools/crypto_floor.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The least kernel work moving the bytes needs per GB: for make bench.
+$(B)/io_floor: tests/tools/io_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
 # A link's delay (NFQUEUE), for tests/integ/test_home_links.py: no netem here.
 $(B)/nfq_delay: tests/tools/nfq_delay.c
 	@mkdir -p $(dir $@)
@@ -80,7 +85,7 @@ $(B)/nfq_delay: tests/tools/nfq_delay.c
 unit: $(B)/unit_tests peerfs
 	$(B)/unit_tests
 
-integ: peerfs $(B)/peerfs_attack $(B)/nfq_delay $(B)/crypto_floor
+integ: peerfs $(B)/peerfs_attack $(B)/nfq_delay $(B)/crypto_floor $(B)/io_floor
 	$(PYTEST) -q -p no:cacheprovider tests/integ $(PYTEST_ARGS)
 
 # libFuzzer targets: the frame and message parser, and the DHT node
@@ -126,7 +131,7 @@ fuzz-short:
 # Every suite runs even when an earlier one fails; the exit status says.
 test: deps
 	@$(MAKE) --no-print-directory all $(B)/unit_tests $(B)/peerfs_attack \
-	    $(B)/nfq_delay $(B)/crypto_floor
+	    $(B)/nfq_delay $(B)/crypto_floor $(B)/io_floor
 	@rc=0; \
 	$(MAKE) --no-print-directory check-layers || rc=1; \
 	$(B)/unit_tests || rc=1; \
@@ -221,8 +226,8 @@ demo: deps all
 demo-stop:
 	./peerfs demo --stop $(DEMO_DIR)
 
-bench: deps all $(B)/crypto_floor
-	CRYPTO_FLOOR=$(B)/crypto_floor /usr/bin/python3 tests/bench.py
+bench: deps all $(B)/crypto_floor $(B)/io_floor
+	CRYPTO_FLOOR=$(B)/crypto_floor IO_FLOOR=$(B)/io_floor /usr/bin/python3 tests/bench.py
 
 # docs/durability.md and its plots from the durability simulator's own
 # output (scripts/durability: two grids, a few minutes on 2 cores).

@@ -51,8 +51,19 @@ under `unshare -n`), an owner and a supplier each behind a port-keeping
 home router and a relay on the internet: ms from the owner's session
 through the relay being up to the direct one that replaced it (hole
 punching, net/punch.c), median of RUNS mounts.
+The floors under the CPU targets: build/io_floor (tests/tools/io_floor.c)
+does, with no daemon, the least kernel work the bytes need: the journal's
+copy in and out, sending 1.5 GB per GB over loopback, receiving it, and
+storing it durably (today's file per fragment, and appended to one file
+with O_DIRECT). owner_floor_s_per_GB is owner_crypto + owner_io,
+supplier_floor_s_per_GB supplier_crypto + receiving + the packed store
+(supplier_floor_file_store_s_per_GB with today's store), and
+seq_write_ceiling_MBps the write speed those floors allow with the owner
+and six suppliers sharing this machine's cores (_file_store: today's).
+A target below its floor cannot be met by any change to the code here.
+BENCH_ONLY=floor runs the crypto and I/O floors.
 BENCH_ONLY=rebuild, bootstrap, replace, range, peers, slowlink, sim,
-relay, punch or crypto runs just that.
+relay, punch, crypto or floor runs just that.
 """
 import json, os, random, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -1107,13 +1118,42 @@ def report_punch(base):
            "ms")
 
 
-def report_crypto(base=None):
-    """The crypto floor (see the top): one run of build/crypto_floor over
-    256 MiB of blocks (its figures are CPU time, steady between runs)."""
-    tool = os.environ.get("CRYPTO_FLOOR", os.path.join(ROOT, "build", "crypto_floor"))
-    cp = subprocess.run([tool, str(max(16, int(256 * SCALE)))], check=True,
-                        capture_output=True, text=True)
+def run_floor_tool(env, name, *args):
+    """One run of a floor tool over 256 MiB; prints its lines and returns
+    them as {name: value} (CPU time, steady between runs)."""
+    tool = os.environ.get(env, os.path.join(ROOT, "build", name))
+    cp = subprocess.run([tool, *args, str(max(16, int(256 * SCALE)))],
+                        check=True, capture_output=True, text=True)
     print(cp.stdout, end="", flush=True)
+    return {l.split()[0]: float(l.split()[1]) for l in cp.stdout.splitlines()}
+
+
+def report_crypto(base=None):
+    """The crypto floor (see the top): build/crypto_floor."""
+    return run_floor_tool("CRYPTO_FLOOR", "crypto_floor")
+
+
+def report_floor(base):
+    """The floors under the CPU targets (see the top): the crypto floor,
+    build/io_floor on the bench's own disk, their sums, and the fastest
+    seq_write those floors allow with the owner and six suppliers on this
+    machine's cores (each GB written is (k + m) / k = 1.5 GB received in
+    all), with a packed store and with today's file per fragment."""
+    c = report_crypto()
+    d = os.path.join(base, "io-floor")
+    os.makedirs(d, exist_ok=True)
+    io = run_floor_tool("IO_FLOOR", "io_floor", d)
+    owner = c["owner_crypto_s_per_GB"] + io["owner_io_s_per_GB"]
+    sup = c["supplier_crypto_s_per_GB"] + io["supplier_io_s_per_GB"]
+    sup_files = (c["supplier_crypto_s_per_GB"] + io["io_recv_s_per_GB"] +
+                 io["io_store_file_s_per_GB"])
+    cores = os.cpu_count() or 1
+    print(f"owner_floor_s_per_GB {owner:.2f} s/GB")
+    print(f"supplier_floor_s_per_GB {sup:.2f} s/GB")
+    print(f"supplier_floor_file_store_s_per_GB {sup_files:.2f} s/GB")
+    print(f"seq_write_ceiling_MBps {cores * 1000 / (owner + 1.5 * sup):.1f} MB/s")
+    print(f"seq_write_ceiling_file_store_MBps "
+          f"{cores * 1000 / (owner + 1.5 * sup_files):.1f} MB/s", flush=True)
 
 
 def report(name, vals, unit, ref=None):
@@ -1139,7 +1179,8 @@ def main():
             "peers": lambda b: report_peers(None, run_peers(b, big, rnd_size,
                                                             nsmall)),
             "sim": report_sim, "relay": report_relay,
-            "punch": report_punch, "crypto": report_crypto}
+            "punch": report_punch, "crypto": report_crypto,
+            "floor": report_floor}
     if os.environ.get("BENCH_ONLY") in only:   # quick look at one figure
         try:
             only[os.environ["BENCH_ONLY"]](base)
@@ -1224,7 +1265,7 @@ def main():
         report("cp_tree_sync_s", res["cps"], "s", res["cpls"])
         report("write_cpu_s_per_GB", res["cpu"], "s/GB")
         acct.report()
-        report_crypto()
+        report_floor(base)
         # Peaks during the writes (the issue's figure), the 4x file apart
         # to show it stays flat, and during the cold and warm reads.
         print(f"mount_rss_MiB {max(rss['w1'] + rss['w4']):.1f} MiB")

@@ -20,6 +20,7 @@ Helpers (importable as `from conftest import ...`, or through fixtures):
     run_peerfs(args, ...) -> subprocess.CompletedProcess (text, captured)
     fragment_files(store)   fragment files on a supplier's disk
     flip_bytes(path)        silent bit rot in one file (size, mtime kept)
+    floor_figures(tool, *args)  a bench floor tool's figures, {name: value}
     drop_kernel_cache()
 
 Fixtures:
@@ -623,6 +624,25 @@ def flip_bytes(path, count=4, seed=0):
         os.fsync(f.fileno())
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     return bytes(data)
+
+
+def floor_figures(tool, *args):
+    """Runs a bench floor tool (build/crypto_floor, build/io_floor) and
+    returns its "name value s/GB" lines as an ordered {name: value}; the
+    test fails when the tool is missing, exits non-zero or prints
+    another unit."""
+    if not os.path.exists(tool):
+        pytest.fail(f"{tool} is missing (make {os.path.relpath(tool, ROOT)})",
+                    pytrace=False)
+    cp = subprocess.run([str(tool), *map(str, args)], capture_output=True,
+                        text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    figs = {}
+    for line in cp.stdout.splitlines():
+        name, value, unit = line.split()
+        assert unit == "s/GB", line
+        figs[name] = float(value)
+    return figs
 
 
 def drop_kernel_cache():

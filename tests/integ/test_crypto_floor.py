@@ -5,11 +5,10 @@ session MAC and back (any check that fails makes it exit 1, not print a
 figure), and prints each step and their sums, one figure per line."""
 
 import os
-import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, floor_figures
 
 TOOL = os.environ.get("PEERFS_CRYPTO_FLOOR", ROOT / "build" / "crypto_floor")
 STEPS = ["crypto_block_key_s_per_GB", "crypto_seal_s_per_GB",
@@ -17,24 +16,9 @@ STEPS = ["crypto_block_key_s_per_GB", "crypto_seal_s_per_GB",
          "crypto_audit_answers_s_per_GB", "crypto_session_mac_s_per_GB"]
 
 
-def _figures(*args):
-    if not os.path.exists(TOOL):
-        pytest.fail(f"{TOOL} is missing (make build/crypto_floor)",
-                    pytrace=False)
-    cp = subprocess.run([str(TOOL), *args], capture_output=True, text=True,
-                        timeout=120)
-    assert cp.returncode == 0, cp.stderr
-    figs = {}
-    for line in cp.stdout.splitlines():
-        name, value, unit = line.split()
-        assert unit == "s/GB", line
-        figs[name] = float(value)
-    return figs
-
-
 @pytest.mark.parametrize("ec", [("4", "2"), ("3", "1")])
 def test_every_step_measured_and_summed(ec):
-    figs = _figures("8", *ec)
+    figs = floor_figures(TOOL, "8", *ec)
     assert list(figs) == STEPS + ["owner_crypto_s_per_GB",
                                   "supplier_crypto_s_per_GB",
                                   "read_crypto_s_per_GB"]
