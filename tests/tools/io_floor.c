@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,8 @@ transfer(size_t nchunks, unsigned char *buf, double *tx, double *rx)
 	if (rc == 0 && read_all(pfd[0], (unsigned char *)rx, sizeof *rx) != 0)
 		rc = fail("the receiver's figure", NULL);
 	close(pfd[0]);
+	if (rc != 0)		/* it may still wait in accept() */
+		kill(pid, SIGKILL);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
 		rc = -1;
@@ -202,17 +205,23 @@ store_files(const char *dir, size_t nchunks, const unsigned char *buf,
 		int fd, dfd = -1;
 
 		snprintf(sub, sizeof sub, "%s/%02zx", dir, i & 0xff);
-		if (mkdir(sub, 0700) != 0 && errno != EEXIST)
-			return fail("mkdir", sub);
+		if (mkdir(sub, 0700) != 0 && errno != EEXIST) {
+			rc = fail("mkdir", sub);
+			break;
+		}
 		snprintf(tmp, sizeof tmp, "%s/.tmp%zu", sub, i);
 		snprintf(dst, sizeof dst, "%s/f%zu", sub, i);
-		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
-			return fail("open", tmp);
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0) {
+			rc = fail("open", tmp);
+			break;
+		}
 		if (write_all(fd, buf, IO_CHUNK) != 0 || fdatasync(fd) != 0)
 			rc = fail("write", tmp);
 		close(fd);
 		if (rc == 0 && rename(tmp, dst) != 0)
 			rc = fail("rename", tmp);
+		if (rc != 0)
+			unlink(tmp);
 		if (rc == 0 && ((dfd = open(sub, O_RDONLY | O_DIRECTORY)) < 0 ||
 		    fsync(dfd) != 0))
 			rc = fail("fsync", sub);
@@ -279,6 +288,7 @@ main(int argc, char **argv)
 		return 1;
 	for (size_t i = 0; i < IO_CHUNK; i++)
 		buf[i] = (unsigned char)(i * 131 + 7);
+	signal(SIGPIPE, SIG_IGN);	/* a receiver that failed: EPIPE */
 	nsent = (mib * (size_t)(k + m) + (size_t)k - 1) / (size_t)k;
 	gb = (double)mib * IO_CHUNK / 1e9;
 	sent_gb = (double)nsent * IO_CHUNK / 1e9;
