@@ -20,7 +20,8 @@ Helpers (importable as `from conftest import ...`, or through fixtures):
     run_peerfs(args, ...) -> subprocess.CompletedProcess (text, captured)
     fragment_files(store)   fragment files on a supplier's disk
     flip_bytes(path)        silent bit rot in one file (size, mtime kept)
-    floor_figures(tool, *args)  a bench floor tool's figures, {name: value}
+    run_floor_tool(tool, *args)  a bench floor tool run (CompletedProcess)
+    floor_figures(tool, *args)   its figures, {name: value}
     drop_kernel_cache()
 
 Fixtures:
@@ -626,16 +627,21 @@ def flip_bytes(path, count=4, seed=0):
     return bytes(data)
 
 
-def floor_figures(tool, *args):
-    """Runs a bench floor tool (build/crypto_floor, build/io_floor) and
-    returns its "name value s/GB" lines as an ordered {name: value}; the
-    test fails when the tool is missing, exits non-zero or prints
-    another unit."""
+def run_floor_tool(tool, *args):
+    """Runs a bench floor tool (build/crypto_floor, build/io_floor); the
+    test fails when it is missing. -> subprocess.CompletedProcess."""
     if not os.path.exists(tool):
         pytest.fail(f"{tool} is missing (make {os.path.relpath(tool, ROOT)})",
                     pytrace=False)
-    cp = subprocess.run([str(tool), *map(str, args)], capture_output=True,
-                        text=True, timeout=120)
+    return subprocess.run([str(tool), *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def floor_figures(tool, *args):
+    """run_floor_tool's "name value s/GB" lines as an ordered {name:
+    value}; the test fails when the tool exits non-zero or prints another
+    unit."""
+    cp = run_floor_tool(tool, *args)
     assert cp.returncode == 0, cp.stderr
     figs = {}
     for line in cp.stdout.splitlines():

@@ -37,7 +37,8 @@
  * Work done later by kernel threads (writeback, the ext4 journal) is
  * billed to no process, here as in the daemons' own figures. Exits 1
  * with a message when a step fails (O_DIRECT refused: DIR must be on a
- * disk, not tmpfs). */
+ * file system that has it, such as ext4; tmpfs before Linux 6.6 has
+ * not). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -287,8 +288,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: io_floor DIR [MiB] [k m]\n");
 		return 2;
 	}
-	if (stat(argv[1], &st) != 0 || !S_ISDIR(st.st_mode)) {
-		errno = errno ? errno : ENOTDIR;
+	if (stat(argv[1], &st) != 0) {
+		fail("no directory", argv[1]);
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
 		fail("no directory", argv[1]);
 		return 1;
 	}
