@@ -43,6 +43,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -605,6 +606,27 @@ def fragment_files(store):
             except OSError:
                 continue
     return sorted(out)
+
+
+def data_block_ids(home):
+    """Ids (hex) of the blocks of file data in a mount's `blocks` LMDB table,
+    read with mdb_dump (read-only, works while mounted). Blocks of the
+    index are left out: new versions are published whenever bookkeeping
+    changes, and old ones deleted, so their fragments come and go. Value
+    layout: store/blocks.c (flags at byte 75, STORE_BLOCK_INDEX = 1)."""
+    if not shutil.which("mdb_dump"):
+        pytest.skip("mdb_dump (lmdb-utils) is not installed")
+    cp = subprocess.run(["mdb_dump", "-s", "blocks", str(Path(home) / "meta")],
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, f"mdb_dump: {cp.stderr}"
+    lines = cp.stdout.split("HEADER=END\n", 1)[1].splitlines()
+    lines = [ln.strip() for ln in lines if ln.startswith(" ")]
+    out = set()
+    for key, val in zip(lines[0::2], lines[1::2]):
+        assert len(key) == 64 and len(val) > 2 * 76, (key, val[:200])
+        if not int(val[150:152], 16) & 1:
+            out.add(key)
+    return out
 
 
 def flip_bytes(path, count=4, seed=0):
