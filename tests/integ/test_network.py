@@ -269,8 +269,7 @@ def test_dead_machine_rebuilt_on_spares(request, world):
     """Scenario 1 (second half, as far as this foundation goes): a hired
     supplier's machine is unplugged; it turns dead and its fragments are
     rebuilt on the spares hired from the network (each on a /24 of its
-    own); the tree reads back equal from a cold cache. (Hiring a new
-    supplier to replace a dead one is later work.)"""
+    own); the tree reads back equal from a cold cache."""
     if isolated(request):
         return
     w = world
@@ -281,7 +280,7 @@ def test_dead_machine_rebuilt_on_spares(request, world):
     files = write_tree(mt.path, 3)
     mt.sync()
     st = mt.status_json()
-    holders = [p for p in st["suppliers"] if p["fragments"] > 0]
+    holders = [p for p in st["suppliers"] if p["placed_fragments"] > 0]
     victim = next(p for p in holders if p["address"] != f"{BOOT}:{PORT}")
     name = next(n for n, s in w["sup"].items()
                 if f"{s['m'].addr}:{PORT}" == victim["address"])
@@ -296,9 +295,14 @@ def test_dead_machine_rebuilt_on_spares(request, world):
         return b["full"] == b["total"] > 0 and not b["degraded_by_missing"]
     wait_for(rebuilt, 45, "blocks rebuilt on the spares")
     st = mt.status_json()
-    addrs = [p["address"] for p in st["suppliers"] if p["fragments"] > 0]
-    assert victim["address"] not in [p["address"] for p in st["suppliers"]
-                                     if p["state"] == "online"]
-    assert len({block24(a) for a in addrs}) == len(addrs)
+    # Where the block records put fragments now ("fragments" is what a
+    # supplier says it holds: one declared dead keeps its old copies until
+    # they are deleted; with these short timers a busy supplier may be
+    # declared dead too, and a spare of its /24 hired in its place).
+    addrs = [p["address"] for p in st["suppliers"] if p["placed_fragments"] > 0]
+    assert victim["address"] not in addrs
+    assert len({block24(a) for a in addrs}) == len(addrs), \
+        (addrs, [ln for ln in mt.log_text().splitlines()
+                 if "hired" in ln or "supplier" in ln][-40:])
     mt.drop_cache()
     assert read_tree(mt.path) == files
