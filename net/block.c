@@ -48,6 +48,9 @@ struct fetch_op {
 	int want;			/* good fragments to gather (k, or
 					 * all of them to try other sets) */
 	uint32_t skip;			/* never asked (being rebuilt) */
+	uint32_t last_resort;		/* of skip, those asked after all
+					 * when their holder is DEAD: a
+					 * repair's sources of last resort */
 	uint32_t retried;		/* failed their check once: asked
 					 * again before anyone is blamed */
 	uint32_t bad;			/* result: wrong hash or missing */
@@ -350,9 +353,12 @@ fetch_start(struct net *n, struct net_op *op)
 		med = typical[nt / 2];
 	for (int i = 0; i < o->total; i++) {
 		struct net_peer *p = net__peer_by_pk(n, o->b->peer[i]);
+		int resort = o->last_resort & (1u << i) && p &&
+		    p->state == NET_PEER_DEAD && !o->b->lost[i];
 		double t;
 		/* Skipped, or settled in an earlier round. */
-		if (o->skip & (1u << i) || o->frag[i] || o->bad & (1u << i))
+		if ((o->skip & (1u << i) && !resort) || o->frag[i] ||
+		    o->bad & (1u << i))
 			continue;
 		if (!p || !net__peer_up(p)) {
 			note_offline(o, p, o->b->peer[i]);
@@ -831,10 +837,16 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 		}
 	if (!(missing & ~copied))
 		goto place;
-	/* The missing ones are not sources, however reachable. */
+	/* The missing ones are not sources, however reachable, but for those
+	 * of a DEAD supplier that is connected again (declared dead for an
+	 * absence, back since): asked last, hash-checked like any other, so
+	 * that a block whose other holders are gone as well is not lost
+	 * while its fragments are within reach. Rebuilt elsewhere all the
+	 * same: a dead supplier gets nothing new. */
 	f.k = f.want = b->k;
 	f.total = total;
 	f.skip = missing;
+	f.last_resort = missing & ~copied;
 	if ((rc = net__op_run(n, &f.op)) < 0) {
 		if (copied)
 			goto place;	/* the copies at least */
@@ -856,8 +868,13 @@ net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
 			rc = -ENOMEM;
 			goto out;
 		}
-		rc = cr_ec_reconstruct(n->conf.ec, src, nsrc, b->frag_len, i,
-		    out[i]);
+		if (f.frag[i]) {	/* a source of last resort: itself */
+			memcpy(out[i], f.frag[i], b->frag_len);
+			rc = 0;
+		} else {
+			rc = cr_ec_reconstruct(n->conf.ec, src, nsrc,
+			    b->frag_len, i, out[i]);
+		}
 		if (rc == 0)
 			rc = cr_frag_check(b->frag_hash[i], b->key, n->conf.ec, i,
 			    out[i], b->frag_len);

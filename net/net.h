@@ -264,8 +264,10 @@ uint64_t net_tag_checks(struct net *n);
  * short), -EIO when k good fragments cannot be had, -EAGAIN when no
  * supplier can take any. A missing fragment not marked lost whose
  * supplier holds another of b (doubled up by an upload) is copied from
- * there instead: one fragment fetched and checked, not k. *moved gets
- * the bytes fetched + stored. */
+ * there instead: one fragment fetched and checked, not k. A missing
+ * fragment whose supplier is DEAD but connected again (net_peer_snap_up)
+ * is fetched as a source when the others cannot make k, and rebuilt
+ * elsewhere like the rest. *moved gets the bytes fetched + stored. */
 int net_block_repair(struct net *n, struct store_block *b, uint32_t missing,
     uint64_t *moved);
 
@@ -315,6 +317,11 @@ int net_set_vetted(struct net *n, const unsigned char (*pk)[CR_PK_BYTES],
 struct net_peer_snap;
 int  net_peer_snap_take(struct net *n, struct net_peer_snap **out);
 int  net_peer_snap_state(const struct net_peer_snap *s,
+    const unsigned char pk[CR_PK_BYTES]);
+/* 1 when pk's session was up, whatever its state: a DEAD supplier that
+ * reconnected still serves its fragments as a source of last resort
+ * (net_block_repair). */
+int  net_peer_snap_up(const struct net_peer_snap *s,
     const unsigned char pk[CR_PK_BYTES]);
 /* How many peers were ONLINE and are none of pk[0..npk); with
  * keeping_up, only those that were not lagging (an upload of ours went

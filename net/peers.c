@@ -407,6 +407,7 @@ struct net_peer_snap {
 		unsigned char pk[CR_PK_BYTES];
 		int state;
 		int lagging;	/* net__peer_lagging */
+		int up;		/* its session was up */
 	} peer[];		/* identified peers only */
 };
 
@@ -434,6 +435,7 @@ snap_start(struct net *n, struct net_op *op)
 		if (p->have_pk) {
 			memcpy(s->peer[s->n].pk, p->pk, CR_PK_BYTES);
 			s->peer[s->n].lagging = net__peer_lagging(p);
+			s->peer[s->n].up = net__peer_up(p);
 			s->peer[s->n++].state = p->state;
 		}
 	a->s = s;
@@ -454,14 +456,32 @@ net_peer_snap_take(struct net *n, struct net_peer_snap **out)
 	return 0;
 }
 
+/* The index of pk in s, -1 when s has no such peer. */
+static int
+snap_find(const struct net_peer_snap *s, const unsigned char pk[CR_PK_BYTES])
+{
+	for (int i = 0; i < s->n; i++)
+		if (memcmp(s->peer[i].pk, pk, CR_PK_BYTES) == 0)
+			return i;
+	return -1;
+}
+
 int
 net_peer_snap_state(const struct net_peer_snap *s,
     const unsigned char pk[CR_PK_BYTES])
 {
-	for (int i = 0; i < s->n; i++)
-		if (memcmp(s->peer[i].pk, pk, CR_PK_BYTES) == 0)
-			return s->peer[i].state;
-	return s->unknown;
+	int i = snap_find(s, pk);
+
+	return i < 0 ? s->unknown : s->peer[i].state;
+}
+
+int
+net_peer_snap_up(const struct net_peer_snap *s,
+    const unsigned char pk[CR_PK_BYTES])
+{
+	int i = snap_find(s, pk);
+
+	return i >= 0 && s->peer[i].up;
 }
 
 int

@@ -594,6 +594,25 @@ rebuild_settle(struct owner *o, const unsigned char *id)
 	return store_txn_commit(t);
 }
 
+/* Of the fragments in miss, those not marked lost whose holder is DEAD
+ * but connected again: net_block_repair may still fetch them, so a block
+ * that needs them is not lost (a supplier declared dead for an absence
+ * stays dead when it returns; with the other holders of a block gone
+ * too, its copies are the block's last). */
+static uint32_t
+dead_but_up(struct owner *o, const struct net_peer_snap *snap,
+    const struct store_block *b, uint32_t miss)
+{
+	uint32_t count = 0;
+
+	for (int i = 0; snap && i < owner__nfrags(b); i++)
+		count += miss & 1u << i && !b->lost[i] &&
+		    !sodium_is_zero(b->peer[i], CR_PK_BYTES) &&
+		    is_dead(o, snap, b->peer[i]) &&
+		    net_peer_snap_up(snap, b->peer[i]);
+	return count;
+}
+
 /* 1 when the block is whole again (or gone), 0 when not, -errno. */
 static int
 rebuild_one(struct owner *o, const unsigned char *id)
@@ -613,8 +632,10 @@ rebuild_one(struct owner *o, const unsigned char *id)
 	}
 	rc = store_block_get(t, id, &b);
 	store_txn_abort(t);
-	if (rc == 0)
+	if (rc == 0) {
 		miss = block_missing(o, snap, &b, &surv, &dbl);
+		surv += dead_but_up(o, snap, &b, miss);
+	}
 	net_peer_snap_free(snap);
 	if (rc == -ENOENT || (rc == 0 && miss == 0)) {
 		sodium_memzero(&b, sizeof b);

@@ -10,13 +10,14 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import fragment_files, flip_bytes, run_peerfs
+from conftest import data_block_ids, fragment_files, flip_bytes, run_peerfs
 
 BS = "256K"
 BSN = 256 * 1024
@@ -207,6 +208,54 @@ def test_rebuild_after_two_deaths(make_swarm, make_mount, tmp_path):
     assert len(more) == 2, brief(st)
     for i in more:
         sw.kill(i)
+    cold_compare(m, tmp_path)
+
+
+def test_dead_supplier_back_is_a_source_of_last_resort(make_swarm, make_mount,
+                                                      tmp_path):
+    """A supplier declared dead for an absence stays dead when it returns
+    (nothing new goes there), yet its fragments are still read to rebuild
+    blocks whose other holders are gone too: three holders of a block die
+    at once (4+2: 3 of 6 left, the block is lost by the others alone), one
+    of them comes back, and every block is rebuilt on the survivors."""
+    sw, m, names = prepare(make_swarm, make_mount, tmp_path, n=9)
+    # Three holders of one data block (fragment files: <block id><index>).
+    data = data_block_ids(m.home)
+    on = {}
+    for i in range(sw.n):
+        for f in sw.fragment_files(i):
+            if f.name[:64] in data:
+                on.setdefault(f.name[:64], set()).add(i)
+    block, where = next((b, sorted(w)) for b, w in sorted(on.items())
+                        if len(w) >= 3)
+    gone, back = where[:2], where[2]
+    pid = sw.procs[back].pid
+    os.kill(pid, signal.SIGSTOP)        # away: no answer, no FIN
+    try:
+        for i in gone:
+            sw.kill(i)
+
+        def all_dead_some_lost(st):
+            idx = by_index(sw, st)
+            return all(idx[i]["state"] == "dead" for i in gone + [back]) \
+                and st["blocks"]["lost"] > 0
+        wait_status(m, all_dead_some_lost, 60,
+                    f"suppliers {gone} and {back} dead, block {block[:16]} "
+                    "and maybe others lost without them")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    def back_and_settled(st):
+        idx = by_index(sw, st)
+        return settled(st) and all(idx[i].get("placed_fragments", 0) == 0
+                                   for i in gone + [back])
+    st = wait_status(m, back_and_settled, 120,
+                     f"every block back at 6/6 with supplier {back}'s help")
+    assert by_index(sw, st)[back]["state"] == "dead", brief(st)
+    assert "reconnected; stays dead" in m.log_text()
+    check_redundancy(m, names)
+    # Its copies were sources only: without it, everything still reads.
+    sw.kill(back)
     cold_compare(m, tmp_path)
 
 
